@@ -1,0 +1,38 @@
+# hotline-bot — every set-up step a fresh machine needs is here.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test bench lint typecheck install clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+## make run: the bot on the embedded default (SQLite, no Redis, sandbox config)
+run: $(STAMP)
+	BOT_CONFIG=$${BOT_CONFIG:-config/sandbox.yaml} LOG_FORMAT=$${LOG_FORMAT:-text} $(PY) run_bot.py serve
+
+## make test: lint, types and the whole suite (SQLite, PostgreSQL, Redis)
+test: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy bot config store notifiers handlers run_bot.py
+	$(PY) -m pytest -n 2 -q
+
+## make bench: the benchmarks, printed as one table
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+typecheck: $(STAMP)
+	$(PY) -m mypy bot config store notifiers handlers run_bot.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .bench

@@ -1,0 +1,119 @@
+"""The application factory: ``create_app(settings, config)`` wires store, services, workers and routes.
+
+Resources live in ``cleanup_ctx`` and are released in reverse order on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from bot.clock import Clock, SystemClock
+from bot.domain.workcal import CalendarOverrides, WorkCalendar
+from bot.hotline import api as hotline_api
+from bot.hotline.syncback import HotlineSyncSender
+from bot.services.tickets import SYNC_CHANNEL, TicketService
+from bot.web import openapi, ops
+from bot.web.errors import error_middleware
+from bot.web.keys import CALENDAR, CLOCK, CONFIG, METRICS, REDIS, SETTINGS, STORE, TICKETS
+from config.model import BotConfig
+from config.settings import Settings
+from notifiers.outbox import OutboxWorker, Sender
+from store.db import create_engine, migrate
+from store.redis import create_redis
+from store.repo import Store
+
+log = logging.getLogger(__name__)
+
+HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
+OUTBOX = web.AppKey("outbox", OutboxWorker)
+
+
+def build_calendar(config: BotConfig) -> WorkCalendar:
+    path = config.calendar.overrides_file
+    overrides = CalendarOverrides.load(config.base_dir / path) if path else CalendarOverrides.empty()
+    return WorkCalendar(overrides)
+
+
+def create_app(
+    settings: Settings,
+    config: BotConfig,
+    *,
+    clock: Clock | None = None,
+    calendar: WorkCalendar | None = None,
+    run_workers: bool = True,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[ops.metrics_middleware, error_middleware],
+        client_max_size=config.hotline.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[CONFIG] = config
+    app[CLOCK] = clock or SystemClock()
+    app[CALENDAR] = calendar or build_calendar(config)
+    app[METRICS] = ops.Metrics()
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(_http_session)
+    if run_workers:
+        app.cleanup_ctx.append(_outbox_worker)
+    app.add_routes(hotline_api.routes)
+    app.add_routes(ops.routes)
+    app.add_routes(openapi.routes)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    engine = create_engine(app[SETTINGS].database_url)
+    await migrate(engine)
+    store = Store(engine)
+    app[STORE] = store
+    app[TICKETS] = TicketService(
+        store, app[CONFIG], app[CALENDAR], app[CLOCK], sync_url=app[CONFIG].hotline.sync_url
+    )
+    yield
+    await engine.dispose()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    url = app[SETTINGS].redis_url
+    client = create_redis(url) if url else None
+    app[REDIS] = client
+    yield
+    if client is not None:
+        await client.aclose()
+
+
+async def _http_session(app: web.Application) -> AsyncIterator[None]:
+    session = aiohttp.ClientSession()
+    app[HTTP_SESSION] = session
+    yield
+    await session.close()
+
+
+async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
+    senders: dict[str, Sender] = {}
+    secret = app[SETTINGS].hotline_ingest_secret
+    if app[CONFIG].hotline.sync_url and secret is not None:
+        senders[SYNC_CHANNEL] = HotlineSyncSender(
+            app[HTTP_SESSION],
+            secret.get_secret_value(),
+            app[CLOCK],
+            timeout=app[CONFIG].hotline.sync_timeout_seconds,
+        )
+    elif app[CONFIG].hotline.sync_url:
+        log.warning("hotline.sync_url is set but HOTLINE_INGEST_SECRET is not: sync-back is paused")
+    worker = OutboxWorker(app[STORE], senders, app[CLOCK], owner=f"{socket.gethostname()}:{os.getpid()}")
+    app[OUTBOX] = worker
+    task = asyncio.create_task(worker.run_forever(), name="outbox")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,446 @@
+"""The ticket state machine: every step of DOMAIN.md's lifecycle, and the reason when a step is refused.
+
+Pure: ``decide`` takes a snapshot of a ticket and a requested action and returns what must change, or raises
+``TransitionRefused`` with a short Chinese reason for the chat and a stable code for the API. Who may ask for
+an action (roles, unit membership) is checked by the caller; here only the lifecycle's own rules live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from config.vocabulary import DeadlineName, TicketKind
+
+
+class TicketState(StrEnum):
+    DISPATCHED = "dispatched"
+    CLAIMED = "claimed"
+    CONTACTED = "contacted"
+    ON_SITE = "on_site"
+    SUBMITTED = "submitted"
+    WARNING = "warning"
+    RETURN_REQUESTED = "return_requested"
+    RETURNED = "returned"
+    PENDING_ASSIGNMENT = "pending_assignment"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+    @property
+    def label(self) -> str:
+        return STATE_LABELS[self]
+
+    @property
+    def is_open(self) -> bool:
+        return self not in (TicketState.CLOSED, TicketState.CANCELLED)
+
+
+STATE_LABELS: dict[TicketState, str] = {
+    TicketState.DISPATCHED: "待接单",
+    TicketState.CLAIMED: "已接单",
+    TicketState.CONTACTED: "已联系",
+    TicketState.ON_SITE: "已到场",
+    TicketState.SUBMITTED: "已提交待回访",
+    TicketState.WARNING: "预警·再次处置中",
+    TicketState.RETURN_REQUESTED: "退单审核中",
+    TicketState.RETURNED: "已退单待重派",
+    TicketState.PENDING_ASSIGNMENT: "待签派",
+    TicketState.CLOSED: "已办结",
+    TicketState.CANCELLED: "已撤销",
+}
+
+
+class Action(StrEnum):
+    CLAIM = "claim"
+    CONTACT = "contact"
+    ON_SITE = "on_site"
+    SUBMIT = "submit"
+    VISIT = "visit"
+    REQUEST_RETURN = "request_return"
+    APPROVE_RETURN = "approve_return"
+    REJECT_RETURN = "reject_return"
+    REDISPATCH = "redispatch"
+    ASSIGN = "assign"
+    TRANSFER = "transfer"
+    REQUEST_EXCLUSION = "request_exclusion"
+    APPROVE_EXCLUSION = "approve_exclusion"
+    REJECT_EXCLUSION = "reject_exclusion"
+    REOPEN = "reopen"
+    CANCEL = "cancel"
+
+    @property
+    def label(self) -> str:
+        return ACTION_LABELS[self]
+
+
+ACTION_LABELS: dict[Action, str] = {
+    Action.CLAIM: "接单",
+    Action.CONTACT: "先行联系",
+    Action.ON_SITE: "到场",
+    Action.SUBMIT: "办结",
+    Action.VISIT: "回访",
+    Action.REQUEST_RETURN: "退单",
+    Action.APPROVE_RETURN: "同意退单",
+    Action.REJECT_RETURN: "驳回退单",
+    Action.REDISPATCH: "重新派单",
+    Action.ASSIGN: "签派",
+    Action.TRANSFER: "转派",
+    Action.REQUEST_EXCLUSION: "申请不纳入测评",
+    Action.APPROVE_EXCLUSION: "同意不纳入测评",
+    Action.REJECT_EXCLUSION: "驳回不纳入测评",
+    Action.REOPEN: "重新打开",
+    Action.CANCEL: "撤销",
+}
+
+
+class VisitResult(StrEnum):
+    SATISFIED = "satisfied"
+    BASICALLY_SATISFIED = "basically_satisfied"
+    DISSATISFIED = "dissatisfied"
+    UNREACHABLE = "unreachable"
+
+    @property
+    def label(self) -> str:
+        return {
+            "satisfied": "满意",
+            "basically_satisfied": "基本满意",
+            "dissatisfied": "不满意",
+            "unreachable": "联系不上",
+        }[self.value]
+
+
+class Evaluation(StrEnum):
+    NORMAL = "normal"  # counts in the ratings
+    REQUESTED = "requested"  # 不纳入测评: asked, awaiting approval
+    EXCLUDED = "excluded"  # 不纳入测评: approved
+
+
+# how many returns send a ticket to the center lead (签派), and how often the dispatcher may re-dispatch
+RETURNS_BEFORE_ASSIGNMENT = 2
+MAX_REDISPATCHES = 1
+
+_WORKING = (TicketState.CLAIMED, TicketState.CONTACTED, TicketState.ON_SITE)
+_RETURNABLE = (TicketState.DISPATCHED, *_WORKING)
+ALL_DEADLINES: frozenset[DeadlineName] = frozenset(DeadlineName)
+_HANDLING = frozenset(
+    {
+        DeadlineName.ACCEPT,
+        DeadlineName.HANDLE,
+        DeadlineName.HANDLE_INTERNAL,
+        DeadlineName.SOLVE_24H,
+        DeadlineName.OPINION_5D,
+        DeadlineName.REHANDLE,
+    }
+)
+
+CycleKind = Literal["dispatch", "rehandle"]
+
+
+class TransitionRefused(Exception):
+    """An action the lifecycle does not allow now. ``message`` is Chinese, for the person who asked."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class TicketSnapshot:
+    ticket_no: str
+    kind: TicketKind
+    state: TicketState
+    unit_code: str | None
+    handler_userid: str | None
+    category: str | None
+    evaluation: Evaluation = Evaluation.NORMAL
+    return_count: int = 0
+    redispatch_count: int = 0
+    rehandle_count: int = 0
+    cycle: int = 0
+    state_before_return: TicketState | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRequest:
+    action: Action
+    actor: str
+    at: datetime
+    note: str | None = None
+    unit: str | None = None  # target unit (re-dispatch, assign) or suggested unit (return)
+    handler: str | None = None  # new handler (transfer)
+    result: VisitResult | None = None  # return-visit result
+    by_hotline: bool = False  # the hotline platform itself (ingest updates) rather than a person
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    to_state: TicketState
+    changes: Mapping[str, Any] = field(default_factory=dict)  # ticket columns to set
+    meet: frozenset[DeadlineName] = frozenset()  # open deadlines of the current cycle now met
+    cancel: frozenset[DeadlineName] = frozenset()  # open deadlines of the current cycle no longer due
+    new_cycle: CycleKind | None = None  # deadlines to start from ``at``
+    data: Mapping[str, Any] = field(default_factory=dict)  # facts for the audit log
+
+
+def _refuse_state(ticket: TicketSnapshot, action: Action) -> TransitionRefused:
+    return TransitionRefused(
+        "invalid_state",
+        f"工单 {ticket.ticket_no} 当前状态为「{ticket.state.label}」，不能{action.label}。",
+    )
+
+
+def _require(condition: bool, code: str, message: str) -> None:
+    if not condition:
+        raise TransitionRefused(code, message)
+
+
+def _text(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value or None
+
+
+def decide(
+    ticket: TicketSnapshot,
+    req: ActionRequest,
+    open_deadlines: Mapping[DeadlineName, datetime] | None = None,
+) -> Transition:
+    """What ``req`` does to ``ticket``; ``open_deadlines`` are the due times of its open deadlines."""
+    handler = _ACTIONS[req.action]
+    return handler(ticket, req, open_deadlines or {})
+
+
+Decider = Any  # (TicketSnapshot, ActionRequest, Mapping[DeadlineName, datetime]) -> Transition
+
+
+def _claim(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    if t.state in _WORKING and t.handler_userid:
+        raise TransitionRefused(
+            "already_claimed",
+            f"工单 {t.ticket_no} 已由 {t.handler_userid} 接单。",
+        )
+    if t.state is not TicketState.DISPATCHED:
+        raise _refuse_state(t, req.action)
+    return Transition(
+        TicketState.CLAIMED,
+        changes={"handler_userid": req.handler or req.actor},
+        meet=frozenset({DeadlineName.ACCEPT}),
+    )
+
+
+def _contact(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    meet = frozenset({DeadlineName.ACCEPT, DeadlineName.FIRST_CONTACT, DeadlineName.CONTACT_20M})
+    if t.state is TicketState.WARNING:
+        return Transition(TicketState.WARNING, meet=meet)
+    if t.state is TicketState.CONTACTED:
+        raise TransitionRefused("already_done", f"工单 {t.ticket_no} 已登记先行联系。")
+    if t.state not in (TicketState.DISPATCHED, TicketState.CLAIMED):
+        raise _refuse_state(t, req.action)
+    changes = {} if t.handler_userid else {"handler_userid": req.actor}
+    return Transition(TicketState.CONTACTED, changes=changes, meet=meet)
+
+
+def _on_site(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    meet = frozenset({DeadlineName.ON_SITE_2H})
+    if t.state is TicketState.WARNING:
+        return Transition(TicketState.WARNING, meet=meet)
+    if t.state is TicketState.ON_SITE:
+        raise TransitionRefused("already_done", f"工单 {t.ticket_no} 已登记到场。")
+    if t.state not in (TicketState.CLAIMED, TicketState.CONTACTED):
+        raise _refuse_state(t, req.action)
+    return Transition(TicketState.ON_SITE, meet=meet)
+
+
+def _submit(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    if t.state not in (TicketState.DISPATCHED, *_WORKING, TicketState.WARNING):
+        raise _refuse_state(t, req.action)
+    _require(_text(req.note) is not None, "note_required", "办结需要填写处理结果。")
+    changes = {} if t.handler_userid else {"handler_userid": req.actor}
+    return Transition(
+        TicketState.SUBMITTED,
+        changes=changes,
+        meet=_HANDLING,
+        cancel=ALL_DEADLINES - _HANDLING,
+        data={"result": _text(req.note), "rehandle": t.state is TicketState.WARNING},
+    )
+
+
+def _visit(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    if t.state is not TicketState.SUBMITTED:
+        raise _refuse_state(t, req.action)
+    _require(req.result is not None, "result_required", "回访需要填写结果：满意、基本满意、不满意或联系不上。")
+    assert req.result is not None
+    if req.result is VisitResult.DISSATISFIED:
+        return Transition(
+            TicketState.WARNING,
+            changes={"satisfaction": req.result.value, "rehandle_count": t.rehandle_count + 1},
+            new_cycle="rehandle",
+            data={"result": req.result.value},
+        )
+    return Transition(
+        TicketState.CLOSED,
+        changes={"satisfaction": req.result.value, "closed_at": req.at},
+        cancel=ALL_DEADLINES,
+        data={"result": req.result.value},
+    )
+
+
+def _request_return(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
+    if t.state not in _RETURNABLE:
+        raise _refuse_state(t, req.action)
+    _require(_text(req.note) is not None, "reason_required", "退单需要写明退单理由。")
+    _require(_text(req.unit) is not None, "unit_required", "退单需要提出建议派单方向（承办单位）。")
+    window = d.get(DeadlineName.RETURN_WINDOW)
+    if window is None or req.at > window:
+        when = f"（退单期限 {window:%m-%d %H:%M} 已过）" if window else ""
+        raise TransitionRefused(
+            "return_window_closed",
+            f"工单 {t.ticket_no} 已超过派单后两个工作日的退单期限{when}，逾期不予退单。",
+        )
+    return Transition(
+        TicketState.RETURN_REQUESTED,
+        changes={"state_before_return": t.state.value},
+        data={"reason": _text(req.note), "suggested_unit": _text(req.unit)},
+    )
+
+
+def _approve_return(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    if t.state is not TicketState.RETURN_REQUESTED:
+        raise _refuse_state(t, req.action)
+    returns = t.return_count + 1
+    contested = returns >= RETURNS_BEFORE_ASSIGNMENT or t.redispatch_count >= MAX_REDISPATCHES
+    return Transition(
+        TicketState.PENDING_ASSIGNMENT if contested else TicketState.RETURNED,
+        changes={"return_count": returns, "handler_userid": None, "state_before_return": None},
+        cancel=ALL_DEADLINES,
+        data={"returns": returns, "to_assignment": contested},
+    )
+
+
+def _reject_return(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    if t.state is not TicketState.RETURN_REQUESTED:
+        raise _refuse_state(t, req.action)
+    back = t.state_before_return or TicketState.DISPATCHED
+    return Transition(back, changes={"state_before_return": None}, data={"reason": _text(req.note)})
+
+
+def _dispatch_to(t: TicketSnapshot, req: ActionRequest, counted: bool) -> Transition:
+    unit = _text(req.unit)
+    _require(unit is not None, "unit_required", "请指定承办单位。")
+    changes: dict[str, Any] = {
+        "unit_code": unit,
+        "handler_userid": None,
+        "dispatched_at": req.at,
+        "state_before_return": None,
+    }
+    if counted:
+        changes["redispatch_count"] = t.redispatch_count + 1
+    return Transition(
+        TicketState.DISPATCHED,
+        changes=changes,
+        cancel=ALL_DEADLINES,
+        new_cycle="dispatch",
+        data={"from_unit": t.unit_code, "to_unit": unit},
+    )
+
+
+def _redispatch(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    if req.by_hotline:
+        # the platform itself sends the ticket to another unit: its word is final, from any open state
+        if not t.state.is_open:
+            raise _refuse_state(t, req.action)
+        return _dispatch_to(t, req, counted=False)
+    if t.state is TicketState.PENDING_ASSIGNMENT:
+        raise TransitionRefused("assignment_required", f"工单 {t.ticket_no} 已多次退单，需由中心领导签派。")
+    if t.state is not TicketState.RETURNED:
+        raise _refuse_state(t, req.action)
+    if t.redispatch_count >= MAX_REDISPATCHES:
+        raise TransitionRefused(
+            "redispatch_limit", f"工单 {t.ticket_no} 已重新派单 {t.redispatch_count} 次，需由中心领导签派。"
+        )
+    return _dispatch_to(t, req, counted=True)
+
+
+def _assign(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    if t.state not in (TicketState.PENDING_ASSIGNMENT, TicketState.RETURNED):
+        raise _refuse_state(t, req.action)
+    return _dispatch_to(t, req, counted=False)
+
+
+def _transfer(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    if t.state not in (*_WORKING, TicketState.WARNING):
+        raise _refuse_state(t, req.action)
+    target = _text(req.handler)
+    _require(target is not None, "handler_required", "请指定转派给哪位同事。")
+    _require(target != t.handler_userid, "same_handler", "该工单已由此人承办。")
+    return Transition(
+        t.state, changes={"handler_userid": target}, data={"from": t.handler_userid, "to": target}
+    )
+
+
+def _request_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    if t.state is TicketState.CANCELLED:
+        raise _refuse_state(t, req.action)
+    _require(
+        t.evaluation is Evaluation.NORMAL,
+        "already_requested",
+        f"工单 {t.ticket_no} 已申请不纳入测评（{'审核中' if t.evaluation is Evaluation.REQUESTED else '已通过'}）。",
+    )
+    _require(_text(req.note) is not None, "reason_required", "申请不纳入测评需要写明理由。")
+    return Transition(t.state, changes={"evaluation": Evaluation.REQUESTED.value}, data={"reason": _text(req.note)})
+
+
+def _decide_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    _require(
+        t.evaluation is Evaluation.REQUESTED,
+        "nothing_to_approve",
+        f"工单 {t.ticket_no} 没有待审核的不纳入测评申请。",
+    )
+    approved = req.action is Action.APPROVE_EXCLUSION
+    value = Evaluation.EXCLUDED if approved else Evaluation.NORMAL
+    return Transition(t.state, changes={"evaluation": value.value}, data={"approved": approved})
+
+
+def _reopen(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    if t.state is not TicketState.CLOSED:
+        raise _refuse_state(t, req.action)
+    return Transition(
+        TicketState.DISPATCHED,
+        changes={"closed_at": None, "satisfaction": None, "handler_userid": None, "dispatched_at": req.at},
+        new_cycle="dispatch",
+        data={"reason": _text(req.note)},
+    )
+
+
+def _cancel(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    if not t.state.is_open:
+        raise _refuse_state(t, req.action)
+    return Transition(
+        TicketState.CANCELLED,
+        changes={"closed_at": req.at},
+        cancel=ALL_DEADLINES,
+        data={"reason": _text(req.note)},
+    )
+
+
+_ACTIONS: dict[Action, Decider] = {
+    Action.CLAIM: _claim,
+    Action.CONTACT: _contact,
+    Action.ON_SITE: _on_site,
+    Action.SUBMIT: _submit,
+    Action.VISIT: _visit,
+    Action.REQUEST_RETURN: _request_return,
+    Action.APPROVE_RETURN: _approve_return,
+    Action.REJECT_RETURN: _reject_return,
+    Action.REDISPATCH: _redispatch,
+    Action.ASSIGN: _assign,
+    Action.TRANSFER: _transfer,
+    Action.REQUEST_EXCLUSION: _request_exclusion,
+    Action.APPROVE_EXCLUSION: _decide_exclusion,
+    Action.REJECT_EXCLUSION: _decide_exclusion,
+    Action.REOPEN: _reopen,
+    Action.CANCEL: _cancel,
+}

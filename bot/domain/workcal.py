@@ -1,0 +1,628 @@
+"""The official Chinese working-day calendar and deadline arithmetic on it.
+
+Day classification
+==================
+Every calendar day in ``[first_year, last_year]`` is either a working day or a day off. The decision
+is taken, in order of precedence, from:
+
+1. the **override file** (``config/holidays.yaml``, see ``config/holidays.example.yaml``): its
+   ``holidays`` are days off and its ``workdays`` are make-up working days (调休), whatever any other
+   source says;
+2. the **official data** shipped by ``chinesecalendar`` (the State Council schedule), for the years
+   that package covers (detected from its data, e.g. 2004-2026 for chinesecalendar 1.11);
+3. for a year the override file declares ``complete: true`` but chinesecalendar does not cover:
+   weekends off, every other day a working day, plus the override's own holidays/workdays (so the
+   override file must then list *every* holiday of that year, including 元旦/劳动节/国庆节);
+4. otherwise the **fallback**: weekends off, plus the fixed-date statutory holidays 元旦 (Jan 1),
+   劳动节 (May 1-2) and 国庆节 (Oct 1-3) off; every other day a working day.
+
+The fallback is only an approximation. The lunar holidays (春节 Spring Festival incl. 除夕, 清明节
+Qingming, 端午节 Dragon Boat, 中秋节 Mid-Autumn), the bridging days around every holiday and the
+make-up working days (调休) cannot be known before the State Council publishes its yearly notice
+(国务院办公厅关于XXXX年部分节假日安排的通知), usually in November/December of the previous year. A deadline
+computed on a fallback day may therefore be off by several days; the calendar logs a WARNING the
+first time (per calendar instance) a computation relies on the fallback for a given year, and
+:meth:`WorkCalendar.coverage` reports fallback days for ``/healthz``. Enter the official schedule
+in the override file (``complete: true``) as soon as it is published, or upgrade chinesecalendar.
+
+The working-time model
+======================
+A working day contributes 24 h of *working time* (00:00-24:00, Asia/Shanghai local time); a day off
+contributes none. ``W(t)`` is the working time elapsed from the start of the calendar to instant
+``t``: a continuous, non-decreasing function that grows at the rate of real time inside working
+days and stays flat during days off.
+
+* ``add_working_days(start, n)`` is the *earliest* instant ``t`` with ``W(t) - W(start) = n x 24 h``.
+  Fri 15:00 + 1wd = Mon 15:00; Sat 10:00 + 1wd = Tue 00:00 (the end of Monday); dispatched at 15:00
+  on the last working day before a holiday, + 1wd = 15:00 on the first working day after it. A
+  result exactly at the end of a working day is that day's 24:00, i.e. the next calendar day 00:00.
+* ``n = 0`` returns ``start`` when ``start`` is inside a working day, else 00:00 of the next
+  working day (the moment the clock starts running).
+* ``working_seconds_between(a, b)`` is ``W(b) - W(a)`` in whole seconds (truncated toward zero).
+
+Asia/Shanghai has been a fixed UTC+08:00 without DST since 1992, so every local day is exactly
+86,400 s long; the vectorised path relies on that and the constructor refuses earlier years.
+
+Implementation
+==============
+At construction the calendar precomputes, over all days of ``[first_year, last_year]`` (day index
+``i`` counted from Jan 1 of ``first_year``): ``is_work[i]``, ``cum_work[i]`` (working days strictly
+before day ``i``) and ``workday_index[k]`` (the day index of the k-th working day). ``W`` and its
+inverse are then O(1) lookups, for one datetime or for a numpy array of epoch seconds at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import chinese_calendar
+import numpy as np
+import numpy.typing as npt
+import yaml
+
+from bot.clock import TZ
+from config.durations import Duration
+
+__all__ = [
+    "CalendarOverrides",
+    "Coverage",
+    "Source",
+    "WorkCalendar",
+    "default_calendar",
+]
+
+Source = Literal["official", "override", "fallback"]
+
+_LOG = logging.getLogger(__name__)
+
+DAY_SECONDS: Final = 86_400
+_DAY_US: Final = DAY_SECONDS * 1_000_000
+_UTC_OFFSET_SECONDS: Final = 8 * 3600  # Asia/Shanghai, fixed since 1992 (no DST)
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+_MIN_FIRST_YEAR: Final = 1992
+_MAX_LAST_YEAR: Final = 9998
+
+# Fixed-date statutory holidays used by the fallback (全国年节及纪念日放假办法, as revised in 2024):
+# 元旦 Jan 1, 劳动节 May 1-2, 国庆节 Oct 1-3. The lunar holidays are deliberately absent.
+_FALLBACK_FIXED_HOLIDAYS: Final[tuple[tuple[int, int], ...]] = (
+    (1, 1),
+    (5, 1),
+    (5, 2),
+    (10, 1),
+    (10, 2),
+    (10, 3),
+)
+
+_SRC_OFFICIAL: Final = 0
+_SRC_OVERRIDE: Final = 1
+_SRC_FALLBACK: Final = 2
+_SOURCE_NAMES: Final[tuple[Source, Source, Source]] = ("official", "override", "fallback")
+
+_RANGE_RE = re.compile(r"^\s*(\S+?)\s*\.\.\s*(\S+)\s*$")
+_OVERRIDE_KEYS: Final = frozenset({"complete", "holidays", "workdays"})
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+# --------------------------------------------------------------------------------------------------
+# Override file
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CalendarOverrides:
+    """Local corrections to the calendar, normally read from ``config/holidays.yaml``."""
+
+    holidays: frozenset[date]  # days off that override everything
+    workdays: frozenset[date]  # make-up working days (调休) that override everything
+    years: frozenset[int]  # years whose official schedule the file declares fully entered
+
+    @classmethod
+    def empty(cls) -> CalendarOverrides:
+        return cls(frozenset(), frozenset(), frozenset())
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[Any, Any] | None, *, source: str = "overrides") -> CalendarOverrides:
+        """Build from the parsed YAML structure ``{year: {complete, holidays, workdays}}``.
+
+        ``source`` names the origin (the file path) in error messages. Raises ``ValueError`` on any
+        malformed content: a bad year key, an unknown key, a bad date, a range ``a..b`` with
+        ``b < a``, a date outside its year key, or a day listed both as holiday and workday.
+        """
+        if data is None:
+            return cls.empty()
+        if not isinstance(data, Mapping):
+            raise ValueError(
+                f"{source}: expected a mapping of years to {{complete, holidays, workdays}}, "
+                f"got {type(data).__name__}"
+            )
+        holidays: set[date] = set()
+        workdays: set[date] = set()
+        years: set[int] = set()
+        seen_years: set[int] = set()
+        for raw_year, body in data.items():
+            year = _parse_year_key(raw_year, source)
+            if year in seen_years:
+                raise ValueError(f"{source}: year {year} is listed twice")
+            seen_years.add(year)
+            where = f"{source}: year {year}"
+            if body is None:
+                body = {}
+            if not isinstance(body, Mapping):
+                raise ValueError(
+                    f"{where}: expected a mapping with keys complete/holidays/workdays, "
+                    f"got {type(body).__name__}"
+                )
+            unknown = sorted(str(k) for k in body if k not in _OVERRIDE_KEYS)
+            if unknown:
+                raise ValueError(
+                    f"{where}: unknown key(s) {', '.join(unknown)} (allowed: complete, holidays, workdays)"
+                )
+            complete = body.get("complete", False)
+            if not isinstance(complete, bool):
+                raise ValueError(f"{where}: 'complete' must be true or false, got {complete!r}")
+            year_holidays = _parse_day_list(body.get("holidays"), year, f"{where}, holidays")
+            year_workdays = _parse_day_list(body.get("workdays"), year, f"{where}, workdays")
+            both = sorted(year_holidays & year_workdays)
+            if both:
+                listed = ", ".join(d.isoformat() for d in both)
+                raise ValueError(f"{where}: {listed} listed both as holiday and as workday")
+            holidays |= year_holidays
+            workdays |= year_workdays
+            if complete:
+                years.add(year)
+        return cls(frozenset(holidays), frozenset(workdays), frozenset(years))
+
+    @classmethod
+    def load(cls, path: Path) -> CalendarOverrides:
+        """Read and validate an override YAML file; ``ValueError`` names the file and the entry."""
+        path = Path(path)
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+        return cls.from_mapping(data, source=str(path))
+
+
+def _parse_year_key(raw: object, source: str) -> int:
+    if isinstance(raw, bool):
+        raise ValueError(f"{source}: year key {raw!r} is not a year")
+    if isinstance(raw, int):
+        year = raw
+    elif isinstance(raw, str) and raw.strip().isdigit():
+        year = int(raw.strip())
+    else:
+        raise ValueError(f"{source}: year key {raw!r} is not a year")
+    if not 1 <= year <= 9999:
+        raise ValueError(f"{source}: year key {raw!r} is out of range")
+    return year
+
+
+def _parse_one_date(raw: object, where: str, entry: object) -> date:
+    if isinstance(raw, datetime):
+        raise ValueError(f"{where}: entry {entry!r}: expected a date (YYYY-MM-DD), not a date-time")
+    if isinstance(raw, date):
+        return raw
+    if not isinstance(raw, str):
+        raise ValueError(f"{where}: entry {entry!r}: expected a date string YYYY-MM-DD")
+    text = raw.strip()
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ValueError(f"{where}: entry {entry!r}: {text!r} is not a date in the form YYYY-MM-DD")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{where}: entry {entry!r}: invalid date {text!r} ({exc})") from exc
+
+
+def _parse_day_list(raw: object, year: int, where: str) -> set[date]:
+    """Parse a list of ``YYYY-MM-DD`` days and inclusive ``a..b`` ranges, all inside ``year``."""
+    if raw is None:
+        return set()
+    if isinstance(raw, str | date) or not isinstance(raw, Iterable):
+        raise ValueError(f"{where}: expected a list of dates or ranges 'a..b', got {raw!r}")
+    days: set[date] = set()
+    for entry in raw:
+        match = _RANGE_RE.match(entry) if isinstance(entry, str) else None
+        if match:
+            first = _parse_one_date(match.group(1), where, entry)
+            last = _parse_one_date(match.group(2), where, entry)
+            if last < first:
+                raise ValueError(f"{where}: entry {entry!r}: range end {last} is before its start {first}")
+        else:
+            first = last = _parse_one_date(entry, where, entry)
+        if first.year != year or last.year != year:
+            raise ValueError(f"{where}: entry {entry!r} is outside year {year}")
+        for ordinal in range(first.toordinal(), last.toordinal() + 1):
+            days.add(date.fromordinal(ordinal))
+    return days
+
+
+# --------------------------------------------------------------------------------------------------
+# Coverage report
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Which days of ``[start, start + days)`` are decided only by the fallback rule."""
+
+    start: date
+    days: int
+    fallback_days: list[date]
+    years_in_fallback: list[int]
+
+    @property
+    def ok(self) -> bool:
+        return not self.fallback_days
+
+    def warning(self) -> str | None:
+        if self.ok:
+            return None
+        years = ", ".join(str(y) for y in self.years_in_fallback)
+        return (
+            f"calendar for {years} not covered by chinesecalendar or the override file; "
+            "using the fallback (weekends + fixed-date holidays)"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# The calendar
+# --------------------------------------------------------------------------------------------------
+
+
+def _official_year_range() -> tuple[int, int]:
+    """The years chinesecalendar has data for (the same rule chinesecalendar itself applies)."""
+    keys = chinese_calendar.holidays.keys()
+    return min(keys).year, max(keys).year
+
+
+class WorkCalendar:
+    """Working days and working-time arithmetic over ``[first_year, last_year]``. Thread-safe."""
+
+    def __init__(
+        self,
+        overrides: CalendarOverrides | None = None,
+        *,
+        first_year: int = 2004,
+        last_year: int = 2099,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if not _MIN_FIRST_YEAR <= first_year <= last_year <= _MAX_LAST_YEAR:
+            raise ValueError(
+                f"invalid calendar span {first_year}..{last_year}: need "
+                f"{_MIN_FIRST_YEAR} <= first_year <= last_year <= {_MAX_LAST_YEAR}"
+            )
+        self._overrides = overrides if overrides is not None else CalendarOverrides.empty()
+        self._log = logger if logger is not None else _LOG
+        self._first_year = first_year
+        self._last_year = last_year
+        self._official_first, self._official_last = _official_year_range()
+
+        origin = date(first_year, 1, 1).toordinal()
+        n_days = date(last_year + 1, 1, 1).toordinal() - origin
+        self._origin = origin
+        self._n_days = n_days
+        self._origin_epoch_day = origin - _EPOCH_ORDINAL
+        # year_start[y - first_year] = day index of Jan 1 of y; the last entry is n_days.
+        self._year_start = np.array(
+            [date(y, 1, 1).toordinal() - origin for y in range(first_year, last_year + 2)], dtype=np.int64
+        )
+
+        weekday0 = date(first_year, 1, 1).weekday()
+        is_work: BoolArray = (weekday0 + np.arange(n_days, dtype=np.int64)) % 7 < 5
+        src = np.full(n_days, _SRC_OFFICIAL, dtype=np.int8)
+
+        def in_span(d: date) -> bool:
+            return first_year <= d.year <= last_year
+
+        # Official data, read from chinesecalendar's tables directly (its is_workday is slow).
+        off_lo = max(first_year, self._official_first)
+        off_hi = min(last_year, self._official_last)
+        official_holidays = [
+            d.toordinal() - origin for d in chinese_calendar.holidays if off_lo <= d.year <= off_hi
+        ]
+        official_workdays = [
+            d.toordinal() - origin for d in chinese_calendar.workdays if off_lo <= d.year <= off_hi
+        ]
+        is_work[np.array(official_holidays, dtype=np.int64)] = False
+        is_work[np.array(official_workdays, dtype=np.int64)] = True  # 调休 beats holiday, as upstream
+
+        fallback_years: list[int] = []
+        fallback_fixed: list[int] = []
+        for year in range(first_year, last_year + 1):
+            if self._official_first <= year <= self._official_last:
+                continue
+            lo, hi = self._year_bounds(year)
+            if year in self._overrides.years:
+                src[lo:hi] = _SRC_OVERRIDE
+                continue
+            src[lo:hi] = _SRC_FALLBACK
+            fallback_years.append(year)
+            fallback_fixed.extend(date(year, m, d).toordinal() - origin for m, d in _FALLBACK_FIXED_HOLIDAYS)
+        is_work[np.array(fallback_fixed, dtype=np.int64)] = False
+
+        # The override file beats everything (days outside the span cannot matter and are ignored).
+        ov_holidays = np.array(
+            [d.toordinal() - origin for d in self._overrides.holidays if in_span(d)], dtype=np.int64
+        )
+        ov_workdays = np.array(
+            [d.toordinal() - origin for d in self._overrides.workdays if in_span(d)], dtype=np.int64
+        )
+        is_work[ov_holidays] = False
+        is_work[ov_workdays] = True
+        src[ov_holidays] = _SRC_OVERRIDE
+        src[ov_workdays] = _SRC_OVERRIDE
+
+        cum_work = np.zeros(n_days + 1, dtype=np.int64)
+        np.cumsum(is_work, out=cum_work[1:])
+        workday_index = np.flatnonzero(is_work).astype(np.int64)
+        is_fallback = src == _SRC_FALLBACK
+        cum_fallback = np.zeros(n_days + 1, dtype=np.int64)
+        np.cumsum(is_fallback, out=cum_fallback[1:])
+        fb_days = np.flatnonzero(is_fallback)
+
+        # Padded with one non-working day so the instant "end of the span" (Jan 1 of last_year + 1,
+        # 00:00) can be located too.
+        self._is_work: BoolArray = np.append(is_work, False)
+        self._cum_work: IntArray = cum_work
+        self._workday_index: IntArray = workday_index
+        self._n_work = int(workday_index.size)
+        self._src = src
+        self._cum_fallback: IntArray = cum_fallback
+        self._fallback_years = frozenset(fallback_years)
+        self._first_fb = int(fb_days[0]) if fb_days.size else n_days
+        self._last_fb = int(fb_days[-1]) if fb_days.size else -1
+        for arr in (self._is_work, self._cum_work, self._workday_index, self._src, self._cum_fallback):
+            arr.flags.writeable = False
+        # Plain-list mirrors: the scalar path is faster on Python ints than on numpy scalars.
+        self._is_work_l: list[bool] = self._is_work.tolist()
+        self._cum_work_l: list[int] = cum_work.tolist()
+        self._workday_index_l: list[int] = workday_index.tolist()
+
+        self._warned_years: set[int] = set()
+        self._warn_lock = threading.Lock()
+
+    # ---- properties ---------------------------------------------------------------------------
+
+    @property
+    def official_last_year(self) -> int:
+        """The last year chinesecalendar has official data for."""
+        return self._official_last
+
+    @property
+    def official_first_year(self) -> int:
+        return self._official_first
+
+    @property
+    def first_year(self) -> int:
+        return self._first_year
+
+    @property
+    def last_year(self) -> int:
+        return self._last_year
+
+    @property
+    def overrides(self) -> CalendarOverrides:
+        return self._overrides
+
+    # ---- day classification -------------------------------------------------------------------
+
+    def is_workday(self, d: date) -> bool:
+        """Whether ``d`` is a working day. An aware datetime is taken as its Asia/Shanghai date."""
+        i = self._day_index(d)
+        self._check_fallback(i, i)
+        return self._is_work_l[i]
+
+    def source(self, d: date) -> Source:
+        """Which rule decides ``d``: the override file, chinesecalendar's data, or the fallback."""
+        i = self._day_index(d)
+        return _SOURCE_NAMES[int(self._src[i])]
+
+    def next_workday(self, d: date) -> date:
+        """The first working day on or after ``d``."""
+        i = self._day_index(d)
+        k = self._cum_work_l[i]
+        if k >= self._n_work:
+            raise self._beyond_error(f"no working day on or after {d.isoformat()}")
+        j = self._workday_index_l[k]
+        self._check_fallback(i, j)
+        return date.fromordinal(self._origin + j)
+
+    def coverage(self, start: date, days: int = 30) -> Coverage:
+        """Report the days of ``[start, start + days)`` decided only by the fallback rule."""
+        if days < 0:
+            raise ValueError(f"coverage: days must be >= 0, got {days}")
+        i0 = self._day_index(start)
+        i1 = i0 + days
+        if i1 > self._n_days:
+            raise ValueError(
+                f"coverage: {start.isoformat()} + {days} days extends past the calendar span "
+                f"{self._first_year}..{self._last_year}"
+            )
+        offsets = np.flatnonzero(self._src[i0:i1] == _SRC_FALLBACK)
+        fallback_days = [date.fromordinal(self._origin + i0 + int(x)) for x in offsets]
+        years = sorted({d.year for d in fallback_days})
+        return Coverage(start=start, days=days, fallback_days=fallback_days, years_in_fallback=years)
+
+    # ---- arithmetic ---------------------------------------------------------------------------
+
+    def add(self, start: datetime, duration: Duration) -> datetime:
+        """``start + duration``: working days on the working-time model, other units as natural time."""
+        if duration.unit == "wd":
+            return self.add_working_days(start, duration.value)
+        _require_aware(start)
+        return (start.astimezone(UTC) + duration.natural()).astimezone(TZ)
+
+    def add_working_days(self, start: datetime, n: int) -> datetime:
+        """The earliest instant at which ``n`` x 24 h of working time has elapsed since ``start``."""
+        n = _check_n(n)
+        i, us = self._locate(start)
+        if n == 0:
+            if self._is_work_l[i]:
+                self._check_fallback(i, i)
+                return start.astimezone(TZ)
+            k = self._cum_work_l[i]
+            if k >= self._n_work:
+                raise self._beyond_error(f"{start.isoformat()} + 0 working days")
+            j = self._workday_index_l[k]
+            self._check_fallback(i, j)
+            return self._midnight(j)
+        target = self._cum_work_l[i] * _DAY_US + (us if self._is_work_l[i] else 0) + n * _DAY_US
+        k = (target - 1) // _DAY_US  # the working day (0-based) in which the target is reached
+        if k >= self._n_work:
+            raise self._beyond_error(f"{start.isoformat()} + {n} working days")
+        j = self._workday_index_l[k]
+        self._check_fallback(i, j)
+        return self._midnight(j) + timedelta(microseconds=target - k * _DAY_US)
+
+    def add_working_days_many(self, starts: npt.NDArray[np.integer[Any]], n: int) -> IntArray:
+        """Vectorised :meth:`add_working_days` on unix epoch seconds (int64 in, int64 out)."""
+        n = _check_n(n)
+        arr = np.asarray(starts)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"starts must be an integer array of epoch seconds, got dtype {arr.dtype}")
+        t = arr.astype(np.int64, copy=False)
+        if t.size == 0:
+            return np.array(t, dtype=np.int64, copy=True)
+        local_days, sec = np.divmod(t + _UTC_OFFSET_SECONDS, DAY_SECONDS)
+        i = local_days - self._origin_epoch_day
+        bad = (i < 0) | (i > self._n_days) | ((i == self._n_days) & (sec != 0))
+        if bad.any():
+            first_bad = int(t.ravel()[int(np.argmax(bad.ravel()))])
+            raise self._span_error(f"start {first_bad} ({datetime.fromtimestamp(first_bad, TZ).isoformat()})")
+        cum = self._cum_work[i]
+        in_work = self._is_work[i]
+        base = self._origin_epoch_day * DAY_SECONDS - _UTC_OFFSET_SECONDS  # epoch of day 0, 00:00
+        if n == 0:
+            # The first working day on or after day i is the cum[i]-th one (i itself if it works).
+            if int(cum.max()) >= self._n_work:
+                raise self._beyond_error("a start + 0 working days")
+            j = self._workday_index[cum]
+            result = np.where(in_work, t, base + j * DAY_SECONDS)
+        else:
+            target = cum * DAY_SECONDS + sec * in_work + n * DAY_SECONDS
+            k = (target - 1) // DAY_SECONDS
+            if int(k.max()) >= self._n_work:
+                raise self._beyond_error(f"a start + {n} working days")
+            j = self._workday_index[k]
+            result = base + j * DAY_SECONDS + (target - k * DAY_SECONDS)
+        if self._first_fb <= int(j.max()) and int(i.min()) <= self._last_fb:
+            self._check_fallback_many(i, j)
+        return result.astype(np.int64, copy=False)
+
+    def working_seconds_between(self, a: datetime, b: datetime) -> int:
+        """Working time elapsed from ``a`` to ``b`` in whole seconds; negative if ``b < a``."""
+        ia, ua = self._locate(a)
+        ib, ub = self._locate(b)
+        diff = self._working_us(ib, ub) - self._working_us(ia, ua)
+        self._check_fallback(min(ia, ib), max(ia, ib))
+        seconds = abs(diff) // 1_000_000
+        return seconds if diff >= 0 else -seconds
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _year_bounds(self, year: int) -> tuple[int, int]:
+        k = year - self._first_year
+        return int(self._year_start[k]), int(self._year_start[k + 1])
+
+    def _span_error(self, what: str) -> ValueError:
+        return ValueError(
+            f"{what} is outside the working calendar span {self._first_year}-01-01..{self._last_year}-12-31"
+        )
+
+    def _beyond_error(self, what: str) -> ValueError:
+        return ValueError(f"{what} ends after the working calendar span (last year {self._last_year})")
+
+    def _day_index(self, d: date) -> int:
+        if isinstance(d, datetime):
+            d = _require_aware(d).astimezone(TZ).date()
+        i = d.toordinal() - self._origin
+        if not 0 <= i < self._n_days:
+            raise self._span_error(d.isoformat())
+        return i
+
+    def _locate(self, dt: datetime) -> tuple[int, int]:
+        """(day index, microseconds since local midnight); accepts the span's end instant too."""
+        loc = _require_aware(dt).astimezone(TZ)
+        i = loc.toordinal() - self._origin
+        us = ((loc.hour * 60 + loc.minute) * 60 + loc.second) * 1_000_000 + loc.microsecond
+        if not (0 <= i < self._n_days or (i == self._n_days and us == 0)):
+            raise self._span_error(loc.isoformat())
+        return i, us
+
+    def _working_us(self, i: int, us: int) -> int:
+        return self._cum_work_l[i] * _DAY_US + (us if self._is_work_l[i] else 0)
+
+    def _midnight(self, i: int) -> datetime:
+        d = date.fromordinal(self._origin + i)
+        return datetime(d.year, d.month, d.day, tzinfo=TZ)
+
+    def _year_of(self, i: int) -> int:
+        return self._first_year + int(np.searchsorted(self._year_start, i, side="right")) - 1
+
+    def _check_fallback(self, i: int, j: int) -> None:
+        """Log (once per year) if any day in ``[i, j]`` is decided by the fallback rule."""
+        if j < self._first_fb or i > self._last_fb:
+            return
+        hi = min(j, self._n_days - 1)
+        if self._cum_fallback[hi + 1] - self._cum_fallback[i] <= 0:
+            return
+        for year in range(self._year_of(i), self._year_of(hi) + 1):
+            if year in self._fallback_years and year not in self._warned_years:
+                lo_y, hi_y = self._year_bounds(year)
+                lo, up = max(i, lo_y), min(hi, hi_y - 1)
+                if self._cum_fallback[up + 1] - self._cum_fallback[lo] > 0:
+                    self._warn_year(year)
+
+    def _check_fallback_many(self, i: IntArray, j: IntArray) -> None:
+        j = np.minimum(j, self._n_days - 1)
+        for year in sorted(self._fallback_years - self._warned_years):
+            lo_y, hi_y = self._year_bounds(year)
+            lo = np.maximum(i, lo_y)
+            up = np.minimum(j, hi_y - 1)
+            hit = (lo <= up) & (self._cum_fallback[up + 1] - self._cum_fallback[np.minimum(lo, up)] > 0)
+            if hit.any():
+                self._warn_year(year)
+
+    def _warn_year(self, year: int) -> None:
+        with self._warn_lock:
+            if year in self._warned_years:
+                return
+            self._warned_years.add(year)
+        self._log.warning(
+            "calendar for %d not covered by chinesecalendar or the override file; using the fallback "
+            "(weekends + fixed-date holidays Jan 1, May 1-2, Oct 1-3). Lunar holidays and make-up "
+            "working days (调休) are unknown: enter the State Council schedule in the override file",
+            year,
+        )
+
+
+def _require_aware(dt: datetime) -> datetime:
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"naive datetime {dt.isoformat()}: pass a timezone-aware datetime")
+    return dt
+
+
+def _check_n(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer):
+        raise TypeError(f"number of working days must be an integer, got {n!r}")
+    n = int(n)
+    if n < 0:
+        raise ValueError(f"number of working days must be >= 0, got {n}")
+    return n
+
+
+@functools.cache
+def default_calendar() -> WorkCalendar:
+    """A shared calendar without overrides (official data + fallback), built once."""
+    return WorkCalendar()

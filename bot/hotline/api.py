@@ -1,0 +1,213 @@
+"""The hotline bridge over HTTP: tickets in (signed), updates in (signed), ticket state out (API token)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from bot.domain.lifecycle import Action, ActionRequest, TransitionRefused
+from bot.domain.masking import mask_name, mask_phone
+from bot.hotline.schemas import TicketBatch, TicketEventPayload, TicketPayload
+from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
+from bot.services.tickets import HOTLINE, TicketNotFound
+from bot.web.errors import ApiError
+from bot.web.keys import CLOCK, CONFIG, METRICS, SETTINGS, TICKETS
+
+routes = web.RouteTableDef()
+
+EVENT_ACTIONS = {
+    "visit_result": Action.VISIT,
+    "redispatch": Action.REDISPATCH,
+    "cancel": Action.CANCEL,
+    "reopen": Action.REOPEN,
+}
+
+
+def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+async def _signed_json(request: web.Request) -> tuple[bytes, Any]:
+    """The raw body, verified against its signature, and its JSON."""
+    settings = request.app[SETTINGS]
+    config = request.app[CONFIG]
+    secret = settings.hotline_ingest_secret
+    if secret is None:
+        raise ApiError(503, "ingest_disabled", "HOTLINE_INGEST_SECRET is not configured: ingest is disabled")
+    body = await request.read()
+    try:
+        verify(
+            secret.get_secret_value(),
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGNATURE_HEADER),
+            body,
+            now=request.app[CLOCK].now().timestamp(),
+            window=config.hotline.ingest_window_seconds,
+        )
+    except SignatureError as exc:
+        request.app[METRICS].rejected(exc.code)
+        raise ApiError(401, exc.code, exc.message) from None
+    try:
+        return body, json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        request.app[METRICS].rejected("invalid_json")
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
+@routes.post("/api/tickets")
+async def post_tickets(request: web.Request) -> web.Response:
+    _, data = await _signed_json(request)
+    labels = request.app[CONFIG].kind_labels
+    try:
+        if isinstance(data, dict) and "tickets" in data:
+            payloads = TicketBatch.model_validate(data).tickets
+            single = False
+        else:
+            payloads = [TicketPayload.model_validate(data)]
+            single = True
+    except ValidationError as exc:
+        request.app[METRICS].rejected("validation_error")
+        raise ApiError(422, "validation_error", "the ticket is not valid", _validation_details(exc)) from None
+    inputs, problems = [], []
+    for index, payload in enumerate(payloads):
+        try:
+            inputs.append(payload.to_input(labels))
+        except ValueError as exc:
+            loc = "urgency" if single else f"tickets.{index}.urgency"
+            problems.append({"loc": loc, "message": str(exc)})
+    if problems:
+        request.app[METRICS].rejected("validation_error")
+        raise ApiError(422, "validation_error", "the ticket is not valid", problems)
+    outcomes = await request.app[TICKETS].upsert(inputs, source="api")
+    request.app[METRICS].ingested(outcomes)
+    results = [
+        {"ticket_no": o.ticket_no, "status": o.status, "state": o.state, "unit": o.unit_code, "changed": list(o.changed)}
+        for o in outcomes
+    ]
+    if single:
+        return web.json_response(results[0], status=201 if results[0]["status"] == "created" else 200)
+    status = 201 if any(r["status"] == "created" for r in results) else 200
+    return web.json_response({"results": results}, status=status)
+
+
+@routes.post("/api/tickets/{ticket_no}/events")
+async def post_ticket_event(request: web.Request) -> web.Response:
+    body, data = await _signed_json(request)
+    ticket_no = request.match_info["ticket_no"]
+    try:
+        event = TicketEventPayload.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(422, "validation_error", "the event is not valid", _validation_details(exc)) from None
+    at = event.at or request.app[CLOCK].now()
+    req = ActionRequest(
+        EVENT_ACTIONS[event.type], HOTLINE, at, note=event.note, unit=event.unit, result=event.result, by_hotline=True
+    )
+    if event.type == "redispatch" and not event.unit:
+        raise ApiError(422, "validation_error", "redispatch needs the new unit", [{"loc": "unit", "message": "required"}])
+    if event.type == "visit_result" and event.result is None:
+        raise ApiError(422, "validation_error", "visit_result needs a result", [{"loc": "result", "message": "required"}])
+    try:
+        outcome = await request.app[TICKETS].act(
+            ticket_no, req, dedup=("hotline", f"{ticket_no}:{event.event_id}", body.decode())
+        )
+    except TicketNotFound as exc:
+        raise ApiError(404, "ticket_not_found", f"no ticket {exc.ticket_no}") from None
+    except TransitionRefused as exc:
+        raise ApiError(409, exc.code, exc.message) from None
+    return web.json_response(
+        {
+            "ticket_no": outcome.ticket_no,
+            "event_id": event.event_id,
+            "state": outcome.to_state.value,
+            "duplicate": outcome.duplicate,
+        }
+    )
+
+
+def _authorize(request: web.Request) -> None:
+    token = request.app[SETTINGS].api_token
+    if token is None:
+        raise ApiError(503, "api_disabled", "API_TOKEN is not configured: the read API is disabled")
+    given = request.headers.get("Authorization", "")
+    scheme, _, value = given.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
+        raise ApiError(401, "unauthorized", "send the API token as 'Authorization: Bearer <API_TOKEN>'")
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+@routes.get("/api/tickets/{ticket_no}")
+async def get_ticket(request: web.Request) -> web.Response:
+    _authorize(request)
+    ticket_no = request.match_info["ticket_no"]
+    try:
+        detail = await request.app[TICKETS].get(ticket_no)
+    except TicketNotFound:
+        raise ApiError(404, "ticket_not_found", f"no ticket {ticket_no}") from None
+    now = request.app[CLOCK].now()
+    full = request.query.get("contact") == "full"
+    t = detail.ticket
+    ticket = {
+        "ticket_no": t["ticket_no"],
+        "state": t["state"],
+        "kind": t["kind"],
+        "request_type": t["request_type"],
+        "category": t["category"],
+        "area": t["area"],
+        "title": t["title"],
+        "content": t["content"],
+        "address": t["address"],
+        "citizen_name": t["citizen_name"] if full else mask_name(t["citizen_name"]),
+        "citizen_phone": t["citizen_phone"] if full else mask_phone(t["citizen_phone"]),
+        "unit": t["unit_code"],
+        "handler": t["handler_userid"],
+        "evaluation": t["evaluation"],
+        "satisfaction": t["satisfaction"],
+        "returns": t["return_count"],
+        "redispatches": t["redispatch_count"],
+        "rehandles": t["rehandle_count"],
+        "is_repeat": t["is_repeat"],
+        "is_media": t["is_media"],
+        "routed_by": t["routed_by"],
+        "dispatched_at": _iso(t["dispatched_at"]),
+        "received_at": _iso(t["received_at"]),
+        "updated_at": _iso(t["updated_at"]),
+        "closed_at": _iso(t["closed_at"]),
+        "hotline_deadline": _iso(t["hotline_deadline"]),
+    }
+    deadlines = [
+        {
+            "name": d["name"],
+            "cycle": d["cycle"],
+            "policy": d["policy"],
+            "started_at": _iso(d["started_at"]),
+            "due_at": _iso(d["due_at"]),
+            "status": d["status"],
+            "met_at": _iso(d["met_at"]),
+            "overdue": d["status"] == "open" and d["due_at"] < now,
+            "late": d["status"] == "met" and d["met_at"] is not None and d["met_at"] > d["due_at"],
+        }
+        for d in detail.deadlines
+    ]
+    history = [
+        {
+            "at": _iso(h["at"]),
+            "actor": h["actor"],
+            "action": h["action"],
+            "from_state": h["from_state"],
+            "to_state": h["to_state"],
+            "note": h["note"],
+            "data": h["data"],
+        }
+        for h in detail.history
+    ]
+    return web.json_response({"ticket": ticket, "deadlines": deadlines, "history": history})

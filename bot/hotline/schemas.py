@@ -1,0 +1,171 @@
+"""The JSON the hotline sends (``POST /api/tickets``, ``POST /api/tickets/{no}/events``), validated.
+
+The same ``TicketPayload`` validates the rows of an Excel/CSV import, so both paths accept the same things.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bot.clock import local
+from bot.domain.lifecycle import VisitResult
+from bot.domain.ticket import TicketInput
+from config.vocabulary import TicketKind
+
+TICKET_NO = r"^[A-Za-z0-9][A-Za-z0-9_-]{3,63}$"
+_PHONE = re.compile(r"^[0-9+\-() ]{3,32}$")
+_TRUE = {"1", "true", "yes", "y", "是", "√", "t"}
+_FALSE = {"0", "false", "no", "n", "否", "", "f"}
+REQUEST_TYPES = {
+    "咨询": "inquiry",
+    "求助": "help",
+    "投诉": "complaint",
+    "建议": "suggestion",
+    "inquiry": "inquiry",
+    "help": "help",
+    "complaint": "complaint",
+    "suggestion": "suggestion",
+}
+VISIT_LABELS = {r.label: r for r in VisitResult} | {r.value: r for r in VisitResult}
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f'"{value}" is not a yes/no value')
+
+
+class TicketPayload(BaseModel):
+    """One ticket. ``kind`` may be given directly, or derived from the Chinese ``urgency``/``ticket_type``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    ticket_no: str = Field(pattern=TICKET_NO, description="工单编号, unique on the hotline platform")
+    content: str = Field(min_length=1, max_length=20000, description="诉求内容")
+    title: str | None = Field(None, max_length=200)
+    address: str | None = Field(None, max_length=500, description="诉求地址")
+    citizen_name: str | None = Field(None, max_length=64, description="联系人 (stored; masked in groups)")
+    citizen_phone: str | None = Field(None, max_length=32, description="联系电话 (stored; masked in groups)")
+    kind: TicketKind | None = Field(None, description="regular, urgent, semi_urgent, photo, city_review")
+    urgency: str | None = Field(None, max_length=32, description="紧急程度 label: 常规, 紧急, 次紧急 …")
+    ticket_type: str | None = Field(None, max_length=32, description="工单类型 label: 随身拍, 市级复核 …")
+    request_type: str | None = Field(None, max_length=16, description="诉求类型: 咨询, 求助, 投诉, 建议")
+    category: str | None = Field(None, max_length=64, description="诉求类别, e.g. 环卫")
+    area: str | None = Field(None, max_length=64, description="所属街镇")
+    unit: str | None = Field(None, max_length=64, description="承办单位 code or name, if the platform named one")
+    dispatched_at: datetime | None = Field(None, description="派单时间, ISO 8601; without offset = Beijing time")
+    hotline_deadline: datetime | None = Field(None, description="the platform's own 办理时限")
+    is_repeat: bool = Field(False, description="重复工单")
+    is_media: bool = Field(False, description="舆论监督 / media exposure")
+    extra: dict[str, Any] = Field(default_factory=dict, description="anything else, kept as is")
+
+    @field_validator("citizen_phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value and not _PHONE.match(value):
+            raise ValueError("phone number may contain only digits, spaces and + - ( )")
+        return value or None
+
+    @field_validator("request_type")
+    @classmethod
+    def _request_type(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if value not in REQUEST_TYPES:
+            raise ValueError(f'unknown request type "{value}" (咨询, 求助, 投诉 or 建议)')
+        return REQUEST_TYPES[value]
+
+    @field_validator("is_repeat", "is_media", mode="before")
+    @classmethod
+    def _flags(cls, value: Any) -> bool:
+        return False if value is None else _flag(value)
+
+    @field_validator("dispatched_at", "hotline_deadline")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return local(value) if value is not None else None
+
+    @field_validator("extra")
+    @classmethod
+    def _small_extra(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(str(value)) > 8000:
+            raise ValueError("extra is limited to 8000 characters")
+        return value
+
+    def resolve_kind(self, labels: dict[str, TicketKind]) -> TicketKind:
+        """kind if given; else 工单类型 when it names a special kind; else 紧急程度; else regular."""
+        if self.kind is not None:
+            return self.kind
+        if self.ticket_type and self.ticket_type in labels:
+            return labels[self.ticket_type]
+        if self.urgency:
+            if self.urgency in labels:
+                return labels[self.urgency]
+            try:
+                return TicketKind(self.urgency)
+            except ValueError:
+                known = "、".join(labels) or "常规、紧急"
+                raise ValueError(f'unknown urgency "{self.urgency}" (known: {known})') from None
+        return TicketKind.REGULAR
+
+    def to_input(self, labels: dict[str, TicketKind]) -> TicketInput:
+        extra = dict(self.extra)
+        if self.ticket_type and self.ticket_type not in labels:
+            extra.setdefault("ticket_type", self.ticket_type)
+        return TicketInput(
+            ticket_no=self.ticket_no,
+            content=self.content,
+            kind=self.resolve_kind(labels),
+            dispatched_at=self.dispatched_at,
+            title=self.title,
+            address=self.address,
+            citizen_name=self.citizen_name,
+            citizen_phone=self.citizen_phone,
+            request_type=self.request_type,
+            category=self.category,
+            area=self.area,
+            unit_label=self.unit,
+            hotline_deadline=self.hotline_deadline,
+            is_repeat=self.is_repeat,
+            is_media=self.is_media,
+            extra=extra,
+        )
+
+
+class TicketBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tickets: list[TicketPayload] = Field(min_length=1, max_length=500)
+
+
+class TicketEventPayload(BaseModel):
+    """An update from the hotline about a ticket it sent before."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    event_id: str = Field(min_length=1, max_length=100, description="unique per event: retries are ignored")
+    type: Literal["visit_result", "redispatch", "cancel", "reopen"]
+    at: datetime | None = Field(None, description="when it happened; default: when received")
+    result: VisitResult | None = Field(None, description="visit_result: satisfied, basically_satisfied, …")
+    unit: str | None = Field(None, max_length=64, description="redispatch: the new unit (code or name)")
+    note: str | None = Field(None, max_length=2000)
+
+    @field_validator("result", mode="before")
+    @classmethod
+    def _result(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip() in VISIT_LABELS:
+            return VISIT_LABELS[value.strip()]
+        return value
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return local(value) if value is not None else None

@@ -1,0 +1,493 @@
+"""The ticket service: hand-overs from the hotline and actions on tickets, each in one transaction.
+
+A change, its deadlines, its audit entry and the messages it causes (the outbox) commit together. What the
+caller acknowledges has been persisted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.clock import Clock
+from bot.domain.deadlines import DeadlinePlanner, PlannedDeadline, PlanRequest
+from bot.domain.lifecycle import (
+    Action,
+    ActionRequest,
+    CycleKind,
+    Evaluation,
+    TicketSnapshot,
+    TicketState,
+    Transition,
+    TransitionRefused,
+    decide,
+)
+from bot.domain.routing import Router
+from bot.domain.ticket import UPDATABLE_FIELDS, TicketInput
+from bot.domain.workcal import WorkCalendar
+from config.durations import Duration
+from config.model import BotConfig
+from config.vocabulary import DeadlineName, TicketKind
+from store import repo
+from store.repo import ConcurrentUpdate, Store
+
+log = logging.getLogger(__name__)
+
+HOTLINE = "hotline"
+SYNC_CHANNEL = "hotline"
+_RETRIES = 5
+
+
+class TicketNotFound(Exception):
+    def __init__(self, ticket_no: str) -> None:
+        super().__init__(ticket_no)
+        self.ticket_no = ticket_no
+        self.message = f"没有找到工单 {ticket_no}，请核对工单编号。"
+
+
+class UnknownUnit(TransitionRefused):
+    def __init__(self, label: str) -> None:
+        super().__init__("unknown_unit", f"没有名为「{label}」的承办单位。")
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertOutcome:
+    ticket_no: str
+    status: Literal["created", "updated", "unchanged"]
+    state: str
+    unit_code: str | None
+    changed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ActionOutcome:
+    ticket_no: str
+    action: Action
+    from_state: TicketState
+    to_state: TicketState
+    audit_id: int
+    ticket: Mapping[str, Any]
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TicketDetail:
+    ticket: Mapping[str, Any]
+    deadlines: list[Mapping[str, Any]] = field(default_factory=list)
+    history: list[Mapping[str, Any]] = field(default_factory=list)
+
+
+def snapshot(row: Mapping[str, Any]) -> TicketSnapshot:
+    before = row["state_before_return"]
+    return TicketSnapshot(
+        ticket_no=row["ticket_no"],
+        kind=TicketKind(row["kind"]),
+        state=TicketState(row["state"]),
+        unit_code=row["unit_code"],
+        handler_userid=row["handler_userid"],
+        category=row["category"],
+        evaluation=Evaluation(row["evaluation"]),
+        return_count=row["return_count"],
+        redispatch_count=row["redispatch_count"],
+        rehandle_count=row["rehandle_count"],
+        cycle=row["cycle"],
+        state_before_return=TicketState(before) if before else None,
+    )
+
+
+class TicketService:
+    def __init__(
+        self,
+        store: Store,
+        config: BotConfig,
+        calendar: WorkCalendar,
+        clock: Clock,
+        *,
+        sync_url: str | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.router = Router(config)
+        self.planner = DeadlinePlanner(config, calendar)
+        self.sync_url = sync_url
+
+    # --- hand-overs from the hotline ---------------------------------------------------------------------
+
+    async def upsert(
+        self, inputs: Sequence[TicketInput], *, source: str = "api", actor: str = HOTLINE
+    ) -> list[UpsertOutcome]:
+        """Creates new tickets and updates known ones (by number); identical repeats change nothing.
+
+        Everything is committed before this returns. Concurrent hand-overs of the same new number are
+        resolved by retrying: the loser finds the ticket and updates it.
+        """
+        # the last hand-over of a number within one batch wins
+        latest = {t.ticket_no: t for t in inputs}
+        for attempt in range(_RETRIES):
+            try:
+                async with self.store.transaction() as conn:
+                    outcomes = await self._upsert(conn, list(latest.values()), source, actor)
+                by_no = {o.ticket_no: o for o in outcomes}
+                return [by_no[t.ticket_no] for t in inputs]
+            except (IntegrityError, ConcurrentUpdate):
+                if attempt == _RETRIES - 1:
+                    raise
+                log.info("concurrent hand-over of the same ticket; retrying", extra={"attempt": attempt + 1})
+        raise AssertionError("unreachable")
+
+    async def _upsert(
+        self, conn: AsyncConnection, inputs: list[TicketInput], source: str, actor: str
+    ) -> list[UpsertOutcome]:
+        now = self.clock.now()
+        existing = await repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
+        fresh = [t for t in inputs if t.ticket_no not in existing]
+        outcomes = await self._create(conn, fresh, now, source, actor)
+        for item in inputs:
+            row = existing.get(item.ticket_no)
+            if row is not None:
+                outcomes.append(await self._update(conn, row, item, now, actor))
+        return outcomes
+
+    async def _create(
+        self, conn: AsyncConnection, items: list[TicketInput], now: datetime, source: str, actor: str
+    ) -> list[UpsertOutcome]:
+        if not items:
+            return []
+        rows, routes = [], []
+        for item in items:
+            route = self.router.route(
+                unit_label=item.unit_label,
+                category=item.category,
+                area=item.area,
+                content=item.content,
+                kind=item.kind,
+            )
+            routes.append(route)
+            rows.append(
+                {
+                    "ticket_no": item.ticket_no,
+                    "kind": item.kind.value,
+                    "request_type": item.request_type,
+                    "category": item.category,
+                    "area": item.area,
+                    "title": item.title,
+                    "content": item.content,
+                    "address": item.address,
+                    "citizen_name": item.citizen_name,
+                    "citizen_phone": item.citizen_phone,
+                    "is_repeat": item.is_repeat,
+                    "is_media": item.is_media,
+                    "unit_code": route.unit_code,
+                    "handler_userid": None,
+                    "state": TicketState.DISPATCHED.value,
+                    "state_before_return": None,
+                    "evaluation": Evaluation.NORMAL.value,
+                    "return_count": 0,
+                    "redispatch_count": 0,
+                    "rehandle_count": 0,
+                    "cycle": 1,
+                    "satisfaction": None,
+                    "routed_by": route.reason,
+                    "hotline_deadline": item.hotline_deadline,
+                    "dispatched_at": item.dispatched_at or now,
+                    "received_at": now,
+                    "updated_at": now,
+                    "closed_at": None,
+                    "source": source,
+                    "payload_hash": item.payload_hash(),
+                    "version": 1,
+                    "extra": item.extra,
+                }
+            )
+        ids = await repo.insert_tickets(conn, rows)
+        plans = self.planner.plan_many(
+            [PlanRequest(i.kind, i.category, r["dispatched_at"], "dispatch") for i, r in zip(items, rows, strict=True)]
+        )
+        deadline_rows = [
+            _deadline_row(ticket_id, 1, p) for ticket_id, plan in zip(ids, plans, strict=True) for p in plan
+        ]
+        await repo.insert_deadlines(conn, deadline_rows)
+        audits = [
+            {
+                "ticket_id": ticket_id,
+                "ticket_no": row["ticket_no"],
+                "at": now,
+                "actor": actor,
+                "action": "dispatch",
+                "from_state": None,
+                "to_state": TicketState.DISPATCHED.value,
+                "note": None,
+                "data": {"unit": route.unit_code, "routed_by": route.reason, "source": source},
+            }
+            for ticket_id, row, route in zip(ids, rows, routes, strict=True)
+        ]
+        audit_ids = await repo.append_audit(conn, audits)
+        # the bot's own routing decision is news to the hotline; a unit the platform named is not
+        await self._sync_back(
+            conn, [(a_id, audit) for a_id, audit, route in zip(audit_ids, audits, routes, strict=True)
+                   if route.reason != "hotline"]
+        )
+        return [
+            UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows
+        ]
+
+    async def _update(
+        self, conn: AsyncConnection, row: RowMapping, item: TicketInput, now: datetime, actor: str
+    ) -> UpsertOutcome:
+        digest = item.payload_hash()
+        if digest == row["payload_hash"]:
+            return UpsertOutcome(row["ticket_no"], "unchanged", row["state"], row["unit_code"])
+        values: dict[str, Any] = {}
+        for name in UPDATABLE_FIELDS:
+            new = getattr(item, name)
+            new = new.value if isinstance(new, TicketKind) else new
+            if new != row[name]:
+                values[name] = new
+        if item.extra != row["extra"]:
+            values["extra"] = item.extra
+        changed = tuple(sorted(values))
+        values.update(payload_hash=digest, updated_at=now)
+        await repo.update_ticket(conn, row["id"], row["version"], values)
+        version = row["version"] + 1
+        state = row["state"]
+        if changed:
+            await repo.append_audit(
+                conn,
+                [
+                    {
+                        "ticket_id": row["id"],
+                        "ticket_no": row["ticket_no"],
+                        "at": now,
+                        "actor": actor,
+                        "action": "update",
+                        "from_state": state,
+                        "to_state": state,
+                        "note": None,
+                        "data": {"changed": list(changed)},
+                    }
+                ],
+            )
+        if {"kind", "category"} & set(changed) and TicketState(state).is_open:
+            await self._reschedule(conn, row["id"], TicketKind(item.kind), item.category)
+        unit = row["unit_code"]
+        # the platform sent the ticket to another unit: a re-dispatch by the hotline
+        target = self.config.unit_for_label(item.unit_label) if item.unit_label else None
+        if target is not None and target.code != row["unit_code"] and TicketState(state).is_open:
+            fresh = await repo.ticket_by_no(conn, row["ticket_no"])
+            assert fresh is not None and fresh["version"] == version
+            req = ActionRequest(Action.REDISPATCH, HOTLINE, now, unit=target.code, by_hotline=True)
+            outcome = await self._apply(conn, fresh, req)
+            state, unit = outcome.to_state.value, target.code
+            changed = (*changed, "unit")
+        return UpsertOutcome(row["ticket_no"], "updated", state, unit, changed)
+
+    async def _reschedule(
+        self, conn: AsyncConnection, ticket_id: int, kind: TicketKind, category: str | None
+    ) -> None:
+        """The kind or category changed: open deadlines follow the new policy from their original start."""
+        open_rows = await repo.open_deadlines(conn, ticket_id)
+        if not open_rows:
+            return
+        cycle = max(r["cycle"] for r in open_rows)
+        current = [r for r in open_rows if r["cycle"] == cycle]
+        cycle_kind: CycleKind = (
+            "rehandle" if any(r["name"] == DeadlineName.REHANDLE for r in current) else "dispatch"
+        )
+        start = min(r["started_at"] for r in current)
+        wanted = {p.name: p for p in self.planner.plan(PlanRequest(kind, category, start, cycle_kind))}
+        obsolete = []
+        for r in current:
+            planned = wanted.pop(DeadlineName(r["name"]), None)
+            if planned is None:
+                obsolete.append(r["id"])
+            elif planned.due_at != r["due_at"]:
+                await repo.reschedule_deadline(conn, r["id"], policy=str(planned.policy), due_at=planned.due_at)
+        await repo.close_deadlines(conn, obsolete, status="cancelled", at=None)
+        # names the new policy adds, unless they were already met or cancelled in this cycle
+        closed = {r["name"] for r in await repo.deadlines_of(conn, ticket_id) if r["cycle"] == cycle}
+        await repo.insert_deadlines(
+            conn, [_deadline_row(ticket_id, cycle, p) for n, p in wanted.items() if n.value not in closed]
+        )
+
+    # --- actions on tickets ------------------------------------------------------------------------------
+
+    async def act(
+        self,
+        ticket_no: str,
+        req: ActionRequest,
+        *,
+        dedup: tuple[str, str, str] | None = None,
+    ) -> ActionOutcome:
+        """Applies an action. ``dedup`` = (source, key, raw payload): an inbound message applied once only.
+
+        Raises TicketNotFound or TransitionRefused (nothing changed in either case).
+        """
+        for attempt in range(_RETRIES):
+            try:
+                async with self.store.transaction() as conn:
+                    if dedup is not None:
+                        source, key, payload = dedup
+                        inbox_id = await repo.record_inbound(
+                            conn, source=source, dedup_key=key, payload=payload, at=self.clock.now(), status="done"
+                        )
+                        if inbox_id is None:
+                            return await self._duplicate(conn, ticket_no, req)
+                    row = await repo.ticket_by_no(conn, ticket_no)
+                    if row is None:
+                        raise TicketNotFound(ticket_no)
+                    return await self._apply(conn, row, req)
+            except ConcurrentUpdate:
+                if attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _duplicate(self, conn: AsyncConnection, ticket_no: str, req: ActionRequest) -> ActionOutcome:
+        row = await repo.ticket_by_no(conn, ticket_no)
+        if row is None:
+            raise TicketNotFound(ticket_no)
+        state = TicketState(row["state"])
+        return ActionOutcome(ticket_no, req.action, state, state, 0, dict(row), duplicate=True)
+
+    async def _apply(self, conn: AsyncConnection, row: RowMapping, req: ActionRequest) -> ActionOutcome:
+        if req.unit and req.action in (Action.REDISPATCH, Action.ASSIGN):
+            unit = self.config.unit_for_label(req.unit)
+            if unit is None:
+                raise UnknownUnit(req.unit)
+            req = _replace(req, unit=unit.code)
+        ticket = snapshot(row)
+        open_rows = await repo.open_deadlines(conn, row["id"])
+        current = [r for r in open_rows if r["cycle"] == ticket.cycle]
+        transition = decide(ticket, req, {DeadlineName(r["name"]): r["due_at"] for r in current})
+        values: dict[str, Any] = {"state": transition.to_state.value, "updated_at": req.at, **transition.changes}
+        if transition.new_cycle is not None:
+            values["cycle"] = ticket.cycle + 1
+        await repo.update_ticket(conn, row["id"], row["version"], values)
+        await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
+        audit = {
+            "ticket_id": row["id"],
+            "ticket_no": ticket.ticket_no,
+            "at": req.at,
+            "actor": req.actor,
+            "action": req.action.value,
+            "from_state": ticket.state.value,
+            "to_state": transition.to_state.value,
+            "note": req.note,
+            "data": {k: v for k, v in transition.data.items() if v is not None},
+        }
+        (audit_id,) = await repo.append_audit(conn, [audit])
+        if not req.by_hotline:
+            await self._sync_back(conn, [(audit_id, audit)])
+        merged = {**dict(row), **values, "version": row["version"] + 1}
+        return ActionOutcome(ticket.ticket_no, req.action, ticket.state, transition.to_state, audit_id, merged)
+
+    async def _apply_deadlines(
+        self,
+        conn: AsyncConnection,
+        row: RowMapping,
+        ticket: TicketSnapshot,
+        transition: Transition,
+        open_rows: list[RowMapping],
+        at: datetime,
+    ) -> None:
+        met = [r["id"] for r in open_rows if r["cycle"] == ticket.cycle and r["name"] in transition.meet]
+        # a new cycle supersedes whatever the previous one left open
+        cancelled = [
+            r["id"]
+            for r in open_rows
+            if r["id"] not in met
+            and (transition.new_cycle is not None or r["cycle"] != ticket.cycle or r["name"] in transition.cancel)
+        ]
+        await repo.close_deadlines(conn, met, status="met", at=at)
+        await repo.close_deadlines(conn, cancelled, status="cancelled", at=None)
+        if transition.new_cycle is not None:
+            plan = self.planner.plan(PlanRequest(ticket.kind, ticket.category, at, transition.new_cycle))
+            await repo.insert_deadlines(conn, [_deadline_row(row["id"], ticket.cycle + 1, p) for p in plan])
+
+    async def _sync_back(self, conn: AsyncConnection, audits: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+        """Queues each state change for the hotline platform (when a sync URL is configured)."""
+        if not self.sync_url or not audits:
+            return
+        rows = []
+        for audit_id, audit in audits:
+            at: datetime = audit["at"]
+            rows.append(
+                {
+                    "channel": SYNC_CHANNEL,
+                    "destination": self.sync_url,
+                    "idempotency_key": f"hotline-sync:{audit_id}",
+                    "ordering_key": audit["ticket_no"],
+                    "priority": 5,
+                    "payload": {
+                        "event_id": audit_id,
+                        "ticket_no": audit["ticket_no"],
+                        "action": audit["action"],
+                        "from_state": audit["from_state"],
+                        "to_state": audit["to_state"],
+                        "actor": audit["actor"],
+                        "at": at.isoformat(),
+                        "note": audit["note"],
+                        "data": _jsonable(audit["data"]),
+                    },
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": at,
+                    "created_at": at,
+                }
+            )
+        await repo.enqueue(conn, rows)
+
+    # --- reading -----------------------------------------------------------------------------------------
+
+    async def get(self, ticket_no: str) -> TicketDetail:
+        async with self.store.reading() as conn:
+            row = await repo.ticket_by_no(conn, ticket_no)
+            if row is None:
+                raise TicketNotFound(ticket_no)
+            return TicketDetail(
+                ticket=dict(row),
+                deadlines=[dict(r) for r in await repo.deadlines_of(conn, row["id"])],
+                history=[dict(r) for r in await repo.history_of(conn, row["id"])],
+            )
+
+
+def _deadline_row(ticket_id: int, cycle: int, p: PlannedDeadline) -> dict[str, Any]:
+    return {
+        "ticket_id": ticket_id,
+        "name": p.name.value,
+        "cycle": cycle,
+        "policy": str(p.policy),
+        "started_at": p.started_at,
+        "due_at": p.due_at,
+        "status": "open",
+        "met_at": None,
+        "next_due_at": p.due_at,
+        "stage": 0,
+    }
+
+
+def _replace(req: ActionRequest, **changes: Any) -> ActionRequest:
+    from dataclasses import replace
+
+    return replace(req, **changes)
+
+
+def _jsonable(data: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, datetime):
+            out[key] = value.isoformat()
+        elif isinstance(value, timedelta):
+            out[key] = value.total_seconds()
+        elif isinstance(value, Duration):
+            out[key] = str(value)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,26 @@
+"""Typed keys for what the application holds (aiohttp ``AppKey``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from bot.clock import Clock
+from bot.domain.workcal import WorkCalendar
+from config.model import BotConfig
+from config.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.services.tickets import TicketService
+    from bot.web.ops import Metrics
+    from store.repo import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+CONFIG = web.AppKey("config", BotConfig)
+CLOCK = web.AppKey("clock", Clock)
+CALENDAR = web.AppKey("calendar", WorkCalendar)
+STORE: web.AppKey[Store] = web.AppKey("store")
+TICKETS: web.AppKey[TicketService] = web.AppKey("tickets")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+REDIS: web.AppKey[Any] = web.AppKey("redis")  # redis.asyncio.Redis, or None without REDIS_URL

@@ -1,0 +1,170 @@
+"""The OpenAPI 3.1 document of the bot's HTTP API, served at ``GET /api/openapi.json``.
+
+Request bodies come from the same pydantic models that validate them, so the document cannot drift.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from aiohttp import web
+
+from bot.hotline.schemas import TicketBatch, TicketEventPayload, TicketPayload
+from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+
+routes = web.RouteTableDef()
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "details": {},
+            },
+        }
+    },
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _json(ref: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+
+
+_SIGNED_ERRORS = {
+    "400": _error("The body is not JSON"),
+    "401": _error("Missing, stale or wrong signature"),
+    "413": _error("The body is too large"),
+    "422": _error("The JSON does not describe a valid ticket or event; `details` lists each problem"),
+    "503": _error("HOTLINE_INGEST_SECRET is not configured"),
+}
+
+
+def _schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = {"Error": _ERROR}
+    for model in (TicketPayload, TicketBatch, TicketEventPayload):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    schemas["UpsertResult"] = {
+        "type": "object",
+        "properties": {
+            "ticket_no": {"type": "string"},
+            "status": {"enum": ["created", "updated", "unchanged"]},
+            "state": {"type": "string"},
+            "unit": {"type": ["string", "null"]},
+            "changed": {"type": "array", "items": {"type": "string"}},
+        },
+    }
+    return schemas
+
+
+@functools.cache
+def document() -> dict[str, Any]:
+    signed = [{"hotlineSignature": [], "hotlineTimestamp": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hotline-bot",
+            "version": "0.1.0",
+            "description": (
+                "Tickets from the 12345 hotline in, ticket state out. Hand-overs are signed: "
+                f"`{TIMESTAMP_HEADER}` = Unix seconds, `{SIGNATURE_HEADER}` = `sha256=` + hex HMAC-SHA256 "
+                "of `{timestamp}.{raw body}` keyed with HOTLINE_INGEST_SECRET; the timestamp must be within "
+                "the configured window (default 300 s)."
+            ),
+        },
+        "paths": {
+            "/api/tickets": {
+                "post": {
+                    "summary": "Hand over one ticket, or a batch of up to 500 (idempotent by ticket_no)",
+                    "security": signed,
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [
+                                        {"$ref": "#/components/schemas/TicketPayload"},
+                                        {"$ref": "#/components/schemas/TicketBatch"},
+                                    ]
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": {"description": "Created (persisted before this answer)", "content": _json("UpsertResult")},
+                        "200": {"description": "Known ticket updated, or unchanged", "content": _json("UpsertResult")},
+                        **_SIGNED_ERRORS,
+                    },
+                }
+            },
+            "/api/tickets/{ticket_no}/events": {
+                "post": {
+                    "summary": "An update from the hotline: return-visit result, re-dispatch, cancellation, reopen",
+                    "security": signed,
+                    "parameters": [{"name": "ticket_no", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "requestBody": {"required": True, "content": _json("TicketEventPayload")},
+                    "responses": {
+                        "200": {"description": "Applied (or a repeat of an event already applied: duplicate=true)"},
+                        "404": _error("No such ticket"),
+                        "409": _error("The lifecycle does not allow this now; `code` says why"),
+                        **_SIGNED_ERRORS,
+                    },
+                }
+            },
+            "/api/tickets/{ticket_no}": {
+                "get": {
+                    "summary": "A ticket: state, unit, every deadline, its history",
+                    "security": [{"apiToken": []}],
+                    "parameters": [
+                        {"name": "ticket_no", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {
+                            "name": "contact",
+                            "in": "query",
+                            "required": False,
+                            "description": "`full` to include the citizen's unmasked name and phone",
+                            "schema": {"enum": ["full"]},
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "The ticket"},
+                        "401": _error("Missing or wrong API token"),
+                        "404": _error("No such ticket"),
+                        "503": _error("API_TOKEN is not configured"),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "Database, Redis (when configured), and calendar coverage of the next 30 days",
+                    "responses": {"200": {"description": "Healthy (status ok, or degraded with a calendar warning)"},
+                                  "503": {"description": "Database or Redis unreachable"}},
+                }
+            },
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+            "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "JSON"}}}},
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "hotlineSignature": {"type": "apiKey", "in": "header", "name": SIGNATURE_HEADER},
+                "hotlineTimestamp": {"type": "apiKey", "in": "header", "name": TIMESTAMP_HEADER},
+                "apiToken": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+
+
+@routes.get("/api/openapi.json")
+async def openapi_json(_request: web.Request) -> web.Response:
+    return web.json_response(document())

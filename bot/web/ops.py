@@ -1,0 +1,120 @@
+"""Operations endpoints: ``GET /healthz`` and ``GET /metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from sqlalchemy import text
+
+from bot.web.errors import Handler
+from bot.web.keys import CALENDAR, CLOCK, METRICS, REDIS, STORE
+from store import repo
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+
+class Metrics:
+    """One registry per application (tests run many apps in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "hotline_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "hotline_http_request_seconds", "HTTP request latency", ["route"], registry=self.registry
+        )
+        self.tickets = Counter(
+            "hotline_tickets_ingested_total", "Tickets handed over by the hotline", ["status"], registry=self.registry
+        )
+        self.rejects = Counter(
+            "hotline_ingest_rejected_total", "Hand-overs refused", ["reason"], registry=self.registry
+        )
+        self.outbox = Gauge("hotline_outbox_messages", "Outbox messages by status", ["status"], registry=self.registry)
+        self.fallback_days = Gauge(
+            "hotline_calendar_fallback_days",
+            "Days in the next 30 decided by the fallback calendar rule",
+            registry=self.registry,
+        )
+
+    def ingested(self, outcomes: Iterable[Any]) -> None:
+        for outcome in outcomes:
+            self.tickets.labels(outcome.status).inc()
+
+    def rejected(self, reason: str) -> None:
+        self.rejects.labels(reason).inc()
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics = request.app[METRICS]
+        metrics.requests.labels(request.method, route, str(status)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    app = request.app
+    checks: dict[str, Any] = {}
+    healthy = True
+    try:
+        async with app[STORE].reading() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = {"status": "ok", "backend": app[STORE].backend}
+    except Exception as exc:  # a health check reports, it does not raise
+        healthy = False
+        checks["database"] = {"status": "fail", "error": type(exc).__name__}
+    redis = app[REDIS]
+    if redis is None:
+        checks["redis"] = {"status": "not_configured"}
+    else:
+        try:
+            await redis.ping()
+            checks["redis"] = {"status": "ok"}
+        except Exception as exc:
+            healthy = False
+            checks["redis"] = {"status": "fail", "error": type(exc).__name__}
+    coverage = app[CALENDAR].coverage(app[CLOCK].now().date(), 30)
+    calendar: dict[str, Any] = {
+        "status": "ok" if coverage.ok else "warning",
+        "official_until": app[CALENDAR].official_last_year,
+        "fallback_days": [d.isoformat() for d in coverage.fallback_days],
+    }
+    if not coverage.ok:
+        calendar["warning"] = coverage.warning()
+    checks["calendar"] = calendar
+    status = "fail" if not healthy else ("ok" if coverage.ok else "degraded")
+    return web.json_response({"status": status, "checks": checks}, status=200 if healthy else 503)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    app = request.app
+    m = app[METRICS]
+    try:
+        async with app[STORE].reading() as conn:
+            counts = await repo.outbox_counts(conn)
+        for status in ("pending", "sent", "dead"):
+            m.outbox.labels(status).set(counts.get(status, 0))
+    except Exception:
+        log.warning("metrics: could not count the outbox", exc_info=True)
+    m.fallback_days.set(len(app[CALENDAR].coverage(app[CLOCK].now().date(), 30).fallback_days))
+    return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

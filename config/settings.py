@@ -1,0 +1,188 @@
+"""Deployment values from the environment (database, Redis, WeCom credentials, listen address).
+
+Nothing is read at import time: call :meth:`Settings.from_env`. Secrets never show in repr/str.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from config.loader import ConfigError, ConfigIssue, describe_error
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@]*:)([^@]*)@")
+
+
+def redact_url(url: str) -> str:
+    """'postgresql+asyncpg://bot:s3cret@db/hotline' -> 'postgresql+asyncpg://bot:***@db/hotline'."""
+    return _URL_PASSWORD.sub(r"\1***@", url)
+
+
+def normalize_database_url(url: str) -> str:
+    """Rewrite to the async drivers the bot uses: sqlite -> sqlite+aiosqlite, postgres -> asyncpg."""
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(
+            "must be a URL such as sqlite:///data/hotline.db or postgresql://user:password@host/db"
+        )
+    scheme = scheme.lower()
+    if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
+        return f"postgresql+asyncpg://{rest}"
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
+        return f"sqlite+aiosqlite://{rest}"
+    if scheme.startswith(("postgres", "sqlite")):
+        raise ValueError(
+            f'unsupported driver "{scheme}": the bot uses asyncpg / aiosqlite; drop the "+driver"'
+        )
+    raise ValueError(f'unsupported database "{scheme}": use sqlite:/// or postgresql://')
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str = "sqlite+aiosqlite:///data/hotline.db"
+    redis_url: str | None = None  # None = no Redis; in-process fallbacks
+    config_path: Path = Path("config/sandbox.yaml")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    wecom_corp_id: str | None = None
+    wecom_app_agent_id: str | None = None
+    # WeCom secrets stay plain str (wechatpy wants str) but are left out of repr.
+    wecom_app_secret: str | None = Field(default=None, repr=False)
+    wecom_app_token: str | None = Field(default=None, repr=False)
+    wecom_app_aes_key: str | None = Field(default=None, repr=False)
+    wecom_aibot_token: str | None = Field(default=None, repr=False)
+    wecom_aibot_aes_key: str | None = Field(default=None, repr=False)
+    hotline_ingest_secret: SecretStr | None = None
+    api_token: SecretStr | None = None
+    log_format: Literal["json", "text"] = "json"
+    log_level: str = "INFO"
+
+    ENV_VARS: ClassVar[dict[str, str]] = {
+        "database_url": "DATABASE_URL",
+        "redis_url": "REDIS_URL",
+        "config_path": "BOT_CONFIG",
+        "host": "BOT_HOST",
+        "port": "BOT_PORT",
+        "wecom_api_base": "WECOM_API_BASE",
+        "wecom_corp_id": "WECOM_CORP_ID",
+        "wecom_app_agent_id": "WECOM_APP_AGENT_ID",
+        "wecom_app_secret": "WECOM_APP_SECRET",
+        "wecom_app_token": "WECOM_APP_TOKEN",
+        "wecom_app_aes_key": "WECOM_APP_AES_KEY",
+        "wecom_aibot_token": "WECOM_AIBOT_TOKEN",
+        "wecom_aibot_aes_key": "WECOM_AIBOT_AES_KEY",
+        "hotline_ingest_secret": "HOTLINE_INGEST_SECRET",
+        "api_token": "API_TOKEN",
+        "log_format": "LOG_FORMAT",
+        "log_level": "LOG_LEVEL",
+    }
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(rediss?|unix)://", value.strip(), re.I):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value.strip() if value is not None else None
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, value: Any) -> int:
+        text = str(value).strip()
+        if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= 65535:
+            raise ValueError(f'must be a port number between 1 and 65535 (got "{value}")')
+        return int(text)
+
+    @field_validator("wecom_api_base")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f'must be an http(s) URL (got "{value}")')
+        return value
+
+    @field_validator("wecom_app_agent_id")
+    @classmethod
+    def _agent_id(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip().isdigit():
+            raise ValueError(f'must be the numeric AgentId of the WeCom app (got "{value}")')
+        return value.strip() if value is not None else None
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("json", "text"):
+            return value.strip().lower()
+        raise ValueError(f'must be "json" or "text" (got "{value}")')
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        level = "WARNING" if level == "WARN" else level
+        if level not in _LOG_LEVELS:
+            raise ValueError(f'must be one of {", ".join(_LOG_LEVELS)} (got "{value}")')
+        return level
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``environ`` (default: os.environ, read now). Empty values count as unset.
+
+        Raises ConfigError naming each invalid variable.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, str] = {}
+        for field, var in cls.ENV_VARS.items():
+            raw = env.get(var)
+            if raw is not None and raw.strip():
+                values[field] = raw
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            issues = []
+            for error in exc.errors(include_url=False):
+                loc, message = describe_error(error)
+                field = str(loc[0]) if loc else ""
+                issues.append(ConfigIssue(cls.ENV_VARS.get(field, field), message))
+            raise ConfigError("environment", issues) from None
+
+    @property
+    def wecom_configured(self) -> bool:
+        """A corp id and a way to talk to WeCom (app secret or intelligent-robot token)."""
+        return bool(self.wecom_corp_id and (self.wecom_app_secret or self.wecom_aibot_token))
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def database_url_redacted(self) -> str:
+        """The database URL with its password masked, for logs."""
+        return redact_url(self.database_url)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            if name in ("database_url", "redis_url") and isinstance(value, str):
+                yield name, redact_url(value)
+            else:
+                yield name, value

@@ -1,0 +1,138 @@
+"""The outbox sender: delivers what was committed to the outbox, through one sender per channel.
+
+Delivery is at least once with an idempotency key per message: a crash between sending and recording the
+result leaves the lease to expire and the message is sent again with the same key, which the receiver uses
+to ignore the repeat. Transient failures are retried with exponential backoff; permanent ones are
+dead-lettered with their reason, for an operator to see and replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from bot.clock import Clock
+from store import repo
+from store.repo import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    id: int
+    channel: str
+    destination: str
+    idempotency_key: str
+    payload: Mapping[str, Any]
+    attempts: int
+
+
+class DeliveryError(Exception):
+    """A failed attempt. ``permanent`` ones are not retried (e.g. the receiver rejects the payload)."""
+
+    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after
+
+
+class Sender(Protocol):
+    async def send(self, message: OutboundMessage) -> None: ...
+
+
+def backoff(attempts: int, *, base: float = 2.0, cap: float = 600.0, jitter: float = 0.1) -> float:
+    """Seconds before attempt ``attempts + 1``: 2, 4, 8 … capped at ten minutes, with a little jitter."""
+    delay: float = min(cap, base * (2 ** max(0, attempts - 1)))
+    return delay * (1 + random.uniform(-jitter, jitter))  # noqa: S311 - jitter, not security
+
+
+class OutboxWorker:
+    def __init__(
+        self,
+        store: Store,
+        senders: Mapping[str, Sender],
+        clock: Clock,
+        *,
+        owner: str,
+        batch: int = 50,
+        lease: timedelta = timedelta(seconds=60),
+        max_attempts: int | None = None,
+    ) -> None:
+        self.store = store
+        self.senders = dict(senders)
+        self.clock = clock
+        self.owner = owner
+        self.batch = batch
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was just queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Claims and sends what is due now; returns how many messages were attempted."""
+        now = self.clock.now()
+        async with self.store.transaction() as conn:
+            rows = await repo.claim_due(
+                conn, owner=self.owner, now=now, lease_until=now + self.lease, limit=self.batch
+            )
+        for row in rows:
+            await self._deliver(
+                OutboundMessage(
+                    row["id"], row["channel"], row["destination"], row["idempotency_key"], row["payload"], row["attempts"]
+                )
+            )
+        return len(rows)
+
+    async def _deliver(self, message: OutboundMessage) -> None:
+        sender = self.senders.get(message.channel)
+        error: DeliveryError | None
+        if sender is None:
+            error = DeliveryError(f"no sender for channel {message.channel!r}", permanent=True)
+        else:
+            try:
+                await sender.send(message)
+                error = None
+            except DeliveryError as exc:
+                error = exc
+            except Exception as exc:  # a bug in a sender must not stop the queue
+                log.exception("sender failed", extra={"channel": message.channel, "outbox_id": message.id})
+                error = DeliveryError(f"{type(exc).__name__}: {exc}")
+        now = self.clock.now()
+        async with self.store.transaction() as conn:
+            if error is None:
+                await repo.mark_sent(conn, message.id, owner=self.owner, at=now)
+                return
+            attempts = message.attempts + 1
+            exhausted = self.max_attempts is not None and attempts >= self.max_attempts
+            retry_at: datetime | None = None
+            if not (error.permanent or exhausted):
+                retry_at = now + timedelta(seconds=error.retry_after or backoff(attempts))
+            await repo.mark_failed(conn, message.id, owner=self.owner, error=str(error), retry_at=retry_at)
+        log.warning(
+            "delivery failed" + ("; dead-lettered" if retry_at is None else "; will retry"),
+            extra={"channel": message.channel, "outbox_id": message.id, "attempts": attempts, "error": str(error)},
+        )
+
+    async def run_forever(self, *, poll_interval: float = 1.0) -> None:
+        while True:
+            try:
+                worked = await self.run_once()
+            except Exception:
+                log.exception("outbox pass failed; retrying")
+                worked = 0
+            if worked:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()

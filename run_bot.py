@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""hotline-bot command line: ``python run_bot.py --help`` lists every subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from config.loader import ConfigError, load_config
+from config.model import BotConfig
+from config.settings import Settings
+
+log = logging.getLogger("hotline_bot")
+
+
+def _env_help() -> str:
+    lines = ["environment variables:"]
+    for field, var in Settings.ENV_VARS.items():
+        default = Settings.model_fields[field].default
+        shown = "" if default is None else f" (default: {default})"
+        lines.append(f"  {var:<24} {field}{shown}")
+    return "\n".join(lines)
+
+
+def _load(settings: Settings, path: Path | None) -> BotConfig:
+    return load_config(path or settings.config_path)
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+# --- subcommands -----------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.app import create_app
+    from bot.logging import setup_logging
+
+    settings = _settings()
+    if args.host:
+        settings = settings.model_copy(update={"host": args.host})
+    if args.port:
+        settings = settings.model_copy(update={"port": args.port})
+    setup_logging(settings.log_format, settings.log_level)
+    config = _load(settings, args.config)
+    log.info(
+        "starting hotline-bot",
+        extra={
+            "config": str(args.config or settings.config_path),
+            "database": settings.database_url_redacted,
+            "redis": bool(settings.redis_url),
+            "wecom": "configured" if settings.wecom_configured else "not configured",
+        },
+    )
+    app = create_app(settings, config)
+    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = _settings()
+    path = args.file or settings.config_path
+    config = load_config(path)
+    units = len(config.units)
+    members = len(config.members)
+    print(f"{path}: OK — {units} units, {members} members, {len(config.routing)} routing rules")
+    if config.calendar.overrides_file:
+        from bot.app import build_calendar
+
+        build_calendar(config)
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from store.db import migrate_sync_url
+
+    settings = _settings()
+    migrate_sync_url(settings.database_url)
+    print(f"database {settings.database_url_redacted} is up to date")
+    return 0
+
+
+async def _with_service(settings: Settings, config: BotConfig, body: Callable[[Any], Awaitable[int]]) -> int:
+    from bot.app import build_calendar
+    from bot.clock import SystemClock
+    from bot.services.tickets import TicketService
+    from store.db import create_engine, migrate
+    from store.repo import Store
+
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        service = TicketService(
+            Store(engine), config, build_calendar(config), SystemClock(), sync_url=config.hotline.sync_url
+        )
+        return await body(service)
+    finally:
+        await engine.dispose()
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from bot.hotline.importer import ImportFormatError, format_errors, import_file
+
+    settings = _settings()
+    config = _load(settings, args.config)
+
+    async def body(service: Any) -> int:
+        try:
+            report = await import_file(
+                args.file,
+                service,
+                config,
+                batch_size=args.batch_size,
+                dry_run=args.dry_run,
+                progress=not args.quiet,
+                sheet=args.sheet,
+            )
+        except ImportFormatError as exc:
+            print(f"无法导入 {args.file}: {exc}", file=sys.stderr)
+            return 2
+        print(report.summary())
+        for line in format_errors(report, limit=args.show_errors):
+            print(line)
+        return 1 if report.errors else 0
+
+    if not args.file.exists():
+        print(f"文件不存在: {args.file}", file=sys.stderr)
+        return 2
+    return asyncio.run(_with_service(settings, config, body))
+
+
+def cmd_ticket(args: argparse.Namespace) -> int:
+    from bot.services.tickets import TicketNotFound
+
+    settings = _settings()
+    config = _load(settings, args.config)
+
+    async def body(service: Any) -> int:
+        try:
+            detail = await service.get(args.ticket_no)
+        except TicketNotFound as exc:
+            print(exc.message, file=sys.stderr)
+            return 1
+        print(json.dumps(
+            {"ticket": detail.ticket, "deadlines": detail.deadlines, "history": detail.history},
+            ensure_ascii=False, indent=2, default=str,
+        ))
+        return 0
+
+    return asyncio.run(_with_service(settings, config, body))
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from store import repo
+    from store.db import create_engine, migrate
+    from store.repo import Store
+
+    settings = _settings()
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate(engine)
+            store = Store(engine)
+            if args.action == "replay":
+                async with store.transaction() as conn:
+                    count = await repo.replay(conn, args.ids or None, at=SystemClock().now())
+                print(f"{count} message(s) queued again")
+                return 0
+            async with store.reading() as conn:
+                counts = await repo.outbox_counts(conn)
+                dead = await repo.dead_letters(conn)
+            print("outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if counts else "outbox: empty")
+            for row in dead:
+                print(f"  dead #{row['id']} {row['channel']} → {row['destination']}: {row['last_error']}")
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+# --- the parser ------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_bot.py",
+        description="hotline-bot: 12345 hotline tickets into WeCom work groups.",
+        epilog=_env_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="run the bot (HTTP API, callbacks, workers)")
+    serve.add_argument("--config", type=Path, help="the YAML config (default: $BOT_CONFIG)")
+    serve.add_argument("--host", help="listen address (default: $BOT_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (default: $BOT_PORT)")
+    serve.set_defaults(func=cmd_serve)
+
+    check = sub.add_parser("check-config", help="validate a config file and report every error")
+    check.add_argument("file", nargs="?", type=Path, help="the YAML config (default: $BOT_CONFIG)")
+    check.set_defaults(func=cmd_check_config)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations ($DATABASE_URL) and exit")
+    migrate.set_defaults(func=cmd_migrate)
+
+    imp = sub.add_parser("import", help="import tickets from an .xlsx or .csv export (idempotent)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--config", type=Path, help="the YAML config (default: $BOT_CONFIG)")
+    imp.add_argument("--sheet", help="worksheet name (default: the first)")
+    imp.add_argument("--dry-run", action="store_true", help="validate every row, write nothing")
+    imp.add_argument("--batch-size", type=int, default=1000)
+    imp.add_argument("--show-errors", type=int, default=50, help="how many bad rows to list")
+    imp.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.set_defaults(func=cmd_import)
+
+    ticket = sub.add_parser("ticket", help="show a ticket with its deadlines and history (JSON)")
+    ticket.add_argument("ticket_no")
+    ticket.add_argument("--config", type=Path)
+    ticket.set_defaults(func=cmd_ticket)
+
+    outbox = sub.add_parser("outbox", help="show the outbox and its dead letters, or replay them")
+    outbox.add_argument("action", choices=["show", "replay"], nargs="?", default="show")
+    outbox.add_argument("ids", nargs="*", type=int, help="replay only these message ids")
+    outbox.set_defaults(func=cmd_outbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

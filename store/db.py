@@ -1,0 +1,114 @@
+"""Engine creation and migrations for SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# any constant will do: every bot process migrating the same PostgreSQL database takes this lock first
+_MIGRATION_LOCK_ID = 0x484F544C  # "HOTL"
+
+
+def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
+    """An async engine; on SQLite creates the database folder and sets WAL, foreign keys, busy timeout."""
+    parsed = make_url(url)
+    kwargs: dict[str, Any] = {"echo": echo}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            kwargs["poolclass"] = NullPool
+        kwargs["connect_args"] = {"timeout": 30}
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        parsed, server_settings = _libpq_options(parsed)
+        if server_settings:
+            kwargs["connect_args"] = {"server_settings": server_settings}
+    engine = create_async_engine(parsed, **kwargs)
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+def _libpq_options(url: URL) -> tuple[URL, dict[str, str]]:
+    """libpq's ``?options=-c search_path=bot`` becomes asyncpg's ``server_settings`` (asyncpg has no options)."""
+    options = url.query.get("options")
+    if not options:
+        return url, {}
+    settings: dict[str, str] = {}
+    for part in (options if isinstance(options, str) else " ".join(options)).split("-c"):
+        key, _, value = part.strip().partition("=")
+        if key and value:
+            settings[key.strip()] = value.strip()
+    return url.difference_update_query(["options"]), settings
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # the driver's own implicit BEGIN is switched off: SQLAlchemy's "begin" event emits BEGIN IMMEDIATE,
+    # so a transaction that reads and then writes holds the write lock from the start and never fails
+    # half-way with "database is locked" when another writer committed in between
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _alembic_config(connection: Connection) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _upgrade(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # several bot processes may start at once: one migrates, the others wait and find nothing to do
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+    command.upgrade(_alembic_config(connection), "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Apply every pending Alembic migration (called on start)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade)
+    log.info("database schema is up to date", extra={"backend": engine.dialect.name})
+
+
+def current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate_sync_url(url: str) -> None:
+    """For the CLI: run migrations to completion on a fresh event loop."""
+
+    async def _run() -> None:
+        engine = create_engine(url)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(_run())

@@ -1,0 +1,223 @@
+"""Tables: tickets, their deadlines, the append-only audit log, the inbox and the outbox.
+
+The same schema runs on SQLite (embedded default) and PostgreSQL. Datetimes are stored in UTC
+and come back aware, in Asia/Shanghai. Store code knows nothing of WeCom.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+_TZ = ZoneInfo("Asia/Shanghai")
+
+# BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class TZDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware datetimes (Asia/Shanghai) out; UTC on disk.
+
+    SQLite has no timezone type: values are stored as naive UTC, whose text form sorts in time order,
+    so indexed range queries (``next_due_at <= now``) behave the same on both backends.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware datetime")
+        as_utc = value.astimezone(UTC)
+        return as_utc.replace(tzinfo=None) if dialect.name == "sqlite" else as_utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(_TZ)
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: TZDateTime(), dict[str, Any]: JSON()}
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ticket_no: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    request_type: Mapped[str | None] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(64))
+    area: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(200))
+    content: Mapped[str] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(String(500))
+    citizen_name: Mapped[str | None] = mapped_column(String(64))
+    citizen_phone: Mapped[str | None] = mapped_column(String(32))
+    is_repeat: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_media: Mapped[bool] = mapped_column(Boolean, default=False)
+    unit_code: Mapped[str | None] = mapped_column(String(32), index=True)
+    handler_userid: Mapped[str | None] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(24), index=True)
+    # the state a pending return request will go back to when it is rejected
+    state_before_return: Mapped[str | None] = mapped_column(String(24))
+    evaluation: Mapped[str] = mapped_column(String(16), default="normal")
+    return_count: Mapped[int] = mapped_column(Integer, default=0)
+    redispatch_count: Mapped[int] = mapped_column(Integer, default=0)
+    rehandle_count: Mapped[int] = mapped_column(Integer, default=0)
+    cycle: Mapped[int] = mapped_column(Integer, default=0)
+    satisfaction: Mapped[str | None] = mapped_column(String(24))
+    routed_by: Mapped[str | None] = mapped_column(String(64))
+    hotline_deadline: Mapped[datetime | None]
+    dispatched_at: Mapped[datetime]
+    received_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    source: Mapped[str] = mapped_column(String(16))
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Deadline(Base):
+    """One deadline of one ticket in one cycle (dispatch, re-dispatch, warning … each start a cycle).
+
+    ``next_due_at`` is the next moment the deadline engine must look at this row (a reminder point, the
+    due time, an escalation); NULL once nothing more is due. The engine selects by that index only.
+    """
+
+    __tablename__ = "deadlines"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "name", "cycle", name="uq_deadlines_ticket_name_cycle"),
+        Index(
+            "ix_deadlines_next_due",
+            "next_due_at",
+            sqlite_where=text("next_due_at IS NOT NULL"),
+            postgresql_where=text("next_due_at IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(BigId, ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(24))
+    cycle: Mapped[int] = mapped_column(Integer)
+    policy: Mapped[str] = mapped_column(String(16))  # the duration as configured, e.g. "5wd"
+    started_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(12))  # open | met | cancelled
+    met_at: Mapped[datetime | None]
+    next_due_at: Mapped[datetime | None]
+    stage: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditEvent(Base):
+    """Append-only: database triggers refuse UPDATE and DELETE (see the initial migration)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int | None] = mapped_column(BigId, index=True)
+    ticket_no: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str | None] = mapped_column(String(24))
+    to_state: Mapped[str | None] = mapped_column(String(24))
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class InboxMessage(Base):
+    """Every inbound message, persisted before it is acknowledged; the unique key deduplicates retries."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("source", "dedup_key", name="uq_inbox_source_dedup_key"),
+        Index(
+            "ix_inbox_pending",
+            "received_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(24))
+    dedup_key: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime]
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | done | failed
+    processed_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboxMessage(Base):
+    """Everything that must be sent. Written in the same transaction as the change that causes it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_due",
+            "priority",
+            "next_attempt_at",
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(24))
+    destination: Mapped[str] = mapped_column(String(200))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    ordering_key: Mapped[str | None] = mapped_column(String(100), index=True)
+    priority: Mapped[int] = mapped_column(Integer, default=5)  # 0 = most urgent
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sent | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+tickets = Ticket.__table__
+deadlines = Deadline.__table__
+audit_log = AuditEvent.__table__
+inbox = InboxMessage.__table__
+outbox = OutboxMessage.__table__

@@ -1,0 +1,303 @@
+"""Repositories: every SQL statement the bot runs on its tables, as functions of an open connection.
+
+Callers own the transaction (``async with store.transaction() as conn``), so that a change, its audit entry
+and the messages it causes are committed together or not at all. Rows go in and out as plain mappings;
+this package knows nothing of WeCom or of the domain's types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from store.models import audit_log, deadlines, inbox, outbox, tickets
+
+# SQLite accepts at most 32766 bound parameters per statement; keep IN-lists well below
+_CHUNK = 500
+
+
+class ConcurrentUpdate(Exception):
+    """The row changed between read and write (optimistic locking); re-read and decide again."""
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as conn:
+            yield conn
+
+
+# --- tickets -------------------------------------------------------------------------------------------
+
+
+async def tickets_by_no(conn: AsyncConnection, numbers: Sequence[str]) -> dict[str, RowMapping]:
+    found: dict[str, RowMapping] = {}
+    unique = list(dict.fromkeys(numbers))
+    for i in range(0, len(unique), _CHUNK):
+        chunk = unique[i : i + _CHUNK]
+        result = await conn.execute(select(tickets).where(tickets.c.ticket_no.in_(chunk)))
+        found.update({row.ticket_no: row for row in result.mappings()})
+    return found
+
+
+async def ticket_by_no(conn: AsyncConnection, ticket_no: str) -> RowMapping | None:
+    result = await conn.execute(select(tickets).where(tickets.c.ticket_no == ticket_no))
+    return result.mappings().first()
+
+
+async def tickets_by_suffix(conn: AsyncConnection, suffix: str, limit: int = 5) -> list[RowMapping]:
+    """Tickets whose number ends with ``suffix`` (people type the last digits), newest first."""
+    result = await conn.execute(
+        select(tickets)
+        .where(tickets.c.ticket_no.like(f"%{suffix}"))
+        .order_by(tickets.c.id.desc())
+        .limit(limit)
+    )
+    return list(result.mappings())
+
+
+async def insert_tickets(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Inserts tickets; returns their ids in the order given. Raises IntegrityError on a duplicate number."""
+    if not rows:
+        return []
+    result = await conn.execute(
+        insert(tickets).returning(tickets.c.id, sort_by_parameter_order=True), list(rows)
+    )
+    return [row[0] for row in result]
+
+
+async def update_ticket(
+    conn: AsyncConnection, ticket_id: int, version: int, values: Mapping[str, Any]
+) -> None:
+    """Writes ``values`` if the ticket still has ``version``; bumps the version. Else ConcurrentUpdate."""
+    result = await conn.execute(
+        update(tickets)
+        .where(and_(tickets.c.id == ticket_id, tickets.c.version == version))
+        .values(**values, version=version + 1)
+    )
+    if result.rowcount != 1:
+        raise ConcurrentUpdate(ticket_id)
+
+
+# --- deadlines -----------------------------------------------------------------------------------------
+
+
+async def insert_deadlines(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        await conn.execute(insert(deadlines), list(rows))
+
+
+async def open_deadlines(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:
+    result = await conn.execute(
+        select(deadlines)
+        .where(and_(deadlines.c.ticket_id == ticket_id, deadlines.c.status == "open"))
+        .order_by(deadlines.c.due_at)
+    )
+    return list(result.mappings())
+
+
+async def close_deadlines(
+    conn: AsyncConnection, ids: Iterable[int], *, status: str, at: datetime | None
+) -> None:
+    ids = list(ids)
+    if not ids:
+        return
+    values: dict[str, Any] = {"status": status, "next_due_at": None}
+    if status == "met":
+        values["met_at"] = at
+    await conn.execute(update(deadlines).where(deadlines.c.id.in_(ids)).values(**values))
+
+
+async def reschedule_deadline(conn: AsyncConnection, deadline_id: int, *, policy: str, due_at: datetime) -> None:
+    await conn.execute(
+        update(deadlines)
+        .where(deadlines.c.id == deadline_id)
+        .values(policy=policy, due_at=due_at, next_due_at=due_at, stage=0)
+    )
+
+
+async def deadlines_of(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:
+    result = await conn.execute(
+        select(deadlines).where(deadlines.c.ticket_id == ticket_id).order_by(deadlines.c.cycle, deadlines.c.due_at)
+    )
+    return list(result.mappings())
+
+
+# --- audit log -----------------------------------------------------------------------------------------
+
+
+async def append_audit(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    if not rows:
+        return []
+    result = await conn.execute(
+        insert(audit_log).returning(audit_log.c.id, sort_by_parameter_order=True), list(rows)
+    )
+    return [row[0] for row in result]
+
+
+async def history_of(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:
+    result = await conn.execute(
+        select(audit_log).where(audit_log.c.ticket_id == ticket_id).order_by(audit_log.c.id)
+    )
+    return list(result.mappings())
+
+
+# --- inbox ---------------------------------------------------------------------------------------------
+
+
+async def record_inbound(
+    conn: AsyncConnection, *, source: str, dedup_key: str, payload: str, at: datetime, status: str = "pending"
+) -> int | None:
+    """Persists an inbound message; None when the same (source, key) was recorded before (a retry)."""
+    try:
+        async with conn.begin_nested():
+            result = await conn.execute(
+                insert(inbox)
+                .values(source=source, dedup_key=dedup_key, payload=payload, received_at=at, status=status)
+                .returning(inbox.c.id)
+            )
+            return int(result.scalar_one())
+    except IntegrityError:
+        return None
+
+
+async def inbound(conn: AsyncConnection, source: str, dedup_key: str) -> RowMapping | None:
+    result = await conn.execute(
+        select(inbox).where(and_(inbox.c.source == source, inbox.c.dedup_key == dedup_key))
+    )
+    return result.mappings().first()
+
+
+async def finish_inbound(
+    conn: AsyncConnection, inbox_id: int, *, at: datetime, error: str | None = None
+) -> None:
+    await conn.execute(
+        update(inbox)
+        .where(inbox.c.id == inbox_id)
+        .values(status="failed" if error else "done", processed_at=at, error=error)
+    )
+
+
+# --- outbox --------------------------------------------------------------------------------------------
+
+
+async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Adds messages to send. A message whose idempotency key is already queued is not queued again."""
+    if not rows:
+        return
+    keys = [r["idempotency_key"] for r in rows]
+    existing = set(
+        (await conn.execute(select(outbox.c.idempotency_key).where(outbox.c.idempotency_key.in_(keys)))).scalars()
+    )
+    fresh = [r for r in rows if r["idempotency_key"] not in existing]
+    if fresh:
+        await conn.execute(insert(outbox), fresh)
+
+
+async def outbox_counts(conn: AsyncConnection) -> dict[str, int]:
+    result = await conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
+    return {status: int(count) for status, count in result}
+
+
+async def claim_due(
+    conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
+) -> list[RowMapping]:
+    """Leases up to ``limit`` due messages, most urgent first, to ``owner``.
+
+    A message waits while an earlier message with the same ordering key is still pending, so the messages
+    of one ticket arrive in order. An expired lease (a sender that died mid-send) makes a message due again.
+    On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several senders claim side by side.
+    """
+    earlier = outbox.alias("earlier")
+    query = (
+        select(outbox.c.id)
+        .where(
+            outbox.c.status == "pending",
+            outbox.c.next_attempt_at <= now,
+            (outbox.c.lease_until.is_(None)) | (outbox.c.lease_until < now),
+            ~(
+                select(earlier.c.id)
+                .where(
+                    earlier.c.ordering_key == outbox.c.ordering_key,
+                    earlier.c.status == "pending",
+                    earlier.c.id < outbox.c.id,
+                )
+                .exists()
+            ),
+        )
+        .order_by(outbox.c.priority, outbox.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=outbox)
+    ids = list((await conn.execute(query)).scalars())
+    if not ids:
+        return []
+    await conn.execute(
+        update(outbox).where(outbox.c.id.in_(ids)).values(lease_owner=owner, lease_until=lease_until)
+    )
+    result = await conn.execute(select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.priority, outbox.c.id))
+    return list(result.mappings())
+
+
+async def mark_sent(conn: AsyncConnection, message_id: int, *, owner: str, at: datetime) -> None:
+    await conn.execute(
+        update(outbox)
+        .where(outbox.c.id == message_id, outbox.c.lease_owner == owner)
+        .values(
+            status="sent", sent_at=at, attempts=outbox.c.attempts + 1, lease_owner=None, lease_until=None,
+            last_error=None,
+        )
+    )
+
+
+async def mark_failed(
+    conn: AsyncConnection, message_id: int, *, owner: str, error: str, retry_at: datetime | None
+) -> None:
+    """A failed attempt: retried at ``retry_at``, or dead-lettered when it is None."""
+    values: dict[str, Any] = {
+        "attempts": outbox.c.attempts + 1,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_error": error[:2000],
+    }
+    if retry_at is None:
+        values["status"] = "dead"
+    else:
+        values["next_attempt_at"] = retry_at
+    await conn.execute(update(outbox).where(outbox.c.id == message_id, outbox.c.lease_owner == owner).values(**values))
+
+
+async def dead_letters(conn: AsyncConnection, limit: int = 100) -> list[RowMapping]:
+    result = await conn.execute(
+        select(outbox).where(outbox.c.status == "dead").order_by(outbox.c.id.desc()).limit(limit)
+    )
+    return list(result.mappings())
+
+
+async def replay(conn: AsyncConnection, ids: Sequence[int] | None, *, at: datetime) -> int:
+    """Puts dead-lettered messages (all, or those given) back in the queue."""
+    query = update(outbox).where(outbox.c.status == "dead")
+    if ids is not None:
+        query = query.where(outbox.c.id.in_(list(ids)))
+    result = await conn.execute(query.values(status="pending", next_attempt_at=at, attempts=0, last_error=None))
+    return int(result.rowcount)

@@ -1,0 +1,161 @@
+"""Shared fixtures: real databases (SQLite in a temp dir, PostgreSQL in a schema of its own), a movable
+clock, the sandbox config, and the application wired to them."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.clock import TZ, FrozenClock
+from bot.domain.workcal import WorkCalendar
+from bot.services.tickets import TicketService
+from config.loader import load_config
+from config.model import BotConfig
+from config.settings import Settings
+from store.db import create_engine, migrate
+from store.repo import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """In CI a missing service is a failure; on a developer's machine, a skip that says why."""
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests talk to loopback only: any other address is a bug in the test."""
+    real_connect = socket.socket.connect
+
+    def guarded(sock: socket.socket, address: Any) -> Any:
+        if isinstance(address, tuple) and sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            if not (host.startswith("127.") or host in ("::1", "localhost")):
+                raise RuntimeError(f"test tried to reach {host}: tests talk to loopback only")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    # a Monday morning, working day
+    return FrozenClock(datetime(2026, 11, 23, 9, 0, tzinfo=TZ))
+
+
+@pytest.fixture(scope="session")
+def calendar() -> WorkCalendar:
+    return WorkCalendar()
+
+
+@pytest.fixture(scope="session")
+def sandbox_config() -> BotConfig:
+    return load_config(ROOT / "config" / "sandbox.yaml")
+
+
+@pytest.fixture(scope="session")
+def example_config() -> BotConfig:
+    return load_config(ROOT / "config" / "example.yaml")
+
+
+async def _pg_schema_url() -> tuple[str, Callable[[], Any]]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(PG_ADMIN_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    await admin.dispose()
+
+    async def drop() -> None:
+        engine = create_async_engine(PG_ADMIN_URL)
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await engine.dispose()
+
+    # asyncpg takes server settings through the URL's query: every connection works in the schema
+    return f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}", drop
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+        return
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    url, drop = await _pg_schema_url()
+    try:
+        yield url
+    finally:
+        await drop()
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    engine = create_engine(database_url)
+    await migrate(engine)
+    yield Store(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def make_service(
+    store: Store, sandbox_config: BotConfig, calendar: WorkCalendar, clock: FrozenClock
+) -> Callable[..., TicketService]:
+    def make(config: BotConfig | None = None, sync_url: str | None = None) -> TicketService:
+        return TicketService(store, config or sandbox_config, calendar, clock, sync_url=sync_url)
+
+    return make
+
+
+@pytest.fixture
+def service(make_service: Callable[..., TicketService]) -> TicketService:
+    return make_service()
+
+
+INGEST_SECRET = "test-ingest-secret"
+API_TOKEN = "test-api-token"
+
+
+@pytest.fixture
+def settings_for() -> Callable[..., Settings]:
+    def make(database_url: str, **env: str) -> Settings:
+        base = {
+            "DATABASE_URL": database_url,
+            "HOTLINE_INGEST_SECRET": INGEST_SECRET,
+            "API_TOKEN": API_TOKEN,
+            "LOG_FORMAT": "text",
+        }
+        base.update(env)
+        return Settings.from_env(base)
+
+    return make
