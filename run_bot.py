@@ -150,10 +150,14 @@ def cmd_ticket(args: argparse.Namespace) -> int:
         except TicketNotFound as exc:
             print(exc.message, file=sys.stderr)
             return 1
-        print(json.dumps(
-            {"ticket": detail.ticket, "deadlines": detail.deadlines, "history": detail.history},
-            ensure_ascii=False, indent=2, default=str,
-        ))
+        print(
+            json.dumps(
+                {"ticket": detail.ticket, "deadlines": detail.deadlines, "history": detail.history},
+                ensure_ascii=False,
+                indent=2,
+                default=str,
+            )
+        )
         return 0
 
     return asyncio.run(_with_service(settings, config, body))

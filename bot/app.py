@@ -75,9 +75,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await migrate(engine)
     store = Store(engine)
     app[STORE] = store
-    app[TICKETS] = TicketService(
-        store, app[CONFIG], app[CALENDAR], app[CLOCK], sync_url=app[CONFIG].hotline.sync_url
-    )
+    app[TICKETS] = TicketService(store, app[CONFIG], app[CALENDAR], app[CLOCK], sync_url=app[CONFIG].hotline.sync_url)
     yield
     await engine.dispose()
 

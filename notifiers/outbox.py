@@ -9,6 +9,7 @@ dead-lettered with their reason, for an operator to see and replay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Mapping
@@ -81,13 +82,16 @@ class OutboxWorker:
         """Claims and sends what is due now; returns how many messages were attempted."""
         now = self.clock.now()
         async with self.store.transaction() as conn:
-            rows = await repo.claim_due(
-                conn, owner=self.owner, now=now, lease_until=now + self.lease, limit=self.batch
-            )
+            rows = await repo.claim_due(conn, owner=self.owner, now=now, lease_until=now + self.lease, limit=self.batch)
         for row in rows:
             await self._deliver(
                 OutboundMessage(
-                    row["id"], row["channel"], row["destination"], row["idempotency_key"], row["payload"], row["attempts"]
+                    row["id"],
+                    row["channel"],
+                    row["destination"],
+                    row["idempotency_key"],
+                    row["payload"],
+                    row["attempts"],
                 )
             )
         return len(rows)
@@ -131,8 +135,6 @@ class OutboxWorker:
                 worked = 0
             if worked:
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), poll_interval)
-            except TimeoutError:
-                pass
             self._wake.clear()

@@ -7,7 +7,7 @@ and come back aware, in Asia/Shanghai. Store code knows nothing of WeCom.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -216,8 +217,9 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
-tickets = Ticket.__table__
-deadlines = Deadline.__table__
-audit_log = AuditEvent.__table__
-inbox = InboxMessage.__table__
-outbox = OutboxMessage.__table__
+# the Core tables, for the repositories' statements
+tickets = cast(Table, Ticket.__table__)
+deadlines = cast(Table, Deadline.__table__)
+audit_log = cast(Table, AuditEvent.__table__)
+inbox = cast(Table, InboxMessage.__table__)
+outbox = cast(Table, OutboxMessage.__table__)

@@ -67,10 +67,7 @@ async def ticket_by_no(conn: AsyncConnection, ticket_no: str) -> RowMapping | No
 async def tickets_by_suffix(conn: AsyncConnection, suffix: str, limit: int = 5) -> list[RowMapping]:
     """Tickets whose number ends with ``suffix`` (people type the last digits), newest first."""
     result = await conn.execute(
-        select(tickets)
-        .where(tickets.c.ticket_no.like(f"%{suffix}"))
-        .order_by(tickets.c.id.desc())
-        .limit(limit)
+        select(tickets).where(tickets.c.ticket_no.like(f"%{suffix}")).order_by(tickets.c.id.desc()).limit(limit)
     )
     return list(result.mappings())
 
@@ -79,15 +76,11 @@ async def insert_tickets(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]
     """Inserts tickets; returns their ids in the order given. Raises IntegrityError on a duplicate number."""
     if not rows:
         return []
-    result = await conn.execute(
-        insert(tickets).returning(tickets.c.id, sort_by_parameter_order=True), list(rows)
-    )
+    result = await conn.execute(insert(tickets).returning(tickets.c.id, sort_by_parameter_order=True), list(rows))
     return [row[0] for row in result]
 
 
-async def update_ticket(
-    conn: AsyncConnection, ticket_id: int, version: int, values: Mapping[str, Any]
-) -> None:
+async def update_ticket(conn: AsyncConnection, ticket_id: int, version: int, values: Mapping[str, Any]) -> None:
     """Writes ``values`` if the ticket still has ``version``; bumps the version. Else ConcurrentUpdate."""
     result = await conn.execute(
         update(tickets)
@@ -115,9 +108,7 @@ async def open_deadlines(conn: AsyncConnection, ticket_id: int) -> list[RowMappi
     return list(result.mappings())
 
 
-async def close_deadlines(
-    conn: AsyncConnection, ids: Iterable[int], *, status: str, at: datetime | None
-) -> None:
+async def close_deadlines(conn: AsyncConnection, ids: Iterable[int], *, status: str, at: datetime | None) -> None:
     ids = list(ids)
     if not ids:
         return
@@ -148,16 +139,12 @@ async def deadlines_of(conn: AsyncConnection, ticket_id: int) -> list[RowMapping
 async def append_audit(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     if not rows:
         return []
-    result = await conn.execute(
-        insert(audit_log).returning(audit_log.c.id, sort_by_parameter_order=True), list(rows)
-    )
+    result = await conn.execute(insert(audit_log).returning(audit_log.c.id, sort_by_parameter_order=True), list(rows))
     return [row[0] for row in result]
 
 
 async def history_of(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:
-    result = await conn.execute(
-        select(audit_log).where(audit_log.c.ticket_id == ticket_id).order_by(audit_log.c.id)
-    )
+    result = await conn.execute(select(audit_log).where(audit_log.c.ticket_id == ticket_id).order_by(audit_log.c.id))
     return list(result.mappings())
 
 
@@ -181,15 +168,11 @@ async def record_inbound(
 
 
 async def inbound(conn: AsyncConnection, source: str, dedup_key: str) -> RowMapping | None:
-    result = await conn.execute(
-        select(inbox).where(and_(inbox.c.source == source, inbox.c.dedup_key == dedup_key))
-    )
+    result = await conn.execute(select(inbox).where(and_(inbox.c.source == source, inbox.c.dedup_key == dedup_key)))
     return result.mappings().first()
 
 
-async def finish_inbound(
-    conn: AsyncConnection, inbox_id: int, *, at: datetime, error: str | None = None
-) -> None:
+async def finish_inbound(conn: AsyncConnection, inbox_id: int, *, at: datetime, error: str | None = None) -> None:
     await conn.execute(
         update(inbox)
         .where(inbox.c.id == inbox_id)
@@ -252,9 +235,7 @@ async def claim_due(
     ids = list((await conn.execute(query)).scalars())
     if not ids:
         return []
-    await conn.execute(
-        update(outbox).where(outbox.c.id.in_(ids)).values(lease_owner=owner, lease_until=lease_until)
-    )
+    await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(lease_owner=owner, lease_until=lease_until))
     result = await conn.execute(select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.priority, outbox.c.id))
     return list(result.mappings())
 
@@ -264,7 +245,11 @@ async def mark_sent(conn: AsyncConnection, message_id: int, *, owner: str, at: d
         update(outbox)
         .where(outbox.c.id == message_id, outbox.c.lease_owner == owner)
         .values(
-            status="sent", sent_at=at, attempts=outbox.c.attempts + 1, lease_owner=None, lease_until=None,
+            status="sent",
+            sent_at=at,
+            attempts=outbox.c.attempts + 1,
+            lease_owner=None,
+            lease_until=None,
             last_error=None,
         )
     )

@@ -38,14 +38,14 @@ class DeadlinePlanner:
         self.config = config
         self.calendar = calendar
 
-    def durations(
-        self, kind: TicketKind, category: str | None, cycle_kind: CycleKind
-    ) -> dict[DeadlineName, Duration]:
+    def durations(self, kind: TicketKind, category: str | None, cycle_kind: CycleKind) -> dict[DeadlineName, Duration]:
         policy = self.config.policy_for(kind)
         if cycle_kind == "rehandle":
             rehandle = policy.get(DeadlineName.REHANDLE)
             return {DeadlineName.REHANDLE: rehandle} if rehandle else {}
-        durations = {name: d for name, d in policy.items() if name is not DeadlineName.REHANDLE}
+        durations: dict[DeadlineName, Duration] = {
+            name: d for name, d in policy.items() if name is not DeadlineName.REHANDLE
+        }
         durations.update(self.config.three_twos_for(category))
         return durations
 

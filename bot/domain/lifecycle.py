@@ -376,9 +376,7 @@ def _transfer(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, d
     target = _text(req.handler)
     _require(target is not None, "handler_required", "请指定转派给哪位同事。")
     _require(target != t.handler_userid, "same_handler", "该工单已由此人承办。")
-    return Transition(
-        t.state, changes={"handler_userid": target}, data={"from": t.handler_userid, "to": target}
-    )
+    return Transition(t.state, changes={"handler_userid": target}, data={"from": t.handler_userid, "to": target})
 
 
 def _request_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:

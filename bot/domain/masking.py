@@ -6,8 +6,34 @@ import logging
 import re
 
 _COMPOUND_SURNAMES = (
-    "欧阳", "司马", "上官", "诸葛", "东方", "皇甫", "尉迟", "公孙", "慕容", "长孙", "宇文", "司徒", "夏侯", "轩辕",
-    "令狐", "澹台", "公冶", "宗政", "濮阳", "淳于", "单于", "太叔", "申屠", "闻人", "西门", "南宫", "端木", "百里",
+    "欧阳",
+    "司马",
+    "上官",
+    "诸葛",
+    "东方",
+    "皇甫",
+    "尉迟",
+    "公孙",
+    "慕容",
+    "长孙",
+    "宇文",
+    "司徒",
+    "夏侯",
+    "轩辕",
+    "令狐",
+    "澹台",
+    "公冶",
+    "宗政",
+    "濮阳",
+    "淳于",
+    "单于",
+    "太叔",
+    "申屠",
+    "闻人",
+    "西门",
+    "南宫",
+    "端木",
+    "百里",
 )
 _POLITE = ("先生", "女士", "小姐", "阿姨", "师傅", "老师")
 _MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
@@ -52,9 +78,7 @@ def mask_text(text: str) -> str:
     if not _ANY_DIGITS.search(text):
         return text
     text = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
-    return re.sub(
-        r"(?<![\d*])(0\d{2,3}-)(\d{3,4})(\d{4})(?!\d)", lambda m: f"{m.group(1)}****{m.group(3)}", text
-    )
+    return re.sub(r"(?<![\d*])(0\d{2,3}-)(\d{3,4})(\d{4})(?!\d)", lambda m: f"{m.group(1)}****{m.group(3)}", text)
 
 
 class MaskingFilter(logging.Filter):

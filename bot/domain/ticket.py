@@ -33,9 +33,7 @@ class TicketInput:
     def payload_hash(self) -> str:
         """Identical hand-overs hash the same: a repeat is recognised and changes nothing."""
         data = asdict(self)
-        return hashlib.sha256(
-            json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode()
-        ).hexdigest()
+        return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
 
 
 # fields an update from the hotline may change in place (the rest go through the lifecycle)

@@ -88,7 +88,13 @@ async def post_tickets(request: web.Request) -> web.Response:
     outcomes = await request.app[TICKETS].upsert(inputs, source="api")
     request.app[METRICS].ingested(outcomes)
     results = [
-        {"ticket_no": o.ticket_no, "status": o.status, "state": o.state, "unit": o.unit_code, "changed": list(o.changed)}
+        {
+            "ticket_no": o.ticket_no,
+            "status": o.status,
+            "state": o.state,
+            "unit": o.unit_code,
+            "changed": list(o.changed),
+        }
         for o in outcomes
     ]
     if single:
@@ -110,9 +116,13 @@ async def post_ticket_event(request: web.Request) -> web.Response:
         EVENT_ACTIONS[event.type], HOTLINE, at, note=event.note, unit=event.unit, result=event.result, by_hotline=True
     )
     if event.type == "redispatch" and not event.unit:
-        raise ApiError(422, "validation_error", "redispatch needs the new unit", [{"loc": "unit", "message": "required"}])
+        raise ApiError(
+            422, "validation_error", "redispatch needs the new unit", [{"loc": "unit", "message": "required"}]
+        )
     if event.type == "visit_result" and event.result is None:
-        raise ApiError(422, "validation_error", "visit_result needs a result", [{"loc": "result", "message": "required"}])
+        raise ApiError(
+            422, "validation_error", "visit_result needs a result", [{"loc": "result", "message": "required"}]
+        )
     try:
         outcome = await request.app[TICKETS].act(
             ticket_no, req, dedup=("hotline", f"{ticket_no}:{event.event_id}", body.decode())

@@ -32,14 +32,10 @@ def signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
     return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, body)}
 
 
-def verify(
-    secret: str, timestamp: str | None, signature: str | None, body: bytes, *, now: float, window: int
-) -> None:
+def verify(secret: str, timestamp: str | None, signature: str | None, body: bytes, *, now: float, window: int) -> None:
     """Raises SignatureError unless ``signature`` is valid for ``body`` and ``timestamp`` is within the window."""
     if not timestamp or not signature:
-        raise SignatureError(
-            "missing_signature", f"the {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers are required"
-        )
+        raise SignatureError("missing_signature", f"the {TIMESTAMP_HEADER} and {SIGNATURE_HEADER} headers are required")
     try:
         ts = int(timestamp)
     except ValueError:

@@ -84,7 +84,7 @@ class TicketDetail:
     history: list[Mapping[str, Any]] = field(default_factory=list)
 
 
-def snapshot(row: Mapping[str, Any]) -> TicketSnapshot:
+def snapshot(row: Mapping[Any, Any]) -> TicketSnapshot:
     before = row["state_before_return"]
     return TicketSnapshot(
         ticket_no=row["ticket_no"],
@@ -161,7 +161,8 @@ class TicketService:
     ) -> list[UpsertOutcome]:
         if not items:
             return []
-        rows, routes = [], []
+        rows: list[dict[str, Any]] = []
+        routes = []
         for item in items:
             route = self.router.route(
                 unit_label=item.unit_label,
@@ -232,12 +233,14 @@ class TicketService:
         audit_ids = await repo.append_audit(conn, audits)
         # the bot's own routing decision is news to the hotline; a unit the platform named is not
         await self._sync_back(
-            conn, [(a_id, audit) for a_id, audit, route in zip(audit_ids, audits, routes, strict=True)
-                   if route.reason != "hotline"]
+            conn,
+            [
+                (a_id, audit)
+                for a_id, audit, route in zip(audit_ids, audits, routes, strict=True)
+                if route.reason != "hotline"
+            ],
         )
-        return [
-            UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows
-        ]
+        return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
 
     async def _update(
         self, conn: AsyncConnection, row: RowMapping, item: TicketInput, now: datetime, actor: str
@@ -282,25 +285,22 @@ class TicketService:
         target = self.config.unit_for_label(item.unit_label) if item.unit_label else None
         if target is not None and target.code != row["unit_code"] and TicketState(state).is_open:
             fresh = await repo.ticket_by_no(conn, row["ticket_no"])
-            assert fresh is not None and fresh["version"] == version
+            if fresh is None or fresh["version"] != version:
+                raise ConcurrentUpdate(row["id"])
             req = ActionRequest(Action.REDISPATCH, HOTLINE, now, unit=target.code, by_hotline=True)
             outcome = await self._apply(conn, fresh, req)
             state, unit = outcome.to_state.value, target.code
             changed = (*changed, "unit")
         return UpsertOutcome(row["ticket_no"], "updated", state, unit, changed)
 
-    async def _reschedule(
-        self, conn: AsyncConnection, ticket_id: int, kind: TicketKind, category: str | None
-    ) -> None:
+    async def _reschedule(self, conn: AsyncConnection, ticket_id: int, kind: TicketKind, category: str | None) -> None:
         """The kind or category changed: open deadlines follow the new policy from their original start."""
         open_rows = await repo.open_deadlines(conn, ticket_id)
         if not open_rows:
             return
         cycle = max(r["cycle"] for r in open_rows)
         current = [r for r in open_rows if r["cycle"] == cycle]
-        cycle_kind: CycleKind = (
-            "rehandle" if any(r["name"] == DeadlineName.REHANDLE for r in current) else "dispatch"
-        )
+        cycle_kind: CycleKind = "rehandle" if any(r["name"] == DeadlineName.REHANDLE for r in current) else "dispatch"
         start = min(r["started_at"] for r in current)
         wanted = {p.name: p for p in self.planner.plan(PlanRequest(kind, category, start, cycle_kind))}
         obsolete = []

@@ -33,7 +33,10 @@ _ERROR = {
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
 
 
 def _json(ref: str) -> dict[str, Any]:
@@ -70,7 +73,7 @@ def _schemas() -> dict[str, Any]:
 
 @functools.cache
 def document() -> dict[str, Any]:
-    signed = [{"hotlineSignature": [], "hotlineTimestamp": []}]
+    signed: list[dict[str, list[str]]] = [{"hotlineSignature": [], "hotlineTimestamp": []}]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -102,7 +105,10 @@ def document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "201": {"description": "Created (persisted before this answer)", "content": _json("UpsertResult")},
+                        "201": {
+                            "description": "Created (persisted before this answer)",
+                            "content": _json("UpsertResult"),
+                        },
                         "200": {"description": "Known ticket updated, or unchanged", "content": _json("UpsertResult")},
                         **_SIGNED_ERRORS,
                     },
@@ -147,8 +153,10 @@ def document() -> dict[str, Any]:
             "/healthz": {
                 "get": {
                     "summary": "Database, Redis (when configured), and calendar coverage of the next 30 days",
-                    "responses": {"200": {"description": "Healthy (status ok, or degraded with a calendar warning)"},
-                                  "503": {"description": "Database or Redis unreachable"}},
+                    "responses": {
+                        "200": {"description": "Healthy (status ok, or degraded with a calendar warning)"},
+                        "503": {"description": "Database or Redis unreachable"},
+                    },
                 }
             },
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},

@@ -1,0 +1,283 @@
+"""The hotline bridge over real HTTP: signed hand-overs, updates, the read API, OpenAPI, health, metrics."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import func, select
+
+from bot.app import create_app
+from bot.clock import FrozenClock
+from bot.hotline.signing import signed_headers
+from bot.web.keys import STORE
+from config.model import BotConfig
+from config.settings import Settings
+from store.models import audit_log, tickets
+from tests.conftest import API_TOKEN, INGEST_SECRET
+
+Client = TestClient[Any, Any]
+
+TICKET = {
+    "ticket_no": "2026112300123",
+    "content": "某路口店招破损，有坠落风险",
+    "category": "市容景观",
+    "urgency": "紧急",
+    "citizen_name": "李女士",
+    "citizen_phone": "13912345678",
+    "address": "某区某路 8 号",
+    "dispatched_at": "2026-11-23T08:30:00",
+}
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    database_url: str,
+    settings_for: Callable[..., Settings],
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+) -> Client:
+    app = create_app(settings_for(database_url), sandbox_config, clock=clock, run_workers=False)
+    return await aiohttp_client(app)
+
+
+def signed(body: bytes, clock: FrozenClock, secret: str = INGEST_SECRET, skew: int = 0) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        **signed_headers(secret, int(clock.now().timestamp()) + skew, body),
+    }
+
+
+async def post_json(client: Client, clock: FrozenClock, path: str, data: Any) -> Any:
+    body = json.dumps(data, ensure_ascii=False).encode()
+    return await client.post(path, data=body, headers=signed(body, clock))
+
+
+async def count(client: Client, table: Any) -> int:
+    async with client.app[STORE].reading() as conn:
+        return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def test_hand_over_creates_then_repeat_is_unchanged(client: Client, clock: FrozenClock) -> None:
+    response = await post_json(client, clock, "/api/tickets", TICKET)
+    assert response.status == 201
+    assert await response.json() == {
+        "ticket_no": "2026112300123",
+        "status": "created",
+        "state": "dispatched",
+        "unit": "SRJG",
+        "changed": [],
+    }
+    again = await post_json(client, clock, "/api/tickets", TICKET)
+    assert again.status == 200
+    assert (await again.json())["status"] == "unchanged"
+    assert await count(client, tickets) == 1
+    changed = await post_json(client, clock, "/api/tickets", {**TICKET, "content": "店招已有一角脱落"})
+    assert (await changed.json())["changed"] == ["content"]
+
+
+async def test_batch_hand_over(client: Client, clock: FrozenClock) -> None:
+    batch = {"tickets": [{**TICKET, "ticket_no": f"20261123{i:05d}"} for i in range(20)]}
+    response = await post_json(client, clock, "/api/tickets", batch)
+    assert response.status == 201
+    results = (await response.json())["results"]
+    assert [r["status"] for r in results] == ["created"] * 20
+    assert await count(client, tickets) == 20
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "missing_signature"),
+        ({"X-Hotline-Timestamp": "not-a-number", "X-Hotline-Signature": "sha256=00"}, "bad_timestamp"),
+        ("stale", "stale_timestamp"),
+        ("wrong_secret", "bad_signature"),
+        ("altered", "bad_signature"),
+    ],
+)
+async def test_bad_signatures_are_refused_and_change_nothing(
+    client: Client, clock: FrozenClock, headers: Any, code: str
+) -> None:
+    body = json.dumps(TICKET).encode()
+    if headers == "stale":
+        headers = signed(body, clock, skew=-301)
+    elif headers == "wrong_secret":
+        headers = signed(body, clock, secret="guessed")
+    elif headers == "altered":
+        headers = signed(body, clock)
+        body = body.replace(b"2026112300123", b"2026112300999")
+    response = await client.post("/api/tickets", data=body, headers=headers)
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == code
+    assert await count(client, tickets) == 0
+
+
+async def test_timestamp_inside_the_window_is_accepted(client: Client, clock: FrozenClock) -> None:
+    body = json.dumps(TICKET).encode()
+    response = await client.post("/api/tickets", data=body, headers=signed(body, clock, skew=-299))
+    assert response.status == 201
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"\xff\xfe", 400, "invalid_json"),
+        (b"[]", 422, "validation_error"),
+        (json.dumps({**TICKET, "ticket_no": "x"}).encode(), 422, "validation_error"),
+        (json.dumps({**TICKET, "content": ""}).encode(), 422, "validation_error"),
+        (json.dumps({**TICKET, "citizen_phone": "call me"}).encode(), 422, "validation_error"),
+        (json.dumps({**TICKET, "urgency": "特急"}).encode(), 422, "validation_error"),
+        (json.dumps({**TICKET, "dispatched_at": "yesterday"}).encode(), 422, "validation_error"),
+        (json.dumps({**TICKET, "unexpected": 1}).encode(), 422, "validation_error"),
+        (json.dumps({"tickets": []}).encode(), 422, "validation_error"),
+    ],
+)
+async def test_malformed_bodies_get_a_json_error_and_change_nothing(
+    client: Client, clock: FrozenClock, body: bytes, status: int, code: str
+) -> None:
+    response = await client.post("/api/tickets", data=body, headers=signed(body, clock))
+    assert response.status == status
+    error = (await response.json())["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert await count(client, tickets) == 0
+
+
+async def test_validation_errors_name_the_field(client: Client, clock: FrozenClock) -> None:
+    response = await post_json(client, clock, "/api/tickets", {**TICKET, "urgency": "特急", "content": ""})
+    details = (await response.json())["error"]["details"]
+    assert any(d["loc"] == "content" for d in details)
+
+
+async def test_oversized_body_is_refused(client: Client, clock: FrozenClock, sandbox_config: BotConfig) -> None:
+    body = json.dumps({**TICKET, "extra": {"blob": "x" * (sandbox_config.hotline.max_body_bytes + 10)}}).encode()
+    response = await client.post("/api/tickets", data=io.BytesIO(body), headers=signed(body, clock))
+    assert response.status == 413
+    assert (await response.json())["error"]["code"] == "body_too_large"
+    assert await count(client, tickets) == 0
+
+
+async def test_ingest_disabled_without_a_secret(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    sqlite_url: str,
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+) -> None:
+    settings = Settings.from_env({"DATABASE_URL": sqlite_url})
+    client = await aiohttp_client(create_app(settings, sandbox_config, clock=clock, run_workers=False))
+    response = await post_json(client, clock, "/api/tickets", TICKET)
+    assert response.status == 503
+    assert (await response.json())["error"]["code"] == "ingest_disabled"
+
+
+async def test_events_visit_result_and_dedup(client: Client, clock: FrozenClock) -> None:
+    await post_json(client, clock, "/api/tickets", TICKET)
+    no = TICKET["ticket_no"]
+    refused = await post_json(client, clock, f"/api/tickets/{no}/events", {"event_id": "e1", "type": "visit_result", "result": "满意"})
+    assert refused.status == 409  # nothing submitted yet
+    assert (await refused.json())["error"]["code"] == "invalid_state"
+    cancel = {"event_id": "e2", "type": "cancel", "note": "市民撤回诉求"}
+    first = await post_json(client, clock, f"/api/tickets/{no}/events", cancel)
+    assert first.status == 200
+    assert await first.json() == {"ticket_no": no, "event_id": "e2", "state": "cancelled", "duplicate": False}
+    audits = await count(client, audit_log)
+    again = await post_json(client, clock, f"/api/tickets/{no}/events", cancel)
+    assert (await again.json())["duplicate"] is True
+    assert await count(client, audit_log) == audits
+
+
+async def test_event_redispatch_by_the_hotline(client: Client, clock: FrozenClock) -> None:
+    await post_json(client, clock, "/api/tickets", TICKET)
+    no = TICKET["ticket_no"]
+    missing_unit = await post_json(client, clock, f"/api/tickets/{no}/events", {"event_id": "r0", "type": "redispatch"})
+    assert missing_unit.status == 422
+    response = await post_json(
+        client, clock, f"/api/tickets/{no}/events", {"event_id": "r1", "type": "redispatch", "unit": "环卫所"}
+    )
+    assert response.status == 200
+    read = await client.get(f"/api/tickets/{no}", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    assert (await read.json())["ticket"]["unit"] == "HW"
+
+
+async def test_event_for_unknown_ticket_and_bad_event(client: Client, clock: FrozenClock) -> None:
+    response = await post_json(client, clock, "/api/tickets/2026000000000/events", {"event_id": "x", "type": "cancel"})
+    assert response.status == 404
+    bad = await post_json(client, clock, "/api/tickets/2026000000000/events", {"event_id": "x", "type": "explode"})
+    assert bad.status == 422
+
+
+async def test_read_api_needs_the_token_and_masks_contacts(client: Client, clock: FrozenClock) -> None:
+    await post_json(client, clock, "/api/tickets", TICKET)
+    path = f"/api/tickets/{TICKET['ticket_no']}"
+    assert (await client.get(path)).status == 401
+    assert (await client.get(path, headers={"Authorization": "Bearer wrong"})).status == 401
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    body = await (await client.get(path, headers=auth)).json()
+    assert body["ticket"]["citizen_phone"] == "139****5678"
+    assert body["ticket"]["citizen_name"] == "李女士"
+    assert body["ticket"]["state"] == "dispatched"
+    assert body["ticket"]["kind"] == "urgent"
+    names = {d["name"] for d in body["deadlines"]}
+    assert {"accept", "first_contact", "return_window", "handle", "handle_internal", "contact_20m"} <= names
+    assert body["history"][0]["action"] == "dispatch"
+    full = await (await client.get(path + "?contact=full", headers=auth)).json()
+    assert full["ticket"]["citizen_phone"] == "13912345678"
+    missing = await client.get("/api/tickets/2026000000000", headers=auth)
+    assert missing.status == 404
+    assert (await missing.json())["error"]["code"] == "ticket_not_found"
+
+
+async def test_overdue_flag_follows_the_clock(client: Client, clock: FrozenClock) -> None:
+    await post_json(client, clock, "/api/tickets", TICKET)
+    path = f"/api/tickets/{TICKET['ticket_no']}"
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    clock.advance(minutes=40)  # the 20-minute contact deadline (三个二) has passed, nothing else has
+    body = await (await client.get(path, headers=auth)).json()
+    overdue = {d["name"] for d in body["deadlines"] if d["overdue"]}
+    assert overdue == {"contact_20m"}
+
+
+async def test_unknown_route_and_method_are_json(client: Client) -> None:
+    missing = await client.get("/nowhere")
+    assert missing.status == 404
+    assert (await missing.json())["error"]["code"] == "not_found"
+    wrong = await client.put("/api/tickets")
+    assert wrong.status == 405
+    assert (await wrong.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_openapi_document(client: Client) -> None:
+    doc = await (await client.get("/api/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    assert {"/api/tickets", "/api/tickets/{ticket_no}", "/api/tickets/{ticket_no}/events", "/healthz"} <= set(doc["paths"])
+    schema = doc["components"]["schemas"]["TicketPayload"]
+    assert {"ticket_no", "content"} <= set(schema["required"])
+
+
+async def test_healthz_and_metrics(client: Client, clock: FrozenClock) -> None:
+    health = await client.get("/healthz")
+    assert health.status == 200
+    body = await health.json()
+    assert body["status"] == "ok"  # 2026-11-23 + 30 days stays inside chinesecalendar's data
+    assert body["checks"]["database"]["status"] == "ok"
+    assert body["checks"]["redis"] == {"status": "not_configured"}
+    await post_json(client, clock, "/api/tickets", TICKET)
+    metrics = await (await client.get("/metrics")).text()
+    assert 'hotline_tickets_ingested_total{status="created"} 1.0' in metrics
+    assert "hotline_http_requests_total" in metrics
+
+
+async def test_healthz_warns_when_the_calendar_runs_out(client: Client, clock: FrozenClock) -> None:
+    clock.advance(days=30)  # 2026-12-23: the next 30 days reach into 2027
+    body = await (await client.get("/healthz")).json()
+    assert body["status"] == "degraded"
+    calendar = body["checks"]["calendar"]
+    assert calendar["status"] == "warning"
+    assert calendar["fallback_days"][0] == "2027-01-01"
+    assert "2027" in calendar["warning"]

@@ -1,0 +1,274 @@
+"""The ticket service against real databases (every test runs on SQLite and on PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from bot.clock import TZ, FrozenClock
+from bot.domain.deadlines import PlanRequest
+from bot.domain.lifecycle import Action, ActionRequest, TicketState, TransitionRefused, VisitResult
+from bot.domain.ticket import TicketInput
+from bot.services.tickets import TicketNotFound, TicketService
+from config.vocabulary import TicketKind
+from store.models import audit_log, inbox, outbox
+from store.repo import Store
+
+
+def ticket(no: str = "2026112300001", **fields: object) -> TicketInput:
+    base: dict[str, object] = {
+        "ticket_no": no,
+        "content": "小区门口垃圾桶满溢，无人清运",
+        "category": "环卫",
+        "citizen_name": "张先生",
+        "citizen_phone": "13812345678",
+        "address": "某区某路 100 号",
+    }
+    base.update(fields)
+    return TicketInput(**base)  # type: ignore[arg-type]
+
+
+def deadlines_by_name(detail: object) -> dict[str, dict[str, object]]:
+    return {d["name"]: d for d in detail.deadlines if d["cycle"] == detail.ticket["cycle"]}  # type: ignore[attr-defined]
+
+
+async def test_create_routes_persists_and_plans_deadlines(service: TicketService, clock: FrozenClock) -> None:
+    [outcome] = await service.upsert([ticket()])
+    assert (outcome.status, outcome.state, outcome.unit_code) == ("created", "dispatched", "HW")
+    detail = await service.get("2026112300001")
+    assert detail.ticket["routed_by"] == "rule:1"
+    assert detail.ticket["citizen_phone"] == "13812345678"  # stored in full; masked only when shown
+    names = deadlines_by_name(detail)
+    # regular policy + 三个二 (环卫 is covered in the sandbox config)
+    assert set(names) == {
+        "accept",
+        "first_contact",
+        "return_window",
+        "handle",
+        "contact_20m",
+        "on_site_2h",
+        "solve_24h",
+        "opinion_5d",
+    }
+    assert names["accept"]["due_at"] == datetime(2026, 11, 24, 9, 0, tzinfo=TZ)  # Monday 09:00 + 1wd
+    assert names["handle"]["due_at"] == datetime(2026, 11, 30, 9, 0, tzinfo=TZ)  # + 5wd over a weekend
+    assert names["contact_20m"]["due_at"] == clock.now() + timedelta(minutes=20)
+    assert [h["action"] for h in detail.history] == ["dispatch"]
+
+
+async def test_same_ticket_again_is_unchanged_and_writes_nothing(service: TicketService, store: Store) -> None:
+    await service.upsert([ticket()])
+    [again] = await service.upsert([ticket()])
+    assert again.status == "unchanged"
+    async with store.reading() as conn:
+        assert (await conn.execute(select(audit_log))).all().__len__() == 1
+
+
+async def test_update_changes_fields_and_reschedules_on_kind_change(service: TicketService) -> None:
+    await service.upsert([ticket()])
+    [outcome] = await service.upsert([ticket(kind=TicketKind.URGENT, address="某区某路 102 号")])
+    assert outcome.status == "updated"
+    assert outcome.changed == ("address", "kind")
+    detail = await service.get("2026112300001")
+    names = deadlines_by_name(detail)
+    # urgent: handle 3wd and an internal 2wd deadline, from the original dispatch time
+    assert names["handle"]["due_at"] == datetime(2026, 11, 26, 9, 0, tzinfo=TZ)
+    assert names["handle_internal"]["due_at"] == datetime(2026, 11, 25, 9, 0, tzinfo=TZ)
+    assert [h["action"] for h in detail.history] == ["dispatch", "update"]
+
+
+async def test_hotline_naming_another_unit_redispatches(service: TicketService) -> None:
+    await service.upsert([ticket()])
+    [outcome] = await service.upsert([ticket(unit_label="市容景观所")])
+    assert (outcome.status, outcome.unit_code, outcome.state) == ("updated", "SRJG", "dispatched")
+    detail = await service.get("2026112300001")
+    assert detail.ticket["redispatch_count"] == 0  # the platform's own re-dispatch is not the office's one
+    assert detail.ticket["cycle"] == 2
+    assert [h["action"] for h in detail.history][-1] == "redispatch"
+
+
+async def test_batch_with_a_number_twice_keeps_the_last(service: TicketService) -> None:
+    outcomes = await service.upsert([ticket(content="第一次"), ticket(content="第二次")])
+    assert [o.status for o in outcomes] == ["created", "created"]
+    assert (await service.get("2026112300001")).ticket["content"] == "第二次"
+
+
+async def test_full_lifecycle_with_warning_and_rehandle(service: TicketService, clock: FrozenClock) -> None:
+    await service.upsert([ticket()])
+    no = "2026112300001"
+
+    async def act(action: Action, actor: str, **kw: object) -> TicketState:
+        clock.advance(minutes=10)
+        outcome = await service.act(no, ActionRequest(action, actor, clock.now(), **kw))  # type: ignore[arg-type]
+        return outcome.to_state
+
+    assert await act(Action.CLAIM, "wuhao") is TicketState.CLAIMED
+    assert await act(Action.CONTACT, "wuhao") is TicketState.CONTACTED
+    assert await act(Action.ON_SITE, "wuhao") is TicketState.ON_SITE
+    assert await act(Action.SUBMIT, "wuhao", note="已清运") is TicketState.SUBMITTED
+    assert await act(Action.VISIT, "zhangwei", result=VisitResult.DISSATISFIED) is TicketState.WARNING
+    detail = await service.get(no)
+    assert deadlines_by_name(detail)["rehandle"]["status"] == "open"
+    assert await act(Action.SUBMIT, "wuhao", note="再次处置：已增加清运频次") is TicketState.SUBMITTED
+    assert await act(Action.VISIT, "zhangwei", result=VisitResult.SATISFIED) is TicketState.CLOSED
+    detail = await service.get(no)
+    assert detail.ticket["closed_at"] is not None
+    assert all(d["status"] != "open" for d in detail.deadlines)
+    first = {d["name"]: d for d in detail.deadlines if d["cycle"] == 1}
+    assert first["accept"]["status"] == "met"
+    assert first["first_contact"]["status"] == "met"
+    assert first["contact_20m"]["status"] == "met"  # contacted 20 minutes after dispatch: on time
+    assert first["contact_20m"]["met_at"] <= first["contact_20m"]["due_at"]
+    assert [h["to_state"] for h in detail.history] == [
+        "dispatched",
+        "claimed",
+        "contacted",
+        "on_site",
+        "submitted",
+        "warning",
+        "submitted",
+        "closed",
+    ]
+    assert {h["actor"] for h in detail.history} == {"hotline", "wuhao", "zhangwei"}
+
+
+async def test_refused_action_changes_nothing(service: TicketService, clock: FrozenClock, store: Store) -> None:
+    await service.upsert([ticket()])
+    with pytest.raises(TransitionRefused) as refused:
+        await service.act("2026112300001", ActionRequest(Action.SUBMIT, "wuhao", clock.now()))
+    assert refused.value.code == "note_required"
+    detail = await service.get("2026112300001")
+    assert detail.ticket["state"] == "dispatched"
+    assert detail.ticket["version"] == 1
+    assert len(detail.history) == 1
+
+
+async def test_unknown_ticket(service: TicketService, clock: FrozenClock) -> None:
+    with pytest.raises(TicketNotFound) as missing:
+        await service.act("9999", ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+    assert "9999" in missing.value.message
+
+
+async def test_return_window_and_two_returns_go_to_assignment(service: TicketService, clock: FrozenClock) -> None:
+    no = "2026112300001"
+    await service.upsert([ticket()])
+    clock.advance(hours=1)
+    await service.act(
+        no, ActionRequest(Action.REQUEST_RETURN, "huangqiang", clock.now(), note="非本所职责", unit="SRJG")
+    )
+    state = (await service.act(no, ActionRequest(Action.APPROVE_RETURN, "zhangwei", clock.now()))).to_state
+    assert state is TicketState.RETURNED
+    await service.act(no, ActionRequest(Action.REDISPATCH, "zhangwei", clock.now(), unit="市容景观所"))
+    detail = await service.get(no)
+    assert (detail.ticket["unit_code"], detail.ticket["redispatch_count"]) == ("SRJG", 1)
+    # the new unit's return window runs from the re-dispatch: 2 working days
+    clock.advance(days=3)  # Thursday 10:00 > Wednesday 10:00
+    with pytest.raises(TransitionRefused) as late:
+        await service.act(
+            no, ActionRequest(Action.REQUEST_RETURN, "chenjing", clock.now(), note="也不是我们", unit="HW")
+        )
+    assert late.value.code == "return_window_closed"
+    clock.advance(days=-2)
+    await service.act(no, ActionRequest(Action.REQUEST_RETURN, "chenjing", clock.now(), note="也不是我们", unit="HW"))
+    state = (await service.act(no, ActionRequest(Action.APPROVE_RETURN, "zhangwei", clock.now()))).to_state
+    assert state is TicketState.PENDING_ASSIGNMENT
+    with pytest.raises(TransitionRefused):
+        await service.act(no, ActionRequest(Action.REDISPATCH, "zhangwei", clock.now(), unit="HW"))
+    state = (await service.act(no, ActionRequest(Action.ASSIGN, "lilei", clock.now(), unit="HW"))).to_state
+    assert state is TicketState.DISPATCHED
+    assert (await service.get(no)).ticket["unit_code"] == "HW"
+
+
+async def test_redispatch_to_an_unknown_unit_is_refused(service: TicketService, clock: FrozenClock) -> None:
+    no = "2026112300001"
+    await service.upsert([ticket()])
+    await service.act(no, ActionRequest(Action.REQUEST_RETURN, "huangqiang", clock.now(), note="非本所", unit="X"))
+    await service.act(no, ActionRequest(Action.APPROVE_RETURN, "zhangwei", clock.now()))
+    with pytest.raises(TransitionRefused) as refused:
+        await service.act(no, ActionRequest(Action.REDISPATCH, "zhangwei", clock.now(), unit="不存在的单位"))
+    assert refused.value.code == "unknown_unit"
+
+
+async def test_two_claims_at_once_exactly_one_wins(service: TicketService, clock: FrozenClock) -> None:
+    no = "2026112300001"
+    await service.upsert([ticket()])
+    results = await asyncio.gather(
+        service.act(no, ActionRequest(Action.CLAIM, "wuhao", clock.now())),
+        service.act(no, ActionRequest(Action.CLAIM, "huangqiang", clock.now())),
+        return_exceptions=True,
+    )
+    won = [r for r in results if not isinstance(r, BaseException)]
+    lost = [r for r in results if isinstance(r, BaseException)]
+    assert len(won) == 1
+    assert len(lost) == 1
+    assert isinstance(lost[0], TransitionRefused)
+    assert lost[0].code == "already_claimed"
+    winner = won[0].ticket["handler_userid"]
+    assert winner in lost[0].message
+    detail = await service.get(no)
+    assert detail.ticket["handler_userid"] == winner
+    assert [h["action"] for h in detail.history].count("claim") == 1
+
+
+async def test_concurrent_first_handover_of_the_same_ticket(service: TicketService) -> None:
+    outcomes = await asyncio.gather(*(service.upsert([ticket()]) for _ in range(4)))
+    statuses = sorted(o[0].status for o in outcomes)
+    assert statuses.count("created") == 1
+    assert set(statuses) <= {"created", "unchanged"}
+
+
+async def test_dedup_applies_an_inbound_event_once(service: TicketService, clock: FrozenClock, store: Store) -> None:
+    no = "2026112300001"
+    await service.upsert([ticket()])
+    req = ActionRequest(Action.CANCEL, "hotline", clock.now(), note="市民撤诉", by_hotline=True)
+    first = await service.act(no, req, dedup=("hotline", f"{no}:evt-1", "{}"))
+    again = await service.act(no, req, dedup=("hotline", f"{no}:evt-1", "{}"))
+    assert (first.duplicate, again.duplicate) == (False, True)
+    assert again.to_state is TicketState.CANCELLED
+    async with store.reading() as conn:
+        assert len((await conn.execute(select(inbox))).all()) == 1
+
+
+async def test_sync_back_queues_bot_side_changes_only(
+    make_service: Callable[..., TicketService], clock: FrozenClock, store: Store
+) -> None:
+    service = make_service(sync_url="http://127.0.0.1:9/sync")
+    no = "2026112300001"
+    await service.upsert([ticket(unit_label="HW")])  # the platform named the unit: nothing to tell it
+    await service.upsert([ticket("2026112300002", category=None, content="咨询")])  # our fallback routing: tell it
+    await service.act(no, ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+    await service.act(no, ActionRequest(Action.CANCEL, "hotline", clock.now(), by_hotline=True))
+    async with store.reading() as conn:
+        rows = (await conn.execute(select(outbox).order_by(outbox.c.id))).mappings().all()
+    assert [(r["payload"]["ticket_no"], r["payload"]["action"]) for r in rows] == [
+        ("2026112300002", "dispatch"),
+        (no, "claim"),
+    ]
+    assert all(r["channel"] == "hotline" and r["ordering_key"] == r["payload"]["ticket_no"] for r in rows)
+
+
+async def test_audit_log_is_append_only(service: TicketService, store: Store) -> None:
+    await service.upsert([ticket()])
+    for statement in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):
+        with pytest.raises(DBAPIError):
+            async with store.transaction() as conn:
+                await conn.execute(text(statement))
+    detail = await service.get("2026112300001")
+    assert [h["actor"] for h in detail.history] == ["hotline"]
+
+
+async def test_many_tickets_in_one_batch(service: TicketService) -> None:
+    batch = [ticket(f"20261123{i:05d}", kind=list(TicketKind)[i % 5]) for i in range(300)]
+    outcomes = await service.upsert(batch)
+    assert [o.status for o in outcomes] == ["created"] * 300
+    detail = await service.get("2026112300007")
+    assert detail.ticket["kind"] == list(TicketKind)[7 % 5].value
+    # the vectorised planning gives the same deadlines as planning one by one
+    request = PlanRequest(TicketKind(detail.ticket["kind"]), "环卫", detail.ticket["dispatched_at"], "dispatch")
+    planned = {p.name.value: p.due_at for p in service.planner.plan(request)}
+    assert {d["name"]: d["due_at"] for d in detail.deadlines} == planned
