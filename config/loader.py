@@ -109,9 +109,7 @@ class StrictSafeLoader(yaml.SafeLoader):
         try:
             return super().construct_yaml_timestamp(node)
         except ValueError as exc:
-            raise ConstructorError(
-                None, None, f'invalid date "{node.value}": {exc}', node.start_mark
-            ) from exc
+            raise ConstructorError(None, None, f'invalid date "{node.value}": {exc}', node.start_mark) from exc
 
 
 StrictSafeLoader.yaml_implicit_resolvers = {
@@ -224,9 +222,7 @@ def _parse(text: str, source: str) -> tuple[Any, Node | None]:
         duplicates: list[tuple[Loc, str, int]] = []
         _duplicate_keys(root, (), duplicates, set())
         if duplicates:
-            raise ConfigError(
-                source, [ConfigIssue(format_path(loc), msg, line) for loc, msg, line in duplicates]
-            )
+            raise ConfigError(source, [ConfigIssue(format_path(loc), msg, line) for loc, msg, line in duplicates])
         return loader.construct_document(root), root
     except yaml.YAMLError as exc:
         raise ConfigError(source, [_yaml_issue(exc)]) from None

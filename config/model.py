@@ -117,9 +117,7 @@ _HHMM = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 def _check_userid(value: str) -> str:
     if not _USERID.match(value):
-        raise ValueError(
-            f'invalid userid "{value}": 1-64 letters, digits or _ . @ - (the WeCom account, not the name)'
-        )
+        raise ValueError(f'invalid userid "{value}": 1-64 letters, digits or _ . @ - (the WeCom account, not the name)')
     return value
 
 
@@ -145,9 +143,7 @@ def _blank_to_none(value: object) -> object:
 
 def _check_import_field(value: str) -> str:
     if value not in IMPORT_FIELDS:
-        raise ValueError(
-            f'unknown ticket field "{value}"; expected one of: {", ".join(sorted(IMPORT_FIELDS))}'
-        )
+        raise ValueError(f'unknown ticket field "{value}"; expected one of: {", ".join(sorted(IMPORT_FIELDS))}')
     return value
 
 
@@ -390,9 +386,7 @@ class DutyShift(_Model):
         today = at.date()
         if lo < hi:
             return self._starts_on(today) and lo <= now < hi
-        return (self._starts_on(today) and now >= lo) or (
-            self._starts_on(today - timedelta(days=1)) and now < hi
-        )
+        return (self._starts_on(today) and now >= lo) or (self._starts_on(today - timedelta(days=1)) and now < hi)
 
 
 class CalendarSettings(_Model):
@@ -642,9 +636,7 @@ def cross_check(data: object, base_dir: Path) -> list[tuple[Loc, str]]:
         if userid is None:
             continue
         if userid in known:
-            issues.append(
-                (("members", i, "userid"), f'duplicate userid "{userid}" (see members[{known[userid]}])')
-            )
+            issues.append((("members", i, "userid"), f'duplicate userid "{userid}" (see members[{known[userid]}])'))
         else:
             known[userid] = i
 
@@ -659,9 +651,7 @@ def cross_check(data: object, base_dir: Path) -> list[tuple[Loc, str]]:
         name = code or f"units[{i}]"
         if code is not None:
             if code in codes:
-                issues.append(
-                    (("units", i, "code"), f'duplicate unit code "{code}" (see units[{codes[code]}])')
-                )
+                issues.append((("units", i, "code"), f'duplicate unit code "{code}" (see units[{codes[code]}])'))
             else:
                 codes[code] = i
         for loc, label in [
@@ -673,8 +663,10 @@ def cross_check(data: object, base_dir: Path) -> list[tuple[Loc, str]]:
             owner = labels.setdefault(label.casefold(), name)
             if owner != name:
                 issues.append((loc, f'"{label}" already names unit {owner}'))
-        if code is not None:
-            labels.setdefault(code.casefold(), name)
+        if code is not None and codes[code] == i:
+            owner = labels.setdefault(code.casefold(), name)
+            if owner != name:
+                issues.append((("units", i, "code"), f'"{code}" already names unit {owner}'))
 
         unit_members: set[str] = set()
         for k, raw in enumerate(_items(unit.get("members"))):

@@ -29,18 +29,14 @@ def normalize_database_url(url: str) -> str:
     url = url.strip()
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ValueError(
-            "must be a URL such as sqlite:///data/hotline.db or postgresql://user:password@host/db"
-        )
+        raise ValueError("must be a URL such as sqlite:///data/hotline.db or postgresql://user:password@host/db")
     scheme = scheme.lower()
     if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
         return f"postgresql+asyncpg://{rest}"
     if scheme in ("sqlite", "sqlite+aiosqlite"):
         return f"sqlite+aiosqlite://{rest}"
     if scheme.startswith(("postgres", "sqlite")):
-        raise ValueError(
-            f'unsupported driver "{scheme}": the bot uses asyncpg / aiosqlite; drop the "+driver"'
-        )
+        raise ValueError(f'unsupported driver "{scheme}": the bot uses asyncpg / aiosqlite; drop the "+driver"')
     raise ValueError(f'unsupported database "{scheme}": use sqlite:/// or postgresql://')
 
 

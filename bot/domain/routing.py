@@ -31,15 +31,7 @@ class Router:
             unit = self.config.unit_for_label(unit_label)
             if unit is not None:
                 return RouteDecision(unit.code, "hotline")
-        text = content or ""
         for index, rule in enumerate(self.config.routing):
-            if rule.categories and category not in rule.categories:
-                continue
-            if rule.areas and area not in rule.areas:
-                continue
-            if rule.kinds and kind not in rule.kinds:
-                continue
-            if rule.keywords and not any(k in text for k in rule.keywords):
-                continue
-            return RouteDecision(rule.unit, f"rule:{index}")
+            if rule.matches(category=category, area=area, content=content, kind=kind):
+                return RouteDecision(rule.unit, f"rule:{index}")
         return RouteDecision(self.config.office.unit, "fallback")

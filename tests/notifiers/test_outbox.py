@@ -1,0 +1,227 @@
+"""The outbox and the hotline sync-back, against a fake hotline platform served over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+
+from bot.clock import FrozenClock
+from bot.domain.lifecycle import Action, ActionRequest
+from bot.domain.ticket import TicketInput
+from bot.hotline.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from bot.hotline.syncback import HotlineSyncSender
+from bot.services.tickets import SYNC_CHANNEL, TicketService
+from notifiers.outbox import DeliveryError, OutboundMessage, OutboxWorker
+from store import repo
+from store.models import outbox
+from store.repo import Store
+
+SECRET = "sync-secret"
+
+
+@dataclass
+class FakeHotline:
+    """Accepts sync-backs the way a careful platform would: checks the signature, dedups by idempotency key."""
+
+    clock: FrozenClock
+    fail_with: list[int] = field(default_factory=list)  # statuses to answer with, one per request, before 200
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    accepted: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        verify(
+            SECRET,
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGNATURE_HEADER),
+            body,
+            now=self.clock.now().timestamp(),
+            window=300,
+        )
+        key = request.headers[IDEMPOTENCY_HEADER]
+        self.requests.append({"key": key, "body": json.loads(body)})
+        if self.fail_with:
+            return web.json_response({"error": "nope"}, status=self.fail_with.pop(0))
+        self.accepted.setdefault(key, json.loads(body))
+        return web.json_response({"ok": True})
+
+
+@pytest.fixture
+async def hotline(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], clock: FrozenClock
+) -> tuple[FakeHotline, str]:
+    fake = FakeHotline(clock)
+    app = web.Application()
+    app.router.add_post("/sync", fake.handle)
+    server = await aiohttp_server(app)
+    return fake, str(server.make_url("/sync"))
+
+
+@pytest.fixture
+async def session() -> Any:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def worker(store: Store, session: aiohttp.ClientSession, clock: FrozenClock, owner: str = "w1") -> OutboxWorker:
+    sender = HotlineSyncSender(session, SECRET, clock, timeout=5)
+    return OutboxWorker(store, {SYNC_CHANNEL: sender}, clock, owner=owner)
+
+
+async def make_changes(store: Store, make_service: Callable[..., TicketService], clock: FrozenClock, url: str) -> None:
+    service = make_service(sync_url=url)
+    await service.upsert([TicketInput("2026112300001", "垃圾满溢", category="环卫", unit_label="HW")])
+    await service.act("2026112300001", ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+    await service.act("2026112300001", ActionRequest(Action.CONTACT, "wuhao", clock.now()))
+
+
+async def statuses(store: Store) -> list[tuple[str, int]]:
+    async with store.reading() as conn:
+        rows = (await conn.execute(select(outbox.c.status, outbox.c.attempts).order_by(outbox.c.id))).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+async def test_sync_back_is_signed_ordered_and_sent_once(
+    store: Store, make_service: Callable[..., TicketService], clock: FrozenClock, hotline: Any, session: Any
+) -> None:
+    fake, url = hotline
+    await make_changes(store, make_service, clock, url)
+    w = worker(store, session, clock)
+    # one message per ticket per pass: the next one of the same ticket waits until the first is through
+    assert await w.run_once() == 1
+    assert await w.run_once() == 1
+    assert await w.run_once() == 0
+    assert [r["body"]["action"] for r in fake.requests] == ["claim", "contact"]
+    assert [r["body"]["to_state"] for r in fake.requests] == ["claimed", "contacted"]
+    assert fake.requests[0]["body"]["actor"] == "wuhao"
+    assert await statuses(store) == [("sent", 1), ("sent", 1)]
+
+
+async def test_transient_failures_back_off_and_keep_order(
+    store: Store, make_service: Callable[..., TicketService], clock: FrozenClock, hotline: Any, session: Any
+) -> None:
+    fake, url = hotline
+    await make_changes(store, make_service, clock, url)
+    fake.fail_with = [503, 500]
+    w = worker(store, session, clock)
+    # the first message fails; the second, same ticket, waits behind it
+    assert await w.run_once() == 1
+    assert await w.run_once() == 0  # not due yet: backing off
+    clock.advance(seconds=3)
+    assert await w.run_once() == 1  # second failure
+    assert await w.run_once() == 0
+    clock.advance(seconds=5)
+    assert await w.run_once() == 1  # delivered; now the next one may go
+    assert await w.run_once() == 1
+    assert [r["body"]["action"] for r in fake.requests] == ["claim", "claim", "claim", "contact"]
+    assert await statuses(store) == [("sent", 3), ("sent", 1)]
+
+
+async def test_permanent_rejection_is_dead_lettered_and_replayable(
+    store: Store, make_service: Callable[..., TicketService], clock: FrozenClock, hotline: Any, session: Any
+) -> None:
+    fake, url = hotline
+    await make_changes(store, make_service, clock, url)
+    fake.fail_with = [400]
+    w = worker(store, session, clock)
+    await w.run_once()
+    async with store.reading() as conn:
+        dead = await repo.dead_letters(conn)
+    assert len(dead) == 1
+    assert "400" in dead[0]["last_error"]
+    # a dead letter does not hold back the ticket's later changes; an operator replays it
+    assert await w.run_once() == 1
+    async with store.transaction() as conn:
+        assert await repo.replay(conn, [dead[0]["id"]], at=clock.now()) == 1
+    assert await w.run_once() == 1
+    assert sorted(fake.accepted) == ["hotline-sync:2", "hotline-sync:3"]
+
+
+async def test_crash_between_send_and_record_delivers_exactly_once(
+    store: Store, make_service: Callable[..., TicketService], clock: FrozenClock, hotline: Any, session: Any
+) -> None:
+    fake, url = hotline
+    await make_changes(store, make_service, clock, url)
+    sender = HotlineSyncSender(session, SECRET, clock, timeout=5)
+    # process 1 claims a message and sends it, then dies before recording the result
+    async with store.transaction() as conn:
+        [row, *_] = await repo.claim_due(
+            conn, owner="dead-process", now=clock.now(), lease_until=clock.now() + timedelta(seconds=60), limit=1
+        )
+    await sender.send(
+        OutboundMessage(row["id"], row["channel"], row["destination"], row["idempotency_key"], row["payload"], 0)
+    )
+    # process 2 starts: the lease has not expired, so the message is not sent twice at once
+    survivor = worker(store, session, clock, owner="survivor")
+    assert await survivor.run_once() == 0
+    clock.advance(seconds=61)
+    assert await survivor.run_once() == 1  # re-sent with the same idempotency key
+    assert await survivor.run_once() == 1  # then the next one
+    keys = [r["key"] for r in fake.requests]
+    assert keys.count(row["idempotency_key"]) == 2
+    assert len(fake.accepted) == 2  # the platform applied each change once
+    assert await statuses(store) == [("sent", 1), ("sent", 1)]
+
+
+async def test_unreachable_hotline_is_retried(
+    store: Store, make_service: Callable[..., TicketService], clock: FrozenClock, session: Any
+) -> None:
+    await make_changes(store, make_service, clock, "http://127.0.0.1:9/sync")  # nothing listens on port 9
+    w = worker(store, session, clock)
+    assert await w.run_once() == 1
+    async with store.reading() as conn:
+        row = (await conn.execute(select(outbox).order_by(outbox.c.id))).mappings().first()
+    assert row is not None
+    assert row["status"] == "pending"
+    assert "unreachable" in row["last_error"]
+    assert row["next_attempt_at"] > clock.now()
+
+
+async def test_two_workers_never_send_the_same_message_twice(
+    store: Store, make_service: Callable[..., TicketService], clock: FrozenClock, hotline: Any, session: Any
+) -> None:
+    fake, url = hotline
+    service = make_service(sync_url=url)
+    await service.upsert([TicketInput(f"20261123{i:05d}", "咨询", unit_label="HW") for i in range(30)])
+    for i in range(30):
+        await service.act(f"20261123{i:05d}", ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+    a, b = worker(store, session, clock, "a"), worker(store, session, clock, "b")
+    a.batch = b.batch = 7
+    while sum(await asyncio.gather(a.run_once(), b.run_once())):
+        pass
+    assert len(fake.requests) == 30
+    assert len({r["key"] for r in fake.requests}) == 30
+
+
+async def test_unknown_channel_and_sender_bug_do_not_stop_the_queue(
+    store: Store, clock: FrozenClock
+) -> None:
+    class Broken:
+        async def send(self, message: OutboundMessage) -> None:
+            raise DeliveryError("temporarily broken")
+
+    async with store.transaction() as conn:
+        await repo.enqueue(
+            conn,
+            [
+                {
+                    "channel": name, "destination": "x", "idempotency_key": name, "ordering_key": None,
+                    "priority": 5, "payload": {}, "status": "pending", "attempts": 0,
+                    "next_attempt_at": clock.now(), "created_at": clock.now(),
+                }
+                for name in ("nobody", "broken")
+            ],
+        )
+    w = OutboxWorker(store, {"broken": Broken()}, clock, owner="w")
+    assert await w.run_once() == 2
+    assert await statuses(store) == [("dead", 1), ("pending", 1)]

@@ -1,0 +1,115 @@
+"""The store on both backends: migrations, time zones, the inbox, the outbox claim, and Redis."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import inspect, select
+
+from bot.clock import TZ
+from store import repo
+from store.db import create_engine, current_revision, migrate
+from store.models import tickets
+from store.redis import create_redis
+from store.repo import Store
+from tests.conftest import REDIS_URL, require_service
+
+
+async def test_migrations_are_idempotent_and_complete(store: Store) -> None:
+    await migrate(store.engine)  # a second start finds nothing to do
+    async with store.engine.connect() as conn:
+        names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        revision = await conn.run_sync(current_revision)
+    assert {"tickets", "deadlines", "audit_log", "inbox", "outbox", "alembic_version"} <= names
+    assert revision == "0001"
+
+
+async def test_datetimes_round_trip_as_aware_shanghai_time(store: Store) -> None:
+    at = datetime(2026, 11, 23, 1, 30, tzinfo=ZoneInfo("UTC"))
+    row = {
+        "ticket_no": "T0001", "kind": "regular", "content": "x", "state": "dispatched", "dispatched_at": at,
+        "received_at": at, "updated_at": at, "source": "api", "payload_hash": "h", "extra": {},
+    }
+    async with store.transaction() as conn:
+        await repo.insert_tickets(conn, [row])
+    async with store.reading() as conn:
+        got = (await conn.execute(select(tickets.c.dispatched_at))).scalar_one()
+    assert got == at
+    assert got.tzinfo is not None
+    assert got.utcoffset() == timedelta(hours=8)
+    assert got.hour == 9
+
+
+async def test_naive_datetimes_are_refused(store: Store) -> None:
+    row = {
+        "ticket_no": "T0002", "kind": "regular", "content": "x", "state": "dispatched",
+        "dispatched_at": datetime(2026, 11, 23, 9, 0), "received_at": datetime(2026, 11, 23, 9, 0, tzinfo=TZ),
+        "updated_at": datetime(2026, 11, 23, 9, 0, tzinfo=TZ), "source": "api", "payload_hash": "h", "extra": {},
+    }
+    with pytest.raises(Exception, match="naive datetime"):
+        async with store.transaction() as conn:
+            await repo.insert_tickets(conn, [row])
+
+
+async def test_inbox_deduplicates(store: Store) -> None:
+    at = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
+    async with store.transaction() as conn:
+        first = await repo.record_inbound(conn, source="wecom", dedup_key="msg-1", payload="{}", at=at)
+        again = await repo.record_inbound(conn, source="wecom", dedup_key="msg-1", payload="{}", at=at)
+        other_source = await repo.record_inbound(conn, source="hotline", dedup_key="msg-1", payload="{}", at=at)
+    assert first is not None
+    assert again is None
+    assert other_source is not None
+    async with store.transaction() as conn:
+        await repo.finish_inbound(conn, first, at=at, error="boom")
+    async with store.reading() as conn:
+        row = await repo.inbound(conn, "wecom", "msg-1")
+    assert row is not None
+    assert (row["status"], row["error"]) == ("failed", "boom")
+
+
+async def test_outbox_claims_most_urgent_first_and_leases(store: Store) -> None:
+    now = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
+
+    def message(key: str, priority: int, due: datetime = now) -> dict[str, object]:
+        return {
+            "channel": "c", "destination": "d", "idempotency_key": key, "ordering_key": key, "priority": priority,
+            "payload": {"k": key}, "status": "pending", "attempts": 0, "next_attempt_at": due, "created_at": now,
+        }
+
+    async with store.transaction() as conn:
+        await repo.enqueue(conn, [message("routine", 5), message("urgent", 0), message("later", 0, now + timedelta(1))])
+        await repo.enqueue(conn, [message("urgent", 0)])  # the same key again is not queued twice
+    async with store.transaction() as conn:
+        claimed = await repo.claim_due(conn, owner="a", now=now, lease_until=now + timedelta(seconds=60), limit=10)
+    assert [r["idempotency_key"] for r in claimed] == ["urgent", "routine"]
+    async with store.transaction() as conn:
+        assert await repo.claim_due(conn, owner="b", now=now, lease_until=now, limit=10) == []
+        expired = now + timedelta(seconds=61)
+        again = await repo.claim_due(conn, owner="b", now=expired, lease_until=expired, limit=10)
+    assert [r["lease_owner"] for r in again] == ["b", "b"]
+    async with store.transaction() as conn:
+        await repo.mark_sent(conn, again[0]["id"], owner="a", at=now)  # a lost its lease: no effect
+        await repo.mark_sent(conn, again[0]["id"], owner="b", at=now)
+        counts = await repo.outbox_counts(conn)
+    assert counts == {"pending": 2, "sent": 1}
+
+
+async def test_sqlite_database_folder_is_created(tmp_path: object) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/deep/down/bot.db")
+    await migrate(engine)
+    await engine.dispose()
+
+
+async def test_redis_round_trip() -> None:
+    require_service("Redis", "127.0.0.1", 6379)
+    client = create_redis(REDIS_URL)
+    try:
+        assert await client.ping()
+        await client.set("hotline-bot:test", "值", ex=5)
+        assert await client.get("hotline-bot:test") == "值"
+        await client.delete("hotline-bot:test")
+    finally:
+        await client.aclose()
