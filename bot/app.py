@@ -19,10 +19,11 @@ from bot.clock import Clock, SystemClock
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
 from bot.hotline.syncback import HotlineSyncSender
+from bot.services.ingest import IngestBatcher
 from bot.services.tickets import SYNC_CHANNEL, TicketService
 from bot.web import openapi, ops
 from bot.web.errors import error_middleware
-from bot.web.keys import CALENDAR, CLOCK, CONFIG, METRICS, REDIS, SETTINGS, STORE, TICKETS
+from bot.web.keys import CALENDAR, CLOCK, CONFIG, INGEST, METRICS, REDIS, SETTINGS, STORE, TICKETS
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.outbox import OutboxWorker, Sender
@@ -76,7 +77,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     store = Store(engine)
     app[STORE] = store
     app[TICKETS] = TicketService(store, app[CONFIG], app[CALENDAR], app[CLOCK], sync_url=app[CONFIG].hotline.sync_url)
+    app[INGEST] = IngestBatcher(app[TICKETS])
     yield
+    await app[INGEST].close()
     await engine.dispose()
 
 

@@ -7,6 +7,7 @@ this package knows nothing of WeCom or of the domain's types.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -17,6 +18,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from store.db import READ_ONLY
 from store.models import audit_log, deadlines, inbox, outbox, tickets
 
 # SQLite accepts at most 32766 bound parameters per statement; keep IN-lists well below
@@ -30,6 +32,9 @@ class ConcurrentUpdate(Exception):
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time. Writers of this process queue here, in order, instead of
+        # spinning in SQLite's busy handler (which sleeps in growing steps and ruins latency).
+        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @property
     def backend(self) -> str:
@@ -37,12 +42,17 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as conn:
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
             yield conn
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as conn:
+            await conn.execution_options(**{READ_ONLY: True})
             yield conn
 
 

@@ -15,7 +15,7 @@ from bot.hotline.schemas import TicketBatch, TicketEventPayload, TicketPayload
 from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from bot.services.tickets import HOTLINE, TicketNotFound
 from bot.web.errors import ApiError
-from bot.web.keys import CLOCK, CONFIG, METRICS, SETTINGS, TICKETS
+from bot.web.keys import CLOCK, CONFIG, INGEST, METRICS, SETTINGS, TICKETS
 
 routes = web.RouteTableDef()
 
@@ -85,7 +85,7 @@ async def post_tickets(request: web.Request) -> web.Response:
     if problems:
         request.app[METRICS].rejected("validation_error")
         raise ApiError(422, "validation_error", "the ticket is not valid", problems)
-    outcomes = await request.app[TICKETS].upsert(inputs, source="api")
+    outcomes = await request.app[INGEST].submit(inputs, source="api")
     request.app[METRICS].ingested(outcomes)
     results = [
         {

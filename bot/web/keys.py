@@ -12,6 +12,7 @@ from config.model import BotConfig
 from config.settings import Settings
 
 if TYPE_CHECKING:
+    from bot.services.ingest import IngestBatcher
     from bot.services.tickets import TicketService
     from bot.web.ops import Metrics
     from store.repo import Store
@@ -22,5 +23,6 @@ CLOCK = web.AppKey("clock", Clock)
 CALENDAR = web.AppKey("calendar", WorkCalendar)
 STORE: web.AppKey[Store] = web.AppKey("store")
 TICKETS: web.AppKey[TicketService] = web.AppKey("tickets")
+INGEST: web.AppKey[IngestBatcher] = web.AppKey("ingest")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 REDIS: web.AppKey[Any] = web.AppKey("redis")  # redis.asyncio.Redis, or None without REDIS_URL

@@ -1,0 +1,125 @@
+"""Helpers shared by the benchmarks: a bot server in its own process, PostgreSQL schemas, tables."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+def pg_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.asynccontextmanager
+async def pg_schema() -> AsyncIterator[str]:
+    """A database URL working in a fresh schema, dropped afterwards."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(PG_URL)
+    async with admin.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@contextlib.contextmanager
+def sqlite_url() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
+        yield f"sqlite+aiosqlite:///{tmp}/bench.db"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def bot_server(database_url: str, **env: str) -> AsyncIterator[str]:
+    """``run_bot.py serve`` in its own process, as in production; yields its base URL once healthy."""
+    port = free_port()
+    environ = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BOT_CONFIG": str(ROOT / "config" / "sandbox.yaml"),
+        "BOT_HOST": "127.0.0.1",
+        "BOT_PORT": str(port),
+        "LOG_LEVEL": "WARNING",
+        "LOG_FORMAT": "text",
+        **env,
+    }
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_bot.py"), "serve"], cwd=ROOT, env=environ)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as session:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"the bot exited with {proc.returncode} before it was ready")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(base + "/healthz") as response:
+                        if response.status == 200:
+                            break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the bot did not become healthy within 30 s")
+                await asyncio.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    headers = ["benchmark", "value", "unit", "note"]
+    cells = [[str(r["benchmark"]), _fmt(r["value"]), str(r["unit"]), str(r.get("note", ""))] for r in rows]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if value >= 1000:
+            return f"{value:,.0f}"
+        if value >= 10:
+            return f"{value:.1f}"
+        return f"{value:.3g}"
+    return str(value)
