@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -72,13 +71,13 @@ async def bot_server(database_url: str, **env: str) -> AsyncIterator[str]:
         "LOG_FORMAT": "text",
         **env,
     }
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_bot.py"), "serve"], cwd=ROOT, env=environ)
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "run_bot.py"), "serve", cwd=ROOT, env=environ)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as session:
             while True:
-                if proc.poll() is not None:
+                if proc.returncode is not None:
                     raise RuntimeError(f"the bot exited with {proc.returncode} before it was ready")
                 with contextlib.suppress(aiohttp.ClientError):
                     async with session.get(base + "/healthz") as response:
@@ -89,11 +88,13 @@ async def bot_server(database_url: str, **env: str) -> AsyncIterator[str]:
                 await asyncio.sleep(0.1)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 def percentile(values: list[float], q: float) -> float:
