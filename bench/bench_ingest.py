@@ -50,9 +50,7 @@ def _bodies(count: int, prefix: str) -> list[bytes]:
 
 async def _drive(base: str, bodies: list[bytes]) -> tuple[float, list[float]]:
     now = int(time.time())
-    prepared = [
-        (body, {"Content-Type": "application/json", **signed_headers(SECRET, now, body)}) for body in bodies
-    ]
+    prepared = [(body, {"Content-Type": "application/json", **signed_headers(SECRET, now, body)}) for body in bodies]
     latencies: list[float] = []
     queue = iter(prepared)
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)

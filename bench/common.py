@@ -71,7 +71,9 @@ async def bot_server(database_url: str, **env: str) -> AsyncIterator[str]:
         "LOG_FORMAT": "text",
         **env,
     }
-    proc = await asyncio.create_subprocess_exec(sys.executable, str(ROOT / "run_bot.py"), "serve", cwd=ROOT, env=environ)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(ROOT / "run_bot.py"), "serve", cwd=ROOT, env=environ
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
