@@ -36,11 +36,26 @@ def _settings() -> Settings:
     return Settings.from_env()
 
 
+class CalendarFileError(Exception):
+    pass
+
+
+def _calendar(config: BotConfig) -> Any:
+    """The working-day calendar with the config's override file; a bad file is the user's error, not a crash."""
+    from bot.app import build_calendar
+
+    try:
+        return build_calendar(config)
+    except (OSError, ValueError) as exc:
+        raise CalendarFileError(f"calendar.overrides_file: {exc}") from None
+
+
 # --- subcommands -----------------------------------------------------------------------------------------
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
+    from sqlalchemy.exc import DBAPIError
 
     from bot.app import create_app
     from bot.logging import setup_logging
@@ -61,8 +76,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "wecom": "configured" if settings.wecom_configured else "not configured",
         },
     )
-    app = create_app(settings, config)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    app = create_app(settings, config, calendar=_calendar(config))
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+    except (OSError, DBAPIError) as exc:
+        # an unreachable database or a port in use: say which, without a traceback
+        log.critical("cannot start: %s", exc.__class__.__name__, extra={"error": str(exc).splitlines()[0]})
+        print(f"cannot start hotline-bot: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -73,10 +94,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     units = len(config.units)
     members = len(config.members)
     print(f"{path}: OK — {units} units, {members} members, {len(config.routing)} routing rules")
-    if config.calendar.overrides_file:
-        from bot.app import build_calendar
-
-        build_calendar(config)
+    _calendar(config)
     return 0
 
 
@@ -90,7 +108,6 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
 
 async def _with_service(settings: Settings, config: BotConfig, body: Callable[[Any], Awaitable[int]]) -> int:
-    from bot.app import build_calendar
     from bot.clock import SystemClock
     from bot.services.tickets import TicketService
     from store.db import create_engine, migrate
@@ -100,7 +117,7 @@ async def _with_service(settings: Settings, config: BotConfig, body: Callable[[A
     try:
         await migrate(engine)
         service = TicketService(
-            Store(engine), config, build_calendar(config), SystemClock(), sync_url=config.hotline.sync_url
+            Store(engine), config, _calendar(config), SystemClock(), sync_url=config.hotline.sync_url
         )
         return await body(service)
     finally:
@@ -247,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(exc.report(), file=sys.stderr)
+        return 2
+    except CalendarFileError as exc:
+        print(exc, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

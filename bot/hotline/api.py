@@ -10,11 +10,11 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot.domain.lifecycle import Action, ActionRequest, TransitionRefused
-from bot.domain.masking import mask_name, mask_phone
+from bot.domain.masking import mask_name, mask_phone, mask_text
 from bot.hotline.schemas import TicketBatch, TicketEventPayload, TicketPayload
 from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from bot.services.tickets import HOTLINE, TicketNotFound
-from bot.web.errors import ApiError
+from bot.web.errors import ApiError, json_response
 from bot.web.keys import CLOCK, CONFIG, INGEST, METRICS, SETTINGS, TICKETS
 
 routes = web.RouteTableDef()
@@ -98,9 +98,9 @@ async def post_tickets(request: web.Request) -> web.Response:
         for o in outcomes
     ]
     if single:
-        return web.json_response(results[0], status=201 if results[0]["status"] == "created" else 200)
+        return json_response(results[0], status=201 if results[0]["status"] == "created" else 200)
     status = 201 if any(r["status"] == "created" for r in results) else 200
-    return web.json_response({"results": results}, status=status)
+    return json_response({"results": results}, status=status)
 
 
 @routes.post("/api/tickets/{ticket_no}/events")
@@ -131,7 +131,7 @@ async def post_ticket_event(request: web.Request) -> web.Response:
         raise ApiError(404, "ticket_not_found", f"no ticket {exc.ticket_no}") from None
     except TransitionRefused as exc:
         raise ApiError(409, exc.code, exc.message) from None
-    return web.json_response(
+    return json_response(
         {
             "ticket_no": outcome.ticket_no,
             "event_id": event.event_id,
@@ -174,7 +174,7 @@ async def get_ticket(request: web.Request) -> web.Response:
         "category": t["category"],
         "area": t["area"],
         "title": t["title"],
-        "content": t["content"],
+        "content": t["content"] if full else mask_text(t["content"]),
         "address": t["address"],
         "citizen_name": t["citizen_name"] if full else mask_name(t["citizen_name"]),
         "citizen_phone": t["citizen_phone"] if full else mask_phone(t["citizen_phone"]),
@@ -220,4 +220,4 @@ async def get_ticket(request: web.Request) -> web.Response:
         }
         for h in detail.history
     ]
-    return web.json_response({"ticket": ticket, "deadlines": deadlines, "history": history})
+    return json_response({"ticket": ticket, "deadlines": deadlines, "history": history})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,11 +14,20 @@ log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    """JSON with Chinese text as text (not \\u escapes)."""
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
 def json_error(status: int, code: str, message: str, details: Any = None) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
-    return web.json_response({"error": error}, status=status)
+    return json_response({"error": error}, status=status)
 
 
 class ApiError(Exception):

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot.hotline.schemas import TicketBatch, TicketEventPayload, TicketPayload
 from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from bot.web.errors import json_response
 
 routes = web.RouteTableDef()
 
@@ -175,4 +176,4 @@ def document() -> dict[str, Any]:
 
 @routes.get("/api/openapi.json")
 async def openapi_json(_request: web.Request) -> web.Response:
-    return web.json_response(document())
+    return json_response(document())

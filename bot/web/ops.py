@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import text
 
-from bot.web.errors import Handler
+from bot.web.errors import Handler, json_response
 from bot.web.keys import CALENDAR, CLOCK, METRICS, REDIS, STORE
 from store import repo
 
@@ -102,7 +102,7 @@ async def healthz(request: web.Request) -> web.Response:
         calendar["warning"] = coverage.warning()
     checks["calendar"] = calendar
     status = "fail" if not healthy else ("ok" if coverage.ok else "degraded")
-    return web.json_response({"status": status, "checks": checks}, status=200 if healthy else 503)
+    return json_response({"status": status, "checks": checks}, status=200 if healthy else 503)
 
 
 @routes.get("/metrics")

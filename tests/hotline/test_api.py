@@ -213,7 +213,7 @@ async def test_event_for_unknown_ticket_and_bad_event(client: Client, clock: Fro
 
 
 async def test_read_api_needs_the_token_and_masks_contacts(client: Client, clock: FrozenClock) -> None:
-    await post_json(client, clock, "/api/tickets", TICKET)
+    await post_json(client, clock, "/api/tickets", {**TICKET, "content": "店招破损，请回电 13912345678"})
     path = f"/api/tickets/{TICKET['ticket_no']}"
     assert (await client.get(path)).status == 401
     assert (await client.get(path, headers={"Authorization": "Bearer wrong"})).status == 401
@@ -226,8 +226,10 @@ async def test_read_api_needs_the_token_and_masks_contacts(client: Client, clock
     names = {d["name"] for d in body["deadlines"]}
     assert {"accept", "first_contact", "return_window", "handle", "handle_internal", "contact_20m"} <= names
     assert body["history"][0]["action"] == "dispatch"
+    assert body["ticket"]["content"] == "店招破损，请回电 139****5678"
     full = await (await client.get(path + "?contact=full", headers=auth)).json()
     assert full["ticket"]["citizen_phone"] == "13912345678"
+    assert full["ticket"]["content"] == "店招破损，请回电 13912345678"
     missing = await client.get("/api/tickets/2026000000000", headers=auth)
     assert missing.status == 404
     assert (await missing.json())["error"]["code"] == "ticket_not_found"
