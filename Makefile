@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## make run: the bot on the embedded default (SQLite, no Redis, sandbox config)
+## make run: the bot on the embedded default (SQLite, no Redis, sandbox config, sandbox secrets)
 run: $(STAMP)
-	BOT_CONFIG=$${BOT_CONFIG:-config/sandbox.yaml} LOG_FORMAT=$${LOG_FORMAT:-text} $(PY) run_bot.py serve
+	BOT_CONFIG=$${BOT_CONFIG:-config/sandbox.yaml} LOG_FORMAT=$${LOG_FORMAT:-text} \
+	HOTLINE_INGEST_SECRET=$${HOTLINE_INGEST_SECRET:-sandbox-secret} API_TOKEN=$${API_TOKEN:-sandbox-token} \
+	$(PY) run_bot.py serve
 
 ## make test: lint, types and the whole suite (SQLite, PostgreSQL, Redis)
 test: $(STAMP)
