@@ -1,0 +1,98 @@
+"""The command line: help, config checking, migrations, the outbox, start-up refusals — no tracebacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import run_bot
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for var in ("DATABASE_URL", "BOT_CONFIG", "REDIS_URL", "HOTLINE_INGEST_SECRET", "API_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/cli.db")
+    monkeypatch.setenv("BOT_CONFIG", str(ROOT / "config" / "sandbox.yaml"))
+
+
+def test_help_lists_every_subcommand_and_variable(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        run_bot.main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for word in ("serve", "check-config", "migrate", "import", "ticket", "outbox", "DATABASE_URL", "HOTLINE_INGEST_SECRET"):
+        assert word in out
+
+
+@pytest.mark.parametrize("name", ["sandbox.yaml", "example.yaml"])
+def test_check_config_accepts_the_shipped_configs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_bot.main(["check-config", str(ROOT / "config" / name)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_check_config_reports_every_error_with_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        (ROOT / "config" / "sandbox.yaml")
+        .read_text(encoding="utf-8")
+        .replace("head: chenjing", "head: lisi")
+        .replace("  - unit: HW\n    categories: [环卫]", "  - unit: HWX\n    categories: [环卫]"),
+        encoding="utf-8",
+    )
+    assert run_bot.main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert any("head" in line and "lisi" in line and ":" in line for line in lines)
+    assert any("HWX" in line for line in lines)
+    assert all(line.startswith(str(bad)) for line in lines[-2:])
+
+
+def test_yaml_syntax_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("office:\n  name: x\n  unit: [unclosed\n", encoding="utf-8")
+    assert run_bot.main(["check-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert str(bad) in err
+
+
+def test_bad_holiday_override_file_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    overrides = tmp_path / "holidays.yaml"
+    overrides.write_text("2027:\n  holidays: [\"2027-02-30\"]\n", encoding="utf-8")
+    config = tmp_path / "bot.yaml"
+    config.write_text(
+        (ROOT / "config" / "sandbox.yaml").read_text(encoding="utf-8") + "\ncalendar:\n  overrides_file: holidays.yaml\n",
+        encoding="utf-8",
+    )
+    assert run_bot.main(["check-config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "calendar.overrides_file" in err
+    assert "Traceback" not in err
+
+
+def test_serve_refuses_an_invalid_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("office: {unit: NOPE}\n", encoding="utf-8")
+    assert run_bot.main(["serve", "--config", str(bad)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_invalid_environment_is_reported(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("BOT_PORT", "99999")
+    assert run_bot.main(["check-config"]) == 2
+    assert "BOT_PORT" in capsys.readouterr().err
+
+
+def test_migrate_outbox_and_ticket(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_bot.main(["migrate"]) == 0
+    assert run_bot.main(["migrate"]) == 0
+    assert run_bot.main(["outbox"]) == 0
+    assert "outbox: empty" in capsys.readouterr().out
+    assert run_bot.main(["outbox", "replay"]) == 0
+    assert run_bot.main(["ticket", "2026000000000"]) == 1
+    assert "没有找到工单" in capsys.readouterr().err
