@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.domain.masking import MaskingFilter
+from bot.domain.masking import MaskingFilter, mask_text
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
 
@@ -26,7 +26,8 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        # the whole line, tracebacks included, passes the phone-number mask
+        return mask_text(json.dumps(entry, ensure_ascii=False, default=str))
 
 
 class TextFormatter(logging.Formatter):
@@ -36,7 +37,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
         extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
-        return base + ("  " + " ".join(f"{k}={v}" for k, v in extras.items()) if extras else "")
+        return mask_text(base + ("  " + " ".join(f"{k}={v}" for k, v in extras.items()) if extras else ""))
 
 
 def setup_logging(fmt: str = "json", level: str = "INFO") -> None:

@@ -1,0 +1,64 @@
+"""Structured logs: one JSON object per line, phone numbers masked in every line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from bot.domain.masking import MaskingFilter
+from bot.logging import JsonFormatter, TextFormatter, setup_logging
+
+
+@pytest.fixture
+def capture() -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(MaskingFilter())
+    logger = logging.getLogger("hotline-test")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, stream
+
+
+def test_json_lines_with_extras_and_masking(capture: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = capture
+    logger.info("ticket %s from %s", "2026112300001", "13812345678", extra={"citizen_phone": "13912345678", "unit": "HW"})
+    entry = json.loads(stream.getvalue())
+    assert entry["msg"] == "ticket 2026112300001 from 138****5678"
+    assert entry["citizen_phone"] == "139****5678"
+    assert entry["unit"] == "HW"
+    assert entry["logger"] == "hotline-test"
+    assert entry["level"] == "info"
+
+
+def test_exceptions_are_one_json_line(capture: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = capture
+    try:
+        raise ValueError("电话 13812345678 无效")
+    except ValueError:
+        logger.exception("failed")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    exc = json.loads(lines[0])["exc"]
+    assert "ValueError" in exc
+    assert "138****5678" in exc
+    assert "13812345678" not in exc
+
+
+def test_setup_logging_installs_the_filter() -> None:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging("text", "debug")
+        [handler] = root.handlers
+        assert isinstance(handler.formatter, TextFormatter)
+        assert any(isinstance(f, MaskingFilter) for f in handler.filters)
+        assert root.level == logging.DEBUG
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
