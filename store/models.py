@@ -139,7 +139,8 @@ class Deadline(Base):
     policy: Mapped[str] = mapped_column(String(16))  # the duration as configured, e.g. "5wd"
     started_at: Mapped[datetime]
     due_at: Mapped[datetime]
-    status: Mapped[str] = mapped_column(String(12))  # open | met | cancelled
+    # open | met | missed (was overdue when it stopped being due) | cancelled (stopped being due in time)
+    status: Mapped[str] = mapped_column(String(12))
     met_at: Mapped[datetime | None]
     next_due_at: Mapped[datetime | None]
     stage: Mapped[int] = mapped_column(Integer, default=0)

@@ -123,8 +123,8 @@ async def close_deadlines(conn: AsyncConnection, ids: Iterable[int], *, status: 
     if not ids:
         return
     values: dict[str, Any] = {"status": status, "next_due_at": None}
-    if status == "met":
-        values["met_at"] = at
+    if status in ("met", "missed"):
+        values["met_at"] = at  # when it was met, or when it stopped being due
     await conn.execute(update(deadlines).where(deadlines.c.id.in_(ids)).values(**values))
 
 

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import numpy as np
 
-from bot.clock import TZ
+from bot.clock import TZ, local
 from bot.domain.lifecycle import CycleKind
 from bot.domain.workcal import WorkCalendar
 from config.durations import Duration
@@ -50,36 +50,49 @@ class DeadlinePlanner:
         return durations
 
     def plan(self, req: PlanRequest) -> list[PlannedDeadline]:
-        return [
-            PlannedDeadline(name, d, req.start, self.calendar.add(req.start, d))
+        base = _base(req.start)
+        due = {
+            name: self.calendar.add(base, d)
             for name, d in self.durations(req.kind, req.category, req.cycle_kind).items()
-        ]
+        }
+        return self._finish(req, due)
 
     def plan_many(self, reqs: Sequence[PlanRequest]) -> list[list[PlannedDeadline]]:
         """The same as ``plan`` for each request; working-day sums are computed in vectorised batches."""
         wanted = [self.durations(r.kind, r.category, r.cycle_kind) for r in reqs]
+        bases = [_base(r.start) for r in reqs]
         # working-day additions grouped by n: one numpy call per distinct n
         by_days: dict[int, list[int]] = defaultdict(list)
         for i, durations in enumerate(wanted):
             for d in durations.values():
                 if d.working_days:
                     by_days[d.value].append(i)
-        due: dict[tuple[int, int], datetime] = {}
-        epochs = [int(r.start.timestamp()) for r in reqs]
+        sums: dict[tuple[int, int], datetime] = {}
+        epochs = [int(b.timestamp()) for b in bases]
         for n, indexes in by_days.items():
             starts = np.fromiter((epochs[i] for i in indexes), dtype=np.int64, count=len(indexes))
             results = self.calendar.add_working_days_many(starts, n)
             for i, value in zip(indexes, results.tolist(), strict=True):
-                due[(i, n)] = datetime.fromtimestamp(value, TZ)
-        plans: list[list[PlannedDeadline]] = []
+                sums[(i, n)] = datetime.fromtimestamp(value, TZ)
+        plans = []
         for i, (req, durations) in enumerate(zip(reqs, wanted, strict=True)):
-            plan = []
-            for name, d in durations.items():
-                if d.working_days:
-                    # sub-second parts of the start survive the epoch round trip
-                    when = due[(i, d.value)].replace(microsecond=req.start.microsecond)
-                else:
-                    when = req.start + d.natural()
-                plan.append(PlannedDeadline(name, d, req.start, when))
-            plans.append(plan)
+            due = {
+                name: sums[(i, d.value)] if d.working_days else bases[i] + d.natural() for name, d in durations.items()
+            }
+            plans.append(self._finish(req, due))
         return plans
+
+    def _finish(self, req: PlanRequest, due: dict[DeadlineName, datetime]) -> list[PlannedDeadline]:
+        handle = due.get(DeadlineName.HANDLE)
+        internal = due.get(DeadlineName.HANDLE_INTERNAL)
+        if handle is not None and internal is not None and internal > handle:
+            # the unit's internal deadline exists to be earlier than the ticket's own; when the policy says
+            # otherwise (随身拍: 3 natural days vs 2 working days over a weekend) it is the ticket's own
+            due[DeadlineName.HANDLE_INTERNAL] = handle
+        durations = self.durations(req.kind, req.category, req.cycle_kind)
+        return [PlannedDeadline(name, durations[name], req.start, when) for name, when in due.items()]
+
+
+def _base(start: datetime) -> datetime:
+    """Deadlines are computed to the second, in Beijing time, so that every path gives the same answer."""
+    return local(start).replace(microsecond=0)

@@ -233,8 +233,9 @@ def _claim(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, date
 
 def _contact(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     meet = frozenset({DeadlineName.ACCEPT, DeadlineName.FIRST_CONTACT, DeadlineName.CONTACT_20M})
-    if t.state is TicketState.WARNING:
-        return Transition(TicketState.WARNING, meet=meet)
+    if t.state in (TicketState.WARNING, TicketState.ON_SITE):
+        # recorded late or during re-handling: the state stays, the contact deadlines are met
+        return Transition(t.state, meet=meet)
     if t.state is TicketState.CONTACTED:
         raise TransitionRefused("already_done", f"工单 {t.ticket_no} 已登记先行联系。")
     if t.state not in (TicketState.DISPATCHED, TicketState.CLAIMED):
@@ -295,10 +296,10 @@ def _request_return(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineNa
     _require(_text(req.unit) is not None, "unit_required", "退单需要提出建议派单方向（承办单位）。")
     window = d.get(DeadlineName.RETURN_WINDOW)
     if window is None or req.at > window:
-        when = f"（退单期限 {window:%m-%d %H:%M} 已过）" if window else ""
+        when = f"（{window:%m-%d %H:%M} 截止）" if window else ""
         raise TransitionRefused(
             "return_window_closed",
-            f"工单 {t.ticket_no} 已超过派单后两个工作日的退单期限{when}，逾期不予退单。",
+            f"工单 {t.ticket_no} 已超过退单期限{when}，逾期不予退单。",
         )
     return Transition(
         TicketState.RETURN_REQUESTED,
@@ -352,6 +353,10 @@ def _redispatch(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName,
         # the platform itself sends the ticket to another unit: its word is final, from any open state
         if not t.state.is_open:
             raise _refuse_state(t, req.action)
+        return _dispatch_to(t, req, counted=False)
+    if t.state is TicketState.DISPATCHED:
+        # nobody has claimed it yet (e.g. our fallback routing left it with the office): the dispatcher
+        # routes it by hand; this is not the one re-dispatch after a return
         return _dispatch_to(t, req, counted=False)
     if t.state is TicketState.PENDING_ASSIGNMENT:
         raise TransitionRefused("assignment_required", f"工单 {t.ticket_no} 已多次退单，需由中心领导签派。")

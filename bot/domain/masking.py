@@ -36,63 +36,85 @@ _COMPOUND_SURNAMES = (
     "百里",
 )
 _POLITE = ("先生", "女士", "小姐", "阿姨", "师傅", "老师")
-_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-_LANDLINE = re.compile(r"(?<!\d)(0\d{2,3}-?)?(\d{3,4})(\d{4})(?!\d)")
-_ANY_DIGITS = re.compile(r"\d")
+# full-width digits and separators (１３８－１２３４) are read as their ASCII forms
+_WIDE = str.maketrans("０１２３４５６７８９＋－　", "0123456789+- ")
+# a mainland mobile number, optionally +86, optionally split by spaces or dashes: 138 1234 5678
+_MOBILE = re.compile(r"(?<![\d*])(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
+# a landline with its area code: 021-62859811, 0571 8888 1234, or 02162859811 (010 and 02x have 3 digits)
+_LANDLINE = re.compile(r"(?<![\d*])(0(?:10|2\d|[3-9]\d\d))[ -]?(\d{3,4})[ -]?(\d{4})(?!\d)")
+_ANY_DIGITS = re.compile(r"[\d０-９]")
+
+
+def _mask_mobile(match: re.Match[str]) -> str:
+    return f"{match.group(1)}****{match.group(3)}"
+
+
+def _mask_landline(match: re.Match[str]) -> str:
+    return f"{match.group(1)}-****{match.group(3)}"
 
 
 def mask_phone(phone: str | None) -> str:
-    """138****1234 for a mobile number; 021-****9811 for a landline; stars for anything else."""
+    """138****1234 for a mobile number; 021-****9811 for a landline; stars but the last 4 otherwise."""
     if not phone:
         return ""
-    phone = phone.strip()
-    mobile = _MOBILE.fullmatch(phone.replace(" ", "").replace("+86", ""))
-    if mobile:
-        return f"{mobile.group(1)}****{mobile.group(3)}"
-    digits = re.sub(r"\D", "", phone)
+    text = phone.translate(_WIDE).strip()
+    for pattern, mask in ((_MOBILE, _mask_mobile), (_LANDLINE, _mask_landline)):
+        match = pattern.fullmatch(text)
+        if match:
+            return mask(match)
+    digits = re.sub(r"\D", "", text)
     if len(digits) <= 4:
         return "*" * len(digits)
-    landline = _LANDLINE.fullmatch(phone.replace(" ", ""))
-    if landline:
-        prefix = landline.group(1) or ""
-        return f"{prefix}****{landline.group(3)}"
     return "*" * (len(digits) - 4) + digits[-4:]
 
 
+def _surname(name: str) -> str:
+    return name[:2] if name.startswith(_COMPOUND_SURNAMES) else name[:1]
+
+
 def mask_name(name: str | None) -> str:
-    """张先生 stays 张先生; a full name becomes surname + 某 (张某, 欧阳某); Latin names keep the initial."""
+    """张先生 stays 张先生, 李明女士 becomes 李女士; a full name becomes surname + 某 (张某, 欧阳某);
+    a Latin name keeps its initial."""
     if not name:
         return ""
     name = name.strip()
     for polite in _POLITE:
-        if name.endswith(polite) and 1 <= len(name) - len(polite) <= 2:
-            return name
+        if name.endswith(polite) and len(name) > len(polite):
+            return _surname(name) + polite
     if name.isascii():
         return name[:1] + "***"
-    surname = name[:2] if name.startswith(_COMPOUND_SURNAMES) else name[:1]
-    return surname + "某"
+    return _surname(name) + "某"
 
 
 def mask_text(text: str) -> str:
-    """Masks every phone number inside free text (ticket content, log lines)."""
+    """Masks every phone number inside free text (ticket content, log lines); dates and ticket numbers stay."""
     if not _ANY_DIGITS.search(text):
         return text
-    text = _MOBILE.sub(lambda m: f"{m.group(1)}****{m.group(3)}", text)
-    return re.sub(r"(?<![\d*])(0\d{2,3}-)(\d{3,4})(\d{4})(?!\d)", lambda m: f"{m.group(1)}****{m.group(3)}", text)
+    if any("０" <= ch <= "９" for ch in text):
+        text = text.translate(_WIDE)
+    text = _MOBILE.sub(_mask_mobile, text)
+    return _LANDLINE.sub(_mask_landline, text)
 
 
 class MaskingFilter(logging.Filter):
-    """A logging filter that masks phone numbers in every record's message and arguments."""
+    """Masks phone numbers in a record's message, its exception text and the citizen extras.
+
+    It never raises: a record whose arguments do not fit its format string is left for logging's own
+    error handling.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            record.msg = record.getMessage()
-            record.args = None
-        if isinstance(record.msg, str):
-            record.msg = mask_text(record.msg)
-        for key, value in list(record.__dict__.items()):
-            if key == "citizen_phone":
-                record.__dict__[key] = mask_phone(str(value))
-            elif key == "citizen_name" and isinstance(value, str):
-                record.__dict__[key] = mask_name(value)
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        record.msg, record.args = mask_text(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+        phone = record.__dict__.get("citizen_phone")
+        if phone is not None:
+            record.__dict__["citizen_phone"] = mask_phone(str(phone))
+        name = record.__dict__.get("citizen_name")
+        if isinstance(name, str):
+            record.__dict__["citizen_name"] = mask_name(name)
         return True

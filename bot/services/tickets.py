@@ -399,13 +399,18 @@ class TicketService:
     ) -> None:
         met = [r["id"] for r in open_rows if r["cycle"] == ticket.cycle and r["name"] in transition.meet]
         # a new cycle supersedes whatever the previous one left open
-        cancelled = [
-            r["id"]
+        closed = [
+            r
             for r in open_rows
             if r["id"] not in met
             and (transition.new_cycle is not None or r["cycle"] != ticket.cycle or r["name"] in transition.cancel)
         ]
+        # an obligation already overdue when it stops mattering was missed, and counts so in the rates;
+        # a window (the return window) that passes is not a miss
+        missed = [r["id"] for r in closed if r["due_at"] < at and r["name"] != DeadlineName.RETURN_WINDOW]
+        cancelled = [r["id"] for r in closed if r["id"] not in missed]
         await repo.close_deadlines(conn, met, status="met", at=at)
+        await repo.close_deadlines(conn, missed, status="missed", at=at)
         await repo.close_deadlines(conn, cancelled, status="cancelled", at=None)
         if transition.new_cycle is not None:
             plan = self.planner.plan(PlanRequest(ticket.kind, ticket.category, at, transition.new_cycle))

@@ -272,3 +272,16 @@ async def test_many_tickets_in_one_batch(service: TicketService) -> None:
     request = PlanRequest(TicketKind(detail.ticket["kind"]), "环卫", detail.ticket["dispatched_at"], "dispatch")
     planned = {p.name.value: p.due_at for p in service.planner.plan(request)}
     assert {d["name"]: d["due_at"] for d in detail.deadlines} == planned
+
+
+async def test_overdue_obligations_superseded_are_missed_not_forgotten(service: TicketService, clock: FrozenClock) -> None:
+    no = "2026112300001"
+    await service.upsert([ticket()])
+    clock.advance(minutes=30)  # the 20-minute contact (三个二) is now overdue
+    await service.act(no, ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+    await service.act(no, ActionRequest(Action.SUBMIT, "wuhao", clock.now(), note="已处理"))
+    first = {d["name"]: d for d in (await service.get(no)).deadlines}
+    assert first["contact_20m"]["status"] == "missed"  # overdue and never recorded
+    assert first["first_contact"]["status"] == "cancelled"  # not yet due when the ticket was submitted
+    assert first["return_window"]["status"] == "cancelled"  # a window is not an obligation
+    assert first["accept"]["status"] == "met"
