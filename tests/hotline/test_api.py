@@ -18,7 +18,7 @@ from bot.web.keys import STORE
 from config.model import BotConfig
 from config.settings import Settings
 from store.models import audit_log, tickets
-from tests.conftest import API_TOKEN, INGEST_SECRET
+from tests.conftest import API_TOKEN, INGEST_SECRET, REDIS_URL, require_service
 
 Client = TestClient[Any, Any]
 
@@ -283,3 +283,23 @@ async def test_healthz_warns_when_the_calendar_runs_out(client: Client, clock: F
     assert calendar["status"] == "warning"
     assert calendar["fallback_days"][0] == "2027-01-01"
     assert "2027" in calendar["warning"]
+
+
+@pytest.mark.parametrize(("redis_url", "status", "code"), [(REDIS_URL, "ok", 200), ("redis://127.0.0.1:1/0", "fail", 503)])
+async def test_healthz_checks_redis_when_configured(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    sqlite_url: str,
+    settings_for: Callable[..., Settings],
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+    redis_url: str,
+    status: str,
+    code: int,
+) -> None:
+    if status == "ok":
+        require_service("Redis", "127.0.0.1", 6379)
+    app = create_app(settings_for(sqlite_url, REDIS_URL=redis_url), sandbox_config, clock=clock, run_workers=False)
+    client = await aiohttp_client(app)
+    response = await client.get("/healthz")
+    assert response.status == code
+    assert (await response.json())["checks"]["redis"]["status"] == status
