@@ -291,7 +291,7 @@ class TicketService:
             outcome = await self._apply(conn, fresh, req)
             state, unit = outcome.to_state.value, target.code
             changed = (*changed, "unit")
-        return UpsertOutcome(row["ticket_no"], "updated", state, unit, changed)
+        return UpsertOutcome(row["ticket_no"], "updated" if changed else "unchanged", state, unit, changed)
 
     async def _reschedule(self, conn: AsyncConnection, ticket_id: int, kind: TicketKind, category: str | None) -> None:
         """The kind or category changed: open deadlines follow the new policy from their original start."""

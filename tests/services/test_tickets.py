@@ -285,3 +285,10 @@ async def test_overdue_obligations_superseded_are_missed_not_forgotten(service: 
     assert first["first_contact"]["status"] == "cancelled"  # not yet due when the ticket was submitted
     assert first["return_window"]["status"] == "cancelled"  # a window is not an obligation
     assert first["accept"]["status"] == "met"
+
+
+async def test_a_difference_that_changes_nothing_is_reported_unchanged(service: TicketService, clock: FrozenClock) -> None:
+    await service.upsert([ticket(dispatched_at=clock.now())])
+    [outcome] = await service.upsert([ticket(dispatched_at=clock.now(), unit_label="HW")])  # already HW
+    assert (outcome.status, outcome.changed) == ("unchanged", ())
+    assert len((await service.get("2026112300001")).history) == 1
