@@ -85,9 +85,12 @@ DEFAULT_IMPORT_COLUMNS: dict[str, str] = {
     "派单时间": "dispatched_at",
     "标题": "title",
     "办理时限": "hotline_deadline",
+    "重复工单": "is_repeat",
+    "舆论监督": "is_media",
 }
 
-IMPORT_FIELDS: frozenset[str] = frozenset(DEFAULT_IMPORT_COLUMNS.values())
+# every ticket field a column may feed (the defaults above, plus the kind written directly)
+IMPORT_FIELDS: frozenset[str] = frozenset(DEFAULT_IMPORT_COLUMNS.values()) | {"kind"}
 
 DEFAULT_KIND_LABELS: dict[str, TicketKind] = {
     "常规": TicketKind.REGULAR,

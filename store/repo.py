@@ -13,7 +13,8 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import String, and_, any_, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -62,10 +63,17 @@ class Store:
 async def tickets_by_no(conn: AsyncConnection, numbers: Sequence[str]) -> dict[str, RowMapping]:
     found: dict[str, RowMapping] = {}
     unique = list(dict.fromkeys(numbers))
+    postgres = conn.dialect.name == "postgresql"
     for i in range(0, len(unique), _CHUNK):
         chunk = unique[i : i + _CHUNK]
-        result = await conn.execute(select(tickets).where(tickets.c.ticket_no.in_(chunk)))
-        found.update({row.ticket_no: row for row in result.mappings()})
+        if postgres:
+            # one array parameter instead of a 500-item IN list: right after a bulk import, before autoanalyze
+            # has run, PostgreSQL plans the long IN list as a sequential scan (0.5 s per lookup at 50k rows)
+            condition = tickets.c.ticket_no == any_(bindparam("numbers", chunk, type_=ARRAY(String)))
+        else:
+            condition = tickets.c.ticket_no.in_(chunk)
+        result = await conn.execute(select(tickets).where(condition))
+        found.update({row["ticket_no"]: row for row in result.mappings()})
     return found
 
 
@@ -83,11 +91,16 @@ async def tickets_by_suffix(conn: AsyncConnection, suffix: str, limit: int = 5) 
 
 
 async def insert_tickets(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Inserts tickets; returns their ids in the order given. Raises IntegrityError on a duplicate number."""
+    """Inserts tickets; returns their ids in the order given. Raises IntegrityError on a duplicate number.
+
+    RETURNING carries the number with the id: asking the database to keep the parameters' order instead makes
+    SQLite insert row by row (five times slower).
+    """
     if not rows:
         return []
-    result = await conn.execute(insert(tickets).returning(tickets.c.id, sort_by_parameter_order=True), list(rows))
-    return [row[0] for row in result]
+    result = await conn.execute(insert(tickets).returning(tickets.c.ticket_no, tickets.c.id), list(rows))
+    ids = {row[0]: row[1] for row in result}
+    return [ids[row["ticket_no"]] for row in rows]
 
 
 async def update_ticket(conn: AsyncConnection, ticket_id: int, version: int, values: Mapping[str, Any]) -> None:
@@ -147,10 +160,16 @@ async def deadlines_of(conn: AsyncConnection, ticket_id: int) -> list[RowMapping
 
 
 async def append_audit(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Appends entries; returns their ids in the order given (at most one entry per ticket in one call)."""
     if not rows:
         return []
-    result = await conn.execute(insert(audit_log).returning(audit_log.c.id, sort_by_parameter_order=True), list(rows))
-    return [row[0] for row in result]
+    if len(rows) == 1:
+        return [int((await conn.execute(insert(audit_log).returning(audit_log.c.id), list(rows))).scalar_one())]
+    result = await conn.execute(insert(audit_log).returning(audit_log.c.ticket_id, audit_log.c.id), list(rows))
+    ids = {row[0]: row[1] for row in result}
+    if len(ids) != len(rows):
+        raise ValueError("append_audit: one entry per ticket per call")
+    return [ids[row["ticket_id"]] for row in rows]
 
 
 async def history_of(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:

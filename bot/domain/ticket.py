@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -32,9 +32,11 @@ class TicketInput:
 
     def payload_hash(self) -> str:
         """Identical hand-overs hash the same: a repeat is recognised and changes nothing."""
-        data = asdict(self)
-        return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+        data = [getattr(self, f.name) for f in _FIELDS]
+        return hashlib.sha256(json.dumps(data, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()
 
+
+_FIELDS = fields(TicketInput)
 
 # fields an update from the hotline may change in place (the rest go through the lifecycle)
 UPDATABLE_FIELDS = (

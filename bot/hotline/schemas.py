@@ -41,7 +41,7 @@ def _flag(value: Any) -> bool:
         return True
     if text in _FALSE:
         return False
-    raise ValueError(f'"{value}" is not a yes/no value')
+    raise ValueError(f"「{value}」不是“是/否”")
 
 
 class TicketPayload(BaseModel):
@@ -72,7 +72,7 @@ class TicketPayload(BaseModel):
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
         if value and not _PHONE.match(value):
-            raise ValueError("phone number may contain only digits, spaces and + - ( )")
+            raise ValueError("电话号码只能包含数字、空格和 + - ( )")
         return value or None
 
     @field_validator("request_type")
@@ -81,7 +81,7 @@ class TicketPayload(BaseModel):
         if not value:
             return None
         if value not in REQUEST_TYPES:
-            raise ValueError(f'unknown request type "{value}" (咨询, 求助, 投诉 or 建议)')
+            raise ValueError(f"未知的诉求类型「{value}」（咨询、求助、投诉或建议）")
         return REQUEST_TYPES[value]
 
     @field_validator("is_repeat", "is_media", mode="before")
@@ -98,7 +98,7 @@ class TicketPayload(BaseModel):
     @classmethod
     def _small_extra(cls, value: dict[str, Any]) -> dict[str, Any]:
         if len(str(value)) > 8000:
-            raise ValueError("extra is limited to 8000 characters")
+            raise ValueError("extra 最多 8000 个字符")
         return value
 
     def resolve_kind(self, labels: dict[str, TicketKind]) -> TicketKind:
@@ -114,7 +114,7 @@ class TicketPayload(BaseModel):
                 return TicketKind(self.urgency)
             except ValueError:
                 known = "、".join(labels) or "常规、紧急"
-                raise ValueError(f'unknown urgency "{self.urgency}" (known: {known})') from None
+                raise ValueError(f"未知的紧急程度「{self.urgency}」（可用：{known}）") from None
         return TicketKind.REGULAR
 
     def to_input(self, labels: dict[str, TicketKind]) -> TicketInput:

@@ -179,7 +179,9 @@ async def test_ingest_disabled_without_a_secret(
 async def test_events_visit_result_and_dedup(client: Client, clock: FrozenClock) -> None:
     await post_json(client, clock, "/api/tickets", TICKET)
     no = TICKET["ticket_no"]
-    refused = await post_json(client, clock, f"/api/tickets/{no}/events", {"event_id": "e1", "type": "visit_result", "result": "满意"})
+    refused = await post_json(
+        client, clock, f"/api/tickets/{no}/events", {"event_id": "e1", "type": "visit_result", "result": "满意"}
+    )
     assert refused.status == 409  # nothing submitted yet
     assert (await refused.json())["error"]["code"] == "invalid_state"
     cancel = {"event_id": "e2", "type": "cancel", "note": "市民撤回诉求"}
@@ -257,7 +259,9 @@ async def test_unknown_route_and_method_are_json(client: Client) -> None:
 async def test_openapi_document(client: Client) -> None:
     doc = await (await client.get("/api/openapi.json")).json()
     assert doc["openapi"].startswith("3.")
-    assert {"/api/tickets", "/api/tickets/{ticket_no}", "/api/tickets/{ticket_no}/events", "/healthz"} <= set(doc["paths"])
+    assert {"/api/tickets", "/api/tickets/{ticket_no}", "/api/tickets/{ticket_no}/events", "/healthz"} <= set(
+        doc["paths"]
+    )
     schema = doc["components"]["schemas"]["TicketPayload"]
     assert {"ticket_no", "content"} <= set(schema["required"])
 
@@ -285,7 +289,9 @@ async def test_healthz_warns_when_the_calendar_runs_out(client: Client, clock: F
     assert "2027" in calendar["warning"]
 
 
-@pytest.mark.parametrize(("redis_url", "status", "code"), [(REDIS_URL, "ok", 200), ("redis://127.0.0.1:1/0", "fail", 503)])
+@pytest.mark.parametrize(
+    ("redis_url", "status", "code"), [(REDIS_URL, "ok", 200), ("redis://127.0.0.1:1/0", "fail", 503)]
+)
 async def test_healthz_checks_redis_when_configured(
     aiohttp_client: Callable[..., Awaitable[Client]],
     sqlite_url: str,
