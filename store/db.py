@@ -35,8 +35,12 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
         parsed, server_settings = _libpq_options(parsed)
-        if server_settings:
-            kwargs["connect_args"] = {"server_settings": server_settings}
+        # asyncpg prepares every statement, and PostgreSQL switches a prepared statement to a generic plan
+        # after five runs. A plan made while a table was small (a sequential scan) then stays as the table
+        # grows: after a 100k-ticket import, lookups by number took 1.2 s instead of 20 ms. Planning each run
+        # with its actual parameters costs a fraction of a millisecond and never goes stale.
+        server_settings.setdefault("plan_cache_mode", "force_custom_plan")
+        kwargs["connect_args"] = {"server_settings": server_settings}
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_connect)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from bot.clock import TZ
 from store import repo
@@ -113,3 +113,12 @@ async def test_redis_round_trip() -> None:
         await client.delete("hotline-bot:test")
     finally:
         await client.aclose()
+
+
+async def test_postgres_connections_plan_every_run(store: Store) -> None:
+    """A generic plan cached while a table was small must not outlive its growth (see store.db)."""
+    if store.backend != "postgresql":
+        pytest.skip("PostgreSQL only")
+    async with store.reading() as conn:
+        assert (await conn.execute(text("SHOW plan_cache_mode"))).scalar_one() == "force_custom_plan"
+        assert (await conn.execute(text("SHOW search_path"))).scalar_one().startswith("t_")  # options kept too
