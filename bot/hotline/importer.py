@@ -36,7 +36,6 @@ from bot.hotline.schemas import TicketPayload
 from bot.services.tickets import TicketService
 from config.model import BotConfig
 from config.vocabulary import TicketKind
-from store import repo
 
 __all__ = [
     "EXCEL_SUFFIXES",
@@ -600,20 +599,6 @@ def _last_rows(table: _Table, plan: _Plan) -> tuple[dict[str, int], int]:
     return last, count
 
 
-async def _preview(service: TicketService, batch: Sequence[TicketInput]) -> list[str]:
-    """What upsert would answer for ``batch`` (numbers unique), from a read-only look-up."""
-    async with service.store.reading() as conn:
-        existing = await repo.tickets_by_no(conn, [t.ticket_no for t in batch])
-    statuses = []
-    for item in batch:
-        row = existing.get(item.ticket_no)
-        if row is None:
-            statuses.append("created")
-        else:
-            statuses.append("unchanged" if row["payload_hash"] == item.payload_hash() else "updated")
-    return statuses
-
-
 class _Batches:
     """Reads, maps and validates rows into batches of TicketInputs, recording the rows that fail.
 
@@ -699,9 +684,9 @@ async def import_file(
     report = ImportReport(0, 0, 0, 0, [], 0.0, dry_run=dry_run)
     counts = {"created": 0, "updated": 0, "unchanged": 0}
 
-    async def write(batch: list[TicketInput]) -> list[str]:
+    async def write(batch: list[TicketInput]) -> Sequence[str]:
         if dry_run:
-            return await _preview(service, batch)
+            return await service.preview(batch)
         return [o.status for o in await service.upsert(batch, source="import")]
 
     bar = tqdm(

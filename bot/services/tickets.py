@@ -143,6 +143,19 @@ class TicketService:
                 log.info("concurrent hand-over of the same ticket; retrying", extra={"attempt": attempt + 1})
         raise AssertionError("unreachable")
 
+    async def preview(self, inputs: Sequence[TicketInput]) -> list[Literal["created", "updated", "unchanged"]]:
+        """What ``upsert`` would answer for each input, from a read-only look-up (a dry run)."""
+        async with self.store.reading() as conn:
+            existing = await repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
+        statuses: list[Literal["created", "updated", "unchanged"]] = []
+        for item in inputs:
+            row = existing.get(item.ticket_no)
+            if row is None:
+                statuses.append("created")
+            else:
+                statuses.append("unchanged" if row["payload_hash"] == item.payload_hash() else "updated")
+        return statuses
+
     async def _upsert(
         self, conn: AsyncConnection, inputs: list[TicketInput], source: str, actor: str
     ) -> list[UpsertOutcome]:
