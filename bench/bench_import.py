@@ -17,16 +17,12 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import os
 import pstats
 import random
 import resource
-import socket
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,9 +32,8 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 import xlsxwriter  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
+from bench.common import pg_available, pg_schema  # noqa: E402
 from bot.clock import TZ, FrozenClock  # noqa: E402
 from bot.domain.workcal import WorkCalendar  # noqa: E402
 from bot.hotline.importer import ImportReport, import_file  # noqa: E402
@@ -52,7 +47,6 @@ FULL_ROWS = 100_000
 QUICK_ROWS = 5_000
 CACHE = _ROOT / ".bench"
 FORMAT_VERSION = 1  # bump when the generated content changes, so cached files are regenerated
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 SEED = 12345
 TARGET_SECONDS = 60.0  # for 100,000 rows on 2 cores
 
@@ -221,30 +215,6 @@ def _rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def _pg_reachable() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-async def _pg_schema() -> tuple[str, Callable[[], Awaitable[None]]]:
-    schema = f"bench_import_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(PG_URL)
-    async with admin.begin() as conn:
-        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    await admin.dispose()
-
-    async def drop() -> None:
-        engine = create_async_engine(PG_URL)
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await engine.dispose()
-
-    return f"{PG_URL}?options=-csearch_path%3D{schema}", drop
-
-
 async def _measure(
     label: str, url: str, path: Path, rows: int, config: BotConfig, *, profile: bool = False
 ) -> list[dict[str, Any]]:
@@ -327,12 +297,9 @@ async def run(
         )
     with tempfile.TemporaryDirectory(prefix="bench_import_") as tmp:
         results += await _measure("SQLite", f"sqlite+aiosqlite:///{tmp}/bench.db", path, count, config, profile=profile)
-    if postgres and _pg_reachable():
-        url, drop = await _pg_schema()
-        try:
+    if postgres and pg_available():
+        async with pg_schema() as url:
             results += await _measure("PostgreSQL", url, path, count, config, profile=profile)
-        finally:
-            await drop()
     elif postgres:
         results.append(
             {"benchmark": "import xlsx → PostgreSQL", "value": None, "unit": "s", "note": "not reachable: skipped"}
