@@ -110,6 +110,7 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
             timeout=app[CONFIG].hotline.sync_timeout_seconds,
         )
     elif app[CONFIG].hotline.sync_url:
+        # the changes stay queued: they go out once a process with the secret runs
         log.warning("hotline.sync_url is set but HOTLINE_INGEST_SECRET is not: sync-back is paused")
     worker = OutboxWorker(app[STORE], senders, app[CLOCK], owner=f"{socket.gethostname()}:{os.getpid()}")
     app[OUTBOX] = worker

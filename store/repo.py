@@ -248,13 +248,20 @@ async def outbox_counts(conn: AsyncConnection) -> dict[str, int]:
 
 
 async def claim_due(
-    conn: AsyncConnection, *, owner: str, now: datetime, lease_until: datetime, limit: int
+    conn: AsyncConnection,
+    *,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    channels: Sequence[str] | None = None,
 ) -> list[RowMapping]:
     """Leases up to ``limit`` due messages, most urgent first, to ``owner``.
 
     A message waits while an earlier message with the same ordering key is still pending, so the messages
     of one ticket arrive in order. An expired lease (a sender that died mid-send) makes a message due again.
-    On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several senders claim side by side.
+    On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several senders claim side by side. ``channels`` limits
+    the claim to what the caller can send; other messages wait for a process that can.
     """
     earlier = outbox.alias("earlier")
     query = (
@@ -276,6 +283,8 @@ async def claim_due(
         .order_by(outbox.c.priority, outbox.c.id)
         .limit(limit)
     )
+    if channels is not None:
+        query = query.where(outbox.c.channel.in_(list(channels)))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=outbox)
     ids = list((await conn.execute(query)).scalars())
