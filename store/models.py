@@ -116,6 +116,8 @@ class Ticket(Base):
     cycle: Mapped[int] = mapped_column(Integer, default=0)
     satisfaction: Mapped[str | None] = mapped_column(String(24))
     routed_by: Mapped[str | None] = mapped_column(String(64))
+    # the 承办单位 as the platform last named it (code or name; kept even when no unit of ours matches it)
+    hotline_unit: Mapped[str | None] = mapped_column(String(64))
     hotline_deadline: Mapped[datetime | None]
     dispatched_at: Mapped[datetime]
     received_at: Mapped[datetime]

@@ -158,11 +158,13 @@ async def close_deadlines(conn: AsyncConnection, ids: Iterable[int], *, status: 
     await conn.execute(update(deadlines).where(deadlines.c.id.in_(ids)).values(**values))
 
 
-async def reschedule_deadline(conn: AsyncConnection, deadline_id: int, *, policy: str, due_at: datetime) -> None:
+async def reschedule_deadline(
+    conn: AsyncConnection, deadline_id: int, *, policy: str, started_at: datetime, due_at: datetime
+) -> None:
     await conn.execute(
         update(deadlines)
         .where(deadlines.c.id == deadline_id)
-        .values(policy=policy, due_at=due_at, next_due_at=due_at, stage=0)
+        .values(policy=policy, started_at=started_at, due_at=due_at, next_due_at=due_at, stage=0)
     )
 
 

@@ -39,9 +39,11 @@ _POLITE = ("先生", "女士", "小姐", "阿姨", "师傅", "老师")
 # full-width digits and separators (１３８－１２３４) are read as their ASCII forms
 _WIDE = str.maketrans("０１２３４５６７８９＋－　", "0123456789+- ")
 # a mainland mobile number, optionally +86, optionally split by spaces or dashes: 138 1234 5678
-_MOBILE = re.compile(r"(?<![\d*])(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
-# a landline with its area code: 021-62859811, 0571 8888 1234, or 02162859811 (010 and 02x have 3 digits)
-_LANDLINE = re.compile(r"(?<![\d*])(0(?:10|2\d|[3-9]\d\d))[ -]?(\d{3,4})[ -]?(\d{4})(?!\d)")
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?!\d)")
+# a landline with its area code: 021-62859811, (021)62859811, 0571 8888 1234, or 02162859811 (010 and 02x
+# have 3 digits). A local number without its area code is not recognised in free text: 8 digits are too
+# often something else (a date, an amount)
+_LANDLINE = re.compile(r"(?<!\d)\(?(0(?:10|2\d|[3-9]\d\d))\)?[ -]?(\d{3,4})[ -]?(\d{4})(?!\d)")
 _ANY_DIGITS = re.compile(r"[\d０-９]")
 
 

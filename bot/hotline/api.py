@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from typing import Any
 
 from aiohttp import web
@@ -11,13 +12,14 @@ from pydantic import ValidationError
 
 from bot.domain.lifecycle import Action, ActionRequest, TransitionRefused
 from bot.domain.masking import mask_name, mask_phone, mask_text
-from bot.hotline.schemas import TicketBatch, TicketEventPayload, TicketPayload
+from bot.hotline.schemas import TICKET_NO, TicketBatch, TicketEventPayload, TicketPayload
 from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from bot.services.tickets import HOTLINE, TicketNotFound
 from bot.web.errors import ApiError, json_response
 from bot.web.keys import CLOCK, CONFIG, INGEST, METRICS, SETTINGS, TICKETS
 
 routes = web.RouteTableDef()
+TICKET_NO_RE = re.compile(TICKET_NO)
 
 EVENT_ACTIONS = {
     "visit_result": Action.VISIT,
@@ -55,10 +57,26 @@ async def _signed_json(request: web.Request) -> tuple[bytes, Any]:
         request.app[METRICS].rejected(exc.code)
         raise ApiError(401, exc.code, exc.message) from None
     try:
-        return body, json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return body, json.loads(body.decode("utf-8"), parse_constant=_no_constants)
+    except UnicodeDecodeError:
         request.app[METRICS].rejected("invalid_json")
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+        raise ApiError(400, "invalid_json", "the body must be JSON in UTF-8") from None
+    except (ValueError, RecursionError) as exc:
+        request.app[METRICS].rejected("invalid_json")
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {detail}") from None
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _ticket_no(request: web.Request) -> str:
+    """The ticket number in the path; one that cannot exist is simply not found."""
+    ticket_no = request.match_info["ticket_no"]
+    if not TICKET_NO_RE.match(ticket_no):
+        raise ApiError(404, "ticket_not_found", f"no ticket {ticket_no[:64]}")
+    return ticket_no
 
 
 @routes.post("/api/tickets")
@@ -106,7 +124,7 @@ async def post_tickets(request: web.Request) -> web.Response:
 @routes.post("/api/tickets/{ticket_no}/events")
 async def post_ticket_event(request: web.Request) -> web.Response:
     body, data = await _signed_json(request)
-    ticket_no = request.match_info["ticket_no"]
+    ticket_no = _ticket_no(request)
     try:
         event = TicketEventPayload.model_validate(data)
     except ValidationError as exc:
@@ -158,7 +176,7 @@ def _iso(value: Any) -> Any:
 @routes.get("/api/tickets/{ticket_no}")
 async def get_ticket(request: web.Request) -> web.Response:
     _authorize(request)
-    ticket_no = request.match_info["ticket_no"]
+    ticket_no = _ticket_no(request)
     try:
         detail = await request.app[TICKETS].get(ticket_no)
     except TicketNotFound:
@@ -173,7 +191,7 @@ async def get_ticket(request: web.Request) -> web.Response:
         "request_type": t["request_type"],
         "category": t["category"],
         "area": t["area"],
-        "title": t["title"],
+        "title": t["title"] if full or not t["title"] else mask_text(t["title"]),
         "content": t["content"] if full else mask_text(t["content"]),
         "address": t["address"],
         "citizen_name": t["citizen_name"] if full else mask_name(t["citizen_name"]),
@@ -188,6 +206,7 @@ async def get_ticket(request: web.Request) -> web.Response:
         "is_repeat": t["is_repeat"],
         "is_media": t["is_media"],
         "routed_by": t["routed_by"],
+        "hotline_unit": t["hotline_unit"],
         "dispatched_at": _iso(t["dispatched_at"]),
         "received_at": _iso(t["received_at"]),
         "updated_at": _iso(t["updated_at"]),
@@ -215,7 +234,7 @@ async def get_ticket(request: web.Request) -> web.Response:
             "action": h["action"],
             "from_state": h["from_state"],
             "to_state": h["to_state"],
-            "note": h["note"],
+            "note": h["note"] if full or not h["note"] else mask_text(h["note"]),
             "data": h["data"],
         }
         for h in detail.history

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bot.clock import local
+from bot.clock import TZ, local
 from bot.domain.lifecycle import VisitResult
 from bot.domain.ticket import TicketInput
 from config.vocabulary import TicketKind
@@ -31,6 +31,29 @@ REQUEST_TYPES = {
     "suggestion": "suggestion",
 }
 VISIT_LABELS = {r.label: r for r in VisitResult} | {r.value: r for r in VisitResult}
+# dates the working-day calendar can compute deadlines from (its data spans 2004..2099)
+EARLIEST = datetime(2004, 1, 1, tzinfo=TZ)
+LATEST = datetime(2098, 12, 31, tzinfo=TZ)
+MAX_EXTRA_DEPTH = 5
+
+
+def _in_range(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    value = local(value)
+    if not EARLIEST <= value <= LATEST:
+        raise ValueError(f"日期 {value:%Y-%m-%d} 超出可处理的范围（{EARLIEST:%Y}–{LATEST:%Y} 年）")
+    return value
+
+
+def _depth(value: Any, limit: int) -> int:
+    if limit < 0:
+        return 1
+    if isinstance(value, dict):
+        return 1 + max((_depth(v, limit - 1) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v, limit - 1) for v in value), default=0)
+    return 0
 
 
 def _flag(value: Any) -> bool:
@@ -92,11 +115,13 @@ class TicketPayload(BaseModel):
     @field_validator("dispatched_at", "hotline_deadline")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        return local(value) if value is not None else None
+        return _in_range(value)
 
     @field_validator("extra")
     @classmethod
     def _small_extra(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if _depth(value, MAX_EXTRA_DEPTH) > MAX_EXTRA_DEPTH:
+            raise ValueError(f"extra 最多嵌套 {MAX_EXTRA_DEPTH} 层")
         if len(str(value)) > 8000:
             raise ValueError("extra 最多 8000 个字符")
         return value
@@ -168,4 +193,4 @@ class TicketEventPayload(BaseModel):
     @field_validator("at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        return local(value) if value is not None else None
+        return _in_range(value)

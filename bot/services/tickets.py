@@ -210,6 +210,7 @@ class TicketService:
                     "cycle": 1,
                     "satisfaction": None,
                     "routed_by": route.reason,
+                    "hotline_unit": item.unit_label,
                     "hotline_deadline": item.hotline_deadline,
                     "dispatched_at": item.dispatched_at or now,
                     "received_at": now,
@@ -267,8 +268,16 @@ class TicketService:
             new = new.value if isinstance(new, TicketKind) else new
             if new != row[name]:
                 values[name] = new
+        if item.dispatched_at is not None and item.dispatched_at != row["dispatched_at"] and row["cycle"] == 1:
+            # a corrected 派单时间 (only the platform's own dispatch: later cycles start in the bot)
+            values["dispatched_at"] = item.dispatched_at
         if item.extra != row["extra"]:
             values["extra"] = item.extra
+        # the platform re-dispatches only when *its* unit changes: a later update that still names the unit
+        # a ticket was returned from must not undo the office's re-dispatch
+        platform_moved = item.unit_label is not None and item.unit_label != row["hotline_unit"]
+        if item.unit_label is not None and item.unit_label != row["hotline_unit"]:
+            values["hotline_unit"] = item.unit_label
         changed = tuple(sorted(values))
         values.update(payload_hash=digest, updated_at=now)
         await repo.update_ticket(conn, row["id"], row["version"], values)
@@ -291,11 +300,11 @@ class TicketService:
                     }
                 ],
             )
-        if {"kind", "category"} & set(changed) and TicketState(state).is_open:
-            await self._reschedule(conn, row["id"], TicketKind(item.kind), item.category)
+        if {"kind", "category", "dispatched_at"} & set(changed) and TicketState(state).is_open:
+            start = values.get("dispatched_at")
+            await self._reschedule(conn, row["id"], TicketKind(item.kind), item.category, start)
         unit = row["unit_code"]
-        # the platform sent the ticket to another unit: a re-dispatch by the hotline
-        target = self.config.unit_for_label(item.unit_label) if item.unit_label else None
+        target = self.config.unit_for_label(item.unit_label) if platform_moved else None
         if target is not None and target.code != row["unit_code"] and TicketState(state).is_open:
             fresh = await repo.ticket_by_no(conn, row["ticket_no"])
             if fresh is None or fresh["version"] != version:
@@ -306,23 +315,33 @@ class TicketService:
             changed = (*changed, "unit")
         return UpsertOutcome(row["ticket_no"], "updated" if changed else "unchanged", state, unit, changed)
 
-    async def _reschedule(self, conn: AsyncConnection, ticket_id: int, kind: TicketKind, category: str | None) -> None:
-        """The kind or category changed: open deadlines follow the new policy from their original start."""
+    async def _reschedule(
+        self,
+        conn: AsyncConnection,
+        ticket_id: int,
+        kind: TicketKind,
+        category: str | None,
+        start: datetime | None = None,
+    ) -> None:
+        """The kind, category or dispatch time changed: open deadlines follow the new policy from their start
+        (``start`` when the dispatch time itself was corrected)."""
         open_rows = await repo.open_deadlines(conn, ticket_id)
         if not open_rows:
             return
         cycle = max(r["cycle"] for r in open_rows)
         current = [r for r in open_rows if r["cycle"] == cycle]
         cycle_kind: CycleKind = "rehandle" if any(r["name"] == DeadlineName.REHANDLE for r in current) else "dispatch"
-        start = min(r["started_at"] for r in current)
+        start = start or min(r["started_at"] for r in current)
         wanted = {p.name: p for p in self.planner.plan(PlanRequest(kind, category, start, cycle_kind))}
         obsolete = []
         for r in current:
             planned = wanted.pop(DeadlineName(r["name"]), None)
             if planned is None:
                 obsolete.append(r["id"])
-            elif planned.due_at != r["due_at"]:
-                await repo.reschedule_deadline(conn, r["id"], policy=str(planned.policy), due_at=planned.due_at)
+            elif planned.due_at != r["due_at"] or planned.started_at != r["started_at"]:
+                await repo.reschedule_deadline(
+                    conn, r["id"], policy=str(planned.policy), started_at=planned.started_at, due_at=planned.due_at
+                )
         await repo.close_deadlines(conn, obsolete, status="cancelled", at=None)
         # names the new policy adds, unless they were already met or cancelled in this cycle
         closed = {r["name"] for r in await repo.deadlines_of(conn, ticket_id) if r["cycle"] == cycle}

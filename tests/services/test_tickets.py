@@ -288,7 +288,41 @@ async def test_overdue_obligations_superseded_are_missed_not_forgotten(service: 
 
 
 async def test_a_difference_that_changes_nothing_is_reported_unchanged(service: TicketService, clock: FrozenClock) -> None:
+    no = "2026112300001"
     await service.upsert([ticket(dispatched_at=clock.now())])
-    [outcome] = await service.upsert([ticket(dispatched_at=clock.now(), unit_label="HW")])  # already HW
+    await service.act(no, ActionRequest(Action.REDISPATCH, "zhangwei", clock.now(), unit="SRJG"))  # cycle 2
+    history = len((await service.get(no)).history)
+    # a corrected 派单时间 no longer applies: the current deadlines started with the office's re-dispatch
+    [outcome] = await service.upsert([ticket(dispatched_at=clock.now() - timedelta(hours=1))])
     assert (outcome.status, outcome.changed) == ("unchanged", ())
-    assert len((await service.get("2026112300001")).history) == 1
+    assert len((await service.get(no)).history) == history
+
+
+async def test_platform_update_does_not_undo_the_offices_redispatch(service: TicketService, clock: FrozenClock) -> None:
+    no = "2026112300001"
+    await service.upsert([ticket(unit_label="HW")])
+    await service.act(no, ActionRequest(Action.REQUEST_RETURN, "huangqiang", clock.now(), note="非本所", unit="SRJG"))
+    await service.act(no, ActionRequest(Action.APPROVE_RETURN, "zhangwei", clock.now()))
+    await service.act(no, ActionRequest(Action.REDISPATCH, "zhangwei", clock.now(), unit="SRJG"))
+    # the platform corrects the text; its payload still names the unit it first sent the ticket to
+    [outcome] = await service.upsert([ticket(unit_label="HW", content="更正：垃圾桶满溢两天")])
+    assert (outcome.status, outcome.unit_code, outcome.changed) == ("updated", "SRJG", ("content",))
+    # when the platform itself names another unit, that is its re-dispatch
+    [moved] = await service.upsert([ticket(unit_label="环卫所", content="更正：垃圾桶满溢两天")])
+    assert moved.unit_code == "HW"
+
+
+async def test_unknown_platform_unit_is_kept_for_the_dispatcher(service: TicketService) -> None:
+    [outcome] = await service.upsert([ticket(unit_label="某某街道办", category=None, content="咨询")])
+    assert outcome.unit_code == "RXB"  # the office's fallback
+    assert (await service.get("2026112300001")).ticket["hotline_unit"] == "某某街道办"
+
+
+async def test_corrected_dispatch_time_moves_the_first_cycle(service: TicketService, clock: FrozenClock) -> None:
+    await service.upsert([ticket(dispatched_at=clock.now())])
+    later = clock.now() + timedelta(days=1)  # Tuesday 09:00
+    [outcome] = await service.upsert([ticket(dispatched_at=later)])
+    assert outcome.changed == ("dispatched_at",)
+    names = deadlines_by_name(await service.get("2026112300001"))
+    assert names["accept"]["due_at"] == datetime(2026, 11, 25, 9, 0, tzinfo=TZ)
+    assert names["accept"]["started_at"] == later

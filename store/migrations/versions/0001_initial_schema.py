@@ -118,6 +118,7 @@ def upgrade() -> None:
     sa.Column('cycle', sa.Integer(), nullable=False),
     sa.Column('satisfaction', sa.String(length=24), nullable=True),
     sa.Column('routed_by', sa.String(length=64), nullable=True),
+    sa.Column('hotline_unit', sa.String(length=64), nullable=True),
     sa.Column('hotline_deadline', sa.DateTime(timezone=True), nullable=True),
     sa.Column('dispatched_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
