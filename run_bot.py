@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from config.loader import ConfigError, load_config
 from config.model import BotConfig
 from config.settings import Settings
@@ -55,7 +57,6 @@ def _calendar(config: BotConfig) -> Any:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
-    from sqlalchemy.exc import DBAPIError
 
     from bot.app import create_app
     from bot.logging import setup_logging
@@ -91,10 +92,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     settings = _settings()
     path = args.file or settings.config_path
     config = load_config(path)
-    units = len(config.units)
-    members = len(config.members)
-    print(f"{path}: OK — {units} units, {members} members, {len(config.routing)} routing rules")
     _calendar(config)
+    print(f"{path}: OK — {len(config.units)} units, {len(config.members)} members, {len(config.routing)} routing rules")
     return 0
 
 
@@ -214,6 +213,16 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 # --- the parser ------------------------------------------------------------------------------------------
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="run_bot.py",
@@ -241,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--config", type=Path, help="the YAML config (default: $BOT_CONFIG)")
     imp.add_argument("--sheet", help="worksheet name (default: the first)")
     imp.add_argument("--dry-run", action="store_true", help="validate every row, write nothing")
-    imp.add_argument("--batch-size", type=int, default=1000)
+    imp.add_argument("--batch-size", type=_positive, default=1000)
     imp.add_argument("--show-errors", type=int, default=50, help="how many bad rows to list")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=cmd_import)
@@ -268,6 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CalendarFileError as exc:
         print(exc, file=sys.stderr)
         return 2
+    except (OSError, DBAPIError) as exc:
+        # an unreachable database, a path that cannot be written: say what, not a traceback
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

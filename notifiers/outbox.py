@@ -61,10 +61,12 @@ class OutboxWorker:
         clock: Clock,
         *,
         owner: str,
-        batch: int = 50,
-        lease: timedelta = timedelta(seconds=60),
+        batch: int = 10,
+        lease: timedelta = timedelta(minutes=5),
         max_attempts: int | None = None,
     ) -> None:
+        # one pass sends its batch one message at a time: the lease must outlast the whole batch even when
+        # every send runs into its timeout (10 × 10 s here), or another process would claim and send again
         self.store = store
         self.senders = dict(senders)
         self.clock = clock

@@ -295,8 +295,11 @@ def _request_return(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineNa
     _require(_text(req.note) is not None, "reason_required", "退单需要写明退单理由。")
     _require(_text(req.unit) is not None, "unit_required", "退单需要提出建议派单方向（承办单位）。")
     window = d.get(DeadlineName.RETURN_WINDOW)
-    if window is None or req.at > window:
-        when = f"（{window:%m-%d %H:%M} 截止）" if window else ""
+    if window is None:
+        # no open window: it has passed and been closed, or the policy gives this kind none
+        raise TransitionRefused("return_window_closed", f"工单 {t.ticket_no} 不在退单期限内，不能退单。")
+    if req.at > window:
+        when = f"（{window:%m-%d %H:%M} 截止）"
         raise TransitionRefused(
             "return_window_closed",
             f"工单 {t.ticket_no} 已超过退单期限{when}，逾期不予退单。",

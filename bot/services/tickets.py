@@ -245,7 +245,10 @@ class TicketService:
             for ticket_id, row, route in zip(ids, rows, routes, strict=True)
         ]
         audit_ids = await repo.append_audit(conn, audits)
-        # the bot's own routing decision is news to the hotline; a unit the platform named is not
+        # the bot's own routing decision is news to the hotline; a unit the platform named is not, and neither
+        # is anything in an import of the platform's own export
+        if source == "import":
+            return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
         await self._sync_back(
             conn,
             [
