@@ -1,0 +1,355 @@
+"""Decrypted WeCom callbacks → :mod:`bot.wecom.events`.
+
+App (自建应用, XML, pages 90238-90241): ``text`` messages, ``template_card_event`` (``EventKey``, ``TaskId``,
+``CardType``, ``ResponseCode``), ``enter_agent``; everything else becomes :class:`OtherEvent`. XML is read with
+xmltodict (wechatpy's own path) over an expat parser that refuses any DOCTYPE outright, so neither internal entities
+(billion laughs) nor external ones (XXE) are ever declared, let alone expanded; undeclared entities are an expat
+error. Body size is the HTTP layer's limit.
+
+Intelligent robot (智能机器人, JSON, pages 100719 messages, 101027 events, 101033 crypto): ``msgtype`` ``text``,
+``mixed`` (text parts joined by newlines, images dropped), ``event`` (``template_card_event``, ``enter_chat``);
+``chattype`` single/group, ``chatid``, ``from.userid``, ``msgid``, ``response_url``, ``quote``. In a group the text
+starts with the robot's ``@Name`` mention, which is removed.
+
+Uncertain, and handled both ways:
+
+* the robot's ``template_card_event`` details: page 101027 nests them (``event.template_card_event.event_key``);
+  ``WecomTeam/aibot-node-sdk``'s types put ``event_key`` / ``task_id`` directly on ``event``. Both are accepted,
+  nested first.
+* ``response_url`` on robot *events*: page 101027's generic event sample has none, WECOM.md says card clicks carry
+  one. It is read from the top level when present, else ``None``.
+* ``create_time`` is documented for robot events but absent from the text-message samples; without it ``at`` is
+  the ``received_at`` the caller passes (the HTTP layer's injected clock), falling back to the wall clock.
+* ``chattype`` is optional on robot events in the node SDK's types: when missing, a ``chatid`` means group.
+* The exact shape of the robot's ``@Name`` prefix (separator after the name: space or U+2005) is from samples
+  (``"@RobotA hello robot"``); any Unicode whitespace is accepted as the separator.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, NoReturn
+from xml.parsers import expat
+
+import xmltodict
+
+from bot.clock import TZ
+from bot.wecom.events import CardClick, ChatType, EnterChat, InboundEvent, OtherEvent, Sender, TextMessage
+
+
+class MalformedCallback(Exception):
+    """A decrypted (or envelope) payload that is not a WeCom callback we can read. ``message`` is safe to log."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _fail(message: str) -> NoReturn:
+    raise MalformedCallback(message)
+
+
+# -- XML ----------------------------------------------------------------------------------------------------------
+
+
+def _refuse(*_args: object) -> NoReturn:
+    raise ValueError("DOCTYPE, entity declarations and external entities are not allowed")
+
+
+class _NoDtdExpat:
+    """The ``expat`` module xmltodict asks for, with every parser refusing a DOCTYPE (defusedxml's protections,
+    stricter: the document is rejected at ``<!DOCTYPE``, before any declaration is read)."""
+
+    ExpatError = expat.ExpatError
+
+    @staticmethod
+    def ParserCreate(encoding: str | None = None, namespace_separator: str | None = None) -> Any:  # noqa: N802
+        parser = expat.ParserCreate(encoding, namespace_separator)
+        parser.StartDoctypeDeclHandler = _refuse
+        parser.EntityDeclHandler = _refuse
+        parser.UnparsedEntityDeclHandler = _refuse
+        parser.ExternalEntityRefHandler = _refuse
+        parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        return parser
+
+
+def _parse_xml(data: bytes) -> dict[str, Any]:
+    try:
+        doc = xmltodict.parse(data, expat=_NoDtdExpat, xml_attribs=False, disable_entities=True)
+    except (expat.ExpatError, ValueError) as exc:
+        _fail(f"not acceptable XML: {exc}")
+    if not isinstance(doc, dict) or list(doc) != ["xml"] or not isinstance(doc["xml"], dict):
+        _fail("the root element must be <xml> with child elements")
+    return doc["xml"]
+
+
+def _xml_field(xml: Mapping[str, Any], name: str) -> str | None:
+    value = xml.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    _fail(f"<{name}> must appear once, as text")
+
+
+def _xml_required(xml: Mapping[str, Any], name: str) -> str:
+    value = _xml_field(xml, name)
+    if not value:
+        _fail(f"<{name}> is missing")
+    return value
+
+
+def parse_app_envelope(body: bytes) -> tuple[str, str | None]:
+    """The app's outer POST body ``<xml><ToUserName/><Encrypt/><AgentID/></xml>`` → ``(encrypt, agent_id)``.
+    Other simple elements are ignored; a nested or repeated ``Encrypt`` is not."""
+    xml = _parse_xml(body)
+    return _xml_required(xml, "Encrypt"), _xml_field(xml, "AgentID") or None
+
+
+def _timestamp(value: object, what: str) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        _fail(f"{what} is not a timestamp")
+    text = str(value)
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        _fail(f"{what} is not a timestamp")
+    try:
+        return datetime.fromtimestamp(int(text), TZ)
+    except (OverflowError, OSError, ValueError):
+        _fail(f"{what} is out of range")
+
+
+def parse_app_xml(xml: bytes) -> InboundEvent:
+    """A decrypted app message (XML) → an event."""
+    msg = _parse_xml(xml)
+    msg_type = _xml_required(msg, "MsgType")
+    user = _xml_required(msg, "FromUserName")
+    at = _timestamp(_xml_required(msg, "CreateTime"), "CreateTime")
+    agent_id = _xml_field(msg, "AgentID") or None
+    sender = Sender(user)
+
+    if msg_type == "text":
+        msg_id = _xml_required(msg, "MsgId")
+        return TextMessage(
+            source="app",
+            msg_id=msg_id,
+            sender=sender,
+            chat_type="single",
+            chat_id=None,
+            text=(_xml_field(msg, "Content") or "").strip(),
+            quoted_text=None,
+            at=at,
+            agent_id=agent_id,
+        )
+    if msg_type != "event":
+        key = f"app:msg:{_xml_field(msg, 'MsgId')}" if msg.get("MsgId") else _app_event_key(msg, msg_type)
+        return OtherEvent("app", msg_type, sender, at, key, MappingProxyType(msg))
+
+    event = _xml_required(msg, "Event")
+    if event == "template_card_event":
+        event_key = _xml_required(msg, "EventKey")
+        task_id = _xml_required(msg, "TaskId")
+        return CardClick(
+            source="app",
+            event_key=event_key,
+            task_id=task_id,
+            sender=sender,
+            chat_type="single",
+            chat_id=None,
+            response_code=_xml_field(msg, "ResponseCode") or None,
+            response_url=None,
+            at=at,
+            dedup_key=_app_event_key(msg, event, task_id, event_key),
+            card_type=_xml_field(msg, "CardType") or None,
+            agent_id=agent_id,
+        )
+    if event == "enter_agent":
+        return EnterChat("app", sender, at, _app_event_key(msg, event), agent_id=agent_id)
+    return OtherEvent("app", f"event.{event}", sender, at, _app_event_key(msg, event), MappingProxyType(msg))
+
+
+def _app_event_key(msg: Mapping[str, Any], *parts: str) -> str:
+    """Events have no MsgId: FromUserName + CreateTime (+ AgentID, the event and, for cards, task and key)."""
+    head = [str(msg.get("AgentID") or ""), str(msg.get("FromUserName")), str(msg.get("CreateTime"))]
+    return "app:event:" + ":".join(head + list(parts))
+
+
+# -- JSON ---------------------------------------------------------------------------------------------------------
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(data: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        _fail(f"not acceptable JSON: {exc}")
+    if not isinstance(doc, dict):
+        _fail("the payload must be a JSON object")
+    return doc
+
+
+def parse_aibot_envelope(body: bytes) -> str:
+    """The robot's outer POST body ``{"encrypt": "..."}`` → the ``encrypt`` string."""
+    encrypt = _parse_json(body).get("encrypt")
+    if not isinstance(encrypt, str) or not encrypt:
+        _fail('"encrypt" is missing')
+    return encrypt
+
+
+def _str(obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value or None
+    _fail(f'"{key}" must be a string')
+
+
+def _obj(obj: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        _fail(f'"{key}" must be an object')
+    return value
+
+
+def _content(obj: Mapping[str, Any], key: str) -> str | None:
+    """``{"<key>": {"content": "..."}}`` → the content."""
+    return _str(_obj(obj, key), "content")
+
+
+def _mixed_text(obj: Mapping[str, Any]) -> str | None:
+    items = _obj(obj, "mixed").get("msg_item")
+    if not isinstance(items, list):
+        return None
+    texts = [
+        text
+        for item in items
+        if isinstance(item, dict) and item.get("msgtype") == "text" and (text := _content(item, "text"))
+    ]
+    return "\n".join(texts) if texts else None
+
+
+def _quoted_text(msg: Mapping[str, Any]) -> str | None:
+    quote = _obj(msg, "quote")
+    match quote.get("msgtype"):
+        case "text":
+            return _content(quote, "text")
+        case "mixed":
+            return _mixed_text(quote)
+        case "voice":
+            return _content(quote, "voice")
+        case _:
+            return None
+
+
+def strip_mention(text: str, robot_name: str | None, *, group: bool) -> str:
+    """Remove the robot's own ``@Name`` mention and trim. With ``robot_name``, its first mention (at the start, or
+    preceded by whitespace, and followed by whitespace or the end) is removed wherever it stands. In a group, when
+    there is no such mention (name unknown or renamed there), the leading ``@word`` is taken as the robot's."""
+    text = text.strip()
+    if robot_name:
+        mention = re.compile(r"(?:^|(?<=\s))@" + re.escape(robot_name) + r"(?:\s+|$)")
+        stripped, count = mention.subn("", text, count=1)
+        if count:
+            return stripped.strip()
+    if group:
+        leading = re.match(r"@\S+(?:\s+|$)", text)
+        if leading:
+            return text[leading.end() :].strip()
+    return text
+
+
+def parse_aibot_json(
+    data: bytes, robot_name: str | None = None, *, received_at: datetime | None = None
+) -> InboundEvent:
+    """A decrypted intelligent-robot callback (JSON) → an event. ``robot_name`` is the robot's display name, for
+    removing its ``@`` mention; ``received_at`` is the time to use when the payload has no ``create_time``."""
+    msg = _parse_json(data)
+    msg_id = _str(msg, "msgid")
+    if not msg_id:
+        _fail('"msgid" is missing')
+    key = f"aibot:msg:{msg_id}"
+    msg_type = _str(msg, "msgtype")
+    if not msg_type:
+        _fail('"msgtype" is missing')
+
+    if "create_time" in msg:
+        at = _timestamp(msg["create_time"], "create_time")
+    else:
+        at = received_at if received_at is not None else datetime.now(TZ)
+
+    sender_obj = _obj(msg, "from")
+    userid = _str(sender_obj, "userid")
+    sender = Sender(userid, _str(sender_obj, "corpid")) if userid else None
+    chat_id = _str(msg, "chatid")
+    chat_type = _chat_type(_str(msg, "chattype"), chat_id)
+    response_url = _str(msg, "response_url")
+
+    if msg_type in ("text", "mixed"):
+        raw_text = _content(msg, "text") if msg_type == "text" else _mixed_text(msg)
+        if sender is None:
+            _fail('"from.userid" is missing')
+        return TextMessage(
+            source="aibot",
+            msg_id=msg_id,
+            sender=sender,
+            chat_type=chat_type,
+            chat_id=chat_id,
+            text=strip_mention(raw_text or "", robot_name, group=chat_type == "group"),
+            quoted_text=_quoted_text(msg),
+            at=at,
+            response_url=response_url,
+        )
+    if msg_type != "event":
+        return OtherEvent("aibot", msg_type, sender, at, key, MappingProxyType(msg))
+
+    event = _obj(msg, "event")
+    event_type = _str(event, "eventtype")
+    if not event_type:
+        _fail('"event.eventtype" is missing')
+    if event_type == "template_card_event":
+        detail = _obj(event, "template_card_event") or event
+        event_key, task_id = _str(detail, "event_key"), _str(detail, "task_id")
+        if not event_key or not task_id:
+            _fail("template_card_event without event_key or task_id")
+        if sender is None:
+            _fail('"from.userid" is missing')
+        return CardClick(
+            source="aibot",
+            event_key=event_key,
+            task_id=task_id,
+            sender=sender,
+            chat_type=chat_type,
+            chat_id=chat_id,
+            response_code=None,
+            response_url=response_url,
+            at=at,
+            dedup_key=key,
+            card_type=_str(detail, "card_type"),
+        )
+    if event_type == "enter_chat" and sender is not None:
+        return EnterChat("aibot", sender, at, key, response_url=response_url)
+    return OtherEvent("aibot", f"event.{event_type}", sender, at, key, MappingProxyType(msg))
+
+
+def _chat_type(value: str | None, chat_id: str | None) -> ChatType:
+    if value is None:
+        return "group" if chat_id else "single"
+    if value == "single":
+        return "single"
+    if value == "group":
+        return "group"
+    _fail(f"unknown chattype {value!r}")
