@@ -184,6 +184,8 @@ async def get_ticket(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     full = request.query.get("contact") == "full"
     t = detail.ticket
+    if full:
+        await request.app[TICKETS].record_access(t, actor="api", what="GET /api/tickets?contact=full")
     ticket = {
         "ticket_no": t["ticket_no"],
         "state": t["state"],

@@ -486,6 +486,26 @@ class TicketService:
 
     # --- reading -----------------------------------------------------------------------------------------
 
+    async def record_access(self, ticket: Mapping[str, Any], *, actor: str, what: str) -> None:
+        """Who saw a citizen's full contact details, and when: an audit entry (the state does not change)."""
+        async with self.store.transaction() as conn:
+            await repo.append_audit(
+                conn,
+                [
+                    {
+                        "ticket_id": ticket["id"],
+                        "ticket_no": ticket["ticket_no"],
+                        "at": self.clock.now(),
+                        "actor": actor,
+                        "action": "view_contact",
+                        "from_state": ticket["state"],
+                        "to_state": ticket["state"],
+                        "note": None,
+                        "data": {"via": what},
+                    }
+                ],
+            )
+
     async def get(self, ticket_no: str) -> TicketDetail:
         async with self.store.reading() as conn:
             row = await repo.ticket_by_no(conn, ticket_no)

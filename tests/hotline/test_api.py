@@ -253,6 +253,8 @@ async def test_read_api_needs_the_token_and_masks_contacts(client: Client, clock
     full = await (await client.get(path + "?contact=full", headers=auth)).json()
     assert full["ticket"]["citizen_phone"] == "13912345678"
     assert full["ticket"]["content"] == "店招破损，请回电 13912345678"
+    again = await (await client.get(path, headers=auth)).json()
+    assert [h["action"] for h in again["history"]] == ["dispatch", "view_contact"]  # who saw it, recorded
     missing = await client.get("/api/tickets/2026000000000", headers=auth)
     assert missing.status == 404
     assert (await missing.json())["error"]["code"] == "ticket_not_found"
