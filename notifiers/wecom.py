@@ -1,0 +1,310 @@
+"""Outbox senders for WeCom, one per channel, each keeping to WeCom's limits before it sends.
+
+WeCom drops an app message past 30 a minute or 1000 an hour to one member, and an app-chat message past 200 a
+minute to one member, **silently** (errcode 0, nothing delivered). So a sender takes a slot from the shared
+``RateLimiter`` before every send; without one it does not send but raises ``DeliveryError(retry_after=...)``, and
+the outbox tries again when the slot frees: nothing is lost and nothing is sent to be dropped. The robot webhook
+answers 45009 past 20 a minute; it is paced the same way, so the error stays the exception.
+
+Windows are WeCom's plus ``slack`` seconds (1 s by default): a send is counted when it starts, WeCom counts it when
+it arrives, and the two differ by the network's jitter and the hosts' clock skew. A send that takes longer than the
+slack (the client's own retries, a slow answer) is counted again when it ends, as it may have arrived that late.
+
+Failures map onto the outbox's: typed WeCom errors that are ``permanent`` (81013 no valid recipient, 93000 bad
+robot key, 60020 IP not trusted, 42045 bad card, a payload the client refuses) dead-letter the message with the
+reason; 45009/45033 retry after WeCom's hint or a whole minute window; -1 busy, transport failures and tokens still
+rejected after the client's own retries are transient (the outbox's backoff).
+
+Not done: WeCom asks callers to avoid sending exactly at :00 and :30. That concerns scheduled pushes (whoever plans
+a daily digest should pick :07, not :00); this outbox sends events as they happen, and holding every message due in
+those seconds would cost a retry each for little.
+
+Senders see the WeCom clients through small protocols (``bot.wecom.client`` provides them); ``wecom_senders`` wires
+the ones configured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+from bot.clock import Clock
+from bot.wecom.errors import RateLimited, WeComError
+from notifiers.outbox import DeliveryError, OutboundMessage, Sender
+from notifiers.ratelimit import Limit, LimiterUnavailable, RateLimiter
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+WECOM_APP = "wecom_app"
+WECOM_WEBHOOK = "wecom_webhook"
+WECOM_APPCHAT = "wecom_appchat"
+AIBOT_RESPONSE = "aibot_response"
+
+# WeCom's documented limits (pages 90236/90248/91770); the senders widen each window by their slack
+APP_MEMBER_LIMITS = (Limit(30, 60), Limit(1000, 3600))  # one app → one member; excess dropped silently
+WEBHOOK_LIMITS = (Limit(20, 60),)  # one robot; excess answered with 45009
+# WeCom counts app-chat messages per *member*, across all the app's chats; we count per chat (a chat's members are
+# not known here). Exact while each member is in one of the bot's chats; someone in k of them may be sent up to k
+# times the rate. The bot's chats carry tickets, far below 200 a minute; pace per app if that ever changes.
+APPCHAT_LIMITS = (Limit(200, 60), Limit(10_000, 86_400))
+
+RATE_LIMITED_WAIT = 60.0  # 45009 without a Retry-After: the minute window WeCom counts in
+DEFAULT_SLACK = 1.0
+
+
+class AppMessages(Protocol):
+    """``WeComClient``'s ``message/send``."""
+
+    agent_id: int | None
+
+    async def send_message(
+        self,
+        *,
+        touser: Sequence[str] | str,
+        msgtype: str,
+        content: Mapping[str, Any],
+        safe: int,
+        enable_duplicate_check: int,
+        duplicate_check_interval: int,
+    ) -> _Sent: ...
+
+
+class _Sent(Protocol):
+    @property
+    def invalid_users(self) -> tuple[str, ...]: ...
+
+
+class AppChats(Protocol):
+    """``WeComClient``'s ``appchat/send``."""
+
+    agent_id: int | None
+
+    async def appchat_send(self, chatid: str, msgtype: str, content: Mapping[str, Any], *, safe: int) -> None: ...
+
+
+class Webhooks(Protocol):
+    """``WebhookClient``."""
+
+    async def send(self, key: str, msgtype: str, content: Mapping[str, Any]) -> None: ...
+
+
+class ResponseUrls(Protocol):
+    """``ResponseUrlClient``."""
+
+    async def reply(self, response_url: str, payload: Mapping[str, Any]) -> None: ...
+
+
+def delivery_error(exc: WeComError) -> DeliveryError:
+    """The outbox's view of a WeCom error the client did not retry away."""
+    if isinstance(exc, RateLimited):
+        wait = exc.retry_after if exc.retry_after is not None else RATE_LIMITED_WAIT
+        return DeliveryError(f"RateLimited: {exc}", retry_after=wait)
+    return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=exc.permanent)
+
+
+def _malformed(message: OutboundMessage, why: str) -> DeliveryError:
+    return DeliveryError(f"malformed {message.channel} payload: {why}", permanent=True)
+
+
+def _body(message: OutboundMessage) -> tuple[str, Mapping[str, Any]]:
+    """``msgtype`` and its section, from ``{"msgtype": t, "content": {...}}`` or ``{"msgtype": t, t: {...}}``."""
+    msgtype = message.payload.get("msgtype")
+    if not isinstance(msgtype, str) or not msgtype:
+        raise _malformed(message, "no msgtype")
+    content = message.payload.get("content")
+    if not isinstance(content, Mapping):
+        content = message.payload.get(msgtype)
+    if not isinstance(content, Mapping):
+        raise _malformed(message, f"no {msgtype} content")
+    return msgtype, content
+
+
+def _retry_after(wait: float) -> float:
+    # to the next millisecond: a wait that rounds to zero in a timestamp would come straight back here
+    return max(0.001, math.ceil(wait * 1000) / 1000)
+
+
+def _digest(secret: str) -> str:
+    """A name for a secret (a robot key) in limiter keys and logs."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
+class _Pacer:
+    """A slot from ``limiter`` for every key of a message, or DeliveryError(retry_after) and no send."""
+
+    def __init__(self, limiter: RateLimiter, limits: Sequence[Limit], clock: Clock, slack: float) -> None:
+        if slack < 0:
+            raise ValueError("slack must not be negative")
+        self.limiter = limiter
+        self.limits = [Limit(lim.count, lim.per_seconds + slack) for lim in limits]
+        self.clock = clock
+        self.slack = slack
+
+    def _now(self) -> float:
+        return self.clock.now().timestamp()
+
+    async def send(self, keys: Sequence[str], what: str, send: Callable[[], Awaitable[T]]) -> T:
+        started = self._now()
+        try:
+            wait = await self.limiter.acquire_all(keys, self.limits, started)
+        except LimiterUnavailable as exc:
+            raise DeliveryError(f"rate limiter unavailable, not sending unpaced: {exc}") from None
+        if wait > 0:
+            reason = f"paced: {what} is at its limit; next slot in {wait:.1f} s"
+            raise DeliveryError(reason, retry_after=_retry_after(wait))
+        try:
+            return await _mapped(send)
+        finally:
+            ended = self._now()
+            if ended - started > self.slack:
+                # it may have reached WeCom only now: hold the slot from here on
+                try:
+                    await self.limiter.record(keys, self.limits, ended)
+                except LimiterUnavailable:
+                    log.warning("could not record a slow send with the rate limiter", exc_info=True)
+
+
+async def _mapped(send: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await send()
+    except WeComError as exc:
+        raise delivery_error(exc) from None
+    except ValueError as exc:  # the client refused the message before sending it (size, recipients, URL)
+        raise DeliveryError(f"refused by the client: {exc}", permanent=True) from None
+
+
+def _int(message: OutboundMessage, name: str, default: int) -> int:
+    value = message.payload.get(name, default)
+    if not isinstance(value, int):  # a bool is an int: WeCom takes 0/1
+        raise _malformed(message, f"{name} is not an integer")
+    return int(value)
+
+
+class AppMessageSender:
+    """Channel ``wecom_app``: ``{"touser": [...] or "a|b", "msgtype": ..., "content": {...}}`` through
+    ``message/send`` (``safe``, ``enable_duplicate_check``, ``duplicate_check_interval`` pass through). Without
+    ``touser`` the destination names the members. Paced per member; ``@all``, parties and tags cannot be, so they
+    are refused. Members WeCom does not know are logged and skipped; if none is valid, 81013 dead-letters it."""
+
+    def __init__(
+        self, client: AppMessages, limiter: RateLimiter, clock: Clock, *, slack: float = DEFAULT_SLACK
+    ) -> None:
+        self.client = client
+        self.pacer = _Pacer(limiter, APP_MEMBER_LIMITS, clock, slack)
+
+    def _members(self, message: OutboundMessage) -> list[str]:
+        touser = message.payload.get("touser") or message.destination
+        if isinstance(touser, str):
+            touser = touser.split("|")
+        if not isinstance(touser, list | tuple) or not all(isinstance(u, str) for u in touser):
+            raise _malformed(message, "touser is not a list of userids")
+        members = list(dict.fromkeys(u.strip() for u in touser if u.strip()))
+        if not members:
+            raise _malformed(message, "no touser")
+        if "@all" in members or any(k in message.payload for k in ("toparty", "totag")):
+            raise _malformed(message, "@all, toparty and totag cannot be paced per member; name the members")
+        return members
+
+    async def send(self, message: OutboundMessage) -> None:
+        members = self._members(message)
+        msgtype, content = _body(message)
+        safe = _int(message, "safe", 0)
+        duplicate_check = _int(message, "enable_duplicate_check", 0)
+        interval = _int(message, "duplicate_check_interval", 1800)
+        # userids are case-insensitive in WeCom
+        keys = [f"{WECOM_APP}:{self.client.agent_id}:{m.lower()}" for m in members]
+
+        async def send() -> _Sent:
+            return await self.client.send_message(
+                touser=members,
+                msgtype=msgtype,
+                content=content,
+                safe=safe,
+                enable_duplicate_check=duplicate_check,
+                duplicate_check_interval=interval,
+            )
+
+        label = members[0] if len(members) == 1 else f"one of {len(members)} members"
+        result = await self.pacer.send(keys, label, send)
+        if result.invalid_users:
+            log.warning(
+                "wecom app message: recipients unknown to WeCom were skipped",
+                extra={"outbox_id": message.id, "invalid_users": list(result.invalid_users)},
+            )
+
+
+class WebhookSender:
+    """Channel ``wecom_webhook``: the destination is the robot's key, the payload ``{"msgtype": ..., ...}``; 20 a
+    minute per robot. The key is a secret: logs and limiter keys name it by a digest."""
+
+    def __init__(self, client: Webhooks, limiter: RateLimiter, clock: Clock, *, slack: float = DEFAULT_SLACK) -> None:
+        self.client = client
+        self.pacer = _Pacer(limiter, WEBHOOK_LIMITS, clock, slack)
+
+    async def send(self, message: OutboundMessage) -> None:
+        msgtype, content = _body(message)
+        robot = _digest(message.destination)
+        await self.pacer.send(
+            [f"{WECOM_WEBHOOK}:{robot}"],
+            f"robot {robot}",
+            lambda: self.client.send(message.destination, msgtype, content),
+        )
+
+
+class AppChatSender:
+    """Channel ``wecom_appchat``: the destination is the chatid of a chat the app created; 200 a minute and 10 000
+    a day per chat (see ``APPCHAT_LIMITS`` for why per chat)."""
+
+    def __init__(self, client: AppChats, limiter: RateLimiter, clock: Clock, *, slack: float = DEFAULT_SLACK) -> None:
+        self.client = client
+        self.pacer = _Pacer(limiter, APPCHAT_LIMITS, clock, slack)
+
+    async def send(self, message: OutboundMessage) -> None:
+        msgtype, content = _body(message)
+        chatid = message.destination
+        safe = _int(message, "safe", 0)
+        await self.pacer.send(
+            [f"{WECOM_APPCHAT}:{self.client.agent_id}:{chatid}"],
+            f"chat {chatid}",
+            lambda: self.client.appchat_send(chatid, msgtype, content, safe=safe),
+        )
+
+
+class ResponseUrlSender:
+    """Channel ``aibot_response``: the payload (``msgtype`` and its section) to the destination, a callback's
+    ``response_url`` (one use, valid an hour; not paced). The URL carries a code: it is never logged."""
+
+    def __init__(self, client: ResponseUrls) -> None:
+        self.client = client
+
+    async def send(self, message: OutboundMessage) -> None:
+        await _mapped(lambda: self.client.reply(message.destination, message.payload))
+
+
+def wecom_senders(
+    *,
+    limiter: RateLimiter,
+    clock: Clock,
+    app: AppMessages | None = None,
+    webhook: Webhooks | None = None,
+    response_url: ResponseUrls | None = None,
+    appchat: AppChats | None = None,
+    slack: float = DEFAULT_SLACK,
+) -> dict[str, Sender]:
+    """The senders for the clients given (an app client serves both ``wecom_app`` and ``wecom_appchat`` when it
+    is passed as both); channels without a client stay queued for a process that has one."""
+    senders: dict[str, Sender] = {}
+    if app is not None:
+        senders[WECOM_APP] = AppMessageSender(app, limiter, clock, slack=slack)
+    if appchat is not None:
+        senders[WECOM_APPCHAT] = AppChatSender(appchat, limiter, clock, slack=slack)
+    if webhook is not None:
+        senders[WECOM_WEBHOOK] = WebhookSender(webhook, limiter, clock, slack=slack)
+    if response_url is not None:
+        senders[AIBOT_RESPONSE] = ResponseUrlSender(response_url)
+    return senders
