@@ -23,7 +23,21 @@ from bot.services.ingest import IngestBatcher
 from bot.services.tickets import SYNC_CHANNEL, TicketService
 from bot.web import openapi, ops
 from bot.web.errors import error_middleware
-from bot.web.keys import CALENDAR, CLOCK, CONFIG, INGEST, METRICS, REDIS, SETTINGS, STORE, TICKETS
+from bot.web.keys import (
+    CALENDAR,
+    CLOCK,
+    CONFIG,
+    INGEST,
+    METRICS,
+    REDIS,
+    SETTINGS,
+    STORE,
+    TICKETS,
+    WECOM_CALLBACKS,
+    WECOM_INBOUND,
+)
+from bot.wecom import callbacks as wecom_callbacks
+from bot.wecom.inbound import InboundProcessor, RecordingSink
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.outbox import OutboxWorker, Sender
@@ -65,6 +79,11 @@ def create_app(
     app.cleanup_ctx.append(_http_session)
     if run_workers:
         app.cleanup_ctx.append(_outbox_worker)
+    callbacks = wecom_callbacks.configured(settings)
+    if callbacks:
+        app[WECOM_CALLBACKS] = callbacks
+        app.cleanup_ctx.append(_wecom_inbound)
+        app.add_routes(wecom_callbacks.routes_for(callbacks))
     app.add_routes(hotline_api.routes)
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)
@@ -119,3 +138,14 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
+    """WeCom callbacks accepted by the routes are processed here, after their answer; rows a crash left pending
+    are recovered in the background at start."""
+    callbacks = app[WECOM_CALLBACKS]
+    processor = InboundProcessor(app[STORE], RecordingSink(), app[CLOCK], sources=list(callbacks))
+    app[WECOM_INBOUND] = processor
+    processor.start()
+    yield
+    await processor.close()

@@ -343,3 +343,26 @@ async def replay(conn: AsyncConnection, ids: Sequence[int] | None, *, at: dateti
         query = query.where(outbox.c.id.in_(list(ids)))
     result = await conn.execute(query.values(status="pending", next_attempt_at=at, attempts=0, last_error=None))
     return int(result.rowcount)
+
+
+async def pending_inbound(conn: AsyncConnection, sources: Sequence[str], *, limit: int = 500) -> list[RowMapping]:
+    """Inbox rows of ``sources`` still pending (accepted, never finished: the process stopped in between), oldest
+    first.
+
+    Read through the partial index ``ix_inbox_pending``, which holds the pending rows only. Its condition is
+    rendered as a literal (a planner cannot match a partial index against a bound parameter), and ``source`` is
+    compared as ``source || ''`` so that SQLite, without statistics, does not prefer the unique (source, key) index
+    and scan every row a source ever had.
+    """
+    if not sources:
+        return []
+    result = await conn.execute(
+        select(inbox)
+        .where(
+            inbox.c.status == bindparam("pending", "pending", literal_execute=True),
+            inbox.c.source.concat("").in_(list(sources)),
+        )
+        .order_by(inbox.c.received_at, inbox.c.id)
+        .limit(limit)
+    )
+    return list(result.mappings())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from bot.services.ingest import IngestBatcher
     from bot.services.tickets import TicketService
     from bot.web.ops import Metrics
+    from bot.wecom.crypto import CallbackCrypto
+    from bot.wecom.inbound import InboundProcessor
     from store.repo import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -26,3 +29,6 @@ TICKETS: web.AppKey[TicketService] = web.AppKey("tickets")
 INGEST: web.AppKey[IngestBatcher] = web.AppKey("ingest")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 REDIS: web.AppKey[Any] = web.AppKey("redis")  # redis.asyncio.Redis, or None without REDIS_URL
+# WeCom callbacks, present only when their credentials are configured: inbox source -> crypto, and the processor
+WECOM_CALLBACKS: web.AppKey[Mapping[str, CallbackCrypto]] = web.AppKey("wecom_callbacks")
+WECOM_INBOUND: web.AppKey[InboundProcessor] = web.AppKey("wecom_inbound")

@@ -1,0 +1,260 @@
+"""Inbound callbacks: persisted before WeCom gets its answer, processed after it.
+
+WeCom waits 5 s for an answer and then retries, so the HTTP handler only verifies, decrypts, parses and calls
+:meth:`InboundProcessor.accept`, which writes the decrypted payload to the inbox (status ``pending``) in a
+transaction of its own. The row's (source, dedup key) is unique: a retry finds it and is answered without being
+processed again. The event then goes to the :class:`EventSink` from a background task, one event at a time in the
+order accepted, and the row is marked ``done`` or ``failed``.
+
+Nothing accepted is lost: a row still ``pending`` when the process stops (crash, deploy) is picked up by
+:meth:`InboundProcessor.recover` on the next start, its event re-created from the stored plaintext. Delivery to the
+sink is therefore at least once: an event whose handling was cut short, before its row was marked, is handed over
+again after the restart. Recovery assumes one process serves the callbacks of a database: with several, one
+restarting would also take rows another is still handling, which would need a lease on the rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections import deque
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy.engine import RowMapping
+
+from bot.clock import Clock
+from bot.domain.masking import mask_text
+from bot.wecom.events import CardClick, EnterChat, InboundEvent, OtherEvent, TextMessage, dedup_key
+from bot.wecom.parse import MalformedCallback, parse_aibot_json, parse_app_xml
+from store import repo
+from store.repo import Store
+
+log = logging.getLogger(__name__)
+
+# inbox sources (the inbox is shared with the hotline's own dedup)
+APP_SOURCE = "wecom_app"
+AIBOT_SOURCE = "wecom_aibot"
+
+_KEY_MAX = 200  # inbox.dedup_key is VARCHAR(200)
+_ERROR_MAX = 2000
+
+
+class EventSink(Protocol):
+    """Where accepted events go: the command router (issue 4), or :class:`RecordingSink` until then."""
+
+    async def handle(self, event: InboundEvent) -> None: ...
+
+
+def describe(event: InboundEvent) -> str:
+    """One line for logs, phone numbers masked."""
+    match event:
+        case TextMessage():
+            where = f"group {event.chat_id}" if event.chat_type == "group" else "1:1"
+            return f"text from {event.sender.userid} ({where}): {mask_text(event.text)}"
+        case CardClick():
+            return f"card click {event.event_key!r} on task {event.task_id} by {event.sender.userid}"
+        case EnterChat():
+            return f"{event.sender.userid} opened the chat"
+        case OtherEvent():
+            who = event.sender.userid if event.sender else "?"
+            return f"{event.kind} from {who}"
+
+
+class RecordingSink:
+    """The sink until the router exists: logs each event (masked) and keeps the last ``keep`` in memory, for tests
+    and the sandbox."""
+
+    def __init__(self, keep: int = 100) -> None:
+        self._events: deque[InboundEvent] = deque(maxlen=keep)
+
+    @property
+    def events(self) -> list[InboundEvent]:
+        return list(self._events)
+
+    async def handle(self, event: InboundEvent) -> None:
+        self._events.append(event)
+        log.info("wecom %s %s", event.source, describe(event), extra={"dedup_key": dedup_key(event)})
+
+
+def inbox_key(event: InboundEvent) -> str:
+    """The event's dedup key, hashed when it would not fit the column (a card's task id and key are caller-chosen)."""
+    key = dedup_key(event)
+    if len(key) <= _KEY_MAX:
+        return key
+    return f"{event.source}:sha256:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
+def reparse(source: str, payload: str, received_at: datetime) -> InboundEvent:
+    """The event of a stored inbox row (the decrypted plaintext), as the HTTP handler parsed it."""
+    if source == APP_SOURCE:
+        return parse_app_xml(payload.encode("utf-8"))
+    if source == AIBOT_SOURCE:
+        return parse_aibot_json(payload.encode("utf-8"), received_at=received_at)
+    raise MalformedCallback(f"no parser for inbox source {source!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    inbox_id: int
+    event: InboundEvent | None  # None: the stored payload could not be parsed again
+    error: str | None = None
+
+
+class InboundProcessor:
+    """Persist-then-ack, process-after-ack.
+
+    :meth:`accept` records the callback (source, dedup key, raw plaintext) as a ``pending`` inbox row in its own
+    transaction, before the HTTP answer, and returns False for a duplicate. Accepted events are handed to the sink
+    by a background task, in order, one at a time; each row is then marked done (or failed, with the error).
+    :meth:`recover` does the same for rows of ``sources`` left pending by an earlier process. :meth:`drain` waits
+    until everything accepted so far is processed (tests call it instead of sleeping).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        sink: EventSink,
+        clock: Clock,
+        *,
+        sources: Collection[str],
+        handle_timeout: float = 60.0,
+        recover_batch: int = 500,
+    ) -> None:
+        self.store = store
+        self.sink = sink
+        self.clock = clock
+        self.sources = tuple(sources)
+        self.handle_timeout = handle_timeout
+        self.recover_batch = recover_batch
+        self._queue: deque[_Job] = deque()
+        self._claimed: set[int] = set()  # rows queued or being processed here
+        self._finished_watch: list[set[int]] = []  # rows finished while a recovery was reading
+        self._pump: asyncio.Task[None] | None = None
+        self._recovery: asyncio.Task[int] | None = None
+        self._closed = False
+
+    # -- the request path ---------------------------------------------------------------------------------------
+
+    async def accept(self, source: str, event: InboundEvent, raw: str, *, received_at: datetime | None = None) -> bool:
+        """Persists the callback and schedules its processing; False when the same (source, key) was accepted
+        before (WeCom's retry). After :meth:`close`, new rows are still persisted and left for the next start."""
+        at = received_at if received_at is not None else self.clock.now()
+        async with self.store.transaction() as conn:
+            inbox_id = await repo.record_inbound(conn, source=source, dedup_key=inbox_key(event), payload=raw, at=at)
+        if inbox_id is None:
+            log.info("wecom %s duplicate callback ignored", source, extra={"dedup_key": dedup_key(event)})
+            return False
+        self._enqueue([_Job(inbox_id, event)])
+        return True
+
+    # -- processing ---------------------------------------------------------------------------------------------
+
+    def _enqueue(self, jobs: Sequence[_Job]) -> int:
+        fresh = [job for job in jobs if job.inbox_id not in self._claimed]
+        if self._closed or not fresh:
+            return 0
+        self._claimed.update(job.inbox_id for job in fresh)
+        self._queue.extend(fresh)
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._run(), name="wecom-inbound")
+        return len(fresh)
+
+    async def _run(self) -> None:
+        while self._queue:
+            await self._process(self._queue.popleft())
+
+    async def _process(self, job: _Job) -> None:
+        error = job.error
+        try:
+            if job.event is not None:
+                try:
+                    async with asyncio.timeout(self.handle_timeout):
+                        await self.sink.handle(job.event)
+                except Exception as exc:
+                    log.exception("wecom inbound %s failed", job.inbox_id)
+                    error = mask_text(f"{type(exc).__name__}: {exc}")[:_ERROR_MAX]
+            try:
+                async with self.store.transaction() as conn:
+                    await repo.finish_inbound(conn, job.inbox_id, at=self.clock.now(), error=error)
+            except Exception:
+                # the row stays pending and is handed over again after the next start
+                log.exception("wecom inbound %s: could not record the outcome", job.inbox_id)
+        finally:
+            self._claimed.discard(job.inbox_id)
+            for finished in self._finished_watch:
+                finished.add(job.inbox_id)
+
+    async def drain(self) -> None:
+        """Returns once every event accepted so far, and every row the start-up recovery found, is processed."""
+        recovery = self._recovery
+        if recovery is not None and recovery is not asyncio.current_task():
+            await asyncio.wait([recovery])
+        await self._drain_queue()
+
+    async def _drain_queue(self) -> None:
+        while self._pump is not None and not self._pump.done():
+            await asyncio.wait([self._pump])
+
+    # -- recovery -----------------------------------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Processes the rows of :attr:`sources` left pending by an earlier process, oldest first; returns how many."""
+        total = 0
+        finished: set[int] = set()
+        self._finished_watch.append(finished)
+        try:
+            while not self._closed:
+                async with self.store.reading() as conn:
+                    rows = await repo.pending_inbound(conn, self.sources, limit=self.recover_batch)
+                # skip rows queued here, and rows finished while the query ran (it may have read them as pending)
+                jobs = [self._job(row) for row in rows if row["id"] not in finished]
+                queued = self._enqueue(jobs)
+                if not queued:
+                    break
+                total += queued
+                finished.update(job.inbox_id for job in jobs)  # a row that stays pending is not retried in a loop
+                await self._drain_queue()
+        finally:
+            self._finished_watch.remove(finished)
+        if total:
+            log.info("wecom inbound: recovered %d pending callbacks", total)
+        return total
+
+    def _job(self, row: RowMapping) -> _Job:
+        try:
+            return _Job(row["id"], reparse(row["source"], row["payload"], row["received_at"]))
+        except MalformedCallback as exc:
+            return _Job(row["id"], None, error=f"stored payload unreadable: {exc.message}"[:_ERROR_MAX])
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts recovering pending rows in the background (requests are served meanwhile)."""
+        if self._recovery is None:
+            self._recovery = asyncio.create_task(self._recover_logged(), name="wecom-inbound-recovery")
+
+    async def _recover_logged(self) -> int:
+        try:
+            return await self.recover()
+        except Exception:
+            log.exception("wecom inbound: recovery failed; pending rows wait for the next start")
+            return 0
+
+    async def close(self, *, grace: float = 5.0) -> None:
+        """Stops taking work, lets what is queued finish for up to ``grace`` seconds, then cancels the rest
+        (rows not marked stay pending and are recovered on the next start)."""
+        self._closed = True
+        tasks = [task for task in (self._recovery, self._pump) if task is not None and not task.done()]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
