@@ -37,10 +37,14 @@ from bot.web.keys import (
     WECOM_INBOUND,
 )
 from bot.wecom import callbacks as wecom_callbacks
+from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
 from bot.wecom.inbound import InboundProcessor, RecordingSink
+from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.outbox import OutboxWorker, Sender
+from notifiers.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from notifiers.wecom import wecom_senders
 from store.db import create_engine, migrate
 from store.redis import create_redis
 from store.repo import Store
@@ -131,6 +135,7 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
     elif app[CONFIG].hotline.sync_url:
         # the changes stay queued: they go out once a process with the secret runs
         log.warning("hotline.sync_url is set but HOTLINE_INGEST_SECRET is not: sync-back is paused")
+    senders.update(_wecom_senders(app))
     worker = OutboxWorker(app[STORE], senders, app[CLOCK], owner=f"{socket.gethostname()}:{os.getpid()}")
     app[OUTBOX] = worker
     task = asyncio.create_task(worker.run_forever(), name="outbox")
@@ -138,6 +143,36 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+def _wecom_senders(app: web.Application) -> dict[str, Sender]:
+    """WeCom's channels for the outbox. Limits and access tokens are shared through Redis when it is configured,
+    so several bot processes together still keep to WeCom's per-member and per-robot limits. Without app
+    credentials only the robot channels (webhook, response_url) are served; app messages stay queued."""
+    settings, redis, session, clock = app[SETTINGS], app[REDIS], app[HTTP_SESSION], app[CLOCK]
+    base = settings.wecom_api_base
+    limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
+    app_client = None
+    if settings.wecom_corp_id and settings.wecom_app_secret and settings.wecom_app_agent_id:
+        seconds = lambda: clock.now().timestamp()  # noqa: E731 - the clients take a float clock
+        tokens: TokenStore = RedisTokenStore(redis, clock=seconds) if redis is not None else MemoryTokenStore()
+        app_client = WeComClient(
+            session,
+            base_url=base,
+            corp_id=settings.wecom_corp_id,
+            secret=settings.wecom_app_secret,
+            agent_id=int(settings.wecom_app_agent_id),
+            tokens=tokens,
+            clock=seconds,
+        )
+    return wecom_senders(
+        limiter=limiter,
+        clock=clock,
+        app=app_client,
+        appchat=app_client,
+        webhook=WebhookClient(session, base_url=base),
+        response_url=ResponseUrlClient(session, base_url=base),
+    )
 
 
 async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
