@@ -28,13 +28,13 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    ROOT,
     bot_server,
     free_port,
     percentile,
     pg_available,
     pg_schema,
     print_table,
+    serving,
     sqlite_url,
 )
 from bot.wecom.callbacks import APP_PATH  # noqa: E402
@@ -133,30 +133,8 @@ async def _drive(base: str, prepared: Prepared, *, pace: float | None = None) ->
 async def _bare_server() -> AsyncIterator[str]:
     """The bare handler in its own process; yields its base URL once it answers."""
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", BARE_SERVER, str(port), APP_PATH, cwd=ROOT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 15
-        async with aiohttp.ClientSession() as session:
-            while True:
-                if proc.returncode is not None:
-                    raise RuntimeError(f"the bare server exited with {proc.returncode}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(base + "/healthz") as response:
-                        if response.status == 200:
-                            break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the bare server did not answer within 15 s")
-                await asyncio.sleep(0.05)
+    async with serving([sys.executable, "-c", BARE_SERVER, str(port), APP_PATH], port, name="the bare server") as base:
         yield base
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 async def _inbox_rows(url: str) -> int:

@@ -58,6 +58,37 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
+async def serving(
+    args: list[str], port: int, *, name: str, env: dict[str, str] | None = None, ready_within: float = 30
+) -> AsyncIterator[str]:
+    """A process serving HTTP on ``port``; yields its base URL once ``/healthz`` answers 200, stops it after."""
+    proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_within
+        async with aiohttp.ClientSession() as session:
+            while True:
+                if proc.returncode is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode} before it was ready")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(base + "/healthz") as response:
+                        if response.status == 200:
+                            break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not become healthy within {ready_within:.0f} s")
+                await asyncio.sleep(0.05)
+        yield base
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+@contextlib.asynccontextmanager
 async def bot_server(database_url: str, **env: str) -> AsyncIterator[str]:
     """``run_bot.py serve`` in its own process, as in production; yields its base URL once healthy."""
     port = free_port()
@@ -71,32 +102,8 @@ async def bot_server(database_url: str, **env: str) -> AsyncIterator[str]:
         "LOG_FORMAT": "text",
         **env,
     }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "run_bot.py"), "serve", cwd=ROOT, env=environ
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        async with aiohttp.ClientSession() as session:
-            while True:
-                if proc.returncode is not None:
-                    raise RuntimeError(f"the bot exited with {proc.returncode} before it was ready")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(base + "/healthz") as response:
-                        if response.status == 200:
-                            break
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the bot did not become healthy within 30 s")
-                await asyncio.sleep(0.1)
+    async with serving([sys.executable, str(ROOT / "run_bot.py"), "serve"], port, name="the bot", env=environ) as base:
         yield base
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 def percentile(values: list[float], q: float) -> float:
