@@ -11,7 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -22,6 +24,7 @@ from config.loader import load_config
 from config.model import BotConfig
 from config.settings import Settings
 from store.db import create_engine, migrate
+from store.redis import create_redis
 from store.repo import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,3 +162,25 @@ def settings_for() -> Callable[..., Settings]:
         return Settings.from_env(base)
 
     return make
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client session for tests that talk to a server of their own (fakes, doubles)."""
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[tuple[Redis, str]]:
+    """The real Redis, and a key prefix of this test's own, deleted afterwards."""
+    require_service("Redis", "127.0.0.1", 6379)
+    client = create_redis(REDIS_URL)
+    prefix = f"test:{uuid.uuid4().hex}:"
+    try:
+        yield client, prefix
+    finally:
+        keys = [key async for key in client.scan_iter(match=prefix + "*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

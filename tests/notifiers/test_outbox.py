@@ -67,11 +67,6 @@ async def hotline(
     return fake, str(server.make_url("/sync"))
 
 
-@pytest.fixture
-async def session() -> Any:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
 
 def worker(store: Store, session: aiohttp.ClientSession, clock: FrozenClock, owner: str = "w1") -> OutboxWorker:
     sender = HotlineSyncSender(session, SECRET, clock, timeout=5)

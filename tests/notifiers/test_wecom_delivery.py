@@ -42,7 +42,7 @@ from store import repo
 from store.models import outbox
 from store.redis import create_redis
 from store.repo import Store
-from tests.conftest import REDIS_URL, require_service
+from tests.conftest import REDIS_URL
 
 CORP, SECRET, AGENT, KEY = "ww-fake-corp", "app-secret", 1000002, "robot-key-DO-NOT-LOG"
 MINUTE = timedelta(minutes=1)
@@ -62,24 +62,7 @@ async def fake(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
     await runner.cleanup()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
-
-@pytest.fixture
-async def redis() -> AsyncIterator[tuple[Redis, str]]:
-    require_service("Redis", "127.0.0.1", 6379)
-    client = create_redis(REDIS_URL)
-    prefix = f"test:{uuid.uuid4().hex}:"
-    try:
-        yield client, prefix
-    finally:
-        keys = [key async for key in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 @dataclass

@@ -32,11 +32,6 @@ async def fake(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
     await runner.cleanup()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
 
 def app_client(fake: FakeWeCom, session: aiohttp.ClientSession, clock: FrozenClock) -> WeComClient:
     assert fake.base_url is not None

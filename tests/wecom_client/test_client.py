@@ -239,11 +239,6 @@ async def fake(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> AsyncIte
     wecom.released.set()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
 
 @dataclass
 class Sleeps:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -12,7 +10,7 @@ from redis.asyncio import Redis
 from bot.wecom.errors import Busy
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenLockTimeout, TokenManager
 from store.redis import create_redis
-from tests.conftest import REDIS_URL, require_service
+from tests.conftest import REDIS_URL
 
 
 class FakeClock:
@@ -111,18 +109,6 @@ async def test_memory_lock_wait_is_bounded() -> None:
 # --- Redis ------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def redis() -> AsyncIterator[tuple[Redis, str]]:
-    require_service("Redis", "127.0.0.1", 6379)
-    client = create_redis(REDIS_URL)
-    prefix = f"test:{uuid.uuid4().hex}:"
-    try:
-        yield client, prefix
-    finally:
-        keys = [key async for key in client.scan_iter(match=prefix + "*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 @pytest.mark.redis
