@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import String, and_, any_, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -215,6 +217,35 @@ async def record_inbound(
         return None
 
 
+async def record_inbound_many(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int | None]:
+    """Persists inbound messages (``source``, ``dedup_key``, ``payload``, ``received_at``) in one statement; for each
+    row its new id, or None when its (source, key) was recorded before, or earlier in ``rows`` (a retry)."""
+    if not rows:
+        return []
+    first: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(rows):
+        first.setdefault((row["source"], row["dedup_key"]), i)
+    fresh = [
+        {"source": r["source"], "dedup_key": r["dedup_key"], "payload": r["payload"], "received_at": r["received_at"]}
+        for i, r in enumerate(rows)
+        if first[(r["source"], r["dedup_key"])] == i
+    ]
+    insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert_(inbox)
+        .on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.dedup_key])
+        .returning(inbox.c.id, inbox.c.source, inbox.c.dedup_key)
+    )
+    ids: dict[tuple[str, str], int] = {}
+    for start in range(0, len(fresh), _CHUNK):
+        result = await conn.execute(statement, fresh[start : start + _CHUNK])
+        ids.update(((row.source, row.dedup_key), int(row.id)) for row in result)
+    return [
+        ids.get((r["source"], r["dedup_key"])) if first[(r["source"], r["dedup_key"])] == i else None
+        for i, r in enumerate(rows)
+    ]
+
+
 async def inbound(conn: AsyncConnection, source: str, dedup_key: str) -> RowMapping | None:
     result = await conn.execute(select(inbox).where(and_(inbox.c.source == source, inbox.c.dedup_key == dedup_key)))
     return result.mappings().first()
@@ -226,6 +257,19 @@ async def finish_inbound(conn: AsyncConnection, inbox_id: int, *, at: datetime, 
         .where(inbox.c.id == inbox_id)
         .values(status="failed" if error else "done", processed_at=at, error=error)
     )
+
+
+async def finish_inbound_many(
+    conn: AsyncConnection, outcomes: Sequence[tuple[int, str | None]], *, at: datetime
+) -> None:
+    """Marks inbox rows processed: ``(id, error)`` pairs, ``done`` where the error is None, else ``failed``."""
+    done = [inbox_id for inbox_id, error in outcomes if error is None]
+    for start in range(0, len(done), _CHUNK):
+        chunk = done[start : start + _CHUNK]
+        await conn.execute(update(inbox).where(inbox.c.id.in_(chunk)).values(status="done", processed_at=at))
+    for inbox_id, error in outcomes:
+        if error is not None:
+            await finish_inbound(conn, inbox_id, at=at, error=error)
 
 
 # --- outbox --------------------------------------------------------------------------------------------

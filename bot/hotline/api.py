@@ -103,7 +103,7 @@ async def post_tickets(request: web.Request) -> web.Response:
     if problems:
         request.app[METRICS].rejected("validation_error")
         raise ApiError(422, "validation_error", "the ticket is not valid", problems)
-    outcomes = await request.app[INGEST].submit(inputs, source="api")
+    outcomes = await request.app[INGEST].submit_inputs(inputs, source="api")
     request.app[METRICS].ingested(outcomes)
     results = [
         {

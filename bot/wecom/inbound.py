@@ -1,10 +1,14 @@
 """Inbound callbacks: persisted before WeCom gets its answer, processed after it.
 
 WeCom waits 5 s for an answer and then retries, so the HTTP handler only verifies, decrypts, parses and calls
-:meth:`InboundProcessor.accept`, which writes the decrypted payload to the inbox (status ``pending``) in a
-transaction of its own. The row's (source, dedup key) is unique: a retry finds it and is answered without being
-processed again. The event then goes to the :class:`EventSink` from a background task, one event at a time in the
-order accepted, and the row is marked ``done`` or ``failed``.
+:meth:`InboundProcessor.accept`, which writes the decrypted payload to the inbox (status ``pending``) and returns
+once that is committed. Callbacks arriving together share a transaction (group commit,
+:mod:`bot.services.groupcommit`), so a burst costs a few commits, not one each. The row's (source, dedup key) is
+unique: a retry finds it and is answered without being processed again. The event then goes to the
+:class:`EventSink` from a background task, one event at a time in the order accepted, and the row is marked
+``done`` or ``failed``. The marks join the inserts' transactions (one writer lane: SQLite has a single writer, and
+a mark is one more row in a statement already being committed); the next event does not wait for its
+predecessor's mark.
 
 Nothing accepted is lost: a row still ``pending`` when the process stops (crash, deploy) is picked up by
 :meth:`InboundProcessor.recover` on the next start, its event re-created from the stored plaintext. Delivery to the
@@ -29,6 +33,7 @@ from sqlalchemy.engine import RowMapping
 
 from bot.clock import Clock
 from bot.domain.masking import mask_text
+from bot.services.groupcommit import GroupCommit
 from bot.wecom.events import CardClick, EnterChat, InboundEvent, OtherEvent, TextMessage, dedup_key
 from bot.wecom.parse import MalformedCallback, parse_aibot_json, parse_app_xml
 from store import repo
@@ -99,6 +104,24 @@ def reparse(source: str, payload: str, received_at: datetime) -> InboundEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class _Row:
+    """An inbox row to insert; its result is the new id, or None for a duplicate."""
+
+    source: str
+    dedup_key: str
+    payload: str
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """A processed row's outcome to record; its result is None."""
+
+    inbox_id: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class _Job:
     inbox_id: int
     event: InboundEvent | None  # None: the stored payload could not be parsed again
@@ -137,6 +160,7 @@ class InboundProcessor:
         self._pump: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[int] | None = None
         self._closed = False
+        self._writes = GroupCommit[_Row | _Mark, "int | None"](self._write, name="wecom-inbox")
 
     # -- the request path ---------------------------------------------------------------------------------------
 
@@ -144,13 +168,26 @@ class InboundProcessor:
         """Persists the callback and schedules its processing; False when the same (source, key) was accepted
         before (WeCom's retry). After :meth:`close`, new rows are still persisted and left for the next start."""
         at = received_at if received_at is not None else self.clock.now()
-        async with self.store.transaction() as conn:
-            inbox_id = await repo.record_inbound(conn, source=source, dedup_key=inbox_key(event), payload=raw, at=at)
+        inbox_id = await self._writes.submit(_Row(source, inbox_key(event), raw, at))
         if inbox_id is None:
             log.info("wecom %s duplicate callback ignored", source, extra={"dedup_key": dedup_key(event)})
             return False
         self._enqueue([_Job(inbox_id, event)])
         return True
+
+    async def _write(self, batch: Sequence[_Row | _Mark]) -> list[int | None]:
+        """One transaction: the batch's new rows, then its marks; results in the batch's order."""
+        rows = [w for w in batch if isinstance(w, _Row)]
+        marks = [(w.inbox_id, w.error) for w in batch if isinstance(w, _Mark)]
+        values = [
+            {"source": r.source, "dedup_key": r.dedup_key, "payload": r.payload, "received_at": r.received_at}
+            for r in rows
+        ]
+        async with self.store.transaction() as conn:
+            ids = iter(await repo.record_inbound_many(conn, values))
+            if marks:
+                await repo.finish_inbound_many(conn, marks, at=self.clock.now())
+        return [next(ids) if isinstance(w, _Row) else None for w in batch]
 
     # -- processing ---------------------------------------------------------------------------------------------
 
@@ -178,16 +215,23 @@ class InboundProcessor:
                 except Exception as exc:
                     log.exception("wecom inbound %s failed", job.inbox_id)
                     error = mask_text(f"{type(exc).__name__}: {exc}")[:_ERROR_MAX]
-            try:
-                async with self.store.transaction() as conn:
-                    await repo.finish_inbound(conn, job.inbox_id, at=self.clock.now(), error=error)
-            except Exception:
-                # the row stays pending and is handed over again after the next start
-                log.exception("wecom inbound %s: could not record the outcome", job.inbox_id)
-        finally:
-            self._claimed.discard(job.inbox_id)
-            for finished in self._finished_watch:
-                finished.add(job.inbox_id)
+        except BaseException:
+            self._release(job.inbox_id)  # cancelled: the row stays pending for the next start
+            raise
+        # the row is released once its mark is committed: until then a recovery could read it as pending
+        marked = self._writes.submit_nowait(_Mark(job.inbox_id, error))
+        marked.add_done_callback(lambda future: self._marked(job.inbox_id, future))
+
+    def _marked(self, inbox_id: int, future: asyncio.Future[int | None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            # the row stays pending and is handed over again after the next start
+            log.error("wecom inbound %s: could not record the outcome", inbox_id, exc_info=future.exception())
+        self._release(inbox_id)
+
+    def _release(self, inbox_id: int) -> None:
+        self._claimed.discard(inbox_id)
+        for finished in self._finished_watch:
+            finished.add(inbox_id)
 
     async def drain(self) -> None:
         """Returns once every event accepted so far, and every row the start-up recovery found, is processed."""
@@ -197,8 +241,14 @@ class InboundProcessor:
         await self._drain_queue()
 
     async def _drain_queue(self) -> None:
-        while self._pump is not None and not self._pump.done():
-            await asyncio.wait([self._pump])
+        """Until the queue is processed and every outcome recorded."""
+        while True:
+            if self._pump is not None and not self._pump.done():
+                await asyncio.wait([self._pump])
+            elif not self._writes.idle:
+                await self._writes.close()
+            else:
+                return
 
     # -- recovery -----------------------------------------------------------------------------------------------
 
@@ -250,11 +300,14 @@ class InboundProcessor:
         (rows not marked stay pending and are recovered on the next start)."""
         self._closed = True
         tasks = [task for task in (self._recovery, self._pump) if task is not None and not task.done()]
-        if not tasks:
-            return
-        _, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        # the outcomes already decided, and callbacks accepted meanwhile, are still written
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace):
+                await self._writes.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -68,6 +69,33 @@ async def test_inbox_deduplicates(store: Store) -> None:
         row = await repo.inbound(conn, "wecom", "msg-1")
     assert row is not None
     assert (row["status"], row["error"]) == ("failed", "boom")
+
+
+async def test_inbox_batch_insert_deduplicates_within_and_across_batches(store: Store) -> None:
+    at = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
+
+    def row(source: str, key: str) -> dict[str, Any]:
+        return {"source": source, "dedup_key": key, "payload": f"<{key}>", "received_at": at}
+
+    async with store.transaction() as conn:
+        assert await repo.record_inbound_many(conn, []) == []
+        first = await repo.record_inbound_many(conn, [row("wecom", "a"), row("wecom", "b"), row("wecom", "a")])
+    assert None not in first[:2]
+    assert first[2] is None
+    async with store.transaction() as conn:
+        second = await repo.record_inbound_many(conn, [row("wecom", "b"), row("hotline", "a"), row("wecom", "c")])
+    assert second[0] is None
+    assert None not in second[1:]
+    assert len({*first[:2], *second[1:]}) == 4
+    async with store.transaction() as conn:
+        await repo.finish_inbound_many(conn, [(first[0], None), (first[1], "boom"), (second[1], None)], at=at)
+    async with store.reading() as conn:
+        a, b, c = [await repo.inbound(conn, "wecom", k) for k in "abc"]
+        hotline_a = await repo.inbound(conn, "hotline", "a")
+    assert a is not None and b is not None and c is not None and hotline_a is not None  # noqa: PT018 - for mypy
+    assert (a["status"], a["payload"], a["received_at"]) == ("done", "<a>", at)
+    assert (b["status"], b["error"]) == ("failed", "boom")
+    assert (c["status"], hotline_a["status"]) == ("pending", "done")
 
 
 async def test_outbox_claims_most_urgent_first_and_leases(store: Store) -> None:

@@ -1,0 +1,123 @@
+"""Inbound callbacks arriving together share their transactions, on both databases: the inserts before the answer
+(each caller answered only after its row is committed) and the done-marks after processing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.clock import FrozenClock
+from bot.wecom.inbound import APP_SOURCE, InboundProcessor, RecordingSink
+from bot.wecom.parse import parse_app_xml
+from store.models import inbox
+from store.repo import Store
+
+
+class CountingStore(Store):
+    """The real store, counting write transactions and checking what is committed when each one ends."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.engine)
+        self.transactions = 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        self.transactions += 1
+        async with super().transaction() as conn:
+            yield conn
+
+
+def text_xml(msgid: int, content: str = "帮助") -> bytes:
+    return (
+        "<xml><ToUserName><![CDATA[ww1]]></ToUserName><FromUserName><![CDATA[zhangwei]]></FromUserName>"
+        f"<CreateTime>1795395600</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{content}]]>"
+        f"</Content><MsgId>{msgid}</MsgId><AgentID>1000002</AgentID></xml>"
+    ).encode()
+
+
+async def committed(store: Store) -> list[dict[str, Any]]:
+    async with store.reading() as conn:
+        return [dict(r) for r in (await conn.execute(select(inbox).order_by(inbox.c.id))).mappings()]
+
+
+async def test_a_burst_shares_transactions_and_each_caller_is_answered_after_commit(
+    store: Store, clock: FrozenClock
+) -> None:
+    counting = CountingStore(store)
+    sink = RecordingSink(keep=1000)
+    processor = InboundProcessor(counting, sink, clock, sources=[APP_SOURCE])
+
+    async def accept(msgid: int) -> tuple[bool, set[str]]:
+        xml = text_xml(msgid)
+        accepted = await processor.accept(APP_SOURCE, parse_app_xml(xml), xml.decode())
+        # answered: the row must already be visible to another connection
+        return accepted, {r["dedup_key"] for r in await committed(store)}
+
+    results = await asyncio.gather(*(accept(i) for i in range(60)))
+    assert all(accepted for accepted, _ in results)
+    assert all(f"app:msg:{i}" in keys for i, (_, keys) in enumerate(results))
+    await processor.drain()
+    assert len(sink.events) == 60
+    assert [e.dedup_key for e in sink.events] == [f"app:msg:{i}" for i in range(60)]  # in the order accepted
+    rows = await committed(store)
+    assert len(rows) == 60
+    assert {r["status"] for r in rows} == {"done"}
+    # 60 inserts and 60 marks, in far fewer transactions than one each
+    assert counting.transactions < 60
+
+
+async def test_a_retry_in_the_same_batch_is_processed_once(store: Store, clock: FrozenClock) -> None:
+    sink = RecordingSink()
+    processor = InboundProcessor(store, sink, clock, sources=[APP_SOURCE])
+    xml = text_xml(7)
+    outcomes = await asyncio.gather(
+        *(processor.accept(APP_SOURCE, parse_app_xml(xml), xml.decode()) for _ in range(3)),
+        processor.accept(APP_SOURCE, parse_app_xml(text_xml(8)), text_xml(8).decode()),
+    )
+    assert sorted(outcomes[:3]) == [False, False, True]
+    assert outcomes[3] is True
+    await processor.drain()
+    assert [e.dedup_key for e in sink.events] == ["app:msg:7", "app:msg:8"]
+
+
+class FailingMarksStore(Store):
+    def __init__(self, store: Store) -> None:
+        super().__init__(store.engine)
+        self.fail = False
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        if self.fail:
+            raise ConnectionError("the database went away")
+        async with super().transaction() as conn:
+            yield conn
+
+
+async def test_an_outcome_that_cannot_be_recorded_leaves_the_row_for_recovery(
+    store: Store, clock: FrozenClock
+) -> None:
+    flaky = FailingMarksStore(store)
+    sink = RecordingSink()
+    processor = InboundProcessor(flaky, sink, clock, sources=[APP_SOURCE])
+
+    class FailAfterHandling(RecordingSink):
+        async def handle(self, event: Any) -> None:
+            await sink.handle(event)
+            flaky.fail = True  # the mark after this event cannot be written
+
+    processor.sink = FailAfterHandling()
+    xml = text_xml(9)
+    assert await processor.accept(APP_SOURCE, parse_app_xml(xml), xml.decode())
+    await processor.drain()
+    assert [r["status"] for r in await committed(store)] == ["pending"]
+    assert processor._claimed == set()  # released: a recovery may take it again
+
+    again = RecordingSink()
+    assert await InboundProcessor(store, again, clock, sources=[APP_SOURCE]).recover() == 1
+    assert [e.dedup_key for e in again.events] == ["app:msg:9"]
+    assert [r["status"] for r in await committed(store)] == ["done"]
