@@ -10,6 +10,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
+import xmltodict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +19,7 @@ from bot.wecom.crypto import CallbackCrypto
 from bot.wecom.events import CardClick, EnterChat, OtherEvent, Sender, TextMessage, dedup_key
 from bot.wecom.parse import (
     MalformedCallback,
+    _parse_xml,
     parse_aibot_envelope,
     parse_aibot_json,
     parse_app_envelope,
@@ -495,3 +497,35 @@ def test_app_text_round_trip(content: str) -> None:
     event = parse_app_xml(c.decrypt(c.signature("1", "2", encrypt), "1", "2", encrypt))
     assert isinstance(event, TextMessage)
     assert event.text == content.strip()
+
+
+# -- the XML reader reads what wechatpy's xmltodict reads ------------------------------------------------------------
+
+_names = st.sampled_from(["ToUserName", "Event", "SelectedItem", "QuestionKey", "OptionIds", "OptionId", "Info"])
+_texts = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=12)
+
+
+@st.composite
+def _elements(draw: st.DrawFn, depth: int = 0) -> str:
+    name = draw(_names)
+    if depth >= 3 or draw(st.booleans()):
+        body = draw(_texts)
+        inner = f"<![CDATA[{body}]]>" if draw(st.booleans()) and "]]>" not in body else escape(body)
+    else:
+        inner = "".join(draw(st.lists(_elements(depth + 1), max_size=4)))
+        if draw(st.booleans()):
+            inner = f"{escape(draw(_texts))}{inner}"
+    attrs = ' id="1"' if draw(st.booleans()) else ""
+    return f"<{name}{attrs}>{inner}</{name}>"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_elements(), max_size=6), st.sampled_from(["", "\n", "  \n  "]))
+def test_the_xml_reader_matches_xmltodict(children: list[str], gap: str) -> None:
+    document = f"<xml>{gap}{gap.join(children)}{gap}</xml>".encode()
+    expected = xmltodict.parse(document, xml_attribs=False, disable_entities=True)["xml"]
+    if not isinstance(expected, dict):
+        with pytest.raises(MalformedCallback):
+            _parse_xml(document)
+        return
+    assert _parse_xml(document) == expected
