@@ -3,7 +3,9 @@
 Delivery is at least once with an idempotency key per message: a crash between sending and recording the
 result leaves the lease to expire and the message is sent again with the same key, which the receiver uses
 to ignore the repeat. Transient failures are retried with exponential backoff; permanent ones are
-dead-lettered with their reason, for an operator to see and replay.
+dead-lettered with their reason, for an operator to see and replay. A message a sender does not attempt because
+its destination is at its rate limit (:class:`Deferred`) simply waits for its slot: that is not a failed attempt,
+so it neither counts towards ``max_attempts`` nor replaces the message's last error.
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ class DeliveryError(Exception):
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+
+
+class Deferred(DeliveryError):
+    """Not attempted: the destination is at its rate limit and has a slot in ``retry_after`` seconds."""
+
+    retry_after: float
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
 
 
 class Sender(Protocol):
@@ -120,6 +131,10 @@ class OutboxWorker:
         async with self.store.transaction() as conn:
             if error is None:
                 await repo.mark_sent(conn, message.id, owner=self.owner, at=now)
+                return
+            if isinstance(error, Deferred):
+                await repo.defer(conn, message.id, owner=self.owner, until=now + timedelta(seconds=error.retry_after))
+                log.debug("delivery deferred: %s", error, extra={"channel": message.channel, "outbox_id": message.id})
                 return
             attempts = message.attempts + 1
             exhausted = self.max_attempts is not None and attempts >= self.max_attempts

@@ -2,9 +2,10 @@
 
 WeCom drops an app message past 30 a minute or 1000 an hour to one member, and an app-chat message past 200 a
 minute to one member, **silently** (errcode 0, nothing delivered). So a sender takes a slot from the shared
-``RateLimiter`` before every send; without one it does not send but raises ``DeliveryError(retry_after=...)``, and
-the outbox tries again when the slot frees: nothing is lost and nothing is sent to be dropped. The robot webhook
-answers 45009 past 20 a minute; it is paced the same way, so the error stays the exception.
+``RateLimiter`` before every send; without one it does not send but raises ``Deferred(retry_after=...)``, and
+the outbox tries again when the slot frees (not counted as a failed attempt): nothing is lost and nothing is sent
+to be dropped. The robot webhook answers 45009 past 20 a minute; it is paced the same way, so the error stays the
+exception.
 
 Windows are WeCom's plus ``slack`` seconds (1 s by default): a send is counted when it starts, WeCom counts it when
 it arrives, and the two differ by the network's jitter and the hosts' clock skew. A send that takes longer than the
@@ -33,7 +34,7 @@ from typing import Any, Protocol, TypeVar
 
 from bot.clock import Clock
 from bot.wecom.errors import RateLimited, WeComError
-from notifiers.outbox import DeliveryError, OutboundMessage, Sender
+from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, Sender
 from notifiers.ratelimit import Limit, LimiterUnavailable, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def _malformed(message: OutboundMessage, why: str) -> DeliveryError:
     return DeliveryError(f"malformed {message.channel} payload: {why}", permanent=True)
 
 
-def _body(message: OutboundMessage) -> tuple[str, Mapping[str, Any]]:
+def message_body(message: OutboundMessage) -> tuple[str, Mapping[str, Any]]:
     """``msgtype`` and its section, from ``{"msgtype": t, "content": {...}}`` or ``{"msgtype": t, t: {...}}``."""
     msgtype = message.payload.get("msgtype")
     if not isinstance(msgtype, str) or not msgtype:
@@ -134,8 +135,8 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
-class _Pacer:
-    """A slot from ``limiter`` for every key of a message, or DeliveryError(retry_after) and no send."""
+class Pacer:
+    """A slot from ``limiter`` for every key of a message, or :class:`Deferred` (retry_after) and no send."""
 
     def __init__(self, limiter: RateLimiter, limits: Sequence[Limit], clock: Clock, slack: float) -> None:
         if slack < 0:
@@ -156,7 +157,7 @@ class _Pacer:
             raise DeliveryError(f"rate limiter unavailable, not sending unpaced: {exc}") from None
         if wait > 0:
             reason = f"paced: {what} is at its limit; next slot in {wait:.1f} s"
-            raise DeliveryError(reason, retry_after=_retry_after(wait))
+            raise Deferred(reason, retry_after=_retry_after(wait))
         try:
             return await _mapped(send)
         finally:
@@ -195,7 +196,7 @@ class AppMessageSender:
         self, client: AppMessages, limiter: RateLimiter, clock: Clock, *, slack: float = DEFAULT_SLACK
     ) -> None:
         self.client = client
-        self.pacer = _Pacer(limiter, APP_MEMBER_LIMITS, clock, slack)
+        self.pacer = Pacer(limiter, APP_MEMBER_LIMITS, clock, slack)
 
     def _members(self, message: OutboundMessage) -> list[str]:
         touser = message.payload.get("touser") or message.destination
@@ -212,7 +213,7 @@ class AppMessageSender:
 
     async def send(self, message: OutboundMessage) -> None:
         members = self._members(message)
-        msgtype, content = _body(message)
+        msgtype, content = message_body(message)
         safe = _int(message, "safe", 0)
         duplicate_check = _int(message, "enable_duplicate_check", 0)
         interval = _int(message, "duplicate_check_interval", 1800)
@@ -244,10 +245,10 @@ class WebhookSender:
 
     def __init__(self, client: Webhooks, limiter: RateLimiter, clock: Clock, *, slack: float = DEFAULT_SLACK) -> None:
         self.client = client
-        self.pacer = _Pacer(limiter, WEBHOOK_LIMITS, clock, slack)
+        self.pacer = Pacer(limiter, WEBHOOK_LIMITS, clock, slack)
 
     async def send(self, message: OutboundMessage) -> None:
-        msgtype, content = _body(message)
+        msgtype, content = message_body(message)
         robot = _digest(message.destination)
         await self.pacer.send(
             [f"{WECOM_WEBHOOK}:{robot}"],
@@ -262,10 +263,10 @@ class AppChatSender:
 
     def __init__(self, client: AppChats, limiter: RateLimiter, clock: Clock, *, slack: float = DEFAULT_SLACK) -> None:
         self.client = client
-        self.pacer = _Pacer(limiter, APPCHAT_LIMITS, clock, slack)
+        self.pacer = Pacer(limiter, APPCHAT_LIMITS, clock, slack)
 
     async def send(self, message: OutboundMessage) -> None:
-        msgtype, content = _body(message)
+        msgtype, content = message_body(message)
         chatid = message.destination
         safe = _int(message, "safe", 0)
         await self.pacer.send(

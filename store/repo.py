@@ -373,6 +373,16 @@ async def mark_failed(
     await conn.execute(update(outbox).where(outbox.c.id == message_id, outbox.c.lease_owner == owner).values(**values))
 
 
+async def defer(conn: AsyncConnection, message_id: int, *, owner: str, until: datetime) -> None:
+    """Not attempted (its destination is at its rate limit): back in the queue from ``until``, attempts and last
+    error unchanged."""
+    await conn.execute(
+        update(outbox)
+        .where(outbox.c.id == message_id, outbox.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None, next_attempt_at=until)
+    )
+
+
 async def dead_letters(conn: AsyncConnection, limit: int = 100) -> list[RowMapping]:
     result = await conn.execute(
         select(outbox).where(outbox.c.status == "dead").order_by(outbox.c.id.desc()).limit(limit)
