@@ -188,7 +188,8 @@ def _int(message: OutboundMessage, name: str, default: int) -> int:
 
 class AppMessageSender:
     """Channel ``wecom_app``: ``{"touser": [...] or "a|b", "msgtype": ..., "content": {...}}`` through
-    ``message/send`` (``safe``, ``enable_duplicate_check``, ``duplicate_check_interval`` pass through). Without
+    ``message/send`` (``safe``, ``enable_duplicate_check`` (default 1: WeCom drops the same message re-sent within
+    ``duplicate_check_interval``, 1800 s by default), ``duplicate_check_interval`` pass through). Without
     ``touser`` the destination names the members. Paced per member; ``@all``, parties and tags cannot be, so they
     are refused. Members WeCom does not know are logged and skipped; if none is valid, 81013 dead-letters it."""
 
@@ -215,7 +216,9 @@ class AppMessageSender:
         members = self._members(message)
         msgtype, content = message_body(message)
         safe = _int(message, "safe", 0)
-        duplicate_check = _int(message, "enable_duplicate_check", 0)
+        # on unless the message says otherwise: a message sent again after a crash between sending and recording
+        # it is then dropped by WeCom instead of reaching the member twice
+        duplicate_check = _int(message, "enable_duplicate_check", 1)
         interval = _int(message, "duplicate_check_interval", 1800)
         # userids are case-insensitive in WeCom
         keys = [f"{WECOM_APP}:{self.client.agent_id}:{m.lower()}" for m in members]

@@ -28,7 +28,7 @@ from bot.wecom.errors import (
 )
 from bot.wecom.fake import Delivered, FakeWeCom, serve
 from bot.wecom.tokens import MemoryTokenStore
-from notifiers.outbox import OutboxWorker
+from notifiers.outbox import OutboundMessage, OutboxWorker
 from notifiers.ratelimit import Limit, LimiterUnavailable, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from notifiers.wecom import (
     AIBOT_RESPONSE,
@@ -461,3 +461,43 @@ async def test_waiting_for_a_slot_is_not_a_failed_attempt(rig: Rig) -> None:
     assert {r["attempts"] for r in rows} == {1}
     assert len(rig.fake.messages_to(userid="wuhao")) == 35
     assert rig.fake.dropped == []
+
+
+# --- crashes: nothing lost, nothing twice ----------------------------------------------------------------------------
+
+
+async def claim_and_die(rig: Rig, limit: int = 1) -> list[Any]:
+    """A process claims messages (its lease: one minute) and dies before it records anything."""
+    now = rig.clock.now()
+    async with rig.store.transaction() as conn:
+        return list(
+            await repo.claim_due(conn, owner="dead-process", now=now, lease_until=now + MINUTE, limit=limit)
+        )
+
+
+async def test_a_crash_between_persisting_and_sending_then_restart_delivers_once(rig: Rig) -> None:
+    await rig.enqueue(WECOM_APP, "wuhao", texts(3))
+    claimed = await claim_and_die(rig, limit=3)
+    assert len(claimed) == 3
+    survivor = rig.worker(owner="restarted")
+    assert await survivor.run_once() == 0  # the dead process's lease still holds
+    rig.clock.advance(seconds=61)
+    await drain([survivor], rig.clock, minutes=1)
+    assert len(rig.fake.messages_to(userid="wuhao")) == 3
+    assert {(r["status"], r["attempts"]) for r in await rig.rows()} == {("sent", 1)}
+
+
+async def test_a_crash_between_sending_and_recording_then_restart_reaches_the_member_once(rig: Rig) -> None:
+    await rig.enqueue(WECOM_APP, "wuhao", texts(1))
+    [row] = await claim_and_die(rig)
+    dying = rig.worker(owner="dead-process")
+    await dying.senders[WECOM_APP].send(
+        OutboundMessage(row["id"], row["channel"], row["destination"], row["idempotency_key"], row["payload"], 0)
+    )
+    rig.clock.advance(seconds=61)
+    await drain([rig.worker(owner="restarted")], rig.clock, minutes=1)
+    # sent twice, as at-least-once delivery must; WeCom's duplicate check drops the repeat
+    assert rig.fake.stats["/cgi-bin/message/send"].requests == 2
+    assert len(rig.fake.messages_to(userid="wuhao")) == 1
+    assert [d.reason for d in rig.fake.dropped] == ["duplicate_check"]
+    assert [r["status"] for r in await rig.rows()] == ["sent"]
