@@ -224,6 +224,12 @@ class Office(_Model):
 
     name: Text
     unit: UnitCode  # the dispatcher unit: fallback target of routing
+    # the robot's answer when someone opens a chat with it ({office} is the name above); blank: no answer
+    welcome: OptionalText = "您好，这里是{office}工单助手：新工单和临期提醒会推送到工作群，发送“帮助”查看可用命令。"
+
+    @property
+    def welcome_text(self) -> str | None:
+        return self.welcome.replace("{office}", self.name) if self.welcome else None
 
 
 class ServiceWindow(_Model):

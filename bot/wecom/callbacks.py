@@ -18,6 +18,7 @@ The callback ``timestamp`` is not held to a window: WeCom's retries reuse it, an
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import NoReturn
@@ -26,9 +27,9 @@ from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.web.errors import ApiError, json_error
-from bot.web.keys import CLOCK, WECOM_CALLBACKS, WECOM_INBOUND
+from bot.web.keys import CLOCK, CONFIG, WECOM_CALLBACKS, WECOM_INBOUND
 from bot.wecom.crypto import CallbackCrypto, CallbackCryptoError, raw_query_param
-from bot.wecom.events import InboundEvent
+from bot.wecom.events import EnterChat, InboundEvent
 from bot.wecom.inbound import AIBOT_SOURCE, APP_SOURCE
 from bot.wecom.parse import MalformedCallback, parse_aibot_envelope, parse_aibot_json, parse_app_envelope, parse_app_xml
 from config.loader import ConfigError, ConfigIssue
@@ -173,7 +174,7 @@ async def _open(request: web.Request, source: str, envelope: Callable[[bytes], s
 
 async def _accept(
     request: web.Request, source: str, parse: Callable[[bytes, datetime], InboundEvent], plain: bytes, raw: str
-) -> None:
+) -> InboundEvent:
     received_at = request.app[CLOCK].now()
     try:
         event = parse(plain, received_at)
@@ -185,6 +186,7 @@ async def _accept(
         # WeCom retries a callback that is not answered 200: nothing is lost while the store is down
         log.exception("wecom %s callback not stored", source)
         raise ApiError(503, "store_unavailable", "the callback could not be stored; WeCom will retry") from None
+    return event
 
 
 def _app_event(data: bytes, _received_at: datetime) -> InboundEvent:
@@ -204,6 +206,16 @@ async def receive_app(request: web.Request) -> web.Response:
 
 async def receive_aibot(request: web.Request) -> web.Response:
     plain, raw = await _open(request, AIBOT_SOURCE, parse_aibot_envelope)
-    await _accept(request, AIBOT_SOURCE, _aibot_event, plain, raw)
-    # no passive reply yet (issue 4): an empty 200 tells WeCom the callback arrived
+    event = await _accept(request, AIBOT_SOURCE, _aibot_event, plain, raw)
+    welcome = request.app[CONFIG].office.welcome_text
+    if isinstance(event, EnterChat) and welcome:
+        # the one answer known before processing: the welcome, as a passive reply (also on WeCom's retry, whose
+        # first answer was lost). Everything else is answered later, through response_url or the API.
+        crypto = request.app[WECOM_CALLBACKS][AIBOT_SOURCE]
+        timestamp = str(int(request.app[CLOCK].now().timestamp()))
+        reply = crypto.encrypt_json_reply(
+            {"msgtype": "text", "text": {"content": welcome}}, secrets.token_hex(8), timestamp
+        )
+        return web.Response(text=reply, content_type="application/json")
+    # an empty 200 tells WeCom the callback arrived
     return web.Response(status=200)

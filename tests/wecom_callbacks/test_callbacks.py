@@ -412,6 +412,42 @@ async def test_robot_card_click(client: Client) -> None:
     assert len(seen(client)) == 1
 
 
+async def test_robot_enter_chat_is_answered_with_the_welcome_as_a_passive_reply(client: Client) -> None:
+    enter = robot_json("event", msgid="enter-1", chattype="single", event={"eventtype": "enter_chat"})
+    for _ in range(2):  # WeCom's retry (its first answer lost) is welcomed again, and processed once
+        response = await post_robot(client, enter)
+        assert response.status == 200
+        assert response.content_type == "application/json"
+        reply = await response.json()
+        assert set(reply) == {"encrypt", "msgsignature", "timestamp", "nonce"}
+        assert reply["msgsignature"] == ROBOT.signature(reply["timestamp"], reply["nonce"], reply["encrypt"])
+        plain = ROBOT.decrypt(reply["msgsignature"], reply["timestamp"], reply["nonce"], reply["encrypt"])
+        welcome = json.loads(plain)
+        assert welcome["msgtype"] == "text"
+        assert welcome["text"]["content"].startswith("您好，这里是演示街道12345热线办工单助手")
+    await processor(client).drain()
+    assert [type(e).__name__ for e in seen(client)] == ["EnterChat"]
+    # a message is answered with an empty 200: its reply comes later, through response_url
+    response = await post_robot(client, robot_json("text", text={"content": "@机器人 帮助"}))
+    assert (response.status, await response.read()) == (200, b"")
+
+
+async def test_no_welcome_when_the_office_sets_none(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    database_url: str,
+    settings_for: Callable[..., Settings],
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+) -> None:
+    office = sandbox_config.office.model_copy(update={"welcome": None})
+    config = sandbox_config.model_copy(update={"office": office})
+    app = create_app(settings_for(database_url, **WECOM_ENV), config, clock=clock, run_workers=False)
+    client = await aiohttp_client(app)
+    enter = robot_json("event", msgid="enter-2", chattype="single", event={"eventtype": "enter_chat"})
+    response = await post_robot(client, enter)
+    assert (response.status, await response.read()) == (200, b"")
+
+
 def robot_post(encrypt: str, signed_by: CallbackCrypto = ROBOT) -> tuple[str, bytes]:
     return query(signed_by, encrypt), json.dumps({"encrypt": encrypt}).encode()
 
