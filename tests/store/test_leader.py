@@ -1,0 +1,137 @@
+"""Leader election on the shared database: one process runs the work, another takes over when it dies. Time is
+a ticker the test moves: every sleep of a Leader waits for the test's tick, nothing sleeps for real."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from store.db import create_engine
+from store.leader import Leader, lock_key
+
+
+class Ticker:
+    """A Leader's sleep: each call waits until the test ticks."""
+
+    def __init__(self) -> None:
+        self._ticks: asyncio.Queue[None] = asyncio.Queue()
+        self.waiting = asyncio.Event()
+
+    async def sleep(self, _seconds: float) -> None:
+        self.waiting.set()
+        await self._ticks.get()
+        self.waiting.clear()
+
+    async def tick(self) -> None:
+        """Lets one pending sleep end, and waits until the leader sleeps again (its step is done)."""
+        self.waiting.clear()
+        self._ticks.put_nowait(None)
+        await self.waiting.wait()
+
+
+@pytest.fixture
+async def engines(database_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    first, second = create_engine(database_url), create_engine(database_url)
+    yield first, second
+    await first.dispose()
+    await second.dispose()
+
+
+def test_lock_keys_are_stable_signed_64_bit() -> None:
+    assert lock_key("aibot") == lock_key("aibot") != lock_key("deadlines")
+    assert -(2**63) <= lock_key("aibot") < 2**63
+
+
+async def test_one_runs_the_other_takes_over_when_it_dies(engines: tuple[AsyncEngine, AsyncEngine]) -> None:
+    first_engine, second_engine = engines
+    name = f"test-{uuid.uuid4().hex}"
+    tickers = Ticker(), Ticker()
+    leaders = [Leader(e, name, sleep=t.sleep) for e, t in zip(engines, tickers, strict=True)]
+    running: list[int] = []
+    stopped: list[int] = []
+
+    def work(i: int) -> Callable[[], Awaitable[None]]:
+        async def body() -> None:
+            running.append(i)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                stopped.append(i)
+
+        return body
+
+    first = asyncio.create_task(leaders[0].run(work(0)))
+    await leaders[0].leading.wait()
+    if first_engine.dialect.name != "postgresql":
+        # SQLite: the embedded single process is the leader, no lock involved
+        assert running == [0]
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert stopped == [0]
+        return
+
+    second = asyncio.create_task(leaders[1].run(work(1)))
+    await tickers[1].waiting.wait()  # the second found the lock taken and stands by
+    await tickers[0].waiting.wait()  # the first watches its session
+    assert running == [0]
+    await tickers[1].tick()
+    assert running == [0]
+    assert not leaders[1].leading.is_set()
+
+    # the first process's session dies (a partition, a database restart): its work stops at the next check, and
+    # it takes the lock again on a new session (nobody else had asked in between)
+    await terminate_holder(second_engine, name)
+    await tickers[0].tick()
+    await asyncio.sleep(0)
+    assert stopped == [0]
+    assert running == [0, 0]
+    assert leaders[0].leading.is_set()
+
+    # then the first process crashes outright: its session ends, and its lock with it; the second takes over
+    await terminate_holder(second_engine, name)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert not leaders[0].leading.is_set()
+    await tickers[1].tick()
+    assert leaders[1].leading.is_set()
+    assert running == [0, 0, 1]
+
+    second.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    assert stopped == [0, 0, 1]
+
+
+async def terminate_holder(engine: AsyncEngine, name: str) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND ((classid::bigint << 32) | objid::bigint) = :k"
+            ),
+            {"k": lock_key(name)},
+        )
+
+
+async def test_work_that_returns_or_fails_releases_the_lock(engines: tuple[AsyncEngine, AsyncEngine]) -> None:
+    name = f"test-{uuid.uuid4().hex}"
+    done: list[str] = []
+
+    async def finishes() -> None:
+        done.append("ran")
+
+    async def fails() -> None:
+        raise RuntimeError("boom")
+
+    await Leader(engines[0], name).run(finishes)
+    with pytest.raises(RuntimeError, match="boom"):
+        await Leader(engines[1], name).run(fails)  # it got the lock: the first released it
+    await Leader(engines[0], name).run(finishes)
+    assert done == ["ran", "ran"]
