@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
@@ -24,6 +24,8 @@ from bot.services.tickets import SYNC_CHANNEL, TicketService
 from bot.web import openapi, ops
 from bot.web.errors import error_middleware
 from bot.web.keys import (
+    AIBOT_CONNECTION,
+    AIBOT_LEADER,
     CALENDAR,
     CLOCK,
     CONFIG,
@@ -38,14 +40,17 @@ from bot.web.keys import (
 )
 from bot.wecom import callbacks as wecom_callbacks
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
-from bot.wecom.inbound import InboundProcessor, RecordingSink
+from bot.wecom.inbound import AIBOT_SOURCE, InboundProcessor, RecordingSink
+from bot.wecom.longconn import AibotLongConnection
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from config.model import BotConfig
 from config.settings import Settings
+from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from notifiers.wecom import wecom_senders
 from store.db import create_engine, migrate
+from store.leader import Leader
 from store.redis import create_redis
 from store.repo import Store
 
@@ -81,13 +86,16 @@ def create_app(
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_http_session)
-    if run_workers:
-        app.cleanup_ctx.append(_outbox_worker)
     callbacks = wecom_callbacks.configured(settings)
     if callbacks:
         app[WECOM_CALLBACKS] = callbacks
-        app.cleanup_ctx.append(_wecom_inbound)
         app.add_routes(wecom_callbacks.routes_for(callbacks))
+    if callbacks or settings.aibot_long_connection:
+        app.cleanup_ctx.append(_wecom_inbound)
+    if settings.aibot_long_connection:
+        app.cleanup_ctx.append(_aibot_long_connection)  # after the inbox it feeds, before the outbox that uses it
+    if run_workers:
+        app.cleanup_ctx.append(_outbox_worker)
     app.add_routes(hotline_api.routes)
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)
@@ -165,7 +173,7 @@ def _wecom_senders(app: web.Application) -> dict[str, Sender]:
             tokens=tokens,
             clock=seconds,
         )
-    return wecom_senders(
+    senders = wecom_senders(
         limiter=limiter,
         clock=clock,
         app=app_client,
@@ -173,14 +181,55 @@ def _wecom_senders(app: web.Application) -> dict[str, Sender]:
         webhook=WebhookClient(session, base_url=base),
         response_url=ResponseUrlClient(session, base_url=base),
     )
+    if AIBOT_CONNECTION in app:
+        senders[AIBOT_WS] = AibotWsSender(app[AIBOT_CONNECTION], limiter, clock)
+    return senders
 
 
 async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
     """WeCom callbacks accepted by the routes are processed here, after their answer; rows a crash left pending
     are recovered in the background at start."""
-    callbacks = app[WECOM_CALLBACKS]
-    processor = InboundProcessor(app[STORE], RecordingSink(), app[CLOCK], sources=list(callbacks))
+    sources: set[str] = set()
+    if WECOM_CALLBACKS in app:
+        callbacks = app[WECOM_CALLBACKS]
+        sources.update(callbacks)
+    if app[SETTINGS].aibot_long_connection:
+        sources.add(AIBOT_SOURCE)
+    processor = InboundProcessor(app[STORE], RecordingSink(), app[CLOCK], sources=sorted(sources))
     app[WECOM_INBOUND] = processor
     processor.start()
     yield
     await processor.close()
+
+
+async def _aibot_long_connection(app: web.Application) -> AsyncIterator[None]:
+    """The intelligent robot's long connection (WECOM_AIBOT_BOT_ID and WECOM_AIBOT_SECRET): callbacks arrive over a
+    WebSocket the bot opens and go through the inbox like the callback URL's; the outbox pushes through it. WeCom
+    keeps one connection per robot, so of several bot processes only the leader (:class:`store.leader.Leader`, a
+    PostgreSQL advisory lock) connects; another takes over when it dies."""
+    settings = app[SETTINGS]
+    bot_id = settings.wecom_aibot_bot_id or ""
+    connection = AibotLongConnection(
+        app[HTTP_SESSION],
+        bot_id=bot_id,
+        secret=settings.wecom_aibot_secret or "",
+        url=settings.wecom_aibot_ws_url,
+        inbound=app[WECOM_INBOUND],
+        clock=app[CLOCK],
+    )
+    leader = Leader(app[STORE].engine, f"aibot-long-connection:{bot_id}")
+    app[AIBOT_CONNECTION] = connection
+    app[AIBOT_LEADER] = leader
+    task = asyncio.create_task(_lead(leader, connection.run), name="aibot-leader")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await connection.close()
+
+
+async def _lead(leader: Leader, work: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await leader.run(work)
+    except Exception:
+        log.exception("%s stopped", leader.name)

@@ -57,6 +57,10 @@ class Settings(BaseModel):
     wecom_app_aes_key: str | None = Field(default=None, repr=False)
     wecom_aibot_token: str | None = Field(default=None, repr=False)
     wecom_aibot_aes_key: str | None = Field(default=None, repr=False)
+    # the intelligent robot's long connection (on when BotID and Secret are both set)
+    wecom_aibot_bot_id: str | None = None
+    wecom_aibot_secret: str | None = Field(default=None, repr=False)
+    wecom_aibot_ws_url: str = "wss://openws.work.weixin.qq.com"
     hotline_ingest_secret: SecretStr | None = None
     api_token: SecretStr | None = None
     log_format: Literal["json", "text"] = "json"
@@ -76,6 +80,9 @@ class Settings(BaseModel):
         "wecom_app_aes_key": "WECOM_APP_AES_KEY",
         "wecom_aibot_token": "WECOM_AIBOT_TOKEN",
         "wecom_aibot_aes_key": "WECOM_AIBOT_AES_KEY",
+        "wecom_aibot_bot_id": "WECOM_AIBOT_BOT_ID",
+        "wecom_aibot_secret": "WECOM_AIBOT_SECRET",
+        "wecom_aibot_ws_url": "WECOM_AIBOT_WS_URL",
         "hotline_ingest_secret": "HOTLINE_INGEST_SECRET",
         "api_token": "API_TOKEN",
         "log_format": "LOG_FORMAT",
@@ -116,6 +123,19 @@ class Settings(BaseModel):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f'must be an http(s) URL (got "{value}")')
         return value
+
+    @field_validator("wecom_aibot_ws_url")
+    @classmethod
+    def _aibot_ws_url(cls, value: str) -> str:
+        value = value.strip()
+        if not re.match(r"^wss?://[^/\s]+", value, re.I):
+            raise ValueError(f'must be a ws:// or wss:// URL (got "{value}")')
+        return value
+
+    @field_validator("wecom_aibot_bot_id", "wecom_aibot_secret")
+    @classmethod
+    def _stripped(cls, value: str | None) -> str | None:
+        return value.strip() if value is not None else None
 
     @field_validator("wecom_app_agent_id")
     @classmethod
@@ -164,8 +184,16 @@ class Settings(BaseModel):
 
     @property
     def wecom_configured(self) -> bool:
-        """A corp id and a way to talk to WeCom (app secret or intelligent-robot token)."""
-        return bool(self.wecom_corp_id and (self.wecom_app_secret or self.wecom_aibot_token))
+        """A way to talk to WeCom: a corp id with an app secret or intelligent-robot token, or the robot's long
+        connection (BotID and Secret)."""
+        return self.aibot_long_connection or bool(
+            self.wecom_corp_id and (self.wecom_app_secret or self.wecom_aibot_token)
+        )
+
+    @property
+    def aibot_long_connection(self) -> bool:
+        """The intelligent robot's long connection is on: its BotID and Secret are both set."""
+        return bool(self.wecom_aibot_bot_id and self.wecom_aibot_secret)
 
     @property
     def is_sqlite(self) -> bool:

@@ -55,6 +55,9 @@ class Deferred(DeliveryError):
 
 
 class Sender(Protocol):
+    """Sends one message. A sender may also have a ``ready`` property: while it is False, the worker leaves that
+    channel's messages in the queue for a process (or a moment) that can send them."""
+
     async def send(self, message: OutboundMessage) -> None: ...
 
 
@@ -95,6 +98,9 @@ class OutboxWorker:
         """Claims and sends what is due now; returns how many messages were attempted."""
         if not self.senders:
             return 0
+        channels = [name for name, sender in self.senders.items() if getattr(sender, "ready", True)]
+        if not channels:
+            return 0
         now = self.clock.now()
         async with self.store.transaction() as conn:
             rows = await repo.claim_due(
@@ -103,7 +109,7 @@ class OutboxWorker:
                 now=now,
                 lease_until=now + self.lease,
                 limit=self.batch,
-                channels=list(self.senders),
+                channels=channels,
             )
         for row in rows:
             await self._deliver(

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from bot.web.ops import Metrics
     from bot.wecom.crypto import CallbackCrypto
     from bot.wecom.inbound import InboundProcessor
+    from bot.wecom.longconn import AibotLongConnection
+    from store.leader import Leader
     from store.repo import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -32,3 +34,6 @@ REDIS: web.AppKey[Any] = web.AppKey("redis")  # redis.asyncio.Redis, or None wit
 # WeCom callbacks, present only when their credentials are configured: inbox source -> crypto, and the processor
 WECOM_CALLBACKS: web.AppKey[Mapping[str, CallbackCrypto]] = web.AppKey("wecom_callbacks")
 WECOM_INBOUND: web.AppKey[InboundProcessor] = web.AppKey("wecom_inbound")
+# the intelligent robot's long connection, when configured, and the election of the one process that holds it
+AIBOT_CONNECTION: web.AppKey[AibotLongConnection] = web.AppKey("aibot_connection")
+AIBOT_LEADER: web.AppKey[Leader] = web.AppKey("aibot_leader")

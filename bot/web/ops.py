@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from sqlalchemy import text
 
 from bot.web.errors import Handler, json_response
-from bot.web.keys import CALENDAR, CLOCK, METRICS, REDIS, STORE
+from bot.web.keys import AIBOT_CONNECTION, AIBOT_LEADER, CALENDAR, CLOCK, METRICS, REDIS, STORE
 from store import repo
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,17 @@ async def healthz(request: web.Request) -> web.Response:
     if not coverage.ok:
         calendar["warning"] = coverage.warning()
     checks["calendar"] = calendar
-    status = "fail" if not healthy else ("ok" if coverage.ok else "degraded")
+    degraded = not coverage.ok
+    connection = app.get(AIBOT_CONNECTION)
+    if connection is not None:
+        leading = AIBOT_LEADER in app and app[AIBOT_LEADER].leading.is_set()
+        if not leading:
+            checks["wecom_aibot"] = {"status": "standby", "detail": "another process holds the long connection"}
+        else:
+            up = connection.subscribed
+            checks["wecom_aibot"] = {"status": "ok" if up else "down", "state": connection.state}
+            degraded = degraded or not up
+    status = "fail" if not healthy else ("degraded" if degraded else "ok")
     return json_response({"status": status, "checks": checks}, status=200 if healthy else 503)
 
 

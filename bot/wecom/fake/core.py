@@ -15,6 +15,8 @@ from aiohttp import web
 
 from bot.wecom.fake import errors as E
 from bot.wecom.fake.errors import ApiError
+from bot.wecom.fake.longconn import KINDS as AIBOT_KINDS
+from bot.wecom.fake.longconn import AibotHub
 from bot.wecom.fake.model import (
     FAULTS,
     App,
@@ -81,6 +83,8 @@ class FakeWeCom:
         webhook_per_minute: int = 20,
         slow_delay: float = 6.0,
         base_url: str | None = None,
+        aibots: Mapping[str, str] | None = None,
+        aibot_heartbeat_timeout: float = 90.0,
     ) -> None:
         self.corp_id = corp_id
         self.apps = {secret: App(secret, agentid_of(agentid)) for secret, agentid in secrets.items()}
@@ -112,6 +116,8 @@ class FakeWeCom:
         self._recent_bodies: dict[tuple[int, str], datetime] = {}
         self._faults: list[InjectedFault] = []
         self._app: web.Application | None = None
+        # intelligent robots on the long connection: bot_id -> secret (``bot.wecom.fake.longconn``)
+        self.aibot = AibotHub(self, aibots or {}, heartbeat_timeout=aibot_heartbeat_timeout)
 
     # ---- what tests use ---------------------------------------------------------------------------------------
 
@@ -129,13 +135,15 @@ class FakeWeCom:
     def messages_to(
         self, userid: str | None = None, chatid: str | None = None, webhook_key: str | None = None
     ) -> list[Delivered]:
-        """Delivered messages for one member (app messages), one group chat or one robot; all of them without an
-        argument. Card updates and intelligent-robot replies are in ``delivered`` (kinds update_card, response_url)."""
+        """Delivered messages for one member (app messages), one chat (the app's group chat, or what an intelligent
+        robot sent into the chat over its long connection: a group's chatid, a userid for the 1:1 chat) or one
+        robot; all of them without an argument. Card updates and response_url replies are in ``delivered`` (kinds
+        update_card, response_url)."""
         found = self.delivered
         if userid is not None:
             found = [d for d in found if d.kind == "app" and d.to["touser"].lower() == userid.lower()]
         if chatid is not None:
-            found = [d for d in found if d.kind == "appchat" and d.to["chatid"] == chatid]
+            found = [d for d in found if d.kind in ("appchat", *AIBOT_KINDS) and d.to["chatid"] == chatid]
         if webhook_key is not None:
             found = [d for d in found if d.kind == "webhook" and d.to["webhook_key"] == webhook_key]
         return list(found)

@@ -105,6 +105,9 @@ def make_app(fake: FakeWeCom) -> web.Application:
     app[FAKE] = fake
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, _endpoint(fake, handler))
+    # the intelligent robot's long connection (WeCom's wss://openws.work.weixin.qq.com has no path)
+    app.router.add_get("/", fake.aibot.handle)
+    app.on_shutdown.append(fake.aibot.close_all)
     return app
 
 

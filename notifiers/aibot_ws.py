@@ -1,0 +1,78 @@
+"""Outbox sender for the intelligent robot's proactive pushes (``aibot_send_msg``) over its long connection.
+
+Channel ``aibot_ws``: the payload is ``{"chatid": ..., "msgtype": t, t: {...}}`` (or ``"content": {...}``, as the
+other WeCom channels take it); without ``chatid`` the destination is the chat. ``chatid`` is a group's chatid, or a
+userid for the robot's 1:1 chat with that user. WeCom takes ``markdown``, ``template_card`` and media here; another
+msgtype is dead-lettered.
+
+While the connection is down nothing is sent and nothing is lost: the sender is not :attr:`AibotWsSender.ready`, so
+the outbox does not claim its messages at all (a process that is not the connection's leader never does), and one
+claimed just before a drop is deferred, without taking a rate-limit slot or using up an attempt. A send cut off by
+a drop (no answer from WeCom) is a failed attempt and is retried with backoff, so such a message can arrive twice
+(``aibot_send_msg`` has no idempotency key).
+
+Pacing: WeCom documents no limit for ``aibot_send_msg`` (page 101463 and the SDK name none), so each chat is held
+to the group robot webhook's documented 20 messages a minute, through the shared :class:`RateLimiter` as the other
+senders do. Errcodes map as for the HTTP API (:func:`notifiers.wecom.delivery_error`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from bot.clock import Clock
+from notifiers.outbox import Deferred, DeliveryError, OutboundMessage
+from notifiers.ratelimit import Limit, RateLimiter
+from notifiers.wecom import DEFAULT_SLACK, Pacer, message_body
+
+AIBOT_WS = "aibot_ws"
+AIBOT_SEND_LIMITS = (Limit(20, 60),)  # assumed: the webhook's 20 a minute, per chat
+RECONNECT_WAIT = 5.0  # seconds a message claimed while the connection is down waits before it is looked at again
+
+
+class AibotPushes(Protocol):
+    """:class:`bot.wecom.longconn.AibotLongConnection`'s proactive send."""
+
+    bot_id: str
+
+    @property
+    def subscribed(self) -> bool: ...
+
+    @property
+    def state(self) -> str: ...
+
+    async def send(self, chatid: str, body: Mapping[str, Any]) -> Mapping[str, Any]: ...
+
+
+class AibotWsSender:
+    """Channel ``aibot_ws``: one ``aibot_send_msg`` per message, paced per chat."""
+
+    def __init__(
+        self, connection: AibotPushes, limiter: RateLimiter, clock: Clock, *, slack: float = DEFAULT_SLACK
+    ) -> None:
+        self.connection = connection
+        self.pacer = Pacer(limiter, AIBOT_SEND_LIMITS, clock, slack)
+
+    @property
+    def ready(self) -> bool:
+        """Whether the connection is up: the outbox claims this channel's messages only then."""
+        return self.connection.subscribed
+
+    async def send(self, message: OutboundMessage) -> None:
+        chatid = message.payload.get("chatid") or message.destination
+        if not isinstance(chatid, str) or not chatid.strip():
+            raise DeliveryError(f"malformed {AIBOT_WS} payload: no chatid", permanent=True)
+        msgtype, content = message_body(message)
+        if not self.connection.subscribed:
+            # before the pacer: a send that cannot happen takes no slot
+            raise Deferred(
+                f"the robot's long connection is down ({self.connection.state}); waiting for it",
+                retry_after=RECONNECT_WAIT,
+            )
+        body = {"msgtype": msgtype, msgtype: dict(content)}
+        await self.pacer.send(
+            [f"{AIBOT_WS}:{self.connection.bot_id}:{chatid}"],
+            f"chat {chatid}",
+            lambda: self.connection.send(chatid, body),
+        )

@@ -1,0 +1,309 @@
+"""The long connection with the real inbox and outbox, on both databases: frames persisted before they are
+processed, WeCom's duplicates applied once, proactive pushes that survive a lost connection and arrive once, and
+the app wiring it all from the environment."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from bot.app import OUTBOX, create_app
+from bot.clock import FrozenClock
+from bot.web.keys import AIBOT_CONNECTION, AIBOT_LEADER, STORE, WECOM_CALLBACKS, WECOM_INBOUND
+from bot.wecom.events import CardClick, TextMessage
+from bot.wecom.fake import FakeWeCom
+from bot.wecom.inbound import AIBOT_SOURCE, InboundProcessor, RecordingSink, reparse
+from config.model import BotConfig
+from config.settings import Settings
+from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
+from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, OutboxWorker
+from notifiers.ratelimit import MemoryRateLimiter
+from store import repo
+from store.models import inbox as inbox_table
+from store.models import outbox
+from store.repo import Store
+from tests.wecom_longconn.conftest import BOT, SECRET, Connect, RecordingInbox, Sleeper
+
+Client = TestClient[Any, Any]
+
+
+@pytest.fixture
+async def processor(store: Store, clock: FrozenClock) -> AsyncIterator[InboundProcessor]:
+    processor = InboundProcessor(store, RecordingSink(), clock, sources=[AIBOT_SOURCE])
+    yield processor
+    await processor.close()
+
+
+@pytest.fixture
+def inbox(processor: InboundProcessor) -> RecordingInbox:
+    return RecordingInbox(processor)
+
+
+async def inbox_rows(store: Store) -> list[dict[str, Any]]:
+    async with store.reading() as conn:
+        result = await conn.execute(select(inbox_table).order_by(inbox_table.c.id))
+        return [dict(row) for row in result.mappings()]
+
+
+def sink_of(processor: InboundProcessor) -> RecordingSink:
+    assert isinstance(processor.sink, RecordingSink)
+    return processor.sink
+
+
+async def test_messages_are_persisted_then_processed_with_the_mention_removed(
+    fake: FakeWeCom, connect: Connect, inbox: RecordingInbox, processor: InboundProcessor, store: Store
+) -> None:
+    connection = connect()
+    await connection.wait_subscribed()
+    in_group = await fake.aibot.push_message(
+        BOT, "查询 2026112300123", userid="wuhao", chatid="grp01", robot_name="热线助手", msgid="m-group"
+    )
+    in_private = await fake.aibot.push_message(BOT, "我的工单", userid="lina", msgid="m-single")
+    await inbox.wait(2)
+    await processor.drain()
+
+    rows = await inbox_rows(store)
+    assert [(r["source"], r["dedup_key"], r["status"]) for r in rows] == [
+        (AIBOT_SOURCE, "aibot:msg:m-group", "done"),
+        (AIBOT_SOURCE, "aibot:msg:m-single", "done"),
+    ]
+    # the stored payload is the callback mode's plaintext: recovery re-parses it the same way
+    assert reparse(AIBOT_SOURCE, rows[0]["payload"], rows[0]["received_at"]) == sink_of(processor).events[0]
+
+    group, single = sink_of(processor).events
+    assert isinstance(group, TextMessage)
+    assert isinstance(single, TextMessage)
+    assert (group.text, group.chat_type, group.chat_id, group.sender.userid) == (
+        "查询 2026112300123",
+        "group",
+        "grp01",
+        "wuhao",
+    )
+    assert (single.text, single.chat_type, single.chat_id) == ("我的工单", "single", None)
+    assert group.response_url is not None
+    assert connection.req_id_for(group) == in_group
+    assert connection.req_id_for(single) == in_private
+
+
+async def test_a_frame_delivered_twice_is_processed_once(
+    fake: FakeWeCom, connect: Connect, inbox: RecordingInbox, processor: InboundProcessor, store: Store
+) -> None:
+    connection = connect()
+    await connection.wait_subscribed()
+    req_id = await fake.aibot.push_message(BOT, "催办", userid="wuhao", msgid="m-1")
+    await fake.aibot.redeliver(req_id)  # the very same frame
+    await fake.aibot.push_message(BOT, "催办", userid="wuhao", msgid="m-1")  # the same msgid, another frame
+    await inbox.wait(3)
+    await processor.drain()
+    assert [fresh for *_, fresh in inbox.calls] == [True, False, False]
+    assert len(await inbox_rows(store)) == 1
+    assert len(sink_of(processor).events) == 1
+
+
+async def test_a_card_click_reaches_the_sink_and_the_card_is_updated(
+    fake: FakeWeCom, connect: Connect, inbox: RecordingInbox, processor: InboundProcessor
+) -> None:
+    connection = connect()
+    await connection.wait_subscribed()
+    await fake.aibot.push_event(
+        BOT, "template_card_event", userid="wuhao", chatid="grp01", event_key="accept", task_id="ticket-123"
+    )
+    await inbox.wait(1)
+    await processor.drain()
+    [click] = sink_of(processor).events
+    assert isinstance(click, CardClick)
+    assert (click.event_key, click.task_id, click.sender.userid) == ("accept", "ticket-123", "wuhao")
+    req_id = connection.req_id_for(click)
+    assert req_id is not None
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "已接单"},
+        "task_id": "ticket-123",
+        "button_list": [{"text": "已接单", "key": "done"}],
+    }
+    await connection.update_card(req_id, {"template_card": card, "userids": ["wuhao"]})
+    [updated] = fake.aibot.deliveries(BOT)
+    assert updated.kind == "aibot_update_card"
+    assert updated.to["userids"] == ["wuhao"]
+
+
+async def enqueue(store: Store, clock: FrozenClock, payload: Mapping[str, Any], destination: str = "grp01") -> None:
+    async with store.transaction() as conn:
+        await repo.enqueue(
+            conn,
+            [
+                {
+                    "channel": AIBOT_WS,
+                    "destination": destination,
+                    "idempotency_key": f"{AIBOT_WS}:{uuid.uuid4().hex}",
+                    "ordering_key": None,
+                    "priority": 5,
+                    "payload": dict(payload),
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": clock.now(),
+                    "created_at": clock.now(),
+                }
+            ],
+        )
+
+
+async def outbox_rows(store: Store) -> list[dict[str, Any]]:
+    async with store.reading() as conn:
+        result = await conn.execute(select(outbox).order_by(outbox.c.id))
+        return [dict(row) for row in result.mappings()]
+
+
+async def test_a_push_while_disconnected_waits_in_the_outbox_and_arrives_once(
+    fake: FakeWeCom, connect: Connect, sleeper: Sleeper, store: Store, clock: FrozenClock
+) -> None:
+    connection = connect()
+    await connection.wait_subscribed()
+    worker = OutboxWorker(store, {AIBOT_WS: AibotWsSender(connection, MemoryRateLimiter(), clock)}, clock, owner="t")
+    sleeper.hold()
+    await fake.aibot.drop(BOT)  # the link is gone and the reconnect waits
+    await sleeper.wait_calls(1)
+    await enqueue(store, clock, {"chatid": "grp01", "msgtype": "markdown", "markdown": {"content": "新工单 124"}})
+
+    assert await worker.run_once() == 0  # not claimed while the connection is down
+    [row] = await outbox_rows(store)
+    assert (row["status"], row["attempts"], row["lease_owner"]) == ("pending", 0, None)
+    assert fake.aibot.deliveries(BOT) == []
+
+    # claimed just before the link dropped: deferred, not a failed attempt
+    sender = worker.senders[AIBOT_WS]
+    with pytest.raises(Deferred, match="long connection is down"):
+        await sender.send(OutboundMessage(row["id"], AIBOT_WS, "grp01", "k", row["payload"], 0))
+
+    sleeper.release()
+    await connection.wait_subscribed(2)
+    assert await worker.run_once() == 1  # sent as soon as the connection is back
+    clock.advance(seconds=600)
+    assert await worker.run_once() == 0
+    [row] = await outbox_rows(store)
+    assert row["status"] == "sent"
+    [delivered] = fake.messages_to(chatid="grp01")
+    assert delivered.kind == "aibot_send"
+    assert delivered.body["markdown"]["content"] == "新工单 124"
+
+
+async def test_the_sender_paces_each_chat_and_dead_letters_what_wecom_cannot_take(
+    fake: FakeWeCom, connect: Connect, clock: FrozenClock
+) -> None:
+    connection = connect()
+    await connection.wait_subscribed()
+    sender = AibotWsSender(connection, MemoryRateLimiter(), clock)
+
+    def message(payload: Mapping[str, Any], destination: str = "grp01") -> OutboundMessage:
+        return OutboundMessage(1, AIBOT_WS, destination, "k", payload, 0)
+
+    for i in range(20):
+        await sender.send(message({"msgtype": "markdown", "content": {"content": f"第{i}条"}}))
+    with pytest.raises(DeliveryError) as paced:
+        await sender.send(message({"msgtype": "markdown", "content": {"content": "第21条"}}))
+    assert not paced.value.permanent
+    assert paced.value.retry_after is not None
+    assert 59 < paced.value.retry_after <= 61
+    await sender.send(message({"msgtype": "markdown", "markdown": {"content": "另一个群"}}, destination="grp02"))
+    await sender.send(message({"chatid": "wuhao", "msgtype": "markdown", "markdown": {"content": "单聊"}}))
+    assert len(fake.messages_to(chatid="grp01")) == 20
+    assert len(fake.messages_to(chatid="grp02")) == 1
+    assert len(fake.messages_to(chatid="wuhao")) == 1
+
+    for bad in (
+        {"msgtype": "text", "text": {"content": "x"}},  # not a type aibot_send_msg takes
+        {"msgtype": "markdown"},  # no content
+        {"chatid": 5, "msgtype": "markdown", "markdown": {"content": "x"}},
+    ):
+        with pytest.raises(DeliveryError) as refused:
+            await sender.send(message(bad, destination="grp03"))
+        assert refused.value.permanent
+    fake.aibot.fail_next("aibot_send_msg", 40008)
+    with pytest.raises(DeliveryError) as rejected:  # WeCom's own refusal, mapped as the HTTP API's
+        await sender.send(message({"msgtype": "markdown", "markdown": {"content": "x"}}, destination="grp03"))
+    assert rejected.value.permanent
+
+
+async def test_the_app_runs_the_long_connection_from_the_environment(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    database_url: str,
+    settings_for: Callable[..., Settings],
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+    fake: FakeWeCom,
+) -> None:
+    settings = settings_for(
+        database_url,
+        WECOM_AIBOT_BOT_ID=BOT,
+        WECOM_AIBOT_SECRET=SECRET,
+        WECOM_AIBOT_WS_URL=fake.aibot.url,
+        WECOM_API_BASE=fake.base_url or "",
+    )
+    assert settings.aibot_long_connection
+    assert settings.wecom_configured  # no corp id needed
+    assert SECRET not in repr(settings)
+    client = await aiohttp_client(create_app(settings, sandbox_config, clock=clock))
+    app = client.app
+    assert WECOM_CALLBACKS not in app  # no callback URL: nothing inbound is open
+    assert app[WECOM_INBOUND].sources == (AIBOT_SOURCE,)
+    assert AIBOT_WS in app[OUTBOX].senders
+    connection = app[AIBOT_CONNECTION]
+    await connection.wait_subscribed()
+    await fake.aibot.push_message(BOT, "在吗", userid="wuhao", msgid="m-app")
+    await connection.wait_taken(1)
+    processor = app[WECOM_INBOUND]
+    await processor.drain()
+    [event] = sink_of(processor).events
+    assert isinstance(event, TextMessage)
+    async with app[STORE].reading() as conn:
+        row = await repo.inbound(conn, AIBOT_SOURCE, "aibot:msg:m-app")
+    assert row is not None
+
+
+async def test_of_two_processes_only_the_leader_holds_the_connection(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    database_url: str,
+    settings_for: Callable[..., Settings],
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+    fake: FakeWeCom,
+) -> None:
+    settings = settings_for(
+        database_url,
+        WECOM_AIBOT_BOT_ID=BOT,
+        WECOM_AIBOT_SECRET=SECRET,
+        WECOM_AIBOT_WS_URL=fake.aibot.url,
+        WECOM_API_BASE=fake.base_url or "",
+    )
+    first = await aiohttp_client(create_app(settings, sandbox_config, clock=clock, run_workers=False))
+    await first.app[AIBOT_CONNECTION].wait_subscribed()
+    assert first.app[AIBOT_LEADER].leading.is_set()
+    health = await (await first.get("/healthz")).json()
+    assert health["checks"]["wecom_aibot"] == {"status": "ok", "state": "subscribed"}
+    if first.app[STORE].backend == "sqlite":
+        return  # the embedded default runs one process: it is the leader
+
+    second = await aiohttp_client(create_app(settings, sandbox_config, clock=clock, run_workers=False))
+    health = await (await second.get("/healthz")).json()  # served as soon as it runs; the election runs beside
+    assert health["checks"]["wecom_aibot"]["status"] == "standby"
+    assert not second.app[AIBOT_LEADER].leading.is_set()
+    assert fake.aibot.subscribes[BOT] == 1  # the second never connected, so it kicked nobody
+    # and it leaves the robot's pushes to the leader: it does not claim them
+    await enqueue(store_of(second), clock, {"chatid": "grp01", "msgtype": "markdown", "markdown": {"content": "x"}})
+    workers = [
+        OutboxWorker(store_of(c), {AIBOT_WS: AibotWsSender(c.app[AIBOT_CONNECTION], MemoryRateLimiter(), clock)},
+                     clock, owner=name)
+        for c, name in ((first, "first"), (second, "second"))
+    ]
+    assert await workers[1].run_once() == 0
+    assert await workers[0].run_once() == 1
+    assert len(fake.messages_to(chatid="grp01")) == 1
+
+
+def store_of(client: Client) -> Store:
+    return client.app[STORE]
