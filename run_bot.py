@@ -78,7 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "wecom": "configured" if settings.wecom_configured else "not configured",
         },
     )
-    app = create_app(settings, config, calendar=_calendar(config))
+    # sandbox=True: with no WeCom settings, a fake WeCom and the /sandbox/ page (bot/sandbox)
+    app = create_app(settings, config, calendar=_calendar(config), sandbox=True)
     app.on_startup.append(_freeze_startup_objects)
     try:
         web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)

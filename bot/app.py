@@ -19,6 +19,7 @@ from bot.clock import Clock, SystemClock
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
 from bot.hotline.syncback import HotlineSyncSender
+from bot.sandbox import attach as attach_sandbox
 from bot.services.ingest import IngestBatcher
 from bot.services.tickets import SYNC_CHANNEL, TicketService
 from bot.web import openapi, ops
@@ -73,6 +74,7 @@ def create_app(
     clock: Clock | None = None,
     calendar: WorkCalendar | None = None,
     run_workers: bool = True,
+    sandbox: bool = False,
 ) -> web.Application:
     app = web.Application(
         middlewares=[ops.metrics_middleware, error_middleware],
@@ -83,6 +85,8 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     app[CALENDAR] = calendar or build_calendar(config)
     app[METRICS] = ops.Metrics()
+    if sandbox:  # the WeCom sandbox, when no WeCom is configured: its fake's credentials from here on
+        settings = attach_sandbox(app, settings, config)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_http_session)

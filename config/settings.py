@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from config.durations import Duration
 from config.loader import ConfigError, ConfigIssue, describe_error
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -65,6 +67,10 @@ class Settings(BaseModel):
     api_token: SecretStr | None = None
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
+    # the WeCom sandbox (bot/sandbox): auto = on when no WeCom setting is given, on a loopback BOT_HOST only;
+    # public = also on another host (anyone reaching the port can act as any member); off = never
+    sandbox: Literal["auto", "off", "public"] = "auto"
+    sandbox_demo_every: timedelta | None = None  # inject a demo ticket this often (SANDBOX_DEMO_EVERY=5m)
 
     ENV_VARS: ClassVar[dict[str, str]] = {
         "database_url": "DATABASE_URL",
@@ -87,6 +93,8 @@ class Settings(BaseModel):
         "api_token": "API_TOKEN",
         "log_format": "LOG_FORMAT",
         "log_level": "LOG_LEVEL",
+        "sandbox": "SANDBOX",
+        "sandbox_demo_every": "SANDBOX_DEMO_EVERY",
     }
 
     @field_validator("database_url")
@@ -159,6 +167,27 @@ class Settings(BaseModel):
         if level not in _LOG_LEVELS:
             raise ValueError(f'must be one of {", ".join(_LOG_LEVELS)} (got "{value}")')
         return level
+
+    @field_validator("sandbox", mode="before")
+    @classmethod
+    def _sandbox(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in ("auto", "off", "public"):
+            return value.strip().lower()
+        raise ValueError(f'must be "auto", "off" or "public" (got "{value}")')
+
+    @field_validator("sandbox_demo_every", mode="before")
+    @classmethod
+    def _sandbox_demo_every(cls, value: Any) -> Any:
+        if value is None or isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        if text in ("", "0", "off"):
+            return None
+        try:
+            duration = Duration.parse(text)
+            return duration.natural()
+        except ValueError:
+            raise ValueError(f'must be a duration such as 5m, 1h or 1d, or "off" (got "{value}")') from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -1,0 +1,17 @@
+"""The WeCom sandbox: try the bot, and train its users, before there are WeCom credentials.
+
+With no WeCom settings, ``run_bot.py serve`` (``make run``) embeds a fake WeCom and configures the bot against it,
+and ``/sandbox/`` shows the configured work groups and private chats as chats: the bot's messages appear there,
+and a person types as any configured member; the lines travel to the bot as signed, encrypted callbacks through its
+real endpoints. A demo feed hands over realistic sample tickets through the real signed ingest API.
+
+* :mod:`bot.sandbox.embed`: when it is on, where the fake runs, the credentials, the people's side.
+* :mod:`bot.sandbox.web`: the page and its JSON API; :func:`attach` wires it all into ``create_app``.
+* :mod:`bot.sandbox.simulate`: callbacks built as WeCom builds them; passive replies opened.
+* :mod:`bot.sandbox.render`: messages as safe HTML. :mod:`bot.sandbox.chats`: chats and the page's feed.
+* :mod:`bot.sandbox.demo`: the sample tickets.
+"""
+
+from bot.sandbox.web import SANDBOX, attach
+
+__all__ = ["SANDBOX", "attach"]

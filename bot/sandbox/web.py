@@ -1,0 +1,264 @@
+"""The sandbox's page and its small JSON API, under ``/sandbox/``.
+
+``GET /sandbox/`` is one self-contained HTML file (``static/index.html``: inline CSS and vanilla JS, no build step,
+nothing from a CDN) with the state embedded as JSON. The page then long-polls ``GET /sandbox/api/events?after=N``:
+the server holds the request up to 25 s until there is something after item N, so an idle page costs a request
+every 25 s, not one a second. ``POST /sandbox/api/say`` (a member types), ``/click`` (a member clicks a card
+button) and ``/demo`` (demo tickets) act through the real endpoints over HTTP; their errors are JSON in the API's
+shape (``bot.web.errors``), and nothing is sent when the input is refused.
+
+Requests are checked before anything happens: on a loopback-only sandbox the ``Host`` must be a loopback name (a
+web page elsewhere cannot reach it through DNS rebinding), a POST must be ``application/json`` (a cross-site form
+cannot send that without a CORS preflight, which is never granted) and its ``Origin``, when sent, must be this
+host. The page is sent with a Content-Security-Policy that lets only its own inline script and style run, so even
+a rendering bug could not run a script that came in a message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot.sandbox.chats import Chat
+from bot.sandbox.demo import MAX_COUNT
+from bot.sandbox.embed import Sandbox, decide, is_loopback
+from bot.web.errors import ApiError, json_response
+from bot.web.keys import CLOCK, SETTINGS
+from config.model import BotConfig
+from config.settings import Settings
+
+SANDBOX = web.AppKey("sandbox", Sandbox)
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_BODY = 16 * 1024
+TEXT_MAX_BYTES = 2048  # WeCom's limit for a text message
+WAIT_DEFAULT = 25.0
+WAIT_MAX = 30.0
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+routes = web.RouteTableDef()
+
+
+def attach(app: web.Application, settings: Settings, config: BotConfig) -> Settings:
+    """Embeds the sandbox when :func:`bot.sandbox.embed.decide` says so: the fake WeCom starts with the app, the
+    bot uses its credentials and ``/sandbox/`` is served. Returns the settings the bot runs with (the sandbox's
+    WeCom credentials, or ``settings`` unchanged)."""
+    decision = decide(settings)
+    if decision == "refused":
+        app.router.add_route("*", "/sandbox/{tail:.*}", _refused)
+        return settings
+    if decision == "off":
+        return settings
+    sandbox = Sandbox(settings, config, app[CLOCK])
+    app[SANDBOX] = sandbox
+    app[SETTINGS] = sandbox.settings
+    app.cleanup_ctx.append(sandbox.serve)  # the fake WeCom is up before the bot's workers, down after them
+    app.on_shutdown.append(_shutdown)
+    app.add_routes(routes)
+    return sandbox.settings
+
+
+async def _shutdown(app: web.Application) -> None:
+    await app[SANDBOX].stop()
+
+
+# -- guards --------------------------------------------------------------------------------------------------------
+
+
+def _sandbox(request: web.Request) -> Sandbox:
+    sandbox = request.app[SANDBOX]
+    if not sandbox.public:
+        host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+        if not is_loopback(host.strip("[]")):
+            raise ApiError(403, "forbidden_host", "the sandbox answers only on 127.0.0.1 or localhost")
+    sandbox.learn_url(request)
+    return sandbox
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    """The POST body as a JSON object: 415 unless JSON, 403 from another origin, 413 when large, 400 if malformed."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send JSON with Content-Type: application/json")
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise ApiError(403, "forbidden_origin", "requests from another site are not accepted")
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, "body_too_large", f"at most {MAX_BODY} bytes")
+    body = await request.content.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        raise ApiError(413, "body_too_large", f"at most {MAX_BODY} bytes")
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def _field(data: dict[str, Any], name: str, *, empty: bool = False) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not (value or empty):
+        raise ApiError(422, "validation_error", f'"{name}" is required, as a string', [{"loc": name}])
+    return value
+
+
+def _member(sandbox: Sandbox, userid: str, chat: Chat) -> str:
+    member = sandbox.config.member(userid)
+    if member is None:
+        raise ApiError(422, "unknown_member", f"no member {userid[:64]!r} in the configuration")
+    if member.userid not in chat.members:
+        raise ApiError(422, "not_in_chat", f"{member.name} is not in {chat.title}")
+    return member.userid
+
+
+def _text(value: str) -> str:
+    text = value.strip()
+    if not text:
+        raise ApiError(422, "empty_text", "type something first")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ApiError(422, "invalid_text", "the text is not valid Unicode") from None
+    if size > TEXT_MAX_BYTES:
+        raise ApiError(422, "text_too_long", f"a message is at most {TEXT_MAX_BYTES} bytes (this one: {size})")
+    if _CONTROL.search(text):
+        raise ApiError(422, "invalid_text", "the text contains control characters")
+    return text
+
+
+# -- the page ------------------------------------------------------------------------------------------------------
+
+
+@cache
+def _template() -> str:
+    return (STATIC / "index.html").read_text(encoding="utf-8")
+
+
+def _script_json(data: Any) -> str:
+    """JSON that is safe inside ``<script type="application/json">``: no ``<``, ``>``, ``&`` or line separators."""
+    text = json.dumps(data, ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028")):
+        text = text.replace(char, escaped)
+    return text.replace("\u2029", "\\u2029")
+
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@routes.get("/sandbox")
+async def _redirect(_request: web.Request) -> web.Response:
+    raise web.HTTPFound("/sandbox/")
+
+
+@routes.get("/sandbox/")
+async def page(request: web.Request) -> web.Response:
+    sandbox = _sandbox(request)
+    nonce = secrets.token_urlsafe(16)
+    html = _template().replace("__NONCE__", nonce).replace("__STATE__", _script_json(sandbox.state()))
+    csp = (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; connect-src 'self'; "
+        "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+    headers = {**_SECURITY_HEADERS, "Content-Security-Policy": csp}
+    return web.Response(text=html, content_type="text/html", charset="utf-8", headers=headers)
+
+
+# -- the API -------------------------------------------------------------------------------------------------------
+
+
+@routes.get("/sandbox/api/state")
+async def state(request: web.Request) -> web.Response:
+    return json_response(_sandbox(request).state())
+
+
+@routes.get("/sandbox/api/events")
+async def events(request: web.Request) -> web.Response:
+    sandbox = _sandbox(request)
+    try:
+        after = int(request.query.get("after", "0"))
+        wait = float(request.query.get("wait", WAIT_DEFAULT))
+    except ValueError:
+        raise ApiError(400, "bad_request", '"after" is an item number and "wait" seconds') from None
+    if after < 0 or not 0 <= wait <= WAIT_MAX:
+        raise ApiError(400, "bad_request", f'"after" is at least 0 and "wait" at most {WAIT_MAX:.0f} s')
+    items = await sandbox.feed.wait_after(after, wait)
+    return json_response(
+        {"epoch": sandbox.feed.epoch, "last": sandbox.feed.last, "items": [i.public() for i in items]},
+    )
+
+
+@routes.post("/sandbox/api/say")
+async def say(request: web.Request) -> web.Response:
+    sandbox = _sandbox(request)
+    data = await _json(request)
+    chat = sandbox.directory.chat(_field(data, "chat"))
+    if chat is None or chat.kind == "system":
+        raise ApiError(422, "unknown_chat", f"no chat {str(data['chat'])[:64]!r}")
+    member = _member(sandbox, _field(data, "member"), chat)
+    text = _text(_field(data, "text", empty=True))
+    result = await sandbox.say(sandbox.self_url, member, chat, text)
+    return json_response(result)
+
+
+@routes.post("/sandbox/api/click")
+async def click(request: web.Request) -> web.Response:
+    sandbox = _sandbox(request)
+    data = await _json(request)
+    item = sandbox.feed.get(data.get("item"))
+    if item is None or item.card is None:
+        raise ApiError(422, "unknown_card", "no clickable card with that item number")
+    key = _field(data, "key")
+    if key not in item.card.buttons:
+        raise ApiError(422, "unknown_button", f"the card has no button {key[:64]!r}")
+    chat = sandbox.directory.chat(item.chat)
+    if chat is None:  # pragma: no cover - items are only ever in the directory's chats
+        raise ApiError(422, "unknown_chat", "the card is in no chat")
+    member = _member(sandbox, _field(data, "member"), chat)
+    result = await sandbox.click(sandbox.self_url, member, item, key)
+    return json_response(result)
+
+
+@routes.post("/sandbox/api/demo")
+async def demo(request: web.Request) -> web.Response:
+    sandbox = _sandbox(request)
+    data = await _json(request)
+    count = data.get("count", 1)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_COUNT:
+        raise ApiError(422, "validation_error", f'"count" is a whole number from 1 to {MAX_COUNT}', [{"loc": "count"}])
+    results = await sandbox.inject_demo(request.app, sandbox.self_url, count)
+    return json_response({"tickets": [r.public() for r in results]})
+
+
+# -- refused: not on loopback -----------------------------------------------------------------------------------
+
+_REFUSED_HTML = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>沙箱未启用</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto; padding: 0 1em; line-height: 1.6">
+<h1>企业微信沙箱未启用</h1>
+<p>机器人监听的地址（BOT_HOST）不是本机回环地址。沙箱允许任何打开页面的人冒充任意成员发言，
+因此只在 127.0.0.1 / localhost 上提供。</p>
+<p>如确需在局域网内培训使用，请设置 <code>SANDBOX=public</code> 后重新启动，并确保只有受训人员能访问该地址。</p>
+<p lang="en">The WeCom sandbox is off: BOT_HOST is not a loopback address and the sandbox lets anyone act as any
+member. Set <code>SANDBOX=public</code> to serve it anyway (training only).</p>
+</body></html>
+"""
+
+
+async def _refused(request: web.Request) -> web.Response:
+    if request.path.startswith("/sandbox/api/"):
+        raise ApiError(403, "sandbox_refused", "the sandbox is off: BOT_HOST is not loopback (SANDBOX=public allows)")
+    return web.Response(status=403, text=_REFUSED_HTML, content_type="text/html", charset="utf-8")
