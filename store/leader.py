@@ -104,11 +104,13 @@ class Leader:
         try:
             await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if not task.done():
-                task.cancel()
             watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
+            if not task.done():
+                task.cancel()
+                # the work's own cleanup finishes before the lock is released (or the cancellation goes on)
+                await asyncio.wait({task})
         if not task.done() or task.cancelled():
             with contextlib.suppress(asyncio.CancelledError):
                 await task

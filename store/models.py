@@ -200,6 +200,9 @@ class InboxMessage(Base):
     status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | done | failed
     processed_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # the process handling the message, and until when; another recovers it only once the lease has run out
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
 
 
 class OutboxMessage(Base):

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, func, insert, select, update
+from sqlalchemy import String, and_, any_, bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -217,16 +217,30 @@ async def record_inbound(
         return None
 
 
-async def record_inbound_many(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int | None]:
-    """Persists inbound messages (``source``, ``dedup_key``, ``payload``, ``received_at``) in one statement; for each
-    row its new id, or None when its (source, key) was recorded before, or earlier in ``rows`` (a retry)."""
+async def record_inbound_many(
+    conn: AsyncConnection,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    lease_owner: str | None = None,
+    lease_until: datetime | None = None,
+) -> list[int | None]:
+    """Persists inbound messages (``source``, ``dedup_key``, ``payload``, ``received_at``) in one statement, leased
+    to ``lease_owner`` until ``lease_until``; for each row its new id, or None when its (source, key) was recorded
+    before, or earlier in ``rows`` (a retry)."""
     if not rows:
         return []
     first: dict[tuple[str, str], int] = {}
     for i, row in enumerate(rows):
         first.setdefault((row["source"], row["dedup_key"]), i)
     fresh = [
-        {"source": r["source"], "dedup_key": r["dedup_key"], "payload": r["payload"], "received_at": r["received_at"]}
+        {
+            "source": r["source"],
+            "dedup_key": r["dedup_key"],
+            "payload": r["payload"],
+            "received_at": r["received_at"],
+            "lease_owner": lease_owner,
+            "lease_until": lease_until,
+        }
         for i, r in enumerate(rows)
         if first[(r["source"], r["dedup_key"])] == i
     ]
@@ -255,7 +269,9 @@ async def finish_inbound(conn: AsyncConnection, inbox_id: int, *, at: datetime, 
     await conn.execute(
         update(inbox)
         .where(inbox.c.id == inbox_id)
-        .values(status="failed" if error else "done", processed_at=at, error=error)
+        .values(
+            status="failed" if error else "done", processed_at=at, error=error, lease_owner=None, lease_until=None
+        )
     )
 
 
@@ -266,7 +282,11 @@ async def finish_inbound_many(
     done = [inbox_id for inbox_id, error in outcomes if error is None]
     for start in range(0, len(done), _CHUNK):
         chunk = done[start : start + _CHUNK]
-        await conn.execute(update(inbox).where(inbox.c.id.in_(chunk)).values(status="done", processed_at=at))
+        await conn.execute(
+            update(inbox)
+            .where(inbox.c.id.in_(chunk))
+            .values(status="done", processed_at=at, lease_owner=None, lease_until=None)
+        )
     for inbox_id, error in outcomes:
         if error is not None:
             await finish_inbound(conn, inbox_id, at=at, error=error)
@@ -399,24 +419,57 @@ async def replay(conn: AsyncConnection, ids: Sequence[int] | None, *, at: dateti
     return int(result.rowcount)
 
 
-async def pending_inbound(conn: AsyncConnection, sources: Sequence[str], *, limit: int = 500) -> list[RowMapping]:
-    """Inbox rows of ``sources`` still pending (accepted, never finished: the process stopped in between), oldest
-    first.
+def _pending_of(sources: Sequence[str]) -> Any:
+    """Pending rows of ``sources``, read through the partial index ``ix_inbox_pending``, which holds the pending rows
+    only. Its condition is rendered as a literal (a planner cannot match a partial index against a bound
+    parameter), and ``source`` is compared as ``source || ''`` so that SQLite, without statistics, does not prefer
+    the unique (source, key) index and scan every row a source ever had."""
+    return and_(
+        inbox.c.status == bindparam("pending", "pending", literal_execute=True),
+        inbox.c.source.concat("").in_(list(sources)),
+    )
 
-    Read through the partial index ``ix_inbox_pending``, which holds the pending rows only. Its condition is
-    rendered as a literal (a planner cannot match a partial index against a bound parameter), and ``source`` is
-    compared as ``source || ''`` so that SQLite, without statistics, does not prefer the unique (source, key) index
-    and scan every row a source ever had.
-    """
+
+async def pending_inbound(conn: AsyncConnection, sources: Sequence[str], *, limit: int = 500) -> list[RowMapping]:
+    """Inbox rows of ``sources`` still pending (accepted, never finished), oldest first, whoever holds them."""
     if not sources:
         return []
     result = await conn.execute(
-        select(inbox)
-        .where(
-            inbox.c.status == bindparam("pending", "pending", literal_execute=True),
-            inbox.c.source.concat("").in_(list(sources)),
-        )
+        select(inbox).where(_pending_of(sources)).order_by(inbox.c.received_at, inbox.c.id).limit(limit)
+    )
+    return list(result.mappings())
+
+
+async def claim_pending_inbound(
+    conn: AsyncConnection,
+    sources: Sequence[str],
+    *,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    any_other_owner: bool = False,
+    limit: int = 500,
+) -> list[RowMapping]:
+    """Takes over pending rows of ``sources`` whose holder is gone: rows whose lease has run out (or that have
+    none) or, with ``any_other_owner``, every row not held by ``owner`` (a single-process database at start, where
+    every other holder is a previous run). Oldest first; they are leased to ``owner`` until ``lease_until``. On
+    PostgreSQL the rows are locked with SKIP LOCKED, so two processes recovering at once take different rows."""
+    if not sources:
+        return []
+    free = or_(inbox.c.lease_until.is_(None), inbox.c.lease_until < now)
+    if any_other_owner:
+        free = or_(free, inbox.c.lease_owner.is_(None), inbox.c.lease_owner != owner)
+    query = (
+        select(inbox.c.id)
+        .where(_pending_of(sources), free)
         .order_by(inbox.c.received_at, inbox.c.id)
         .limit(limit)
     )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list((await conn.execute(query)).scalars())
+    if not ids:
+        return []
+    await conn.execute(update(inbox).where(inbox.c.id.in_(ids)).values(lease_owner=owner, lease_until=lease_until))
+    result = await conn.execute(select(inbox).where(inbox.c.id.in_(ids)).order_by(inbox.c.received_at, inbox.c.id))
     return list(result.mappings())

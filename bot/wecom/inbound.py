@@ -10,11 +10,13 @@ unique: a retry finds it and is answered without being processed again. The even
 a mark is one more row in a statement already being committed); the next event does not wait for its
 predecessor's mark.
 
-Nothing accepted is lost: a row still ``pending`` when the process stops (crash, deploy) is picked up by
-:meth:`InboundProcessor.recover` on the next start, its event re-created from the stored plaintext. Delivery to the
-sink is therefore at least once: an event whose handling was cut short, before its row was marked, is handed over
-again after the restart. Recovery assumes one process serves the callbacks of a database: with several, one
-restarting would also take rows another is still handling, which would need a lease on the rows.
+Nothing accepted is lost: every row is leased to the process that accepted it (``lease``, 5 minutes by default)
+and released when it is marked. A row still ``pending`` when its process stops (crash, deploy) is taken over by
+:meth:`InboundProcessor.recover` once its lease has run out, in whichever process comes first: every process
+recovers at start and then every ``recover_every`` seconds, so a dead process's messages are processed even if it
+never comes back. The event is re-created from the stored plaintext. On SQLite (one process by design) every row
+held by another owner is a previous run's, and is recovered at once. Delivery to the sink is therefore at least
+once: an event whose handling was cut short, before its row was marked, is handed over again.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
+import secrets
+import socket
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy.engine import RowMapping
@@ -148,6 +153,10 @@ class InboundProcessor:
         sources: Collection[str],
         handle_timeout: float = 60.0,
         recover_batch: int = 500,
+        owner: str | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        recover_every: float = 60.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -155,11 +164,16 @@ class InboundProcessor:
         self.sources = tuple(sources)
         self.handle_timeout = handle_timeout
         self.recover_batch = recover_batch
+        self.owner = (owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")[:64]
+        self.lease = lease
+        self.recover_every = recover_every
+        self._sleep = sleep
         self._queue: deque[_Job] = deque()
         self._claimed: set[int] = set()  # rows queued or being processed here
         self._finished_watch: list[set[int]] = []  # rows finished while a recovery was reading
         self._pump: asyncio.Task[None] | None = None
-        self._recovery: asyncio.Task[int] | None = None
+        self._recovery: asyncio.Task[int] | None = None  # the recovery at start
+        self._periodic: asyncio.Task[None] | None = None  # the ones after it
         self._closed = False
         self._writes = GroupCommit[_Row | _Mark, "int | None"](self._write, name="wecom-inbox")
 
@@ -185,7 +199,11 @@ class InboundProcessor:
             for r in rows
         ]
         async with self.store.transaction() as conn:
-            ids = iter(await repo.record_inbound_many(conn, values))
+            ids = iter(
+                await repo.record_inbound_many(
+                    conn, values, lease_owner=self.owner, lease_until=self.clock.now() + self.lease
+                )
+            )
             if marks:
                 await repo.finish_inbound_many(conn, marks, at=self.clock.now())
         return [next(ids) if isinstance(w, _Row) else None for w in batch]
@@ -254,14 +272,24 @@ class InboundProcessor:
     # -- recovery -----------------------------------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Processes the rows of :attr:`sources` left pending by an earlier process, oldest first; returns how many."""
+        """Takes over and processes the rows of :attr:`sources` whose process is gone (their lease ran out; on
+        SQLite, any other owner's), oldest first; returns how many."""
         total = 0
         finished: set[int] = set()
         self._finished_watch.append(finished)
         try:
             while not self._closed:
-                async with self.store.reading() as conn:
-                    rows = await repo.pending_inbound(conn, self.sources, limit=self.recover_batch)
+                now = self.clock.now()
+                async with self.store.transaction() as conn:
+                    rows = await repo.claim_pending_inbound(
+                        conn,
+                        self.sources,
+                        owner=self.owner,
+                        now=now,
+                        lease_until=now + self.lease,
+                        any_other_owner=self.store.backend == "sqlite",
+                        limit=self.recover_batch,
+                    )
                 # skip rows queued here, and rows finished while the query ran (it may have read them as pending)
                 jobs = [self._job(row) for row in rows if row["id"] not in finished]
                 queued = self._enqueue(jobs)
@@ -285,21 +313,34 @@ class InboundProcessor:
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Starts recovering pending rows in the background (requests are served meanwhile)."""
+        """Starts recovering pending rows in the background (requests are served meanwhile): now, then every
+        :attr:`recover_every` seconds."""
         if self._recovery is None:
             self._recovery = asyncio.create_task(self._recover_logged(), name="wecom-inbound-recovery")
+            self._periodic = asyncio.create_task(self._recover_periodically(), name="wecom-inbound-recovery-loop")
+
+    async def _recover_periodically(self) -> None:
+        if self._recovery is not None:
+            await asyncio.wait([self._recovery])
+        while not self._closed:
+            await self._sleep(self.recover_every)
+            await self._recover_logged()
 
     async def _recover_logged(self) -> int:
         try:
             return await self.recover()
         except Exception:
-            log.exception("wecom inbound: recovery failed; pending rows wait for the next start")
+            log.exception("wecom inbound: recovery failed; pending rows wait for the next pass")
             return 0
 
     async def close(self, *, grace: float = 5.0) -> None:
         """Stops taking work, lets what is queued finish for up to ``grace`` seconds, then cancels the rest
         (rows not marked stay pending and are recovered on the next start)."""
         self._closed = True
+        if self._periodic is not None:
+            self._periodic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._periodic
         tasks = [task for task in (self._recovery, self._pump) if task is not None and not task.done()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)

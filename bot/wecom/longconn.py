@@ -323,15 +323,15 @@ class AibotLongConnection:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._fail_pending("the long connection was closed")
-        if self._intake_task is not None:
+        intake, self._intake_task = self._intake_task, None  # a second close() meanwhile finds nothing to do
+        if intake is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._intake.join(), grace)
             if not self._intake.empty():
                 log.error("aibot long connection closed with %d frames not persisted", self._intake.qsize())
-            self._intake_task.cancel()
+            intake.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._intake_task
-            self._intake_task = None
+                await intake
         for hook in list(self._hooks):
             hook.cancel()
         self._set_state("stopped")

@@ -118,6 +118,71 @@ async def test_an_outcome_that_cannot_be_recorded_leaves_the_row_for_recovery(
     assert processor._claimed == set()  # released: a recovery may take it again
 
     again = RecordingSink()
+    clock.advance(minutes=6)  # the lease of the process that could not record the outcome has run out
     assert await InboundProcessor(store, again, clock, sources=[APP_SOURCE]).recover() == 1
     assert [e.dedup_key for e in again.events] == ["app:msg:9"]
     assert [r["status"] for r in await committed(store)] == ["done"]
+
+
+async def test_processes_recovering_at_once_take_different_rows(store: Store, clock: FrozenClock) -> None:
+    # 30 callbacks left pending by a process that died; two processes recover them at the same moment
+    dead = InboundProcessor(store, RecordingSink(), clock, sources=[APP_SOURCE], owner="dead")
+    dead._enqueue = lambda jobs: 0  # type: ignore[method-assign]  # it dies before processing anything
+    for i in range(30):
+        xml = text_xml(100 + i)
+        assert await dead.accept(APP_SOURCE, parse_app_xml(xml), xml.decode())
+    clock.advance(minutes=6)
+    # (SQLite is one process by design: there, one recovers them all)
+    sinks = [RecordingSink(keep=100) for _ in range(2 if store.backend == "postgresql" else 1)]
+    live = [
+        InboundProcessor(store, sink, clock, sources=[APP_SOURCE], owner=f"live-{i}", recover_batch=7)
+        for i, sink in enumerate(sinks)
+    ]
+    counts = await asyncio.gather(*(p.recover() for p in live))
+    assert sum(counts) == 30
+    seen = [e.dedup_key for sink in sinks for e in sink.events]
+    assert sorted(seen) == sorted(f"app:msg:{100 + i}" for i in range(30))  # each exactly once
+    rows = await committed(store)
+    assert {(r["status"], r["lease_owner"]) for r in rows} == {("done", None)}
+
+
+async def test_a_row_being_handled_is_not_taken_by_another_process(store: Store, clock: FrozenClock) -> None:
+    busy = InboundProcessor(store, RecordingSink(), clock, sources=[APP_SOURCE], owner="busy")
+    busy._enqueue = lambda jobs: 0  # type: ignore[method-assign]  # still queued there
+    xml = text_xml(200)
+    assert await busy.accept(APP_SOURCE, parse_app_xml(xml), xml.decode())
+    [row] = await committed(store)
+    assert (row["lease_owner"], row["lease_until"]) == ("busy", clock.now() + busy.lease)
+    other = InboundProcessor(store, RecordingSink(), clock, sources=[APP_SOURCE], owner="other")
+    if store.backend == "postgresql":
+        assert await other.recover() == 0
+        clock.advance(seconds=busy.lease.total_seconds() + 1)
+    assert await other.recover() == 1  # on SQLite at once: another owner there is always a previous run
+
+
+async def test_a_dead_processs_rows_are_taken_over_by_a_running_one(store: Store, clock: FrozenClock) -> None:
+    # the survivor was already running when the other process died: its periodic pass takes the rows over
+    ticks: asyncio.Queue[None] = asyncio.Queue()
+    passes = asyncio.Event()
+
+    async def sleep(_seconds: float) -> None:
+        passes.set()
+        await ticks.get()
+
+    sink = RecordingSink()
+    survivor = InboundProcessor(store, sink, clock, sources=[APP_SOURCE], owner="survivor", sleep=sleep)
+    survivor.start()
+    await passes.wait()  # its start-up pass found nothing; it waits for the next
+    dead = InboundProcessor(store, RecordingSink(), clock, sources=[APP_SOURCE], owner="dead")
+    dead._enqueue = lambda jobs: 0  # type: ignore[method-assign]  # it dies before processing anything
+    xml = text_xml(300)
+    assert await dead.accept(APP_SOURCE, parse_app_xml(xml), xml.decode())
+
+    clock.advance(minutes=6)
+    passes.clear()
+    ticks.put_nowait(None)
+    await passes.wait()  # one more pass done
+    await survivor.drain()
+    assert [e.dedup_key for e in sink.events] == ["app:msg:300"]
+    assert [r["status"] for r in await committed(store)] == ["done"]
+    await survivor.close()
