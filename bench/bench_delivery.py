@@ -230,8 +230,8 @@ async def _deliver(url: str, app_count: int, webhook_count: int) -> list[dict[st
             "note": (
                 f"enqueued {app_count + webhook_count}, each text found exactly once at the fake: "
                 + ("yes" if not (lost or twice) else "NO")
-                + f"; outbox statuses {statuses}; attempts recorded {attempts}: one send each and "
-                f"{attempts - len(app_done) - len(robot_done)} paced waits, each counted as an attempt (target 0 / 0)"
+                + f"; outbox statuses {statuses}; attempts recorded {attempts} for {len(app_done) + len(robot_done)} "
+                "messages sent (waits for a rate-limit slot are not attempts) (target 0 / 0)"
             ),
         },
         {

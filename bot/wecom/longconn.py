@@ -73,7 +73,7 @@ from bot.clock import Clock
 from bot.wecom.errors import TransportError, error_for
 from bot.wecom.events import InboundEvent
 from bot.wecom.inbound import AIBOT_SOURCE, describe
-from bot.wecom.parse import MalformedCallback, parse_aibot_json
+from bot.wecom.parse import MalformedCallback, no_duplicate_keys, parse_aibot_json
 
 log = logging.getLogger(__name__)
 
@@ -126,17 +126,8 @@ def new_req_id(prefix: str) -> str:
     return f"{prefix}_{int(time.time() * 1000)}_{secrets.token_hex(4)}"
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
 def _load_frame(data: str) -> dict[str, Any]:
-    frame = json.loads(data, object_pairs_hook=_no_duplicate_keys)
+    frame = json.loads(data, object_pairs_hook=no_duplicate_keys)
     if not isinstance(frame, dict):
         raise ValueError("a frame must be a JSON object")
     return frame

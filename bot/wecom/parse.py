@@ -218,7 +218,8 @@ def _app_event_key(msg: Mapping[str, Any], *parts: str) -> str:
 # -- JSON ---------------------------------------------------------------------------------------------------------
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook``: an object naming a key twice is refused, not silently merged."""
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
@@ -233,7 +234,7 @@ def _no_constants(name: str) -> NoReturn:
 
 def _parse_json(data: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        doc = json.loads(data, object_pairs_hook=no_duplicate_keys, parse_constant=_no_constants)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         _fail(f"not acceptable JSON: {exc}")
     if not isinstance(doc, dict):

@@ -229,21 +229,25 @@ async def test_the_sender_paces_each_chat_and_dead_letters_what_wecom_cannot_tak
     assert rejected.value.permanent
 
 
-async def test_the_app_runs_the_long_connection_from_the_environment(
-    aiohttp_client: Callable[..., Awaitable[Client]],
-    database_url: str,
-    settings_for: Callable[..., Settings],
-    sandbox_config: BotConfig,
-    clock: FrozenClock,
-    fake: FakeWeCom,
-) -> None:
-    settings = settings_for(
+@pytest.fixture
+def settings(database_url: str, settings_for: Callable[..., Settings], fake: FakeWeCom) -> Settings:
+    """A bot configured for the robot's long connection only, against the fake."""
+    return settings_for(
         database_url,
         WECOM_AIBOT_BOT_ID=BOT,
         WECOM_AIBOT_SECRET=SECRET,
         WECOM_AIBOT_WS_URL=fake.aibot.url,
         WECOM_API_BASE=fake.base_url or "",
     )
+
+
+async def test_the_app_runs_the_long_connection_from_the_environment(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+    fake: FakeWeCom,
+) -> None:
     assert settings.aibot_long_connection
     assert settings.wecom_configured  # no corp id needed
     assert SECRET not in repr(settings)
@@ -267,19 +271,11 @@ async def test_the_app_runs_the_long_connection_from_the_environment(
 
 async def test_of_two_processes_only_the_leader_holds_the_connection(
     aiohttp_client: Callable[..., Awaitable[Client]],
-    database_url: str,
-    settings_for: Callable[..., Settings],
+    settings: Settings,
     sandbox_config: BotConfig,
     clock: FrozenClock,
     fake: FakeWeCom,
 ) -> None:
-    settings = settings_for(
-        database_url,
-        WECOM_AIBOT_BOT_ID=BOT,
-        WECOM_AIBOT_SECRET=SECRET,
-        WECOM_AIBOT_WS_URL=fake.aibot.url,
-        WECOM_API_BASE=fake.base_url or "",
-    )
     first = await aiohttp_client(create_app(settings, sandbox_config, clock=clock, run_workers=False))
     await first.app[AIBOT_CONNECTION].wait_subscribed()
     assert first.app[AIBOT_LEADER].leading.is_set()

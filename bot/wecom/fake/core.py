@@ -30,6 +30,7 @@ from bot.wecom.fake.model import (
     PathStats,
     SlidingWindow,
     Token,
+    take_fault,
 )
 
 log = logging.getLogger(__name__)
@@ -284,13 +285,7 @@ class FakeWeCom:
         return record
 
     def take_fault(self, path: str) -> InjectedFault | None:
-        for injected in self._faults:
-            if injected.path is None or injected.path == path:
-                injected.remaining -= 1
-                if injected.remaining == 0:
-                    self._faults.remove(injected)
-                return injected
-        return None
+        return take_fault(self._faults, lambda injected: injected.path in (None, path))
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:

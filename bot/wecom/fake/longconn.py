@@ -41,6 +41,7 @@ from aiohttp import WSMsgType, web
 from bot.wecom.fake import errors as E
 from bot.wecom.fake import validate
 from bot.wecom.fake.errors import ApiError
+from bot.wecom.fake.model import take_fault
 
 if TYPE_CHECKING:
     from bot.wecom.fake.core import FakeWeCom
@@ -432,13 +433,7 @@ class AibotHub:
         await self._ack(connection, req_id, errcode, detail)
 
     def _take_fault(self, cmd: str) -> _AckFault | None:
-        for fault in self._ack_faults:
-            if fault.cmd is None or fault.cmd == cmd:
-                fault.remaining -= 1
-                if fault.remaining == 0:
-                    self._ack_faults.remove(fault)
-                return fault
-        return None
+        return take_fault(self._ack_faults, lambda fault: fault.cmd in (None, cmd))
 
     async def _ack(self, connection: Connection, req_id: str, errcode: int, detail: str = "") -> None:
         if errcode == E.OK:

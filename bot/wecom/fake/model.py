@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, get_args
+from typing import Any, Literal, Protocol, TypeVar, get_args
 
 Fault = Literal[
     "busy",  # errcode -1
@@ -107,6 +108,24 @@ class InjectedFault:
     remaining: int
     path: str | None
     delay: float | None
+
+
+class _Countdown(Protocol):
+    remaining: int
+
+
+F = TypeVar("F", bound=_Countdown)
+
+
+def take_fault(faults: list[F], applies: Callable[[F], bool]) -> F | None:
+    """The first injected fault that ``applies``, used once: removed when it has no uses left."""
+    for fault in faults:
+        if applies(fault):
+            fault.remaining -= 1
+            if fault.remaining == 0:
+                faults.remove(fault)
+            return fault
+    return None
 
 
 class SlidingWindow:
