@@ -5,9 +5,13 @@ the intelligent robot's long connection (WeCom keeps one per robot and closes th
 engine. :class:`Leader` runs such work only while it holds a lock:
 
 * **PostgreSQL:** a session-level advisory lock (``pg_try_advisory_lock``) on a connection kept for the purpose.
-  PostgreSQL releases it when that session ends, so a crashed or partitioned leader loses it without anyone's help,
-  and another process takes over at its next try. The holder checks its connection every ``check`` seconds and
-  stops the work the moment the lock may be gone.
+  PostgreSQL releases it when that session ends, so a crashed leader loses it without anyone's help, and another
+  process takes over at its next try. A partitioned leader's session must end too: the lock's session sets TCP
+  keepalives and a user timeout (PostgreSQL's defaults would keep a silent client's session, and its lock, for two
+  hours), so the server drops it within about half a minute. The holder checks its session every ``check``
+  seconds, each check bounded by a timeout, and stops the work the moment the lock may be gone; work can also ask
+  :meth:`Leader.holds` before acting (the long connection does before every subscribe). The lock's connection is
+  never handed back to the pool: it is discarded on release, so a session still holding the lock cannot be reused.
 * **SQLite:** the embedded single-process default; the process is the leader.
 
 Nothing here is a cluster of our own: the lock is PostgreSQL's, and so is the failure detection.
@@ -55,6 +59,7 @@ class Leader:
         self.check = check
         self.sleep = sleep
         self.leading = asyncio.Event()  # set while this process holds the lock (tests and /healthz read it)
+        self._conn: AsyncConnection | None = None
 
     async def run(self, work: Callable[[], Awaitable[None]]) -> None:
         if self.engine.dialect.name != "postgresql":
@@ -81,9 +86,15 @@ class Leader:
                 conn = await self.engine.connect()
                 # autocommit: the session holds the lock, no transaction stays open for hours
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
-                got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})).scalar_one()
+                async with asyncio.timeout(self.check):
+                    for setting in _KEEPALIVES:
+                        await conn.execute(text(setting))
+                    got = (
+                        await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
+                    ).scalar_one()
                 if got:
                     log.info("leader for %s: this process", self.name)
+                    self._conn = conn
                     self.leading.set()
                     return conn
                 if not waiting_logged:
@@ -92,8 +103,7 @@ class Leader:
             except Exception:
                 log.warning("leader for %s: could not ask the database; trying again", self.name, exc_info=True)
             if conn is not None:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+                await _discard(conn)
             await self.sleep(self.retry)
 
     async def _lead(self, conn: AsyncConnection, work: Callable[[], Awaitable[None]]) -> bool:
@@ -124,13 +134,46 @@ class Leader:
         as its session lives, so a live session is a held lock)."""
         while True:
             await self.sleep(self.check)
-            try:
-                await conn.execute(text("SELECT 1"))
-            except Exception:
+            if not await self._answers(conn):
                 return
 
+    async def _answers(self, conn: AsyncConnection) -> bool:
+        try:
+            async with asyncio.timeout(self.check):
+                await conn.execute(text("SELECT 1"))
+        except Exception:  # an error, or no answer in time: the session, and the lock, may be gone
+            return False
+        return True
+
+    async def holds(self) -> bool:
+        """Whether this process leads and its lock's session still answers (on SQLite: whether it leads)."""
+        if not self.leading.is_set():
+            return False
+        if self.engine.dialect.name != "postgresql":
+            return True
+        conn = self._conn
+        return conn is not None and await self._answers(conn)
+
     async def _release(self, conn: AsyncConnection) -> None:
+        self._conn = None
         with contextlib.suppress(Exception):
-            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-        with contextlib.suppress(Exception):
-            await conn.close()
+            async with asyncio.timeout(self.check):
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+        await _discard(conn)
+
+
+# the server drops the lock's session, and so the lock, within about 30 s of the leader going silent
+_KEEPALIVES = (
+    "SET tcp_keepalives_idle = 10",
+    "SET tcp_keepalives_interval = 5",
+    "SET tcp_keepalives_count = 3",
+    "SET tcp_user_timeout = 30000",
+)
+
+
+async def _discard(conn: AsyncConnection) -> None:
+    """Closes the connection for good (not back into the pool): its session, and any lock it holds, end."""
+    with contextlib.suppress(Exception):
+        await conn.invalidate()
+    with contextlib.suppress(Exception):
+        await conn.close()

@@ -135,3 +135,75 @@ async def test_work_that_returns_or_fails_releases_the_lock(engines: tuple[Async
         await Leader(engines[1], name).run(fails)  # it got the lock: the first released it
     await Leader(engines[0], name).run(finishes)
     assert done == ["ran", "ran"]
+
+
+class SilentLink:
+    """A loopback TCP relay to PostgreSQL that can go silent: bytes are held, sockets stay open (a partition, a
+    frozen switch), so only a timeout can tell."""
+
+    def __init__(self) -> None:
+        self.silent = asyncio.Event()
+        self.server: asyncio.Server | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                if self.silent.is_set():
+                    await asyncio.Event().wait()  # held for good
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", 5432)
+        for pipe in (self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer)):
+            task = asyncio.create_task(pipe)
+            self.tasks.add(task)
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_a_leader_whose_database_goes_silent_steps_down(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the lock is PostgreSQL's; SQLite is one process")
+    link = SilentLink()
+    port = await link.start()
+    engine = create_engine(database_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}"))
+    ticker = Ticker()
+    leader = Leader(engine, f"test-{uuid.uuid4().hex}", check=0.2, sleep=ticker.sleep)
+    stopped = asyncio.Event()
+
+    async def work() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.set()
+
+    task = asyncio.create_task(leader.run(work))
+    try:
+        await leader.leading.wait()
+        await ticker.waiting.wait()
+        assert await leader.holds()
+        link.silent.set()
+        assert not await leader.holds()  # no answer within the check's timeout
+        ticker._ticks.put_nowait(None)  # the next check: it times out too, and the work stops
+        await stopped.wait()
+        assert not await leader.holds()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await link.stop()
+        await engine.dispose()
