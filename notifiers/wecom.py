@@ -39,6 +39,11 @@ from notifiers.ratelimit import Limit, LimiterUnavailable, RateLimiter
 
 log = logging.getLogger(__name__)
 
+# WeCom's duplicate check for app messages: a message sent again after a crash between sending and recording it
+# (the outbox's lease, 5 minutes, must run out first) is dropped by WeCom. Just above the lease, so that the same
+# text sent again on purpose a little later (a repeated reply, a nag) still arrives.
+DUPLICATE_CHECK_INTERVAL = 600
+
 T = TypeVar("T")
 
 WECOM_APP = "wecom_app"
@@ -189,7 +194,8 @@ def _int(message: OutboundMessage, name: str, default: int) -> int:
 class AppMessageSender:
     """Channel ``wecom_app``: ``{"touser": [...] or "a|b", "msgtype": ..., "content": {...}}`` through
     ``message/send`` (``safe``, ``enable_duplicate_check`` (default 1: WeCom drops the same message re-sent within
-    ``duplicate_check_interval``, 1800 s by default), ``duplicate_check_interval`` pass through). Without
+    ``duplicate_check_interval``, default :data:`DUPLICATE_CHECK_INTERVAL`), ``duplicate_check_interval`` pass
+    through). Without
     ``touser`` the destination names the members. Paced per member; ``@all``, parties and tags cannot be, so they
     are refused. Members WeCom does not know are logged and skipped; if none is valid, 81013 dead-letters it."""
 
@@ -219,7 +225,7 @@ class AppMessageSender:
         # on unless the message says otherwise: a message sent again after a crash between sending and recording
         # it is then dropped by WeCom instead of reaching the member twice
         duplicate_check = _int(message, "enable_duplicate_check", 1)
-        interval = _int(message, "duplicate_check_interval", 1800)
+        interval = _int(message, "duplicate_check_interval", DUPLICATE_CHECK_INTERVAL)
         # userids are case-insensitive in WeCom
         keys = [f"{WECOM_APP}:{self.client.agent_id}:{m.lower()}" for m in members]
 

@@ -276,20 +276,43 @@ async def finish_inbound(conn: AsyncConnection, inbox_id: int, *, at: datetime, 
 
 
 async def finish_inbound_many(
-    conn: AsyncConnection, outcomes: Sequence[tuple[int, str | None]], *, at: datetime
+    conn: AsyncConnection, outcomes: Sequence[tuple[int, str | None]], *, at: datetime, owner: str | None = None
 ) -> None:
-    """Marks inbox rows processed: ``(id, error)`` pairs, ``done`` where the error is None, else ``failed``."""
+    """Marks inbox rows processed: ``(id, error)`` pairs, ``done`` where the error is None, else ``failed``. With
+    ``owner``, only rows whose lease it holds (a row another process has taken over is that process's to mark)."""
+    held = [] if owner is None else [inbox.c.lease_owner == owner]
     done = [inbox_id for inbox_id, error in outcomes if error is None]
     for start in range(0, len(done), _CHUNK):
         chunk = done[start : start + _CHUNK]
         await conn.execute(
             update(inbox)
-            .where(inbox.c.id.in_(chunk))
+            .where(inbox.c.id.in_(chunk), *held)
             .values(status="done", processed_at=at, lease_owner=None, lease_until=None)
         )
     for inbox_id, error in outcomes:
         if error is not None:
-            await finish_inbound(conn, inbox_id, at=at, error=error)
+            await conn.execute(
+                update(inbox)
+                .where(inbox.c.id == inbox_id, *held)
+                .values(status="failed", processed_at=at, error=error, lease_owner=None, lease_until=None)
+            )
+
+
+async def renew_inbound_leases(
+    conn: AsyncConnection, ids: Sequence[int], *, owner: str, until: datetime
+) -> set[int]:
+    """Extends ``owner``'s lease on the pending rows of ``ids`` to ``until``; the ids it still held."""
+    kept: set[int] = set()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        result = await conn.execute(
+            update(inbox)
+            .where(inbox.c.id.in_(chunk), inbox.c.lease_owner == owner, inbox.c.status == "pending")
+            .values(lease_until=until)
+            .returning(inbox.c.id)
+        )
+        kept.update(int(i) for i in result.scalars())
+    return kept
 
 
 # --- outbox --------------------------------------------------------------------------------------------

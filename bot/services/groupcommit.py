@@ -3,7 +3,8 @@
 A burst of concurrent requests then costs a few transactions (a few fsyncs on SQLite, a few round trips on
 PostgreSQL) instead of one each. Every caller still gets its answer only after the transaction holding its item has
 committed, so nothing is acknowledged before it is persisted. A batch that fails is retried item by item, so one bad
-item fails alone and the others still commit.
+item fails alone and the others still commit; but not when the database itself is out of reach (a connection
+error, a timeout): then every item of the batch fails at once, instead of each waiting for its own timeout.
 
 :class:`GroupCommit` is the mechanism; what a batch may hold (:meth:`GroupCommit.select`) and how it is written
 (the ``commit`` function, one result per item, in order) are the caller's. The hotline hand-overs
@@ -17,12 +18,21 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from sqlalchemy.exc import DBAPIError, InterfaceError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 CommitFn = Callable[[Sequence[T]], Awaitable[Sequence[R]]]
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database could not be reached, rather than that it refused the data."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OSError | TimeoutError | InterfaceError)
 
 
 class GroupCommit(Generic[T, R]):
@@ -73,8 +83,9 @@ class GroupCommit(Generic[T, R]):
             if len(results) != len(batch):
                 raise RuntimeError(f"{self.name}: {len(results)} results for {len(batch)} items")
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0][1], exc=exc)
+            if len(batch) == 1 or unreachable(exc):
+                for _, future in batch:
+                    _settle(future, exc=exc)
                 return
             log.warning("%s: a batch of %d failed; retrying one by one", self.name, len(batch), exc_info=True)
             for entry in batch:

@@ -10,8 +10,10 @@ unique: a retry finds it and is answered without being processed again. The even
 a mark is one more row in a statement already being committed); the next event does not wait for its
 predecessor's mark.
 
-Nothing accepted is lost: every row is leased to the process that accepted it (``lease``, 5 minutes by default)
-and released when it is marked. A row still ``pending`` when its process stops (crash, deploy) is taken over by
+Nothing accepted is lost: every row is leased to the process that accepted it (``lease``, 5 minutes by default),
+the lease is renewed every third of it while the row waits or is handled, and it ends when the row is marked (a
+mark only counts from the lease's holder). A row still ``pending`` when its process stops (crash, deploy) is
+taken over by
 :meth:`InboundProcessor.recover` once its lease has run out, in whichever process comes first: every process
 recovers at start and then every ``recover_every`` seconds, so a dead process's messages are processed even if it
 never comes back. The event is re-created from the stored plaintext. On SQLite (one process by design) every row
@@ -174,6 +176,9 @@ class InboundProcessor:
         self._pump: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[int] | None = None  # the recovery at start
         self._periodic: asyncio.Task[None] | None = None  # the ones after it
+        self._renewer: asyncio.Task[None] | None = None  # keeps the leases of the rows held here
+        self._lost: set[int] = set()  # rows queued here whose lease another process took over: not handled here
+        self._waiters: list[tuple[set[int], asyncio.Future[None]]] = []  # recoveries waiting for their rows
         self._closed = False
         self._writes = GroupCommit[_Row | _Mark, "int | None"](self._write, name="wecom-inbox")
 
@@ -205,24 +210,30 @@ class InboundProcessor:
                 )
             )
             if marks:
-                await repo.finish_inbound_many(conn, marks, at=self.clock.now())
+                await repo.finish_inbound_many(conn, marks, at=self.clock.now(), owner=self.owner)
         return [next(ids) if isinstance(w, _Row) else None for w in batch]
 
     # -- processing ---------------------------------------------------------------------------------------------
 
-    def _enqueue(self, jobs: Sequence[_Job]) -> int:
+    def _enqueue(self, jobs: Sequence[_Job]) -> set[int]:
+        """Queues the jobs not already held here; their ids."""
         fresh = [job for job in jobs if job.inbox_id not in self._claimed]
         if self._closed or not fresh:
-            return 0
+            return set()
         self._claimed.update(job.inbox_id for job in fresh)
         self._queue.extend(fresh)
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._run(), name="wecom-inbound")
-        return len(fresh)
+        return {job.inbox_id for job in fresh}
 
     async def _run(self) -> None:
         while self._queue:
-            await self._process(self._queue.popleft())
+            job = self._queue.popleft()
+            if job.inbox_id in self._lost:
+                log.warning("wecom inbound %s: taken over by another process; not handled here", job.inbox_id)
+                self._release(job.inbox_id)
+                continue
+            await self._process(job)
 
     async def _process(self, job: _Job) -> None:
         error = job.error
@@ -243,14 +254,55 @@ class InboundProcessor:
 
     def _marked(self, inbox_id: int, future: asyncio.Future[int | None]) -> None:
         if not future.cancelled() and future.exception() is not None:
-            # the row stays pending and is handed over again after the next start
+            # the row stays pending: once its lease runs out, a recovery (here or in another process) takes it
             log.error("wecom inbound %s: could not record the outcome", inbox_id, exc_info=future.exception())
         self._release(inbox_id)
 
     def _release(self, inbox_id: int) -> None:
         self._claimed.discard(inbox_id)
+        self._lost.discard(inbox_id)
         for finished in self._finished_watch:
             finished.add(inbox_id)
+        for waiting, done in self._waiters:
+            waiting.discard(inbox_id)
+            if not waiting and not done.done():
+                done.set_result(None)
+
+    async def _released(self, ids: set[int]) -> None:
+        """Until every row of ``ids`` is handled and its outcome recorded (or given up)."""
+        waiting = ids & self._claimed
+        if not waiting:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (waiting, done)
+        self._waiters.append(entry)
+        try:
+            await done
+        finally:
+            self._waiters.remove(entry)
+
+    async def renew_leases(self) -> int:
+        """Extends the lease of every row held here; a row whose lease another process has taken (this process was
+        cut off longer than the lease) is dropped from the queue. Returns how many leases were renewed."""
+        held = sorted(self._claimed)
+        if not held:
+            return 0
+        until = self.clock.now() + self.lease
+        async with self.store.transaction() as conn:
+            kept = await repo.renew_inbound_leases(conn, held, owner=self.owner, until=until)
+        lost = {i for i in held if i not in kept and i in self._claimed}
+        if lost:
+            log.warning("wecom inbound: %d rows were taken over by another process", len(lost))
+            self._lost |= lost
+        return len(kept)
+
+    async def _renew_periodically(self) -> None:
+        while not self._closed:
+            await self._sleep(self.lease.total_seconds() / 3)
+            try:
+                await self.renew_leases()
+            except Exception:
+                log.warning("wecom inbound: could not renew leases; trying again", exc_info=True)
 
     async def drain(self) -> None:
         """Returns once every event accepted so far, and every row the start-up recovery found, is processed."""
@@ -295,9 +347,9 @@ class InboundProcessor:
                 queued = self._enqueue(jobs)
                 if not queued:
                     break
-                total += queued
+                total += len(queued)
                 finished.update(job.inbox_id for job in jobs)  # a row that stays pending is not retried in a loop
-                await self._drain_queue()
+                await self._released(queued)  # its own rows only: new callbacks keep coming meanwhile
         finally:
             self._finished_watch.remove(finished)
         if total:
@@ -318,6 +370,7 @@ class InboundProcessor:
         if self._recovery is None:
             self._recovery = asyncio.create_task(self._recover_logged(), name="wecom-inbound-recovery")
             self._periodic = asyncio.create_task(self._recover_periodically(), name="wecom-inbound-recovery-loop")
+            self._renewer = asyncio.create_task(self._renew_periodically(), name="wecom-inbound-leases")
 
     async def _recover_periodically(self) -> None:
         if self._recovery is not None:
@@ -337,10 +390,11 @@ class InboundProcessor:
         """Stops taking work, lets what is queued finish for up to ``grace`` seconds, then cancels the rest
         (rows not marked stay pending and are recovered on the next start)."""
         self._closed = True
-        if self._periodic is not None:
-            self._periodic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._periodic
+        for loop in (self._periodic, self._renewer):
+            if loop is not None:
+                loop.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop
         tasks = [task for task in (self._recovery, self._pump) if task is not None and not task.done()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
