@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 ## make run: the bot on the embedded default (SQLite, no Redis, sandbox config, sandbox secrets);
-## without WeCom credentials also the WeCom sandbox page, http://127.0.0.1:8080/sandbox/ (bot/sandbox)
+## without WeCom credentials also the WeCom sandbox page: open the link with its token from the log (bot/sandbox)
 run: $(STAMP)
 	BOT_CONFIG=$${BOT_CONFIG:-config/sandbox.yaml} LOG_FORMAT=$${LOG_FORMAT:-text} \
 	HOTLINE_INGEST_SECRET=$${HOTLINE_INGEST_SECRET:-sandbox-secret} API_TOKEN=$${API_TOKEN:-sandbox-token} \

@@ -25,6 +25,10 @@ when ``SANDBOX`` is ``auto`` (the default) or ``public`` and no WeCom setting at
 credential, or a ``WECOM_API_BASE`` of one's own: a half-configured WeCom is a mistake to report, not a reason to
 pretend). It is only served on a loopback ``BOT_HOST``: it lets whoever opens the page act as any member. On another
 host it stays off, with a warning in the log and on ``/sandbox/``, unless ``SANDBOX=public``.
+
+Who may open it: whoever has the link from the start log, ``/sandbox/?token=…``. The access token is random at
+every start (like Jupyter's), and :mod:`bot.sandbox.web` refuses every request without it; unless
+``SANDBOX=public``, also every request that did not come straight from this machine (see there).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.clock import Clock
+from bot.domain.masking import mask_text
 from bot.sandbox import render, simulate
 from bot.sandbox.chats import SYSTEM_CHAT, CardInfo, Chat, Directory, Feed, Item
 from bot.sandbox.demo import DemoFeed, Injected
@@ -79,12 +84,27 @@ VIA_LABELS = {
 
 
 def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (``127.0.0.0/8``, ``::1``, and ``::ffff:127.0.0.1`` as a dual-stack
+    socket reports an IPv4 peer)."""
     if host.strip().lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip().strip("[]"))
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def new_token() -> str:
+    """The page's access token: 43 URL-safe characters. One that the logs' phone-number mask would change (a run
+    of digits that looks like a phone number: about one start in a billion) is drawn again, so that the link in
+    the start log always works."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if mask_text(token) == token:
+            return token
 
 
 def wecom_settings_given(settings: Settings) -> list[str]:
@@ -223,7 +243,10 @@ class Sandbox:
     def __init__(self, settings: Settings, config: BotConfig, clock: Clock) -> None:
         self.config = config
         self.clock = clock
-        self.public = not is_loopback(settings.host)  # served beyond this machine (SANDBOX=public)
+        # served beyond this machine: SANDBOX=public (a non-loopback BOT_HOST gets here only with it)
+        self.public = settings.sandbox == "public" or not is_loopback(settings.host)
+        self.token = new_token()  # the page's access token: in the start log's link, and nowhere else in the logs
+        self.cookie = f"hotline_sandbox_{settings.port}"  # a bot per port: cookies do not tell ports apart
         self.creds = creds = Credentials.generate()
         self.directory = Directory(config)
         self.names = self.directory.names
@@ -252,7 +275,7 @@ class Sandbox:
         self.demo_every = settings.sandbox_demo_every
         self.session: aiohttp.ClientSession | None = None
         self.self_url = _self_url(settings.host, settings.port)
-        self.page_url = f"{self.self_url}/sandbox/"
+        self.page_url = f"{self.self_url}/sandbox/"  # without the token: for anything but the start line
         self._demo_task: asyncio.Task[None] | None = None
 
     # -- the page's state -------------------------------------------------------------------------------------
@@ -571,10 +594,14 @@ class Sandbox:
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT))
         if self.public:
             log.warning(
-                "sandbox: served beyond this machine (SANDBOX=public): anyone who opens %s can act as any member",
-                self.page_url,
+                "sandbox: served beyond this machine (SANDBOX=public): anyone with the link below can act as any "
+                "member, and requests through a proxy or from other machines are accepted",
             )
-        log.info("sandbox: open %s", self.page_url, extra={"fake_wecom": self.fake.base_url})
+        # the only place the token is written: the link to open (the page keeps it in a cookie); shown even with
+        # LOG_LEVEL=WARNING, since without it nobody can open the page
+        level = logging.INFO if log.isEnabledFor(logging.INFO) else logging.WARNING
+        link = f"{self.page_url}?token={self.token}"
+        log.log(level, "sandbox: open %s", link, extra={"fake_wecom": self.fake.base_url})
         if self.demo_every is not None:
             every = self.demo_every.total_seconds()
             self._demo_task = asyncio.create_task(self._demo_loop(app, every), name="sandbox-demo")

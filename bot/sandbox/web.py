@@ -7,19 +7,35 @@ every 25 s, not one a second. ``POST /sandbox/api/say`` (a member types), ``/cli
 button) and ``/demo`` (demo tickets) act through the real endpoints over HTTP; their errors are JSON in the API's
 shape (``bot.web.errors``), and nothing is sent when the input is refused.
 
-Requests are checked before anything happens: on a loopback-only sandbox the ``Host`` must be a loopback name (a
-web page elsewhere cannot reach it through DNS rebinding), a POST must be ``application/json`` (a cross-site form
-cannot send that without a CORS preflight, which is never granted) and its ``Origin``, when sent, must be this
-host. The page is sent with a Content-Security-Policy that lets only its own inline script and style run, so even
-a rendering bug could not run a script that came in a message.
+Requests are checked before anything happens, each check a 403 (JSON for the API, a short page for ``/sandbox/``):
+
+* **The access token.** It is random at every start and written once, in the start log's link
+  ``/sandbox/?token=…``. The page accepts it in that query (or the ``X-Sandbox-Token`` header, or the cookie) and
+  answers with it as an ``HttpOnly; SameSite=Strict`` cookie on ``Path=/sandbox``; the page's script strips the
+  query from the address bar. The API accepts it only in the cookie (the page's requests) or the
+  ``X-Sandbox-Token`` header (scripts), never in a URL. A cookie rather than the token in the page: the page can
+  be reloaded from ``/sandbox/``; no script, not even one smuggled in through a rendering bug, can read the token;
+  and browsers do not send it with requests from other sites. It is compared in constant time, never echoed, and
+  never in a JSON answer or a log line other than the start line.
+* **Only from this machine** (unless ``SANDBOX=public``): the TCP peer must be a loopback address, no proxy header
+  (``Forwarded``, ``X-Forwarded-*``, ``X-Real-IP``) may be present, and the ``Host`` must be a loopback name (a web
+  page elsewhere cannot reach it through DNS rebinding). A reverse proxy on the same machine connects from
+  loopback and may forward ``Host: 127.0.0.1:8080`` and no proxy header at all: that is why the token is needed.
+* **A POST** must be ``application/json`` (a cross-site form cannot send that without a CORS preflight, which is
+  never granted), its ``Origin``, when sent, must be this host, and its body at most 16 KiB (413).
+
+The page is sent with a Content-Security-Policy that lets only its own inline script and style run, so even a
+rendering bug could not run a script that came in a message.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import secrets
 from functools import cache
+from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +58,10 @@ TEXT_MAX_BYTES = 2048  # WeCom's limit for a text message
 WAIT_DEFAULT = 25.0
 WAIT_MAX = 30.0
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+TOKEN_QUERY = "token"  # the start log's link: /sandbox/?token=…
+TOKEN_HEADER = "X-Sandbox-Token"  # scripts
+# a request with one of these came through a proxy: refused unless SANDBOX=public
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-IP")
 
 routes = web.RouteTableDef()
 
@@ -72,14 +92,50 @@ async def _shutdown(app: web.Application) -> None:
 # -- guards --------------------------------------------------------------------------------------------------------
 
 
-def _sandbox(request: web.Request) -> Sandbox:
+def _sandbox(request: web.Request, *, page: bool = False) -> Sandbox:
+    """The sandbox, once the request passed the checks (see the module's docstring); ``page``: the page's own
+    request, which may bring the token in its query."""
     sandbox = request.app[SANDBOX]
     if not sandbox.public:
+        proxied = next((name for name in PROXY_HEADERS if name in request.headers), None)
+        if proxied is not None:
+            raise ApiError(
+                403, "proxied", f"the sandbox is not served through a proxy ({proxied}); SANDBOX=public allows it"
+            )
+        if not is_loopback(request.remote or ""):
+            raise ApiError(403, "forbidden_peer", "the sandbox answers only connections from this machine")
         host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
         if not is_loopback(host.strip("[]")):
             raise ApiError(403, "forbidden_host", "the sandbox answers only on 127.0.0.1 or localhost")
+    _check_token(request, sandbox, page=page)
     sandbox.learn_url(request)
     return sandbox
+
+
+def _check_token(request: web.Request, sandbox: Sandbox, *, page: bool) -> None:
+    """The access token: the first of the page's query, the header and the cookie that is there must be right."""
+    given = request.query.get(TOKEN_QUERY) if page else None
+    if given is None:
+        given = request.headers.get(TOKEN_HEADER)
+    if given is None:
+        given = request.cookies.get(sandbox.cookie)
+    if not given:
+        raise ApiError(403, "token_required", "open the sandbox with the link from the bot's start log (?token=…)")
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), sandbox.token.encode("ascii")):
+        raise ApiError(403, "invalid_token", "wrong access token: use the link from the bot's latest start log")
+
+
+async def _read_body(request: web.Request) -> bytes:
+    """The whole body, however many pieces it arrives in; 413 once it exceeds :data:`MAX_BODY` (at once by its
+    ``Content-Length``, else while reading)."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, "body_too_large", f"at most {MAX_BODY} bytes")
+    body = bytearray()
+    while chunk := await request.content.read(MAX_BODY + 1 - len(body)):
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise ApiError(413, "body_too_large", f"at most {MAX_BODY} bytes")
+    return bytes(body)
 
 
 async def _json(request: web.Request) -> dict[str, Any]:
@@ -89,11 +145,7 @@ async def _json(request: web.Request) -> dict[str, Any]:
     origin = request.headers.get("Origin")
     if origin is not None and urlsplit(origin).netloc != request.host:
         raise ApiError(403, "forbidden_origin", "requests from another site are not accepted")
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApiError(413, "body_too_large", f"at most {MAX_BODY} bytes")
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        raise ApiError(413, "body_too_large", f"at most {MAX_BODY} bytes")
+    body = await _read_body(request)
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
@@ -159,13 +211,37 @@ _SECURITY_HEADERS = {
 
 
 @routes.get("/sandbox")
-async def _redirect(_request: web.Request) -> web.Response:
-    raise web.HTTPFound("/sandbox/")
+async def _redirect(request: web.Request) -> web.Response:
+    query = request.rel_url.raw_query_string  # the token of the start log's link, when it is there
+    raise web.HTTPFound(f"/sandbox/?{query}" if query else "/sandbox/")
+
+
+_FORBIDDEN_HTML = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>无法打开沙箱</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto; padding: 0 1em; line-height: 1.6">
+<h1>无法打开企业微信沙箱</h1>
+<p>请使用机器人启动日志中的链接打开沙箱：<code>sandbox: open http://…/sandbox/?token=…</code>。
+每次启动都会生成新的链接；沙箱只接受本机的直接访问。</p>
+<p lang="en">Open the sandbox with the link from the bot's start log (<code>sandbox: open …/sandbox/?token=…</code>);
+every start makes a new one. The sandbox answers only direct requests from this machine.</p>
+<p lang="en"><small>__REASON__</small></p>
+</body></html>
+"""
+
+
+def _forbidden_page(error: ApiError) -> web.Response:
+    html = _FORBIDDEN_HTML.replace("__REASON__", escape(f"{error.code}: {error.message}"))
+    headers = {**_SECURITY_HEADERS, "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'"}
+    return web.Response(status=error.status, text=html, content_type="text/html", charset="utf-8", headers=headers)
 
 
 @routes.get("/sandbox/")
 async def page(request: web.Request) -> web.Response:
-    sandbox = _sandbox(request)
+    try:
+        sandbox = _sandbox(request, page=True)
+    except ApiError as exc:
+        return _forbidden_page(exc)
     nonce = secrets.token_urlsafe(16)
     html = _template().replace("__NONCE__", nonce).replace("__STATE__", _script_json(sandbox.state()))
     csp = (
@@ -173,7 +249,10 @@ async def page(request: web.Request) -> web.Response:
         "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
     headers = {**_SECURITY_HEADERS, "Content-Security-Policy": csp}
-    return web.Response(text=html, content_type="text/html", charset="utf-8", headers=headers)
+    response = web.Response(text=html, content_type="text/html", charset="utf-8", headers=headers)
+    # the token, for the page's own requests and its reloads: out of reach of scripts and of other sites' requests
+    response.set_cookie(sandbox.cookie, sandbox.token, path="/sandbox", httponly=True, samesite="Strict")
+    return response
 
 
 # -- the API -------------------------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The WeCom sandbox through the real app over loopback HTTP: when it is on, the page, members typing and clicking
 (signed callbacks through the real endpoints, into the inbox and the sink), deliveries the fake records shown in the
-right chat, the demo feed through the signed ingest API, and refused input. Tests wait on the inbound processor's
-``drain()`` and on the page's own event feed, never by sleeping."""
+right chat, the demo feed through the signed ingest API, refused input, and who may use it at all (the access
+token, the peer, proxies). Tests wait on the inbound processor's ``drain()`` and on the page's own event feed, never
+by sleeping. Clients send the access token in the ``X-Sandbox-Token`` header, as a script would, unless made with
+``token=False``."""
 
 from __future__ import annotations
 
@@ -16,14 +18,17 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.app import OUTBOX, create_app
 from bot.clock import FrozenClock
+from bot.logging import JsonFormatter
 from bot.sandbox import SANDBOX
 from bot.sandbox.demo import SAMPLES
-from bot.sandbox.embed import Sandbox, decide, is_loopback
+from bot.sandbox.embed import Sandbox, decide, is_loopback, new_token
+from bot.sandbox.web import MAX_BODY, TOKEN_HEADER
 from bot.web.keys import SETTINGS, STORE, WECOM_CALLBACKS, WECOM_INBOUND
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
 from bot.wecom.events import CardClick, InboundEvent, TextMessage
@@ -45,7 +50,14 @@ MakeClient = Callable[..., Awaitable[Client]]
 def make_client(
     aiohttp_client: MakeClient, settings_for: Callable[..., Settings], sandbox_config: BotConfig, clock: FrozenClock
 ) -> Callable[..., Awaitable[Client]]:
-    async def make(database_url: str, config: BotConfig | None = None, run_workers: bool = False, **env: str) -> Client:
+    async def make(
+        database_url: str,
+        config: BotConfig | None = None,
+        run_workers: bool = False,
+        token: bool = True,
+        middlewares: tuple[Any, ...] = (),
+        **env: str,
+    ) -> Client:
         app = create_app(
             settings_for(database_url, **env),
             config or sandbox_config,
@@ -53,7 +65,9 @@ def make_client(
             run_workers=run_workers,
             sandbox=True,
         )
-        return await aiohttp_client(app)
+        app.middlewares.extend(middlewares)  # innermost, next to the handlers
+        headers = {TOKEN_HEADER: app[SANDBOX].token} if token and SANDBOX in app else {}
+        return await aiohttp_client(app, headers=headers)
 
     return make
 
@@ -198,8 +212,8 @@ async def test_public_is_served_with_a_warning(
 ) -> None:
     with caplog.at_level(logging.INFO, logger="bot.sandbox"):
         client = await make_client(sqlite_url, BOT_HOST="0.0.0.0", SANDBOX="public")
-    assert "anyone who opens" in caplog.text
-    assert "sandbox: open http://127.0.0.1:8080/sandbox/" in caplog.text
+    assert "anyone with the link" in caplog.text
+    assert f"sandbox: open http://127.0.0.1:8080/sandbox/?token={sandbox(client).token}" in caplog.text
     state = await (await client.get("/sandbox/api/state", headers={"Host": "192.0.2.7:8080"})).json()
     assert state["public"] is True
 
@@ -212,7 +226,10 @@ def test_decision_and_loopback(settings_for: Callable[..., Settings]) -> None:
     assert decide(settings_for("sqlite:///x.db", WECOM_AIBOT_TOKEN="t")) == "off"
     assert is_loopback("127.0.0.2")
     assert is_loopback("[::1]")
+    assert is_loopback("::ffff:127.0.0.1")  # an IPv4 peer on a dual-stack socket
+    assert not is_loopback("::ffff:192.0.2.7")
     assert not is_loopback("example.org")
+    assert not is_loopback("")
 
 
 def test_settings() -> None:
@@ -554,3 +571,227 @@ async def test_events_wait_for_new_items(client: Client) -> None:
     items = await waiting
     assert items
     assert items[0]["text"] == "早上好"
+
+
+# -- who may use it: the access token, the peer, proxies ------------------------------------------------------------
+
+SAY = {"member": "chenjing", "chat": "group:SRJG", "text": "/今日工单"}
+
+
+def from_elsewhere(remote: str) -> Any:
+    """A middleware that makes every request look as if it came from ``remote`` (the TCP peer the handler sees)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+        return await handler(request.clone(remote=remote))
+
+    return middleware
+
+
+def start_link(caplog: pytest.LogCaptureFixture) -> str:
+    (link,) = re.findall(r"sandbox: open (http://\S+)", caplog.text)
+    return str(link)
+
+
+async def test_the_page_and_the_api_need_the_token_from_the_start_log(
+    make_client: MakeClient, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="bot.sandbox"):
+        client = await make_client(sqlite_url, token=False)
+    token = sandbox(client).token
+    assert start_link(caplog) == f"http://127.0.0.1:8080/sandbox/?token={token}"
+    assert len(token) >= 43
+    # without it, or with a wrong one: refused, and nothing is sent
+    for path in ("/sandbox/", "/sandbox/?token=", "/sandbox/?token=wrong", f"/sandbox/?token={token[:-1]}"):
+        page = await client.get(path)
+        assert page.status == 403, path
+        assert page.content_type == "text/html"
+        text = await page.text()
+        assert "?token=" in text  # says where to find the link
+        assert token not in text
+        assert "Set-Cookie" not in page.headers
+    for headers in ({}, {TOKEN_HEADER: "wrong"}, {TOKEN_HEADER: ""}, {TOKEN_HEADER: "令牌"}):
+        for method, path in [("GET", "/sandbox/api/state"), ("GET", "/sandbox/api/events?after=0&wait=0"),
+                             ("POST", "/sandbox/api/say"), ("POST", "/sandbox/api/click"),
+                             ("POST", "/sandbox/api/demo")]:  # fmt: skip
+            response = await client.request(method, path, json=SAY, headers=headers)
+            assert response.status == 403, (method, path, headers)
+            error = (await response.json())["error"]
+            assert error["code"] == ("invalid_token" if headers.get(TOKEN_HEADER) else "token_required")
+    # the API never takes it from a URL (URLs end up in proxies' and browsers' logs)
+    in_query = await client.get(f"/sandbox/api/state?token={token}")
+    assert in_query.status == 403
+    assert sandbox(client).feed.last == 0
+    assert await inbox_rows(client) == []
+    # with it, the page is served and the token is kept in a cookie, out of the page itself
+    page = await client.get(f"/sandbox?token={token}")  # without the slash: redirected with the token
+    assert page.status == 200
+    assert token not in await page.text()
+    (cookie,) = page.headers.getall("Set-Cookie")
+    assert cookie.startswith(f"hotline_sandbox_8080={token};")
+    attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
+    assert {"httponly", "path=/sandbox", "samesite=strict"} <= attributes
+    assert "history.replaceState(null, '', location.pathname + location.hash)" in await page.text()
+    # the cookie is enough from now on: the page reloads without the query, and the API works
+    assert (await client.get("/sandbox/")).status == 200
+    state = await client.get("/sandbox/api/state")
+    assert state.status == 200
+    assert token not in await state.text()
+    result = await client.post("/sandbox/api/say", json=SAY, headers={"Origin": str(client.make_url("")).rstrip("/")})
+    assert result.status == 200, await result.text()
+    assert (await result.json())["accepted"] is True
+    feed = await client.get("/sandbox/api/events?after=0&wait=0")
+    assert token not in await feed.text()
+    # a wrong header is refused even next to the right cookie: the first credential that is there counts
+    mixed = await client.get("/sandbox/api/state", headers={TOKEN_HEADER: "wrong"})
+    assert mixed.status == 403
+    client.session.cookie_jar.clear()
+    assert (await client.get("/sandbox/")).status == 403
+
+
+async def test_the_token_header_alone_is_enough(make_client: MakeClient, sqlite_url: str) -> None:
+    client = await make_client(sqlite_url, token=False)
+    headers = {TOKEN_HEADER: sandbox(client).token}
+    assert (await client.get("/sandbox/api/state", headers=headers)).status == 200
+    response = await client.post("/sandbox/api/demo", json={"count": 1}, headers=headers)  # a script, no Origin
+    assert response.status == 200
+    assert (await response.json())["tickets"][0]["ok"] is True
+
+
+async def test_a_new_token_at_every_start(make_client: MakeClient, sqlite_url: str) -> None:
+    first = await make_client(sqlite_url)
+    second = await make_client(sqlite_url)
+    assert sandbox(first).token != sandbox(second).token
+    stale = await second.get("/sandbox/api/state", headers={TOKEN_HEADER: sandbox(first).token})
+    assert stale.status == 403
+    assert len({new_token() for _ in range(50)}) == 50
+
+
+@pytest.mark.parametrize("header", ["Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP"])
+async def test_requests_through_a_proxy_are_refused(make_client: MakeClient, sqlite_url: str, header: str) -> None:
+    client = await make_client(sqlite_url)  # with the right token
+    value = "for=203.0.113.9" if header == "Forwarded" else "203.0.113.9"
+    page = await client.get("/sandbox/", headers={header: value})
+    assert page.status == 403
+    assert "proxied" in await page.text()
+    for method, path in [("GET", "/sandbox/api/state"), ("POST", "/sandbox/api/say")]:
+        response = await client.request(method, path, json=SAY, headers={header: value})
+        assert response.status == 403
+        assert (await response.json())["error"]["code"] == "proxied"
+    assert sandbox(client).feed.last == 0
+    assert (await client.get("/sandbox/api/state")).status == 200
+
+
+async def test_requests_from_another_machine_are_refused(make_client: MakeClient, sqlite_url: str) -> None:
+    client = await make_client(sqlite_url, middlewares=(from_elsewhere("192.0.2.7"),))
+    page = await client.get("/sandbox/")
+    assert page.status == 403
+    assert "forbidden_peer" in await page.text()
+    response = await client.post("/sandbox/api/say", json=SAY)
+    assert response.status == 403
+    assert (await response.json())["error"]["code"] == "forbidden_peer"
+    assert sandbox(client).feed.last == 0
+    mapped = await make_client(sqlite_url, middlewares=(from_elsewhere("::ffff:127.0.0.1"),))
+    assert (await mapped.get("/sandbox/api/state")).status == 200
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "127.0.0.1"])
+async def test_public_allows_proxies_and_other_machines_but_still_needs_the_token(
+    make_client: MakeClient, sqlite_url: str, host: str
+) -> None:
+    client = await make_client(
+        sqlite_url, token=False, middlewares=(from_elsewhere("192.0.2.7"),), BOT_HOST=host, SANDBOX="public"
+    )
+    proxied = {"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.9", "Host": "hotline.example.org"}
+    assert (await client.get("/sandbox/", headers=proxied)).status == 403
+    refused = await client.post("/sandbox/api/say", json=SAY, headers=proxied)
+    assert refused.status == 403
+    assert (await refused.json())["error"]["code"] == "token_required"
+    token = sandbox(client).token
+    page = await client.get(f"/sandbox/?token={token}", headers=proxied)
+    assert page.status == 200
+    state = await (await client.get("/sandbox/api/state", headers=proxied)).json()  # by the cookie
+    assert state["public"] is True
+    said = await client.post("/sandbox/api/say", json=SAY, headers={**proxied, TOKEN_HEADER: token})
+    assert said.status == 200
+
+
+async def test_the_token_is_in_no_log_line_but_the_start_line(
+    make_client: MakeClient, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = await make_client(sqlite_url, token=False)
+    token = sandbox(client).token
+    await client.get("/sandbox/")
+    await client.get(f"/sandbox/?token={token}x")
+    await client.get(f"/sandbox/?token={token}")
+    await client.get(f"/sandbox/api/state?token={token}")
+    await client.post("/sandbox/api/say", json=SAY)
+    await client.post("/sandbox/api/say", json={**SAY, "chat": "group:NOPE"})
+    await client.post("/sandbox/api/say", json=SAY, headers={TOKEN_HEADER: token, "X-Forwarded-For": "203.0.113.9"})
+    await client.post("/sandbox/api/demo", json={"count": 2})
+    await client.get("/sandbox/api/events?after=0&wait=0")
+    await client.app[WECOM_INBOUND].drain()
+    formatter = JsonFormatter()
+    # aiohttp's access log (the request line, query included) is off in the bot: run_app(access_log=None)
+    lines = [formatter.format(r) for r in caplog.records if r.name != "aiohttp.access"]
+    with_token = [line for line in lines if token in line]
+    assert len(with_token) == 1, with_token
+    assert '"msg": "sandbox: open http://127.0.0.1:8080/sandbox/?token=' in with_token[0]
+    assert len(lines) > 1
+
+
+async def test_a_body_in_pieces_is_read_whole(make_client: MakeClient, sqlite_url: str) -> None:
+    """An 8 KB body whose second part is sent only once the handler runs (so a single read would get the first)."""
+    handling = asyncio.Event()
+
+    @web.middleware
+    async def signal(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path == "/sandbox/api/say":
+            handling.set()  # the handler runs next, without yielding: it finds only the first part
+        return await handler(request)
+
+    client = await make_client(sqlite_url, middlewares=(signal,))
+    body = json.dumps({**SAY, "padding": "x" * 8000}).encode()
+    assert 8000 < len(body) <= MAX_BODY
+    assert client.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    head = (
+        f"POST /sandbox/api/say HTTP/1.1\r\nHost: 127.0.0.1:{client.port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{TOKEN_HEADER}: {sandbox(client).token}\r\nConnection: close\r\n\r\n"
+    )
+    writer.write(head.encode() + body[:100])
+    await writer.drain()
+    await handling.wait()
+    writer.write(body[100:])
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 200 OK", answer[:300]
+    assert json.loads(rest.partition(b"\r\n\r\n")[2])["accepted"] is True
+
+
+async def test_a_chunked_body_is_read_whole_and_bounded(client: Client) -> None:
+    body = json.dumps({**SAY, "padding": "x" * 8000}).encode()
+
+    async def pieces(data: bytes, size: int) -> Any:
+        for start in range(0, len(data), size):
+            yield data[start : start + size]
+
+    headers = {"Content-Type": "application/json"}
+    ok = await client.post("/sandbox/api/say", data=pieces(body, 1000), headers=headers)  # no Content-Length
+    assert ok.status == 200, await ok.text()
+    assert (await ok.json())["accepted"] is True
+    large = await client.post("/sandbox/api/say", data=pieces(b" " * (MAX_BODY + 1), 4096), headers=headers)
+    assert large.status == 413
+    assert (await large.json())["error"]["code"] == "body_too_large"
+
+
+async def test_the_link_is_logged_even_when_info_is_not(
+    make_client: MakeClient, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="bot.sandbox"):
+        client = await make_client(sqlite_url)
+    assert start_link(caplog).endswith(f"?token={sandbox(client).token}")
