@@ -27,6 +27,7 @@ from bot.web.errors import error_middleware
 from bot.web.keys import (
     AIBOT_CONNECTION,
     AIBOT_LEADER,
+    AIBOT_LEADER_TASK,
     CALENDAR,
     CLOCK,
     CONFIG,
@@ -41,8 +42,9 @@ from bot.web.keys import (
 )
 from bot.wecom import callbacks as wecom_callbacks
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
-from bot.wecom.inbound import AIBOT_SOURCE, InboundProcessor, RecordingSink
-from bot.wecom.longconn import AibotLongConnection
+from bot.wecom.events import EnterChat, InboundEvent
+from bot.wecom.inbound import AIBOT_SOURCE, InboundProcessor, RecordingSink, describe
+from bot.wecom.longconn import AibotLongConnection, EventHook
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from config.model import BotConfig
 from config.settings import Settings
@@ -206,13 +208,21 @@ async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
     await processor.close()
 
 
+# kicked off the robot by a newer connection: try again after this long. When it was one of our own processes taking
+# over, the guard (the leadership) keeps the old one away; an outsider with the same credentials takes turns with us
+AIBOT_KICKED_RETRY = 60.0
+
+
 async def _aibot_long_connection(app: web.Application) -> AsyncIterator[None]:
     """The intelligent robot's long connection (WECOM_AIBOT_BOT_ID and WECOM_AIBOT_SECRET): callbacks arrive over a
     WebSocket the bot opens and go through the inbox like the callback URL's; the outbox pushes through it. WeCom
     keeps one connection per robot, so of several bot processes only the leader (:class:`store.leader.Leader`, a
-    PostgreSQL advisory lock) connects; another takes over when it dies."""
+    PostgreSQL advisory lock) connects; another takes over when it dies. The connection asks the leader before
+    every (re)connect and subscribe, so an old leader does not kick the new one; kicked all the same, it tries again
+    after :data:`AIBOT_KICKED_RETRY`. ``office.welcome_text`` answers an ``enter_chat``, as in callback mode."""
     settings = app[SETTINGS]
     bot_id = settings.wecom_aibot_bot_id or ""
+    leader = Leader(app[STORE].engine, f"aibot-long-connection:{bot_id}")
     connection = AibotLongConnection(
         app[HTTP_SESSION],
         bot_id=bot_id,
@@ -220,20 +230,50 @@ async def _aibot_long_connection(app: web.Application) -> AsyncIterator[None]:
         url=settings.wecom_aibot_ws_url,
         inbound=app[WECOM_INBOUND],
         clock=app[CLOCK],
+        kicked_retry=AIBOT_KICKED_RETRY,
+        may_connect=leader.holds,
     )
-    leader = Leader(app[STORE].engine, f"aibot-long-connection:{bot_id}")
+    welcome = app[CONFIG].office.welcome_text
+    if welcome:
+        connection.on_event = _aibot_welcome(connection, welcome)
     app[AIBOT_CONNECTION] = connection
     app[AIBOT_LEADER] = leader
     task = asyncio.create_task(_lead(leader, connection.run), name="aibot-leader")
+    app[AIBOT_LEADER_TASK] = task
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await connection.close()
+    await connection.close()  # what was received is stored (a few seconds' grace) before the inbox closes
+
+
+def _aibot_welcome(connection: AibotLongConnection, text: str) -> EventHook:
+    """The long connection's event hook: the welcome for an ``enter_chat`` (``aibot_respond_welcome_msg``, which
+    WeCom takes once, within 5 s). A welcome that fails is logged, never raised."""
+
+    async def on_event(event: InboundEvent, req_id: str) -> None:
+        if not isinstance(event, EnterChat) or not req_id:
+            return
+        try:
+            await connection.respond_welcome(req_id, {"msgtype": "text", "text": {"content": text}})
+        except Exception as exc:
+            log.warning(
+                "aibot %s: welcome not sent for %s: %s: %s",
+                connection.bot_id,
+                describe(event),
+                type(exc).__name__,
+                exc,
+                extra={"dedup_key": event.dedup_key},
+            )
+
+    return on_event
 
 
 async def _lead(leader: Leader, work: Callable[[], Awaitable[None]]) -> None:
+    """Takes part in ``leader``'s election until cancelled. If it ends otherwise, /healthz reports it."""
     try:
         await leader.run(work)
     except Exception:
-        log.exception("%s stopped", leader.name)
+        log.exception("%s stopped: this process no longer takes part in the election; restart it", leader.name)
+    else:
+        log.error("%s stopped: this process no longer takes part in the election; restart it", leader.name)

@@ -3,13 +3,14 @@
 Channel ``aibot_ws``: the payload is ``{"chatid": ..., "msgtype": t, t: {...}}`` (or ``"content": {...}``, as the
 other WeCom channels take it); without ``chatid`` the destination is the chat. ``chatid`` is a group's chatid, or a
 userid for the robot's 1:1 chat with that user. WeCom takes ``markdown``, ``template_card`` and media here; another
-msgtype is dead-lettered.
+msgtype is dead-lettered at once, without taking a rate-limit slot.
 
 While the connection is down nothing is sent and nothing is lost: the sender is not :attr:`AibotWsSender.ready`, so
 the outbox does not claim its messages at all (a process that is not the connection's leader never does), and one
-claimed just before a drop is deferred, without taking a rate-limit slot or using up an attempt. A send cut off by
-a drop (no answer from WeCom) is a failed attempt and is retried with backoff, so such a message can arrive twice
-(``aibot_send_msg`` has no idempotency key).
+claimed just before a drop is deferred, without taking a rate-limit slot or using up an attempt. So is one whose
+connection dropped between that check and the send (it takes a slot then, but is not an attempt): nothing went
+out. A send cut off by a drop (no answer from WeCom) is a failed attempt and is retried with backoff, so such a
+message can arrive twice (``aibot_send_msg`` has no idempotency key).
 
 Pacing: WeCom documents no limit for ``aibot_send_msg`` (page 101463 and the SDK name none), so each chat is held
 to the group robot webhook's documented 20 messages a minute, through the shared :class:`RateLimiter` as the other
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from bot.clock import Clock
+from bot.wecom.longconn import SEND_MSGTYPES, NotConnected
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage
 from notifiers.ratelimit import Limit, RateLimiter
 from notifiers.wecom import DEFAULT_SLACK, Pacer, message_body
@@ -64,15 +66,29 @@ class AibotWsSender:
         if not isinstance(chatid, str) or not chatid.strip():
             raise DeliveryError(f"malformed {AIBOT_WS} payload: no chatid", permanent=True)
         msgtype, content = message_body(message)
-        if not self.connection.subscribed:
-            # before the pacer: a send that cannot happen takes no slot
-            raise Deferred(
-                f"the robot's long connection is down ({self.connection.state}); waiting for it",
-                retry_after=RECONNECT_WAIT,
+        # before the pacer: a send that cannot happen takes no slot
+        if msgtype not in SEND_MSGTYPES:
+            takes = ", ".join(sorted(SEND_MSGTYPES))
+            raise DeliveryError(
+                f"malformed {AIBOT_WS} payload: aibot_send_msg does not take msgtype {msgtype!r} (only {takes})",
+                permanent=True,
             )
+        if not self.connection.subscribed:
+            raise self._down()
         body = {"msgtype": msgtype, msgtype: dict(content)}
-        await self.pacer.send(
-            [f"{AIBOT_WS}:{self.connection.bot_id}:{chatid}"],
-            f"chat {chatid}",
-            lambda: self.connection.send(chatid, body),
+
+        async def push() -> Mapping[str, Any]:
+            try:
+                return await self.connection.send(chatid, body)
+            except NotConnected as exc:
+                if exc.request_sent:
+                    raise  # it may have arrived: a failed attempt, retried with backoff
+                raise self._down() from None  # the link dropped after the check above: nothing went out
+
+        await self.pacer.send([f"{AIBOT_WS}:{self.connection.bot_id}:{chatid}"], f"chat {chatid}", push)
+
+    def _down(self) -> Deferred:
+        return Deferred(
+            f"the robot's long connection is down ({self.connection.state}); waiting for it",
+            retry_after=RECONNECT_WAIT,
         )

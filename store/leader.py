@@ -60,6 +60,7 @@ class Leader:
         self.sleep = sleep
         self.leading = asyncio.Event()  # set while this process holds the lock (tests and /healthz read it)
         self._conn: AsyncConnection | None = None
+        self._asking = asyncio.Lock()  # the watch and holds() share the lock's connection: one query at a time
 
     async def run(self, work: Callable[[], Awaitable[None]]) -> None:
         if self.engine.dialect.name != "postgresql":
@@ -139,7 +140,7 @@ class Leader:
 
     async def _answers(self, conn: AsyncConnection) -> bool:
         try:
-            async with asyncio.timeout(self.check):
+            async with asyncio.timeout(self.check), self._asking:
                 await conn.execute(text("SELECT 1"))
         except Exception:  # an error, or no answer in time: the session, and the lock, may be gone
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -37,3 +38,4 @@ WECOM_INBOUND: web.AppKey[InboundProcessor] = web.AppKey("wecom_inbound")
 # the intelligent robot's long connection, when configured, and the election of the one process that holds it
 AIBOT_CONNECTION: web.AppKey[AibotLongConnection] = web.AppKey("aibot_connection")
 AIBOT_LEADER: web.AppKey[Leader] = web.AppKey("aibot_leader")
+AIBOT_LEADER_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("aibot_leader_task")  # done: the election stopped

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from sqlalchemy import text
 
 from bot.web.errors import Handler, json_response
-from bot.web.keys import AIBOT_CONNECTION, AIBOT_LEADER, CALENDAR, CLOCK, METRICS, REDIS, STORE
+from bot.web.keys import AIBOT_CONNECTION, AIBOT_LEADER, AIBOT_LEADER_TASK, CALENDAR, CLOCK, METRICS, REDIS, STORE
 from store import repo
 
 log = logging.getLogger(__name__)
@@ -104,15 +104,29 @@ async def healthz(request: web.Request) -> web.Response:
     degraded = not coverage.ok
     connection = app.get(AIBOT_CONNECTION)
     if connection is not None:
-        leading = AIBOT_LEADER in app and app[AIBOT_LEADER].leading.is_set()
-        if not leading:
-            checks["wecom_aibot"] = {"status": "standby", "detail": "another process holds the long connection"}
-        else:
-            up = connection.subscribed
-            checks["wecom_aibot"] = {"status": "ok" if up else "down", "state": connection.state}
-            degraded = degraded or not up
+        checks["wecom_aibot"] = aibot = _aibot_check(app)
+        degraded = degraded or aibot["status"] != "ok"
     status = "fail" if not healthy else ("degraded" if degraded else "ok")
     return json_response({"status": status, "checks": checks}, status=200 if healthy else 503)
+
+
+def _aibot_check(app: web.Application) -> dict[str, Any]:
+    """``ok`` or ``down`` in the process that leads; ``standby`` in a live one waiting for the lock (PostgreSQL);
+    ``down`` with a reason when this process no longer takes part in the election (its leader task ended)."""
+    connection = app[AIBOT_CONNECTION]
+    leader = app.get(AIBOT_LEADER)
+    task = app.get(AIBOT_LEADER_TASK)
+    if leader is None or task is None or task.done():
+        return {
+            "status": "down",
+            "state": connection.state,
+            "reason": "the leader election stopped in this process (see the log); restart it",
+        }
+    if leader.leading.is_set():
+        return {"status": "ok" if connection.subscribed else "down", "state": connection.state}
+    if leader.engine.dialect.name == "postgresql":
+        return {"status": "standby", "detail": "another process holds the long connection"}
+    return {"status": "down", "state": connection.state, "reason": "the long connection has not started yet"}
 
 
 @routes.get("/metrics")

@@ -31,9 +31,14 @@ Confirmed by the SDK and page 101463:
   ``video``). The SDK sends replies that share a req_id one at a time, each after the previous one's answer, and
   gives up on an answer after 5 s; so does this client.
 * One connection per robot: when a new connection subscribes, WeCom sends the old one a ``disconnected_event`` and
-  closes it (SDK ``types/event.ts``; the Python SDK "blocks useless reconnects" after it). Reconnecting would only
-  kick the newer connection in turn (obs: endlessly, every 2 s to 5 min), so a kicked connection stays down
-  (``kicked_retry=None``) and says so in the log; a restart, or ``kicked_retry``, brings it back.
+  closes it (SDK ``types/event.ts``; the Python SDK "blocks useless reconnects" after it). Reconnecting at once
+  would only kick the newer connection in turn (obs: endlessly, every 2 s to 5 min), so a kicked connection either
+  stays down (``kicked_retry=None``, until a restart) or, as the app runs it, tries again after ``kicked_retry``
+  seconds (60), logging an error each time. Of several processes of ours only the leader connects, and every
+  (re)connect and subscribe first asks ``may_connect`` (the app's: :meth:`store.leader.Leader.holds`), so an old
+  leader that lost its lock does not come back and kick the new one; if it did in the moment before it noticed,
+  the new leader is back within a minute. Someone outside (another deployment with the same credentials) would
+  take turns with it once a minute, with an error in the log each time.
 
 Observed only (obs), handled without relying on them: a refused subscribe answers errcode 853000 "invalid bot_id or
 secret" and the server leaves the socket open (this client closes it); an ``aibot_respond_msg`` on an event's
@@ -47,9 +52,13 @@ stays valid for ``aibot_respond_msg`` (obs: more than 8 minutes).
 
 Inbound frames are parsed exactly as callback-mode plaintext and persisted through
 :meth:`bot.wecom.inbound.InboundProcessor.accept` (source ``wecom_aibot``, key ``aibot:msg:<msgid>``) before
-anything else happens. Reading frames never waits for the store or a handler: they queue for a separate task, so
-heartbeats and answers flow while a message is slow. A frame's req_id is remembered (by the event's dedup key) for
-replies: :meth:`AibotLongConnection.req_id_for`.
+anything else happens. Reading frames never waits for the store or a handler: they queue for a separate task (the
+intake), so heartbeats and answers flow while a message is slow. A frame leaves the intake's queue only once it is
+stored: one whose store was cut off stays at the head and is stored first by the next :meth:`start`. Losing the
+leadership (:meth:`AibotLongConnection.run` cancelled) closes the socket but not the intake, so what was received
+is still stored while the process runs; only :meth:`AibotLongConnection.close`, at shutdown, stops it (after a
+grace period, logging what it leaves). A frame's req_id is remembered (by the event's dedup key) for replies:
+:meth:`AibotLongConnection.req_id_for`.
 """
 
 from __future__ import annotations
@@ -61,7 +70,7 @@ import logging
 import random as _random
 import secrets
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,7 +108,7 @@ MAX_MISSED_PONGS = 2
 ACK_TIMEOUT = 5.0
 _REQ_IDS_KEPT = 2000
 
-State = Literal["idle", "connecting", "subscribing", "subscribed", "backoff", "refused", "kicked", "stopped"]
+State = Literal["idle", "connecting", "subscribing", "subscribed", "backoff", "refused", "kicked", "standby", "stopped"]
 
 
 class NotConnected(TransportError):
@@ -119,6 +128,7 @@ class Inbox(Protocol):
 
 
 EventHook = Callable[[InboundEvent, str], Awaitable[None]]
+Guard = Callable[[], Awaitable[bool]]
 
 
 def new_req_id(prefix: str) -> str:
@@ -153,7 +163,7 @@ class _Link:
     closing: asyncio.Task[bool] | None = None
 
 
-Outcome = Literal["failed", "dropped", "refused", "kicked", "closed"]
+Outcome = Literal["failed", "dropped", "refused", "kicked", "standby", "closed"]
 
 
 class AibotLongConnection:
@@ -162,8 +172,11 @@ class AibotLongConnection:
     ``start()`` runs it in the background: connect, subscribe, heartbeat, read; on any loss reconnect after
     ``backoff_base * 2**n`` seconds (± ``jitter``), at most ``backoff_cap``, counting from 1 again once a connection
     has stayed up ``stable_after`` seconds. A refused subscribe (wrong bot id or secret) is logged as an error and
-    retried every ``refused_backoff`` seconds. ``sleep``/``random``/``monotonic`` serve the backoff and are injected
-    by tests; heartbeats run on the event loop's own time.
+    retried every ``refused_backoff`` seconds. Kicked by a newer connection, it stays down (``kicked_retry=None``)
+    or tries again after ``kicked_retry`` seconds. ``may_connect``, when given, is asked before every connect and
+    again before every subscribe; when it says no (or fails) the connection stops trying, in state ``standby``.
+    ``sleep``/``random``/``monotonic`` serve the backoff and the store's retries and are injected by tests;
+    heartbeats run on the event loop's own time.
     """
 
     def __init__(
@@ -187,6 +200,8 @@ class AibotLongConnection:
         refused_backoff: float = 300.0,
         stable_after: float = 60.0,
         kicked_retry: float | None = None,
+        may_connect: Guard | None = None,
+        guard_retry: float = 5.0,
         accept_backoff_cap: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         random: Callable[[], float] = _random.random,
@@ -214,6 +229,8 @@ class AibotLongConnection:
         self.refused_backoff = refused_backoff
         self.stable_after = stable_after
         self.kicked_retry = kicked_retry
+        self.may_connect = may_connect
+        self.guard_retry = guard_retry
         self.accept_backoff_cap = accept_backoff_cap
         self._sleep = sleep
         self._random = random
@@ -226,7 +243,9 @@ class AibotLongConnection:
         self._pings: set[str] = set()
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self._req_ids: OrderedDict[str, str] = OrderedDict()  # event dedup key -> the frame's req_id
-        self._intake: asyncio.Queue[_Inbound] = asyncio.Queue()
+        # frames received and not yet stored, oldest first; the head is the one being stored, and it leaves the
+        # queue only once stored (or found unreadable)
+        self._intake: deque[_Inbound] = deque()
         self._intake_task: asyncio.Task[None] | None = None
         self._hooks: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
@@ -280,29 +299,44 @@ class AibotLongConnection:
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
+    @property
+    def unstored(self) -> int:
+        """Frames received and not yet stored (the one being stored included)."""
+        return len(self._intake)
+
     def start(self) -> asyncio.Task[None]:
-        if self._task is None:
-            self._closing = False
+        """Starts connecting (again, after :meth:`stop` or :meth:`close`) and storing what arrives; the frames a
+        previous run left unstored are stored first."""
+        if self._intake_task is None or self._intake_task.done():
             self._intake_task = asyncio.create_task(self._run_intake(), name="aibot-intake")
+        if self._task is None or self._task.done():
+            self._closing = False
             self._task = asyncio.create_task(self._run(), name="aibot-longconn")
         return self._task
 
     async def run(self) -> None:
-        """Connects and stays connected until cancelled, then closes: the work a :class:`store.leader.Leader` holds,
-        so that of several bot processes exactly one keeps the robot's connection."""
-        task = self.start()
-        try:
-            await asyncio.shield(task)
-            if self._state == "kicked":
-                # another party took the robot: stay down, and keep the leadership so that no other process of
-                # ours connects and kicks it back (they would take turns forever); an operator restarts the bot
-                await asyncio.Event().wait()
-        finally:
-            await self.close()
+        """Connects and stays connected until cancelled: the work a :class:`store.leader.Leader` holds, so that of
+        several bot processes exactly one keeps the robot's connection. Cancelled (the leadership lost), it closes
+        the socket but keeps storing the frames already received; :meth:`close` stops that at shutdown.
 
-    async def close(self, *, grace: float = 5.0) -> None:
-        """Closes the connection, stops reconnecting, and lets frames already received be persisted (up to
-        ``grace`` seconds)."""
+        It returns only if :meth:`stop` or :meth:`close` is called meanwhile. When ``may_connect`` says no, it asks
+        again every ``guard_retry`` seconds (the leader normally cancels it first); kicked with
+        ``kicked_retry=None``, it stays down and keeps the leadership, so that no other process of ours connects
+        and kicks the other party back (they would take turns forever)."""
+        try:
+            while True:
+                await asyncio.shield(self.start())
+                if self._state == "kicked":
+                    await asyncio.Event().wait()  # until cancelled: an operator restarts the bot
+                if self._state != "standby":
+                    return  # stopped from outside
+                await self._sleep(self.guard_retry)
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Closes the connection and stops reconnecting; frames already received are still stored (the intake
+        runs on until :meth:`close`)."""
         self._closing = True
         link = self._link
         if link is not None:
@@ -314,18 +348,29 @@ class AibotLongConnection:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._fail_pending("the long connection was closed")
+        self._set_state("stopped")
+
+    async def close(self, *, grace: float = 5.0) -> None:
+        """At shutdown: :meth:`stop`, then lets frames already received be stored (up to ``grace`` seconds) and
+        stops the intake. A frame still unstored is logged as an error and kept: a later :meth:`start` in this
+        process stores it first."""
+        await self.stop()
         intake, self._intake_task = self._intake_task, None  # a second close() meanwhile finds nothing to do
         if intake is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._intake.join(), grace)
-            if not self._intake.empty():
-                log.error("aibot long connection closed with %d frames not persisted", self._intake.qsize())
+                await asyncio.wait_for(self._wait_until(lambda: not self._intake or intake.done()), grace)
             intake.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await intake
+            if self._intake:
+                log.error(
+                    "aibot %s: long connection closed with %d frames not persisted (WeCom does not send them again)",
+                    self.bot_id,
+                    len(self._intake),
+                    extra={"msgids": [_msgid(item.body) for item in self._intake]},
+                )
         for hook in list(self._hooks):
             hook.cancel()
-        self._set_state("stopped")
 
     # -- the supervisor -------------------------------------------------------------------------------------
 
@@ -343,6 +388,9 @@ class AibotLongConnection:
             outcome, stable = await self._connect_once()
             if self._closing:
                 break
+            if outcome == "standby":
+                self._set_state("standby")
+                return
             if outcome == "kicked":
                 if self.kicked_retry is None:
                     log.error(
@@ -353,6 +401,15 @@ class AibotLongConnection:
                     self._set_state("kicked")
                     return
                 delay = self.kicked_retry
+                log.error(
+                    "aibot %s: another connection subscribed with this robot's credentials and WeCom closed this "
+                    "one; connecting again in %.0f s. If it is not a bot process of ours taking over, the two "
+                    "will take turns about every %.0f s: stop the other one (another deployment with the same "
+                    "BotID and Secret?)",
+                    self.bot_id,
+                    delay,
+                    delay,
+                )
                 self._set_state("kicked")
             elif outcome == "refused":
                 delay = self._jittered(self.refused_backoff)
@@ -366,9 +423,24 @@ class AibotLongConnection:
             log.info("aibot %s: reconnecting in %.1f s (%s)", self.bot_id, delay, outcome)
             await self._sleep(delay)
 
+    async def _allowed(self, step: str) -> bool:
+        """Whether ``may_connect`` lets this process connect (or subscribe) now; a guard that fails says no."""
+        if self.may_connect is None:
+            return True
+        try:
+            allowed = await self.may_connect()
+        except Exception:
+            log.warning("aibot %s: could not ask whether to %s; not doing it", self.bot_id, step, exc_info=True)
+            allowed = False
+        if not allowed:
+            log.warning("aibot %s: not allowed to %s (this process may no longer lead); standing by", self.bot_id, step)
+        return allowed
+
     async def _connect_once(self) -> tuple[Outcome, bool]:
         """One connection, from connect to its end; and whether it stayed up long enough to count as stable."""
         self._set_state("connecting")
+        if not await self._allowed("connect"):
+            return "standby", False
         try:
             async with asyncio.timeout(self.connect_timeout):
                 ws = await self.session.ws_connect(
@@ -380,6 +452,10 @@ class AibotLongConnection:
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             log.warning("aibot %s: cannot connect to %s: %s", self.bot_id, self.url, _reason(exc))
             return "failed", False
+        if self._closing or not await self._allowed("subscribe"):
+            with contextlib.suppress(Exception):
+                await ws.close()
+            return ("closed" if self._closing else "standby"), False
         loop = asyncio.get_running_loop()
         link = _Link(ws, new_req_id(CMD_SUBSCRIBE), loop.create_future())
         self._link = link
@@ -499,7 +575,8 @@ class AibotLongConnection:
                 link.kicked = True
                 link.closing = asyncio.get_running_loop().create_task(link.ws.close())
                 return
-            self._intake.put_nowait(_Inbound(req_id, body, self.clock.now()))
+            self._intake.append(_Inbound(req_id, body, self.clock.now()))
+            self._notify()
             return
         if cmd:
             log.warning("aibot %s: frame with unknown cmd %r ignored", self.bot_id, cmd)
@@ -541,15 +618,15 @@ class AibotLongConnection:
 
     async def _run_intake(self) -> None:
         while True:
-            item = await self._intake.get()
+            await self._wait_until(lambda: bool(self._intake))
+            item = self._intake[0]  # stays at the head until stored: cancelled meanwhile, it is stored first next time
             try:
                 await self._take(item)
             except Exception:
                 log.exception("aibot %s: inbound frame failed", self.bot_id)
-            finally:
-                self._intake.task_done()
-                self.frames_taken += 1
-                self._notify()
+            self._intake.popleft()
+            self.frames_taken += 1
+            self._notify()
 
     async def _take(self, item: _Inbound) -> None:
         raw = json.dumps(item.body, ensure_ascii=False, separators=(",", ":"))
@@ -682,6 +759,11 @@ def _event_type(body: Mapping[str, Any]) -> str | None:
         value = event.get("eventtype")
         return value if isinstance(value, str) else None
     return None
+
+
+def _msgid(body: Mapping[str, Any]) -> str | None:
+    msgid = body.get("msgid")
+    return msgid if isinstance(msgid, str) else None
 
 
 def _dump(frame: Mapping[str, Any]) -> str:

@@ -207,3 +207,15 @@ async def test_a_leader_whose_database_goes_silent_steps_down(database_url: str)
         await asyncio.gather(task, return_exceptions=True)
         await link.stop()
         await engine.dispose()
+
+
+async def test_holds_may_be_asked_from_many_tasks_at_once(engines: tuple[AsyncEngine, AsyncEngine]) -> None:
+    leader = Leader(engines[0], f"test-{uuid.uuid4().hex}", check=5.0)
+    asked: list[bool] = []
+
+    async def work() -> None:
+        asked.extend(await asyncio.gather(*(leader.holds() for _ in range(20))))
+
+    await leader.run(work)
+    assert asked == [True] * 20
+    assert not await leader.holds()  # released once the work returned

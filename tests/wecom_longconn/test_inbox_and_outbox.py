@@ -4,26 +4,29 @@ the app wiring it all from the environment."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.app import OUTBOX, create_app
+from bot.app import AIBOT_KICKED_RETRY, OUTBOX, _aibot_welcome, create_app
 from bot.clock import FrozenClock
-from bot.web.keys import AIBOT_CONNECTION, AIBOT_LEADER, STORE, WECOM_CALLBACKS, WECOM_INBOUND
-from bot.wecom.events import CardClick, TextMessage
+from bot.web.keys import AIBOT_CONNECTION, AIBOT_LEADER, AIBOT_LEADER_TASK, STORE, WECOM_CALLBACKS, WECOM_INBOUND
+from bot.wecom.events import CardClick, InboundEvent, TextMessage
 from bot.wecom.fake import FakeWeCom
 from bot.wecom.inbound import AIBOT_SOURCE, InboundProcessor, RecordingSink, reparse
+from bot.wecom.longconn import NotConnected
 from config.model import BotConfig
 from config.settings import Settings
-from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
+from notifiers.aibot_ws import AIBOT_WS, RECONNECT_WAIT, AibotWsSender
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, OutboxWorker
-from notifiers.ratelimit import MemoryRateLimiter
+from notifiers.ratelimit import Limit, MemoryRateLimiter
 from store import repo
+from store.leader import Leader
 from store.models import inbox as inbox_table
 from store.models import outbox
 from store.repo import Store
@@ -292,8 +295,12 @@ async def test_of_two_processes_only_the_leader_holds_the_connection(
     # and it leaves the robot's pushes to the leader: it does not claim them
     await enqueue(store_of(second), clock, {"chatid": "grp01", "msgtype": "markdown", "markdown": {"content": "x"}})
     workers = [
-        OutboxWorker(store_of(c), {AIBOT_WS: AibotWsSender(c.app[AIBOT_CONNECTION], MemoryRateLimiter(), clock)},
-                     clock, owner=name)
+        OutboxWorker(
+            store_of(c),
+            {AIBOT_WS: AibotWsSender(c.app[AIBOT_CONNECTION], MemoryRateLimiter(), clock)},
+            clock,
+            owner=name,
+        )
         for c, name in ((first, "first"), (second, "second"))
     ]
     assert await workers[1].run_once() == 0
@@ -303,3 +310,144 @@ async def test_of_two_processes_only_the_leader_holds_the_connection(
 
 def store_of(client: Client) -> Store:
     return client.app[STORE]
+
+
+class CountingLimiter(MemoryRateLimiter):
+    """Counts the slots asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    async def acquire_all(self, keys: Sequence[str], limits: Sequence[Limit], now: float) -> float:
+        self.asked += 1
+        return await super().acquire_all(keys, limits, now)
+
+
+async def test_a_msgtype_wecom_cannot_take_is_dead_lettered_without_taking_a_slot(
+    connect: Connect, clock: FrozenClock
+) -> None:
+    connection = connect()
+    await connection.wait_subscribed()
+    limiter = CountingLimiter()
+    sender = AibotWsSender(connection, limiter, clock)
+    message = OutboundMessage(1, AIBOT_WS, "grp01", "k", {"msgtype": "text", "text": {"content": "x"}}, 0)
+    with pytest.raises(DeliveryError, match="does not take msgtype 'text'") as refused:
+        await sender.send(message)
+    assert refused.value.permanent
+    assert limiter.asked == 0
+
+
+class DropsBeforeSending:
+    """A connection that is up at the sender's check and gone when the send is tried."""
+
+    bot_id = BOT
+    subscribed = True
+    state = "subscribed"
+
+    def __init__(self, *, request_sent: bool) -> None:
+        self.request_sent = request_sent
+
+    async def send(self, chatid: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        raise NotConnected("not subscribed (backoff)", "aibot_send_msg", request_sent=self.request_sent)
+
+
+async def test_a_link_lost_after_the_check_defers_a_send_that_did_not_go_out(clock: FrozenClock) -> None:
+    message = OutboundMessage(1, AIBOT_WS, "grp01", "k", {"msgtype": "markdown", "markdown": {"content": "x"}}, 0)
+    sender = AibotWsSender(DropsBeforeSending(request_sent=False), MemoryRateLimiter(), clock)
+    with pytest.raises(Deferred, match="long connection is down") as deferred:  # not an attempt
+        await sender.send(message)
+    assert deferred.value.retry_after == RECONNECT_WAIT
+
+    sender = AibotWsSender(DropsBeforeSending(request_sent=True), MemoryRateLimiter(), clock)
+    with pytest.raises(DeliveryError) as failed:  # it may have arrived: a failed attempt, retried with backoff
+        await sender.send(message)
+    assert not isinstance(failed.value, Deferred)
+    assert not failed.value.permanent
+
+
+async def test_a_welcome_too_late_for_wecom_is_logged_not_raised(
+    fake: FakeWeCom, connect: Connect, inbox: RecordingInbox, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    connection = connect()
+    welcome = _aibot_welcome(connection, "您好")
+    done = asyncio.Event()
+
+    async def on_event(event: InboundEvent, req_id: str) -> None:
+        await welcome(event, req_id)
+        done.set()
+
+    connection.on_event = on_event
+    await connection.wait_subscribed()
+    inbox.gate.clear()  # the store is slow ...
+    await fake.aibot.push_event(BOT, "enter_chat", userid="lina")
+    clock.advance(seconds=6)  # ... longer than WeCom's 5 s
+    inbox.gate.set()
+    await done.wait()
+    assert fake.aibot.deliveries(BOT) == []
+    assert "welcome not sent" in caplog.text
+    assert "846605" in caplog.text
+    assert connection.subscribed
+
+
+async def test_the_app_welcomes_whoever_enters_the_chat_once(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+    fake: FakeWeCom,
+) -> None:
+    welcome = sandbox_config.office.welcome_text
+    assert welcome
+    client = await aiohttp_client(create_app(settings, sandbox_config, clock=clock, run_workers=False))
+    connection = client.app[AIBOT_CONNECTION]
+    await connection.wait_subscribed()
+    entered = await fake.aibot.push_event(BOT, "enter_chat", userid="lina", msgid="m-enter")
+    await fake.aibot.wait_until(lambda: len(fake.aibot.deliveries(BOT)) == 1)
+    [delivered] = fake.aibot.deliveries(BOT)
+    assert (delivered.kind, delivered.to["req_id"], delivered.to["userid"]) == ("aibot_welcome", entered, "lina")
+    assert delivered.body == {"msgtype": "text", "text": {"content": welcome}}  # callback mode's passive reply
+
+    await fake.aibot.push_message(BOT, "你好", userid="lina")  # a message is not welcomed
+    await connection.wait_taken(2)
+    assert len(fake.aibot.deliveries(BOT)) == 1
+
+
+async def test_the_app_guards_the_connection_with_its_leadership_and_retries_a_kick(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+) -> None:
+    client = await aiohttp_client(create_app(settings, sandbox_config, clock=clock, run_workers=False))
+    connection, leader = client.app[AIBOT_CONNECTION], client.app[AIBOT_LEADER]
+    assert connection.may_connect == leader.holds
+    assert connection.kicked_retry == AIBOT_KICKED_RETRY == 60.0
+    await connection.wait_subscribed()
+    assert await leader.holds()
+
+
+async def test_healthz_reports_the_connection_down_when_the_election_stopped_in_this_process(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    settings: Settings,
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+    fake: FakeWeCom,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(self: Leader, work: Callable[[], Awaitable[None]]) -> None:
+        raise RuntimeError("the election failed")
+
+    monkeypatch.setattr(Leader, "run", broken)
+    client = await aiohttp_client(create_app(settings, sandbox_config, clock=clock, run_workers=False))
+    await client.app[AIBOT_LEADER_TASK]  # _lead logged it and returned
+    assert "no longer takes part in the election" in caplog.text
+    response = await client.get("/healthz")
+    assert response.status == 200
+    health = await response.json()
+    assert health["status"] == "degraded"
+    check = health["checks"]["wecom_aibot"]
+    assert check["status"] == "down"  # not "standby": nobody here will ever take the connection
+    assert "election stopped" in check["reason"]
+    assert fake.aibot.subscribes[BOT] == 0
