@@ -117,6 +117,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[INGEST] = IngestBatcher(app[TICKETS])
     yield
     await app[INGEST].close()
+    await store.close()
     await engine.dispose()
 
 

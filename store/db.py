@@ -67,6 +67,11 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # so a transaction that reads and then writes holds the write lock from the start and never fails
     # half-way with "database is locked" when another writer committed in between
     dbapi_connection.isolation_level = None
+    sqlite_settings(dbapi_connection)
+
+
+def sqlite_settings(dbapi_connection: Any) -> None:
+    """The settings every connection to the SQLite database runs with (also :mod:`store.sqlite_writer`'s)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     # FULL: an acknowledged commit survives an OS crash or power loss (NORMAL may lose the last ones in WAL)

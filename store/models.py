@@ -35,6 +35,14 @@ _TZ = ZoneInfo("Asia/Shanghai")
 BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
+def sqlite_text(value: datetime) -> str:
+    """An aware datetime as SQLite stores it here: UTC, SQLAlchemy's DATETIME text format."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to the store; pass an aware datetime")
+    u = value.astimezone(UTC)
+    return f"{u.year:04d}-{u.month:02d}-{u.day:02d} {u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}"
+
+
 class TZDateTime(TypeDecorator[datetime]):
     """Aware datetimes in, aware datetimes (Asia/Shanghai) out; UTC on disk.
 
@@ -57,12 +65,9 @@ class TZDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the store; pass an aware datetime")
-        u = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            return (
-                f"{u.year:04d}-{u.month:02d}-{u.day:02d} {u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}"
-            )
-        return u
+            return sqlite_text(value)
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

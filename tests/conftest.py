@@ -126,7 +126,9 @@ async def sqlite_url(tmp_path: Path) -> str:
 async def store(database_url: str) -> AsyncIterator[Store]:
     engine = create_engine(database_url)
     await migrate(engine)
-    yield Store(engine)
+    store = Store(engine)
+    yield store
+    await store.close()
     await engine.dispose()
 
 

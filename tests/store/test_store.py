@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -9,12 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import func, inspect, select, text
 
 from bot.clock import TZ
 from store import repo
 from store.db import create_engine, current_revision, migrate
-from store.models import Base, tickets
+from store.models import Base, inbox, tickets
 from store.redis import create_redis
 from store.repo import Store
 from tests.conftest import REDIS_URL, require_service
@@ -158,3 +159,54 @@ async def test_postgres_connections_plan_every_run(store: Store) -> None:
     async with store.reading() as conn:
         assert (await conn.execute(text("SHOW plan_cache_mode"))).scalar_one() == "force_custom_plan"
         assert (await conn.execute(text("SHOW search_path"))).scalar_one().startswith("t_")  # options kept too
+
+
+async def test_the_sqlite_one_trip_inbox_write_matches_the_sqlalchemy_one(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    await migrate(engine)
+    store = Store(engine)
+    at = datetime(2026, 11, 23, 9, 0, 0, 123456, tzinfo=TZ)
+    until = at + timedelta(minutes=5)
+
+    def rows(prefix: str) -> list[dict[str, Any]]:
+        keys = ["a", "b", "a", "c"]
+        return [
+            {"source": "wecom", "dedup_key": f"{prefix}{k}", "payload": f"<{k}>", "received_at": at} for k in keys
+        ]
+
+    try:
+        async with store.transaction() as conn:
+            by_sqlalchemy = await repo.record_inbound_many(conn, rows("x"), lease_owner="me", lease_until=until)
+        assert store.sqlite_writer is not None
+        by_sqlite = await store.write_at_once(
+            lambda c: repo.sqlite_inbox_write(c, rows("y"), [], owner="me", lease_until=until, at=at)
+        )
+        assert [i is None for i in by_sqlalchemy] == [i is None for i in by_sqlite] == [False, False, True, False]
+        again = await store.write_at_once(  # duplicates are None; marks for x-a (done) and x-b (failed)
+            lambda c: repo.sqlite_inbox_write(
+                c,
+                rows("y")[:1],
+                [(by_sqlalchemy[0], None), (by_sqlalchemy[1], "boom")],  # type: ignore[list-item]
+                owner="me",
+                lease_until=until,
+                at=at,
+            )
+        )
+        assert again == [None]
+        async with store.reading() as conn:
+            found = {r["dedup_key"]: dict(r) for r in (await conn.execute(select(inbox))).mappings()}
+        for key in "abc":  # the same values, whichever path wrote them
+            x, y = found[f"x{key}"], found[f"y{key}"]
+            assert [x[c] for c in ("source", "payload", "received_at")] == [y[c] for c in ("source", "payload", "received_at")]
+        assert (found["yc"]["received_at"], found["yc"]["lease_until"]) == (at, until)
+        assert (found["yc"]["status"], found["yc"]["lease_owner"]) == ("pending", "me")
+        assert (found["xa"]["status"], found["xa"]["lease_owner"], found["xa"]["processed_at"]) == ("done", None, at)
+        assert (found["xb"]["status"], found["xb"]["error"]) == ("failed", "boom")
+        # a failing transaction leaves nothing behind
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.write_at_once(lambda c: c.execute("INSERT INTO inbox (source) VALUES ('only')"))
+        async with store.reading() as conn:
+            assert (await conn.execute(select(func.count()).select_from(inbox))).scalar_one() == 6
+    finally:
+        await store.close()
+        await engine.dispose()
