@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import String, and_, any_, bindparam, func, insert, or_, select, update
+from sqlalchemy import String, and_, any_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -70,6 +70,14 @@ class Store:
                 yield conn
             return
         async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection without a surrounding transaction: each statement is its own (one round trip for a
+        single-statement write on PostgreSQL). Not for SQLite, whose writers go through :meth:`transaction`."""
+        async with self.engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
             yield conn
 
     @asynccontextmanager
@@ -362,6 +370,69 @@ def sqlite_inbox_write(
                 "lease_until = NULL WHERE id = ? AND lease_owner = ?",
                 [done_at, error, inbox_id, owner],
             )
+    return [
+        ids.get((r["source"], r["dedup_key"])) if first[(r["source"], r["dedup_key"])] == i else None
+        for i, r in enumerate(rows)
+    ]
+
+
+_PG_INBOX_WRITE = text(
+    """
+    WITH incoming AS (
+        SELECT * FROM unnest(
+            CAST(:sources AS text[]), CAST(:keys AS text[]), CAST(:received AS timestamptz[]), CAST(:payloads AS text[])
+        ) AS t(source, dedup_key, received_at, payload)
+    ), inserted AS (
+        INSERT INTO inbox (source, dedup_key, received_at, payload, status, lease_owner, lease_until)
+        SELECT source, dedup_key, received_at, payload, 'pending', :owner, :until FROM incoming
+        ON CONFLICT (source, dedup_key) DO NOTHING
+        RETURNING id, source, dedup_key
+    ), done AS (
+        UPDATE inbox SET status = 'done', processed_at = :at, lease_owner = NULL, lease_until = NULL
+        WHERE id = ANY(CAST(:done_ids AS bigint[])) AND lease_owner = :owner
+    ), failed AS (
+        UPDATE inbox SET status = 'failed', processed_at = :at, error = f.error, lease_owner = NULL, lease_until = NULL
+        FROM unnest(CAST(:failed_ids AS bigint[]), CAST(:errors AS text[])) AS f(id, error)
+        WHERE inbox.id = f.id AND inbox.lease_owner = :owner
+    )
+    SELECT id, source, dedup_key FROM inserted
+    """
+)
+
+
+async def pg_inbox_write(
+    conn: AsyncConnection,
+    rows: Sequence[Mapping[str, Any]],
+    marks: Sequence[tuple[int, str | None]],
+    *,
+    owner: str,
+    lease_until: datetime,
+    at: datetime,
+) -> list[int | None]:
+    """:func:`record_inbound_many` then :func:`finish_inbound_many` (with ``owner``) as one PostgreSQL statement:
+    in autocommit, one round trip and its own transaction (a statement's data-modifying CTEs all take effect
+    together, or none does). The same rows, the same results."""
+    first: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(rows):
+        first.setdefault((row["source"], row["dedup_key"]), i)
+    fresh = [r for i, r in enumerate(rows) if first[(r["source"], r["dedup_key"])] == i]
+    failed = [(inbox_id, error) for inbox_id, error in marks if error is not None]
+    result = await conn.execute(
+        _PG_INBOX_WRITE,
+        {
+            "sources": [r["source"] for r in fresh],
+            "keys": [r["dedup_key"] for r in fresh],
+            "received": [r["received_at"] for r in fresh],
+            "payloads": [r["payload"] for r in fresh],
+            "owner": owner,
+            "until": lease_until,
+            "at": at,
+            "done_ids": [inbox_id for inbox_id, error in marks if error is None],
+            "failed_ids": [inbox_id for inbox_id, _ in failed],
+            "errors": [error for _, error in failed],
+        },
+    )
+    ids = {(row.source, row.dedup_key): int(row.id) for row in result}
     return [
         ids.get((r["source"], r["dedup_key"])) if first[(r["source"], r["dedup_key"])] == i else None
         for i, r in enumerate(rows)

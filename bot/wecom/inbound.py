@@ -219,6 +219,14 @@ class InboundProcessor:
                 )
             )
             return [next(ids) if isinstance(w, _Row) else None for w in batch]
+        if self.store.backend == "postgresql":  # one statement, one round trip (see repo.pg_inbox_write)
+            async with self.store.autocommit() as conn:
+                ids = iter(
+                    await repo.pg_inbox_write(
+                        conn, values, marks, owner=self.owner, lease_until=now + self.lease, at=now
+                    )
+                )
+            return [next(ids) if isinstance(w, _Row) else None for w in batch]
         async with self.store.transaction() as conn:
             ids = iter(
                 await repo.record_inbound_many(conn, values, lease_owner=self.owner, lease_until=now + self.lease)

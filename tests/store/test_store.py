@@ -11,6 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 
 from bot.clock import TZ
 from store import repo
@@ -210,3 +211,47 @@ async def test_the_sqlite_one_trip_inbox_write_matches_the_sqlalchemy_one(sqlite
     finally:
         await store.close()
         await engine.dispose()
+
+
+async def test_the_postgresql_one_statement_inbox_write_matches_the_sqlalchemy_one(store: Store) -> None:
+    if store.backend != "postgresql":
+        pytest.skip("PostgreSQL's path; SQLite has its own (above)")
+    at = datetime(2026, 11, 23, 9, 0, 0, 123456, tzinfo=TZ)
+    until = at + timedelta(minutes=5)
+
+    def rows(prefix: str) -> list[dict[str, Any]]:
+        return [
+            {"source": "wecom", "dedup_key": f"{prefix}{k}", "payload": f"<{k}>", "received_at": at}
+            for k in ["a", "b", "a", "c"]
+        ]
+
+    async with store.transaction() as conn:
+        by_sqlalchemy = await repo.record_inbound_many(conn, rows("x"), lease_owner="me", lease_until=until)
+    async with store.autocommit() as conn:
+        by_statement = await repo.pg_inbox_write(conn, rows("y"), [], owner="me", lease_until=until, at=at)
+    assert [i is None for i in by_sqlalchemy] == [i is None for i in by_statement] == [False, False, True, False]
+    xa, xb = by_sqlalchemy[0], by_sqlalchemy[1]
+    assert xa is not None
+    assert xb is not None
+    async with store.autocommit() as conn:
+        again = await repo.pg_inbox_write(
+            conn, rows("y")[:1], [(xa, None), (xb, "boom")], owner="me", lease_until=until, at=at
+        )
+    assert again == [None]
+    async with store.reading() as conn:
+        found = {r["dedup_key"]: dict(r) for r in (await conn.execute(select(inbox))).mappings()}
+    for key in "abc":
+        x, y = found[f"x{key}"], found[f"y{key}"]
+        assert [x[c] for c in ("source", "payload", "received_at")] == [y[c] for c in ("source", "payload", "received_at")]
+    assert (found["yc"]["received_at"], found["yc"]["lease_until"], found["yc"]["lease_owner"]) == (at, until, "me")
+    assert (found["xa"]["status"], found["xa"]["lease_owner"], found["xa"]["processed_at"]) == ("done", None, at)
+    assert (found["xb"]["status"], found["xb"]["error"]) == ("failed", "boom")
+    # one statement, one transaction: when any part fails, no part takes effect
+    too_long = [{"source": "s" * 30, "dedup_key": "z", "payload": "", "received_at": at}]
+    async with store.autocommit() as conn:
+        with pytest.raises(DBAPIError):
+            await repo.pg_inbox_write(conn, too_long, [(by_statement[0], None)], owner="me", lease_until=until, at=at)  # type: ignore[list-item]
+    async with store.reading() as conn:
+        ya = await repo.inbound(conn, "wecom", "ya")
+    assert ya is not None
+    assert ya["status"] == "pending"

@@ -39,6 +39,12 @@ class CountingStore(Store):
         self.transactions += 1
         return await super().write_at_once(transaction)
 
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        self.transactions += 1  # one statement there: one transaction
+        async with super().autocommit() as conn:
+            yield conn
+
 
 def text_xml(msgid: int, content: str = "帮助") -> bytes:
     return (
@@ -109,6 +115,13 @@ class FailingMarksStore(Store):
         if self.fail:
             raise ConnectionError("the database went away")
         return await super().write_at_once(transaction)
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        if self.fail:
+            raise ConnectionError("the database went away")
+        async with super().autocommit() as conn:
+            yield conn
 
 
 async def test_an_outcome_that_cannot_be_recorded_leaves_the_row_for_recovery(
