@@ -127,7 +127,8 @@ class Ticket(Base):
     dispatched_at: Mapped[datetime]
     received_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    closed_at: Mapped[datetime | None]
+    # "closed today" and reports by period read it by range
+    closed_at: Mapped[datetime | None] = mapped_column(index=True)
     source: Mapped[str] = mapped_column(String(16))
     payload_hash: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)

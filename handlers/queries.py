@@ -1,0 +1,96 @@
+"""The read-only lists and figures the chat commands show: /我的, /待办, /逾期, /统计.
+
+Rows are plain mappings: the ticket's list columns (``ticket_no``, ``title``, ``content``, ``kind``, ``category``,
+``unit_code``, ``handler_userid``, ``state``, ``dispatched_at`` …, never the citizen's contact details) and its next
+open deadline, ``deadline_name`` and ``deadline_due_at`` (None when it has none). The return window is a window,
+not an obligation: it is never the next deadline and never makes a ticket overdue. The SQL is in store.repo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, time
+
+from sqlalchemy.engine import RowMapping
+
+from bot.clock import TZ
+from bot.domain.lifecycle import TicketState
+from config.vocabulary import DeadlineName
+from store import repo
+from store.repo import Store
+
+# not closed, not cancelled
+OPEN_STATES: tuple[str, ...] = tuple(s.value for s in TicketState if s.is_open)
+# a unit's own: an approved return (returned, awaiting re-dispatch or 签派) is back with the office
+UNIT_STATES: tuple[str, ...] = tuple(
+    s for s in OPEN_STATES if s not in (TicketState.RETURNED, TicketState.PENDING_ASSIGNMENT)
+)
+UNCLAIMED_STATES: tuple[str, ...] = (TicketState.DISPATCHED.value,)
+WINDOWS: tuple[str, ...] = (DeadlineName.RETURN_WINDOW.value,)
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """/统计: ``open`` tickets, of which ``unclaimed`` and ``overdue``; ``closed_today`` (办结, since midnight)."""
+
+    open: int
+    unclaimed: int
+    overdue: int
+    closed_today: int
+
+
+def _scope(units: Collection[str] | None) -> list[str] | None:
+    return None if units is None else sorted(set(units))
+
+
+async def my_open_tickets(store: Store, userid: str, *, limit: int = 100) -> list[RowMapping]:
+    """The tickets ``userid`` handles that are still open, the nearest deadline first (none last)."""
+    async with store.reading() as conn:
+        return await repo.handler_tickets(conn, userid, states=OPEN_STATES, windows=WINDOWS, limit=limit)
+
+
+async def unit_open_tickets(store: Store, unit_codes: Collection[str], *, limit: int = 20) -> list[RowMapping]:
+    """The open tickets of the units (not those whose return was approved): unclaimed first, then by next
+    deadline, those without one last."""
+    units = _scope(unit_codes)
+    if not units:
+        return []
+    async with store.reading() as conn:
+        return await repo.unit_tickets(
+            conn, units, states=UNIT_STATES, first_states=UNCLAIMED_STATES, windows=WINDOWS, limit=limit
+        )
+
+
+async def overdue_tickets(
+    store: Store, unit_codes: Collection[str] | None, now: datetime, *, limit: int = 20
+) -> list[RowMapping]:
+    """Open tickets of the units (None: all) with a deadline past due at ``now``, the longest overdue first;
+    ``deadline_name`` / ``deadline_due_at`` is that deadline."""
+    units = _scope(unit_codes)
+    if units == []:
+        return []
+    async with store.reading() as conn:
+        return await repo.overdue_unit_tickets(conn, units, now, states=OPEN_STATES, windows=WINDOWS, limit=limit)
+
+
+async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: datetime) -> Figures:
+    """Counts for /统计 over the units (None: the whole office). "Today" starts at midnight in Asia/Shanghai. For
+    units, ``open`` counts their own tickets (as /待办 lists them); for the whole office, every ticket not closed or
+    cancelled (returned ones included)."""
+    units = _scope(unit_codes)
+    if units == []:
+        return Figures(0, 0, 0, 0)
+    midnight = datetime.combine(now.astimezone(TZ).date(), time(0), tzinfo=TZ)
+    async with store.reading() as conn:
+        counts = await repo.ticket_figures(
+            conn,
+            units,
+            now,
+            since=midnight,
+            states=OPEN_STATES if units is None else UNIT_STATES,
+            unclaimed_states=UNCLAIMED_STATES,
+            closed_states=(TicketState.CLOSED.value,),
+            windows=WINDOWS,
+        )
+    return Figures(counts["open"], counts["unclaimed"], counts["overdue"], counts["closed"])
