@@ -43,11 +43,13 @@ from bot.web.keys import (
 from bot.wecom import callbacks as wecom_callbacks
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
 from bot.wecom.events import EnterChat, InboundEvent
-from bot.wecom.inbound import AIBOT_SOURCE, InboundProcessor, RecordingSink, describe
+from bot.wecom.inbound import AIBOT_SOURCE, InboundProcessor, describe
 from bot.wecom.longconn import AibotLongConnection, EventHook
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from config.model import BotConfig
 from config.settings import Settings
+from handlers.replies import Channels
+from handlers.router import CommandRouter
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -193,6 +195,11 @@ def _wecom_senders(app: web.Application) -> dict[str, Sender]:
     return senders
 
 
+def _app_credentials(settings: Settings) -> bool:
+    """Whether the self-built app can send (corp id, secret, agent id): messages to any member."""
+    return bool(settings.wecom_corp_id and settings.wecom_app_secret and settings.wecom_app_agent_id)
+
+
 async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
     """WeCom callbacks accepted by the routes are processed here, after their answer; rows a crash left pending
     are recovered in the background at start."""
@@ -202,7 +209,14 @@ async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
         sources.update(callbacks)
     if app[SETTINGS].aibot_long_connection:
         sources.add(AIBOT_SOURCE)
-    processor = InboundProcessor(app[STORE], RecordingSink(), app[CLOCK], sources=sorted(sources))
+    router = CommandRouter(
+        service=app[TICKETS],
+        config=app[CONFIG],
+        clock=app[CLOCK],
+        channels=Channels(app=_app_credentials(app[SETTINGS]), aibot_ws=app[SETTINGS].aibot_long_connection),
+        wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+    )
+    processor = InboundProcessor(app[STORE], router, app[CLOCK], sources=sorted(sources))
     app[WECOM_INBOUND] = processor
     processor.start()
     yield

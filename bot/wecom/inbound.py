@@ -79,8 +79,8 @@ def describe(event: InboundEvent) -> str:
 
 
 class RecordingSink:
-    """The sink until the router exists: logs each event (masked) and keeps the last ``keep`` in memory, for tests
-    and the sandbox."""
+    """Logs each event (masked) and keeps the last ``keep`` in memory, for tests and the sandbox; the command
+    router (:class:`handlers.router.CommandRouter`) is one, and then runs the event."""
 
     def __init__(self, keep: int = 100) -> None:
         self._events: deque[InboundEvent] = deque(maxlen=keep)

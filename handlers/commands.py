@@ -1,0 +1,235 @@
+"""The commands: each a function of the running :class:`handlers.context.Context` and the parsed command, which
+answers in the chat (and privately where the answer holds a citizen's contact details)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from bot.domain.lifecycle import Action, ActionRequest, VisitResult
+from bot.services.tickets import ActionOutcome
+from config.model import Member
+from config.vocabulary import Role
+from handlers import format as fmt
+from handlers import queries
+from handlers.context import Context
+from handlers.errors import CommandError
+from handlers.help import command_help, help_text
+from handlers.parse import ParsedCommand
+from handlers.spec import COMMANDS, find
+
+Handler = Callable[[Context, ParsedCommand], Awaitable[None]]
+
+LIST_LIMIT = 15  # tickets in one list reply
+
+
+# -- a ticket, checked --------------------------------------------------------------------------------------------
+
+
+async def _ticket(ctx: Context, cmd: ParsedCommand) -> str:
+    """The named ticket's number, once the member may act on it."""
+    ticket_no = await ctx.ticket_no(cmd)
+    detail = await ctx.service.get(ticket_no)
+    unit = detail.ticket["unit_code"]
+    if not ctx.may_act_on(unit):
+        raise CommandError(
+            "other_unit",
+            f"工单 {ticket_no} 属于{fmt.unit_name(ctx.config, unit)}，您不能对它操作。如有疑问请联系热线办。",
+        )
+    return ticket_no
+
+
+async def _act(ctx: Context, cmd: ParsedCommand, req: ActionRequest) -> tuple[ActionOutcome, str]:
+    """Applies the action once (under the event's key); the outcome and the ticket's facts as they are now."""
+    ticket_no = await _ticket(ctx, cmd)
+    outcome = await ctx.service.act(ticket_no, req, dedup=ctx.dedup())
+    detail = await ctx.service.get(ticket_no)
+    return outcome, fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
+
+
+async def _act_and_say(ctx: Context, cmd: ParsedCommand, req: ActionRequest, done: str) -> None:
+    # one answer per message: the robot's response_url takes one reply only
+    _, facts = await _act(ctx, cmd, req)
+    await ctx.say(f"{done}\n{facts}")
+
+
+def _request(ctx: Context, action: Action, **fields: object) -> ActionRequest:
+    return ActionRequest(action, ctx.userid, ctx.now, **fields)  # type: ignore[arg-type]
+
+
+def _name(ctx: Context) -> str:
+    return ctx.member.name or ctx.userid
+
+
+# -- ticket actions -----------------------------------------------------------------------------------------------
+
+
+async def claim(ctx: Context, cmd: ParsedCommand) -> None:
+    """Claims the ticket; the claimer gets the citizen's contact details privately, never in the group."""
+    outcome, facts = await _act(ctx, cmd, _request(ctx, Action.CLAIM))
+    details = fmt.full_details(outcome.ticket)
+    text = f"✅ {_name(ctx)} 已接单。\n{facts}"
+    shown = True
+    if ctx.event.chat_type == "single":
+        text += "\n" + details  # a 1:1 chat: the answer itself is private
+    elif await ctx.whisper(details):
+        text += "\n（诉求人联系方式已单独发给您）"
+    else:
+        text += "\n（诉求人联系方式请在与机器人的单聊中发送「查 工单号」查看）"
+        shown = False
+    if shown:
+        await ctx.service.record_access(outcome.ticket, actor=ctx.userid, what="view_contact")
+    await ctx.say(text)
+
+
+async def contact(ctx: Context, cmd: ParsedCommand) -> None:
+    note = cmd.args.get("note")
+    await _act_and_say(ctx, cmd, _request(ctx, Action.CONTACT, note=note), f"📞 {_name(ctx)} 已联系诉求人。")
+
+
+async def on_site(ctx: Context, cmd: ParsedCommand) -> None:
+    note = cmd.args.get("note")
+    await _act_and_say(ctx, cmd, _request(ctx, Action.ON_SITE, note=note), f"📍 {_name(ctx)} 已到场。")
+
+
+async def submit(ctx: Context, cmd: ParsedCommand) -> None:
+    result = cmd.args.get("result")
+    req = _request(ctx, Action.SUBMIT, note=result)
+    await _act_and_say(ctx, cmd, req, f"📝 {_name(ctx)} 已提交办结结果，等待回访。")
+
+
+async def return_ticket(ctx: Context, cmd: ParsedCommand) -> None:
+    reason, unit = cmd.args.get("reason"), cmd.args.get("unit")
+    req = _request(ctx, Action.REQUEST_RETURN, note=reason, unit=unit)
+    await _act_and_say(ctx, cmd, req, f"↩️ {_name(ctx)} 申请退单，等待热线办审核。")
+
+
+async def transfer(ctx: Context, cmd: ParsedCommand) -> None:
+    target = ctx.config.member(cmd.args.get("member", "")) or _member_named(ctx, cmd.args.get("member", ""))
+    if target is None:
+        raise CommandError("unknown_member", f"没有找到成员「{cmd.args.get('member', '')}」。请写成员的账号或姓名。")
+    ticket_no = await ctx.ticket_no(cmd)
+    detail = await ctx.service.get(ticket_no)
+    unit = detail.ticket["unit_code"]
+    if not any(u.code == unit for u in ctx.config.units_of(target.userid)):
+        who, where = target.name or target.userid, fmt.unit_name(ctx.config, unit)
+        raise CommandError("other_unit", f"{who} 不是{where}的成员，不能转派给他。")
+    req = _request(ctx, Action.TRANSFER, handler=target.userid)
+    await _act_and_say(ctx, cmd, req, f"🔁 {_name(ctx)} 已将工单转派给 {target.name or target.userid}。")
+
+
+async def visit(ctx: Context, cmd: ParsedCommand) -> None:
+    result = VisitResult(cmd.args["result"])
+    req = _request(ctx, Action.VISIT, result=result, note=cmd.args.get("note"))
+    await _act_and_say(ctx, cmd, req, f"☎️ {_name(ctx)} 已登记回访结果：{result.label}。")
+
+
+async def assign(ctx: Context, cmd: ParsedCommand) -> None:
+    unit = cmd.args.get("unit")
+    req = _request(ctx, Action.ASSIGN, unit=unit, note=cmd.args.get("note"))
+    await _act_and_say(ctx, cmd, req, f"📌 {_name(ctx)} 已签派工单。")
+
+
+def _member_named(ctx: Context, name: str) -> Member | None:
+    name = name.lstrip("@")
+    matches = [m for m in ctx.config.members if m.name == name or m.userid == name]
+    return matches[0] if len(matches) == 1 else None
+
+
+# -- reading ------------------------------------------------------------------------------------------------------
+
+
+async def show(ctx: Context, cmd: ParsedCommand) -> None:
+    ticket_no = await _ticket(ctx, cmd)
+    detail = await ctx.service.get(ticket_no)
+    text = fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
+    mine = detail.ticket["handler_userid"] == ctx.userid or ctx.has_role(Role.DISPATCHER)
+    if mine and ctx.event.chat_type == "single":
+        text += "\n" + fmt.full_details(detail.ticket)
+        await ctx.service.record_access(detail.ticket, actor=ctx.userid, what="view_contact")
+    await ctx.say(text)
+
+
+async def help_command(ctx: Context, cmd: ParsedCommand) -> None:
+    name = cmd.args.get("command")
+    if name:
+        spec = find(name.lstrip("/"))
+        if spec is None:
+            raise CommandError("unknown_command", f"没有「{name}」这个命令。发送 /帮助 查看全部命令。")
+        await ctx.say(command_help(spec))
+        return
+    await ctx.say(help_text(COMMANDS, can_use=ctx.may_use))
+
+
+def _units(ctx: Context, cmd: ParsedCommand) -> list[str] | None:
+    """The units a list covers: the one named (if the member may see it), else the member's; None = all units,
+    for those who see all and name none."""
+    named = cmd.args.get("unit")
+    if named:
+        unit = ctx.config.unit_for_label(named) or ctx.config.unit(named)
+        if unit is None:
+            raise CommandError("unknown_unit", f"没有找到单位「{named}」。")
+        if not ctx.may_act_on(unit.code):
+            raise CommandError("other_unit", f"您不能查看{unit.name}的工单。")
+        return [unit.code]
+    if ctx.sees_all:
+        return None
+    codes = ctx.unit_codes
+    if not codes:
+        raise CommandError("no_unit", "您不属于任何承办单位。")
+    return codes
+
+
+def _list(ctx: Context, title: str, rows: list[Any], empty: str) -> str:
+    if not rows:
+        return empty
+    lines = [title] + [fmt.list_line(row, ctx.config, ctx.now) for row in rows[:LIST_LIMIT]]
+    if len(rows) > LIST_LIMIT:
+        lines.append(f"……共 {len(rows)} 件，只列出前 {LIST_LIMIT} 件")
+    return "\n".join(lines)
+
+
+async def mine(ctx: Context, _cmd: ParsedCommand) -> None:
+    rows = await queries.my_open_tickets(ctx.store, ctx.userid, limit=LIST_LIMIT + 1)
+    await ctx.say(_list(ctx, f"{_name(ctx)} 手上未办结的工单：", list(rows), "您手上没有未办结的工单。"))
+
+
+async def todo(ctx: Context, cmd: ParsedCommand) -> None:
+    units = _units(ctx, cmd)
+    codes = units if units is not None else [u.code for u in ctx.config.units]
+    rows = await queries.unit_open_tickets(ctx.store, codes, limit=LIST_LIMIT + 1)
+    await ctx.say(_list(ctx, "待办工单（待接单的在前）：", list(rows), "没有待办工单。"))
+
+
+async def overdue(ctx: Context, cmd: ParsedCommand) -> None:
+    rows = await queries.overdue_tickets(ctx.store, _units(ctx, cmd), ctx.now, limit=LIST_LIMIT + 1)
+    await ctx.say(_list(ctx, "⚠️ 逾期工单（超时最久的在前）：", list(rows), "没有逾期工单。👍"))
+
+
+async def stats(ctx: Context, cmd: ParsedCommand) -> None:
+    units = _units(ctx, cmd)
+    figures = await queries.quick_figures(ctx.store, units, ctx.now)
+    scope = "全部单位" if units is None else "、".join(fmt.unit_name(ctx.config, code) for code in units)
+    await ctx.say(
+        f"{scope} 工单概况（{fmt.when(ctx.now)}）：\n"
+        f"未办结 {figures.open} 件，其中待接单 {figures.unclaimed} 件，逾期 {figures.overdue} 件；"
+        f"今日办结 {figures.closed_today} 件。"
+    )
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "mine": mine,
+    "todo": todo,
+    "overdue": overdue,
+    "stats": stats,
+    "claim": claim,
+    "contact": contact,
+    "on_site": on_site,
+    "submit": submit,
+    "return": return_ticket,
+    "transfer": transfer,
+    "visit": visit,
+    "assign": assign,
+    "show": show,
+    "help": help_command,
+}

@@ -1,0 +1,90 @@
+"""What a running command knows and can do: who sent it, from where, and how to answer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.services.tickets import TicketService
+from bot.wecom.events import TextMessage
+from bot.wecom.inbound import inbox_key
+from config.model import BotConfig, Member
+from config.vocabulary import Role
+from handlers.errors import CommandError
+from handlers.parse import ParsedCommand
+from handlers.refs import resolve_ticket, ticket_ref_in
+from handlers.replies import Channels, Command, Row, private_rows, reply_rows
+from handlers.spec import CommandSpec
+from store.repo import Store
+
+GLOBAL_ROLES = (Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN)  # may see and act on every unit's tickets
+DEDUP_SOURCE = "wecom_command"  # the inbox source under which a command's ticket change is applied once
+
+
+@dataclass
+class Context:
+    """One command being run: who, where, and the means to answer."""
+
+    event: Command
+    member: Member
+    now: datetime
+    config: BotConfig
+    service: TicketService
+    channels: Channels
+    enqueue: Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
+
+    @property
+    def userid(self) -> str:
+        return self.member.userid
+
+    @property
+    def store(self) -> Store:
+        return self.service.store
+
+    @property
+    def unit_codes(self) -> list[str]:
+        return [unit.code for unit in self.config.units_of(self.userid)]
+
+    @property
+    def sees_all(self) -> bool:
+        return any(self.config.has_role(self.userid, role) for role in GLOBAL_ROLES)
+
+    def has_role(self, role: Role, unit_code: str | None = None) -> bool:
+        return self.config.has_role(self.userid, role, unit_code)
+
+    def may_use(self, spec: CommandSpec) -> bool:
+        return spec.roles is None or any(self.has_role(role) for role in spec.roles)
+
+    def may_act_on(self, unit_code: str | None) -> bool:
+        return self.sees_all or (unit_code is not None and unit_code in self.unit_codes)
+
+    async def ticket_no(self, cmd: ParsedCommand) -> str:
+        """The ticket the command names: its argument, else the quoted push; resolved among what the member sees."""
+        ref = cmd.args.get("ticket")
+        if not ref and isinstance(self.event, TextMessage) and self.event.quoted_text:
+            ref = ticket_ref_in(self.event.quoted_text)
+        if not ref:
+            raise CommandError(
+                "ticket_required", f"请写明工单号（或它的后几位），例如：{cmd.spec.example or cmd.spec.usage}"
+            )
+        return await resolve_ticket(self.store, ref, units=None if self.sees_all else self.unit_codes)
+
+    def dedup(self) -> tuple[str, str, str]:
+        """The key under which this event's ticket change is applied once (see the module's docstring)."""
+        text = self.event.text if isinstance(self.event, TextMessage) else self.event.event_key
+        return DEDUP_SOURCE, inbox_key(self.event), text
+
+    async def send(self, rows: Sequence[Row]) -> None:
+        await self.enqueue(rows)
+
+    async def say(self, text: str) -> None:
+        await self.send(reply_rows(self.event, text, at=self.now))
+
+    async def whisper(self, text: str) -> bool:
+        """``text`` to the member alone; False when no channel reaches a member privately."""
+        rows = private_rows(self.event, text, self.channels, at=self.now)
+        if rows:
+            await self.send(rows)
+        return bool(rows)

@@ -1,0 +1,132 @@
+"""Tickets as short Chinese chat text: the key facts and the next deadline, masked unless meant for one person."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.clock import local
+from bot.domain.lifecycle import TicketState
+from bot.domain.masking import mask_name, mask_phone, mask_text
+from config.model import BotConfig
+from config.vocabulary import DEADLINE_LABELS, KIND_LABELS, DeadlineName, TicketKind
+
+CONTENT_CHARS = 60  # of the ticket's text in a one-ticket summary
+LINE_CHARS = 24  # of the title in a list line
+
+
+def when(at: datetime) -> str:
+    """``11-23 14:30``, local time."""
+    return local(at).strftime("%m-%d %H:%M")
+
+
+def remaining(due: datetime, now: datetime) -> str:
+    """``还剩 3小时20分`` / ``已超时 1天2小时``."""
+    seconds = int((due - now).total_seconds())
+    late = seconds < 0
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        span = f"{days}天{hours}小时" if hours else f"{days}天"
+    elif hours:
+        span = f"{hours}小时{minutes}分" if minutes else f"{hours}小时"
+    else:
+        span = f"{max(minutes, 1)}分钟"
+    return f"已超时 {span}" if late else f"还剩 {span}"
+
+
+def deadline_label(name: str) -> str:
+    try:
+        return DEADLINE_LABELS[DeadlineName(name)]
+    except ValueError:
+        return name
+
+
+def kind_label(kind: str) -> str:
+    try:
+        return KIND_LABELS[TicketKind(kind)]
+    except ValueError:
+        return kind
+
+
+def state_label(state: str) -> str:
+    try:
+        return TicketState(state).label
+    except ValueError:
+        return state
+
+
+def person(config: BotConfig, userid: str | None) -> str:
+    if not userid:
+        return "无"
+    member = config.member(userid)
+    return member.name if member is not None else userid
+
+
+def unit_name(config: BotConfig, code: str | None) -> str:
+    unit = config.unit(code) if code else None
+    return unit.name if unit is not None else (code or "未分派")
+
+
+def next_deadline(deadlines: Sequence[Mapping[str, Any]], cycle: int | None = None) -> Mapping[str, Any] | None:
+    """The earliest open deadline (of ``cycle`` when given), or None."""
+    open_ones = [d for d in deadlines if d["status"] == "open" and (cycle is None or d["cycle"] == cycle)]
+    return min(open_ones, key=lambda d: d["due_at"], default=None)
+
+
+def deadline_line(deadline: Mapping[str, Any] | None, now: datetime) -> str:
+    if deadline is None:
+        return "下一时限：无"
+    due = deadline["due_at"]
+    return f"下一时限：{deadline_label(deadline['name'])} {when(due)}（{remaining(due, now)}）"
+
+
+def summary(
+    ticket: Mapping[str, Any], deadlines: Sequence[Mapping[str, Any]], config: BotConfig, now: datetime
+) -> str:
+    """The ticket's key facts for a chat everyone in the unit reads: citizen and phone numbers masked."""
+    text = ticket.get("title") or ticket["content"]
+    if len(text) > CONTENT_CHARS:
+        text = text[:CONTENT_CHARS] + "…"
+    lines = [
+        f"工单 {ticket['ticket_no']}（{kind_label(ticket['kind'])}）{unit_name(config, ticket['unit_code'])}",
+        mask_text(text),
+        f"状态：{state_label(ticket['state'])}，承办人：{person(config, ticket['handler_userid'])}",
+        deadline_line(next_deadline(deadlines, ticket.get("cycle")), now),
+    ]
+    return "\n".join(lines)
+
+
+def full_details(ticket: Mapping[str, Any]) -> str:
+    """Everything the handler needs to call the citizen, unmasked: for one person's eyes only."""
+    lines = [
+        f"工单 {ticket['ticket_no']} 详情（含联系方式，请勿转发）",
+        f"诉求人：{ticket.get('citizen_name') or '未留姓名'}  电话：{ticket.get('citizen_phone') or '未留电话'}",
+    ]
+    if ticket.get("address"):
+        lines.append(f"地址：{ticket['address']}")
+    if ticket.get("category"):
+        lines.append(f"类别：{ticket['category']}")
+    lines.append(f"内容：{ticket['content']}")
+    return "\n".join(lines)
+
+
+def list_line(row: Mapping[str, Any], config: BotConfig, now: datetime) -> str:
+    """One ticket in a list: number, a few words, state, its next deadline."""
+    text = row.get("title") or row.get("content") or ""
+    if len(text) > LINE_CHARS:
+        text = text[:LINE_CHARS] + "…"
+    line = f"· {row['ticket_no']} {mask_text(text)}｜{state_label(row['state'])}"
+    due = row.get("deadline_due_at")
+    if due is not None:
+        name = row.get("deadline_name")
+        label = deadline_label(name) if name else "时限"
+        line += f"｜{label} {when(due)}（{remaining(due, now)}）"
+    return line
+
+
+def masked_contact(ticket: Mapping[str, Any]) -> str:
+    return f"{mask_name(ticket.get('citizen_name'))} {mask_phone(ticket.get('citizen_phone'))}"

@@ -1,0 +1,99 @@
+"""Where a command's answer goes, as outbox rows: the chat it came from, and (for what must not be shown to a
+group, such as a citizen's full phone number) the member privately.
+
+Every reply is an outbox row whose idempotency key is derived from the inbound event's dedup key, so a command
+re-run after a crash (its inbox row was still pending) queues nothing twice, and what was queued is sent even if
+the process dies right after. A ticket change is applied with the event's key as well
+(:meth:`bot.services.tickets.TicketService.act`'s ``dedup``): re-run, it finds the change made and answers as the
+first run would have.
+
+* A message to the intelligent robot (group or 1:1, callback URL or long connection) is answered through its
+  ``response_url`` (one use, an hour): channel ``aibot_response``, markdown.
+* A message in the 1:1 chat with the self-built app is answered by an app message to the sender.
+* Private details go by app message when the app is configured, else over the robot's long connection to the
+  member's 1:1 chat; with neither, the group reply says where to ask for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.wecom.events import CardClick, TextMessage
+from notifiers.aibot_ws import AIBOT_WS
+from notifiers.wecom import AIBOT_RESPONSE, WECOM_APP
+
+Row = dict[str, Any]
+Command = TextMessage | CardClick
+
+TEXT_LIMIT = 2000  # bytes; WeCom's limit is 2048 for app text, 4096 for markdown
+REPLY_PRIORITY = 2  # answers to people waiting in the chat go before routine pushes (5)
+
+
+@dataclass(frozen=True, slots=True)
+class Channels:
+    """What this deployment can send through, besides the reply path of the event itself."""
+
+    app: bool = False  # the self-built app (WECOM_APP_SECRET …): private messages to any member
+    aibot_ws: bool = False  # the robot's long connection: proactive messages to a chat or a member
+
+
+def clip(text: str, limit: int = TEXT_LIMIT) -> str:
+    """``text`` cut to ``limit`` UTF-8 bytes at a character boundary, with an ellipsis when cut."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    return data[: limit - 3].decode("utf-8", "ignore") + "…"
+
+
+def _row(channel: str, destination: str, key: str, payload: Mapping[str, Any], at: datetime) -> Row:
+    return {
+        "channel": channel,
+        "destination": destination,
+        "idempotency_key": key[:200],
+        "ordering_key": None,
+        "priority": REPLY_PRIORITY,
+        "payload": dict(payload),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+    }
+
+
+def reply_rows(event: Command, text: str, *, at: datetime, part: str = "reply") -> list[Row]:
+    """The answer to ``event`` in the chat it came from."""
+    key = f"{part}:{event.dedup_key}"
+    body = clip(text)
+    if event.source == "aibot" and event.response_url:
+        payload = {"msgtype": "markdown", "markdown": {"content": body}}
+        return [_row(AIBOT_RESPONSE, event.response_url, key, payload, at)]
+    if event.source == "app":
+        userid = event.sender.userid
+        payload = {"touser": [userid], "msgtype": "text", "content": {"content": body}}
+        return [_row(WECOM_APP, userid, key, payload, at)]
+    # a robot event without a response_url: over the long connection, into the chat it came from
+    chat = event.chat_id if event.chat_type == "group" and event.chat_id else event.sender.userid
+    payload = {"chatid": chat, "msgtype": "markdown", "markdown": {"content": body}}
+    return [_row(AIBOT_WS, chat, key, payload, at)]
+
+
+def private_rows(event: Command, text: str, channels: Channels, *, at: datetime) -> list[Row]:
+    """``text`` to the sender alone (empty when no channel can reach a member privately)."""
+    userid = event.sender.userid
+    key = f"private:{event.dedup_key}"
+    body = clip(text)
+    if channels.app:
+        payload = {"touser": [userid], "msgtype": "text", "content": {"content": body}}
+        return [_row(WECOM_APP, userid, key, payload, at)]
+    if channels.aibot_ws:
+        payload = {"chatid": userid, "msgtype": "markdown", "markdown": {"content": body}}
+        return [_row(AIBOT_WS, userid, key, payload, at)]
+    return []
+
+
+def is_private(event: Command) -> bool:
+    """Whether the event came from a 1:1 chat (its reply is seen by the sender alone)."""
+    return event.chat_type == "single"

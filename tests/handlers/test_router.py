@@ -1,0 +1,160 @@
+"""The command router on both databases: events in, ticket changes and outbox replies out. Members and units are
+the sandbox config's (SRJG: chenjing head, sunlei deputy, zhouting; HW: huangqiang head, wuhao; RXB: dispatchers
+zhangwei and wangfang)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.clock import FrozenClock
+from bot.domain.lifecycle import TicketState
+from bot.domain.ticket import TicketInput
+from bot.services.tickets import TicketService
+from bot.wecom.events import Sender, TextMessage
+from config.model import BotConfig
+from handlers.replies import Channels
+from handlers.router import CommandRouter
+from store.models import audit_log, outbox
+
+NO = "2026112300123"
+OTHER = "2026112300456"  # HW's
+
+
+def message(
+    text: str,
+    userid: str = "zhouting",
+    *,
+    chat: str | None = "sandbox-srjg",
+    msgid: str = "m1",
+    source: str = "aibot",
+    quoted: str | None = None,
+    at: datetime | None = None,
+) -> TextMessage:
+    return TextMessage(
+        source=source,  # type: ignore[arg-type]
+        msg_id=msgid,
+        sender=Sender(userid),
+        chat_type="group" if chat else "single",
+        chat_id=chat,
+        text=text,
+        quoted_text=quoted,
+        at=at or datetime(2026, 11, 23, 9, 0),
+        response_url=f"https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code={msgid}" if source == "aibot" else None,
+    )
+
+
+@pytest.fixture
+async def router(service: TicketService, sandbox_config: BotConfig, clock: FrozenClock) -> CommandRouter:
+    await service.upsert(
+        [
+            TicketInput(NO, "光明路店招破损，随时可能掉落", category="市容景观", citizen_name="王秀英",
+                        citizen_phone="13800000013", address="演示街道光明路1号"),
+            TicketInput(OTHER, "垃圾箱房两天未清运", category="环卫", citizen_name="李四", citizen_phone="13800000014"),
+        ]
+    )
+    return CommandRouter(service=service, config=sandbox_config, clock=clock, channels=Channels(app=True))
+
+
+async def replies(router: CommandRouter) -> list[dict[str, Any]]:
+    async with router.store.reading() as conn:
+        rows = (await conn.execute(select(outbox).order_by(outbox.c.id))).mappings()
+        return [dict(r) for r in rows if r["channel"] != "hotline"]
+
+
+def texts(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for row in rows:
+        payload = row["payload"]
+        section = payload.get("markdown") or payload.get("content") or payload.get("text")
+        out.append(section["content"])
+    return out
+
+
+async def test_claim_in_the_group_answers_there_and_sends_the_contact_privately(router: CommandRouter) -> None:
+    await router.handle(message("接单 0123"))
+    ticket = (await router.service.get(NO)).ticket
+    assert (ticket["state"], ticket["handler_userid"]) == (TicketState.CLAIMED, "zhouting")
+    by_channel = {row["channel"]: row for row in await replies(router)}
+    group, private = by_channel["aibot_response"], by_channel["wecom_app"]
+    assert "周婷 已接单" in texts([group])[0]
+    assert "13800000013" not in texts([group])[0]  # never in the group
+    assert (private["channel"], private["destination"]) == ("wecom_app", "zhouting")
+    assert "13800000013" in texts([private])[0]
+    async with router.store.reading() as conn:
+        actions = [r["action"] for r in (await conn.execute(select(audit_log))).mappings()]
+    assert "claim" in actions and "view_contact" in actions  # noqa: PT018
+
+
+async def test_a_retried_command_changes_and_answers_once(router: CommandRouter) -> None:
+    await router.handle(message("/接单 0123"))
+    await router.handle(message("/接单 0123"))  # the same event again (recovery after a crash)
+    rows = await replies(router)
+    assert len(rows) == 2  # the group reply and the private one, once each
+    ticket = (await router.service.get(NO)).ticket
+    assert ticket["version"] == 2
+
+
+async def test_another_units_ticket_is_refused_and_unchanged(router: CommandRouter) -> None:
+    await router.handle(message(f"接单 {OTHER}"))  # zhouting is in SRJG, the ticket is HW's
+    [reply] = texts(await replies(router))
+    assert "环卫所" in reply and "不能" in reply  # noqa: PT018
+    assert (await router.service.get(OTHER)).ticket["state"] == TicketState.DISPATCHED
+
+
+async def test_unknown_command_and_stranger_get_polite_answers(router: CommandRouter) -> None:
+    await router.handle(message("/cliam 0123", msgid="a"))
+    await router.handle(message("接单 0123", userid="stranger", msgid="b"))
+    first, second = texts(await replies(router))
+    assert "您是不是想用" in first
+    assert "不在本热线系统的成员名单中" in second
+    assert (await router.service.get(NO)).ticket["state"] == TicketState.DISPATCHED
+
+
+async def test_a_quoted_push_names_the_ticket(router: CommandRouter) -> None:
+    await router.handle(message("接单", quoted=f"【新工单】工单 {NO} 店招破损"))
+    assert (await router.service.get(NO)).ticket["handler_userid"] == "zhouting"
+
+
+async def test_the_flow_claim_contact_submit_and_show(router: CommandRouter) -> None:
+    await router.handle(message("接单 0123", msgid="1"))
+    await router.handle(message("联系 0123 已电话联系，约下午到场", msgid="2"))
+    await router.handle(message("到场 0123", msgid="3"))
+    await router.handle(message("办结 0123 店招已拆除加固", msgid="4"))
+    await router.handle(message("查 0123", chat=None, msgid="5", source="app"))
+    ticket = (await router.service.get(NO)).ticket
+    assert ticket["state"] == TicketState.SUBMITTED
+    last = texts(await replies(router))[-1]
+    assert "状态：" in last
+    assert "13800000013" in last  # the handler, in a 1:1 chat: full details
+
+
+async def test_submit_without_a_result_is_refused(router: CommandRouter) -> None:
+    await router.handle(message("接单 0123", msgid="1"))
+    await router.handle(message("办结 0123", msgid="2"))
+    assert "处理结果" in texts(await replies(router))[-1]
+    assert (await router.service.get(NO)).ticket["state"] == TicketState.CLAIMED
+
+
+async def test_help_lists_what_the_member_may_use(router: CommandRouter) -> None:
+    await router.handle(message("帮助", msgid="h1"))
+    [text] = texts(await replies(router))
+    assert "/接单" in text
+    assert "/签派" not in text  # a center lead's
+
+
+async def test_lists_and_figures(router: CommandRouter, clock: FrozenClock) -> None:
+    await router.handle(message("接单 0123", msgid="1"))
+    await router.handle(message("我的", msgid="2"))
+    await router.handle(message("待办", userid="huangqiang", chat="sandbox-hw", msgid="3"))
+    clock.advance(days=30)
+    await router.handle(message("逾期", userid="zhangwei", chat="sandbox-rxb", msgid="4"))  # a dispatcher: all units
+    await router.handle(message("统计", userid="chenjing", msgid="5"))  # SRJG's head
+    mine, todo, overdue, stats = texts(await replies(router))[-4:]
+    assert NO in mine and "办结" in mine  # noqa: PT018 - with its next deadline
+    assert OTHER in todo and NO not in todo  # noqa: PT018 - HW's list
+    assert NO in overdue and OTHER in overdue and "已超时" in overdue  # noqa: PT018
+    assert "市容景观所" in stats and "未办结 1 件" in stats  # noqa: PT018
