@@ -89,6 +89,7 @@ class OutboxWorker:
         self.lease = lease
         self.max_attempts = max_attempts
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """Something was just queued: look now rather than at the next poll."""
@@ -154,7 +155,9 @@ class OutboxWorker:
         )
 
     async def run_forever(self, *, poll_interval: float = 1.0) -> None:
-        while True:
+        """Passes until :meth:`stop`: a pass under way is finished first (nothing cut off mid-send)."""
+        self._stopping = False
+        while not self._stopping:
             try:
                 worked = await self.run_once()
             except Exception:
@@ -165,3 +168,8 @@ class OutboxWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), poll_interval)
             self._wake.clear()
+
+    def stop(self) -> None:
+        """Asks :meth:`run_forever` to return once the pass under way is done."""
+        self._stopping = True
+        self._wake.set()

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.clock import TZ, FrozenClock
@@ -94,10 +95,20 @@ async def _pg_schema_url() -> tuple[str, Callable[[], Any]]:
     await admin.dispose()
 
     async def drop() -> None:
+        # a statement the test's app cancelled at shutdown may still be finishing on the server: dropping beside
+        # it can deadlock, and PostgreSQL then aborts the drop, which is simply tried again
         engine = create_async_engine(PG_ADMIN_URL)
-        async with engine.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await engine.dispose()
+        try:
+            for attempt in range(5):
+                try:
+                    async with engine.begin() as conn:
+                        await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                    return
+                except DBAPIError as exc:
+                    if "deadlock" not in str(exc) or attempt == 4:
+                        raise
+        finally:
+            await engine.dispose()
 
     # asyncpg takes server settings through the URL's query: every connection works in the schema
     return f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}", drop

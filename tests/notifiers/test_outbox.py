@@ -222,3 +222,43 @@ async def test_channels_without_a_sender_wait_and_a_failing_sender_retries(
     # "nobody" waits, untouched, for a process that has its sender; "broken" is retried later
     assert await statuses(store) == [("pending", 0), ("pending", 1)]
     assert await OutboxWorker(store, {}, clock, owner="idle").run_once() == 0
+
+
+async def test_stop_lets_the_pass_under_way_finish(store: Store, clock: FrozenClock) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+    sent: list[int] = []
+
+    class Slow:
+        async def send(self, message: OutboundMessage) -> None:
+            started.set()
+            await release.wait()
+            sent.append(message.id)
+
+    now = clock.now()
+    async with store.transaction() as conn:
+        await repo.enqueue(
+            conn,
+            [
+                {
+                    "channel": "slow",
+                    "destination": "d",
+                    "idempotency_key": "k1",
+                    "ordering_key": None,
+                    "priority": 5,
+                    "payload": {},
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            ],
+        )
+    worker = OutboxWorker(store, {"slow": Slow()}, clock, owner="w")
+    task = asyncio.create_task(worker.run_forever())
+    await started.wait()
+    worker.stop()  # shutting down while a send is in flight
+    assert not task.done()
+    release.set()
+    await task  # returns once the pass is done, its send recorded
+    assert len(sent) == 1
+    assert await statuses(store) == [("sent", 1)]
