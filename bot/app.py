@@ -53,7 +53,7 @@ from handlers.router import CommandRouter
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from notifiers.wecom import wecom_senders
+from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
 from store.db import create_engine, migrate
 from store.leader import Leader
 from store.redis import create_redis
@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
+OUTBOX_STOP_GRACE = 15.0  # seconds; a pass is at most 10 sends, each bounded by its client's timeouts
+RATE_LIMITER = web.AppKey[RateLimiter]("rate_limiter")
 
 
 def build_calendar(config: BotConfig) -> WorkCalendar:
@@ -157,9 +159,14 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
     app[OUTBOX] = worker
     task = asyncio.create_task(worker.run_forever(), name="outbox")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # let a pass under way finish (its sends recorded) rather than cut it off; cancel only if it hangs
+    worker.stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), OUTBOX_STOP_GRACE)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _wecom_senders(app: web.Application) -> dict[str, Sender]:
@@ -168,7 +175,7 @@ def _wecom_senders(app: web.Application) -> dict[str, Sender]:
     credentials only the robot channels (webhook, response_url) are served; app messages stay queued."""
     settings, redis, session, clock = app[SETTINGS], app[REDIS], app[HTTP_SESSION], app[CLOCK]
     base = settings.wecom_api_base
-    limiter: RateLimiter = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
+    limiter = _rate_limiter(app)
     app_client = None
     if settings.wecom_corp_id and settings.wecom_app_secret and settings.wecom_app_agent_id:
         seconds = lambda: clock.now().timestamp()  # noqa: E731 - the clients take a float clock
@@ -192,7 +199,17 @@ def _wecom_senders(app: web.Application) -> dict[str, Sender]:
     )
     if AIBOT_CONNECTION in app:
         senders[AIBOT_WS] = AibotWsSender(app[AIBOT_CONNECTION], limiter, clock)
+        senders[AIBOT_CARD_UPDATE] = AibotCardUpdateSender(app[AIBOT_CONNECTION])
     return senders
+
+
+def _rate_limiter(app: web.Application) -> RateLimiter:
+    """The app's one limiter, for WeCom's send limits and the commands' flood limit: Redis's (shared by every bot
+    process) when Redis is configured, else this process's."""
+    if RATE_LIMITER not in app:
+        redis = app[REDIS]
+        app[RATE_LIMITER] = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
+    return app[RATE_LIMITER]
 
 
 def _app_credentials(settings: Settings) -> bool:
@@ -215,6 +232,7 @@ async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
         channels=Channels(app=_app_credentials(app[SETTINGS]), aibot_ws=app[SETTINGS].aibot_long_connection),
         wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+        limiter=_rate_limiter(app),
     )
     processor = InboundProcessor(app[STORE], router, app[CLOCK], sources=sorted(sources))
     app[WECOM_INBOUND] = processor

@@ -12,6 +12,9 @@ first run would have.
 * A message in the 1:1 chat with the self-built app is answered by an app message to the sender.
 * Private details go by app message when the app is configured, else over the robot's long connection to the
   member's 1:1 chat; with neither, the group reply says where to ask for them.
+* A clicked card changes for everyone (:func:`card_update_rows`, built by :mod:`handlers.cards`): an app card by
+  ``message/update_template_card`` with the click's ``response_code`` (channel ``wecom_card_update``), a robot card
+  over the long connection with the click's req_id (channel ``aibot_card_update``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from bot.wecom.events import CardClick, TextMessage
 from notifiers.aibot_ws import AIBOT_WS
-from notifiers.wecom import AIBOT_RESPONSE, WECOM_APP
+from notifiers.wecom import AIBOT_CARD_UPDATE, AIBOT_RESPONSE, WECOM_APP, WECOM_CARD_UPDATE
 
 Row = dict[str, Any]
 Command = TextMessage | CardClick
@@ -91,6 +94,27 @@ def private_rows(event: Command, text: str, channels: Channels, *, at: datetime)
     if channels.aibot_ws:
         payload = {"chatid": userid, "msgtype": "markdown", "markdown": {"content": body}}
         return [_row(AIBOT_WS, userid, key, payload, at)]
+    return []
+
+
+def card_update_rows(event: CardClick, card: Mapping[str, Any], channels: Channels, *, at: datetime) -> list[Row]:
+    """The clicked card replaced by ``card`` for everyone who has it; empty where no update can be sent.
+
+    * app: ``message/update_template_card`` with the click's ``response_code`` (one use, 72 h) and ``atall`` (every
+      recipient of the card). The destination is the card's task id (the code is a credential: not in logs).
+    * robot over the long connection (``channels.aibot_ws``): ``aibot_respond_update_msg`` on the click's req_id,
+      within 5 s; the destination is the click's dedup key, under which the connection remembers the req_id.
+    * robot in callback mode: nothing (only the callback's own answer could change the card; its ``response_url``
+      takes new messages, not updates).
+    """
+    key = f"card:{event.dedup_key}"
+    if event.source == "app":
+        if not event.response_code:
+            return []
+        payload = {"response_code": event.response_code, "atall": 1, "template_card": dict(card)}
+        return [_row(WECOM_CARD_UPDATE, event.task_id, key, payload, at)]
+    if channels.aibot_ws:
+        return [_row(AIBOT_CARD_UPDATE, event.dedup_key, key, {"template_card": dict(card)}, at)]
     return []
 
 

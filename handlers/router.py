@@ -15,27 +15,39 @@ outbox keys derive from it.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from bot.clock import Clock
 from bot.domain.lifecycle import TransitionRefused
 from bot.services.tickets import TicketNotFound, TicketService
 from bot.wecom.events import CardClick, InboundEvent, TextMessage
-from bot.wecom.inbound import RecordingSink
+from bot.wecom.inbound import RecordingSink, describe
 from config.model import BotConfig
 from config.vocabulary import ROLE_LABELS, Role
+from handlers import cards
 from handlers.commands import HANDLERS, Handler
 from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand, parse
 from handlers.replies import Channels, Command, reply_rows
 from handlers.spec import CommandSpec
+from notifiers.ratelimit import Limit, LimiterUnavailable, MemoryRateLimiter, RateLimiter
 from store import repo
 
 log = logging.getLogger(__name__)
 
-
+# Per-member flood limit, counted per WeCom userid over every chat and channel (sliding windows). A person types a
+# command with a ticket number in 5–10 s, so 10 in a minute is already a fast burst (claiming a handful of tickets at
+# the start of a shift, 查 on each); 120 an hour is twice the busiest sustained human pace (a dispatcher recording
+# 回访 results after a phone session: 查 + 回访 for 40–60 tickets). Beyond that it is a script, a stuck client or a
+# pasted list. Both keep a member's replies well inside WeCom's 30 app messages a minute and 1000 an hour per
+# member, which the ticket pushes to that member share.
+COMMAND_LIMITS = (Limit(10, 60), Limit(120, 3600))
+# Over the limit, the first excess message is answered, the rest of the flood is not: at most one notice a minute.
+FLOOD_NOTICE_LIMIT = Limit(1, 60)
 
 NOT_A_MEMBER = "抱歉，您不在本热线系统的成员名单中，无法使用工单命令。请联系热线办管理员。"
 
@@ -52,8 +64,13 @@ class CommandRouter(RecordingSink):
         channels: Channels,
         wake: Callable[[], None] | None = None,
         handlers: Mapping[str, Handler] | None = None,
+        limiter: RateLimiter | None = None,
+        limits: Sequence[Limit] | None = None,
     ) -> None:
         super().__init__()
+        # the flood limit (see COMMAND_LIMITS); shared by every process when the limiter is Redis's
+        self.limiter: RateLimiter = limiter if limiter is not None else MemoryRateLimiter()
+        self.limits = tuple(limits) if limits is not None else COMMAND_LIMITS
         self.service = service
         self.store = service.store
         self.config = config
@@ -67,10 +84,17 @@ class CommandRouter(RecordingSink):
         if isinstance(event, TextMessage):
             await self._run(event, lambda: parse(event.text))
         elif isinstance(event, CardClick):
-            log.info("card click %r on %s: card buttons come with the pushes", event.event_key, event.task_id)
+            # a button on a pushed card (handlers.cards): the command it stands for, run as the clicker's own; then
+            # the card changed for everyone, if the click changed the ticket
+            click = await cards.read_click(self.service, self.config, event)
+            await self._run(event, click.command)
+            now = self.clock.now()
+            await self.enqueue(await cards.update_rows(click, self.service, self.config, self.channels, now))
 
     async def _run(self, event: Command, parsed: Callable[[], ParsedCommand]) -> None:
         now = self.clock.now()
+        if not await self._admitted(event, now):
+            return
         member = self.config.member(event.sender.userid)
         if member is None or event.sender.corpid:
             await self.enqueue(reply_rows(event, NOT_A_MEMBER, at=now))
@@ -91,6 +115,32 @@ class CommandRouter(RecordingSink):
         except TicketNotFound as exc:
             await ctx.say(f"没有找到工单 {exc}。请核对工单号。")
 
+    async def _admitted(self, event: Command, now: datetime) -> bool:
+        """Whether the sender is within the flood limit (the message is then counted). Over it, nothing is done: the
+        first excess message within a minute is told when to try again, the others get no answer, so a flood does
+        not turn into a flood of replies. A limiter that cannot be asked (Redis down) lets every command through."""
+        who = event.sender.userid.lower()
+        if event.sender.corpid:
+            who = f"{event.sender.corpid}/{who}"
+        at = now.timestamp()
+        try:
+            wait = await self.limiter.acquire(f"command:{who}", self.limits, at)
+        except LimiterUnavailable as exc:
+            log.warning("flood limit not checked (%s), let through: %s", exc, describe(event))
+            return True
+        if wait <= 0:
+            return True
+        try:
+            notice = await self.limiter.acquire(f"command_notice:{who}", (FLOOD_NOTICE_LIMIT,), at) <= 0
+        except LimiterUnavailable:
+            notice = True  # known to be over the limit: better told twice than left guessing
+        if notice:
+            log.warning("over the command limit, %.0f s to wait: %s", wait, describe(event))
+            await self.enqueue(reply_rows(event, f"操作太频繁，请稍后再试（{_after(wait)}）。", at=now))
+        else:
+            log.debug("over the command limit, not answered: %s", describe(event))
+        return False
+
     async def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
         if not rows:
             return
@@ -102,3 +152,9 @@ class CommandRouter(RecordingSink):
 
 def _roles(spec: CommandSpec) -> str:
     return "、".join(ROLE_LABELS[role] for role in sorted(spec.roles or (), key=list(Role).index))
+
+
+def _after(wait: float) -> str:
+    """「约 N 秒后」, or minutes once that reads better."""
+    seconds = max(1, math.ceil(wait))
+    return f"约 {seconds} 秒后" if seconds < 120 else f"约 {math.ceil(seconds / 60)} 分钟后"

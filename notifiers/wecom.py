@@ -20,6 +20,12 @@ Not done: WeCom asks callers to avoid sending exactly at :00 and :30. That conce
 a daily digest should pick :07, not :00); this outbox sends events as they happen, and holding every message due in
 those seconds would cost a retry each for little.
 
+Card updates (a clicked card changed for everyone, :mod:`handlers.cards`) are not paced: WeCom documents no limit
+for them, and each needs a one-use code of its own. ``wecom_card_update`` calls ``message/update_template_card``
+with the click's ``response_code`` (72 h); ``aibot_card_update`` answers the robot's ``template_card_event`` over the
+long connection (``aibot_respond_update_msg``, within 5 s of the click, in the process that received it). A code or
+req_id WeCom no longer takes is a permanent failure: the update is dead-lettered, never retried into a loop.
+
 Senders see the WeCom clients through small protocols (``bot.wecom.client`` provides them); ``wecom_senders`` wires
 the ones configured.
 """
@@ -30,10 +36,12 @@ import hashlib
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from bot.clock import Clock
 from bot.wecom.errors import RateLimited, WeComError
+from bot.wecom.events import InboundEvent, OtherEvent
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, Sender
 from notifiers.ratelimit import Limit, LimiterUnavailable, RateLimiter
 
@@ -50,6 +58,8 @@ WECOM_APP = "wecom_app"
 WECOM_WEBHOOK = "wecom_webhook"
 WECOM_APPCHAT = "wecom_appchat"
 AIBOT_RESPONSE = "aibot_response"
+WECOM_CARD_UPDATE = "wecom_card_update"  # message/update_template_card (an app card, after a click)
+AIBOT_CARD_UPDATE = "aibot_card_update"  # aibot_respond_update_msg (a robot card, after a click; long connection)
 
 # WeCom's documented limits (pages 90236/90248/91770); the senders widen each window by their slack
 APP_MEMBER_LIMITS = (Limit(30, 60), Limit(1000, 3600))  # one app → one member; excess dropped silently
@@ -103,6 +113,34 @@ class ResponseUrls(Protocol):
     """``ResponseUrlClient``."""
 
     async def reply(self, response_url: str, payload: Mapping[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class CardUpdates(Protocol):
+    """``WeComClient``'s ``message/update_template_card``."""
+
+    async def update_template_card(
+        self,
+        *,
+        response_code: str,
+        card: Mapping[str, Any] | None = None,
+        replace_name: str | None = None,
+        userids: Sequence[str] = (),
+        partyids: Sequence[int] = (),
+        tagids: Sequence[int] = (),
+        atall: bool = False,
+    ) -> None: ...
+
+
+class CardReplies(Protocol):
+    """``AibotLongConnection``: the req_id of a frame it received, and ``aibot_respond_update_msg`` on it."""
+
+    @property
+    def subscribed(self) -> bool: ...
+
+    def req_id_for(self, event: InboundEvent) -> str | None: ...
+
+    async def update_card(self, req_id: str, body: Mapping[str, Any]) -> Mapping[str, Any]: ...
 
 
 def delivery_error(exc: WeComError) -> DeliveryError:
@@ -296,6 +334,81 @@ class ResponseUrlSender:
         await _mapped(lambda: self.client.reply(message.destination, message.payload))
 
 
+class CardUpdateSender:
+    """Channel ``wecom_card_update``: ``{"response_code": ..., "template_card": {...}}`` (the whole card replaced) or
+    ``{"response_code": ..., "button": {"replace_name": ...}}`` (its buttons greyed out with that text), for
+    ``userids`` or, with ``atall`` (default 1), everyone who has the card (page 94888). The destination only names
+    the card (its task id); the code is a credential and is never logged."""
+
+    def __init__(self, client: CardUpdates) -> None:
+        self.client = client
+
+    async def send(self, message: OutboundMessage) -> None:
+        payload = message.payload
+        code = payload.get("response_code")
+        if not isinstance(code, str) or not code:
+            raise _malformed(message, "no response_code")
+        card = payload.get("template_card")
+        button = payload.get("button")
+        replace = button.get("replace_name") if isinstance(button, Mapping) else None
+        if (card is None) == (replace is None) or (card is not None and not isinstance(card, Mapping)):
+            raise _malformed(message, "give a template_card or a button.replace_name")
+        userids = payload.get("userids") or []
+        if not isinstance(userids, list) or not all(isinstance(u, str) for u in userids):
+            raise _malformed(message, "userids is not a list of userids")
+        atall = bool(_int(message, "atall", 0 if userids else 1))
+
+        async def send() -> None:
+            await self.client.update_template_card(
+                response_code=code,
+                card=card,
+                replace_name=replace if isinstance(replace, str) else None,
+                userids=userids,
+                atall=atall,
+            )
+
+        await _mapped(send)
+
+
+class AibotCardUpdateSender:
+    """Channel ``aibot_card_update``: ``{"template_card": {...}, "userids"?: [...]}`` as the answer to a robot's
+    ``template_card_event`` received over the long connection; the destination is that event's dedup key, under
+    which the connection remembers the frame's req_id. WeCom takes it within 5 s of the click; a req_id this process
+    does not know (another process received the click, or it restarted since) or WeCom no longer takes (846605) is
+    a permanent failure. Only the connection's process sends (``ready``)."""
+
+    def __init__(self, connection: CardReplies) -> None:
+        self.connection = connection
+
+    @property
+    def ready(self) -> bool:
+        return self.connection.subscribed
+
+    async def send(self, message: OutboundMessage) -> None:
+        card = message.payload.get("template_card")
+        if not isinstance(card, Mapping):
+            raise _malformed(message, "no template_card")
+        body: dict[str, Any] = {"template_card": dict(card)}
+        userids = message.payload.get("userids")
+        if userids is not None:
+            if not isinstance(userids, list) or not all(isinstance(u, str) for u in userids):
+                raise _malformed(message, "userids is not a list of userids")
+            body["userids"] = userids
+        # the connection looks the req_id up by the event's dedup key, which is all it reads of the event
+        clicked = OtherEvent("aibot", "event.template_card_event", None, _EPOCH, message.destination)
+        req_id = self.connection.req_id_for(clicked)
+        if req_id is None:
+            raise DeliveryError(
+                "card update: the click's req_id is not known in this process (received elsewhere, or before a "
+                "restart); WeCom takes the update only within 5 s of the click",
+                permanent=True,
+            )
+        await _mapped(lambda: self.connection.update_card(req_id, body))
+
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
 def wecom_senders(
     *,
     limiter: RateLimiter,
@@ -307,10 +420,13 @@ def wecom_senders(
     slack: float = DEFAULT_SLACK,
 ) -> dict[str, Sender]:
     """The senders for the clients given (an app client serves both ``wecom_app`` and ``wecom_appchat`` when it
-    is passed as both); channels without a client stay queued for a process that has one."""
+    is passed as both, and ``wecom_card_update`` when it can update cards); channels without a client stay queued
+    for a process that has one. ``aibot_card_update`` needs the long connection: :class:`AibotCardUpdateSender`."""
     senders: dict[str, Sender] = {}
     if app is not None:
         senders[WECOM_APP] = AppMessageSender(app, limiter, clock, slack=slack)
+        if isinstance(app, CardUpdates):
+            senders[WECOM_CARD_UPDATE] = CardUpdateSender(app)
     if appchat is not None:
         senders[WECOM_APPCHAT] = AppChatSender(appchat, limiter, clock, slack=slack)
     if webhook is not None:
