@@ -29,7 +29,7 @@ LIST_LIMIT = 15  # tickets in one list reply
 async def _ticket(ctx: Context, cmd: ParsedCommand) -> str:
     """The named ticket's number, once the member may act on it."""
     ticket_no = await ctx.ticket_no(cmd)
-    detail = await ctx.service.get(ticket_no)
+    detail = await ctx.service.get(ticket_no, history=False, deadlines=False)
     unit = detail.ticket["unit_code"]
     if not ctx.may_act_on(unit):
         raise CommandError(
@@ -43,7 +43,7 @@ async def _act(ctx: Context, cmd: ParsedCommand, req: ActionRequest) -> tuple[Ac
     """Applies the action once (under the event's key); the outcome and the ticket's facts as they are now."""
     ticket_no = await _ticket(ctx, cmd)
     outcome = await ctx.service.act(ticket_no, req, dedup=ctx.dedup())
-    detail = await ctx.service.get(ticket_no)
+    detail = await ctx.service.get(ticket_no, history=False)
     return outcome, fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
 
 
@@ -109,7 +109,7 @@ async def transfer(ctx: Context, cmd: ParsedCommand) -> None:
     if target is None:
         raise CommandError("unknown_member", f"没有找到成员「{cmd.args.get('member', '')}」。请写成员的账号或姓名。")
     ticket_no = await ctx.ticket_no(cmd)
-    detail = await ctx.service.get(ticket_no)
+    detail = await ctx.service.get(ticket_no, history=False)
     unit = detail.ticket["unit_code"]
     if not any(u.code == unit for u in ctx.config.units_of(target.userid)):
         who, where = target.name or target.userid, fmt.unit_name(ctx.config, unit)
@@ -141,7 +141,7 @@ def _member_named(ctx: Context, name: str) -> Member | None:
 
 async def show(ctx: Context, cmd: ParsedCommand) -> None:
     ticket_no = await _ticket(ctx, cmd)
-    detail = await ctx.service.get(ticket_no)
+    detail = await ctx.service.get(ticket_no, history=False)
     text = fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
     mine = detail.ticket["handler_userid"] == ctx.userid or ctx.has_role(Role.DISPATCHER)
     if mine and ctx.event.chat_type == "single":

@@ -506,15 +506,16 @@ class TicketService:
                 ],
             )
 
-    async def get(self, ticket_no: str) -> TicketDetail:
+    async def get(self, ticket_no: str, *, history: bool = True, deadlines: bool = True) -> TicketDetail:
+        """The ticket with its deadlines and history (each can be left out when not needed, e.g. in a chat reply)."""
         async with self.store.reading() as conn:
             row = await repo.ticket_by_no(conn, ticket_no)
             if row is None:
                 raise TicketNotFound(ticket_no)
             return TicketDetail(
                 ticket=dict(row),
-                deadlines=[dict(r) for r in await repo.deadlines_of(conn, row["id"])],
-                history=[dict(r) for r in await repo.history_of(conn, row["id"])],
+                deadlines=[dict(r) for r in await repo.deadlines_of(conn, row["id"])] if deadlines else [],
+                history=[dict(r) for r in await repo.history_of(conn, row["id"])] if history else [],
             )
 
 

@@ -4,21 +4,22 @@ WeCom waits 5 s for an answer and then retries, so the HTTP handler only verifie
 :meth:`InboundProcessor.accept`, which writes the decrypted payload to the inbox (status ``pending``) and returns
 once that is committed. Callbacks arriving together share a transaction (group commit,
 :mod:`bot.services.groupcommit`), so a burst costs a few commits, not one each. The row's (source, dedup key) is
-unique: a retry finds it and is answered without being processed again. The event then goes to the
-:class:`EventSink` from a background task, one event at a time in the order accepted, and the row is marked
-``done`` or ``failed``. The marks join the inserts' transactions (one writer lane: SQLite has a single writer, and
-a mark is one more row in a statement already being committed); the next event does not wait for its
-predecessor's mark.
+unique: a retry finds it and is answered without being processed again.
+
+The event then goes to the :class:`EventSink` from a background task, and the row is marked ``done`` or
+``failed``. Each sender's events are handled one at a time in the order accepted; different senders' side by side
+(``concurrency`` at most), so one member's slow command does not hold up the others. The marks join the inserts'
+transactions (one writer lane: SQLite has a single writer, and a mark is one more row in a statement already being
+committed); the next event does not wait for its predecessor's mark.
 
 Nothing accepted is lost: every row is leased to the process that accepted it (``lease``, 5 minutes by default),
 the lease is renewed every third of it while the row waits or is handled, and it ends when the row is marked (a
 mark only counts from the lease's holder). A row still ``pending`` when its process stops (crash, deploy) is
-taken over by
-:meth:`InboundProcessor.recover` once its lease has run out, in whichever process comes first: every process
-recovers at start and then every ``recover_every`` seconds, so a dead process's messages are processed even if it
-never comes back. The event is re-created from the stored plaintext. On SQLite (one process by design) every row
-held by another owner is a previous run's, and is recovered at once. Delivery to the sink is therefore at least
-once: an event whose handling was cut short, before its row was marked, is handed over again.
+taken over by :meth:`InboundProcessor.recover` once its lease has run out, in whichever process comes first: every
+process recovers at start and then every ``recover_every`` seconds, so a dead process's messages are processed
+even if it never comes back. The event is re-created from the stored plaintext. On SQLite (one process by design)
+every row held by another owner is a previous run's, and is recovered at once. Delivery to the sink is therefore
+at least once: an event whose handling was cut short, before its row was marked, is handed over again.
 """
 
 from __future__ import annotations
@@ -112,6 +113,12 @@ def reparse(source: str, payload: str, received_at: datetime) -> InboundEvent:
     raise MalformedCallback(f"no parser for inbox source {source!r}")
 
 
+def _lane(job: _Job) -> str:
+    """Whose events must keep their order: the sender's (an event without one, or unreadable, goes alone)."""
+    sender = getattr(job.event, "sender", None)
+    return f"{job.event.source}:{sender.userid}" if job.event is not None and sender else f"row:{job.inbox_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class _Row:
     """An inbox row to insert; its result is the new id, or None for a duplicate."""
@@ -160,6 +167,7 @@ class InboundProcessor:
         lease: timedelta = timedelta(minutes=5),
         recover_every: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        concurrency: int = 8,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -171,10 +179,13 @@ class InboundProcessor:
         self.lease = lease
         self.recover_every = recover_every
         self._sleep = sleep
-        self._queue: deque[_Job] = deque()
+        # one lane per sender: a member's events are handled one at a time, in the order accepted; different
+        # members' side by side, at most ``concurrency`` at once (two acting on one ticket meet its optimistic lock)
+        self._lanes: dict[str, deque[_Job]] = {}
+        self._lane_tasks: dict[str, asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(concurrency)
         self._claimed: set[int] = set()  # rows queued or being processed here
         self._finished_watch: list[set[int]] = []  # rows finished while a recovery was reading
-        self._pump: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[int] | None = None  # the recovery at start
         self._periodic: asyncio.Task[None] | None = None  # the ones after it
         self._renewer: asyncio.Task[None] | None = None  # keeps the leases of the rows held here
@@ -243,19 +254,33 @@ class InboundProcessor:
         if self._closed or not fresh:
             return set()
         self._claimed.update(job.inbox_id for job in fresh)
-        self._queue.extend(fresh)
-        if self._pump is None or self._pump.done():
-            self._pump = asyncio.create_task(self._run(), name="wecom-inbound")
+        for job in fresh:
+            lane = _lane(job)
+            self._lanes.setdefault(lane, deque()).append(job)
+            task = self._lane_tasks.get(lane)
+            if task is None or task.done():
+                self._lane_tasks[lane] = asyncio.create_task(self._run(lane), name=f"wecom-inbound:{lane}")
         return {job.inbox_id for job in fresh}
 
-    async def _run(self) -> None:
-        while self._queue:
-            job = self._queue.popleft()
-            if job.inbox_id in self._lost:
-                log.warning("wecom inbound %s: taken over by another process; not handled here", job.inbox_id)
-                self._release(job.inbox_id)
-                continue
-            await self._process(job)
+    async def _run(self, lane: str) -> None:
+        queue = self._lanes[lane]
+        try:
+            while queue:
+                job = queue.popleft()
+                if job.inbox_id in self._lost:
+                    log.warning("wecom inbound %s: taken over by another process; not handled here", job.inbox_id)
+                    self._release(job.inbox_id)
+                    continue
+                async with self._slots:
+                    await self._process(job)
+        finally:
+            if not queue:
+                self._lanes.pop(lane, None)
+                if self._lane_tasks.get(lane) is asyncio.current_task():
+                    del self._lane_tasks[lane]
+
+    def _busy(self) -> list[asyncio.Task[None]]:
+        return [task for task in self._lane_tasks.values() if not task.done()]
 
     async def _process(self, job: _Job) -> None:
         error = job.error
@@ -336,8 +361,8 @@ class InboundProcessor:
     async def _drain_queue(self) -> None:
         """Until the queue is processed and every outcome recorded."""
         while True:
-            if self._pump is not None and not self._pump.done():
-                await asyncio.wait([self._pump])
+            if busy := self._busy():
+                await asyncio.wait(busy)
             elif not self._writes.idle:
                 await self._writes.close()
             else:
@@ -417,7 +442,7 @@ class InboundProcessor:
                 loop.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop
-        tasks = [task for task in (self._recovery, self._pump) if task is not None and not task.done()]
+        tasks = [task for task in (self._recovery, *self._busy()) if task is not None and not task.done()]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:

@@ -279,3 +279,30 @@ async def test_a_mark_only_counts_from_the_leases_holder(store: Store, clock: Fr
         await repo.finish_inbound_many(conn, [(mine, None), (theirs, "boom")], at=at, owner="me")
     by_key = {r["dedup_key"]: r for r in await committed(store)}
     assert (by_key["mine"]["status"], by_key["theirs"]["status"]) == ("done", "pending")
+
+
+async def test_one_members_slow_command_does_not_hold_up_the_others(store: Store, clock: FrozenClock) -> None:
+    gate, quick_done = asyncio.Event(), asyncio.Event()
+    handled: list[str] = []
+
+    class Sink(RecordingSink):
+        async def handle(self, event: Any) -> None:
+            if event.sender.userid == "slow":
+                await gate.wait()
+            handled.append(event.dedup_key)
+            if event.dedup_key == "app:msg:4":
+                quick_done.set()
+
+    processor = InboundProcessor(store, Sink(), clock, sources=[APP_SOURCE])
+
+    def xml(msgid: int, user: str) -> bytes:
+        return text_xml(msgid).replace(b"zhangwei", user.encode())
+
+    for msgid, user in [(1, "slow"), (2, "slow"), (3, "quick"), (4, "quick")]:
+        data = xml(msgid, user)
+        assert await processor.accept(APP_SOURCE, parse_app_xml(data), data.decode())
+    await quick_done.wait()  # the quick member's two go by while the slow one's first waits
+    assert handled == ["app:msg:3", "app:msg:4"]
+    gate.set()
+    await processor.drain()
+    assert handled == ["app:msg:3", "app:msg:4", "app:msg:1", "app:msg:2"]  # each member's in order
