@@ -18,10 +18,12 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from bot.clock import Clock
 from bot.domain.lifecycle import TransitionRefused
+from bot.services.groupcommit import GroupCommit
 from bot.services.tickets import TicketNotFound, TicketService
 from bot.wecom.events import CardClick, InboundEvent, TextMessage
 from bot.wecom.inbound import RecordingSink, describe
@@ -68,6 +70,7 @@ class CommandRouter(RecordingSink):
         limits: Sequence[Limit] | None = None,
     ) -> None:
         super().__init__()
+        self._replies = GroupCommit[list[dict[str, Any]], None](self._write_replies, name="command-replies")
         # the flood limit (see COMMAND_LIMITS); shared by every process when the limiter is Redis's
         self.limiter: RateLimiter = limiter if limiter is not None else MemoryRateLimiter()
         self.limits = tuple(limits) if limits is not None else COMMAND_LIMITS
@@ -142,12 +145,25 @@ class CommandRouter(RecordingSink):
         return False
 
     async def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Queues replies; those of commands running side by side share one write (group commit, one round trip on
+        SQLite and PostgreSQL)."""
         if not rows:
             return
-        async with self.store.transaction() as conn:
-            await repo.enqueue(conn, rows)
+        await self._replies.submit(list(rows))
         if self.wake is not None:
             self.wake()
+
+    async def _write_replies(self, batches: Sequence[list[dict[str, Any]]]) -> list[None]:
+        rows = [row for batch in batches for row in batch]
+        if self.store.sqlite_writer is not None:
+            await self.store.write_at_once(partial(repo.sqlite_enqueue, rows=rows))
+        elif self.store.backend == "postgresql":
+            async with self.store.autocommit() as conn:
+                await repo.pg_enqueue(conn, rows)
+        else:
+            async with self.store.transaction() as conn:
+                await repo.enqueue(conn, rows)
+        return [None] * len(batches)
 
 
 def _roles(spec: CommandSpec) -> str:

@@ -8,6 +8,7 @@ this package knows nothing of WeCom or of the domain's types.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -656,6 +657,57 @@ async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> N
     fresh = [r for r in rows if r["idempotency_key"] not in existing]
     if fresh:
         await conn.execute(insert(outbox), fresh)
+
+
+_OUTBOX_COLUMNS = (
+    "channel",
+    "destination",
+    "idempotency_key",
+    "ordering_key",
+    "priority",
+    "payload",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+)
+
+
+def sqlite_enqueue(conn: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """:func:`enqueue` as plain ``sqlite3`` calls, for :meth:`Store.write_at_once`: a row whose idempotency key is
+    already queued is left out."""
+    for start in range(0, len(rows), _CHUNK // len(_OUTBOX_COLUMNS)):
+        chunk = rows[start : start + _CHUNK // len(_OUTBOX_COLUMNS)]
+        params: list[Any] = []
+        for r in chunk:
+            params += [
+                r["channel"],
+                r["destination"],
+                r["idempotency_key"],
+                r.get("ordering_key"),
+                r["priority"],
+                json.dumps(r["payload"]),
+                r["status"],
+                r["attempts"],
+                sqlite_text(r["next_attempt_at"]),
+                sqlite_text(r["created_at"]),
+            ]
+        values = ", ".join(["(" + ", ".join("?" * len(_OUTBOX_COLUMNS)) + ")"] * len(chunk))
+        conn.execute(
+            f"INSERT INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) VALUES {values} "
+            "ON CONFLICT (idempotency_key) DO NOTHING",
+            params,
+        )
+
+
+async def pg_enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """:func:`enqueue` as one PostgreSQL statement (in autocommit: one round trip)."""
+    if rows:
+        await conn.execute(
+            pg_insert(outbox)
+            .values([{c: r.get(c) for c in _OUTBOX_COLUMNS} for r in rows])
+            .on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key])
+        )
 
 
 async def outbox_counts(conn: AsyncConnection) -> dict[str, int]:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.clock import TZ
 from store import repo
 from store.db import create_engine, current_revision, migrate
-from store.models import Base, inbox, tickets
+from store.models import Base, inbox, outbox, tickets
 from store.redis import create_redis
 from store.repo import Store
 from tests.conftest import REDIS_URL, require_service
@@ -255,3 +255,39 @@ async def test_the_postgresql_one_statement_inbox_write_matches_the_sqlalchemy_o
         ya = await repo.inbound(conn, "wecom", "ya")
     assert ya is not None
     assert ya["status"] == "pending"
+
+
+async def test_the_one_trip_outbox_enqueue_skips_queued_keys_and_reads_back_the_same(store: Store) -> None:
+    at = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
+
+    def row(key: str, text: str) -> dict[str, Any]:
+        return {
+            "channel": "wecom_app",
+            "destination": "zhouting",
+            "idempotency_key": key,
+            "ordering_key": None,
+            "priority": 2,
+            "payload": {"msgtype": "text", "content": {"content": text}},
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": at,
+            "created_at": at,
+        }
+
+    async def enqueue(rows: list[dict[str, Any]]) -> None:
+        if store.sqlite_writer is not None:
+            await store.write_at_once(lambda c: repo.sqlite_enqueue(c, rows))
+        else:
+            async with store.autocommit() as conn:
+                await repo.pg_enqueue(conn, rows)
+
+    await enqueue([row("r1", "您好"), row("r2", "第二条")])
+    await enqueue([row("r1", "again"), row("r3", "第三条")])  # r1 is queued already: left out
+    async with store.reading() as conn:
+        found = {r["idempotency_key"]: dict(r) for r in (await conn.execute(select(outbox))).mappings()}
+    assert sorted(found) == ["r1", "r2", "r3"]
+    assert found["r1"]["payload"] == {"msgtype": "text", "content": {"content": "您好"}}
+    assert (found["r3"]["next_attempt_at"], found["r3"]["priority"]) == (at, 2)
+    async with store.transaction() as conn:  # and the outbox worker claims them as any other
+        claimed = await repo.claim_due(conn, owner="w", now=at, lease_until=at, limit=10, channels=["wecom_app"])
+    assert len(claimed) == 3
