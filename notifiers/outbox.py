@@ -103,6 +103,9 @@ class OutboxWorker:
         if not channels:
             return 0
         now = self.clock.now()
+        async with self.store.reading() as conn:  # most passes find nothing: look before taking the write lock
+            if not await repo.anything_due(conn, now=now, channels=channels):
+                return 0
         async with self.store.transaction() as conn:
             rows = await repo.claim_due(
                 conn,

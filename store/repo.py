@@ -715,6 +715,19 @@ async def outbox_counts(conn: AsyncConnection) -> dict[str, int]:
     return {status: int(count) for status, count in result}
 
 
+async def anything_due(conn: AsyncConnection, *, now: datetime, channels: Sequence[str] | None = None) -> bool:
+    """Whether :func:`claim_due` could find anything (it may find less: ordering waits): a read, no write lock,
+    so that idle polls and wake-ups cost the writers nothing."""
+    query = select(outbox.c.id).where(
+        outbox.c.status == "pending",
+        outbox.c.next_attempt_at <= now,
+        (outbox.c.lease_until.is_(None)) | (outbox.c.lease_until < now),
+    )
+    if channels is not None:
+        query = query.where(outbox.c.channel.in_(list(channels)))
+    return (await conn.execute(query.limit(1))).first() is not None
+
+
 async def claim_due(
     conn: AsyncConnection,
     *,
