@@ -185,7 +185,7 @@ def _list(ctx: Context, title: str, rows: list[Any], empty: str) -> str:
         return empty
     lines = [title] + [fmt.list_line(row, ctx.config, ctx.now) for row in rows[:LIST_LIMIT]]
     if len(rows) > LIST_LIMIT:
-        lines.append(f"……共 {len(rows)} 件，只列出前 {LIST_LIMIT} 件")
+        lines.append(f"……超过 {LIST_LIMIT} 件，只列出前 {LIST_LIMIT} 件")
     return "\n".join(lines)
 
 

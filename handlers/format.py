@@ -88,12 +88,13 @@ def summary(
     ticket: Mapping[str, Any], deadlines: Sequence[Mapping[str, Any]], config: BotConfig, now: datetime
 ) -> str:
     """The ticket's key facts for a chat everyone in the unit reads: citizen and phone numbers masked."""
-    text = ticket.get("title") or ticket["content"]
+    # masked before it is cut: a phone number cut short no longer looks like one
+    text = mask_text(ticket.get("title") or ticket["content"])
     if len(text) > CONTENT_CHARS:
         text = text[:CONTENT_CHARS] + "…"
     lines = [
         f"工单 {ticket['ticket_no']}（{kind_label(ticket['kind'])}）{unit_name(config, ticket['unit_code'])}",
-        mask_text(text),
+        text,
         f"状态：{state_label(ticket['state'])}，承办人：{person(config, ticket['handler_userid'])}",
         deadline_line(next_deadline(deadlines, ticket.get("cycle")), now),
     ]
@@ -116,10 +117,10 @@ def full_details(ticket: Mapping[str, Any]) -> str:
 
 def list_line(row: Mapping[str, Any], config: BotConfig, now: datetime) -> str:
     """One ticket in a list: number, a few words, state, its next deadline."""
-    text = row.get("title") or row.get("content") or ""
+    text = mask_text(row.get("title") or row.get("content") or "")  # masked, then cut
     if len(text) > LINE_CHARS:
         text = text[:LINE_CHARS] + "…"
-    line = f"· {row['ticket_no']} {mask_text(text)}｜{state_label(row['state'])}"
+    line = f"· {row['ticket_no']} {text}｜{state_label(row['state'])}"
     due = row.get("deadline_due_at")
     if due is not None:
         name = row.get("deadline_name")

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from bot.domain.masking import mask_text
 from handlers.errors import CommandError
 from handlers.queries import OPEN_STATES
 from store import repo
@@ -53,7 +54,8 @@ def ticket_ref_in(text: str) -> str | None:
 
 
 def _short(row: Mapping[Any, Any], width: int = 16) -> str:
-    words = " ".join(str(row["title"] or row["content"] or "").split())
+    # masked before it is cut: a phone number cut short no longer looks like one (the answer may go to a group)
+    words = mask_text(" ".join(str(row["title"] or row["content"] or "").split()))
     return words if len(words) <= width else words[: width - 1] + "…"
 
 

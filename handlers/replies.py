@@ -19,6 +19,7 @@ first run would have.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +33,7 @@ Row = dict[str, Any]
 Command = TextMessage | CardClick
 
 TEXT_LIMIT = 2000  # bytes; WeCom's limit is 2048 for app text, 4096 for markdown
+KEY_MAX = 200  # outbox.idempotency_key is VARCHAR(200)
 REPLY_PRIORITY = 2  # answers to people waiting in the chat go before routine pushes (5)
 
 
@@ -55,7 +57,7 @@ def _row(channel: str, destination: str, key: str, payload: Mapping[str, Any], a
     return {
         "channel": channel,
         "destination": destination,
-        "idempotency_key": key[:200],
+        "idempotency_key": key,
         "ordering_key": None,
         "priority": REPLY_PRIORITY,
         "payload": dict(payload),
@@ -66,9 +68,18 @@ def _row(channel: str, destination: str, key: str, payload: Mapping[str, Any], a
     }
 
 
+def outbox_key(part: str, event: Command) -> str:
+    """The idempotency key of one of ``event``'s outbox rows: hashed when it would not fit the column (a card's
+    task id and button key are chosen by whoever built the card), never cut, so two events never share one."""
+    key = f"{part}:{event.dedup_key}"
+    if len(key) <= KEY_MAX:
+        return key
+    return f"{part}:sha256:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
 def reply_rows(event: Command, text: str, *, at: datetime, part: str = "reply") -> list[Row]:
     """The answer to ``event`` in the chat it came from."""
-    key = f"{part}:{event.dedup_key}"
+    key = outbox_key(part, event)
     body = clip(text)
     if event.source == "aibot" and event.response_url:
         payload = {"msgtype": "markdown", "markdown": {"content": body}}
@@ -86,7 +97,7 @@ def reply_rows(event: Command, text: str, *, at: datetime, part: str = "reply") 
 def private_rows(event: Command, text: str, channels: Channels, *, at: datetime) -> list[Row]:
     """``text`` to the sender alone (empty when no channel can reach a member privately)."""
     userid = event.sender.userid
-    key = f"private:{event.dedup_key}"
+    key = outbox_key("private", event)
     body = clip(text)
     if channels.app:
         payload = {"touser": [userid], "msgtype": "text", "content": {"content": body}}
@@ -107,7 +118,7 @@ def card_update_rows(event: CardClick, card: Mapping[str, Any], channels: Channe
     * robot in callback mode: nothing (only the callback's own answer could change the card; its ``response_url``
       takes new messages, not updates).
     """
-    key = f"card:{event.dedup_key}"
+    key = outbox_key("card", event)
     if event.source == "app":
         if not event.response_code:
             return []

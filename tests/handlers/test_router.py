@@ -16,7 +16,7 @@ from bot.domain.ticket import TicketInput
 from bot.services.tickets import TicketService
 from bot.wecom.events import Sender, TextMessage
 from config.model import BotConfig
-from handlers.replies import Channels
+from handlers.replies import Channels, reply_rows
 from handlers.router import CommandRouter
 from store.models import audit_log, outbox
 
@@ -158,3 +158,36 @@ async def test_lists_and_figures(router: CommandRouter, clock: FrozenClock) -> N
     assert OTHER in todo and NO not in todo  # noqa: PT018 - HW's list
     assert NO in overdue and OTHER in overdue and "已超时" in overdue  # noqa: PT018
     assert "市容景观所" in stats and "未办结 1 件" in stats  # noqa: PT018
+
+
+async def test_no_phone_number_reaches_the_group_even_cut_short(router: CommandRouter) -> None:
+    # a title with the citizen's number near where summaries and lists cut, and two tickets sharing last digits
+    long_title = "一" * 47 + "请回电13812345678"
+    await router.service.upsert(
+        [
+            TicketInput("2026112300777", "噪音", title="13812345678反映噪音扰民", category="市容景观"),
+            TicketInput("2026112311777", "噪音", title=long_title, category="市容景观"),
+        ]
+    )
+    await router.handle(message("查 777", msgid="amb"))  # ambiguous: the candidates are listed to the group
+    await router.handle(message("查 2026112311777", msgid="one"))  # the summary, cut after the number's start
+    await router.handle(message("待办", msgid="list"))  # list lines, cut too
+    for text in texts(await replies(router)):
+        assert "1381234567" not in text, text
+        assert "1381234" not in text, text
+
+
+def test_outbox_keys_of_long_card_events_are_hashed_not_cut() -> None:
+    from bot.wecom.events import CardClick
+
+    def click(key: str) -> CardClick:
+        return CardClick(
+            "app", key, "t" * 128, Sender("zhouting"), "single", None, "code", None,
+            datetime(2026, 11, 23, 9, 0), dedup_key=f"app:event:zhouting:1795395600:{'t' * 128}:{key}",
+        )
+
+    first, second = reply_rows(click("x" * 80 + "a"), "好", at=datetime(2026, 11, 23)), reply_rows(
+        click("x" * 80 + "b"), "好", at=datetime(2026, 11, 23)
+    )
+    assert first[0]["idempotency_key"] != second[0]["idempotency_key"]
+    assert len(first[0]["idempotency_key"]) <= 200
