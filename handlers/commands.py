@@ -26,8 +26,8 @@ LIST_LIMIT = 15  # tickets in one list reply
 # -- a ticket, checked --------------------------------------------------------------------------------------------
 
 
-async def _ticket(ctx: Context, cmd: ParsedCommand) -> str:
-    """The named ticket's number, once the member may act on it."""
+async def _ticket(ctx: Context, cmd: ParsedCommand) -> tuple[str, str | None]:
+    """The named ticket's number and unit, once the member may act on it."""
     ticket_no = await ctx.ticket_no(cmd)
     detail = await ctx.service.get(ticket_no, history=False, deadlines=False)
     unit = detail.ticket["unit_code"]
@@ -36,20 +36,26 @@ async def _ticket(ctx: Context, cmd: ParsedCommand) -> str:
             "other_unit",
             f"工单 {ticket_no} 属于{fmt.unit_name(ctx.config, unit)}，您不能对它操作。如有疑问请联系热线办。",
         )
-    return ticket_no
+    return ticket_no, unit
 
 
-async def _act(ctx: Context, cmd: ParsedCommand, req: ActionRequest) -> tuple[ActionOutcome, str]:
-    """Applies the action once (under the event's key); the outcome and the ticket's facts as they are now."""
-    ticket_no = await _ticket(ctx, cmd)
+async def _act(
+    ctx: Context, cmd: ParsedCommand, req: ActionRequest, ticket_no: str | None = None
+) -> tuple[ActionOutcome, str]:
+    """Applies the action once (under the event's key) to ``ticket_no`` (already checked) or the ticket ``cmd``
+    names; the outcome and the ticket's facts as they are now."""
+    if ticket_no is None:
+        ticket_no, _ = await _ticket(ctx, cmd)
     outcome = await ctx.service.act(ticket_no, req, dedup=ctx.dedup())
     detail = await ctx.service.get(ticket_no, history=False)
     return outcome, fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
 
 
-async def _act_and_say(ctx: Context, cmd: ParsedCommand, req: ActionRequest, done: str) -> None:
+async def _act_and_say(
+    ctx: Context, cmd: ParsedCommand, req: ActionRequest, done: str, ticket_no: str | None = None
+) -> None:
     # one answer per message: the robot's response_url takes one reply only
-    _, facts = await _act(ctx, cmd, req)
+    _, facts = await _act(ctx, cmd, req, ticket_no)
     await ctx.say(f"{done}\n{facts}")
 
 
@@ -108,14 +114,13 @@ async def transfer(ctx: Context, cmd: ParsedCommand) -> None:
     target = ctx.config.member(cmd.args.get("member", "")) or _member_named(ctx, cmd.args.get("member", ""))
     if target is None:
         raise CommandError("unknown_member", f"没有找到成员「{cmd.args.get('member', '')}」。请写成员的账号或姓名。")
-    ticket_no = await ctx.ticket_no(cmd)
-    detail = await ctx.service.get(ticket_no, history=False)
-    unit = detail.ticket["unit_code"]
+    ticket_no, unit = await _ticket(ctx, cmd)
     if not any(u.code == unit for u in ctx.config.units_of(target.userid)):
         who, where = target.name or target.userid, fmt.unit_name(ctx.config, unit)
         raise CommandError("other_unit", f"{who} 不是{where}的成员，不能转派给他。")
     req = _request(ctx, Action.TRANSFER, handler=target.userid)
-    await _act_and_say(ctx, cmd, req, f"🔁 {_name(ctx)} 已将工单转派给 {target.name or target.userid}。")
+    done = f"🔁 {_name(ctx)} 已将工单转派给 {target.name or target.userid}。"
+    await _act_and_say(ctx, cmd, req, done, ticket_no)
 
 
 async def visit(ctx: Context, cmd: ParsedCommand) -> None:
@@ -140,7 +145,7 @@ def _member_named(ctx: Context, name: str) -> Member | None:
 
 
 async def show(ctx: Context, cmd: ParsedCommand) -> None:
-    ticket_no = await _ticket(ctx, cmd)
+    ticket_no, _ = await _ticket(ctx, cmd)
     detail = await ctx.service.get(ticket_no, history=False)
     text = fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
     mine = detail.ticket["handler_userid"] == ctx.userid or ctx.has_role(Role.DISPATCHER)

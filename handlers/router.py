@@ -155,14 +155,9 @@ class CommandRouter(RecordingSink):
 
     async def _write_replies(self, batches: Sequence[list[dict[str, Any]]]) -> list[None]:
         rows = [row for batch in batches for row in batch]
-        if self.store.sqlite_writer is not None:
-            await self.store.write_at_once(partial(repo.sqlite_enqueue, rows=rows))
-        elif self.store.backend == "postgresql":
-            async with self.store.autocommit() as conn:
-                await repo.pg_enqueue(conn, rows)
-        else:
-            async with self.store.transaction() as conn:
-                await repo.enqueue(conn, rows)
+        await self.store.write_once(
+            sqlite=partial(repo.sqlite_enqueue, rows=rows), postgresql=partial(repo.pg_enqueue, rows=rows)
+        )
         return [None] * len(batches)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -55,6 +55,19 @@ class Store:
             raise RuntimeError("write_at_once needs a SQLite file database")
         async with lock:
             return await writer.run(transaction)
+
+    async def write_once(
+        self,
+        *,
+        sqlite: Callable[[sqlite3.Connection], T],
+        postgresql: Callable[[AsyncConnection], Awaitable[T]],
+    ) -> T:
+        """One write in one round trip, for the hot paths: ``sqlite`` as one transaction in the writer thread
+        (:meth:`write_at_once`), or ``postgresql`` as one statement in autocommit (:meth:`autocommit`)."""
+        if self.backend == "postgresql":
+            async with self.autocommit() as conn:
+                return await postgresql(conn)
+        return await self.write_at_once(sqlite)
 
     async def close(self) -> None:
         if self.sqlite_writer is not None:

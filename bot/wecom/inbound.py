@@ -35,7 +35,6 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Protocol
 
 from sqlalchemy.engine import RowMapping
@@ -216,34 +215,13 @@ class InboundProcessor:
             for r in rows
         ]
         now = self.clock.now()
-        if self.store.sqlite_writer is not None:  # one round trip instead of five (see store.sqlite_writer)
-            ids = iter(
-                await self.store.write_at_once(
-                    partial(
-                        repo.sqlite_inbox_write,
-                        rows=values,
-                        marks=marks,
-                        owner=self.owner,
-                        lease_until=now + self.lease,
-                        at=now,
-                    )
-                )
+        owner, until = self.owner, now + self.lease
+        ids = iter(
+            await self.store.write_once(  # one round trip (see repo.sqlite_inbox_write, repo.pg_inbox_write)
+                sqlite=lambda c: repo.sqlite_inbox_write(c, values, marks, owner=owner, lease_until=until, at=now),
+                postgresql=lambda c: repo.pg_inbox_write(c, values, marks, owner=owner, lease_until=until, at=now),
             )
-            return [next(ids) if isinstance(w, _Row) else None for w in batch]
-        if self.store.backend == "postgresql":  # one statement, one round trip (see repo.pg_inbox_write)
-            async with self.store.autocommit() as conn:
-                ids = iter(
-                    await repo.pg_inbox_write(
-                        conn, values, marks, owner=self.owner, lease_until=now + self.lease, at=now
-                    )
-                )
-            return [next(ids) if isinstance(w, _Row) else None for w in batch]
-        async with self.store.transaction() as conn:
-            ids = iter(
-                await repo.record_inbound_many(conn, values, lease_owner=self.owner, lease_until=now + self.lease)
-            )
-            if marks:
-                await repo.finish_inbound_many(conn, marks, at=now, owner=self.owner)
+        )
         return [next(ids) if isinstance(w, _Row) else None for w in batch]
 
     # -- processing ---------------------------------------------------------------------------------------------
