@@ -232,6 +232,7 @@ async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
         clock=app[CLOCK],
         channels=Channels(app=_app_credentials(app[SETTINGS]), aibot_ws=app[SETTINGS].aibot_long_connection),
         wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+        outbox=lambda: app.get(OUTBOX),
         limiter=_rate_limiter(app),
     )
     processor = InboundProcessor(app[STORE], router, app[CLOCK], sources=sorted(sources))

@@ -36,6 +36,7 @@ from handlers.errors import CommandError
 from handlers.parse import ParsedCommand, parse
 from handlers.replies import Channels, Command, reply_rows
 from handlers.spec import CommandSpec
+from notifiers.outbox import OutboundMessage, OutboxWorker
 from notifiers.ratelimit import Limit, LimiterUnavailable, MemoryRateLimiter, RateLimiter
 from store import repo
 
@@ -65,12 +66,13 @@ class CommandRouter(RecordingSink):
         clock: Clock,
         channels: Channels,
         wake: Callable[[], None] | None = None,
+        outbox: Callable[[], OutboxWorker | None] | None = None,
         handlers: Mapping[str, Handler] | None = None,
         limiter: RateLimiter | None = None,
         limits: Sequence[Limit] | None = None,
     ) -> None:
         super().__init__()
-        self._replies = GroupCommit[list[dict[str, Any]], None](self._write_replies, name="command-replies")
+        self._replies = GroupCommit[list[dict[str, Any]], dict[str, int]](self._write_replies, name="command-replies")
         # the flood limit (see COMMAND_LIMITS); shared by every process when the limiter is Redis's
         self.limiter: RateLimiter = limiter if limiter is not None else MemoryRateLimiter()
         self.limits = tuple(limits) if limits is not None else COMMAND_LIMITS
@@ -80,6 +82,7 @@ class CommandRouter(RecordingSink):
         self.clock = clock
         self.channels = channels
         self.wake = wake
+        self.outbox = outbox
         self.handlers = handlers if handlers is not None else HANDLERS
 
     async def handle(self, event: InboundEvent) -> None:
@@ -146,19 +149,55 @@ class CommandRouter(RecordingSink):
 
     async def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
         """Queues replies; those of commands running side by side share one write (group commit, one round trip on
-        SQLite and PostgreSQL)."""
+        SQLite and PostgreSQL). Replies this process can send now are written leased to its outbox worker and sent
+        at once (:meth:`notifiers.outbox.OutboxWorker.send_now`), not at its next pass."""
         if not rows:
             return
-        await self._replies.submit(list(rows))
-        if self.wake is not None:
+        worker = self.outbox() if self.outbox is not None else None
+        direct: list[dict[str, Any]] = []
+        queued: list[dict[str, Any]] = []
+        if worker is not None:
+            until = worker.lease_until()
+            for row in rows:
+                if worker.can_send_now(row["channel"]):
+                    row = {**row, "lease_owner": worker.owner, "lease_until": until}
+                    direct.append(row)
+                else:
+                    queued.append(row)
+        else:
+            queued = list(rows)
+        inserted = await self._replies.submit(direct + queued)
+        if worker is not None and direct:
+            worker.send_now(
+                [
+                    OutboundMessage(
+                        inserted[row["idempotency_key"]],
+                        row["channel"],
+                        row["destination"],
+                        row["idempotency_key"],
+                        row["payload"],
+                        row["attempts"],
+                    )
+                    for row in direct
+                    if row["idempotency_key"] in inserted  # not queued before (a re-run after a crash)
+                ]
+            )
+        if queued and self.wake is not None:
             self.wake()
 
-    async def _write_replies(self, batches: Sequence[list[dict[str, Any]]]) -> list[None]:
+    async def _write_replies(self, batches: Sequence[list[dict[str, Any]]]) -> list[dict[str, int]]:
         rows = [row for batch in batches for row in batch]
-        await self.store.write_once(
+        inserted = await self.store.write_once(
             sqlite=partial(repo.sqlite_enqueue, rows=rows), postgresql=partial(repo.pg_enqueue, rows=rows)
         )
-        return [None] * len(batches)
+        return [
+            {
+                row["idempotency_key"]: inserted[row["idempotency_key"]]
+                for row in batch
+                if row["idempotency_key"] in inserted
+            }
+            for batch in batches
+        ]
 
 
 def _roles(spec: CommandSpec) -> str:

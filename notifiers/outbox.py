@@ -6,6 +6,11 @@ to ignore the repeat. Transient failures are retried with exponential backoff; p
 dead-lettered with their reason, for an operator to see and replay. A message a sender does not attempt because
 its destination is at its rate limit (:class:`Deferred`) simply waits for its slot: that is not a failed attempt,
 so it neither counts towards ``max_attempts`` nor replaces the message's last error.
+
+Answers to people waiting in a chat do not wait for a pass: whoever queues them may lease them to this process in
+the same write and hand them to :meth:`OutboxWorker.send_now`, which sends them side by side at once. Should the
+process die first, the lease runs out and a pass sends them like any other message. Successful sends are recorded
+together (one write for everything sent meanwhile, :class:`bot.services.groupcommit.GroupCommit`).
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 
 from bot.clock import Clock
+from bot.services.groupcommit import GroupCommit
 from store import repo
 from store.repo import Store
 
@@ -90,10 +97,35 @@ class OutboxWorker:
         self.max_attempts = max_attempts
         self._wake = asyncio.Event()
         self._stopping = False
+        self._sent = GroupCommit[int, None](self._record_sent, name="outbox-sent")
+        self._direct: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """Something was just queued: look now rather than at the next poll."""
         self._wake.set()
+
+    def can_send_now(self, channel: str) -> bool:
+        """Whether a message on ``channel`` could be handed to :meth:`send_now` (its sender is here and ready)."""
+        sender = self.senders.get(channel)
+        return sender is not None and getattr(sender, "ready", True) and not self._stopping
+
+    def lease_until(self) -> datetime:
+        """The lease a message queued for :meth:`send_now` is written with."""
+        return self.clock.now() + self.lease
+
+    def send_now(self, messages: Sequence[OutboundMessage]) -> None:
+        """Sends ``messages`` (committed, leased to :attr:`owner`) side by side, without waiting for a pass; the
+        result of each is recorded as a pass records it. Returns at once."""
+        for message in messages:
+            task = asyncio.create_task(self._deliver(message), name=f"outbox-send-{message.id}")
+            self._direct.add(task)
+            task.add_done_callback(self._direct.discard)
+
+    async def drain(self) -> None:
+        """Waits for what :meth:`send_now` was given and for the records of what was sent."""
+        while self._direct:
+            await asyncio.wait(list(self._direct))
+        await self._sent.close()
 
     async def run_once(self) -> int:
         """Claims and sends what is due now; returns how many messages were attempted."""
@@ -138,10 +170,13 @@ class OutboxWorker:
             log.exception("sender failed", extra={"channel": message.channel, "outbox_id": message.id})
             error = DeliveryError(f"{type(exc).__name__}: {exc}")
         now = self.clock.now()
+        if error is None:
+            try:
+                await self._sent.submit(message.id)
+            except Exception:  # the lease runs out and the message is sent again: at least once, as after a crash
+                log.exception("could not record a sent message", extra={"outbox_id": message.id})
+            return
         async with self.store.transaction() as conn:
-            if error is None:
-                await repo.mark_sent(conn, message.id, owner=self.owner, at=now)
-                return
             if isinstance(error, Deferred):
                 await repo.defer(conn, message.id, owner=self.owner, until=now + timedelta(seconds=error.retry_after))
                 log.debug("delivery deferred: %s", error, extra={"channel": message.channel, "outbox_id": message.id})
@@ -157,8 +192,17 @@ class OutboxWorker:
             extra={"channel": message.channel, "outbox_id": message.id, "attempts": attempts, "error": str(error)},
         )
 
+    async def _record_sent(self, ids: Sequence[int]) -> list[None]:
+        at, owner = self.clock.now(), self.owner
+        await self.store.write_once(
+            sqlite=partial(repo.sqlite_mark_sent, ids=ids, owner=owner, at=at),
+            postgresql=partial(repo.pg_mark_sent, ids=ids, owner=owner, at=at),
+        )
+        return [None] * len(ids)
+
     async def run_forever(self, *, poll_interval: float = 1.0) -> None:
-        """Passes until :meth:`stop`: a pass under way is finished first (nothing cut off mid-send)."""
+        """Passes until :meth:`stop`: a pass under way is finished first, and so are the sends :meth:`send_now` was
+        given (nothing cut off mid-send)."""
         self._stopping = False
         while not self._stopping:
             try:
@@ -171,6 +215,7 @@ class OutboxWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), poll_interval)
             self._wake.clear()
+        await self.drain()
 
     def stop(self) -> None:
         """Asks :meth:`run_forever` to return once the pass under way is done."""

@@ -15,12 +15,11 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import String, and_, any_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import BigInteger, String, and_, any_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from store.db import READ_ONLY
@@ -432,17 +431,17 @@ async def history_of(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:
 async def record_inbound(
     conn: AsyncConnection, *, source: str, dedup_key: str, payload: str, at: datetime, status: str = "pending"
 ) -> int | None:
-    """Persists an inbound message; None when the same (source, key) was recorded before (a retry)."""
-    try:
-        async with conn.begin_nested():
-            result = await conn.execute(
-                insert(inbox)
-                .values(source=source, dedup_key=dedup_key, payload=payload, received_at=at, status=status)
-                .returning(inbox.c.id)
-            )
-            return int(result.scalar_one())
-    except IntegrityError:
-        return None
+    """Persists an inbound message; None when the same (source, key) was recorded before (a retry). One statement,
+    no savepoint: the conflict is skipped, not raised."""
+    make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    result = await conn.execute(
+        make(inbox)
+        .values(source=source, dedup_key=dedup_key, payload=payload, received_at=at, status=status)
+        .on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.dedup_key])
+        .returning(inbox.c.id)
+    )
+    found = result.scalar_one_or_none()
+    return None if found is None else int(found)
 
 
 async def record_inbound_many(
@@ -497,9 +496,7 @@ async def finish_inbound(conn: AsyncConnection, inbox_id: int, *, at: datetime, 
     await conn.execute(
         update(inbox)
         .where(inbox.c.id == inbox_id)
-        .values(
-            status="failed" if error else "done", processed_at=at, error=error, lease_owner=None, lease_until=None
-        )
+        .values(status="failed" if error else "done", processed_at=at, error=error, lease_owner=None, lease_until=None)
     )
 
 
@@ -639,9 +636,7 @@ async def pg_inbox_write(
     ]
 
 
-async def renew_inbound_leases(
-    conn: AsyncConnection, ids: Sequence[int], *, owner: str, until: datetime
-) -> set[int]:
+async def renew_inbound_leases(conn: AsyncConnection, ids: Sequence[int], *, owner: str, until: datetime) -> set[int]:
     """Extends ``owner``'s lease on the pending rows of ``ids`` to ``until``; the ids it still held."""
     kept: set[int] = set()
     for start in range(0, len(ids), _CHUNK):
@@ -683,16 +678,20 @@ _OUTBOX_COLUMNS = (
     "attempts",
     "next_attempt_at",
     "created_at",
+    "lease_owner",  # set when the process that queues a message sends it at once (it holds it until then)
+    "lease_until",
 )
 
 
-def sqlite_enqueue(conn: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+def sqlite_enqueue(conn: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """:func:`enqueue` as plain ``sqlite3`` calls, for :meth:`Store.write_at_once`: a row whose idempotency key is
-    already queued is left out."""
+    already queued is left out. The ids of the rows inserted, by idempotency key."""
+    inserted: dict[str, int] = {}
     for start in range(0, len(rows), _CHUNK // len(_OUTBOX_COLUMNS)):
         chunk = rows[start : start + _CHUNK // len(_OUTBOX_COLUMNS)]
         params: list[Any] = []
         for r in chunk:
+            lease_until = r.get("lease_until")
             params += [
                 r["channel"],
                 r["destination"],
@@ -704,23 +703,63 @@ def sqlite_enqueue(conn: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) 
                 r["attempts"],
                 sqlite_text(r["next_attempt_at"]),
                 sqlite_text(r["created_at"]),
+                r.get("lease_owner"),
+                None if lease_until is None else sqlite_text(lease_until),
             ]
         values = ", ".join(["(" + ", ".join("?" * len(_OUTBOX_COLUMNS)) + ")"] * len(chunk))
-        conn.execute(
+        cursor = conn.execute(
             f"INSERT INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) VALUES {values} "
-            "ON CONFLICT (idempotency_key) DO NOTHING",
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key, id",
             params,
         )
+        inserted.update((str(key), int(id_)) for key, id_ in cursor.fetchall())
+    return inserted
 
 
-async def pg_enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """:func:`enqueue` as one PostgreSQL statement (in autocommit: one round trip)."""
-    if rows:
-        await conn.execute(
-            pg_insert(outbox)
-            .values([{c: r.get(c) for c in _OUTBOX_COLUMNS} for r in rows])
-            .on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key])
+async def pg_enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """:func:`enqueue` as one PostgreSQL statement (in autocommit: one round trip); the ids of the rows inserted,
+    by idempotency key."""
+    if not rows:
+        return {}
+    result = await conn.execute(
+        pg_insert(outbox)
+        .values([{c: r.get(c) for c in _OUTBOX_COLUMNS} for r in rows])
+        .on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key])
+        .returning(outbox.c.idempotency_key, outbox.c.id)
+    )
+    return {str(key): int(id_) for key, id_ in result}
+
+
+def sqlite_mark_sent(conn: sqlite3.Connection, ids: Sequence[int], *, owner: str, at: datetime) -> None:
+    """:func:`mark_sent` for many messages, as plain ``sqlite3`` calls (:meth:`Store.write_at_once`)."""
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        conn.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, lease_owner = NULL, "
+            f"lease_until = NULL, last_error = NULL WHERE id IN ({', '.join('?' * len(chunk))}) AND lease_owner = ?",
+            [sqlite_text(at), *chunk, owner],
         )
+
+
+async def pg_mark_sent(conn: AsyncConnection, ids: Sequence[int], *, owner: str, at: datetime) -> None:
+    """:func:`mark_sent` for many messages in one statement (in autocommit: one round trip)."""
+    await conn.execute(
+        update(outbox)
+        .where(outbox.c.id == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger))), outbox.c.lease_owner == owner)
+        .values(**_sent(at))
+    )
+
+
+def _sent(at: datetime) -> dict[str, Any]:
+    """The columns of a message sent at ``at``."""
+    return {
+        "status": "sent",
+        "sent_at": at,
+        "attempts": outbox.c.attempts + 1,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_error": None,
+    }
 
 
 async def outbox_counts(conn: AsyncConnection) -> dict[str, int]:
@@ -793,14 +832,7 @@ async def mark_sent(conn: AsyncConnection, message_id: int, *, owner: str, at: d
     await conn.execute(
         update(outbox)
         .where(outbox.c.id == message_id, outbox.c.lease_owner == owner)
-        .values(
-            status="sent",
-            sent_at=at,
-            attempts=outbox.c.attempts + 1,
-            lease_owner=None,
-            lease_until=None,
-            last_error=None,
-        )
+        .values(**_sent(at))
     )
 
 
@@ -887,12 +919,7 @@ async def claim_pending_inbound(
     free = or_(inbox.c.lease_until.is_(None), inbox.c.lease_until < now)
     if any_other_owner:
         free = or_(free, inbox.c.lease_owner.is_(None), inbox.c.lease_owner != owner)
-    query = (
-        select(inbox.c.id)
-        .where(_pending_of(sources), free)
-        .order_by(inbox.c.received_at, inbox.c.id)
-        .limit(limit)
-    )
+    query = select(inbox.c.id).where(_pending_of(sources), free).order_by(inbox.c.received_at, inbox.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     ids = list((await conn.execute(query)).scalars())

@@ -191,3 +191,30 @@ def test_outbox_keys_of_long_card_events_are_hashed_not_cut() -> None:
     )
     assert first[0]["idempotency_key"] != second[0]["idempotency_key"]
     assert len(first[0]["idempotency_key"]) <= 200
+
+
+async def test_replies_this_process_can_send_go_out_at_once_and_once(
+    service: TicketService, sandbox_config: BotConfig, clock: FrozenClock, router: CommandRouter
+) -> None:
+    from notifiers.outbox import OutboundMessage, OutboxWorker
+
+    sent: list[tuple[str, str]] = []
+
+    class Recording:
+        async def send(self, message: OutboundMessage) -> None:
+            sent.append((message.channel, message.destination))
+
+    worker = OutboxWorker(service.store, {"aibot_response": Recording()}, clock, owner="me")
+    direct = CommandRouter(
+        service=service, config=sandbox_config, clock=clock, channels=Channels(app=True), outbox=lambda: worker
+    )
+    await direct.handle(message("接单 0123"))
+    await worker.drain()  # no pass: the reply went out when it was queued
+    assert [channel for channel, _ in sent] == ["aibot_response"]
+    by_channel = {row["channel"]: row for row in await replies(direct)}
+    assert by_channel["aibot_response"]["status"] == "sent"
+    # the private message has no sender in this process: it waits, unleased, for a pass of a process that has one
+    assert (by_channel["wecom_app"]["status"], by_channel["wecom_app"]["lease_owner"]) == ("pending", None)
+    await direct.handle(message("接单 0123"))  # the same event again (recovery after a crash)
+    await worker.drain()
+    assert len(sent) == 1

@@ -262,3 +262,114 @@ async def test_stop_lets_the_pass_under_way_finish(store: Store, clock: FrozenCl
     await task  # returns once the pass is done, its send recorded
     assert len(sent) == 1
     assert await statuses(store) == [("sent", 1)]
+
+
+# --- messages sent at once by the process that queued them (send_now) ----------------------------------------------
+
+
+class Recording:
+    """A sender that records what it sent; ``fail`` makes the next sends fail (transiently)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.fail = 0
+
+    async def send(self, message: OutboundMessage) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise DeliveryError("busy")
+        self.sent.append(message.idempotency_key)
+
+
+def _reply(key: str, clock: FrozenClock, *, owner: str | None = None, lease: timedelta | None = None) -> dict[str, Any]:
+    now = clock.now()
+    return {
+        "channel": "chat", "destination": "d", "idempotency_key": key, "ordering_key": None, "priority": 2,
+        "payload": {"text": key}, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
+        "lease_owner": owner, "lease_until": None if lease is None else now + lease,
+    }
+
+
+async def _enqueue_at_once(store: Store, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """As the command router writes its replies: one round trip, the ids of the rows inserted."""
+    return await store.write_once(
+        sqlite=lambda c: repo.sqlite_enqueue(c, rows), postgresql=lambda c: repo.pg_enqueue(c, rows)
+    )
+
+
+def _messages(rows: list[dict[str, Any]], ids: dict[str, int]) -> list[OutboundMessage]:
+    return [
+        OutboundMessage(ids[r["idempotency_key"]], r["channel"], r["destination"], r["idempotency_key"], r["payload"], 0)
+        for r in rows
+        if r["idempotency_key"] in ids
+    ]
+
+
+async def test_send_now_sends_leased_messages_at_once_and_records_them_together(
+    store: Store, clock: FrozenClock
+) -> None:
+    sender = Recording()
+    w = OutboxWorker(store, {"chat": sender}, clock, owner="w")
+    assert w.can_send_now("chat") and not w.can_send_now("other")  # noqa: PT018
+    rows = [_reply(f"k{i}", clock, owner="w", lease=w.lease) for i in range(5)]
+    ids = await _enqueue_at_once(store, rows)
+    assert sorted(ids) == [f"k{i}" for i in range(5)]
+    assert await w.run_once() == 0  # leased to this process for sending now: no pass takes them
+    w.send_now(_messages(rows, ids))
+    await w.drain()
+    assert sorted(sender.sent) == [f"k{i}" for i in range(5)]
+    assert await statuses(store) == [("sent", 1)] * 5
+    # queued again (a command re-run after a crash): nothing is inserted, so nothing is sent twice
+    assert await _enqueue_at_once(store, rows) == {}
+    assert await w.run_once() == 0
+    assert len(sender.sent) == 5
+
+
+async def test_a_message_queued_for_send_now_by_a_process_that_died_is_sent_once_its_lease_runs_out(
+    store: Store, clock: FrozenClock
+) -> None:
+    rows = [_reply("k", clock, owner="dead", lease=timedelta(minutes=5))]
+    await _enqueue_at_once(store, rows)  # the process died before sending it
+    sender = Recording()
+    w = OutboxWorker(store, {"chat": sender}, clock, owner="w")
+    assert await w.run_once() == 0  # its lease still holds
+    clock.advance(minutes=5, seconds=1)
+    assert await w.run_once() == 1
+    assert sender.sent == ["k"]
+    assert await statuses(store) == [("sent", 1)]
+
+
+async def test_a_failed_send_now_is_retried_by_a_later_pass(store: Store, clock: FrozenClock) -> None:
+    sender = Recording()
+    sender.fail = 1
+    w = OutboxWorker(store, {"chat": sender}, clock, owner="w")
+    rows = [_reply("k", clock, owner="w", lease=w.lease)]
+    w.send_now(_messages(rows, await _enqueue_at_once(store, rows)))
+    await w.drain()
+    assert sender.sent == [] and await statuses(store) == [("pending", 1)]  # noqa: PT018
+    clock.advance(minutes=1)
+    assert await w.run_once() == 1
+    assert sender.sent == ["k"] and await statuses(store) == [("sent", 2)]  # noqa: PT018
+
+
+async def test_run_forever_returns_after_the_sends_it_was_given(store: Store, clock: FrozenClock) -> None:
+    release = asyncio.Event()
+
+    class Slow(Recording):
+        async def send(self, message: OutboundMessage) -> None:
+            await release.wait()
+            await super().send(message)
+
+    sender = Slow()
+    w = OutboxWorker(store, {"chat": sender}, clock, owner="w")
+    task = asyncio.create_task(w.run_forever())
+    rows = [_reply("k", clock, owner="w", lease=w.lease)]
+    w.send_now(_messages(rows, await _enqueue_at_once(store, rows)))
+    await asyncio.sleep(0)
+    w.stop()
+    assert not w.can_send_now("chat")  # stopping: new replies wait in the outbox for the next process
+    await asyncio.sleep(0)
+    assert not task.done()
+    release.set()
+    await task
+    assert sender.sent == ["k"] and await statuses(store) == [("sent", 1)]  # noqa: PT018
