@@ -28,27 +28,32 @@ LIST_LIMIT = 15  # tickets in one list reply
 
 async def _ticket(ctx: Context, cmd: ParsedCommand) -> tuple[str, str | None]:
     """The named ticket's number and unit, once the member may act on it."""
-    ticket_no = await ctx.ticket_no(cmd)
-    detail = await ctx.service.get(ticket_no, history=False, deadlines=False)
-    unit = detail.ticket["unit_code"]
+    row = await _checked(ctx, cmd)
+    return str(row["ticket_no"]), row["unit_code"]
+
+
+async def _checked(ctx: Context, cmd: ParsedCommand) -> Mapping[str, Any]:
+    """The named ticket (a row with at least its id, number, state and unit), once the member may act on it."""
+    row = await ctx.ticket(cmd)
+    ticket_no, unit = row["ticket_no"], row["unit_code"]
     if not ctx.may_act_on(unit):
         raise CommandError(
             "other_unit",
             f"工单 {ticket_no} 属于{fmt.unit_name(ctx.config, unit)}，您不能对它操作。如有疑问请联系热线办。",
         )
-    return ticket_no, unit
+    return row
 
 
 async def _act(
-    ctx: Context, cmd: ParsedCommand, req: ActionRequest, ticket_no: str | None = None
+    ctx: Context, cmd: ParsedCommand, req: ActionRequest, ticket_no: str | None = None, *, viewed: str | None = None
 ) -> tuple[ActionOutcome, str]:
     """Applies the action once (under the event's key) to ``ticket_no`` (already checked) or the ticket ``cmd``
-    names; the outcome and the ticket's facts as they are now."""
+    names; the outcome and the ticket's facts as they are now (read in the action's own transaction). ``viewed``:
+    see :meth:`bot.services.tickets.TicketService.act`."""
     if ticket_no is None:
         ticket_no, _ = await _ticket(ctx, cmd)
-    outcome = await ctx.service.act(ticket_no, req, dedup=ctx.dedup())
-    detail = await ctx.service.get(ticket_no, history=False)
-    return outcome, fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
+    outcome = await ctx.service.act(ticket_no, req, dedup=ctx.dedup(), with_deadlines=True, viewed=viewed)
+    return outcome, fmt.summary(outcome.ticket, outcome.deadlines, ctx.config, ctx.now)
 
 
 async def _act_and_say(
@@ -72,19 +77,17 @@ def _name(ctx: Context) -> str:
 
 async def claim(ctx: Context, cmd: ParsedCommand) -> None:
     """Claims the ticket; the claimer gets the citizen's contact details privately, never in the group."""
-    outcome, facts = await _act(ctx, cmd, _request(ctx, Action.CLAIM))
+    # where the details can be shown (the 1:1 chat itself, or a private channel), the claim records that they were
+    private = ctx.event.chat_type == "single" or ctx.can_whisper
+    outcome, facts = await _act(ctx, cmd, _request(ctx, Action.CLAIM), viewed="view_contact" if private else None)
     details = fmt.full_details(outcome.ticket)
     text = f"✅ {_name(ctx)} 已接单。\n{facts}"
-    shown = True
     if ctx.event.chat_type == "single":
         text += "\n" + details  # a 1:1 chat: the answer itself is private
-    elif await ctx.whisper(details):
+    elif private and await ctx.whisper(details):
         text += "\n（诉求人联系方式已单独发给您）"
     else:
         text += "\n（诉求人联系方式请在与机器人的单聊中发送「查 工单号」查看）"
-        shown = False
-    if shown:
-        await ctx.service.record_access(outcome.ticket, actor=ctx.userid, what="view_contact")
     await ctx.say(text)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,7 +14,7 @@ from config.model import BotConfig, Member
 from config.vocabulary import Role
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand
-from handlers.refs import resolve_ticket, ticket_ref_in
+from handlers.refs import find_ticket, ticket_ref_in
 from handlers.replies import Channels, Command, Row, private_rows, reply_rows
 from handlers.spec import CommandSpec
 from store.repo import Store
@@ -61,7 +61,12 @@ class Context:
         return self.sees_all or (unit_code is not None and unit_code in self.unit_codes)
 
     async def ticket_no(self, cmd: ParsedCommand) -> str:
-        """The ticket the command names: its argument, else the quoted push; resolved among what the member sees."""
+        """The number of the ticket the command names (see :meth:`ticket`)."""
+        return str((await self.ticket(cmd))["ticket_no"])
+
+    async def ticket(self, cmd: ParsedCommand) -> Mapping[str, Any]:
+        """The ticket the command names: its argument, else the quoted push; resolved among what the member sees.
+        A row with at least its ``id``, ``ticket_no``, ``state`` and ``unit_code``."""
         ref = cmd.args.get("ticket")
         if not ref and isinstance(self.event, TextMessage) and self.event.quoted_text:
             ref = ticket_ref_in(self.event.quoted_text)
@@ -69,7 +74,7 @@ class Context:
             raise CommandError(
                 "ticket_required", f"请写明工单号（或它的后几位），例如：{cmd.spec.example or cmd.spec.usage}"
             )
-        return await resolve_ticket(self.store, ref, units=None if self.sees_all else self.unit_codes)
+        return await find_ticket(self.store, ref, units=None if self.sees_all else self.unit_codes)
 
     def dedup(self) -> tuple[str, str, str]:
         """The key under which this event's ticket change is applied once (see the module's docstring)."""
@@ -81,6 +86,11 @@ class Context:
 
     async def say(self, text: str) -> None:
         await self.send(reply_rows(self.event, text, at=self.now))
+
+    @property
+    def can_whisper(self) -> bool:
+        """Whether :meth:`whisper` can reach the member (a channel for private messages is configured)."""
+        return self.channels.app or self.channels.aibot_ws
 
     async def whisper(self, text: str) -> bool:
         """``text`` to the member alone; False when no channel reaches a member privately."""

@@ -68,8 +68,14 @@ def _ambiguous(ref: str, rows: Sequence[Mapping[Any, Any]]) -> CommandError:
 
 
 async def resolve_ticket(store: Store, ref: str, *, units: Collection[str] | None) -> str:
-    """The full number of the ticket ``ref`` names. ``units``: the codes of the units the member works in, whose
-    tickets last digits are matched against (None: every unit, for dispatchers, center leads and admins).
+    """The full number of the ticket ``ref`` names (see :func:`find_ticket`)."""
+    return str((await find_ticket(store, ref, units=units))["ticket_no"])
+
+
+async def find_ticket(store: Store, ref: str, *, units: Collection[str] | None) -> Mapping[str, Any]:
+    """The ticket ``ref`` names: a row with at least its ``id``, ``ticket_no``, ``state`` and ``unit_code``.
+    ``units``: the codes of the units the member works in, whose tickets last digits are matched against (None:
+    every unit, for dispatchers, center leads and admins).
 
     Raises CommandError: ``bad_ticket_ref`` (not a number, or fewer than 3 characters), ``ticket_ambiguous``
     (the last digits match several tickets; up to 5 are listed), ``ticket_not_found``. Open tickets win over
@@ -84,7 +90,7 @@ async def resolve_ticket(store: Store, ref: str, *, units: Collection[str] | Non
         for number in dict.fromkeys((ref, ref.upper())):
             row = await repo.ticket_by_no(conn, number)
             if row is not None:
-                return str(row["ticket_no"])
+                return dict(row)
         if scope == []:
             rows = []
         else:
@@ -93,7 +99,7 @@ async def resolve_ticket(store: Store, ref: str, *, units: Collection[str] | Non
                 # no open ticket: then a closed or cancelled one (every remaining match is one)
                 rows = await repo.tickets_ending_with(conn, ref, units=scope, states=None, limit=_SHOWN + 1)
     if len(rows) == 1:
-        return str(rows[0]["ticket_no"])
+        return dict(rows[0])
     if rows:
         raise _ambiguous(ref, rows)
     if units is None:

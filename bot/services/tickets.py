@@ -6,6 +6,7 @@ caller acknowledges has been persisted.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class ActionOutcome:
     audit_id: int
     ticket: Mapping[str, Any]
     duplicate: bool = False
+    deadlines: list[Mapping[str, Any]] = field(default_factory=list)  # all of them, as the action left them
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,25 +362,40 @@ class TicketService:
         req: ActionRequest,
         *,
         dedup: tuple[str, str, str] | None = None,
+        with_deadlines: bool = False,
+        viewed: str | None = None,
     ) -> ActionOutcome:
         """Applies an action. ``dedup`` = (source, key, raw payload): an inbound message applied once only.
+        ``with_deadlines``: the outcome carries the ticket's deadlines as the action left them (read in the same
+        transaction). ``viewed``: the actor is shown the citizen's contact details with the outcome (claiming in
+        chat); recorded as :meth:`record_access` records it, in the same transaction.
 
         Raises TicketNotFound or TransitionRefused (nothing changed in either case).
         """
         for attempt in range(_RETRIES):
             try:
                 async with self.store.transaction() as conn:
+                    outcome: ActionOutcome | None = None
                     if dedup is not None:
                         source, key, payload = dedup
                         inbox_id = await repo.record_inbound(
                             conn, source=source, dedup_key=key, payload=payload, at=self.clock.now(), status="done"
                         )
                         if inbox_id is None:
-                            return await self._duplicate(conn, ticket_no, req)
-                    row = await repo.ticket_by_no(conn, ticket_no)
-                    if row is None:
-                        raise TicketNotFound(ticket_no)
-                    return await self._apply(conn, row, req)
+                            outcome = await self._duplicate(conn, ticket_no, req)
+                    if outcome is None:
+                        row = await repo.ticket_by_no(conn, ticket_no)
+                        if row is None:
+                            raise TicketNotFound(ticket_no)
+                        outcome = await self._apply(conn, row, req)
+                        if viewed is not None:
+                            await repo.append_audit(
+                                conn, [_access_audit(outcome.ticket, actor=req.actor, at=self.clock.now(), via=viewed)]
+                            )
+                    if with_deadlines:
+                        found = await repo.deadlines_of(conn, outcome.ticket["id"])
+                        outcome = dataclasses.replace(outcome, deadlines=[dict(r) for r in found])
+                    return outcome
             except ConcurrentUpdate:
                 if attempt == _RETRIES - 1:
                     raise
@@ -489,22 +506,12 @@ class TicketService:
     async def record_access(self, ticket: Mapping[str, Any], *, actor: str, what: str) -> None:
         """Who saw a citizen's full contact details, and when: an audit entry (the state does not change)."""
         async with self.store.transaction() as conn:
-            await repo.append_audit(
-                conn,
-                [
-                    {
-                        "ticket_id": ticket["id"],
-                        "ticket_no": ticket["ticket_no"],
-                        "at": self.clock.now(),
-                        "actor": actor,
-                        "action": "view_contact",
-                        "from_state": ticket["state"],
-                        "to_state": ticket["state"],
-                        "note": None,
-                        "data": {"via": what},
-                    }
-                ],
-            )
+            await repo.append_audit(conn, [_access_audit(ticket, actor=actor, at=self.clock.now(), via=what)])
+
+    async def deadlines_of(self, ticket_id: int) -> list[Mapping[str, Any]]:
+        """A ticket's deadlines, every cycle's, as :meth:`get` gives them."""
+        async with self.store.reading() as conn:
+            return [dict(r) for r in await repo.deadlines_of(conn, ticket_id)]
 
     async def get(self, ticket_no: str, *, history: bool = True, deadlines: bool = True) -> TicketDetail:
         """The ticket with its deadlines and history (each can be left out when not needed, e.g. in a chat reply)."""
@@ -517,6 +524,20 @@ class TicketService:
                 deadlines=[dict(r) for r in await repo.deadlines_of(conn, row["id"])] if deadlines else [],
                 history=[dict(r) for r in await repo.history_of(conn, row["id"])] if history else [],
             )
+
+
+def _access_audit(ticket: Mapping[str, Any], *, actor: str, at: datetime, via: str) -> dict[str, Any]:
+    return {
+        "ticket_id": ticket["id"],
+        "ticket_no": ticket["ticket_no"],
+        "at": at,
+        "actor": actor,
+        "action": "view_contact",
+        "from_state": ticket["state"],
+        "to_state": ticket["state"],
+        "note": None,
+        "data": {"via": via},
+    }
 
 
 def _deadline_row(ticket_id: int, cycle: int, p: PlannedDeadline) -> dict[str, Any]:

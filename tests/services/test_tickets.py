@@ -234,6 +234,23 @@ async def test_dedup_applies_an_inbound_event_once(service: TicketService, clock
         assert len((await conn.execute(select(inbox))).all()) == 1
 
 
+async def test_an_action_can_return_its_deadlines_and_record_who_saw_the_contact_details(
+    service: TicketService, clock: FrozenClock, store: Store
+) -> None:
+    no = "2026112300001"
+    await service.upsert([ticket()])
+    req = ActionRequest(Action.CLAIM, "wuhao", clock.now())
+    first = await service.act(no, req, dedup=("wecom", "m1", "接单"), with_deadlines=True, viewed="view_contact")
+    # the deadlines as the claim left them, read in its own transaction: the same as a read afterwards gives
+    assert first.deadlines == (await service.get(no, history=False)).deadlines
+    assert {d["name"]: d["status"] for d in first.deadlines}["accept"] == "met"
+    again = await service.act(no, req, dedup=("wecom", "m1", "接单"), with_deadlines=True, viewed="view_contact")
+    assert again.duplicate and again.deadlines == first.deadlines  # noqa: PT018
+    async with store.reading() as conn:
+        actions = [r.action for r in await conn.execute(select(audit_log).order_by(audit_log.c.id))]
+    assert actions == ["dispatch", "claim", "view_contact"]  # the retry recorded nothing
+
+
 async def test_sync_back_queues_bot_side_changes_only(
     make_service: Callable[..., TicketService], clock: FrozenClock, store: Store
 ) -> None:
