@@ -11,17 +11,18 @@ and stored, processed by the command router (flood limit, parse, ticket lookup, 
 sent by the outbox worker and received by WeCom.
 
 The tickets are created first through the signed ``POST /api/tickets`` (市容景观 → SRJG, 环卫 → HW). Twenty
-simulated users, played round-robin by the five members of SRJG and HW in ``config/sandbox.yaml`` (four users per
-member), each work through tickets of their own unit, as a handler does: ``接单`` (by its last digits, in the unit
+users, twenty different members (the five members of SRJG and HW in ``config/sandbox.yaml`` and fifteen more handlers
+added to those two units in a copy of it, :func:`_bench_config`), each work through tickets of their own unit, as a
+handler does: ``接单`` (by its last digits, in the unit
 group), ``查`` (in the 1:1 chat, where the handler sees the contact details), ``联系`` with a note, ``我的``, ``到场``
 (by the full number), and the next ticket. In the measured run each user sends its next command as soon as the
 previous one is answered (no think time: a worst case for 20 people); a second, shorter run with a pause of
 ``THINK`` after each answer is reported beside it, not as a target. Refusals are counted; none is expected, since
 every user has tickets of its own.
 
-The five members stand in for twenty users, each sending a command every few tens of milliseconds, far over the
-per-member flood limit (``handlers.router.COMMAND_LIMITS``, 10 a minute): the bot is therefore started with that
-limit raised (see ``LAUNCHER``), so the limiter is still asked for every command but refuses none.
+Each user sends a command every few tens of milliseconds, far over the per-member flood limit
+(``handlers.router.COMMAND_LIMITS``, 10 a minute): the bot is therefore started with that limit raised (see
+``LAUNCHER``), so the limiter is still asked for every command but refuses none.
 
 Afterwards every command must have had exactly one reply, and every claim, contact and on-site that was answered as
 done must be in the database's audit log exactly once, by its member, with the tickets in the state the last action
@@ -36,7 +37,9 @@ import itertools
 import json
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -45,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -66,9 +70,19 @@ WARMUP = 1.5  # s of commands, not measured, before the runs
 ROBOT_TOKEN = "BenchAibotToken"
 ROBOT_KEY = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"  # 43 characters, as WeCom's EncodingAESKey
 INGEST_SECRET = "bench-ingest-secret"
-# the sandbox members of SRJG and HW, in the order they take the simulated users
-MEMBERS = [("chenjing", "SRJG"), ("huangqiang", "HW"), ("sunlei", "SRJG"), ("wuhao", "HW"), ("zhouting", "SRJG")]
-NAMES = {"chenjing": "陈静", "huangqiang": "黄强", "sunlei": "孙磊", "wuhao": "吴昊", "zhouting": "周婷"}
+# the sandbox members of SRJG and HW, then the fifteen handlers the bench adds to those units: one per user
+SANDBOX_MEMBERS = [
+    ("chenjing", "SRJG"),
+    ("huangqiang", "HW"),
+    ("sunlei", "SRJG"),
+    ("wuhao", "HW"),
+    ("zhouting", "SRJG"),
+]
+ADDED = [(f"bench{i:02d}", "HW" if i % 2 else "SRJG") for i in range(1, CONCURRENCY - len(SANDBOX_MEMBERS) + 1)]
+MEMBERS = SANDBOX_MEMBERS + ADDED
+NAMES = {"chenjing": "陈静", "huangqiang": "黄强", "sunlei": "孙磊", "wuhao": "吴昊", "zhouting": "周婷"} | {
+    userid: f"办理人{userid[-2:]}" for userid, _ in ADDED
+}
 UNIT_CATEGORY = {"SRJG": "市容景观", "HW": "环卫"}
 UNIT_GROUP = {"SRJG": "sandbox-srjg", "HW": "sandbox-hw"}
 # what a reply that did what was asked says, by command
@@ -257,14 +271,28 @@ async def _drive(
     return run
 
 
+def _bench_config(folder: Path) -> Path:
+    """``config/sandbox.yaml`` with the bench's fifteen added handlers in SRJG and HW."""
+    data = yaml.safe_load((ROOT / "config" / "sandbox.yaml").read_text(encoding="utf-8"))
+    for i, (userid, unit) in enumerate(ADDED):
+        data["members"].append(
+            {"userid": userid, "name": NAMES[userid], "mobile": f"1390000{i:04d}", "roles": ["handler"]}
+        )
+        next(u for u in data["units"] if u["code"] == unit)["members"].append(userid)
+    path = folder / "bench.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 @contextlib.asynccontextmanager
 async def _bot(url: str, fake: ReplyWatch) -> AsyncIterator[str]:
     """The bot in its own process, as :func:`bench.common.bot_server` runs it, with the flood limit raised."""
     port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="bench-commands-"))
     environ = {
         **os.environ,
         "DATABASE_URL": url,
-        "BOT_CONFIG": str(ROOT / "config" / "sandbox.yaml"),
+        "BOT_CONFIG": str(_bench_config(folder)),
         "BOT_HOST": "127.0.0.1",
         "BOT_PORT": str(port),
         "LOG_LEVEL": "WARNING",
@@ -276,8 +304,11 @@ async def _bot(url: str, fake: ReplyWatch) -> AsyncIterator[str]:
         "HOTLINE_INGEST_SECRET": INGEST_SECRET,
     }
     environ.pop("REDIS_URL", None)  # the in-process limiter, as a single bot without Redis runs
-    async with serving([sys.executable, "-c", LAUNCHER], port, name="the bot", env=environ) as base:
-        yield base
+    try:
+        async with serving([sys.executable, "-c", LAUNCHER], port, name="the bot", env=environ) as base:
+            yield base
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def _database(url: str) -> tuple[Counter[tuple[str, str, str]], dict[str, tuple[str, str | None]]]:
