@@ -20,6 +20,7 @@ from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
 from bot.hotline.syncback import HotlineSyncSender
 from bot.sandbox import attach as attach_sandbox
+from bot.services.duty import DutyService
 from bot.services.ingest import IngestBatcher
 from bot.services.tickets import SYNC_CHANNEL, TicketService
 from bot.web import openapi, ops
@@ -31,6 +32,7 @@ from bot.web.keys import (
     CALENDAR,
     CLOCK,
     CONFIG,
+    DUTY,
     INGEST,
     METRICS,
     REDIS,
@@ -119,6 +121,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     app[TICKETS] = TicketService(store, app[CONFIG], app[CALENDAR], app[CLOCK], sync_url=app[CONFIG].hotline.sync_url)
     app[INGEST] = IngestBatcher(app[TICKETS])
+    app[DUTY] = DutyService(store, app[CONFIG], app[CLOCK])
     yield
     await app[INGEST].close()
     await store.close()
@@ -234,6 +237,7 @@ async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
         wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
         outbox=lambda: app.get(OUTBOX),
         limiter=_rate_limiter(app),
+        duty=app[DUTY],
     )
     processor = InboundProcessor(app[STORE], router, app[CLOCK], sources=sorted(sources))
     app[WECOM_INBOUND] = processor

@@ -164,6 +164,13 @@ def _parse_duration(value: object) -> Duration:
     return Duration.parse(str(value))
 
 
+def _parse_natural_duration(value: object) -> Duration:
+    duration = _parse_duration(value)
+    if duration.working_days:
+        raise ValueError(f'invalid duration "{duration}": write natural time here, e.g. 12h or 1d, not working days')
+    return duration
+
+
 def _parse_clock(value: object) -> str:
     """'HH:MM' (00:00 .. 24:00), normalised to two-digit hours."""
     if isinstance(value, time):
@@ -193,6 +200,8 @@ OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
 ImportField = Annotated[str, AfterValidator(_check_import_field)]
 HttpUrlText = Annotated[str, AfterValidator(_check_http_url)]
 DurationField = Annotated[Duration, PlainValidator(_parse_duration), PlainSerializer(str, return_type=str)]
+# natural time only (3d, 12h, 20m): a span on the wall clock, not working days
+NaturalDuration = Annotated[Duration, PlainValidator(_parse_natural_duration), PlainSerializer(str, return_type=str)]
 ClockTime = Annotated[str, PlainValidator(_parse_clock)]
 Weekday = Annotated[int, Field(ge=1, le=7)]
 
@@ -397,6 +406,34 @@ class DutyShift(_Model):
             return self._starts_on(today) and lo <= now < hi
         return (self._starts_on(today) and now >= lo) or (self._starts_on(today - timedelta(days=1)) and now < hi)
 
+    def period_on(self, day: date) -> tuple[datetime, datetime] | None:
+        """The shift's start and end (naive local wall-clock times) when it starts on ``day``, else None.
+        Consistent with :meth:`covers`: ``start <= at < end`` exactly when the shift of that day covers ``at``."""
+        if not self._starts_on(day):
+            return None
+        midnight = datetime.combine(day, time())
+        lo, hi = minute_of_day(self.start), minute_of_day(self.end)
+        if hi <= lo:
+            hi += 1440  # into the next day; start == end: 24 hours
+        return midnight + timedelta(minutes=lo), midnight + timedelta(minutes=hi)
+
+
+class DutySettings(_Model):
+    """Takeovers of the roster (/值班 接班). A takeover lasts until the roster shift on at the time ends, or, when
+    none is on, until the next one starts; never longer than ``takeover_max``. When no roster shift is on or due
+    within a week (or the roster is empty), it lasts ``takeover_default``."""
+
+    takeover_max: NaturalDuration = _D("24h")
+    takeover_default: NaturalDuration = _D("12h")
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> Self:
+        if self.takeover_default.natural() > self.takeover_max.natural():
+            raise ValueError(
+                f"takeover_default {self.takeover_default} is longer than takeover_max {self.takeover_max}"
+            )
+        return self
+
 
 class CalendarSettings(_Model):
     overrides_file: Path | None = None  # relative to the YAML file's folder
@@ -434,6 +471,7 @@ class BotConfig(_Model):
     routing: list[RoutingRule] = []
     deadlines: Deadlines = Field(default_factory=Deadlines)
     duty_roster: list[DutyShift] = []
+    duty: DutySettings = Field(default_factory=DutySettings)
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     hotline: HotlineSettings = Field(default_factory=HotlineSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings, alias="import")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.services.duty import DutyService
 from bot.services.tickets import TicketService
 from bot.wecom.events import TextMessage
 from bot.wecom.inbound import inbox_key
@@ -34,6 +35,7 @@ class Context:
     service: TicketService
     channels: Channels
     enqueue: Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
+    duty: DutyService
 
     @property
     def userid(self) -> str:
@@ -77,7 +79,8 @@ class Context:
         return await find_ticket(self.store, ref, units=None if self.sees_all else self.unit_codes)
 
     def dedup(self) -> tuple[str, str, str]:
-        """The key under which this event's ticket change is applied once (see the module's docstring)."""
+        """The key under which this event's change (to a ticket, or to the duty) is applied once (see the module's
+        docstring)."""
         text = self.event.text if isinstance(self.event, TextMessage) else self.event.event_key
         return DEDUP_SOURCE, inbox_key(self.event), text
 

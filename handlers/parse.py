@@ -20,7 +20,8 @@ Arguments, by kind:
   unit) is found by its marker anywhere in the text ("建议:市政所", "建议派市政所处理"); a marker standing as a
   word of its own is cut from the text, one inside a sentence leaves the sentence whole.
 * choice — one of the accepted words (English case-insensitively), stored as the canonical value; a Chinese word
-  may be glued to the text that follows ("满意居民认可").
+  may be glued to the text that follows ("满意居民认可"), and a command's leading choice to the command's Chinese
+  name ("值班接班"). Such a word sent alone ("接班") is answered with the command it belongs to.
 * command — the name of a command (for /帮助), stored as the command's canonical ``name``.
 
 Every refusal is a :class:`CommandError` whose message is a short, polite Chinese sentence for the chat.
@@ -185,6 +186,35 @@ _SPLIT_AT = re.compile(r"[:,;：，；#0-9]")
 _GLUE = ":,;：，；"
 
 
+def _leading_choice(spec: CommandSpec) -> ArgSpec | None:
+    """The command's first argument when it is a choice (/值班's 接班 or 交班)."""
+    return spec.args[0] if spec.args and spec.args[0].kind == "choice" else None
+
+
+def _glued_choice(word: str) -> tuple[CommandSpec, str] | None:
+    """A Chinese command name glued to a word of its leading choice ("值班接班"): the command and the rest."""
+    for spec in COMMANDS:
+        arg = _leading_choice(spec)
+        if arg is None:
+            continue
+        for name in spec.chinese:
+            tail = word[len(name) :]
+            if tail and word.startswith(name) and _match_choice(arg, tail) is not None:
+                return spec, tail
+    return None
+
+
+def _choice_owner(word: str) -> CommandSpec | None:
+    """The command whose leading choice ``word`` (Chinese) is, when it is sent alone ("接班" for /值班 接班)."""
+    if word.isascii():
+        return None
+    for spec in COMMANDS:
+        arg = _leading_choice(spec)
+        if arg is not None and word in arg.choice_words:
+            return spec
+    return None
+
+
 def _command(text: str) -> tuple[CommandSpec, str]:
     """The command at the start of ``text`` and what follows it."""
     word = _first_token(text)
@@ -194,6 +224,9 @@ def _command(text: str) -> tuple[CommandSpec, str]:
     spec = find(word)
     if spec is not None:
         return spec, rest
+    glued = None if word.isascii() else _glued_choice(word)
+    if glued is not None:
+        return glued[0], glued[1] + rest
     split = _SPLIT_AT.search(word)
     if split and split.start() > 0:
         head, sep = word[: split.start()], split.group()
@@ -205,6 +238,10 @@ def _command(text: str) -> tuple[CommandSpec, str]:
         if not head.isascii():
             # "接箪0123": suggest for the word before the number, keep the number for the suggestion
             raise _unknown(head, word[split.start() :] + rest)
+    owner = _choice_owner(word)
+    if owner is not None:
+        # not a command of its own, and not the command it looks like ("接班" is not 接单)
+        raise CommandError("unknown_command", f"没有「{_echo(word)}」这个命令，您是不是想用 /{owner.zh} {word}？")
     raise _unknown(word, rest)
 
 

@@ -8,8 +8,8 @@ checked against the config's units and roles, and the command run. Whatever happ
 answer in Chinese; a refusal changes nothing.
 
 Each run is idempotent under WeCom's retries and crash recovery: the inbox already hands an event over once (at
-least once after a crash), ticket changes carry the event's key (``TicketService.act``'s ``dedup``), and replies'
-outbox keys derive from it.
+least once after a crash), ticket and duty changes carry the event's key (``dedup`` of ``TicketService.act``,
+``DutyService.take`` and ``hand_back``), and replies' outbox keys derive from it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.domain.lifecycle import TransitionRefused
+from bot.services.duty import DutyService
 from bot.services.groupcommit import GroupCommit
 from bot.services.tickets import TicketNotFound, TicketService
 from bot.wecom.events import CardClick, InboundEvent, TextMessage
@@ -70,6 +71,7 @@ class CommandRouter(RecordingSink):
         handlers: Mapping[str, Handler] | None = None,
         limiter: RateLimiter | None = None,
         limits: Sequence[Limit] | None = None,
+        duty: DutyService | None = None,
     ) -> None:
         super().__init__()
         self._replies = GroupCommit[list[dict[str, Any]], dict[str, int]](self._write_replies, name="command-replies")
@@ -84,6 +86,7 @@ class CommandRouter(RecordingSink):
         self.wake = wake
         self.outbox = outbox
         self.handlers = handlers if handlers is not None else HANDLERS
+        self.duty = duty if duty is not None else DutyService(service.store, config, clock)
 
     async def handle(self, event: InboundEvent) -> None:
         await super().handle(event)
@@ -105,7 +108,7 @@ class CommandRouter(RecordingSink):
         if member is None or event.sender.corpid:
             await self.enqueue(reply_rows(event, NOT_A_MEMBER, at=now))
             return
-        ctx = Context(event, member, now, self.config, self.service, self.channels, self.enqueue)
+        ctx = Context(event, member, now, self.config, self.service, self.channels, self.enqueue, self.duty)
         try:
             cmd = parsed()
             if not ctx.may_use(cmd.spec):

@@ -115,6 +115,11 @@ VISIT_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 DUTY_TAKE = "take"
+DUTY_HAND_BACK = "hand_back"
+DUTY_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (DUTY_TAKE, ("接班", "take")),
+    (DUTY_HAND_BACK, ("交班", "release", "off")),
+)
 
 RETURN_UNIT_MARKERS: tuple[str, ...] = (
     "建议单位:",
@@ -280,12 +285,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         name="duty",
         zh="值班",
         aliases=("值班表", "oncall"),
-        summary="查看当前值班人员；“/值班 接班”登记接班",
-        args=(
-            ArgSpec(
-                "shift", "choice", "操作", required=False, choices=((DUTY_TAKE, ("接班", "take")),), placeholder="接班"
-            ),
-        ),
+        summary="查看当前值班人员；“/值班 接班”登记接班，“/值班 交班”提前交回",
+        args=(ArgSpec("shift", "choice", "操作", required=False, choices=DUTY_CHOICES, placeholder="接班/交班"),),
         scope="any",
         example="/值班 接班",
     ),

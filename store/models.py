@@ -1,4 +1,4 @@
-"""Tables: tickets, their deadlines, the append-only audit log, the inbox and the outbox.
+"""Tables: tickets, their deadlines, the append-only audit log, the inbox, the outbox and the duty takeovers.
 
 The same schema runs on SQLite (embedded default) and PostgreSQL. Datetimes are stored in UTC
 and come back aware, in Asia/Shanghai. Store code knows nothing of WeCom.
@@ -242,9 +242,32 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class DutyTakeover(Base):
+    """A member on duty in place of the roster (/值班 接班), from ``starts_at`` until ``ends_at``, or until ``ended_at``
+    when handed back (交班) or relieved by another member's takeover earlier (``ended_by`` says who ended it). Rows
+    are never deleted: with the audit log they are the duty's history.
+
+    "Who is on duty at t" reads ``ends_at > t`` by its index: a takeover lasts a day at most, so that is the last
+    day's rows, however long the history grows.
+    """
+
+    __tablename__ = "duty_takeovers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    userid: Mapped[str] = mapped_column(String(64))
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime] = mapped_column(index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    ended_by: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+
 # the Core tables, for the repositories' statements
 tickets = cast(Table, Ticket.__table__)
 deadlines = cast(Table, Deadline.__table__)
 audit_log = cast(Table, AuditEvent.__table__)
 inbox = cast(Table, InboxMessage.__table__)
 outbox = cast(Table, OutboxMessage.__table__)
+duty_takeovers = cast(Table, DutyTakeover.__table__)

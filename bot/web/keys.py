@@ -14,6 +14,7 @@ from config.model import BotConfig
 from config.settings import Settings
 
 if TYPE_CHECKING:
+    from bot.services.duty import DutyService
     from bot.services.ingest import IngestBatcher
     from bot.services.tickets import TicketService
     from bot.web.ops import Metrics
@@ -30,6 +31,7 @@ CALENDAR = web.AppKey("calendar", WorkCalendar)
 STORE: web.AppKey[Store] = web.AppKey("store")
 TICKETS: web.AppKey[TicketService] = web.AppKey("tickets")
 INGEST: web.AppKey[IngestBatcher] = web.AppKey("ingest")
+DUTY: web.AppKey[DutyService] = web.AppKey("duty")  # who is on duty: the roster and its takeovers
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 REDIS: web.AppKey[Any] = web.AppKey("redis")  # redis.asyncio.Redis, or None without REDIS_URL
 # WeCom callbacks, present only when their credentials are configured: inbox source -> crypto, and the processor

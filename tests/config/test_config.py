@@ -442,6 +442,26 @@ def test_bad_three_twos_duration() -> None:
     assert 'invalid duration "two hours"' in issue.message
 
 
+def test_duty_takeover_lengths() -> None:
+    assert (load(BASE).duty.takeover_max, load(BASE).duty.takeover_default) == (Duration(24, "h"), Duration(12, "h"))
+    config = load(BASE + "duty:\n  takeover_max: 2d\n  takeover_default: 10h\n")
+    assert (config.duty.takeover_max, config.duty.takeover_default) == (Duration(2, "d"), Duration(10, "h"))
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "fragment"),
+    [
+        ("duty:\n  takeover_max: 1wd\n", "duty.takeover_max", "not working days"),
+        ("duty:\n  takeover_default: soon\n", "duty.takeover_default", 'invalid duration "soon"'),
+        ("duty:\n  takeover_max: 8h\n", "duty", "takeover_default 12h is longer than takeover_max 8h"),
+        ("duty:\n  takeover_maximum: 8h\n", "duty.takeover_maximum", ""),
+    ],
+)
+def test_bad_duty_settings(text: str, path: str, fragment: str) -> None:
+    issue = issue_at(issues_of(BASE + text), path)
+    assert fragment in issue.message
+
+
 def test_overrides_file_missing(tmp_path: Path) -> None:
     text = BASE + "calendar:\n  overrides_file: holidays.yaml\n"
     issue = issue_at(issues_of(text, base_dir=tmp_path), "calendar.overrides_file")

@@ -408,9 +408,22 @@ def test_duty() -> None:
     assert parse("/值班").args == {}
     assert parse("/值班 接班").args == {"shift": "take"}
     assert parse("/duty TAKE").args == {"shift": "take"}
-    error = _error("/值班 交班")
+    assert parse("/值班 交班").args == {"shift": "hand_back"}
+    assert parse("/值班交班").args == {"shift": "hand_back"}  # glued
+    assert parse("/oncall release").args == {"shift": "hand_back"}
+    assert parse("/duty Off").args == {"shift": "hand_back"}
+    assert parse("值班接班").args == {"shift": "take"}
+    error = _error("/值班 换班")
     assert error.code == "bad_arguments"
-    assert "接班" in error.message
+    assert "接班或交班" in error.message
+
+
+@pytest.mark.parametrize(("text", "meant"), [("接班", "/值班 接班"), ("/交班", "/值班 交班")])
+def test_a_duty_word_alone_points_to_the_duty_command_not_a_lookalike(text: str, meant: str) -> None:
+    error = _error(text)
+    assert error.code == "unknown_command"
+    assert f"您是不是想用 {meant}？" in error.message
+    assert "接单" not in error.message  # 接班 is not 接单
 
 
 def test_help_with_a_command_name() -> None:
