@@ -27,6 +27,7 @@ from typing import Any
 
 from bot.wecom.events import CardClick, TextMessage
 from notifiers.aibot_ws import AIBOT_WS
+from notifiers.notices import clip
 from notifiers.wecom import AIBOT_CARD_UPDATE, AIBOT_RESPONSE, WECOM_APP, WECOM_CARD_UPDATE
 
 Row = dict[str, Any]
@@ -43,14 +44,6 @@ class Channels:
 
     app: bool = False  # the self-built app (WECOM_APP_SECRET …): private messages to any member
     aibot_ws: bool = False  # the robot's long connection: proactive messages to a chat or a member
-
-
-def clip(text: str, limit: int = TEXT_LIMIT) -> str:
-    """``text`` cut to ``limit`` UTF-8 bytes at a character boundary, with an ellipsis when cut."""
-    data = text.encode("utf-8")
-    if len(data) <= limit:
-        return text
-    return data[: limit - 3].decode("utf-8", "ignore") + "…"
 
 
 def _row(channel: str, destination: str, key: str, payload: Mapping[str, Any], at: datetime) -> Row:
