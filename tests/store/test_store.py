@@ -37,8 +37,11 @@ async def test_migrations_are_idempotent_and_complete(store: Store) -> None:
     assert differences == []
 
 
+BEFORE_EXTENSIONS = "0003"  # the revision 0004_extensions builds on
+
+
 async def test_extensions_migration_keeps_existing_rows_and_goes_back(database_url: str) -> None:
-    """0004 on a database in use: tickets and deadlines already there get no pending request and nothing
+    """0004_extensions on a database in use: tickets and deadlines already there get no pending request and nothing
     extended; the downgrade drops the columns again (SQLite through a table copy)."""
     from alembic import command
 
@@ -47,7 +50,7 @@ async def test_extensions_migration_keeps_existing_rows_and_goes_back(database_u
     engine = create_engine(database_url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), "0003"))
+            await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), BEFORE_EXTENSIONS))
             at = "2026-11-23 01:00:00"
             await conn.execute(
                 text(
@@ -69,7 +72,7 @@ async def test_extensions_migration_keeps_existing_rows_and_goes_back(database_u
             extended = (await conn.execute(text("SELECT extended_days FROM deadlines"))).scalar_one()
         assert (tuple(row), extended) == ((None, 0), 0)
         async with engine.begin() as conn:
-            await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0003"))
+            await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), BEFORE_EXTENSIONS))
             columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("tickets")})
             assert not {name for name in columns if name.startswith("extension_")}
             assert (await conn.execute(text("SELECT count(*) FROM tickets"))).scalar_one() == 1
