@@ -188,8 +188,9 @@ def _may_decide(ctx: Context, unit_code: str | None, requester: str | None) -> b
     if any(ctx.has_role(role) for role in (Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN)):
         return True
     unit = ctx.config.unit(unit_code) if unit_code else None
-    head_asked = unit is not None and requester in unit.heads
-    return ctx.has_role(Role.UNIT_HEAD, unit_code) and not head_asked
+    if unit is None:
+        return False
+    return ctx.has_role(Role.UNIT_HEAD, unit.code) and requester not in unit.heads
 
 
 def _decide_hint(ticket_no: str) -> str:
@@ -209,7 +210,7 @@ async def _request_extension(ctx: Context, cmd: ParsedCommand) -> None:
         raise CommandError("bad_arguments", f"请写明延期理由。\n用法：{cmd.spec.usage}\n例如：{cmd.spec.example}")
     days = int(cmd.args["days"]) if "days" in cmd.args else ctx.config.deadlines.extension.default_days
     ticket_no, unit = await _ticket(ctx, cmd)
-    if not ctx.has_role(Role.HANDLER, unit):  # a member of the ticket's unit (its heads are members too)
+    if unit is None or not ctx.has_role(Role.HANDLER, unit):  # a member of the ticket's unit (heads are too)
         where = fmt.unit_name(ctx.config, unit)
         raise CommandError("forbidden", f"抱歉，只有{where}的承办人或负责人可以为工单 {ticket_no} 申请延期。")
     req = _request(ctx, Action.REQUEST_EXTENSION, note=reason, days=days)
