@@ -69,6 +69,11 @@ DEFAULT_THREE_TWOS: dict[DeadlineName, Duration] = {
     DeadlineName.OPINION_5D: _D("5d"),
 }
 
+# 延期 (extension): working days when a request names none, at most per request, approved extensions per ticket
+DEFAULT_EXTENSION_DAYS = 3
+MAX_EXTENSION_DAYS = 10
+MAX_EXTENSIONS = 1
+
 # Chinese export headers of the hotline platform -> ticket field.
 DEFAULT_IMPORT_COLUMNS: dict[str, str] = {
     "工单编号": "ticket_no",
@@ -370,10 +375,25 @@ class ThreeTwos(_Model):
         }
 
 
+class Extension(_Model):
+    """延期: a unit asks for more working days on a ticket's handling deadline; its head or the office decides."""
+
+    default_days: int = Field(default=DEFAULT_EXTENSION_DAYS, ge=1)  # when the request names no number
+    max_days: int = Field(default=MAX_EXTENSION_DAYS, ge=1, le=60)  # at most, per request
+    max_approved: int = Field(default=MAX_EXTENSIONS, ge=0)  # approved extensions per ticket; 0: no extensions
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> Self:
+        if self.default_days > self.max_days:
+            raise ValueError(f"default_days ({self.default_days}) is more than max_days ({self.max_days})")
+        return self
+
+
 class Deadlines(_Model):
     # per kind: merged over DEFAULT_POLICIES; a name set to null removes that deadline
     policies: dict[TicketKind, dict[DeadlineName, DurationField | None]] = {}
     three_twos: ThreeTwos = Field(default_factory=ThreeTwos)
+    extension: Extension = Field(default_factory=Extension)
 
 
 class DutyShift(_Model):

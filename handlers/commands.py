@@ -8,8 +8,9 @@ from typing import Any
 
 from bot.domain.duty import Watch
 from bot.domain.lifecycle import Action, ActionRequest, VisitResult
+from bot.domain.masking import mask_text
 from bot.services.duty import DutyChange, DutyRefused, DutyStatus
-from bot.services.tickets import ActionOutcome
+from bot.services.tickets import ActionOutcome, TicketDetail
 from config.model import Member
 from config.vocabulary import Role
 from handlers import format as fmt
@@ -18,7 +19,7 @@ from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.help import command_help, help_text
 from handlers.parse import ParsedCommand
-from handlers.spec import COMMANDS, DUTY_HAND_BACK, DUTY_TAKE, find
+from handlers.spec import COMMANDS, DUTY_HAND_BACK, DUTY_TAKE, EXTENSION_APPROVE, find
 
 Handler = Callable[[Context, ParsedCommand], Awaitable[None]]
 
@@ -28,14 +29,8 @@ LIST_LIMIT = 15  # tickets in one list reply
 # -- a ticket, checked --------------------------------------------------------------------------------------------
 
 
-async def _ticket(ctx: Context, cmd: ParsedCommand) -> tuple[str, str | None]:
-    """The named ticket's number and unit, once the member may act on it."""
-    row = await _checked(ctx, cmd)
-    return str(row["ticket_no"]), row["unit_code"]
-
-
 async def _checked(ctx: Context, cmd: ParsedCommand) -> Mapping[str, Any]:
-    """The named ticket (a row with at least its id, number, state and unit), once the member may act on it."""
+    """The named ticket (its row, without deadlines and history), once the member may act on it."""
     row = await ctx.ticket(cmd)
     ticket_no, unit = row["ticket_no"], row["unit_code"]
     if not ctx.may_act_on(unit):
@@ -46,16 +41,38 @@ async def _checked(ctx: Context, cmd: ParsedCommand) -> Mapping[str, Any]:
     return row
 
 
-async def _act(
-    ctx: Context, cmd: ParsedCommand, req: ActionRequest, ticket_no: str | None = None, *, viewed: str | None = None
-) -> tuple[ActionOutcome, str]:
+async def _ticket(ctx: Context, cmd: ParsedCommand) -> tuple[str, str | None]:
+    """The named ticket's number and unit, once the member may act on it."""
+    row = await _checked(ctx, cmd)
+    return str(row["ticket_no"]), row["unit_code"]
+
+
+async def _apply(
+    ctx: Context,
+    cmd: ParsedCommand,
+    req: ActionRequest,
+    ticket_no: str | None = None,
+    *,
+    history: bool = False,
+    viewed: str | None = None,
+) -> tuple[ActionOutcome, TicketDetail]:
     """Applies the action once (under the event's key) to ``ticket_no`` (already checked) or the ticket ``cmd``
-    names; the outcome and the ticket's facts as they are now (read in the action's own transaction). ``viewed``:
-    see :meth:`bot.services.tickets.TicketService.act`."""
+    names; the outcome and the ticket as it is now, with its deadlines as the action left them (read in its own
+    transaction), and its history when asked. ``viewed``: see :meth:`bot.services.tickets.TicketService.act`."""
     if ticket_no is None:
         ticket_no, _ = await _ticket(ctx, cmd)
     outcome = await ctx.service.act(ticket_no, req, dedup=ctx.dedup(), with_deadlines=True, viewed=viewed)
-    return outcome, fmt.summary(outcome.ticket, outcome.deadlines, ctx.config, ctx.now)
+    if history:
+        return outcome, await ctx.service.get(ticket_no)
+    return outcome, TicketDetail(outcome.ticket, outcome.deadlines)
+
+
+async def _act(
+    ctx: Context, cmd: ParsedCommand, req: ActionRequest, ticket_no: str | None = None, *, viewed: str | None = None
+) -> tuple[ActionOutcome, str]:
+    """As :func:`_apply`; the outcome and the ticket's facts as they are now."""
+    outcome, detail = await _apply(ctx, cmd, req, ticket_no, viewed=viewed)
+    return outcome, fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
 
 
 async def _act_and_say(
@@ -138,6 +155,127 @@ async def assign(ctx: Context, cmd: ParsedCommand) -> None:
     unit = cmd.args.get("unit")
     req = _request(ctx, Action.ASSIGN, unit=unit, note=cmd.args.get("note"))
     await _act_and_say(ctx, cmd, req, f"📌 {_name(ctx)} 已签派工单。")
+
+
+# -- extensions (延期) ---------------------------------------------------------------------------------------------
+#
+# One command asks and decides: "/延期 0123 3 理由" asks for 3 working days (the configured default without a
+# number), by a handler or head of the ticket's unit; "/延期 0123 同意" or "/延期 0123 驳回 理由" decides, by a head
+# of that unit, a dispatcher, a center lead or an admin, never by whoever asked (a head's own request goes to the
+# dispatchers). The approvers are told privately of a request, the requester of the decision, when the deployment
+# can write to a member privately; each notice's outbox key names its recipient and derives from the event's key.
+
+
+async def extend(ctx: Context, cmd: ParsedCommand) -> None:
+    """延期: a request, or a decision on the pending one."""
+    decision = cmd.args.get("decision")
+    if decision is None:
+        await _request_extension(ctx, cmd)
+    else:
+        await _decide_extension(ctx, cmd, approve=decision == EXTENSION_APPROVE)
+
+
+def _people(ctx: Context, userids: list[str]) -> str:
+    return "、".join(fmt.person(ctx.config, userid) for userid in userids)
+
+
+def _approvers(ctx: Context, unit_code: str | None, requester: str) -> tuple[list[str], str]:
+    """Who decides on ``requester``'s request, and how to name them: the unit's heads, or the dispatchers when the
+    requester is a head (or the unit has no other head)."""
+    unit = ctx.config.unit(unit_code) if unit_code else None
+    if unit is not None and requester not in unit.heads:
+        heads = [userid for userid in unit.heads if userid != requester]
+        if heads:
+            return heads, f"{unit.name}负责人（{_people(ctx, heads)}）"
+    dispatchers = [m.userid for m in ctx.config.members_with_role(Role.DISPATCHER) if m.userid != requester]
+    return dispatchers, f"派单员（{_people(ctx, dispatchers)}）" if dispatchers else "热线办"
+
+
+def _may_decide(ctx: Context, unit_code: str | None, requester: str | None) -> bool:
+    """A dispatcher, a center lead or an admin; a head of the ticket's unit too, unless a head asked."""
+    if any(ctx.has_role(role) for role in (Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN)):
+        return True
+    unit = ctx.config.unit(unit_code) if unit_code else None
+    if unit is None:
+        return False
+    return ctx.has_role(Role.UNIT_HEAD, unit.code) and requester not in unit.heads
+
+
+def _decide_hint(ticket_no: str) -> str:
+    return f"「延期 {ticket_no} 同意」或「延期 {ticket_no} 驳回 理由」"
+
+
+def _due(deadline: Mapping[str, Any] | None, verb: str = "") -> str:
+    """「办结时限 12-03 09:00」 of the handling deadline (「办结时限延至 …」 with ``verb`` 延至)."""
+    if deadline is None:
+        return "办理时限未定"
+    return f"{fmt.deadline_label(deadline['name'])}时限{verb} {fmt.when(deadline['due_at'])}"
+
+
+async def _request_extension(ctx: Context, cmd: ParsedCommand) -> None:
+    reason = cmd.args.get("reason")
+    if not reason:
+        raise CommandError("bad_arguments", f"请写明延期理由。\n用法：{cmd.spec.usage}\n例如：{cmd.spec.example}")
+    days = int(cmd.args["days"]) if "days" in cmd.args else ctx.config.deadlines.extension.default_days
+    ticket_no, unit = await _ticket(ctx, cmd)
+    if unit is None or not ctx.has_role(Role.HANDLER, unit):  # a member of the ticket's unit (heads are too)
+        where = fmt.unit_name(ctx.config, unit)
+        raise CommandError("forbidden", f"抱歉，只有{where}的承办人或负责人可以为工单 {ticket_no} 申请延期。")
+    req = _request(ctx, Action.REQUEST_EXTENSION, note=reason, days=days)
+    _, detail = await _apply(ctx, cmd, req, ticket_no)
+    facts = fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
+    due = _due(fmt.handling_deadline(detail.deadlines, detail.ticket["cycle"]))
+    approvers, who = _approvers(ctx, unit, ctx.userid)
+    notice = (
+        f"{_name(ctx)} 申请工单 {ticket_no} 延期 {days} 个工作日：{mask_text(reason)}\n"
+        f"当前{due}。\n回复{_decide_hint(ticket_no)}。"
+    )
+    if await ctx.tell(approvers, notice):
+        done = f"⏳ {_name(ctx)} 申请延期 {days} 个工作日，已通知{who}审批。"
+    elif ctx.event.chat_type == "group":
+        done = f"⏳ {_name(ctx)} 申请延期 {days} 个工作日。请{who}在群里回复{_decide_hint(ticket_no)}。"
+    else:
+        done = f"⏳ {_name(ctx)} 申请延期 {days} 个工作日。请联系{who}审批：回复{_decide_hint(ticket_no)}。"
+    await ctx.say(f"{done}\n{facts}")
+
+
+async def _decide_extension(ctx: Context, cmd: ParsedCommand, *, approve: bool) -> None:
+    ticket = await _checked(ctx, cmd)
+    ticket_no, unit = ticket["ticket_no"], ticket["unit_code"]
+    requester = ticket["extension_requested_by"]
+    if not _may_decide(ctx, unit, requester):
+        _, who = _approvers(ctx, unit, requester or ctx.userid)
+        raise CommandError("forbidden", f"抱歉，延期申请由{who}审批，您可以请他们回复{_decide_hint(ticket_no)}。")
+    if requester == ctx.userid:
+        _, who = _approvers(ctx, unit, requester)
+        raise CommandError("own_request", f"工单 {ticket_no} 的延期申请是您提交的，请由{who}审批。")
+    reason = cmd.args.get("reason")
+    if not approve and not reason:
+        raise CommandError("bad_arguments", f"驳回延期请写明理由，例如：/延期 {ticket_no} 驳回 请按原时限办结")
+    action = Action.APPROVE_EXTENSION if approve else Action.REJECT_EXTENSION
+    days = int(cmd.args["days"]) if approve and "days" in cmd.args else None
+    outcome, detail = await _apply(ctx, cmd, _request(ctx, action, note=reason, days=days), ticket_no, history=True)
+    # what was decided, as recorded: this event's entry (also when the event is a retry, already applied)
+    entry = next(
+        (h for h in reversed(detail.history) if h["id"] == outcome.audit_id or h["action"] == action.value), None
+    )
+    data: Mapping[str, Any] = entry["data"] if entry is not None else {}
+    requester = data.get("requested_by") or requester
+    facts = fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
+    deadline = fmt.handling_deadline(detail.deadlines, detail.ticket["cycle"])
+    asked = data.get("days")
+    if approve:
+        granted = data.get("granted", asked)
+        fewer = f"（申请 {asked} 个）" if asked and granted != asked else ""
+        done = f"✅ {_name(ctx)} 同意延期 {granted} 个工作日{fewer}，{_due(deadline, '延至')}。"
+        notice = f"您申请的工单 {ticket_no} 延期已获 {_name(ctx)} 同意：{granted} 个工作日，{_due(deadline, '延至')}。"
+    else:
+        why = mask_text(reason or "")
+        done = f"❌ {_name(ctx)} 驳回延期申请：{why}。{_due(deadline, '仍为')}。"
+        notice = f"您申请的工单 {ticket_no} 延期未获同意（{_name(ctx)}：{why}）。请按原时限办理：{_due(deadline)}。"
+    if requester and requester != ctx.userid and await ctx.tell([requester], notice):
+        done += f"已告知{fmt.person(ctx.config, requester)}。"
+    await ctx.say(f"{done}\n{facts}")
 
 
 def _member_named(ctx: Context, name: str) -> Member | None:
@@ -294,6 +432,7 @@ HANDLERS: Mapping[str, Handler] = {
     "submit": submit,
     "return": return_ticket,
     "transfer": transfer,
+    "extend": extend,
     "visit": visit,
     "assign": assign,
     "show": show,

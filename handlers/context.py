@@ -16,7 +16,7 @@ from config.vocabulary import Role
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand
 from handlers.refs import find_ticket, ticket_ref_in
-from handlers.replies import Channels, Command, Row, private_rows, reply_rows
+from handlers.replies import Channels, Command, Row, member_rows, private_rows, reply_rows
 from handlers.spec import CommandSpec
 from store.repo import Store
 
@@ -68,7 +68,7 @@ class Context:
 
     async def ticket(self, cmd: ParsedCommand) -> Mapping[str, Any]:
         """The ticket the command names: its argument, else the quoted push; resolved among what the member sees.
-        A row with at least its ``id``, ``ticket_no``, ``state`` and ``unit_code``."""
+        Its row, without deadlines and history."""
         ref = cmd.args.get("ticket")
         if not ref and isinstance(self.event, TextMessage) and self.event.quoted_text:
             ref = ticket_ref_in(self.event.quoted_text)
@@ -101,3 +101,16 @@ class Context:
         if rows:
             await self.send(rows)
         return bool(rows)
+
+    async def tell(self, userids: Sequence[str], text: str) -> bool:
+        """``text`` privately to each of ``userids`` (other members); False when no channel reaches a member
+        privately (then nothing is sent)."""
+        rows = [row for userid in userids for row in member_rows(self.event, userid, text, self.channels, at=self.now)]
+        if rows:
+            await self.send(rows)
+        return bool(rows)
+
+    @property
+    def private_channel(self) -> bool:
+        """Whether the bot can write to a member privately (the app, or the robot's long connection)."""
+        return self.channels.app or self.channels.aibot_ws

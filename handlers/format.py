@@ -13,6 +13,7 @@ from config.model import BotConfig
 from config.vocabulary import DEADLINE_LABELS, KIND_LABELS, DeadlineName, TicketKind
 
 CONTENT_CHARS = 60  # of the ticket's text in a one-ticket summary
+REASON_CHARS = 40  # of a pending extension's reason in a summary
 LINE_CHARS = 24  # of the title in a list line
 
 
@@ -98,7 +99,31 @@ def summary(
         f"状态：{state_label(ticket['state'])}，承办人：{person(config, ticket['handler_userid'])}",
         deadline_line(next_deadline(deadlines, ticket.get("cycle")), now),
     ]
+    pending = extension_line(ticket, config)
+    if pending:
+        lines.append(pending)
     return "\n".join(lines)
+
+
+def extension_line(ticket: Mapping[str, Any], config: BotConfig) -> str | None:
+    """The pending extension request (延期), masked and cut for a group, or None when there is none."""
+    days = ticket.get("extension_days")
+    if days is None:
+        return None
+    reason = mask_text(" ".join(str(ticket.get("extension_reason") or "").split()))
+    if len(reason) > REASON_CHARS:
+        reason = reason[:REASON_CHARS] + "…"
+    who = person(config, ticket.get("extension_requested_by"))
+    return f"延期申请待审批：{days} 个工作日（{who}：{reason}）"
+
+
+def handling_deadline(deadlines: Sequence[Mapping[str, Any]], cycle: int | None) -> Mapping[str, Any] | None:
+    """The open handling deadline of the ticket's cycle: 办结, or 再次处置 of a warning ticket; None without one."""
+    for name in (DeadlineName.REHANDLE, DeadlineName.HANDLE):
+        for d in deadlines:
+            if d["status"] == "open" and d["name"] == name and (cycle is None or d["cycle"] == cycle):
+                return d
+    return None
 
 
 def full_details(ticket: Mapping[str, Any]) -> str:

@@ -76,6 +76,8 @@ def command_help(spec: CommandSpec) -> str:
             lines.append(f"{arg.label}：写成“{arg.placeholder or arg.label}”，放在理由前后均可。")
         elif arg.kind == "member":
             lines.append(f"{arg.label}：姓名、账号或 @同事。")
+        elif arg.kind == "days":
+            lines.append(f"{arg.label}：工作日数，如 3、3天、3个工作日；不写按默认天数。")
         elif arg.kind == "text" and arg.required:
             lines.append(f"{arg.label}：必填，可写多行。")
     if spec.roles is not None:

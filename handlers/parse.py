@@ -23,6 +23,9 @@ Arguments, by kind:
   may be glued to the text that follows ("满意居民认可"), and a command's leading choice to the command's Chinese
   name ("值班接班"). Such a word sent alone ("接班") is answered with the command it belongs to.
 * command — the name of a command (for /帮助), stored as the command's canonical ``name``.
+* days — a number of working days, stored as decimal digits: "3", "3天", "3日", "3个工作日", "3 工作日", or in
+  Chinese numerals with their unit ("三天", "两个工作日", "十天"). It must stand as a word of its own ("3号楼"
+  and "3天内完成" are text, not days); anything else is left to the next argument, so it is always optional.
 
 Every refusal is a :class:`CommandError` whose message is a short, polite Chinese sentence for the chat.
 """
@@ -55,6 +58,13 @@ _TICKET_AT = re.compile(r"(?:(?:工单号|工单|单号)\s?[:：]?\s?)?#?([A-Za-
 _TOKEN = re.compile(r"\S+")
 _UNIT_VALUE = r"(?P<value>[^\s,;:.!?。、，：；！？（）()\[\]<>{}\"'“”‘’「」【】]+)"
 _TRAILING_VERB = re.compile(r"(?<=.)(?:处理|办理|负责|承办|解决|管辖)$")
+_CHINESE_DIGITS = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_DAYS_UNIT = r"(?:个)?\s?(?:工作日|工作天|天|日)"
+_WORD_END = r"(?=$|[\s,;:.!?。、，：；！？（）()])"
+_DAYS = re.compile(
+    r"(?:(?P<digits>\d{1,3})\s?(?:" + _DAYS_UNIT + r")?"
+    r"|(?P<chinese>[一二两三四五六七八九十]{1,3})" + _DAYS_UNIT + r")" + _WORD_END
+)
 _ECHO_MAX = 20
 
 
@@ -264,6 +274,27 @@ def _match_choice(arg: ArgSpec, rest: str) -> tuple[str, int] | None:
     return None
 
 
+def _chinese_number(text: str) -> int | None:
+    """一 .. 九十九 written in Chinese numerals ("十", "十二", "二十", "二十五"), else None."""
+    if "十" not in text:
+        return _CHINESE_DIGITS.get(text) if len(text) == 1 else None
+    tens, _, ones = text.partition("十")
+    if "十" in ones or (tens and tens not in _CHINESE_DIGITS) or (ones and ones not in _CHINESE_DIGITS):
+        return None
+    return (_CHINESE_DIGITS[tens] if tens else 1) * 10 + (_CHINESE_DIGITS[ones] if ones else 0)
+
+
+def _match_days(rest: str) -> tuple[str, int] | None:
+    """(the number of days as digits, length consumed) when ``rest`` starts with a number of days."""
+    match = _DAYS.match(rest)
+    if match is None:
+        return None
+    if match.group("digits") is not None:
+        return str(int(match.group("digits"))), match.end()
+    value = _chinese_number(match.group("chinese"))
+    return (str(value), match.end()) if value is not None else None
+
+
 def _marker_pattern(arg: ArgSpec) -> re.Pattern[str]:
     parts = []
     for marker in sorted(arg.markers, key=len, reverse=True):
@@ -338,6 +369,12 @@ def _parse_args(spec: CommandSpec, rest: str) -> dict[str, str]:
             elif arg.required:
                 raise _bad(spec, f"请写明{arg.label}。")
             rest = ""
+            continue
+        if arg.kind == "days":
+            days = _match_days(rest)
+            if days is not None:
+                values[arg.name], used = days
+                rest = rest[used:]
             continue
         if arg.kind == "choice":
             found = _match_choice(arg, rest)

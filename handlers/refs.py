@@ -73,7 +73,7 @@ async def resolve_ticket(store: Store, ref: str, *, units: Collection[str] | Non
 
 
 async def find_ticket(store: Store, ref: str, *, units: Collection[str] | None) -> Mapping[str, Any]:
-    """The ticket ``ref`` names: a row with at least its ``id``, ``ticket_no``, ``state`` and ``unit_code``.
+    """The ticket ``ref`` names: its row (without deadlines and history).
     ``units``: the codes of the units the member works in, whose tickets last digits are matched against (None:
     every unit, for dispatchers, center leads and admins).
 

@@ -11,7 +11,8 @@ first run would have.
   ``response_url`` (one use, an hour): channel ``aibot_response``, markdown.
 * A message in the 1:1 chat with the self-built app is answered by an app message to the sender.
 * Private details go by app message when the app is configured, else over the robot's long connection to the
-  member's 1:1 chat; with neither, the group reply says where to ask for them.
+  member's 1:1 chat; with neither, the group reply says where to ask for them. Notices to other members (the
+  approvers of an extension request, the requester of the decision) go the same way.
 * A clicked card changes for everyone (:func:`card_update_rows`, built by :mod:`handlers.cards`): an app card by
   ``message/update_template_card`` with the click's ``response_code`` (channel ``wecom_card_update``), a robot card
   over the long connection with the click's req_id (channel ``aibot_card_update``).
@@ -89,8 +90,17 @@ def reply_rows(event: Command, text: str, *, at: datetime, part: str = "reply") 
 
 def private_rows(event: Command, text: str, channels: Channels, *, at: datetime) -> list[Row]:
     """``text`` to the sender alone (empty when no channel can reach a member privately)."""
-    userid = event.sender.userid
-    key = outbox_key("private", event)
+    return _private(event.sender.userid, outbox_key("private", event), text, channels, at)
+
+
+def member_rows(event: Command, userid: str, text: str, channels: Channels, *, at: datetime) -> list[Row]:
+    """``text`` to another member, privately, because of ``event`` (an approver told of a request, a requester of
+    the decision); empty when no channel can reach a member privately. The key names the recipient, so each of
+    several recipients gets one message, and a re-run queues none twice."""
+    return _private(userid, outbox_key(f"notice:{userid}", event), text, channels, at)
+
+
+def _private(userid: str, key: str, text: str, channels: Channels, at: datetime) -> list[Row]:
     body = clip(text)
     if channels.app:
         payload = {"touser": [userid], "msgtype": "text", "content": {"content": body}}

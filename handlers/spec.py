@@ -9,11 +9,12 @@ from typing import Literal
 from bot.domain.lifecycle import Action, VisitResult
 from config.vocabulary import Role
 
-ArgKind = Literal["ticket", "text", "member", "unit", "choice", "command"]
+ArgKind = Literal["ticket", "text", "member", "unit", "choice", "command", "days"]
 # ticket: a ticket reference (full number, or its last digits where unambiguous; optional when a quoted message
 #         names the ticket); text: the rest of the message (may span lines); member: a userid, a name or an
 #         @mention; unit: a unit code or name; choice: one of ``choices`` (Chinese words, English aliases);
-#         command: the name of another command (for /帮助), given as its canonical ``name``
+#         command: the name of another command (for /帮助), given as its canonical ``name``; days: a number of
+#         working days ("3", "3天", "3个工作日", "三天"), always optional
 Scope = Literal["ticket", "unit", "self", "any"]
 
 
@@ -121,6 +122,13 @@ DUTY_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (DUTY_HAND_BACK, ("交班", "release", "off")),
 )
 
+EXTENSION_APPROVE = "approve"
+EXTENSION_REJECT = "reject"
+EXTENSION_DECISIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (EXTENSION_APPROVE, ("同意", "批准", "approve")),
+    (EXTENSION_REJECT, ("驳回", "不同意", "不批准", "reject")),
+)
+
 RETURN_UNIT_MARKERS: tuple[str, ...] = (
     "建议单位:",
     "建议单位",
@@ -214,14 +222,22 @@ COMMANDS: tuple[CommandSpec, ...] = (
         example="/转派 0123 @张三",
         action=Action.TRANSFER,
     ),
+    # one command for the request and the decision: "/延期 0123 3 理由" asks (the days may be left out: the
+    # configured default), "/延期 0123 同意" and "/延期 0123 驳回 理由" decide; who may do which is the handler's check
     CommandSpec(
         name="extend",
         zh="延期",
         aliases=("申请延期", "postpone"),
-        summary="申请延期，由负责人或派单员审批",
-        args=(_TICKET, ArgSpec("reason", "text", "延期理由")),
-        roles=_WORKERS,
-        example="/延期 0123 需协调物业，预计下周完成",
+        summary="申请延期（写明天数和理由）；负责人、派单员回复“同意”或“驳回 理由”审批",
+        args=(
+            _TICKET,
+            ArgSpec("decision", "choice", "审批", required=False, choices=EXTENSION_DECISIONS, placeholder="同意/驳回"),
+            ArgSpec("days", "days", "天数", required=False),
+            ArgSpec("reason", "text", "理由", required=False),
+        ),
+        roles=frozenset({Role.HANDLER, Role.UNIT_HEAD, Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN}),
+        example="/延期 0123 3 需协调物业，预计下周完成",
+        action=Action.REQUEST_EXTENSION,
     ),
     CommandSpec(
         name="show",

@@ -129,6 +129,13 @@ class Ticket(Base):
     updated_at: Mapped[datetime]
     # "closed today" and reports by period read it by range
     closed_at: Mapped[datetime | None] = mapped_column(index=True)
+    # 延期: the pending extension request (working days asked for, why, who asked, when; NULL when none is
+    # pending) and how many extensions were approved
+    extension_days: Mapped[int | None] = mapped_column(Integer)
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    extension_requested_by: Mapped[str | None] = mapped_column(String(64))
+    extension_requested_at: Mapped[datetime | None]
+    extension_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     source: Mapped[str] = mapped_column(String(16))
     payload_hash: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -165,6 +172,8 @@ class Deadline(Base):
     met_at: Mapped[datetime | None]
     next_due_at: Mapped[datetime | None]
     stage: Mapped[int] = mapped_column(Integer, default=0)
+    # working days approved extensions (延期) added to the due time the policy gives
+    extended_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class AuditEvent(Base):

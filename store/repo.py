@@ -234,9 +234,7 @@ async def tickets_ending_with(
     if states is not None:
         conditions.append(tickets.c.state.in_(list(states)))
     result = await conn.execute(
-        select(
-            tickets.c.id, tickets.c.ticket_no, tickets.c.title, tickets.c.content, tickets.c.state, tickets.c.unit_code
-        )
+        select(tickets)  # whole rows: the command that named the ticket acts on it without reading it again
         .where(*conditions)
         .order_by(tickets.c.id.desc())
         .limit(limit)
@@ -388,13 +386,26 @@ async def close_deadlines(conn: AsyncConnection, ids: Iterable[int], *, status: 
 
 
 async def reschedule_deadline(
-    conn: AsyncConnection, deadline_id: int, *, policy: str, started_at: datetime, due_at: datetime
+    conn: AsyncConnection,
+    deadline_id: int,
+    *,
+    policy: str,
+    started_at: datetime,
+    due_at: datetime,
+    extended_days: int | None = None,
 ) -> None:
-    await conn.execute(
-        update(deadlines)
-        .where(deadlines.c.id == deadline_id)
-        .values(policy=policy, started_at=started_at, due_at=due_at, next_due_at=due_at, stage=0)
-    )
+    """A new due time (the reminders start over); ``extended_days``: the working days extensions now add to it
+    (None: unchanged)."""
+    values: dict[str, Any] = {
+        "policy": policy,
+        "started_at": started_at,
+        "due_at": due_at,
+        "next_due_at": due_at,
+        "stage": 0,
+    }
+    if extended_days is not None:
+        values["extended_days"] = extended_days
+    await conn.execute(update(deadlines).where(deadlines.c.id == deadline_id).values(**values))
 
 
 async def deadlines_of(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:

@@ -3,17 +3,21 @@
 Pure: ``decide`` takes a snapshot of a ticket and a requested action and returns what must change, or raises
 ``TransitionRefused`` with a short Chinese reason for the chat and a stable code for the API. Who may ask for
 an action (roles, unit membership) is checked by the caller; here only the lifecycle's own rules live.
+
+Besides the state, a ticket carries two requests awaiting approval: 不纳入测评 (``evaluation``) and 延期
+(an extension of the handling deadlines by some working days). Neither changes the state; a pending extension
+request is dropped when the ticket leaves the states in which the unit handles it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from config.vocabulary import DeadlineName, TicketKind
+from config.vocabulary import DEADLINE_LABELS, DeadlineName, TicketKind
 
 
 class TicketState(StrEnum):
@@ -68,6 +72,9 @@ class Action(StrEnum):
     REQUEST_EXCLUSION = "request_exclusion"
     APPROVE_EXCLUSION = "approve_exclusion"
     REJECT_EXCLUSION = "reject_exclusion"
+    REQUEST_EXTENSION = "request_extension"
+    APPROVE_EXTENSION = "approve_extension"
+    REJECT_EXTENSION = "reject_extension"
     REOPEN = "reopen"
     CANCEL = "cancel"
 
@@ -91,6 +98,9 @@ ACTION_LABELS: dict[Action, str] = {
     Action.REQUEST_EXCLUSION: "申请不纳入测评",
     Action.APPROVE_EXCLUSION: "同意不纳入测评",
     Action.REJECT_EXCLUSION: "驳回不纳入测评",
+    Action.REQUEST_EXTENSION: "申请延期",
+    Action.APPROVE_EXTENSION: "同意延期",
+    Action.REJECT_EXTENSION: "驳回延期",
     Action.REOPEN: "重新打开",
     Action.CANCEL: "撤销",
 }
@@ -121,9 +131,15 @@ class Evaluation(StrEnum):
 # how many returns send a ticket to the center lead (签派), and how often the dispatcher may re-dispatch
 RETURNS_BEFORE_ASSIGNMENT = 2
 MAX_REDISPATCHES = 1
+# 延期: the defaults of the configured limits (deadlines.extension in the YAML): working days one request may ask
+# for, and approved extensions per ticket
+MAX_EXTENSION_DAYS = 10
+MAX_EXTENSIONS = 1
 
 _WORKING = (TicketState.CLAIMED, TicketState.CONTACTED, TicketState.ON_SITE)
 _RETURNABLE = (TicketState.DISPATCHED, *_WORKING)
+# where an extension may be asked for and stays pending: the unit is handling the ticket; leaving drops the request
+_EXTENDABLE = (*_WORKING, TicketState.WARNING)
 ALL_DEADLINES: frozenset[DeadlineName] = frozenset(DeadlineName)
 _HANDLING = frozenset(
     {
@@ -135,6 +151,24 @@ _HANDLING = frozenset(
         DeadlineName.REHANDLE,
     }
 )
+
+# the handling deadlines an approved extension moves, those of them open in the current cycle
+EXTENDED: frozenset[DeadlineName] = frozenset(
+    {
+        DeadlineName.HANDLE,
+        DeadlineName.HANDLE_INTERNAL,
+        DeadlineName.REHANDLE,
+        DeadlineName.SOLVE_24H,
+        DeadlineName.OPINION_5D,
+    }
+)
+# what a pending extension request leaves on the ticket, cleared by a decision or by leaving the working states
+NO_PENDING_EXTENSION: Mapping[str, Any] = {
+    "extension_days": None,
+    "extension_reason": None,
+    "extension_requested_by": None,
+    "extension_requested_at": None,
+}
 
 CycleKind = Literal["dispatch", "rehandle"]
 
@@ -162,6 +196,21 @@ class TicketSnapshot:
     rehandle_count: int = 0
     cycle: int = 0
     state_before_return: TicketState | None = None
+    # a pending extension request (延期): working days asked for, why, by whom, when; None when there is none
+    extension_days: int | None = None
+    extension_reason: str | None = None
+    extension_requested_by: str | None = None
+    extension_requested_at: datetime | None = None
+    extension_count: int = 0  # extensions approved so far
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionLimits:
+    """How long one extension may be, and how many a ticket may have: the configuration's, passed in by the caller
+    (the lifecycle itself reads no configuration)."""
+
+    max_days: int = MAX_EXTENSION_DAYS  # working days one request may ask for
+    max_count: int = MAX_EXTENSIONS  # approved extensions per ticket (0: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +223,8 @@ class ActionRequest:
     handler: str | None = None  # new handler (transfer)
     result: VisitResult | None = None  # return-visit result
     by_hotline: bool = False  # the hotline platform itself (ingest updates) rather than a person
+    days: int | None = None  # working days: asked for (request extension), or granted when fewer (approve)
+    extension_limits: ExtensionLimits = ExtensionLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +235,10 @@ class Transition:
     cancel: frozenset[DeadlineName] = frozenset()  # open deadlines of the current cycle no longer due
     new_cycle: CycleKind | None = None  # deadlines to start from ``at``
     data: Mapping[str, Any] = field(default_factory=dict)  # facts for the audit log
+    # open deadlines of the current cycle to move later by ``extend_days`` working days, each from its own due
+    # time (the caller has the working-day calendar)
+    extend: frozenset[DeadlineName] = frozenset()
+    extend_days: int = 0
 
 
 def _refuse_state(ticket: TicketSnapshot, action: Action) -> TransitionRefused:
@@ -210,7 +265,15 @@ def decide(
 ) -> Transition:
     """What ``req`` does to ``ticket``; ``open_deadlines`` are the due times of its open deadlines."""
     handler = _ACTIONS[req.action]
-    return handler(ticket, req, open_deadlines or {})
+    transition: Transition = handler(ticket, req, open_deadlines or {})
+    if ticket.extension_days is not None and transition.to_state not in _EXTENDABLE:
+        # submitted, returned, re-dispatched, cancelled …: a pending extension request has nothing left to extend
+        transition = replace(
+            transition,
+            changes={**NO_PENDING_EXTENSION, **transition.changes},
+            data={**transition.data, "extension_dropped": ticket.extension_days},
+        )
+    return transition
 
 
 Decider = Any  # (TicketSnapshot, ActionRequest, Mapping[DeadlineName, datetime]) -> Transition
@@ -410,6 +473,86 @@ def _decide_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[Deadlin
     return Transition(t.state, changes={"evaluation": value.value}, data={"approved": approved})
 
 
+def _request_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
+    if t.state is TicketState.DISPATCHED:
+        raise TransitionRefused("claim_first", f"工单 {t.ticket_no} 尚未接单，请先接单再申请延期。")
+    if t.state not in _EXTENDABLE:
+        raise _refuse_state(t, req.action)
+    if t.extension_days is not None:
+        raise TransitionRefused(
+            "already_requested", f"工单 {t.ticket_no} 已有延期申请待审批（{t.extension_days} 个工作日）。"
+        )
+    limits = req.extension_limits
+    if t.extension_count >= limits.max_count:
+        raise TransitionRefused(
+            "extension_limit",
+            f"工单 {t.ticket_no} 已延期 {t.extension_count} 次，不能再申请延期。"
+            if t.extension_count
+            else f"延期申请未开放，工单 {t.ticket_no} 不能申请延期。",
+        )
+    # the handling deadline of the cycle: the ticket's own, or the re-handling one of a warning ticket
+    name = DeadlineName.REHANDLE if t.state is TicketState.WARNING else DeadlineName.HANDLE
+    due = d.get(name)
+    if due is None:
+        raise TransitionRefused(
+            "no_deadline", f"工单 {t.ticket_no} 没有进行中的{DEADLINE_LABELS[name]}时限，无需延期。"
+        )
+    if req.at > due:
+        raise TransitionRefused(
+            "overdue",
+            f"工单 {t.ticket_no} 已逾期，不能再申请延期，请尽快办理（{DEADLINE_LABELS[name]}时限 {due:%m-%d %H:%M}）。",
+        )
+    reason = _text(req.note)
+    _require(reason is not None, "reason_required", "申请延期需要写明理由。")
+    _require(req.days is not None, "days_required", "请写明延期几个工作日。")
+    assert req.days is not None
+    _require(
+        1 <= req.days <= limits.max_days,
+        "bad_days",
+        f"延期天数须为 1 至 {limits.max_days} 个工作日。",
+    )
+    return Transition(
+        t.state,
+        changes={
+            "extension_days": req.days,
+            "extension_reason": reason,
+            "extension_requested_by": req.actor,
+            "extension_requested_at": req.at,
+        },
+        data={"days": req.days, "reason": reason, "deadline": name.value, "due_at": due.isoformat()},
+    )
+
+
+def _decide_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
+    asked = t.extension_days
+    if asked is None:
+        raise TransitionRefused("nothing_to_approve", f"工单 {t.ticket_no} 没有待审批的延期申请。")
+    if t.state not in _EXTENDABLE:
+        raise _refuse_state(t, req.action)  # not reached: leaving the working states drops the request
+    if not req.by_hotline and req.actor == t.extension_requested_by:
+        raise TransitionRefused("own_request", f"工单 {t.ticket_no} 的延期申请是您提交的，不能由您本人审批。")
+    facts = {"days": asked, "reason": t.extension_reason, "requested_by": t.extension_requested_by}
+    if req.action is Action.REJECT_EXTENSION:
+        why = _text(req.note)
+        _require(why is not None, "reason_required", "驳回延期需要写明理由。")
+        return Transition(t.state, changes=dict(NO_PENDING_EXTENSION), data={**facts, "rejection": why})
+    granted = asked if req.days is None else req.days
+    _require(1 <= granted <= asked, "bad_days", f"批准的延期天数须为 1 至 {asked} 个工作日。")
+    # the deadlines still running when the request was made: one already missed then stays missed
+    since = t.extension_requested_at or req.at
+    extend = frozenset(name for name in EXTENDED if name in d and d[name] >= since)
+    if not extend:
+        raise TransitionRefused("no_deadline", f"工单 {t.ticket_no} 没有进行中的办理时限，无需延期。")
+    count = t.extension_count + 1
+    return Transition(
+        t.state,
+        changes={**NO_PENDING_EXTENSION, "extension_count": count},
+        extend=extend,
+        extend_days=granted,
+        data={**facts, "granted": granted, "count": count},
+    )
+
+
 def _reopen(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is not TicketState.CLOSED:
         raise _refuse_state(t, req.action)
@@ -447,6 +590,9 @@ _ACTIONS: dict[Action, Decider] = {
     Action.REQUEST_EXCLUSION: _request_exclusion,
     Action.APPROVE_EXCLUSION: _decide_exclusion,
     Action.REJECT_EXCLUSION: _decide_exclusion,
+    Action.REQUEST_EXTENSION: _request_extension,
+    Action.APPROVE_EXTENSION: _decide_extension,
+    Action.REJECT_EXTENSION: _decide_extension,
     Action.REOPEN: _reopen,
     Action.CANCEL: _cancel,
 }

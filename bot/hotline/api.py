@@ -26,6 +26,9 @@ EVENT_ACTIONS = {
     "redispatch": Action.REDISPATCH,
     "cancel": Action.CANCEL,
     "reopen": Action.REOPEN,
+    "request_extension": Action.REQUEST_EXTENSION,
+    "approve_extension": Action.APPROVE_EXTENSION,
+    "reject_extension": Action.REJECT_EXTENSION,
 }
 
 
@@ -131,7 +134,14 @@ async def post_ticket_event(request: web.Request) -> web.Response:
         raise ApiError(422, "validation_error", "the event is not valid", _validation_details(exc)) from None
     at = event.at or request.app[CLOCK].now()
     req = ActionRequest(
-        EVENT_ACTIONS[event.type], HOTLINE, at, note=event.note, unit=event.unit, result=event.result, by_hotline=True
+        EVENT_ACTIONS[event.type],
+        HOTLINE,
+        at,
+        note=event.note,
+        unit=event.unit,
+        result=event.result,
+        by_hotline=True,
+        days=event.days,
     )
     if event.type == "redispatch" and not event.unit:
         raise ApiError(
@@ -141,6 +151,7 @@ async def post_ticket_event(request: web.Request) -> web.Response:
         raise ApiError(
             422, "validation_error", "visit_result needs a result", [{"loc": "result", "message": "required"}]
         )
+    _check_extension(event, request.app[CONFIG].deadlines.extension.max_days)
     try:
         outcome = await request.app[TICKETS].act(
             ticket_no, req, dedup=("hotline", f"{ticket_no}:{event.event_id}", body.decode())
@@ -157,6 +168,22 @@ async def post_ticket_event(request: web.Request) -> web.Response:
             "duplicate": outcome.duplicate,
         }
     )
+
+
+def _check_extension(event: TicketEventPayload, max_days: int) -> None:
+    """An extension event carries what it needs: days (within the configured maximum) and a reason."""
+    problems = []
+    if event.type == "request_extension":
+        if event.days is None:
+            problems.append({"loc": "days", "message": "required"})
+        elif event.days > max_days:
+            problems.append({"loc": "days", "message": f"at most {max_days} working days"})
+    if event.type in ("request_extension", "reject_extension") and not (event.note or "").strip():
+        problems.append({"loc": "note", "message": "required: the reason"})
+    if event.days is not None and event.type not in ("request_extension", "approve_extension"):
+        problems.append({"loc": "days", "message": f"not used by {event.type}"})
+    if problems:
+        raise ApiError(422, "validation_error", f"{event.type} is not complete", problems)
 
 
 def _authorize(request: web.Request) -> None:
@@ -205,6 +232,17 @@ async def get_ticket(request: web.Request) -> web.Response:
         "returns": t["return_count"],
         "redispatches": t["redispatch_count"],
         "rehandles": t["rehandle_count"],
+        "extension": {
+            "pending": None
+            if t["extension_days"] is None
+            else {
+                "days": t["extension_days"],
+                "reason": t["extension_reason"] if full else mask_text(t["extension_reason"] or ""),
+                "requested_by": t["extension_requested_by"],
+                "requested_at": _iso(t["extension_requested_at"]),
+            },
+            "approved": t["extension_count"],
+        },
         "is_repeat": t["is_repeat"],
         "is_media": t["is_media"],
         "routed_by": t["routed_by"],
@@ -224,6 +262,7 @@ async def get_ticket(request: web.Request) -> web.Response:
             "due_at": _iso(d["due_at"]),
             "status": d["status"],
             "met_at": _iso(d["met_at"]),
+            "extended_days": d["extended_days"],
             "overdue": d["status"] == "open" and d["due_at"] < now,
             "late": d["status"] == "met" and d["met_at"] is not None and d["met_at"] > d["due_at"],
         }

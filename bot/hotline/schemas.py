@@ -177,11 +177,31 @@ class TicketEventPayload(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     event_id: str = Field(min_length=1, max_length=100, description="unique per event: retries are ignored")
-    type: Literal["visit_result", "redispatch", "cancel", "reopen"]
+    type: Literal[
+        "visit_result",
+        "redispatch",
+        "cancel",
+        "reopen",
+        "request_extension",
+        "approve_extension",
+        "reject_extension",
+    ]
     at: datetime | None = Field(None, description="when it happened; default: when received")
     result: VisitResult | None = Field(None, description="visit_result: satisfied, basically_satisfied, …")
     unit: str | None = Field(None, max_length=64, description="redispatch: the new unit (code or name)")
-    note: str | None = Field(None, max_length=2000)
+    days: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "request_extension: working days asked for (1 to deadlines.extension.max_days); "
+            "approve_extension: fewer days than asked, when the platform grants fewer (default: as asked)"
+        ),
+    )
+    note: str | None = Field(
+        None,
+        max_length=2000,
+        description="the reason: required with request_extension and reject_extension",
+    )
 
     @field_validator("result", mode="before")
     @classmethod

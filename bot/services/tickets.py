@@ -24,6 +24,7 @@ from bot.domain.lifecycle import (
     ActionRequest,
     CycleKind,
     Evaluation,
+    ExtensionLimits,
     TicketSnapshot,
     TicketState,
     Transition,
@@ -101,6 +102,11 @@ def snapshot(row: Mapping[Any, Any]) -> TicketSnapshot:
         rehandle_count=row["rehandle_count"],
         cycle=row["cycle"],
         state_before_return=TicketState(before) if before else None,
+        extension_days=row["extension_days"],
+        extension_reason=row["extension_reason"],
+        extension_requested_by=row["extension_requested_by"],
+        extension_requested_at=row["extension_requested_at"],
+        extension_count=row["extension_count"],
     )
 
 
@@ -119,7 +125,10 @@ class TicketService:
         self.clock = clock
         self.router = Router(config)
         self.planner = DeadlinePlanner(config, calendar)
+        self.calendar = calendar
         self.sync_url = sync_url
+        extension = config.deadlines.extension
+        self.extension_limits = ExtensionLimits(max_days=extension.max_days, max_count=extension.max_approved)
 
     # --- hand-overs from the hotline ---------------------------------------------------------------------
 
@@ -218,6 +227,11 @@ class TicketService:
                     "received_at": now,
                     "updated_at": now,
                     "closed_at": None,
+                    "extension_days": None,
+                    "extension_reason": None,
+                    "extension_requested_by": None,
+                    "extension_requested_at": None,
+                    "extension_count": 0,
                     "source": source,
                     "payload_hash": item.payload_hash(),
                     "version": 1,
@@ -343,9 +357,13 @@ class TicketService:
             planned = wanted.pop(DeadlineName(r["name"]), None)
             if planned is None:
                 obsolete.append(r["id"])
-            elif planned.due_at != r["due_at"] or planned.started_at != r["started_at"]:
+                continue
+            # approved extensions (延期) still apply to the new due time
+            due = self.calendar.add_working_days(planned.due_at, r["extended_days"]) if r["extended_days"] else None
+            due = due or planned.due_at
+            if due != r["due_at"] or planned.started_at != r["started_at"]:
                 await repo.reschedule_deadline(
-                    conn, r["id"], policy=str(planned.policy), started_at=planned.started_at, due_at=planned.due_at
+                    conn, r["id"], policy=str(planned.policy), started_at=planned.started_at, due_at=due
                 )
         await repo.close_deadlines(conn, obsolete, status="cancelled", at=None)
         # names the new policy adds, unless they were already met or cancelled in this cycle
@@ -414,6 +432,8 @@ class TicketService:
             if unit is None:
                 raise UnknownUnit(req.unit)
             req = _replace(req, unit=unit.code)
+        if req.action is Action.REQUEST_EXTENSION:
+            req = _replace(req, extension_limits=self.extension_limits)
         ticket = snapshot(row)
         open_rows = await repo.open_deadlines(conn, row["id"])
         current = [r for r in open_rows if r["cycle"] == ticket.cycle]
@@ -423,6 +443,9 @@ class TicketService:
             values["cycle"] = ticket.cycle + 1
         await repo.update_ticket(conn, row["id"], row["version"], values)
         await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
+        data = dict(transition.data)
+        if transition.extend:
+            data["deadlines"] = await self._extend(conn, current, transition)
         audit = {
             "ticket_id": row["id"],
             "ticket_no": ticket.ticket_no,
@@ -432,7 +455,7 @@ class TicketService:
             "from_state": ticket.state.value,
             "to_state": transition.to_state.value,
             "note": req.note,
-            "data": {k: v for k, v in transition.data.items() if v is not None},
+            "data": {k: v for k, v in data.items() if v is not None},
         }
         (audit_id,) = await repo.append_audit(conn, [audit])
         if not req.by_hotline:
@@ -467,6 +490,28 @@ class TicketService:
         if transition.new_cycle is not None:
             plan = self.planner.plan(PlanRequest(ticket.kind, ticket.category, at, transition.new_cycle))
             await repo.insert_deadlines(conn, [_deadline_row(row["id"], ticket.cycle + 1, p) for p in plan])
+
+    async def _extend(
+        self, conn: AsyncConnection, current: list[RowMapping], transition: Transition
+    ) -> dict[str, dict[str, str]]:
+        """An approved extension: each deadline of ``transition.extend`` moves ``extend_days`` working days later,
+        counted from its own due time on the working-day calendar. Returns {name: {"from": …, "to": …}} (ISO) for
+        the audit log."""
+        moved: dict[str, dict[str, str]] = {}
+        for r in current:
+            if r["name"] not in transition.extend:
+                continue
+            due = self.calendar.add_working_days(r["due_at"], transition.extend_days)
+            await repo.reschedule_deadline(
+                conn,
+                r["id"],
+                policy=r["policy"],
+                started_at=r["started_at"],
+                due_at=due,
+                extended_days=r["extended_days"] + transition.extend_days,
+            )
+            moved[r["name"]] = {"from": r["due_at"].isoformat(), "to": due.isoformat()}
+        return moved
 
     async def _sync_back(self, conn: AsyncConnection, audits: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """Queues each state change for the hotline platform (when a sync URL is configured)."""
@@ -552,6 +597,7 @@ def _deadline_row(ticket_id: int, cycle: int, p: PlannedDeadline) -> dict[str, A
         "met_at": None,
         "next_due_at": p.due_at,
         "stage": 0,
+        "extended_days": 0,
     }
 
 

@@ -117,7 +117,17 @@ def document() -> dict[str, Any]:
             },
             "/api/tickets/{ticket_no}/events": {
                 "post": {
-                    "summary": "An update from the hotline: return-visit result, re-dispatch, cancellation, reopen",
+                    "summary": (
+                        "An update from the hotline: return-visit result, re-dispatch, cancellation, reopen, "
+                        "and extensions (延期): request, approve, reject"
+                    ),
+                    "description": (
+                        "`type` names the update. `request_extension` needs `days` (working days, at most "
+                        "deadlines.extension.max_days) and the reason in `note`; `approve_extension` may grant "
+                        "fewer `days` than asked and moves the running handling deadlines that many working days; "
+                        "`reject_extension` needs the reason in `note`. A refusal of the lifecycle is a 409 whose "
+                        "`code` says why (`overdue`, `already_requested`, `extension_limit`, `nothing_to_approve` …)."
+                    ),
                     "security": signed,
                     "parameters": [{"name": "ticket_no", "in": "path", "required": True, "schema": {"type": "string"}}],
                     "requestBody": {"required": True, "content": _json("TicketEventPayload")},

@@ -239,6 +239,8 @@ def test_base_loads_with_defaults() -> None:
     assert config.import_columns == DEFAULT_IMPORT_COLUMNS
     assert config.hotline.max_body_bytes == 1_048_576
     assert config.hotline.sync_url is None
+    extension = config.deadlines.extension  # 延期: 3 working days unless said, at most 10, once a ticket
+    assert (extension.default_days, extension.max_days, extension.max_approved) == (3, 10, 1)
 
 
 def test_policy_merge_and_null_removal() -> None:
@@ -460,6 +462,23 @@ def test_duty_takeover_lengths() -> None:
 def test_bad_duty_settings(text: str, path: str, fragment: str) -> None:
     issue = issue_at(issues_of(BASE + text), path)
     assert fragment in issue.message
+
+
+def test_extension_settings() -> None:
+    config = load(BASE + "deadlines:\n  extension: {default_days: 2, max_days: 5, max_approved: 0}\n")
+    assert (config.deadlines.extension.default_days, config.deadlines.extension.max_approved) == (2, 0)
+    text = BASE + "deadlines:\n  extension:\n    max_days: 0\n"
+    assert "greater than or equal to 1" in issue_at(issues_of(text), "deadlines.extension.max_days").message
+    text = BASE + "deadlines:\n  extension:\n    default_days: 5\n    max_days: 4\n"
+    issue = issue_at(issues_of(text), "deadlines.extension")
+    assert "default_days (5) is more than max_days (4)" in issue.message
+
+
+def test_extension_defaults_agree_with_the_lifecycle() -> None:
+    from bot.domain.lifecycle import ExtensionLimits
+
+    extension = load(BASE).deadlines.extension
+    assert ExtensionLimits() == ExtensionLimits(max_days=extension.max_days, max_count=extension.max_approved)
 
 
 def test_overrides_file_missing(tmp_path: Path) -> None:

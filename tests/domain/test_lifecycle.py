@@ -16,11 +16,14 @@ import pytest
 
 from bot.clock import TZ
 from bot.domain.lifecycle import (
+    MAX_EXTENSION_DAYS,
+    MAX_EXTENSIONS,
     MAX_REDISPATCHES,
     RETURNS_BEFORE_ASSIGNMENT,
     Action,
     ActionRequest,
     Evaluation,
+    ExtensionLimits,
     TicketSnapshot,
     TicketState,
     Transition,
@@ -42,6 +45,8 @@ OPEN: dict[DeadlineName, datetime] = {
     D.FIRST_CONTACT: datetime(2026, 11, 23, 15, 0, tzinfo=TZ),
     D.RETURN_WINDOW: WINDOW,
     D.HANDLE: datetime(2026, 11, 27, 15, 0, tzinfo=TZ),
+    # a warning ticket's re-handling deadline (only warning tickets look at it: 延期 in 预警·再次处置中)
+    D.REHANDLE: datetime(2026, 11, 26, 10, 0, tzinfo=TZ),
 }
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -102,6 +107,8 @@ def req(action: Action, **fields: Any) -> ActionRequest:
         base["handler"] = OTHER
     if action is A.VISIT:
         base["result"] = VisitResult.SATISFIED
+    if action is A.REQUEST_EXTENSION:
+        base["days"] = 3
     base.update(fields)
     return ActionRequest(**base)
 
@@ -157,11 +164,24 @@ class Expect:
     meet: frozenset[DeadlineName] = NONE
     cancel: frozenset[DeadlineName] = NONE
     new_cycle: str | None = None
+    extend: frozenset[DeadlineName] = NONE
+    extend_days: int = 0
 
 
 def excl(state: TicketState) -> Expect:
     """不纳入测评 asked for: the state stays, the evaluation goes to 'requested'."""
     return Expect(state, {"evaluation": "requested"})
+
+
+def ext(state: TicketState) -> Expect:
+    """延期 asked for (3 working days): the state stays, the request waits on the ticket for approval."""
+    pending = {
+        "extension_days": 3,
+        "extension_reason": "情况说明",
+        "extension_requested_by": ACTOR,
+        "extension_requested_at": AT,
+    }
+    return Expect(state, pending)
 
 
 CANCEL = Expect(S.CANCELLED, {"closed_at": AT}, cancel=ALL)
@@ -189,6 +209,7 @@ ALLOWED: list[Any] = [
     (S.CLAIMED, A.REQUEST_RETURN, Expect(S.RETURN_REQUESTED, {"state_before_return": "claimed"})),
     (S.CLAIMED, A.TRANSFER, Expect(S.CLAIMED, {"handler_userid": OTHER})),
     (S.CLAIMED, A.REQUEST_EXCLUSION, excl(S.CLAIMED)),
+    (S.CLAIMED, A.REQUEST_EXTENSION, ext(S.CLAIMED)),
     (S.CLAIMED, A.CANCEL, CANCEL),
     # 已联系
     (S.CONTACTED, A.ON_SITE, Expect(S.ON_SITE, meet=ON_SITE_MET)),
@@ -196,6 +217,7 @@ ALLOWED: list[Any] = [
     (S.CONTACTED, A.REQUEST_RETURN, Expect(S.RETURN_REQUESTED, {"state_before_return": "contacted"})),
     (S.CONTACTED, A.TRANSFER, Expect(S.CONTACTED, {"handler_userid": OTHER})),
     (S.CONTACTED, A.REQUEST_EXCLUSION, excl(S.CONTACTED)),
+    (S.CONTACTED, A.REQUEST_EXTENSION, ext(S.CONTACTED)),
     (S.CONTACTED, A.CANCEL, CANCEL),
     # 已到场
     # contact recorded after the visit: the state stays, the contact deadlines are met
@@ -204,6 +226,7 @@ ALLOWED: list[Any] = [
     (S.ON_SITE, A.REQUEST_RETURN, Expect(S.RETURN_REQUESTED, {"state_before_return": "on_site"})),
     (S.ON_SITE, A.TRANSFER, Expect(S.ON_SITE, {"handler_userid": OTHER})),
     (S.ON_SITE, A.REQUEST_EXCLUSION, excl(S.ON_SITE)),
+    (S.ON_SITE, A.REQUEST_EXTENSION, ext(S.ON_SITE)),
     (S.ON_SITE, A.CANCEL, CANCEL),
     # 已提交待回访: the dispatcher's return visit closes it (satisfied) or makes it a warning ticket
     (
@@ -219,6 +242,7 @@ ALLOWED: list[Any] = [
     (S.WARNING, A.SUBMIT, Expect(S.SUBMITTED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
     (S.WARNING, A.TRANSFER, Expect(S.WARNING, {"handler_userid": OTHER})),
     (S.WARNING, A.REQUEST_EXCLUSION, excl(S.WARNING)),
+    (S.WARNING, A.REQUEST_EXTENSION, ext(S.WARNING)),
     (S.WARNING, A.CANCEL, CANCEL),
     # 退单审核中: the dispatcher approves (first return -> 已退单待重派) or rejects (back where it was)
     (
@@ -261,7 +285,7 @@ ALLOWED: list[Any] = [
 ]
 
 _INVALID = "invalid_state"
-_NOTHING = "nothing_to_approve"  # the exclusion decisions, with no pending request (evaluation normal)
+_NOTHING = "nothing_to_approve"  # the exclusion and extension decisions, with no pending request
 
 
 def _refusals(allowed: set[Action], **special: str) -> dict[Action, str]:
@@ -269,29 +293,45 @@ def _refusals(allowed: set[Action], **special: str) -> dict[Action, str]:
     codes = {a: _INVALID for a in Action if a not in allowed}
     codes[A.APPROVE_EXCLUSION] = _NOTHING
     codes[A.REJECT_EXCLUSION] = _NOTHING
+    codes[A.APPROVE_EXTENSION] = _NOTHING
+    codes[A.REJECT_EXTENSION] = _NOTHING
     codes.update({Action(k): v for k, v in special.items()})
     return codes
 
 
 # Written out per state: what each state refuses, and with which code.
 REFUSED: dict[TicketState, dict[Action, str]] = {
-    S.DISPATCHED: _refusals({A.CLAIM, A.CONTACT, A.SUBMIT, A.REQUEST_RETURN, A.REDISPATCH, A.REQUEST_EXCLUSION, A.CANCEL}),
+    S.DISPATCHED: _refusals(
+        {A.CLAIM, A.CONTACT, A.SUBMIT, A.REQUEST_RETURN, A.REDISPATCH, A.REQUEST_EXCLUSION, A.CANCEL},
+        request_extension="claim_first",
+    ),
     S.CLAIMED: _refusals(
-        {A.CONTACT, A.ON_SITE, A.SUBMIT, A.REQUEST_RETURN, A.TRANSFER, A.REQUEST_EXCLUSION, A.CANCEL},
+        {
+            A.CONTACT,
+            A.ON_SITE,
+            A.SUBMIT,
+            A.REQUEST_RETURN,
+            A.TRANSFER,
+            A.REQUEST_EXCLUSION,
+            A.REQUEST_EXTENSION,
+            A.CANCEL,
+        },
         claim="already_claimed",
     ),
     S.CONTACTED: _refusals(
-        {A.ON_SITE, A.SUBMIT, A.REQUEST_RETURN, A.TRANSFER, A.REQUEST_EXCLUSION, A.CANCEL},
+        {A.ON_SITE, A.SUBMIT, A.REQUEST_RETURN, A.TRANSFER, A.REQUEST_EXCLUSION, A.REQUEST_EXTENSION, A.CANCEL},
         claim="already_claimed",
         contact="already_done",
     ),
     S.ON_SITE: _refusals(
-        {A.CONTACT, A.SUBMIT, A.REQUEST_RETURN, A.TRANSFER, A.REQUEST_EXCLUSION, A.CANCEL},
+        {A.CONTACT, A.SUBMIT, A.REQUEST_RETURN, A.TRANSFER, A.REQUEST_EXCLUSION, A.REQUEST_EXTENSION, A.CANCEL},
         claim="already_claimed",
         on_site="already_done",
     ),
     S.SUBMITTED: _refusals({A.VISIT, A.REQUEST_EXCLUSION, A.CANCEL}),
-    S.WARNING: _refusals({A.CONTACT, A.ON_SITE, A.SUBMIT, A.TRANSFER, A.REQUEST_EXCLUSION, A.CANCEL}),
+    S.WARNING: _refusals(
+        {A.CONTACT, A.ON_SITE, A.SUBMIT, A.TRANSFER, A.REQUEST_EXCLUSION, A.REQUEST_EXTENSION, A.CANCEL}
+    ),
     S.RETURN_REQUESTED: _refusals({A.APPROVE_RETURN, A.REJECT_RETURN, A.REQUEST_EXCLUSION, A.CANCEL}),
     S.RETURNED: _refusals({A.REDISPATCH, A.ASSIGN, A.REQUEST_EXCLUSION, A.CANCEL}),
     S.PENDING_ASSIGNMENT: _refusals({A.ASSIGN, A.REQUEST_EXCLUSION, A.CANCEL}, redispatch="assignment_required"),
@@ -309,6 +349,11 @@ NAMES_TICKET = {
     "return_window_closed",
     "already_requested",
     "nothing_to_approve",
+    "claim_first",
+    "extension_limit",
+    "overdue",
+    "no_deadline",
+    "own_request",
 }
 
 
@@ -336,6 +381,7 @@ def test_allowed(state: TicketState, action: Action, expect: Expect) -> None:
     assert tr.meet == expect.meet
     assert tr.cancel == expect.cancel
     assert tr.new_cycle == expect.new_cycle
+    assert (tr.extend, tr.extend_days) == (expect.extend, expect.extend_days)
     assert not tr.meet & tr.cancel
 
 
@@ -355,6 +401,9 @@ def test_refused(state: TicketState, action: Action, code: str) -> None:
 def test_constants() -> None:
     assert RETURNS_BEFORE_ASSIGNMENT == 2  # 有两个部门以上退单 -> 签派
     assert MAX_REDISPATCHES == 1  # 重新派单一次
+    # 延期: up to 10 working days a request, one approved extension a ticket (configurable: deadlines.extension)
+    assert (MAX_EXTENSION_DAYS, MAX_EXTENSIONS) == (10, 1)
+    assert ExtensionLimits() == ExtensionLimits(max_days=10, max_count=1)
 
 
 def test_every_state_and_action_has_a_chinese_label() -> None:
@@ -660,6 +709,239 @@ def test_transfer_needs_a_different_handler() -> None:
     tr = decide(snap(S.WARNING), req(A.TRANSFER, handler=" carol "), OPEN)
     assert (tr.to_state, dict(tr.changes)) == (S.WARNING, {"handler_userid": "carol"})
     assert tr.data == {"from": HANDLER, "to": "carol"}
+
+
+# --------------------------------------------------------------------------------------------------
+# 延期 (extension): request, approve, reject
+# --------------------------------------------------------------------------------------------------
+
+REQUESTER = "zhouting"
+APPROVER = "chenjing"
+EXTENDABLE = [S.CLAIMED, S.CONTACTED, S.ON_SITE, S.WARNING]
+# a 三个二 ticket's open deadlines of the current cycle, one of them (24 hours) already missed
+THREE_TWOS_OPEN: dict[DeadlineName, datetime] = {
+    D.HANDLE: datetime(2026, 11, 27, 15, 0, tzinfo=TZ),
+    D.SOLVE_24H: AT - timedelta(hours=3),  # before the request (AT - 2 h)
+    D.OPINION_5D: datetime(2026, 11, 25, 15, 0, tzinfo=TZ),
+    D.RETURN_WINDOW: WINDOW,
+    D.FIRST_CONTACT: datetime(2026, 11, 23, 15, 0, tzinfo=TZ),
+}
+
+
+def pending(state: TicketState = S.CONTACTED, days: int = 3, **fields: Any) -> TicketSnapshot:
+    """A ticket in ``state`` with an extension request of ``days`` working days waiting for approval."""
+    base: dict[str, Any] = {
+        "extension_days": days,
+        "extension_reason": "需协调物业",
+        "extension_requested_by": REQUESTER,
+        "extension_requested_at": AT - timedelta(hours=2),
+    }
+    base.update(fields)
+    return snap(state, **base)
+
+
+@pytest.mark.parametrize("state", EXTENDABLE)
+def test_extension_request_waits_on_the_ticket_and_keeps_the_state(state: TicketState) -> None:
+    tr = decide(snap(state), req(A.REQUEST_EXTENSION, actor=REQUESTER, days=5, note=" 需协调物业 "), OPEN)
+    assert tr.to_state is state
+    assert dict(tr.changes) == {
+        "extension_days": 5,
+        "extension_reason": "需协调物业",
+        "extension_requested_by": REQUESTER,
+        "extension_requested_at": AT,
+    }
+    assert (tr.meet, tr.cancel, tr.extend, tr.new_cycle) == (NONE, NONE, NONE, None)
+    name = D.REHANDLE if state is S.WARNING else D.HANDLE  # the deadline of the cycle the unit is working on
+    assert tr.data == {"days": 5, "reason": "需协调物业", "deadline": name.value, "due_at": OPEN[name].isoformat()}
+
+
+def test_extension_needs_a_claim_first() -> None:
+    error = refused(snap(S.DISPATCHED), req(A.REQUEST_EXTENSION))
+    assert error.code == "claim_first"
+    assert "先接单" in error.message
+    check_message(error, names_ticket=True)
+
+
+@pytest.mark.parametrize("note", [None, "", "  \n"])
+def test_extension_needs_a_reason(note: str | None) -> None:
+    error = refused(snap(S.CLAIMED), req(A.REQUEST_EXTENSION, note=note))
+    assert error.code == "reason_required"
+    check_message(error, names_ticket=False)
+
+
+def test_extension_needs_a_number_of_working_days_within_the_limit() -> None:
+    error = refused(snap(S.CLAIMED), req(A.REQUEST_EXTENSION, days=None))
+    assert error.code == "days_required"
+    check_message(error, names_ticket=False)
+    for days in (0, -1, MAX_EXTENSION_DAYS + 1):
+        error = refused(snap(S.CLAIMED), req(A.REQUEST_EXTENSION, days=days))
+        assert error.code == "bad_days"
+        assert f"1 至 {MAX_EXTENSION_DAYS} 个工作日" in error.message
+    for days in (1, MAX_EXTENSION_DAYS):
+        assert decide(snap(S.CLAIMED), req(A.REQUEST_EXTENSION, days=days), OPEN).changes["extension_days"] == days
+    # the configured limit, passed in with the request
+    short = ExtensionLimits(max_days=2)
+    error = refused(snap(S.CLAIMED), req(A.REQUEST_EXTENSION, days=3, extension_limits=short))
+    assert (error.code, "1 至 2 个工作日" in error.message) == ("bad_days", True)
+
+
+@pytest.mark.parametrize(
+    "at", [AT, OPEN[D.HANDLE] - timedelta(microseconds=1), OPEN[D.HANDLE]], ids=["early", "just-before", "at-due"]
+)
+def test_extension_while_the_handling_deadline_runs(at: datetime) -> None:
+    assert decide(snap(S.CLAIMED), req(A.REQUEST_EXTENSION, at=at), OPEN).changes["extension_requested_at"] == at
+
+
+@pytest.mark.parametrize("late", [timedelta(microseconds=1), timedelta(days=2)], ids=["just-after", "days-after"])
+def test_extension_after_the_handling_deadline_is_refused(late: timedelta) -> None:
+    error = refused(snap(S.CLAIMED), req(A.REQUEST_EXTENSION, at=OPEN[D.HANDLE] + late))
+    assert error.code == "overdue"
+    assert "已逾期，不能再申请延期，请尽快办理" in error.message
+    assert "11-27 15:00" in error.message  # says when it was due
+    check_message(error, names_ticket=True)
+
+
+def test_extension_of_a_warning_ticket_looks_at_its_rehandling_deadline() -> None:
+    ticket = snap(S.WARNING)
+    # the first cycle's handling deadline is long gone: only 再次处置 counts
+    assert decide(ticket, req(A.REQUEST_EXTENSION), {D.REHANDLE: OPEN[D.REHANDLE]}).to_state is S.WARNING
+    error = refused(ticket, req(A.REQUEST_EXTENSION, at=OPEN[D.REHANDLE] + timedelta(minutes=1)))
+    assert (error.code, "再次处置" in error.message) == ("overdue", True)
+    assert refused(ticket, req(A.REQUEST_EXTENSION), {D.HANDLE: OPEN[D.HANDLE]}).code == "no_deadline"
+
+
+def test_extension_without_a_running_handling_deadline_is_refused() -> None:
+    # e.g. a policy without a handling deadline: there is nothing to extend
+    error = refused(snap(S.CLAIMED), req(A.REQUEST_EXTENSION), {D.RETURN_WINDOW: WINDOW})
+    assert error.code == "no_deadline"
+    check_message(error, names_ticket=True)
+
+
+def test_one_pending_request_at_a_time() -> None:
+    error = refused(pending(), req(A.REQUEST_EXTENSION, days=2))
+    assert error.code == "already_requested"
+    assert "已有延期申请待审批" in error.message
+    check_message(error, names_ticket=True)
+
+
+def test_extension_limit_per_ticket() -> None:
+    error = refused(snap(S.CLAIMED, extension_count=MAX_EXTENSIONS), req(A.REQUEST_EXTENSION))
+    assert error.code == "extension_limit"
+    assert f"已延期 {MAX_EXTENSIONS} 次" in error.message
+    check_message(error, names_ticket=True)
+    two = ExtensionLimits(max_count=2)
+    assert decide(snap(S.CLAIMED, extension_count=1), req(A.REQUEST_EXTENSION, extension_limits=two), OPEN)
+    error = refused(snap(S.CLAIMED), req(A.REQUEST_EXTENSION, extension_limits=ExtensionLimits(max_count=0)))
+    assert (error.code, "未开放" in error.message) == ("extension_limit", True)
+
+
+def test_approval_moves_the_running_handling_deadlines() -> None:
+    tr = decide(
+        pending(days=3, extension_count=0), req(A.APPROVE_EXTENSION, actor=APPROVER, note=None), THREE_TWOS_OPEN
+    )
+    assert tr.to_state is S.CONTACTED
+    # open at the request: moved (24 hours was already missed then, and stays missed); contact and the return
+    # window are not handling deadlines
+    assert tr.extend == frozenset({D.HANDLE, D.OPINION_5D})
+    assert tr.extend_days == 3
+    assert dict(tr.changes) == {
+        "extension_days": None,
+        "extension_reason": None,
+        "extension_requested_by": None,
+        "extension_requested_at": None,
+        "extension_count": 1,
+    }
+    assert (tr.meet, tr.cancel) == (NONE, NONE)
+    assert tr.data == {"days": 3, "reason": "需协调物业", "requested_by": REQUESTER, "granted": 3, "count": 1}
+
+
+def test_approval_after_the_deadline_of_a_request_made_in_time_still_moves_it() -> None:
+    late = req(A.APPROVE_EXTENSION, actor=APPROVER, at=OPEN[D.HANDLE] + timedelta(hours=3))
+    assert decide(pending(), late, {D.HANDLE: OPEN[D.HANDLE]}).extend == frozenset({D.HANDLE})
+
+
+def test_approval_of_fewer_days_than_asked() -> None:
+    tr = decide(pending(days=5), req(A.APPROVE_EXTENSION, actor=APPROVER, days=2), OPEN)
+    assert (tr.extend_days, tr.data["days"], tr.data["granted"]) == (2, 5, 2)
+    for days in (0, 6):
+        error = refused(pending(days=5), req(A.APPROVE_EXTENSION, actor=APPROVER, days=days))
+        assert (error.code, "1 至 5 个工作日" in error.message) == ("bad_days", True)
+
+
+def test_a_warning_tickets_extension_moves_its_rehandling_deadline() -> None:
+    tr = decide(pending(S.WARNING), req(A.APPROVE_EXTENSION, actor=APPROVER), {D.REHANDLE: OPEN[D.REHANDLE]})
+    assert (tr.to_state, tr.extend) == (S.WARNING, frozenset({D.REHANDLE}))
+
+
+@pytest.mark.parametrize("action", [A.APPROVE_EXTENSION, A.REJECT_EXTENSION])
+def test_nobody_decides_on_their_own_request(action: Action) -> None:
+    error = refused(pending(), req(action, actor=REQUESTER))
+    assert error.code == "own_request"
+    check_message(error, names_ticket=True)
+    # the hotline platform's decision is final, whoever asked
+    assert decide(pending(extension_requested_by="hotline"), req(action, actor="hotline", by_hotline=True), OPEN)
+
+
+def test_rejection_needs_a_reason_and_clears_the_request() -> None:
+    for note in (None, " "):
+        error = refused(pending(), req(A.REJECT_EXTENSION, actor=APPROVER, note=note))
+        assert error.code == "reason_required"
+        check_message(error, names_ticket=False)
+    tr = decide(pending(), req(A.REJECT_EXTENSION, actor=APPROVER, note=" 请按期办结 "), OPEN)
+    assert tr.to_state is S.CONTACTED
+    assert tr.extend == NONE
+    assert dict(tr.changes) == {
+        "extension_days": None,
+        "extension_reason": None,
+        "extension_requested_by": None,
+        "extension_requested_at": None,
+    }
+    assert tr.data == {"days": 3, "reason": "需协调物业", "requested_by": REQUESTER, "rejection": "请按期办结"}
+
+
+def test_after_a_rejection_ask_again_after_an_approval_the_limit() -> None:
+    ticket = run(snap(S.CLAIMED), req(A.REQUEST_EXTENSION, actor=REQUESTER))
+    assert ticket.extension_days == 3
+    ticket = run(ticket, req(A.REJECT_EXTENSION, actor=APPROVER))
+    assert (ticket.extension_days, ticket.extension_count) == (None, 0)
+    ticket = run(ticket, req(A.REQUEST_EXTENSION, actor=REQUESTER, days=2), req(A.APPROVE_EXTENSION, actor=APPROVER))
+    assert (ticket.state, ticket.extension_days, ticket.extension_count) == (S.CLAIMED, None, 1)
+    assert refused(ticket, req(A.REQUEST_EXTENSION, actor=REQUESTER)).code == "extension_limit"
+    assert refused(ticket, req(A.APPROVE_EXTENSION, actor=APPROVER)).code == "nothing_to_approve"
+
+
+LEAVING = [
+    (S.CONTACTED, req(A.SUBMIT), S.SUBMITTED),
+    (S.WARNING, req(A.SUBMIT), S.SUBMITTED),
+    (S.CLAIMED, req(A.REQUEST_RETURN), S.RETURN_REQUESTED),
+    (S.ON_SITE, req(A.CANCEL), S.CANCELLED),
+    (S.CONTACTED, req(A.REDISPATCH, actor="hotline", by_hotline=True), S.DISPATCHED),
+]
+
+
+@pytest.mark.parametrize(("state", "asked", "to"), LEAVING, ids=[f"{s.value}-{r.action.value}" for s, r, _ in LEAVING])
+def test_leaving_the_working_states_drops_a_pending_request(
+    state: TicketState, asked: ActionRequest, to: TicketState
+) -> None:
+    tr = decide(pending(state), asked, OPEN)
+    assert tr.to_state is to
+    for key in ("extension_days", "extension_reason", "extension_requested_by", "extension_requested_at"):
+        assert tr.changes[key] is None
+    assert tr.data["extension_dropped"] == 3
+    after = apply(pending(state), tr)
+    assert after.extension_days is None
+    assert refused(after, req(A.APPROVE_EXTENSION, actor=APPROVER)).code == "nothing_to_approve"
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [req(A.CONTACT), req(A.ON_SITE), req(A.TRANSFER, handler="carol"), req(A.REQUEST_EXCLUSION)],
+    ids=lambda r: r.action.value,
+)
+def test_working_on_keeps_a_pending_request(asked: ActionRequest) -> None:
+    tr = decide(pending(S.CLAIMED), asked, OPEN)
+    assert "extension_days" not in tr.changes
+    assert "extension_dropped" not in tr.data
 
 
 # --------------------------------------------------------------------------------------------------

@@ -406,6 +406,41 @@ async def test_a_claim_in_the_app_changes_the_card_with_the_clicks_one_use_code(
     assert first.to["response_code"] != second.to["response_code"]
 
 
+# -- a chat command end to end: 延期 through signed app callbacks, notices delivered by the fake WeCom -------------
+
+
+async def test_an_extension_through_signed_app_callbacks_is_applied_once(rig: Rig) -> None:
+    async def say(userid: str, text: str, msgid: str, second: int) -> None:
+        plain = app_xml(FromUserName=userid, CreateTime=str(T0 + second), MsgType="text", Content=text, MsgId=msgid)
+        assert (await post_app(rig.client, plain)).status == 200
+        await rig.settle()
+
+    def texts_to(userid: str) -> list[str]:
+        return [d.body["text"]["content"] for d in rig.fake.messages_to(userid) if d.msgtype == "text"]
+
+    await say("zhouting", f"接单 {NO}", "e1", 10)
+    await say("zhouting", f"延期 {NO} 3 需协调物业，预计下周完成", "e2", 20)
+    assert texts_to("zhouting")[-1].startswith("⏳ 周婷 申请延期 3 个工作日，已通知市容景观所负责人（陈静、孙磊）审批。")
+    for head in ("chenjing", "sunlei"):
+        [notice] = texts_to(head)
+        assert notice.startswith(f"周婷 申请工单 {NO} 延期 3 个工作日：需协调物业，预计下周完成\n")
+    await say("chenjing", f"延期 {NO} 同意", "e3", 30)
+    assert texts_to("chenjing")[-1].startswith("✅ 陈静 同意延期 3 个工作日，办结时限延至 12-03 09:00。已告知周婷。")
+    assert texts_to("zhouting")[-1] == f"您申请的工单 {NO} 延期已获 陈静 同意：3 个工作日，办结时限延至 12-03 09:00。"
+    sent = len(rig.fake.delivered)
+    await say("chenjing", f"延期 {NO} 同意", "e3", 30)  # WeCom retrying the callback: answered by the inbox
+    router = rig.processor.sink
+    assert isinstance(router, RecordingSink)
+    [approval] = [e for e in router.events if getattr(e, "msg_id", None) == "e3"]
+    await router.handle(approval)  # and the event handed over again (recovery after a crash)
+    await rig.settle()
+    assert len(rig.fake.delivered) == sent
+    ticket = await rig.ticket()
+    assert (ticket["extension_count"], ticket["version"]) == (1, 4)  # claim, request, approval: once each
+    [handle] = [d for d in (await rig.service.get(NO)).deadlines if d["name"] == "handle"]
+    assert (handle["due_at"], handle["extended_days"]) == (datetime(2026, 12, 3, 9, 0, tzinfo=TZ), 3)
+
+
 # -- the robot in callback mode: no update is possible after the callback's answer ------------------------------
 
 

@@ -124,3 +124,7 @@ def test_command_help_details() -> None:
     assert "引用工单消息时可不写" in command_help(find("接单"))  # type: ignore[arg-type]
     assert "中心领导" in command_help(find("签派"))  # type: ignore[arg-type]
     assert "仅限" not in command_help(find("查"))  # type: ignore[arg-type]
+    extend = command_help(find("延期"))  # type: ignore[arg-type]
+    for line in ("审批：同意（approve）、驳回（reject）", "天数：工作日数，如 3、3天、3个工作日；不写按默认天数。"):
+        assert line in extend.splitlines()
+    assert "仅限：承办人、负责人、派单员、中心领导、管理员" in extend

@@ -128,6 +128,7 @@ def test_roles_scopes_and_actions() -> None:
         "transfer": Action.TRANSFER,
         "visit": Action.VISIT,
         "assign": Action.ASSIGN,
+        "extend": Action.REQUEST_EXTENSION,  # and its decisions, by "同意" / "驳回"
     }
 
 
@@ -152,6 +153,7 @@ def test_usage_shows_required_and_optional_arguments() -> None:
     assert find("联系").usage == "/联系 <工单号> [联系情况]"  # type: ignore[union-attr]
     assert find("退单").usage == "/退单 <工单号> <退单理由> [建议:单位]"  # type: ignore[union-attr]
     assert find("我的").usage == "/我的"  # type: ignore[union-attr]
+    assert find("延期").usage == "/延期 <工单号> [同意/驳回] [天数] [理由]"  # type: ignore[union-attr]
 
 
 # -- every name, every way of writing it ------------------------------------------------------------------------
@@ -286,7 +288,8 @@ def test_a_required_text_missing() -> None:
         assert error.message.startswith("请写明处理结果")
         assert "/办结 <工单号> <处理结果>" in error.message
         assert "例如：/办结 0123" in error.message
-    assert _error("/延期 0123").message.startswith("请写明延期理由")
+    # a request without a reason parses: "/延期 0123 同意" needs none, the command asks for it (tests/handlers)
+    assert parse("/延期 0123").args == {"ticket": "0123"}
     assert _error("/退单 0123").message.startswith("请写明退单理由")
 
 
@@ -424,6 +427,46 @@ def test_a_duty_word_alone_points_to_the_duty_command_not_a_lookalike(text: str,
     assert error.code == "unknown_command"
     assert f"您是不是想用 {meant}？" in error.message
     assert "接单" not in error.message  # 接班 is not 接单
+
+
+@pytest.mark.parametrize(
+    ("text", "args"),
+    [
+        ("/延期 0123 3 需协调物业，预计下周完成", {"days": "3", "reason": "需协调物业，预计下周完成"}),
+        ("/延期 0123 3天 需协调物业", {"days": "3", "reason": "需协调物业"}),
+        ("/延期 0123 3 天，需协调物业", {"days": "3", "reason": "需协调物业"}),
+        ("延期0123 3个工作日，需协调物业", {"days": "3", "reason": "需协调物业"}),
+        ("/延期 0123 3 个工作日 需协调物业", {"days": "3", "reason": "需协调物业"}),
+        ("/延期 0123 ３日：需协调物业", {"days": "3", "reason": "需协调物业"}),  # full-width
+        ("/延期 0123 三天 需协调物业", {"days": "3", "reason": "需协调物业"}),
+        ("/延期 0123 两个工作日 需协调物业", {"days": "2", "reason": "需协调物业"}),
+        ("/延期 0123 十天 需协调物业", {"days": "10", "reason": "需协调物业"}),
+        ("/延期 0123 十二天 需协调物业", {"days": "12", "reason": "需协调物业"}),  # too many: the lifecycle says so
+        ("/postpone 0123 05 wait", {"days": "5", "reason": "wait"}),
+        ("/延期 0123 需协调物业", {"reason": "需协调物业"}),  # no number: the configured default
+        # a number that is part of the text is text
+        ("/延期 0123 3号楼物业需协调", {"reason": "3号楼物业需协调"}),
+        ("/延期 0123 3天内无法完成", {"reason": "3天内无法完成"}),
+        ("/延期 0123 二十 需协调", {"reason": "二十 需协调"}),
+        ("/延期 0123 3", {"days": "3"}),
+        # decisions
+        ("/延期 0123 同意", {"decision": "approve"}),
+        ("/延期 0123 批准，情况属实", {"decision": "approve", "reason": "情况属实"}),
+        ("/延期 0123 同意 2天", {"decision": "approve", "days": "2"}),
+        ("/延期 0123 驳回 请按期办结", {"decision": "reject", "reason": "请按期办结"}),
+        ("/延期 0123 不同意：请按期办结", {"decision": "reject", "reason": "请按期办结"}),
+        ("/postpone 0123 APPROVE", {"decision": "approve"}),
+        ("/postpone 0123 reject too long", {"decision": "reject", "reason": "too long"}),
+    ],
+)
+def test_extension_days_and_decisions(text: str, args: dict[str, str]) -> None:
+    assert parse(text).args == {"ticket": "0123", **args}
+
+
+def test_extension_with_a_quoted_ticket() -> None:
+    assert parse("/延期 3天 需协调").args == {"days": "3", "reason": "需协调"}
+    assert parse("/延期 同意").args == {"decision": "approve"}
+    assert parse("/延期 驳回 请按期办结").args == {"decision": "reject", "reason": "请按期办结"}
 
 
 def test_help_with_a_command_name() -> None:

@@ -214,6 +214,64 @@ async def test_event_redispatch_by_the_hotline(client: Client, clock: FrozenCloc
     assert (await read.json())["ticket"]["unit"] == "HW"
 
 
+async def test_extension_events(client: Client, clock: FrozenClock) -> None:
+    """延期 from the platform: a request with its days and reason, the decision, the read API's view of both."""
+    await post_json(client, clock, "/api/tickets", TICKET)  # urgent: handling due in 3 working days
+    no, auth = TICKET["ticket_no"], {"Authorization": f"Bearer {API_TOKEN}"}
+    path = f"/api/tickets/{no}/events"
+
+    async def event(**fields: Any) -> Any:
+        return await post_json(client, clock, path, {"event_id": fields.pop("event_id", "x"), **fields})
+
+    for fields, locs in [
+        ({"type": "request_extension", "note": "需协调"}, ["days"]),
+        ({"type": "request_extension", "days": 3}, ["note"]),
+        ({"type": "request_extension", "days": 11, "note": " "}, ["days", "note"]),  # sandbox: at most 10
+        ({"type": "reject_extension"}, ["note"]),
+        ({"type": "cancel", "days": 2}, ["days"]),
+    ]:
+        response = await event(**fields)
+        assert response.status == 422, fields
+        error = (await response.json())["error"]
+        assert (error["code"], [d["loc"] for d in error["details"]]) == ("validation_error", locs)
+    for days in (0, "three"):
+        assert (await event(type="request_extension", days=days, note="需协调")).status == 422
+    unclaimed = await event(type="request_extension", days=3, note="需协调")
+    assert unclaimed.status == 409
+    assert (await unclaimed.json())["error"]["code"] == "claim_first"
+    async with client.app[STORE].transaction() as conn:  # claimed in the chat meanwhile
+        await conn.execute(tickets.update().values(state="claimed", handler_userid="zhouting"))
+    asked = await event(event_id="x1", type="request_extension", days=3, note="需协调物业，请回电13912345678")
+    assert asked.status == 200
+    assert (await asked.json())["state"] == "claimed"
+    twice = await event(event_id="x2", type="request_extension", days=2, note="再申请")
+    assert (twice.status, (await twice.json())["error"]["code"]) == (409, "already_requested")
+    body = await (await client.get(f"/api/tickets/{no}", headers=auth)).json()
+    assert body["ticket"]["extension"] == {
+        "pending": {
+            "days": 3,
+            "reason": "需协调物业，请回电139****5678",  # masked, as the ticket's own text
+            "requested_by": "hotline",
+            "requested_at": clock.now().isoformat(),
+        },
+        "approved": 0,
+    }
+    handle = next(d for d in body["deadlines"] if d["name"] == "handle")
+    approved = await event(event_id="x3", type="approve_extension", days=2)
+    assert approved.status == 200
+    again = await event(event_id="x3", type="approve_extension", days=2)  # the platform retries: applied once
+    assert (await again.json())["duplicate"] is True
+    body = await (await client.get(f"/api/tickets/{no}", headers=auth)).json()
+    assert body["ticket"]["extension"] == {"pending": None, "approved": 1}
+    moved = next(d for d in body["deadlines"] if d["name"] == "handle")
+    # Thu 11-26 08:30 + 2 working days: Fri, then over the weekend to Mon 11-30 08:30
+    assert (handle["due_at"], moved["due_at"]) == ("2026-11-26T08:30:00+08:00", "2026-11-30T08:30:00+08:00")
+    assert moved["extended_days"] == 2
+    assert [h["action"] for h in body["history"]][-2:] == ["request_extension", "approve_extension"]
+    nothing = await event(event_id="x4", type="reject_extension", note="不同意")
+    assert (nothing.status, (await nothing.json())["error"]["code"]) == (409, "nothing_to_approve")
+
+
 async def test_events_with_bad_input_change_nothing(client: Client, clock: FrozenClock) -> None:
     await post_json(client, clock, "/api/tickets", TICKET)
     no = TICKET["ticket_no"]
@@ -287,6 +345,10 @@ async def test_openapi_document(client: Client) -> None:
     )
     schema = doc["components"]["schemas"]["TicketPayload"]
     assert {"ticket_no", "content"} <= set(schema["required"])
+    event = doc["components"]["schemas"]["TicketEventPayload"]
+    assert {"request_extension", "approve_extension", "reject_extension"} <= set(event["properties"]["type"]["enum"])
+    assert event["properties"]["days"]["anyOf"][0] == {"minimum": 1, "type": "integer"}
+    assert "延期" in doc["paths"]["/api/tickets/{ticket_no}/events"]["post"]["summary"]
 
 
 async def test_healthz_and_metrics(client: Client, clock: FrozenClock) -> None:

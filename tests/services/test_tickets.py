@@ -15,6 +15,7 @@ from bot.domain.deadlines import PlanRequest
 from bot.domain.lifecycle import Action, ActionRequest, TicketState, TransitionRefused, VisitResult
 from bot.domain.ticket import TicketInput
 from bot.services.tickets import TicketNotFound, TicketService
+from config.model import BotConfig
 from config.vocabulary import TicketKind
 from store.models import audit_log, inbox, outbox
 from store.repo import Store
@@ -343,3 +344,144 @@ async def test_corrected_dispatch_time_moves_the_first_cycle(service: TicketServ
     names = deadlines_by_name(await service.get("2026112300001"))
     assert names["accept"]["due_at"] == datetime(2026, 11, 25, 9, 0, tzinfo=TZ)
     assert names["accept"]["started_at"] == later
+
+
+# --------------------------------------------------------------------------------------------------
+# 延期 (extension)
+# --------------------------------------------------------------------------------------------------
+
+NATIONAL_DAY = datetime(2026, 9, 23, 10, 0, tzinfo=TZ)  # Wednesday; 中秋 09-25, 国庆 10-01..07, 调休 Sat 10-10
+
+
+async def _claimed_before_national_day(service: TicketService, clock: FrozenClock) -> str:
+    """A 环卫 ticket (三个二) dispatched Wed 09-23 10:00 and claimed: handling due Thu 10-08 10:00 (5 working days
+    over 中秋 and 国庆), 24 hours Thu 09-24 10:00, the written opinion (5 natural days) Mon 09-28 10:00."""
+    clock.set(NATIONAL_DAY)
+    no = "2026092300001"
+    await service.upsert([ticket(no, dispatched_at=NATIONAL_DAY)])
+    clock.advance(hours=1)
+    await service.act(no, ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+    return no
+
+
+async def test_an_approved_extension_moves_the_running_deadlines_on_the_working_day_calendar(
+    make_service: Callable[..., TicketService], clock: FrozenClock, store: Store
+) -> None:
+    service = make_service(sync_url="http://127.0.0.1:9/sync")
+    no = await _claimed_before_national_day(service, clock)
+    before = deadlines_by_name(await service.get(no))
+    assert before["handle"]["due_at"] == datetime(2026, 10, 8, 10, 0, tzinfo=TZ)
+    clock.advance(hours=1)  # 12:00
+    asked = await service.act(
+        no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="需协调物业", days=3)
+    )
+    assert (asked.from_state, asked.to_state) == (TicketState.CLAIMED, TicketState.CLAIMED)
+    row = (await service.get(no)).ticket
+    assert (row["extension_days"], row["extension_reason"], row["extension_requested_by"]) == (3, "需协调物业", "wuhao")
+    assert (row["extension_requested_at"], row["extension_count"]) == (clock.now(), 0)
+    clock.advance(hours=2)
+    decided = await service.act(no, ActionRequest(Action.APPROVE_EXTENSION, "huangqiang", clock.now(), note="同意"))
+    assert decided.to_state is TicketState.CLAIMED
+    detail = await service.get(no)
+    assert detail.ticket["extension_days"] is None
+    assert detail.ticket["extension_count"] == 1
+    after = deadlines_by_name(detail)
+    # each from its own due time, 3 working days: Fri 10-09, Sat 10-10 (调休, a working day), Mon 10-12
+    assert after["handle"]["due_at"] == datetime(2026, 10, 12, 10, 0, tzinfo=TZ)
+    # Thu 09-24 10:00 (中秋 Fri off, the weekend): Mon, Tue, to Wed 09-30 10:00
+    assert after["solve_24h"]["due_at"] == datetime(2026, 9, 30, 10, 0, tzinfo=TZ)
+    # Mon 09-28 10:00: Tue, Wed, then over 国庆 to Thu 10-08 10:00
+    assert after["opinion_5d"]["due_at"] == datetime(2026, 10, 8, 10, 0, tzinfo=TZ)
+    for name in ("handle", "solve_24h", "opinion_5d"):
+        assert after[name]["extended_days"] == 3
+        assert after[name]["next_due_at"] == after[name]["due_at"]  # reminders start over from the new time
+        assert (after[name]["policy"], after[name]["started_at"]) == (before[name]["policy"], NATIONAL_DAY)
+    # not handling deadlines: untouched
+    for name in ("first_contact", "return_window", "on_site_2h"):
+        assert after[name]["due_at"] == before[name]["due_at"]
+        assert after[name]["extended_days"] == 0
+    request, approval = detail.history[-2:]
+    assert (request["action"], request["actor"], request["note"]) == ("request_extension", "wuhao", "需协调物业")
+    assert request["data"]["days"] == 3
+    assert (approval["action"], approval["actor"], approval["from_state"], approval["to_state"]) == (
+        "approve_extension",
+        "huangqiang",
+        "claimed",
+        "claimed",
+    )
+    assert approval["data"]["days"] == 3
+    assert approval["data"]["reason"] == "需协调物业"
+    assert approval["data"]["deadlines"]["handle"] == {
+        "from": datetime(2026, 10, 8, 10, 0, tzinfo=TZ).isoformat(),
+        "to": datetime(2026, 10, 12, 10, 0, tzinfo=TZ).isoformat(),
+    }
+    # the hotline hears of both, with the moved deadlines
+    async with store.reading() as conn:
+        synced = [r["payload"] for r in (await conn.execute(select(outbox).order_by(outbox.c.id))).mappings()]
+    assert [p["action"] for p in synced][-2:] == ["request_extension", "approve_extension"]
+    assert synced[-1]["data"]["deadlines"]["handle"]["to"] == "2026-10-12T10:00:00+08:00"
+
+
+async def test_extension_limits_come_from_the_config(
+    make_service: Callable[..., TicketService], sandbox_config: BotConfig, clock: FrozenClock
+) -> None:
+    data = sandbox_config.model_dump(by_alias=True)
+    data["deadlines"]["extension"] = {"default_days": 2, "max_days": 4, "max_approved": 2}
+    service = make_service(BotConfig.model_validate(data))
+    no = await _claimed_before_national_day(service, clock)
+    with pytest.raises(TransitionRefused) as refused:
+        await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=5))
+    assert (refused.value.code, "1 至 4 个工作日" in refused.value.message) == ("bad_days", True)
+    for days in (1, 2):  # two approved extensions are allowed here, one after the other
+        await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=days))
+        await service.act(no, ActionRequest(Action.APPROVE_EXTENSION, "huangqiang", clock.now()))
+    handle = deadlines_by_name(await service.get(no))["handle"]
+    # 10-08 10:00 + 1 wd = Fri 10-09, + 2 wd = Sat 10-10 (调休), Mon 10-12
+    assert (handle["due_at"], handle["extended_days"]) == (datetime(2026, 10, 12, 10, 0, tzinfo=TZ), 3)
+    with pytest.raises(TransitionRefused) as third:
+        await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=1))
+    assert third.value.code == "extension_limit"
+
+
+async def test_extension_refused_once_overdue_and_rejected_changes_no_deadline(
+    service: TicketService, clock: FrozenClock
+) -> None:
+    no = await _claimed_before_national_day(service, clock)
+    await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=2))
+    before = deadlines_by_name(await service.get(no))
+    await service.act(no, ActionRequest(Action.REJECT_EXTENSION, "zhangwei", clock.now(), note="请按期办结"))
+    detail = await service.get(no)
+    assert deadlines_by_name(detail) == before
+    assert (detail.ticket["extension_days"], detail.ticket["extension_count"]) == (None, 0)
+    assert detail.history[-1]["data"]["rejection"] == "请按期办结"
+    clock.set(datetime(2026, 10, 8, 10, 0, 1, tzinfo=TZ))  # a second after the handling deadline
+    with pytest.raises(TransitionRefused) as late:
+        await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=2))
+    assert late.value.code == "overdue"
+    assert (await service.get(no)).ticket["version"] == detail.ticket["version"]
+
+
+async def test_a_submitted_ticket_drops_its_pending_request(service: TicketService, clock: FrozenClock) -> None:
+    no = await _claimed_before_national_day(service, clock)
+    await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=2))
+    await service.act(no, ActionRequest(Action.SUBMIT, "wuhao", clock.now(), note="已清运"))
+    detail = await service.get(no)
+    assert detail.ticket["state"] == TicketState.SUBMITTED
+    assert (detail.ticket["extension_days"], detail.ticket["extension_requested_by"]) == (None, None)
+    assert detail.history[-1]["data"]["extension_dropped"] == 2
+    with pytest.raises(TransitionRefused) as nothing:
+        await service.act(no, ActionRequest(Action.APPROVE_EXTENSION, "huangqiang", clock.now()))
+    assert nothing.value.code == "nothing_to_approve"
+
+
+async def test_a_kind_change_keeps_an_approved_extension(service: TicketService, clock: FrozenClock) -> None:
+    no = await _claimed_before_national_day(service, clock)
+    await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=2))
+    await service.act(no, ActionRequest(Action.APPROVE_EXTENSION, "huangqiang", clock.now()))
+    # the platform corrects the kind: urgent, 3 working days (Thu 09-24, Mon 09-28, to Tue 09-29 10:00), plus
+    # the 2 approved (Wed 09-30, then over 国庆 to Thu 10-08 10:00)
+    await service.upsert([ticket(no, dispatched_at=NATIONAL_DAY, kind=TicketKind.URGENT)])
+    names = deadlines_by_name(await service.get(no))
+    assert (names["handle"]["due_at"], names["handle"]["policy"]) == (datetime(2026, 10, 8, 10, 0, tzinfo=TZ), "3wd")
+    assert names["handle"]["extended_days"] == 2
+    assert names["handle_internal"]["extended_days"] == 0  # new with the kind: never extended

@@ -28,13 +28,56 @@ async def test_migrations_are_idempotent_and_complete(store: Store) -> None:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         revision = await conn.run_sync(current_revision)
     assert {"tickets", "deadlines", "audit_log", "inbox", "outbox", "alembic_version"} <= names
-    assert revision == "0004"
+    assert revision == "0005"
     # and the migrations build exactly what the models declare (types aside: TZDateTime is a DateTime there)
     async with store.engine.connect() as conn:
         differences = await conn.run_sync(
             lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": False}), Base.metadata)
         )
     assert differences == []
+
+
+BEFORE_EXTENSIONS = "0004"  # the revision 0005_extensions builds on
+
+
+async def test_extensions_migration_keeps_existing_rows_and_goes_back(database_url: str) -> None:
+    """0005_extensions on a database in use: tickets and deadlines already there get no pending request and nothing
+    extended; the downgrade drops the columns again (SQLite through a table copy)."""
+    from alembic import command
+
+    from store.db import _alembic_config
+
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), BEFORE_EXTENSIONS))
+            at = "2026-11-23 01:00:00"
+            await conn.execute(
+                text(
+                    "INSERT INTO tickets (ticket_no, kind, content, is_repeat, is_media, state, evaluation, "
+                    "return_count, redispatch_count, rehandle_count, cycle, dispatched_at, received_at, updated_at, "
+                    "source, payload_hash, version, extra) VALUES ('T1', 'regular', 'x', false, false, 'claimed', "
+                    f"'normal', 0, 0, 0, 1, '{at}', '{at}', '{at}', 'api', 'h', 1, '{{}}')"
+                )
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO deadlines (ticket_id, name, cycle, policy, started_at, due_at, status, stage) "
+                    f"SELECT id, 'handle', 1, '5wd', '{at}', '{at}', 'open', 0 FROM tickets"
+                )
+            )
+        await migrate(engine)
+        async with engine.connect() as conn:
+            row = (await conn.execute(select(tickets.c.extension_days, tickets.c.extension_count))).one()
+            extended = (await conn.execute(text("SELECT extended_days FROM deadlines"))).scalar_one()
+        assert (tuple(row), extended) == ((None, 0), 0)
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), BEFORE_EXTENSIONS))
+            columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("tickets")})
+            assert not {name for name in columns if name.startswith("extension_")}
+            assert (await conn.execute(text("SELECT count(*) FROM tickets"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
 
 
 async def test_datetimes_round_trip_as_aware_shanghai_time(store: Store) -> None:
