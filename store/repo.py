@@ -44,7 +44,10 @@ class Store:
         self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         # a whole transaction in one round trip, for the hottest writes (a file database only)
-        self.sqlite_writer = SqliteWriter(database) if database and database != ":memory:" else None
+        on_file = database if database and database != ":memory:" else None
+        self.sqlite_writer = SqliteWriter(on_file) if on_file else None
+        # and a reader alike, for the reads of the chat commands (one round trip each, beside the writer)
+        self.sqlite_reader = SqliteWriter(on_file, begin="BEGIN", name="sqlite-reader") if on_file else None
 
     async def write_at_once(self, transaction: Callable[[sqlite3.Connection], T]) -> T:
         """``transaction`` (a function of a ``sqlite3`` connection) as one transaction in one round trip, queued
@@ -68,7 +71,29 @@ class Store:
                 return await postgresql(conn)
         return await self.write_at_once(sqlite)
 
+    async def run_transaction(self, transaction: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """``await transaction(conn)`` in one write transaction. On a SQLite file database the whole of it runs in
+        the writer thread in one round trip (:meth:`SqliteWriter.run_coroutine`: ``transaction`` must await nothing
+        but its connection's statements); elsewhere as :meth:`transaction`."""
+        writer, lock = self.sqlite_writer, self._write_lock
+        if writer is not None and lock is not None:
+            async with lock:
+                return await writer.run_coroutine(transaction)  # type: ignore[arg-type]
+        async with self.transaction() as conn:
+            return await transaction(conn)
+
+    async def read(self, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """``await query(conn)`` in one read-only transaction (a consistent snapshot). On a SQLite file database it
+        runs in the reader thread in one round trip (``query`` must await nothing but its connection's statements);
+        elsewhere as :meth:`reading`."""
+        if self.sqlite_reader is not None:
+            return await self.sqlite_reader.run_coroutine(query)  # type: ignore[arg-type]
+        async with self.reading() as conn:
+            return await query(conn)
+
     async def close(self) -> None:
+        if self.sqlite_reader is not None:
+            await self.sqlite_reader.close()
         if self.sqlite_writer is not None:
             await self.sqlite_writer.close()
 

@@ -388,32 +388,36 @@ class TicketService:
         transaction). ``viewed``: the actor is shown the citizen's contact details with the outcome (claiming in
         chat); recorded as :meth:`record_access` records it, in the same transaction.
 
-        Raises TicketNotFound or TransitionRefused (nothing changed in either case).
+        Raises TicketNotFound or TransitionRefused (nothing changed in either case). The whole action is one
+        transaction, in one round trip on SQLite (:meth:`store.repo.Store.run_transaction`).
         """
+
+        async def transaction(conn: AsyncConnection) -> ActionOutcome:
+            outcome: ActionOutcome | None = None
+            if dedup is not None:
+                source, key, payload = dedup
+                inbox_id = await repo.record_inbound(
+                    conn, source=source, dedup_key=key, payload=payload, at=self.clock.now(), status="done"
+                )
+                if inbox_id is None:
+                    outcome = await self._duplicate(conn, ticket_no, req)
+            if outcome is None:
+                row = await repo.ticket_by_no(conn, ticket_no)
+                if row is None:
+                    raise TicketNotFound(ticket_no)
+                outcome = await self._apply(conn, row, req)
+                if viewed is not None:
+                    await repo.append_audit(
+                        conn, [_access_audit(outcome.ticket, actor=req.actor, at=self.clock.now(), via=viewed)]
+                    )
+            if with_deadlines:
+                found = await repo.deadlines_of(conn, outcome.ticket["id"])
+                outcome = dataclasses.replace(outcome, deadlines=[dict(r) for r in found])
+            return outcome
+
         for attempt in range(_RETRIES):
             try:
-                async with self.store.transaction() as conn:
-                    outcome: ActionOutcome | None = None
-                    if dedup is not None:
-                        source, key, payload = dedup
-                        inbox_id = await repo.record_inbound(
-                            conn, source=source, dedup_key=key, payload=payload, at=self.clock.now(), status="done"
-                        )
-                        if inbox_id is None:
-                            outcome = await self._duplicate(conn, ticket_no, req)
-                    if outcome is None:
-                        row = await repo.ticket_by_no(conn, ticket_no)
-                        if row is None:
-                            raise TicketNotFound(ticket_no)
-                        outcome = await self._apply(conn, row, req)
-                        if viewed is not None:
-                            await repo.append_audit(
-                                conn, [_access_audit(outcome.ticket, actor=req.actor, at=self.clock.now(), via=viewed)]
-                            )
-                    if with_deadlines:
-                        found = await repo.deadlines_of(conn, outcome.ticket["id"])
-                        outcome = dataclasses.replace(outcome, deadlines=[dict(r) for r in found])
-                    return outcome
+                return await self.store.run_transaction(transaction)
             except ConcurrentUpdate:
                 if attempt == _RETRIES - 1:
                     raise
@@ -550,17 +554,17 @@ class TicketService:
 
     async def record_access(self, ticket: Mapping[str, Any], *, actor: str, what: str) -> None:
         """Who saw a citizen's full contact details, and when: an audit entry (the state does not change)."""
-        async with self.store.transaction() as conn:
-            await repo.append_audit(conn, [_access_audit(ticket, actor=actor, at=self.clock.now(), via=what)])
+        entry = _access_audit(ticket, actor=actor, at=self.clock.now(), via=what)
+        await self.store.run_transaction(lambda conn: repo.append_audit(conn, [entry]))
 
     async def deadlines_of(self, ticket_id: int) -> list[Mapping[str, Any]]:
         """A ticket's deadlines, every cycle's, as :meth:`get` gives them."""
-        async with self.store.reading() as conn:
-            return [dict(r) for r in await repo.deadlines_of(conn, ticket_id)]
+        return [dict(r) for r in await self.store.read(lambda conn: repo.deadlines_of(conn, ticket_id))]
 
     async def get(self, ticket_no: str, *, history: bool = True, deadlines: bool = True) -> TicketDetail:
         """The ticket with its deadlines and history (each can be left out when not needed, e.g. in a chat reply)."""
-        async with self.store.reading() as conn:
+
+        async def query(conn: AsyncConnection) -> TicketDetail:
             row = await repo.ticket_by_no(conn, ticket_no)
             if row is None:
                 raise TicketNotFound(ticket_no)
@@ -569,6 +573,8 @@ class TicketService:
                 deadlines=[dict(r) for r in await repo.deadlines_of(conn, row["id"])] if deadlines else [],
                 history=[dict(r) for r in await repo.history_of(conn, row["id"])] if history else [],
             )
+
+        return await self.store.read(query)
 
 
 def _access_audit(ticket: Mapping[str, Any], *, actor: str, at: datetime, via: str) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import datetime, timedelta
 from typing import Any
@@ -334,3 +335,48 @@ async def test_the_one_trip_outbox_enqueue_skips_queued_keys_and_reads_back_the_
     async with store.transaction() as conn:  # and the outbox worker claims them as any other
         claimed = await repo.claim_due(conn, owner="w", now=at, lease_until=at, limit=10, channels=["wecom_app"])
     assert len(claimed) == 3
+
+
+async def test_run_transaction_and_read_commit_roll_back_and_read_back_alike(store: Store) -> None:
+    """On SQLite a whole transaction (and a whole read) runs in a thread of the store's in one round trip
+    (Store.run_transaction, Store.read); on PostgreSQL through SQLAlchemy's async connection: the same results."""
+    at = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
+
+    async def record(conn: Any, key: str, fail: bool = False) -> int | None:
+        found = await repo.record_inbound(conn, source="t", dedup_key=key, payload="{}", at=at)
+        if fail:
+            raise ValueError("refused")
+        return found
+
+    first = await store.run_transaction(lambda conn: record(conn, "a"))
+    assert first is not None
+    assert await store.run_transaction(lambda conn: record(conn, "a")) is None  # recorded before
+    with pytest.raises(ValueError, match="refused"):
+        await store.run_transaction(lambda conn: record(conn, "b", fail=True))  # rolled back
+
+    async def keys(conn: Any) -> list[tuple[str, datetime]]:
+        rows = await conn.execute(select(inbox.c.dedup_key, inbox.c.received_at).order_by(inbox.c.id))
+        return [(r[0], r[1]) for r in rows]
+
+    assert await store.read(keys) == [("a", at)]  # typed as everywhere: an aware datetime
+
+
+async def test_a_sqlite_one_trip_transaction_may_await_only_its_statements(sqlite_url: str) -> None:
+    from store.sqlite_writer import SuspendedError
+
+    engine = create_engine(sqlite_url)
+    await migrate(engine)
+    store = Store(engine)
+    try:
+
+        async def waits(conn: Any) -> None:
+            await repo.record_inbound(conn, source="t", dedup_key="k", payload="{}", at=datetime.now(TZ))
+            await asyncio.sleep(0)  # not the database: the thread cannot wait for the event loop
+
+        with pytest.raises(SuspendedError):
+            await store.run_transaction(waits)
+        async with store.reading() as conn:
+            assert (await conn.execute(select(func.count()).select_from(inbox))).scalar_one() == 0  # rolled back
+    finally:
+        await store.close()
+        await engine.dispose()
