@@ -46,8 +46,9 @@ def _scope(units: Collection[str] | None) -> list[str] | None:
 
 async def my_open_tickets(store: Store, userid: str, *, limit: int = 100) -> list[RowMapping]:
     """The tickets ``userid`` handles that are still open, the nearest deadline first (none last)."""
-    async with store.reading() as conn:
-        return await repo.handler_tickets(conn, userid, states=OPEN_STATES, windows=WINDOWS, limit=limit)
+    return await store.read(
+        lambda conn: repo.handler_tickets(conn, userid, states=OPEN_STATES, windows=WINDOWS, limit=limit)
+    )
 
 
 async def unit_open_tickets(store: Store, unit_codes: Collection[str], *, limit: int = 20) -> list[RowMapping]:
@@ -56,10 +57,11 @@ async def unit_open_tickets(store: Store, unit_codes: Collection[str], *, limit:
     units = _scope(unit_codes)
     if not units:
         return []
-    async with store.reading() as conn:
-        return await repo.unit_tickets(
+    return await store.read(
+        lambda conn: repo.unit_tickets(
             conn, units, states=UNIT_STATES, first_states=UNCLAIMED_STATES, windows=WINDOWS, limit=limit
         )
+    )
 
 
 async def overdue_tickets(
@@ -70,8 +72,9 @@ async def overdue_tickets(
     units = _scope(unit_codes)
     if units == []:
         return []
-    async with store.reading() as conn:
-        return await repo.overdue_unit_tickets(conn, units, now, states=OPEN_STATES, windows=WINDOWS, limit=limit)
+    return await store.read(
+        lambda conn: repo.overdue_unit_tickets(conn, units, now, states=OPEN_STATES, windows=WINDOWS, limit=limit)
+    )
 
 
 async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: datetime) -> Figures:
@@ -82,8 +85,8 @@ async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: d
     if units == []:
         return Figures(0, 0, 0, 0)
     midnight = datetime.combine(now.astimezone(TZ).date(), time(0), tzinfo=TZ)
-    async with store.reading() as conn:
-        counts = await repo.ticket_figures(
+    counts = await store.read(
+        lambda conn: repo.ticket_figures(
             conn,
             units,
             now,
@@ -93,4 +96,5 @@ async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: d
             closed_states=(TicketState.CLOSED.value,),
             windows=WINDOWS,
         )
+    )
     return Figures(counts["open"], counts["unclaimed"], counts["overdue"], counts["closed"])

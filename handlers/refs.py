@@ -12,6 +12,8 @@ import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from bot.domain.masking import mask_text
 from handlers.errors import CommandError
 from handlers.queries import OPEN_STATES
@@ -86,18 +88,24 @@ async def find_ticket(store: Store, ref: str, *, units: Collection[str] | None) 
     if not _REF.fullmatch(ref):
         raise CommandError("bad_ticket_ref", f"「{ref[:20]}」不是工单号：工单号只含数字、字母和连字符。")
     scope = None if units is None else sorted(set(units))
-    async with store.reading() as conn:
+
+    async def query(conn: AsyncConnection) -> tuple[Mapping[str, Any] | None, Sequence[Mapping[str, Any]]]:
+        """(the ticket with the number ``ref``, or None and the tickets ending with it)."""
         for number in dict.fromkeys((ref, ref.upper())):
             row = await repo.ticket_by_no(conn, number)
             if row is not None:
-                return dict(row)
+                return dict(row), []
         if scope == []:
-            rows = []
-        else:
-            rows = await repo.tickets_ending_with(conn, ref, units=scope, states=OPEN_STATES, limit=_SHOWN + 1)
-            if not rows:
-                # no open ticket: then a closed or cancelled one (every remaining match is one)
-                rows = await repo.tickets_ending_with(conn, ref, units=scope, states=None, limit=_SHOWN + 1)
+            return None, []
+        rows = await repo.tickets_ending_with(conn, ref, units=scope, states=OPEN_STATES, limit=_SHOWN + 1)
+        if not rows:
+            # no open ticket: then a closed or cancelled one (every remaining match is one)
+            rows = await repo.tickets_ending_with(conn, ref, units=scope, states=None, limit=_SHOWN + 1)
+        return None, [dict(r) for r in rows]
+
+    exact, rows = await store.read(query)
+    if exact is not None:
+        return exact
     if len(rows) == 1:
         return dict(rows[0])
     if rows:

@@ -181,14 +181,17 @@ async def test_sqlite_plans_use_the_indexes(
             if statement.lstrip().startswith("SELECT"):
                 statements.append((statement, parameters))
 
-        event.listen(engine.sync_engine, "before_cursor_execute", record)
+        # the reads run in the store's SQLite reader thread (Store.read), on its own engine
+        assert store.sqlite_reader is not None
+        reader = store.sqlite_reader.sync_engine
+        event.listen(reader, "before_cursor_execute", record)
         await my_open_tickets(store, "wuhao")
         await unit_open_tickets(store, ["HW"])
         await overdue_tickets(store, ["HW"], MON)
         await overdue_tickets(store, None, MON)
         await quick_figures(store, ["HW"], MON)
         await quick_figures(store, None, MON)
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        event.remove(reader, "before_cursor_execute", record)
         plans: list[list[str]] = []
         async with engine.connect() as conn:
             raw = (await conn.get_raw_connection()).driver_connection
