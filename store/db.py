@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, text
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -34,7 +36,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
             kwargs["poolclass"] = NullPool
         kwargs["connect_args"] = {"timeout": 30}
     else:
-        kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size)
         parsed, server_settings = _libpq_options(parsed)
         # asyncpg prepares every statement, and PostgreSQL switches a prepared statement to a generic plan
         # after five runs. A plan made while a table was small (a sequential scan) then stays as the table
@@ -46,7 +48,34 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> Async
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    else:
+        event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
+        event.listen(engine.sync_engine.pool, "checkin", _note_checkin)
     return engine
+
+
+# A pooled connection that sat idle this long is pinged before use; one in steady use is not. SQLAlchemy's
+# pool_pre_ping pings on every checkout: a round trip more for every transaction, and a busy bot checks out
+# several per chat command. A connection that broke while in use (the server restarted under load) raises a
+# disconnect error, upon which SQLAlchemy replaces the whole pool.
+PING_AFTER_IDLE = 5.0  # seconds
+_CHECKED_IN = "hotline_checked_in"
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_CHECKED_IN] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """The pessimistic disconnect check (SQLAlchemy's recipe), for connections that were idle: a dead one is
+    replaced by a fresh connection before the caller gets it (the pool retries on DisconnectionError)."""
+    idle_since = record.info.get(_CHECKED_IN)
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+        return  # new, or in steady use
+    try:
+        dbapi_connection.ping()
+    except Exception as exc:
+        raise DisconnectionError("connection found dead after being idle") from exc
 
 
 def _libpq_options(url: URL) -> tuple[URL, dict[str, str]]:

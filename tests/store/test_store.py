@@ -380,3 +380,29 @@ async def test_a_sqlite_one_trip_transaction_may_await_only_its_statements(sqlit
     finally:
         await store.close()
         await engine.dispose()
+
+
+async def test_a_postgresql_connection_that_died_while_idle_is_replaced_before_use(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Idle pooled connections are pinged at checkout (busy ones are not: a round trip saved per transaction); a
+    dead one is replaced, so the caller never sees the server's restart."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the check-out ping is PostgreSQL's")
+    import store.db
+
+    monkeypatch.setattr(store.db, "PING_AFTER_IDLE", 0.0)  # every connection counts as idle: no waiting in a test
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        admin = create_engine(database_url)
+        try:
+            async with admin.connect() as conn:
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        finally:
+            await admin.dispose()
+        async with engine.connect() as conn:  # the pooled connection is dead: pinged, replaced
+            assert (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one() != pid
+    finally:
+        await engine.dispose()
