@@ -260,7 +260,8 @@ class Click:
 async def applied(store: Store, event: CardClick) -> bool:
     """Whether the click's ticket change was applied (now or by an earlier run of the same event): the ticket
     service records it under the event's key, in the change's own transaction (:meth:`Context.dedup`)."""
-    return await store.read(lambda conn: repo.inbound(conn, DEDUP_SOURCE, inbox_key(event))) is not None
+    found = await store.read(lambda conn: repo.inbound(conn, DEDUP_SOURCE, inbox_key(event)), snapshot=False)
+    return found is not None
 
 
 def _may_see(config: BotConfig, userid: str, unit_code: str | None) -> bool:

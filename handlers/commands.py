@@ -288,13 +288,12 @@ def _member_named(ctx: Context, name: str) -> Member | None:
 
 
 async def show(ctx: Context, cmd: ParsedCommand) -> None:
-    ticket_no, _ = await _ticket(ctx, cmd)
-    detail = await ctx.service.get(ticket_no, history=False)
-    text = fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
-    mine = detail.ticket["handler_userid"] == ctx.userid or ctx.has_role(Role.DISPATCHER)
+    ticket = await _checked(ctx, cmd)  # the whole row, as naming it read it
+    text = fmt.summary(ticket, await ctx.service.deadlines_of(ticket["id"]), ctx.config, ctx.now)
+    mine = ticket["handler_userid"] == ctx.userid or ctx.has_role(Role.DISPATCHER)
     if mine and ctx.event.chat_type == "single":
-        text += "\n" + fmt.full_details(detail.ticket)
-        await ctx.service.record_access(detail.ticket, actor=ctx.userid, what="view_contact")
+        text += "\n" + fmt.full_details(ticket)
+        await ctx.service.record_access(ticket, actor=ctx.userid, what="view_contact")
     await ctx.say(text)
 
 

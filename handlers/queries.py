@@ -47,7 +47,8 @@ def _scope(units: Collection[str] | None) -> list[str] | None:
 async def my_open_tickets(store: Store, userid: str, *, limit: int = 100) -> list[RowMapping]:
     """The tickets ``userid`` handles that are still open, the nearest deadline first (none last)."""
     return await store.read(
-        lambda conn: repo.handler_tickets(conn, userid, states=OPEN_STATES, windows=WINDOWS, limit=limit)
+        lambda conn: repo.handler_tickets(conn, userid, states=OPEN_STATES, windows=WINDOWS, limit=limit),
+        snapshot=False,
     )
 
 
@@ -73,7 +74,8 @@ async def overdue_tickets(
     if units == []:
         return []
     return await store.read(
-        lambda conn: repo.overdue_unit_tickets(conn, units, now, states=OPEN_STATES, windows=WINDOWS, limit=limit)
+        lambda conn: repo.overdue_unit_tickets(conn, units, now, states=OPEN_STATES, windows=WINDOWS, limit=limit),
+        snapshot=False,
     )
 
 
@@ -95,6 +97,7 @@ async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: d
             unclaimed_states=UNCLAIMED_STATES,
             closed_states=(TicketState.CLOSED.value,),
             windows=WINDOWS,
-        )
+        ),
+        snapshot=False,
     )
     return Figures(counts["open"], counts["unclaimed"], counts["overdue"], counts["closed"])

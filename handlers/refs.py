@@ -103,7 +103,7 @@ async def find_ticket(store: Store, ref: str, *, units: Collection[str] | None) 
             rows = await repo.tickets_ending_with(conn, ref, units=scope, states=None, limit=_SHOWN + 1)
         return None, [dict(r) for r in rows]
 
-    exact, rows = await store.read(query)
+    exact, rows = await store.read(query, snapshot=False)
     if exact is not None:
         return exact
     if len(rows) == 1:

@@ -104,7 +104,7 @@ class DutyService:
         """The roster with the takeovers that matter from ``at`` on (and those ended within the last
         ``takeover_max``, for when the roster's members came back on). One indexed read."""
         at = at or self.clock.now()
-        return await self.store.read(lambda conn: self._roster(conn, at))
+        return await self.store.read(lambda conn: self._roster(conn, at), snapshot=False)
 
     async def _roster(self, conn: AsyncConnection, at: datetime) -> DutyRoster:
         since = at - self.config.duty.takeover_max.natural()

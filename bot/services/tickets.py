@@ -559,7 +559,7 @@ class TicketService:
 
     async def deadlines_of(self, ticket_id: int) -> list[Mapping[str, Any]]:
         """A ticket's deadlines, every cycle's, as :meth:`get` gives them."""
-        return [dict(r) for r in await self.store.read(lambda conn: repo.deadlines_of(conn, ticket_id))]
+        return [dict(r) for r in await self.store.read(lambda conn: repo.deadlines_of(conn, ticket_id), snapshot=False)]
 
     async def get(self, ticket_no: str, *, history: bool = True, deadlines: bool = True) -> TicketDetail:
         """The ticket with its deadlines and history (each can be left out when not needed, e.g. in a chat reply)."""
