@@ -56,6 +56,18 @@ def _calendar(config: BotConfig) -> Any:
 # --- subcommands -----------------------------------------------------------------------------------------
 
 
+def _event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """The server's event loop: uvloop's when asked for and installed (it is not on Windows), else asyncio's."""
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.info("uvloop is not installed: the standard asyncio event loop serves")
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -82,7 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(settings, config, calendar=_calendar(config), sandbox=True)
     app.on_startup.append(_freeze_startup_objects)
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+        loop = _event_loop(settings.event_loop)
+        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, loop=loop)
     except (OSError, DBAPIError) as exc:
         # an unreachable database or a port in use: say which, without a traceback
         log.critical("cannot start: %s", exc.__class__.__name__, extra={"error": str(exc).splitlines()[0]})

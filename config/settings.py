@@ -67,6 +67,9 @@ class Settings(BaseModel):
     api_token: SecretStr | None = None
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
+    # uvloop (libuv) where it is installed, as it is on Linux and macOS: a faster event loop for the server, the
+    # WeCom client and asyncpg; "asyncio" keeps the standard library's
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # the WeCom sandbox (bot/sandbox): auto = on when no WeCom setting is given, on a loopback BOT_HOST only;
     # public = also on another host (anyone reaching the port can act as any member); off = never
     sandbox: Literal["auto", "off", "public"] = "auto"
@@ -93,6 +96,7 @@ class Settings(BaseModel):
         "api_token": "API_TOKEN",
         "log_format": "LOG_FORMAT",
         "log_level": "LOG_LEVEL",
+        "event_loop": "EVENT_LOOP",
         "sandbox": "SANDBOX",
         "sandbox_demo_every": "SANDBOX_DEMO_EVERY",
     }

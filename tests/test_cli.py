@@ -96,3 +96,17 @@ def test_migrate_outbox_and_ticket(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_bot.main(["outbox", "replay"]) == 0
     assert run_bot.main(["ticket", "2026000000000"]) == 1
     assert "没有找到工单" in capsys.readouterr().err
+
+
+def test_serve_runs_on_uvloop_unless_told_otherwise() -> None:
+    import asyncio
+
+    import uvloop
+
+    fast, plain = run_bot._event_loop("uvloop"), run_bot._event_loop("asyncio")
+    try:
+        assert isinstance(fast, uvloop.Loop)
+        assert not isinstance(plain, uvloop.Loop) and isinstance(plain, asyncio.AbstractEventLoop)  # noqa: PT018
+    finally:
+        fast.close()
+        plain.close()

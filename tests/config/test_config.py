@@ -802,3 +802,11 @@ def test_bad_url_errors_do_not_echo_passwords() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"DATABASE_URL": "mysql://bot:db-s3cret@db/x"})
     assert "s3cret" not in caught.value.report()
+
+
+def test_event_loop_setting() -> None:
+    assert Settings.from_env({}).event_loop == "uvloop"
+    assert Settings.from_env({"EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"EVENT_LOOP": "trio"})
+    assert [i.path for i in caught.value.issues] == ["EVENT_LOOP"]
