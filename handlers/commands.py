@@ -59,9 +59,11 @@ async def _apply(
     """Applies the action once (under the event's key) to ``ticket_no`` (already checked) or the ticket ``cmd``
     names; the outcome and the ticket as it is now, with its deadlines as the action left them (read in its own
     transaction), and its history when asked. ``viewed``: see :meth:`bot.services.tickets.TicketService.act`."""
+    row = None
     if ticket_no is None:
-        ticket_no, _ = await _ticket(ctx, cmd)
-    outcome = await ctx.service.act(ticket_no, req, dedup=ctx.dedup(), with_deadlines=True, viewed=viewed)
+        row = await _checked(ctx, cmd)
+        ticket_no = str(row["ticket_no"])
+    outcome = await ctx.service.act(ticket_no, req, dedup=ctx.dedup(), with_deadlines=True, viewed=viewed, row=row)
     if history:
         return outcome, await ctx.service.get(ticket_no)
     return outcome, TicketDetail(outcome.ticket, outcome.deadlines)

@@ -382,15 +382,20 @@ class TicketService:
         dedup: tuple[str, str, str] | None = None,
         with_deadlines: bool = False,
         viewed: str | None = None,
+        row: Mapping[Any, Any] | None = None,
     ) -> ActionOutcome:
         """Applies an action. ``dedup`` = (source, key, raw payload): an inbound message applied once only.
         ``with_deadlines``: the outcome carries the ticket's deadlines as the action left them (read in the same
         transaction). ``viewed``: the actor is shown the citizen's contact details with the outcome (claiming in
-        chat); recorded as :meth:`record_access` records it, in the same transaction.
+        chat); recorded as :meth:`record_access` records it, in the same transaction. ``row``: the ticket as the
+        caller just read it (a command that looked it up), used instead of reading it again; the change is written
+        only if the ticket's version is still that row's, else the action is retried on a fresh read.
 
         Raises TicketNotFound or TransitionRefused (nothing changed in either case). The whole action is one
         transaction, in one round trip on SQLite (:meth:`store.repo.Store.run_transaction`).
         """
+
+        known = [row] if row is not None and row["ticket_no"] == ticket_no else []  # used on the first try only
 
         async def transaction(conn: AsyncConnection) -> ActionOutcome:
             outcome: ActionOutcome | None = None
@@ -402,10 +407,10 @@ class TicketService:
                 if inbox_id is None:
                     outcome = await self._duplicate(conn, ticket_no, req)
             if outcome is None:
-                row = await repo.ticket_by_no(conn, ticket_no)
-                if row is None:
+                current = known.pop() if known else await repo.ticket_by_no(conn, ticket_no)
+                if current is None:
                     raise TicketNotFound(ticket_no)
-                outcome = await self._apply(conn, row, req)
+                outcome = await self._apply(conn, current, req)
                 if viewed is not None:
                     await repo.append_audit(
                         conn, [_access_audit(outcome.ticket, actor=req.actor, at=self.clock.now(), via=viewed)]
@@ -430,7 +435,7 @@ class TicketService:
         state = TicketState(row["state"])
         return ActionOutcome(ticket_no, req.action, state, state, 0, dict(row), duplicate=True)
 
-    async def _apply(self, conn: AsyncConnection, row: RowMapping, req: ActionRequest) -> ActionOutcome:
+    async def _apply(self, conn: AsyncConnection, row: Mapping[Any, Any], req: ActionRequest) -> ActionOutcome:
         if req.unit and req.action in (Action.REDISPATCH, Action.ASSIGN):
             unit = self.config.unit_for_label(req.unit)
             if unit is None:
@@ -470,7 +475,7 @@ class TicketService:
     async def _apply_deadlines(
         self,
         conn: AsyncConnection,
-        row: RowMapping,
+        row: Mapping[Any, Any],
         ticket: TicketSnapshot,
         transition: Transition,
         open_rows: list[RowMapping],

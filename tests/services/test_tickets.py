@@ -252,6 +252,21 @@ async def test_an_action_can_return_its_deadlines_and_record_who_saw_the_contact
     assert actions == ["dispatch", "claim", "view_contact"]  # the retry recorded nothing
 
 
+async def test_a_row_the_caller_read_is_used_only_while_the_ticket_is_unchanged(
+    service: TicketService, clock: FrozenClock
+) -> None:
+    no = "2026112300001"
+    await service.upsert([ticket()])
+    stale = (await service.get(no, history=False, deadlines=False)).ticket
+    await service.act(no, ActionRequest(Action.CLAIM, "wuhao", clock.now()))  # meanwhile, someone else claims
+    # acting on what the caller read: the version moved on, so the action is decided again on a fresh read
+    with pytest.raises(TransitionRefused, match="已由 wuhao 接单"):
+        await service.act(no, ActionRequest(Action.CLAIM, "huangqiang", clock.now()), row=stale)
+    fresh = (await service.get(no, history=False, deadlines=False)).ticket
+    outcome = await service.act(no, ActionRequest(Action.CONTACT, "wuhao", clock.now()), row=fresh)
+    assert outcome.to_state is TicketState.CONTACTED and outcome.ticket["version"] == fresh["version"] + 1  # noqa: PT018
+
+
 async def test_sync_back_queues_bot_side_changes_only(
     make_service: Callable[..., TicketService], clock: FrozenClock, store: Store
 ) -> None:
