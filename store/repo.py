@@ -388,12 +388,21 @@ async def close_deadlines(conn: AsyncConnection, ids: Iterable[int], *, status: 
 
 
 async def reschedule_deadline(
-    conn: AsyncConnection, deadline_id: int, *, policy: str, started_at: datetime, due_at: datetime
+    conn: AsyncConnection,
+    deadline_id: int,
+    *,
+    policy: str,
+    started_at: datetime,
+    due_at: datetime,
+    stage: int,
+    next_due_at: datetime | None,
 ) -> None:
+    """Moves a deadline; ``stage`` and ``next_due_at`` are its first step for the deadline engine at the new due time
+    (``TicketService.nag_point``): its reminders start over."""
     await conn.execute(
         update(deadlines)
         .where(deadlines.c.id == deadline_id)
-        .values(policy=policy, started_at=started_at, due_at=due_at, next_due_at=due_at, stage=0)
+        .values(policy=policy, started_at=started_at, due_at=due_at, next_due_at=next_due_at, stage=stage)
     )
 
 
