@@ -9,6 +9,7 @@ a tick racing with a claim) never both act on it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
@@ -123,38 +124,38 @@ async def record_misses(
     """Counts each missed accept deadline (``deadline_id``, ``ticket_id``, ``unit_code``, ``period_start``,
     ``missed_at``) once against its unit and period; a unit whose count reaches ``threshold`` is flagged (once per
     period: ``flagged_at``). The count is an atomic increment, so misses recorded side by side are all counted.
-    Returns how many of ``misses`` were new."""
+    One statement for the misses, one per unit and period for the counts. Returns how many were new."""
+    if not misses:
+        return 0
     upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    counted = 0
-    for miss in misses:
-        new = await conn.execute(
-            upsert(deadline_misses)
-            .values(**{c: miss[c] for c in ("deadline_id", "ticket_id", "unit_code", "period_start", "missed_at")})
-            .on_conflict_do_nothing(index_elements=[deadline_misses.c.deadline_id])
-            .returning(deadline_misses.c.deadline_id)
-        )
-        if new.scalar_one_or_none() is None:
-            continue  # counted before
-        counted += 1
-        key = {"unit_code": miss["unit_code"], "period_start": miss["period_start"]}
-        statement = upsert(unit_miss_counts).values(**key, misses=1, flagged_at=None, notified_at=None)
-        count = await conn.execute(
+    columns = ("deadline_id", "ticket_id", "unit_code", "period_start", "missed_at")
+    new = await conn.execute(
+        upsert(deadline_misses)
+        .values([{c: m[c] for c in columns} for m in {m["deadline_id"]: m for m in misses}.values()])
+        .on_conflict_do_nothing(index_elements=[deadline_misses.c.deadline_id])
+        .returning(deadline_misses.c.unit_code, deadline_misses.c.period_start)
+    )
+    counts = Counter((row.unit_code, row.period_start) for row in new)
+    for (unit_code, start), n in sorted(counts.items()):
+        key = {"unit_code": unit_code, "period_start": start}
+        statement = upsert(unit_miss_counts).values(**key, misses=n, flagged_at=None, notified_at=None)
+        total = await conn.execute(
             statement.on_conflict_do_update(
                 index_elements=[unit_miss_counts.c.unit_code, unit_miss_counts.c.period_start],
-                set_={"misses": unit_miss_counts.c.misses + 1},
+                set_={"misses": unit_miss_counts.c.misses + n},
             ).returning(unit_miss_counts.c.misses)
         )
-        if count.scalar_one() >= threshold:
+        if total.scalar_one() >= threshold:
             await conn.execute(
                 update(unit_miss_counts)
                 .where(
-                    unit_miss_counts.c.unit_code == key["unit_code"],
-                    unit_miss_counts.c.period_start == key["period_start"],
+                    unit_miss_counts.c.unit_code == unit_code,
+                    unit_miss_counts.c.period_start == start,
                     unit_miss_counts.c.flagged_at.is_(None),
                 )
                 .values(flagged_at=at)
             )
-    return counted
+    return sum(counts.values())
 
 
 async def pending_flags(conn: AsyncConnection) -> list[RowMapping]:
