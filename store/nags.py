@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store.models import deadline_misses, deadlines, tickets, unit_miss_counts
+from store.models import deadline_misses, deadlines, outbox, tickets, unit_miss_counts
 
 # of the ticket's text, enough to be masked whole before the message cuts it to a line (a phone number cut short by
 # the database would escape the mask; the message keeps far fewer characters than this)
@@ -124,38 +124,51 @@ async def record_misses(
     """Counts each missed accept deadline (``deadline_id``, ``ticket_id``, ``unit_code``, ``period_start``,
     ``missed_at``) once against its unit and period; a unit whose count reaches ``threshold`` is flagged (once per
     period: ``flagged_at``). The count is an atomic increment, so misses recorded side by side are all counted.
-    One statement for the misses, one per unit and period for the counts. Returns how many were new."""
+    Three statements, however many misses. Returns how many were new."""
     if not misses:
         return 0
     upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     columns = ("deadline_id", "ticket_id", "unit_code", "period_start", "missed_at")
     new = await conn.execute(
         upsert(deadline_misses)
-        .values([{c: m[c] for c in columns} for m in {m["deadline_id"]: m for m in misses}.values()])
         .on_conflict_do_nothing(index_elements=[deadline_misses.c.deadline_id])
-        .returning(deadline_misses.c.unit_code, deadline_misses.c.period_start)
+        .returning(deadline_misses.c.unit_code, deadline_misses.c.period_start),
+        [{c: m[c] for c in columns} for m in {m["deadline_id"]: m for m in misses}.values()],
     )
     counts = Counter((row.unit_code, row.period_start) for row in new)
-    for (unit_code, start), n in sorted(counts.items()):
-        key = {"unit_code": unit_code, "period_start": start}
-        statement = upsert(unit_miss_counts).values(**key, misses=n, flagged_at=None, notified_at=None)
-        total = await conn.execute(
-            statement.on_conflict_do_update(
-                index_elements=[unit_miss_counts.c.unit_code, unit_miss_counts.c.period_start],
-                set_={"misses": unit_miss_counts.c.misses + n},
-            ).returning(unit_miss_counts.c.misses)
+    if not counts:
+        return 0
+    statement = upsert(unit_miss_counts)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[unit_miss_counts.c.unit_code, unit_miss_counts.c.period_start],
+            set_={"misses": unit_miss_counts.c.misses + statement.excluded.misses},
+        ),
+        [
+            {"unit_code": unit, "period_start": start, "misses": n, "flagged_at": None, "notified_at": None}
+            for (unit, start), n in sorted(counts.items())
+        ],
+    )
+    await conn.execute(
+        update(unit_miss_counts)
+        .where(
+            unit_miss_counts.c.unit_code.in_(sorted({unit for unit, _ in counts})),
+            unit_miss_counts.c.period_start.in_(sorted({start for _, start in counts})),
+            unit_miss_counts.c.misses >= threshold,
+            unit_miss_counts.c.flagged_at.is_(None),
         )
-        if total.scalar_one() >= threshold:
-            await conn.execute(
-                update(unit_miss_counts)
-                .where(
-                    unit_miss_counts.c.unit_code == unit_code,
-                    unit_miss_counts.c.period_start == start,
-                    unit_miss_counts.c.flagged_at.is_(None),
-                )
-                .values(flagged_at=at)
-            )
+        .values(flagged_at=at)
+    )
     return sum(counts.values())
+
+
+async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Queues outbox rows (as :func:`notifiers.notices.notice_rows` makes them); a row whose idempotency key is
+    queued already is left out. One statement (:func:`store.repo.enqueue` reads the keys first: two)."""
+    if not rows:
+        return
+    upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    await conn.execute(upsert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key]), list(rows))
 
 
 async def pending_flags(conn: AsyncConnection) -> list[RowMapping]:

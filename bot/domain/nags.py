@@ -36,8 +36,12 @@ from bot.clock import local
 from bot.domain.workcal import WorkCalendar
 from config.durations import Duration
 from config.model import BotConfig, Nags, minute_of_day
+from config.vocabulary import DeadlineName
 
 StepKind = Literal["reminder", "overdue", "escalation", "repeat"]
+
+# deadlines the engine never acts on: windows, not obligations (nothing to remind of, nothing missed)
+NAG_FREE: frozenset[str] = frozenset({DeadlineName.RETURN_WINDOW.value})
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ from bot.clock import Clock
 from bot.domain.lifecycle import TicketState
 from bot.domain.masking import mask_text
 from bot.domain.nags import (
+    NAG_FREE,
     NagSchedule,
     Step,
     next_routine_moment,
@@ -69,6 +70,7 @@ log = logging.getLogger(__name__)
 # a tick takes at most this many batches (an outage's backlog is worked off over several ticks)
 MAX_BATCHES = 100
 LINE_CHARS = 24  # of the ticket's text in a line
+FLAGS_EVERY = timedelta(minutes=1)  # how often a tick without misses of its own looks for units flagged elsewhere
 TEXT_BUDGET = 1500  # bytes of lines in one message (the markdown limit is 2000 here, mentions and headings aside)
 
 Section = Literal["mine", "escalation", "duty"]
@@ -104,6 +106,17 @@ class TickResult:
     misses: int = 0  # accept deadlines found missed
     flags: int = 0  # units flagged (three misses)
     batches: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Moment:
+    """What a tick decides by, the same for every deadline it reads."""
+
+    now: datetime
+    allowed: bool  # routine messages may go out (in the window, outside quiet hours)
+    in_window: bool
+    duty: list[str] | None  # on duty, when outside the window
+    opens: datetime  # when routine messages may go out next
 
 
 @dataclass(slots=True)
@@ -146,6 +159,8 @@ class DeadlineEngine:
         self.ticks = 0
         self.ticked = asyncio.Event()  # set after every tick (tests wait on it)
         self._urgent = frozenset(TicketKind(k).value for k in config.nags.urgent_kinds)
+        self._holders = {role: [m.userid for m in config.members_with_role(role)] for role in Role}
+        self._flags_checked: datetime | None = None
 
     # --- the tick --------------------------------------------------------------------------------------------------
 
@@ -153,36 +168,49 @@ class DeadlineEngine:
         """Takes every step due at ``now`` (default: the clock's now); returns what it did."""
         now = now or self.clock.now()
         result = TickResult()
-        duty: list[str] | None = None
-        if not self.config.in_service_window(now):
-            duty = await self.duty.on_duty(now)
+        moment = await self._moment(now)
         for _ in range(MAX_BATCHES):
-            async with self.store.reading() as conn:  # most ticks find nothing: look before taking a write lock
-                if not await nag_store.anything_due(conn, now):
-                    break
-            taken = await self._batch(now, duty, result)
+            if self.store.backend == "sqlite":  # most ticks find nothing: look before taking the write lock
+                async with self.store.reading() as conn:
+                    if not await nag_store.anything_due(conn, now):
+                        break
+            taken = await self._batch(moment, result)
             if taken < self.batch:
                 break
-        await self._flags(now, result)
+        # flags: after misses, else once a minute (a late claim in another process may have flagged a unit)
+        if result.misses or self._flags_checked is None or now - self._flags_checked >= FLAGS_EVERY:
+            self._flags_checked = now
+            await self._flags(now, result)
         if result.messages and self.wake is not None:
             self.wake()
         self.ticks += 1
         self.ticked.set()
         return result
 
-    async def _batch(self, now: datetime, duty: list[str] | None, result: TickResult) -> int:
+    async def _moment(self, now: datetime) -> _Moment:
+        in_window = self.config.in_service_window(now)
+        return _Moment(
+            now=now,
+            allowed=routine_allowed(self.config, now),
+            in_window=in_window,
+            duty=None if in_window else await self.duty.on_duty(now),
+            opens=next_routine_moment(self.config, now),
+        )
+
+    async def _batch(self, moment: _Moment, result: TickResult) -> int:
+        now = moment.now
         async with self.store.transaction() as conn:
             rows = await nag_store.due_deadlines(conn, now, limit=self.batch)
             if not rows:
                 return 0
-            decisions = [self._decide(row, now, duty) for row in rows]
+            decisions = [self._decide(row, moment) for row in rows]
             moved = await nag_store.advance(conn, [d.move for d in decisions])
             won = [d for d in decisions if d.move["id"] in moved]
             misses = [d.miss for d in won if d.miss is not None]
             counted = await nag_store.record_misses(conn, misses, threshold=self.nags.three_misses.count, at=now)
             items = [d.item for d in won if d.item is not None]
             out = self._messages(items, now)
-            await repo.enqueue(conn, out)
+            await nag_store.enqueue(conn, out)
         result.batches += 1
         result.due += len(rows)
         result.moved += len(moved)
@@ -195,19 +223,24 @@ class DeadlineEngine:
 
     # --- one deadline ----------------------------------------------------------------------------------------------
 
-    def _decide(self, row: Mapping[Any, Any], now: datetime, duty: list[str] | None) -> _Decision:
+    def _decide(self, row: Mapping[Any, Any], moment: _Moment) -> _Decision:
+        now = moment.now
         move = {"id": row["id"], "stage": row["stage"], "next_due_at": row["next_due_at"]}
         stage: int = row["stage"]
-        if row["status"] != "open" or not TicketState(row["state"]).is_open:
+        if row["status"] != "open" or not TicketState(row["state"]).is_open or row["name"] in NAG_FREE:
             return _Decision({**move, "new_stage": stage, "new_next": None})
-        steps = self.schedule.steps(row["policy"], row["started_at"], row["due_at"])
+        fired: list[Step] = []
+        later: Step | None = None
+        for step in self.schedule.iter_steps(row["policy"], row["started_at"], row["due_at"]):
+            if step.index < stage:
+                continue
+            if step.at > now:
+                later = step
+                break
+            fired.append(step)
         miss = None
-        if (
-            row["name"] == DeadlineName.ACCEPT
-            and row["due_at"] <= now
-            and row["unit_code"]
-            and any(s.kind == "overdue" for s in steps[stage:])  # not counted yet (then the notice is still to come)
-        ):
+        if row["name"] == DeadlineName.ACCEPT and row["unit_code"] and any(s.kind == "overdue" for s in fired):
+            # passed unmet, not counted yet (the overdue notice is still to come): against the unit that has it
             miss = {
                 "deadline_id": row["id"],
                 "ticket_id": row["ticket_id"],
@@ -215,27 +248,24 @@ class DeadlineEngine:
                 "period_start": period_start(row["due_at"], self.nags.three_misses.period_months),
                 "missed_at": row["due_at"],
             }
-        fired = [s for s in steps[stage:] if s.at <= now]
         if not fired:  # nothing due after all (the config changed): look again at the next step
-            later = steps[stage] if stage < len(steps) else None
             return _Decision({**move, "new_stage": stage, "new_next": _after(later, now)}, miss=miss)
         urgent = row["kind"] in self._urgent
         to_duty = False
-        if not routine_allowed(self.config, now):
-            if urgent and not self.config.in_service_window(now):
-                to_duty = bool(duty)
-                wait = not duty
+        if not moment.allowed:
+            if urgent and not moment.in_window:
+                to_duty = bool(moment.duty)
+                wait = not moment.duty
             else:
                 wait = not urgent  # urgent in quiet hours, inside the window: as in the day
             if wait:
-                wake = next_routine_moment(self.config, now)
+                wake = moment.opens
                 if row["due_at"] > now:
                     wake = min(wake, row["due_at"])  # look at the due time anyway: a missed accept counts then
                 return _Decision({**move, "new_stage": stage, "new_next": wake}, miss=miss, waiting=True)
         new_stage = fired[-1].index + 1
-        later = steps[new_stage] if new_stage < len(steps) else None
         key = f"{row['id']}:{int(row['due_at'].timestamp())}:{stage}-{new_stage}"
-        item = self._item(row, fired, key, urgent, duty if to_duty else None)
+        item = self._item(row, fired, key, urgent, moment.duty if to_duty else None)
         return _Decision({**move, "new_stage": new_stage, "new_next": _after(later, now)}, item=item, miss=miss)
 
     def _item(
@@ -308,7 +338,7 @@ class DeadlineEngine:
             return responsible
         if role is Role.UNIT_HEAD:
             return unit.heads if unit is not None else []
-        return [m.userid for m in self.config.members_with_role(role)]
+        return self._holders[role]
 
     # --- digests ---------------------------------------------------------------------------------------------------
 
@@ -428,7 +458,7 @@ class DeadlineEngine:
             f"{period_label(start, months)}已有 {count} 次未按时接单（达到 {self.nags.three_misses.count} 次）：",
             *(f"· {m['ticket_no']} 接单时限 {when(m['missed_at'])}" for m in misses),
         ]
-        dispatchers = [m.userid for m in self.config.members_with_role(Role.DISPATCHER)]
+        dispatchers = self._holders[Role.DISPATCHER]
         return Notice(
             key=f"three-misses:{unit_code}:{start.isoformat()}",
             text="\n".join(lines),

@@ -30,7 +30,7 @@ from bot.domain.lifecycle import (
     TransitionRefused,
     decide,
 )
-from bot.domain.nags import NagSchedule, period_start
+from bot.domain.nags import NAG_FREE, NagSchedule, period_start
 from bot.domain.routing import Router
 from bot.domain.ticket import UPDATABLE_FIELDS, TicketInput
 from bot.domain.workcal import WorkCalendar
@@ -46,8 +46,6 @@ log = logging.getLogger(__name__)
 HOTLINE = "hotline"
 SYNC_CHANNEL = "hotline"
 _RETRIES = 5
-# deadlines the engine never looks at: windows, not obligations (nothing to remind of, nothing missed)
-NAG_FREE: frozenset[str] = frozenset({DeadlineName.RETURN_WINDOW.value})
 
 
 class TicketNotFound(Exception):
