@@ -62,6 +62,15 @@ async def serving(
     args: list[str], port: int, *, name: str, env: dict[str, str] | None = None, ready_within: float = 30
 ) -> AsyncIterator[str]:
     """A process serving HTTP on ``port``; yields its base URL once ``/healthz`` answers 200, stops it after."""
+    async with serving_process(args, port, name=name, env=env, ready_within=ready_within) as (base, _pid):
+        yield base
+
+
+@contextlib.asynccontextmanager
+async def serving_process(
+    args: list[str], port: int, *, name: str, env: dict[str, str] | None = None, ready_within: float = 30
+) -> AsyncIterator[tuple[str, int]]:
+    """:func:`serving`, yielding the process id with the base URL (to read its memory, say)."""
     proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -77,7 +86,7 @@ async def serving(
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{name} did not become healthy within {ready_within:.0f} s")
                 await asyncio.sleep(0.05)
-        yield base
+        yield base, proc.pid
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -91,6 +100,13 @@ async def serving(
 @contextlib.asynccontextmanager
 async def bot_server(database_url: str, **env: str) -> AsyncIterator[str]:
     """``run_bot.py serve`` in its own process, as in production; yields its base URL once healthy."""
+    async with bot_process(database_url, **env) as (base, _pid):
+        yield base
+
+
+@contextlib.asynccontextmanager
+async def bot_process(database_url: str, **env: str) -> AsyncIterator[tuple[str, int]]:
+    """:func:`bot_server`, yielding the process id with the base URL."""
     port = free_port()
     environ = {
         **os.environ,
@@ -102,8 +118,9 @@ async def bot_server(database_url: str, **env: str) -> AsyncIterator[str]:
         "LOG_FORMAT": "text",
         **env,
     }
-    async with serving([sys.executable, str(ROOT / "run_bot.py"), "serve"], port, name="the bot", env=environ) as base:
-        yield base
+    args = [sys.executable, str(ROOT / "run_bot.py"), "serve"]
+    async with serving_process(args, port, name="the bot", env=environ) as (base, pid):
+        yield base, pid
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.clock import Clock, SystemClock
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
 from bot.hotline.syncback import HotlineSyncSender
 from bot.sandbox import attach as attach_sandbox
+from bot.services.deadline_engine import DeadlineEngine, TickResult
 from bot.services.duty import DutyService
 from bot.services.ingest import IngestBatcher
 from bot.services.tickets import SYNC_CHANNEL, TicketService
@@ -32,6 +34,10 @@ from bot.web.keys import (
     CALENDAR,
     CLOCK,
     CONFIG,
+    DEADLINE_ENGINE,
+    DEADLINE_LEADER,
+    DEADLINE_LEADER_TASK,
+    DEADLINE_SCHEDULER,
     DUTY,
     INGEST,
     METRICS,
@@ -53,6 +59,7 @@ from config.settings import Settings
 from handlers.replies import Channels
 from handlers.router import CommandRouter
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
+from notifiers.notices import Channels as NoticeChannels
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
@@ -108,6 +115,7 @@ def create_app(
         app.cleanup_ctx.append(_aibot_long_connection)  # after the inbox it feeds, before the outbox that uses it
     if run_workers:
         app.cleanup_ctx.append(_outbox_worker)
+        app.cleanup_ctx.append(_deadline_engine)  # after the outbox it wakes: stopped before it
     app.add_routes(hotline_api.routes)
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)
@@ -244,6 +252,96 @@ async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
     processor.start()
     yield
     await processor.close()
+
+
+# a tick under way at shutdown may finish (its batch commits) for this long before it is cancelled (and rolled back)
+ENGINE_STOP_GRACE = 10.0
+
+
+class EngineJob:
+    """The scheduler's job: a tick of the deadline engine at the app's clock, only while this process leads (one
+    engine at a time). A tick still running when the next is due is not doubled (the scheduler's max_instances=1
+    too); at shutdown the tick under way may finish."""
+
+    def __init__(self, engine: DeadlineEngine, leader: Leader, clock: Clock) -> None:
+        self.engine = engine
+        self.leader = leader
+        self.clock = clock
+        self._running: asyncio.Task[TickResult | None] | None = None
+
+    async def run(self) -> TickResult | None:
+        if self._running is not None and not self._running.done():
+            return None
+        if not await self.leader.holds():
+            return None
+        self._running = asyncio.create_task(self._tick(), name="deadline-tick")
+        return await asyncio.shield(self._running)
+
+    async def _tick(self) -> TickResult | None:
+        try:
+            return await self.engine.tick(self.clock.now())
+        except Exception:  # the next tick tries again: nothing was committed of a tick that failed
+            log.exception("deadline engine: the tick failed; the next one tries again")
+            return None
+
+    async def close(self, grace: float = ENGINE_STOP_GRACE) -> None:
+        task = self._running
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _deadline_engine(app: web.Application) -> AsyncIterator[None]:
+    """The deadline engine (:mod:`bot.services.deadline_engine`), ticked by APScheduler every ``nags.tick_seconds``
+    in the one process that holds the ``deadline-engine`` lock (:class:`store.leader.Leader`: a PostgreSQL advisory
+    lock; on SQLite the process leads). When that process dies, another takes over at its next try (within
+    seconds). The messages go through the outbox, which a tick wakes."""
+    config, settings = app[CONFIG], app[SETTINGS]
+    channels = NoticeChannels(app=_app_credentials(settings), aibot_ws=settings.aibot_long_connection)
+    engine = DeadlineEngine(
+        app[STORE],
+        config,
+        app[CALENDAR],
+        app[CLOCK],
+        duty=app[DUTY],
+        channels=channels,
+        wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+    )
+    leader = Leader(app[STORE].engine, "deadline-engine")
+    job = EngineJob(engine, leader, app[CLOCK])
+    scheduler = AsyncIOScheduler()
+    scheduler.add_job(
+        job.run,
+        "interval",
+        seconds=config.nags.tick_seconds,
+        id="deadline-engine",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=None,
+    )
+    app[DEADLINE_ENGINE] = engine
+    app[DEADLINE_LEADER] = leader
+    app[DEADLINE_SCHEDULER] = scheduler
+    task = asyncio.create_task(_lead(leader, _hold), name="deadline-leader")
+    app[DEADLINE_LEADER_TASK] = task
+    scheduler.start()
+    yield
+    scheduler.shutdown(wait=False)
+    await asyncio.sleep(0)  # the scheduler shuts down in the loop's next step
+    await job.close()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _hold() -> None:
+    """The leader's work: to hold the lock until cancelled (the scheduler's job asks the leader before each tick)."""
+    await asyncio.Event().wait()
 
 
 # kicked off the robot by a newer connection: try again after this long. When it was one of our own processes taking

@@ -1,4 +1,5 @@
-"""Tables: tickets, their deadlines, the append-only audit log, the inbox, the outbox and the duty takeovers.
+"""Tables: tickets, their deadlines, the append-only audit log, the inbox, the outbox, the duty takeovers and the
+accept deadlines units missed.
 
 The same schema runs on SQLite (embedded default) and PostgreSQL. Datetimes are stored in UTC
 and come back aware, in Asia/Shanghai. Store code knows nothing of WeCom.
@@ -6,7 +7,7 @@ and come back aware, in Asia/Shanghai. Store code knows nothing of WeCom.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -273,6 +275,38 @@ class DutyTakeover(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
+class DeadlineMiss(Base):
+    """An accept deadline that passed unmet, counted once against the unit that had the ticket then (the "three
+    misses" of the bi-monthly report). Written by the deadline engine when it finds the deadline open after its due
+    time, or by the ticket service when a late claim (or a transition) closes it first; the key makes either a
+    no-op after the other."""
+
+    __tablename__ = "deadline_misses"
+    __table_args__ = (Index("ix_deadline_misses_unit_period", "unit_code", "period_start"),)
+
+    deadline_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("deadlines.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    ticket_id: Mapped[int] = mapped_column(BigId)
+    unit_code: Mapped[str] = mapped_column(String(32))
+    period_start: Mapped[date] = mapped_column(Date)  # the reporting period the due time fell in
+    missed_at: Mapped[datetime]  # the due time
+
+
+class UnitMissCount(Base):
+    """Misses per unit and reporting period: incremented atomically with each new miss; ``flagged_at`` is set once,
+    when the count reaches the threshold, and ``notified_at`` when the engine has queued the flag for the
+    dispatchers (a flag outside the service window waits for it)."""
+
+    __tablename__ = "unit_miss_counts"
+
+    unit_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    period_start: Mapped[date] = mapped_column(Date, primary_key=True)
+    misses: Mapped[int] = mapped_column(Integer)
+    flagged_at: Mapped[datetime | None]
+    notified_at: Mapped[datetime | None]
+
+
 # the Core tables, for the repositories' statements
 tickets = cast(Table, Ticket.__table__)
 deadlines = cast(Table, Deadline.__table__)
@@ -280,3 +314,5 @@ audit_log = cast(Table, AuditEvent.__table__)
 inbox = cast(Table, InboxMessage.__table__)
 outbox = cast(Table, OutboxMessage.__table__)
 duty_takeovers = cast(Table, DutyTakeover.__table__)
+deadline_misses = cast(Table, DeadlineMiss.__table__)
+unit_miss_counts = cast(Table, UnitMissCount.__table__)

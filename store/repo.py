@@ -421,16 +421,19 @@ async def reschedule_deadline(
     policy: str,
     started_at: datetime,
     due_at: datetime,
+    stage: int,
+    next_due_at: datetime | None,
     extended_days: int | None = None,
 ) -> None:
-    """A new due time (the reminders start over); ``extended_days``: the working days extensions now add to it
-    (None: unchanged)."""
+    """Moves a deadline; ``stage`` and ``next_due_at`` are its first step for the deadline engine at the new due time
+    (``TicketService.nag_point``): its reminders start over. ``extended_days``: the working days extensions now add
+    to it (None: unchanged)."""
     values: dict[str, Any] = {
         "policy": policy,
         "started_at": started_at,
         "due_at": due_at,
-        "next_due_at": due_at,
-        "stage": 0,
+        "next_due_at": next_due_at,
+        "stage": stage,
     }
     if extended_days is not None:
         values["extended_days"] = extended_days

@@ -45,6 +45,7 @@ _MOBILE = re.compile(r"(?<!\d)(?:\+?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(
 # often something else (a date, an amount)
 _LANDLINE = re.compile(r"(?<!\d)\(?(0(?:10|2\d|[3-9]\d\d))\)?[ -]?(\d{3,4})[ -]?(\d{4})(?!\d)")
 _ANY_DIGITS = re.compile(r"[\d０-９]")
+_WIDE_DIGITS = re.compile(r"[０-９]")
 
 
 def _mask_mobile(match: re.Match[str]) -> str:
@@ -92,7 +93,7 @@ def mask_text(text: str) -> str:
     """Masks every phone number inside free text (ticket content, log lines); dates and ticket numbers stay."""
     if not _ANY_DIGITS.search(text):
         return text
-    if any("０" <= ch <= "９" for ch in text):
+    if _WIDE_DIGITS.search(text):
         text = text.translate(_WIDE)
     text = _MOBILE.sub(_mask_mobile, text)
     return _LANDLINE.sub(_mask_landline, text)

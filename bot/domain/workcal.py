@@ -520,6 +520,53 @@ class WorkCalendar:
             self._check_fallback_many(i, j)
         return result.astype(np.int64, copy=False)
 
+    # Working time as a number: ``W`` in whole seconds since the calendar's first day, and back. For computations
+    # done in working time throughout (the deadline engine's points); they log no fallback warning, since their
+    # callers stay between a start and a due time whose computation did.
+
+    def working_seconds_at(self, epoch: int) -> int:
+        """``W`` at the instant ``epoch`` (Unix seconds): working seconds since the calendar's first day."""
+        day, sec = divmod(epoch + _UTC_OFFSET_SECONDS, DAY_SECONDS)
+        i = day - self._origin_epoch_day
+        if not (0 <= i < self._n_days or (i == self._n_days and sec == 0)):
+            raise self._span_error(f"instant {epoch}")
+        return self._cum_work_l[i] * DAY_SECONDS + (sec if self._is_work_l[i] else 0)
+
+    def instant_at_working_seconds(self, w: int) -> int:
+        """The instant (Unix seconds) at which ``W`` reaches ``w``, always on a working day.
+
+        Where ``W`` stands still (the days off after a working day) several instants have the same working time;
+        this is the *latest*, 00:00 of the next working day, where :meth:`add_working_days` gives the earliest (the
+        end of the working day before). So a point measured in working time never falls on a weekend or a holiday:
+        Friday 22:00 plus 2 h of working time is Monday 00:00, not Saturday 00:00. Below 0: the first working day's
+        00:00."""
+        k = max(0, w) // DAY_SECONDS  # the working day (0-based) in which w lies, at its start when on a boundary
+        if k >= self._n_work:
+            raise self._beyond_error(f"working time {w}")
+        return self._epoch_of_day(self._workday_index_l[k]) + max(0, w) - k * DAY_SECONDS
+
+    def working_seconds_at_many(self, epochs: npt.NDArray[np.integer[Any]]) -> IntArray:
+        """Vectorised :meth:`working_seconds_at`."""
+        t = np.asarray(epochs).astype(np.int64, copy=False)
+        day, sec = np.divmod(t + _UTC_OFFSET_SECONDS, DAY_SECONDS)
+        i = day - self._origin_epoch_day
+        bad = (i < 0) | (i > self._n_days) | ((i == self._n_days) & (sec != 0))
+        if bad.any():
+            raise self._span_error(f"instant {int(t[np.argmax(bad)])}")
+        return (self._cum_work[i] * DAY_SECONDS + sec * self._is_work[i]).astype(np.int64, copy=False)
+
+    def instant_at_working_seconds_many(self, ws: npt.NDArray[np.integer[Any]]) -> IntArray:
+        """Vectorised :meth:`instant_at_working_seconds`."""
+        w = np.maximum(np.asarray(ws).astype(np.int64, copy=False), 0)
+        k = w // DAY_SECONDS
+        if k.size and int(k.max()) >= self._n_work:
+            raise self._beyond_error("a working time")
+        base = self._origin_epoch_day * DAY_SECONDS - _UTC_OFFSET_SECONDS
+        return (base + self._workday_index[k] * DAY_SECONDS + w - k * DAY_SECONDS).astype(np.int64, copy=False)
+
+    def _epoch_of_day(self, i: int) -> int:
+        return (self._origin_epoch_day + i) * DAY_SECONDS - _UTC_OFFSET_SECONDS
+
     def working_seconds_between(self, a: datetime, b: datetime) -> int:
         """Working time elapsed from ``a`` to ``b`` in whole seconds; negative if ``b < a``."""
         ia, ua = self._locate(a)

@@ -31,12 +31,14 @@ from bot.domain.lifecycle import (
     TransitionRefused,
     decide,
 )
+from bot.domain.nags import NAG_FREE, NagSchedule, period_start
 from bot.domain.routing import Router
 from bot.domain.ticket import UPDATABLE_FIELDS, TicketInput
 from bot.domain.workcal import WorkCalendar
 from config.durations import Duration
 from config.model import BotConfig
 from config.vocabulary import DeadlineName, TicketKind
+from store import nags as nag_store
 from store import repo
 from store.repo import ConcurrentUpdate, Store
 
@@ -126,6 +128,7 @@ class TicketService:
         self.router = Router(config)
         self.planner = DeadlinePlanner(config, calendar)
         self.calendar = calendar
+        self.nags = NagSchedule(config.nags, calendar)
         self.sync_url = sync_url
         extension = config.deadlines.extension
         self.extension_limits = ExtensionLimits(max_days=extension.max_days, max_count=extension.max_approved)
@@ -242,9 +245,9 @@ class TicketService:
         plans = self.planner.plan_many(
             [PlanRequest(i.kind, i.category, r["dispatched_at"], "dispatch") for i, r in zip(items, rows, strict=True)]
         )
-        deadline_rows = [
-            _deadline_row(ticket_id, 1, p) for ticket_id, plan in zip(ids, plans, strict=True) for p in plan
-        ]
+        deadline_rows = self._deadline_rows(
+            [(ticket_id, 1, p) for ticket_id, plan in zip(ids, plans, strict=True) for p in plan], now
+        )
         await repo.insert_deadlines(conn, deadline_rows)
         audits = [
             {
@@ -321,7 +324,7 @@ class TicketService:
             )
         if {"kind", "category", "dispatched_at"} & set(changed) and TicketState(state).is_open:
             start = values.get("dispatched_at")
-            await self._reschedule(conn, row["id"], TicketKind(item.kind), item.category, start)
+            await self._reschedule(conn, row["id"], TicketKind(item.kind), item.category, now, start)
         unit = row["unit_code"]
         target = self.config.unit_for_label(item.unit_label) if platform_moved else None
         if target is not None and target.code != row["unit_code"] and TicketState(state).is_open:
@@ -340,10 +343,11 @@ class TicketService:
         ticket_id: int,
         kind: TicketKind,
         category: str | None,
+        now: datetime,
         start: datetime | None = None,
     ) -> None:
         """The kind, category or dispatch time changed: open deadlines follow the new policy from their start
-        (``start`` when the dispatch time itself was corrected)."""
+        (``start`` when the dispatch time itself was corrected). A moved deadline's reminders start over."""
         open_rows = await repo.open_deadlines(conn, ticket_id)
         if not open_rows:
             return
@@ -362,15 +366,67 @@ class TicketService:
             due = self.calendar.add_working_days(planned.due_at, r["extended_days"]) if r["extended_days"] else None
             due = due or planned.due_at
             if due != r["due_at"] or planned.started_at != r["started_at"]:
+                policy = str(planned.policy)
+                stage, next_due_at = self.nag_point(r["name"], policy, planned.started_at, due, now)
                 await repo.reschedule_deadline(
-                    conn, r["id"], policy=str(planned.policy), started_at=planned.started_at, due_at=due
+                    conn,
+                    r["id"],
+                    policy=policy,
+                    started_at=planned.started_at,
+                    due_at=due,
+                    stage=stage,
+                    next_due_at=next_due_at,
                 )
         await repo.close_deadlines(conn, obsolete, status="cancelled", at=None)
         # names the new policy adds, unless they were already met or cancelled in this cycle
         closed = {r["name"] for r in await repo.deadlines_of(conn, ticket_id) if r["cycle"] == cycle}
         await repo.insert_deadlines(
-            conn, [_deadline_row(ticket_id, cycle, p) for n, p in wanted.items() if n.value not in closed]
+            conn, self._deadline_rows([(ticket_id, cycle, p) for n, p in wanted.items() if n.value not in closed], now)
         )
+
+    def nag_point(
+        self, name: str, policy: str, started_at: datetime, due_at: datetime, now: datetime
+    ) -> tuple[int, datetime | None]:
+        """The ``stage`` and ``next_due_at`` of a deadline planned or moved at ``now``: its first step for the deadline
+        engine (reminders already past skipped), or (0, None) when it has none: a window (the return window) is not
+        an obligation, nothing reminds of it. Whatever moves a deadline's due time writes these with it
+        (:func:`store.repo.reschedule_deadline`), so that its reminders start over."""
+        if name in NAG_FREE:
+            return 0, None
+        step = self.nags.next_point(policy, started_at, due_at, 0, now=now)
+        return (0, None) if step is None else (step.index, step.at)
+
+    def _deadline_rows(
+        self, planned: Sequence[tuple[int, int, PlannedDeadline]], now: datetime
+    ) -> list[dict[str, Any]]:
+        """Rows for new deadlines (ticket id, cycle, plan), each with its first step for the engine (as
+        :meth:`nag_point` gives it, computed for all at once: an import plans hundreds of thousands)."""
+        policies: dict[Duration, str] = {}
+        texts = [policies.get(p.policy) or policies.setdefault(p.policy, str(p.policy)) for _, _, p in planned]
+        nagged = [(text, p) for text, (_, _, p) in zip(texts, planned, strict=True) if p.name not in NAG_FREE]
+        points = iter(
+            self.nags.first_points(
+                [t for t, _ in nagged], [p.started_at for _, p in nagged], [p.due_at for _, p in nagged], now=now
+            )
+        )
+        rows = []
+        for text, (ticket_id, cycle, p) in zip(texts, planned, strict=True):
+            stage, next_due_at = (0, None) if p.name in NAG_FREE else next(points)
+            rows.append(
+                {
+                    "ticket_id": ticket_id,
+                    "name": p.name.value,
+                    "cycle": cycle,
+                    "policy": text,
+                    "started_at": p.started_at,
+                    "due_at": p.due_at,
+                    "status": "open",
+                    "met_at": None,
+                    "next_due_at": next_due_at,
+                    "stage": stage,
+                }
+            )
+        return rows
 
     # --- actions on tickets ------------------------------------------------------------------------------
 
@@ -454,7 +510,7 @@ class TicketService:
         await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
         data = dict(transition.data)
         if transition.extend:
-            data["deadlines"] = await self._extend(conn, current, transition)
+            data["deadlines"] = await self._extend(conn, current, transition, req.at)
         audit = {
             "ticket_id": row["id"],
             "ticket_no": ticket.ticket_no,
@@ -496,12 +552,33 @@ class TicketService:
         await repo.close_deadlines(conn, met, status="met", at=at)
         await repo.close_deadlines(conn, missed, status="missed", at=at)
         await repo.close_deadlines(conn, cancelled, status="cancelled", at=None)
+        # an accept deadline that passed unmet counts against the unit that had the ticket (three misses); the
+        # deadline engine counts it when it finds it open after its due time, this when a late claim is first
+        closing = set(met) | {r["id"] for r in closed}
+        late = [r for r in open_rows if r["id"] in closing and r["name"] == DeadlineName.ACCEPT and r["due_at"] < at]
+        if late and row["unit_code"]:
+            months = self.config.nags.three_misses.period_months
+            await nag_store.record_misses(
+                conn,
+                [
+                    {
+                        "deadline_id": r["id"],
+                        "ticket_id": row["id"],
+                        "unit_code": row["unit_code"],
+                        "period_start": period_start(r["due_at"], months),
+                        "missed_at": r["due_at"],
+                    }
+                    for r in late
+                ],
+                threshold=self.config.nags.three_misses.count,
+                at=at,
+            )
         if transition.new_cycle is not None:
             plan = self.planner.plan(PlanRequest(ticket.kind, ticket.category, at, transition.new_cycle))
-            await repo.insert_deadlines(conn, [_deadline_row(row["id"], ticket.cycle + 1, p) for p in plan])
+            await repo.insert_deadlines(conn, self._deadline_rows([(row["id"], ticket.cycle + 1, p) for p in plan], at))
 
     async def _extend(
-        self, conn: AsyncConnection, current: list[RowMapping], transition: Transition
+        self, conn: AsyncConnection, current: list[RowMapping], transition: Transition, at: datetime
     ) -> dict[str, dict[str, str]]:
         """An approved extension: each deadline of ``transition.extend`` moves ``extend_days`` working days later,
         counted from its own due time on the working-day calendar. Returns {name: {"from": …, "to": …}} (ISO) for
@@ -511,12 +588,15 @@ class TicketService:
             if r["name"] not in transition.extend:
                 continue
             due = self.calendar.add_working_days(r["due_at"], transition.extend_days)
+            stage, next_due_at = self.nag_point(r["name"], r["policy"], r["started_at"], due, at)  # reminders anew
             await repo.reschedule_deadline(
                 conn,
                 r["id"],
                 policy=r["policy"],
                 started_at=r["started_at"],
                 due_at=due,
+                stage=stage,
+                next_due_at=next_due_at,
                 extended_days=r["extended_days"] + transition.extend_days,
             )
             moved[r["name"]] = {"from": r["due_at"].isoformat(), "to": due.isoformat()}
@@ -593,22 +673,6 @@ def _access_audit(ticket: Mapping[str, Any], *, actor: str, at: datetime, via: s
         "to_state": ticket["state"],
         "note": None,
         "data": {"via": via},
-    }
-
-
-def _deadline_row(ticket_id: int, cycle: int, p: PlannedDeadline) -> dict[str, Any]:
-    return {
-        "ticket_id": ticket_id,
-        "name": p.name.value,
-        "cycle": cycle,
-        "policy": str(p.policy),
-        "started_at": p.started_at,
-        "due_at": p.due_at,
-        "status": "open",
-        "met_at": None,
-        "next_due_at": p.due_at,
-        "stage": 0,
-        "extended_days": 0,
     }
 
 

@@ -14,6 +14,9 @@ from config.model import BotConfig
 from config.settings import Settings
 
 if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    from bot.services.deadline_engine import DeadlineEngine
     from bot.services.duty import DutyService
     from bot.services.ingest import IngestBatcher
     from bot.services.tickets import TicketService
@@ -41,3 +44,8 @@ WECOM_INBOUND: web.AppKey[InboundProcessor] = web.AppKey("wecom_inbound")
 AIBOT_CONNECTION: web.AppKey[AibotLongConnection] = web.AppKey("aibot_connection")
 AIBOT_LEADER: web.AppKey[Leader] = web.AppKey("aibot_leader")
 AIBOT_LEADER_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("aibot_leader_task")  # done: the election stopped
+# the deadline engine, its scheduler (a tick every nags.tick_seconds) and the election of the one process that ticks
+DEADLINE_ENGINE: web.AppKey[DeadlineEngine] = web.AppKey("deadline_engine")
+DEADLINE_SCHEDULER: web.AppKey[AsyncIOScheduler] = web.AppKey("deadline_scheduler")
+DEADLINE_LEADER: web.AppKey[Leader] = web.AppKey("deadline_leader")
+DEADLINE_LEADER_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("deadline_leader_task")

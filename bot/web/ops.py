@@ -12,7 +12,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from sqlalchemy import text
 
 from bot.web.errors import Handler, json_response
-from bot.web.keys import AIBOT_CONNECTION, AIBOT_LEADER, AIBOT_LEADER_TASK, CALENDAR, CLOCK, METRICS, REDIS, STORE
+from bot.web.keys import (
+    AIBOT_CONNECTION,
+    AIBOT_LEADER,
+    AIBOT_LEADER_TASK,
+    CALENDAR,
+    CLOCK,
+    DEADLINE_ENGINE,
+    DEADLINE_LEADER,
+    DEADLINE_LEADER_TASK,
+    METRICS,
+    REDIS,
+    STORE,
+)
 from store import repo
 
 log = logging.getLogger(__name__)
@@ -106,6 +118,9 @@ async def healthz(request: web.Request) -> web.Response:
     if connection is not None:
         checks["wecom_aibot"] = aibot = _aibot_check(app)
         degraded = degraded or aibot["status"] != "ok"
+    if DEADLINE_LEADER_TASK in app:
+        checks["deadline_engine"] = engine = _engine_check(app)
+        degraded = degraded or engine["status"] == "down"
     status = "fail" if not healthy else ("degraded" if degraded else "ok")
     return json_response({"status": status, "checks": checks}, status=200 if healthy else 503)
 
@@ -127,6 +142,16 @@ def _aibot_check(app: web.Application) -> dict[str, Any]:
     if leader.engine.dialect.name == "postgresql":
         return {"status": "standby", "detail": "another process holds the long connection"}
     return {"status": "down", "state": connection.state, "reason": "the long connection has not started yet"}
+
+
+def _engine_check(app: web.Application) -> dict[str, Any]:
+    """``ok`` in the process that ticks the deadline engine (with its tick count), ``standby`` in one waiting for the
+    lock (PostgreSQL), ``down`` when this process no longer takes part in the election."""
+    if app[DEADLINE_LEADER_TASK].done():
+        return {"status": "down", "reason": "the leader election stopped in this process (see the log); restart it"}
+    if app[DEADLINE_LEADER].leading.is_set():
+        return {"status": "ok", "ticks": app[DEADLINE_ENGINE].ticks}
+    return {"status": "standby", "detail": "another process runs the deadline engine"}
 
 
 @routes.get("/metrics")

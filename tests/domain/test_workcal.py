@@ -474,3 +474,26 @@ def test_datetimes_as_days_and_custom_span() -> None:
         small.is_workday(date(2031, 1, 1))
     with pytest.raises(ValueError, match="calendar span"):
         WorkCalendar(first_year=1990)
+
+
+def test_working_seconds_and_back_land_on_working_days_the_latest_instant() -> None:
+    cal = CAL
+
+    def w(dt: datetime) -> int:
+        return cal.working_seconds_at(int(dt.timestamp()))
+
+    def back(seconds: int) -> datetime:
+        return datetime.fromtimestamp(cal.instant_at_working_seconds(seconds), TZ)
+
+    friday = datetime(2026, 11, 27, 22, tzinfo=TZ)
+    assert back(w(friday)) == friday
+    assert back(w(friday) + 2 * 3600) == datetime(2026, 11, 30, tzinfo=TZ)  # Monday 00:00, not Saturday 00:00
+    assert back(w(friday) + 4 * 3600) == datetime(2026, 11, 30, 2, tzinfo=TZ)
+    assert w(datetime(2026, 11, 28, 15, tzinfo=TZ)) == w(datetime(2026, 11, 30, tzinfo=TZ))  # still over the weekend
+    assert back(w(datetime(2026, 11, 30, 1, tzinfo=TZ)) - 2 * 3600) == datetime(2026, 11, 27, 23, tzinfo=TZ)
+    epochs = np.array([int(friday.timestamp()), int(datetime(2026, 10, 1, 12, tzinfo=TZ).timestamp())])
+    ws = cal.working_seconds_at_many(epochs)
+    assert ws.tolist() == [w(friday), w(datetime(2026, 10, 8, tzinfo=TZ))]  # National Day: nothing counts
+    assert cal.instant_at_working_seconds_many(ws + 3600).tolist() == [
+        cal.instant_at_working_seconds(int(x) + 3600) for x in ws
+    ]

@@ -409,7 +409,9 @@ async def test_an_approved_extension_moves_the_running_deadlines_on_the_working_
     assert after["opinion_5d"]["due_at"] == datetime(2026, 10, 8, 10, 0, tzinfo=TZ)
     for name in ("handle", "solve_24h", "opinion_5d"):
         assert after[name]["extended_days"] == 3
-        assert after[name]["next_due_at"] == after[name]["due_at"]  # reminders start over from the new time
+        # the reminders start over from the new time: the engine's first step for it, as of the approval
+        first = service.nag_point(name, after[name]["policy"], after[name]["started_at"], after[name]["due_at"], clock.now())
+        assert (after[name]["stage"], after[name]["next_due_at"]) == first
         assert (after[name]["policy"], after[name]["started_at"]) == (before[name]["policy"], NATIONAL_DAY)
     # not handling deadlines: untouched
     for name in ("first_contact", "return_window", "on_site_2h"):

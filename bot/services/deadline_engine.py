@@ -1,0 +1,493 @@
+"""The deadline engine: reminders before a deadline, the overdue notice at it, escalation after it, and the units that
+let the accept deadline pass three times in a reporting period.
+
+A **tick** (:meth:`DeadlineEngine.tick`, every ``nags.tick_seconds`` in the leader process, or from a test with any
+time) reads only what is due: deadlines whose ``next_due_at`` has come, through its partial index, a batch at a
+time; never every open ticket, never a timer per ticket. For each it decides the step (:mod:`bot.domain.nags`), and
+in **one transaction per batch** queues the messages (outbox rows, by :func:`notifiers.notices.notice_rows`) and
+advances each deadline's ``stage`` and ``next_due_at`` with an optimistic guard: a row moves only if it still has
+the stage and next-due time it was read with and is still open. So
+
+* a reminder is never lost (the messages and the move commit together; a crash before the commit leaves the row due
+  for the next tick) and never sent twice (once moved, a row is not due again for that step; a second engine, or a
+  claim closing the deadline meanwhile, makes the guard fail and the row's messages are dropped with it; the outbox's
+  idempotency key, per deadline, due time and stages, would catch a repeat all the same);
+* it stops the moment the deadline is met or the ticket moves on: the ticket service closes the deadline (status
+  ``met``/``missed``/``cancelled``, ``next_due_at`` NULL), and the guard checks it is still open.
+
+**Addressing.** A reminder goes to the unit's work group, @-mentioning the handler (unclaimed: the unit's emergency
+team, else its head), and privately to the handler. The overdue notice likewise, with escalation level 1 privately;
+then each further level privately (default: unit head and deputies, then the center leads), then repeats to every
+level. Everything a tick has for one group is one message (a robot may send 20 a minute), and everything for one
+member one private message. Group messages show masked text only.
+
+**Service window and quiet hours.** Outside the window, or in quiet hours, a routine step waits: the row's
+``next_due_at`` becomes the moment they allow it (nothing is skipped; the steps that came due meanwhile go out
+together then, as one message). An urgent ticket's step (``nags.urgent_kinds``) outside the window goes privately to
+the duty officer (:meth:`bot.services.duty.DutyService.on_duty`) instead; with nobody on duty it waits too.
+
+**Three misses.** An accept deadline found open after its due time is counted against its unit (once:
+:func:`store.nags.record_misses`; the ticket service counts a late claim that came first). The unit that reaches
+``nags.three_misses.count`` in a reporting period is flagged once: privately to the dispatchers and in the office
+unit's group, when the window allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from bot.clock import Clock
+from bot.domain.lifecycle import TicketState
+from bot.domain.masking import mask_text
+from bot.domain.nags import (
+    NAG_FREE,
+    NagSchedule,
+    Step,
+    next_routine_moment,
+    period_label,
+    period_start,
+    routine_allowed,
+)
+from bot.domain.workcal import WorkCalendar
+from bot.services.duty import DutyService
+from config.model import BotConfig, Unit
+from config.vocabulary import DeadlineName, Role, TicketKind
+from handlers.format import deadline_label, person, remaining, unit_name, when
+from notifiers.notices import Channels, Notice, Row, notice_rows
+from store import nags as nag_store
+from store import repo
+from store.repo import Store
+
+log = logging.getLogger(__name__)
+
+# a tick takes at most this many batches (an outage's backlog is worked off over several ticks)
+MAX_BATCHES = 100
+LINE_CHARS = 24  # of the ticket's text in a line
+FLAGS_EVERY = timedelta(minutes=1)  # how often a tick without misses of its own looks for units flagged elsewhere
+TEXT_BUDGET = 1500  # bytes of lines in one message (the markdown limit is 2000 here, mentions and headings aside)
+
+Section = Literal["mine", "escalation", "duty"]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """What one deadline contributes to a tick's messages."""
+
+    key: str  # deadline, due time and the stages taken: unique per step
+    ticket_id: int
+    ticket_no: str
+    name: str
+    due_at: datetime
+    text: str  # masked
+    unit_code: str | None
+    handler: str | None
+    overdue: bool
+    urgent: bool
+    group: str | None  # the unit whose work group gets it
+    mention: tuple[str, ...]
+    private: tuple[tuple[str, Section], ...]
+
+
+@dataclass
+class TickResult:
+    due: int = 0  # deadline rows read
+    moved: int = 0  # rows advanced (sent, waiting or finished)
+    raced: int = 0  # rows another engine or a claim changed first (left alone)
+    items: int = 0  # deadlines with a message this tick
+    waiting: int = 0  # routine steps held back by the service window or quiet hours
+    messages: int = 0  # outbox rows queued
+    misses: int = 0  # accept deadlines found missed
+    flags: int = 0  # units flagged (three misses)
+    batches: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Moment:
+    """What a tick decides by, the same for every deadline it reads."""
+
+    now: datetime
+    allowed: bool  # routine messages may go out (in the window, outside quiet hours)
+    in_window: bool
+    duty: list[str] | None  # on duty, when outside the window
+    opens: datetime  # when routine messages may go out next
+
+
+@dataclass(slots=True)
+class _Decision:
+    move: dict[str, Any]
+    item: Item | None = None
+    miss: dict[str, Any] | None = None
+    waiting: bool = False
+
+
+@dataclass
+class _Digest:
+    lines: dict[str, list[Item]] = field(default_factory=lambda: defaultdict(list))
+    mention: dict[str, None] = field(default_factory=dict)
+    urgent: bool = False
+
+
+class DeadlineEngine:
+    def __init__(
+        self,
+        store: Store,
+        config: BotConfig,
+        calendar: WorkCalendar,
+        clock: Clock,
+        *,
+        duty: DutyService,
+        channels: Channels,
+        wake: Callable[[], None] | None = None,
+        batch: int | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.duty = duty
+        self.channels = channels
+        self.wake = wake
+        self.nags = config.nags
+        self.batch = batch or config.nags.batch
+        self.schedule = NagSchedule(config.nags, calendar)
+        self.ticks = 0
+        self.ticked = asyncio.Event()  # set after every tick (tests wait on it)
+        self._urgent = frozenset(TicketKind(k).value for k in config.nags.urgent_kinds)
+        self._holders = {role: [m.userid for m in config.members_with_role(role)] for role in Role}
+        self._flags_checked: datetime | None = None
+
+    # --- the tick --------------------------------------------------------------------------------------------------
+
+    async def tick(self, now: datetime | None = None) -> TickResult:
+        """Takes every step due at ``now`` (default: the clock's now); returns what it did."""
+        now = now or self.clock.now()
+        result = TickResult()
+        moment = await self._moment(now)
+        for _ in range(MAX_BATCHES):
+            if self.store.backend == "sqlite":  # most ticks find nothing: look before taking the write lock
+                async with self.store.reading() as conn:
+                    if not await nag_store.anything_due(conn, now):
+                        break
+            taken = await self._batch(moment, result)
+            if taken < self.batch:
+                break
+        # flags: after misses, else once a minute (a late claim in another process may have flagged a unit)
+        if result.misses or self._flags_checked is None or now - self._flags_checked >= FLAGS_EVERY:
+            self._flags_checked = now
+            await self._flags(now, result)
+        if result.messages and self.wake is not None:
+            self.wake()
+        self.ticks += 1
+        self.ticked.set()
+        return result
+
+    async def _moment(self, now: datetime) -> _Moment:
+        in_window = self.config.in_service_window(now)
+        return _Moment(
+            now=now,
+            allowed=routine_allowed(self.config, now),
+            in_window=in_window,
+            duty=None if in_window else await self.duty.on_duty(now),
+            opens=next_routine_moment(self.config, now),
+        )
+
+    async def _batch(self, moment: _Moment, result: TickResult) -> int:
+        now = moment.now
+        async with self.store.transaction() as conn:
+            rows = await nag_store.due_deadlines(conn, now, limit=self.batch)
+            if not rows:
+                return 0
+            decisions = [self._decide(row, moment) for row in rows]
+            moved = await nag_store.advance(conn, [d.move for d in decisions])
+            won = [d for d in decisions if d.move["id"] in moved]
+            misses = [d.miss for d in won if d.miss is not None]
+            counted = await nag_store.record_misses(conn, misses, threshold=self.nags.three_misses.count, at=now)
+            items = [d.item for d in won if d.item is not None]
+            out = self._messages(items, now)
+            await nag_store.enqueue(conn, out)
+        result.batches += 1
+        result.due += len(rows)
+        result.moved += len(moved)
+        result.raced += len(rows) - len(moved)
+        result.items += len(items)
+        result.waiting += sum(1 for d in won if d.waiting)
+        result.messages += len(out)
+        result.misses += counted
+        return len(rows)
+
+    # --- one deadline ----------------------------------------------------------------------------------------------
+
+    def _decide(self, row: Mapping[Any, Any], moment: _Moment) -> _Decision:
+        now = moment.now
+        move = {"id": row["id"], "stage": row["stage"], "next_due_at": row["next_due_at"]}
+        stage: int = row["stage"]
+        if row["status"] != "open" or not TicketState(row["state"]).is_open or row["name"] in NAG_FREE:
+            return _Decision({**move, "new_stage": stage, "new_next": None})
+        fired: list[Step] = []
+        later: Step | None = None
+        for step in self.schedule.iter_steps(row["policy"], row["started_at"], row["due_at"]):
+            if step.index < stage:
+                continue
+            if step.at > now:
+                later = step
+                break
+            fired.append(step)
+        miss = None
+        if row["name"] == DeadlineName.ACCEPT and row["unit_code"] and any(s.kind == "overdue" for s in fired):
+            # passed unmet, not counted yet (the overdue notice is still to come): against the unit that has it
+            miss = {
+                "deadline_id": row["id"],
+                "ticket_id": row["ticket_id"],
+                "unit_code": row["unit_code"],
+                "period_start": period_start(row["due_at"], self.nags.three_misses.period_months),
+                "missed_at": row["due_at"],
+            }
+        if not fired:  # nothing due after all (the config changed): look again at the next step
+            return _Decision({**move, "new_stage": stage, "new_next": _after(later, now)}, miss=miss)
+        urgent = row["kind"] in self._urgent
+        to_duty = False
+        if not moment.allowed:
+            if urgent and not moment.in_window:
+                to_duty = bool(moment.duty)
+                wait = not moment.duty
+            else:
+                wait = not urgent  # urgent in quiet hours, inside the window: as in the day
+            if wait:
+                wake = moment.opens
+                if row["due_at"] > now:
+                    wake = min(wake, row["due_at"])  # look at the due time anyway: a missed accept counts then
+                return _Decision({**move, "new_stage": stage, "new_next": wake}, miss=miss, waiting=True)
+        new_stage = fired[-1].index + 1
+        key = f"{row['id']}:{int(row['due_at'].timestamp())}:{stage}-{new_stage}"
+        item = self._item(row, fired, key, urgent, moment.duty if to_duty else None)
+        return _Decision({**move, "new_stage": new_stage, "new_next": _after(later, now)}, item=item, miss=miss)
+
+    def _item(
+        self, row: Mapping[Any, Any], fired: Sequence[Step], key: str, urgent: bool, duty: list[str] | None
+    ) -> Item:
+        unit = self._unit(row["unit_code"])
+        handler: str | None = row["handler_userid"]
+        responsible = self._responsible(unit, handler)
+        overdue = any(s.after_due for s in fired)
+        private: dict[str, Section] = {}
+        group: str | None = None
+        mention: tuple[str, ...] = ()
+        if duty is not None:
+            private = {userid: "duty" for userid in duty}
+        else:
+            if any(s.kind in ("reminder", "overdue") for s in fired):
+                group = unit.code if unit is not None else None
+                mention = tuple(responsible)
+            if not overdue:
+                if handler:
+                    private[handler] = "mine"
+            else:
+                levels: set[int] = set()
+                for s in fired:
+                    if s.kind in ("overdue", "escalation") and s.level:
+                        levels.add(s.level)
+                    elif s.kind == "repeat":
+                        levels.update(range(1, len(self.nags.escalation) + 1))
+                for level in sorted(levels):
+                    role = self.nags.escalation[level - 1]
+                    for userid in self._audience(role, unit, responsible):
+                        section: Section = "mine" if userid in responsible else "escalation"
+                        if private.get(userid) != "mine":
+                            private[userid] = section
+        return Item(
+            key=key,
+            ticket_id=row["ticket_id"],
+            ticket_no=row["ticket_no"],
+            name=row["name"],
+            due_at=row["due_at"],
+            text=_cut(mask_text(row["text"] or "")),
+            unit_code=row["unit_code"],
+            handler=handler,
+            overdue=overdue,
+            urgent=urgent,
+            group=group,
+            mention=mention,
+            private=tuple(private.items()),
+        )
+
+    def _unit(self, code: str | None) -> Unit | None:
+        if code is None:
+            return self.config.office_unit
+        unit = self.config.unit(code)
+        if unit is None:
+            log.warning("deadline engine: unit %s is not in the config; its work group is not reminded", code)
+        return unit
+
+    @staticmethod
+    def _responsible(unit: Unit | None, handler: str | None) -> list[str]:
+        """Who must act: the handler; unclaimed, the unit's emergency team, else its head."""
+        if handler:
+            return [handler]
+        if unit is None:
+            return []
+        return list(unit.emergency_team) or [unit.head]
+
+    def _audience(self, role: Role, unit: Unit | None, responsible: list[str]) -> list[str]:
+        if role is Role.HANDLER:
+            return responsible
+        if role is Role.UNIT_HEAD:
+            return unit.heads if unit is not None else []
+        return self._holders[role]
+
+    # --- digests ---------------------------------------------------------------------------------------------------
+
+    def _messages(self, items: Sequence[Item], now: datetime) -> list[Row]:
+        """One message per work group and one per member for everything this batch has for them."""
+        groups: dict[str, _Digest] = defaultdict(_Digest)
+        members: dict[str, _Digest] = defaultdict(_Digest)
+        for item in items:
+            if item.group is not None:
+                digest = groups[item.group]
+                digest.lines["overdue" if item.overdue else "soon"].append(item)
+                digest.mention.update(dict.fromkeys(item.mention))
+                digest.urgent |= item.urgent
+            for userid, section in item.private:
+                digest = members[userid]
+                part = section if section != "mine" else ("mine_overdue" if item.overdue else "mine_soon")
+                digest.lines[part].append(item)
+                digest.urgent |= item.urgent or section == "duty"
+        rows: list[Row] = []
+        for code, digest in sorted(groups.items()):
+            text = self._text(f"**【时限提醒】{unit_name(self.config, code)}**", _GROUP_SECTIONS, digest, now, False)
+            notice = Notice(
+                key=f"nag:{_digest_key(digest)}",
+                text=text,
+                unit=code,
+                mention=list(digest.mention),
+                urgent=digest.urgent,
+            )
+            rows += notice_rows(notice, self.config, self.channels, at=now)
+        for userid, digest in sorted(members.items()):
+            text = self._text("**【时限提醒】**", _PRIVATE_SECTIONS, digest, now, True)
+            notice = Notice(key=f"nag:{_digest_key(digest)}", text=text, members=[userid], urgent=digest.urgent)
+            rows += notice_rows(notice, self.config, self.channels, at=now)
+        return rows
+
+    def _text(
+        self,
+        heading: str,
+        sections: Iterable[tuple[str, str]],
+        digest: _Digest,
+        now: datetime,
+        with_unit: bool,
+    ) -> str:
+        out = [heading]
+        budget = TEXT_BUDGET
+        left = 0
+        for part, title in sections:
+            items = digest.lines.get(part)
+            if not items:
+                continue
+            lines = self._lines(items, now, with_unit=with_unit or part == "duty")
+            head = f"{title}（{len(lines)} 件）："
+            for line in [head, *lines]:
+                size = len(line.encode()) + 1
+                if size > budget:
+                    left += 1 if line is not head else 0
+                    continue
+                budget -= size
+                out.append(line)
+        if left:
+            out.append(f"……另有 {left} 件，发送 /逾期 或 /待办 查看")
+        return "\n".join(out)
+
+    def _lines(self, items: Sequence[Item], now: datetime, *, with_unit: bool) -> list[str]:
+        """One line per ticket: its deadlines (merged when due together), the handler; most pressing first."""
+        by_ticket: dict[int, list[Item]] = defaultdict(list)
+        for item in items:
+            by_ticket[item.ticket_id].append(item)
+        ordered = sorted(by_ticket.values(), key=lambda its: (min(i.due_at for i in its), its[0].ticket_no))
+        lines = []
+        for its in ordered:
+            first = its[0]
+            due: dict[datetime, list[str]] = defaultdict(list)
+            for i in sorted(its, key=lambda i: (i.due_at, i.name)):
+                due[i.due_at].append(deadline_label(i.name))
+            parts = "；".join(f"{'、'.join(names)} {when(at)}（{remaining(at, now)}）" for at, names in due.items())
+            who = f"承办人 {person(self.config, first.handler)}" if first.handler else "待接单"
+            unit = f"｜{unit_name(self.config, first.unit_code)}" if with_unit else ""
+            lines.append(f"· {first.ticket_no} {first.text}{unit}｜{parts}｜{who}")
+        return lines
+
+    # --- three misses ----------------------------------------------------------------------------------------------
+
+    async def _flags(self, now: datetime, result: TickResult) -> None:
+        async with self.store.reading() as conn:
+            if not await nag_store.pending_flags(conn):
+                return
+        months = self.nags.three_misses.period_months
+        current = period_start(now, months)
+        previous = period_start(current - timedelta(days=1), months)
+        async with self.store.transaction() as conn:
+            out: list[Row] = []
+            for flag in await nag_store.pending_flags(conn):
+                unit_code: str = flag["unit_code"]
+                start: date = flag["period_start"]
+                if start not in (current, previous):
+                    # a period long closed (an old export imported): news to nobody now
+                    await nag_store.mark_flag_notified(conn, unit_code, start, at=now)
+                    log.info("three misses of unit %s in the period from %s: past, not sent", unit_code, start)
+                    continue
+                if not routine_allowed(self.config, now):
+                    continue  # the dispatchers hear of it when the window opens
+                if not await nag_store.mark_flag_notified(conn, unit_code, start, at=now):
+                    continue
+                misses = await nag_store.misses_of(conn, unit_code, start)
+                notice = self._flag_notice(unit_code, start, flag["misses"], misses)
+                out += notice_rows(notice, self.config, self.channels, at=now)
+                result.flags += 1
+            await repo.enqueue(conn, out)
+        result.messages += len(out)
+
+    def _flag_notice(self, unit_code: str, start: date, count: int, misses: Sequence[Mapping[Any, Any]]) -> Notice:
+        months = self.nags.three_misses.period_months
+        name = unit_name(self.config, unit_code)
+        lines = [
+            f"**【未按时接单】{name}**",
+            f"{period_label(start, months)}已有 {count} 次未按时接单（达到 {self.nags.three_misses.count} 次）：",
+            *(f"· {m['ticket_no']} 接单时限 {when(m['missed_at'])}" for m in misses),
+        ]
+        dispatchers = self._holders[Role.DISPATCHER]
+        return Notice(
+            key=f"three-misses:{unit_code}:{start.isoformat()}",
+            text="\n".join(lines),
+            unit=self.config.office.unit,
+            members=dispatchers,
+        )
+
+
+_GROUP_SECTIONS = (("overdue", "已超时"), ("soon", "临近时限"))
+_PRIVATE_SECTIONS = (
+    ("duty", "值班：受理时段外的紧急工单"),
+    ("mine_overdue", "你负责的工单已超时"),
+    ("escalation", "超时督办"),
+    ("mine_soon", "你负责的工单临近时限"),
+)
+
+
+def _after(step: Step | None, now: datetime) -> datetime | None:
+    """The next look at a row: at its next step, and never at or before ``now`` (a tick must not find it again)."""
+    if step is None:
+        return None
+    return step.at if step.at > now else now + timedelta(seconds=1)
+
+
+def _cut(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= LINE_CHARS else text[:LINE_CHARS] + "…"
+
+
+def _digest_key(digest: _Digest) -> str:
+    keys = sorted(item.key for items in digest.lines.values() for item in items)
+    return hashlib.sha256("|".join(keys).encode()).hexdigest()[:32]
