@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.wecom.crypto import CallbackCrypto
     from bot.wecom.inbound import InboundProcessor
     from bot.wecom.longconn import AibotLongConnection
+    from notifiers.pushes import Pusher
     from store.leader import Leader
     from store.repo import Store
 
@@ -32,6 +33,7 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 TICKETS: web.AppKey[TicketService] = web.AppKey("tickets")
 INGEST: web.AppKey[IngestBatcher] = web.AppKey("ingest")
 DUTY: web.AppKey[DutyService] = web.AppKey("duty")  # who is on duty: the roster and its takeovers
+PUSHES: web.AppKey[Pusher] = web.AppKey("pushes")  # tickets into the work groups, and the digests
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 REDIS: web.AppKey[Any] = web.AppKey("redis")  # redis.asyncio.Redis, or None without REDIS_URL
 # WeCom callbacks, present only when their credentials are configured: inbox source -> crypto, and the processor
@@ -41,3 +43,5 @@ WECOM_INBOUND: web.AppKey[InboundProcessor] = web.AppKey("wecom_inbound")
 AIBOT_CONNECTION: web.AppKey[AibotLongConnection] = web.AppKey("aibot_connection")
 AIBOT_LEADER: web.AppKey[Leader] = web.AppKey("aibot_leader")
 AIBOT_LEADER_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("aibot_leader_task")  # done: the election stopped
+# the election of the one process that flushes the digests (run_workers only)
+DIGEST_LEADER: web.AppKey[Leader] = web.AppKey("digest_leader")
