@@ -44,6 +44,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -58,6 +59,7 @@ from config.model import BotConfig, PushRule, Unit
 from config.vocabulary import DeadlineName, PushAudience, PushKind
 from handlers import format as fmt
 from handlers.cards import ticket_card
+from notifiers.aibot_ws import AIBOT_WS
 from notifiers.notices import Channels, Notice, Row, group_channel, notice_rows
 from store import pushes as pushes_repo
 from store import repo
@@ -66,6 +68,9 @@ from store.repo import Store
 log = logging.getLogger(__name__)
 
 NEW, MOVED, REOPENED, WARNING = "new", "moved", "reopened", "warning"
+# set by :meth:`Pusher.changed` when its transaction queued a push due now; read (and cleared) by
+# :meth:`Pusher.committed`, which the ticket service calls in the same task once that transaction has committed
+_SEND_NOW: ContextVar[bool] = ContextVar("push_send_now", default=False)
 CONTENT_CHARS = 80  # of the ticket's text in a push
 LINE_CHARS = 22  # of the title in a digest line
 
@@ -171,10 +176,16 @@ class Pusher:
             rows += self._rows(notices, now)
         await repo.enqueue(conn, rows)
         await pushes_repo.queue_digest(conn, queued)
+        if any(row["next_attempt_at"] <= now for row in rows):
+            _SEND_NOW.set(True)
 
     def committed(self) -> None:
-        if self.wake is not None:
-            self.wake()
+        """Wakes the outbox when the transaction queued a push that is due now (not for one held back for the
+        window, a digest item, or nothing): a wake costs the worker a pass, and a burst of hand-overs commits often."""
+        if _SEND_NOW.get():
+            _SEND_NOW.set(False)
+            if self.wake is not None:
+                self.wake()
 
     def _pushed_on_import(self, change: TicketChange, now: datetime) -> bool:
         """An import pushes a ticket new to the bot only when its 派单时间 was given and is recent (the rest is the
@@ -202,6 +213,12 @@ class Pusher:
             for row in notice_rows(self._reachable(notice), self.config, self.channels, at=now)
         ]
 
+    def _takes_cards(self, unit: Unit) -> bool:
+        """Whether ``unit``'s group is reached where a card's buttons work (the robot's long connection): elsewhere
+        the markdown stands in for it, and the card is not built."""
+        target = group_channel(unit, self.channels)
+        return target is not None and target[0] == AIBOT_WS
+
     def _reachable(self, notice: Notice) -> Notice:
         """``notice`` without its group part when no channel of this deployment reaches that group: logged once per
         unit (not at every ticket), and its private part still goes."""
@@ -226,7 +243,11 @@ class Pusher:
         headline, lead = self._headline(change, event)
         not_before = None if rule.urgent else self.config.routine_from(now)
         mention = audience(rule.mention, unit, ticket)
-        card = ticket_card(ticket, change.deadlines, self.config, now, tag=f"p{change.audit_id}", done=lead)
+        card = (
+            ticket_card(ticket, change.deadlines, self.config, now, tag=f"p{change.audit_id}", done=lead)
+            if self._takes_cards(unit)
+            else None
+        )
         body = self._markdown(ticket, change.deadlines, headline, lead, now, remaining=not_before is None)
         base = f"push:{no}:{cycle}:{event}"
         notices = [
@@ -429,7 +450,9 @@ class Pusher:
             ticket = items[0]
             deadlines = open_deadlines.get(ticket["id"], [])
             headline = f"【{fmt.kind_label(ticket['kind'])}】新工单 {ticket['ticket_no']}"
-            card = ticket_card(ticket, deadlines, self.config, now, tag=f"d{ticket['item_id']}")
+            card = None
+            if self._takes_cards(unit):
+                card = ticket_card(ticket, deadlines, self.config, now, tag=f"d{ticket['item_id']}")
             body = self._markdown(ticket, deadlines, headline, None, now)
             return [
                 Notice(

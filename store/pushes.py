@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.models import deadlines, digest_items, outbox, tickets
 
-_CHUNK = 500
+_CHUNK = 500  # ids per IN list
 
 
 async def queue_digest(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -23,11 +23,9 @@ async def queue_digest(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]])
     if not rows:
         return
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    for start in range(0, len(rows), _CHUNK):
-        chunk = [dict(r) for r in rows[start : start + _CHUNK]]
-        await conn.execute(
-            insert(digest_items).values(chunk).on_conflict_do_nothing(index_elements=["ticket_id", "cycle"])
-        )
+    # executemany with one statement (compiled once, cached), not a VALUES list (a new statement per row count)
+    statement = insert(digest_items).on_conflict_do_nothing(index_elements=["ticket_id", "cycle"])
+    await conn.execute(statement, [dict(r) for r in rows])
 
 
 async def waiting(conn: AsyncConnection, *, queued_before: datetime, limit: int = 5000) -> list[RowMapping]:
