@@ -515,6 +515,13 @@ class Pushes(_Model):
     digest: DigestSettings = Field(default_factory=DigestSettings)
     imports: ImportPushSettings = Field(default_factory=ImportPushSettings, alias="import")
 
+    @model_validator(mode="after")
+    def _warnings_not_digested(self) -> Self:
+        warning = self.rules.get(PushKind.WARNING)
+        if warning is not None and warning.mode == "digest":
+            raise ValueError('rules.warning.mode: a warning ticket is pushed "at_once" or not at all ("off")')
+        return self
+
 
 class CrossReferenceError(ValueError):
     """Raised from BotConfig's validator with every cross-reference problem found."""

@@ -495,6 +495,7 @@ def test_push_rules_default_and_merge_field_by_field() -> None:
         ("pushes:\n  digest: {every: 30m, offset: 30m}\n", "pushes.digest", "shorter than every"),
         ("pushes:\n  digest: {every: 1wd}\n", "pushes.digest.every", "not working days"),
         ("pushes:\n  import: {at_once_max: -1}\n", "pushes.import.at_once_max", ""),
+        ("pushes:\n  rules:\n    warning: {mode: digest}\n", "pushes", "a warning ticket is pushed"),
     ],
 )
 def test_bad_push_settings(text: str, path: str, fragment: str) -> None:
