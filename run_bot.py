@@ -130,17 +130,21 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
 
 async def _with_service(settings: Settings, config: BotConfig, body: Callable[[Any], Awaitable[int]]) -> int:
+    from bot.app import push_channels
     from bot.clock import SystemClock
+    from bot.services.duty import DutyService
     from bot.services.tickets import TicketService
+    from notifiers.pushes import Pusher
     from store.db import create_engine, migrate
     from store.repo import Store
 
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
-        service = TicketService(
-            Store(engine), config, _calendar(config), SystemClock(), sync_url=config.hotline.sync_url
-        )
+        store, clock = Store(engine), SystemClock()
+        service = TicketService(store, config, _calendar(config), clock, sync_url=config.hotline.sync_url)
+        # an import pushes what is new (pushes.import in the config); a running bot's outbox sends it
+        service.add_hook(Pusher(store, config, clock, push_channels(settings), duty=DutyService(store, config, clock)))
         return await body(service)
     finally:
         await engine.dispose()

@@ -40,6 +40,8 @@ from bot.hotline.importer import ImportReport, import_file  # noqa: E402
 from bot.services.tickets import TicketService  # noqa: E402
 from config.loader import load_config  # noqa: E402
 from config.model import BotConfig  # noqa: E402
+from notifiers.notices import Channels  # noqa: E402
+from notifiers.pushes import Pusher  # noqa: E402
 from store.db import create_engine, migrate  # noqa: E402
 from store.repo import Store  # noqa: E402
 
@@ -222,7 +224,10 @@ async def _measure(
     try:
         await migrate(engine)
         clock = FrozenClock(datetime(2026, 11, 23, 9, tzinfo=TZ))
-        service = TicketService(Store(engine), config, WorkCalendar(), clock)
+        store = Store(engine)
+        service = TicketService(store, config, WorkCalendar(), clock)
+        # as run_bot.py import has it: the pushes of what an import brings that is new and recent
+        service.add_hook(Pusher(store, config, clock, Channels(app=True)))
         gc.collect()
         rss_before = _rss_mb()
         preview = await import_file(path, service, config, progress=False, dry_run=True)

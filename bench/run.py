@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import print_table  # noqa: E402
 
-BENCHMARKS = ["calendar", "ingest", "import", "callbacks", "delivery", "commands", "engine", "memory"]
+BENCHMARKS = ["calendar", "ingest", "import", "callbacks", "delivery", "commands", "pushes", "engine", "memory"]
 
 
 def main() -> int:

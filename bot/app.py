@@ -11,12 +11,13 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.clock import Clock, SystemClock
+from bot.clock import TZ, Clock, SystemClock
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
 from bot.hotline.syncback import HotlineSyncSender
@@ -38,9 +39,11 @@ from bot.web.keys import (
     DEADLINE_LEADER,
     DEADLINE_LEADER_TASK,
     DEADLINE_SCHEDULER,
+    DIGEST_LEADER,
     DUTY,
     INGEST,
     METRICS,
+    PUSHES,
     REDIS,
     SETTINGS,
     STORE,
@@ -58,9 +61,11 @@ from config.model import BotConfig
 from config.settings import Settings
 from handlers.replies import Channels
 from handlers.router import CommandRouter
+from notifiers import notices
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.notices import Channels as NoticeChannels
 from notifiers.outbox import OutboxWorker, Sender
+from notifiers.pushes import Pusher
 from notifiers.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
 from store.db import create_engine, migrate
@@ -73,6 +78,7 @@ log = logging.getLogger(__name__)
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 OUTBOX_STOP_GRACE = 15.0  # seconds; a pass is at most 10 sends, each bounded by its client's timeouts
+DIGEST_CHECK = 60.0  # seconds between looks for a digest period that has begun (flush is a no-op otherwise)
 RATE_LIMITER = web.AppKey[RateLimiter]("rate_limiter")
 
 
@@ -105,6 +111,7 @@ def create_app(
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_http_session)
+    app.cleanup_ctx.append(partial(_pushes, flush=run_workers))
     callbacks = wecom_callbacks.configured(settings)
     if callbacks:
         app[WECOM_CALLBACKS] = callbacks
@@ -178,6 +185,56 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def push_channels(settings: Settings) -> notices.Channels:
+    """What the pushes can be sent through in this deployment (the outbox's senders serve the same channels)."""
+    return notices.Channels(app=_app_credentials(settings), aibot_ws=settings.aibot_long_connection)
+
+
+async def _pushes(app: web.Application, *, flush: bool) -> AsyncIterator[None]:
+    """Pushes into the work groups (:mod:`notifiers.pushes`): the pusher follows every ticket change in its
+    transaction (a hook of the ticket service) and wakes the outbox after the commit. With ``flush`` (run_workers),
+    the digests are flushed by an APScheduler interval job, in one process at a time (the leader, as for the robot's
+    long connection)."""
+    pusher = Pusher(
+        app[STORE],
+        app[CONFIG],
+        app[CLOCK],
+        push_channels(app[SETTINGS]),
+        duty=app[DUTY],
+        wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+    )
+    app[PUSHES] = pusher
+    app[TICKETS].add_hook(pusher)
+    task: asyncio.Task[None] | None = None
+    if flush:
+        leader = Leader(app[STORE].engine, "pushes-digest")
+        app[DIGEST_LEADER] = leader
+        task = asyncio.create_task(_lead(leader, partial(_flush_digests, pusher)), name="digest-leader")
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _flush_digests(pusher: Pusher) -> None:
+    """While this process leads: every :data:`DIGEST_CHECK` seconds, the digests of a period that has begun."""
+
+    async def flush() -> None:
+        try:
+            await pusher.flush()
+        except Exception:
+            log.exception("digest flush failed; trying again at the next check")
+
+    scheduler = AsyncIOScheduler(timezone=TZ)
+    scheduler.add_job(flush, "interval", seconds=DIGEST_CHECK, coalesce=True, max_instances=1, id="digest-flush")
+    scheduler.start()
+    try:
+        await asyncio.Event().wait()  # until the leadership ends (cancelled)
+    finally:
+        scheduler.shutdown(wait=False)
 
 
 def _wecom_senders(app: web.Application) -> dict[str, Sender]:

@@ -22,7 +22,7 @@ from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from config.model import BotConfig, CrossReferenceError, Loc, cross_check, format_path
-from config.vocabulary import DeadlineName, Role, TicketKind
+from config.vocabulary import DeadlineName, PushAudience, PushKind, Role, TicketKind
 
 __all__ = [
     "ConfigError",
@@ -285,6 +285,10 @@ def _fields_at(loc: Loc) -> list[str]:
 def _enum_at(loc: Loc, is_key: bool) -> tuple[str, type[StrEnum]] | None:
     if "roles" in loc:
         return "role", Role
+    if loc[:2] == ("pushes", "rules"):
+        if len(loc) == 3 and is_key:
+            return "push kind", PushKind
+        return "audience", PushAudience
     if "kinds" in loc or "kind_labels" in loc:
         return "ticket kind", TicketKind
     if loc[:2] == ("deadlines", "policies"):

@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from config.durations import Duration
-from config.vocabulary import DeadlineName, Role, TicketKind
+from config.vocabulary import DeadlineName, PushAudience, PushKind, Role, TicketKind
 
 Loc = tuple[str | int, ...]
 
@@ -546,6 +546,78 @@ class ImportSettings(_Model):
     kind_labels: dict[Text, TicketKind | None] = {}  # label -> kind; null removes a default label
 
 
+class PushRule(_Model):
+    """How a new ticket of one kind (or a warning ticket) reaches its unit's work group (``pushes.rules``).
+
+    ``mode``: ``at_once`` (a card with buttons where the group's transport takes cards, markdown elsewhere),
+    ``digest`` (gathered with the unit's other waiting tickets into one message per digest period), ``off``.
+    ``urgent``: sent at once even outside the service window or in quiet hours, and then also privately to the duty
+    officer; a rule that is not urgent waits for the window. ``mention``: who is @-mentioned in the group message.
+    ``private``: who also gets it privately (the app's or the robot's 1:1 chat)."""
+
+    mode: Literal["at_once", "digest", "off"] = "at_once"
+    urgent: bool = True
+    mention: list[PushAudience] = [PushAudience.TEAM, PushAudience.HEAD]
+    private: list[PushAudience] = []
+
+
+_AT_ONCE = PushRule()
+DEFAULT_PUSH_RULES: dict[PushKind, PushRule] = {
+    PushKind.REGULAR: PushRule(mode="digest", urgent=False, mention=[]),
+    PushKind.URGENT: _AT_ONCE,
+    PushKind.SEMI_URGENT: _AT_ONCE,
+    PushKind.PHOTO: _AT_ONCE,
+    PushKind.CITY_REVIEW: _AT_ONCE,
+    PushKind.WARNING: PushRule(
+        mention=[PushAudience.HANDLER, PushAudience.HEAD], private=[PushAudience.HEAD, PushAudience.DEPUTIES]
+    ),
+}
+
+
+class DigestSettings(_Model):
+    """The per-unit digest of waiting tickets: one message per unit and period. Periods start at ``offset`` past
+    local midnight and every ``every`` after it (by default :07 and :37, away from the :00 and :30 WeCom asks
+    senders to avoid); a ticket queued in one period goes out at the start of the next, inside the service window
+    and outside quiet hours. At most ``max_items`` tickets are listed; a digest of one ticket is that ticket's card."""
+
+    every: NaturalDuration = _D("30m")
+    offset: NaturalDuration | None = _D("7m")
+    max_items: int = Field(default=20, ge=1, le=50)
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Self:
+        every = self.every.natural()
+        if every < timedelta(minutes=5) or every > timedelta(days=1):
+            raise ValueError(f"every {self.every}: between 5m and 24h")
+        if self.offset is not None and self.offset.natural() >= every:
+            raise ValueError(f"offset {self.offset} must be shorter than every {self.every}")
+        return self
+
+
+class ImportPushSettings(_Model):
+    """Which tickets an import (``run_bot.py import``) pushes: only those new to the bot, with a 派单时间 within
+    ``recent`` before the import (an export of the platform's history pushes nothing); of those, at most
+    ``at_once_max`` per import batch (1,000 rows) at once, the rest join their unit's digest."""
+
+    recent: NaturalDuration = _D("24h")
+    at_once_max: int = Field(default=20, ge=0)
+
+
+class Pushes(_Model):
+    """New, re-dispatched and warning tickets pushed into the work groups (see README, *Pushes*)."""
+
+    rules: dict[PushKind, PushRule] = {}  # per kind, merged field by field over DEFAULT_PUSH_RULES
+    digest: DigestSettings = Field(default_factory=DigestSettings)
+    imports: ImportPushSettings = Field(default_factory=ImportPushSettings, alias="import")
+
+    @model_validator(mode="after")
+    def _warnings_not_digested(self) -> Self:
+        warning = self.rules.get(PushKind.WARNING)
+        if warning is not None and warning.mode == "digest":
+            raise ValueError('rules.warning.mode: a warning ticket is pushed "at_once" or not at all ("off")')
+        return self
+
+
 class CrossReferenceError(ValueError):
     """Raised from BotConfig's validator with every cross-reference problem found."""
 
@@ -571,6 +643,7 @@ class BotConfig(_Model):
     calendar: CalendarSettings = Field(default_factory=CalendarSettings)
     hotline: HotlineSettings = Field(default_factory=HotlineSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings, alias="import")
+    pushes: Pushes = Field(default_factory=Pushes)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _members: dict[str, Member] = PrivateAttr(default_factory=dict)
@@ -582,6 +655,7 @@ class BotConfig(_Model):
     _three_twos_categories: frozenset[str] = PrivateAttr(default_factory=frozenset)
     _import_columns: dict[str, str] = PrivateAttr(default_factory=dict)
     _kind_labels: dict[str, TicketKind] = PrivateAttr(default_factory=dict)
+    _push_rules: dict[PushKind, PushRule] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _link(self, info: ValidationInfo) -> Self:
@@ -618,6 +692,12 @@ class BotConfig(_Model):
         self._import_columns = {header: f for header, f in columns.items() if f is not None}
         kind_labels: dict[str, TicketKind | None] = {**DEFAULT_KIND_LABELS, **self.imports.kind_labels}
         self._kind_labels = {label: k for label, k in kind_labels.items() if k is not None}
+        self._push_rules = {
+            kind: DEFAULT_PUSH_RULES[kind].model_copy(update=given.model_dump(exclude_unset=True))
+            if (given := self.pushes.rules.get(kind)) is not None
+            else DEFAULT_PUSH_RULES[kind]
+            for kind in PushKind
+        }
         return self
 
     # -- lookups -----------------------------------------------------------------------------------
@@ -696,6 +776,12 @@ class BotConfig(_Model):
             return {}
         return self.deadlines.three_twos.durations()
 
+    # -- pushes ------------------------------------------------------------------------------------
+
+    def push_rule(self, kind: PushKind | TicketKind | str) -> PushRule:
+        """The push rule of a ticket kind, or of ``warning``: the default with the YAML's fields merged in."""
+        return self._push_rules[PushKind(str(kind))]
+
     # -- import ------------------------------------------------------------------------------------
 
     @property
@@ -719,6 +805,27 @@ class BotConfig(_Model):
 
     def in_quiet_hours(self, at: datetime) -> bool:
         return self.quiet_hours is not None and self.quiet_hours.contains(self.local(at))
+
+    def routine_from(self, at: datetime) -> datetime:
+        """When a routine (not urgent) message may go out: ``at`` itself inside the service window and outside quiet
+        hours, else the next moment both hold (the window opening, or quiet hours ending inside it). Should quiet
+        hours cover the whole window, they are ignored: the window opening."""
+        local = self.local(at)
+        if self.in_service_window(local) and not self.in_quiet_hours(local):
+            return at
+        tz = local.tzinfo
+        starts = [self.service_window.start] + ([self.quiet_hours.end] if self.quiet_hours is not None else [])
+        candidates = sorted(
+            datetime.combine(local.date() + timedelta(days=d), time(), tz) + timedelta(minutes=minute_of_day(hhmm))
+            for d in range(3)
+            for hhmm in starts
+        )
+        for candidate in candidates:
+            if candidate > local and self.in_service_window(candidate) and not self.in_quiet_hours(candidate):
+                return candidate
+        opening = minute_of_day(self.service_window.start)
+        day = local.date() + timedelta(days=0 if local.hour * 60 + local.minute < opening else 1)
+        return datetime.combine(day, time(), tz) + timedelta(minutes=opening)
 
     def on_duty(self, at: datetime) -> list[str]:
         """Userids on duty at ``at``, in roster order, without repeats."""

@@ -56,6 +56,28 @@ DEADLINE_LABELS: dict[DeadlineName, str] = {
 }
 
 
+class PushKind(StrEnum):
+    """What a push rule is for (``pushes.rules``): a ticket kind, or a warning ticket (预警, after a dissatisfied
+    return visit), which is not a kind but a state any kind can reach."""
+
+    REGULAR = "regular"
+    URGENT = "urgent"
+    SEMI_URGENT = "semi_urgent"
+    PHOTO = "photo"
+    CITY_REVIEW = "city_review"
+    WARNING = "warning"
+
+
+class PushAudience(StrEnum):
+    """Whom a push @-mentions in the group or reaches privately, by role in the ticket's unit."""
+
+    TEAM = "team"  # the unit's handlers on duty: its emergency team (应急队伍), else all its members
+    HANDLER = "handler"  # the ticket's own handler (承办人), when it has one
+    HEAD = "head"  # the unit head (负责人)
+    DEPUTIES = "deputies"  # the unit's deputy heads
+    MEMBERS = "members"  # every member of the unit
+
+
 class Role(StrEnum):
     HANDLER = "handler"  # 承办人
     UNIT_HEAD = "unit_head"  # 负责人

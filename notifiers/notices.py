@@ -9,7 +9,8 @@ members privately. :func:`notice_rows` picks the channel for each:
   robot's webhook key: markdown), ``app`` (``appchat/send`` to a chat the app created: markdown); ``auto`` takes the
   first of these the deployment and the group allow. Mentions are ``<@userid>`` in the markdown (the webhook's and the
   robot's markdown render them as @-mentions). A card goes only where buttons work (the robot); elsewhere the
-  markdown stands in for it.
+  markdown stands in for it. A card cannot @-mention anyone, so with mentions the card is followed by a short
+  markdown line that carries them (``mention_text``, same ordering key: it arrives after the card).
 * **a member privately** through the self-built app (``message/send``: text, or the card, whose buttons work there)
   or, without the app, the robot's 1:1 chat over the long connection.
 
@@ -17,7 +18,8 @@ A group message shows what a handler needs to act and no more: the caller masks 
 (:mod:`bot.domain.masking`) in ``text`` and ``card``; ``private_text`` may carry them, for the members only.
 
 Each row's idempotency key is ``{notice.key}:{audience}``: the same notice queued twice (a tick re-run after a
-crash, a retried hand-over) is sent once.
+crash, a retried hand-over) is sent once. ``not_before`` holds a routine notice back (outside the service window,
+in quiet hours): its rows are due from then.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class Notice:
     urgent: bool = False
     ordering_key: str | None = None  # messages with the same key arrive in the order queued (a ticket's number)
     extra: Mapping[str, Any] = field(default_factory=dict)  # payload fields passed through (e.g. "safe": 1)
+    mention_text: str | None = None  # with a card and mentions: the line they go with (default: text's first line)
+    not_before: datetime | None = None  # due from then (a routine notice waiting for the service window)
 
 
 def group_channel(unit: Unit, channels: Channels) -> tuple[str, str] | None:
@@ -103,8 +107,9 @@ def notice_rows(notice: Notice, config: BotConfig, channels: Channels, *, at: da
             text = notice.text
             if notice.mention:
                 text = f"{text}\n{mentions(notice.mention)}"
-            if channel == AIBOT_WS and notice.card is not None:
-                payload: dict[str, Any] = {"msgtype": "template_card", "template_card": dict(notice.card)}
+            card = channel == AIBOT_WS and notice.card is not None
+            if card:
+                payload: dict[str, Any] = {"msgtype": "template_card", "template_card": dict(notice.card or {})}
             else:
                 payload = {"msgtype": "markdown", "markdown": {"content": clip(text)}}
             if channel == AIBOT_WS:
@@ -112,6 +117,15 @@ def notice_rows(notice: Notice, config: BotConfig, channels: Channels, *, at: da
             rows.append(
                 _row(channel, destination, key(notice.key, f"group:{notice.unit}"), payload, priority, notice, at)
             )
+            if card and notice.mention:
+                line = notice.mention_text if notice.mention_text is not None else notice.text.split("\n", 1)[0]
+                tagged = {
+                    "chatid": destination,
+                    "msgtype": "markdown",
+                    "markdown": {"content": clip(f"{line}\n{mentions(notice.mention)}")},
+                }
+                audience = f"group:{notice.unit}:mention"
+                rows.append(_row(channel, destination, key(notice.key, audience), tagged, priority, notice, at))
     private = notice.private_text if notice.private_text is not None else notice.text
     for userid in dict.fromkeys(notice.members):
         if channels.app:
@@ -163,6 +177,6 @@ def _row(
         "payload": payload,
         "status": "pending",
         "attempts": 0,
-        "next_attempt_at": at,
+        "next_attempt_at": max(at, notice.not_before) if notice.not_before is not None else at,
         "created_at": at,
     }

@@ -1,5 +1,5 @@
 """Tables: tickets, their deadlines, the append-only audit log, the inbox, the outbox, the duty takeovers and the
-accept deadlines units missed.
+accept deadlines units missed, and the tickets waiting for their unit's digest.
 
 The same schema runs on SQLite (embedded default) and PostgreSQL. Datetimes are stored in UTC
 and come back aware, in Asia/Shanghai. Store code knows nothing of WeCom.
@@ -307,6 +307,34 @@ class UnitMissCount(Base):
     notified_at: Mapped[datetime | None]
 
 
+class DigestItem(Base):
+    """A new ticket waiting for its unit's next digest (pushes of the kinds the config gathers, see
+    :mod:`notifiers.pushes`): queued in the ticket change's own transaction, taken by the flush of the digest period
+    after it (``digest_key``, the digest message's outbox key, and ``flushed_at`` set then). One row per ticket and
+    cycle: a hand-over retried or applied twice queues nothing twice. The flush reads the waiting rows only, by a
+    partial index."""
+
+    __tablename__ = "digest_items"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "cycle", name="uq_digest_items_ticket_cycle"),
+        Index(
+            "ix_digest_items_waiting",
+            "queued_at",
+            sqlite_where=text("flushed_at IS NULL"),
+            postgresql_where=text("flushed_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(BigId, ForeignKey("tickets.id", ondelete="CASCADE"))
+    ticket_no: Mapped[str] = mapped_column(String(64))
+    cycle: Mapped[int] = mapped_column(Integer)
+    unit_code: Mapped[str] = mapped_column(String(32))
+    queued_at: Mapped[datetime]
+    flushed_at: Mapped[datetime | None]
+    digest_key: Mapped[str | None] = mapped_column(String(200))
+
+
 # the Core tables, for the repositories' statements
 tickets = cast(Table, Ticket.__table__)
 deadlines = cast(Table, Deadline.__table__)
@@ -316,3 +344,6 @@ outbox = cast(Table, OutboxMessage.__table__)
 duty_takeovers = cast(Table, DutyTakeover.__table__)
 deadline_misses = cast(Table, DeadlineMiss.__table__)
 unit_miss_counts = cast(Table, UnitMissCount.__table__)
+
+
+digest_items = cast(Table, DigestItem.__table__)

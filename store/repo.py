@@ -701,13 +701,10 @@ async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> N
     """Adds messages to send. A message whose idempotency key is already queued is not queued again."""
     if not rows:
         return
-    keys = [r["idempotency_key"] for r in rows]
-    existing = set(
-        (await conn.execute(select(outbox.c.idempotency_key).where(outbox.c.idempotency_key.in_(keys)))).scalars()
-    )
-    fresh = [r for r in rows if r["idempotency_key"] not in existing]
-    if fresh:
-        await conn.execute(insert(outbox), fresh)
+    # one statement (the unique key decides), not a look-up and an insert: it runs inside the change's transaction
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key])
+    await conn.execute(statement, [dict(r) for r in rows])
 
 
 _OUTBOX_COLUMNS = (

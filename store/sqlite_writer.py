@@ -20,6 +20,7 @@ results are SQLAlchemy's as everywhere else; only the waiting goes.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sqlite3
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -81,7 +82,11 @@ class SqliteWriter:
         :class:`SuspendedError`, rolled back). For a writer, the caller holds the store's write lock."""
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix=self.name)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_coroutine, transaction)
+        # in the caller's context: the coroutine sees its context variables, as it would on the event loop
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, context.run, self._run_coroutine, transaction
+        )
 
     def _run_coroutine(self, transaction: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
         connection = self._connection()

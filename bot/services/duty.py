@@ -117,6 +117,10 @@ class DutyService:
         at = at or self.clock.now()
         return (await self.roster(at)).on_duty(at)
 
+    async def on_duty_in(self, conn: AsyncConnection, at: datetime) -> list[str]:
+        """:meth:`on_duty`, read on ``conn``: inside a transaction of the caller's (a push written with its change)."""
+        return (await self._roster(conn, at)).on_duty(at)
+
     async def current_shift(self, at: datetime | None = None) -> list[Watch]:
         """Who is on duty at ``at``, each with from and until (a takeover's period, or their roster stretch)."""
         at = at or self.clock.now()

@@ -2,16 +2,24 @@
 
 A change, its deadlines, its audit entry and the messages it causes (the outbox) commit together. What the
 caller acknowledges has been persisted.
+
+**Hooks.** Whatever else must follow a change in the same transaction (the pushes into the work groups,
+:mod:`notifiers.pushes`) is a :class:`ChangeHook`: the service describes each change as a :class:`TicketChange`
+(a ticket created, an action applied) and hands the hooks the list with the transaction's connection, so what they
+write commits with the change or not at all; once the transaction has committed, each hook that was told is
+told so (:meth:`ChangeHook.committed`: wake the outbox). Hooks decide for themselves what concerns them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -83,6 +91,50 @@ class ActionOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketChange:
+    """What one change did to one ticket, for the :class:`ChangeHook` s, inside the change's transaction.
+
+    ``action`` is ``"dispatch"`` for a ticket created from a hand-over, else the action's value (``redispatch``,
+    ``visit`` …). ``ticket`` is the row as the change left it (with its ``id`` and ``cycle``). ``from_unit`` and
+    ``from_handler`` are the unit and handler before the change. ``source`` is the hand-over's (``api``, ``import``)
+    for changes a hand-over made (a creation, the platform's re-dispatch in an update), None for actions.
+    ``deadlines`` are those a new cycle started with (creation, re-dispatch, assignment, a warning), else empty.
+    ``dated``: whether the hand-over gave its dispatch time (an import row without 派单时间 is taken as dispatched
+    now)."""
+
+    action: str
+    ticket: Mapping[str, Any]
+    from_state: TicketState | None
+    to_state: TicketState
+    from_unit: str | None
+    from_handler: str | None
+    at: datetime
+    actor: str
+    audit_id: int
+    source: str | None = None
+    deadlines: Sequence[Mapping[str, Any]] = ()
+    dated: bool = True
+
+    @property
+    def ticket_no(self) -> str:
+        return str(self.ticket["ticket_no"])
+
+
+class ChangeHook(Protocol):
+    """Follows ticket changes in their own transaction (see the module's docstring)."""
+
+    async def changed(self, conn: AsyncConnection, changes: Sequence[TicketChange]) -> None:
+        """Writes what ``changes`` cause, on ``conn`` (the changes' transaction)."""
+
+    def committed(self) -> None:
+        """The transaction of the changes last given has committed."""
+
+
+# the hooks told of changes in the transaction under way in this task (see TicketService._transaction)
+_TOLD: ContextVar[set[ChangeHook] | None] = ContextVar("ticket_hooks_told", default=None)
+
+
+@dataclass(frozen=True, slots=True)
 class TicketDetail:
     ticket: Mapping[str, Any]
     deadlines: list[Mapping[str, Any]] = field(default_factory=list)
@@ -132,6 +184,43 @@ class TicketService:
         self.sync_url = sync_url
         extension = config.deadlines.extension
         self.extension_limits = ExtensionLimits(max_days=extension.max_days, max_count=extension.max_approved)
+        self.hooks: list[ChangeHook] = []
+
+    def add_hook(self, hook: ChangeHook) -> None:
+        """``hook`` follows every change from now on, in the change's transaction."""
+        self.hooks.append(hook)
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """The store's transaction; once it has committed, the hooks told of its changes are told so."""
+        async with self._told(), self.store.transaction() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def _told(self) -> AsyncIterator[None]:
+        """Collects the hooks told of changes in the transaction(s) within; once those have committed (the block
+        ends without an error), tells them so. The collection travels in a context variable, which
+        :meth:`store.repo.Store.run_transaction` carries into the SQLite writer thread."""
+        told: set[ChangeHook] = set()
+        token = _TOLD.set(told)
+        try:
+            yield
+        finally:
+            _TOLD.reset(token)
+        for hook in told:
+            try:
+                hook.committed()
+            except Exception:  # the change is committed: a hook's after-thought must not turn it into an error
+                log.exception("a ticket hook failed after the commit")
+
+    async def _tell(self, conn: AsyncConnection, changes: Sequence[TicketChange]) -> None:
+        if not changes:
+            return
+        told = _TOLD.get()
+        for hook in self.hooks:
+            await hook.changed(conn, changes)
+            if told is not None:
+                told.add(hook)
 
     # --- hand-overs from the hotline ---------------------------------------------------------------------
 
@@ -147,7 +236,7 @@ class TicketService:
         latest = {t.ticket_no: t for t in inputs}
         for attempt in range(_RETRIES):
             try:
-                async with self.store.transaction() as conn:
+                async with self._transaction() as conn:
                     outcomes = await self._upsert(conn, list(latest.values()), source, actor)
                 by_no = {o.ticket_no: o for o in outcomes}
                 return [by_no[t.ticket_no] for t in inputs]
@@ -180,7 +269,7 @@ class TicketService:
         for item in inputs:
             row = existing.get(item.ticket_no)
             if row is not None:
-                outcomes.append(await self._update(conn, row, item, now, actor))
+                outcomes.append(await self._update(conn, row, item, now, actor, source))
         return outcomes
 
     async def _create(
@@ -264,6 +353,30 @@ class TicketService:
             for ticket_id, row, route in zip(ids, rows, routes, strict=True)
         ]
         audit_ids = await repo.append_audit(conn, audits)
+        if self.hooks:
+            planned: dict[int, list[Mapping[str, Any]]] = {}
+            for d in deadline_rows:
+                planned.setdefault(d["ticket_id"], []).append(d)
+            await self._tell(
+                conn,
+                [
+                    TicketChange(
+                        "dispatch",
+                        {**row, "id": ticket_id},
+                        None,
+                        TicketState.DISPATCHED,
+                        None,
+                        None,
+                        now,
+                        actor,
+                        audit_id,
+                        source=source,
+                        deadlines=planned.get(ticket_id, []),
+                        dated=item.dispatched_at is not None,
+                    )
+                    for ticket_id, row, audit_id, item in zip(ids, rows, audit_ids, items, strict=True)
+                ],
+            )
         # the bot's own routing decision is news to the hotline; a unit the platform named is not, and neither
         # is anything in an import of the platform's own export
         if source == "import":
@@ -279,7 +392,7 @@ class TicketService:
         return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
 
     async def _update(
-        self, conn: AsyncConnection, row: RowMapping, item: TicketInput, now: datetime, actor: str
+        self, conn: AsyncConnection, row: RowMapping, item: TicketInput, now: datetime, actor: str, source: str
     ) -> UpsertOutcome:
         digest = item.payload_hash()
         if digest == row["payload_hash"]:
@@ -332,7 +445,7 @@ class TicketService:
             if fresh is None or fresh["version"] != version:
                 raise ConcurrentUpdate(row["id"])
             req = ActionRequest(Action.REDISPATCH, HOTLINE, now, unit=target.code, by_hotline=True)
-            outcome = await self._apply(conn, fresh, req)
+            outcome = await self._apply(conn, fresh, req, source=source)
             state, unit = outcome.to_state.value, target.code
             changed = (*changed, "unit")
         return UpsertOutcome(row["ticket_no"], "updated" if changed else "unchanged", state, unit, changed)
@@ -478,7 +591,8 @@ class TicketService:
 
         for attempt in range(_RETRIES):
             try:
-                return await self.store.run_transaction(transaction)
+                async with self._told():
+                    return await self.store.run_transaction(transaction)
             except ConcurrentUpdate:
                 if attempt == _RETRIES - 1:
                     raise
@@ -491,7 +605,9 @@ class TicketService:
         state = TicketState(row["state"])
         return ActionOutcome(ticket_no, req.action, state, state, 0, dict(row), duplicate=True)
 
-    async def _apply(self, conn: AsyncConnection, row: Mapping[Any, Any], req: ActionRequest) -> ActionOutcome:
+    async def _apply(
+        self, conn: AsyncConnection, row: Mapping[Any, Any], req: ActionRequest, *, source: str | None = None
+    ) -> ActionOutcome:
         if req.unit and req.action in (Action.REDISPATCH, Action.ASSIGN):
             unit = self.config.unit_for_label(req.unit)
             if unit is None:
@@ -507,7 +623,7 @@ class TicketService:
         if transition.new_cycle is not None:
             values["cycle"] = ticket.cycle + 1
         await repo.update_ticket(conn, row["id"], row["version"], values)
-        await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
+        started = await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
         data = dict(transition.data)
         if transition.extend:
             data["deadlines"] = await self._extend(conn, current, transition, req.at)
@@ -526,6 +642,21 @@ class TicketService:
         if not req.by_hotline:
             await self._sync_back(conn, [(audit_id, audit)])
         merged = {**dict(row), **values, "version": row["version"] + 1}
+        if self.hooks:
+            change = TicketChange(
+                req.action.value,
+                merged,
+                ticket.state,
+                transition.to_state,
+                row["unit_code"],
+                row["handler_userid"],
+                req.at,
+                req.actor,
+                audit_id,
+                source=source,
+                deadlines=started,
+            )
+            await self._tell(conn, [change])
         return ActionOutcome(ticket.ticket_no, req.action, ticket.state, transition.to_state, audit_id, merged)
 
     async def _apply_deadlines(
@@ -536,7 +667,8 @@ class TicketService:
         transition: Transition,
         open_rows: list[RowMapping],
         at: datetime,
-    ) -> None:
+    ) -> list[dict[str, Any]]:
+        """Closes what the transition meets or cancels; the deadlines of the new cycle it starts, if any."""
         met = [r["id"] for r in open_rows if r["cycle"] == ticket.cycle and r["name"] in transition.meet]
         # a new cycle supersedes whatever the previous one left open
         closed = [
@@ -573,9 +705,12 @@ class TicketService:
                 threshold=self.config.nags.three_misses.count,
                 at=at,
             )
-        if transition.new_cycle is not None:
-            plan = self.planner.plan(PlanRequest(ticket.kind, ticket.category, at, transition.new_cycle))
-            await repo.insert_deadlines(conn, self._deadline_rows([(row["id"], ticket.cycle + 1, p) for p in plan], at))
+        if transition.new_cycle is None:
+            return []
+        plan = self.planner.plan(PlanRequest(ticket.kind, ticket.category, at, transition.new_cycle))
+        started = self._deadline_rows([(row["id"], ticket.cycle + 1, p) for p in plan], at)
+        await repo.insert_deadlines(conn, started)
+        return started
 
     async def _extend(
         self, conn: AsyncConnection, current: list[RowMapping], transition: Transition, at: datetime

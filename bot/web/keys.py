@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from bot.wecom.crypto import CallbackCrypto
     from bot.wecom.inbound import InboundProcessor
     from bot.wecom.longconn import AibotLongConnection
+    from notifiers.pushes import Pusher
     from store.leader import Leader
     from store.repo import Store
 
@@ -35,6 +36,7 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 TICKETS: web.AppKey[TicketService] = web.AppKey("tickets")
 INGEST: web.AppKey[IngestBatcher] = web.AppKey("ingest")
 DUTY: web.AppKey[DutyService] = web.AppKey("duty")  # who is on duty: the roster and its takeovers
+PUSHES: web.AppKey[Pusher] = web.AppKey("pushes")  # tickets into the work groups, and the digests
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 REDIS: web.AppKey[Any] = web.AppKey("redis")  # redis.asyncio.Redis, or None without REDIS_URL
 # WeCom callbacks, present only when their credentials are configured: inbox source -> crypto, and the processor
@@ -49,3 +51,6 @@ DEADLINE_ENGINE: web.AppKey[DeadlineEngine] = web.AppKey("deadline_engine")
 DEADLINE_SCHEDULER: web.AppKey[AsyncIOScheduler] = web.AppKey("deadline_scheduler")
 DEADLINE_LEADER: web.AppKey[Leader] = web.AppKey("deadline_leader")
 DEADLINE_LEADER_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("deadline_leader_task")
+
+# the election of the one process that flushes the digests (run_workers only)
+DIGEST_LEADER: web.AppKey[Leader] = web.AppKey("digest_leader")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ast
 import textwrap
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
@@ -14,7 +15,7 @@ from config.durations import Duration
 from config.loader import ConfigError, ConfigIssue, load_config, load_config_text
 from config.model import DEFAULT_IMPORT_COLUMNS, DEFAULT_POLICIES, BotConfig
 from config.settings import Settings
-from config.vocabulary import DeadlineName, Role, TicketKind
+from config.vocabulary import DeadlineName, PushAudience, Role, TicketKind
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
@@ -501,6 +502,70 @@ def test_extension_defaults_agree_with_the_lifecycle() -> None:
 
     extension = load(BASE).deadlines.extension
     assert ExtensionLimits() == ExtensionLimits(max_days=extension.max_days, max_count=extension.max_approved)
+
+
+def test_push_rules_default_and_merge_field_by_field() -> None:
+    config = load(BASE)
+    regular, urgent, warning = (config.push_rule(k) for k in ("regular", "urgent", "warning"))
+    assert (regular.mode, regular.urgent, regular.mention, regular.private) == ("digest", False, [], [])
+    assert (urgent.mode, urgent.urgent, urgent.mention) == ("at_once", True, [PushAudience.TEAM, PushAudience.HEAD])
+    assert all(config.push_rule(k) == urgent for k in ("semi_urgent", "photo", "city_review"))
+    assert warning.mention == [PushAudience.HANDLER, PushAudience.HEAD]
+    assert warning.private == [PushAudience.HEAD, PushAudience.DEPUTIES]
+    assert config.push_rule(TicketKind.URGENT) is urgent
+    changed = load(
+        BASE + "pushes:\n  rules:\n    regular: {mode: at_once}\n    urgent: {mention: [members]}\n"
+        "  digest: {every: 1h, offset: null, max_items: 5}\n  import: {recent: 2h, at_once_max: 0}\n"
+    )
+    assert changed.push_rule("regular").mode == "at_once"
+    assert changed.push_rule("regular").urgent is False  # the rest stays the kind's default
+    assert changed.push_rule("urgent").mention == [PushAudience.MEMBERS]
+    assert changed.push_rule("urgent").urgent is True
+    assert changed.pushes.digest.every == Duration(1, "h")
+    assert changed.pushes.digest.offset is None
+    assert (changed.pushes.imports.recent, changed.pushes.imports.at_once_max) == (Duration(2, "h"), 0)
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "fragment"),
+    [
+        ("pushes:\n  rules:\n    regulr: {mode: digest}\n", "pushes.rules.regulr", 'did you mean "regular"'),
+        ("pushes:\n  rules:\n    urgent: {mode: now}\n", "pushes.rules.urgent.mode", "expected 'at_once'"),
+        ("pushes:\n  rules:\n    warning: {private: [bosses]}\n", "pushes.rules.warning.private[0]", "audience"),
+        ("pushes:\n  digest: {every: 2m}\n", "pushes.digest", "between 5m and 24h"),
+        ("pushes:\n  digest: {every: 30m, offset: 30m}\n", "pushes.digest", "shorter than every"),
+        ("pushes:\n  digest: {every: 1wd}\n", "pushes.digest.every", "not working days"),
+        ("pushes:\n  import: {at_once_max: -1}\n", "pushes.import.at_once_max", ""),
+        ("pushes:\n  rules:\n    warning: {mode: digest}\n", "pushes", "a warning ticket is pushed"),
+    ],
+)
+def test_bad_push_settings(text: str, path: str, fragment: str) -> None:
+    issue = issue_at(issues_of(BASE + text), path)
+    assert fragment in issue.message
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        ("10:00", "10:00"),  # inside the window, outside quiet hours: at once
+        ("05:00", "07:00"),  # before the window: quiet hours end after it opens
+        ("06:30", "07:00"),
+        ("22:30", "+07:00"),  # quiet hours: the next morning
+        ("23:59", "+07:00"),
+    ],
+)
+def test_routine_messages_wait_for_the_window_and_the_end_of_quiet_hours(at: str, expected: str) -> None:
+    config = load(BASE + 'service_window: {start: "06:00", end: "24:00"}\nquiet_hours: {start: "22:00", end: "07:00"}\n')
+    day = datetime(2026, 11, 23, tzinfo=ZoneInfo("Asia/Shanghai"))
+    hh, mm = (int(x) for x in at.split(":"))
+    when = day.replace(hour=hh, minute=mm)
+    ehh, emm = (int(x) for x in expected.lstrip("+").split(":"))
+    wanted = day.replace(hour=ehh, minute=emm) + timedelta(days=1 if expected.startswith("+") else 0)
+    assert config.routine_from(when) == wanted
+    # without quiet hours: the window's opening
+    plain = load(BASE + 'service_window: {start: "08:00", end: "18:00"}\n')
+    assert plain.routine_from(day.replace(hour=19)) == day.replace(hour=8) + timedelta(days=1)
+    assert plain.routine_from(day.replace(hour=7, minute=59)) == day.replace(hour=8)
 
 
 def test_overrides_file_missing(tmp_path: Path) -> None:

@@ -23,11 +23,31 @@ def _with_webhook(config: BotConfig, unit: str, key: str, transport: str = "auto
 def test_a_group_notice_goes_by_the_robot_with_its_card_when_the_long_connection_is_there(
     sandbox_config: BotConfig,
 ) -> None:
-    notice = Notice("push:1", "【紧急】工单 0123", unit="SRJG", mention=["zhouting", "chenjing"], card=CARD, urgent=True)
-    [row] = notice_rows(notice, sandbox_config, Channels(aibot_ws=True), at=AT)
+    notice = Notice("push:1", "【紧急】工单 0123\n详情", unit="SRJG", mention=["zhouting", "chenjing"], card=CARD,
+                    urgent=True, ordering_key="push:0123:SRJG")  # fmt: skip
+    row, tagged = notice_rows(notice, sandbox_config, Channels(aibot_ws=True), at=AT)
     assert (row["channel"], row["destination"], row["priority"]) == ("aibot_ws", "sandbox-srjg", 0)
     assert row["payload"] == {"msgtype": "template_card", "template_card": CARD, "chatid": "sandbox-srjg"}
     assert row["idempotency_key"] == "push:1:group:SRJG"
+    # a card cannot @-mention: the mentions follow it in a markdown line (the text's first), in order after it
+    assert (tagged["channel"], tagged["destination"], tagged["priority"]) == ("aibot_ws", "sandbox-srjg", 0)
+    assert tagged["payload"] == {
+        "chatid": "sandbox-srjg",
+        "msgtype": "markdown",
+        "markdown": {"content": "【紧急】工单 0123\n<@zhouting> <@chenjing>"},
+    }
+    assert tagged["idempotency_key"] == "push:1:group:SRJG:mention"
+    assert row["ordering_key"] == tagged["ordering_key"] == "push:0123:SRJG"
+    # without mentions, the card alone
+    [alone] = notice_rows(Notice("push:2", "x", unit="SRJG", card=CARD), sandbox_config, Channels(aibot_ws=True), at=AT)
+    assert alone["payload"]["msgtype"] == "template_card"
+
+
+def test_a_notice_held_back_is_due_from_then(sandbox_config: BotConfig) -> None:
+    later = AT.replace(hour=7)
+    notice = Notice("n", "x", members=["wuhao"], not_before=later.replace(day=24))
+    [row] = notice_rows(notice, sandbox_config, Channels(app=True), at=AT)
+    assert (row["created_at"], row["next_attempt_at"]) == (AT, later.replace(day=24))
 
 
 def test_a_webhook_group_gets_markdown_with_mentions_and_no_card(sandbox_config: BotConfig) -> None:

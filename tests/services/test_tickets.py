@@ -502,3 +502,71 @@ async def test_a_kind_change_keeps_an_approved_extension(service: TicketService,
     assert (names["handle"]["due_at"], names["handle"]["policy"]) == (datetime(2026, 10, 8, 10, 0, tzinfo=TZ), "3wd")
     assert names["handle"]["extended_days"] == 2
     assert names["handle_internal"]["extended_days"] == 0  # new with the kind: never extended
+
+
+class Recording:
+    """A change hook that records what it is told (and can fail, to roll its transaction back)."""
+
+    def __init__(self, store: Store, *, fail: bool = False) -> None:
+        self.store = store
+        self.fail = fail
+        self.changes: list[list[object]] = []
+        self.commits = 0
+
+    async def changed(self, conn: object, changes: object) -> None:
+        self.changes.append(list(changes))  # type: ignore[call-overload]
+        # written in the change's own transaction: it commits, or rolls back, with the change
+        await conn.execute(  # type: ignore[attr-defined]
+            outbox.insert().values(
+                channel="test", destination="x", idempotency_key=f"hook:{len(self.changes)}", priority=5,
+                payload={}, status="pending", attempts=0, next_attempt_at=datetime(2026, 11, 23, tzinfo=TZ),
+                created_at=datetime(2026, 11, 23, tzinfo=TZ),
+            )
+        )  # fmt: skip
+        if self.fail:
+            raise RuntimeError("hook failed")
+
+    def committed(self) -> None:
+        self.commits += 1
+
+
+async def _hook_rows(store: Store) -> int:
+    async with store.reading() as conn:
+        return len((await conn.execute(select(outbox).where(outbox.c.channel == "test"))).all())
+
+
+async def test_hooks_follow_every_change_in_its_transaction(service: TicketService, store: Store, clock: FrozenClock) -> None:
+    hook = Recording(store)
+    service.add_hook(hook)
+    await service.upsert([ticket("2026112300001"), ticket("2026112300002", category="市容景观")])
+    [created] = hook.changes
+    assert [(c.action, c.ticket_no, c.to_state, c.source, c.dated) for c in created] == [  # type: ignore[attr-defined]
+        ("dispatch", "2026112300001", TicketState.DISPATCHED, "api", False),
+        ("dispatch", "2026112300002", TicketState.DISPATCHED, "api", False),
+    ]
+    assert {d["name"] for d in created[0].deadlines} >= {"accept", "handle"}  # type: ignore[attr-defined]
+    assert hook.commits == 1
+    await service.upsert([ticket("2026112300001")])  # unchanged: nothing to tell
+    await service.act("2026112300001", ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+    [claim] = hook.changes[-1]
+    assert (claim.action, claim.from_state, claim.to_state, claim.from_unit, claim.deadlines) == (  # type: ignore[attr-defined]
+        "claim", TicketState.DISPATCHED, TicketState.CLAIMED, "HW", [],
+    )  # fmt: skip
+    assert claim.ticket["handler_userid"] == "wuhao"  # type: ignore[attr-defined]
+    with pytest.raises(TransitionRefused):
+        await service.act("2026112300001", ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+    await service.act("2026112300002", ActionRequest(Action.REDISPATCH, "zhangwei", clock.now(), unit="HW"))
+    [moved] = hook.changes[-1]
+    assert (moved.action, moved.from_unit, moved.ticket["unit_code"], moved.ticket["cycle"]) == ("redispatch", "SRJG", "HW", 2)  # type: ignore[attr-defined]
+    assert {d["cycle"] for d in moved.deadlines} == {2}  # type: ignore[attr-defined]
+    assert (len(hook.changes), hook.commits, await _hook_rows(store)) == (3, 3, 3)
+
+
+async def test_a_failing_hook_rolls_its_change_back(service: TicketService, store: Store, clock: FrozenClock) -> None:
+    hook = Recording(store, fail=True)
+    service.add_hook(hook)
+    with pytest.raises(RuntimeError, match="hook failed"):
+        await service.upsert([ticket("2026112300003")])
+    with pytest.raises(TicketNotFound):
+        await service.get("2026112300003")
+    assert (hook.commits, await _hook_rows(store)) == (0, 0)

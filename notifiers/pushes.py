@@ -1,0 +1,487 @@
+"""Pushes: tickets into their unit's work group, written to the outbox in the transaction of the change that causes
+them (:class:`Pusher` is a :class:`bot.services.tickets.ChangeHook`), and the per-unit digest (:meth:`Pusher.flush`).
+
+**What is pushed, and when** (the rules are ``pushes.rules`` in the config, per ticket kind and for warning tickets;
+see :class:`config.model.PushRule` and its defaults):
+
+* a **new ticket** (a hand-over creating it, over the API or from an import: see below), a ticket **re-dispatched**
+  or **assigned** (签派) to a unit, and a **reopened** one: by its kind's rule, to the unit it is now with. ``at_once``
+  is a card with buttons where the group's transport takes cards (the robot's long connection; a markdown line with
+  the @-mentions follows it, since a card cannot mention) and markdown with the mentions elsewhere (webhook, app
+  chat); ``digest`` queues it for the unit's next digest, unless one of its deadlines falls due before that digest
+  would go out (三个二's 20-minute contact, say: then it is pushed at once); ``off`` sends nothing.
+* a ticket **moved away** (re-dispatched or assigned to another unit): its former unit gets a short notice saying
+  where it went, mentioning its former handler if it had one. WeCom changes a pushed card only in answer to a click
+  on it (its one-use ``response_code`` or the click's req_id, :mod:`handlers.cards`), so the old card cannot be
+  edited from here; the notice says it is void, and a click on it is refused by the router as for any other unit's
+  ticket (who acted and where it is now).
+* a **warning ticket** (预警: the return visit was dissatisfied, ``visit`` into ``warning``): by the ``warning`` rule,
+  by default a card to the unit's group mentioning the ticket's handler and the head, and privately to the head and
+  deputies.
+
+**The service window.** An ``urgent`` rule's push goes at once at any hour; outside the service window or in quiet
+hours it also goes privately to whoever is on duty (:meth:`bot.services.duty.DutyService.on_duty`; nobody on duty:
+the office unit's head and deputies). A push whose rule is not urgent (and the notice of a move of such a ticket) is
+written at once but held back until the window opens and quiet hours end (the outbox rows' ``next_attempt_at``,
+:meth:`config.model.BotConfig.routine_from`). Digests go out only inside the window, outside quiet hours.
+
+**Imports** (``source == "import"``) push only tickets new to the bot whose 派单时间 was given and lies within
+``pushes.import.recent`` (24 h) before the import: an import of the platform's history pushes nothing. Of one import
+batch (one transaction, 1,000 rows), at most ``pushes.import.at_once_max`` (20) are pushed at once; the rest join
+their unit's digest.
+
+**Once only.** Every push's outbox keys derive from the ticket, its cycle and the event (``push:<no>:<cycle>:new``
+…), and each new cycle is a new dispatch: a hand-over retried, repeated or replayed changes nothing and pushes
+nothing again; a digest's key is its unit and period (``digest:<unit>:<yyyymmddHHMM>``).
+
+**Privacy.** What reaches a group is masked (:mod:`bot.domain.masking`): no citizen name or phone, phone numbers in
+the text masked, as on the cards (:func:`handlers.cards.ticket_card`). Private pushes (head, duty) are masked as
+well; the full details go only to the claimer, by /接单.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.clock import Clock
+from bot.domain.lifecycle import Action, TicketState
+from bot.domain.masking import mask_text
+from bot.services.duty import DutyService
+from bot.services.tickets import TicketChange
+from config.model import BotConfig, PushRule, Unit
+from config.vocabulary import DeadlineName, PushAudience, PushKind
+from handlers import format as fmt
+from handlers.cards import ticket_card
+from notifiers.aibot_ws import AIBOT_WS
+from notifiers.notices import Channels, Notice, Row, group_channel, notice_rows
+from store import pushes as pushes_repo
+from store import repo
+from store.repo import Store
+
+log = logging.getLogger(__name__)
+
+NEW, MOVED, REOPENED, WARNING = "new", "moved", "reopened", "warning"
+# set by :meth:`Pusher.changed` when its transaction queued a push due now; read (and cleared) by
+# :meth:`Pusher.committed`, which the ticket service calls in the same task once that transaction has committed
+_SEND_NOW: ContextVar[bool] = ContextVar("push_send_now", default=False)
+CONTENT_CHARS = 80  # of the ticket's text in a push
+LINE_CHARS = 22  # of the title in a digest line
+
+
+def event_of(change: TicketChange) -> str | None:
+    """Which push a change calls for: new, moved (re-dispatched or assigned: new to its unit), reopened, warning."""
+    if change.action == "dispatch":
+        return NEW
+    if change.action in (Action.REDISPATCH, Action.ASSIGN):
+        return MOVED
+    if change.action == Action.REOPEN:
+        return REOPENED
+    if change.to_state is TicketState.WARNING and change.from_state is not TicketState.WARNING:
+        return WARNING
+    return None
+
+
+def audience(names: Sequence[PushAudience], unit: Unit, ticket: Mapping[str, Any]) -> list[str]:
+    """The userids ``names`` stand for in ``unit`` for ``ticket``, in order, without repeats."""
+    found: list[str] = []
+    for name in names:
+        if name is PushAudience.TEAM:
+            found += unit.emergency_team or unit.members
+        elif name is PushAudience.HANDLER:
+            if ticket.get("handler_userid"):
+                found.append(str(ticket["handler_userid"]))
+        elif name is PushAudience.HEAD:
+            found.append(unit.head)
+        elif name is PushAudience.DEPUTIES:
+            found += unit.deputies
+        else:
+            found += unit.members
+    return list(dict.fromkeys(found))
+
+
+class Pusher:
+    """Turns ticket changes into pushes inside their transaction (a :class:`bot.services.tickets.ChangeHook`), and
+    flushes the digests. ``wake`` tells the outbox worker that something was queued (after the commit)."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: BotConfig,
+        clock: Clock,
+        channels: Channels,
+        *,
+        duty: DutyService | None = None,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self.channels = channels
+        self.duty = duty
+        self.wake = wake
+        self._unreachable: set[str] = set()  # units whose group no channel reaches (logged once each)
+
+    # --- the hook ------------------------------------------------------------------------------------------------
+
+    async def changed(self, conn: AsyncConnection, changes: Sequence[TicketChange]) -> None:
+        now = self.clock.now()
+        rows: list[Row] = []
+        queued: list[dict[str, Any]] = []
+        at_once_left = self.config.pushes.imports.at_once_max
+        for change in changes:
+            event = event_of(change)
+            if event is None:
+                continue
+            ticket = change.ticket
+            rule = self.config.push_rule(PushKind.WARNING if event == WARNING else ticket["kind"])
+            mode = rule.mode
+            capped = False
+            if change.source == "import":
+                if not self._pushed_on_import(change, now):
+                    continue
+                if mode == "at_once":
+                    capped = at_once_left <= 0
+                    mode = "digest" if capped else mode
+                    at_once_left -= 1
+            if mode == "digest" and not capped and self._due_before_digest(change, now):
+                mode = "at_once"
+            if event == MOVED and change.from_unit and change.from_unit != ticket.get("unit_code"):
+                rows += self._rows(self._moved_away(change, rule, now), now)
+            unit = self.config.unit(ticket.get("unit_code") or "")
+            if unit is None or mode == "off":
+                continue
+            if mode == "digest":
+                queued.append(
+                    {
+                        "ticket_id": ticket["id"],
+                        "ticket_no": change.ticket_no,
+                        "cycle": ticket["cycle"],
+                        "unit_code": unit.code,
+                        "queued_at": now,
+                        "flushed_at": None,
+                        "digest_key": None,
+                    }
+                )
+                continue
+            notices = self._push(change, event, rule, unit, now)
+            if rule.urgent and self._outside(now):
+                notices.append(await self._to_duty(conn, change, event, unit, now))
+            rows += self._rows(notices, now)
+        await repo.enqueue(conn, rows)
+        await pushes_repo.queue_digest(conn, queued)
+        if any(row["next_attempt_at"] <= now for row in rows):
+            _SEND_NOW.set(True)
+
+    def committed(self) -> None:
+        """Wakes the outbox when the transaction queued a push that is due now (not for one held back for the
+        window, a digest item, or nothing): a wake costs the worker a pass, and a burst of hand-overs commits often."""
+        if _SEND_NOW.get():
+            _SEND_NOW.set(False)
+            if self.wake is not None:
+                self.wake()
+
+    def _pushed_on_import(self, change: TicketChange, now: datetime) -> bool:
+        """An import pushes a ticket new to the bot only when its 派单时间 was given and is recent (the rest is the
+        platform's history); a re-dispatch an import brings is pushed when its ticket is open."""
+        if change.action != "dispatch":
+            return True
+        dispatched = change.ticket.get("dispatched_at")
+        if not change.dated or not isinstance(dispatched, datetime):
+            return False
+        return now - dispatched <= self.config.pushes.imports.recent.natural()
+
+    def _due_before_digest(self, change: TicketChange, now: datetime) -> bool:
+        """Whether one of the ticket's new deadlines (not the return window, a right rather than a duty) falls due
+        before the next digest would go out (三个二's 20 minutes, say): then it is pushed at once instead."""
+        due = [d["due_at"] for d in change.deadlines if d.get("name") != DeadlineName.RETURN_WINDOW]
+        return bool(due) and min(due) < self.next_digest(now)
+
+    def _outside(self, at: datetime) -> bool:
+        return not self.config.in_service_window(at) or self.config.in_quiet_hours(at)
+
+    def _rows(self, notices: Sequence[Notice], now: datetime) -> list[Row]:
+        return [
+            row
+            for notice in notices
+            for row in notice_rows(self._reachable(notice), self.config, self.channels, at=now)
+        ]
+
+    def _takes_cards(self, unit: Unit) -> bool:
+        """Whether ``unit``'s group is reached where a card's buttons work (the robot's long connection): elsewhere
+        the markdown stands in for it, and the card is not built."""
+        target = group_channel(unit, self.channels)
+        return target is not None and target[0] == AIBOT_WS
+
+    def _reachable(self, notice: Notice) -> Notice:
+        """``notice`` without its group part when no channel of this deployment reaches that group: logged once per
+        unit (not at every ticket), and its private part still goes."""
+        if notice.unit is None:
+            return notice
+        unit = self.config.unit(notice.unit)
+        if unit is not None and group_channel(unit, self.channels) is not None:
+            return notice
+        if notice.unit not in self._unreachable:
+            self._unreachable.add(notice.unit)
+            log.warning(
+                "no channel reaches the work group of unit %s (give it a chatid for the robot's long connection or "
+                "the app, or a webhook_key): its pushes are not sent",
+                notice.unit,
+            )
+        return dataclasses.replace(notice, unit=None)
+
+    # --- what a push says -----------------------------------------------------------------------------------------
+
+    def _push(self, change: TicketChange, event: str, rule: PushRule, unit: Unit, now: datetime) -> list[Notice]:
+        ticket, no, cycle = change.ticket, change.ticket_no, change.ticket["cycle"]
+        headline, lead = self._headline(change, event)
+        not_before = None if rule.urgent else self.config.routine_from(now)
+        mention = audience(rule.mention, unit, ticket)
+        card = (
+            ticket_card(ticket, change.deadlines, self.config, now, tag=f"p{change.audit_id}", done=lead)
+            if self._takes_cards(unit)
+            else None
+        )
+        body = self._markdown(ticket, change.deadlines, headline, lead, now, remaining=not_before is None)
+        base = f"push:{no}:{cycle}:{event}"
+        notices = [
+            Notice(
+                base,
+                body,
+                unit=unit.code,
+                mention=mention,
+                card=card,
+                urgent=rule.urgent,
+                ordering_key=f"push:{no}:{unit.code}",
+                mention_text=headline,
+                not_before=not_before,
+            )
+        ]
+        private = audience(rule.private, unit, ticket)
+        if private:
+            notices.append(
+                Notice(
+                    f"{base}:private",
+                    body,
+                    members=private,
+                    urgent=rule.urgent,
+                    not_before=not_before,
+                )
+            )
+        return notices
+
+    def _headline(self, change: TicketChange, event: str) -> tuple[str, str | None]:
+        """The push's first line, and the lead line of its card (None: a plain new ticket)."""
+        ticket, no = change.ticket, change.ticket_no
+        kind = fmt.kind_label(ticket["kind"])
+        if event == WARNING:
+            return f"【预警】工单 {no} 回访不满意，请再次处置", "回访不满意，已转为预警工单，请再次处置"
+        if event == MOVED:
+            source = fmt.unit_name(self.config, change.from_unit) if change.from_unit else "热线办"
+            what = "签派" if change.action == Action.ASSIGN else "改派"
+            if change.from_unit == ticket.get("unit_code"):
+                return f"【{kind}】重新派单 {no}", "重新派单至本单位"
+            return f"【{kind}】{what}工单 {no}（原：{source}）", f"由{source}{what}至本单位"
+        if event == REOPENED:
+            return f"【{kind}】工单 {no} 重新打开", "工单重新打开，请重新办理"
+        return f"【{kind}】新工单 {no}", None
+
+    def _markdown(
+        self,
+        ticket: Mapping[str, Any],
+        deadlines: Sequence[Mapping[str, Any]],
+        headline: str,
+        lead: str | None,
+        now: datetime,
+        *,
+        remaining: bool = True,
+    ) -> str:
+        """The push as group markdown (where no card goes), masked. ``remaining``: with the time left before the
+        next deadline (not in a message that may wait for the service window: it would be stale)."""
+        title = mask_text(" ".join(str(ticket.get("title") or "").split()))
+        # masked before it is cut: a phone number cut short no longer looks like one
+        content = mask_text(" ".join(str(ticket.get("content") or "").split()))
+        if len(content) > CONTENT_CHARS:
+            content = content[:CONTENT_CHARS] + "…"
+        lines = [f"**{headline}**"]
+        if lead:
+            lines.append(lead)
+        if title:
+            lines.append(f"**{title[: LINE_CHARS * 2]}**")
+        lines.append(content)
+        facts = [f"承办单位：{fmt.unit_name(self.config, ticket.get('unit_code'))}"]
+        if ticket.get("category"):
+            facts.insert(0, f"类别：{ticket['category']}")
+        lines.append("> " + "　".join(facts))
+        deadline = fmt.next_deadline(deadlines, ticket.get("cycle"))
+        if remaining or deadline is None:
+            lines.append("> " + fmt.deadline_line(deadline, now))
+        else:
+            lines.append(f"> 下一时限：{fmt.deadline_label(deadline['name'])} {fmt.when(deadline['due_at'])}")
+        state = ticket.get("state")
+        no = ticket["ticket_no"]
+        if state == TicketState.DISPATCHED:
+            lines.append(f"请发送 /接单 {no} 接单，/查 {no} 查看详情。")
+        else:
+            lines.append(f"发送 /查 {no} 查看详情。")
+        return "\n".join(lines)
+
+    def _moved_away(self, change: TicketChange, rule: PushRule, now: datetime) -> list[Notice]:
+        """The short notice to the unit a ticket left: where it went, and that its card is void."""
+        ticket, no = change.ticket, change.ticket_no
+        old = change.from_unit or ""
+        where = fmt.unit_name(self.config, ticket.get("unit_code"))
+        what = "签派" if change.action == Action.ASSIGN else "改派"
+        text = (
+            f"**工单 {no}（{fmt.kind_label(ticket['kind'])}）已{what}至「{where}」**\n"
+            f"本单位无需再办理，此前推送的卡片已失效。"
+        )
+        return [
+            Notice(
+                f"push:{no}:{ticket['cycle']}:moved-from:{old}",
+                text,
+                unit=old,
+                mention=[change.from_handler] if change.from_handler else [],
+                urgent=rule.urgent,
+                ordering_key=f"push:{no}:{old}",
+                not_before=None if rule.urgent else self.config.routine_from(now),
+            )
+        ]
+
+    async def _to_duty(
+        self, conn: AsyncConnection, change: TicketChange, event: str, unit: Unit, now: datetime
+    ) -> Notice:
+        """The urgent push outside the service window, privately to whoever is on duty (else the office's heads)."""
+        on_duty = await self.duty.on_duty_in(conn, now) if self.duty is not None else self.config.on_duty(now)
+        if not on_duty:
+            on_duty = self.config.office_unit.heads
+            log.warning("nobody on duty for an urgent push outside the service window; told the office's heads")
+        ticket, no = change.ticket, change.ticket_no
+        headline, _ = self._headline(change, event)
+        text = mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split()))
+        body = (
+            f"**【值班提醒】{headline}**\n"
+            f"受理时段外，已推送至「{unit.name}」工作群。\n"
+            f"{text[:CONTENT_CHARS]}\n"
+            f"> {fmt.deadline_line(fmt.next_deadline(change.deadlines, ticket.get('cycle')), now)}\n"
+            f"发送 /查 {no} 查看详情。"
+        )
+        return Notice(f"push:{no}:{ticket['cycle']}:{event}:duty", body, members=on_duty, urgent=True)
+
+    # --- the digest -----------------------------------------------------------------------------------------------
+
+    def period_start(self, at: datetime) -> datetime:
+        """The start of the digest period ``at`` falls in: ``digest.offset`` past local midnight and every
+        ``digest.every`` after it (the last period of a day ends at the next day's first)."""
+        settings = self.config.pushes.digest
+        local = self.config.local(at)
+        offset = settings.offset.natural() if settings.offset is not None else timedelta()
+        base = datetime.combine(local.date(), time(), local.tzinfo) + offset
+        if local < base:
+            base -= timedelta(days=1)
+        every = settings.every.natural()
+        return base + every * ((local - base) // every)
+
+    def next_digest(self, at: datetime) -> datetime:
+        """When a ticket queued at ``at`` goes out in a digest: the next period's start, or the first moment after
+        it inside the service window and outside quiet hours."""
+        return self.config.routine_from(self.period_start(at) + self.config.pushes.digest.every.natural())
+
+    async def flush(self, now: datetime | None = None) -> int:
+        """Sends each unit's digest of the tickets queued before the current period began, once: one message per
+        unit and period (its key), written in one transaction with the marks on what it took. Tickets that no
+        longer wait (claimed, moved, closed) are dropped from it. Nothing happens outside the service window or in
+        quiet hours: the digest waits for them to end. Returns how many digests were queued."""
+        now = now or self.clock.now()
+        if self.config.routine_from(now) != now:
+            return 0
+        start = self.period_start(now)
+        period = self.config.local(start).strftime("%Y%m%d%H%M")
+        sent = 0
+        async with self.store.transaction() as conn:
+            found = await pushes_repo.waiting(conn, queued_before=start)
+            if not found:
+                return 0
+            by_unit: dict[str, list[Mapping[str, Any]]] = {}
+            for row in found:
+                by_unit.setdefault(row["queued_unit"], []).append(dict(row))
+            open_deadlines = await pushes_repo.open_deadlines_of(conn, [r["id"] for r in found])
+            for code, items in by_unit.items():
+                waiting = [r for r in items if _still_waits(r, code)]
+                kept = {r["item_id"] for r in waiting}
+                gone = [r["item_id"] for r in items if r["item_id"] not in kept]
+                await pushes_repo.mark_flushed(conn, gone, at=now, key=None)
+                if not waiting:
+                    continue
+                base = f"digest:{code}:{period}"
+                rows = self._rows(self._digest(code, waiting, open_deadlines, base, now), now)
+                if rows and await pushes_repo.keys_queued(conn, [r["idempotency_key"] for r in rows]):
+                    # this unit's digest of this period went out already (tickets whose commit came late): they wait
+                    # for the next period's, rather than be marked as sent in a message that does not hold them
+                    continue
+                await repo.enqueue(conn, rows)
+                await pushes_repo.mark_flushed(conn, [r["item_id"] for r in waiting], at=now, key=base)
+                sent += 1 if rows else 0
+        if sent and self.wake is not None:
+            self.wake()
+        return sent
+
+    def _digest(
+        self,
+        code: str,
+        items: Sequence[Mapping[str, Any]],
+        open_deadlines: Mapping[int, Sequence[Mapping[Any, Any]]],
+        base: str,
+        now: datetime,
+    ) -> list[Notice]:
+        unit = self.config.unit(code)
+        if unit is None:
+            log.warning("digest for unknown unit %s dropped (%d tickets)", code, len(items))
+            return []
+        kinds = dict.fromkeys(str(r["kind"]) for r in items)
+        mention = list(dict.fromkeys(u for k in kinds for u in audience(self.config.push_rule(k).mention, unit, {})))
+        if len(items) == 1:  # a digest of one ticket: the ticket itself, with its card
+            ticket = items[0]
+            deadlines = open_deadlines.get(ticket["id"], [])
+            headline = f"【{fmt.kind_label(ticket['kind'])}】新工单 {ticket['ticket_no']}"
+            card = None
+            if self._takes_cards(unit):
+                card = ticket_card(ticket, deadlines, self.config, now, tag=f"d{ticket['item_id']}")
+            body = self._markdown(ticket, deadlines, headline, None, now)
+            return [
+                Notice(
+                    base,
+                    body,
+                    unit=code,
+                    mention=mention,
+                    card=card,
+                    ordering_key=f"digest:{code}",
+                    mention_text=headline,
+                )
+            ]
+        limit = self.config.pushes.digest.max_items
+        lines = [f"**【新工单汇总】{unit.name} {len(items)} 件待接单**"]
+        for i, ticket in enumerate(items[:limit], start=1):
+            text = mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split()))
+            if len(text) > LINE_CHARS:
+                text = text[:LINE_CHARS] + "…"
+            line = f"{i}. {ticket['ticket_no']}（{fmt.kind_label(ticket['kind'])}）{text}"
+            deadline = fmt.next_deadline(open_deadlines.get(ticket["id"], []), ticket.get("cycle"))
+            if deadline is not None:
+                line += f"｜{fmt.deadline_label(deadline['name'])} {fmt.when(deadline['due_at'])}"
+            lines.append(line)
+        if len(items) > limit:
+            lines.append(f"另有 {len(items) - limit} 件未列出，发送 /待办 查看全部。")
+        lines.append("请发送 /接单 工单号 接单，/查 工单号 查看详情。")
+        return [Notice(base, "\n".join(lines), unit=code, mention=mention, ordering_key=f"digest:{code}")]
+
+
+def _still_waits(row: Mapping[str, Any], unit: str) -> bool:
+    """Whether a queued ticket still waits for its digest: unclaimed, with the unit, in the cycle it was queued in."""
+    return row["state"] == TicketState.DISPATCHED and row["unit_code"] == unit and row["cycle"] == row["queued_cycle"]
