@@ -15,7 +15,7 @@ from config.model import BotConfig, Member
 from config.vocabulary import Role
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand
-from handlers.refs import find_ticket, ticket_ref_in
+from handlers.refs import find_ticket, ticket_refs_in
 from handlers.replies import Channels, Command, Row, member_rows, private_rows, reply_rows
 from handlers.spec import CommandSpec
 from store.repo import Store
@@ -68,10 +68,19 @@ class Context:
 
     async def ticket(self, cmd: ParsedCommand) -> Mapping[str, Any]:
         """The ticket the command names: its argument, else the quoted push; resolved among what the member sees.
-        Its row, without deadlines and history."""
+        Its row, without deadlines and history. A quoted message that names several tickets (a digest, a list)
+        names none of them: the member is asked which."""
         ref = cmd.args.get("ticket")
         if not ref and isinstance(self.event, TextMessage) and self.event.quoted_text:
-            ref = ticket_ref_in(self.event.quoted_text)
+            refs = ticket_refs_in(self.event.quoted_text)
+            if len(refs) > 1:
+                shown = "、".join(refs[:5]) + ("……" if len(refs) > 5 else "")
+                raise CommandError(
+                    "ticket_ambiguous",
+                    f"引用的消息里有 {len(refs)} 张工单（{shown}），请写明是哪一张，"
+                    f"例如：{cmd.spec.zh} {refs[0][-4:]}",
+                )
+            ref = refs[0] if refs else None
         if not ref:
             raise CommandError(
                 "ticket_required", f"请写明工单号（或它的后几位），例如：{cmd.spec.example or cmd.spec.usage}"

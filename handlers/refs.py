@@ -42,17 +42,23 @@ def _normal(text: str) -> str:
 def ticket_ref_in(text: str) -> str | None:
     """The ticket number a (quoted) message names, or None: a labelled number ("工单 …", "工单号：…") first, else
     the first bare one (10-20 digits, not a mobile number, or the hotline's letters-and-digits form)."""
+    refs = ticket_refs_in(text)
+    return refs[0] if refs else None
+
+
+def ticket_refs_in(text: str) -> list[str]:
+    """Every ticket number a (quoted) message names, once each: the labelled ones first, then the bare ones, each in
+    the order they appear (a digest or a list names several)."""
     text = _normal(text)
+    found: dict[str, str] = {}
     for match in _LABELLED.finditer(text):
         if any(c.isdigit() for c in match.group(1)):
-            return match.group(1)
+            found.setdefault(match.group(1).upper(), match.group(1))
     for match in _BARE.finditer(text):
-        found = match.group(1)
-        if _MOBILE.fullmatch(found):
-            continue
-        if sum(c.isdigit() for c in found) >= 6:
-            return found
-    return None
+        ref = match.group(1)
+        if not _MOBILE.fullmatch(ref) and sum(c.isdigit() for c in ref) >= 6:
+            found.setdefault(ref.upper(), ref)
+    return list(found.values())
 
 
 def _short(row: Mapping[Any, Any], width: int = 16) -> str:

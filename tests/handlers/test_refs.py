@@ -158,3 +158,12 @@ async def test_not_a_number(store: Store, ref: str) -> None:
     with pytest.raises(CommandError) as bad:
         await resolve_ticket(store, ref, units=None)
     assert bad.value.code == "bad_ticket_ref"
+
+
+def test_ticket_refs_in_lists_each_number_once_labelled_first() -> None:
+    from handlers.refs import ticket_refs_in
+
+    text = "汇总：2026112300999 另见 工单 2026112300123、工单号：ys20261123001 与 2026112300123；电话 13800000013"
+    assert ticket_refs_in(text) == ["2026112300123", "ys20261123001", "2026112300999"]
+    assert ticket_refs_in("【新工单】工单 2026112300123 店招破损 2026112300123") == ["2026112300123"]
+    assert ticket_refs_in("没有工单号") == []

@@ -119,6 +119,14 @@ async def test_a_quoted_push_names_the_ticket(router: CommandRouter) -> None:
     assert (await router.service.get(NO)).ticket["handler_userid"] == "zhouting"
 
 
+async def test_a_quoted_digest_names_no_ticket_and_the_member_is_asked_which(router: CommandRouter) -> None:
+    digest = f"【待接单汇总】市容景观所 2 件\n· 工单 {NO} 店招破损\n· 工单 2026112300789 路灯不亮"
+    await router.handle(message("接单", quoted=digest))
+    [reply] = texts(await replies(router))
+    assert "有 2 张工单" in reply and NO in reply and "请写明是哪一张" in reply  # noqa: PT018
+    assert (await router.service.get(NO)).ticket["state"] == TicketState.DISPATCHED  # nothing claimed
+
+
 async def test_the_flow_claim_contact_submit_and_show(router: CommandRouter) -> None:
     await router.handle(message("接单 0123", msgid="1"))
     await router.handle(message("联系 0123 已电话联系，约下午到场", msgid="2"))
