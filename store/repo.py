@@ -756,16 +756,47 @@ def sqlite_enqueue(conn: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) 
     return inserted
 
 
+_PG_ENQUEUE = text(
+    """
+    INSERT INTO outbox (channel, destination, idempotency_key, ordering_key, priority, payload, status, attempts,
+                        next_attempt_at, created_at, lease_owner, lease_until)
+    SELECT channel, destination, idempotency_key, ordering_key, priority, CAST(payload AS json), status, attempts,
+           next_attempt_at, created_at, lease_owner, lease_until
+    FROM unnest(
+        CAST(:channels AS text[]), CAST(:destinations AS text[]), CAST(:keys AS text[]), CAST(:ordering AS text[]),
+        CAST(:priorities AS int[]), CAST(:payloads AS text[]), CAST(:statuses AS text[]), CAST(:attempts AS int[]),
+        CAST(:next_attempts AS timestamptz[]), CAST(:created AS timestamptz[]), CAST(:owners AS text[]),
+        CAST(:leases AS timestamptz[])
+    ) AS t(channel, destination, idempotency_key, ordering_key, priority, payload, status, attempts, next_attempt_at,
+           created_at, lease_owner, lease_until)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING idempotency_key, id
+    """
+)
+
+
 async def pg_enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """:func:`enqueue` as one PostgreSQL statement (in autocommit: one round trip); the ids of the rows inserted,
-    by idempotency key."""
+    by idempotency key. The rows travel as arrays (``unnest``): one statement text whatever their number, compiled
+    once and prepared once (a multi-row ``VALUES`` is compiled anew for every call)."""
     if not rows:
         return {}
     result = await conn.execute(
-        pg_insert(outbox)
-        .values([{c: r.get(c) for c in _OUTBOX_COLUMNS} for r in rows])
-        .on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key])
-        .returning(outbox.c.idempotency_key, outbox.c.id)
+        _PG_ENQUEUE,
+        {
+            "channels": [r["channel"] for r in rows],
+            "destinations": [r["destination"] for r in rows],
+            "keys": [r["idempotency_key"] for r in rows],
+            "ordering": [r.get("ordering_key") for r in rows],
+            "priorities": [r["priority"] for r in rows],
+            "payloads": [json.dumps(r["payload"]) for r in rows],
+            "statuses": [r["status"] for r in rows],
+            "attempts": [r["attempts"] for r in rows],
+            "next_attempts": [r["next_attempt_at"] for r in rows],
+            "created": [r["created_at"] for r in rows],
+            "owners": [r.get("lease_owner") for r in rows],
+            "leases": [r.get("lease_until") for r in rows],
+        },
     )
     return {str(key): int(id_) for key, id_ in result}
 

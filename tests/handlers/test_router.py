@@ -226,3 +226,31 @@ async def test_replies_this_process_can_send_go_out_at_once_and_once(
     await direct.handle(message("接单 0123"))  # the same event again (recovery after a crash)
     await worker.drain()
     assert len(sent) == 1
+
+
+async def test_a_command_runs_on_statements_sqlalchemy_compiles_once(
+    service: TicketService, sandbox_config: BotConfig, clock: FrozenClock, router: CommandRouter
+) -> None:
+    """Every statement of a command's path has a cache key, so SQLAlchemy compiles it once, not for every run (a
+    multi-row VALUES has none: it is compiled anew each time)."""
+    from sqlalchemy import event
+
+    uncached: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        compiled = context is not None and context.compiled is not None  # not BEGIN and the like, sent as they are
+        if compiled and str(context.cache_hit).endswith("NO_CACHE_KEY"):
+            uncached.append(" ".join(statement.split())[:80])
+
+    store = service.store
+    engines = [store.engine.sync_engine]
+    engines += [w.sync_engine for w in (store.sqlite_writer, store.sqlite_reader) if w is not None]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        for i, text in enumerate(["接单 0123", "查 0123", "联系 0123 已电话联系", "我的", "到场 0123"]):
+            await router.handle(message(text, msgid=f"c{i}"))
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+    assert uncached == []
