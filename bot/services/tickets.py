@@ -87,7 +87,8 @@ class ActionOutcome:
     audit_id: int
     ticket: Mapping[str, Any]
     duplicate: bool = False
-    deadlines: list[Mapping[str, Any]] = field(default_factory=list)  # all of them, as the action left them
+    # its open deadlines as the action left them (with ``with_deadlines``; new ones carry no id)
+    deadlines: list[Mapping[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,9 +555,10 @@ class TicketService:
         row: Mapping[Any, Any] | None = None,
     ) -> ActionOutcome:
         """Applies an action. ``dedup`` = (source, key, raw payload): an inbound message applied once only.
-        ``with_deadlines``: the outcome carries the ticket's deadlines as the action left them (read in the same
-        transaction). ``viewed``: the actor is shown the citizen's contact details with the outcome (claiming in
-        chat); recorded as :meth:`record_access` records it, in the same transaction. ``row``: the ticket as the
+        ``with_deadlines``: the outcome carries the ticket's open deadlines as the action left them (worked out from
+        what it read and changed, not read again; read in the same transaction for a retried event). ``viewed``:
+        the actor is shown the citizen's contact details with the outcome (claiming in chat); recorded as
+        :meth:`record_access` records it, in the same transaction. ``row``: the ticket as the
         caller just read it (a command that looked it up), used instead of reading it again; the change is written
         only if the ticket's version is still that row's, else the action is retried on a fresh read.
 
@@ -584,8 +586,10 @@ class TicketService:
                     await repo.append_audit(
                         conn, [_access_audit(outcome.ticket, actor=req.actor, at=self.clock.now(), via=viewed)]
                     )
-            if with_deadlines:
-                found = await repo.deadlines_of(conn, outcome.ticket["id"])
+            if not with_deadlines:
+                return dataclasses.replace(outcome, deadlines=[])
+            if outcome.duplicate:  # a retry: nothing was worked out, read them
+                found = await repo.open_deadlines(conn, outcome.ticket["id"])
                 outcome = dataclasses.replace(outcome, deadlines=[dict(r) for r in found])
             return outcome
 
@@ -623,10 +627,19 @@ class TicketService:
         if transition.new_cycle is not None:
             values["cycle"] = ticket.cycle + 1
         await repo.update_ticket(conn, row["id"], row["version"], values)
-        started = await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
+        started, closed = await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
         data = dict(transition.data)
+        moved: dict[str, dict[str, str]] = {}
         if transition.extend:
-            data["deadlines"] = await self._extend(conn, current, transition, req.at)
+            moved = data["deadlines"] = await self._extend(conn, current, transition, req.at)
+        # the open deadlines as the action leaves them (what an answer shows), worked out rather than read again
+        still_open = [
+            {**r, "due_at": datetime.fromisoformat(moved[r["name"]]["to"])}
+            if r["cycle"] == ticket.cycle and r["name"] in moved
+            else dict(r)
+            for r in open_rows
+            if r["id"] not in closed
+        ]
         audit = {
             "ticket_id": row["id"],
             "ticket_no": ticket.ticket_no,
@@ -657,7 +670,15 @@ class TicketService:
                 deadlines=started,
             )
             await self._tell(conn, [change])
-        return ActionOutcome(ticket.ticket_no, req.action, ticket.state, transition.to_state, audit_id, merged)
+        return ActionOutcome(
+            ticket.ticket_no,
+            req.action,
+            ticket.state,
+            transition.to_state,
+            audit_id,
+            merged,
+            deadlines=still_open + [dict(d) for d in started],
+        )
 
     async def _apply_deadlines(
         self,
@@ -667,8 +688,9 @@ class TicketService:
         transition: Transition,
         open_rows: list[RowMapping],
         at: datetime,
-    ) -> list[dict[str, Any]]:
-        """Closes what the transition meets or cancels; the deadlines of the new cycle it starts, if any."""
+    ) -> tuple[list[dict[str, Any]], set[int]]:
+        """Closes what the transition meets or cancels; (the deadlines of the new cycle it starts, if any, the ids of
+        those it closed)."""
         met = [r["id"] for r in open_rows if r["cycle"] == ticket.cycle and r["name"] in transition.meet]
         # a new cycle supersedes whatever the previous one left open
         closed = [
@@ -706,11 +728,11 @@ class TicketService:
                 at=at,
             )
         if transition.new_cycle is None:
-            return []
+            return [], closing
         plan = self.planner.plan(PlanRequest(ticket.kind, ticket.category, at, transition.new_cycle))
         started = self._deadline_rows([(row["id"], ticket.cycle + 1, p) for p in plan], at)
         await repo.insert_deadlines(conn, started)
-        return started
+        return started, closing
 
     async def _extend(
         self, conn: AsyncConnection, current: list[RowMapping], transition: Transition, at: datetime
