@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import bot_server, percentile, pg_available, pg_schema, print_table, sqlite_url  # noqa: E402
+from bench.common import bot_server, on_both_backends, percentile, print_table  # noqa: E402
 from bot.hotline.signing import signed_headers  # noqa: E402
 from store.db import create_engine  # noqa: E402
 from store.models import tickets  # noqa: E402
@@ -102,15 +102,7 @@ async def _measure(backend: str, url: str, count: int) -> dict[str, Any]:
 
 async def run(quick: bool = False) -> list[dict[str, Any]]:
     count = 1000 if quick else 5000
-    rows = []
-    with sqlite_url() as url:
-        rows.append(await _measure("SQLite", url, count))
-    if pg_available():
-        async with pg_schema() as url:
-            rows.append(await _measure("PostgreSQL", url, count))
-    else:
-        rows.append({"benchmark": "ingest (PostgreSQL)", "value": "-", "unit": "", "note": "PostgreSQL not reachable"})
-    return rows
+    return await on_both_backends("ingest", lambda backend, url: _measure(backend, url, count))
 
 
 if __name__ == "__main__":

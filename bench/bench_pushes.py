@@ -38,14 +38,7 @@ from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (  # noqa: E402
-    bot_server,
-    percentile,
-    pg_available,
-    pg_schema,
-    print_table,
-    sqlite_url,
-)
+from bench.common import bot_server, on_both_backends, percentile, print_table  # noqa: E402
 from bot.hotline.signing import signed_headers  # noqa: E402
 from bot.wecom.fake import Delivered, FakeWeCom, serve  # noqa: E402
 from store.db import create_engine  # noqa: E402
@@ -234,15 +227,7 @@ async def _measure(backend: str, url: str, count: int) -> dict[str, Any]:
 
 async def run(quick: bool = False) -> list[dict[str, Any]]:
     count = 150 if quick else 600
-    rows = []
-    with sqlite_url() as url:
-        rows.append(await _measure("SQLite", url, count))
-    if pg_available():
-        async with pg_schema() as url:
-            rows.append(await _measure("PostgreSQL", url, count))
-    else:
-        rows.append({"benchmark": "pushes (PostgreSQL)", "value": "-", "unit": "", "note": "PostgreSQL not reachable"})
-    return rows
+    return await on_both_backends("pushes", lambda backend, url: _measure(backend, url, count))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,22 @@ async def bot_process(database_url: str, **env: str) -> AsyncIterator[tuple[str,
     args = [sys.executable, str(ROOT / "run_bot.py"), "serve"]
     async with serving_process(args, port, name="the bot", env=environ) as (base, pid):
         yield base, pid
+
+
+async def on_both_backends(
+    name: str, measure: Callable[[str, str], Awaitable[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """``measure(backend, database_url)`` on a fresh SQLite database, then in a PostgreSQL schema of its own (a row
+    saying so when PostgreSQL cannot be reached)."""
+    rows = []
+    with sqlite_url() as url:
+        rows.append(await measure("SQLite", url))
+    if pg_available():
+        async with pg_schema() as url:
+            rows.append(await measure("PostgreSQL", url))
+    else:
+        rows.append({"benchmark": f"{name} (PostgreSQL)", "value": "-", "unit": "", "note": "PostgreSQL not reachable"})
+    return rows
 
 
 def percentile(values: list[float], q: float) -> float:
