@@ -802,7 +802,8 @@ async def pg_enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -
 
 
 def sqlite_mark_sent(conn: sqlite3.Connection, ids: Sequence[int], *, owner: str, at: datetime) -> None:
-    """:func:`mark_sent` for many messages, as plain ``sqlite3`` calls (:meth:`Store.write_at_once`)."""
+    """Marks messages sent (those whose lease ``owner`` still holds), as plain ``sqlite3`` calls
+    (:meth:`Store.write_at_once`)."""
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
         conn.execute(
@@ -813,7 +814,7 @@ def sqlite_mark_sent(conn: sqlite3.Connection, ids: Sequence[int], *, owner: str
 
 
 async def pg_mark_sent(conn: AsyncConnection, ids: Sequence[int], *, owner: str, at: datetime) -> None:
-    """:func:`mark_sent` for many messages in one statement (in autocommit: one round trip)."""
+    """Marks messages sent (those whose lease ``owner`` still holds) in one statement (autocommit: one round trip)."""
     await conn.execute(
         update(outbox)
         .where(outbox.c.id == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger))), outbox.c.lease_owner == owner)
@@ -897,14 +898,6 @@ async def claim_due(
     await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(lease_owner=owner, lease_until=lease_until))
     result = await conn.execute(select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.priority, outbox.c.id))
     return list(result.mappings())
-
-
-async def mark_sent(conn: AsyncConnection, message_id: int, *, owner: str, at: datetime) -> None:
-    await conn.execute(
-        update(outbox)
-        .where(outbox.c.id == message_id, outbox.c.lease_owner == owner)
-        .values(**_sent(at))
-    )
 
 
 async def mark_failed(

@@ -172,9 +172,13 @@ async def test_outbox_claims_most_urgent_first_and_leases(store: Store) -> None:
         expired = now + timedelta(seconds=61)
         again = await repo.claim_due(conn, owner="b", now=expired, lease_until=expired, limit=10)
     assert [r["lease_owner"] for r in again] == ["b", "b"]
-    async with store.transaction() as conn:
-        await repo.mark_sent(conn, again[0]["id"], owner="a", at=now)  # a lost its lease: no effect
-        await repo.mark_sent(conn, again[0]["id"], owner="b", at=now)
+    for owner in ("a", "b"):  # a lost its lease: its mark has no effect
+        ids = [again[0]["id"]]
+        await store.write_once(
+            sqlite=lambda c: repo.sqlite_mark_sent(c, ids, owner=owner, at=now),  # noqa: B023 - run at once
+            postgresql=lambda c: repo.pg_mark_sent(c, ids, owner=owner, at=now),  # noqa: B023
+        )
+    async with store.reading() as conn:
         counts = await repo.outbox_counts(conn)
     assert counts == {"pending": 2, "sent": 1}
 
