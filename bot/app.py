@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.clock import TZ, Clock, SystemClock
+from bot.clock import Clock, SystemClock
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
 from bot.hotline.syncback import HotlineSyncSender
@@ -39,7 +39,6 @@ from bot.web.keys import (
     DEADLINE_LEADER,
     DEADLINE_LEADER_TASK,
     DEADLINE_SCHEDULER,
-    DIGEST_LEADER,
     DUTY,
     INGEST,
     METRICS,
@@ -63,7 +62,6 @@ from handlers.replies import Channels
 from handlers.router import CommandRouter
 from notifiers import notices
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
-from notifiers.notices import Channels as NoticeChannels
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.pushes import Pusher
 from notifiers.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -111,7 +109,7 @@ def create_app(
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.cleanup_ctx.append(_http_session)
-    app.cleanup_ctx.append(partial(_pushes, flush=run_workers))
+    app.cleanup_ctx.append(_pushes)
     callbacks = wecom_callbacks.configured(settings)
     if callbacks:
         app[WECOM_CALLBACKS] = callbacks
@@ -188,15 +186,15 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
 
 
 def push_channels(settings: Settings) -> notices.Channels:
-    """What the pushes can be sent through in this deployment (the outbox's senders serve the same channels)."""
+    """What the bot's own messages (pushes, reminders) can be sent through in this deployment (the outbox's senders
+    serve the same channels)."""
     return notices.Channels(app=_app_credentials(settings), aibot_ws=settings.aibot_long_connection)
 
 
-async def _pushes(app: web.Application, *, flush: bool) -> AsyncIterator[None]:
+async def _pushes(app: web.Application) -> AsyncIterator[None]:
     """Pushes into the work groups (:mod:`notifiers.pushes`): the pusher follows every ticket change in its
-    transaction (a hook of the ticket service) and wakes the outbox after the commit. With ``flush`` (run_workers),
-    the digests are flushed by an APScheduler interval job, in one process at a time (the leader, as for the robot's
-    long connection)."""
+    transaction (a hook of the ticket service) and wakes the outbox after the commit. Its digests are flushed by the
+    scheduler of :func:`_deadline_engine` (with run_workers), in the one process that runs the engine."""
     pusher = Pusher(
         app[STORE],
         app[CONFIG],
@@ -207,34 +205,7 @@ async def _pushes(app: web.Application, *, flush: bool) -> AsyncIterator[None]:
     )
     app[PUSHES] = pusher
     app[TICKETS].add_hook(pusher)
-    task: asyncio.Task[None] | None = None
-    if flush:
-        leader = Leader(app[STORE].engine, "pushes-digest")
-        app[DIGEST_LEADER] = leader
-        task = asyncio.create_task(_lead(leader, partial(_flush_digests, pusher)), name="digest-leader")
     yield
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def _flush_digests(pusher: Pusher) -> None:
-    """While this process leads: every :data:`DIGEST_CHECK` seconds, the digests of a period that has begun."""
-
-    async def flush() -> None:
-        try:
-            await pusher.flush()
-        except Exception:
-            log.exception("digest flush failed; trying again at the next check")
-
-    scheduler = AsyncIOScheduler(timezone=TZ)
-    scheduler.add_job(flush, "interval", seconds=DIGEST_CHECK, coalesce=True, max_instances=1, id="digest-flush")
-    scheduler.start()
-    try:
-        await asyncio.Event().wait()  # until the leadership ends (cancelled)
-    finally:
-        scheduler.shutdown(wait=False)
 
 
 def _wecom_senders(app: web.Application) -> dict[str, Sender]:
@@ -354,12 +325,12 @@ class EngineJob:
 
 
 async def _deadline_engine(app: web.Application) -> AsyncIterator[None]:
-    """The deadline engine (:mod:`bot.services.deadline_engine`), ticked by APScheduler every ``nags.tick_seconds``
-    in the one process that holds the ``deadline-engine`` lock (:class:`store.leader.Leader`: a PostgreSQL advisory
-    lock; on SQLite the process leads). When that process dies, another takes over at its next try (within
-    seconds). The messages go through the outbox, which a tick wakes."""
+    """The deadline engine (:mod:`bot.services.deadline_engine`), ticked by APScheduler every ``nags.tick_seconds``,
+    and the pushes' digest flush, in the one process that holds the ``deadline-engine`` lock
+    (:class:`store.leader.Leader`: a PostgreSQL advisory lock; on SQLite the process leads). When that process dies,
+    another takes over at its next try (within seconds). The messages go through the outbox, which a tick wakes."""
     config, settings = app[CONFIG], app[SETTINGS]
-    channels = NoticeChannels(app=_app_credentials(settings), aibot_ws=settings.aibot_long_connection)
+    channels = push_channels(settings)
     engine = DeadlineEngine(
         app[STORE],
         config,
@@ -381,6 +352,14 @@ async def _deadline_engine(app: web.Application) -> AsyncIterator[None]:
         max_instances=1,
         misfire_grace_time=None,
     )
+    scheduler.add_job(
+        partial(_flush_digests, app[PUSHES], leader),
+        "interval",
+        seconds=DIGEST_CHECK,
+        id="digest-flush",
+        coalesce=True,
+        max_instances=1,
+    )
     app[DEADLINE_ENGINE] = engine
     app[DEADLINE_LEADER] = leader
     app[DEADLINE_SCHEDULER] = scheduler
@@ -394,6 +373,17 @@ async def _deadline_engine(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _flush_digests(pusher: Pusher, leader: Leader) -> None:
+    """Every :data:`DIGEST_CHECK` seconds, in the process that runs the engine: the digests of a period that has
+    begun (a no-op otherwise)."""
+    if not await leader.holds():
+        return
+    try:
+        await pusher.flush()
+    except Exception:
+        log.exception("digest flush failed; trying again at the next check")
 
 
 async def _hold() -> None:

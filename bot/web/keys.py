@@ -51,6 +51,3 @@ DEADLINE_ENGINE: web.AppKey[DeadlineEngine] = web.AppKey("deadline_engine")
 DEADLINE_SCHEDULER: web.AppKey[AsyncIOScheduler] = web.AppKey("deadline_scheduler")
 DEADLINE_LEADER: web.AppKey[Leader] = web.AppKey("deadline_leader")
 DEADLINE_LEADER_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("deadline_leader_task")
-
-# the election of the one process that flushes the digests (run_workers only)
-DIGEST_LEADER: web.AppKey[Leader] = web.AppKey("digest_leader")

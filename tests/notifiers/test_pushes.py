@@ -627,9 +627,9 @@ async def test_the_digest_is_flushed_by_a_scheduled_job_in_the_leading_process_o
     assert done
     if database_url.startswith("sqlite"):
         return  # each SQLite process is its own leader (one process per database file)
-    from bot.web.keys import DIGEST_LEADER
+    from bot.web.keys import DEADLINE_LEADER  # the digests are flushed where the engine runs
 
-    leaders = [a.app[DIGEST_LEADER] for a in apps]
+    leaders = [a.app[DEADLINE_LEADER] for a in apps]
     leading = [i for i, leader in enumerate(leaders) if leader.leading.is_set()]
     assert len(leading) == 1  # the other stands by: the PostgreSQL advisory lock is the leader's
     first, other = leading[0], 1 - leading[0]
