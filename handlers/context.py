@@ -62,10 +62,6 @@ class Context:
     def may_act_on(self, unit_code: str | None) -> bool:
         return self.sees_all or (unit_code is not None and unit_code in self.unit_codes)
 
-    async def ticket_no(self, cmd: ParsedCommand) -> str:
-        """The number of the ticket the command names (see :meth:`ticket`)."""
-        return str((await self.ticket(cmd))["ticket_no"])
-
     async def ticket(self, cmd: ParsedCommand) -> Mapping[str, Any]:
         """The ticket the command names: its argument, else the quoted push; resolved among what the member sees.
         Its row, without deadlines and history. A quoted message that names several tickets (a digest, a list)

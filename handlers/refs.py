@@ -1,6 +1,6 @@
 """Naming a ticket in chat: its full number, its last digits where that is unambiguous, or a quoted push.
 
-``resolve_ticket`` only finds the ticket: whether the member may act on it is the router's question. A full
+``find_ticket`` only finds the ticket: whether the member may act on it is the router's question. A full
 number is found in any unit, so that the router can say "this ticket belongs to another unit"; last digits are
 matched among the tickets the member can see only.
 """
@@ -73,11 +73,6 @@ def _ambiguous(ref: str, rows: Sequence[Mapping[Any, Any]]) -> CommandError:
     if len(rows) > _SHOWN:
         lines.append("……（还有更多）")
     return CommandError("ticket_ambiguous", "\n".join(lines))
-
-
-async def resolve_ticket(store: Store, ref: str, *, units: Collection[str] | None) -> str:
-    """The full number of the ticket ``ref`` names (see :func:`find_ticket`)."""
-    return str((await find_ticket(store, ref, units=units))["ticket_no"])
 
 
 async def find_ticket(store: Store, ref: str, *, units: Collection[str] | None) -> Mapping[str, Any]:

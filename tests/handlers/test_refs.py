@@ -9,7 +9,7 @@ from bot.domain.lifecycle import Action, ActionRequest, VisitResult
 from bot.domain.ticket import TicketInput
 from bot.services.tickets import TicketService
 from handlers.errors import CommandError
-from handlers.refs import resolve_ticket, ticket_ref_in
+from handlers.refs import find_ticket, ticket_ref_in
 from store.repo import Store
 
 
@@ -67,23 +67,23 @@ def test_ticket_ref_in_finds_none(text: str) -> None:
 async def test_exact_number_is_found_in_any_unit(service: TicketService, store: Store) -> None:
     await service.upsert([ticket("2026112300123", category="市容景观")])  # SRJG
     # a member of HW names an SRJG ticket in full: found, the router then says whose it is
-    assert await resolve_ticket(store, "2026112300123", units=["HW"]) == "2026112300123"
-    assert await resolve_ticket(store, " #２０２６１１２３００１２３ ", units=[]) == "2026112300123"
+    assert (await find_ticket(store, "2026112300123", units=["HW"]))["ticket_no"] == "2026112300123"
+    assert (await find_ticket(store, " #２０２６１１２３００１２３ ", units=[]))["ticket_no"] == "2026112300123"
 
 
 async def test_unique_suffix(service: TicketService, store: Store) -> None:
     await service.upsert([ticket("2026112300123"), ticket("2026112300456")])
-    assert await resolve_ticket(store, "123", units=["HW"]) == "2026112300123"
-    assert await resolve_ticket(store, "00456", units=None) == "2026112300456"
+    assert (await find_ticket(store, "123", units=["HW"]))["ticket_no"] == "2026112300123"
+    assert (await find_ticket(store, "00456", units=None))["ticket_no"] == "2026112300456"
 
 
 async def test_suffix_ignores_case_and_takes_wildcards_literally(service: TicketService, store: Store) -> None:
     await service.upsert([ticket("YS20261123001"), ticket("2026112300123")])
-    assert await resolve_ticket(store, "ys20261123001", units=None) == "YS20261123001"
-    assert await resolve_ticket(store, "s20261123001", units=None) == "YS20261123001"
-    assert await resolve_ticket(store, "3001", units=["HW"]) == "YS20261123001"
+    assert (await find_ticket(store, "ys20261123001", units=None))["ticket_no"] == "YS20261123001"
+    assert (await find_ticket(store, "s20261123001", units=None))["ticket_no"] == "YS20261123001"
+    assert (await find_ticket(store, "3001", units=["HW"]))["ticket_no"] == "YS20261123001"
     with pytest.raises(CommandError) as missing:
-        await resolve_ticket(store, "1_3", units=None)  # "_" is a character, not LIKE's any-character
+        await find_ticket(store, "1_3", units=None)  # "_" is a character, not LIKE's any-character
     assert missing.value.code == "ticket_not_found"
 
 
@@ -93,7 +93,7 @@ async def test_ambiguous_suffix_lists_at_most_five(service: TicketService, store
         + [ticket("2026112300999")]
     )
     with pytest.raises(CommandError) as ambiguous:
-        await resolve_ticket(store, "777", units=["HW"])
+        await find_ticket(store, "777", units=["HW"])
     error = ambiguous.value
     assert error.code == "ticket_ambiguous"
     lines = error.message.splitlines()
@@ -107,25 +107,25 @@ async def test_ambiguous_suffix_lists_at_most_five(service: TicketService, store
     # two candidates: both listed, nothing more
     await service.upsert([ticket("2026112300888"), ticket("2026112301888", content="公厕  很脏\n无人打扫")])
     with pytest.raises(CommandError) as two:
-        await resolve_ticket(store, "888", units=None)
+        await find_ticket(store, "888", units=None)
     assert two.value.message.splitlines()[1:] == ["· 2026112301888「公厕 很脏 无人打扫」", "· 2026112300888「垃圾桶满溢」"]
     # more digits settle it
-    assert await resolve_ticket(store, "30777", units=["HW"]) == "20261123030777"
+    assert (await find_ticket(store, "30777", units=["HW"]))["ticket_no"] == "20261123030777"
 
 
 async def test_suffix_of_another_units_ticket(service: TicketService, store: Store) -> None:
     await service.upsert([ticket("2026112300123", category="市容景观")])  # SRJG
     with pytest.raises(CommandError) as missing:
-        await resolve_ticket(store, "0123", units=["HW"])  # a handler of HW
+        await find_ticket(store, "0123", units=["HW"])  # a handler of HW
     assert missing.value.code == "ticket_not_found"
     assert "0123" in missing.value.message
     assert "本单位" in missing.value.message
     with pytest.raises(CommandError) as nowhere:
-        await resolve_ticket(store, "0123", units=[])  # a member of no unit
+        await find_ticket(store, "0123", units=[])  # a member of no unit
     assert nowhere.value.code == "ticket_not_found"
     # a dispatcher sees every unit
-    assert await resolve_ticket(store, "0123", units=None) == "2026112300123"
-    assert await resolve_ticket(store, "0123", units=["SRJG", "HW"]) == "2026112300123"
+    assert (await find_ticket(store, "0123", units=None))["ticket_no"] == "2026112300123"
+    assert (await find_ticket(store, "0123", units=["SRJG", "HW"]))["ticket_no"] == "2026112300123"
 
 
 async def test_open_tickets_win_over_closed_ones(service: TicketService, store: Store, clock: FrozenClock) -> None:
@@ -136,19 +136,19 @@ async def test_open_tickets_win_over_closed_ones(service: TicketService, store: 
         "2026112300123", ActionRequest(Action.VISIT, "zhangwei", clock.now(), result=VisitResult.SATISFIED)
     )
     await service.act("2026112202123", ActionRequest(Action.CANCEL, "zhangwei", clock.now()))
-    assert await resolve_ticket(store, "123", units=["HW"]) == "2026112201123"
+    assert (await find_ticket(store, "123", units=["HW"]))["ticket_no"] == "2026112201123"
     # once none is open, the closed and cancelled ones compete again
     await service.act("2026112201123", ActionRequest(Action.CANCEL, "zhangwei", clock.now()))
     with pytest.raises(CommandError) as ambiguous:
-        await resolve_ticket(store, "123", units=["HW"])
+        await find_ticket(store, "123", units=["HW"])
     assert ambiguous.value.code == "ticket_ambiguous"
-    assert await resolve_ticket(store, "00123", units=["HW"]) == "2026112300123"  # closed, and the only one
+    assert (await find_ticket(store, "00123", units=["HW"]))["ticket_no"] == "2026112300123"  # closed, and the only one
 
 
 @pytest.mark.parametrize("ref", ["", "  ", "12", "#1", "１２"])
 async def test_too_short(store: Store, ref: str) -> None:
     with pytest.raises(CommandError) as bad:
-        await resolve_ticket(store, ref, units=None)
+        await find_ticket(store, ref, units=None)
     assert bad.value.code == "bad_ticket_ref"
     assert "至少 3 位" in bad.value.message
 
@@ -156,7 +156,7 @@ async def test_too_short(store: Store, ref: str) -> None:
 @pytest.mark.parametrize("ref", ["12 34", "工单0123", "%%%", "_123", "1" * 65, "0123;drop"])
 async def test_not_a_number(store: Store, ref: str) -> None:
     with pytest.raises(CommandError) as bad:
-        await resolve_ticket(store, ref, units=None)
+        await find_ticket(store, ref, units=None)
     assert bad.value.code == "bad_ticket_ref"
 
 
