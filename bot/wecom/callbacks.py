@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.web.errors import ApiError, json_error
 from bot.web.keys import CLOCK, CONFIG, WECOM_CALLBACKS, WECOM_INBOUND
-from bot.wecom.crypto import CallbackCrypto, CallbackCryptoError, raw_query_param
+from bot.wecom.crypto import CallbackCrypto, CallbackCryptoError, raw_query_params
 from bot.wecom.events import EnterChat, InboundEvent
 from bot.wecom.inbound import AIBOT_SOURCE, APP_SOURCE
 from bot.wecom.parse import MalformedCallback, parse_aibot_envelope, parse_aibot_json, parse_app_envelope, parse_app_xml
@@ -103,7 +103,7 @@ def routes_for(callbacks: Mapping[str, CallbackCrypto]) -> list[web.RouteDef]:
 def _verify(request: web.Request, source: str) -> web.Response:
     crypto = request.app[WECOM_CALLBACKS][source]
     query = request.rel_url.raw_query_string
-    params = (raw_query_param(query, name) for name in ("msg_signature", "timestamp", "nonce", "echostr"))
+    params = raw_query_params(query, "msg_signature", "timestamp", "nonce", "echostr")
     try:
         plain = crypto.verify_url(*params)
     except CallbackCryptoError as exc:
@@ -158,12 +158,8 @@ async def _open(request: web.Request, source: str, envelope: Callable[[bytes], s
     query = request.rel_url.raw_query_string
     try:
         encrypt = envelope(body)
-        plain = crypto.decrypt(
-            raw_query_param(query, "msg_signature"),
-            raw_query_param(query, "timestamp"),
-            raw_query_param(query, "nonce"),
-            encrypt,
-        )
+        signature, timestamp, nonce = raw_query_params(query, "msg_signature", "timestamp", "nonce")
+        plain = crypto.decrypt(signature, timestamp, nonce, encrypt)
     except (CallbackCryptoError, MalformedCallback) as exc:
         _refused(source, exc)
     try:

@@ -107,6 +107,8 @@ class CallbackCrypto:
             raise ValueError("EncodingAESKey must decode to 32 bytes")
         self._token = token
         self._key = key
+        # one Cipher for the key (IV = key[:16]); each message gets its own context from it
+        self._cipher = Cipher(algorithms.AES(key), modes.CBC(key[:16]))
         self._receive_id = receive_id.encode("utf-8")
         self._random_bytes = random_bytes
 
@@ -167,7 +169,7 @@ class CallbackCrypto:
             raise CallbackCryptoError("decrypt_failed", "encrypt is not valid base64") from exc
         if len(raw) < BLOCK or len(raw) % 16:
             raise CallbackCryptoError("decrypt_failed", f"ciphertext length {len(raw)} is not a whole AES frame")
-        decryptor = Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16])).decryptor()
+        decryptor = self._cipher.decryptor()
         plain = decryptor.update(raw) + decryptor.finalize()
         pad = plain[-1]
         if not 1 <= pad <= BLOCK or plain[-pad:] != bytes([pad]) * pad:
@@ -194,7 +196,7 @@ class CallbackCrypto:
         frame = prefix + len(plaintext).to_bytes(4, "big") + plaintext + self._receive_id
         pad = BLOCK - len(frame) % BLOCK
         frame += bytes([pad]) * pad
-        encryptor = Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16])).encryptor()
+        encryptor = self._cipher.encryptor()
         return base64.b64encode(encryptor.update(frame) + encryptor.finalize()).decode("ascii")
 
     def encrypt_xml_reply(self, xml: str, nonce: str, timestamp: str) -> str:
@@ -247,10 +249,20 @@ def raw_query_param(query_string: str, name: str) -> str | None:
     Use it for ``msg_signature``, ``timestamp``, ``nonce`` and ``echostr``. In aiohttp pass
     ``request.rel_url.raw_query_string``: ``request.query`` and ``request.query_string`` are already decoded, with
     ``+`` turned into a space."""
+    return raw_query_params(query_string, name)[0]
+
+
+def raw_query_params(query_string: str, *names: str) -> tuple[str | None, ...]:
+    """:func:`raw_query_param` for several names, in one pass over the query: their values in the order asked."""
+    found: dict[str, str] = {}
     for part in query_string.removeprefix("?").split("&"):
         if not part:
             continue
         key, _, value = part.partition("=")
-        if unquote(key) == name:
-            return unquote(value)
-    return None
+        if "%" in key:
+            key = unquote(key)
+        if key in names and key not in found:
+            found[key] = unquote(value) if "%" in value else value
+            if len(found) == len(names):
+                break
+    return tuple(found.get(name) for name in names)
