@@ -19,7 +19,10 @@ from bot.wecom.crypto import CallbackCrypto
 from bot.wecom.events import CardClick, EnterChat, OtherEvent, Sender, TextMessage, dedup_key
 from bot.wecom.parse import (
     MalformedCallback,
+    _envelope_from_xml,
+    _flat_xml,
     _parse_xml,
+    _parse_xml_expat,
     parse_aibot_envelope,
     parse_aibot_json,
     parse_app_envelope,
@@ -266,6 +269,71 @@ def test_envelope() -> None:
 )
 def test_malformed_envelope(body: bytes) -> None:
     malformed(lambda: parse_app_envelope(body))
+
+
+def _envelope_either(body: bytes) -> tuple[str, str | None] | str:
+    try:
+        return parse_app_envelope(body)
+    except MalformedCallback:
+        return "malformed"
+
+
+def _envelope_parsed(body: bytes) -> tuple[str, str | None] | str:
+    try:
+        return _envelope_from_xml(body)
+    except MalformedCallback:
+        return "malformed"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        SAMPLE_ENVELOPE,
+        b"<xml><ToUserName><![CDATA[ww1]]></ToUserName><Encrypt><![CDATA[abc+/=]]></Encrypt>"
+        b"<AgentID><![CDATA[]]></AgentID></xml>",
+        b"<xml><ToUserName><![CDATA[ww1]]></ToUserName><Encrypt><![CDATA[abc]]></Encrypt>"
+        b"<AgentID> 1000002 </AgentID></xml>\n",
+        # not the canonical shape: the parser decides
+        b"<xml><ToUserName><![CDATA[w&w]]></ToUserName><Encrypt><![CDATA[abc]]></Encrypt><AgentID>1</AgentID></xml>",
+        b"<xml><ToUserName><![CDATA[ww]]></ToUserName><Encrypt><![CDATA[a]]><![CDATA[b]]></Encrypt>"
+        b"<AgentID>1</AgentID></xml>",
+        b"<!DOCTYPE xml><xml><ToUserName><![CDATA[ww]]></ToUserName><Encrypt><![CDATA[abc]]></Encrypt>"
+        b"<AgentID>1</AgentID></xml>",
+        b"<xml><ToUserName><![CDATA[ww]]></ToUserName><Encrypt><![CDATA[abc]]></Encrypt><AgentID>1</AgentID>"
+        b"</xml><xml/>",
+    ],
+)
+def test_the_canonical_envelope_is_read_as_the_parser_reads_it(body: bytes) -> None:
+    assert _envelope_either(body) == _envelope_parsed(body)
+
+
+_envelope_texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8) | st.sampled_from(
+    ["ww1436e0e65a779aee", "1000002", "Kl7kjoSf6DMD1zh7+/==", "", " ", "]]>", "&amp;", "<x/>"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    to_user=_envelope_texts,
+    encrypt=_envelope_texts,
+    agent=_envelope_texts,
+    cdata=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    gap=st.sampled_from(["", "\n", " \r\n", "\t", "\x0b"]),
+)
+def test_the_envelope_fast_path_matches_the_parser(
+    to_user: str, encrypt: str, agent: str, cdata: tuple[bool, bool, bool], gap: str
+) -> None:
+    """Whatever the envelope, reading it without the parser gives what the parser gives, or leaves it to the
+    parser."""
+
+    def element(name: str, value: str, as_cdata: bool) -> str:
+        return f"<{name}>{f'<![CDATA[{value}]]>' if as_cdata else value}</{name}>"
+
+    body = (
+        f"{gap}<xml>{gap}{element('ToUserName', to_user, cdata[0])}{gap}{element('Encrypt', encrypt, cdata[1])}"
+        f"{gap}{element('AgentID', agent, cdata[2])}{gap}</xml>{gap}"
+    ).encode("utf-8", "surrogatepass")
+    assert _envelope_either(body) == _envelope_parsed(body)
 
 
 # -- robot JSON -----------------------------------------------------------------------------------------------------
@@ -529,3 +597,47 @@ def test_the_xml_reader_matches_xmltodict(children: list[str], gap: str) -> None
             _parse_xml(document)
         return
     assert _parse_xml(document) == expected
+
+
+# -- the flat-document fast path reads what the parser reads ------------------------------------------------------
+
+_flat_names = st.sampled_from(["ToUserName", "FromUserName", "Content", "MsgId", "_x", "A1", "名字", "a-b", "xml"])
+_flat_values = st.text(max_size=10) | st.sampled_from(
+    ["]]>", "]]", "&amp;", "&lt;x&gt;", "a&b", "<b>", "\r\n", "\x0b", "\ufffe", "\u3000x\u3000", " ", ""]
+)
+
+
+@st.composite
+def _flat_element(draw: st.DrawFn) -> str:
+    name, value = draw(_flat_names), draw(_flat_values)
+    form = draw(st.sampled_from(["cdata", "text", "escaped", "empty"]))
+    if form == "empty":
+        return f"<{name}/>"
+    inner = {"cdata": f"<![CDATA[{value}]]>", "text": value, "escaped": escape(value)}[form]
+    return f"<{name}>{inner}</{name}>"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(_flat_element(), max_size=7),
+    st.sampled_from(["", "\n", " \n ", "\r\n", "\t"]),
+    st.sampled_from(["", '<?xml version="1.0"?>', "\ufeff", "<!-- c -->"]),
+)
+def test_the_flat_fast_path_reads_what_the_parser_reads(children: list[str], gap: str, head: str) -> None:
+    document = f"{head}<xml>{gap}{gap.join(children)}{gap}</xml>{gap}".encode("utf-8", "surrogatepass")
+    fast = _flat_xml(document)
+    try:
+        parsed: dict[str, Any] | str = _parse_xml_expat(document)
+    except MalformedCallback:
+        parsed = "malformed"
+    if fast is not None:
+        assert fast == parsed
+    assert (_parse_xml(document) if parsed != "malformed" else "malformed") == parsed
+
+
+def test_the_flat_fast_path_takes_wecoms_own_messages() -> None:
+    assert _flat_xml(DOC_PLAIN) == _parse_xml_expat(DOC_PLAIN)
+    assert _flat_xml(DOC_PLAIN) is not None
+    nested = b"<xml><A>1</A><B><C>2</C></B></xml>"
+    assert _flat_xml(nested) is None
+    assert _parse_xml(nested) == {"A": "1", "B": {"C": "2"}}
