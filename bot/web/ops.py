@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class Metrics:
     """One registry per application (tests run many apps in one process)."""
 
@@ -49,11 +52,28 @@ class Metrics:
             "hotline_ingest_rejected_total", "Hand-overs refused", ["reason"], registry=self.registry
         )
         self.outbox = Gauge("hotline_outbox_messages", "Outbox messages by status", ["status"], registry=self.registry)
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._latency_children: dict[str, Any] = {}
         self.fallback_days = Gauge(
             "hotline_calendar_fallback_days",
             "Days in the next 30 decided by the fallback calendar rule",
             registry=self.registry,
         )
+
+    def request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """One HTTP request answered. The labelled series are looked up once and kept: ``labels()`` validates and
+        locks on every call, a cost every request would pay."""
+        if method not in _METHODS:
+            method = "OTHER"  # a client's made-up method is not a new series
+        key = (method, route, status)
+        counter = self._request_children.get(key)
+        if counter is None:
+            counter = self._request_children[key] = self.requests.labels(method, route, str(status))
+        counter.inc()
+        histogram = self._latency_children.get(route)
+        if histogram is None:
+            histogram = self._latency_children[route] = self.latency.labels(route)
+        histogram.observe(seconds)
 
     def ingested(self, outcomes: Iterable[Any]) -> None:
         for outcome in outcomes:
@@ -77,9 +97,7 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = exc.status
         raise
     finally:
-        metrics = request.app[METRICS]
-        metrics.requests.labels(request.method, route, str(status)).inc()
-        metrics.latency.labels(route).observe(time.perf_counter() - started)
+        request.app[METRICS].request(request.method, route, status, time.perf_counter() - started)
 
 
 @routes.get("/healthz")
