@@ -48,7 +48,9 @@ class GroupCommit(Generic[T, R]):
     async def submit(self, item: T) -> R:
         """Commits ``item`` (with whatever else is waiting) and returns its result, or raises its error. The
         commit goes ahead even if the caller is cancelled: a caller that gave up may find its item written."""
-        return await asyncio.shield(self.submit_nowait(item))
+        # no shield needed: the commit is the drain task's, so a cancelled caller only cancels its own future, which
+        # the commit then leaves alone (_settle)
+        return await self.submit_nowait(item)
 
     def submit_nowait(self, item: T) -> asyncio.Future[R]:
         """Queues ``item``; the future settles once its transaction has committed (or failed)."""

@@ -52,3 +52,18 @@ async def test_an_unreachable_database_fails_the_batch_at_once(error: BaseExcept
     results = await asyncio.gather(*(group.submit(i) for i in range(6)), return_exceptions=True)
     assert all(isinstance(r, type(error)) for r in results)
     assert recorder.batches == [[0, 1, 2, 3, 4, 5]]  # one attempt, no item-by-item retries
+
+
+async def test_a_caller_that_gives_up_does_not_stop_the_commit() -> None:
+    recorder = Recorder()
+    group = GroupCommit(recorder.commit)
+    first = asyncio.create_task(group.submit(1))
+    second = asyncio.create_task(group.submit(2))
+    await asyncio.sleep(0)  # both queued, the commit under way
+    first.cancel()
+    assert await second == 20
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await group.close()
+    assert recorder.batches == [[1, 2]]  # the cancelled caller's item was written with the others
+    assert group.idle
