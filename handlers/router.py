@@ -146,7 +146,7 @@ class CommandRouter(RecordingSink):
         if notice:
             log.warning("over the command limit, %.0f s to wait: %s", wait, describe(event))
             await self.enqueue(reply_rows(event, f"操作太频繁，请稍后再试（{_after(wait)}）。", at=now))
-        else:
+        elif log.isEnabledFor(logging.DEBUG):  # describe() masks the text: not for a record nobody sees
             log.debug("over the command limit, not answered: %s", describe(event))
         return False
 
