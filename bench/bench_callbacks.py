@@ -1,13 +1,20 @@
 """WeCom app callbacks: signed, encrypted ``POST /wecom/callback`` at 50 concurrent connections, against a bare
 aiohttp handler measured in the same run.
 
-Two servers, each in its own process, driven by the same client code: (a) a bare aiohttp app whose one POST handler
-reads the body and answers ``success`` (served by ``web.run_app`` with the bot's own options), and (b) the real bot
-(``run_bot.py serve``) with the app callback configured. The client (this process) prepares every callback before
-the clock starts: distinct text messages (distinct ``MsgId``), each encrypted and signed as WeCom does, then keeps
-``CONCURRENCY`` keep-alive connections busy. Every answer must be 200, and afterwards the bot's inbox must hold one
-row per callback, so the figure cannot count work that was not done.
+Two servers, each in its own process, driven by the same load generator: (a) a bare aiohttp app whose one POST
+handler reads the body and answers ``success`` (served by ``web.run_app`` on the event loop the bot runs on), and
+(b) the real bot (``run_bot.py serve``) with the app callback configured. Every callback is prepared before the
+clock starts: distinct text messages (distinct ``MsgId``), each encrypted and signed as WeCom does.
 
+The load comes from ``wrk`` (``apt-get install wrk``) when it is installed: a C load generator that needs a few per
+cent of a core, so on a 2-core machine the server measured gets a core of its own. ``wrk`` keeps ``CONCURRENCY``
+keep-alive connections busy for ``ROUND_SECONDS`` and sends each prepared callback once (the Lua script refuses to
+repeat one to the bot). Without ``wrk`` (or with ``BENCH_LOADGEN=python``) an aiohttp client in this process sends a
+fixed number; that client needs a core of its own and, against the bare handler, it is the bottleneck: it then
+measures itself, not the handler, and flatters the ratio. The table says which load generator ran.
+
+Every answer must be 200, and afterwards the bot's inbox must hold a row for every answered callback, so the figure
+cannot count work that was not done. The CPU time each server process used per request is read from ``/proc``.
 Each server is measured in three rounds in a row and the figures are the medians. Targets (issue 3): the bot's
 throughput at least 30 % of the bare handler's, p99 at most 20 ms. Run:
 ``python bench/bench_callbacks.py [--quick]``.
@@ -17,8 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import re
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,18 +42,19 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
-    bot_server,
+    bot_process,
     free_port,
     percentile,
     pg_available,
     pg_schema,
     print_table,
-    serving,
+    serving_process,
     sqlite_url,
 )
 from bot.wecom.callbacks import APP_PATH  # noqa: E402
 from bot.wecom.crypto import CallbackCrypto  # noqa: E402
 from bot.wecom.inbound import APP_SOURCE  # noqa: E402
+from config.settings import Settings  # noqa: E402
 from store.db import create_engine  # noqa: E402
 from store.models import inbox  # noqa: E402
 
@@ -56,10 +68,21 @@ TARGET_RATIO = 30.0  # % of the bare handler
 TARGET_P99_MS = 20.0
 PACED_RATE = 100.0  # req/s offered in the paced run: latency without a queue of 50 in front of each request
 ROUNDS = 3  # each server is measured this many times in a row; the figures are the rounds' medians
+WRK_SCRIPT = Path(__file__).resolve().parent / "wrk_callbacks.lua"
+PREPARED_PER_SECOND = 6000  # callbacks prepared per second of a wrk round against the bot (it must not run out)
+BARE_PREPARED = 5000  # the bare handler does not read what it is sent: a few thousand, repeated, do
 
-# the baseline: one POST handler that reads the body and answers "success", served as run_bot.py serves the bot
+
+def load_generator() -> str:
+    """``wrk`` when it is installed (and not overridden with ``BENCH_LOADGEN=python``), else ``python``."""
+    if os.environ.get("BENCH_LOADGEN", "").lower() == "python" or shutil.which("wrk") is None:
+        return "python"
+    return "wrk"
+
+
+# the baseline: one POST handler that reads the body and answers "success", on the bot's event loop
 BARE_SERVER = """
-import sys
+import asyncio, sys
 from aiohttp import web
 
 async def callback(request):
@@ -69,10 +92,15 @@ async def callback(request):
 async def health(request):
     return web.Response(text="ok")
 
+if sys.argv[3] == "uvloop":
+    import uvloop
+    loop = uvloop.new_event_loop()
+else:
+    loop = asyncio.new_event_loop()
 app = web.Application()
 app.router.add_post(sys.argv[2], callback)
 app.router.add_get("/healthz", health)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=loop)
 """
 
 Prepared = list[tuple[str, bytes]]  # (path with signed query, body)
@@ -103,14 +131,36 @@ def _callbacks(count: int, first_msgid: int) -> Prepared:
     return prepared
 
 
-async def _drive(base: str, prepared: Prepared, *, pace: float | None = None) -> tuple[float, list[float]]:
-    """Every callback through ``CONCURRENCY`` keep-alive connections, as fast as they are answered or, with
-    ``pace``, callback ``i`` due at ``i / pace`` s (latency then counts from when it was due, so a late start is not
-    hidden); (elapsed seconds, latencies)."""
+@dataclass(frozen=True)
+class Round:
+    """One measurement: answered requests, their rate and latencies, and the server's CPU time per request."""
+
+    answered: int
+    rate: float
+    p50: float
+    p99: float
+    maximum: float
+    cpu_per_request: float | None  # seconds; None where /proc cannot be read
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (all its threads) so far, from ``/proc``."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _python_round(base: str, prepared: Prepared, pid: int, *, pace: float | None = None) -> Round:
+    """Every callback through ``CONCURRENCY`` keep-alive connections of an aiohttp client in this process, as fast as
+    they are answered or, with ``pace``, callback ``i`` due at ``i / pace`` s (latency then counts from when it was
+    due, so a late start is not hidden)."""
     latencies: list[float] = []
     queue = iter(enumerate(prepared))
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     headers = {"Content-Type": "text/xml"}
+    cpu_before = _cpu_seconds(pid)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def client() -> None:
@@ -130,15 +180,143 @@ async def _drive(base: str, prepared: Prepared, *, pace: float | None = None) ->
         begun = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
         elapsed = time.perf_counter() - begun
-    return elapsed, latencies
+    cpu_after = _cpu_seconds(pid)
+    cpu = None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) / len(prepared)
+    return Round(
+        len(prepared),
+        len(prepared) / elapsed,
+        percentile(latencies, 50),
+        percentile(latencies, 99),
+        max(latencies),
+        cpu,
+    )
+
+
+_WRK_LINE = re.compile(r"^WRK (.*)$", re.MULTILINE)
+
+
+async def _wrk_round(base: str, requests_file: Path, pid: int, seconds: float, *, repeats_allowed: bool) -> Round:
+    """``wrk`` with ``CONCURRENCY`` connections on one thread for ``seconds``, sending the file's callbacks in order."""
+    cpu_before = _cpu_seconds(pid)
+    proc = await asyncio.create_subprocess_exec(
+        "wrk",
+        "-t1",
+        f"-c{CONCURRENCY}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_SCRIPT),
+        base,
+        "--",
+        str(requests_file),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output = (await proc.communicate())[0].decode()
+    cpu_after = _cpu_seconds(pid)
+    line = _WRK_LINE.search(output)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {output[-500:]}")
+    stats = {key: int(value) for key, value in (item.split("=") for item in line.group(1).split())}
+    if stats["socket_errors"] or stats["status_errors"]:
+        raise RuntimeError(
+            f"{base}{APP_PATH}: {stats['status_errors']} answers not 200, {stats['socket_errors']} socket errors"
+        )
+    if stats["repeats"] and not repeats_allowed:
+        raise RuntimeError(f"wrk ran out of prepared callbacks: raise PREPARED_PER_SECOND ({PREPARED_PER_SECOND})")
+    answered = stats["requests"]
+    cpu = None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) / answered
+    return Round(
+        answered,
+        answered / (stats["duration_us"] / 1e6),
+        stats["p50_us"] / 1e6,
+        stats["p99_us"] / 1e6,
+        stats["max_us"] / 1e6,
+        cpu,
+    )
+
+
+def _write_requests(prepared: Prepared, directory: str, name: str) -> Path:
+    path = Path(directory) / name
+    with path.open("w", encoding="utf-8") as out:
+        for target, body in prepared:
+            out.write(f"{target}\t{body.decode()}\n")
+    return path
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+@dataclass(frozen=True)
+class Rounds:
+    """``ROUNDS`` measurements of the same server and their medians (a shared 2-core machine varies by ±20 % from
+    one run to the next; the median of three is steadier than one)."""
+
+    rounds: list[Round]
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(r.rate for r in self.rounds)
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(r.p50 for r in self.rounds)
+
+    @property
+    def p99(self) -> float:
+        return statistics.median(r.p99 for r in self.rounds)
+
+    @property
+    def maximum(self) -> float:
+        return max(r.maximum for r in self.rounds)
+
+    @property
+    def answered(self) -> int:
+        return sum(r.answered for r in self.rounds)
+
+    @property
+    def cpu(self) -> str:
+        values = [r.cpu_per_request for r in self.rounds]
+        if any(v is None for v in values):
+            return "CPU per request not measured"
+        return f"{statistics.median(v for v in values if v is not None) * 1e6:.0f} µs CPU per request"
+
+    def describe_rates(self) -> str:
+        return " / ".join(f"{r.rate:,.0f}" for r in self.rounds)
+
+    def describe_p99s(self) -> str:
+        return " / ".join(_ms(r.p99) for r in self.rounds)
+
+
+async def _measure(base: str, pid: int, loadgen: str, count: int, seconds: float, *, bare: bool) -> Rounds:
+    """``ROUNDS`` rounds against one server: with wrk, ``seconds`` each; with the Python client, ``count`` each."""
+    rounds = []
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-callbacks-") as tmp:
+        if loadgen == "wrk" and bare:
+            requests_file = _write_requests(_callbacks(BARE_PREPARED, 1_000_000), tmp, "bare.txt")
+        for i in range(ROUNDS):
+            first = 1_000_000 * (i + 1)
+            if loadgen == "python":
+                rounds.append(await _python_round(base, _callbacks(count, first), pid))
+                continue
+            if not bare:
+                prepared = _callbacks(int(seconds * PREPARED_PER_SECOND), first)
+                requests_file = _write_requests(prepared, tmp, f"round{i}.txt")
+            rounds.append(await _wrk_round(base, requests_file, pid, seconds, repeats_allowed=bare))
+    return Rounds(rounds)
 
 
 @contextlib.asynccontextmanager
-async def _bare_server() -> AsyncIterator[str]:
-    """The bare handler in its own process; yields its base URL once it answers."""
+async def _bare_server() -> AsyncIterator[tuple[str, int]]:
+    """The bare handler in its own process, on the bot's event loop; yields its base URL and process id once it
+    answers."""
     port = free_port()
-    async with serving([sys.executable, "-c", BARE_SERVER, str(port), APP_PATH], port, name="the bare server") as base:
-        yield base
+    loop = Settings.model_fields["event_loop"].default
+    args = [sys.executable, "-c", BARE_SERVER, str(port), APP_PATH, loop]
+    async with serving_process(args, port, name="the bare server") as (base, pid):
+        yield base, pid
 
 
 async def _inbox_rows(url: str) -> int:
@@ -151,77 +329,40 @@ async def _inbox_rows(url: str) -> int:
         await engine.dispose()
 
 
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
+async def _bare(loadgen: str, count: int, seconds: float) -> Rounds:
+    async with _bare_server() as (base, pid):
+        await _python_round(base, _callbacks(WARMUP, 1), pid)
+        return await _measure(base, pid, loadgen, count, seconds, bare=True)
 
 
-@dataclass(frozen=True)
-class Rounds:
-    """``ROUNDS`` measurements of the same server: rate and latency percentiles per round, and their medians (a
-    shared 2-core machine varies by ±20 % from one run to the next; the median of three is steadier than one)."""
-
-    rates: list[float]
-    p50s: list[float]
-    p99s: list[float]
-    maxima: list[float]
-
-    @property
-    def rate(self) -> float:
-        return statistics.median(self.rates)
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.p50s)
-
-    @property
-    def p99(self) -> float:
-        return statistics.median(self.p99s)
-
-    def describe_rates(self) -> str:
-        return " / ".join(f"{r:,.0f}" for r in self.rates)
-
-    def describe_p99s(self) -> str:
-        return " / ".join(_ms(p) for p in self.p99s)
-
-
-async def _rounds(base: str, count: int) -> Rounds:
-    rates, p50s, p99s, maxima = [], [], [], []
-    for i in range(ROUNDS):
-        elapsed, latencies = await _drive(base, _callbacks(count, 1_000_000 * (i + 1)))
-        rates.append(count / elapsed)
-        p50s.append(percentile(latencies, 50))
-        p99s.append(percentile(latencies, 99))
-        maxima.append(max(latencies))
-    return Rounds(rates, p50s, p99s, maxima)
-
-
-async def _bare(count: int) -> Rounds:
-    async with _bare_server() as base:
-        await _drive(base, _callbacks(WARMUP, 1))
-        return await _rounds(base, count)
-
-
-async def _bot(backend: str, url: str, count: int, paced: int, bare: Rounds) -> list[dict[str, Any]]:
+async def _bot(
+    backend: str, url: str, loadgen: str, count: int, seconds: float, paced: int, bare: Rounds
+) -> list[dict[str, Any]]:
     warmup, at_pace = _callbacks(WARMUP, 1), _callbacks(paced, 9_000_000)
-    async with bot_server(url, **WECOM_ENV) as base:
-        await _drive(base, warmup)  # connections, caches, the first inbox rows
-        measured = await _rounds(base, count)
-        _, paced_latencies = await _drive(base, at_pace, pace=PACED_RATE)
+    async with bot_process(url, **WECOM_ENV) as (base, pid):
+        await _python_round(base, warmup, pid)  # connections, caches, the first inbox rows
+        measured = await _measure(base, pid, loadgen, count, seconds, bare=False)
+        paced_round = await _python_round(base, at_pace, pid, pace=PACED_RATE)
     stored = await _inbox_rows(url)
-    if stored != WARMUP + ROUNDS * count + paced:
-        raise RuntimeError(f"{backend}: {stored} inbox rows, expected {WARMUP + ROUNDS * count + paced}")
+    answered = WARMUP + measured.answered + paced
+    # wrk stops with up to CONCURRENCY callbacks in flight, which the bot may have stored without wrk counting them
+    in_flight = ROUNDS * CONCURRENCY if loadgen == "wrk" else 0
+    if not answered <= stored <= answered + in_flight:
+        raise RuntimeError(f"{backend}: {stored} inbox rows for {answered} answered callbacks")
     rate, bare_rate = measured.rate, bare.rate
     ratio = 100 * rate / bare_rate
     p50, p99 = measured.p50, measured.p99
     name = f"callbacks POST {APP_PATH} ({backend})"
+    how = f"{ROUNDS} rounds of {seconds:g} s" if loadgen == "wrk" else f"{ROUNDS} rounds of {count}"
     return [
         {
             "benchmark": name,
             "value": rate,
             "unit": "req/s",
             "note": (
-                f"median of {ROUNDS} rounds of {count} signed+encrypted text callbacks ({measured.describe_rates()}), "
-                f"{CONCURRENCY} concurrent keep-alive, bot in its own process; all 200, all in the inbox"
+                f"median of {how} signed+encrypted text callbacks, each sent once ({measured.describe_rates()}), "
+                f"{CONCURRENCY} concurrent keep-alive, load from {loadgen}, bot in its own process, "
+                f"{measured.cpu}; all 200, every answered one in the inbox"
             ),
         },
         {
@@ -236,39 +377,40 @@ async def _bot(backend: str, url: str, count: int, paced: int, bare: Rounds) -> 
             "value": p99 * 1000,
             "unit": "ms",
             "note": f"median of the rounds' p99 ({measured.describe_p99s()}); p50 {_ms(p50)}, max "
-            f"{_ms(max(measured.maxima))} at {CONCURRENCY} in flight (target ≤ "
+            f"{_ms(measured.maximum)} at {CONCURRENCY} in flight (target ≤ "
             f"{TARGET_P99_MS:.0f} ms: " + ("met)" if p99 * 1000 <= TARGET_P99_MS else "MISSED)"),
         },
         {
             "benchmark": f"{name} p99 at {PACED_RATE:.0f} req/s",
-            "value": percentile(paced_latencies, 99) * 1000,
+            "value": paced_round.p99 * 1000,
             "unit": "ms",
             "note": f"not a target: {paced} callbacks offered at a steady {PACED_RATE:.0f}/s over the same "
-            f"{CONCURRENCY} connections, timed from when each was due; p50 {_ms(percentile(paced_latencies, 50))}",
+            f"{CONCURRENCY} connections (Python client), timed from when each was due; p50 {_ms(paced_round.p50)}",
         },
     ]
 
 
 async def run(quick: bool = False) -> list[dict[str, Any]]:
-    count, paced = (2000, 300) if quick else (10_000, 1000)
-    bare = await _bare(count)
+    count, seconds, paced = (2000, 2.0, 300) if quick else (10_000, 4.0, 1000)
+    loadgen = load_generator()
+    bare = await _bare(loadgen, count, seconds)
     rows: list[dict[str, Any]] = [
         {
             "benchmark": "callbacks bare aiohttp handler",
             "value": bare.rate,
             "unit": "req/s",
             "note": (
-                f"baseline: median of {ROUNDS} rounds ({bare.describe_rates()}) of the same {count} requests, same "
-                f"client, own process, handler reads the body and answers 'success'; p50 {_ms(bare.p50)}, "
-                f"p99 {_ms(bare.p99)}"
+                f"baseline: median of {ROUNDS} rounds ({bare.describe_rates()}), same load ({loadgen}), own process, "
+                f"{Settings.model_fields['event_loop'].default} loop as the bot, handler reads the body and answers "
+                f"'success'; p50 {_ms(bare.p50)}, p99 {_ms(bare.p99)}, {bare.cpu}"
             ),
         }
     ]
     with sqlite_url() as url:
-        rows += await _bot("SQLite", url, count, paced, bare)
+        rows += await _bot("SQLite", url, loadgen, count, seconds, paced, bare)
     if pg_available():
         async with pg_schema() as url:
-            rows += await _bot("PostgreSQL", url, count, paced, bare)
+            rows += await _bot("PostgreSQL", url, loadgen, count, seconds, paced, bare)
     else:
         rows.append(
             {"benchmark": "callbacks (PostgreSQL)", "value": "-", "unit": "", "note": "PostgreSQL not reachable"}
