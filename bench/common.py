@@ -123,7 +123,9 @@ async def bot_process(database_url: str, **env: str) -> AsyncIterator[tuple[str,
         yield base, pid
 
 
-async def on_both_backends(name: str, measure: Callable[[str, str], Awaitable[dict[str, Any]]]) -> list[dict[str, Any]]:
+async def on_both_backends(
+    name: str, measure: Callable[[str, str], Awaitable[dict[str, Any]]]
+) -> list[dict[str, Any]]:
     """``measure(backend, database_url)`` on a fresh SQLite database, then in a PostgreSQL schema of its own (a row
     saying so when PostgreSQL cannot be reached)."""
     rows = []
