@@ -31,6 +31,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -167,6 +168,7 @@ class InboundProcessor:
         recover_every: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         concurrency: int = 8,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -191,6 +193,12 @@ class InboundProcessor:
         self._lost: set[int] = set()  # rows queued here whose lease another process took over: not handled here
         self._waiters: list[tuple[set[int], asyncio.Future[None]]] = []  # recoveries waiting for their rows
         self._closed = False
+        # the handle timeout: each running handler's deadline, checked by one watchdog (a timer per event costs more
+        # than the handling of most events, on uvloop above all)
+        self._monotonic = monotonic
+        self._deadlines: dict[asyncio.Task[None], float] = {}
+        self._expired: set[asyncio.Task[None]] = set()
+        self._watchdog: asyncio.Task[None] | None = None
         self._writes = GroupCommit[_Row | _Mark, "int | None"](self._write, name="wecom-inbox")
 
     # -- the request path ---------------------------------------------------------------------------------------
@@ -265,8 +273,7 @@ class InboundProcessor:
         try:
             if job.event is not None:
                 try:
-                    async with asyncio.timeout(self.handle_timeout):
-                        await self.sink.handle(job.event)
+                    await self._handle(job.event)
                 except Exception as exc:
                     log.exception("wecom inbound %s failed", job.inbox_id)
                     error = mask_text(f"{type(exc).__name__}: {exc}")[:_ERROR_MAX]
@@ -276,6 +283,42 @@ class InboundProcessor:
         # the row is released once its mark is committed: until then a recovery could read it as pending
         marked = self._writes.submit_nowait(_Mark(job.inbox_id, error))
         marked.add_done_callback(lambda future: self._marked(job.inbox_id, future))
+
+    async def _handle(self, event: InboundEvent) -> None:
+        """The sink's handling of ``event``, cut short with a :class:`TimeoutError` once it has run
+        :attr:`handle_timeout` seconds (by :meth:`expire_overdue`, within a quarter of the timeout)."""
+        task = asyncio.current_task()
+        assert task is not None
+        cancelling = task.cancelling()
+        self._deadlines[task] = self._monotonic() + self.handle_timeout
+        if not self._closed and (self._watchdog is None or self._watchdog.done()):
+            self._watchdog = asyncio.create_task(self._watch(), name="wecom-inbound-watchdog")
+        try:
+            await self.sink.handle(event)
+        except asyncio.CancelledError:
+            # the watchdog's cancellation becomes a timeout; any other (shutdown) goes on
+            if task in self._expired and task.uncancel() <= cancelling:
+                raise TimeoutError(f"not handled within {self.handle_timeout:g} s") from None
+            raise
+        finally:
+            del self._deadlines[task]
+            self._expired.discard(task)
+
+    def expire_overdue(self) -> int:
+        """Cancels the handlers that have run past their deadline (each then ends in a :class:`TimeoutError` and
+        its row is marked failed); how many. The watchdog calls it; tests too, after moving ``monotonic``."""
+        now = self._monotonic()
+        overdue = [task for task, deadline in self._deadlines.items() if deadline <= now and task not in self._expired]
+        for task in overdue:
+            self._expired.add(task)
+            task.cancel()
+        return len(overdue)
+
+    async def _watch(self) -> None:
+        """Checks the running handlers' deadlines while there are any."""
+        while self._deadlines:
+            await asyncio.sleep(max(0.01, min(1.0, self.handle_timeout / 4)))
+            self.expire_overdue()
 
     def _marked(self, inbox_id: int, future: asyncio.Future[int | None]) -> None:
         if not future.cancelled() and future.exception() is not None:
@@ -415,7 +458,7 @@ class InboundProcessor:
         """Stops taking work, lets what is queued finish for up to ``grace`` seconds, then cancels the rest
         (rows not marked stay pending and are recovered on the next start)."""
         self._closed = True
-        for loop in (self._periodic, self._renewer):
+        for loop in (self._periodic, self._renewer, self._watchdog):
             if loop is not None:
                 loop.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

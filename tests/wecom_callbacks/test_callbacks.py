@@ -571,6 +571,44 @@ async def test_recovery_processes_what_a_crash_left_pending_exactly_once(store: 
     assert len(sink.events) == 2
 
 
+class HangsOnce(RecordingSink):
+    """Records every event; the first one's handling never finishes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+
+    async def handle(self, event: InboundEvent) -> None:
+        await super().handle(event)
+        if not self.entered.is_set():
+            self.entered.set()
+            await asyncio.Event().wait()
+
+
+async def test_a_handler_that_hangs_is_cut_off_and_its_row_marked_failed(store: Store, clock: FrozenClock) -> None:
+    now = [100.0]
+    sink = HangsOnce()
+    processor = InboundProcessor(
+        store, sink, clock, sources=[APP_SOURCE], handle_timeout=30, monotonic=lambda: now[0]
+    )
+    for msg_id in ("1", "2"):  # one sender: the second waits behind the first
+        xml = app_xml(MsgType="text", Content="派单", MsgId=msg_id)
+        assert await processor.accept(APP_SOURCE, parse_app_xml(xml), xml.decode())
+    await sink.entered.wait()
+    now[0] += 29.9
+    assert processor.expire_overdue() == 0
+    now[0] += 0.1
+    assert processor.expire_overdue() == 1
+    assert processor.expire_overdue() == 0  # once
+    await processor.drain()
+    assert len(sink.events) == 2  # the sender's next message is handled
+    by_key = {r["dedup_key"]: r for r in await rows(store)}
+    assert by_key["app:msg:1"]["status"] == "failed"
+    assert by_key["app:msg:1"]["error"] == "TimeoutError: not handled within 30 s"
+    assert by_key["app:msg:2"]["status"] == "done"
+    await processor.close()
+
+
 async def test_recovery_leaves_other_sources_and_marks_unreadable_rows(store: Store, clock: FrozenClock) -> None:
     async with store.transaction() as conn:
         await repo.record_inbound(conn, source="hotline", dedup_key="h1", payload="{}", at=clock.now())
