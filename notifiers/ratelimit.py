@@ -78,7 +78,13 @@ class MemoryRateLimiter:
         return log
 
     async def acquire(self, key: str, limits: Sequence[Limit], now: float) -> float:
-        return await self.acquire_all([key], limits, now)
+        if not limits:
+            return 0.0
+        log = self._log(key, limits, now)
+        wait = _wait(log, limits, now)
+        if wait <= 0:
+            bisect.insort(log, now)  # the log was trimmed just now: record() would do it again
+        return wait
 
     async def acquire_all(self, keys: Sequence[str], limits: Sequence[Limit], now: float) -> float:
         if not keys or not limits:

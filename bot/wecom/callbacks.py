@@ -132,8 +132,11 @@ def _too_large() -> NoReturn:
 
 async def read_bounded(request: web.Request, limit: int = MAX_BODY) -> bytes:
     """The body, refused (413) once it exceeds ``limit``: at once by its ``Content-Length``, else while reading."""
-    if request.content_length is not None and request.content_length > limit:
-        _too_large()
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            _too_large()
+        return await request.read()  # no more than Content-Length arrives: the HTTP parser holds the body to it
     body = bytearray()
     while chunk := await request.content.read(limit + 1 - len(body)):
         body += chunk
