@@ -182,9 +182,14 @@ class InboundProcessor:
         self._sleep = sleep
         # one lane per sender: a member's events are handled one at a time, in the order accepted; different
         # members' side by side, at most ``concurrency`` at once (two acting on one ticket meet its optimistic lock)
+        # worker tasks (at most ``concurrency``) take the ready lanes in turn; a lane is ready, or held by one worker,
+        # or idle, so its events never overlap. A worker ends when nothing is ready (no idle tasks left behind).
         self._lanes: dict[str, deque[_Job]] = {}
-        self._lane_tasks: dict[str, asyncio.Task[None]] = {}
-        self._slots = asyncio.Semaphore(concurrency)
+        self._ready: deque[str] = deque()  # lanes with a queued event and no worker on them
+        self._active: set[str] = set()  # lanes ready or held by a worker
+        self._workers: set[asyncio.Task[None]] = set()
+        self._concurrency = concurrency
+        self._handling = 0  # workers inside an event's handling
         self._claimed: set[int] = set()  # rows queued or being processed here
         self._finished_watch: list[set[int]] = []  # rows finished while a recovery was reading
         self._recovery: asyncio.Task[int] | None = None  # the recovery at start
@@ -242,31 +247,43 @@ class InboundProcessor:
         self._claimed.update(job.inbox_id for job in fresh)
         for job in fresh:
             lane = _lane(job)
-            self._lanes.setdefault(lane, deque()).append(job)
-            task = self._lane_tasks.get(lane)
-            if task is None or task.done():
-                self._lane_tasks[lane] = asyncio.create_task(self._run(lane), name=f"wecom-inbound:{lane}")
+            queue = self._lanes.get(lane)
+            if queue is None:
+                queue = self._lanes[lane] = deque()
+            queue.append(job)
+            if lane not in self._active:
+                self._active.add(lane)
+                self._ready.append(lane)
+        # a worker for each ready lane that no worker about to look at the queue will take, within the limit
+        while len(self._workers) < self._concurrency and len(self._ready) > len(self._workers) - self._handling:
+            worker = asyncio.create_task(self._work(), name="wecom-inbound-worker")
+            self._workers.add(worker)
+            worker.add_done_callback(self._workers.discard)
         return {job.inbox_id for job in fresh}
 
-    async def _run(self, lane: str) -> None:
-        queue = self._lanes[lane]
-        try:
-            while queue:
-                job = queue.popleft()
+    async def _work(self) -> None:
+        """Handles the ready lanes' next events, one lane at a time, until none is ready."""
+        while self._ready:
+            lane = self._ready.popleft()
+            queue = self._lanes[lane]
+            job = queue.popleft()
+            self._handling += 1
+            try:
                 if job.inbox_id in self._lost:
                     log.warning("wecom inbound %s: taken over by another process; not handled here", job.inbox_id)
                     self._release(job.inbox_id)
-                    continue
-                async with self._slots:
+                else:
                     await self._process(job)
-        finally:
-            if not queue:
-                self._lanes.pop(lane, None)
-                if self._lane_tasks.get(lane) is asyncio.current_task():
-                    del self._lane_tasks[lane]
+            finally:
+                self._handling -= 1
+                if queue:
+                    self._ready.append(lane)  # its next event, after the other ready lanes' (cancelled: left queued)
+                else:
+                    del self._lanes[lane]
+                    self._active.discard(lane)
 
     def _busy(self) -> list[asyncio.Task[None]]:
-        return [task for task in self._lane_tasks.values() if not task.done()]
+        return [task for task in self._workers if not task.done()]
 
     async def _process(self, job: _Job) -> None:
         error = job.error

@@ -306,3 +306,38 @@ async def test_one_members_slow_command_does_not_hold_up_the_others(store: Store
     gate.set()
     await processor.drain()
     assert handled == ["app:msg:3", "app:msg:4", "app:msg:1", "app:msg:2"]  # each member's in order
+
+
+async def test_at_most_concurrency_events_run_at_once_and_each_members_in_order(
+    store: Store, clock: FrozenClock
+) -> None:
+    running, peak = 0, 0
+    handled: dict[str, list[str]] = {}
+    steps = asyncio.Event()
+
+    class Sink(RecordingSink):
+        async def handle(self, event: Any) -> None:
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            for _ in range(3):  # a few turns of the loop: the others get to start meanwhile
+                await asyncio.sleep(0)
+            await steps.wait()
+            handled.setdefault(event.sender.userid, []).append(event.dedup_key)
+            running -= 1
+
+    processor = InboundProcessor(store, Sink(), clock, sources=[APP_SOURCE], concurrency=3)
+    sent: dict[str, list[str]] = {}
+    for msgid in range(1, 31):
+        user = f"member{msgid % 7}"
+        data = text_xml(msgid).replace(b"zhangwei", user.encode())
+        assert await processor.accept(APP_SOURCE, parse_app_xml(data), data.decode())
+        sent.setdefault(user, []).append(f"app:msg:{msgid}")
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert running == 3  # three members' events started, the rest wait
+    steps.set()
+    await processor.drain()
+    assert peak == 3
+    assert handled == sent  # every member's events, each once, in the order accepted
+    assert [r["status"] for r in await committed(store)] == ["done"] * 30
