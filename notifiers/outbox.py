@@ -5,7 +5,9 @@ result leaves the lease to expire and the message is sent again with the same ke
 to ignore the repeat. Transient failures are retried with exponential backoff; permanent ones are
 dead-lettered with their reason, for an operator to see and replay. A message a sender does not attempt because
 its destination is at its rate limit (:class:`Deferred`) simply waits for its slot: that is not a failed attempt,
-so it neither counts towards ``max_attempts`` nor replaces the message's last error.
+so it neither counts towards ``max_attempts`` nor replaces the message's last error. The destination's other queued
+messages wait with it, in the same statement, so a backlog to one destination costs a claim and a deferral per free
+slot, not per message and slot.
 
 Answers to people waiting in a chat do not wait for a pass: whoever queues them may lease them to this process in
 the same write and hand them to :meth:`OutboxWorker.send_now`, which sends them side by side at once. Should the
@@ -98,7 +100,7 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._sent = GroupCommit[int, None](self._record_sent, name="outbox-sent")
-        self._direct: set[asyncio.Task[None]] = set()
+        self._direct: set[asyncio.Task[datetime | None]] = set()
 
     def wake(self) -> None:
         """Something was just queued: look now rather than at the next poll."""
@@ -147,8 +149,15 @@ class OutboxWorker:
                 limit=self.batch,
                 channels=channels,
             )
+        # once a destination is at its limit, the batch's other messages to it are not tried: they wait with it
+        paced: dict[tuple[str, str], datetime] = {}
+        held: list[tuple[int, datetime]] = []
         for row in rows:
-            await self._deliver(
+            until = paced.get((row["channel"], row["destination"]))
+            if until is not None:
+                held.append((row["id"], until))
+                continue
+            until = await self._deliver(
                 OutboundMessage(
                     row["id"],
                     row["channel"],
@@ -158,9 +167,17 @@ class OutboxWorker:
                     row["attempts"],
                 )
             )
+            if until is not None:
+                paced[(row["channel"], row["destination"])] = until
+        if held:
+            async with self.store.transaction() as conn:
+                for message_id, until in held:
+                    await repo.defer(conn, message_id, owner=self.owner, until=until)
         return len(rows)
 
-    async def _deliver(self, message: OutboundMessage) -> None:
+    async def _deliver(self, message: OutboundMessage) -> datetime | None:
+        """Sends ``message`` and records the outcome; the time it was deferred to, if its destination was at its
+        limit (it and the destination's other queued messages then wait until then)."""
         error: DeliveryError | None = None
         try:
             await self.senders[message.channel].send(message)
@@ -175,12 +192,25 @@ class OutboxWorker:
                 await self._sent.submit(message.id)
             except Exception:  # the lease runs out and the message is sent again: at least once, as after a crash
                 log.exception("could not record a sent message", extra={"outbox_id": message.id})
-            return
+            return None
         async with self.store.transaction() as conn:
             if isinstance(error, Deferred):
-                await repo.defer(conn, message.id, owner=self.owner, until=now + timedelta(seconds=error.retry_after))
-                log.debug("delivery deferred: %s", error, extra={"channel": message.channel, "outbox_id": message.id})
-                return
+                until = now + timedelta(seconds=error.retry_after)
+                deferred = await repo.defer_destination(
+                    conn,
+                    message.id,
+                    channel=message.channel,
+                    destination=message.destination,
+                    owner=self.owner,
+                    until=until,
+                    now=now,
+                )
+                log.debug(
+                    "delivery deferred: %s",
+                    error,
+                    extra={"channel": message.channel, "outbox_id": message.id, "deferred": deferred},
+                )
+                return until
             attempts = message.attempts + 1
             exhausted = self.max_attempts is not None and attempts >= self.max_attempts
             retry_at: datetime | None = None
@@ -191,6 +221,7 @@ class OutboxWorker:
             "delivery failed" + ("; dead-lettered" if retry_at is None else "; will retry"),
             extra={"channel": message.channel, "outbox_id": message.id, "attempts": attempts, "error": str(error)},
         )
+        return None
 
     async def _record_sent(self, ids: Sequence[int]) -> list[None]:
         at, owner = self.clock.now(), self.owner

@@ -927,6 +927,38 @@ async def defer(conn: AsyncConnection, message_id: int, *, owner: str, until: da
     )
 
 
+async def defer_destination(
+    conn: AsyncConnection,
+    message_id: int,
+    *,
+    channel: str,
+    destination: str,
+    owner: str,
+    until: datetime,
+    now: datetime,
+) -> int:
+    """:func:`defer` for a message and, with it, every other message queued for the same destination on the same
+    channel that would come due before ``until``: they would only meet the same limit. One statement however long
+    the backlog, where deferring them one at a time would claim and defer the whole backlog again at every free
+    slot. A message leased to a live sender (being sent now) is left alone. Returns how many were deferred."""
+    result = await conn.execute(
+        update(outbox)
+        .where(
+            outbox.c.status == "pending",
+            outbox.c.channel == channel,
+            outbox.c.destination == destination,
+            outbox.c.next_attempt_at < until,
+            or_(
+                and_(outbox.c.id == message_id, outbox.c.lease_owner == owner),
+                outbox.c.lease_owner.is_(None),
+                outbox.c.lease_until < now,
+            ),
+        )
+        .values(lease_owner=None, lease_until=None, next_attempt_at=until)
+    )
+    return int(result.rowcount)
+
+
 async def dead_letters(conn: AsyncConnection, limit: int = 100) -> list[RowMapping]:
     result = await conn.execute(
         select(outbox).where(outbox.c.status == "dead").order_by(outbox.c.id.desc()).limit(limit)

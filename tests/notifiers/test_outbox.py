@@ -21,7 +21,7 @@ from bot.domain.ticket import TicketInput
 from bot.hotline.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from bot.hotline.syncback import HotlineSyncSender
 from bot.services.tickets import SYNC_CHANNEL, TicketService
-from notifiers.outbox import DeliveryError, OutboundMessage, OutboxWorker
+from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, OutboxWorker
 from store import repo
 from store.models import outbox
 from store.repo import Store
@@ -262,6 +262,62 @@ async def test_stop_lets_the_pass_under_way_finish(store: Store, clock: FrozenCl
     await task  # returns once the pass is done, its send recorded
     assert len(sent) == 1
     assert await statuses(store) == [("sent", 1)]
+
+
+# --- a backlog to one destination at its rate limit ---------------------------------------------------------------
+
+
+class OnePerSlot:
+    """A sender allowing one message per destination every ``slot`` seconds, as a rate-limited WeCom destination;
+    it counts every call, deferred or not."""
+
+    def __init__(self, clock: FrozenClock, slot: float = 3.0) -> None:
+        self.clock, self.slot = clock, slot
+        self.free_at: dict[str, float] = {}
+        self.sent: list[str] = []
+        self.calls = 0
+
+    async def send(self, message: OutboundMessage) -> None:
+        self.calls += 1
+        now = self.clock.now().timestamp()
+        free_at = self.free_at.get(message.destination, now)
+        if now < free_at:
+            raise Deferred(f"{message.destination} at its limit", retry_after=free_at - now)
+        self.free_at[message.destination] = now + self.slot
+        self.sent.append(message.idempotency_key)
+
+
+async def test_a_backlog_to_one_destination_waits_as_a_whole_and_does_not_hold_up_others(
+    store: Store, clock: FrozenClock
+) -> None:
+    now = clock.now()
+
+    def row(key: str, destination: str, priority: int = 5) -> dict[str, Any]:
+        return {
+            "channel": "robot", "destination": destination, "idempotency_key": key, "ordering_key": None,
+            "priority": priority, "payload": {}, "status": "pending", "attempts": 0, "next_attempt_at": now,
+            "created_at": now,
+        }
+
+    async with store.transaction() as conn:
+        await repo.enqueue(conn, [row(f"d{i:02d}", "busy") for i in range(30)] + [row("other", "quiet")])
+        await repo.enqueue(conn, [row("urgent", "busy", priority=1)])
+    sender = OnePerSlot(clock)
+    worker = OutboxWorker(store, {"robot": sender}, clock, owner="w")
+    slots = 0
+    while len(sender.sent) < 32:
+        while await worker.run_once():
+            pass
+        if slots == 0:
+            # the first slot: the most urgent message to the busy destination, and the other destination's
+            assert sender.sent == ["urgent", "other"]
+        clock.advance(seconds=3)
+        slots += 1
+        assert slots <= 40, "the backlog does not drain"
+    assert sender.sent == ["urgent", "other"] + [f"d{i:02d}" for i in range(30)]  # once each, in order
+    assert await statuses(store) == [("sent", 1)] * 32
+    # a send and at most one deferral per free slot, not a deferral of every waiting message at every slot
+    assert sender.calls <= 2 * 32 + 1
 
 
 # --- messages sent at once by the process that queued them (send_now) ----------------------------------------------
