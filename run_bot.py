@@ -237,6 +237,31 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.services.retention import purge
+    from store.db import create_engine, migrate
+    from store.repo import Store
+
+    settings = _settings()
+    config = _load(settings, args.config)
+
+    async def run() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate(engine)
+            purged = await purge(Store(engine), config.retention, SystemClock().now())
+        finally:
+            await engine.dispose()
+        print(
+            f"deleted {purged.inbox} inbox row(s) handled more than {config.retention.inbox_days} days ago and "
+            f"{purged.outbox} outbox message(s) sent more than {config.retention.outbox_days} days ago"
+        )
+        return 0
+
+    return asyncio.run(run())
+
+
 # --- the parser ------------------------------------------------------------------------------------------
 
 
@@ -291,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("action", choices=["show", "replay"], nargs="?", default="show")
     outbox.add_argument("ids", nargs="*", type=int, help="replay only these message ids")
     outbox.set_defaults(func=cmd_outbox)
+
+    purge = sub.add_parser("purge", help="delete handled inbox rows and sent outbox messages past their retention")
+    purge.add_argument("--config", type=Path, help="the YAML config, for its retention: (default: $BOT_CONFIG)")
+    purge.set_defaults(func=cmd_purge)
     return parser
 
 

@@ -22,9 +22,11 @@ from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
 from bot.hotline.syncback import HotlineSyncSender
 from bot.sandbox import attach as attach_sandbox
+from bot.services import retention
 from bot.services.deadline_engine import DeadlineEngine, TickResult
 from bot.services.duty import DutyService
 from bot.services.ingest import IngestBatcher
+from bot.services.retention import Purged
 from bot.services.tickets import SYNC_CHANNEL, TicketService
 from bot.web import openapi, ops
 from bot.web.errors import error_middleware
@@ -77,6 +79,7 @@ HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 OUTBOX_STOP_GRACE = 15.0  # seconds; a pass is at most 10 sends, each bounded by its client's timeouts
 DIGEST_CHECK = 60.0  # seconds between looks for a digest period that has begun (flush is a no-op otherwise)
+RETENTION_EVERY = 3600.0  # seconds between purges of what is past its retention (config: retention)
 RATE_LIMITER = web.AppKey[RateLimiter]("rate_limiter")
 
 
@@ -360,6 +363,14 @@ async def _deadline_engine(app: web.Application) -> AsyncIterator[None]:
         coalesce=True,
         max_instances=1,
     )
+    scheduler.add_job(
+        partial(_purge, app[STORE], config, app[CLOCK], leader),
+        "interval",
+        seconds=RETENTION_EVERY,
+        id="retention",
+        coalesce=True,
+        max_instances=1,
+    )
     app[DEADLINE_ENGINE] = engine
     app[DEADLINE_LEADER] = leader
     app[DEADLINE_SCHEDULER] = scheduler
@@ -384,6 +395,18 @@ async def _flush_digests(pusher: Pusher, leader: Leader) -> None:
         await pusher.flush()
     except Exception:
         log.exception("digest flush failed; trying again at the next check")
+
+
+async def _purge(store: Store, config: BotConfig, clock: Clock, leader: Leader) -> Purged | None:
+    """Every :data:`RETENTION_EVERY` seconds, in the process that runs the engine: what is past its retention goes
+    (:mod:`bot.services.retention`)."""
+    if not await leader.holds():
+        return None
+    try:
+        return await retention.purge(store, config.retention, clock.now())
+    except Exception:
+        log.exception("retention: the purge failed; trying again at the next run")
+        return None
 
 
 async def _hold() -> None:

@@ -618,6 +618,16 @@ class Pushes(_Model):
         return self
 
 
+class Retention(_Model):
+    """How long the bot keeps what it no longer needs: inbound messages it has handled (WeCom callbacks, the hotline's
+    hand-overs and events, kept to recognise a late retry) and outbound messages it has sent. The process running
+    the deadline engine deletes older ones every hour. Dead letters are kept until an operator replays them.
+    Tickets, their deadlines and the audit log are never deleted by this."""
+
+    inbox_days: int = Field(default=90, ge=7, le=3650)
+    outbox_days: int = Field(default=90, ge=7, le=3650)
+
+
 class CrossReferenceError(ValueError):
     """Raised from BotConfig's validator with every cross-reference problem found."""
 
@@ -644,6 +654,7 @@ class BotConfig(_Model):
     hotline: HotlineSettings = Field(default_factory=HotlineSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings, alias="import")
     pushes: Pushes = Field(default_factory=Pushes)
+    retention: Retention = Field(default_factory=Retention)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _members: dict[str, Member] = PrivateAttr(default_factory=dict)

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, String, and_, any_, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import BigInteger, String, and_, any_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -956,6 +956,32 @@ async def defer_destination(
         )
         .values(lease_owner=None, lease_until=None, next_attempt_at=until)
     )
+    return int(result.rowcount)
+
+
+async def purge_handled_inbound(conn: AsyncConnection, *, received_before: datetime, limit: int) -> int:
+    """Deletes up to ``limit`` inbox rows handled (done or failed) and received before ``received_before``, oldest
+    first; how many. Pending rows are never deleted. A retry of a deleted message is no longer recognised."""
+    oldest = (
+        select(inbox.c.id)
+        .where(inbox.c.status.in_(("done", "failed")), inbox.c.received_at < received_before)
+        .order_by(inbox.c.id)
+        .limit(limit)
+    )
+    result = await conn.execute(delete(inbox).where(inbox.c.id.in_(oldest.scalar_subquery())))
+    return int(result.rowcount)
+
+
+async def purge_sent(conn: AsyncConnection, *, sent_before: datetime, limit: int) -> int:
+    """Deletes up to ``limit`` outbox messages sent before ``sent_before``, oldest first; how many. Pending messages
+    and dead letters are never deleted."""
+    oldest = (
+        select(outbox.c.id)
+        .where(outbox.c.status == "sent", outbox.c.sent_at < sent_before)
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    result = await conn.execute(delete(outbox).where(outbox.c.id.in_(oldest.scalar_subquery())))
     return int(result.rowcount)
 
 

@@ -24,7 +24,7 @@ def test_help_lists_every_subcommand_and_variable(capsys: pytest.CaptureFixture[
         run_bot.main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    for word in ("serve", "check-config", "migrate", "import", "ticket", "outbox", "DATABASE_URL", "HOTLINE_INGEST_SECRET"):
+    for word in ("serve", "check-config", "migrate", "import", "ticket", "outbox", "purge", "DATABASE_URL", "HOTLINE_INGEST_SECRET"):
         assert word in out
 
 
@@ -96,6 +96,8 @@ def test_migrate_outbox_and_ticket(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_bot.main(["outbox", "replay"]) == 0
     assert run_bot.main(["ticket", "2026000000000"]) == 1
     assert "没有找到工单" in capsys.readouterr().err
+    assert run_bot.main(["purge"]) == 0
+    assert "deleted 0 inbox row(s) handled more than 90 days ago and 0 outbox message(s)" in capsys.readouterr().out
 
 
 def test_serve_runs_on_uvloop_unless_told_otherwise() -> None:

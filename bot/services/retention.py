@@ -1,0 +1,56 @@
+"""Retention: handled inbound messages and sent outbound ones are deleted once past ``retention:`` in the YAML.
+
+The inbox keeps every inbound message (WeCom callbacks, the hotline's hand-overs and events) to recognise a retry;
+the outbox keeps every message it sent. Neither is needed for long, and without a limit both grow by every message
+the bot ever handled. :func:`purge` deletes them in small batches, each its own transaction, so the writers
+(callbacks, commands) wait for one batch at most. Pending rows and dead letters are never deleted. The process that
+runs the deadline engine purges every hour (:mod:`bot.app`); ``run_bot.py purge`` does it once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from config.model import Retention
+from store import repo
+from store.repo import Store
+
+log = logging.getLogger(__name__)
+
+BATCH = 1000  # rows per transaction
+
+
+@dataclass(frozen=True)
+class Purged:
+    inbox: int
+    outbox: int
+
+
+async def purge(store: Store, retention: Retention, now: datetime, *, batch: int = BATCH) -> Purged:
+    """Deletes the inbox rows handled before ``retention.inbox_days`` and the outbox messages sent before
+    ``retention.outbox_days``, ``batch`` rows per transaction, until none is left; how many of each."""
+    received_before = now - timedelta(days=retention.inbox_days)
+    sent_before = now - timedelta(days=retention.outbox_days)
+    inbox = await _in_batches(
+        store, lambda conn: repo.purge_handled_inbound(conn, received_before=received_before, limit=batch), batch
+    )
+    outbox = await _in_batches(store, lambda conn: repo.purge_sent(conn, sent_before=sent_before, limit=batch), batch)
+    if inbox or outbox:
+        log.info("retention: deleted %d inbox rows and %d sent outbox messages", inbox, outbox)
+    return Purged(inbox, outbox)
+
+
+async def _in_batches(store: Store, delete: Callable[[AsyncConnection], Awaitable[int]], batch: int) -> int:
+    """``delete`` (at most ``batch`` rows) in a transaction of its own, again until it deletes fewer."""
+    total = 0
+    while True:
+        async with store.transaction() as conn:
+            deleted = await delete(conn)
+        total += deleted
+        if deleted < batch:
+            return total
