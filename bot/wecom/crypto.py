@@ -35,6 +35,7 @@ import hmac
 import json
 import re
 import secrets
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -107,8 +108,14 @@ class CallbackCrypto:
             raise ValueError("EncodingAESKey must decode to 32 bytes")
         self._token = token
         self._key = key
-        # one Cipher for the key (IV = key[:16]); each message gets its own context from it
+        # one Cipher for the key (IV = key[:16]); encryption takes a context from it per message. Decryption, on
+        # every callback, reuses one context (creating one costs several times the decryption of a message):
+        # CBC chains each block to the ciphertext block before it, so feeding the IV as a ciphertext block first
+        # (its output discarded) decrypts the next message exactly as a fresh context with that IV would.
         self._cipher = Cipher(algorithms.AES(key), modes.CBC(key[:16]))
+        self._iv = key[:16]
+        self._decryptor = self._cipher.decryptor()
+        self._decrypting = threading.Lock()
         self._receive_id = receive_id.encode("utf-8")
         self._random_bytes = random_bytes
 
@@ -169,8 +176,7 @@ class CallbackCrypto:
             raise CallbackCryptoError("decrypt_failed", "encrypt is not valid base64") from exc
         if len(raw) < BLOCK or len(raw) % 16:
             raise CallbackCryptoError("decrypt_failed", f"ciphertext length {len(raw)} is not a whole AES frame")
-        decryptor = self._cipher.decryptor()
-        plain = decryptor.update(raw) + decryptor.finalize()
+        plain = self._decrypt_blocks(raw)
         pad = plain[-1]
         if not 1 <= pad <= BLOCK or plain[-pad:] != bytes([pad]) * pad:
             raise CallbackCryptoError("decrypt_failed", "bad padding (wrong EncodingAESKey?)")
@@ -185,6 +191,12 @@ class CallbackCrypto:
             shown = receive_id[:64].decode("utf-8", "replace")
             raise CallbackCryptoError("wrong_receiver", f"message is for receive id {shown!r}")
         return message
+
+    def _decrypt_blocks(self, raw: bytes) -> bytes:
+        """AES-256-CBC decryption of whole blocks with the key's IV, through the reused context (see __init__)."""
+        with self._decrypting:
+            self._decryptor.update(self._iv)  # the chain restarts from the IV
+            return self._decryptor.update(raw)
 
     # -- outbound ---------------------------------------------------------------------------------------------
 

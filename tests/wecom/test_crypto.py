@@ -276,6 +276,23 @@ def test_any_message_round_trips(message: bytes, receive_id: str) -> None:
     assert c.decrypt(*signed(c, c.encrypt(message))) == message
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.binary(max_size=200) | st.just(b"garbage"), min_size=2, max_size=8))
+def test_one_crypto_decrypts_messages_one_after_another_as_fresh_ones_would(messages: list[bytes]) -> None:
+    """Its decryption context is reused from one message to the next (and after a refused one): each message reads
+    as it would with a crypto of its own."""
+    c = CallbackCrypto(SAMPLE_TOKEN, SAMPLE_KEY, SAMPLE_CORP)
+    for message in messages:
+        if message == b"garbage":  # whole AES blocks that decrypt to nonsense: refused, and the next one still reads
+            junk = base64.b64encode(b"\x07" * 48).decode()
+            assert error_code(lambda junk=junk: c.decrypt(*signed(c, junk))) == "decrypt_failed"
+            continue
+        encrypt = c.encrypt(message)
+        assert c.decrypt(*signed(c, encrypt)) == message
+        # every block, the random prefix included, as a fresh AES-CBC context reads it
+        assert c._decrypt_blocks(base64.b64decode(encrypt)) == raw_decrypt(SAMPLE_KEY, encrypt)
+
+
 def test_random_prefix_differs_between_messages(sample: CallbackCrypto) -> None:
     assert sample.encrypt(b"same") != sample.encrypt(b"same")
 
