@@ -329,7 +329,7 @@ class EngineJob:
 
 async def _deadline_engine(app: web.Application) -> AsyncIterator[None]:
     """The deadline engine (:mod:`bot.services.deadline_engine`), ticked by APScheduler every ``nags.tick_seconds``,
-    and the pushes' digest flush, in the one process that holds the ``deadline-engine`` lock
+    the pushes' digest flush and the hourly retention purge, in the one process that holds the ``deadline-engine`` lock
     (:class:`store.leader.Leader`: a PostgreSQL advisory lock; on SQLite the process leads). When that process dies,
     another takes over at its next try (within seconds). The messages go through the outbox, which a tick wakes."""
     config, settings = app[CONFIG], app[SETTINGS]

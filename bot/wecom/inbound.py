@@ -181,9 +181,9 @@ class InboundProcessor:
         self.recover_every = recover_every
         self._sleep = sleep
         # one lane per sender: a member's events are handled one at a time, in the order accepted; different
-        # members' side by side, at most ``concurrency`` at once (two acting on one ticket meet its optimistic lock)
-        # worker tasks (at most ``concurrency``) take the ready lanes in turn; a lane is ready, or held by one worker,
-        # or idle, so its events never overlap. A worker ends when nothing is ready (no idle tasks left behind).
+        # members' side by side, at most ``concurrency`` at once (two acting on one ticket meet its optimistic lock).
+        # Worker tasks (at most ``concurrency``) take the ready lanes in turn; a lane is ready, or held by one
+        # worker, or idle, so its events never overlap. A worker ends when nothing is ready (no idle task is left).
         self._lanes: dict[str, deque[_Job]] = {}
         self._ready: deque[str] = deque()  # lanes with a queued event and no worker on them
         self._active: set[str] = set()  # lanes ready or held by a worker
