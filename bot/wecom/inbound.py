@@ -254,33 +254,43 @@ class InboundProcessor:
             if lane not in self._active:
                 self._active.add(lane)
                 self._ready.append(lane)
-        # a worker for each ready lane that no worker about to look at the queue will take, within the limit
-        while len(self._workers) < self._concurrency and len(self._ready) > len(self._workers) - self._handling:
-            worker = asyncio.create_task(self._work(), name="wecom-inbound-worker")
-            self._workers.add(worker)
-            worker.add_done_callback(self._workers.discard)
+        self._start_workers()
         return {job.inbox_id for job in fresh}
+
+    def _start_workers(self) -> None:
+        """A worker for each ready lane that no worker about to look at the queue will take, within the limit."""
+        while len(self._workers) < self._concurrency and len(self._ready) > len(self._workers) - self._handling:
+            self._workers.add(asyncio.create_task(self._work(), name="wecom-inbound-worker"))
 
     async def _work(self) -> None:
         """Handles the ready lanes' next events, one lane at a time, until none is ready."""
-        while self._ready:
-            lane = self._ready.popleft()
-            queue = self._lanes[lane]
-            job = queue.popleft()
-            self._handling += 1
-            try:
-                if job.inbox_id in self._lost:
-                    log.warning("wecom inbound %s: taken over by another process; not handled here", job.inbox_id)
-                    self._release(job.inbox_id)
-                else:
-                    await self._process(job)
-            finally:
-                self._handling -= 1
-                if queue:
-                    self._ready.append(lane)  # its next event, after the other ready lanes' (cancelled: left queued)
-                else:
-                    del self._lanes[lane]
-                    self._active.discard(lane)
+        worker = asyncio.current_task()
+        assert worker is not None
+        try:
+            while self._ready:
+                lane = self._ready.popleft()
+                queue = self._lanes[lane]
+                job = queue.popleft()
+                self._handling += 1
+                try:
+                    if job.inbox_id in self._lost:
+                        log.warning("wecom inbound %s: taken over by another process; not handled here", job.inbox_id)
+                        self._release(job.inbox_id)
+                    else:
+                        await self._process(job)
+                finally:
+                    self._handling -= 1
+                    if queue:
+                        self._ready.append(lane)  # its next, after the other ready lanes' (cancelled: left queued)
+                    else:
+                        del self._lanes[lane]
+                        self._active.discard(lane)
+        finally:
+            # off the count at once, not in a done callback a loop step later: a lane made ready meanwhile would
+            # otherwise count on this worker and wait for the next event to start one
+            self._workers.discard(worker)
+            if self._ready and not self._closed:
+                self._start_workers()  # a worker that ended abnormally leaves no lane behind
 
     def _busy(self) -> list[asyncio.Task[None]]:
         return [task for task in self._workers if not task.done()]
@@ -310,16 +320,22 @@ class InboundProcessor:
         self._deadlines[task] = self._monotonic() + self.handle_timeout
         if not self._closed and (self._watchdog is None or self._watchdog.done()):
             self._watchdog = asyncio.create_task(self._watch(), name="wecom-inbound-watchdog")
+        uncancelled = False
         try:
             await self.sink.handle(event)
         except asyncio.CancelledError:
             # the watchdog's cancellation becomes a timeout; any other (shutdown) goes on
-            if task in self._expired and task.uncancel() <= cancelling:
-                raise TimeoutError(f"not handled within {self.handle_timeout:g} s") from None
+            if task in self._expired:
+                uncancelled = True
+                if task.uncancel() <= cancelling:
+                    raise TimeoutError(f"not handled within {self.handle_timeout:g} s") from None
             raise
         finally:
             del self._deadlines[task]
-            self._expired.discard(task)
+            if task in self._expired:
+                self._expired.discard(task)
+                if not uncancelled:
+                    task.uncancel()  # a handler that swallowed the cancellation: none is left pending on the worker
 
     def expire_overdue(self) -> int:
         """Cancels the handlers that have run past their deadline (each then ends in a :class:`TimeoutError` and

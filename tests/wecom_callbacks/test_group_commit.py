@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import FrozenClock
-from bot.wecom.inbound import APP_SOURCE, InboundProcessor, RecordingSink
+from bot.wecom.inbound import APP_SOURCE, InboundProcessor, RecordingSink, _Job
 from bot.wecom.parse import parse_app_xml
 from store import repo
 from store.models import inbox
@@ -341,3 +342,55 @@ async def test_at_most_concurrency_events_run_at_once_and_each_members_in_order(
     assert peak == 3
     assert handled == sent  # every member's events, each once, in the order accepted
     assert [r["status"] for r in await committed(store)] == ["done"] * 30
+
+
+async def test_an_event_queued_just_as_the_last_worker_ends_is_still_handled(store: Store, clock: FrozenClock) -> None:
+    """A lane made ready in the loop step right after the last worker found nothing left gets a worker of its own
+    (the ended worker does not still count as one)."""
+    handled: list[str] = []
+    second = parse_app_xml(text_xml(2).replace(b"zhangwei", b"lisi"))
+
+    class Sink(RecordingSink):
+        async def handle(self, event: Any) -> None:
+            handled.append(event.dedup_key)
+            if len(handled) == 1:  # queued in the next loop step, before anything the ending worker schedules
+                asyncio.get_running_loop().call_soon(processor._enqueue, [_Job(2, second)])
+
+    processor = InboundProcessor(store, Sink(), clock, sources=[APP_SOURCE])
+    data = text_xml(1)
+    assert await processor.accept(APP_SOURCE, parse_app_xml(data), data.decode())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert handled == ["app:msg:1", "app:msg:2"]
+    await processor.drain()
+
+
+async def test_a_handler_that_swallows_the_timeouts_cancellation_leaves_none_pending(
+    store: Store, clock: FrozenClock
+) -> None:
+    now = [0.0]
+    entered = asyncio.Event()
+    handled: list[tuple[str, int]] = []
+
+    class Stubborn(RecordingSink):
+        async def handle(self, event: Any) -> None:
+            if not entered.is_set():
+                entered.set()
+                with contextlib.suppress(asyncio.CancelledError):  # carries on regardless
+                    await asyncio.Event().wait()
+            task = asyncio.current_task()
+            assert task is not None
+            handled.append((event.dedup_key, task.cancelling()))  # what asyncio.timeout and task groups go by
+
+    processor = InboundProcessor(store, Stubborn(), clock, sources=[APP_SOURCE], monotonic=lambda: now[0])
+    for msgid in (1, 2):
+        data = text_xml(msgid)
+        assert await processor.accept(APP_SOURCE, parse_app_xml(data), data.decode())
+    await entered.wait()
+    now[0] += 61
+    assert processor.expire_overdue() == 1
+    await processor.drain()
+    # the same worker goes on with the sender's next message, with no cancellation left pending on it
+    assert handled == [("app:msg:1", 1), ("app:msg:2", 0)]
+    assert [r["status"] for r in await committed(store)] == ["done", "done"]
+    await processor.close()
