@@ -121,10 +121,19 @@ _FLAT_DOCUMENT = re.compile(_WS + rb"<xml>(.*)</xml>" + _WS, re.DOTALL)
 # an element with text (no markup, no entity, no carriage return) or one CDATA section (which ends at its first "]]>")
 _NAME = rb"([A-Za-z_][A-Za-z0-9_]*)"
 _CDATA = rb"<!\[CDATA\[([^\]]*(?:\](?!\]>)[^\]]*)*)\]\]>"
-_TEXT = rb"([^<&\r]*)"
+_TEXT = rb"((?:[^<&\r\]]|\](?!\]>))*)"  # "]]>" is not allowed in text
 _FLAT_ELEMENTS = re.compile(_WS + rb"<" + _NAME + rb">(?:" + _CDATA + rb"|" + _TEXT + rb")</\1>")
 _FLAT_BODY = re.compile(  # the same, repeated: the whole body is such elements
-    rb"(?:" + _WS + rb"<" + _NAME + rb">(?:" + _CDATA.replace(b"(", b"(?:", 1) + rb"|[^<&\r]*)</\1>)*" + _WS
+    rb"(?:"
+    + _WS
+    + rb"<"
+    + _NAME
+    + rb">(?:"
+    + _CDATA.replace(b"(", b"(?:", 1)
+    + rb"|"
+    + _TEXT.replace(b"(", b"(?:", 1)
+    + rb")</\1>)*"
+    + _WS
 )
 _FORBIDDEN_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 0x20)])  # controls XML forbids, and \r
 

@@ -11,7 +11,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 import xmltodict
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bot.clock import TZ
@@ -618,6 +618,8 @@ def _flat_element(draw: st.DrawFn) -> str:
 
 
 @settings(max_examples=500, deadline=None)
+@example(["<ToUserName>]]></ToUserName>"], "", "")  # "]]>" in text: not XML
+@example(["<A>a]]b]</A>", "<B><![CDATA[x]]]]></B>"], "\n", "")
 @given(
     st.lists(_flat_element(), max_size=7),
     st.sampled_from(["", "\n", " \n ", "\r\n", "\t"]),
@@ -638,6 +640,11 @@ def test_the_flat_fast_path_reads_what_the_parser_reads(children: list[str], gap
 def test_the_flat_fast_path_takes_wecoms_own_messages() -> None:
     assert _flat_xml(DOC_PLAIN) == _parse_xml_expat(DOC_PLAIN)
     assert _flat_xml(DOC_PLAIN) is not None
+    for bad_text in (b"<xml><A>a]]>b</A></xml>", b"<xml><A>]]></A></xml>"):  # "]]>" outside CDATA: not XML
+        assert _flat_xml(bad_text) is None
+        with pytest.raises(MalformedCallback):
+            _parse_xml(bad_text)
+    assert _flat_xml(b"<xml><A>a]]b]</A></xml>") == {"A": "a]]b]"} == _parse_xml_expat(b"<xml><A>a]]b]</A></xml>")
     nested = b"<xml><A>1</A><B><C>2</C></B></xml>"
     assert _flat_xml(nested) is None
     assert _parse_xml(nested) == {"A": "1", "B": {"C": "2"}}
