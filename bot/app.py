@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import aiohttp
@@ -80,6 +81,7 @@ OUTBOX = web.AppKey("outbox", OutboxWorker)
 OUTBOX_STOP_GRACE = 15.0  # seconds; a pass is at most 10 sends, each bounded by its client's timeouts
 DIGEST_CHECK = 60.0  # seconds between looks for a digest period that has begun (flush is a no-op otherwise)
 RETENTION_EVERY = 3600.0  # seconds between purges of what is past its retention (config: retention)
+RETENTION_FIRST = 300.0  # the first purge, this long after start (a process restarted hourly still purges)
 RATE_LIMITER = web.AppKey[RateLimiter]("rate_limiter")
 
 
@@ -367,6 +369,7 @@ async def _deadline_engine(app: web.Application) -> AsyncIterator[None]:
         partial(_purge, app[STORE], config, app[CLOCK], leader),
         "interval",
         seconds=RETENTION_EVERY,
+        next_run_time=datetime.now(UTC) + timedelta(seconds=RETENTION_FIRST),
         id="retention",
         coalesce=True,
         max_instances=1,

@@ -959,29 +959,42 @@ async def defer_destination(
     return int(result.rowcount)
 
 
-async def purge_handled_inbound(conn: AsyncConnection, *, received_before: datetime, limit: int) -> int:
-    """Deletes up to ``limit`` inbox rows handled (done or failed) and received before ``received_before``, oldest
-    first; how many. Pending rows are never deleted. A retry of a deleted message is no longer recognised."""
-    oldest = (
+async def handled_inbound_before(conn: AsyncConnection, *, received_before: datetime, limit: int) -> list[int]:
+    """The ids of up to ``limit`` inbox rows handled (done or failed) and received before ``received_before``,
+    oldest first. Without an index on the date it may read the whole table: call it in a read transaction, which
+    holds up no writer."""
+    query = (
         select(inbox.c.id)
         .where(inbox.c.status.in_(("done", "failed")), inbox.c.received_at < received_before)
         .order_by(inbox.c.id)
         .limit(limit)
     )
-    result = await conn.execute(delete(inbox).where(inbox.c.id.in_(oldest.scalar_subquery())))
+    return list((await conn.execute(query)).scalars())
+
+
+async def delete_handled_inbound(conn: AsyncConnection, ids: Sequence[int]) -> int:
+    """Deletes these inbox rows if they are handled (a pending row is never deleted); how many. A retry of a
+    deleted message is no longer recognised."""
+    result = await conn.execute(delete(inbox).where(inbox.c.id.in_(list(ids)), inbox.c.status.in_(("done", "failed"))))
     return int(result.rowcount)
 
 
-async def purge_sent(conn: AsyncConnection, *, sent_before: datetime, limit: int) -> int:
-    """Deletes up to ``limit`` outbox messages sent before ``sent_before``, oldest first; how many. Pending messages
-    and dead letters are never deleted."""
-    oldest = (
+async def sent_before(conn: AsyncConnection, *, sent_before: datetime, limit: int) -> list[int]:
+    """The ids of up to ``limit`` outbox messages sent before ``sent_before``, oldest first (see
+    :func:`handled_inbound_before`)."""
+    query = (
         select(outbox.c.id)
         .where(outbox.c.status == "sent", outbox.c.sent_at < sent_before)
         .order_by(outbox.c.id)
         .limit(limit)
     )
-    result = await conn.execute(delete(outbox).where(outbox.c.id.in_(oldest.scalar_subquery())))
+    return list((await conn.execute(query)).scalars())
+
+
+async def delete_sent(conn: AsyncConnection, ids: Sequence[int]) -> int:
+    """Deletes these outbox messages if they were sent (pending messages and dead letters are never deleted); how
+    many."""
+    result = await conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids)), outbox.c.status == "sent"))
     return int(result.rowcount)
 
 
