@@ -136,7 +136,8 @@ async def read_bounded(request: web.Request, limit: int = MAX_BODY) -> bytes:
     if length is not None:
         if length > limit:
             _too_large()
-        return await request.read()  # no more than Content-Length arrives: the HTTP parser holds the body to it
+        # the HTTP parser holds the body to Content-Length; a sender that stops short loses its connection
+        return await request.content.readexactly(length)
     body = bytearray()
     while chunk := await request.content.read(limit + 1 - len(body)):
         body += chunk

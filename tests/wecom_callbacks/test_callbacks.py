@@ -363,6 +363,24 @@ async def test_oversized_chunked_body_is_refused_while_reading(client: Client) -
     assert await rows(client) == []
 
 
+async def test_a_body_shorter_than_its_length_is_refused(client: Client) -> None:
+    """The sender stops (half-closes) before its Content-Length is reached: no 200, nothing stored."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    try:
+        head = (
+            f"POST /wecom/callback?{query(APP, 'x')} HTTP/1.1\r\nHost: {client.host}\r\n"
+            "Content-Type: text/xml\r\nContent-Length: 500\r\n\r\n"
+        )
+        writer.write(head.encode() + b"<xml><Encrypt>")
+        await writer.drain()
+        writer.write_eof()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+    assert status_line == b""  # the connection is closed, unanswered
+    assert await rows(client) == []
+
+
 async def test_body_of_exactly_the_limit_is_read(client: Client) -> None:
     encrypt = APP.encrypt(_plain())
     body = app_envelope(encrypt)
