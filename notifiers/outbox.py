@@ -5,9 +5,9 @@ result leaves the lease to expire and the message is sent again with the same ke
 to ignore the repeat. Transient failures are retried with exponential backoff; permanent ones are
 dead-lettered with their reason, for an operator to see and replay. A message a sender does not attempt because
 its destination is at its rate limit (:class:`Deferred`) simply waits for its slot: that is not a failed attempt,
-so it neither counts towards ``max_attempts`` nor replaces the message's last error. The destination's other queued
-messages wait with it, in the same statement, so a backlog to one destination costs a claim and a deferral per free
-slot, not per message and slot.
+so it neither counts towards ``max_attempts`` nor replaces the message's last error. Until that slot the worker
+claims none of the destination's messages, queued or newly written, so a backlog to one destination costs a claim
+and a deferral or two per free slot, not a claim and a deferral of every waiting message at every slot.
 
 Answers to people waiting in a chat do not wait for a pass: whoever queues them may lease them to this process in
 the same write and hand them to :meth:`OutboxWorker.send_now`, which sends them side by side at once. Should the
@@ -100,7 +100,9 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._sent = GroupCommit[int, None](self._record_sent, name="outbox-sent")
-        self._direct: set[asyncio.Task[datetime | None]] = set()
+        self._direct: set[asyncio.Task[None]] = set()
+        # destinations found at their rate limit, until their next slot: their messages are left unclaimed till then
+        self._paced: dict[tuple[str, str], datetime] = {}
 
     def wake(self) -> None:
         """Something was just queued: look now rather than at the next poll."""
@@ -137,8 +139,11 @@ class OutboxWorker:
         if not channels:
             return 0
         now = self.clock.now()
+        for destination in [d for d, until in self._paced.items() if until <= now]:
+            del self._paced[destination]  # its slot has come
+        paced = list(self._paced)
         async with self.store.reading() as conn:  # most passes find nothing: look before taking the write lock
-            if not await repo.anything_due(conn, now=now, channels=channels):
+            if not await repo.anything_due(conn, now=now, channels=channels, paced=paced):
                 return 0
         async with self.store.transaction() as conn:
             rows = await repo.claim_due(
@@ -148,16 +153,16 @@ class OutboxWorker:
                 lease_until=now + self.lease,
                 limit=self.batch,
                 channels=channels,
+                paced=paced,
             )
         # once a destination is at its limit, the batch's other messages to it are not tried: they wait with it
-        paced: dict[tuple[str, str], datetime] = {}
         held: list[tuple[int, datetime]] = []
         for row in rows:
-            until = paced.get((row["channel"], row["destination"]))
+            until = self._paced.get((row["channel"], row["destination"]))
             if until is not None:
                 held.append((row["id"], until))
                 continue
-            until = await self._deliver(
+            await self._deliver(
                 OutboundMessage(
                     row["id"],
                     row["channel"],
@@ -167,17 +172,15 @@ class OutboxWorker:
                     row["attempts"],
                 )
             )
-            if until is not None:
-                paced[(row["channel"], row["destination"])] = until
         if held:
             async with self.store.transaction() as conn:
                 for message_id, until in held:
                     await repo.defer(conn, message_id, owner=self.owner, until=until)
         return len(rows)
 
-    async def _deliver(self, message: OutboundMessage) -> datetime | None:
-        """Sends ``message`` and records the outcome; the time it was deferred to, if its destination was at its
-        limit (it and the destination's other queued messages then wait until then)."""
+    async def _deliver(self, message: OutboundMessage) -> None:
+        """Sends ``message`` and records the outcome. Deferred (its destination at its limit): it waits for the
+        destination's next slot, and so do the destination's other messages (:attr:`_paced`)."""
         error: DeliveryError | None = None
         try:
             await self.senders[message.channel].send(message)
@@ -192,25 +195,15 @@ class OutboxWorker:
                 await self._sent.submit(message.id)
             except Exception:  # the lease runs out and the message is sent again: at least once, as after a crash
                 log.exception("could not record a sent message", extra={"outbox_id": message.id})
-            return None
+            return
         async with self.store.transaction() as conn:
             if isinstance(error, Deferred):
                 until = now + timedelta(seconds=error.retry_after)
-                deferred = await repo.defer_destination(
-                    conn,
-                    message.id,
-                    channel=message.channel,
-                    destination=message.destination,
-                    owner=self.owner,
-                    until=until,
-                    now=now,
-                )
-                log.debug(
-                    "delivery deferred: %s",
-                    error,
-                    extra={"channel": message.channel, "outbox_id": message.id, "deferred": deferred},
-                )
-                return until
+                await repo.defer(conn, message.id, owner=self.owner, until=until)
+                # the destination's other messages, queued or still to come, are not claimed before its slot
+                self._paced[(message.channel, message.destination)] = until
+                log.debug("delivery deferred: %s", error, extra={"channel": message.channel, "outbox_id": message.id})
+                return
             attempts = message.attempts + 1
             exhausted = self.max_attempts is not None and attempts >= self.max_attempts
             retry_at: datetime | None = None
@@ -221,7 +214,6 @@ class OutboxWorker:
             "delivery failed" + ("; dead-lettered" if retry_at is None else "; will retry"),
             extra={"channel": message.channel, "outbox_id": message.id, "attempts": attempts, "error": str(error)},
         )
-        return None
 
     async def _record_sent(self, ids: Sequence[int]) -> list[None]:
         at, owner = self.clock.now(), self.owner

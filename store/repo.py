@@ -15,7 +15,21 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, String, and_, any_, bindparam, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -839,7 +853,18 @@ async def outbox_counts(conn: AsyncConnection) -> dict[str, int]:
     return {status: int(count) for status, count in result}
 
 
-async def anything_due(conn: AsyncConnection, *, now: datetime, channels: Sequence[str] | None = None) -> bool:
+Paced = Sequence[tuple[str, str]]  # (channel, destination) pairs at their rate limit: not claimed for now
+
+
+def _not_paced(query: Any, paced: Paced | None) -> Any:
+    if paced:
+        query = query.where(tuple_(outbox.c.channel, outbox.c.destination).not_in(list(paced)))
+    return query
+
+
+async def anything_due(
+    conn: AsyncConnection, *, now: datetime, channels: Sequence[str] | None = None, paced: Paced | None = None
+) -> bool:
     """Whether :func:`claim_due` could find anything (it may find less: ordering waits): a read, no write lock,
     so that idle polls and wake-ups cost the writers nothing."""
     query = select(outbox.c.id).where(
@@ -849,7 +874,7 @@ async def anything_due(conn: AsyncConnection, *, now: datetime, channels: Sequen
     )
     if channels is not None:
         query = query.where(outbox.c.channel.in_(list(channels)))
-    return (await conn.execute(query.limit(1))).first() is not None
+    return (await conn.execute(_not_paced(query, paced).limit(1))).first() is not None
 
 
 async def claim_due(
@@ -860,8 +885,9 @@ async def claim_due(
     lease_until: datetime,
     limit: int,
     channels: Sequence[str] | None = None,
+    paced: Paced | None = None,
 ) -> list[RowMapping]:
-    """Leases up to ``limit`` due messages, most urgent first, to ``owner``.
+    """Leases up to ``limit`` due messages, most urgent first, to ``owner``, none to a ``paced`` destination.
 
     A message waits while an earlier message with the same ordering key is still pending, so the messages
     of one ticket arrive in order. An expired lease (a sender that died mid-send) makes a message due again.
@@ -890,6 +916,7 @@ async def claim_due(
     )
     if channels is not None:
         query = query.where(outbox.c.channel.in_(list(channels)))
+    query = _not_paced(query, paced)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=outbox)
     ids = list((await conn.execute(query)).scalars())
@@ -925,38 +952,6 @@ async def defer(conn: AsyncConnection, message_id: int, *, owner: str, until: da
         .where(outbox.c.id == message_id, outbox.c.lease_owner == owner)
         .values(lease_owner=None, lease_until=None, next_attempt_at=until)
     )
-
-
-async def defer_destination(
-    conn: AsyncConnection,
-    message_id: int,
-    *,
-    channel: str,
-    destination: str,
-    owner: str,
-    until: datetime,
-    now: datetime,
-) -> int:
-    """:func:`defer` for a message and, with it, every other message queued for the same destination on the same
-    channel that would come due before ``until``: they would only meet the same limit. One statement however long
-    the backlog, where deferring them one at a time would claim and defer the whole backlog again at every free
-    slot. A message leased to a live sender (being sent now) is left alone. Returns how many were deferred."""
-    result = await conn.execute(
-        update(outbox)
-        .where(
-            outbox.c.status == "pending",
-            outbox.c.channel == channel,
-            outbox.c.destination == destination,
-            outbox.c.next_attempt_at < until,
-            or_(
-                and_(outbox.c.id == message_id, outbox.c.lease_owner == owner),
-                outbox.c.lease_owner.is_(None),
-                outbox.c.lease_until < now,
-            ),
-        )
-        .values(lease_owner=None, lease_until=None, next_attempt_at=until)
-    )
-    return int(result.rowcount)
 
 
 async def handled_inbound_before(conn: AsyncConnection, *, received_before: datetime, limit: int) -> list[int]:

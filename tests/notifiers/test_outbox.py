@@ -305,19 +305,26 @@ async def test_a_backlog_to_one_destination_waits_as_a_whole_and_does_not_hold_u
     sender = OnePerSlot(clock)
     worker = OutboxWorker(store, {"robot": sender}, clock, owner="w")
     slots = 0
-    while len(sender.sent) < 32:
+    while len(sender.sent) < 37:
         while await worker.run_once():
             pass
         if slots == 0:
             # the first slot: the most urgent message to the busy destination, and the other destination's
             assert sender.sent == ["urgent", "other"]
+            # more for the busy destination meanwhile: not even claimed before its next slot
+            calls = sender.calls
+            async with store.transaction() as conn:
+                await repo.enqueue(conn, [row(f"late{i}", "busy") for i in range(5)])
+            assert await worker.run_once() == 0
+            assert sender.calls == calls
         clock.advance(seconds=3)
         slots += 1
-        assert slots <= 40, "the backlog does not drain"
-    assert sender.sent == ["urgent", "other"] + [f"d{i:02d}" for i in range(30)]  # once each, in order
-    assert await statuses(store) == [("sent", 1)] * 32
+        assert slots <= 45, "the backlog does not drain"
+    expected = ["urgent", "other"] + [f"d{i:02d}" for i in range(30)] + [f"late{i}" for i in range(5)]
+    assert sender.sent == expected  # once each, in order
+    assert await statuses(store) == [("sent", 1)] * 37
     # a send and at most one deferral per free slot, not a deferral of every waiting message at every slot
-    assert sender.calls <= 2 * 32 + 1
+    assert sender.calls <= 2 * 37 + 1
 
 
 # --- messages sent at once by the process that queued them (send_now) ----------------------------------------------
