@@ -974,7 +974,7 @@ async def delete_handled_inbound(conn: AsyncConnection, ids: Sequence[int]) -> i
     return int(result.rowcount)
 
 
-async def sent_before(conn: AsyncConnection, *, sent_before: datetime, limit: int) -> list[int]:
+async def sent_outbound_before(conn: AsyncConnection, *, sent_before: datetime, limit: int) -> list[int]:
     """The ids of up to ``limit`` outbox messages sent before ``sent_before``, oldest first (see
     :func:`handled_inbound_before`)."""
     query = (

@@ -44,7 +44,10 @@ async def purge(store: Store, retention: Retention, now: datetime, *, batch: int
         batch,
     )
     outbox = await _in_batches(
-        store, lambda conn: repo.sent_before(conn, sent_before=sent_before, limit=batch), repo.delete_sent, batch
+        store,
+        lambda conn: repo.sent_outbound_before(conn, sent_before=sent_before, limit=batch),
+        repo.delete_sent,
+        batch,
     )
     if inbox or outbox:
         log.info("retention: deleted %d inbox rows and %d sent outbox messages", inbox, outbox)
