@@ -107,7 +107,6 @@ class CallbackCrypto:
         if len(key) != 32:  # pragma: no cover - 43 valid base64 characters always give 32 bytes
             raise ValueError("EncodingAESKey must decode to 32 bytes")
         self._token = token
-        self._key = key
         # one Cipher for the key (IV = key[:16]); encryption takes a context from it per message. Decryption, on
         # every callback, reuses one context (creating one costs several times the decryption of a message):
         # CBC chains each block to the ciphertext block before it, so feeding the IV as a ciphertext block first

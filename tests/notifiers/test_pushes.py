@@ -27,7 +27,6 @@ from bot.app import OUTBOX, create_app
 from bot.clock import TZ, FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest, TicketState
 from bot.hotline.importer import import_file
-from bot.hotline.signing import signed_headers
 from bot.services.tickets import TicketService
 from bot.web.keys import AIBOT_CONNECTION, PUSHES, STORE, TICKETS, WECOM_INBOUND
 from bot.wecom.client import WebhookClient, WeComClient
@@ -41,7 +40,7 @@ from notifiers.pushes import Pusher
 from notifiers.ratelimit import MemoryRateLimiter
 from notifiers.wecom import wecom_senders
 from store.models import digest_items, outbox
-from tests.conftest import INGEST_SECRET
+from tests.hotline.test_api import post_json
 from tests.wecom.test_crypto import SAMPLE_CORP
 
 Client = TestClient[Any, Any]
@@ -134,16 +133,12 @@ class Rig:
         return self.client.app[PUSHES]
 
     async def post(self, data: Any) -> Any:
-        body = json.dumps(data, ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json", **signed_headers(INGEST_SECRET, int(self.clock.now().timestamp()), body)}
-        response = await self.client.post("/api/tickets", data=body, headers=headers)
+        response = await post_json(self.client, self.clock, "/api/tickets", data)
         assert response.status in (200, 201), await response.text()
         return await response.json()
 
     async def event(self, ticket_no: str, data: Any) -> Any:
-        body = json.dumps(data, ensure_ascii=False).encode()
-        headers = {"Content-Type": "application/json", **signed_headers(INGEST_SECRET, int(self.clock.now().timestamp()), body)}
-        response = await self.client.post(f"/api/tickets/{ticket_no}/events", data=body, headers=headers)
+        response = await post_json(self.client, self.clock, f"/api/tickets/{ticket_no}/events", data)
         assert response.status == 200, await response.text()
         return await response.json()
 

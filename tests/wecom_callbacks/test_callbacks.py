@@ -589,18 +589,14 @@ async def test_recovery_processes_what_a_crash_left_pending_exactly_once(store: 
     assert len(sink.events) == 2
 
 
-class HangsOnce(RecordingSink):
-    """Records every event; the first one's handling never finishes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.entered = asyncio.Event()
+class HangsOnce(StuckSink):
+    """Records every event; only the first one's handling never finishes."""
 
     async def handle(self, event: InboundEvent) -> None:
-        await super().handle(event)
-        if not self.entered.is_set():
-            self.entered.set()
-            await asyncio.Event().wait()
+        if self.entered.is_set():
+            await RecordingSink.handle(self, event)
+        else:
+            await super().handle(event)
 
 
 async def test_a_handler_that_hangs_is_cut_off_and_its_row_marked_failed(store: Store, clock: FrozenClock) -> None:
