@@ -56,6 +56,7 @@ AIBOT_SOURCE = "wecom_aibot"
 
 _KEY_MAX = 200  # inbox.dedup_key is VARCHAR(200)
 _ERROR_MAX = 2000
+WORKER_SLICE = 0.002  # seconds a worker handles events back to back before it lets the loop run other tasks
 
 
 class EventSink(Protocol):
@@ -266,8 +267,16 @@ class InboundProcessor:
         """Handles the ready lanes' next events, one lane at a time, until none is ready."""
         worker = asyncio.current_task()
         assert worker is not None
+        slice_start = self._monotonic()
         try:
             while self._ready:
+                if self._monotonic() - slice_start >= WORKER_SLICE:
+                    # events handled without waiting for anything (a flooding member's, say) would otherwise run
+                    # back to back and hold up every request meanwhile: the answers go first, then on
+                    await asyncio.sleep(0)
+                    slice_start = self._monotonic()
+                    if not self._ready:
+                        break
                 lane = self._ready.popleft()
                 queue = self._lanes[lane]
                 job = queue.popleft()

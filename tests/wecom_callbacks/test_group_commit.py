@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import FrozenClock
-from bot.wecom.inbound import APP_SOURCE, InboundProcessor, RecordingSink, _Job
+from bot.wecom.inbound import APP_SOURCE, WORKER_SLICE, InboundProcessor, RecordingSink, _Job
 from bot.wecom.parse import parse_app_xml
 from store import repo
 from store.models import inbox
@@ -393,4 +394,51 @@ async def test_a_handler_that_swallows_the_timeouts_cancellation_leaves_none_pen
     # the same worker goes on with the sender's next message, with no cancellation left pending on it
     assert handled == [("app:msg:1", 1), ("app:msg:2", 0)]
     assert [r["status"] for r in await committed(store)] == ["done", "done"]
+    await processor.close()
+
+
+@pytest.mark.parametrize("seconds_each", [0.0, 0.001])
+async def test_a_worker_lets_other_tasks_run_between_events_handled_back_to_back(
+    store: Store, clock: FrozenClock, seconds_each: float
+) -> None:
+    """Events handled without waiting for anything (a flooding member's, refused by the limiter) run back to back
+    only for ``WORKER_SLICE``: then the worker lets the loop run the requests waiting meanwhile."""
+    now = [0.0]
+    gate = asyncio.Event()
+    turns = 0  # loop turns seen by another task, as a request waiting to be answered would see them
+    seen: list[int] = []
+
+    class Sink(RecordingSink):
+        async def handle(self, event: Any) -> None:
+            if event.dedup_key == "app:msg:1":
+                await gate.wait()  # holds the only worker while the others queue up
+            seen.append(turns)
+            now[0] += seconds_each  # the event's handling takes this long, without waiting
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    processor = InboundProcessor(
+        store, Sink(), clock, sources=[APP_SOURCE], concurrency=1, monotonic=lambda: now[0]
+    )
+    for msgid in range(1, 22):
+        data = text_xml(msgid).replace(b"zhangwei", f"member{msgid}".encode())
+        assert await processor.accept(APP_SOURCE, parse_app_xml(data), data.decode())
+    ticker = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    gate.set()
+    await processor.drain()
+    ticker.cancel()
+    seen = seen[1:]  # the 20 queued behind the first
+    assert len(seen) == 20
+    if seconds_each == 0:
+        assert len(set(seen)) == 1  # nothing took any time: all in one turn
+    else:
+        slice_events = round(WORKER_SLICE / seconds_each)
+        # a turn for the others after each slice's events (the first slice began with the first event's)
+        assert max(seen.count(turn) for turn in set(seen)) == slice_events
+        assert len(set(seen)) >= 20 // slice_events
     await processor.close()
