@@ -237,8 +237,81 @@ def _timestamp(value: object, what: str) -> datetime:
         _fail(f"{what} is out of range")
 
 
+# A text message exactly as WeCom writes it: ToUserName, FromUserName, CreateTime, MsgType "text", Content, MsgId and
+# AgentID in that order, the strings in one CDATA section each, the numbers as digits. It is read with one regular
+# expression, straight into the event, without the element map. It is most of what the app's callback receives, so
+# this saves a third of the time of reading one. Anything else (another order, another element, an entity, a
+# character XML forbids, bytes that are not UTF-8) goes the general way, and the tests hold the two to the same event.
+_CDATA_VALUE = rb"<!\[CDATA\[([^\]]*(?:\](?!\]>)[^\]]*)*)\]\]>"
+_TEXT_MESSAGE = re.compile(
+    _WS
+    + rb"<xml>"
+    + _WS
+    + rb"<ToUserName>"
+    + _CDATA_VALUE
+    + rb"</ToUserName>"
+    + _WS
+    + rb"<FromUserName>"
+    + _CDATA_VALUE
+    + rb"</FromUserName>"
+    + _WS
+    + rb"<CreateTime>([0-9]{1,12})</CreateTime>"
+    + _WS
+    + rb"<MsgType><!\[CDATA\[text\]\]></MsgType>"
+    + _WS
+    + rb"<Content>"
+    + _CDATA_VALUE
+    + rb"</Content>"
+    + _WS
+    + rb"<MsgId>([0-9]+)</MsgId>"
+    + _WS
+    + rb"<AgentID>([0-9]+)</AgentID>"
+    + _WS
+    + rb"</xml>"
+    + _WS
+)
+
+
+def _text_message(xml: bytes) -> TextMessage | None:
+    """The event of a text message in WeCom's own layout (see above), as the general way reads it; None for any
+    other document."""
+    match = _TEXT_MESSAGE.fullmatch(xml)
+    if match is None or len(xml.translate(None, _FORBIDDEN_BYTES)) != len(xml):
+        return None
+    if b"\xef\xbf" in xml and (b"\xef\xbf\xbe" in xml or b"\xef\xbf\xbf" in xml):  # U+FFFE, U+FFFF
+        return None
+    to_user, from_user, create_time, content, msg_id, agent_id = match.groups()
+    try:
+        to_user.decode("utf-8")  # read, as every element is, though the event does not keep it
+        user = from_user.decode("utf-8").strip()
+        text = content.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return None
+    if not user:
+        return None  # the general way refuses it, and says why
+    return TextMessage(
+        source="app",
+        msg_id=msg_id.decode("ascii"),
+        sender=Sender(user),
+        chat_type="single",
+        chat_id=None,
+        text=text,
+        quoted_text=None,
+        at=_timestamp(create_time.decode("ascii"), "CreateTime"),
+        agent_id=agent_id.decode("ascii"),
+    )
+
+
 def parse_app_xml(xml: bytes) -> InboundEvent:
     """A decrypted app message (XML) → an event."""
+    text = _text_message(xml)
+    if text is not None:
+        return text
+    return _parse_app_xml(xml)
+
+
+def _parse_app_xml(xml: bytes) -> InboundEvent:
+    """:func:`parse_app_xml` the general way: the document's elements, then the event they describe."""
     msg = _parse_xml(xml)
     msg_type = _xml_required(msg, "MsgType")
     user = _xml_required(msg, "FromUserName")

@@ -21,8 +21,10 @@ from bot.wecom.parse import (
     MalformedCallback,
     _envelope_from_xml,
     _flat_xml,
+    _parse_app_xml,
     _parse_xml,
     _parse_xml_expat,
+    _text_message,
     parse_aibot_envelope,
     parse_aibot_json,
     parse_app_envelope,
@@ -648,3 +650,90 @@ def test_the_flat_fast_path_takes_wecoms_own_messages() -> None:
     nested = b"<xml><A>1</A><B><C>2</C></B></xml>"
     assert _flat_xml(nested) is None
     assert _parse_xml(nested) == {"A": "1", "B": {"C": "2"}}
+
+
+# -- the text-message fast path reads what the general way reads ---------------------------------------------------
+
+_TEXT_FIELDS = ["ToUserName", "FromUserName", "CreateTime", "MsgType", "Content", "MsgId", "AgentID"]
+_text_values = st.text(max_size=8) | st.sampled_from(
+    ["]]>", "]]", "]", "&amp;", "<b>", "\r\n", "\x0b", "\ufffe", "\u3000x\u3000", " ", "", "0", "99999999999999"]
+)
+
+
+_TEXT_GOOD = {
+    "ToUserName": ["ww1436e0e65a779aee", ""],
+    "FromUserName": ["zhangwei", " 张伟 "],
+    "CreateTime": [str(T0), "0", "999999999999", "1" * 13],
+    "MsgType": ["text"],
+    "Content": ["/接单 123", "  查询\n进度  ", "", "a]]b]"],
+    "MsgId": ["4561255354251345929", "1"],
+    "AgentID": ["1000002"],
+}
+
+
+@st.composite
+def _text_message_parts(draw: st.DrawFn) -> list[str]:
+    """WeCom's text message, each element as it writes it, or (now and then: a draw of 7) not quite."""
+
+    def odd() -> bool:
+        return draw(st.integers(0, 7)) == 7
+
+    names = list(_TEXT_FIELDS)
+    if odd():
+        names = draw(st.permutations(names))
+    if odd():
+        names = names[: draw(st.integers(0, len(names)))]
+    parts = []
+    for name in names:
+        value = draw(_text_values) if odd() else draw(st.sampled_from(_TEXT_GOOD[name]))
+        form = "text" if name in ("CreateTime", "MsgId", "AgentID") else "cdata"
+        if odd():
+            form = draw(st.sampled_from(["cdata", "text", "escaped"]))
+        inner = {"cdata": f"<![CDATA[{value}]]>", "text": value, "escaped": escape(value)}[form]
+        parts.append(f"<{name}>{inner}</{name}>")
+    return parts
+
+
+def _read(parse: Any, document: bytes) -> Any:
+    try:
+        return parse(document)
+    except MalformedCallback as exc:
+        return ("malformed", str(exc))
+
+
+@settings(max_examples=500, deadline=None)
+@example(["<ToUserName><![CDATA[a]]></ToUserName>"], "")
+@given(_text_message_parts(), st.sampled_from(["", "\n", " \n ", "\r\n", "\t"]))
+def test_the_text_message_fast_path_reads_what_the_general_way_reads(parts: list[str], gap: str) -> None:
+    document = f"{gap}<xml>{gap}{gap.join(parts)}{gap}</xml>{gap}".encode("utf-8", "surrogatepass")
+    assert _read(parse_app_xml, document) == _read(_parse_app_xml, document)
+
+
+def test_the_text_message_fast_path_takes_wecoms_own_messages() -> None:
+    event = _text_message(DOC_PLAIN)
+    assert event is not None
+    assert event == _parse_app_xml(DOC_PLAIN)
+    assert event == TextMessage(
+        source="app",
+        msg_id="4561255354251345929",
+        sender=Sender("mycreate"),
+        chat_type="single",
+        chat_id=None,
+        text="hello",
+        quoted_text=None,
+        at=AT0,
+        agent_id="218",
+    )
+    # the same message otherwise written: read the general way, to the same event
+    for other in (
+        DOC_PLAIN.replace(b"<![CDATA[mycreate]]>", b"mycreate"),
+        DOC_PLAIN.replace(b"<CreateTime>1409659813</CreateTime>", b"<CreateTime><![CDATA[1409659813]]></CreateTime>"),
+        DOC_PLAIN.replace(b"\n</xml>", b"\n<Extra>1</Extra></xml>"),
+        b'<?xml version="1.0"?>' + DOC_PLAIN,
+    ):
+        assert _text_message(other) is None
+        assert parse_app_xml(other) == event
+    with pytest.raises(MalformedCallback, match="FromUserName"):
+        parse_app_xml(DOC_PLAIN.replace(b"mycreate", b"  "))
+    with pytest.raises(MalformedCallback, match="CreateTime"):
+        parse_app_xml(DOC_PLAIN.replace(b"1409659813", b"999999999999"))
