@@ -43,6 +43,17 @@ DOC_PLAIN = (
     b"<MsgType><![CDATA[text]]></MsgType>\n<Content><![CDATA[hello]]></Content>\n"
     b"<MsgId>4561255354251345929</MsgId>\n<AgentID>218</AgentID>\n</xml>"
 )
+DOC_EVENT = TextMessage(  # what DOC_PLAIN says
+    source="app",
+    msg_id="4561255354251345929",
+    sender=Sender("mycreate"),
+    chat_type="single",
+    chat_id=None,
+    text="hello",
+    quoted_text=None,
+    at=AT0,
+    agent_id="218",
+)
 SAMPLE_PLAIN = (
     "<xml><ToUserName>ww1436e0e65a779aee</ToUserName><FromUserName>ChenJiaShun</FromUserName>"
     "<CreateTime>1476422779</CreateTime><MsgType>text</MsgType><Content>你好</Content><MsgId>1456453720</MsgId>"
@@ -89,18 +100,7 @@ def malformed(call: Any) -> str:
 
 def test_doc_vector_text_message() -> None:
     event = parse_app_xml(DOC_PLAIN)
-    assert event == TextMessage(
-        source="app",
-        msg_id="4561255354251345929",
-        sender=Sender("mycreate"),
-        chat_type="single",
-        chat_id=None,
-        text="hello",
-        quoted_text=None,
-        at=AT0,
-        response_url=None,
-        agent_id="218",
-    )
+    assert event == DOC_EVENT
     assert dedup_key(event) == "app:msg:4561255354251345929"
     assert event.at.tzinfo is TZ
 
@@ -713,17 +713,7 @@ def test_the_text_message_fast_path_takes_wecoms_own_messages() -> None:
     event = _text_message(DOC_PLAIN)
     assert event is not None
     assert event == _parse_app_xml(DOC_PLAIN)
-    assert event == TextMessage(
-        source="app",
-        msg_id="4561255354251345929",
-        sender=Sender("mycreate"),
-        chat_type="single",
-        chat_id=None,
-        text="hello",
-        quoted_text=None,
-        at=AT0,
-        agent_id="218",
-    )
+    assert event == DOC_EVENT
     # the same message otherwise written: read the general way, to the same event
     for other in (
         DOC_PLAIN.replace(b"<![CDATA[mycreate]]>", b"mycreate"),
