@@ -56,7 +56,7 @@ AIBOT_SOURCE = "wecom_aibot"
 
 _KEY_MAX = 200  # inbox.dedup_key is VARCHAR(200)
 _ERROR_MAX = 2000
-WORKER_SLICE = 0.002  # seconds a worker handles events back to back before it lets the loop run other tasks
+WORKER_SLICE = 0.002  # seconds the workers handle events back to back before they let the loop run other tasks
 
 
 class EventSink(Protocol):
@@ -191,6 +191,8 @@ class InboundProcessor:
         self._workers: set[asyncio.Task[None]] = set()
         self._concurrency = concurrency
         self._handling = 0  # workers inside an event's handling
+        self._slice_start: float | None = None  # when the workers' run of back-to-back handling began
+        self._slice_ending = False  # the slice is spent: the next begins at the loop's next turn
         self._claimed: set[int] = set()  # rows queued or being processed here
         self._finished_watch: list[set[int]] = []  # rows finished while a recovery was reading
         self._recovery: asyncio.Task[int] | None = None  # the recovery at start
@@ -267,16 +269,11 @@ class InboundProcessor:
         """Handles the ready lanes' next events, one lane at a time, until none is ready."""
         worker = asyncio.current_task()
         assert worker is not None
-        slice_start = self._monotonic()
         try:
             while self._ready:
-                if self._monotonic() - slice_start >= WORKER_SLICE:
-                    # events handled without waiting for anything (a flooding member's, say) would otherwise run
-                    # back to back and hold up every request meanwhile: the answers go first, then on
-                    await asyncio.sleep(0)
-                    slice_start = self._monotonic()
-                    if not self._ready:
-                        break
+                if self._slice_spent():
+                    await asyncio.sleep(0)  # the loop's other tasks (the requests) go first
+                    continue
                 lane = self._ready.popleft()
                 queue = self._lanes[lane]
                 job = queue.popleft()
@@ -298,8 +295,31 @@ class InboundProcessor:
             # off the count at once, not in a done callback a loop step later: a lane made ready meanwhile would
             # otherwise count on this worker and wait for the next event to start one
             self._workers.discard(worker)
+            if not self._workers and not self._slice_ending:
+                self._slice_start = None  # the next burst's slice begins with it
             if self._ready and not self._closed:
                 self._start_workers()  # a worker that ended abnormally leaves no lane behind
+
+    def _slice_spent(self) -> bool:
+        """Whether the workers, together, have handled events back to back for :data:`WORKER_SLICE` since the loop
+        last ran its other tasks. Events handled without waiting for anything (a flooding member's, refused by the
+        limiter) would otherwise run one after another, across the workers, and hold up every request meanwhile.
+        Once the slice is spent, each worker gives way before its next event, and the next slice begins at the
+        loop's next turn."""
+        now = self._monotonic()
+        if self._slice_start is None:
+            self._slice_start = now
+            return False
+        if now - self._slice_start < WORKER_SLICE:
+            return False
+        if not self._slice_ending:
+            self._slice_ending = True
+            asyncio.get_running_loop().call_soon(self._next_slice)
+        return True
+
+    def _next_slice(self) -> None:
+        self._slice_start = None
+        self._slice_ending = False
 
     def _busy(self) -> list[asyncio.Task[None]]:
         return [task for task in self._workers if not task.done()]

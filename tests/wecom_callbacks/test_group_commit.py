@@ -442,3 +442,40 @@ async def test_a_worker_lets_other_tasks_run_between_events_handled_back_to_back
         assert max(seen.count(turn) for turn in set(seen)) == slice_events
         assert len(set(seen)) >= 20 // slice_events
     await processor.close()
+
+
+async def test_the_workers_together_let_other_tasks_run_after_each_slice(store: Store, clock: FrozenClock) -> None:
+    """The slice is the workers' together: eight workers do not each take one before the requests get a turn."""
+    now = [0.0]
+    gate = asyncio.Event()
+    turns = 0
+    per_turn: dict[int, int] = {}
+    each = WORKER_SLICE / 4  # four events fill a slice
+
+    class Sink(RecordingSink):
+        async def handle(self, event: Any) -> None:
+            if event.sender.userid.startswith("gated"):
+                await gate.wait()  # holds all eight workers while the others' events queue up
+            else:
+                per_turn[turns] = per_turn.get(turns, 0) + 1
+            now[0] += each
+
+    async def other_task() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    processor = InboundProcessor(store, Sink(), clock, sources=[APP_SOURCE], concurrency=8, monotonic=lambda: now[0])
+    users = [f"gated{i}" for i in range(8)] + [f"member{i}" for i in range(40)]
+    for msgid, user in enumerate(users, start=1):
+        data = text_xml(msgid).replace(b"zhangwei", user.encode())
+        assert await processor.accept(APP_SOURCE, parse_app_xml(data), data.decode())
+    ticker = asyncio.create_task(other_task())
+    await asyncio.sleep(0)
+    gate.set()
+    await processor.drain()
+    ticker.cancel()
+    assert sum(per_turn.values()) == 40
+    assert max(per_turn.values()) == 4  # a slice's worth in each turn of the loop, across the eight workers
+    await processor.close()
