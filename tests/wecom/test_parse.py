@@ -723,6 +723,13 @@ def test_the_text_message_fast_path_takes_wecoms_own_messages() -> None:
     ):
         assert _text_message(other) is None
         assert parse_app_xml(other) == event
+    # bytes that are not UTF-8 (a stray byte, an encoded surrogate, an overlong NUL), in any of the strings: refused
+    for bad in (b"\xff", b"\xed\xa0\x80", b"\xc0\x80"):
+        for value in (b"wx5823bf96d3bd56c7", b"mycreate", b"hello"):
+            document = DOC_PLAIN.replace(value, value + bad)
+            assert _text_message(document) is None
+            with pytest.raises(MalformedCallback):
+                _parse_app_xml(document)
     with pytest.raises(MalformedCallback, match="FromUserName"):
         parse_app_xml(DOC_PLAIN.replace(b"mycreate", b"  "))
     with pytest.raises(MalformedCallback, match="CreateTime"):
