@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +105,11 @@ async def bot_server(database_url: str, **env: str) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def bot_process(database_url: str, **env: str) -> AsyncIterator[tuple[str, int]]:
-    """:func:`bot_server`, yielding the process id with the base URL."""
+async def bot_process(
+    database_url: str, *, without: Sequence[str] = (), **env: str
+) -> AsyncIterator[tuple[str, int]]:
+    """:func:`bot_server`, yielding the process id with the base URL; ``without``: variables of this environment the
+    bot is not to see."""
     port = free_port()
     environ = {
         **os.environ,
@@ -118,6 +121,8 @@ async def bot_process(database_url: str, **env: str) -> AsyncIterator[tuple[str,
         "LOG_FORMAT": "text",
         **env,
     }
+    for name in without:
+        environ.pop(name, None)
     args = [sys.executable, str(ROOT / "run_bot.py"), "serve"]
     async with serving_process(args, port, name="the bot", env=environ) as (base, pid):
         yield base, pid
