@@ -397,6 +397,28 @@ async def test_a_handler_that_swallows_the_timeouts_cancellation_leaves_none_pen
     await processor.close()
 
 
+class LoopTurns:
+    """Counts the event loop's turns, as a request waiting to be answered sees them, while in ``async with``."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            self.count += 1
+            await asyncio.sleep(0)
+
+    async def __aenter__(self) -> LoopTurns:
+        self._task = asyncio.create_task(self._tick())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
 @pytest.mark.parametrize("seconds_each", [0.0, 0.001])
 async def test_a_worker_lets_other_tasks_run_between_events_handled_back_to_back(
     store: Store, clock: FrozenClock, seconds_each: float
@@ -405,33 +427,23 @@ async def test_a_worker_lets_other_tasks_run_between_events_handled_back_to_back
     only for ``WORKER_SLICE``: then the worker lets the loop run the requests waiting meanwhile."""
     now = [0.0]
     gate = asyncio.Event()
-    turns = 0  # loop turns seen by another task, as a request waiting to be answered would see them
+    turns = LoopTurns()
     seen: list[int] = []
 
     class Sink(RecordingSink):
         async def handle(self, event: Any) -> None:
             if event.dedup_key == "app:msg:1":
                 await gate.wait()  # holds the only worker while the others queue up
-            seen.append(turns)
+            seen.append(turns.count)
             now[0] += seconds_each  # the event's handling takes this long, without waiting
 
-    async def other_task() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
-
-    processor = InboundProcessor(
-        store, Sink(), clock, sources=[APP_SOURCE], concurrency=1, monotonic=lambda: now[0]
-    )
+    processor = InboundProcessor(store, Sink(), clock, sources=[APP_SOURCE], concurrency=1, monotonic=lambda: now[0])
     for msgid in range(1, 22):
         data = text_xml(msgid).replace(b"zhangwei", f"member{msgid}".encode())
         assert await processor.accept(APP_SOURCE, parse_app_xml(data), data.decode())
-    ticker = asyncio.create_task(other_task())
-    await asyncio.sleep(0)
-    gate.set()
-    await processor.drain()
-    ticker.cancel()
+    async with turns:
+        gate.set()
+        await processor.drain()
     seen = seen[1:]  # the 20 queued behind the first
     assert len(seen) == 20
     if seconds_each == 0:
@@ -448,7 +460,7 @@ async def test_the_workers_together_let_other_tasks_run_after_each_slice(store: 
     """The slice is the workers' together: eight workers do not each take one before the requests get a turn."""
     now = [0.0]
     gate = asyncio.Event()
-    turns = 0
+    turns = LoopTurns()
     per_turn: dict[int, int] = {}
     each = WORKER_SLICE / 4  # four events fill a slice
 
@@ -457,25 +469,17 @@ async def test_the_workers_together_let_other_tasks_run_after_each_slice(store: 
             if event.sender.userid.startswith("gated"):
                 await gate.wait()  # holds all eight workers while the others' events queue up
             else:
-                per_turn[turns] = per_turn.get(turns, 0) + 1
+                per_turn[turns.count] = per_turn.get(turns.count, 0) + 1
             now[0] += each
-
-    async def other_task() -> None:
-        nonlocal turns
-        while True:
-            turns += 1
-            await asyncio.sleep(0)
 
     processor = InboundProcessor(store, Sink(), clock, sources=[APP_SOURCE], concurrency=8, monotonic=lambda: now[0])
     users = [f"gated{i}" for i in range(8)] + [f"member{i}" for i in range(40)]
     for msgid, user in enumerate(users, start=1):
         data = text_xml(msgid).replace(b"zhangwei", user.encode())
         assert await processor.accept(APP_SOURCE, parse_app_xml(data), data.decode())
-    ticker = asyncio.create_task(other_task())
-    await asyncio.sleep(0)
-    gate.set()
-    await processor.drain()
-    ticker.cancel()
+    async with turns:
+        gate.set()
+        await processor.drain()
     assert sum(per_turn.values()) == 40
     assert max(per_turn.values()) == 4  # a slice's worth in each turn of the loop, across the eight workers
     await processor.close()
