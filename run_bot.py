@@ -129,25 +129,34 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_service(settings: Settings, config: BotConfig, body: Callable[[Any], Awaitable[int]]) -> int:
-    from bot.app import push_channels
-    from bot.clock import SystemClock
-    from bot.services.duty import DutyService
-    from bot.services.tickets import TicketService
-    from notifiers.pushes import Pusher
+async def _with_store(settings: Settings, body: Callable[[Any], Awaitable[int]]) -> int:
+    """``body`` given a :class:`store.repo.Store` on the configured database, migrated first; disposed of after."""
     from store.db import create_engine, migrate
     from store.repo import Store
 
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
-        store, clock = Store(engine), SystemClock()
+        return await body(Store(engine))
+    finally:
+        await engine.dispose()
+
+
+async def _with_service(settings: Settings, config: BotConfig, body: Callable[[Any], Awaitable[int]]) -> int:
+    from bot.app import push_channels
+    from bot.clock import SystemClock
+    from bot.services.duty import DutyService
+    from bot.services.tickets import TicketService
+    from notifiers.pushes import Pusher
+
+    async def with_service(store: Any) -> int:
+        clock = SystemClock()
         service = TicketService(store, config, _calendar(config), clock, sync_url=config.hotline.sync_url)
         # an import pushes what is new (pushes.import in the config); a running bot's outbox sends it
         service.add_hook(Pusher(store, config, clock, push_channels(settings), duty=DutyService(store, config, clock)))
         return await body(service)
-    finally:
-        await engine.dispose()
+
+    return await _with_store(settings, with_service)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -209,57 +218,42 @@ def cmd_ticket(args: argparse.Namespace) -> int:
 def cmd_outbox(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
     from store import repo
-    from store.db import create_engine, migrate
-    from store.repo import Store
 
     settings = _settings()
 
-    async def run() -> int:
-        engine = create_engine(settings.database_url)
-        try:
-            await migrate(engine)
-            store = Store(engine)
-            if args.action == "replay":
-                async with store.transaction() as conn:
-                    count = await repo.replay(conn, args.ids or None, at=SystemClock().now())
-                print(f"{count} message(s) queued again")
-                return 0
-            async with store.reading() as conn:
-                counts = await repo.outbox_counts(conn)
-                dead = await repo.dead_letters(conn)
-            print("outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if counts else "outbox: empty")
-            for row in dead:
-                print(f"  dead #{row['id']} {row['channel']} → {row['destination']}: {row['last_error']}")
+    async def body(store: Any) -> int:
+        if args.action == "replay":
+            async with store.transaction() as conn:
+                count = await repo.replay(conn, args.ids or None, at=SystemClock().now())
+            print(f"{count} message(s) queued again")
             return 0
-        finally:
-            await engine.dispose()
+        async with store.reading() as conn:
+            counts = await repo.outbox_counts(conn)
+            dead = await repo.dead_letters(conn)
+        print("outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if counts else "outbox: empty")
+        for row in dead:
+            print(f"  dead #{row['id']} {row['channel']} → {row['destination']}: {row['last_error']}")
+        return 0
 
-    return asyncio.run(run())
+    return asyncio.run(_with_store(settings, body))
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
     from bot.services.retention import purge
-    from store.db import create_engine, migrate
-    from store.repo import Store
 
     settings = _settings()
     config = _load(settings, args.config)
 
-    async def run() -> int:
-        engine = create_engine(settings.database_url)
-        try:
-            await migrate(engine)
-            purged = await purge(Store(engine), config.retention, SystemClock().now())
-        finally:
-            await engine.dispose()
+    async def body(store: Any) -> int:
+        purged = await purge(store, config.retention, SystemClock().now())
         print(
             f"deleted {purged.inbox} inbox row(s) handled more than {config.retention.inbox_days} days ago and "
             f"{purged.outbox} outbox message(s) sent more than {config.retention.outbox_days} days ago"
         )
         return 0
 
-    return asyncio.run(run())
+    return asyncio.run(_with_store(settings, body))
 
 
 # --- the parser ------------------------------------------------------------------------------------------
