@@ -11,7 +11,9 @@ Confirmed by the SDK and page 101463:
 
 * One URL, ``wss://openws.work.weixin.qq.com`` (private deployments have their own). Every frame is JSON text
   ``{"cmd", "headers": {"req_id"}, "body"}``; answers to the bot's frames carry no ``cmd``:
-  ``{"headers": {"req_id"}, "errcode", "errmsg"}``, matched to the request by ``req_id``.
+  ``{"headers": {"req_id"}, "errcode", "errmsg"}``, matched to the request by ``req_id``. Like the SDKs, this
+  client matches an answer by its ``req_id`` before it looks at a ``cmd``, so an answer that echoes the request's
+  ``cmd`` (as some servers send) is an answer all the same.
 * Subscribe first: ``{"cmd": "aibot_subscribe", "headers": {"req_id"}, "body": {"bot_id", "secret"}}``; errcode 0 in
   the answer means subscribed. No encryption in this mode (the page's comparison table).
 * Heartbeat: ``{"cmd": "ping", "headers": {"req_id"}}`` every 30 s (SDK default, also the plugin's), answered like
@@ -31,7 +33,8 @@ Confirmed by the SDK and page 101463:
   ``video``). The SDK sends replies that share a req_id one at a time, each after the previous one's answer, and
   gives up on an answer after 5 s; so does this client.
 * One connection per robot: when a new connection subscribes, WeCom sends the old one a ``disconnected_event`` and
-  closes it (SDK ``types/event.ts``; the Python SDK "blocks useless reconnects" after it). Reconnecting at once
+  closes it (SDK ``types/event.ts``; the Python SDK "blocks useless reconnects" after it). It is recognised by
+  ``event.eventtype`` alone, as the Node SDK does: a body without ``msgtype`` is a kick too. Reconnecting at once
   would only kick the newer connection in turn (obs: endlessly, every 2 s to 5 min), so a kicked connection either
   stays down (``kicked_retry=None``, until a restart) or, as the app runs it, tries again after ``kicked_retry``
   seconds (60), logging an error each time. Of several processes of ours only the leader connects, and every
@@ -578,11 +581,10 @@ class AibotLongConnection:
             self._intake.append(_Inbound(req_id, body, self.clock.now()))
             self._notify()
             return
-        if cmd:
-            log.warning("aibot %s: frame with unknown cmd %r ignored", self.bot_id, cmd)
-            return
-        # an answer to one of ours
-        if req_id == link.subscribe_req_id:
+        # an answer to one of ours, matched by req_id whatever its cmd: WeCom's answers carry none, but a server
+        # that echoes the request's cmd (``{"cmd": "aibot_subscribe", "errcode": 0, ...}``) is answered all the
+        # same, as Tencent's SDKs do
+        if req_id and req_id == link.subscribe_req_id:
             if not link.subscribed.done():
                 link.subscribed.set_result(frame)
             return
@@ -596,6 +598,9 @@ class AibotLongConnection:
         pending = self._pending.get(req_id)
         if pending is not None and not pending[1].done():
             pending[1].set_result(frame)
+            return
+        if cmd:
+            log.warning("aibot %s: frame with unknown cmd %r ignored", self.bot_id, cmd)
             return
         log.info("aibot %s: answer to no pending request ignored (req_id %s)", self.bot_id, req_id)
 
@@ -754,8 +759,9 @@ class AibotLongConnection:
 
 
 def _event_type(body: Mapping[str, Any]) -> str | None:
+    """``event.eventtype``, with or without ``msgtype: event`` beside it (the SDKs look at the event type alone)."""
     event = body.get("event")
-    if body.get("msgtype") == "event" and isinstance(event, dict):
+    if isinstance(event, dict):
         value = event.get("eventtype")
         return value if isinstance(value, str) else None
     return None

@@ -115,9 +115,9 @@ async def test_replies_need_the_right_req_id_in_time(
     await next_frame(ws)
     welcome = {"msgtype": "text", "text": {"content": "您好"}}
     assert (await call(ws, "aibot_respond_welcome_msg", "made-up", welcome))["errcode"] == 846605
-    assert (await call(ws, "aibot_respond_msg", entered, {"msgtype": "markdown", "markdown": {"content": "x"}}))[
+    assert (await call(ws, "aibot_respond_msg", entered, {"msgtype": "stream", "stream": {"id": "s", "content": "x"}}))[
         "errcode"
-    ] == 846605  # a stream/markdown reply to an event
+    ] == 846605  # a reply to an event
     clock.advance(seconds=6)
     assert (await call(ws, "aibot_respond_welcome_msg", entered, welcome))["errcode"] == 846605  # over 5 s
     late = await fake.aibot.push_event(BOT, "enter_chat", userid="lina")
@@ -125,6 +125,50 @@ async def test_replies_need_the_right_req_id_in_time(
     assert (await call(ws, "aibot_respond_welcome_msg", late, welcome))["errcode"] == 0
     assert (await call(ws, "aibot_respond_welcome_msg", late, welcome))["errcode"] == 846605  # once
     assert (await call(ws, "aibot_respond_welcome_msg", "x", {"msgtype": "news"}))["errcode"] == 846605
+    await ws.close()
+
+
+async def test_replies_take_what_the_documentation_lists(fake: FakeWeCom, session: aiohttp.ClientSession) -> None:
+    ws = await subscribed(session, fake)
+    asked = await fake.aibot.push_message(BOT, "进度", userid="wuhao", chatid="grp01")
+    await next_frame(ws)
+    card = {"card_type": "button_interaction", "task_id": "t-1", "button_list": [{"text": "接单", "key": "accept"}]}
+    stream = {"id": "s1", "finish": False, "content": "处理中"}
+
+    async def reply(body: dict[str, Any]) -> int:
+        answer = await call(ws, "aibot_respond_msg", asked, body)
+        return int(answer["errcode"])
+
+    # what page 101463 and the SDKs' reply methods send
+    assert await reply({"msgtype": "stream", "stream": stream}) == 0
+    assert await reply({"msgtype": "template_card", "template_card": card}) == 0
+    assert await reply({"msgtype": "stream_with_template_card", "stream": stream, "template_card": card}) == 0
+    assert await reply({"msgtype": "stream_with_template_card", "stream": {**stream, "finish": True}}) == 0
+    assert await reply({"msgtype": "file", "file": {"media_id": "m-1"}}) == 0
+    # and nothing else
+    assert await reply({"msgtype": "markdown", "markdown": {"content": "x"}}) == 40008
+    assert await reply({"msgtype": "text", "text": {"content": "x"}}) == 40008
+    assert await reply({"msgtype": "stream_with_template_card", "template_card": card}) == 40058  # no stream
+    assert await reply({"msgtype": "stream_with_template_card", "stream": stream, "template_card": "x"}) == 40058
+    no_task = {"msgtype": "stream_with_template_card", "stream": stream, "template_card": {**card, "task_id": None}}
+    assert await reply(no_task) == 42014
+    assert await reply({"msgtype": "stream", "stream": {"content": "no id"}}) == 40058
+    assert [d.msgtype for d in fake.aibot.deliveries(BOT)] == [
+        "stream",
+        "template_card",
+        "stream_with_template_card",
+        "stream_with_template_card",
+        "file",
+    ]
+    await ws.close()
+
+
+async def test_answers_echo_the_request_s_cmd_when_told_to(fake: FakeWeCom, session: aiohttp.ClientSession) -> None:
+    fake.aibot.answers_carry_cmd = True
+    ws = await session.ws_connect(fake.aibot.url)
+    answer = await call(ws, "aibot_subscribe", "sub-1", {"bot_id": BOT, "secret": SECRET})
+    assert answer == {"cmd": "aibot_subscribe", "headers": {"req_id": "sub-1"}, "errcode": 0, "errmsg": "ok"}
+    assert await call(ws, "ping", "p1") == {"cmd": "ping", "headers": {"req_id": "p1"}, "errcode": 0, "errmsg": "ok"}
     await ws.close()
 
 

@@ -9,13 +9,18 @@
   is not published (?); tests set a short one).
 * ``aibot_respond_msg`` / ``aibot_respond_welcome_msg`` / ``aibot_respond_update_msg`` take the req_id of a frame
   the fake pushed to that robot (welcome: an ``enter_chat``, within 5 s; update: a ``template_card_event``, within
-  5 s; a reply to an event's req_id: 846605 "invalid req_id", as observed); ``aibot_send_msg`` takes a ``chatid``
-  and ``markdown``/``template_card``/media, at most ``send_per_minute`` a minute per chat (45009 beyond; WeCom
-  documents no limit (?): the webhook's 20 is assumed). Bodies are checked with :mod:`bot.wecom.fake.validate`'s
-  rules; accepted ones are recorded through :meth:`FakeWeCom.deliver` (kinds ``aibot_respond``, ``aibot_welcome``,
-  ``aibot_update_card``, ``aibot_send``; ``to`` has ``bot_id`` and ``chatid``).
+  5 s; a reply to an event's req_id: 846605 "invalid req_id", as observed). A reply is ``stream``,
+  ``template_card``, ``stream_with_template_card`` (``stream`` and an optional ``template_card`` beside it) or
+  media; a welcome ``text`` or ``template_card``; ``aibot_send_msg`` takes a ``chatid`` and
+  ``markdown``/``template_card``/media, at most ``send_per_minute`` a minute per chat (45009 beyond; WeCom
+  documents no limit (?): the webhook's 20 is assumed). Anything else is 40008. The official Python SDK
+  (``wecom-aibot-python-sdk``) runs against this endpoint in the tests. Bodies are checked with
+  :mod:`bot.wecom.fake.validate`'s rules; accepted ones are recorded through :meth:`FakeWeCom.deliver` (kinds
+  ``aibot_respond``, ``aibot_welcome``, ``aibot_update_card``, ``aibot_send``; ``to`` has ``bot_id`` and
+  ``chatid``).
 
-Tests drive it through :class:`AibotHub` (``fake.aibot``): :meth:`~AibotHub.push_message`,
+Answers carry no ``cmd``, as the SDKs document them; ``answers_carry_cmd=True`` echoes the request's ``cmd`` in
+them, as other servers do. Tests drive it through :class:`AibotHub` (``fake.aibot``): :meth:`~AibotHub.push_message`,
 :meth:`~AibotHub.push_event`, :meth:`~AibotHub.push_raw` and :meth:`~AibotHub.redeliver` send frames to the robot's
 connection and return the req_id; :meth:`~AibotHub.wait_subscribed` waits for a subscribe without sleeping; faults:
 :meth:`~AibotHub.drop`, :meth:`~AibotHub.refuse_next`, :meth:`~AibotHub.fail_next`, :meth:`~AibotHub.omit_acks`,
@@ -73,11 +78,28 @@ def _card(section: dict[str, Any]) -> None:
     validate.template_card(section)
 
 
+STREAM_WITH_CARD = "stream_with_template_card"
+
+
+def _stream_with_card(body: dict[str, Any]) -> None:
+    """``{"msgtype": "stream_with_template_card", "stream": {...}, "template_card"?: {...}}``: the stream as a
+    ``stream`` reply's, the card (optional: it may come with any reply of the stream) as any card."""
+    stream = body.get("stream")
+    if not isinstance(stream, dict):
+        raise ApiError(E.INVALID_PARAMETER, "stream missing")
+    _stream(stream)
+    card = body.get("template_card")
+    if card is not None:
+        if not isinstance(card, dict):
+            raise ApiError(E.INVALID_PARAMETER, "template_card must be an object")
+        _card(card)
+
+
+# aibot_respond_msg: what page 101463 and the SDKs' reply methods send (no markdown: that is aibot_send_msg's and
+# the response_url's); ``stream_with_template_card`` has no section of its own and is checked by _respond
 RESPOND_RULES: Mapping[str, validate.Rule] = {
     "stream": _stream,
     "template_card": _card,
-    "stream_with_template_card": _stream,
-    "markdown": partial(validate.content, limit=STREAM_MAX),
     "file": validate.media_id,
     "image": validate.media_id,
     "voice": validate.media_id,
@@ -143,12 +165,14 @@ class AibotHub:
         heartbeat_timeout: float = 90.0,
         close_on_refused: bool = True,
         send_per_minute: int = 20,
+        answers_carry_cmd: bool = False,
     ) -> None:
         self.fake = fake
         self.robots = dict(robots)  # bot_id -> secret
         self.heartbeat_timeout = heartbeat_timeout
         self.close_on_refused = close_on_refused
         self.send_per_minute = send_per_minute
+        self.answers_carry_cmd = answers_carry_cmd
         self.subscribes: Counter[str] = Counter()  # successful subscribes per robot
         self.refusals: Counter[str] = Counter()
         self.kicks: Counter[str] = Counter()
@@ -361,11 +385,11 @@ class AibotHub:
             "aibot_send_msg": self._send,
         }.get(cmd if isinstance(cmd, str) else "")
         if handler is None or not isinstance(cmd, str):
-            await self._ack(connection, req_id, E.INVALID_PARAMETER, f"unknown cmd {cmd!r}")  # (?)
+            await self._ack(connection, cmd, req_id, E.INVALID_PARAMETER, f"unknown cmd {cmd!r}")  # (?)
             return
         bot_id = connection.bot_id
         if bot_id is None or self._current.get(bot_id) is not connection:
-            await self._ack(connection, req_id, E.INVALID_PARAMETER, "not subscribed")  # (?)
+            await self._ack(connection, cmd, req_id, E.INVALID_PARAMETER, "not subscribed")  # (?)
             return
         await self._answer(connection, cmd, req_id, partial(handler, bot_id, req_id, body))
 
@@ -379,7 +403,7 @@ class AibotHub:
             refusal = AUTH_FAILED
         if refusal is not None:
             self.refusals[str(bot_id)] += 1
-            await self._ack(connection, req_id, refusal)
+            await self._ack(connection, "aibot_subscribe", req_id, refusal)
             if self.close_on_refused:
                 await connection.ws.close(code=1000, message=b"subscribe refused")
             return
@@ -390,7 +414,7 @@ class AibotHub:
         if old is not None and old is not connection:
             await self._kick(old, bot_id)
         self.subscribes[bot_id] += 1
-        await self._ack(connection, req_id, E.OK)
+        await self._ack(connection, "aibot_subscribe", req_id, E.OK)
         self._notify()
 
     async def _kick(self, old: Connection, bot_id: str) -> None:
@@ -419,7 +443,7 @@ class AibotHub:
     async def _answer(self, connection: Connection, cmd: str, req_id: str, carry_out: Any) -> None:
         fault = self._take_fault(cmd)
         if fault is not None and fault.kind == "error":
-            await self._ack(connection, req_id, fault.errcode)
+            await self._ack(connection, cmd, req_id, fault.errcode)
             return
         try:
             carry_out()
@@ -430,20 +454,23 @@ class AibotHub:
             return
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.delay)
-        await self._ack(connection, req_id, errcode, detail)
+        await self._ack(connection, cmd, req_id, errcode, detail)
 
     def _take_fault(self, cmd: str) -> _AckFault | None:
         return take_fault(self._ack_faults, lambda fault: fault.cmd in (None, cmd))
 
-    async def _ack(self, connection: Connection, req_id: str, errcode: int, detail: str = "") -> None:
+    async def _ack(self, connection: Connection, cmd: object, req_id: str, errcode: int, detail: str = "") -> None:
         if errcode == E.OK:
             errmsg = "ok"
         elif errcode in _ERRMSG:
             errmsg = f"{_ERRMSG[errcode]}: {detail}" if detail else _ERRMSG[errcode]
         else:
             errmsg = E.errmsg(errcode, connection.request.remote, detail)
+        answer: dict[str, Any] = {"headers": {"req_id": req_id}, "errcode": errcode, "errmsg": errmsg}
+        if self.answers_carry_cmd and isinstance(cmd, str):
+            answer = {"cmd": cmd, **answer}
         with contextlib.suppress(ConnectionError, RuntimeError):
-            await connection.ws.send_str(_dump({"headers": {"req_id": req_id}, "errcode": errcode, "errmsg": errmsg}))
+            await connection.ws.send_str(_dump(answer))
 
     # ---- the robot's requests ---------------------------------------------------------------------------------
 
@@ -466,9 +493,11 @@ class AibotHub:
         pushed = self._frame_for(bot_id, req_id)
         if pushed.kind != "message" or self.fake.now() - pushed.at > RESPOND_WINDOW:
             raise ApiError(INVALID_REQ_ID)
-        msgtype, _ = validate.message(body, RESPOND_RULES)
-        if msgtype == "stream_with_template_card" and isinstance(body.get("template_card"), dict):
-            _card(body["template_card"])
+        if body.get("msgtype") == STREAM_WITH_CARD:
+            msgtype = STREAM_WITH_CARD
+            _stream_with_card(body)
+        else:
+            msgtype, _ = validate.message(body, RESPOND_RULES)
         self.fake.deliver("aibot_respond", self._to(pushed), msgtype, body)
 
     def _welcome(self, bot_id: str, req_id: str, body: dict[str, Any]) -> None:
