@@ -201,7 +201,7 @@ def _aibot_event(data: bytes, received_at: datetime) -> InboundEvent:
 async def receive_app(request: web.Request) -> web.Response:
     plain, raw = await _open(request, APP_SOURCE, lambda body: parse_app_envelope(body)[0])
     await _accept(request, APP_SOURCE, _app_event, plain, raw)
-    return web.Response(text="success", content_type="text/plain")
+    return web.Response(status=200)  # WeCom: "不想回复任何内容，可以直接返回200（即以空串为返回包）"
 
 
 async def receive_aibot(request: web.Request) -> web.Response:
