@@ -141,8 +141,7 @@ async def start(fake: FakeWeCom) -> AsyncIterator[Callable[..., Any]]:
 
     yield make
     for sdk in started:
-        if sdk.client.is_connected:
-            sdk.client.disconnect()
+        sdk.client.disconnect()  # also stops the heartbeat timer of a client whose link the fake closed
     async with asyncio.timeout(5):
         await fake.aibot.wait_until(lambda: fake.aibot.connections == [])
 
