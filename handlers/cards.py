@@ -38,6 +38,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bot.clock import local
+from bot.domain.escaping import escape_md
 from bot.domain.lifecycle import TicketState
 from bot.domain.masking import mask_text
 from bot.services.tickets import TicketNotFound, TicketService
@@ -182,9 +183,9 @@ def ticket_card(
     unknown = [a for a in chosen if a not in BUTTONS]
     if unknown or len(set(chosen)) != len(chosen) or len(chosen) > 6:
         raise ValueError(f"card buttons {chosen!r}: each of {sorted(BUTTONS)} once, at most 6")
-    words = mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split()))
+    words = escape_md(mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split())))
     subtitle = [done] if done else []
-    subtitle.append(_clip(mask_text(str(ticket.get("content") or words)), SUBTITLE_CHARS))
+    subtitle.append(_clip(escape_md(mask_text(str(ticket.get("content") or words))), SUBTITLE_CHARS))
     if _state(ticket["state"]) in _SUBMIT_HINT_STATES:
         subtitle.append(f"办结请发送：/办结 {ticket_no} 处理结果")
     deadline = fmt.next_deadline(deadlines, ticket.get("cycle"))
@@ -196,7 +197,7 @@ def ticket_card(
         ("下一时限", due),
     ]
     if ticket.get("category"):
-        rows.insert(1, ("类别", str(ticket["category"])))
+        rows.insert(1, ("类别", escape_md(str(ticket["category"]))))
     return {
         "card_type": CARD_TYPE,
         "source": {"desc": _clip(config.office.name, SOURCE_CHARS)},

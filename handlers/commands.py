@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bot.domain.duty import Watch
+from bot.domain.escaping import escape_md
 from bot.domain.lifecycle import Action, ActionRequest, VisitResult
 from bot.domain.masking import mask_text
 from bot.services.duty import DutyChange, DutyRefused, DutyStatus
@@ -137,7 +138,8 @@ async def return_ticket(ctx: Context, cmd: ParsedCommand) -> None:
 async def transfer(ctx: Context, cmd: ParsedCommand) -> None:
     target = ctx.config.member(cmd.args.get("member", "")) or _member_named(ctx, cmd.args.get("member", ""))
     if target is None:
-        raise CommandError("unknown_member", f"没有找到成员「{cmd.args.get('member', '')}」。请写成员的账号或姓名。")
+        named = escape_md(cmd.args.get("member", ""))
+        raise CommandError("unknown_member", f"没有找到成员「{named}」。请写成员的账号或姓名。")
     ticket_no, unit = await _ticket(ctx, cmd)
     if not any(u.code == unit for u in ctx.config.units_of(target.userid)):
         who, where = target.name or target.userid, fmt.unit_name(ctx.config, unit)
@@ -229,7 +231,7 @@ async def _request_extension(ctx: Context, cmd: ParsedCommand) -> None:
     due = _due(fmt.handling_deadline(detail.deadlines, detail.ticket["cycle"]))
     approvers, who = _approvers(ctx, unit, ctx.userid)
     notice = (
-        f"{_name(ctx)} 申请工单 {ticket_no} 延期 {days} 个工作日：{mask_text(reason)}\n"
+        f"{_name(ctx)} 申请工单 {ticket_no} 延期 {days} 个工作日：{escape_md(mask_text(reason))}\n"
         f"当前{due}。\n回复{_decide_hint(ticket_no)}。"
     )
     if await ctx.tell(approvers, notice):
@@ -272,7 +274,7 @@ async def _decide_extension(ctx: Context, cmd: ParsedCommand, *, approve: bool) 
         done = f"✅ {_name(ctx)} 同意延期 {granted} 个工作日{fewer}，{_due(deadline, '延至')}。"
         notice = f"您申请的工单 {ticket_no} 延期已获 {_name(ctx)} 同意：{granted} 个工作日，{_due(deadline, '延至')}。"
     else:
-        why = mask_text(reason or "")
+        why = escape_md(mask_text(reason or ""))
         done = f"❌ {_name(ctx)} 驳回延期申请：{why}。{_due(deadline, '仍为')}。"
         notice = f"您申请的工单 {ticket_no} 延期未获同意（{_name(ctx)}：{why}）。请按原时限办理：{_due(deadline)}。"
     if requester and requester != ctx.userid and await ctx.tell([requester], notice):
@@ -304,7 +306,7 @@ async def help_command(ctx: Context, cmd: ParsedCommand) -> None:
     if name:
         spec = find(name.lstrip("/"))
         if spec is None:
-            raise CommandError("unknown_command", f"没有「{name}」这个命令。发送 /帮助 查看全部命令。")
+            raise CommandError("unknown_command", f"没有「{escape_md(name)}」这个命令。发送 /帮助 查看全部命令。")
         await ctx.say(command_help(spec))
         return
     await ctx.say(help_text(COMMANDS, can_use=ctx.may_use))
@@ -317,7 +319,7 @@ def _units(ctx: Context, cmd: ParsedCommand) -> list[str] | None:
     if named:
         unit = ctx.config.unit_for_label(named) or ctx.config.unit(named)
         if unit is None:
-            raise CommandError("unknown_unit", f"没有找到单位「{named}」。")
+            raise CommandError("unknown_unit", f"没有找到单位「{escape_md(named)}」。")
         if not ctx.may_act_on(unit.code):
             raise CommandError("other_unit", f"您不能查看{unit.name}的工单。")
         return [unit.code]

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.clock import local
+from bot.domain.escaping import escape_md
 from bot.domain.lifecycle import TicketState
 from bot.domain.masking import mask_name, mask_phone, mask_text
 from config.model import BotConfig
@@ -90,7 +91,7 @@ def summary(
 ) -> str:
     """The ticket's key facts for a chat everyone in the unit reads: citizen and phone numbers masked."""
     # masked before it is cut: a phone number cut short no longer looks like one
-    text = mask_text(ticket.get("title") or ticket["content"])
+    text = escape_md(mask_text(ticket.get("title") or ticket["content"]))
     if len(text) > CONTENT_CHARS:
         text = text[:CONTENT_CHARS] + "…"
     lines = [
@@ -110,7 +111,7 @@ def extension_line(ticket: Mapping[str, Any], config: BotConfig) -> str | None:
     days = ticket.get("extension_days")
     if days is None:
         return None
-    reason = mask_text(" ".join(str(ticket.get("extension_reason") or "").split()))
+    reason = escape_md(mask_text(" ".join(str(ticket.get("extension_reason") or "").split())))
     if len(reason) > REASON_CHARS:
         reason = reason[:REASON_CHARS] + "…"
     who = person(config, ticket.get("extension_requested_by"))
@@ -137,12 +138,12 @@ def full_details(ticket: Mapping[str, Any]) -> str:
     if ticket.get("category"):
         lines.append(f"类别：{ticket['category']}")
     lines.append(f"内容：{ticket['content']}")
-    return "\n".join(lines)
+    return escape_md("\n".join(lines))
 
 
 def list_line(row: Mapping[str, Any], config: BotConfig, now: datetime) -> str:
     """One ticket in a list: number, a few words, state, its next deadline."""
-    text = mask_text(row.get("title") or row.get("content") or "")  # masked, then cut
+    text = escape_md(mask_text(row.get("title") or row.get("content") or ""))  # masked, then cut
     if len(text) > LINE_CHARS:
         text = text[:LINE_CHARS] + "…"
     line = f"· {row['ticket_no']} {text}｜{state_label(row['state'])}"
@@ -155,4 +156,4 @@ def list_line(row: Mapping[str, Any], config: BotConfig, now: datetime) -> str:
 
 
 def masked_contact(ticket: Mapping[str, Any]) -> str:
-    return f"{mask_name(ticket.get('citizen_name'))} {mask_phone(ticket.get('citizen_phone'))}"
+    return escape_md(f"{mask_name(ticket.get('citizen_name'))} {mask_phone(ticket.get('citizen_phone'))}")

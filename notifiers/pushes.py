@@ -51,6 +51,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
+from bot.domain.escaping import escape_md
 from bot.domain.lifecycle import Action, TicketState
 from bot.domain.masking import mask_text
 from bot.services.duty import DutyService
@@ -304,9 +305,9 @@ class Pusher:
     ) -> str:
         """The push as group markdown (where no card goes), masked. ``remaining``: with the time left before the
         next deadline (not in a message that may wait for the service window: it would be stale)."""
-        title = mask_text(" ".join(str(ticket.get("title") or "").split()))
+        title = escape_md(mask_text(" ".join(str(ticket.get("title") or "").split())))
         # masked before it is cut: a phone number cut short no longer looks like one
-        content = mask_text(" ".join(str(ticket.get("content") or "").split()))
+        content = escape_md(mask_text(" ".join(str(ticket.get("content") or "").split())))
         if len(content) > CONTENT_CHARS:
             content = content[:CONTENT_CHARS] + "…"
         lines = [f"**{headline}**"]
@@ -317,7 +318,7 @@ class Pusher:
         lines.append(content)
         facts = [f"承办单位：{fmt.unit_name(self.config, ticket.get('unit_code'))}"]
         if ticket.get("category"):
-            facts.insert(0, f"类别：{ticket['category']}")
+            facts.insert(0, f"类别：{escape_md(str(ticket['category']))}")
         lines.append("> " + "　".join(facts))
         deadline = fmt.next_deadline(deadlines, ticket.get("cycle"))
         if remaining or deadline is None:
@@ -364,7 +365,7 @@ class Pusher:
             log.warning("nobody on duty for an urgent push outside the service window; told the office's heads")
         ticket, no = change.ticket, change.ticket_no
         headline, _ = self._headline(change, event)
-        text = mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split()))
+        text = escape_md(mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split())))
         body = (
             f"**【值班提醒】{headline}**\n"
             f"受理时段外，已推送至「{unit.name}」工作群。\n"
@@ -468,7 +469,7 @@ class Pusher:
         limit = self.config.pushes.digest.max_items
         lines = [f"**【新工单汇总】{unit.name} {len(items)} 件待接单**"]
         for i, ticket in enumerate(items[:limit], start=1):
-            text = mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split()))
+            text = escape_md(mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split())))
             if len(text) > LINE_CHARS:
                 text = text[:LINE_CHARS] + "…"
             line = f"{i}. {ticket['ticket_no']}（{fmt.kind_label(ticket['kind'])}）{text}"

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
 from bot.domain.deadlines import DeadlinePlanner, PlannedDeadline, PlanRequest
+from bot.domain.escaping import escape_md
 from bot.domain.lifecycle import (
     Action,
     ActionRequest,
@@ -66,7 +67,7 @@ class TicketNotFound(Exception):
 
 class UnknownUnit(TransitionRefused):
     def __init__(self, label: str) -> None:
-        super().__init__("unknown_unit", f"没有名为「{label}」的承办单位。")
+        super().__init__("unknown_unit", f"没有名为「{escape_md(label)}」的承办单位。")
 
 
 @dataclass(frozen=True, slots=True)

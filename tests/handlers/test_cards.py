@@ -225,7 +225,7 @@ async def test_a_ticket_card_passes_wecoms_checks_and_shows_nothing_private(rig:
     assert [b["text"] for b in card["button_list"]] == ["接单", "查看详情"]
     shown = json.dumps(card, ensure_ascii=False)
     assert PHONE not in shown and "王秀英" not in shown and "光明路1号" not in shown  # noqa: PT018
-    assert "138****0013" in card["sub_title_text"]  # the number in the text, masked
+    assert "138＊＊＊＊0013" in card["sub_title_text"]  # the number in the text, masked
     assert card["main_title"] == {"title": "【常规】光明路店招破损，随时可能掉落，联系电话…", "desc": f"工单 {NO}"}
     assert facts(card) == {
         "承办单位": "市容景观所",

@@ -238,7 +238,7 @@ async def test_show_tells_of_a_pending_request(router: CommandRouter) -> None:
     await router.handle(message(f"查 {NO}", "huangqiang", chat="sandbox-hw", msgid="show-hw"))  # not his unit
     await router.handle(message(f"查 {NO}", "sunlei", msgid="show"))
     shown = group(await rows(router))[-1]
-    assert "延期申请待审批：2 个工作日（周婷：市民电话138****5678需回访确认）" in shown  # masked in a group
+    assert "延期申请待审批：2 个工作日（周婷：市民电话138＊＊＊＊5678需回访确认）" in shown  # masked in a group
     await router.handle(message(f"/延期 {NO} 同意", "sunlei", msgid="ok"))
     await router.handle(message(f"查 {NO}", "sunlei", msgid="show2"))
     assert "延期申请" not in group(await rows(router))[-1]
