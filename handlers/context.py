@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.lifecycle import Action
-from bot.domain.permissions import OFFICE_ROLES, refusal
+from bot.domain.permissions import OFFICE_ROLES, UNIT_WORK, refusal
 from bot.services.duty import DutyService
 from bot.services.tickets import TicketService
 from bot.wecom.events import TextMessage
@@ -59,7 +59,10 @@ class Context:
         return self.config.has_role(self.userid, role, unit_code)
 
     def may_use(self, spec: CommandSpec) -> bool:
-        return spec.roles is None or any(self.has_role(role) for role in spec.roles)
+        if spec.roles is None or any(self.has_role(role) for role in spec.roles):
+            return True
+        # the unit's work, by an office role in no unit, where the configuration lets the office do it
+        return spec.action in UNIT_WORK and self.config.permissions.office_may_do_unit_work and self.sees_all
 
     def may_act_on(self, unit_code: str | None) -> bool:
         """Whether the member sees the unit's tickets (what they may do to them: :meth:`refusal`)."""
