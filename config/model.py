@@ -628,6 +628,15 @@ class Retention(_Model):
     outbox_days: int = Field(default=90, ge=7, le=3650)
 
 
+class Permissions(_Model):
+    """Who may act on which unit's tickets beyond the default rule (docs/roles.md): by default the unit's work (接单,
+    联系, 到场, 办结, 退单, 转派, 申请延期) is done by the members of the ticket's unit only; the office roles
+    (dispatcher, center lead, admin) see every unit's tickets and take the office's decisions on them."""
+
+    # true: dispatchers, center leads and admins may also do the unit's work on every unit's tickets
+    office_may_do_unit_work: bool = False
+
+
 class CrossReferenceError(ValueError):
     """Raised from BotConfig's validator with every cross-reference problem found."""
 
@@ -655,6 +664,7 @@ class BotConfig(_Model):
     imports: ImportSettings = Field(default_factory=ImportSettings, alias="import")
     pushes: Pushes = Field(default_factory=Pushes)
     retention: Retention = Field(default_factory=Retention)
+    permissions: Permissions = Field(default_factory=Permissions)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _members: dict[str, Member] = PrivateAttr(default_factory=dict)

@@ -30,21 +30,25 @@ LIST_LIMIT = 15  # tickets in one list reply
 # -- a ticket, checked --------------------------------------------------------------------------------------------
 
 
-async def _checked(ctx: Context, cmd: ParsedCommand) -> Mapping[str, Any]:
-    """The named ticket (its row, without deadlines and history), once the member may act on it."""
+async def _checked(ctx: Context, cmd: ParsedCommand, action: Action | None = None) -> Mapping[str, Any]:
+    """The named ticket (its row, without deadlines and history), once the member may see it and, when ``action`` is
+    given, ask for it (:mod:`bot.domain.permissions`)."""
     row = await ctx.ticket(cmd)
     ticket_no, unit = row["ticket_no"], row["unit_code"]
     if not ctx.may_act_on(unit):
         raise CommandError(
             "other_unit",
-            f"工单 {ticket_no} 属于{fmt.unit_name(ctx.config, unit)}，您不能对它操作。如有疑问请联系热线办。",
+            f"抱歉，工单 {ticket_no} 属于{fmt.unit_name(ctx.config, unit)}，您不能对它操作。如有疑问请联系热线办。",
         )
+    refused = ctx.refusal(action, row) if action is not None else None
+    if refused is not None:
+        raise CommandError("forbidden", refused)
     return row
 
 
-async def _ticket(ctx: Context, cmd: ParsedCommand) -> tuple[str, str | None]:
-    """The named ticket's number and unit, once the member may act on it."""
-    row = await _checked(ctx, cmd)
+async def _ticket(ctx: Context, cmd: ParsedCommand, action: Action) -> tuple[str, str | None]:
+    """The named ticket's number and unit, once the member may ask for ``action`` on it."""
+    row = await _checked(ctx, cmd, action)
     return str(row["ticket_no"]), row["unit_code"]
 
 
@@ -62,7 +66,7 @@ async def _apply(
     transaction), and its history when asked. ``viewed``: see :meth:`bot.services.tickets.TicketService.act`."""
     row = None
     if ticket_no is None:
-        row = await _checked(ctx, cmd)
+        row = await _checked(ctx, cmd, req.action)
         ticket_no = str(row["ticket_no"])
     outcome = await ctx.service.act(ticket_no, req, dedup=ctx.dedup(), with_deadlines=True, viewed=viewed, row=row)
     if history:
@@ -140,7 +144,7 @@ async def transfer(ctx: Context, cmd: ParsedCommand) -> None:
     if target is None:
         named = escape_md(cmd.args.get("member", ""))
         raise CommandError("unknown_member", f"没有找到成员「{named}」。请写成员的账号或姓名。")
-    ticket_no, unit = await _ticket(ctx, cmd)
+    ticket_no, unit = await _ticket(ctx, cmd, Action.TRANSFER)
     if not any(u.code == unit for u in ctx.config.units_of(target.userid)):
         who, where = target.name or target.userid, fmt.unit_name(ctx.config, unit)
         raise CommandError("other_unit", f"{who} 不是{where}的成员，不能转派给他。")
@@ -195,16 +199,6 @@ def _approvers(ctx: Context, unit_code: str | None, requester: str) -> tuple[lis
     return dispatchers, f"派单员（{_people(ctx, dispatchers)}）" if dispatchers else "热线办"
 
 
-def _may_decide(ctx: Context, unit_code: str | None, requester: str | None) -> bool:
-    """A dispatcher, a center lead or an admin; a head of the ticket's unit too, unless a head asked."""
-    if any(ctx.has_role(role) for role in (Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN)):
-        return True
-    unit = ctx.config.unit(unit_code) if unit_code else None
-    if unit is None:
-        return False
-    return ctx.has_role(Role.UNIT_HEAD, unit.code) and requester not in unit.heads
-
-
 def _decide_hint(ticket_no: str) -> str:
     return f"「延期 {ticket_no} 同意」或「延期 {ticket_no} 驳回 理由」"
 
@@ -221,10 +215,7 @@ async def _request_extension(ctx: Context, cmd: ParsedCommand) -> None:
     if not reason:
         raise CommandError("bad_arguments", f"请写明延期理由。\n用法：{cmd.spec.usage}\n例如：{cmd.spec.example}")
     days = int(cmd.args["days"]) if "days" in cmd.args else ctx.config.deadlines.extension.default_days
-    ticket_no, unit = await _ticket(ctx, cmd)
-    if unit is None or not ctx.has_role(Role.HANDLER, unit):  # a member of the ticket's unit (heads are too)
-        where = fmt.unit_name(ctx.config, unit)
-        raise CommandError("forbidden", f"抱歉，只有{where}的承办人或负责人可以为工单 {ticket_no} 申请延期。")
+    ticket_no, unit = await _ticket(ctx, cmd, Action.REQUEST_EXTENSION)
     req = _request(ctx, Action.REQUEST_EXTENSION, note=reason, days=days)
     _, detail = await _apply(ctx, cmd, req, ticket_no)
     facts = fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
@@ -247,7 +238,8 @@ async def _decide_extension(ctx: Context, cmd: ParsedCommand, *, approve: bool) 
     ticket = await _checked(ctx, cmd)
     ticket_no, unit = ticket["ticket_no"], ticket["unit_code"]
     requester = ticket["extension_requested_by"]
-    if not _may_decide(ctx, unit, requester):
+    action = Action.APPROVE_EXTENSION if approve else Action.REJECT_EXTENSION
+    if ctx.refusal(action, ticket) is not None:  # a dispatcher, center lead, admin; the unit's head (see _approvers)
         _, who = _approvers(ctx, unit, requester or ctx.userid)
         raise CommandError("forbidden", f"抱歉，延期申请由{who}审批，您可以请他们回复{_decide_hint(ticket_no)}。")
     if requester == ctx.userid:
@@ -256,7 +248,6 @@ async def _decide_extension(ctx: Context, cmd: ParsedCommand, *, approve: bool) 
     reason = cmd.args.get("reason")
     if not approve and not reason:
         raise CommandError("bad_arguments", f"驳回延期请写明理由，例如：/延期 {ticket_no} 驳回 请按原时限办结")
-    action = Action.APPROVE_EXTENSION if approve else Action.REJECT_EXTENSION
     days = int(cmd.args["days"]) if approve and "days" in cmd.args else None
     outcome, detail = await _apply(ctx, cmd, _request(ctx, action, note=reason, days=days), ticket_no, history=True)
     # what was decided, as recorded: this event's entry (also when the event is a retry, already applied)
@@ -321,7 +312,7 @@ def _units(ctx: Context, cmd: ParsedCommand) -> list[str] | None:
         if unit is None:
             raise CommandError("unknown_unit", f"没有找到单位「{escape_md(named)}」。")
         if not ctx.may_act_on(unit.code):
-            raise CommandError("other_unit", f"您不能查看{unit.name}的工单。")
+            raise CommandError("other_unit", f"抱歉，您不能查看{unit.name}的工单。")
         return [unit.code]
     if ctx.sees_all:
         return None

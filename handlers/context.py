@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.domain.lifecycle import Action
+from bot.domain.permissions import OFFICE_ROLES, UNIT_WORK, refusal
 from bot.services.duty import DutyService
 from bot.services.tickets import TicketService
 from bot.wecom.events import TextMessage
@@ -20,7 +22,7 @@ from handlers.replies import Channels, Command, Row, member_rows, private_rows, 
 from handlers.spec import CommandSpec
 from store.repo import Store
 
-GLOBAL_ROLES = (Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN)  # may see and act on every unit's tickets
+GLOBAL_ROLES = OFFICE_ROLES  # see every unit's tickets (what they may do on them: bot.domain.permissions)
 DEDUP_SOURCE = "wecom_command"  # the inbox source under which a command's ticket change is applied once
 
 
@@ -57,10 +59,18 @@ class Context:
         return self.config.has_role(self.userid, role, unit_code)
 
     def may_use(self, spec: CommandSpec) -> bool:
-        return spec.roles is None or any(self.has_role(role) for role in spec.roles)
+        if spec.roles is None or any(self.has_role(role) for role in spec.roles):
+            return True
+        # the unit's work, by an office role in no unit, where the configuration lets the office do it
+        return spec.action in UNIT_WORK and self.config.permissions.office_may_do_unit_work and self.sees_all
 
     def may_act_on(self, unit_code: str | None) -> bool:
+        """Whether the member sees the unit's tickets (what they may do to them: :meth:`refusal`)."""
         return self.sees_all or (unit_code is not None and unit_code in self.unit_codes)
+
+    def refusal(self, action: Action, ticket: Mapping[str, Any]) -> str | None:
+        """Why the member may not ask for ``action`` on ``ticket`` (see :mod:`bot.domain.permissions`), or None."""
+        return refusal(self.config, self.userid, action, ticket)
 
     async def ticket(self, cmd: ParsedCommand) -> Mapping[str, Any]:
         """The ticket the command names: its argument, else the quoted push; resolved among what the member sees.

@@ -41,6 +41,7 @@ from bot.domain.lifecycle import (
     decide,
 )
 from bot.domain.nags import NAG_FREE, NagSchedule, period_start
+from bot.domain.permissions import refusal
 from bot.domain.routing import Router
 from bot.domain.ticket import UPDATABLE_FIELDS, TicketInput
 from bot.domain.workcal import WorkCalendar
@@ -63,6 +64,13 @@ class TicketNotFound(Exception):
         super().__init__(ticket_no)
         self.ticket_no = ticket_no
         self.message = f"没有找到工单 {ticket_no}，请核对工单编号。"
+
+
+class NotPermitted(TransitionRefused):
+    """The member who asks may not take this action on this ticket (:mod:`bot.domain.permissions`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("forbidden", message)
 
 
 class UnknownUnit(TransitionRefused):
@@ -563,8 +571,11 @@ class TicketService:
         caller just read it (a command that looked it up), used instead of reading it again; the change is written
         only if the ticket's version is still that row's, else the action is retried on a fresh read.
 
-        Raises TicketNotFound or TransitionRefused (nothing changed in either case). The whole action is one
-        transaction, in one round trip on SQLite (:meth:`store.repo.Store.run_transaction`).
+        A member's action (not the hotline platform's: ``by_hotline``) is checked against who may do what to which
+        unit's tickets (:mod:`bot.domain.permissions`), on the ticket as it is read here.
+
+        Raises TicketNotFound, NotPermitted or TransitionRefused (nothing changed in any case). The whole action is
+        one transaction, in one round trip on SQLite (:meth:`store.repo.Store.run_transaction`).
         """
 
         known = [row] if row is not None and row["ticket_no"] == ticket_no else []  # used on the first try only
@@ -582,6 +593,9 @@ class TicketService:
                 current = known.pop() if known else await repo.ticket_by_no(conn, ticket_no)
                 if current is None:
                     raise TicketNotFound(ticket_no)
+                refused = None if req.by_hotline else refusal(self.config, req.actor, req.action, current)
+                if refused is not None:
+                    raise NotPermitted(refused)
                 outcome = await self._apply(conn, current, req)
                 if viewed is not None:
                     await repo.append_audit(
