@@ -10,9 +10,9 @@ A request that changes something (a message sent into a chat, a one-use code spe
 certainly did not take effect: WeCom answered with an errcode, or the connection was never made. When the request
 may have reached WeCom without its answer reaching us (a timeout after it was written, the connection reset while
 the answer was read, an HTTP 5xx from the gateway, an answer that is not JSON), the TransportError says so
-(``request_sent``) and the caller decides: a group chat has no duplicate check, so repeating it blindly could show a
-message twice. Reads (GET) and app messages sent with WeCom's duplicate check are repeatable and retried on any
-transient failure.
+(``request_sent``) and the caller decides (the outbox resends it, marked where the chat has no duplicate check,
+:mod:`notifiers.outbox`): repeated blindly here, it could show twice. Reads (GET) are retried on any transient
+failure.
 
 Secrets (corpsecret, access_token, webhook key, response_code) travel only in query strings; they never appear in
 an error message or a log line, which name the API path instead.
@@ -391,8 +391,7 @@ class WeComClient:
             duplicate_check_interval=duplicate_check_interval,
         )
         payload[msgtype] = dict(content)
-        # with the duplicate check on, WeCom drops a copy of the same request: a retry cannot show it twice
-        answer = await self.call("POST", "message/send", payload=payload, repeatable=bool(enable_duplicate_check))
+        answer = await self.call("POST", "message/send", payload=payload)
         return SendResult(
             msgid=str(answer.get("msgid", "")),
             invalid_users=_split(answer.get("invaliduser")),

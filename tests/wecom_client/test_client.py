@@ -472,23 +472,22 @@ async def test_bad_webhook_key_is_permanent(
     assert sleeps.waits == []
 
 
-async def test_http_500_on_a_repeatable_request_is_a_transport_error_after_the_retries(
+async def test_http_500_on_a_read_is_a_transport_error_after_the_retries(
     client: WeComClient, fake: tuple[FakeWeCom, str], sleeps: Sleeps
 ) -> None:
     wecom, _ = fake
-    wecom.faults["message/send"] = ["500"] * 10
+    await client.appchat_create(userlist=["zhangsan", "lisi"], chatid="c1")
+    wecom.faults["appchat/get"] = ["500"] * 10
     with pytest.raises(TransportError) as caught:
-        # WeCom's duplicate check drops a copy that did arrive: the message may be sent again
-        await client.send_text("你好", touser="zhangsan", enable_duplicate_check=1)
+        await client.appchat_get("c1")
     assert caught.value.status == 500
     assert caught.value.errcode == -2
     assert caught.value.retryable
-    assert len(wecom.calls("message/send")) == 4
+    assert len(wecom.calls("appchat/get")) == 4
     assert sleeps.waits == [0.5, 1.0, 2.0]
-    await client.appchat_create(userlist=["zhangsan", "lisi"], chatid="c1")
     wecom.faults["appchat/get"] = ["500"]
-    assert (await client.appchat_get("c1"))["chatid"] == "c1"  # a read is always repeatable
-    assert len(wecom.calls("appchat/get")) == 2
+    assert (await client.appchat_get("c1"))["chatid"] == "c1"
+    assert len(wecom.calls("appchat/get")) == 6
 
 
 async def test_http_500_on_a_send_into_a_chat_is_not_repeated(
@@ -501,7 +500,7 @@ async def test_http_500_on_a_send_into_a_chat_is_not_repeated(
     for path, send in (
         ("webhook/send", lambda: webhook.send_text(HOOK_KEY, "你好")),
         ("appchat/send", lambda: client.appchat_send("c1", "text", {"content": "你好"})),
-        ("message/send", lambda: client.send_text("你好", touser="zhangsan")),  # no duplicate check asked for
+        ("message/send", lambda: client.send_text("你好", touser="zhangsan")),
     ):
         wecom.faults[path] = ["500"]
         with pytest.raises(TransportError) as caught:
@@ -549,19 +548,20 @@ async def test_timeouts_are_transport_errors_retried_only_when_repeatable(
 ) -> None:
     wecom, _ = fake
     client = make_client(timeout=0.05, max_retries=2)
-    await client.send_text("预热", touser="zhangsan")
-    wecom.faults["message/send"] = ["hang"] * 3
+    await client.appchat_create(userlist=["zhangsan", "lisi"], chatid="c1")
+    wecom.faults["appchat/get"] = ["hang"] * 3
     with pytest.raises(TransportError) as caught:
-        await client.send_text("你好", touser="zhangsan", enable_duplicate_check=1)
+        await client.appchat_get("c1")
     assert "Timeout" in caught.value.errmsg
     assert caught.value.request_sent
     assert sleeps.waits == [0.5, 1.0]
     wecom.faults["message/send"] = ["hang"]
     with pytest.raises(TransportError) as caught:
         await client.send_text("你好", touser="zhangsan")  # written, then no answer: it may have arrived
+    assert "Timeout" in caught.value.errmsg
     assert caught.value.request_sent
     assert sleeps.waits == [0.5, 1.0]
-    assert len(wecom.calls("message/send")) == 5
+    assert len(wecom.calls("message/send")) == 1
 
 
 def _closed_port() -> int:
