@@ -152,7 +152,7 @@ def delivery_error(exc: WeComError) -> DeliveryError:
         wait = exc.retry_after if exc.retry_after is not None else RATE_LIMITED_WAIT
         return DeliveryError(f"RateLimited: {exc}", retry_after=wait)
     # no answer although the request went out: WeCom may have carried it out
-    maybe_sent = isinstance(exc, TransportError) and exc.request_sent
+    maybe_sent = isinstance(exc, TransportError) and exc.may_have_taken_effect
     return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=exc.permanent, maybe_sent=maybe_sent)
 
 

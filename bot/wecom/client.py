@@ -246,7 +246,7 @@ class _Http:
 def may_have_taken_effect(exc: WeComError) -> bool:
     """Whether the failed request may still have been carried out: no answer came back although the request went
     out (or part of it). An errcode answer (busy, rate limited, invalid token …) says it was not."""
-    return isinstance(exc, TransportError) and exc.request_sent
+    return isinstance(exc, TransportError) and exc.may_have_taken_effect
 
 
 class WeComClient:

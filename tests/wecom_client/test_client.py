@@ -94,6 +94,8 @@ class FakeWeCom:
         answer = queue.pop(0)
         if answer == "500":
             return web.Response(status=500, text="<html>upstream error</html>")
+        if answer == "408":
+            return web.Response(status=408, text="<html>request timeout</html>")
         if answer == "hang":
             await asyncio.wait_for(self.released.wait(), 5)
             return self.error(-1)
@@ -525,11 +527,11 @@ async def test_a_reset_after_the_request_reached_wecom_is_not_repeated(
     assert caught.value.request_sent
     assert len(wecom.calls("webhook/send")) == len(wecom.calls("appchat/send")) == 1
     assert sleeps.waits == []
-    # an errcode is an answer: WeCom did not carry the request out, and it is retried
-    wecom.faults["webhook/send"] = [-1, 45009]
+    # an errcode is an answer, and so is 408 (the server gave up waiting for the request): not carried out, retried
+    wecom.faults["webhook/send"] = [-1, 45009, "408"]
     await webhook.send_markdown(HOOK_KEY, "**新工单 2026112300002**")
-    assert len(wecom.calls("webhook/send")) == 4
-    assert sleeps.waits == [0.5, 1.0]
+    assert len(wecom.calls("webhook/send")) == 5
+    assert sleeps.waits == [0.5, 1.0, 2.0]
 
 
 async def test_a_token_that_could_not_be_fetched_sent_nothing_and_is_retried(
