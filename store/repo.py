@@ -937,7 +937,7 @@ async def mark_failed(
     payload: Mapping[str, Any] | None = None,
 ) -> None:
     """A failed attempt: retried at ``retry_at``, or dead-lettered when it is None; with ``payload``, the message's
-    payload is replaced by it (a flag the sender set on it)."""
+    payload is replaced by it (the outbox's flag of an unsure send)."""
     values: dict[str, Any] = {
         "attempts": outbox.c.attempts + 1,
         "lease_owner": None,
