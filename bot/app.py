@@ -176,7 +176,13 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
         # the changes stay queued: they go out once a process with the secret runs
         log.warning("hotline.sync_url is set but HOTLINE_INGEST_SECRET is not: sync-back is paused")
     senders.update(_wecom_senders(app))
-    worker = OutboxWorker(app[STORE], senders, app[CLOCK], owner=f"{socket.gethostname()}:{os.getpid()}")
+    worker = OutboxWorker(
+        app[STORE],
+        senders,
+        app[CLOCK],
+        owner=f"{socket.gethostname()}:{os.getpid()}",
+        on_unsure=app[METRICS].unsure_send,
+    )
     app[OUTBOX] = worker
     task = asyncio.create_task(worker.run_forever(), name="outbox")
     yield

@@ -9,8 +9,9 @@ While the connection is down nothing is sent and nothing is lost: the sender is 
 the outbox does not claim its messages at all (a process that is not the connection's leader never does), and one
 claimed just before a drop is deferred, without taking a rate-limit slot or using up an attempt. So is one whose
 connection dropped between that check and the send (it takes a slot then, but is not an attempt): nothing went
-out. A send cut off by a drop (no answer from WeCom) is a failed attempt and is retried with backoff, so such a
-message can arrive twice (``aibot_send_msg`` has no idempotency key).
+out. A send cut off by a drop (no answer from WeCom) is an unsure attempt: it may have arrived, and
+``aibot_send_msg`` has no idempotency key, so it is retried with backoff marked as a resend (``【补发】``,
+:mod:`notifiers.resend`).
 
 Pacing: WeCom documents no limit for ``aibot_send_msg`` (page 101463 and the SDK name none), so each chat is held
 to the group robot webhook's documented 20 messages a minute, through the shared :class:`RateLimiter` as the other
@@ -26,7 +27,7 @@ from bot.clock import Clock
 from bot.wecom.longconn import SEND_MSGTYPES, NotConnected
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage
 from notifiers.ratelimit import Limit, RateLimiter
-from notifiers.wecom import DEFAULT_SLACK, Pacer, message_body
+from notifiers.wecom import DEFAULT_SLACK, Pacer, group_body
 
 AIBOT_WS = "aibot_ws"
 AIBOT_SEND_LIMITS = (Limit(20, 60),)  # assumed: the webhook's 20 a minute, per chat
@@ -65,7 +66,7 @@ class AibotWsSender:
         chatid = message.payload.get("chatid") or message.destination
         if not isinstance(chatid, str) or not chatid.strip():
             raise DeliveryError(f"malformed {AIBOT_WS} payload: no chatid", permanent=True)
-        msgtype, content = message_body(message)
+        msgtype, content = group_body(message)  # no duplicate check: a resend is marked
         # before the pacer: a send that cannot happen takes no slot
         if msgtype not in SEND_MSGTYPES:
             takes = ", ".join(sorted(SEND_MSGTYPES))

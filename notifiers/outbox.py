@@ -1,8 +1,14 @@
 """The outbox sender: delivers what was committed to the outbox, through one sender per channel.
 
-Delivery is at least once with an idempotency key per message: a crash between sending and recording the
-result leaves the lease to expire and the message is sent again with the same key, which the receiver uses
-to ignore the repeat. Transient failures are retried with exponential backoff; permanent ones are
+Delivery is at least once, and a send whose fate is unknown is recorded as such. A send is *unsure* when the
+sender says the request may have reached the receiver without its answer reaching us
+(:attr:`DeliveryError.maybe_sent`: a connection reset after the request, a timeout, a gateway's 5xx), or when a
+message is claimed that an earlier claim never released (its process died, or lost its database, between sending
+and recording the result). Its row is flagged in the payload (:data:`UNSURE`), counted (``on_unsure``, the
+``hotline_outbox_unsure_total`` metric) and sent again as a *resend* (:attr:`OutboundMessage.resend`): a receiver
+that deduplicates (WeCom's duplicate check on app messages, the hotline platform's idempotency key) gets it plainly
+and drops the copy; a sender whose receiver does not (a group chat) marks it visibly, so that nobody reads one
+message as two (:mod:`notifiers.resend`). Transient failures are retried with exponential backoff; permanent ones are
 dead-lettered with their reason, for an operator to see and replay. A message a sender does not attempt because
 its destination is at its rate limit (:class:`Deferred`) simply waits for its slot: that is not a failed attempt,
 so it neither counts towards ``max_attempts`` nor replaces the message's last error. Until that slot the worker
@@ -21,11 +27,13 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
 from bot.services.groupcommit import GroupCommit
@@ -33,6 +41,11 @@ from store import repo
 from store.repo import Store
 
 log = logging.getLogger(__name__)
+
+
+# the payload's flag of a message an earlier send of which may have arrived; the outbox keeps it from the senders
+UNSURE = "_unsure"
+NO_ANSWER, ABANDONED = "no_answer", "abandoned"  # why a send is unsure (the metric's ``reason``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +56,30 @@ class OutboundMessage:
     idempotency_key: str
     payload: Mapping[str, Any]
     attempts: int
+    # an earlier send may have arrived: deduplicated receivers get it plainly, others marked as a resend
+    resend: bool = False
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> OutboundMessage:
+        """The message of an outbox row, its :data:`UNSURE` flag turned into :attr:`resend`."""
+        payload = dict(row["payload"])
+        unsure = bool(payload.pop(UNSURE, False))
+        return cls(
+            row["id"], row["channel"], row["destination"], row["idempotency_key"], payload, row["attempts"], unsure
+        )
 
 
 class DeliveryError(Exception):
-    """A failed attempt. ``permanent`` ones are not retried (e.g. the receiver rejects the payload)."""
+    """A failed attempt. ``permanent`` ones are not retried (e.g. the receiver rejects the payload); ``maybe_sent``
+    ones may have reached the receiver (no answer came back): they are resent as unsure."""
 
-    def __init__(self, message: str, *, permanent: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None, maybe_sent: bool = False
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
+        self.maybe_sent = maybe_sent
 
 
 class Deferred(DeliveryError):
@@ -87,6 +115,7 @@ class OutboxWorker:
         batch: int = 10,
         lease: timedelta = timedelta(minutes=5),
         max_attempts: int | None = None,
+        on_unsure: Callable[[str, str], None] | None = None,
     ) -> None:
         # one pass sends its batch one message at a time: the lease must outlast the whole batch even when
         # every send runs into its timeout (10 × 10 s here), or another process would claim and send again
@@ -97,6 +126,7 @@ class OutboxWorker:
         self.batch = batch
         self.lease = lease
         self.max_attempts = max_attempts
+        self.on_unsure = on_unsure  # (channel, reason) of every unsure send: the metric
         self._wake = asyncio.Event()
         self._stopping = False
         self._sent = GroupCommit[int, None](self._record_sent, name="outbox-sent")
@@ -145,8 +175,9 @@ class OutboxWorker:
         async with self.store.reading() as conn:  # most passes find nothing: look before taking the write lock
             if not await repo.anything_due(conn, now=now, channels=channels, paced=paced):
                 return 0
+            claimed_before = await repo.unreleased_due(conn, now=now, channels=channels)
         async with self.store.transaction() as conn:
-            rows = await repo.claim_due(
+            claimed = await repo.claim_due(
                 conn,
                 owner=self.owner,
                 now=now,
@@ -155,6 +186,9 @@ class OutboxWorker:
                 channels=channels,
                 paced=paced,
             )
+            rows, abandoned = await self._flag_abandoned(conn, claimed, claimed_before)
+        for row in abandoned:
+            self._unsure(row["channel"], row["id"], ABANDONED)
         # once a destination is at its limit, the batch's other messages to it are not tried: they wait with it
         held: list[tuple[int, datetime]] = []
         for row in rows:
@@ -162,21 +196,39 @@ class OutboxWorker:
             if until is not None:
                 held.append((row["id"], until))
                 continue
-            await self._deliver(
-                OutboundMessage(
-                    row["id"],
-                    row["channel"],
-                    row["destination"],
-                    row["idempotency_key"],
-                    row["payload"],
-                    row["attempts"],
-                )
-            )
+            await self._deliver(OutboundMessage.of(row))
         if held:
             async with self.store.transaction() as conn:
                 for message_id, until in held:
                     await repo.defer(conn, message_id, owner=self.owner, until=until)
         return len(rows)
+
+    @staticmethod
+    async def _flag_abandoned(
+        conn: AsyncConnection, rows: Sequence[Mapping[Any, Any]], claimed_before: set[int]
+    ) -> tuple[list[Mapping[Any, Any]], list[Mapping[Any, Any]]]:
+        """``rows`` (just claimed), those an earlier claim never released flagged :data:`UNSURE` (whoever held them
+        is gone, or its lease ran out, and may have sent them before it could record it); and those."""
+        found: list[Mapping[Any, Any]] = []
+        abandoned: list[Mapping[Any, Any]] = []
+        for row in rows:
+            if row["id"] in claimed_before:
+                row = {**row, "payload": {**row["payload"], UNSURE: True}}
+                abandoned.append(row)
+            found.append(row)
+        if abandoned:
+            await repo.flag_unsure(conn, {row["id"]: row["payload"] for row in abandoned})
+        return found, abandoned
+
+    def _unsure(self, channel: str, message_id: int, reason: str) -> None:
+        log.warning(
+            "send unsure (%s): the message may have arrived; it is sent again, marked where the channel does not "
+            "deduplicate",
+            reason,
+            extra={"channel": channel, "outbox_id": message_id},
+        )
+        if self.on_unsure is not None:
+            self.on_unsure(channel, reason)
 
     async def _deliver(self, message: OutboundMessage) -> None:
         """Sends ``message`` and records the outcome. Deferred (its destination at its limit): it waits for the
@@ -209,7 +261,13 @@ class OutboxWorker:
             retry_at: datetime | None = None
             if not (error.permanent or exhausted):
                 retry_at = now + timedelta(seconds=error.retry_after or backoff(attempts))
-            await repo.mark_failed(conn, message.id, owner=self.owner, error=str(error), retry_at=retry_at)
+            flagged = None
+            if error.maybe_sent:
+                flagged = {**message.payload, UNSURE: True}
+                self._unsure(message.channel, message.id, NO_ANSWER)
+            await repo.mark_failed(
+                conn, message.id, owner=self.owner, error=str(error), retry_at=retry_at, payload=flagged
+            )
         log.warning(
             "delivery failed" + ("; dead-lettered" if retry_at is None else "; will retry"),
             extra={"channel": message.channel, "outbox_id": message.id, "attempts": attempts, "error": str(error)},

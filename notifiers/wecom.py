@@ -14,7 +14,9 @@ slack (the client's own retries, a slow answer) is counted again when it ends, a
 Failures map onto the outbox's: typed WeCom errors that are ``permanent`` (81013 no valid recipient, 93000 bad
 robot key, 60020 IP not trusted, 42045 bad card, a payload the client refuses) dead-letter the message with the
 reason; 45009/45033 retry after WeCom's hint or a whole minute window; -1 busy, transport failures and tokens still
-rejected after the client's own retries are transient (the outbox's backoff).
+rejected after the client's own retries are transient (the outbox's backoff). A transport failure after the
+request went out (no answer: it may have arrived) is an unsure send: it is resent unchanged on ``wecom_app`` with
+WeCom's duplicate check, and marked ``【补发】`` into group chats, which have none (:mod:`notifiers.resend`).
 
 Not done: WeCom asks callers to avoid sending exactly at :00 and :30. That concerns scheduled pushes (whoever plans
 a daily digest should pick :07, not :00); this outbox sends events as they happen, and holding every message due in
@@ -40,10 +42,11 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from bot.clock import Clock
-from bot.wecom.errors import RateLimited, WeComError
+from bot.wecom.errors import RateLimited, TransportError, WeComError
 from bot.wecom.events import InboundEvent, OtherEvent
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, Sender
 from notifiers.ratelimit import Limit, LimiterUnavailable, RateLimiter
+from notifiers.resend import marked
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +151,9 @@ def delivery_error(exc: WeComError) -> DeliveryError:
     if isinstance(exc, RateLimited):
         wait = exc.retry_after if exc.retry_after is not None else RATE_LIMITED_WAIT
         return DeliveryError(f"RateLimited: {exc}", retry_after=wait)
-    return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=exc.permanent)
+    # no answer although the request went out: WeCom may have carried it out
+    maybe_sent = isinstance(exc, TransportError) and exc.may_have_taken_effect
+    return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=exc.permanent, maybe_sent=maybe_sent)
 
 
 def _malformed(message: OutboundMessage, why: str) -> DeliveryError:
@@ -166,6 +171,12 @@ def message_body(message: OutboundMessage) -> tuple[str, Mapping[str, Any]]:
     if not isinstance(content, Mapping):
         raise _malformed(message, f"no {msgtype} content")
     return msgtype, content
+
+
+def group_body(message: OutboundMessage) -> tuple[str, Mapping[str, Any]]:
+    """:func:`message_body` for a chat without a duplicate check: marked ``【补发】`` when it is a resend."""
+    msgtype, content = message_body(message)
+    return msgtype, marked(msgtype, content) if message.resend else content
 
 
 def _retry_after(wait: float) -> float:
@@ -258,12 +269,13 @@ class AppMessageSender:
 
     async def send(self, message: OutboundMessage) -> None:
         members = self._members(message)
-        msgtype, content = message_body(message)
         safe = _int(message, "safe", 0)
         # on unless the message says otherwise: a message sent again after a crash between sending and recording
         # it is then dropped by WeCom instead of reaching the member twice
         duplicate_check = _int(message, "enable_duplicate_check", 1)
         interval = _int(message, "duplicate_check_interval", DUPLICATE_CHECK_INTERVAL)
+        # a resend goes unchanged where WeCom drops the copy, and marked where it would not
+        msgtype, content = message_body(message) if duplicate_check else group_body(message)
         # userids are case-insensitive in WeCom
         keys = [f"{WECOM_APP}:{self.client.agent_id}:{m.lower()}" for m in members]
 
@@ -295,7 +307,7 @@ class WebhookSender:
         self.pacer = Pacer(limiter, WEBHOOK_LIMITS, clock, slack)
 
     async def send(self, message: OutboundMessage) -> None:
-        msgtype, content = message_body(message)
+        msgtype, content = group_body(message)
         robot = _digest(message.destination)
         await self.pacer.send(
             [f"{WECOM_WEBHOOK}:{robot}"],
@@ -313,7 +325,7 @@ class AppChatSender:
         self.pacer = Pacer(limiter, APPCHAT_LIMITS, clock, slack)
 
     async def send(self, message: OutboundMessage) -> None:
-        msgtype, content = message_body(message)
+        msgtype, content = group_body(message)
         chatid = message.destination
         safe = _int(message, "safe", 0)
         await self.pacer.send(

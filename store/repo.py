@@ -928,20 +928,49 @@ async def claim_due(
 
 
 async def mark_failed(
-    conn: AsyncConnection, message_id: int, *, owner: str, error: str, retry_at: datetime | None
+    conn: AsyncConnection,
+    message_id: int,
+    *,
+    owner: str,
+    error: str,
+    retry_at: datetime | None,
+    payload: Mapping[str, Any] | None = None,
 ) -> None:
-    """A failed attempt: retried at ``retry_at``, or dead-lettered when it is None."""
+    """A failed attempt: retried at ``retry_at``, or dead-lettered when it is None; with ``payload``, the message's
+    payload is replaced by it (the outbox's flag of an unsure send)."""
     values: dict[str, Any] = {
         "attempts": outbox.c.attempts + 1,
         "lease_owner": None,
         "lease_until": None,
         "last_error": error[:2000],
     }
+    if payload is not None:
+        values["payload"] = dict(payload)
     if retry_at is None:
         values["status"] = "dead"
     else:
         values["next_attempt_at"] = retry_at
     await conn.execute(update(outbox).where(outbox.c.id == message_id, outbox.c.lease_owner == owner).values(**values))
+
+
+async def unreleased_due(conn: AsyncConnection, *, now: datetime, channels: Sequence[str] | None = None) -> set[int]:
+    """The ids of due messages that are still leased, or were leased and never released: a sender finishing a
+    message (sent, failed, deferred) always clears its lease owner, so a claimable one among these was left by a
+    sender that died, or outlived its lease, perhaps after sending it. Read before a claim, compared with what the
+    claim takes (a takeover must leave ``lease_owner`` in place for this to see it)."""
+    query = select(outbox.c.id).where(
+        outbox.c.status == "pending", outbox.c.next_attempt_at <= now, outbox.c.lease_owner.is_not(None)
+    )
+    if channels is not None:
+        query = query.where(outbox.c.channel.in_(list(channels)))
+    return set((await conn.execute(query)).scalars())
+
+
+async def flag_unsure(conn: AsyncConnection, payloads: Mapping[int, Mapping[str, Any]]) -> None:
+    """Replaces the payloads of these messages (by id) with the given ones: their flag that a send of theirs may
+    have arrived."""
+    for message_id, payload in payloads.items():
+        await conn.execute(update(outbox).where(outbox.c.id == message_id).values(payload=dict(payload)))
 
 
 async def defer(conn: AsyncConnection, message_id: int, *, owner: str, until: datetime) -> None:

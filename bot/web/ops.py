@@ -59,6 +59,16 @@ class Metrics:
             "Days in the next 30 decided by the fallback calendar rule",
             registry=self.registry,
         )
+        self.unsure = Counter(
+            "hotline_outbox_unsure_total",
+            "Sends that may have arrived without an answer (no_answer) or were left unrecorded by a process that "
+            "died (abandoned); each is sent again, marked 【补发】 where the channel has no duplicate check",
+            ["channel", "reason"],
+            registry=self.registry,
+        )
+
+    def unsure_send(self, channel: str, reason: str) -> None:
+        self.unsure.labels(channel, reason).inc()
 
     def request(self, method: str, route: str, status: int, seconds: float) -> None:
         """One HTTP request answered. The labelled series are looked up once and kept: ``labels()`` validates and

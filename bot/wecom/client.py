@@ -6,6 +6,14 @@ an invalid token is refetched and the call retried once; -1, 45009/45033 and tra
 ``max_retries`` times with backoff through the injected ``sleep``; anything permanent raises at once. Obvious local
 limits (sizes, recipient counts) raise ValueError before a request is spent.
 
+A request that changes something (a message sent into a chat, a one-use code spent) is retried here only when it
+certainly did not take effect: WeCom answered with an errcode, or the connection was never made. When the request
+may have reached WeCom without its answer reaching us (a timeout after it was written, the connection reset while
+the answer was read, an HTTP 5xx from the gateway, an answer that is not JSON), the TransportError says so
+(``request_sent``) and the caller decides (the outbox resends it, marked where the chat has no duplicate check,
+:mod:`notifiers.outbox`): repeated blindly here, it could show twice. Reads (GET) are retried on any transient
+failure.
+
 Secrets (corpsecret, access_token, webhook key, response_code) travel only in query strings; they never appear in
 an error message or a log line, which name the API path instead.
 """
@@ -28,7 +36,6 @@ import aiohttp
 
 from bot.wecom.errors import (
     TRANSPORT,
-    Busy,
     RateLimited,
     TokenInvalid,
     TransportError,
@@ -134,7 +141,9 @@ class _Http:
     ) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        # a connection not made within half the time fails as a connection timeout (nothing sent), not as a timeout
+        # of the whole request, which cannot tell whether the request went out
+        self.timeout = aiohttp.ClientTimeout(total=timeout, connect=timeout / 2)
         self.max_retries = max_retries
         self.backoff = backoff
         self.sleep = sleep
@@ -165,11 +174,12 @@ class _Http:
                 status = response.status
                 raw = await response.read()
                 retry_after = _retry_after(response.headers)
-        except aiohttp.ClientConnectorError as exc:
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise TransportError(
                 f"cannot connect: {type(exc).__name__}: {mask_secrets(str(exc))}", path, request_sent=False
             ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
+            # written (in part or whole) before it failed: WeCom may have carried it out
             raise TransportError(f"{type(exc).__name__}: {mask_secrets(str(exc))}", path) from None
         if status == 429:
             raise RateLimited(TRANSPORT, "HTTP 429", path, retry_after=retry_after)
@@ -207,13 +217,17 @@ class _Http:
         path: str,
         attempt: Callable[[], Awaitable[dict[str, Any]]],
         *,
+        repeatable: bool,
         may_retry: Callable[[WeComError], bool] = lambda exc: True,
     ) -> dict[str, Any]:
+        """``attempt`` until it answers, at most ``max_retries`` more times. Unless the request is ``repeatable``
+        (sending it twice does no harm), a failure after which it may have been carried out is raised at once."""
         for retry in range(self.max_retries + 1):
             try:
                 return await attempt()
             except WeComError as exc:
-                delay = self._delay(exc, retry) if may_retry(exc) else None
+                allowed = may_retry(exc) and (repeatable or not may_have_taken_effect(exc))
+                delay = self._delay(exc, retry) if allowed else None
                 if delay is None:
                     raise
                 log.warning(
@@ -227,6 +241,12 @@ class _Http:
                 )
                 await self.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def may_have_taken_effect(exc: WeComError) -> bool:
+    """Whether the failed request may still have been carried out: no answer came back although the request went
+    out (or part of it). An errcode answer (busy, rate limited, invalid token …) says it was not."""
+    return isinstance(exc, TransportError) and exc.may_have_taken_effect
 
 
 class WeComClient:
@@ -293,8 +313,12 @@ class WeComClient:
         *,
         payload: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
+        repeatable: bool | None = None,
     ) -> dict[str, Any]:
-        """Any token-authenticated API: ``await client.call("POST", "message/recall", payload={"msgid": ...})``."""
+        """Any token-authenticated API: ``await client.call("POST", "message/recall", payload={"msgid": ...})``.
+
+        ``repeatable``: whether sending the request twice does no harm (default: GET only); a request that is not
+        is retried only when it certainly did not take effect (see the module's docstring)."""
         refetched = False
 
         async def once(token: str) -> dict[str, Any]:
@@ -304,7 +328,7 @@ class WeComClient:
         async def attempt() -> dict[str, Any]:
             nonlocal refetched
             try:
-                token = await self.token_manager.get()
+                token = await self._token()
                 try:
                     return await once(token)
                 except TokenInvalid:
@@ -315,10 +339,24 @@ class WeComClient:
                     log.warning("wecom %s: access token rejected, refetching once", path)
                     await self.token_manager.invalidate(token)
                     return await once(await self.token_manager.get())
-            except TimeoutError as exc:  # a token refresh lock that never came free
-                raise TransportError(f"{type(exc).__name__}: {exc}", path) from None
+            except TimeoutError as exc:  # a token refresh lock that never came free: nothing was sent
+                raise TransportError(f"{type(exc).__name__}: {exc}", path, request_sent=False) from None
 
-        return await self._http.with_retries(path, attempt, may_retry=lambda exc: not isinstance(exc, TokenInvalid))
+        return await self._http.with_retries(
+            path,
+            attempt,
+            repeatable=method == "GET" if repeatable is None else repeatable,
+            may_retry=lambda exc: not isinstance(exc, TokenInvalid),
+        )
+
+    async def _token(self) -> str:
+        """The access token. A failure to fetch it is a failure before the call's own request was sent, however far
+        the token request itself got."""
+        try:
+            return await self.token_manager.get()
+        except TransportError as exc:
+            exc.request_sent = False
+            raise
 
     # --- message/send (page 90236) -------------------------------------------------------------------------------
 
@@ -597,7 +635,8 @@ class WebhookClient:
                 "POST", self._http.url(path), path, params=query, payload=payload, data=form() if form else None
             )
 
-        return await self._http.with_retries(path, attempt)
+        # an upload twice leaves an unused media_id; a message twice shows twice
+        return await self._http.with_retries(path, attempt, repeatable=path == "webhook/upload_media")
 
     async def send(self, key: str, msgtype: str, content: Mapping[str, Any]) -> None:
         await self._post(key, "webhook/send", payload={"msgtype": msgtype, msgtype: dict(content)})
@@ -679,7 +718,7 @@ class ResponseUrlClient:
 
     Only URLs on WeCom's API host (or ``base_url``) are accepted, and they are sent to ``base_url``, so a proxy or
     the fake server sees them too. A response_url is single use: a reply is retried only when it certainly was not
-    taken (the connection failed, or WeCom answered -1 busy).
+    taken (the connection failed, or WeCom answered with an error such as -1 busy).
     """
 
     def __init__(
@@ -712,10 +751,7 @@ class ResponseUrlClient:
         async def attempt() -> dict[str, Any]:
             return await self._http.request("POST", url, path, payload=payload)
 
-        def untaken(exc: WeComError) -> bool:
-            return isinstance(exc, Busy) or (isinstance(exc, TransportError) and not exc.request_sent)
-
-        await self._http.with_retries(path, attempt, may_retry=untaken)
+        await self._http.with_retries(path, attempt, repeatable=False)
 
 
 def _origin(url: str) -> str:

@@ -111,6 +111,12 @@ class TransportError(WeComError):
         self.status = status
         self.request_sent = request_sent
 
+    @property
+    def may_have_taken_effect(self) -> bool:
+        """Whether WeCom may have carried the request out although no answer says so: it went out, and no 4xx
+        status says it was refused (a 5xx from the gateway may come after WeCom acted on it)."""
+        return self.request_sent and not (self.status is not None and 400 <= self.status < 500)
+
 
 _BY_CODE: dict[int, type[WeComError]] = {
     BUSY: Busy,

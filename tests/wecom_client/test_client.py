@@ -73,6 +73,8 @@ class FakeWeCom:
     media: dict[str, bytes] = field(default_factory=dict)
     chats: dict[str, dict[str, Any]] = field(default_factory=dict)
     released: asyncio.Event = field(default_factory=asyncio.Event)
+    # paths whose next request is carried out, after which the connection is reset without an answer
+    reset_after: list[str] = field(default_factory=list)
 
     def calls(self, path: str) -> list[tuple[dict[str, str], Any]]:
         return [(q, b) for p, q, b in self.requests if p == path]
@@ -92,6 +94,8 @@ class FakeWeCom:
         answer = queue.pop(0)
         if answer == "500":
             return web.Response(status=500, text="<html>upstream error</html>")
+        if answer == "408":
+            return web.Response(status=408, text="<html>request timeout</html>")
         if answer == "hang":
             await asyncio.wait_for(self.released.wait(), 5)
             return self.error(-1)
@@ -100,6 +104,14 @@ class FakeWeCom:
         return self.error(int(answer))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._handle(request)
+        path = request.match_info["path"]
+        if path in self.reset_after and request.transport is not None:
+            self.reset_after.remove(path)
+            request.transport.abort()
+        return response
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.match_info["path"]
         query = dict(request.query)
         body: Any = None
@@ -462,39 +474,96 @@ async def test_bad_webhook_key_is_permanent(
     assert sleeps.waits == []
 
 
-async def test_http_500_is_a_transport_error_after_the_retries(
+async def test_http_500_on_a_read_is_a_transport_error_after_the_retries(
     client: WeComClient, fake: tuple[FakeWeCom, str], sleeps: Sleeps
 ) -> None:
     wecom, _ = fake
-    wecom.faults["message/send"] = ["500"] * 10
+    await client.appchat_create(userlist=["zhangsan", "lisi"], chatid="c1")
+    wecom.faults["appchat/get"] = ["500"] * 10
     with pytest.raises(TransportError) as caught:
-        await client.send_text("你好", touser="zhangsan")
+        await client.appchat_get("c1")
     assert caught.value.status == 500
     assert caught.value.errcode == -2
     assert caught.value.retryable
-    assert len(wecom.calls("message/send")) == 4
+    assert len(wecom.calls("appchat/get")) == 4
+    assert sleeps.waits == [0.5, 1.0, 2.0]
+    wecom.faults["appchat/get"] = ["500"]
+    assert (await client.appchat_get("c1"))["chatid"] == "c1"
+    assert len(wecom.calls("appchat/get")) == 6
+
+
+async def test_http_500_on_a_send_into_a_chat_is_not_repeated(
+    client: WeComClient, webhook: WebhookClient, fake: tuple[FakeWeCom, str], sleeps: Sleeps
+) -> None:
+    """The gateway's 500 may come after WeCom delivered the message: the caller decides what to do, not the
+    client, which would show it twice in a chat that has no duplicate check."""
+    wecom, _ = fake
+    await client.appchat_create(userlist=["zhangsan", "lisi"], chatid="c1")
+    for path, send in (
+        ("webhook/send", lambda: webhook.send_text(HOOK_KEY, "你好")),
+        ("appchat/send", lambda: client.appchat_send("c1", "text", {"content": "你好"})),
+        ("message/send", lambda: client.send_text("你好", touser="zhangsan")),
+    ):
+        wecom.faults[path] = ["500"]
+        with pytest.raises(TransportError) as caught:
+            await send()
+        assert caught.value.request_sent
+        assert caught.value.status == 500
+        assert len(wecom.calls(path)) == 1
+    assert sleeps.waits == []
+
+
+async def test_a_reset_after_the_request_reached_wecom_is_not_repeated(
+    client: WeComClient, webhook: WebhookClient, fake: tuple[FakeWeCom, str], sleeps: Sleeps
+) -> None:
+    wecom, _ = fake
+    await client.appchat_create(userlist=["zhangsan", "lisi"], chatid="c1")
+    wecom.reset_after = ["webhook/send", "appchat/send"]
+    with pytest.raises(TransportError) as caught:
+        await webhook.send_markdown(HOOK_KEY, "**新工单 2026112300001**")
+    assert caught.value.request_sent
+    with pytest.raises(TransportError) as caught:
+        await client.appchat_send("c1", "markdown", {"content": "**新工单 2026112300001**"})
+    assert caught.value.request_sent
+    assert len(wecom.calls("webhook/send")) == len(wecom.calls("appchat/send")) == 1
+    assert sleeps.waits == []
+    # an errcode is an answer, and so is 408 (the server gave up waiting for the request): not carried out, retried
+    wecom.faults["webhook/send"] = [-1, 45009, "408"]
+    await webhook.send_markdown(HOOK_KEY, "**新工单 2026112300002**")
+    assert len(wecom.calls("webhook/send")) == 5
     assert sleeps.waits == [0.5, 1.0, 2.0]
 
 
-async def test_http_500_then_ok_is_retried(webhook: WebhookClient, fake: tuple[FakeWeCom, str]) -> None:
+async def test_a_token_that_could_not_be_fetched_sent_nothing_and_is_retried(
+    client: WeComClient, fake: tuple[FakeWeCom, str], sleeps: Sleeps
+) -> None:
     wecom, _ = fake
-    wecom.faults["webhook/send"] = ["500"]
-    await webhook.send_text(HOOK_KEY, "你好")
-    assert len(wecom.calls("webhook/send")) == 2
+    wecom.faults["gettoken"] = ["500"]
+    await client.appchat_create(userlist=["zhangsan", "lisi"], chatid="c1")
+    assert wecom.gettoken_calls == 2
+    assert len(wecom.calls("appchat/create")) == 1
+    assert sleeps.waits == [0.5]
 
 
-async def test_timeouts_are_transport_errors_after_the_retries(
+async def test_timeouts_are_transport_errors_retried_only_when_repeatable(
     make_client: Callable[..., WeComClient], fake: tuple[FakeWeCom, str], sleeps: Sleeps
 ) -> None:
     wecom, _ = fake
     client = make_client(timeout=0.05, max_retries=2)
-    await client.send_text("预热", touser="zhangsan")
-    wecom.faults["message/send"] = ["hang"] * 3
+    await client.appchat_create(userlist=["zhangsan", "lisi"], chatid="c1")
+    wecom.faults["appchat/get"] = ["hang"] * 3
     with pytest.raises(TransportError) as caught:
-        await client.send_text("你好", touser="zhangsan")
+        await client.appchat_get("c1")
     assert "Timeout" in caught.value.errmsg
     assert caught.value.request_sent
     assert sleeps.waits == [0.5, 1.0]
+    wecom.faults["message/send"] = ["hang"]
+    with pytest.raises(TransportError) as caught:
+        await client.send_text("你好", touser="zhangsan")  # written, then no answer: it may have arrived
+    assert "Timeout" in caught.value.errmsg
+    assert caught.value.request_sent
+    assert sleeps.waits == [0.5, 1.0]
+    assert len(wecom.calls("message/send")) == 1
 
 
 def _closed_port() -> int:

@@ -360,10 +360,24 @@ async def test_a_link_lost_after_the_check_defers_a_send_that_did_not_go_out(clo
     assert deferred.value.retry_after == RECONNECT_WAIT
 
     sender = AibotWsSender(DropsBeforeSending(request_sent=True), MemoryRateLimiter(), clock)
-    with pytest.raises(DeliveryError) as failed:  # it may have arrived: a failed attempt, retried with backoff
+    with pytest.raises(DeliveryError) as failed:  # it may have arrived: an unsure attempt, resent marked
         await sender.send(message)
     assert not isinstance(failed.value, Deferred)
     assert not failed.value.permanent
+    assert failed.value.maybe_sent
+
+
+async def test_a_proactive_push_resent_after_an_unsure_send_is_marked(
+    fake: FakeWeCom, connect: Connect, clock: FrozenClock
+) -> None:
+    connection = connect()
+    await connection.wait_subscribed()
+    sender = AibotWsSender(connection, MemoryRateLimiter(), clock)
+    payload = {"chatid": "grp01", "msgtype": "markdown", "markdown": {"content": "**新工单 2026112300001**"}}
+    await sender.send(OutboundMessage(1, AIBOT_WS, "grp01", "k", payload, 0))
+    await sender.send(OutboundMessage(1, AIBOT_WS, "grp01", "k", payload, 1, resend=True))
+    shown = [d.body["markdown"]["content"] for d in fake.messages_to(chatid="grp01")]
+    assert shown == ["**新工单 2026112300001**", "**【补发】新工单 2026112300001**"]
 
 
 async def test_a_welcome_too_late_for_wecom_is_logged_not_raised(
