@@ -39,7 +39,7 @@ from typing import Any
 
 from bot.clock import local
 from bot.domain.lifecycle import TicketState
-from bot.domain.masking import mask_text
+from bot.domain.masking import Citizen, mask_text
 from bot.services.tickets import TicketNotFound, TicketService
 from bot.wecom.events import CardClick
 from bot.wecom.inbound import inbox_key
@@ -182,9 +182,9 @@ def ticket_card(
     unknown = [a for a in chosen if a not in BUTTONS]
     if unknown or len(set(chosen)) != len(chosen) or len(chosen) > 6:
         raise ValueError(f"card buttons {chosen!r}: each of {sorted(BUTTONS)} once, at most 6")
-    words = mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split()))
+    words = mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split()), Citizen.of(ticket))
     subtitle = [done] if done else []
-    subtitle.append(_clip(mask_text(str(ticket.get("content") or words)), SUBTITLE_CHARS))
+    subtitle.append(_clip(mask_text(str(ticket.get("content") or words), Citizen.of(ticket)), SUBTITLE_CHARS))
     if _state(ticket["state"]) in _SUBMIT_HINT_STATES:
         subtitle.append(f"办结请发送：/办结 {ticket_no} 处理结果")
     deadline = fmt.next_deadline(deadlines, ticket.get("cycle"))

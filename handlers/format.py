@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.clock import local
 from bot.domain.lifecycle import TicketState
-from bot.domain.masking import mask_name, mask_phone, mask_text
+from bot.domain.masking import Citizen, mask_name, mask_phone, mask_text
 from config.model import BotConfig
 from config.vocabulary import DEADLINE_LABELS, KIND_LABELS, DeadlineName, TicketKind
 
@@ -90,7 +90,7 @@ def summary(
 ) -> str:
     """The ticket's key facts for a chat everyone in the unit reads: citizen and phone numbers masked."""
     # masked before it is cut: a phone number cut short no longer looks like one
-    text = mask_text(ticket.get("title") or ticket["content"])
+    text = mask_text(ticket.get("title") or ticket["content"], Citizen.of(ticket))
     if len(text) > CONTENT_CHARS:
         text = text[:CONTENT_CHARS] + "…"
     lines = [
@@ -110,7 +110,7 @@ def extension_line(ticket: Mapping[str, Any], config: BotConfig) -> str | None:
     days = ticket.get("extension_days")
     if days is None:
         return None
-    reason = mask_text(" ".join(str(ticket.get("extension_reason") or "").split()))
+    reason = mask_text(" ".join(str(ticket.get("extension_reason") or "").split()), Citizen.of(ticket))
     if len(reason) > REASON_CHARS:
         reason = reason[:REASON_CHARS] + "…"
     who = person(config, ticket.get("extension_requested_by"))
@@ -142,7 +142,7 @@ def full_details(ticket: Mapping[str, Any]) -> str:
 
 def list_line(row: Mapping[str, Any], config: BotConfig, now: datetime) -> str:
     """One ticket in a list: number, a few words, state, its next deadline."""
-    text = mask_text(row.get("title") or row.get("content") or "")  # masked, then cut
+    text = mask_text(row.get("title") or row.get("content") or "", Citizen.of(row))  # masked, then cut
     if len(text) > LINE_CHARS:
         text = text[:LINE_CHARS] + "…"
     line = f"· {row['ticket_no']} {text}｜{state_label(row['state'])}"
