@@ -468,7 +468,9 @@ class Pusher:
         limit = self.config.pushes.digest.max_items
         lines = [f"**【新工单汇总】{unit.name} {len(items)} 件待接单**"]
         for i, ticket in enumerate(items[:limit], start=1):
-            text = mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split()), Citizen.of(ticket))
+            text = mask_text(
+                " ".join(str(ticket.get("title") or ticket.get("content") or "").split()), Citizen.of(ticket)
+            )
             if len(text) > LINE_CHARS:
                 text = text[:LINE_CHARS] + "…"
             line = f"{i}. {ticket['ticket_no']}（{fmt.kind_label(ticket['kind'])}）{text}"

@@ -37,6 +37,7 @@ from bot.wecom.fake import Delivered, FakeWeCom
 from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig
 from config.settings import Settings
+from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboxWorker
 from notifiers.ratelimit import MemoryRateLimiter
 from notifiers.wecom import wecom_senders
@@ -206,19 +207,13 @@ async def day(
     senders = wecom_senders(
         limiter=limiter, clock=clock, app=wecom, response_url=ResponseUrlClient(session, base_url=fake.base_url)
     )
-    from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
-
     senders[AIBOT_WS] = AibotWsSender(app[AIBOT_CONNECTION], limiter, clock)
     worker = OutboxWorker(app[STORE], senders, clock, owner="test")
-    engine = DeadlineEngine(
-        app[STORE], config, app[CALENDAR], clock, duty=app[DUTY], channels=push_channels(settings)
-    )
+    engine = DeadlineEngine(app[STORE], config, app[CALENDAR], clock, duty=app[DUTY], channels=push_channels(settings))
     return Day(client, fake, clock, worker, engine)
 
 
-async def test_a_day_shows_no_citizen_details_in_groups_the_masked_api_or_the_log(
-    day: Day, log: io.StringIO
-) -> None:
+async def test_a_day_shows_no_citizen_details_in_groups_the_masked_api_or_the_log(day: Day, log: io.StringIO) -> None:
     # 09:00 the platform hands four tickets over; the urgent ones are pushed at once, the others wait for the digest
     for ticket in TICKETS:
         response = await post_json(day.client, day.clock, "/api/tickets", ticket)
@@ -233,7 +228,9 @@ async def test_a_day_shows_no_citizen_details_in_groups_the_masked_api_or_the_lo
     await day.say("zhouting", "SRJG", f"/接单 {A}")
     await day.say("wuhao", "HW", "/待办")
     await day.say("wuhao", "HW", f"/接单 {D}")
-    await day.say("wuhao", "HW", f"/退单 {D} 市民欧阳娜娜说建国西路120弄7号的垃圾箱房属物业，电话15800003333 建议:市容所")
+    await day.say(
+        "wuhao", "HW", f"/退单 {D} 市民欧阳娜娜说建国西路120弄7号的垃圾箱房属物业，电话15800003333 建议:市容所"
+    )
     await day.say("zhouting", "SRJG", f"/延期 {A} 3 李建国家1203室需协调物业，李建国电话138 1234 5678")
     await day.say("zhouting", "SRJG", f"/查 {A}")  # with the pending extension's line
     await day.say("zhouting", "SRJG", "/我的")
@@ -242,7 +239,9 @@ async def test_a_day_shows_no_citizen_details_in_groups_the_masked_api_or_the_lo
     await day.say("sunlei", "SRJG", f"/接单 {B}")
     await day.say("sunlei", "SRJG", f"/联系 {B} 已联系王秀英，约定到光明路88弄5号2702室查看")
     await day.say(
-        "zhouting", "SRJG", f"/办结 {A} 已联系李建国（１３８１２３４５６７８），幸福里小区3号1203室漏水已修复，身份证310101198001011234核实"
+        "zhouting",
+        "SRJG",
+        f"/办结 {A} 已联系李建国（１３８１２３４５６７８），幸福里小区3号1203室漏水已修复，身份证310101198001011234核实",
     )
     await day.say("sunlei", "SRJG", f"/查 {B}")
 

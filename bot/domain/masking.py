@@ -91,7 +91,8 @@ _LANDLINE = re.compile(
 # any other number given as a phone number: 电话：62859811, 联系方式 8765-4321 (a local number without its area code
 # is recognised only so: on its own, 8 digits are too often something else)
 _CALLED = re.compile(
-    rf"(?:电话|手机|座机|固话|联系方式|tel|Tel|TEL)(?:号码?)?[:：]?[ ]?(?:是|为)?[:：]?[ ]?(?P<n>\d(?:{_SEP}\d){{6,11}})(?!\d)"
+    r"(?:电话|手机|座机|固话|联系方式|tel|Tel|TEL)(?:号码?)?[:：]?[ ]?(?:是|为)?[:：]?[ ]?"
+    rf"(?P<n>\d(?:{_SEP}\d){{6,11}})(?!\d)"
 )
 # a flat: 1203室, 502户, 1203房, A1203室 (two digits at least: 3室2厅 is a floor plan); after a building or unit
 # number also without 室: 3号1203, 5号楼2单元1203, 3栋502
@@ -99,7 +100,7 @@ _FLAT = re.compile(
     r"(?<![\dA-Za-z])(?P<n>[A-Za-z]?\d{2,5})(?=[室户]|房(?!间))"
     r"|(?<=\d)(?:号楼?|栋|幢|座|单元)[ ]?(?P<m>[A-Za-z]?\d{3,4})(?![\d年月日时点分号元万%])"
 )
-# the most specific number of an address, when it has no flat: 幸福路88弄3号 → 幸福路88弄***号
+# the most specific number of an address, when it has no flat (the last one): 光明路88弄5号 → 光明路88弄***号
 _LAST_HOUSE_NUMBER = re.compile(r"\d+(?=[ ]?[号弄栋幢座][^\d]*$)")
 
 
@@ -224,15 +225,13 @@ def _bare_name(name: str | None) -> str:
 
 
 def mask_address(address: str | None) -> str:
-    """幸福里小区3号1203室 → 幸福里小区3号***室; without a flat, the last house number: 幸福路88弄3号 → 幸福路88弄***号."""
+    """幸福里小区3号1203室 → 幸福里小区3号***室; without a flat, its last house number: 光明路88弄5号 →
+    光明路88弄***号."""
     if not address:
         return ""
     masked = _replace_numbers(_FLAT, lambda _: "***", address)
     if masked == address:
-        matches = list(_LAST_HOUSE_NUMBER.finditer(address))
-        if matches:
-            start, end = matches[-1].span()
-            masked = address[:start] + "***" + address[end:]
+        masked = _LAST_HOUSE_NUMBER.sub("***", address)
     return _numbers(masked)
 
 
