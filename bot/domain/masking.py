@@ -81,11 +81,11 @@ _ID_CARD = re.compile(
     r"|[1-9]\d{7}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3})(?![0-9A-Za-z])"
 )
 # a mainland mobile number, 11 digits from 13 to 19, with or without +86 / 86 / 0086 and separators anywhere
-_MOBILE = re.compile(rf"(?<!\d)(?P<n>(?:(?:\+|00)?86{_SEP})?1{_SEP}[3-9](?:{_SEP}\d){{9}})(?!\d)")
+_MOBILE = re.compile(rf"(?<!\d)(?=[+\d])(?P<n>(?:(?:\+|00)?86{_SEP})?1{_SEP}[3-9](?:{_SEP}\d){{9}})(?!\d)")
 # a landline with its area code (010 and 02x have 3 digits, the others 4): 021-62859811, (021)62859811,
 # 0571 8765 4321, +86 21 6285 9811 (the 0 dropped after the country code)
 _LANDLINE = re.compile(
-    rf"(?<!\d)(?P<n>(?:(?:\+|00)?86{_SEP}\(?(?P<intl>10|2\d|[3-9]\d\d)\)?|\(?(?P<area>0(?:10|2\d|[3-9]\d\d))\)?)"
+    rf"(?<!\d)(?=[+(\d])(?P<n>(?:(?:\+|00)?86{_SEP}\(?(?P<intl>10|2\d|[3-9]\d\d)\)?|\(?(?P<area>0(?:10|2\d|[3-9]\d\d))\)?)"
     rf"{_SEP}\d(?:{_SEP}\d){{6,7}})(?!\d)"
 )
 # any other number given as a phone number: 电话：62859811, 联系方式 8765-4321 (a local number without its area code
@@ -128,9 +128,11 @@ def _masked_number(match: re.Match[str]) -> str:
     return "*" * (len(digits) - 4) + digits[-4:]
 
 
-def _replace_numbers(pattern: re.Pattern[str], mask: Callable[[re.Match[str]], str], text: str) -> str:
+def _replace_numbers(
+    pattern: re.Pattern[str], mask: Callable[[re.Match[str]], str], text: str, shadow: str | None = None
+) -> str:
     """``text`` with each match of ``pattern`` in its shadow (its group ``n``, or ``m``) replaced by ``mask``."""
-    shadow = text.translate(_SHADOW)
+    shadow = text.translate(_SHADOW) if shadow is None else shadow
     parts: list[str] = []
     last = 0
     for match in pattern.finditer(shadow):
@@ -141,12 +143,22 @@ def _replace_numbers(pattern: re.Pattern[str], mask: Callable[[re.Match[str]], s
     return "".join(parts) + text[last:] if parts else text
 
 
+_NUMBER_RULES = (
+    (_ID_CARD, _masked_id),
+    (_MOBILE, _masked_mobile),
+    (_LANDLINE, _masked_landline),
+    (_CALLED, _masked_number),
+    (_FLAT, lambda _: "***"),
+)
+
+
 def _numbers(text: str) -> str:
-    text = _replace_numbers(_ID_CARD, _masked_id, text)
-    text = _replace_numbers(_MOBILE, _masked_mobile, text)
-    text = _replace_numbers(_LANDLINE, _masked_landline, text)
-    text = _replace_numbers(_CALLED, _masked_number, text)
-    return _replace_numbers(_FLAT, lambda _: "***", text)
+    shadow = text.translate(_SHADOW)
+    for pattern, mask in _NUMBER_RULES:
+        masked = _replace_numbers(pattern, mask, text, shadow)
+        if masked is not text:
+            text, shadow = masked, masked.translate(_SHADOW)
+    return text
 
 
 # --- names ----------------------------------------------------------------------------------------------------------
