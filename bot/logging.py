@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line (or plain text for a terminal), phone numbers masked."""
+"""Structured logs: one JSON object per line (or plain text for a terminal), masked at every level: no citizen's
+name, phone, ID number or flat (:mod:`bot.domain.masking`), and no database driver's parameters or rows."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from bot.domain.masking import MaskingFilter, mask_text
 
@@ -40,8 +41,9 @@ class TextFormatter(logging.Formatter):
         return mask_text(base + ("  " + " ".join(f"{k}={v}" for k, v in extras.items()) if extras else ""))
 
 
-def setup_logging(fmt: str = "json", level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def setup_logging(fmt: str = "json", level: str = "INFO", stream: IO[str] | None = None) -> None:
+    """One handler on the root logger, to ``stream`` (stderr), with the masking filter."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(MaskingFilter())
     root = logging.getLogger()

@@ -38,9 +38,9 @@ from types import MappingProxyType
 from typing import Any
 
 from bot.clock import local
-from bot.domain.escaping import escape_md
+from bot.domain.escaping import escape_md, group_text
 from bot.domain.lifecycle import TicketState
-from bot.domain.masking import mask_text
+from bot.domain.masking import Citizen, mask_text
 from bot.services.tickets import TicketNotFound, TicketService
 from bot.wecom.events import CardClick
 from bot.wecom.inbound import inbox_key
@@ -183,9 +183,10 @@ def ticket_card(
     unknown = [a for a in chosen if a not in BUTTONS]
     if unknown or len(set(chosen)) != len(chosen) or len(chosen) > 6:
         raise ValueError(f"card buttons {chosen!r}: each of {sorted(BUTTONS)} once, at most 6")
-    words = escape_md(mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split())))
+    words = group_text(ticket.get("title") or ticket.get("content") or "", ticket)
     subtitle = [done] if done else []
-    subtitle.append(_clip(escape_md(mask_text(str(ticket.get("content") or words))), SUBTITLE_CHARS))
+    content = escape_md(mask_text(str(ticket.get("content") or words), Citizen.of(ticket)))
+    subtitle.append(_clip(content, SUBTITLE_CHARS))
     if _state(ticket["state"]) in _SUBMIT_HINT_STATES:
         subtitle.append(f"办结请发送：/办结 {ticket_no} 处理结果")
     deadline = fmt.next_deadline(deadlines, ticket.get("cycle"))

@@ -9,7 +9,7 @@ from typing import Any
 from bot.domain.duty import Watch
 from bot.domain.escaping import escape_md
 from bot.domain.lifecycle import Action, ActionRequest, VisitResult
-from bot.domain.masking import mask_text
+from bot.domain.masking import Citizen, mask_text
 from bot.services.duty import DutyChange, DutyRefused, DutyStatus
 from bot.services.tickets import ActionOutcome, TicketDetail
 from config.model import Member
@@ -221,8 +221,9 @@ async def _request_extension(ctx: Context, cmd: ParsedCommand) -> None:
     facts = fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
     due = _due(fmt.handling_deadline(detail.deadlines, detail.ticket["cycle"]))
     approvers, who = _approvers(ctx, unit, ctx.userid)
+    shown = escape_md(mask_text(reason, Citizen.of(detail.ticket)))
     notice = (
-        f"{_name(ctx)} 申请工单 {ticket_no} 延期 {days} 个工作日：{escape_md(mask_text(reason))}\n"
+        f"{_name(ctx)} 申请工单 {ticket_no} 延期 {days} 个工作日：{shown}\n"
         f"当前{due}。\n回复{_decide_hint(ticket_no)}。"
     )
     if await ctx.tell(approvers, notice):
@@ -265,7 +266,7 @@ async def _decide_extension(ctx: Context, cmd: ParsedCommand, *, approve: bool) 
         done = f"✅ {_name(ctx)} 同意延期 {granted} 个工作日{fewer}，{_due(deadline, '延至')}。"
         notice = f"您申请的工单 {ticket_no} 延期已获 {_name(ctx)} 同意：{granted} 个工作日，{_due(deadline, '延至')}。"
     else:
-        why = escape_md(mask_text(reason or ""))
+        why = escape_md(mask_text(reason or "", Citizen.of(ticket)))
         done = f"❌ {_name(ctx)} 驳回延期申请：{why}。{_due(deadline, '仍为')}。"
         notice = f"您申请的工单 {ticket_no} 延期未获同意（{_name(ctx)}：{why}）。请按原时限办理：{_due(deadline)}。"
     if requester and requester != ctx.userid and await ctx.tell([requester], notice):

@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from bot.clock import local
-from bot.domain.escaping import escape_md
+from bot.domain.escaping import escape_md, group_text
 from bot.domain.lifecycle import TicketState
-from bot.domain.masking import mask_name, mask_phone, mask_text
+from bot.domain.masking import Citizen, mask_name, mask_phone, mask_text
 from config.model import BotConfig
 from config.vocabulary import DEADLINE_LABELS, KIND_LABELS, DeadlineName, TicketKind
 
@@ -91,7 +91,7 @@ def summary(
 ) -> str:
     """The ticket's key facts for a chat everyone in the unit reads: citizen and phone numbers masked."""
     # masked before it is cut: a phone number cut short no longer looks like one
-    text = escape_md(mask_text(ticket.get("title") or ticket["content"]))
+    text = escape_md(mask_text(ticket.get("title") or ticket["content"], Citizen.of(ticket)))
     if len(text) > CONTENT_CHARS:
         text = text[:CONTENT_CHARS] + "…"
     lines = [
@@ -111,7 +111,7 @@ def extension_line(ticket: Mapping[str, Any], config: BotConfig) -> str | None:
     days = ticket.get("extension_days")
     if days is None:
         return None
-    reason = escape_md(mask_text(" ".join(str(ticket.get("extension_reason") or "").split())))
+    reason = group_text(ticket.get("extension_reason") or "", ticket)
     if len(reason) > REASON_CHARS:
         reason = reason[:REASON_CHARS] + "…"
     who = person(config, ticket.get("extension_requested_by"))
@@ -143,7 +143,7 @@ def full_details(ticket: Mapping[str, Any]) -> str:
 
 def list_line(row: Mapping[str, Any], config: BotConfig, now: datetime) -> str:
     """One ticket in a list: number, a few words, state, its next deadline."""
-    text = escape_md(mask_text(row.get("title") or row.get("content") or ""))  # masked, then cut
+    text = escape_md(mask_text(row.get("title") or row.get("content") or "", Citizen.of(row)))  # masked, then cut
     if len(text) > LINE_CHARS:
         text = text[:LINE_CHARS] + "…"
     line = f"· {row['ticket_no']} {text}｜{state_label(row['state'])}"

@@ -1,9 +1,10 @@
 """The read-only lists and figures the chat commands show: /我的, /待办, /逾期, /统计.
 
 Rows are plain mappings: the ticket's list columns (``ticket_no``, ``title``, ``content``, ``kind``, ``category``,
-``unit_code``, ``handler_userid``, ``state``, ``dispatched_at`` …, never the citizen's contact details) and its next
-open deadline, ``deadline_name`` and ``deadline_due_at`` (None when it has none). The return window is a window,
-not an obligation: it is never the next deadline and never makes a ticket overdue. The SQL is in store.repo.
+``unit_code``, ``handler_userid``, ``state``, ``dispatched_at`` …, never the citizen's phone; the name and address
+only to mask them in the text) and its next open deadline, ``deadline_name`` and ``deadline_due_at`` (None when it
+has none). The return window is a window, not an obligation: it is never the next deadline and never makes a ticket
+overdue. The SQL is in store.repo.
 """
 
 from __future__ import annotations

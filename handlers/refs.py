@@ -14,8 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.domain.escaping import escape_md
-from bot.domain.masking import mask_text
+from bot.domain.escaping import escape_md, group_text
 from handlers.errors import CommandError
 from handlers.queries import OPEN_STATES
 from store import repo
@@ -64,7 +63,7 @@ def ticket_refs_in(text: str) -> list[str]:
 
 def _short(row: Mapping[Any, Any], width: int = 16) -> str:
     # masked before it is cut: a phone number cut short no longer looks like one (the answer may go to a group)
-    words = escape_md(mask_text(" ".join(str(row["title"] or row["content"] or "").split())))
+    words = group_text(row["title"] or row["content"] or "", row)
     return words if len(words) <= width else words[: width - 1] + "…"
 
 

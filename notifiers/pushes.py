@@ -51,9 +51,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import Clock
-from bot.domain.escaping import escape_md
+from bot.domain.escaping import escape_md, group_text
 from bot.domain.lifecycle import Action, TicketState
-from bot.domain.masking import mask_text
 from bot.services.duty import DutyService
 from bot.services.tickets import TicketChange
 from config.model import BotConfig, PushRule, Unit
@@ -305,9 +304,9 @@ class Pusher:
     ) -> str:
         """The push as group markdown (where no card goes), masked. ``remaining``: with the time left before the
         next deadline (not in a message that may wait for the service window: it would be stale)."""
-        title = escape_md(mask_text(" ".join(str(ticket.get("title") or "").split())))
+        title = group_text(ticket.get("title") or "", ticket)
         # masked before it is cut: a phone number cut short no longer looks like one
-        content = escape_md(mask_text(" ".join(str(ticket.get("content") or "").split())))
+        content = group_text(ticket.get("content") or "", ticket)
         if len(content) > CONTENT_CHARS:
             content = content[:CONTENT_CHARS] + "…"
         lines = [f"**{headline}**"]
@@ -365,7 +364,7 @@ class Pusher:
             log.warning("nobody on duty for an urgent push outside the service window; told the office's heads")
         ticket, no = change.ticket, change.ticket_no
         headline, _ = self._headline(change, event)
-        text = escape_md(mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split())))
+        text = group_text(ticket.get("title") or ticket.get("content") or "", ticket)
         body = (
             f"**【值班提醒】{headline}**\n"
             f"受理时段外，已推送至「{unit.name}」工作群。\n"
@@ -469,7 +468,7 @@ class Pusher:
         limit = self.config.pushes.digest.max_items
         lines = [f"**【新工单汇总】{unit.name} {len(items)} 件待接单**"]
         for i, ticket in enumerate(items[:limit], start=1):
-            text = escape_md(mask_text(" ".join(str(ticket.get("title") or ticket.get("content") or "").split())))
+            text = group_text(ticket.get("title") or ticket.get("content") or "", ticket)
             if len(text) > LINE_CHARS:
                 text = text[:LINE_CHARS] + "…"
             line = f"{i}. {ticket['ticket_no']}（{fmt.kind_label(ticket['kind'])}）{text}"

@@ -56,6 +56,8 @@ async def due_deadlines(conn: AsyncConnection, now: datetime, *, limit: int) -> 
             tickets.c.unit_code,
             tickets.c.handler_userid,
             func.substr(func.coalesce(tickets.c.title, tickets.c.content), 1, TEXT_CHARS).label("text"),
+            tickets.c.citizen_name,  # to mask them in the text
+            tickets.c.address,
         )
         .select_from(deadlines.join(tickets, tickets.c.id == deadlines.c.ticket_id))
         .where(deadlines.c.next_due_at <= now)

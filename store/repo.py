@@ -203,7 +203,8 @@ async def update_ticket(conn: AsyncConnection, ticket_id: int, version: int, val
 #
 # Ticket states and deadline names come in as plain strings from the caller. ``windows`` names deadlines that are
 # windows rather than obligations (the return window): they are neither a ticket's next deadline nor make it
-# overdue. Lists leave out the citizen's name, phone and address: they are shown in work groups.
+# overdue. Lists are shown in work groups: they leave out the citizen's phone, and carry the name and address only
+# so that the text can be masked (bot.domain.masking.Citizen).
 
 _LIST_COLUMNS = (
     tickets.c.id,
@@ -218,6 +219,8 @@ _LIST_COLUMNS = (
     tickets.c.is_repeat,
     tickets.c.is_media,
     tickets.c.dispatched_at,
+    tickets.c.citizen_name,
+    tickets.c.address,
 )
 
 

@@ -62,3 +62,35 @@ def test_setup_logging_installs_the_filter() -> None:
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+def test_a_database_drivers_records_below_warning_show_no_arguments() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(MaskingFilter())
+    row = ("2026112300301", "李建国", "上海市黄浦区幸福里小区3号1203室", "13812345678")
+    for name, level, msg in [
+        ("sqlalchemy.engine.Engine", logging.DEBUG, "Row %r"),
+        ("aiosqlite", logging.DEBUG, "executing %s"),
+        ("sqlalchemy.engine.Engine", logging.INFO, "[generated in %.5fs] %r"),
+    ]:
+        args = (row,) if "%.5f" not in msg else (0.001, row)
+        handler.handle(logging.LogRecord(name, level, __file__, 1, msg, args, None))
+    # a warning keeps its arguments, masked as any line
+    handler.handle(logging.LogRecord("asyncpg", logging.WARNING, __file__, 1, "市民%s来电 %s", ("李建国", "13812345678"), None))
+    lines = [json.loads(line)["msg"] for line in stream.getvalue().splitlines()]
+    assert lines == [
+        "Row %r [arguments not shown]",
+        "executing %s [arguments not shown]",
+        "[generated in %.5fs] %r [arguments not shown]",
+        "市民李某某来电 138****5678",
+    ]
+
+
+def test_a_line_is_masked_whole(capture: tuple[logging.Logger, io.StringIO]) -> None:
+    logger, stream = capture
+    logger.info("来电人王芳 身份证 31010119850315002X 住光明路88弄5号2702室 电话 139 0000 1111")
+    assert json.loads(stream.getvalue())["msg"] == (
+        "来电人王某某 身份证 **************002X 住光明路88弄5号***室 电话 139****1111"
+    )

@@ -18,13 +18,17 @@ becomes ``www．``; a line that would start a list, a rule or a heading starts w
 (``－``, ``＋``, ``＝``, ``1．``) and loses its indentation; bidirectional controls (which can make text read backwards)
 are dropped. Digits, dates, amounts, Chinese punctuation (《》（）：，。) and letters stay as they are.
 
-Escape after masking (:mod:`bot.domain.masking`): a masked phone number reads ``138＊＊＊＊5678``, whose stars can
-no longer pair with another masked number's into bold.
+Escape after masking (:mod:`bot.domain.masking`; :func:`group_text` does both for a ticket's text): a masked phone
+number reads ``138＊＊＊＊5678``, whose stars can no longer pair with another masked number's into bold.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
+
+from bot.domain.masking import Citizen, mask_text
 
 _LOOKALIKE = str.maketrans(
     {
@@ -68,3 +72,9 @@ def escape_md(text: str) -> str:
     text = _SCHEME.sub("：//", text)
     text = _WWW.sub(r"\1．", text)
     return _LINE_START.sub(_line_start, text)
+
+
+def group_text(text: object, ticket: Mapping[str, Any]) -> str:
+    """A ticket's text as a group may read it on one line: whitespace collapsed, the citizen masked
+    (:func:`bot.domain.masking.mask_text` with the ticket's :class:`~bot.domain.masking.Citizen`), then escaped."""
+    return escape_md(mask_text(" ".join(str(text or "").split()), Citizen.of(ticket)))

@@ -11,7 +11,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot.domain.lifecycle import Action, ActionRequest, TransitionRefused
-from bot.domain.masking import mask_name, mask_phone, mask_text
+from bot.domain.masking import Citizen, mask_address, mask_name, mask_phone, mask_text
 from bot.hotline.schemas import TICKET_NO, TicketBatch, TicketEventPayload, TicketPayload
 from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from bot.services.tickets import HOTLINE, TicketNotFound
@@ -196,6 +196,17 @@ def _authorize(request: web.Request) -> None:
         raise ApiError(401, "unauthorized", "send the API token as 'Authorization: Bearer <API_TOKEN>'")
 
 
+def _masked(value: Any, citizen: Citizen) -> Any:
+    """A history entry's ``data`` with every text in it masked (reasons, results, rejections, whatever it holds)."""
+    if isinstance(value, str):
+        return mask_text(value, citizen)
+    if isinstance(value, dict):
+        return {key: _masked(item, citizen) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item, citizen) for item in value]
+    return value
+
+
 def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
@@ -211,6 +222,7 @@ async def get_ticket(request: web.Request) -> web.Response:
     now = request.app[CLOCK].now()
     full = request.query.get("contact") == "full"
     t = detail.ticket
+    citizen = Citizen.of(t)
     if full:
         await request.app[TICKETS].record_access(t, actor="api", what="GET /api/tickets?contact=full")
     ticket = {
@@ -220,9 +232,9 @@ async def get_ticket(request: web.Request) -> web.Response:
         "request_type": t["request_type"],
         "category": t["category"],
         "area": t["area"],
-        "title": t["title"] if full or not t["title"] else mask_text(t["title"]),
-        "content": t["content"] if full else mask_text(t["content"]),
-        "address": t["address"],
+        "title": t["title"] if full or not t["title"] else mask_text(t["title"], citizen),
+        "content": t["content"] if full else mask_text(t["content"], citizen),
+        "address": t["address"] if full or not t["address"] else mask_address(t["address"]),
         "citizen_name": t["citizen_name"] if full else mask_name(t["citizen_name"]),
         "citizen_phone": t["citizen_phone"] if full else mask_phone(t["citizen_phone"]),
         "unit": t["unit_code"],
@@ -237,7 +249,7 @@ async def get_ticket(request: web.Request) -> web.Response:
             if t["extension_days"] is None
             else {
                 "days": t["extension_days"],
-                "reason": t["extension_reason"] if full else mask_text(t["extension_reason"] or ""),
+                "reason": t["extension_reason"] if full else mask_text(t["extension_reason"] or "", citizen),
                 "requested_by": t["extension_requested_by"],
                 "requested_at": _iso(t["extension_requested_at"]),
             },
@@ -275,8 +287,8 @@ async def get_ticket(request: web.Request) -> web.Response:
             "action": h["action"],
             "from_state": h["from_state"],
             "to_state": h["to_state"],
-            "note": h["note"] if full or not h["note"] else mask_text(h["note"]),
-            "data": h["data"],
+            "note": h["note"] if full or not h["note"] else mask_text(h["note"], citizen),
+            "data": h["data"] if full else _masked(h["data"], citizen),
         }
         for h in detail.history
     ]

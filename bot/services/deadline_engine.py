@@ -46,7 +46,7 @@ from typing import Any, Literal
 from bot.clock import Clock
 from bot.domain.escaping import escape_md
 from bot.domain.lifecycle import TicketState
-from bot.domain.masking import mask_text
+from bot.domain.masking import Citizen, mask_text
 from bot.domain.nags import (
     NAG_FREE,
     NagSchedule,
@@ -307,7 +307,7 @@ class DeadlineEngine:
             ticket_no=row["ticket_no"],
             name=row["name"],
             due_at=row["due_at"],
-            text=_cut(escape_md(mask_text(row["text"] or ""))),
+            text=_cut(escape_md(mask_text(row["text"] or "", Citizen.of(row)))),
             unit_code=row["unit_code"],
             handler=handler,
             overdue=overdue,

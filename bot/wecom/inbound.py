@@ -66,11 +66,11 @@ class EventSink(Protocol):
 
 
 def describe(event: InboundEvent) -> str:
-    """One line for logs, phone numbers masked."""
+    """One line for logs, without what a text says of a citizen (:func:`loggable`)."""
     match event:
         case TextMessage():
             where = f"group {event.chat_id}" if event.chat_type == "group" else "1:1"
-            return f"text from {event.sender.userid} ({where}): {mask_text(event.text)}"
+            return f"text from {event.sender.userid} ({where}): {loggable(event.text)}"
         case CardClick():
             return f"card click {event.event_key!r} on task {event.task_id} by {event.sender.userid}"
         case EnterChat():
@@ -78,6 +78,15 @@ def describe(event: InboundEvent) -> str:
         case OtherEvent():
             who = event.sender.userid if event.sender else "?"
             return f"{event.kind} from {who}"
+
+
+def loggable(text: str) -> str:
+    """A member's text as a log may show it: the command word and the plain ASCII words (ticket numbers, days),
+    masked; any other word (a reason, a result, a name, an address) as "…". ``/退单 0123 市民李建国称不归我们管``
+    is logged as ``/退单 0123 …``."""
+    words = text.split()
+    kept = [w if w.isascii() or (w.startswith("/") and len(w) <= 6) else "…" for w in words]
+    return mask_text(" ".join(w for i, w in enumerate(kept) if w != "…" or i == 0 or kept[i - 1] != "…"))
 
 
 class RecordingSink:
