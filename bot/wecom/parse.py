@@ -392,6 +392,10 @@ def _parse_json(data: bytes) -> dict[str, Any]:
         _fail(f"not acceptable JSON: {exc}")
     if not isinstance(doc, dict):
         _fail("the payload must be a JSON object")
+    try:  # "\ud800" alone decodes to a lone surrogate, which is no text: nothing could store or send it
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        _fail("a string holds a lone surrogate escape (\\ud800-\\udfff)")
     return doc
 
 
