@@ -15,6 +15,7 @@ from bot.domain.masking import mask_name, mask_phone, mask_text
 from bot.hotline.schemas import TICKET_NO, TicketBatch, TicketEventPayload, TicketPayload
 from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from bot.services.tickets import HOTLINE, TicketNotFound
+from bot.web.body import read_body
 from bot.web.errors import ApiError, json_response
 from bot.web.keys import CLOCK, CONFIG, INGEST, METRICS, SETTINGS, TICKETS
 
@@ -46,7 +47,7 @@ async def _signed_json(request: web.Request) -> tuple[bytes, Any]:
     secret = settings.hotline_ingest_secret
     if secret is None:
         raise ApiError(503, "ingest_disabled", "HOTLINE_INGEST_SECRET is not configured: ingest is disabled")
-    body = await request.read()
+    body = await read_body(request, config.hotline.max_body_bytes)
     try:
         verify(
             secret.get_secret_value(),
