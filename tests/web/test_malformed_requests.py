@@ -33,7 +33,8 @@ Send = Callable[..., Awaitable[bytes]]
 async def served(
     sqlite_url: str, settings_for: Callable[..., Settings], sandbox_config: BotConfig, clock: FrozenClock
 ) -> AsyncIterator[tuple[str, int]]:
-    app = create_app(settings_for(sqlite_url, **WECOM_ENV), sandbox_config, clock=clock, run_workers=False)
+    settings = settings_for(sqlite_url, HTTP_BODY_TIMEOUT="0.5", **WECOM_ENV)
+    app = create_app(settings, sandbox_config, clock=clock, run_workers=False)
     runner = web.AppRunner(app, access_log=None)  # as web.run_app sets it up
     await runner.setup()
     sock = socket.create_server(("127.0.0.1", 0))
@@ -169,3 +170,25 @@ async def test_a_cancelled_handler_of_a_client_gone_is_a_499_too(
     found = await _counted(address, "/wecom/callback", "499")
     assert found[("/wecom/callback", "499")] == 1
     assert not [key for key in found if key[1] == "500"], found
+
+
+async def test_a_trickled_hand_over_is_cut_off_by_the_body_timeout(served: tuple[str, int], clock: FrozenClock) -> None:
+    """The hand-over API reads its body within the same timeout as the callbacks (here 0.5 s): 408, one WARNING."""
+    reader, writer = await asyncio.open_connection(*served)
+
+    async def trickle() -> None:
+        writer.write(hand_over_head(60 * 1024, clock))
+        while True:
+            writer.write(b" " * 100)
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the sender's pace
+
+    sender = asyncio.create_task(trickle())
+    try:
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        sender.cancel()
+        writer.close()
+    assert status_line.startswith(b"HTTP/1.1 408"), status_line
+    found = await _counted(served, "/api/tickets", "408")
+    assert found[("/api/tickets", "408")] == 1
