@@ -1,5 +1,5 @@
-"""Careless and hostile callbacks through the real app, on both databases: an empty body, a lone surrogate escape, a
-body trickled byte by byte, a captured callback replayed after its inbox row was purged, one dated ahead of us.
+"""Careless and hostile callbacks through the real app, on both databases: an empty body, a lone surrogate escape or
+U+0000 in a robot message, a body trickled byte by byte, a captured callback replayed after its inbox row was purged, one dated ahead of us.
 
 Each is refused with a JSON error and leaves no inbox row; time moves on the app's clock, never by sleeping (the
 trickled body is the one real-time case: a short body timeout, and an answer awaited with a bound).
@@ -79,22 +79,26 @@ async def test_an_empty_body_is_refused_on_both_callbacks(client: Client, signed
     assert await rows(client) == []
 
 
-def _with_lone_surrogate(field: str) -> bytes:
-    """A robot message whose ``field`` ends in the JSON escape ``\\ud800`` (a lone surrogate: no character)."""
+def _with_escape(field: str, escape: str) -> bytes:
+    """A robot message whose ``field`` ends in the JSON ``escape``: ``\\ud800`` (a lone surrogate: no character),
+    or ``\\u0000`` (U+0000, which PostgreSQL stores in no text)."""
     plain = robot_json("text", text={"content": "查询 2026112300123"}).decode()
     value = {"msgid": "CAIQ16HMjQYY/NGagIOAgAMgq4KM0AI=", "content": "查询 2026112300123", "userid": "lisi"}[field]
     assert plain.count(f'"{value}"') == 1
-    return plain.replace(f'"{value}"', f'"{value}\\ud800"').encode()
+    return plain.replace(f'"{value}"', f'"{value}{escape}"').encode()
 
 
+@pytest.mark.parametrize("escape", ["\\ud800", "\\u0000"])
 @pytest.mark.parametrize("field", ["msgid", "content", "userid"])
-async def test_a_robot_message_with_a_lone_surrogate_is_refused_and_not_stored(client: Client, field: str) -> None:
-    plain = _with_lone_surrogate(field)
+async def test_a_robot_message_holding_no_text_is_refused_and_not_stored(
+    client: Client, field: str, escape: str
+) -> None:
+    plain = _with_escape(field, escape)
     encrypt = ROBOT.encrypt(plain)
     body = json.dumps({"encrypt": encrypt}).encode()
     for _ in range(2):  # WeCom's retry of a refused callback is refused the same way, not a 5xx it retries forever
         error = await refused(await client.post(f"/wecom/aibot?{query(ROBOT, encrypt)}", data=body), 400, "malformed")
-        assert "surrogate" in error["message"]
+        assert ("surrogate" if escape == "\\ud800" else "U+0000") in error["message"]
     await processor(client).drain()
     assert await rows(client) == []
     assert seen(client) == []
