@@ -1,5 +1,6 @@
 """Careless and hostile callbacks through the real app, on both databases: an empty body, a lone surrogate escape or
-U+0000 in a robot message, a body trickled byte by byte, a captured callback replayed after its inbox row was purged, one dated ahead of us.
+U+0000 in a robot message, a body trickled byte by byte, a captured callback replayed after its inbox row was
+purged, one dated ahead of us.
 
 Each is refused with a JSON error and leaves no inbox row; time moves on the app's clock, never by sleeping (the
 trickled body is the one real-time case: a short body timeout, and an answer awaited with a bound).
