@@ -172,6 +172,8 @@ async def _open(request: web.Request, source: str, envelope: Callable[[bytes], s
     body = await read_body(request, MAX_BODY)
     query = request.rel_url.raw_query_string
     try:
+        if not body:
+            raise MalformedCallback("the body is empty")
         encrypt = envelope(body)
         signature, timestamp, nonce = raw_query_params(query, "msg_signature", "timestamp", "nonce")
         plain = crypto.decrypt(signature, timestamp, nonce, encrypt)
