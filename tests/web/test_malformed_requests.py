@@ -89,8 +89,8 @@ MALFORMED = {
 
 
 async def _settled(records: list[logging.LogRecord], count: int) -> None:
-    """Waits (bounded) until the server has logged ``count`` records: it logs after answering."""
-    for _ in range(200):
+    """Waits (at most 10 s) until the server has logged ``count`` records."""
+    for _ in range(1000):
         if len(records) >= count:
             return
         await asyncio.sleep(0.01)
@@ -125,11 +125,12 @@ async def metrics(address: tuple[str, int]) -> dict[tuple[str, str], float]:
 
 
 async def _counted(address: tuple[str, int], route: str, status: str) -> dict[tuple[str, str], float]:
-    """The metrics once ``route`` has a request of ``status`` (bounded: the server counts after the client left)."""
-    for _ in range(200):
+    """The metrics once ``route`` has a request of ``status`` (waiting at most 10 s: the server counts it after the
+    client has gone)."""
+    for _ in range(1000):
         found = await metrics(address)
         if (route, status) in found:
-            return found
+            break
         await asyncio.sleep(0.01)
     return found
 
