@@ -53,6 +53,7 @@ from bot.web.keys import (
     WECOM_CALLBACKS,
     WECOM_INBOUND,
 )
+from bot.web.protocol import PROTOCOL_LOG
 from bot.wecom import callbacks as wecom_callbacks
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
 from bot.wecom.events import EnterChat, InboundEvent
@@ -103,6 +104,7 @@ def create_app(
     app = web.Application(
         middlewares=[ops.metrics_middleware, error_middleware],
         client_max_size=config.hotline.max_body_bytes,
+        handler_args={"logger": PROTOCOL_LOG},  # a malformed request is one WARNING line, not a traceback
     )
     app[SETTINGS] = settings
     app[CONFIG] = config

@@ -31,6 +31,7 @@ __all__ = [
     "describe_error",
     "load_config",
     "load_config_text",
+    "mask_credentials",
 ]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -43,11 +44,33 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 # --------------------------------------------------------------------------------------------------
 
 
+# a URL's user information (user:password@) and its query parameters that carry a credential
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/?#\s\"']*)@")
+_SECRET_PARAM = re.compile(
+    r"(?i)([?&;](?:key|token|access_token|secret|corpsecret|password|passwd|pwd|sign|signature)=)[^&;#\s\"']*"
+)
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the credentials in any URL it holds masked: ``ftp://user:pass@host/?key=k`` becomes
+    ``ftp://user:***@host/?key=***``. Every message that echoes a value the configuration refused goes through this:
+    the value may be a URL with a password in it."""
+
+    def userinfo(match: re.Match[str]) -> str:
+        user, sep, _password = match.group(2).partition(":")
+        return f"{match.group(1)}{user}:***@" if sep else f"{match.group(1)}***@"
+
+    return _SECRET_PARAM.sub(r"\1***", _URL_USERINFO.sub(userinfo, text))
+
+
 @dataclass(frozen=True)
 class ConfigIssue:
     path: str  # 'units[3].head'; '' for the whole file; an env var name for Settings
-    message: str
+    message: str  # with the credentials of any URL it quotes masked (mask_credentials)
     line: int | None = None  # 1-based line in the YAML
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "message", mask_credentials(self.message))
 
     def format(self, source: str | None = None) -> str:
         """'config/example.yaml:42: units[3].head: unknown member "lisi"'."""

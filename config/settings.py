@@ -50,6 +50,8 @@ class Settings(BaseModel):
     config_path: Path = Path("config/sandbox.yaml")
     host: str = "127.0.0.1"
     port: int = 8080
+    # a request body (a WeCom callback, a hand-over) must arrive within this many seconds, or it is answered 408
+    body_timeout: float = Field(default=10, gt=0, le=300)
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
     wecom_corp_id: str | None = None
     wecom_app_agent_id: str | None = None
@@ -81,6 +83,7 @@ class Settings(BaseModel):
         "config_path": "BOT_CONFIG",
         "host": "BOT_HOST",
         "port": "BOT_PORT",
+        "body_timeout": "HTTP_BODY_TIMEOUT",
         "wecom_api_base": "WECOM_API_BASE",
         "wecom_corp_id": "WECOM_CORP_ID",
         "wecom_app_agent_id": "WECOM_APP_AGENT_ID",

@@ -12,9 +12,17 @@ from pydantic import ValidationError
 
 from bot.domain.lifecycle import Action, ActionRequest, TransitionRefused
 from bot.domain.masking import Citizen, mask_address, mask_name, mask_phone, mask_text
-from bot.hotline.schemas import TICKET_NO, TicketBatch, TicketEventPayload, TicketPayload
+from bot.hotline.schemas import (
+    DAYS_ONLY_WITH,
+    EVENT_NEEDS,
+    TICKET_NO,
+    TicketBatch,
+    TicketEventPayload,
+    TicketPayload,
+)
 from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
 from bot.services.tickets import HOTLINE, TicketNotFound
+from bot.web.body import read_body
 from bot.web.errors import ApiError, json_response
 from bot.web.keys import CLOCK, CONFIG, INGEST, METRICS, SETTINGS, TICKETS
 
@@ -46,7 +54,7 @@ async def _signed_json(request: web.Request) -> tuple[bytes, Any]:
     secret = settings.hotline_ingest_secret
     if secret is None:
         raise ApiError(503, "ingest_disabled", "HOTLINE_INGEST_SECRET is not configured: ingest is disabled")
-    body = await request.read()
+    body = await read_body(request, config.hotline.max_body_bytes)
     try:
         verify(
             secret.get_secret_value(),
@@ -60,7 +68,12 @@ async def _signed_json(request: web.Request) -> tuple[bytes, Any]:
         request.app[METRICS].rejected(exc.code)
         raise ApiError(401, exc.code, exc.message) from None
     try:
-        return body, json.loads(body.decode("utf-8"), parse_constant=_no_constants)
+        data = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
+        json.dumps(data, ensure_ascii=False).encode("utf-8")  # "\ud800" alone decodes to a lone surrogate: no text
+        return body, data
+    except UnicodeEncodeError:
+        request.app[METRICS].rejected("invalid_json")
+        raise ApiError(400, "invalid_json", "a string holds a lone surrogate escape (\\ud800-\\udfff)") from None
     except UnicodeDecodeError:
         request.app[METRICS].rejected("invalid_json")
         raise ApiError(400, "invalid_json", "the body must be JSON in UTF-8") from None
@@ -143,15 +156,7 @@ async def post_ticket_event(request: web.Request) -> web.Response:
         by_hotline=True,
         days=event.days,
     )
-    if event.type == "redispatch" and not event.unit:
-        raise ApiError(
-            422, "validation_error", "redispatch needs the new unit", [{"loc": "unit", "message": "required"}]
-        )
-    if event.type == "visit_result" and event.result is None:
-        raise ApiError(
-            422, "validation_error", "visit_result needs a result", [{"loc": "result", "message": "required"}]
-        )
-    _check_extension(event, request.app[CONFIG].deadlines.extension.max_days)
+    _check_event(event, request.app[CONFIG].deadlines.extension.max_days)
     try:
         outcome = await request.app[TICKETS].act(
             ticket_no, req, dedup=("hotline", f"{ticket_no}:{event.event_id}", body.decode())
@@ -170,19 +175,21 @@ async def post_ticket_event(request: web.Request) -> web.Response:
     )
 
 
-def _check_extension(event: TicketEventPayload, max_days: int) -> None:
-    """An extension event carries what it needs: days (within the configured maximum) and a reason."""
+def _check_event(event: TicketEventPayload, max_days: int) -> None:
+    """An event carries what its type needs (:data:`EVENT_NEEDS`, as the OpenAPI document says: not null, not
+    blank), ``days`` only with an extension request or approval, and a request at most ``max_days``."""
     problems = []
-    if event.type == "request_extension":
-        if event.days is None:
-            problems.append({"loc": "days", "message": "required"})
-        elif event.days > max_days:
+    for name in EVENT_NEEDS.get(event.type, ()):
+        value = getattr(event, name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            problems.append({"loc": name, "message": "required: the reason" if name == "note" else "required"})
+    if event.days is not None:
+        if event.type not in DAYS_ONLY_WITH:
+            problems.append({"loc": "days", "message": f"not used by {event.type}"})
+        elif event.type == "request_extension" and event.days > max_days:
             problems.append({"loc": "days", "message": f"at most {max_days} working days"})
-    if event.type in ("request_extension", "reject_extension") and not (event.note or "").strip():
-        problems.append({"loc": "note", "message": "required: the reason"})
-    if event.days is not None and event.type not in ("request_extension", "approve_extension"):
-        problems.append({"loc": "days", "message": f"not used by {event.type}"})
     if problems:
+        problems.sort(key=lambda p: p["loc"])
         raise ApiError(422, "validation_error", f"{event.type} is not complete", problems)
 
 

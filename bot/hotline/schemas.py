@@ -1,15 +1,20 @@
 """The JSON the hotline sends (``POST /api/tickets``, ``POST /api/tickets/{no}/events``), validated.
 
-The same ``TicketPayload`` validates the rows of an Excel/CSV import, so both paths accept the same things.
+The same ``TicketPayload`` validates the rows of an Excel/CSV import, so both paths accept the same things. The
+OpenAPI document (:mod:`bot.web.openapi`) is generated from these models, so what they refuse is what it says: a
+``null`` only where a field is optional (``is_repeat``, ``is_media`` and ``extra`` take none), dates within
+:data:`EARLIEST`..:data:`LATEST` (``formatMinimum``/``formatMaximum``), what each event type needs (``allOf`` of
+``if``/``then``), and no U+0000 in any text (PostgreSQL stores none).
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import JsonDict, JsonValue
 
 from bot.clock import TZ, local
 from bot.domain.lifecycle import VisitResult
@@ -31,9 +36,12 @@ REQUEST_TYPES = {
     "suggestion": "suggestion",
 }
 VISIT_LABELS = {r.label: r for r in VisitResult} | {r.value: r for r in VisitResult}
-# dates the working-day calendar can compute deadlines from (its data spans 2004..2099)
+# dates the working-day calendar can compute deadlines from (its data spans 2004..2099): 2004-01-01 to 2098-12-31,
+# Beijing time, both days whole
 EARLIEST = datetime(2004, 1, 1, tzinfo=TZ)
-LATEST = datetime(2098, 12, 31, tzinfo=TZ)
+LATEST = datetime(2098, 12, 31, 23, 59, 59, 999999, tzinfo=TZ)
+DATE_RANGE: dict[str, Any] = {"formatMinimum": EARLIEST.isoformat(), "formatMaximum": LATEST.isoformat()}
+_IN_RANGE = "; from 2004-01-01 to 2098-12-31 (Beijing time)"
 MAX_EXTRA_DEPTH = 5
 
 
@@ -42,7 +50,21 @@ def _in_range(value: datetime | None) -> datetime | None:
         return None
     value = local(value)
     if not EARLIEST <= value <= LATEST:
-        raise ValueError(f"日期 {value:%Y-%m-%d} 超出可处理的范围（{EARLIEST:%Y}–{LATEST:%Y} 年）")
+        raise ValueError(f"日期 {value:%Y-%m-%d} 超出可处理的范围（{EARLIEST:%Y-%m-%d} 至 {LATEST:%Y-%m-%d}）")
+    return value
+
+
+def _no_nul(value: Any) -> Any:
+    """JSON can carry U+0000 (``"\\u0000"``) in a string; PostgreSQL stores none in text: refused wherever it is."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("文本中不能有 NUL 字符（\\u0000）")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _no_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item)
     return value
 
 
@@ -85,8 +107,12 @@ class TicketPayload(BaseModel):
     category: str | None = Field(None, max_length=64, description="诉求类别, e.g. 环卫")
     area: str | None = Field(None, max_length=64, description="所属街镇")
     unit: str | None = Field(None, max_length=64, description="承办单位 code or name, if the platform named one")
-    dispatched_at: datetime | None = Field(None, description="派单时间, ISO 8601; without offset = Beijing time")
-    hotline_deadline: datetime | None = Field(None, description="the platform's own 办理时限")
+    dispatched_at: datetime | None = Field(
+        None, description="派单时间, ISO 8601; without offset = Beijing time" + _IN_RANGE, json_schema_extra=DATE_RANGE
+    )
+    hotline_deadline: datetime | None = Field(
+        None, description="the platform's own 办理时限" + _IN_RANGE, json_schema_extra=DATE_RANGE
+    )
     is_repeat: bool = Field(False, description="重复工单")
     is_media: bool = Field(False, description="舆论监督 / media exposure")
     extra: dict[str, Any] = Field(default_factory=dict, description="anything else, kept as is")
@@ -107,10 +133,17 @@ class TicketPayload(BaseModel):
             raise ValueError(f"未知的诉求类型「{value}」（咨询、求助、投诉或建议）")
         return REQUEST_TYPES[value]
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return _no_nul(value)
+
     @field_validator("is_repeat", "is_media", mode="before")
     @classmethod
     def _flags(cls, value: Any) -> bool:
-        return False if value is None else _flag(value)
+        if value is None:  # an import leaves an empty cell out; JSON null is no "是/否"
+            raise ValueError("应为 true/false（是/否），不能为 null")
+        return _flag(value)
 
     @field_validator("dispatched_at", "hotline_deadline")
     @classmethod
@@ -171,10 +204,41 @@ class TicketBatch(BaseModel):
     tickets: list[TicketPayload] = Field(min_length=1, max_length=500)
 
 
+def _needs(event_type: str, *fields: str) -> dict[str, Any]:
+    """JSON Schema: an event of ``event_type`` has each of ``fields``, not null and not blank."""
+    text = {"type": "string", "minLength": 1, "pattern": r"\S"}
+    not_null = {"not": {"type": "null"}}
+    shapes = {"unit": text, "note": text, "days": {"type": "integer", "minimum": 1}, "result": not_null}
+    return {
+        "if": {"properties": {"type": {"const": event_type}}, "required": ["type"]},
+        "then": {"required": list(fields), "properties": {f: shapes[f] for f in fields}},
+    }
+
+
+# what each event type needs, as the API enforces it (bot.hotline.api): in the OpenAPI document
+EVENT_NEEDS: dict[str, tuple[str, ...]] = {
+    "visit_result": ("result",),
+    "redispatch": ("unit",),
+    "request_extension": ("days", "note"),
+    "reject_extension": ("note",),
+}
+DAYS_ONLY_WITH = ("request_extension", "approve_extension")
+_EVENT_RULES: list[dict[str, Any]] = [_needs(t, *fields) for t, fields in EVENT_NEEDS.items()] + [
+    {
+        "if": {"properties": {"type": {"not": {"enum": list(DAYS_ONLY_WITH)}}}, "required": ["type"]},
+        "then": {"properties": {"days": {"type": "null"}}},
+    }
+]
+
+
+def _event_rules(schema: JsonDict) -> None:
+    schema["allOf"] = cast(list[JsonValue], _EVENT_RULES)
+
+
 class TicketEventPayload(BaseModel):
     """An update from the hotline about a ticket it sent before."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=_event_rules)
 
     event_id: str = Field(min_length=1, max_length=100, description="unique per event: retries are ignored")
     type: Literal[
@@ -186,7 +250,9 @@ class TicketEventPayload(BaseModel):
         "approve_extension",
         "reject_extension",
     ]
-    at: datetime | None = Field(None, description="when it happened; default: when received")
+    at: datetime | None = Field(
+        None, description="when it happened; default: when received" + _IN_RANGE, json_schema_extra=DATE_RANGE
+    )
     result: VisitResult | None = Field(None, description="visit_result: satisfied, basically_satisfied, …")
     unit: str | None = Field(None, max_length=64, description="redispatch: the new unit (code or name)")
     days: int | None = Field(
@@ -202,6 +268,11 @@ class TicketEventPayload(BaseModel):
         max_length=2000,
         description="the reason: required with request_extension and reject_extension",
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        return _no_nul(value)
 
     @field_validator("result", mode="before")
     @classmethod

@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.web import protocol
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -68,6 +70,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
-    except Exception:
+    except Exception as exc:
+        if protocol.client_went_away(request, exc):
+            return protocol.client_closed(request)
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return json_error(500, "internal_error", "an internal error occurred; it has been logged")

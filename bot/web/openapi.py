@@ -45,10 +45,14 @@ def _json(ref: str) -> dict[str, Any]:
 
 
 _SIGNED_ERRORS = {
-    "400": _error("The body is not JSON"),
+    "400": _error("The body is not JSON (or holds a lone surrogate escape such as `\\ud800`)"),
     "401": _error("Missing, stale or wrong signature"),
     "413": _error("The body is too large"),
-    "422": _error("The JSON does not describe a valid ticket or event; `details` lists each problem"),
+    "422": _error(
+        "The JSON does not describe a valid ticket or event (what the schema refuses: a null where the field takes "
+        "none, a date outside formatMinimum..formatMaximum, a field the event type needs, U+0000 in a text); "
+        "`details` lists each problem by `loc`"
+    ),
     "503": _error("HOTLINE_INGEST_SECRET is not configured"),
 }
 
@@ -84,7 +88,10 @@ def document() -> dict[str, Any]:
                 "Tickets from the 12345 hotline in, ticket state out. Hand-overs are signed: "
                 f"`{TIMESTAMP_HEADER}` = Unix seconds, `{SIGNATURE_HEADER}` = `sha256=` + hex HMAC-SHA256 "
                 "of `{timestamp}.{raw body}` keyed with HOTLINE_INGEST_SECRET; the timestamp must be within "
-                "the configured window (default 300 s)."
+                "the configured window (default 300 s). The body must arrive within HTTP_BODY_TIMEOUT (default "
+                "10 s; 408 after). Validation: a field takes `null` only where its schema lists it (then it means "
+                "absent); dates (ISO 8601, without an offset Beijing time) lie from 2004-01-01 to 2098-12-31; each "
+                "event type has the fields its `allOf` rule names; no text may hold U+0000."
             ),
         },
         "paths": {

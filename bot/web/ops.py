@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from bot.web.keys import (
     REDIS,
     STORE,
 )
+from bot.web.protocol import CLIENT_CLOSED
 from store import repo
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,10 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except asyncio.CancelledError:
+        if request.transport is None:  # the handler was cancelled because its client went away
+            status = CLIENT_CLOSED
         raise
     finally:
         request.app[METRICS].request(request.method, route, status, time.perf_counter() - started)

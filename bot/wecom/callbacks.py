@@ -6,13 +6,15 @@ quotes, no newline). The query is read raw (:func:`raw_query_param`): decoded as
 would become a space. Any failure is a 403 JSON error.
 
 ``POST`` is a message or event: a bounded body (≤ 64 KiB, 413 beyond, refused on ``Content-Length`` before
-reading), envelope → signature and receive id checked → decrypt → parse → :meth:`InboundProcessor.accept` (one
-inbox row, in its own transaction) → 200. A callback that cannot be trusted or read gets a 4xx JSON error and
+reading; 408 when it has not all arrived within ``HTTP_BODY_TIMEOUT``), envelope → signature and receive id checked
+→ timestamp within the replay window → decrypt → parse → :meth:`InboundProcessor.accept` (one inbox row, in its own
+transaction) → 200. A callback that cannot be trusted or read gets a 4xx JSON error and
 leaves no row. Nothing on this path calls WeCom, so the answer comes well within WeCom's 1 s (verification) and
 5 s (messages); the event is processed after the answer.
 
-The callback ``timestamp`` is not held to a window: WeCom's retries reuse it, and a replay is caught by the inbox's
-(source, dedup key) uniqueness instead.
+A repeat of a callback (WeCom's retries reuse its ``timestamp``, within minutes) is caught by the inbox's (source,
+dedup key) uniqueness; those rows are purged after ``retention.inbox_days``, so a signed ``timestamp`` older than
+that less a day (:func:`replay_window`), or dated ahead of our clock, is refused (403 ``bad_timestamp``).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import NoReturn
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.web.body import read_body
 from bot.web.errors import ApiError, json_error
 from bot.web.keys import CLOCK, CONFIG, WECOM_CALLBACKS, WECOM_INBOUND
 from bot.wecom.crypto import CallbackCrypto, CallbackCryptoError, raw_query_params
@@ -33,6 +36,7 @@ from bot.wecom.events import EnterChat, InboundEvent
 from bot.wecom.inbound import AIBOT_SOURCE, APP_SOURCE
 from bot.wecom.parse import MalformedCallback, parse_aibot_envelope, parse_aibot_json, parse_app_envelope, parse_app_xml
 from config.loader import ConfigError, ConfigIssue
+from config.model import BotConfig
 from config.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,10 @@ MAX_BODY = 64 * 1024
 
 # codes that mean "not from WeCom, or not for us"; the others mean "unreadable"
 _FORBIDDEN = {"missing_signature", "bad_signature", "bad_timestamp", "wrong_receiver"}
+# a signed callback older than the inbox's retention less this is refused (see replay_window); one dated more than
+# FUTURE_SKEW ahead of our clock too (WeCom's clock and ours agree within seconds)
+REPLAY_MARGIN = timedelta(days=1)
+FUTURE_SKEW = timedelta(hours=1)
 
 
 # -- configuration ------------------------------------------------------------------------------------------------
@@ -126,24 +134,27 @@ async def verify_aibot(request: web.Request) -> web.Response:
 # -- messages and events ------------------------------------------------------------------------------------------
 
 
-def _too_large() -> NoReturn:
-    raise ApiError(413, "body_too_large", f"a callback body is at most {MAX_BODY} bytes")
+def replay_window(config: BotConfig) -> timedelta:
+    """How old a callback's signed timestamp may be: the inbox's retention less a day, so that a callback is refused
+    before the inbox row that recognises its repeat can have been purged."""
+    return timedelta(days=config.retention.inbox_days) - REPLAY_MARGIN
 
 
-async def read_bounded(request: web.Request, limit: int = MAX_BODY) -> bytes:
-    """The body, refused (413) once it exceeds ``limit``: at once by its ``Content-Length``, else while reading."""
-    length = request.content_length
-    if length is not None:
-        if length > limit:
-            _too_large()
-        # the HTTP parser holds the body to Content-Length; a sender that stops short loses its connection
-        return await request.content.readexactly(length)
-    body = bytearray()
-    while chunk := await request.content.read(limit + 1 - len(body)):
-        body += chunk
-        if len(body) > limit:
-            _too_large()
-    return bytes(body)
+def _check_timestamp(request: web.Request, timestamp: str) -> None:
+    """A signed callback is refused when its ``timestamp`` is older than :func:`replay_window` (a captured callback
+    replayed after its inbox row was purged would run again) or more than :data:`FUTURE_SKEW` ahead of our clock."""
+    try:
+        sent = datetime.fromtimestamp(int(timestamp), UTC)
+    except (ValueError, OverflowError, OSError):
+        raise CallbackCryptoError("bad_timestamp", "the timestamp is not Unix seconds") from None
+    now = request.app[CLOCK].now()
+    window = replay_window(request.app[CONFIG])
+    if sent < now - window:
+        raise CallbackCryptoError(
+            "bad_timestamp", f"the callback was signed more than {window.days} days ago: a replay is not accepted"
+        )
+    if sent > now + FUTURE_SKEW:
+        raise CallbackCryptoError("bad_timestamp", "the callback is dated ahead of the server's clock")
 
 
 def _refused(source: str, exc: CallbackCryptoError | MalformedCallback) -> NoReturn:
@@ -158,12 +169,15 @@ def _refused(source: str, exc: CallbackCryptoError | MalformedCallback) -> NoRet
 async def _open(request: web.Request, source: str, envelope: Callable[[bytes], str]) -> tuple[bytes, str]:
     """Body → envelope → checked and decrypted plaintext, as bytes and as the text stored in the inbox."""
     crypto = request.app[WECOM_CALLBACKS][source]
-    body = await read_bounded(request)
+    body = await read_body(request, MAX_BODY)
     query = request.rel_url.raw_query_string
     try:
+        if not body:
+            raise MalformedCallback("the body is empty")
         encrypt = envelope(body)
         signature, timestamp, nonce = raw_query_params(query, "msg_signature", "timestamp", "nonce")
         plain = crypto.decrypt(signature, timestamp, nonce, encrypt)
+        _check_timestamp(request, timestamp or "")
     except (CallbackCryptoError, MalformedCallback) as exc:
         _refused(source, exc)
     try:

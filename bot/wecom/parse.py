@@ -392,7 +392,32 @@ def _parse_json(data: bytes) -> dict[str, Any]:
         _fail(f"not acceptable JSON: {exc}")
     if not isinstance(doc, dict):
         _fail("the payload must be a JSON object")
+    if (problem := _unstorable(doc)) is not None:
+        _fail(f"a string holds {problem}")
     return doc
+
+
+def _unstorable(value: Any) -> str | None:
+    """What in decoded JSON is no text the inbox (or anything after it) can store: ``"\\ud800"`` alone decodes to a
+    lone surrogate, ``"\\u0000"`` to U+0000, which PostgreSQL refuses in text."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return "U+0000 (\\u0000)"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone surrogate escape (\\ud800-\\udfff)"
+        return None
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        if (problem := _unstorable(item)) is not None:
+            return problem
+    return None
 
 
 def parse_aibot_envelope(body: bytes) -> str:

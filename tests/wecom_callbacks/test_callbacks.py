@@ -213,7 +213,10 @@ class GateSink(RecordingSink):
         await super().handle(event)
 
 
-async def test_tencents_sample_message_is_stored_then_processed_after_the_answer(client: Client) -> None:
+async def test_tencents_sample_message_is_stored_then_processed_after_the_answer(
+    client: Client, clock: FrozenClock
+) -> None:
+    clock.set(datetime.fromtimestamp(int(SAMPLE_POST_TS), TZ))  # the sample's own time: an old callback is refused
     sink = GateSink()
     processor(client).sink = sink
     q = f"msg_signature={SAMPLE_POST_SIG}&timestamp={SAMPLE_POST_TS}&nonce={SAMPLE_POST_NONCE}"
