@@ -9,6 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.web.keys import LIVENESS
+from store.liveness import unreachable
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -68,6 +71,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
-    except Exception:
+    except Exception as exc:
+        if unreachable(exc):
+            return _store_unavailable(request, exc)
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return json_error(500, "internal_error", "an internal error occurred; it has been logged")
+
+
+def _store_unavailable(request: web.Request, exc: Exception) -> web.Response:
+    """The database is away: 503, nothing was stored, the sender may try again (WeCom and the hotline do). The
+    outage is logged once by the liveness's watch, not as a traceback per request."""
+    liveness = request.app.get(LIVENESS)
+    if liveness is not None:
+        liveness.database.failed(exc)
+    response = json_error(503, "store_unavailable", "the database is unreachable; nothing was stored, try again")
+    response.headers["Retry-After"] = "5"
+    return response
