@@ -93,11 +93,21 @@ class MemoryRateLimiter:
     async def acquire_all(self, keys: Sequence[str], limits: Sequence[Limit], now: float) -> float:
         if not keys or not limits:
             return 0.0
-        wait = max(_wait(self._log(key, limits, now), limits, now) for key in keys)
+        wait = self.wait_all(keys, limits, now)
         if wait > 0:
             return wait
         await self.record(keys, limits, now)
         return 0.0
+
+    def wait_all(
+        self, keys: Sequence[str], limits: Sequence[Limit], now: float, *, only: Sequence[Limit] | None = None
+    ) -> float:
+        """What :meth:`acquire_all` would answer, without counting anything; with ``only``, as if the key's limits
+        were those alone (the log is kept for all of ``limits``)."""
+        if not keys or not limits:
+            return 0.0
+        checked = limits if only is None else only
+        return max(_wait(self._log(key, limits, now), checked, now) for key in keys)
 
     async def record(self, keys: Sequence[str], limits: Sequence[Limit], now: float) -> None:
         if not limits:
@@ -190,10 +200,11 @@ class FallbackRateLimiter:
 
     Every send is also counted here, so that the local windows know this process's recent sends the moment Redis
     goes away; the sends counted only here during an outage are counted in Redis when it is back, before anything
-    else is asked, so that the shared windows know them. Redis is asked again ``retry`` seconds after it failed (by
-    one caller at a time; the others go on locally meanwhile): the shared limits apply again within seconds of its
-    return. What remains inexact is the first window of an outage: the sends of the other processes just before it
-    are known only to Redis.
+    else is asked. Redis is asked again ``retry`` seconds after it failed (by one caller at a time; the others go on
+    locally meanwhile): the shared limits apply again within seconds of its return, and until the outage's sends
+    have left their windows this process also keeps to its share, since the other processes' outage sends reach
+    Redis only when they next ask. What remains inexact is the first window of an outage: the sends of the other
+    processes just before it are known only to Redis.
     """
 
     def __init__(self, shared: RateLimiter, processes: Callable[[], int] = lambda: 1, *, retry: float = 2.0) -> None:
@@ -204,6 +215,7 @@ class FallbackRateLimiter:
         self._down_until: float | None = None  # Redis failed: asked again from this time (epoch seconds)
         self._asking = False  # one caller asks Redis whether it is back; the others go on locally
         self._unsynced: list[tuple[tuple[str, ...], tuple[Limit, ...], float]] = []  # sends counted only here
+        self._last_here = -math.inf  # the last send counted only here: in a window holding it the share applies
 
     @property
     def degraded(self) -> bool:
@@ -220,6 +232,10 @@ class FallbackRateLimiter:
     async def acquire_all(self, keys: Sequence[str], limits: Sequence[Limit], now: float) -> float:
         if not keys or not limits:
             return 0.0
+        share = self._share(limits)
+        recent = [limit for limit in share if now < self._last_here + limit.per_seconds]
+        if recent and (wait := self.local.wait_all(keys, share, now, only=recent)) > 0:
+            return wait
         probing = self.degraded
         if self._may_ask(now):
             try:
@@ -235,10 +251,14 @@ class FallbackRateLimiter:
             finally:
                 if probing:
                     self._asking = False
-        wait = await self.local.acquire_all(keys, self._share(limits), now)
+        wait = await self.local.acquire_all(keys, share, now)
         if wait <= 0:
-            self._unsynced.append((tuple(keys), tuple(limits), now))
+            self._counted_here(keys, limits, now)
         return wait
+
+    def _counted_here(self, keys: Sequence[str], limits: Sequence[Limit], now: float) -> None:
+        self._unsynced.append((tuple(keys), tuple(limits), now))
+        self._last_here = max(self._last_here, now)
 
     async def record(self, keys: Sequence[str], limits: Sequence[Limit], now: float) -> None:
         if not keys or not limits:
@@ -257,7 +277,7 @@ class FallbackRateLimiter:
             finally:
                 if probing:
                     self._asking = False
-        self._unsynced.append((tuple(keys), tuple(limits), now))
+        self._counted_here(keys, limits, now)
 
     def _may_ask(self, now: float) -> bool:
         if self._down_until is None:
