@@ -33,7 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, bindparam, distinct, select, text, update
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -270,8 +270,10 @@ class Liveness:
             return 0
         pending = table.c.status == bindparam("pending", "pending", literal_execute=True)  # the partial index
         async with store.reading() as conn:
-            leased = select(distinct(table.c.lease_owner)).where(
-                pending, table.c.lease_until >= now, table.c.lease_owner != self.owner
+            leased = (
+                select(table.c.lease_owner)
+                .where(pending, table.c.lease_until >= now, table.c.lease_owner != self.owner)
+                .distinct()
             )
             owners = (await conn.execute(leased)).scalars().all()
             if not owners:
