@@ -195,19 +195,20 @@ class RedisTokenStore:
         owner = secrets.token_hex(16)
         ttl_ms = max(1, math.ceil(self.lock_ttl * 1000))
         tries = max(1, math.ceil(self.lock_wait / self.poll))
-        shared = True
+        taken: bool | None = False  # None: Redis could not be asked
         try:
             for attempt in range(tries):
                 if await self.redis.set(name, owner, nx=True, px=ttl_ms):
+                    taken = True
                     break
                 if attempt < tries - 1:
                     await asyncio.sleep(self.poll)
-            else:
-                raise TokenLockTimeout(f"token refresh lock {name!r} busy for {self.lock_wait}s")
         except (RedisError, OSError) as exc:
             self._unavailable(exc)
-            shared = False
-        if not shared:
+            taken = None
+        if taken is False:
+            raise TokenLockTimeout(f"token refresh lock {name!r} busy for {self.lock_wait}s")
+        if taken is None:
             async with self.local.lock(key):  # one refresh at a time in this process, at least
                 yield
             return
