@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import Table, bindparam, select, text, update
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -84,6 +84,26 @@ class DatabaseWatch:
     def down(self) -> bool:
         return self.since is not None
 
+    async def confirms(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the database being away (reported, as by :meth:`failed`, if so). The database's own
+        errors say so themselves; a bare ``OSError`` or ``TimeoutError``, which the driver raises when it cannot
+        connect but which other code raises too (a client that went away mid-request), only when the database does
+        not answer a probe either."""
+        if not unreachable(exc):
+            return False
+        if not (self.down or _from_database(exc)) and await self._answers():
+            return False
+        self.failed(exc)
+        return True
+
+    async def _answers(self) -> bool:
+        try:
+            async with asyncio.timeout(max(self.probe, 2.0)), self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
     def failed(self, exc: BaseException) -> None:
         """Someone could not reach the database: the first of an outage is logged, and probing begins."""
         if self.since is not None:
@@ -98,11 +118,8 @@ class DatabaseWatch:
     async def _until_back(self) -> None:
         while True:
             await self.sleep(self.probe)
-            try:
-                async with asyncio.timeout(max(self.probe, 2.0)), self.engine.connect() as conn:
-                    await conn.execute(text("SELECT 1"))
-            except Exception:  # still down: the outage was logged when it began
-                continue
+            if not await self._answers():
+                continue  # still down: the outage was logged when it began
             since, self.since = self.since, None
             log.info("the database is reachable again (after %.0f s)", time.monotonic() - (since or time.monotonic()))
             return
@@ -113,6 +130,18 @@ class DatabaseWatch:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _from_database(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is an error of SQLAlchemy, sqlite3 or asyncpg."""
+    current: BaseException | None = exc
+    seen: set[int] = set()
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, SQLAlchemyError | sqlite3.Error) or type(current).__module__.startswith("asyncpg"):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
 
 
 def _describe(exc: BaseException) -> str:

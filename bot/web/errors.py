@@ -72,18 +72,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 response.headers[name] = exc.headers[name]
         return response
     except Exception as exc:
-        if unreachable(exc):
-            return _store_unavailable(request, exc)
+        if await _store_away(request, exc):
+            return _store_unavailable()
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return json_error(500, "internal_error", "an internal error occurred; it has been logged")
 
 
-def _store_unavailable(request: web.Request, exc: Exception) -> web.Response:
-    """The database is away: 503, nothing was stored, the sender may try again (WeCom and the hotline do). The
-    outage is logged once by the liveness's watch, not as a traceback per request."""
+async def _store_away(request: web.Request, exc: Exception) -> bool:
+    """Whether ``exc`` is the database being away; the outage is then logged once by the liveness's watch, not as a
+    traceback per request."""
     liveness = request.app.get(LIVENESS)
-    if liveness is not None:
-        liveness.database.failed(exc)
+    if liveness is None:
+        return unreachable(exc)
+    return await liveness.database.confirms(exc)
+
+
+def _store_unavailable() -> web.Response:
+    """The database is away: 503, nothing was stored, the sender may try again (WeCom and the hotline do)."""
     response = json_error(503, "store_unavailable", "the database is unreachable; nothing was stored, try again")
     response.headers["Retry-After"] = "5"
     return response

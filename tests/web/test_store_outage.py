@@ -146,3 +146,4 @@ async def test_a_database_outage_is_answered_503_and_logged_once_when_it_goes_an
     assert [r.levelno for r in went] == [logging.ERROR]
     assert [r.levelno for r in back] == [logging.INFO]
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []  # no traceback, per request or otherwise
+
