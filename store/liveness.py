@@ -236,9 +236,8 @@ class Liveness:
             async with asyncio.timeout(max(self.check, 5.0)):
                 for setting in _KEEPALIVES:
                     await conn.execute(text(setting))
-                # the id is this process's own: nobody else holds the lock, so this does not wait
-                lock = {"class": await self._class_id(conn), "key": self.key}
-                await conn.execute(text("SELECT pg_advisory_lock(:class, :key)"), lock)
+                if not await self._take(conn):  # another live process's id has the same hash
+                    log.warning("liveness: another process holds this process's lock key; it vouches for both")
                 await self._count(conn)
         except BaseException:
             await _discard(conn)
@@ -246,9 +245,15 @@ class Liveness:
         self.held.set()
         return conn
 
+    async def _take(self, conn: AsyncConnection) -> bool:
+        lock = {"class": await self._class_id(conn), "key": self.key}
+        return bool((await conn.execute(text("SELECT pg_try_advisory_lock(:class, :key)"), lock)).scalar_one())
+
     async def _count(self, conn: AsyncConnection) -> None:
         live = (await conn.execute(text(_LIVE_KEYS), {"class": await self._class_id(conn)})).scalars().all()
         self.processes = max(1, len(live))
+        if self.key not in live:  # the process whose id shares the hash has gone: the lock is free again
+            await self._take(conn)
 
     async def _keep(self) -> None:
         """Every ``check`` seconds: the lock's session still answers (and the count of live processes is read), or
