@@ -34,7 +34,8 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 def lock_key(name: str) -> int:
-    """A stable signed 64-bit advisory-lock key for ``name``."""
+    """A stable signed 64-bit advisory-lock key for ``name``: the single-bigint form of the advisory locks, which never
+    meets the two-int form of the processes' liveness locks (:mod:`store.liveness`)."""
     return int.from_bytes(hashlib.sha256(f"hotline-bot:{name}".encode()).digest()[:8], "big", signed=True)
 
 
