@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import Table, bindparam, select, text, update
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -59,7 +59,8 @@ def unreachable(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
-        if isinstance(current, OperationalError | InterfaceError | DisconnectionError | PoolTimeout):
+        # (an InterfaceError not invalidating its connection is a misuse, not an outage)
+        if isinstance(current, OperationalError | DisconnectionError | PoolTimeout):
             return True
         if isinstance(current, OSError | TimeoutError | sqlite3.OperationalError):
             return True
