@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -44,6 +42,7 @@ from bot.web.keys import (
     DEADLINE_SCHEDULER,
     DUTY,
     INGEST,
+    LIVENESS,
     METRICS,
     PUSHES,
     REDIS,
@@ -68,10 +67,11 @@ from notifiers import notices
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.pushes import Pusher
-from notifiers.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from notifiers.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
 from store.db import create_engine, migrate
 from store.leader import Leader
+from store.liveness import Liveness, process_id
 from store.redis import create_redis
 from store.repo import Store
 
@@ -139,11 +139,16 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await migrate(engine)
     store = Store(engine)
     app[STORE] = store
+    # this process's id (the lease owner of its inbox and outbox rows) and its liveness lock (store.liveness)
+    liveness = Liveness(engine, process_id())
+    await liveness.start()
+    app[LIVENESS] = liveness
     app[TICKETS] = TicketService(store, app[CONFIG], app[CALENDAR], app[CLOCK], sync_url=app[CONFIG].hotline.sync_url)
     app[INGEST] = IngestBatcher(app[TICKETS])
     app[DUTY] = DutyService(store, app[CONFIG], app[CLOCK])
     yield
     await app[INGEST].close()
+    await liveness.close()
     await store.close()
     await engine.dispose()
 
@@ -178,11 +183,13 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
         # the changes stay queued: they go out once a process with the secret runs
         log.warning("hotline.sync_url is set but HOTLINE_INGEST_SECRET is not: sync-back is paused")
     senders.update(_wecom_senders(app))
+    liveness = app[LIVENESS]
     worker = OutboxWorker(
         app[STORE],
         senders,
         app[CLOCK],
-        owner=f"{socket.gethostname()}:{os.getpid()}",
+        owner=liveness.owner,
+        liveness=liveness,
         on_unsure=app[METRICS].unsure_send,
     )
     app[OUTBOX] = worker
@@ -257,10 +264,15 @@ def _wecom_senders(app: web.Application) -> dict[str, Sender]:
 
 def _rate_limiter(app: web.Application) -> RateLimiter:
     """The app's one limiter, for WeCom's send limits and the commands' flood limit: Redis's (shared by every bot
-    process) when Redis is configured, else this process's."""
+    process) when Redis is configured, with this process's share of each limit while Redis is away; else this
+    process's."""
     if RATE_LIMITER not in app:
-        redis = app[REDIS]
-        app[RATE_LIMITER] = RedisRateLimiter(redis) if redis is not None else MemoryRateLimiter()
+        redis, liveness = app[REDIS], app[LIVENESS]
+        app[RATE_LIMITER] = (
+            FallbackRateLimiter(RedisRateLimiter(redis), lambda: liveness.processes)
+            if redis is not None
+            else MemoryRateLimiter()
+        )
     return app[RATE_LIMITER]
 
 
@@ -288,7 +300,10 @@ async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
         limiter=_rate_limiter(app),
         duty=app[DUTY],
     )
-    processor = InboundProcessor(app[STORE], router, app[CLOCK], sources=sorted(sources))
+    liveness = app[LIVENESS]
+    processor = InboundProcessor(
+        app[STORE], router, app[CLOCK], sources=sorted(sources), owner=liveness.owner, liveness=liveness
+    )
     app[WECOM_INBOUND] = processor
     processor.start()
     yield

@@ -17,7 +17,8 @@ and a deferral or two per free slot, not a claim and a deferral of every waiting
 
 Answers to people waiting in a chat do not wait for a pass: whoever queues them may lease them to this process in
 the same write and hand them to :meth:`OutboxWorker.send_now`, which sends them side by side at once. Should the
-process die first, the lease runs out and a pass sends them like any other message. Successful sends are recorded
+process die first, a live one takes them over within seconds (:meth:`OutboxWorker.take_over`), at the latest once
+the lease runs out, and a pass sends them like any other message. Successful sends are recorded
 together (one write for everything sent meanwhile, :class:`bot.services.groupcommit.GroupCommit`).
 """
 
@@ -38,6 +39,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.clock import Clock
 from bot.services.groupcommit import GroupCommit
 from store import repo
+from store.liveness import Liveness, unreachable
+from store.models import outbox
 from store.repo import Store
 
 log = logging.getLogger(__name__)
@@ -116,6 +119,8 @@ class OutboxWorker:
         lease: timedelta = timedelta(minutes=5),
         max_attempts: int | None = None,
         on_unsure: Callable[[str, str], None] | None = None,
+        liveness: Liveness | None = None,
+        takeover_every: float = 2.0,
     ) -> None:
         # one pass sends its batch one message at a time: the lease must outlast the whole batch even when
         # every send runs into its timeout (10 × 10 s here), or another process would claim and send again
@@ -127,6 +132,8 @@ class OutboxWorker:
         self.lease = lease
         self.max_attempts = max_attempts
         self.on_unsure = on_unsure  # (channel, reason) of every unsure send: the metric
+        self.liveness = liveness  # tells when a process holding messages has died: see take_over()
+        self.takeover_every = takeover_every
         self._wake = asyncio.Event()
         self._stopping = False
         self._sent = GroupCommit[int, None](self._record_sent, name="outbox-sent")
@@ -285,11 +292,18 @@ class OutboxWorker:
         """Passes until :meth:`stop`: a pass under way is finished first, and so are the sends :meth:`send_now` was
         given (nothing cut off mid-send)."""
         self._stopping = False
+        await self._take_over_logged(at_start=True)
+        loop = asyncio.get_running_loop()
+        next_takeover = loop.time()
         while not self._stopping:
+            if loop.time() >= next_takeover:
+                next_takeover = loop.time() + self.takeover_every
+                await self._take_over_logged()
             try:
                 worked = await self.run_once()
-            except Exception:
-                log.exception("outbox pass failed; retrying")
+            except Exception as exc:
+                if not self._unreachable(exc):
+                    log.exception("outbox pass failed; retrying")
                 worked = 0
             if worked:
                 continue
@@ -297,6 +311,33 @@ class OutboxWorker:
                 await asyncio.wait_for(self._wake.wait(), poll_interval)
             self._wake.clear()
         await self.drain()
+
+    # -- taking over a dead process's messages -------------------------------------------------------------------
+
+    async def take_over(self, *, at_start: bool = False) -> int:
+        """Frees the messages leased to processes that have died, for this pass to claim without waiting for their
+        lease: on PostgreSQL those whose liveness lock is gone (:meth:`Liveness.release_dead`), on SQLite at
+        ``at_start`` every other owner's (the previous run's). How many were freed."""
+        if self.liveness is None:
+            return 0
+        if at_start and not self.liveness.postgresql:
+            return await self.liveness.release_others(self.store, outbox)
+        return await self.liveness.release_dead(self.store, outbox, self.clock.now())
+
+    async def _take_over_logged(self, *, at_start: bool = False) -> None:
+        try:
+            await self.take_over(at_start=at_start)
+        except Exception as exc:
+            if not self._unreachable(exc):
+                log.exception("outbox: the look for messages of dead processes failed; trying again")
+
+    def _unreachable(self, exc: Exception) -> bool:
+        """Whether ``exc`` is the database being away; if so the outage is logged once (by the liveness's watch),
+        not at every pass."""
+        if self.liveness is None or not unreachable(exc):
+            return False
+        self.liveness.database.failed(exc)
+        return True
 
     def stop(self) -> None:
         """Asks :meth:`run_forever` to return once the pass under way is done."""

@@ -6,22 +6,26 @@ send is counted"; anything else is the seconds until a slot frees, and nothing w
 
 ``MemoryRateLimiter`` serves one process. ``RedisRateLimiter`` is shared by every bot process: one sorted set of
 send times per key, every window counted in it, checked and written by one Lua script, so two processes cannot
-both take the last slot. Time is passed in (``now``, epoch seconds), so tests move it; in production every process's
-clock must be NTP-synced, since each one judges the others' sends by its own clock (senders leave a second of slack
-for that).
+both take the last slot. ``FallbackRateLimiter`` uses the shared one and, while Redis cannot be asked, a share of
+each limit held in the process, so that sends go on through a Redis outage. Time is passed in (``now``, epoch
+seconds), so tests move it; in production every process's clock must be NTP-synced, since each one judges the
+others' sends by its own clock (senders leave a second of slack for that).
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
 import math
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,11 +93,21 @@ class MemoryRateLimiter:
     async def acquire_all(self, keys: Sequence[str], limits: Sequence[Limit], now: float) -> float:
         if not keys or not limits:
             return 0.0
-        wait = max(_wait(self._log(key, limits, now), limits, now) for key in keys)
+        wait = self.wait_all(keys, limits, now)
         if wait > 0:
             return wait
         await self.record(keys, limits, now)
         return 0.0
+
+    def wait_all(
+        self, keys: Sequence[str], limits: Sequence[Limit], now: float, *, only: Sequence[Limit] | None = None
+    ) -> float:
+        """What :meth:`acquire_all` would answer, without counting anything; with ``only``, as if the key's limits
+        were those alone (the log is kept for all of ``limits``)."""
+        if not keys or not limits:
+            return 0.0
+        checked = limits if only is None else only
+        return max(_wait(self._log(key, limits, now), checked, now) for key in keys)
 
     async def record(self, keys: Sequence[str], limits: Sequence[Limit], now: float) -> None:
         if not limits:
@@ -177,3 +191,121 @@ class RedisRateLimiter:
             raise LimiterUnavailable(f"{type(exc).__name__}: {exc}") from None
         wait = float(answer.decode() if isinstance(answer, bytes) else answer)
         return wait if wait > 0 and math.isfinite(wait) else 0.0
+
+
+class FallbackRateLimiter:
+    """``shared`` (Redis), and while it cannot be asked this process's own windows, each limit divided by the number
+    of live bot processes (``processes()``, :attr:`store.liveness.Liveness.processes`): every process doing the same,
+    together they still keep to the limit. Sends go on at that pace, with no failed attempt and no backoff.
+
+    Every send is also counted here, so that the local windows know this process's recent sends the moment Redis
+    goes away; the sends counted only here during an outage are counted in Redis when it is back, before anything
+    else is asked. Redis is asked again ``retry`` seconds after it failed (by one caller at a time; the others go on
+    locally meanwhile): the shared limits apply again within seconds of its return, and until the outage's sends
+    have left their windows this process also keeps to its share, since the other processes' outage sends reach
+    Redis only when they next ask. What remains inexact is the first window of an outage: the sends of the other
+    processes just before it are known only to Redis.
+    """
+
+    def __init__(self, shared: RateLimiter, processes: Callable[[], int] = lambda: 1, *, retry: float = 2.0) -> None:
+        self.shared = shared
+        self.local = MemoryRateLimiter()
+        self.processes = processes
+        self.retry = retry
+        self._down_until: float | None = None  # Redis failed: asked again from this time (epoch seconds)
+        self._asking = False  # one caller asks Redis whether it is back; the others go on locally
+        self._unsynced: list[tuple[tuple[str, ...], tuple[Limit, ...], float]] = []  # sends counted only here
+        self._last_here = -math.inf  # the last send counted only here: in a window holding it the share applies
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the limits are this process's own for now (Redis could not be asked)."""
+        return self._down_until is not None
+
+    def _share(self, limits: Sequence[Limit]) -> list[Limit]:
+        n = max(1, self.processes())
+        return [Limit(max(1, limit.count // n), limit.per_seconds) for limit in limits]
+
+    async def acquire(self, key: str, limits: Sequence[Limit], now: float) -> float:
+        return await self.acquire_all([key], limits, now)
+
+    async def acquire_all(self, keys: Sequence[str], limits: Sequence[Limit], now: float) -> float:
+        if not keys or not limits:
+            return 0.0
+        share = self._share(limits)
+        recent = [limit for limit in share if now < self._last_here + limit.per_seconds]
+        if recent and (wait := self.local.wait_all(keys, share, now, only=recent)) > 0:
+            return wait
+        probing = self.degraded
+        if self._may_ask(now):
+            try:
+                await self._sync(now)
+                wait = await self.shared.acquire_all(keys, limits, now)
+            except LimiterUnavailable as exc:
+                self._failed(now, exc)
+            else:
+                self._answered()
+                if wait <= 0:
+                    await self.local.record(keys, limits, now)
+                return wait
+            finally:
+                if probing:
+                    self._asking = False
+        wait = await self.local.acquire_all(keys, share, now)
+        if wait <= 0:
+            self._counted_here(keys, limits, now)
+        return wait
+
+    def _counted_here(self, keys: Sequence[str], limits: Sequence[Limit], now: float) -> None:
+        self._unsynced.append((tuple(keys), tuple(limits), now))
+        self._last_here = max(self._last_here, now)
+
+    async def record(self, keys: Sequence[str], limits: Sequence[Limit], now: float) -> None:
+        if not keys or not limits:
+            return
+        await self.local.record(keys, limits, now)
+        probing = self.degraded
+        if self._may_ask(now):
+            try:
+                await self._sync(now)
+                await self.shared.record(keys, limits, now)
+            except LimiterUnavailable as exc:
+                self._failed(now, exc)
+            else:
+                self._answered()
+                return
+            finally:
+                if probing:
+                    self._asking = False
+        self._counted_here(keys, limits, now)
+
+    def _may_ask(self, now: float) -> bool:
+        if self._down_until is None:
+            return True
+        if self._asking or now < self._down_until:
+            return False
+        self._asking = True
+        return True
+
+    async def _sync(self, now: float) -> None:
+        """Counts in Redis the sends counted only here, those still inside their longest window."""
+        while self._unsynced:
+            keys, limits, at = self._unsynced[0]
+            if at > now - max(limit.per_seconds for limit in limits):
+                await self.shared.record(keys, limits, at)
+            self._unsynced.pop(0)
+
+    def _failed(self, now: float, exc: LimiterUnavailable) -> None:
+        if self._down_until is None:
+            log.warning(
+                "rate limits: Redis cannot be asked (%s); sending under this process's share (1/%d) of each limit "
+                "until it is back",
+                exc,
+                max(1, self.processes()),
+            )
+        self._down_until = now + self.retry
+
+    def _answered(self) -> None:
+        if self._down_until is not None:
+            log.info("rate limits: Redis answers again; the shared limits apply")
+            self._down_until = None

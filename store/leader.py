@@ -28,13 +28,16 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from store.liveness import unreachable
+
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 
 
 def lock_key(name: str) -> int:
-    """A stable signed 64-bit advisory-lock key for ``name``."""
+    """A stable signed 64-bit advisory-lock key for ``name``: the single-bigint form of the advisory locks, which never
+    meets the two-int form of the processes' liveness locks (:mod:`store.liveness`)."""
     return int.from_bytes(hashlib.sha256(f"hotline-bot:{name}".encode()).digest()[:8], "big", signed=True)
 
 
@@ -101,8 +104,11 @@ class Leader:
                 if not waiting_logged:
                     log.info("leader for %s: another process; standing by", self.name)
                     waiting_logged = True
-            except Exception:
-                log.warning("leader for %s: could not ask the database; trying again", self.name, exc_info=True)
+            except Exception as exc:
+                if unreachable(exc):  # an outage: the liveness's watch logs it once, not at every try
+                    log.debug("leader for %s: the database is unreachable; trying again", self.name)
+                else:
+                    log.warning("leader for %s: could not ask the database; trying again", self.name, exc_info=True)
             if conn is not None:
                 await _discard(conn)
             await self.sleep(self.retry)

@@ -10,6 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.web import protocol
+from bot.web.keys import LIVENESS
+from store.liveness import unreachable
 
 log = logging.getLogger(__name__)
 
@@ -73,5 +75,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception as exc:
         if protocol.client_went_away(request, exc):
             return protocol.client_closed(request)
+        if await _store_away(request, exc):
+            return _store_unavailable()
         log.exception("unhandled error", extra={"path": request.path, "method": request.method})
         return json_error(500, "internal_error", "an internal error occurred; it has been logged")
+
+
+async def _store_away(request: web.Request, exc: Exception) -> bool:
+    """Whether ``exc`` is the database being away; the outage is then logged once by the liveness's watch, not as a
+    traceback per request."""
+    liveness = request.app.get(LIVENESS)
+    if liveness is None:
+        return unreachable(exc)
+    return await liveness.database.confirms(exc)
+
+
+def _store_unavailable() -> web.Response:
+    """The database is away: 503, nothing was stored, the sender may try again (WeCom and the hotline do)."""
+    response = json_error(503, "store_unavailable", "the database is unreachable; nothing was stored, try again")
+    response.headers["Retry-After"] = "5"
+    return response

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bot.wecom.longconn import AibotLongConnection
     from notifiers.pushes import Pusher
     from store.leader import Leader
+    from store.liveness import Liveness
     from store.repo import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -33,6 +34,7 @@ CONFIG = web.AppKey("config", BotConfig)
 CLOCK = web.AppKey("clock", Clock)
 CALENDAR = web.AppKey("calendar", WorkCalendar)
 STORE: web.AppKey[Store] = web.AppKey("store")
+LIVENESS: web.AppKey[Liveness] = web.AppKey("liveness")  # this process's id and lock; the database's outages
 TICKETS: web.AppKey[TicketService] = web.AppKey("tickets")
 INGEST: web.AppKey[IngestBatcher] = web.AppKey("ingest")
 DUTY: web.AppKey[DutyService] = web.AppKey("duty")  # who is on duty: the roster and its takeovers

@@ -168,12 +168,32 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/livez": {
+                "get": {
+                    "summary": "Liveness: the process works (nothing outside it is asked)",
+                    "responses": {"200": {"description": "Alive"}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "Readiness: the database answers; also Redis (when configured), the calendar coverage "
+                    "of the next 30 days, the long connection and the deadline engine",
+                    "responses": {
+                        "200": {
+                            "description": "Ready: status ok, or degraded (Redis unreachable: sends go on under this "
+                            "process's share of each limit; a calendar warning; the long connection or the deadline "
+                            "engine down)"
+                        },
+                        "503": {"description": "Not ready: the database is unreachable"},
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
-                    "summary": "Database, Redis (when configured), and calendar coverage of the next 30 days",
+                    "summary": "The same as /readyz (its earlier name)",
                     "responses": {
-                        "200": {"description": "Healthy (status ok, or degraded with a calendar warning)"},
-                        "503": {"description": "Database or Redis unreachable"},
+                        "200": {"description": "Ready (status ok or degraded)"},
+                        "503": {"description": "Not ready: the database is unreachable"},
                     },
                 }
             },

@@ -1,4 +1,5 @@
-"""Operations endpoints: ``GET /healthz`` and ``GET /metrics`` (Prometheus)."""
+"""Operations endpoints: the probes ``GET /livez`` (the process works) and ``GET /readyz`` (it can accept requests:
+the database answers; ``/healthz`` is the same), and ``GET /metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,14 @@ from bot.web.keys import (
     DEADLINE_ENGINE,
     DEADLINE_LEADER,
     DEADLINE_LEADER_TASK,
+    LIVENESS,
     METRICS,
     REDIS,
     STORE,
 )
 from bot.web.protocol import CLIENT_CLOSED
 from store import repo
+from store.liveness import unreachable
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -116,18 +119,34 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         request.app[METRICS].request(request.method, route, status, time.perf_counter() - started)
 
 
-@routes.get("/healthz")
-async def healthz(request: web.Request) -> web.Response:
+@routes.get("/livez")
+async def livez(_request: web.Request) -> web.Response:
+    """The process works (its event loop answers); nothing outside it is asked, so an outage of the database or
+    Redis never gets a process restarted."""
+    return json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Whether the process can accept requests: 503 while the database does not answer. Redis away is ``degraded``
+    (200): callbacks and hand-overs are still stored, and sends go on under a share of each limit held in the
+    process. ``degraded`` also reports a calendar that runs out and a long connection or deadline engine that is
+    down."""
     app = request.app
     checks: dict[str, Any] = {}
     healthy = True
+    degraded = False
     try:
         async with app[STORE].reading() as conn:
             await conn.execute(text("SELECT 1"))
         checks["database"] = {"status": "ok", "backend": app[STORE].backend}
+        if LIVENESS in app:
+            checks["database"]["processes"] = app[LIVENESS].processes  # live bot processes sharing it
     except Exception as exc:  # a health check reports, it does not raise
         healthy = False
         checks["database"] = {"status": "fail", "error": type(exc).__name__}
+        if LIVENESS in app and unreachable(exc):
+            app[LIVENESS].database.failed(exc)
     redis = app[REDIS]
     if redis is None:
         checks["redis"] = {"status": "not_configured"}
@@ -136,8 +155,12 @@ async def healthz(request: web.Request) -> web.Response:
             await redis.ping()
             checks["redis"] = {"status": "ok"}
         except Exception as exc:
-            healthy = False
-            checks["redis"] = {"status": "fail", "error": type(exc).__name__}
+            degraded = True
+            checks["redis"] = {
+                "status": "degraded",
+                "error": type(exc).__name__,
+                "detail": "sends go on under this process's share of each limit until Redis is back",
+            }
     coverage = app[CALENDAR].coverage(app[CLOCK].now().date(), 30)
     calendar: dict[str, Any] = {
         "status": "ok" if coverage.ok else "warning",
@@ -147,7 +170,7 @@ async def healthz(request: web.Request) -> web.Response:
     if not coverage.ok:
         calendar["warning"] = coverage.warning()
     checks["calendar"] = calendar
-    degraded = not coverage.ok
+    degraded = degraded or not coverage.ok
     connection = app.get(AIBOT_CONNECTION)
     if connection is not None:
         checks["wecom_aibot"] = aibot = _aibot_check(app)
@@ -157,6 +180,9 @@ async def healthz(request: web.Request) -> web.Response:
         degraded = degraded or engine["status"] == "down"
     status = "fail" if not healthy else ("degraded" if degraded else "ok")
     return json_response({"status": status, "checks": checks}, status=200 if healthy else 503)
+
+
+routes.get("/healthz")(readyz)  # the probe's earlier name, for what still asks it
 
 
 def _aibot_check(app: web.Application) -> dict[str, Any]:

@@ -17,9 +17,11 @@ the lease is renewed every third of it while the row waits or is handled, and it
 mark only counts from the lease's holder). A row still ``pending`` when its process stops (crash, deploy) is
 taken over by :meth:`InboundProcessor.recover` once its lease has run out, in whichever process comes first: every
 process recovers at start and then every ``recover_every`` seconds, so a dead process's messages are processed
-even if it never comes back. The event is re-created from the stored plaintext. On SQLite (one process by design)
-every row held by another owner is a previous run's, and is recovered at once. Delivery to the sink is therefore
-at least once: an event whose handling was cut short, before its row was marked, is handed over again.
+even if it never comes back. With a :class:`store.liveness.Liveness` (PostgreSQL), the rows of a process that died
+are taken over within seconds, without waiting for their lease (:meth:`InboundProcessor.take_over`). The event is
+re-created from the stored plaintext. On SQLite (one process by design) every row held by another owner is a
+previous run's, and is recovered at once. Delivery to the sink is therefore at least once: an event whose
+handling was cut short, before its row was marked, is handed over again.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ from bot.services.groupcommit import GroupCommit
 from bot.wecom.events import CardClick, EnterChat, InboundEvent, OtherEvent, TextMessage, dedup_key
 from bot.wecom.parse import MalformedCallback, parse_aibot_json, parse_app_xml
 from store import repo
+from store.liveness import Liveness, unreachable
+from store.models import inbox
 from store.repo import Store
 
 log = logging.getLogger(__name__)
@@ -179,6 +183,8 @@ class InboundProcessor:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         concurrency: int = 8,
         monotonic: Callable[[], float] = time.monotonic,
+        liveness: Liveness | None = None,
+        takeover_every: float = 2.0,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -189,6 +195,8 @@ class InboundProcessor:
         self.owner = (owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")[:64]
         self.lease = lease
         self.recover_every = recover_every
+        self.liveness = liveness  # tells when a process holding rows has died (PostgreSQL): see take_over()
+        self.takeover_every = takeover_every
         self._sleep = sleep
         # one lane per sender: a member's events are handled one at a time, in the order accepted; different
         # members' side by side, at most ``concurrency`` at once (two acting on one ticket meet its optimistic lock).
@@ -340,6 +348,9 @@ class InboundProcessor:
                 try:
                     await self._handle(job.event)
                 except Exception as exc:
+                    if not isinstance(exc, TimeoutError) and self._unreachable(exc):
+                        self._handle_again(job)
+                        return
                     log.exception("wecom inbound %s failed", job.inbox_id)
                     error = mask_text(f"{type(exc).__name__}: {exc}")[:_ERROR_MAX]
         except BaseException:
@@ -348,6 +359,12 @@ class InboundProcessor:
         # the row is released once its mark is committed: until then a recovery could read it as pending
         marked = self._writes.submit_nowait(_Mark(job.inbox_id, error))
         marked.add_done_callback(lambda future: self._marked(job.inbox_id, future))
+
+    def _handle_again(self, job: _Job) -> None:
+        """The handling met the database away (not the handler's fault): the row stays pending, not marked failed,
+        and is handled again in :attr:`takeover_every` seconds."""
+        self._release(job.inbox_id)
+        asyncio.get_running_loop().call_later(self.takeover_every, self._enqueue, [job])
 
     async def _handle(self, event: InboundEvent) -> None:
         """The sink's handling of ``event``, cut short with a :class:`TimeoutError` once it has run
@@ -392,9 +409,10 @@ class InboundProcessor:
             self.expire_overdue()
 
     def _marked(self, inbox_id: int, future: asyncio.Future[int | None]) -> None:
-        if not future.cancelled() and future.exception() is not None:
+        exc = None if future.cancelled() else future.exception()
+        if isinstance(exc, Exception) and not self._unreachable(exc):
             # the row stays pending: once its lease runs out, a recovery (here or in another process) takes it
-            log.error("wecom inbound %s: could not record the outcome", inbox_id, exc_info=future.exception())
+            log.error("wecom inbound %s: could not record the outcome", inbox_id, exc_info=exc)
         self._release(inbox_id)
 
     def _release(self, inbox_id: int) -> None:
@@ -512,17 +530,52 @@ class InboundProcessor:
             self._renewer = asyncio.create_task(self._renew_periodically(), name="wecom-inbound-leases")
 
     async def _recover_periodically(self) -> None:
+        """Every :attr:`takeover_every` seconds a look for rows of processes that died (with a :attr:`liveness`),
+        recovered at once; every :attr:`recover_every` seconds a recovery of rows whose lease ran out."""
         if self._recovery is not None:
             await asyncio.wait([self._recovery])
+        step = self.recover_every if self.liveness is None else min(self.takeover_every, self.recover_every)
+        waited = 0.0
         while not self._closed:
-            await self._sleep(self.recover_every)
-            await self._recover_logged()
+            await self._sleep(step)
+            waited += step
+            if waited >= self.recover_every:
+                waited = 0.0
+                await self._recover_logged()
+            elif self.liveness is not None:
+                await self._take_over_logged()
+
+    async def take_over(self) -> int:
+        """Recovers at once the rows leased to processes that have died (PostgreSQL, :meth:`Liveness.release_dead`:
+        their liveness lock gone), without waiting for their lease; how many rows were recovered."""
+        if self.liveness is None or self._closed:
+            return 0
+        if not await self.liveness.release_dead(self.store, inbox, self.clock.now()):
+            return 0
+        return await self.recover()
+
+    async def _take_over_logged(self) -> int:
+        try:
+            return await self.take_over()
+        except Exception as exc:
+            if not self._unreachable(exc):
+                log.exception("wecom inbound: the look for rows of dead processes failed; trying again")
+            return 0
+
+    def _unreachable(self, exc: Exception) -> bool:
+        """Whether ``exc`` is the database being away; if so the outage is logged once (by the liveness's watch),
+        not at every pass."""
+        if self.liveness is None or not unreachable(exc):
+            return False
+        self.liveness.database.failed(exc)
+        return True
 
     async def _recover_logged(self) -> int:
         try:
             return await self.recover()
-        except Exception:
-            log.exception("wecom inbound: recovery failed; pending rows wait for the next pass")
+        except Exception as exc:
+            if not self._unreachable(exc):
+                log.exception("wecom inbound: recovery failed; pending rows wait for the next pass")
             return 0
 
     async def close(self, *, grace: float = 5.0) -> None:

@@ -7,6 +7,7 @@ keep one per app, and refetch when an API call says it is invalid (40014 / 42001
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import secrets
@@ -16,6 +17,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,10 @@ class RedisTokenStore:
     The refresh lock is ``{prefix}{key}:lock``, taken with ``SET NX PX`` under a random owner value and released by
     a Lua compare-and-delete, so a refresher whose lock already expired cannot release someone else's. Waiters poll
     every ``poll`` seconds for at most ``lock_wait`` seconds; ``lock_ttl`` frees the lock of a process that died.
+
+    While Redis cannot be asked, the process goes on with its own copy (every token read or written is kept in a
+    :class:`MemoryTokenStore` too) and its own refresh lock: sends do not stop for an outage, and a process without
+    a copy fetches one (WeCom hands out the same token while it is valid).
     """
 
     def __init__(
@@ -112,11 +118,39 @@ class RedisTokenStore:
         self.lock_ttl = lock_ttl
         self.lock_wait = lock_wait
         self.poll = poll
+        self.local = MemoryTokenStore(lock_wait=lock_wait)  # this process's copy, used while Redis is away
+        self._away = False
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}{key}"
 
+    def _unavailable(self, exc: Exception) -> None:
+        if not self._away:
+            log.warning(
+                "wecom tokens: Redis cannot be asked (%s); this process uses its own copy until it is back",
+                exc,
+            )
+            self._away = True
+
+    def _answered(self) -> None:
+        if self._away:
+            log.info("wecom tokens: Redis answers again; the shared tokens apply")
+            self._away = False
+
     async def get(self, key: str) -> tuple[str, float] | None:
+        try:
+            entry = await self._get(key)
+        except (RedisError, OSError) as exc:
+            self._unavailable(exc)
+            return await self.local.get(key)
+        self._answered()
+        if entry is None:
+            await self.local.delete(key)
+        else:
+            await self.local.set(key, *entry)
+        return entry
+
+    async def _get(self, key: str) -> tuple[str, float] | None:
         entry = await self.redis.hgetall(self._key(key))  # type: ignore[misc]
         if not entry:
             return None
@@ -127,6 +161,13 @@ class RedisTokenStore:
             return None
 
     async def set(self, key: str, token: str, expires_at: float) -> None:
+        await self.local.set(key, token, expires_at)
+        try:
+            await self._set(key, token, expires_at)
+        except (RedisError, OSError) as exc:
+            self._unavailable(exc)
+
+    async def _set(self, key: str, token: str, expires_at: float) -> None:
         ttl_ms = math.ceil((expires_at - self.clock()) * 1000)
         name = self._key(key)
         if ttl_ms <= 0:
@@ -138,10 +179,15 @@ class RedisTokenStore:
             await pipe.execute()
 
     async def delete(self, key: str, token: str | None = None) -> bool:
+        local = await self.local.delete(key, token)
         name = self._key(key)
-        if token is None:
-            return bool(await self.redis.delete(name))
-        return bool(await self.redis.eval(_DELETE_IF_TOKEN, 1, name, token))  # type: ignore[misc]
+        try:
+            if token is None:
+                return bool(await self.redis.delete(name))
+            return bool(await self.redis.eval(_DELETE_IF_TOKEN, 1, name, token))  # type: ignore[misc]
+        except (RedisError, OSError) as exc:
+            self._unavailable(exc)
+            return local
 
     @asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
@@ -149,17 +195,28 @@ class RedisTokenStore:
         owner = secrets.token_hex(16)
         ttl_ms = max(1, math.ceil(self.lock_ttl * 1000))
         tries = max(1, math.ceil(self.lock_wait / self.poll))
-        for attempt in range(tries):
-            if await self.redis.set(name, owner, nx=True, px=ttl_ms):
-                break
-            if attempt < tries - 1:
-                await asyncio.sleep(self.poll)
-        else:
+        taken: bool | None = False  # None: Redis could not be asked
+        try:
+            for attempt in range(tries):
+                if await self.redis.set(name, owner, nx=True, px=ttl_ms):
+                    taken = True
+                    break
+                if attempt < tries - 1:
+                    await asyncio.sleep(self.poll)
+        except (RedisError, OSError) as exc:
+            self._unavailable(exc)
+            taken = None
+        if taken is False:
             raise TokenLockTimeout(f"token refresh lock {name!r} busy for {self.lock_wait}s")
+        if taken is None:
+            async with self.local.lock(key):  # one refresh at a time in this process, at least
+                yield
+            return
         try:
             yield
         finally:
-            await self.redis.eval(_RELEASE_LOCK, 1, name, owner)  # type: ignore[misc]
+            with contextlib.suppress(RedisError, OSError):  # the lock's TTL frees it
+                await self.redis.eval(_RELEASE_LOCK, 1, name, owner)  # type: ignore[misc]
 
 
 class TokenManager:
