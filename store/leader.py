@@ -42,7 +42,7 @@ def lock_key(name: str) -> int:
 
 
 class Leader:
-    """Runs ``work`` in at most one process at a time (per database and ``name``), and again in another process
+    """Runs ``work`` in at most one process at a time (per database schema and ``name``), and again in another process
     when the one running it dies. :meth:`run` returns when ``work`` returns; if ``work`` raises, the lock is
     released and the error propagates."""
 
@@ -57,7 +57,7 @@ class Leader:
     ) -> None:
         self.engine = engine
         self.name = name
-        self.key = lock_key(name)
+        self.key: int | None = None  # lock_key of the schema and name, read at the first connection
         self.retry = retry
         self.check = check
         self.sleep = sleep
@@ -93,6 +93,9 @@ class Leader:
                 async with asyncio.timeout(self.check):
                     for setting in _KEEPALIVES:
                         await conn.execute(text(setting))
+                    if self.key is None:  # deployments (and tests) sharing a database in schemas of their own
+                        schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
+                        self.key = lock_key(f"{schema}:{self.name}")
                     got = (
                         await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
                     ).scalar_one()

@@ -106,7 +106,7 @@ async def test_one_process_ticks_another_takes_over_when_it_dies(
         assert await jobs[1].run() is None  # not the leader: no tick
 
         # the first process dies: its session, and the lock, end; the second takes over at its next try
-        await terminate_holder(engines[1], name)
+        await terminate_holder(engines[1], leaders[0].key)
         tasks[0].cancel()
         await asyncio.gather(tasks[0], return_exceptions=True)
         await tickers[1].tick()

@@ -86,7 +86,7 @@ async def test_one_runs_the_other_takes_over_when_it_dies(engines: tuple[AsyncEn
 
     # the first process's session dies (a partition, a database restart): its work stops at the next check, and
     # it takes the lock again on a new session (nobody else had asked in between)
-    await terminate_holder(second_engine, name)
+    await terminate_holder(second_engine, leaders[0].key)
     await tickers[0].tick()
     await asyncio.sleep(0)
     assert stopped == [0]
@@ -94,7 +94,7 @@ async def test_one_runs_the_other_takes_over_when_it_dies(engines: tuple[AsyncEn
     assert leaders[0].leading.is_set()
 
     # then the first process crashes outright: its session ends, and its lock with it; the second takes over
-    await terminate_holder(second_engine, name)
+    await terminate_holder(second_engine, leaders[0].key)
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
@@ -109,14 +109,14 @@ async def test_one_runs_the_other_takes_over_when_it_dies(engines: tuple[AsyncEn
     assert stopped == [0, 0, 1]
 
 
-async def terminate_holder(engine: AsyncEngine, name: str) -> None:
+async def terminate_holder(engine: AsyncEngine, key: int | None) -> None:
     async with engine.connect() as conn:
         await conn.execute(
             text(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
                 " AND ((classid::bigint << 32) | objid::bigint) = :k"
             ),
-            {"k": lock_key(name)},
+            {"k": key},
         )
 
 
@@ -219,3 +219,35 @@ async def test_holds_may_be_asked_from_many_tasks_at_once(engines: tuple[AsyncEn
     await leader.run(work)
     assert asked == [True] * 20
     assert not await leader.holds()  # released once the work returned
+
+
+async def test_deployments_in_schemas_of_their_own_each_have_their_leader(database_url: str) -> None:
+    """Two deployments (or two test runs) sharing one PostgreSQL database, each in its own schema: the same name
+    leads in each, instead of one standing by for the other's lock."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the lock is PostgreSQL's; on SQLite every process leads its own file")
+    from tests.conftest import _pg_schema_url
+
+    other_url, drop = await _pg_schema_url()
+    first, second = create_engine(database_url), create_engine(other_url)
+    name = f"test-{uuid.uuid4().hex}"
+    leading = [asyncio.Event(), asyncio.Event()]
+
+    def work(i: int) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            leading[i].set()
+            await asyncio.Event().wait()
+
+        return run
+
+    ticker = Ticker()
+    tasks = [asyncio.ensure_future(Leader(e, name, sleep=ticker.sleep).run(work(i))) for i, e in enumerate((first, second))]
+    try:
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in leading)), timeout=10)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await first.dispose()
+        await second.dispose()
+        await drop()
