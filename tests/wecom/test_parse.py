@@ -545,7 +545,11 @@ XML_TEXT = st.text(
 
 
 @settings(max_examples=80, deadline=None)
-@given(content=st.text(st.characters(exclude_characters="\x00")), chat=st.sampled_from(["single", "group"]))
+# U+0000 and lone surrogates are refused (tests/wecom_callbacks): text WeCom sends holds neither
+@given(
+    content=st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",))),
+    chat=st.sampled_from(["single", "group"]),
+)
 def test_robot_text_round_trip(content: str, chat: str) -> None:
     c = CallbackCrypto(TOKEN, KEY, "")
     plain = robot("text", text={"content": content}, chattype=chat, create_time=T0)
