@@ -375,7 +375,9 @@ class Sent:
 
     kind: str  # "handover" or "command"
     key: str  # the ticket number, or the command's seq
-    statuses: list[int | str] = field(default_factory=list)
+    n: int
+    statuses: list[int | str] = field(default_factory=list)  # an HTTP status, or the client's error
+    codes: list[str | None] = field(default_factory=list)  # the error code of each refusal
     accepted_at: float | None = None
 
 
@@ -441,29 +443,35 @@ class Traffic:
             ensure_ascii=False,
         ).encode()
 
-    async def _post(self, record: Sent, build: Callable[[], tuple[str, bytes, dict[str, str]]], until: float) -> Sent:
+    async def _post(
+        self, record: Sent, build: Callable[[], tuple[str, bytes, dict[str, str]]], until: float, attempts: int
+    ) -> Sent:
         assert self.session is not None
-        while time.monotonic() < until:
+        for _ in range(attempts):
             url, body, headers = build()
             try:
                 async with self.session.post(url, data=body, headers=headers) as response:
-                    await response.read()
+                    text = await response.text()
                     record.statuses.append(response.status)
                     if 200 <= response.status < 300:
                         record.accepted_at = time.time()
                         return record
+                    record.codes.append(_error_code(text))
             except (aiohttp.ClientError, TimeoutError) as exc:
                 record.statuses.append(type(exc).__name__)
+                record.codes.append(None)
+            if time.monotonic() >= until:
+                break
             await asyncio.sleep(0.2)
         return record
 
-    async def handover(self, n: int, *, within: float = 60.0) -> Sent:
+    async def handover(self, n: int, *, within: float = 60.0, attempts: int = 1000) -> Sent:
         """Hands ticket ``n`` over until the bot accepts it (a new signature each attempt, as the platform signs
-        each request)."""
+        each request), for at most ``within`` seconds and ``attempts`` attempts."""
         no = self.ticket_no(n)
         if no not in self.tickets:
             self.tickets.append(no)
-        record = Sent("handover", no)
+        record = Sent("handover", no, n)
         self.sent.append(record)
         body = self.handover_body(n)
 
@@ -471,22 +479,22 @@ class Traffic:
             headers = {"Content-Type": "application/json", **signed_headers(INGEST_SECRET, int(time.time()), body)}
             return self.bot.base + "/api/tickets", body, headers
 
-        return await self._post(record, build, time.monotonic() + within)
+        return await self._post(record, build, time.monotonic() + within, attempts)
 
-    async def command(self, seq: int, n: int, *, within: float = 60.0) -> Sent:
+    async def command(self, seq: int, n: int, *, within: float = 60.0, attempts: int = 1000) -> Sent:
         """A unit member's ``/查`` of ticket ``n`` in the unit's group; the same callback (same msgid) is sent
         again until accepted, as WeCom retries."""
         unit = self.unit_of(n)
         sealed = self.wecom.group_command(UNIT_MEMBER[unit], UNIT_CHATS[unit], f"/查 {self.ticket_no(n)}", seq)
         self.commands.append(seq)
-        record = Sent("command", str(seq))
+        record = Sent("command", str(seq), n)
         self.sent.append(record)
 
         def build() -> tuple[str, bytes, dict[str, str]]:
             headers = {"Content-Type": sealed.content_type}
             return f"{self.bot.base}/wecom/aibot?{sealed.query}", sealed.body, headers
 
-        return await self._post(record, build, time.monotonic() + within)
+        return await self._post(record, build, time.monotonic() + within, attempts)
 
     def tally(self) -> Tally:
         pushes: dict[str, list[str]] = {}
@@ -503,6 +511,15 @@ class Traffic:
 
     def statuses(self) -> Counter[int | str]:
         return Counter(s for r in self.sent for s in r.statuses)
+
+
+def _error_code(text: str) -> str | None:
+    """``{"error": {"code": …}}``, the bot's error body; None for anything else."""
+    try:
+        error = json.loads(text).get("error")
+    except (ValueError, AttributeError):
+        return None
+    return error.get("code") if isinstance(error, dict) else None
 
 
 def _text_of(body: dict[str, Any]) -> str:
