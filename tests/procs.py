@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,12 +26,12 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from aiohttp import web
 
 from bot.hotline.signing import signed_headers
@@ -45,8 +46,6 @@ ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 RESEND_MARK = "【补发】"
 INGEST_SECRET = "system-ingest-secret"
-UNIT_CHATS = {"SRJG": "sandbox-srjg", "HW": "sandbox-hw"}
-UNIT_MEMBER = {"SRJG": "chenjing", "HW": "huangqiang"}
 UNIT_WORD = {"SRJG": "店招", "HW": "垃圾"}  # routes the hand-over's content to the unit (config/sandbox.yaml)
 
 
@@ -192,16 +191,22 @@ class OwnRedis:
 # -- the fake WeCom, and the callbacks members send --------------------------------------------------------------
 
 
-def system_config(directory: Path) -> Path:
-    """The sandbox config, with the service window all day and no quiet hours: pushes go out at once whatever the
-    hour the test runs at."""
-    text = (ROOT / "config" / "sandbox.yaml").read_text(encoding="utf-8")
-    text = text.replace(
-        'service_window: {start: "06:00", end: "24:00"}', 'service_window: {start: "00:00", end: "24:00"}'
-    )
-    text = "\n".join(line for line in text.splitlines() if not line.startswith("quiet_hours:"))
+def system_config(directory: Path, *, extra_members: int = 0) -> Path:
+    """The sandbox config, with the service window all day and no quiet hours (pushes go out at once whatever the
+    hour), and ``extra_members`` more handlers in each unit with a work group besides the office's (a member may send
+    10 commands a minute: a big run spreads its commands over many)."""
+    data = yaml.safe_load((ROOT / "config" / "sandbox.yaml").read_text(encoding="utf-8"))
+    data["service_window"] = {"start": "00:00", "end": "24:00"}
+    data.pop("quiet_hours", None)
+    for unit in data["units"]:
+        if unit["code"] == data["office"]["unit"]:
+            continue
+        for i in range(extra_members):
+            userid = f"{unit['code'].lower()}{i:03d}"
+            data["members"].append({"userid": userid, "name": f"组员{i}", "roles": ["handler"]})
+            unit["members"].append(userid)
     path = directory / "bot.yaml"
-    path.write_text(text + "\n", encoding="utf-8")
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
 
@@ -219,6 +224,7 @@ class WeComSide:
     ROBOT_ID = "aibsystemtest"
 
     def __init__(self, config: BotConfig) -> None:
+        self.config = config
         self.fake = FakeWeCom(
             corp_id=self.CORP_ID,
             secrets={self.APP_SECRET: self.AGENT_ID},
@@ -264,7 +270,7 @@ class WeComSide:
         }
 
     def group_command(
-        self, userid: str, chatid: str, text: str, seq: int, *, timestamp: int | None = None
+        self, userid: str, chatid: str, text: str, seq: int | str, *, timestamp: int | None = None
     ) -> simulate.Sealed:
         """A member's command to the robot in a work group; its answer's ``response_url`` carries ``seq``, so the
         answer the fake receives says which command it answers."""
@@ -297,7 +303,7 @@ class BotProcess:
     """``run_bot.py serve`` as a subprocess on a port of its own, logging (text) to a file; started again on the
     same port after a kill."""
 
-    def __init__(self, directory: Path, env: dict[str, str]) -> None:
+    def __init__(self, directory: Path, env: dict[str, str], *, config: Path | None = None) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = directory / "bot.log"
@@ -305,7 +311,7 @@ class BotProcess:
             **{k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "REDIS_", "DATABASE_"))},
             "BOT_HOST": "127.0.0.1",
             "BOT_PORT": str(self.port),
-            "BOT_CONFIG": str(system_config(directory)),
+            "BOT_CONFIG": str(config or system_config(directory)),
             "HOTLINE_INGEST_SECRET": INGEST_SECRET,
             "API_TOKEN": "system-api-token",
             "LOG_FORMAT": "text",
@@ -374,11 +380,12 @@ class Sent:
     """One request the office sent: its answers (status codes) over the attempts until one was accepted."""
 
     kind: str  # "handover" or "command"
-    key: str  # the ticket number, or the command's seq
-    n: int
+    key: str  # the ticket number, or the command's key
+    n: int  # the ticket's number in the run
     statuses: list[int | str] = field(default_factory=list)  # an HTTP status, or the client's error
     codes: list[str | None] = field(default_factory=list)  # the error code of each refusal
     accepted_at: float | None = None
+    started_at: float = field(default_factory=time.time)  # the first attempt
 
 
 @dataclass
@@ -386,16 +393,22 @@ class Tally:
     """What the fake WeCom received, per ticket push and per command answer."""
 
     pushes: dict[str, list[str]]  # ticket number -> the texts of its new-ticket pushes (in order)
-    answers: dict[int, list[float]]  # command seq -> when each answer arrived (epoch seconds)
+    pushed_at: dict[str, float]  # ticket number -> when its first push arrived (epoch seconds)
+    answers: dict[str, list[float]]  # command key -> when each answer arrived (epoch seconds)
 
-    def lost(self, tickets: list[str], commands: list[int]) -> list[str]:
+    def lost(self, tickets: list[str], commands: list[str]) -> list[str]:
         return [f"push {t}" for t in tickets if not self.pushes.get(t)] + [
             f"answer {c}" for c in commands if not self.answers.get(c)
         ]
 
     def duplicated(self) -> list[str]:
-        """Tickets pushed more than once unmarked, and commands answered more than once."""
-        out = [t for t, texts in self.pushes.items() if sum(RESEND_MARK not in x for x in texts) > 1]
+        """Tickets pushed more than once unmarked (or resent more than once), and commands answered more than
+        once."""
+        out = [
+            t
+            for t, texts in self.pushes.items()
+            if sum(RESEND_MARK not in x for x in texts) > 1 or sum(RESEND_MARK in x for x in texts) > 1
+        ]
         out += [f"answer {c}" for c, times in self.answers.items() if len(times) > 1]
         return out
 
@@ -408,13 +421,14 @@ class Traffic:
     the work groups (the robot's callback), each sent again until the bot accepts it (2xx), as the platform and
     WeCom do; what the bot answered each time is kept."""
 
-    def __init__(self, bot: BotProcess, wecom: WeComSide, *, prefix: str = "SYS") -> None:
+    def __init__(self, bot: BotProcess, wecom: WeComSide, *, prefix: str = "SYS", retry_every: float = 0.2) -> None:
         self.bot = bot
+        self.retry_every = retry_every
         self.wecom = wecom
         self.prefix = prefix
         self.sent: list[Sent] = []
         self.tickets: list[str] = []
-        self.commands: list[int] = []
+        self.commands: list[str] = []  # the commands' keys: "<prefix>-<seq>"
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Traffic:
@@ -462,7 +476,7 @@ class Traffic:
                 record.codes.append(None)
             if time.monotonic() >= until:
                 break
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(self.retry_every)
         return record
 
     async def handover(self, n: int, *, within: float = 60.0, attempts: int = 1000) -> Sent:
@@ -482,12 +496,15 @@ class Traffic:
         return await self._post(record, build, time.monotonic() + within, attempts)
 
     async def command(self, seq: int, n: int, *, within: float = 60.0, attempts: int = 1000) -> Sent:
-        """A unit member's ``/查`` of ticket ``n`` in the unit's group; the same callback (same msgid) is sent
-        again until accepted, as WeCom retries."""
-        unit = self.unit_of(n)
-        sealed = self.wecom.group_command(UNIT_MEMBER[unit], UNIT_CHATS[unit], f"/查 {self.ticket_no(n)}", seq)
-        self.commands.append(seq)
-        record = Sent("command", str(seq), n)
+        """A ``/查`` of ticket ``n`` by one of its unit's members (in turn) in the unit's group; the same callback (same
+        msgid) is sent again until accepted, as WeCom retries."""
+        unit = self.wecom.config.unit(self.unit_of(n))
+        assert unit is not None
+        key = f"{self.prefix}-{seq}"  # unique across the Traffic objects sharing one fake WeCom
+        member = unit.members[seq % len(unit.members)]  # spread: a member may send 10 commands a minute
+        sealed = self.wecom.group_command(member, unit.group.chatid or "", f"/查 {self.ticket_no(n)}", key)
+        self.commands.append(key)
+        record = Sent("command", key, n)
         self.sent.append(record)
 
         def build() -> tuple[str, bytes, dict[str, str]]:
@@ -498,19 +515,25 @@ class Traffic:
 
     def tally(self) -> Tally:
         pushes: dict[str, list[str]] = {}
-        answers: dict[int, list[float]] = {}
+        pushed_at: dict[str, float] = {}
+        answers: dict[str, list[float]] = {}
+        expected = set(self.tickets)
         for d in self.wecom.fake.delivered:
             if d.kind == "response_url" and "seq" in d.to:
-                answers.setdefault(int(d.to["seq"]), []).append(d.at.timestamp())
+                answers.setdefault(str(d.to["seq"]), []).append(d.at.timestamp())
             elif d.kind == "appchat":
                 text = _text_of(d.body)
-                for no in self.tickets:
-                    if f"新工单 {no}" in text:
-                        pushes.setdefault(no, []).append(text)
-        return Tally(pushes, answers)
+                found = _NEW_TICKET.search(text)
+                if found and found[1] in expected:
+                    pushes.setdefault(found[1], []).append(text)
+                    pushed_at.setdefault(found[1], d.at.timestamp())
+        return Tally(pushes, pushed_at, answers)
 
     def statuses(self) -> Counter[int | str]:
         return Counter(s for r in self.sent for s in r.statuses)
+
+
+_NEW_TICKET = re.compile(r"新工单 ([A-Za-z0-9_-]+)")
 
 
 def _error_code(text: str) -> str | None:
@@ -530,19 +553,8 @@ def _text_of(body: dict[str, Any]) -> str:
     return json.dumps(body, ensure_ascii=False)
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 @contextlib.contextmanager
@@ -551,5 +563,5 @@ def temporary_directory(prefix: str) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def sandbox_config() -> BotConfig:
-    return load_config(ROOT / "config" / "sandbox.yaml")
+def sandbox_config(path: Path | None = None) -> BotConfig:
+    return load_config(path or ROOT / "config" / "sandbox.yaml")
