@@ -14,7 +14,7 @@ has 60 more handlers, so that no member passes the bot's flood limit (10 command
         [--backend sqlite|postgres] [--settle 360]
 
 ``--settle``: how long to wait after the last kill for what is still owed (a dead process's lease is 5 minutes
-without takeover). PostgreSQL: the shared test server (``TEST_PG_URL``), in a schema of its own.
+without takeover). PostgreSQL: a server of the run's own (``tests/procs.py``), never the shared one.
 """
 
 from __future__ import annotations
@@ -23,20 +23,16 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import random
 import sys
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
-
 from tests.procs import (  # noqa: E402
     BotProcess,
+    OwnPostgres,
     Traffic,
     WeComSide,
     median,
@@ -46,21 +42,17 @@ from tests.procs import (  # noqa: E402
     wait_for,
 )
 
-PG_URL = os.environ.get("TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-
-
 EXTRA_MEMBERS = 60  # handlers per unit: a member may send 10 commands a minute (the flood limit)
 
 
 async def run(messages: int, kills: int, backend: str, settle: float, rate: float, latency: float) -> dict[str, object]:
     with temporary_directory("hotline-crash-") as tmp:
-        schema = None
+        postgres = None
         if backend == "postgres":
-            schema = f"crash_{uuid.uuid4().hex[:10]}"
-            admin = create_async_engine(PG_URL)
-            async with admin.begin() as conn:
-                await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-            url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+            # a server of the run's own: the bot holds the engine's advisory lock, the whole server's
+            postgres = OwnPostgres()
+            await postgres.start()
+            url = postgres.url
         else:
             url = f"sqlite+aiosqlite:///{tmp}/bot.db"
         config = system_config(tmp, extra_members=EXTRA_MEMBERS)
@@ -128,10 +120,8 @@ async def run(messages: int, kills: int, backend: str, settle: float, rate: floa
         finally:
             await bot.stop()
             await wecom.stop()
-            if schema is not None:
-                async with admin.begin() as conn:
-                    await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-                await admin.dispose()
+            if postgres is not None:
+                postgres.destroy()
         return {
             "backend": backend,
             "messages": len(traffic.sent),
@@ -144,7 +134,7 @@ async def run(messages: int, kills: int, backend: str, settle: float, rate: floa
             "kill -> answer median s": round(median(waits), 1) if waits else None,
             "kill -> answer max s": round(max(waits), 1) if waits else None,
             "sent in s": round(sent_in, 1),
-            "answers refused": sum(v for k, v in statuses.items() if k not in (200, 201)),
+            "attempts not accepted (bot down or refusing)": sum(v for k, v in statuses.items() if k not in (200, 201)),
         }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -42,6 +43,15 @@ async def own_postgres(own_postgres_server: OwnPostgres) -> AsyncIterator[tuple[
     yield own_postgres_server, await new_database(own_postgres_server)
     if not own_postgres_server.running:
         await own_postgres_server.start()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def bot_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database for a bot process, on each backend; PostgreSQL's on the own server: a bot process holds the
+    engine's advisory lock, which is the whole server's, and other tests on the shared server want it too."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+    return await new_database(request.getfixturevalue("own_postgres_server"))
 
 
 @pytest.fixture

@@ -30,8 +30,8 @@ async def wecom() -> AsyncIterator[WeComSide]:
 
 
 @pytest.fixture
-async def bot(database_url: str, wecom: WeComSide, tmp_path: Path) -> AsyncIterator[BotProcess]:
-    process = BotProcess(tmp_path, {**wecom.env(), "DATABASE_URL": database_url})
+async def bot(bot_database_url: str, wecom: WeComSide, tmp_path: Path) -> AsyncIterator[BotProcess]:
+    process = BotProcess(tmp_path, {**wecom.env(), "DATABASE_URL": bot_database_url})
     process.start()
     try:
         await process.ready()
@@ -64,7 +64,7 @@ async def traffic_round(traffic: Traffic, numbers: range) -> None:
 
 
 async def test_a_restart_under_traffic_loses_nothing_and_doubles_nothing(
-    bot: BotProcess, wecom: WeComSide, database_url: str
+    bot: BotProcess, wecom: WeComSide, bot_database_url: str
 ) -> None:
     """SIGTERM while members and the platform keep sending (the harness itself, and the graceful path)."""
     async with Traffic(bot, wecom) as traffic:
@@ -76,7 +76,7 @@ async def test_a_restart_under_traffic_loses_nothing_and_doubles_nothing(
         await first
         await traffic_round(traffic, range(6, 8))
         await wait_for(lambda: not missing(traffic), within=20, what="all", detail=lambda: missing(traffic))
-        await wait_for(lambda: outbox_settled(database_url), within=10, what="the outbox to settle")
+        await wait_for(lambda: outbox_settled(bot_database_url), within=10, what="the outbox to settle")
         tally = traffic.tally()
         assert tally.lost(traffic.tickets, traffic.commands) == []
         assert tally.duplicated() == []
@@ -85,7 +85,7 @@ async def test_a_restart_under_traffic_loses_nothing_and_doubles_nothing(
 
 @pytest.mark.xfail(strict=True, reason="needs issue 12 sections 3 (marked resends) and 5 (takeover within 15 s)")
 async def test_a_bot_killed_while_it_sends_answers_within_seconds_and_marks_its_resends(
-    bot: BotProcess, wecom: WeComSide, database_url: str
+    bot: BotProcess, wecom: WeComSide, bot_database_url: str
 ) -> None:
     fake = wecom.fake
     async with Traffic(bot, wecom) as traffic:
@@ -117,7 +117,7 @@ async def test_a_bot_killed_while_it_sends_answers_within_seconds_and_marks_its_
         )
         # the send that reached WeCom after its sender died has landed too: any double shows now
         await wait_for(lambda: time.time() > killed_at + SLOW_LANDS + 0.5, within=SLOW_LANDS + 1, what="landing")
-        await wait_for(lambda: outbox_settled(database_url), within=10, what="the outbox to settle")
+        await wait_for(lambda: outbox_settled(bot_database_url), within=10, what="the outbox to settle")
 
         tally = traffic.tally()
         assert tally.lost(traffic.tickets, traffic.commands) == []
