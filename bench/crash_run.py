@@ -49,7 +49,7 @@ async def run(messages: int, kills: int, backend: str, settle: float, rate: floa
     with temporary_directory("hotline-crash-") as tmp:
         postgres = None
         if backend == "postgres":
-            # a server of the run's own: the bot holds the engine's advisory lock, the whole server's
+            # a server of the run's own: the bot holds the engine's advisory lock, the whole database's
             postgres = OwnPostgres()
             await postgres.start()
             url = postgres.url

@@ -48,7 +48,7 @@ async def own_postgres(own_postgres_server: OwnPostgres) -> AsyncIterator[tuple[
 @pytest.fixture(params=["sqlite", "postgres"])
 async def bot_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database for a bot process, on each backend; PostgreSQL's on the own server: a bot process holds the
-    engine's advisory lock, which is the whole server's, and other tests on the shared server want it too."""
+    engine's advisory lock, which is the whole database's (every schema), and other tests there want it too."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path}/bot.db"
     return await new_database(request.getfixturevalue("own_postgres_server"))
