@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -31,6 +32,9 @@ from store.repo import Store
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# where the servers are, from the URLs above (a test never assumes the default ports)
+PG_HOST, PG_PORT = make_url(PG_ADMIN_URL).host or "127.0.0.1", make_url(PG_ADMIN_URL).port or 5432
+REDIS_HOST, REDIS_PORT = urlsplit(REDIS_URL).hostname or "127.0.0.1", urlsplit(REDIS_URL).port or 6379
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -120,7 +124,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path}/bot.db"
         return
-    require_service("PostgreSQL", "127.0.0.1", 5432)
+    require_service("PostgreSQL", PG_HOST, PG_PORT)
     url, drop = await _pg_schema_url()
     try:
         yield url
@@ -187,7 +191,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 async def redis() -> AsyncIterator[tuple[Redis, str]]:
     """The real Redis, and a key prefix of this test's own, deleted afterwards."""
-    require_service("Redis", "127.0.0.1", 6379)
+    require_service("Redis", REDIS_HOST, REDIS_PORT)
     client = create_redis(REDIS_URL)
     prefix = f"test:{uuid.uuid4().hex}:"
     try:

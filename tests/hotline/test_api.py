@@ -18,7 +18,7 @@ from bot.web.keys import STORE
 from config.model import BotConfig
 from config.settings import Settings
 from store.models import audit_log, tickets
-from tests.conftest import API_TOKEN, INGEST_SECRET, REDIS_URL, require_service
+from tests.conftest import API_TOKEN, INGEST_SECRET, REDIS_HOST, REDIS_PORT, REDIS_URL, require_service
 
 Client = TestClient[Any, Any]
 
@@ -402,7 +402,7 @@ async def test_healthz_checks_redis_when_configured(
     code: int,
 ) -> None:
     if status == "ok":
-        require_service("Redis", "127.0.0.1", 6379)
+        require_service("Redis", REDIS_HOST, REDIS_PORT)
     app = create_app(settings_for(sqlite_url, REDIS_URL=redis_url), sandbox_config, clock=clock, run_workers=False)
     client = await aiohttp_client(app)
     response = await client.get("/healthz")

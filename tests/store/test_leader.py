@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from store.db import create_engine
@@ -141,7 +141,8 @@ class SilentLink:
     """A loopback TCP relay to PostgreSQL that can go silent: bytes are held, sockets stay open (a partition, a
     frozen switch), so only a timeout can tell."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port  # the database's
         self.silent = asyncio.Event()
         self.server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[None]] = set()
@@ -159,7 +160,7 @@ class SilentLink:
             writer.close()
 
     async def _relay(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
-        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", 5432)
+        server_reader, server_writer = await asyncio.open_connection(self.host, self.port)
         for pipe in (self._pipe(client_reader, server_writer), self._pipe(server_reader, client_writer)):
             task = asyncio.create_task(pipe)
             self.tasks.add(task)
@@ -179,9 +180,10 @@ class SilentLink:
 async def test_a_leader_whose_database_goes_silent_steps_down(database_url: str) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("the lock is PostgreSQL's; SQLite is one process")
-    link = SilentLink()
+    url = make_url(database_url)
+    link = SilentLink(url.host or "127.0.0.1", url.port or 5432)
     port = await link.start()
-    engine = create_engine(database_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}"))
+    engine = create_engine(url.set(host="127.0.0.1", port=port).render_as_string(hide_password=False))
     ticker = Ticker()
     leader = Leader(engine, f"test-{uuid.uuid4().hex}", check=0.2, sleep=ticker.sleep)
     stopped = asyncio.Event()

@@ -20,7 +20,7 @@ from store.db import create_engine, current_revision, migrate
 from store.models import Base, inbox, outbox, tickets
 from store.redis import create_redis
 from store.repo import Store
-from tests.conftest import REDIS_URL, require_service
+from tests.conftest import REDIS_HOST, REDIS_PORT, REDIS_URL, require_service
 
 
 async def test_migrations_are_idempotent_and_complete(store: Store) -> None:
@@ -190,7 +190,7 @@ async def test_sqlite_database_folder_is_created(tmp_path: object) -> None:
 
 
 async def test_redis_round_trip() -> None:
-    require_service("Redis", "127.0.0.1", 6379)
+    require_service("Redis", REDIS_HOST, REDIS_PORT)
     client = create_redis(REDIS_URL)
     try:
         assert await client.ping()

@@ -37,7 +37,7 @@ from bot.wecom.errors import (
 )
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore
 from store.redis import create_redis
-from tests.conftest import REDIS_URL, require_service
+from tests.conftest import REDIS_HOST, REDIS_PORT, REDIS_URL, require_service
 
 CORP_ID = "ww0123456789abcdef"
 SECRET = "corp-secret-DO-NOT-LOG-9f8e7d"
@@ -784,7 +784,7 @@ async def test_response_url_retries_only_what_was_certainly_not_taken(
 
 @pytest.fixture
 async def redis_prefix() -> AsyncIterator[str]:
-    require_service("Redis", "127.0.0.1", 6379)
+    require_service("Redis", REDIS_HOST, REDIS_PORT)
     prefix = f"test:{uuid.uuid4().hex}:"
     yield prefix
     redis = create_redis(REDIS_URL)
