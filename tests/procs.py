@@ -101,7 +101,9 @@ def _as_postgres() -> list[str]:
 
 class OwnPostgres:
     """A PostgreSQL cluster of its own in a temporary directory, on a free loopback port (socket directory in the
-    same place), made for speed (no fsync): for tests that stop the database under the bot."""
+    same place), made for speed (no fsync: the machine does not crash, only the server is stopped), with every
+    commit written before it is acknowledged (synchronous_commit stays on: an immediate stop would otherwise lose
+    commits the bot was told were made): for tests that stop the database under the bot."""
 
     def __init__(self) -> None:
         require_binaries(PG_BIN / "initdb", PG_BIN / "pg_ctl")
@@ -136,7 +138,7 @@ class OwnPostgres:
 
     def start_now(self) -> None:
         options = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c full_page_writes=off -c max_connections=200"
         )
         self._run(PG_BIN / "pg_ctl", "-D", self.data, "-o", options, "-l", self.log, "-w", "-t", "30", "start")

@@ -83,7 +83,6 @@ async def test_a_restart_under_traffic_loses_nothing_and_doubles_nothing(
         assert "Traceback" not in bot.log()
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 12 sections 3 (marked resends) and 5 (takeover within 15 s)")
 async def test_a_bot_killed_while_it_sends_answers_within_seconds_and_marks_its_resends(
     bot: BotProcess, wecom: WeComSide, bot_database_url: str
 ) -> None:

@@ -9,6 +9,7 @@ The figures of a 30 s outage of each: ``bench/outage_run.py``."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -79,7 +80,6 @@ def log_lines(bot: BotProcess, since: int) -> list[str]:
     return bot.log()[since:].splitlines()
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 12 section 4 (503 store_unavailable, /livez and /readyz)")
 async def test_postgresql_stopped_under_traffic_is_a_503_and_nothing_accepted_is_lost(
     bot: BotProcess, wecom: WeComSide, own_postgres: tuple[OwnPostgres, str]
 ) -> None:
@@ -98,24 +98,29 @@ async def test_postgresql_stopped_under_traffic_is_a_503_and_nothing_accepted_is
         await send_again_until_accepted(traffic, refused)  # accepted again once the database is back
         back = time.monotonic() - started
         await all_delivered(traffic, within=15)
+
+        def came_back() -> list[str]:
+            lines = log_lines(bot, mark)
+            return [line for line in lines if BACK_WORDS.search(line) and not DOWN_WORDS.search(line)]
+
+        # the watch that logs the return asks the database every second: requests may be accepted before it says so
+        await wait_for(lambda: bool(came_back()), within=5, what="the log saying the database is back")
         lines = log_lines(bot, mark)
 
         answered = {(s.kind, s.statuses[0], s.codes[0] if s.codes else None) for s in during}
         assert answered <= {("handover", 503, "store_unavailable"), ("command", 503, "store_unavailable")}, answered
         assert not any("Traceback" in line for line in lines)
         went_away = [line for line in lines if DOWN_WORDS.search(line)]
-        came_back = [line for line in lines if BACK_WORDS.search(line) and not DOWN_WORDS.search(line)]
         assert len(went_away) == 1, went_away  # once, however many requests met the outage
-        assert len(came_back) == 1, came_back
+        assert len(came_back()) == 1, came_back()
         assert (live[0], ready[0]) == (200, 503)
         assert (await health(traffic, "/readyz"))[0] == 200
         assert back < 15
         tally = traffic.tally()
         assert tally.lost(traffic.tickets, traffic.commands) == []
-        assert tally.duplicated() == []
+        assert tally.duplicated() == [], {t: [x[:80] for x in v] for t, v in tally.pushes.items()}
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 12 section 4 (/readyz degraded, local limit without Redis)")
 async def test_redis_stopped_under_traffic_degrades_but_the_bot_keeps_accepting_and_sending(
     bot: BotProcess, wecom: WeComSide, own_redis: OwnRedis
 ) -> None:
@@ -138,12 +143,14 @@ async def test_redis_stopped_under_traffic_degrades_but_the_bot_keeps_accepting_
         assert {s.statuses[0] for s in during} <= {200, 201}, [s.statuses for s in during]
         assert live[0] == 200
         assert ready[0] == 200
-        assert "degraded" in ready[1], ready
+        assert json.loads(ready[1])["checks"]["redis"]["status"] == "degraded", ready
         assert len([line for line in lines if "Traceback" in line]) <= 1
         tally = traffic.tally()
-        assert tally.duplicated() == []
+        assert tally.duplicated() == [], {t: [x[:80] for x in v] for t, v in tally.pushes.items()}
 
 
 async def _undegraded(traffic: Traffic) -> bool:
+    """Redis is ok again (the whole status may still be degraded for another reason: the calendar, at the machine's
+    real date)."""
     status, body = await health(traffic, "/readyz")
-    return status == 200 and "degraded" not in body
+    return status == 200 and json.loads(body)["checks"]["redis"]["status"] == "ok"
