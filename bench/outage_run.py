@@ -1,4 +1,4 @@
-"""The outage run (issue 12): PostgreSQL, then Redis, stopped for 30 s under a bot process's steady traffic.
+"""The outage run: PostgreSQL, then Redis, stopped for 30 s under a bot process's steady traffic.
 
 A PostgreSQL and a Redis of the run's own (``tests/procs.py``: own data directory, own ports; never the shared
 servers), ``run_bot.py serve`` against them and the fake WeCom (served here), and an office sending a hand-over and

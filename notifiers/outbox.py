@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.clock import Clock
 from bot.services.groupcommit import GroupCommit
 from store import repo
-from store.liveness import Liveness, unreachable
+from store.liveness import Liveness
 from store.models import outbox
 from store.repo import Store
 
@@ -332,12 +332,9 @@ class OutboxWorker:
                 log.exception("outbox: the look for messages of dead processes failed; trying again")
 
     def _unreachable(self, exc: Exception) -> bool:
-        """Whether ``exc`` is the database being away; if so the outage is logged once (by the liveness's watch),
-        not at every pass."""
-        if self.liveness is None or not unreachable(exc):
-            return False
-        self.liveness.database.failed(exc)
-        return True
+        """Whether ``exc`` is the database being away (:meth:`DatabaseWatch.known`); if so the outage is logged once
+        (by the liveness's watch), not at every pass."""
+        return self.liveness is not None and self.liveness.database.known(exc)
 
     def stop(self) -> None:
         """Asks :meth:`run_forever` to return once the pass under way is done."""

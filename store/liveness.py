@@ -97,6 +97,14 @@ class DatabaseWatch:
         self.failed(exc)
         return True
 
+    def known(self, exc: BaseException) -> bool:
+        """:meth:`confirms` without the probe, for code that cannot wait for one: the database's own errors, and a
+        bare ``OSError`` or ``TimeoutError`` only while the watch already knows the database is away."""
+        if not unreachable(exc) or not (self.down or _from_database(exc)):
+            return False
+        self.failed(exc)
+        return True
+
     async def _answers(self) -> bool:
         try:
             async with asyncio.timeout(max(self.probe, 2.0)), self.engine.connect() as conn:
@@ -154,7 +162,7 @@ def _describe(exc: BaseException) -> str:
 def process_id() -> str:
     """An id for this process, unique across restarts (a container's pid is often the same each time): the
     ``lease_owner`` of the rows it leases, and the name of its liveness lock."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"[:64]
+    return f"{secrets.token_hex(4)}:{os.getpid()}:{socket.gethostname()}"[:64]  # a long host name is what is cut
 
 
 def _int31(name: str) -> int:

@@ -30,9 +30,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
-import secrets
-import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -48,7 +45,7 @@ from bot.services.groupcommit import GroupCommit
 from bot.wecom.events import CardClick, EnterChat, InboundEvent, OtherEvent, TextMessage, dedup_key
 from bot.wecom.parse import MalformedCallback, parse_aibot_json, parse_app_xml
 from store import repo
-from store.liveness import Liveness, unreachable
+from store.liveness import Liveness, process_id
 from store.models import inbox
 from store.repo import Store
 
@@ -192,7 +189,7 @@ class InboundProcessor:
         self.sources = tuple(sources)
         self.handle_timeout = handle_timeout
         self.recover_batch = recover_batch
-        self.owner = (owner or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}")[:64]
+        self.owner = owner or process_id()
         self.lease = lease
         self.recover_every = recover_every
         self.liveness = liveness  # tells when a process holding rows has died (PostgreSQL): see take_over()
@@ -348,7 +345,10 @@ class InboundProcessor:
                 try:
                     await self._handle(job.event)
                 except Exception as exc:
-                    if not isinstance(exc, TimeoutError) and self._unreachable(exc):
+                    # the handler's own OSError is its failure, unless the database does not answer either; its
+                    # TimeoutError is the handle timeout's
+                    liveness = None if isinstance(exc, TimeoutError) else self.liveness
+                    if liveness is not None and await liveness.database.confirms(exc):
                         self._handle_again(job)
                         return
                     log.exception("wecom inbound %s failed", job.inbox_id)
@@ -563,12 +563,9 @@ class InboundProcessor:
             return 0
 
     def _unreachable(self, exc: Exception) -> bool:
-        """Whether ``exc`` is the database being away; if so the outage is logged once (by the liveness's watch),
-        not at every pass."""
-        if self.liveness is None or not unreachable(exc):
-            return False
-        self.liveness.database.failed(exc)
-        return True
+        """Whether ``exc`` is the database being away (:meth:`DatabaseWatch.known`); if so the outage is logged once
+        (by the liveness's watch), not at every pass."""
+        return self.liveness is not None and self.liveness.database.known(exc)
 
     async def _recover_logged(self) -> int:
         try:

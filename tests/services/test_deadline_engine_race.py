@@ -1,4 +1,4 @@
-"""Two deadline engines on the same due rows at the same moment, on both databases (issue 12, section 8): each step
+"""Two deadline engines on the same due rows at the same moment, on both databases: each step
 is sent once. Engine B is held between reading its batch and writing it (in a thread of its own, so that it holds
 its real transaction open) while engine A ticks; then B goes on.
 

@@ -8,6 +8,8 @@ everything over. Time is a FrozenClock moved by the test."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -21,7 +23,7 @@ from bot.wecom.inbound import APP_SOURCE, InboundProcessor, RecordingSink
 from bot.wecom.parse import parse_app_xml
 from notifiers.outbox import OutboundMessage, OutboxWorker
 from store import repo
-from store.liveness import Liveness
+from store.liveness import Liveness, process_id
 from store.models import inbox, outbox
 from store.repo import Store
 from tests.wecom_callbacks.test_callbacks import app_xml
@@ -193,3 +195,13 @@ async def test_on_sqlite_the_process_starting_takes_every_row_over(
     assert sorted(recorder.resends) == ["answer-0", "answer-1"]  # the previous run may have sent them
     assert await statuses(store, outbox) == [("sent", None)] * 2
 
+
+
+def test_a_process_id_stays_unique_on_a_long_host_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pod's 63-character name and pid 1 at every restart: the id still differs, so the restarted process does
+    not take the dead one's rows for its own (and leave them to the five-minute lease)."""
+    monkeypatch.setattr(socket, "gethostname", lambda: "hotline-bot-7c9f8d6b5-" + "x" * 41)
+    monkeypatch.setattr(os, "getpid", lambda: 1)
+    ids = {process_id() for _ in range(20)}
+    assert len(ids) == 20
+    assert all(len(i) <= 64 for i in ids)

@@ -1,6 +1,6 @@
 """The bot as a real process, killed while it sends and started again: what the fake WeCom received is counted.
 Nothing accepted may be lost, nothing doubled except resends marked ``【补发】``, and the member's answer may not wait
-for a dead process's five-minute lease (issue 12, sections 3, 5 and 8). The big run is ``bench/crash_run.py``."""
+for a dead process's five-minute lease. The big run is ``bench/crash_run.py``."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.procs import BotProcess, Traffic, WeComSide, sandbox_config, wait_for
 
 SLOW_LANDS = 3.0  # seconds: a send that reaches WeCom after its sender died (the answer is lost with the process)
 SLOW_NEVER = 60.0  # seconds: a send whose fate stays unknown for the whole test (it lands only after it)
-TAKEOVER = 15.0  # issue 12, section 5: a dead process's rows are taken over within this long of its death
+TAKEOVER = 15.0  # a dead process's rows are taken over within this long of its death
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""PostgreSQL and Redis stopped under a running bot process, and started again (issue 12, sections 4 and 8): servers of
+"""PostgreSQL and Redis stopped under a running bot process, and started again: servers of
 the test's own (never the shared ones), the bot as a real process, the office's traffic over real HTTP.
 
 While PostgreSQL is down the bot refuses what it cannot store with 503 ``store_unavailable`` (never a 500, never a

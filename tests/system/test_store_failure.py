@@ -1,7 +1,7 @@
 """A callback (the app's and the intelligent robot's) and a hand-over are refused, not answered 2xx, when the store
 fails for real: a PostgreSQL server of the test's own stopped under the bot, a SQLite file that became unusable.
 WeCom and the platform send again what was not answered 2xx, so a refusal loses nothing; a 2xx would lose the
-message for good (issue 12, section 8: "answer 200 when the store write fails" went unnoticed)."""
+message for good ("answer 200 when the store write fails" must not go unnoticed)."""
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ from config.loader import ConfigError
 from config.model import BotConfig
 from config.settings import Settings
 from store import repo
+from store.liveness import Liveness, process_id
 from store.models import inbox
 from store.repo import Store
 from tests.wecom.test_crypto import (
@@ -734,3 +735,38 @@ def test_a_malformed_aes_key_names_the_variable(
     with pytest.raises(ConfigError) as caught:
         create_app(settings_for("sqlite:///unused.db", **env), sandbox_config, run_workers=False)
     assert [i.path for i in caught.value.issues] == ["WECOM_APP_AES_KEY"]
+
+
+class OSErrorSink(RecordingSink):
+    """A handler whose own file is missing: an OSError that has nothing to do with the database."""
+
+    async def handle(self, event: InboundEvent) -> None:
+        if isinstance(event, TextMessage) and event.text == "boom":
+            raise FileNotFoundError(2, "No such file or directory", "/srv/templates/missing.txt")
+        await super().handle(event)
+
+
+async def test_a_handler_oserror_is_its_failure_not_a_database_outage(
+    store: Store, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the database answering, the row is marked failed once (not handled again and again as if the database
+    were away), and the log says nothing of an outage."""
+    liveness = Liveness(store.engine, process_id())
+    await liveness.start()
+    sink = OSErrorSink()
+    processor = InboundProcessor(store, sink, clock, sources=[APP_SOURCE], owner=liveness.owner, liveness=liveness)
+    try:
+        for msg_id, text in (("1", "boom"), ("2", "fine")):
+            xml = app_xml(MsgType="text", Content=text, MsgId=msg_id)
+            assert await processor.accept(APP_SOURCE, parse_app_xml(xml), xml.decode())
+        processor.start()
+        await processor.drain()
+    finally:
+        await processor.close()
+        await liveness.close()
+    by_key = {r["dedup_key"]: r for r in await rows(store)}
+    assert by_key["app:msg:1"]["status"] == "failed"
+    assert by_key["app:msg:1"]["error"].startswith("FileNotFoundError")
+    assert by_key["app:msg:2"]["status"] == "done"
+    assert not liveness.database.down
+    assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
