@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from bot.domain.duty import Watch
-from bot.domain.escaping import escape_md
+from bot.domain.escaping import echo, escape_md
 from bot.domain.lifecycle import Action, ActionRequest, VisitResult
 from bot.domain.masking import Citizen, mask_text
 from bot.services.duty import DutyChange, DutyRefused, DutyStatus
@@ -142,7 +142,7 @@ async def return_ticket(ctx: Context, cmd: ParsedCommand) -> None:
 async def transfer(ctx: Context, cmd: ParsedCommand) -> None:
     target = ctx.config.member(cmd.args.get("member", "")) or _member_named(ctx, cmd.args.get("member", ""))
     if target is None:
-        named = escape_md(cmd.args.get("member", ""))
+        named = echo(cmd.args.get("member", ""))
         raise CommandError("unknown_member", f"没有找到成员「{named}」。请写成员的账号或姓名。")
     ticket_no, unit = await _ticket(ctx, cmd, Action.TRANSFER)
     if not any(u.code == unit for u in ctx.config.units_of(target.userid)):
@@ -298,7 +298,7 @@ async def help_command(ctx: Context, cmd: ParsedCommand) -> None:
     if name:
         spec = find(name.lstrip("/"))
         if spec is None:
-            raise CommandError("unknown_command", f"没有「{escape_md(name)}」这个命令。发送 /帮助 查看全部命令。")
+            raise CommandError("unknown_command", f"没有「{echo(name)}」这个命令。发送 /帮助 查看全部命令。")
         await ctx.say(command_help(spec))
         return
     await ctx.say(help_text(COMMANDS, can_use=ctx.may_use))
@@ -311,7 +311,7 @@ def _units(ctx: Context, cmd: ParsedCommand) -> list[str] | None:
     if named:
         unit = ctx.config.unit_for_label(named) or ctx.config.unit(named)
         if unit is None:
-            raise CommandError("unknown_unit", f"没有找到单位「{escape_md(named)}」。")
+            raise CommandError("unknown_unit", f"没有找到单位「{echo(named)}」。")
         if not ctx.may_act_on(unit.code):
             raise CommandError("other_unit", f"抱歉，您不能查看{unit.name}的工单。")
         return [unit.code]

@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from bot.domain.escaping import escape_md
+from bot.domain.escaping import echo
 from handlers.errors import CommandError
 from handlers.spec import COMMANDS, ArgSpec, CommandSpec, all_names, find
 
@@ -109,7 +109,7 @@ class ParsedCommand:
 
 def _echo(text: str) -> str:
     """A few words of what the member typed, to say back in the chat: inert there (:mod:`bot.domain.escaping`)."""
-    text = escape_md(" ".join(text.split()))
+    text = echo(text)
     return text if len(text) <= _ECHO_MAX else text[: _ECHO_MAX - 1] + "…"
 
 
@@ -175,7 +175,7 @@ def _unknown(word: str, rest: str, code: str = "unknown_command") -> CommandErro
     if len(names) == 1:
         name, zh = names[0]
         tail = rest.strip()
-        args = f" {escape_md(tail)}" if tail and "\n" not in tail and len(tail) <= _ECHO_MAX else ""
+        args = f" {echo(tail)}" if tail and "\n" not in tail and len(tail) <= _ECHO_MAX else ""
         also = f"（/{zh}）" if zh != name else ""
         return CommandError(code, f"没有「{shown}」这个命令，您是不是想用 /{name}{args}{also}？")
     options = " 或 ".join(f"/{n}" if n == zh else f"/{n}（/{zh}）" for n, zh in names)
@@ -253,7 +253,7 @@ def _command(text: str) -> tuple[CommandSpec, str]:
     owner = _choice_owner(word)
     if owner is not None:
         # not a command of its own, and not the command it looks like ("接班" is not 接单)
-        shown = escape_md(word)
+        shown = echo(word)
         raise CommandError("unknown_command", f"没有「{_echo(word)}」这个命令，您是不是想用 /{owner.zh} {shown}？")
     raise _unknown(word, rest)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.domain.escaping import escape_md, group_text
+from bot.domain.escaping import echo, group_text
 from handlers.errors import CommandError
 from handlers.queries import OPEN_STATES
 from store import repo
@@ -87,7 +87,7 @@ async def find_ticket(store: Store, ref: str, *, units: Collection[str] | None) 
     if len(ref) < MIN_SUFFIX:
         raise CommandError("bad_ticket_ref", f"请输入完整工单号，或工单号的后几位（至少 {MIN_SUFFIX} 位）。")
     if not _REF.fullmatch(ref):
-        raise CommandError("bad_ticket_ref", f"「{escape_md(ref[:20])}」不是工单号：工单号只含数字、字母和连字符。")
+        raise CommandError("bad_ticket_ref", f"「{echo(ref[:20])}」不是工单号：工单号只含数字、字母和连字符。")
     scope = None if units is None else sorted(set(units))
 
     async def query(conn: AsyncConnection) -> tuple[Mapping[str, Any] | None, Sequence[Mapping[str, Any]]]:

@@ -78,3 +78,10 @@ def group_text(text: object, ticket: Mapping[str, Any]) -> str:
     """A ticket's text as a group may read it on one line: whitespace collapsed, the citizen masked
     (:func:`bot.domain.masking.mask_text` with the ticket's :class:`~bot.domain.masking.Citizen`), then escaped."""
     return escape_md(mask_text(" ".join(str(text or "").split()), Citizen.of(ticket)))
+
+
+def echo(text: str) -> str:
+    """What a member typed, said back in a chat the group reads (an unknown command, ticket number, member or unit):
+    whitespace collapsed, masked (:func:`~bot.domain.masking.mask_text`: a phone number or name typed by mistake),
+    then escaped."""
+    return escape_md(mask_text(" ".join(text.split())))

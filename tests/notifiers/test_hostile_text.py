@@ -177,3 +177,20 @@ async def test_the_robots_answers_in_a_group_keep_ticket_and_member_text_inert(
     [asked] = [d for d in rig.private("chenjing") if "申请工单" in str(d.body)]
     assert "［不属于本所］(http：//evil.example/r) ＊＊请改派＊＊ ＜@all＞ ＜a href=" in asked.body["text"]["content"]
     assert_inert([asked])
+
+
+async def test_what_a_member_typed_is_said_back_masked(make_rig: MakeRig, session: aiohttp.ClientSession) -> None:
+    """A citizen's name, phone or ID number typed where a ticket number or a member belongs is said back in the
+    group without them."""
+    rig = await make_rig("robot")
+    assert rig.fake.base_url is not None
+    rig.worker.senders[AIBOT_RESPONSE] = ResponseUrlSender(ResponseUrlClient(session, base_url=rig.fake.base_url))
+    no = "2026112300907"
+    await rig.post(hostile(no))
+    await rig.send()
+    said = await say(rig, "/查 市民李建国13812345678")
+    said += await say(rig, f"/转派 {no} 13812345678")
+    said += await say(rig, "/查询一下 310101198001011234")
+    text = "\n".join(shown(d) for d in said)
+    for secret in ("13812345678", "李建国", "310101198001011234"):
+        assert secret not in text, text
