@@ -61,6 +61,8 @@ class OutboundMessage:
     attempts: int
     # an earlier send may have arrived: deduplicated receivers get it plainly, others marked as a resend
     resend: bool = False
+    # when it was queued: its first send came no earlier (a duplicate check's window is counted from that send)
+    queued_at: datetime | None = None
 
     @classmethod
     def of(cls, row: Mapping[str, Any]) -> OutboundMessage:
@@ -68,7 +70,14 @@ class OutboundMessage:
         payload = dict(row["payload"])
         unsure = bool(payload.pop(UNSURE, False))
         return cls(
-            row["id"], row["channel"], row["destination"], row["idempotency_key"], payload, row["attempts"], unsure
+            row["id"],
+            row["channel"],
+            row["destination"],
+            row["idempotency_key"],
+            payload,
+            row["attempts"],
+            unsure,
+            row.get("created_at"),
         )
 
 

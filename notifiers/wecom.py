@@ -252,6 +252,7 @@ class AppMessageSender:
         self, client: AppMessages, limiter: RateLimiter, clock: Clock, *, slack: float = DEFAULT_SLACK
     ) -> None:
         self.client = client
+        self.clock = clock
         self.pacer = Pacer(limiter, APP_MEMBER_LIMITS, clock, slack)
 
     def _members(self, message: OutboundMessage) -> list[str]:
@@ -274,8 +275,11 @@ class AppMessageSender:
         # it is then dropped by WeCom instead of reaching the member twice
         duplicate_check = _int(message, "enable_duplicate_check", 1)
         interval = _int(message, "duplicate_check_interval", DUPLICATE_CHECK_INTERVAL)
-        # a resend goes unchanged where WeCom drops the copy, and marked where it would not
-        msgtype, content = message_body(message) if duplicate_check else group_body(message)
+        # a resend goes unchanged where WeCom drops the copy, and marked where it would not: no duplicate check, or
+        # one whose window (counted from the first send, no earlier than the queueing) may have passed
+        queued = message.queued_at
+        late = queued is None or (self.clock.now() - queued).total_seconds() >= interval
+        msgtype, content = group_body(message) if not duplicate_check or late else message_body(message)
         # userids are case-insensitive in WeCom
         keys = [f"{WECOM_APP}:{self.client.agent_id}:{m.lower()}" for m in members]
 

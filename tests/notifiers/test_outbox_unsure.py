@@ -265,3 +265,21 @@ async def test_the_apps_metrics_count_unsure_sends(
     assert [d.body["markdown"]["content"] for d in fake.messages_to(webhook_key=KEY)] == [PUSH, MARKED]
     metrics = await (await client.get("/metrics")).text()
     assert 'hotline_outbox_unsure_total{channel="wecom_webhook",reason="no_answer"} 1.0' in metrics
+
+
+async def test_an_app_message_resent_after_the_duplicate_checks_window_arrives_marked(rig: Rig) -> None:
+    """A resend that comes late (the dead process's lease, a backoff, an outage: here 30 minutes), past the
+    10 minutes over which WeCom would drop the copy, is marked 【补发】 as a group's would be: never two unmarked."""
+    await rig.enqueue(WECOM_APP, "wuhao", app_text())
+    dead = rig.worker(owner="host-a:4242")
+    now = rig.clock.now()
+    async with rig.store.transaction() as conn:
+        [row] = await repo.claim_due(conn, owner=dead.owner, now=now, lease_until=now + dead.lease, limit=10)
+    await dead.senders[row["channel"]].send(OutboundMessage.of(row))
+
+    rig.clock.advance(minutes=30)
+    await rig.drain(rig.worker(owner="host-b:5151"))
+
+    first, again = (d.body["text"]["content"] for d in rig.fake.messages_to(userid="wuhao"))
+    assert first == "您认领的工单 2026112300001 已超时"
+    assert again.startswith("【补发】") and again.endswith(first)
