@@ -282,4 +282,5 @@ async def test_an_app_message_resent_after_the_duplicate_checks_window_arrives_m
 
     first, again = (d.body["text"]["content"] for d in rig.fake.messages_to(userid="wuhao"))
     assert first == "您认领的工单 2026112300001 已超时"
-    assert again.startswith("【补发】") and again.endswith(first)
+    assert again.startswith("【补发】")
+    assert again.endswith(first)
