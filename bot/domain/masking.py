@@ -219,8 +219,10 @@ class Citizen:
         if len(name) >= 2 and name in text:
             surname = _surname(name) if not name.isascii() else name[:1]
             polite = "|".join(_POLITE)
+            # a name that is also the start of a place (市民黄河 on 黄河路) is left where a place word follows it
+            place = "(?![路街道巷弄里村镇桥区园苑站])" if len(name) == 2 else ""
             text = re.sub(
-                re.escape(name) + f"(?=({polite})?)",
+                re.escape(name) + place + f"(?=({polite})?)",
                 lambda m: surname if m.group(1) else mask_name(name),
                 text,
             )

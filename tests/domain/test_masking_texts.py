@@ -165,3 +165,10 @@ def test_the_ticket_without_a_citizen_still_masks_what_it_can_recognise() -> Non
     text = "李建国来电，幸福里小区3号1203室，身份证310101198001011234"
     assert mask_text(text) == "李建国来电，幸福里小区3号***室，身份证**************1234"  # a bare name needs the ticket
     assert mask_text(text, LJG) == "李某某来电，幸福里小区3号***室，身份证**************1234"
+
+
+def test_a_two_character_name_that_starts_a_place_leaves_the_place_readable() -> None:
+    """市民黄河 living on 黄河路: the street's name stays, the person's does not."""
+    citizen = Citizen("黄河", "黄河路12号")
+    masked = mask_text("市民黄河反映黄河路12号门口积水，黄河称已多次反映。", citizen)
+    assert masked == "市民黄某某反映黄河路***号门口积水，黄某某称已多次反映。"
