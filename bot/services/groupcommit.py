@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
-from sqlalchemy.exc import DBAPIError, InterfaceError
+from store.liveness import unreachable  # the database away: the whole batch fails alike
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +26,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 CommitFn = Callable[[Sequence[T]], Awaitable[Sequence[R]]]
-
-
-def unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` says the database could not be reached, rather than that it refused the data."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OSError | TimeoutError | InterfaceError)
 
 
 class GroupCommit(Generic[T, R]):

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.clock import FrozenClock
+from bot.services.groupcommit import GroupCommit
 from bot.wecom.inbound import APP_SOURCE, WORKER_SLICE, InboundProcessor, RecordingSink, _Job
 from bot.wecom.parse import parse_app_xml
 from store import repo
@@ -483,3 +486,28 @@ async def test_the_workers_together_let_other_tasks_run_after_each_slice(store: 
     assert sum(per_turn.values()) == 40
     assert max(per_turn.values()) == 4  # a slice's worth in each turn of the loop, across the eight workers
     await processor.close()
+
+
+class StartingUp(Exception):
+    """The driver's error while PostgreSQL starts again after an outage (SQLSTATE 57P03)."""
+
+    sqlstate = "57P03"
+
+
+async def test_a_batch_that_meets_the_database_starting_up_fails_whole_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database away or not yet back is the same for every item: no retry one by one, no traceback in the log
+    (an outage is logged once, by the liveness's watch)."""
+    calls: list[int] = []
+
+    async def commit(items: Sequence[int]) -> list[None]:
+        calls.append(len(items))
+        raise OperationalError("INSERT …", {}, StartingUp("the database system is starting up"))
+
+    group = GroupCommit[int, None](commit, name="test")
+    caplog.set_level(logging.DEBUG)
+    results = await asyncio.gather(group.submit(1), group.submit(2), return_exceptions=True)
+    assert all(isinstance(r, OperationalError) for r in results)
+    assert calls == [2]  # one batch, failed whole: not tried again one by one
+    assert not [r for r in caplog.records if r.exc_info or "one by one" in r.getMessage()]
