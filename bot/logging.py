@@ -35,6 +35,11 @@ class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
 
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's name)
+        """The machine's local time with its offset (2026-11-23T09:00:00.000+08:00): read beside the page, which
+        shows Beijing time, the line says which time it gives."""
+        return datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
         extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
@@ -50,3 +55,7 @@ def setup_logging(fmt: str = "json", level: str = "INFO", stream: IO[str] | None
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # APScheduler writes a line per scheduled job run ("Running job", "executed successfully"): shown at DEBUG only
+    scheduler = logging.WARNING if root.level > logging.DEBUG else logging.NOTSET
+    for name in ("apscheduler.executors", "apscheduler.scheduler"):
+        logging.getLogger(name).setLevel(scheduler)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 
 import pytest
 
@@ -94,3 +95,23 @@ def test_a_line_is_masked_whole(capture: tuple[logging.Logger, io.StringIO]) -> 
     assert json.loads(stream.getvalue())["msg"] == (
         "来电人王某某 身份证 **************002X 住光明路88弄5号***室 电话 139****1111"
     )
+
+
+def test_a_text_line_gives_its_time_with_the_offset_and_the_scheduler_says_only_what_matters() -> None:
+    """A person reads the log beside the page (Beijing time): each line's time carries its offset. APScheduler's
+    line per job run is left out at INFO; its warnings are not."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    try:
+        setup_logging("text", "info", stream=stream)
+        logging.getLogger("apscheduler.executors.default").info('Running job "EngineJob.run"')
+        logging.getLogger("apscheduler.scheduler").warning("Run time of job was missed by 0:00:02")
+        logging.getLogger("hotline_bot").info("listening on http://127.0.0.1:8080")
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "missed" in lines[0]
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d ", lines[1]), lines[1]
