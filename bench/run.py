@@ -1,4 +1,5 @@
-"""``make bench``: every benchmark, one table. ``--quick`` for smaller sizes; names to run only some."""
+"""``make bench``: every benchmark, one table. ``--quick`` for smaller sizes; names to run only some. A benchmark
+that fails is a row of the table (``FAILED`` and why), the others still run, and the exit status says so."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import importlib
 import inspect
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +29,29 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     rows: list[dict[str, Any]] = []
+    failed = []
     for name in args.names or BENCHMARKS:
-        module = importlib.import_module(f"bench.bench_{name}")
         started = time.perf_counter()
         print(f"running {name} …", file=sys.stderr, flush=True)
-        result = module.run(quick=args.quick)
-        if inspect.isawaitable(result):
-            result = asyncio.run(result)
-        rows.extend(result)
+        try:
+            rows.extend(run_one(name, quick=args.quick))
+        except Exception as exc:  # one benchmark that fails is a row of the table; the others still run
+            traceback.print_exc()
+            failed.append(name)
+            rows.append({"benchmark": name, "value": "FAILED", "unit": "", "note": f"{type(exc).__name__}: {exc}"})
         print(f"  {name} took {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
     print()
     print_table(rows)
-    return 0
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def run_one(name: str, *, quick: bool) -> list[dict[str, Any]]:
+    result = importlib.import_module(f"bench.bench_{name}").run(quick=quick)
+    if inspect.isawaitable(result):
+        result = asyncio.run(result)
+    return list(result)
 
 
 if __name__ == "__main__":
