@@ -21,10 +21,11 @@ run: $(STAMP)
 	HOTLINE_INGEST_SECRET=$${HOTLINE_INGEST_SECRET:-sandbox-secret} API_TOKEN=$${API_TOKEN:-sandbox-token} \
 	$(PY) run_bot.py serve
 
-## make test: lint, types and the whole suite (SQLite, PostgreSQL, Redis)
+## make test: lint, types, the import contracts and the whole suite (SQLite, PostgreSQL, Redis)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy bot config store notifiers handlers run_bot.py
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 -q
 
 ## make bench: the benchmarks, printed as one table
