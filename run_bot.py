@@ -95,7 +95,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app.on_startup.append(_freeze_startup_objects)
     try:
         loop = _event_loop(settings.event_loop)
-        web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None, loop=loop)
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            # the start's last line, once the port is bound
+            print=lambda _: log.info("listening on http://%s:%d", settings.host, settings.port),
+            access_log=None,
+            loop=loop,
+        )
     except (OSError, DBAPIError) as exc:
         # an unreachable database or a port in use: say which, without a traceback
         log.critical("cannot start: %s", exc.__class__.__name__, extra={"error": str(exc).splitlines()[0]})

@@ -587,6 +587,13 @@ class Sandbox:
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
+    def announce(self) -> None:
+        """The only place the token is written: the link to open (the page keeps it in a cookie), among the last
+        lines of the start; shown even with LOG_LEVEL=WARNING, since without it nobody can open the page."""
+        level = logging.INFO if log.isEnabledFor(logging.INFO) else logging.WARNING
+        link = f"{self.page_url}?token={self.token}"
+        log.log(level, "sandbox: open %s", link, extra={"fake_wecom": self.fake.base_url})
+
     async def serve(self, app: web.Application) -> AsyncIterator[None]:
         runner = await serve(self.fake, "127.0.0.1", 0)
         assert self.fake.base_url is not None
@@ -597,11 +604,6 @@ class Sandbox:
                 "sandbox: served beyond this machine (SANDBOX=public): anyone with the link below can act as any "
                 "member, and requests through a proxy or from other machines are accepted",
             )
-        # the only place the token is written: the link to open (the page keeps it in a cookie); shown even with
-        # LOG_LEVEL=WARNING, since without it nobody can open the page
-        level = logging.INFO if log.isEnabledFor(logging.INFO) else logging.WARNING
-        link = f"{self.page_url}?token={self.token}"
-        log.log(level, "sandbox: open %s", link, extra={"fake_wecom": self.fake.base_url})
         if self.demo_every is not None:
             every = self.demo_every.total_seconds()
             self._demo_task = asyncio.create_task(self._demo_loop(app, every), name="sandbox-demo")

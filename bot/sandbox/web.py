@@ -80,9 +80,14 @@ def attach(app: web.Application, settings: Settings, config: BotConfig) -> Setti
     app[SANDBOX] = sandbox
     app[SETTINGS] = sandbox.settings
     app.cleanup_ctx.append(sandbox.serve)  # the fake WeCom is up before the bot's workers, down after them
+    app.on_startup.append(_announce)  # after every part of the app has started (cleanup_ctx runs first)
     app.on_shutdown.append(_shutdown)
     app.add_routes(routes)
     return sandbox.settings
+
+
+async def _announce(app: web.Application) -> None:
+    app[SANDBOX].announce()
 
 
 async def _shutdown(app: web.Application) -> None:

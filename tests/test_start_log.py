@@ -1,0 +1,43 @@
+"""What a person starting the bot reads: the link to open and where it listens are the last lines of the start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.procs import ROOT, free_port
+
+
+def test_the_sandbox_link_and_the_address_end_the_start(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "SANDBOX"))}
+    env.update(
+        {
+            "BOT_CONFIG": str(ROOT / "config" / "sandbox.yaml"),
+            "BOT_PORT": str(port),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+            "LOG_FORMAT": "text",
+            "LOG_LEVEL": "INFO",
+            "HOTLINE_INGEST_SECRET": "sandbox-secret",
+            "API_TOKEN": "sandbox-token",
+        }
+    )
+    log = tmp_path / "bot.log"
+    with log.open("wb") as out:
+        bot = subprocess.Popen(
+            [sys.executable, str(ROOT / "run_bot.py"), "serve"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "listening on" not in log.read_text() and time.monotonic() < deadline and bot.poll() is None:
+            time.sleep(0.05)  # a real process's start, polled with a bound
+    finally:
+        bot.terminate()
+        bot.wait(timeout=30)
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    start = lines[: next(i for i, line in enumerate(lines) if "listening on" in line) + 1]
+    assert "sandbox: open http://127.0.0.1:" in start[-2], start[-3:]
+    assert start[-1].endswith(f"listening on http://127.0.0.1:{port}"), start[-3:]
