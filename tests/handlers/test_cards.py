@@ -42,8 +42,8 @@ from notifiers.outbox import OutboxWorker
 from notifiers.ratelimit import MemoryRateLimiter
 from notifiers.wecom import AIBOT_CARD_UPDATE, AIBOT_RESPONSE, WECOM_APP, AibotCardUpdateSender, wecom_senders
 from store.models import outbox
+from tests.wecom.callbacks.test_callbacks import T0, app_xml, post_app
 from tests.wecom.test_crypto import SAMPLE_CORP, SAMPLE_KEY, SAMPLE_TOKEN
-from tests.wecom_callbacks.test_callbacks import T0, app_xml, post_app
 
 Client = TestClient[Any, Any]
 

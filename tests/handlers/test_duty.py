@@ -26,7 +26,7 @@ from handlers.router import CommandRouter
 from store.models import audit_log, duty_takeovers, outbox
 from store.repo import Store
 from tests.handlers.test_router import message, texts
-from tests.wecom_callbacks.test_callbacks import T0, WECOM_ENV, app_xml, post_app, post_robot, robot_json
+from tests.wecom.callbacks.test_callbacks import T0, WECOM_ENV, app_xml, post_app, post_robot, robot_json
 
 Client = TestClient[Any, Any]
 

@@ -37,8 +37,8 @@ from handlers.spec import COMMANDS, CommandSpec, find
 from notifiers.outbox import OutboxWorker
 from notifiers.ratelimit import MemoryRateLimiter
 from notifiers.wecom import wecom_senders
+from tests.wecom.callbacks.test_callbacks import ROBOT, ROBOT_KEY, ROBOT_TOKEN, query, robot_json
 from tests.wecom.test_crypto import SAMPLE_CORP, SAMPLE_KEY, SAMPLE_TOKEN
-from tests.wecom_callbacks.test_callbacks import ROBOT, ROBOT_KEY, ROBOT_TOKEN, query, robot_json
 
 Client = TestClient[Any, Any]
 

@@ -26,7 +26,7 @@ from store import repo
 from store.liveness import Liveness, process_id
 from store.models import inbox, outbox
 from store.repo import Store
-from tests.wecom_callbacks.test_callbacks import app_xml
+from tests.wecom.callbacks.test_callbacks import app_xml
 
 GRACE = timedelta(seconds=5)
 CHANNEL = "test"

@@ -24,7 +24,7 @@ from bot.hotline.signing import signed_headers
 from config.model import BotConfig
 from config.settings import Settings
 from tests.conftest import INGEST_SECRET
-from tests.wecom_callbacks.test_callbacks import APP, WECOM_ENV, query
+from tests.wecom.callbacks.test_callbacks import APP, WECOM_ENV, query
 
 Send = Callable[..., Awaitable[bytes]]
 

@@ -28,7 +28,7 @@ from config.model import BotConfig
 from config.settings import Settings
 from tests.hotline.test_api import TICKET, post_json
 from tests.tcpproxy import TcpProxy
-from tests.wecom_callbacks.test_callbacks import WECOM_ENV, app_xml, post_app, post_robot, robot_json
+from tests.wecom.callbacks.test_callbacks import WECOM_ENV, app_xml, post_app, post_robot, robot_json
 
 Client = TestClient[Any, Any]
 

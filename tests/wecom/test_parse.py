@@ -545,7 +545,7 @@ XML_TEXT = st.text(
 
 
 @settings(max_examples=80, deadline=None)
-# U+0000 and lone surrogates are refused (tests/wecom_callbacks): text WeCom sends holds neither
+# U+0000 and lone surrogates are refused (tests/wecom/callbacks): text WeCom sends holds neither
 @given(
     content=st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",))),
     chat=st.sampled_from(["single", "group"]),

@@ -23,7 +23,7 @@ from bot.services.retention import purge
 from bot.web.keys import STORE
 from config.model import BotConfig
 from config.settings import Settings
-from tests.wecom_callbacks.test_callbacks import (
+from tests.wecom.callbacks.test_callbacks import (
     APP,
     ROBOT,
     T0,

@@ -30,7 +30,7 @@ from store.leader import Leader
 from store.models import inbox as inbox_table
 from store.models import outbox
 from store.repo import Store
-from tests.wecom_longconn.conftest import BOT, SECRET, Connect, RecordingInbox, Sleeper
+from tests.wecom.longconn.conftest import BOT, SECRET, Connect, RecordingInbox, Sleeper
 
 Client = TestClient[Any, Any]
 

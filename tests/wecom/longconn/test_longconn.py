@@ -15,7 +15,7 @@ from bot.wecom.events import CardClick, EnterChat, TextMessage
 from bot.wecom.fake import FakeWeCom
 from bot.wecom.inbound import AIBOT_SOURCE
 from bot.wecom.longconn import AckTimeout, NotConnected
-from tests.wecom_longconn.conftest import BOT, SECRET, Connect, RecordingInbox, Sleeper, Ticks
+from tests.wecom.longconn.conftest import BOT, SECRET, Connect, RecordingInbox, Sleeper, Ticks
 
 CARD = {
     "card_type": "button_interaction",

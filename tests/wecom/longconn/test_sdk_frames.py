@@ -14,7 +14,7 @@ from bot.wecom.fake import FakeWeCom
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboundMessage
 from notifiers.ratelimit import MemoryRateLimiter
-from tests.wecom_longconn.conftest import BOT, Connect, RecordingInbox, Sleeper
+from tests.wecom.longconn.conftest import BOT, Connect, RecordingInbox, Sleeper
 
 CARD = {
     "card_type": "button_interaction",

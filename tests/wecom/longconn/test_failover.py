@@ -13,7 +13,7 @@ import pytest
 
 from bot.wecom.events import TextMessage
 from bot.wecom.fake import FakeWeCom
-from tests.wecom_longconn.conftest import BOT, Connect, RecordingInbox, Sleeper
+from tests.wecom.longconn.conftest import BOT, Connect, RecordingInbox, Sleeper
 
 
 class StoreDown(RecordingInbox):

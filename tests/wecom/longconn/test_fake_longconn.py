@@ -11,7 +11,7 @@ import pytest
 
 from bot.clock import FrozenClock
 from bot.wecom.fake import FakeWeCom
-from tests.wecom_longconn.conftest import BOT, SECRET
+from tests.wecom.longconn.conftest import BOT, SECRET
 
 WS = aiohttp.ClientWebSocketResponse
 

@@ -28,7 +28,7 @@ from aibot import ws as sdk_ws
 
 from bot.clock import FrozenClock
 from bot.wecom.fake import FakeWeCom
-from tests.wecom_longconn.conftest import BOT, SECRET
+from tests.wecom.longconn.conftest import BOT, SECRET
 
 EVENTS = (
     "authenticated",
