@@ -98,9 +98,10 @@ class DatabaseWatch:
         return True
 
     def known(self, exc: BaseException) -> bool:
-        """:meth:`confirms` without the probe, for code that cannot wait for one: the database's own errors, and a
-        bare ``OSError`` or ``TimeoutError`` only while the watch already knows the database is away."""
-        if not unreachable(exc) or not (self.down or _from_database(exc)):
+        """For code that only talks to the database (a worker's pass, a mark, a takeover): whether ``exc`` is it
+        being away (reported, as by :meth:`failed`, if so). There a bare ``OSError`` is the driver's (asyncpg
+        raises a refused connection as one); elsewhere ask :meth:`confirms`, which probes."""
+        if not unreachable(exc):
             return False
         self.failed(exc)
         return True
