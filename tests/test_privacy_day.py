@@ -32,18 +32,16 @@ from bot.clock import TZ, FrozenClock
 from bot.logging import setup_logging
 from bot.services.deadline_engine import DeadlineEngine
 from bot.web.keys import AIBOT_CONNECTION, CALENDAR, DUTY, PUSHES, STORE, WECOM_INBOUND
-from bot.wecom.client import ResponseUrlClient, WeComClient
 from bot.wecom.fake import Delivered, FakeWeCom
-from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboxWorker
 from notifiers.ratelimit import MemoryRateLimiter
-from notifiers.wecom import wecom_senders
 from tests.conftest import API_TOKEN
 from tests.handlers.test_cards import AGENT, APP_SECRET, BOT, BOT_SECRET, fake  # noqa: F401 (the fake WeCom)
 from tests.hotline.test_api import post_json
+from tests.senders import fake_senders
 from tests.wecom.test_crypto import SAMPLE_CORP
 
 Client = TestClient[Any, Any]
@@ -195,19 +193,8 @@ async def day(
     client = await aiohttp_client(create_app(settings, config, clock=clock, run_workers=False))
     app = client.app
     await app[AIBOT_CONNECTION].wait_subscribed()
-    wecom = WeComClient(
-        session,
-        base_url=fake.base_url,
-        corp_id=SAMPLE_CORP,
-        secret=APP_SECRET,
-        agent_id=AGENT,
-        tokens=MemoryTokenStore(),
-        clock=lambda: clock.now().timestamp(),
-    )
     limiter = MemoryRateLimiter()
-    senders = wecom_senders(
-        limiter=limiter, clock=clock, app=wecom, response_url=ResponseUrlClient(session, base_url=fake.base_url)
-    )
+    senders = fake_senders(session, fake, clock, secret=APP_SECRET, agent=AGENT, limiter=limiter)
     senders[AIBOT_WS] = AibotWsSender(app[AIBOT_CONNECTION], limiter, clock)
     worker = OutboxWorker(app[STORE], senders, clock, owner="test")
     engine = DeadlineEngine(app[STORE], config, app[CALENDAR], clock, duty=app[DUTY], channels=push_channels(settings))

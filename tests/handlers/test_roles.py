@@ -26,17 +26,14 @@ from bot.domain.lifecycle import Action, ActionRequest, TicketState
 from bot.domain.ticket import TicketInput
 from bot.services.tickets import NotPermitted, TicketService
 from bot.web.keys import STORE, TICKETS, WECOM_INBOUND
-from bot.wecom.client import ResponseUrlClient, WeComClient
 from bot.wecom.fake import FakeWeCom, serve
-from bot.wecom.tokens import MemoryTokenStore
 from config.loader import load_config_text
 from config.model import BotConfig
 from config.settings import Settings
 from config.vocabulary import Role
 from handlers.spec import COMMANDS, CommandSpec, find
 from notifiers.outbox import OutboxWorker
-from notifiers.ratelimit import MemoryRateLimiter
-from notifiers.wecom import wecom_senders
+from tests.senders import fake_senders
 from tests.wecom.callbacks.test_callbacks import ROBOT, ROBOT_KEY, ROBOT_TOKEN, query, robot_json
 from tests.wecom.test_crypto import SAMPLE_CORP, SAMPLE_KEY, SAMPLE_TOKEN
 
@@ -306,21 +303,7 @@ async def make_bot(
             WECOM_AIBOT_AES_KEY=ROBOT_KEY,
         )
         client = await aiohttp_client(create_app(settings, config, clock=clock, run_workers=False))
-        app = WeComClient(
-            session,
-            base_url=fake.base_url,
-            corp_id=SAMPLE_CORP,
-            secret=APP_SECRET,
-            agent_id=AGENT,
-            tokens=MemoryTokenStore(),
-            clock=lambda: clock.now().timestamp(),
-        )
-        senders = wecom_senders(
-            limiter=MemoryRateLimiter(),
-            clock=clock,
-            app=app,
-            response_url=ResponseUrlClient(session, base_url=fake.base_url),
-        )
+        senders = fake_senders(session, fake, clock, secret=APP_SECRET, agent=AGENT)
         worker = OutboxWorker(client.app[STORE], senders, clock, owner="roles-test")
         return Bot(client, fake, clock, config, worker)
 
