@@ -152,7 +152,7 @@ async def _with_store(settings: Settings, body: Callable[[Any], Awaitable[int]])
 
 async def _with_service(settings: Settings, config: BotConfig, body: Callable[[Any], Awaitable[int]]) -> int:
     from bot.app import push_channels
-    from bot.clock import SystemClock
+    from bot.domain.clock import SystemClock
     from bot.services.duty import DutyService
     from bot.services.tickets import TicketService
     from notifiers.pushes import Pusher
@@ -224,7 +224,7 @@ def cmd_ticket(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    from bot.clock import SystemClock
+    from bot.domain.clock import SystemClock
     from store import repo
 
     settings = _settings()
@@ -247,7 +247,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from bot.clock import SystemClock
+    from bot.domain.clock import SystemClock
     from bot.services.retention import purge
 
     settings = _settings()

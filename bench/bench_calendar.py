@@ -31,7 +31,7 @@ import chinese_calendar  # noqa: E402
 import numpy as np  # noqa: E402
 import numpy.typing as npt  # noqa: E402
 
-from bot.clock import TZ  # noqa: E402
+from bot.domain.clock import TZ  # noqa: E402
 from bot.domain.deadlines import DeadlinePlanner, PlanRequest  # noqa: E402
 from bot.domain.workcal import WorkCalendar  # noqa: E402
 from config.loader import load_config  # noqa: E402

@@ -1,7 +1,7 @@
 """Command round trip: a signed intelligent-robot callback in, its reply recorded by the fake WeCom, at 20
 concurrent users, on SQLite and on PostgreSQL.
 
-The fake WeCom (``bot.wecom.fake.serve``) runs in this process; the bot runs in its own process (``run_bot.py serve``
+The fake WeCom (``bot.sandbox.fake.serve``) runs in this process; the bot runs in its own process (``run_bot.py serve``
 with the environment :func:`bench.common.bot_server` gives it, started through ``LAUNCHER``), with the robot's callback
 credentials and ``WECOM_API_BASE`` pointing at the fake, so the outbox delivers every reply to the fake's
 ``response_url`` endpoint. Each callback carries a one-use ``response_url`` the fake issued for it
@@ -56,9 +56,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, free_port, percentile, pg_available, pg_schema, print_table, serving, sqlite_url  # noqa: E402
 from bot.domain.lifecycle import TicketState  # noqa: E402
 from bot.hotline.signing import signed_headers  # noqa: E402
+from bot.sandbox.fake import Delivered, FakeWeCom, serve  # noqa: E402
 from bot.wecom.callbacks import AIBOT_PATH  # noqa: E402
 from bot.wecom.crypto import CallbackCrypto  # noqa: E402
-from bot.wecom.fake import Delivered, FakeWeCom, serve  # noqa: E402
 from store.db import create_engine  # noqa: E402
 from store.models import audit_log, tickets  # noqa: E402
 

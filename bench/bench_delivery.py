@@ -35,9 +35,9 @@ from sqlalchemy import func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import print_table, sqlite_url  # noqa: E402
-from bot.clock import TZ, FrozenClock  # noqa: E402
+from bot.domain.clock import TZ, FrozenClock  # noqa: E402
+from bot.sandbox.fake import Delivered, FakeWeCom, serve  # noqa: E402
 from bot.wecom.client import WebhookClient, WeComClient  # noqa: E402
-from bot.wecom.fake import Delivered, FakeWeCom, serve  # noqa: E402
 from bot.wecom.tokens import MemoryTokenStore  # noqa: E402
 from notifiers.outbox import OutboxWorker  # noqa: E402
 from notifiers.ratelimit import MemoryRateLimiter  # noqa: E402

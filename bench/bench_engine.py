@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, pg_available, pg_schema, print_table  # noqa: E402
-from bot.clock import TZ, FrozenClock  # noqa: E402
+from bot.domain.clock import TZ, FrozenClock  # noqa: E402
 from bot.domain.workcal import WorkCalendar  # noqa: E402
 from bot.services.deadline_engine import DeadlineEngine  # noqa: E402
 from bot.services.duty import DutyService  # noqa: E402

@@ -34,7 +34,7 @@ if str(_ROOT) not in sys.path:
 import xlsxwriter  # noqa: E402
 
 from bench.common import pg_available, pg_schema  # noqa: E402
-from bot.clock import TZ, FrozenClock  # noqa: E402
+from bot.domain.clock import TZ, FrozenClock  # noqa: E402
 from bot.domain.workcal import WorkCalendar  # noqa: E402
 from bot.hotline.importer import ImportReport, import_file  # noqa: E402
 from bot.services.tickets import TicketService  # noqa: E402

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_engine import load_open_tickets  # noqa: E402
 from bench.common import ROOT, bot_process, pg_available, pg_schema, print_table  # noqa: E402
-from bot.clock import TZ  # noqa: E402
+from bot.domain.clock import TZ  # noqa: E402
 from config.loader import load_config  # noqa: E402
 from store.db import create_engine, migrate  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Push latency: an urgent ticket from the signed ``POST /api/tickets`` to the fake WeCom recording its push in the
 unit's work group, on SQLite and on PostgreSQL.
 
-The fake WeCom (``bot.wecom.fake.serve``) runs in this process; the bot runs in its own process (``run_bot.py serve``,
+The fake WeCom (``bot.sandbox.fake.serve``) runs in this process; the bot runs in its own process (``run_bot.py serve``,
 as :func:`bench.common.bot_server` starts it) with ``WECOM_API_BASE`` pointing at the fake and a config of its own
 (:func:`_bench_config`): ``UNITS`` units, each with a group robot webhook of its own and a category routed to it, the
 service window all day and no quiet hours (so the run does not depend on the hour: no duty officer, nothing held
@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import bot_server, on_both_backends, percentile, print_table  # noqa: E402
 from bot.hotline.signing import signed_headers  # noqa: E402
-from bot.wecom.fake import Delivered, FakeWeCom, serve  # noqa: E402
+from bot.sandbox.fake import Delivered, FakeWeCom, serve  # noqa: E402
 from store.db import create_engine  # noqa: E402
 from store.models import tickets  # noqa: E402
 

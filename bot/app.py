@@ -16,14 +16,15 @@ import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.clock import Clock, SystemClock
+from bot.domain.clock import Clock, SystemClock
+from bot.domain.events import EnterChat, InboundEvent
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
 from bot.hotline.syncback import HotlineSyncSender
-from bot.sandbox import attach as attach_sandbox
 from bot.services import retention
 from bot.services.deadline_engine import DeadlineEngine, TickResult
 from bot.services.duty import DutyService
+from bot.services.inbox import AIBOT_SOURCE, InboundProcessor, describe
 from bot.services.ingest import IngestBatcher
 from bot.services.retention import Purged
 from bot.services.tickets import SYNC_CHANNEL, TicketService
@@ -55,8 +56,6 @@ from bot.web.keys import (
 from bot.web.protocol import PROTOCOL_LOG
 from bot.wecom import callbacks as wecom_callbacks
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
-from bot.wecom.events import EnterChat, InboundEvent
-from bot.wecom.inbound import AIBOT_SOURCE, InboundProcessor, describe
 from bot.wecom.longconn import AibotLongConnection, EventHook
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from config.model import BotConfig
@@ -112,6 +111,8 @@ def create_app(
     app[CALENDAR] = calendar or build_calendar(config)
     app[METRICS] = ops.Metrics()
     if sandbox:  # the WeCom sandbox, when no WeCom is configured: its fake's credentials from here on
+        from bot.sandbox.web import attach as attach_sandbox  # only when it is on: production never loads it
+
         settings = attach_sandbox(app, settings, config)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)

@@ -37,15 +37,15 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from bot.clock import local
+from bot.domain.clock import local
 from bot.domain.escaping import escape_md, group_text
+from bot.domain.events import CardClick
 from bot.domain.lifecycle import TicketState
 from bot.domain.masking import Citizen, mask_text
+from bot.messages import format as fmt
+from bot.services.inbox import inbox_key
 from bot.services.tickets import TicketNotFound, TicketService
-from bot.wecom.events import CardClick
-from bot.wecom.inbound import inbox_key
 from config.model import BotConfig
-from handlers import format as fmt
 from handlers.context import DEDUP_SOURCE, GLOBAL_ROLES
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand

@@ -10,11 +10,11 @@ from bot.domain.duty import Watch
 from bot.domain.escaping import echo, escape_md
 from bot.domain.lifecycle import Action, ActionRequest, VisitResult
 from bot.domain.masking import Citizen, mask_text
+from bot.messages import format as fmt
 from bot.services.duty import DutyChange, DutyRefused, DutyStatus
 from bot.services.tickets import ActionOutcome, TicketDetail
 from config.model import Member
 from config.vocabulary import Role
-from handlers import format as fmt
 from handlers import queries
 from handlers.context import Context
 from handlers.errors import CommandError

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bot.domain.events import TextMessage
 from bot.domain.lifecycle import Action
 from bot.domain.permissions import OFFICE_ROLES, UNIT_WORK, refusal
 from bot.services.duty import DutyService
+from bot.services.inbox import inbox_key
 from bot.services.tickets import TicketService
-from bot.wecom.events import TextMessage
-from bot.wecom.inbound import inbox_key
 from config.model import BotConfig, Member
 from config.vocabulary import Role
 from handlers.errors import CommandError

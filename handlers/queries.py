@@ -15,7 +15,7 @@ from datetime import datetime, time
 
 from sqlalchemy.engine import RowMapping
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
 from bot.domain.lifecycle import TicketState
 from config.vocabulary import DeadlineName
 from store import repo

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.wecom.events import CardClick, TextMessage
+from bot.domain.events import CardClick, TextMessage
 from notifiers.aibot_ws import AIBOT_WS
 from notifiers.notices import clip
 from notifiers.wecom import AIBOT_CARD_UPDATE, AIBOT_RESPONSE, WECOM_APP, WECOM_CARD_UPDATE

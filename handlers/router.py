@@ -1,4 +1,4 @@
-"""The command router: the inbox's :class:`bot.wecom.inbound.EventSink`, from a WeCom event to a ticket action and
+"""The command router: the inbox's :class:`bot.services.inbox.EventSink`, from a WeCom event to a ticket action and
 a reply in the chat.
 
 Transport-neutral: a text message from a group (the robot), from a 1:1 chat with the app or the robot, gets the
@@ -21,13 +21,13 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
+from bot.domain.events import CardClick, InboundEvent, TextMessage
 from bot.domain.lifecycle import TransitionRefused
 from bot.services.duty import DutyService
 from bot.services.groupcommit import GroupCommit
+from bot.services.inbox import RecordingSink, describe
 from bot.services.tickets import TicketNotFound, TicketService
-from bot.wecom.events import CardClick, InboundEvent, TextMessage
-from bot.wecom.inbound import RecordingSink, describe
 from config.model import BotConfig
 from config.vocabulary import ROLE_LABELS, Role
 from handlers import cards

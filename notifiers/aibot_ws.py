@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 from bot.wecom.longconn import SEND_MSGTYPES, NotConnected
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage
 from notifiers.ratelimit import Limit, RateLimiter

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 from bot.services.groupcommit import GroupCommit
 from store import repo
 from store.liveness import Liveness

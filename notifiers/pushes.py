@@ -50,14 +50,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 from bot.domain.escaping import escape_md, group_text
 from bot.domain.lifecycle import Action, TicketState
+from bot.messages import format as fmt
 from bot.services.duty import DutyService
 from bot.services.tickets import TicketChange
 from config.model import BotConfig, PushRule, Unit
 from config.vocabulary import DeadlineName, PushAudience, PushKind
-from handlers import format as fmt
 from handlers.cards import ticket_card
 from notifiers.aibot_ws import AIBOT_WS
 from notifiers.notices import Channels, Notice, Row, group_channel, notice_rows

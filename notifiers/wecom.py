@@ -41,9 +41,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
+from bot.domain.events import InboundEvent, OtherEvent
 from bot.wecom.errors import RateLimited, TransportError, WeComError
-from bot.wecom.events import InboundEvent, OtherEvent
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, Sender
 from notifiers.ratelimit import Limit, LimiterUnavailable, RateLimiter
 from notifiers.resend import marked

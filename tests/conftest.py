@@ -19,7 +19,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
 from bot.domain.workcal import WorkCalendar
 from bot.services.tickets import TicketService
 from config.loader import load_config

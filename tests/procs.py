@@ -36,9 +36,9 @@ from aiohttp import web
 
 from bot.hotline.signing import signed_headers
 from bot.sandbox import simulate
+from bot.sandbox.fake import FakeWeCom, make_app
+from bot.sandbox.fake.model import Chat as FakeChat
 from bot.wecom.crypto import CallbackCrypto
-from bot.wecom.fake import FakeWeCom, make_app
-from bot.wecom.fake.model import Chat as FakeChat
 from config.loader import load_config
 from config.model import BotConfig
 
@@ -244,7 +244,7 @@ class WeComSide:
         self.runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        # as bot.wecom.fake.serve, but a request still held by an injected delay does not hold up the end
+        # as bot.sandbox.fake.serve, but a request still held by an injected delay does not hold up the end
         self.runner = web.AppRunner(make_app(self.fake), access_log=None, shutdown_timeout=0.5)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)

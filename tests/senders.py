@@ -7,9 +7,9 @@ from typing import Any
 
 import aiohttp
 
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
+from bot.sandbox.fake import FakeWeCom
 from bot.wecom.client import ResponseUrlClient, WeComClient
-from bot.wecom.fake import FakeWeCom
 from bot.wecom.tokens import MemoryTokenStore
 from notifiers.ratelimit import MemoryRateLimiter, RateLimiter
 from notifiers.wecom import wecom_senders

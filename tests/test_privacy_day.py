@@ -28,11 +28,11 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app, push_channels
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
 from bot.logging import setup_logging
+from bot.sandbox.fake import Delivered, FakeWeCom
 from bot.services.deadline_engine import DeadlineEngine
 from bot.web.keys import AIBOT_CONNECTION, CALENDAR, DUTY, PUSHES, STORE, WECOM_INBOUND
-from bot.wecom.fake import Delivered, FakeWeCom
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from bot.clock import local
+from bot.domain.clock import local
 from bot.domain.lifecycle import CycleKind
 from bot.domain.workcal import WorkCalendar
 from config.durations import Duration

@@ -32,7 +32,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from bot.clock import local
+from bot.domain.clock import local
 from bot.domain.workcal import WorkCalendar
 from config.durations import Duration
 from config.model import BotConfig, Nags, minute_of_day

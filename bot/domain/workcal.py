@@ -68,7 +68,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
 from config.durations import Duration
 
 __all__ = [

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from bot.clock import TZ, local
+from bot.domain.clock import TZ, local
 from bot.domain.ticket import TicketInput
 from bot.hotline.schemas import TicketPayload
 from bot.services.tickets import TicketService

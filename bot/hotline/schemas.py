@@ -16,7 +16,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import JsonDict, JsonValue
 
-from bot.clock import TZ, local
+from bot.domain.clock import TZ, local
 from bot.domain.lifecycle import VisitResult
 from bot.domain.ticket import TicketInput
 from config.vocabulary import TicketKind

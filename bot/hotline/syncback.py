@@ -6,7 +6,7 @@ import json
 
 import aiohttp
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 from bot.hotline.signing import IDEMPOTENCY_HEADER, signed_headers
 from notifiers.outbox import DeliveryError, OutboundMessage
 

@@ -10,8 +10,7 @@ real endpoints. A demo feed hands over realistic sample tickets through the real
 * :mod:`bot.sandbox.simulate`: callbacks built as WeCom builds them; passive replies opened.
 * :mod:`bot.sandbox.render`: messages as safe HTML. :mod:`bot.sandbox.chats`: chats and the page's feed.
 * :mod:`bot.sandbox.demo`: the sample tickets.
+* :mod:`bot.sandbox.fake`: the fake WeCom itself, also what the tests run the bot against.
+
+Nothing here is imported unless the sandbox is on: the composition root imports :mod:`bot.sandbox.web` lazily.
 """
-
-from bot.sandbox.web import SANDBOX, attach
-
-__all__ = ["SANDBOX", "attach"]

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 from bot.domain.lifecycle import Action, ActionRequest, TicketState, TransitionRefused
 from bot.hotline.signing import signed_headers
 from bot.services.tickets import TicketNotFound, TicketService

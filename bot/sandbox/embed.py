@@ -49,17 +49,17 @@ import aiohttp
 from aiohttp import web
 from pydantic import SecretStr
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 from bot.domain.masking import mask_text
 from bot.sandbox import render, simulate
 from bot.sandbox.chats import SYSTEM_CHAT, CardInfo, Chat, Directory, Feed, Item
 from bot.sandbox.demo import DemoFeed, Injected
+from bot.sandbox.fake import Delivered, FakeWeCom, serve
+from bot.sandbox.fake.model import Chat as FakeChat
 from bot.services.tickets import TicketService
 from bot.web.keys import SETTINGS, TICKETS
 from bot.wecom.callbacks import AIBOT_PATH, APP_PATH
 from bot.wecom.crypto import CallbackCrypto
-from bot.wecom.fake import Delivered, FakeWeCom, serve
-from bot.wecom.fake.model import Chat as FakeChat
 from config.model import BotConfig
 from config.settings import Settings
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 from bot.domain.escaping import escape_md
 from bot.domain.lifecycle import TicketState
 from bot.domain.masking import Citizen, mask_text
@@ -57,10 +57,10 @@ from bot.domain.nags import (
     routine_allowed,
 )
 from bot.domain.workcal import WorkCalendar
+from bot.messages.format import deadline_label, person, remaining, unit_name, when
 from bot.services.duty import DutyService
 from config.model import BotConfig, Unit
 from config.vocabulary import DeadlineName, Role, TicketKind
-from handlers.format import deadline_label, person, remaining, unit_name, when
 from notifiers.notices import Channels, Notice, Row, notice_rows
 from store import nags as nag_store
 from store import repo

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 from bot.domain.duty import DutyRoster, Takeover, Watch
 from config.model import BotConfig
 from config.vocabulary import ROLE_LABELS, Role

@@ -8,7 +8,7 @@ error, a timeout): then every item of the batch fails at once, instead of each w
 
 :class:`GroupCommit` is the mechanism; what a batch may hold (:meth:`GroupCommit.select`) and how it is written
 (the ``commit`` function, one result per item, in order) are the caller's. The hotline hand-overs
-(:class:`bot.services.ingest.IngestBatcher`) and WeCom's inbound callbacks (:mod:`bot.wecom.inbound`) both use it.
+(:class:`bot.services.ingest.IngestBatcher`) and WeCom's inbound callbacks (:mod:`bot.services.inbox`) both use it.
 """
 
 from __future__ import annotations

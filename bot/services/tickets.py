@@ -25,7 +25,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 from bot.domain.deadlines import DeadlinePlanner, PlannedDeadline, PlanRequest
 from bot.domain.escaping import escape_md
 from bot.domain.lifecycle import (

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
 from bot.domain.workcal import WorkCalendar
 from config.model import BotConfig
 from config.settings import Settings
@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 
     from bot.services.deadline_engine import DeadlineEngine
     from bot.services.duty import DutyService
+    from bot.services.inbox import InboundProcessor
     from bot.services.ingest import IngestBatcher
     from bot.services.tickets import TicketService
     from bot.web.ops import Metrics
     from bot.wecom.crypto import CallbackCrypto
-    from bot.wecom.inbound import InboundProcessor
     from bot.wecom.longconn import AibotLongConnection
     from notifiers.pushes import Pusher
     from store.leader import Leader

@@ -43,7 +43,7 @@ from urllib.parse import unquote
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
 
 ErrorCode = Literal[
     "missing_signature", "bad_signature", "bad_timestamp", "decrypt_failed", "wrong_receiver", "malformed"

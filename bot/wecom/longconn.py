@@ -54,7 +54,7 @@ for ``aibot_send_msg`` (the sender paces it as the webhook's 20 a minute per cha
 stays valid for ``aibot_respond_msg`` (obs: more than 8 minutes).
 
 Inbound frames are parsed exactly as callback-mode plaintext and persisted through
-:meth:`bot.wecom.inbound.InboundProcessor.accept` (source ``wecom_aibot``, key ``aibot:msg:<msgid>``) before
+:meth:`bot.services.inbox.InboundProcessor.accept` (source ``wecom_aibot``, key ``aibot:msg:<msgid>``) before
 anything else happens. Reading frames never waits for the store or a handler: they queue for a separate task (the
 intake), so heartbeats and answers flow while a message is slow. A frame leaves the intake's queue only once it is
 stored: one whose store was cut off stays at the head and is stored first by the next :meth:`start`. Losing the
@@ -81,10 +81,10 @@ from typing import Any, Literal, Protocol
 
 import aiohttp
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
+from bot.domain.events import InboundEvent
+from bot.services.inbox import AIBOT_SOURCE, describe
 from bot.wecom.errors import TransportError, error_for
-from bot.wecom.events import InboundEvent
-from bot.wecom.inbound import AIBOT_SOURCE, describe
 from bot.wecom.parse import MalformedCallback, no_duplicate_keys, parse_aibot_json
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class AckTimeout(TransportError):
 
 
 class Inbox(Protocol):
-    """:class:`bot.wecom.inbound.InboundProcessor`'s request path."""
+    """:class:`bot.services.inbox.InboundProcessor`'s request path."""
 
     async def accept(
         self, source: str, event: InboundEvent, raw: str, *, received_at: datetime | None = None

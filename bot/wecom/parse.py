@@ -1,4 +1,4 @@
-"""Decrypted WeCom callbacks → :mod:`bot.wecom.events`.
+"""Decrypted WeCom callbacks → :mod:`bot.domain.events`.
 
 App (自建应用, XML, pages 90238-90241): ``text`` messages, ``template_card_event`` (``EventKey``, ``TaskId``,
 ``CardType``, ``ResponseCode``), ``enter_agent``; everything else becomes :class:`OtherEvent`. XML is read into
@@ -37,8 +37,8 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 from xml.parsers import expat
 
-from bot.clock import TZ
-from bot.wecom.events import CardClick, ChatType, EnterChat, InboundEvent, OtherEvent, Sender, TextMessage
+from bot.domain.clock import TZ
+from bot.domain.events import CardClick, ChatType, EnterChat, InboundEvent, OtherEvent, Sender, TextMessage
 
 
 class MalformedCallback(Exception):

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
 from bot.domain.deadlines import DeadlinePlanner, PlannedDeadline, PlanRequest
 from bot.domain.lifecycle import CycleKind
 from bot.domain.workcal import WorkCalendar

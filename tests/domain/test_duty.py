@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
 from bot.domain.duty import DutyRoster, Takeover, Watch
 from config.loader import load_config_text
 from config.model import BotConfig

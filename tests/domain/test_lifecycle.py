@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
 from bot.domain.lifecycle import (
     MAX_EXTENSION_DAYS,
     MAX_EXTENSIONS,

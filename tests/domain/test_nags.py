@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
 from bot.domain.nags import NagSchedule, next_routine_moment, period_label, period_start, routine_allowed
 from bot.domain.workcal import WorkCalendar
 from config.model import BotConfig, Nags

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
 from bot.domain.workcal import CalendarOverrides, Coverage, WorkCalendar, default_calendar
 from config.durations import Duration
 

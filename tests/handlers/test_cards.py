@@ -20,17 +20,17 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.app import create_app
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
+from bot.domain.events import CardClick, Sender
 from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
+from bot.sandbox.fake import Delivered, FakeWeCom, serve
+from bot.sandbox.fake import validate as wecom_rules
+from bot.services.inbox import InboundProcessor, RecordingSink
 from bot.services.tickets import TicketService
 from bot.web.keys import AIBOT_CONNECTION, STORE, TICKETS, WECOM_INBOUND
 from bot.wecom.client import ResponseUrlClient, WeComClient
 from bot.wecom.errors import WeComError
-from bot.wecom.events import CardClick, Sender
-from bot.wecom.fake import Delivered, FakeWeCom, serve
-from bot.wecom.fake import validate as wecom_rules
-from bot.wecom.inbound import InboundProcessor, RecordingSink
 from bot.wecom.longconn import AibotLongConnection
 from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.app import create_app
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
 from bot.services.tickets import TicketService
 from bot.web.keys import DUTY, STORE, WECOM_INBOUND
 from config.model import BotConfig

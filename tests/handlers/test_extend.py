@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
+from bot.domain.events import TextMessage
 from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
 from bot.services.tickets import TicketService
-from bot.wecom.events import TextMessage
 from config.model import BotConfig
 from handlers.context import Context
 from handlers.replies import Channels

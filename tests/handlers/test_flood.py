@@ -11,11 +11,11 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select
 
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
+from bot.domain.events import Sender, TextMessage
 from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
 from bot.services.tickets import TicketService
-from bot.wecom.events import Sender, TextMessage
 from config.model import BotConfig
 from handlers.replies import Channels
 from handlers.router import COMMAND_LIMITS, CommandRouter

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest, VisitResult
 from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest, VisitResult
 from bot.domain.ticket import TicketInput
 from bot.services.tickets import TicketService

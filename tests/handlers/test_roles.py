@@ -21,12 +21,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest, TicketState
 from bot.domain.ticket import TicketInput
+from bot.sandbox.fake import FakeWeCom, serve
 from bot.services.tickets import NotPermitted, TicketService
 from bot.web.keys import STORE, TICKETS, WECOM_INBOUND
-from bot.wecom.fake import FakeWeCom, serve
 from config.loader import load_config_text
 from config.model import BotConfig
 from config.settings import Settings

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
+from bot.domain.events import Sender, TextMessage
 from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
 from bot.services.tickets import TicketService
-from bot.wecom.events import Sender, TextMessage
 from config.model import BotConfig
 from handlers.replies import Channels, reply_rows
 from handlers.router import CommandRouter
@@ -186,7 +186,7 @@ async def test_no_phone_number_reaches_the_group_even_cut_short(router: CommandR
 
 
 def test_outbox_keys_of_long_card_events_are_hashed_not_cut() -> None:
-    from bot.wecom.events import CardClick
+    from bot.domain.events import CardClick
 
     def click(key: str) -> CardClick:
         return CardClick(

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from bot.app import create_app
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
 from bot.hotline.signing import signed_headers
 from bot.web.keys import STORE
 from config.model import BotConfig

@@ -16,7 +16,7 @@ import pytest
 import xlsxwriter
 from sqlalchemy import func, select
 
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
 from bot.domain.workcal import WorkCalendar
 from bot.hotline.importer import (
     ImportFormatError,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from bot.app import create_app
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
 from config.model import BotConfig
 from config.settings import Settings
 from tests.hotline.test_api import TICKET, Client, post_json, signed

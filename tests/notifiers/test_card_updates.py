@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
+from bot.domain.events import InboundEvent
+from bot.sandbox.fake import FakeWeCom, serve
 from bot.wecom.client import WeComClient
-from bot.wecom.events import InboundEvent
-from bot.wecom.fake import FakeWeCom, serve
 from bot.wecom.longconn import NotConnected
 from bot.wecom.tokens import MemoryTokenStore
 from notifiers.outbox import DeliveryError, OutboundMessage, OutboxWorker

@@ -14,11 +14,11 @@ from typing import Any
 import aiohttp
 
 from bot.app import push_channels
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
+from bot.sandbox.fake import Delivered
 from bot.services.deadline_engine import DeadlineEngine
 from bot.web.keys import AIBOT_CONNECTION, CALENDAR, CLOCK, CONFIG, DUTY, SETTINGS, STORE, WECOM_INBOUND
 from bot.wecom.client import ResponseUrlClient
-from bot.wecom.fake import Delivered
 from config.model import BotConfig
 from notifiers.wecom import AIBOT_RESPONSE, ResponseUrlSender
 from tests.notifiers import test_pushes as pushes

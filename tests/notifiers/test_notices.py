@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
 from config.model import BotConfig
 from notifiers.notices import KEY_MAX, Channels, Notice, notice_rows
 

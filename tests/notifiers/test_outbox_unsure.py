@@ -18,11 +18,11 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from bot.app import OUTBOX, create_app
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
+from bot.sandbox.fake import FakeWeCom, serve
 from bot.web.keys import STORE
 from bot.web.ops import Metrics
 from bot.wecom.client import WebhookClient, WeComClient
-from bot.wecom.fake import FakeWeCom, serve
 from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig
 from config.settings import Settings

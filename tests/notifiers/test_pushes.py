@@ -24,13 +24,13 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.app import OUTBOX, create_app
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest, TicketState
 from bot.hotline.importer import import_file
+from bot.sandbox.fake import Delivered, FakeWeCom, serve
 from bot.services.tickets import TicketService
 from bot.web.keys import AIBOT_CONNECTION, PUSHES, STORE, TICKETS, WECOM_INBOUND
 from bot.wecom.client import WebhookClient, WeComClient
-from bot.wecom.fake import Delivered, FakeWeCom, serve
 from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig
 from config.settings import Settings

@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
+from bot.sandbox.fake import FakeWeCom, serve
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
-from bot.wecom.fake import FakeWeCom, serve
 from bot.wecom.tokens import RedisTokenStore
 from notifiers.outbox import OutboxWorker
 from notifiers.ratelimit import FallbackRateLimiter, RedisRateLimiter

@@ -15,7 +15,8 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
+from bot.sandbox.fake import Delivered, FakeWeCom, serve
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
 from bot.wecom.errors import (
     BadTemplateCard,
@@ -26,7 +27,6 @@ from bot.wecom.errors import (
     TokenInvalid,
     TransportError,
 )
-from bot.wecom.fake import Delivered, FakeWeCom, serve
 from bot.wecom.tokens import MemoryTokenStore
 from notifiers.outbox import OutboundMessage, OutboxWorker
 from notifiers.ratelimit import Limit, LimiterUnavailable, MemoryRateLimiter, RateLimiter, RedisRateLimiter

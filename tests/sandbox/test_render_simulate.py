@@ -8,11 +8,11 @@ from datetime import datetime
 
 import pytest
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
+from bot.domain.events import CardClick, TextMessage
 from bot.sandbox import render, simulate
 from bot.sandbox.chats import Feed
 from bot.wecom.crypto import CallbackCrypto
-from bot.wecom.events import CardClick, TextMessage
 from bot.wecom.parse import parse_aibot_envelope, parse_aibot_json, parse_app_envelope, parse_app_xml
 
 NAMES = {"zhangwei": "张伟", "wuhao": "吴昊"}

@@ -23,16 +23,15 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.app import OUTBOX, create_app
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
+from bot.domain.events import CardClick, InboundEvent, TextMessage
 from bot.logging import JsonFormatter
-from bot.sandbox import SANDBOX
 from bot.sandbox.demo import SAMPLES
 from bot.sandbox.embed import Sandbox, decide, is_loopback, new_token
-from bot.sandbox.web import MAX_BODY, TOKEN_HEADER
+from bot.sandbox.web import MAX_BODY, SANDBOX, TOKEN_HEADER
+from bot.services.inbox import AIBOT_SOURCE, APP_SOURCE, RecordingSink
 from bot.web.keys import SETTINGS, STORE, WECOM_CALLBACKS, WECOM_INBOUND
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
-from bot.wecom.events import CardClick, InboundEvent, TextMessage
-from bot.wecom.inbound import AIBOT_SOURCE, APP_SOURCE, RecordingSink
 from bot.wecom.tokens import MemoryTokenStore
 from config.loader import ConfigError, load_config
 from config.model import BotConfig

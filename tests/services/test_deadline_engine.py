@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest
 from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar

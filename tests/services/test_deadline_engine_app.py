@@ -14,10 +14,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import OUTBOX, EngineJob, _hold, create_app
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
 from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar
-from bot.sandbox import SANDBOX
+from bot.sandbox.web import SANDBOX
 from bot.services.deadline_engine import DeadlineEngine
 from bot.services.duty import DutyService
 from bot.services.tickets import TicketService

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import event
 
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
 from bot.domain.workcal import WorkCalendar
 from bot.services.deadline_engine import DeadlineEngine
 from bot.services.duty import DutyService

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
 from bot.domain.duty import Watch
 from bot.services.duty import DutyRefused, DutyService
 from config.model import BotConfig

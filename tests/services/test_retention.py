@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 
 from bot.app import _purge
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
 from bot.services.retention import purge
 from config.model import BotConfig, Retention
 from store import repo

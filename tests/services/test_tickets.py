@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
 from bot.domain.deadlines import PlanRequest
 from bot.domain.lifecycle import Action, ActionRequest, TicketState, TransitionRefused, VisitResult
 from bot.domain.ticket import TicketInput

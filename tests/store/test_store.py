@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
 from store import repo
 from store.db import create_engine, current_revision, migrate
 from store.models import Base, inbox, outbox, tickets

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FrozenClock
-from bot.wecom.events import InboundEvent
-from bot.wecom.inbound import APP_SOURCE, InboundProcessor, RecordingSink
+from bot.domain.clock import FrozenClock
+from bot.domain.events import InboundEvent
+from bot.services.inbox import APP_SOURCE, InboundProcessor, RecordingSink
 from bot.wecom.parse import parse_app_xml
 from notifiers.outbox import OutboundMessage, OutboxWorker
 from store import repo

@@ -14,7 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
 from bot.hotline.signing import signed_headers
 from bot.sandbox.simulate import Sealed
 from bot.web.keys import WECOM_INBOUND

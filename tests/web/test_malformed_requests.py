@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from bot.app import create_app
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
 from bot.hotline.signing import signed_headers
 from config.model import BotConfig
 from config.settings import Settings

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
 from config.model import BotConfig
 from config.settings import Settings
 from tests.hotline.test_api import TICKET, post_json

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy.engine import make_url
 
 from bot.app import create_app
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
 from bot.web.keys import LIVENESS, STORE, WECOM_INBOUND
 from config.model import BotConfig
 from config.settings import Settings

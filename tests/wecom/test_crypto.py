@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
 from bot.wecom import crypto as crypto_module
 from bot.wecom.crypto import CallbackCrypto, CallbackCryptoError, check_timestamp, raw_query_param
 

@@ -14,9 +14,9 @@ import xmltodict
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bot.clock import TZ
+from bot.domain.clock import TZ
+from bot.domain.events import CardClick, EnterChat, OtherEvent, Sender, TextMessage, dedup_key
 from bot.wecom.crypto import CallbackCrypto
-from bot.wecom.events import CardClick, EnterChat, OtherEvent, Sender, TextMessage, dedup_key
 from bot.wecom.parse import (
     MalformedCallback,
     _envelope_from_xml,

@@ -22,12 +22,12 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from bot.app import create_app
-from bot.clock import TZ, FrozenClock
+from bot.domain.clock import TZ, FrozenClock
+from bot.domain.events import CardClick, InboundEvent, Sender, TextMessage
+from bot.services.inbox import AIBOT_SOURCE, APP_SOURCE, InboundProcessor, RecordingSink, inbox_key
 from bot.web.keys import STORE, WECOM_CALLBACKS, WECOM_INBOUND
 from bot.wecom.callbacks import MAX_BODY
 from bot.wecom.crypto import CallbackCrypto
-from bot.wecom.events import CardClick, InboundEvent, Sender, TextMessage
-from bot.wecom.inbound import AIBOT_SOURCE, APP_SOURCE, InboundProcessor, RecordingSink, inbox_key
 from bot.wecom.parse import parse_aibot_json, parse_app_xml
 from config.loader import ConfigError
 from config.model import BotConfig
@@ -512,7 +512,7 @@ async def test_a_failing_event_is_marked_failed_and_the_next_one_still_runs(
     client: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     processor(client).sink = FailingSink()
-    caplog.set_level(logging.ERROR, "bot.wecom.inbound")
+    caplog.set_level(logging.ERROR, "bot.services.inbox")
     await post_app(client, app_xml(MsgType="text", Content="boom", MsgId="1"))
     await post_app(client, app_xml(MsgType="text", Content="fine", MsgId="2"))
     await processor(client).drain()
@@ -527,7 +527,7 @@ async def test_a_failing_event_is_marked_failed_and_the_next_one_still_runs(
 
 async def test_recording_sink_logs_masked_and_keeps_the_last(caplog: pytest.LogCaptureFixture) -> None:
     sink = RecordingSink(keep=2)
-    caplog.set_level(logging.INFO, "bot.wecom.inbound")
+    caplog.set_level(logging.INFO, "bot.services.inbox")
     events = [parse_app_xml(app_xml(MsgType="text", Content=f"回电 1381234567{i}", MsgId=str(i))) for i in range(3)]
     for event in events:
         await sink.handle(event)

@@ -16,9 +16,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
 from bot.services.groupcommit import GroupCommit
-from bot.wecom.inbound import APP_SOURCE, WORKER_SLICE, InboundProcessor, RecordingSink, _Job
+from bot.services.inbox import APP_SOURCE, WORKER_SLICE, InboundProcessor, RecordingSink, _Job
 from bot.wecom.parse import parse_app_xml
 from store import repo
 from store.models import inbox

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from bot.app import create_app
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
 from bot.services.retention import purge
 from bot.web.keys import STORE
 from config.model import BotConfig

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
+from bot.sandbox.fake import FakeWeCom, serve
 from bot.wecom.client import WebhookClient, WeComClient
 from bot.wecom.errors import InvalidRecipients, RateLimited
-from bot.wecom.fake import FakeWeCom, serve
 from bot.wecom.tokens import MemoryTokenStore
 
 CORP, SECRET, AGENT, KEY = "ww-fake-corp", "app-secret", 1000002, "robot-key"

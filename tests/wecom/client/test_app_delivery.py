@@ -9,9 +9,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import OUTBOX, create_app
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
+from bot.sandbox.fake import FakeWeCom, serve
 from bot.web.keys import STORE
-from bot.wecom.fake import FakeWeCom, serve
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.wecom import WECOM_APP, WECOM_WEBHOOK

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.clock import FrozenClock
-from bot.wecom.fake import FakeWeCom, serve
+from bot.domain.clock import FrozenClock
+from bot.sandbox.fake import FakeWeCom, serve
 
 Client = TestClient[Any, Any]
 

@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.clock import FrozenClock
-from bot.wecom.events import InboundEvent
-from bot.wecom.fake import FakeWeCom, serve
+from bot.domain.clock import FrozenClock
+from bot.domain.events import InboundEvent
+from bot.sandbox.fake import FakeWeCom, serve
 from bot.wecom.longconn import AibotLongConnection, Inbox
 
 BOT, SECRET = "aib-hotline-01", "aibot-secret-01"

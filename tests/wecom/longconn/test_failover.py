@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.wecom.events import TextMessage
-from bot.wecom.fake import FakeWeCom
+from bot.domain.events import TextMessage
+from bot.sandbox.fake import FakeWeCom
 from tests.wecom.longconn.conftest import BOT, Connect, RecordingInbox, Sleeper
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.clock import FrozenClock
-from bot.wecom.fake import FakeWeCom
+from bot.domain.clock import FrozenClock
+from bot.sandbox.fake import FakeWeCom
 from tests.wecom.longconn.conftest import BOT, SECRET
 
 WS = aiohttp.ClientWebSocketResponse

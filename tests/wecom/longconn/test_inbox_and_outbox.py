@@ -14,11 +14,11 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from bot.app import AIBOT_KICKED_RETRY, OUTBOX, _aibot_welcome, create_app
-from bot.clock import FrozenClock
+from bot.domain.clock import FrozenClock
+from bot.domain.events import CardClick, InboundEvent, TextMessage
+from bot.sandbox.fake import FakeWeCom
+from bot.services.inbox import AIBOT_SOURCE, InboundProcessor, RecordingSink, reparse
 from bot.web.keys import AIBOT_CONNECTION, AIBOT_LEADER, AIBOT_LEADER_TASK, STORE, WECOM_CALLBACKS, WECOM_INBOUND
-from bot.wecom.events import CardClick, InboundEvent, TextMessage
-from bot.wecom.fake import FakeWeCom
-from bot.wecom.inbound import AIBOT_SOURCE, InboundProcessor, RecordingSink, reparse
 from bot.wecom.longconn import NotConnected
 from config.model import BotConfig
 from config.settings import Settings

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from bot.domain.events import CardClick, EnterChat, TextMessage
+from bot.sandbox.fake import FakeWeCom
+from bot.services.inbox import AIBOT_SOURCE
 from bot.wecom.errors import RateLimited, WeComError
-from bot.wecom.events import CardClick, EnterChat, TextMessage
-from bot.wecom.fake import FakeWeCom
-from bot.wecom.inbound import AIBOT_SOURCE
 from bot.wecom.longconn import AckTimeout, NotConnected
 from tests.wecom.longconn.conftest import BOT, SECRET, Connect, RecordingInbox, Sleeper, Ticks
 

@@ -26,8 +26,8 @@ import pytest
 from aibot import WSClient, WSClientOptions
 from aibot import ws as sdk_ws
 
-from bot.clock import FrozenClock
-from bot.wecom.fake import FakeWeCom
+from bot.domain.clock import FrozenClock
+from bot.sandbox.fake import FakeWeCom
 from tests.wecom.longconn.conftest import BOT, SECRET
 
 EVENTS = (

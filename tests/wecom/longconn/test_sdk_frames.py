@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from bot.clock import FrozenClock
-from bot.wecom.fake import FakeWeCom
+from bot.domain.clock import FrozenClock
+from bot.sandbox.fake import FakeWeCom
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboundMessage
 from notifiers.ratelimit import MemoryRateLimiter

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from bot.wecom.fake import errors as E
-from bot.wecom.fake.errors import ApiError
+from bot.sandbox.fake import errors as E
+from bot.sandbox.fake.errors import ApiError
 
 TEXT_MAX = 2048
 APP_MARKDOWN_MAX = 2048

@@ -14,10 +14,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.wecom.fake import app_api, appchat_api, robot_api
-from bot.wecom.fake import errors as E
-from bot.wecom.fake.core import FakeWeCom
-from bot.wecom.fake.errors import ApiError
+from bot.sandbox.fake import app_api, appchat_api, robot_api
+from bot.sandbox.fake import errors as E
+from bot.sandbox.fake.core import FakeWeCom
+from bot.sandbox.fake.errors import ApiError
 
 FAKE = web.AppKey("wecom_fake", FakeWeCom)
 MAX_BODY = 32 * 1024 * 1024  # a 20 MB upload, a 2 MB image in base64

@@ -1,6 +1,6 @@
 """Run the fake WeCom on its own, for the demo sandbox:
 
-    python -m bot.wecom.fake --corp-id ww1 --secret s3cret=1000002 --webhook-key k1 --member zhangsan --port 8900
+    python -m bot.sandbox.fake --corp-id ww1 --secret s3cret=1000002 --webhook-key k1 --member zhangsan --port 8900
 
 Point the bot's WeCom base URL at it; every delivery is logged.
 """
@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import logging
 
-from bot.wecom.fake.core import FakeWeCom
-from bot.wecom.fake.server import serve
+from bot.sandbox.fake.core import FakeWeCom
+from bot.sandbox.fake.server import serve
 
-log = logging.getLogger("bot.wecom.fake")
+log = logging.getLogger("bot.sandbox.fake")
 
 
 def _secret(value: str) -> tuple[str, str]:
@@ -41,7 +41,7 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bot.wecom.fake", description="Serve a fake WeCom API.")
+    parser = argparse.ArgumentParser(prog="python -m bot.sandbox.fake", description="Serve a fake WeCom API.")
     parser.add_argument("--corp-id", required=True)
     parser.add_argument("--secret", type=_secret, action="append", default=[], help="SECRET=AGENTID, repeatable")
     parser.add_argument("--webhook-key", action="append", default=[], help="repeatable")
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8900)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("bot.wecom.fake").setLevel(logging.DEBUG)  # every delivery and drop
+    logging.getLogger("bot.sandbox.fake").setLevel(logging.DEBUG)  # every delivery and drop
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_run(args))
 

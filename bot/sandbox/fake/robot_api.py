@@ -10,11 +10,11 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from bot.wecom.fake import errors as E
-from bot.wecom.fake import validate
-from bot.wecom.fake.core import MEDIA_TTL, FakeWeCom, json_body, new_id
-from bot.wecom.fake.errors import ApiError
-from bot.wecom.fake.model import Media
+from bot.sandbox.fake import errors as E
+from bot.sandbox.fake import validate
+from bot.sandbox.fake.core import MEDIA_TTL, FakeWeCom, json_body, new_id
+from bot.sandbox.fake.errors import ApiError
+from bot.sandbox.fake.model import Media
 
 IMAGE_MAX = 2 * 1024 * 1024  # the image before base64
 UPLOAD_MIN = 6  # "文件大小必须大于5个字节"

@@ -15,7 +15,7 @@
   ``markdown``/``template_card``/media, at most ``send_per_minute`` a minute per chat (45009 beyond; WeCom
   documents no limit (?): the webhook's 20 is assumed). Anything else is 40008. The official Python SDK
   (``wecom-aibot-python-sdk``) runs against this endpoint in the tests. Bodies are checked with
-  :mod:`bot.wecom.fake.validate`'s rules; accepted ones are recorded through :meth:`FakeWeCom.deliver` (kinds
+  :mod:`bot.sandbox.fake.validate`'s rules; accepted ones are recorded through :meth:`FakeWeCom.deliver` (kinds
   ``aibot_respond``, ``aibot_welcome``, ``aibot_update_card``, ``aibot_send``; ``to`` has ``bot_id`` and
   ``chatid``).
 
@@ -43,13 +43,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from bot.wecom.fake import errors as E
-from bot.wecom.fake import validate
-from bot.wecom.fake.errors import ApiError
-from bot.wecom.fake.model import take_fault
+from bot.sandbox.fake import errors as E
+from bot.sandbox.fake import validate
+from bot.sandbox.fake.errors import ApiError
+from bot.sandbox.fake.model import take_fault
 
 if TYPE_CHECKING:
-    from bot.wecom.fake.core import FakeWeCom
+    from bot.sandbox.fake.core import FakeWeCom
 
 log = logging.getLogger(__name__)
 

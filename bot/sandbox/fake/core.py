@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from bot.wecom.fake import errors as E
-from bot.wecom.fake.errors import ApiError
-from bot.wecom.fake.longconn import KINDS as AIBOT_KINDS
-from bot.wecom.fake.longconn import AibotHub
-from bot.wecom.fake.model import (
+from bot.sandbox.fake import errors as E
+from bot.sandbox.fake.errors import ApiError
+from bot.sandbox.fake.longconn import KINDS as AIBOT_KINDS
+from bot.sandbox.fake.longconn import AibotHub
+from bot.sandbox.fake.model import (
     FAULTS,
     App,
     Chat,
@@ -117,7 +117,7 @@ class FakeWeCom:
         self._recent_bodies: dict[tuple[int, str], datetime] = {}
         self._faults: list[InjectedFault] = []
         self._app: web.Application | None = None
-        # intelligent robots on the long connection: bot_id -> secret (``bot.wecom.fake.longconn``)
+        # intelligent robots on the long connection: bot_id -> secret (``bot.sandbox.fake.longconn``)
         self.aibot = AibotHub(self, aibots or {}, heartbeat_timeout=aibot_heartbeat_timeout)
 
     # ---- what tests use ---------------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ class FakeWeCom:
     @property
     def app(self) -> web.Application:
         if self._app is None:
-            from bot.wecom.fake.server import make_app
+            from bot.sandbox.fake.server import make_app
 
             self._app = make_app(self)
         return self._app

@@ -39,10 +39,10 @@ from typing import Protocol
 
 from sqlalchemy.engine import RowMapping
 
-from bot.clock import Clock
+from bot.domain.clock import Clock
+from bot.domain.events import CardClick, EnterChat, InboundEvent, OtherEvent, TextMessage, dedup_key
 from bot.domain.masking import mask_text
 from bot.services.groupcommit import GroupCommit
-from bot.wecom.events import CardClick, EnterChat, InboundEvent, OtherEvent, TextMessage, dedup_key
 from bot.wecom.parse import MalformedCallback, parse_aibot_json, parse_app_xml
 from store import repo
 from store.liveness import Liveness, process_id

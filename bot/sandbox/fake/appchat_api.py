@@ -12,11 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.wecom.fake import errors as E
-from bot.wecom.fake import validate
-from bot.wecom.fake.core import FakeWeCom, json_body, new_chatid, new_id
-from bot.wecom.fake.errors import ApiError
-from bot.wecom.fake.model import App, Chat
+from bot.sandbox.fake import errors as E
+from bot.sandbox.fake import validate
+from bot.sandbox.fake.core import FakeWeCom, json_body, new_chatid, new_id
+from bot.sandbox.fake.errors import ApiError
+from bot.sandbox.fake.model import App, Chat
 
 MIN_MEMBERS = 2
 MAX_MEMBERS = 2000

@@ -8,11 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.wecom.fake import errors as E
-from bot.wecom.fake import validate
-from bot.wecom.fake.core import CARD_CODE_TTL, FakeWeCom, agentid_of, json_body, new_id
-from bot.wecom.fake.errors import ApiError
-from bot.wecom.fake.model import App
+from bot.sandbox.fake import errors as E
+from bot.sandbox.fake import validate
+from bot.sandbox.fake.core import CARD_CODE_TTL, FakeWeCom, agentid_of, json_body, new_id
+from bot.sandbox.fake.errors import ApiError
+from bot.sandbox.fake.model import App
 
 MAX_TOUSER = 1000
 DUPLICATE_CHECK_DEFAULT = 1800  # seconds, enable_duplicate_check's default interval

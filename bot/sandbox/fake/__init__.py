@@ -11,8 +11,8 @@ not exist (``invaliduser``, 81013), size limits, per-member limits that drop mes
     assert fake.messages_to(userid="zhangsan")[0].body["text"]["content"] == "..."
 """
 
-from bot.wecom.fake.core import FakeWeCom
-from bot.wecom.fake.model import Delivered, Dropped, Fault, PathStats
-from bot.wecom.fake.server import make_app, serve
+from bot.sandbox.fake.core import FakeWeCom
+from bot.sandbox.fake.model import Delivered, Dropped, Fault, PathStats
+from bot.sandbox.fake.server import make_app, serve
 
 __all__ = ["Delivered", "Dropped", "FakeWeCom", "Fault", "PathStats", "make_app", "serve"]

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.clock import local
+from bot.domain.clock import local
 from bot.domain.escaping import escape_md, group_text
 from bot.domain.lifecycle import TicketState
 from bot.domain.masking import Citizen, mask_name, mask_phone, mask_text
