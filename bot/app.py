@@ -24,7 +24,7 @@ from bot.hotline.syncback import HotlineSyncSender
 from bot.services import retention
 from bot.services.deadline_engine import DeadlineEngine, TickResult
 from bot.services.duty import DutyService
-from bot.services.inbox import AIBOT_SOURCE, InboundProcessor, describe
+from bot.services.inbox import InboundProcessor, describe
 from bot.services.ingest import IngestBatcher
 from bot.services.retention import Purged
 from bot.services.tickets import SYNC_CHANNEL, TicketService
@@ -57,6 +57,7 @@ from bot.web.protocol import PROTOCOL_LOG
 from bot.wecom import callbacks as wecom_callbacks
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
 from bot.wecom.longconn import AibotLongConnection, EventHook
+from bot.wecom.parse import AIBOT_SOURCE, read_stored
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from config.model import BotConfig
 from config.settings import Settings
@@ -303,7 +304,13 @@ async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
     )
     liveness = app[LIVENESS]
     processor = InboundProcessor(
-        app[STORE], router, app[CLOCK], sources=sorted(sources), owner=liveness.owner, liveness=liveness
+        app[STORE],
+        router,
+        app[CLOCK],
+        sources=sorted(sources),
+        read=read_stored,
+        owner=liveness.owner,
+        liveness=liveness,
     )
     app[WECOM_INBOUND] = processor
     processor.start()

@@ -83,9 +83,9 @@ import aiohttp
 
 from bot.domain.clock import Clock
 from bot.domain.events import InboundEvent
-from bot.services.inbox import AIBOT_SOURCE, describe
+from bot.services.inbox import describe
 from bot.wecom.errors import TransportError, error_for
-from bot.wecom.parse import MalformedCallback, no_duplicate_keys, parse_aibot_json
+from bot.wecom.parse import AIBOT_SOURCE, MalformedCallback, no_duplicate_keys, parse_aibot_json
 
 log = logging.getLogger(__name__)
 

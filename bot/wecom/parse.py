@@ -39,8 +39,12 @@ from xml.parsers import expat
 from bot.domain.clock import TZ
 from bot.domain.events import CardClick, ChatType, EnterChat, InboundEvent, OtherEvent, Sender, TextMessage
 
+# the inbox sources of WeCom's callbacks (the inbox is shared with the hotline's own dedup)
+APP_SOURCE = "wecom_app"
+AIBOT_SOURCE = "wecom_aibot"
 
-class MalformedCallback(Exception):
+
+class MalformedCallback(ValueError):
     """A decrypted (or envelope) payload that is not a WeCom callback we can read. ``message`` is safe to log."""
 
     def __init__(self, message: str) -> None:
@@ -212,6 +216,16 @@ def _app_event_key(msg: Mapping[str, Any], *parts: str) -> str:
     """Events have no MsgId: FromUserName + CreateTime (+ AgentID, the event and, for cards, task and key)."""
     head = [str(msg.get("AgentID") or ""), str(msg.get("FromUserName")), str(msg.get("CreateTime"))]
     return "app:event:" + ":".join(head + list(parts))
+
+
+def read_stored(source: str, payload: str, received_at: datetime) -> InboundEvent:
+    """The event of a stored inbox row (the decrypted plaintext), as the callback's handler read it: the inbox's
+    :data:`bot.services.inbox.PayloadReader` for WeCom's sources."""
+    if source == APP_SOURCE:
+        return parse_app_xml(payload.encode("utf-8"))
+    if source == AIBOT_SOURCE:
+        return parse_aibot_json(payload.encode("utf-8"), received_at=received_at)
+    raise MalformedCallback(f"no parser for inbox source {source!r}")
 
 
 # -- JSON ---------------------------------------------------------------------------------------------------------
