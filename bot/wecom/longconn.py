@@ -80,6 +80,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import aiohttp
+from aiohttp import web
 
 from bot.domain.clock import Clock
 from bot.domain.events import InboundEvent
@@ -780,3 +781,6 @@ def _reason(exc: BaseException | None) -> str:
     if exc is None:
         return "unknown"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+AIBOT_CONNECTION = web.AppKey("aibot_connection", AibotLongConnection)  # the robot's long connection, when configured

@@ -25,8 +25,8 @@ from bot.app import create_app
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.events import CardClick, InboundEvent, Sender, TextMessage
 from bot.services.inbox import InboundProcessor, RecordingSink, inbox_key
-from bot.web.keys import STORE, WECOM_CALLBACKS, WECOM_INBOUND
-from bot.wecom.callbacks import MAX_BODY
+from bot.web.keys import STORE, WECOM_INBOUND
+from bot.wecom.callbacks import MAX_BODY, WECOM_CALLBACKS
 from bot.wecom.crypto import CallbackCrypto
 from bot.wecom.parse import AIBOT_SOURCE, APP_SOURCE, parse_aibot_json, parse_app_xml, read_stored
 from config.loader import ConfigError

@@ -18,8 +18,9 @@ from bot.domain.clock import FrozenClock
 from bot.domain.events import CardClick, InboundEvent, TextMessage
 from bot.sandbox.fake import FakeWeCom
 from bot.services.inbox import InboundProcessor, RecordingSink
-from bot.web.keys import AIBOT_CONNECTION, AIBOT_LEADER, AIBOT_LEADER_TASK, STORE, WECOM_CALLBACKS, WECOM_INBOUND
-from bot.wecom.longconn import NotConnected
+from bot.web.keys import AIBOT_LEADER, AIBOT_LEADER_TASK, STORE, WECOM_INBOUND
+from bot.wecom.callbacks import WECOM_CALLBACKS
+from bot.wecom.longconn import AIBOT_CONNECTION, NotConnected
 from bot.wecom.parse import AIBOT_SOURCE, read_stored
 from config.model import BotConfig
 from config.settings import Settings
