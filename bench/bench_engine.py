@@ -30,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from notifiers.notices import Channels  # noqa: E402
+
 from bench.common import ROOT, pg_available, pg_schema, print_table  # noqa: E402
 from bot.domain.clock import TZ, FrozenClock  # noqa: E402
 from bot.domain.workcal import WorkCalendar  # noqa: E402
@@ -37,7 +39,6 @@ from bot.services.deadline_engine import DeadlineEngine  # noqa: E402
 from bot.services.duty import DutyService  # noqa: E402
 from config.loader import load_config  # noqa: E402
 from config.model import BotConfig  # noqa: E402
-from notifiers.notices import Channels  # noqa: E402
 from store.db import create_engine, migrate  # noqa: E402
 from store.repo import Store  # noqa: E402
 

@@ -32,6 +32,7 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 import xlsxwriter  # noqa: E402
+from notifiers.notices import Channels  # noqa: E402
 
 from bench.common import pg_available, pg_schema  # noqa: E402
 from bot.domain.clock import TZ, FrozenClock  # noqa: E402
@@ -40,7 +41,6 @@ from bot.hotline.importer import ImportReport, import_file  # noqa: E402
 from bot.services.tickets import TicketService  # noqa: E402
 from config.loader import load_config  # noqa: E402
 from config.model import BotConfig  # noqa: E402
-from notifiers.notices import Channels  # noqa: E402
 from notifiers.pushes import Pusher  # noqa: E402
 from store.db import create_engine, migrate  # noqa: E402
 from store.repo import Store  # noqa: E402

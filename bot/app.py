@@ -22,10 +22,12 @@ from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
 from bot.hotline.syncback import HotlineSyncSender
 from bot.services import retention
+from bot.services.channels import Channels
 from bot.services.deadline_engine import DeadlineEngine, TickResult
 from bot.services.duty import DutyService
 from bot.services.inbox import AIBOT_SOURCE, InboundProcessor, describe
 from bot.services.ingest import IngestBatcher
+from bot.services.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from bot.services.retention import Purged
 from bot.services.tickets import SYNC_CHANNEL, TicketService
 from bot.web import openapi, ops
@@ -60,13 +62,12 @@ from bot.wecom.longconn import AibotLongConnection, EventHook
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from config.model import BotConfig
 from config.settings import Settings
-from handlers.replies import Channels
 from handlers.router import CommandRouter
-from notifiers import notices
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.pushes import Pusher
-from notifiers.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from notifiers.replies import ReplyOutbox
+from notifiers.rows import EngineRows
 from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
 from store.db import create_engine, migrate
 from store.leader import Leader
@@ -206,10 +207,10 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-def push_channels(settings: Settings) -> notices.Channels:
-    """What the bot's own messages (pushes, reminders) can be sent through in this deployment (the outbox's senders
-    serve the same channels)."""
-    return notices.Channels(app=_app_credentials(settings), aibot_ws=settings.aibot_long_connection)
+def push_channels(settings: Settings) -> Channels:
+    """What the bot's messages (replies, pushes, reminders) can be sent through in this deployment (the outbox's
+    senders serve the same channels)."""
+    return Channels(app=_app_credentials(settings), aibot_ws=settings.aibot_long_connection)
 
 
 async def _pushes(app: web.Application) -> AsyncIterator[None]:
@@ -295,9 +296,13 @@ async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
         service=app[TICKETS],
         config=app[CONFIG],
         clock=app[CLOCK],
-        channels=Channels(app=_app_credentials(app[SETTINGS]), aibot_ws=app[SETTINGS].aibot_long_connection),
-        wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
-        outbox=lambda: app.get(OUTBOX),
+        channels=push_channels(app[SETTINGS]),
+        send=ReplyOutbox(
+            app[STORE],
+            push_channels(app[SETTINGS]),
+            wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+            outbox=lambda: app.get(OUTBOX),
+        ),
         limiter=_rate_limiter(app),
         duty=app[DUTY],
     )
@@ -366,7 +371,7 @@ async def _deadline_engine(app: web.Application) -> AsyncIterator[None]:
         app[CALENDAR],
         app[CLOCK],
         duty=app[DUTY],
-        channels=channels,
+        rows=EngineRows(config, channels),
         wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
     )
     leader = Leader(app[STORE].engine, "deadline-engine")

@@ -24,9 +24,9 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from bot.domain.clock import Clock
+from bot.services.ratelimit import Limit, RateLimiter
 from bot.wecom.longconn import SEND_MSGTYPES, NotConnected
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage
-from notifiers.ratelimit import Limit, RateLimiter
 from notifiers.wecom import DEFAULT_SLACK, Pacer, group_body
 
 AIBOT_WS = "aibot_ws"

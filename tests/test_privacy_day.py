@@ -32,12 +32,12 @@ from bot.domain.clock import TZ, FrozenClock
 from bot.logging import setup_logging
 from bot.sandbox.fake import Delivered, FakeWeCom
 from bot.services.deadline_engine import DeadlineEngine
+from bot.services.ratelimit import MemoryRateLimiter
 from bot.web.keys import AIBOT_CONNECTION, CALENDAR, DUTY, PUSHES, STORE, WECOM_INBOUND
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboxWorker
-from notifiers.ratelimit import MemoryRateLimiter
 from tests.conftest import API_TOKEN
 from tests.handlers.test_cards import AGENT, APP_SECRET, BOT, BOT_SECRET, fake  # noqa: F401 (the fake WeCom)
 from tests.hotline.test_api import post_json

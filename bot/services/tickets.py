@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.clock import Clock
 from bot.domain.deadlines import DeadlinePlanner, PlannedDeadline, PlanRequest
-from bot.domain.escaping import escape_md
 from bot.domain.lifecycle import (
     Action,
     ActionRequest,
@@ -45,6 +44,7 @@ from bot.domain.permissions import refusal
 from bot.domain.routing import Router
 from bot.domain.ticket import UPDATABLE_FIELDS, TicketInput
 from bot.domain.workcal import WorkCalendar
+from bot.messages import refusals
 from config.durations import Duration
 from config.model import BotConfig
 from config.vocabulary import DeadlineName, TicketKind
@@ -63,7 +63,7 @@ class TicketNotFound(Exception):
     def __init__(self, ticket_no: str) -> None:
         super().__init__(ticket_no)
         self.ticket_no = ticket_no
-        self.message = f"没有找到工单 {ticket_no}，请核对工单编号。"
+        self.message = refusals.ticket_not_found(ticket_no)
 
 
 class NotPermitted(TransitionRefused):
@@ -75,7 +75,7 @@ class NotPermitted(TransitionRefused):
 
 class UnknownUnit(TransitionRefused):
     def __init__(self, label: str) -> None:
-        super().__init__("unknown_unit", f"没有名为「{escape_md(label)}」的承办单位。")
+        super().__init__("unknown_unit", refusals.unknown_unit(label))
 
 
 @dataclass(frozen=True, slots=True)

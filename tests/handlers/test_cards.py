@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
+from handlers.replies import Channels
 from sqlalchemy import select
 
 from bot.app import create_app
@@ -27,6 +28,7 @@ from bot.domain.ticket import TicketInput
 from bot.sandbox.fake import Delivered, FakeWeCom, serve
 from bot.sandbox.fake import validate as wecom_rules
 from bot.services.inbox import InboundProcessor, RecordingSink
+from bot.services.ratelimit import MemoryRateLimiter
 from bot.services.tickets import TicketService
 from bot.web.keys import AIBOT_CONNECTION, STORE, TICKETS, WECOM_INBOUND
 from bot.wecom.client import ResponseUrlClient, WeComClient
@@ -36,10 +38,8 @@ from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig
 from config.settings import Settings
 from handlers import cards
-from handlers.replies import Channels
 from handlers.router import CommandRouter
 from notifiers.outbox import OutboxWorker
-from notifiers.ratelimit import MemoryRateLimiter
 from notifiers.wecom import AIBOT_CARD_UPDATE, AIBOT_RESPONSE, WECOM_APP, AibotCardUpdateSender, wecom_senders
 from store.models import outbox
 from tests.wecom.callbacks.test_callbacks import T0, app_xml, post_app

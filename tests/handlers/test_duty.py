@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from handlers.replies import Channels
 from sqlalchemy import select
 
 from bot.app import create_app
@@ -21,7 +22,6 @@ from bot.services.tickets import TicketService
 from bot.web.keys import DUTY, STORE, WECOM_INBOUND
 from config.model import BotConfig
 from config.settings import Settings
-from handlers.replies import Channels
 from handlers.router import CommandRouter
 from store.models import audit_log, duty_takeovers, outbox
 from store.repo import Store

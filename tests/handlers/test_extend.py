@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from handlers.replies import Channels
 from sqlalchemy import select
 
 from bot.domain.clock import TZ, FrozenClock
@@ -18,7 +19,6 @@ from bot.domain.ticket import TicketInput
 from bot.services.tickets import TicketService
 from config.model import BotConfig
 from handlers.context import Context
-from handlers.replies import Channels
 from handlers.router import CommandRouter
 from handlers.spec import COMMANDS
 from store.models import audit_log, outbox

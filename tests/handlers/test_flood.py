@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from handlers.replies import Channels
 from redis.asyncio import Redis
 from sqlalchemy import select
 
@@ -15,11 +16,10 @@ from bot.domain.clock import FrozenClock
 from bot.domain.events import Sender, TextMessage
 from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
+from bot.services.ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from bot.services.tickets import TicketService
 from config.model import BotConfig
-from handlers.replies import Channels
 from handlers.router import COMMAND_LIMITS, CommandRouter
-from notifiers.ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from store.models import outbox
 
 NO = "2026112300123"  # SRJG's

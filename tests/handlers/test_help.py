@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from handlers.help import WECOM_TEXT_LIMIT, command_help, help_text
 from hypothesis import given
 from hypothesis import strategies as st
 
 from config.vocabulary import ROLE_LABELS, Role
-from handlers.help import WECOM_TEXT_LIMIT, command_help, help_text
 from handlers.spec import COMMANDS, CommandSpec, find
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from handlers.replies import Channels, reply_rows
 from sqlalchemy import select
 
 from bot.domain.clock import FrozenClock
@@ -16,7 +17,6 @@ from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
 from bot.services.tickets import TicketService
 from config.model import BotConfig
-from handlers.replies import Channels, reply_rows
 from handlers.router import CommandRouter
 from store.models import audit_log, outbox
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from notifiers.notices import KEY_MAX, Channels, Notice, notice_rows
+
 from bot.domain.clock import TZ
 from config.model import BotConfig
-from notifiers.notices import KEY_MAX, Channels, Notice, notice_rows
 
 AT = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
 CARD = {"card_type": "button_interaction", "main_title": {"title": "新工单"}}

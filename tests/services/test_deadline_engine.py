@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from notifiers.notices import Channels
 from sqlalchemy import select
 
 from bot.domain.clock import TZ, FrozenClock
@@ -23,7 +24,6 @@ from bot.services.duty import DutyService
 from bot.services.tickets import TicketService
 from config.model import BotConfig
 from config.vocabulary import TicketKind
-from notifiers.notices import Channels
 from notifiers.wecom import WECOM_APP, WECOM_APPCHAT
 from store import nags as nag_store
 from store.db import create_engine

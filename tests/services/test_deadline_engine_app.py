@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from notifiers.notices import Channels
 
 from bot.app import OUTBOX, EngineJob, _hold, create_app
 from bot.domain.clock import TZ, FrozenClock
@@ -24,7 +25,6 @@ from bot.services.tickets import TicketService
 from bot.web.keys import DEADLINE_ENGINE, DEADLINE_LEADER, DEADLINE_SCHEDULER, TICKETS
 from config.model import BotConfig
 from config.settings import Settings
-from notifiers.notices import Channels
 from store.db import create_engine, migrate
 from store.leader import Leader
 from store.repo import Store

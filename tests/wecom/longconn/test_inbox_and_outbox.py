@@ -18,13 +18,13 @@ from bot.domain.clock import FrozenClock
 from bot.domain.events import CardClick, InboundEvent, TextMessage
 from bot.sandbox.fake import FakeWeCom
 from bot.services.inbox import AIBOT_SOURCE, InboundProcessor, RecordingSink, reparse
+from bot.services.ratelimit import Limit, MemoryRateLimiter
 from bot.web.keys import AIBOT_CONNECTION, AIBOT_LEADER, AIBOT_LEADER_TASK, STORE, WECOM_CALLBACKS, WECOM_INBOUND
 from bot.wecom.longconn import NotConnected
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.aibot_ws import AIBOT_WS, RECONNECT_WAIT, AibotWsSender
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, OutboxWorker
-from notifiers.ratelimit import Limit, MemoryRateLimiter
 from store import repo
 from store.leader import Leader
 from store.models import inbox as inbox_table
