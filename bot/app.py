@@ -20,7 +20,6 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.events import EnterChat, InboundEvent
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
-from bot.hotline.syncback import HotlineSyncSender
 from bot.services import retention
 from bot.services.channels import Channels
 from bot.services.deadline_engine import DeadlineEngine, TickResult
@@ -29,7 +28,7 @@ from bot.services.inbox import AIBOT_SOURCE, InboundProcessor, describe
 from bot.services.ingest import IngestBatcher
 from bot.services.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from bot.services.retention import Purged
-from bot.services.tickets import SYNC_CHANNEL, TicketService
+from bot.services.tickets import TicketService
 from bot.web import openapi, ops
 from bot.web.errors import error_middleware
 from bot.web.keys import (
@@ -64,6 +63,7 @@ from config.model import BotConfig
 from config.settings import Settings
 from handlers.router import CommandRouter
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
+from notifiers.hotline import SYNC_CHANNEL, HotlineSync, HotlineSyncSender
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.pushes import Pusher
 from notifiers.replies import ReplyOutbox
@@ -145,7 +145,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     liveness = Liveness(engine, process_id())
     await liveness.start()
     app[LIVENESS] = liveness
-    app[TICKETS] = TicketService(store, app[CONFIG], app[CALENDAR], app[CLOCK], sync_url=app[CONFIG].hotline.sync_url)
+    app[TICKETS] = TicketService(store, app[CONFIG], app[CALENDAR], app[CLOCK], sync_back=sync_back(app[CONFIG]))
     app[INGEST] = IngestBatcher(app[TICKETS])
     app[DUTY] = DutyService(store, app[CONFIG], app[CLOCK])
     yield
@@ -205,6 +205,11 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def sync_back(config: BotConfig) -> HotlineSync | None:
+    """The ticket service's sync-back to the hotline platform, when a sync URL is configured."""
+    return HotlineSync(config.hotline.sync_url) if config.hotline.sync_url else None
 
 
 def push_channels(settings: Settings) -> Channels:

@@ -87,8 +87,7 @@ class Context:
                 shown = "、".join(refs[:5]) + ("……" if len(refs) > 5 else "")
                 raise CommandError(
                     "ticket_ambiguous",
-                    f"引用的消息里有 {len(refs)} 张工单（{shown}），请写明是哪一张，"
-                    f"例如：{cmd.spec.zh} {refs[0][-4:]}",
+                    f"引用的消息里有 {len(refs)} 张工单（{shown}），请写明是哪一张，例如：{cmd.spec.zh} {refs[0][-4:]}",
                 )
             ref = refs[0] if refs else None
         if not ref:

@@ -275,9 +275,7 @@ class Pusher:
 
     def _headline(self, change: TicketChange, event: str) -> tuple[str, str | None]:
         """The push's first line, and the lead line of its card (None: a plain new ticket)."""
-        return texts.headline(
-            self.config, change.ticket, event=event, action=change.action, from_unit=change.from_unit
-        )
+        return texts.headline(self.config, change.ticket, event=event, action=change.action, from_unit=change.from_unit)
 
     def _moved_away(self, change: TicketChange, rule: PushRule, now: datetime) -> list[Notice]:
         """The short notice to the unit a ticket left: where it went, and that its card is void."""

@@ -248,7 +248,4 @@ def already_claimed(config: BotConfig, ticket_no: str, handler: str, clicker: st
 def not_handler(config: BotConfig, ticket_no: str, handler: str, action: str, typed: str) -> str:
     """已联系 / 已到场 pressed by someone else than the ticket's handler: the command to type instead."""
     who = fmt.person(config, handler)
-    return (
-        f"工单 {ticket_no} 由 {who} 承办，「{BUTTONS[action].text}」请由承办人点击。"
-        f"如确需代为登记，请发送 {typed}。"
-    )
+    return f"工单 {ticket_no} 由 {who} 承办，「{BUTTONS[action].text}」请由承办人点击。如确需代为登记，请发送 {typed}。"
