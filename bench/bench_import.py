@@ -32,12 +32,12 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
 import xlsxwriter  # noqa: E402
-from notifiers.notices import Channels  # noqa: E402
 
 from bench.common import pg_available, pg_schema  # noqa: E402
 from bot.domain.clock import TZ, FrozenClock  # noqa: E402
 from bot.domain.workcal import WorkCalendar  # noqa: E402
 from bot.hotline.importer import ImportReport, import_file  # noqa: E402
+from bot.services.channels import Channels  # noqa: E402
 from bot.services.tickets import TicketService  # noqa: E402
 from config.loader import load_config  # noqa: E402
 from config.model import BotConfig  # noqa: E402

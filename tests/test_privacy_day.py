@@ -38,6 +38,7 @@ from config.model import BotConfig
 from config.settings import Settings
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboxWorker
+from notifiers.rows import EngineRows
 from tests.conftest import API_TOKEN
 from tests.handlers.test_cards import AGENT, APP_SECRET, BOT, BOT_SECRET, fake  # noqa: F401 (the fake WeCom)
 from tests.hotline.test_api import post_json
@@ -197,7 +198,9 @@ async def day(
     senders = fake_senders(session, fake, clock, secret=APP_SECRET, agent=AGENT, limiter=limiter)
     senders[AIBOT_WS] = AibotWsSender(app[AIBOT_CONNECTION], limiter, clock)
     worker = OutboxWorker(app[STORE], senders, clock, owner="test")
-    engine = DeadlineEngine(app[STORE], config, app[CALENDAR], clock, duty=app[DUTY], channels=push_channels(settings))
+    engine = DeadlineEngine(
+        app[STORE], config, app[CALENDAR], clock, duty=app[DUTY], rows=EngineRows(config, push_channels(settings))
+    )
     return Day(client, fake, clock, worker, engine)
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from handlers.replies import Channels
 from sqlalchemy import select
 
 from bot.app import create_app
@@ -25,8 +24,10 @@ from bot.domain.clock import TZ, FrozenClock
 from bot.domain.events import CardClick, Sender
 from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
+from bot.messages import cards
 from bot.sandbox.fake import Delivered, FakeWeCom, serve
 from bot.sandbox.fake import validate as wecom_rules
+from bot.services.channels import Channels
 from bot.services.inbox import InboundProcessor, RecordingSink
 from bot.services.ratelimit import MemoryRateLimiter
 from bot.services.tickets import TicketService
@@ -37,11 +38,11 @@ from bot.wecom.longconn import AibotLongConnection
 from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig
 from config.settings import Settings
-from handlers import cards
-from handlers.router import CommandRouter
 from notifiers.outbox import OutboxWorker
+from notifiers.rows import template_card
 from notifiers.wecom import AIBOT_CARD_UPDATE, AIBOT_RESPONSE, WECOM_APP, AibotCardUpdateSender, wecom_senders
 from store.models import outbox
+from tests.routers import command_router
 from tests.wecom.callbacks.test_callbacks import T0, app_xml, post_app
 from tests.wecom.test_crypto import SAMPLE_CORP, SAMPLE_KEY, SAMPLE_TOKEN
 
@@ -112,7 +113,7 @@ class Rig:
 
     async def card(self, ticket_no: str = NO, tag: str = "push1") -> dict[str, Any]:
         detail = await self.service.get(ticket_no)
-        return cards.ticket_card(detail.ticket, detail.deadlines, self.config, self.clock.now(), tag=tag)
+        return template_card(cards.ticket_card(detail.ticket, detail.deadlines, self.config, self.clock.now(), tag=tag))
 
     async def outbox(self) -> list[dict[str, Any]]:
         async with self.client.app[STORE].reading() as conn:
@@ -448,7 +449,7 @@ async def test_a_robot_click_in_callback_mode_is_answered_and_queues_no_update(
     service: TicketService, sandbox_config: BotConfig, clock: FrozenClock
 ) -> None:
     await service.upsert(TICKETS_IN)
-    router = CommandRouter(service=service, config=sandbox_config, clock=clock, channels=Channels(app=True))
+    router = command_router(service=service, config=sandbox_config, clock=clock, channels=Channels(app=True))
     click = CardClick(
         source="aibot",
         event_key=f"claim:{NO}",

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from handlers.help import WECOM_TEXT_LIMIT, command_help, help_text
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.messages.help import WECOM_TEXT_LIMIT, command_help, help_text
 from config.vocabulary import ROLE_LABELS, Role
 from handlers.spec import COMMANDS, CommandSpec, find
 
