@@ -62,7 +62,7 @@ from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from config.model import BotConfig
 from config.settings import Settings
 from handlers.router import CommandRouter
-from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
+from notifiers.aibot_ws import AIBOT_WS, AibotWsSender, welcome_body
 from notifiers.hotline import SYNC_CHANNEL, HotlineSync, HotlineSyncSender
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.pushes import Pusher
@@ -498,7 +498,7 @@ def _aibot_welcome(connection: AibotLongConnection, text: str) -> EventHook:
         if not isinstance(event, EnterChat) or not req_id:
             return
         try:
-            await connection.respond_welcome(req_id, {"msgtype": "text", "text": {"content": text}})
+            await connection.respond_welcome(req_id, welcome_body(text))
         except Exception as exc:
             log.warning(
                 "aibot %s: welcome not sent for %s: %s: %s",
