@@ -248,20 +248,6 @@ async def test_a_ticket_card_passes_wecoms_checks_and_shows_nothing_private(rig:
         await rig.wecom.send_template_card(card, touser=SRJG)
 
 
-def test_keys_and_task_ids_round_trip() -> None:
-    ticket = {"ticket_no": "SH-2026_0001", "cycle": 2}
-    task_id = cards.task_id_for(ticket, "a1")
-    assert task_id == "t@SH-2026_0001@2@a1"
-    assert cards.ticket_of_task(task_id) == "SH-2026_0001"
-    assert cards.parse_key(cards.button_key("on_site", "SH-2026_0001")) == ("on_site", "SH-2026_0001")
-    assert cards.ticket_of_task("ticket-123") is None
-    for forged in ("delete:0123", "claim", "claim:", "claim:01 23", "accept", ":0123"):
-        assert cards.parse_key(forged) is None
-    with pytest.raises(ValueError, match="tag"):
-        cards.task_id_for(ticket, "has space")
-    assert cards.TASK_ID.fullmatch(cards.task_id_for({"ticket_no": "9" * 64, "cycle": 999}, "x" * 24))
-
-
 # -- the robot's card, clicked in the unit's group ---------------------------------------------------------------
 
 
