@@ -69,11 +69,11 @@ from notifiers.pushes import Pusher
 from notifiers.replies import ReplyOutbox
 from notifiers.rows import EngineRows
 from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
+from store.core import Store
 from store.db import create_engine, migrate
 from store.leader import Leader
 from store.liveness import Liveness, process_id
 from store.redis import create_redis
-from store.repo import Store
 
 log = logging.getLogger(__name__)
 

@@ -52,8 +52,8 @@ from handlers.context import DEDUP_SOURCE, GLOBAL_ROLES
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand
 from handlers.spec import find
-from store import repo
-from store.repo import Store
+from store import inbox as inbox_repo
+from store.core import Store
 
 # buttons only the ticket's handler should press once there is one (the card is seen by the whole unit)
 HANDLER_ONLY = frozenset({"contact", "on_site"})
@@ -86,7 +86,7 @@ class Click:
 async def applied(store: Store, event: CardClick) -> bool:
     """Whether the click's ticket change was applied (now or by an earlier run of the same event): the ticket
     service records it under the event's key, in the change's own transaction (:meth:`Context.dedup`)."""
-    found = await store.read(lambda conn: repo.inbound(conn, DEDUP_SOURCE, inbox_key(event)), snapshot=False)
+    found = await store.read(lambda conn: inbox_repo.inbound(conn, DEDUP_SOURCE, inbox_key(event)), snapshot=False)
     return found is not None
 
 

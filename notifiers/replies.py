@@ -14,8 +14,8 @@ from bot.services.channels import Channels
 from bot.services.groupcommit import GroupCommit
 from notifiers.outbox import OutboundMessage, OutboxWorker
 from notifiers.rows import Row, reply_rows
-from store import repo
-from store.repo import Store
+from store import outbox as outbox_repo
+from store.core import Store
 
 
 class ReplyOutbox:
@@ -74,7 +74,7 @@ class ReplyOutbox:
     async def _write(self, batches: Sequence[list[Row]]) -> list[dict[str, int]]:
         rows: list[dict[str, Any]] = [row for batch in batches for row in batch]
         inserted = await self.store.write_once(
-            sqlite=partial(repo.sqlite_enqueue, rows=rows), postgresql=partial(repo.pg_enqueue, rows=rows)
+            sqlite=partial(outbox_repo.sqlite_enqueue, rows=rows), postgresql=partial(outbox_repo.pg_enqueue, rows=rows)
         )
         return [
             {

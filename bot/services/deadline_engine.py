@@ -61,8 +61,8 @@ from bot.services.duty import DutyService
 from config.model import BotConfig, Unit
 from config.vocabulary import DeadlineName, Role, TicketKind
 from store import nags as nag_store
-from store import repo
-from store.repo import Store
+from store import outbox as outbox_repo
+from store.core import Store
 
 log = logging.getLogger(__name__)
 
@@ -381,7 +381,7 @@ class DeadlineEngine:
                 misses = await nag_store.misses_of(conn, unit_code, start)
                 out += self.rows([self._flag(unit_code, start, flag["misses"], misses)], now)
                 result.flags += 1
-            await repo.enqueue(conn, out)
+            await outbox_repo.enqueue(conn, out)
         result.messages += len(out)
 
     def _flag(self, unit_code: str, start: date, count: int, misses: Sequence[Mapping[Any, Any]]) -> MissFlag:

@@ -24,8 +24,10 @@ from bot.domain.ticket import UPDATABLE_FIELDS, TicketInput
 from bot.services.ticket_actions import TicketActions
 from bot.services.ticket_model import TicketChange, UpsertOutcome
 from config.vocabulary import DeadlineName, TicketKind
-from store import repo
-from store.repo import ConcurrentUpdate
+from store import audit as audit_repo
+from store import deadlines as deadlines_repo
+from store import tickets as tickets_repo
+from store.core import ConcurrentUpdate
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +61,7 @@ class HandOvers(TicketActions):
     async def preview(self, inputs: Sequence[TicketInput]) -> list[Literal["created", "updated", "unchanged"]]:
         """What ``upsert`` would answer for each input, from a read-only look-up (a dry run)."""
         async with self.store.reading() as conn:
-            existing = await repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
+            existing = await tickets_repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
         statuses: list[Literal["created", "updated", "unchanged"]] = []
         for item in inputs:
             row = existing.get(item.ticket_no)
@@ -73,7 +75,7 @@ class HandOvers(TicketActions):
         self, conn: AsyncConnection, inputs: list[TicketInput], source: str, actor: str
     ) -> list[UpsertOutcome]:
         now = self.clock.now()
-        existing = await repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
+        existing = await tickets_repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
         fresh = [t for t in inputs if t.ticket_no not in existing]
         outcomes = await self._create(conn, fresh, now, source, actor)
         for item in inputs:
@@ -140,14 +142,14 @@ class HandOvers(TicketActions):
                     "extra": item.extra,
                 }
             )
-        ids = await repo.insert_tickets(conn, rows)
+        ids = await tickets_repo.insert_tickets(conn, rows)
         plans = self.planner.plan_many(
             [PlanRequest(i.kind, i.category, r["dispatched_at"], "dispatch") for i, r in zip(items, rows, strict=True)]
         )
         deadline_rows = self._deadline_rows(
             [(ticket_id, 1, p) for ticket_id, plan in zip(ids, plans, strict=True) for p in plan], now
         )
-        await repo.insert_deadlines(conn, deadline_rows)
+        await deadlines_repo.insert_deadlines(conn, deadline_rows)
         audits = [
             {
                 "ticket_id": ticket_id,
@@ -162,7 +164,7 @@ class HandOvers(TicketActions):
             }
             for ticket_id, row, route in zip(ids, rows, routes, strict=True)
         ]
-        audit_ids = await repo.append_audit(conn, audits)
+        audit_ids = await audit_repo.append_audit(conn, audits)
         if self.hooks:
             planned: dict[int, list[Mapping[str, Any]]] = {}
             for d in deadline_rows:
@@ -225,11 +227,11 @@ class HandOvers(TicketActions):
             values["hotline_unit"] = item.unit_label
         changed = tuple(sorted(values))
         values.update(payload_hash=digest, updated_at=now)
-        await repo.update_ticket(conn, row["id"], row["version"], values)
+        await tickets_repo.update_ticket(conn, row["id"], row["version"], values)
         version = row["version"] + 1
         state = row["state"]
         if changed:
-            await repo.append_audit(
+            await audit_repo.append_audit(
                 conn,
                 [
                     {
@@ -251,7 +253,7 @@ class HandOvers(TicketActions):
         unit = row["unit_code"]
         target = self.config.unit_for_label(item.unit_label) if platform_moved else None
         if target is not None and target.code != row["unit_code"] and TicketState(state).is_open:
-            fresh = await repo.ticket_by_no(conn, row["ticket_no"])
+            fresh = await tickets_repo.ticket_by_no(conn, row["ticket_no"])
             if fresh is None or fresh["version"] != version:
                 raise ConcurrentUpdate(row["id"])
             req = ActionRequest(Action.REDISPATCH, HOTLINE, now, unit=target.code, by_hotline=True)
@@ -271,7 +273,7 @@ class HandOvers(TicketActions):
     ) -> None:
         """The kind, category or dispatch time changed: open deadlines follow the new policy from their start
         (``start`` when the dispatch time itself was corrected). A moved deadline's reminders start over."""
-        open_rows = await repo.open_deadlines(conn, ticket_id)
+        open_rows = await deadlines_repo.open_deadlines(conn, ticket_id)
         if not open_rows:
             return
         cycle = max(r["cycle"] for r in open_rows)
@@ -291,7 +293,7 @@ class HandOvers(TicketActions):
             if due != r["due_at"] or planned.started_at != r["started_at"]:
                 policy = str(planned.policy)
                 stage, next_due_at = self.nag_point(r["name"], policy, planned.started_at, due, now)
-                await repo.reschedule_deadline(
+                await deadlines_repo.reschedule_deadline(
                     conn,
                     r["id"],
                     policy=policy,
@@ -300,9 +302,9 @@ class HandOvers(TicketActions):
                     stage=stage,
                     next_due_at=next_due_at,
                 )
-        await repo.close_deadlines(conn, obsolete, status="cancelled", at=None)
+        await deadlines_repo.close_deadlines(conn, obsolete, status="cancelled", at=None)
         # names the new policy adds, unless they were already met or cancelled in this cycle
-        closed = {r["name"] for r in await repo.deadlines_of(conn, ticket_id) if r["cycle"] == cycle}
-        await repo.insert_deadlines(
+        closed = {r["name"] for r in await deadlines_repo.deadlines_of(conn, ticket_id) if r["cycle"] == cycle}
+        await deadlines_repo.insert_deadlines(
             conn, self._deadline_rows([(ticket_id, cycle, p) for n, p in wanted.items() if n.value not in closed], now)
         )

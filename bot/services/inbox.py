@@ -44,10 +44,10 @@ from bot.domain.events import CardClick, EnterChat, InboundEvent, OtherEvent, Te
 from bot.domain.masking import mask_text
 from bot.services.groupcommit import GroupCommit
 from bot.wecom.parse import MalformedCallback, parse_aibot_json, parse_app_xml
-from store import repo
+from store import inbox as inbox_repo
+from store.core import Store
 from store.liveness import Liveness, process_id
 from store.models import inbox
-from store.repo import Store
 
 log = logging.getLogger(__name__)
 
@@ -247,9 +247,13 @@ class InboundProcessor:
         now = self.clock.now()
         owner, until = self.owner, now + self.lease
         ids = iter(
-            await self.store.write_once(  # one round trip (see repo.sqlite_inbox_write, repo.pg_inbox_write)
-                sqlite=lambda c: repo.sqlite_inbox_write(c, values, marks, owner=owner, lease_until=until, at=now),
-                postgresql=lambda c: repo.pg_inbox_write(c, values, marks, owner=owner, lease_until=until, at=now),
+            await self.store.write_once(  # one round trip (see store.inbox)
+                sqlite=lambda c: inbox_repo.sqlite_inbox_write(
+                    c, values, marks, owner=owner, lease_until=until, at=now
+                ),
+                postgresql=lambda c: inbox_repo.pg_inbox_write(
+                    c, values, marks, owner=owner, lease_until=until, at=now
+                ),
             )
         )
         return [next(ids) if isinstance(w, _Row) else None for w in batch]
@@ -446,7 +450,7 @@ class InboundProcessor:
             return 0
         until = self.clock.now() + self.lease
         async with self.store.transaction() as conn:
-            kept = await repo.renew_inbound_leases(conn, held, owner=self.owner, until=until)
+            kept = await inbox_repo.renew_inbound_leases(conn, held, owner=self.owner, until=until)
         lost = {i for i in held if i not in kept and i in self._claimed}
         if lost:
             log.warning("wecom inbound: %d rows were taken over by another process", len(lost))
@@ -490,7 +494,7 @@ class InboundProcessor:
             while not self._closed:
                 now = self.clock.now()
                 async with self.store.transaction() as conn:
-                    rows = await repo.claim_pending_inbound(
+                    rows = await inbox_repo.claim_pending_inbound(
                         conn,
                         self.sources,
                         owner=self.owner,

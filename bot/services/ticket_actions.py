@@ -34,9 +34,12 @@ from bot.services.ticket_model import (
     snapshot,
 )
 from config.vocabulary import DeadlineName
+from store import audit as audit_repo
+from store import deadlines as deadlines_repo
+from store import inbox as inbox_repo
 from store import nags as nag_store
-from store import repo
-from store.repo import ConcurrentUpdate
+from store import tickets as tickets_repo
+from store.core import ConcurrentUpdate
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ class TicketActions(TicketCore):
         unit's tickets (:mod:`bot.domain.permissions`), on the ticket as it is read here.
 
         Raises TicketNotFound, NotPermitted or TransitionRefused (nothing changed in any case). The whole action is
-        one transaction, in one round trip on SQLite (:meth:`store.repo.Store.run_transaction`).
+        one transaction, in one round trip on SQLite (:meth:`store.core.Store.run_transaction`).
         """
 
         known = [row] if row is not None and row["ticket_no"] == ticket_no else []  # used on the first try only
@@ -75,13 +78,13 @@ class TicketActions(TicketCore):
             outcome: ActionOutcome | None = None
             if dedup is not None:
                 source, key, payload = dedup
-                inbox_id = await repo.record_inbound(
+                inbox_id = await inbox_repo.record_inbound(
                     conn, source=source, dedup_key=key, payload=payload, at=self.clock.now(), status="done"
                 )
                 if inbox_id is None:
                     outcome = await self._duplicate(conn, ticket_no, req)
             if outcome is None:
-                current = known.pop() if known else await repo.ticket_by_no(conn, ticket_no)
+                current = known.pop() if known else await tickets_repo.ticket_by_no(conn, ticket_no)
                 if current is None:
                     raise TicketNotFound(ticket_no)
                 refused = None if req.by_hotline else refusal(self.config, req.actor, req.action, current)
@@ -89,13 +92,13 @@ class TicketActions(TicketCore):
                     raise NotPermitted(refused)
                 outcome = await self._apply(conn, current, req)
                 if viewed is not None:
-                    await repo.append_audit(
+                    await audit_repo.append_audit(
                         conn, [_access_audit(outcome.ticket, actor=req.actor, at=self.clock.now(), via=viewed)]
                     )
             if not with_deadlines:
                 return dataclasses.replace(outcome, deadlines=[])
             if outcome.duplicate:  # a retry: nothing was worked out, read them
-                found = await repo.open_deadlines(conn, outcome.ticket["id"])
+                found = await deadlines_repo.open_deadlines(conn, outcome.ticket["id"])
                 outcome = dataclasses.replace(outcome, deadlines=[dict(r) for r in found])
             return outcome
 
@@ -109,7 +112,7 @@ class TicketActions(TicketCore):
         raise AssertionError("unreachable")
 
     async def _duplicate(self, conn: AsyncConnection, ticket_no: str, req: ActionRequest) -> ActionOutcome:
-        row = await repo.ticket_by_no(conn, ticket_no)
+        row = await tickets_repo.ticket_by_no(conn, ticket_no)
         if row is None:
             raise TicketNotFound(ticket_no)
         state = TicketState(row["state"])
@@ -126,13 +129,13 @@ class TicketActions(TicketCore):
         if req.action is Action.REQUEST_EXTENSION:
             req = _replace(req, extension_limits=self.extension_limits)
         ticket = snapshot(row)
-        open_rows = await repo.open_deadlines(conn, row["id"])
+        open_rows = await deadlines_repo.open_deadlines(conn, row["id"])
         current = [r for r in open_rows if r["cycle"] == ticket.cycle]
         transition = decide(ticket, req, {DeadlineName(r["name"]): r["due_at"] for r in current})
         values: dict[str, Any] = {"state": transition.to_state.value, "updated_at": req.at, **transition.changes}
         if transition.new_cycle is not None:
             values["cycle"] = ticket.cycle + 1
-        await repo.update_ticket(conn, row["id"], row["version"], values)
+        await tickets_repo.update_ticket(conn, row["id"], row["version"], values)
         started, closed = await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
         data = dict(transition.data)
         moved: dict[str, dict[str, str]] = {}
@@ -157,7 +160,7 @@ class TicketActions(TicketCore):
             "note": req.note,
             "data": {k: v for k, v in data.items() if v is not None},
         }
-        (audit_id,) = await repo.append_audit(conn, [audit])
+        (audit_id,) = await audit_repo.append_audit(conn, [audit])
         if not req.by_hotline:
             await self._sync_back(conn, [(audit_id, audit)])
         merged = {**dict(row), **values, "version": row["version"] + 1}
@@ -209,9 +212,9 @@ class TicketActions(TicketCore):
         # a window (the return window) that passes is not a miss
         missed = [r["id"] for r in closed if r["due_at"] < at and r["name"] != DeadlineName.RETURN_WINDOW]
         cancelled = [r["id"] for r in closed if r["id"] not in missed]
-        await repo.close_deadlines(conn, met, status="met", at=at)
-        await repo.close_deadlines(conn, missed, status="missed", at=at)
-        await repo.close_deadlines(conn, cancelled, status="cancelled", at=None)
+        await deadlines_repo.close_deadlines(conn, met, status="met", at=at)
+        await deadlines_repo.close_deadlines(conn, missed, status="missed", at=at)
+        await deadlines_repo.close_deadlines(conn, cancelled, status="cancelled", at=None)
         # an accept deadline that passed unmet counts against the unit that had the ticket (three misses); the
         # deadline engine counts it when it finds it open after its due time, this when a late claim is first
         closing = set(met) | {r["id"] for r in closed}
@@ -237,7 +240,7 @@ class TicketActions(TicketCore):
             return [], closing
         plan = self.planner.plan(PlanRequest(ticket.kind, ticket.category, at, transition.new_cycle))
         started = self._deadline_rows([(row["id"], ticket.cycle + 1, p) for p in plan], at)
-        await repo.insert_deadlines(conn, started)
+        await deadlines_repo.insert_deadlines(conn, started)
         return started, closing
 
     async def _extend(
@@ -252,7 +255,7 @@ class TicketActions(TicketCore):
                 continue
             due = self.calendar.add_working_days(r["due_at"], transition.extend_days)
             stage, next_due_at = self.nag_point(r["name"], r["policy"], r["started_at"], due, at)  # reminders anew
-            await repo.reschedule_deadline(
+            await deadlines_repo.reschedule_deadline(
                 conn,
                 r["id"],
                 policy=r["policy"],

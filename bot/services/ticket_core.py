@@ -23,8 +23,8 @@ from bot.domain.workcal import WorkCalendar
 from bot.services.ticket_model import ChangeHook, TicketChange
 from config.durations import Duration
 from config.model import BotConfig
-from store import repo
-from store.repo import Store
+from store import outbox as outbox_repo
+from store.core import Store
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class TicketCore:
     async def _told(self) -> AsyncIterator[None]:
         """Collects the hooks told of changes in the transaction(s) within; once those have committed (the block
         ends without an error), tells them so. The collection travels in a context variable, which
-        :meth:`store.repo.Store.run_transaction` carries into the SQLite writer thread."""
+        :meth:`store.core.Store.run_transaction` carries into the SQLite writer thread."""
         told: set[ChangeHook] = set()
         token = _TOLD.set(told)
         try:
@@ -141,4 +141,4 @@ class TicketCore:
         """Queues each state change for the hotline platform (when a sync-back is configured)."""
         if self.sync_back is None or not audits:
             return
-        await repo.enqueue(conn, self.sync_back(audits))
+        await outbox_repo.enqueue(conn, self.sync_back(audits))

@@ -31,7 +31,9 @@ from bot.services.ticket_model import (
     UpsertOutcome,
     snapshot,
 )
-from store import repo
+from store import audit as audit_repo
+from store import deadlines as deadlines_repo
+from store import tickets as tickets_repo
 
 __all__ = [
     "HOTLINE",
@@ -56,23 +58,24 @@ class TicketService(HandOvers):
     async def record_access(self, ticket: Mapping[str, Any], *, actor: str, what: str) -> None:
         """Who saw a citizen's full contact details, and when: an audit entry (the state does not change)."""
         entry = _access_audit(ticket, actor=actor, at=self.clock.now(), via=what)
-        await self.store.run_transaction(lambda conn: repo.append_audit(conn, [entry]))
+        await self.store.run_transaction(lambda conn: audit_repo.append_audit(conn, [entry]))
 
     async def deadlines_of(self, ticket_id: int) -> list[Mapping[str, Any]]:
         """A ticket's deadlines, every cycle's, as :meth:`get` gives them."""
-        return [dict(r) for r in await self.store.read(lambda conn: repo.deadlines_of(conn, ticket_id), snapshot=False)]
+        found = await self.store.read(lambda conn: deadlines_repo.deadlines_of(conn, ticket_id), snapshot=False)
+        return [dict(r) for r in found]
 
     async def get(self, ticket_no: str, *, history: bool = True, deadlines: bool = True) -> TicketDetail:
         """The ticket with its deadlines and history (each can be left out when not needed, e.g. in a chat reply)."""
 
         async def query(conn: AsyncConnection) -> TicketDetail:
-            row = await repo.ticket_by_no(conn, ticket_no)
+            row = await tickets_repo.ticket_by_no(conn, ticket_no)
             if row is None:
                 raise TicketNotFound(ticket_no)
             return TicketDetail(
                 ticket=dict(row),
-                deadlines=[dict(r) for r in await repo.deadlines_of(conn, row["id"])] if deadlines else [],
-                history=[dict(r) for r in await repo.history_of(conn, row["id"])] if history else [],
+                deadlines=[dict(r) for r in await deadlines_repo.deadlines_of(conn, row["id"])] if deadlines else [],
+                history=[dict(r) for r in await audit_repo.history_of(conn, row["id"])] if history else [],
             )
 
         return await self.store.read(query)

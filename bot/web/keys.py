@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     from bot.wecom.crypto import CallbackCrypto
     from bot.wecom.longconn import AibotLongConnection
     from notifiers.pushes import Pusher
+    from store.core import Store
     from store.leader import Leader
     from store.liveness import Liveness
-    from store.repo import Store
 
 SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", BotConfig)

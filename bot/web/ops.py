@@ -29,7 +29,7 @@ from bot.web.keys import (
     STORE,
 )
 from bot.web.protocol import CLIENT_CLOSED
-from store import repo
+from store import outbox as outbox_repo
 from store.liveness import unreachable
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,7 @@ async def metrics(request: web.Request) -> web.Response:
     m = app[METRICS]
     try:
         async with app[STORE].reading() as conn:
-            counts = await repo.outbox_counts(conn)
+            counts = await outbox_repo.outbox_counts(conn)
         for status in ("pending", "sent", "dead"):
             m.outbox.labels(status).set(counts.get(status, 0))
     except Exception:

@@ -37,7 +37,7 @@ from config.loader import ConfigError, load_config
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.wecom import WECOM_APPCHAT
-from store import repo
+from store import outbox as outbox_repo
 from store.models import inbox, tickets
 from tests.conftest import ROOT
 
@@ -337,7 +337,7 @@ async def test_a_push_through_the_outbox_appears_in_the_group(
             "ordering_key": None, "priority": 0, "payload": {"msgtype": "text", "text": {"content": text}},
             "status": "pending", "attempts": 0, "next_attempt_at": clock.now(), "created_at": clock.now(),
         }  # fmt: skip
-        await repo.enqueue(conn, [row])
+        await outbox_repo.enqueue(conn, [row])
     client.app[OUTBOX].wake()
     (item,) = await events(client, 0, wait=10)  # answered as soon as the worker's send reaches the fake
     assert (item["chat"], item["who"], item["via"], item["msgtype"]) == ("group:HW", "bot", "appchat", "text")

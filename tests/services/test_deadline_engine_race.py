@@ -26,8 +26,8 @@ from bot.services.tickets import TicketService
 from config.model import BotConfig
 from notifiers.rows import EngineRows
 from store import nags as nag_store
+from store.core import Store
 from store.db import create_engine
-from store.repo import Store
 from tests.services.test_deadline_engine import CHANNELS, SRJG, at, queued, sign, text
 
 TICKETS = 6  # two deadlines each (accept and first contact): twelve rows due together

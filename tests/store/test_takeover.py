@@ -22,10 +22,10 @@ from bot.domain.events import InboundEvent
 from bot.services.inbox import APP_SOURCE, InboundProcessor, RecordingSink
 from bot.wecom.parse import parse_app_xml
 from notifiers.outbox import OutboundMessage, OutboxWorker
-from store import repo
+from store import outbox as outbox_repo
+from store.core import Store
 from store.liveness import Liveness, process_id
 from store.models import inbox, outbox
-from store.repo import Store
 from tests.wecom.callbacks.test_callbacks import app_xml
 
 GRACE = timedelta(seconds=5)
@@ -92,14 +92,14 @@ async def queue(store: Store, clock: FrozenClock, n: int) -> None:
         for i in range(n)
     ]
     async with store.transaction() as conn:
-        await repo.enqueue(conn, rows)
+        await outbox_repo.enqueue(conn, rows)
 
 
 async def lease_all(store: Store, clock: FrozenClock, owner: str) -> None:
     """What a process does when it takes messages to send (or queues answers for itself to send at once)."""
     now = clock.now()
     async with store.transaction() as conn:
-        await repo.claim_due(conn, owner=owner, now=now, lease_until=now + timedelta(minutes=5), limit=100)
+        await outbox_repo.claim_due(conn, owner=owner, now=now, lease_until=now + timedelta(minutes=5), limit=100)
 
 
 async def statuses(store: Store, table: Any) -> list[tuple[str, str | None]]:

@@ -32,10 +32,10 @@ from bot.wecom.parse import parse_aibot_json, parse_app_xml
 from config.loader import ConfigError
 from config.model import BotConfig
 from config.settings import Settings
-from store import repo
+from store import inbox as inbox_repo
+from store.core import Store
 from store.liveness import Liveness, process_id
 from store.models import inbox
-from store.repo import Store
 from tests.wecom.test_crypto import (
     SAMPLE_CORP,
     SAMPLE_ECHO_PLAIN,
@@ -629,8 +629,8 @@ async def test_a_handler_that_hangs_is_cut_off_and_its_row_marked_failed(store: 
 
 async def test_recovery_leaves_other_sources_and_marks_unreadable_rows(store: Store, clock: FrozenClock) -> None:
     async with store.transaction() as conn:
-        await repo.record_inbound(conn, source="hotline", dedup_key="h1", payload="{}", at=clock.now())
-        await repo.record_inbound(conn, source=APP_SOURCE, dedup_key="app:msg:9", payload="<xml>", at=clock.now())
+        await inbox_repo.record_inbound(conn, source="hotline", dedup_key="h1", payload="{}", at=clock.now())
+        await inbox_repo.record_inbound(conn, source=APP_SOURCE, dedup_key="app:msg:9", payload="<xml>", at=clock.now())
     sink = RecordingSink()
     assert await InboundProcessor(store, sink, clock, sources=[APP_SOURCE]).recover() == 1
     assert sink.events == []
@@ -669,8 +669,8 @@ async def test_the_app_recovers_pending_rows_at_start(
 async def test_pending_rows_are_read_through_the_partial_index(store: Store, clock: FrozenClock) -> None:
     async with store.transaction() as conn:
         for i, (source, status) in enumerate([(APP_SOURCE, "done"), (AIBOT_SOURCE, "pending"), ("hotline", "pending")]):
-            await repo.record_inbound(conn, source=source, dedup_key=f"k{i}", payload="", at=clock.now(), status=status)
-        await repo.record_inbound(conn, source=APP_SOURCE, dedup_key="k3", payload="", at=clock.advance(seconds=-5))
+            await inbox_repo.record_inbound(conn, source=source, dedup_key=f"k{i}", payload="", at=clock.now(), status=status)
+        await inbox_repo.record_inbound(conn, source=APP_SOURCE, dedup_key="k3", payload="", at=clock.advance(seconds=-5))
 
     statements: list[tuple[str, Any]] = []
 
@@ -680,7 +680,7 @@ async def test_pending_rows_are_read_through_the_partial_index(store: Store, clo
     sa_event.listen(store.engine.sync_engine, "before_cursor_execute", capture)
     try:
         async with store.reading() as conn:
-            found = await repo.pending_inbound(conn, [APP_SOURCE, AIBOT_SOURCE])
+            found = await inbox_repo.pending_inbound(conn, [APP_SOURCE, AIBOT_SOURCE])
     finally:
         sa_event.remove(store.engine.sync_engine, "before_cursor_execute", capture)
     assert [r["dedup_key"] for r in found] == ["k3", "k1"]  # oldest first, other sources and finished rows left
@@ -694,7 +694,7 @@ async def test_pending_rows_are_read_through_the_partial_index(store: Store, clo
             result = await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)
         plan = " ".join(str(row) for row in result)
         assert "ix_inbox_pending" in plan
-        assert await repo.pending_inbound(conn, []) == []
+        assert await inbox_repo.pending_inbound(conn, []) == []
 
 
 # -- configuration --------------------------------------------------------------------------------------------------

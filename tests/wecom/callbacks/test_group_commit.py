@@ -20,9 +20,9 @@ from bot.domain.clock import FrozenClock
 from bot.services.groupcommit import GroupCommit
 from bot.services.inbox import APP_SOURCE, WORKER_SLICE, InboundProcessor, RecordingSink, _Job
 from bot.wecom.parse import parse_app_xml
-from store import repo
+from store import inbox as inbox_repo
+from store.core import Store
 from store.models import inbox
-from store.repo import Store
 
 T = TypeVar("T")
 
@@ -269,7 +269,7 @@ async def test_leases_are_renewed_while_rows_wait_and_a_row_taken_over_is_not_ha
 async def test_a_mark_only_counts_from_the_leases_holder(store: Store, clock: FrozenClock) -> None:
     at = clock.now()
     async with store.transaction() as conn:
-        [mine, theirs] = await repo.record_inbound_many(
+        [mine, theirs] = await inbox_repo.record_inbound_many(
             conn,
             [
                 {"source": APP_SOURCE, "dedup_key": k, "payload": "<xml/>", "received_at": at}
@@ -279,9 +279,9 @@ async def test_a_mark_only_counts_from_the_leases_holder(store: Store, clock: Fr
             lease_until=at,
         )
         assert mine is not None and theirs is not None  # noqa: PT018 - for mypy
-        assert await repo.renew_inbound_leases(conn, [mine], owner="me", until=at) == {mine}
+        assert await inbox_repo.renew_inbound_leases(conn, [mine], owner="me", until=at) == {mine}
         await conn.execute(update(inbox).where(inbox.c.id == theirs).values(lease_owner="someone else"))
-        await repo.finish_inbound_many(conn, [(mine, None), (theirs, "boom")], at=at, owner="me")
+        await inbox_repo.finish_inbound_many(conn, [(mine, None), (theirs, "boom")], at=at, owner="me")
     by_key = {r["dedup_key"]: r for r in await committed(store)}
     assert (by_key["mine"]["status"], by_key["theirs"]["status"]) == ("done", "pending")
 

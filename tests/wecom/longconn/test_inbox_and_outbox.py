@@ -25,11 +25,12 @@ from config.model import BotConfig
 from config.settings import Settings
 from notifiers.aibot_ws import AIBOT_WS, RECONNECT_WAIT, AibotWsSender
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, OutboxWorker
-from store import repo
+from store import inbox as inbox_repo
+from store import outbox as outbox_repo
+from store.core import Store
 from store.leader import Leader
 from store.models import inbox as inbox_table
 from store.models import outbox
-from store.repo import Store
 from tests.wecom.longconn.conftest import BOT, SECRET, Connect, RecordingInbox, Sleeper
 
 Client = TestClient[Any, Any]
@@ -137,7 +138,7 @@ async def test_a_card_click_reaches_the_sink_and_the_card_is_updated(
 
 async def enqueue(store: Store, clock: FrozenClock, payload: Mapping[str, Any], destination: str = "grp01") -> None:
     async with store.transaction() as conn:
-        await repo.enqueue(
+        await outbox_repo.enqueue(
             conn,
             [
                 {
@@ -268,7 +269,7 @@ async def test_the_app_runs_the_long_connection_from_the_environment(
     [event] = sink_of(processor).events
     assert isinstance(event, TextMessage)
     async with app[STORE].reading() as conn:
-        row = await repo.inbound(conn, AIBOT_SOURCE, "aibot:msg:m-app")
+        row = await inbox_repo.inbound(conn, AIBOT_SOURCE, "aibot:msg:m-app")
     assert row is not None
 
 
