@@ -151,7 +151,7 @@ async def _with_store(settings: Settings, body: Callable[[Any], Awaitable[int]])
 
 
 async def _with_service(settings: Settings, config: BotConfig, body: Callable[[Any], Awaitable[int]]) -> int:
-    from bot.app import push_channels
+    from bot.app import push_channels, sync_back
     from bot.domain.clock import SystemClock
     from bot.services.duty import DutyService
     from bot.services.tickets import TicketService
@@ -159,7 +159,7 @@ async def _with_service(settings: Settings, config: BotConfig, body: Callable[[A
 
     async def with_service(store: Any) -> int:
         clock = SystemClock()
-        service = TicketService(store, config, _calendar(config), clock, sync_url=config.hotline.sync_url)
+        service = TicketService(store, config, _calendar(config), clock, sync_back=sync_back(config))
         # an import pushes what is new (pushes.import in the config); a running bot's outbox sends it
         service.add_hook(Pusher(store, config, clock, push_channels(settings), duty=DutyService(store, config, clock)))
         return await body(service)

@@ -101,7 +101,7 @@ FLOOD_LIMIT_IN_BENCH = 1_000_000  # commands a minute per member
 LAUNCHER = f"""
 import runpy, sys
 import handlers.router
-from notifiers.ratelimit import Limit
+from bot.services.ratelimit import Limit
 handlers.router.COMMAND_LIMITS = (Limit({FLOOD_LIMIT_IN_BENCH}, 60),)
 sys.argv = ["run_bot.py", "serve"]
 runpy.run_path("run_bot.py", run_name="__main__")

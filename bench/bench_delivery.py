@@ -37,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import print_table, sqlite_url  # noqa: E402
 from bot.domain.clock import TZ, FrozenClock  # noqa: E402
 from bot.sandbox.fake import Delivered, FakeWeCom, serve  # noqa: E402
+from bot.services.ratelimit import MemoryRateLimiter  # noqa: E402
 from bot.wecom.client import WebhookClient, WeComClient  # noqa: E402
 from bot.wecom.tokens import MemoryTokenStore  # noqa: E402
 from notifiers.outbox import OutboxWorker  # noqa: E402
-from notifiers.ratelimit import MemoryRateLimiter  # noqa: E402
 from notifiers.wecom import APP_MEMBER_LIMITS, WEBHOOK_LIMITS, WECOM_APP, WECOM_WEBHOOK, wecom_senders  # noqa: E402
 from store import outbox as outbox_repo  # noqa: E402
 from store.core import Store  # noqa: E402

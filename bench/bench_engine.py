@@ -33,11 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, pg_available, pg_schema, print_table  # noqa: E402
 from bot.domain.clock import TZ, FrozenClock  # noqa: E402
 from bot.domain.workcal import WorkCalendar  # noqa: E402
+from bot.services.channels import Channels  # noqa: E402
 from bot.services.deadline_engine import DeadlineEngine  # noqa: E402
 from bot.services.duty import DutyService  # noqa: E402
 from config.loader import load_config  # noqa: E402
 from config.model import BotConfig  # noqa: E402
-from notifiers.notices import Channels  # noqa: E402
+from notifiers.rows import EngineRows  # noqa: E402
 from store.core import Store  # noqa: E402
 from store.db import create_engine, migrate  # noqa: E402
 
@@ -229,7 +230,12 @@ async def _measure(count: int, config: BotConfig, calendar: WorkCalendar) -> dic
             store = Store(engine)
             clock = FrozenClock(NOW)
             ticker = DeadlineEngine(
-                store, config, calendar, clock, duty=DutyService(store, config, clock), channels=Channels(app=True)
+                store,
+                config,
+                calendar,
+                clock,
+                duty=DutyService(store, config, clock),
+                rows=EngineRows(config, Channels(app=True)),
             )
             times = []
             for round_ in range(ROUNDS + 1):
@@ -261,7 +267,7 @@ async def run(quick: bool = False) -> list[dict[str, Any]]:
     config = load_config(ROOT / "config" / "example.yaml")
     calendar = WorkCalendar()
     # the example's unit PHGS has no group this deployment reaches: said once per message, not per tick here
-    logging.getLogger("notifiers.notices").setLevel(logging.ERROR)
+    logging.getLogger("notifiers.rows").setLevel(logging.ERROR)
     small, large = (2_000, 100_000) if quick else (10_000, 1_000_000)
     few = await _measure(small, config, calendar)
     many = await _measure(large, config, calendar)

@@ -37,10 +37,10 @@ from bench.common import pg_available, pg_schema  # noqa: E402
 from bot.domain.clock import TZ, FrozenClock  # noqa: E402
 from bot.domain.workcal import WorkCalendar  # noqa: E402
 from bot.hotline.importer import ImportReport, import_file  # noqa: E402
+from bot.services.channels import Channels  # noqa: E402
 from bot.services.tickets import TicketService  # noqa: E402
 from config.loader import load_config  # noqa: E402
 from config.model import BotConfig  # noqa: E402
-from notifiers.notices import Channels  # noqa: E402
 from notifiers.pushes import Pusher  # noqa: E402
 from store.core import Store  # noqa: E402
 from store.db import create_engine, migrate  # noqa: E402

@@ -21,14 +21,15 @@ from bot.domain.events import EnterChat, InboundEvent
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
 from bot.hotline import openapi
-from bot.hotline.syncback import HotlineSyncSender
 from bot.services import retention
+from bot.services.channels import Channels
 from bot.services.deadline_engine import DeadlineEngine, TickResult
 from bot.services.duty import DutyService
 from bot.services.inbox import InboundProcessor, describe
 from bot.services.ingest import IngestBatcher
+from bot.services.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from bot.services.retention import Purged
-from bot.services.tickets import SYNC_CHANNEL, TicketService
+from bot.services.tickets import TicketService
 from bot.web import ops
 from bot.web.errors import error_middleware
 from bot.web.keys import (
@@ -61,14 +62,14 @@ from bot.wecom.parse import AIBOT_SOURCE, read_stored
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from config.model import BotConfig
 from config.settings import Settings
-from handlers.replies import Channels
 from handlers.router import CommandRouter
-from notifiers import notices
-from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
+from notifiers.aibot_ws import AIBOT_WS, AibotWsSender, welcome_body
+from notifiers.hotline import SYNC_CHANNEL, HotlineSync, HotlineSyncSender
 from notifiers.keys import PUSHES
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.pushes import Pusher
-from notifiers.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from notifiers.replies import ReplyOutbox
+from notifiers.rows import EngineRows
 from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
 from store.core import Store
 from store.db import create_engine, migrate
@@ -146,7 +147,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     liveness = Liveness(engine, process_id())
     await liveness.start()
     app[LIVENESS] = liveness
-    app[TICKETS] = TicketService(store, app[CONFIG], app[CALENDAR], app[CLOCK], sync_url=app[CONFIG].hotline.sync_url)
+    app[TICKETS] = TicketService(store, app[CONFIG], app[CALENDAR], app[CLOCK], sync_back=sync_back(app[CONFIG]))
     app[INGEST] = IngestBatcher(app[TICKETS])
     app[DUTY] = DutyService(store, app[CONFIG], app[CLOCK])
     yield
@@ -208,10 +209,15 @@ async def _outbox_worker(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-def push_channels(settings: Settings) -> notices.Channels:
-    """What the bot's own messages (pushes, reminders) can be sent through in this deployment (the outbox's senders
-    serve the same channels)."""
-    return notices.Channels(app=_app_credentials(settings), aibot_ws=settings.aibot_long_connection)
+def sync_back(config: BotConfig) -> HotlineSync | None:
+    """The ticket service's sync-back to the hotline platform, when a sync URL is configured."""
+    return HotlineSync(config.hotline.sync_url) if config.hotline.sync_url else None
+
+
+def push_channels(settings: Settings) -> Channels:
+    """What the bot's messages (replies, pushes, reminders) can be sent through in this deployment (the outbox's
+    senders serve the same channels)."""
+    return Channels(app=_app_credentials(settings), aibot_ws=settings.aibot_long_connection)
 
 
 async def _pushes(app: web.Application) -> AsyncIterator[None]:
@@ -297,9 +303,13 @@ async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
         service=app[TICKETS],
         config=app[CONFIG],
         clock=app[CLOCK],
-        channels=Channels(app=_app_credentials(app[SETTINGS]), aibot_ws=app[SETTINGS].aibot_long_connection),
-        wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
-        outbox=lambda: app.get(OUTBOX),
+        channels=push_channels(app[SETTINGS]),
+        send=ReplyOutbox(
+            app[STORE],
+            push_channels(app[SETTINGS]),
+            wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+            outbox=lambda: app.get(OUTBOX),
+        ),
         limiter=_rate_limiter(app),
         duty=app[DUTY],
     )
@@ -374,7 +384,7 @@ async def _deadline_engine(app: web.Application) -> AsyncIterator[None]:
         app[CALENDAR],
         app[CLOCK],
         duty=app[DUTY],
-        channels=channels,
+        rows=EngineRows(config, channels),
         wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
     )
     leader = Leader(app[STORE].engine, "deadline-engine")
@@ -497,7 +507,7 @@ def _aibot_welcome(connection: AibotLongConnection, text: str) -> EventHook:
         if not isinstance(event, EnterChat) or not req_id:
             return
         try:
-            await connection.respond_welcome(req_id, {"msgtype": "text", "text": {"content": text}})
+            await connection.respond_welcome(req_id, welcome_body(text))
         except Exception as exc:
             log.warning(
                 "aibot %s: welcome not sent for %s: %s: %s",

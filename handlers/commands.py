@@ -11,6 +11,7 @@ from bot.domain.escaping import echo, escape_md
 from bot.domain.lifecycle import Action, ActionRequest, VisitResult
 from bot.domain.masking import Citizen, mask_text
 from bot.messages import format as fmt
+from bot.messages.help import command_help, help_text
 from bot.services.duty import DutyChange, DutyRefused, DutyStatus
 from bot.services.tickets import ActionOutcome, TicketDetail
 from config.model import Member
@@ -18,7 +19,6 @@ from config.vocabulary import Role
 from handlers import queries
 from handlers.context import Context
 from handlers.errors import CommandError
-from handlers.help import command_help, help_text
 from handlers.parse import ParsedCommand
 from handlers.spec import COMMANDS, DUTY_HAND_BACK, DUTY_TAKE, EXTENSION_APPROVE, find
 

@@ -10,6 +10,8 @@ from typing import Any
 from bot.domain.events import TextMessage
 from bot.domain.lifecycle import Action
 from bot.domain.permissions import OFFICE_ROLES, UNIT_WORK, refusal
+from bot.messages.reply import Command, Reply
+from bot.services.channels import Channels
 from bot.services.duty import DutyService
 from bot.services.inbox import inbox_key
 from bot.services.tickets import TicketService
@@ -18,12 +20,14 @@ from config.vocabulary import Role
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand
 from handlers.refs import find_ticket, ticket_refs_in
-from handlers.replies import Channels, Command, Row, member_rows, private_rows, reply_rows
 from handlers.spec import CommandSpec
 from store.core import Store
 
 GLOBAL_ROLES = OFFICE_ROLES  # see every unit's tickets (what they may do on them: bot.domain.permissions)
 DEDUP_SOURCE = "wecom_command"  # the inbox source under which a command's ticket change is applied once
+
+# queues replies made at the given time (notifiers.replies.ReplyOutbox, wired by the composition root)
+ReplySink = Callable[[Sequence[Reply], datetime], Awaitable[None]]
 
 
 @dataclass
@@ -36,7 +40,7 @@ class Context:
     config: BotConfig
     service: TicketService
     channels: Channels
-    enqueue: Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
+    reply: ReplySink
     duty: DutyService
 
     @property
@@ -83,8 +87,7 @@ class Context:
                 shown = "、".join(refs[:5]) + ("……" if len(refs) > 5 else "")
                 raise CommandError(
                     "ticket_ambiguous",
-                    f"引用的消息里有 {len(refs)} 张工单（{shown}），请写明是哪一张，"
-                    f"例如：{cmd.spec.zh} {refs[0][-4:]}",
+                    f"引用的消息里有 {len(refs)} 张工单（{shown}），请写明是哪一张，例如：{cmd.spec.zh} {refs[0][-4:]}",
                 )
             ref = refs[0] if refs else None
         if not ref:
@@ -99,33 +102,33 @@ class Context:
         text = self.event.text if isinstance(self.event, TextMessage) else self.event.event_key
         return DEDUP_SOURCE, inbox_key(self.event), text
 
-    async def send(self, rows: Sequence[Row]) -> None:
-        await self.enqueue(rows)
+    async def send(self, replies: Sequence[Reply]) -> None:
+        await self.reply(replies, self.now)
 
     async def say(self, text: str) -> None:
-        await self.send(reply_rows(self.event, text, at=self.now))
+        await self.send([Reply(event=self.event, text=text)])
 
     @property
     def can_whisper(self) -> bool:
         """Whether :meth:`whisper` can reach the member (a channel for private messages is configured)."""
-        return self.channels.app or self.channels.aibot_ws
+        return self.channels.private
 
     async def whisper(self, text: str) -> bool:
         """``text`` to the member alone; False when no channel reaches a member privately."""
-        rows = private_rows(self.event, text, self.channels, at=self.now)
-        if rows:
-            await self.send(rows)
-        return bool(rows)
+        if not self.channels.private:
+            return False
+        await self.send([Reply(event=self.event, text=text, to="sender")])
+        return True
 
     async def tell(self, userids: Sequence[str], text: str) -> bool:
         """``text`` privately to each of ``userids`` (other members); False when no channel reaches a member
         privately (then nothing is sent)."""
-        rows = [row for userid in userids for row in member_rows(self.event, userid, text, self.channels, at=self.now)]
-        if rows:
-            await self.send(rows)
-        return bool(rows)
+        if not (self.channels.private and userids):
+            return False
+        await self.send([Reply(event=self.event, text=text, to="member", userid=userid) for userid in userids])
+        return True
 
     @property
     def private_channel(self) -> bool:
         """Whether the bot can write to a member privately (the app, or the robot's long connection)."""
-        return self.channels.app or self.channels.aibot_ws
+        return self.channels.private

@@ -18,28 +18,24 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import partial
-from typing import Any
 
 from bot.domain.clock import Clock
 from bot.domain.events import CardClick, InboundEvent, TextMessage
 from bot.domain.lifecycle import TransitionRefused
+from bot.messages.reply import Command, Reply
+from bot.services.channels import Channels
 from bot.services.duty import DutyService
-from bot.services.groupcommit import GroupCommit
 from bot.services.inbox import RecordingSink, describe
+from bot.services.ratelimit import Limit, LimiterUnavailable, MemoryRateLimiter, RateLimiter
 from bot.services.tickets import TicketNotFound, TicketService
 from config.model import BotConfig
 from config.vocabulary import ROLE_LABELS, Role
 from handlers import cards
 from handlers.commands import HANDLERS, Handler
-from handlers.context import Context
+from handlers.context import Context, ReplySink
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand, parse
-from handlers.replies import Channels, Command, reply_rows
 from handlers.spec import CommandSpec
-from notifiers.outbox import OutboundMessage, OutboxWorker
-from notifiers.ratelimit import Limit, LimiterUnavailable, MemoryRateLimiter, RateLimiter
-from store import outbox as outbox_repo
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +62,13 @@ class CommandRouter(RecordingSink):
         config: BotConfig,
         clock: Clock,
         channels: Channels,
-        wake: Callable[[], None] | None = None,
-        outbox: Callable[[], OutboxWorker | None] | None = None,
+        send: ReplySink,
         handlers: Mapping[str, Handler] | None = None,
         limiter: RateLimiter | None = None,
         limits: Sequence[Limit] | None = None,
         duty: DutyService | None = None,
     ) -> None:
         super().__init__()
-        self._replies = GroupCommit[list[dict[str, Any]], dict[str, int]](self._write_replies, name="command-replies")
         # the flood limit (see COMMAND_LIMITS); shared by every process when the limiter is Redis's
         self.limiter: RateLimiter = limiter if limiter is not None else MemoryRateLimiter()
         self.limits = tuple(limits) if limits is not None else COMMAND_LIMITS
@@ -83,8 +77,7 @@ class CommandRouter(RecordingSink):
         self.config = config
         self.clock = clock
         self.channels = channels
-        self.wake = wake
-        self.outbox = outbox
+        self.send = send
         self.handlers = handlers if handlers is not None else HANDLERS
         self.duty = duty if duty is not None else DutyService(service.store, config, clock)
 
@@ -98,7 +91,7 @@ class CommandRouter(RecordingSink):
             click = await cards.read_click(self.service, self.config, event)
             await self._run(event, click.command)
             now = self.clock.now()
-            await self.enqueue(await cards.update_rows(click, self.service, self.config, self.channels, now))
+            await self.send(await cards.card_update(click, self.service, self.config, self.channels, now), now)
 
     async def _run(self, event: Command, parsed: Callable[[], ParsedCommand]) -> None:
         now = self.clock.now()
@@ -106,9 +99,9 @@ class CommandRouter(RecordingSink):
             return
         member = self.config.member(event.sender.userid)
         if member is None or event.sender.corpid:
-            await self.enqueue(reply_rows(event, NOT_A_MEMBER, at=now))
+            await self.send([Reply(event=event, text=NOT_A_MEMBER)], now)
             return
-        ctx = Context(event, member, now, self.config, self.service, self.channels, self.enqueue, self.duty)
+        ctx = Context(event, member, now, self.config, self.service, self.channels, self.send, self.duty)
         try:
             cmd = parsed()
             if not ctx.may_use(cmd.spec):
@@ -145,62 +138,10 @@ class CommandRouter(RecordingSink):
             notice = True  # known to be over the limit: better told twice than left guessing
         if notice:
             log.warning("over the command limit, %.0f s to wait: %s", wait, describe(event))
-            await self.enqueue(reply_rows(event, f"操作太频繁，请稍后再试（{_after(wait)}）。", at=now))
+            await self.send([Reply(event=event, text=f"操作太频繁，请稍后再试（{_after(wait)}）。")], now)
         elif log.isEnabledFor(logging.DEBUG):  # describe() masks the text: not for a record nobody sees
             log.debug("over the command limit, not answered: %s", describe(event))
         return False
-
-    async def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Queues replies; those of commands running side by side share one write (group commit, one round trip on
-        SQLite and PostgreSQL). Replies this process can send now are written leased to its outbox worker and sent
-        at once (:meth:`notifiers.outbox.OutboxWorker.send_now`), not at its next pass."""
-        if not rows:
-            return
-        worker = self.outbox() if self.outbox is not None else None
-        direct: list[dict[str, Any]] = []
-        queued: list[dict[str, Any]] = []
-        if worker is not None:
-            until = worker.lease_until()
-            for row in rows:
-                if worker.can_send_now(row["channel"]):
-                    row = {**row, "lease_owner": worker.owner, "lease_until": until}
-                    direct.append(row)
-                else:
-                    queued.append(row)
-        else:
-            queued = list(rows)
-        inserted = await self._replies.submit(direct + queued)
-        if worker is not None and direct:
-            worker.send_now(
-                [
-                    OutboundMessage(
-                        inserted[row["idempotency_key"]],
-                        row["channel"],
-                        row["destination"],
-                        row["idempotency_key"],
-                        row["payload"],
-                        row["attempts"],
-                    )
-                    for row in direct
-                    if row["idempotency_key"] in inserted  # not queued before (a re-run after a crash)
-                ]
-            )
-        if queued and self.wake is not None:
-            self.wake()
-
-    async def _write_replies(self, batches: Sequence[list[dict[str, Any]]]) -> list[dict[str, int]]:
-        rows = [row for batch in batches for row in batch]
-        inserted = await self.store.write_once(
-            sqlite=partial(outbox_repo.sqlite_enqueue, rows=rows), postgresql=partial(outbox_repo.pg_enqueue, rows=rows)
-        )
-        return [
-            {
-                row["idempotency_key"]: inserted[row["idempotency_key"]]
-                for row in batch
-                if row["idempotency_key"] in inserted
-            }
-            for batch in batches
-        ]
 
 
 def _roles(spec: CommandSpec) -> str:

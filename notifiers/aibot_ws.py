@@ -24,12 +24,17 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from bot.domain.clock import Clock
+from bot.services.ratelimit import Limit, RateLimiter
 from bot.wecom.longconn import SEND_MSGTYPES, NotConnected
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage
-from notifiers.ratelimit import Limit, RateLimiter
 from notifiers.wecom import DEFAULT_SLACK, Pacer, group_body
 
 AIBOT_WS = "aibot_ws"
+
+
+def welcome_body(text: str) -> dict[str, Any]:
+    """The robot's welcome on entering a chat (``aibot_respond_welcome_msg``): plain text."""
+    return {"msgtype": "text", "text": {"content": text}}
 AIBOT_SEND_LIMITS = (Limit(20, 60),)  # assumed: the webhook's 20 a minute, per chat
 RECONNECT_WAIT = 5.0  # seconds a message claimed while the connection is down waits before it is looked at again
 

@@ -35,8 +35,8 @@ their unit's digest.
 nothing again; a digest's key is its unit and period (``digest:<unit>:<yyyymmddHHMM>``).
 
 **Privacy.** What reaches a group is masked (:mod:`bot.domain.masking`): no citizen name or phone, phone numbers in
-the text masked, as on the cards (:func:`handlers.cards.ticket_card`). Private pushes (head, duty) are masked as
-well; the full details go only to the claimer, by /接单.
+the text masked, as on the cards (:func:`bot.messages.cards.ticket_card`). Private pushes (head, duty) are masked
+as well; the full details go only to the claimer, by /接单. What a push says: :mod:`bot.messages.pushes`.
 """
 
 from __future__ import annotations
@@ -51,28 +51,26 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.clock import Clock
-from bot.domain.escaping import escape_md, group_text
 from bot.domain.lifecycle import Action, TicketState
-from bot.messages import format as fmt
+from bot.messages import pushes as texts
+from bot.messages.cards import ticket_card
+from bot.messages.notice import Notice
+from bot.messages.pushes import MOVED, NEW, REOPENED, WARNING
+from bot.services.channels import Channels
 from bot.services.duty import DutyService
 from bot.services.tickets import TicketChange
 from config.model import BotConfig, PushRule, Unit
 from config.vocabulary import DeadlineName, PushAudience, PushKind
-from handlers.cards import ticket_card
-from notifiers.aibot_ws import AIBOT_WS
-from notifiers.notices import Channels, Notice, Row, group_channel, notice_rows
+from notifiers.rows import Row, group_channel, notice_rows, takes_cards
 from store import outbox as outbox_repo
 from store import pushes as pushes_repo
 from store.core import Store
 
 log = logging.getLogger(__name__)
 
-NEW, MOVED, REOPENED, WARNING = "new", "moved", "reopened", "warning"
 # set by :meth:`Pusher.changed` when its transaction queued a push due now; read (and cleared) by
 # :meth:`Pusher.committed`, which the ticket service calls in the same task once that transaction has committed
 _SEND_NOW: ContextVar[bool] = ContextVar("push_send_now", default=False)
-CONTENT_CHARS = 80  # of the ticket's text in a push
-LINE_CHARS = 22  # of the title in a digest line
 
 
 def event_of(change: TicketChange) -> str | None:
@@ -216,8 +214,7 @@ class Pusher:
     def _takes_cards(self, unit: Unit) -> bool:
         """Whether ``unit``'s group is reached where a card's buttons work (the robot's long connection): elsewhere
         the markdown stands in for it, and the card is not built."""
-        target = group_channel(unit, self.channels)
-        return target is not None and target[0] == AIBOT_WS
+        return takes_cards(unit, self.channels)
 
     def _reachable(self, notice: Notice) -> Notice:
         """``notice`` without its group part when no channel of this deployment reaches that group: logged once per
@@ -248,12 +245,12 @@ class Pusher:
             if self._takes_cards(unit)
             else None
         )
-        body = self._markdown(ticket, change.deadlines, headline, lead, now, remaining=not_before is None)
+        body = texts.markdown(self.config, ticket, change.deadlines, headline, lead, now, remaining=not_before is None)
         base = f"push:{no}:{cycle}:{event}"
         notices = [
             Notice(
-                base,
-                body,
+                key=base,
+                text=body,
                 unit=unit.code,
                 mention=mention,
                 card=card,
@@ -267,8 +264,8 @@ class Pusher:
         if private:
             notices.append(
                 Notice(
-                    f"{base}:private",
-                    body,
+                    key=f"{base}:private",
+                    text=body,
                     members=private,
                     urgent=rule.urgent,
                     not_before=not_before,
@@ -278,74 +275,16 @@ class Pusher:
 
     def _headline(self, change: TicketChange, event: str) -> tuple[str, str | None]:
         """The push's first line, and the lead line of its card (None: a plain new ticket)."""
-        ticket, no = change.ticket, change.ticket_no
-        kind = fmt.kind_label(ticket["kind"])
-        if event == WARNING:
-            return f"【预警】工单 {no} 回访不满意，请再次处置", "回访不满意，已转为预警工单，请再次处置"
-        if event == MOVED:
-            source = fmt.unit_name(self.config, change.from_unit) if change.from_unit else "热线办"
-            what = "签派" if change.action == Action.ASSIGN else "改派"
-            if change.from_unit == ticket.get("unit_code"):
-                return f"【{kind}】重新派单 {no}", "重新派单至本单位"
-            return f"【{kind}】{what}工单 {no}（原：{source}）", f"由{source}{what}至本单位"
-        if event == REOPENED:
-            return f"【{kind}】工单 {no} 重新打开", "工单重新打开，请重新办理"
-        return f"【{kind}】新工单 {no}", None
-
-    def _markdown(
-        self,
-        ticket: Mapping[str, Any],
-        deadlines: Sequence[Mapping[str, Any]],
-        headline: str,
-        lead: str | None,
-        now: datetime,
-        *,
-        remaining: bool = True,
-    ) -> str:
-        """The push as group markdown (where no card goes), masked. ``remaining``: with the time left before the
-        next deadline (not in a message that may wait for the service window: it would be stale)."""
-        title = group_text(ticket.get("title") or "", ticket)
-        # masked before it is cut: a phone number cut short no longer looks like one
-        content = group_text(ticket.get("content") or "", ticket)
-        if len(content) > CONTENT_CHARS:
-            content = content[:CONTENT_CHARS] + "…"
-        lines = [f"**{headline}**"]
-        if lead:
-            lines.append(lead)
-        if title:
-            lines.append(f"**{title[: LINE_CHARS * 2]}**")
-        lines.append(content)
-        facts = [f"承办单位：{fmt.unit_name(self.config, ticket.get('unit_code'))}"]
-        if ticket.get("category"):
-            facts.insert(0, f"类别：{escape_md(str(ticket['category']))}")
-        lines.append("> " + "　".join(facts))
-        deadline = fmt.next_deadline(deadlines, ticket.get("cycle"))
-        if remaining or deadline is None:
-            lines.append("> " + fmt.deadline_line(deadline, now))
-        else:
-            lines.append(f"> 下一时限：{fmt.deadline_label(deadline['name'])} {fmt.when(deadline['due_at'])}")
-        state = ticket.get("state")
-        no = ticket["ticket_no"]
-        if state == TicketState.DISPATCHED:
-            lines.append(f"请发送 /接单 {no} 接单，/查 {no} 查看详情。")
-        else:
-            lines.append(f"发送 /查 {no} 查看详情。")
-        return "\n".join(lines)
+        return texts.headline(self.config, change.ticket, event=event, action=change.action, from_unit=change.from_unit)
 
     def _moved_away(self, change: TicketChange, rule: PushRule, now: datetime) -> list[Notice]:
         """The short notice to the unit a ticket left: where it went, and that its card is void."""
         ticket, no = change.ticket, change.ticket_no
         old = change.from_unit or ""
-        where = fmt.unit_name(self.config, ticket.get("unit_code"))
-        what = "签派" if change.action == Action.ASSIGN else "改派"
-        text = (
-            f"**工单 {no}（{fmt.kind_label(ticket['kind'])}）已{what}至「{where}」**\n"
-            f"本单位无需再办理，此前推送的卡片已失效。"
-        )
         return [
             Notice(
-                f"push:{no}:{ticket['cycle']}:moved-from:{old}",
-                text,
+                key=f"push:{no}:{ticket['cycle']}:moved-from:{old}",
+                text=texts.moved_away(self.config, ticket, action=change.action),
                 unit=old,
                 mention=[change.from_handler] if change.from_handler else [],
                 urgent=rule.urgent,
@@ -364,15 +303,8 @@ class Pusher:
             log.warning("nobody on duty for an urgent push outside the service window; told the office's heads")
         ticket, no = change.ticket, change.ticket_no
         headline, _ = self._headline(change, event)
-        text = group_text(ticket.get("title") or ticket.get("content") or "", ticket)
-        body = (
-            f"**【值班提醒】{headline}**\n"
-            f"受理时段外，已推送至「{unit.name}」工作群。\n"
-            f"{text[:CONTENT_CHARS]}\n"
-            f"> {fmt.deadline_line(fmt.next_deadline(change.deadlines, ticket.get('cycle')), now)}\n"
-            f"发送 /查 {no} 查看详情。"
-        )
-        return Notice(f"push:{no}:{ticket['cycle']}:{event}:duty", body, members=on_duty, urgent=True)
+        body = texts.to_duty(ticket, change.deadlines, headline, unit.name, now)
+        return Notice(key=f"push:{no}:{ticket['cycle']}:{event}:duty", text=body, members=on_duty, urgent=True)
 
     # --- the digest -----------------------------------------------------------------------------------------------
 
@@ -449,15 +381,15 @@ class Pusher:
         if len(items) == 1:  # a digest of one ticket: the ticket itself, with its card
             ticket = items[0]
             deadlines = open_deadlines.get(ticket["id"], [])
-            headline = f"【{fmt.kind_label(ticket['kind'])}】新工单 {ticket['ticket_no']}"
+            headline = texts.new_ticket(ticket)
             card = None
             if self._takes_cards(unit):
                 card = ticket_card(ticket, deadlines, self.config, now, tag=f"d{ticket['item_id']}")
-            body = self._markdown(ticket, deadlines, headline, None, now)
+            body = texts.markdown(self.config, ticket, deadlines, headline, None, now)
             return [
                 Notice(
-                    base,
-                    body,
+                    key=base,
+                    text=body,
                     unit=code,
                     mention=mention,
                     card=card,
@@ -465,21 +397,8 @@ class Pusher:
                     mention_text=headline,
                 )
             ]
-        limit = self.config.pushes.digest.max_items
-        lines = [f"**【新工单汇总】{unit.name} {len(items)} 件待接单**"]
-        for i, ticket in enumerate(items[:limit], start=1):
-            text = group_text(ticket.get("title") or ticket.get("content") or "", ticket)
-            if len(text) > LINE_CHARS:
-                text = text[:LINE_CHARS] + "…"
-            line = f"{i}. {ticket['ticket_no']}（{fmt.kind_label(ticket['kind'])}）{text}"
-            deadline = fmt.next_deadline(open_deadlines.get(ticket["id"], []), ticket.get("cycle"))
-            if deadline is not None:
-                line += f"｜{fmt.deadline_label(deadline['name'])} {fmt.when(deadline['due_at'])}"
-            lines.append(line)
-        if len(items) > limit:
-            lines.append(f"另有 {len(items) - limit} 件未列出，发送 /待办 查看全部。")
-        lines.append("请发送 /接单 工单号 接单，/查 工单号 查看详情。")
-        return [Notice(base, "\n".join(lines), unit=code, mention=mention, ordering_key=f"digest:{code}")]
+        text = texts.digest(unit.name, items, open_deadlines, self.config.pushes.digest.max_items)
+        return [Notice(key=base, text=text, unit=code, mention=mention, ordering_key=f"digest:{code}")]
 
 
 def _still_waits(row: Mapping[str, Any], unit: str) -> bool:

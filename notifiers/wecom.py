@@ -43,9 +43,9 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from bot.domain.clock import Clock
 from bot.domain.events import InboundEvent, OtherEvent
+from bot.services.ratelimit import Limit, LimiterUnavailable, RateLimiter
 from bot.wecom.errors import RateLimited, TransportError, WeComError
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, Sender
-from notifiers.ratelimit import Limit, LimiterUnavailable, RateLimiter
 from notifiers.resend import marked
 
 log = logging.getLogger(__name__)

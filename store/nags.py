@@ -165,7 +165,7 @@ async def record_misses(
 
 
 async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Queues outbox rows (as :func:`notifiers.notices.notice_rows` makes them); a row whose idempotency key is
+    """Queues outbox rows (as :func:`notifiers.rows.notice_rows` makes them); a row whose idempotency key is
     queued already is left out. One statement (:func:`store.outbox.enqueue` reads the keys first: two)."""
     if not rows:
         return

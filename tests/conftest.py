@@ -25,6 +25,7 @@ from bot.services.tickets import TicketService
 from config.loader import load_config
 from config.model import BotConfig
 from config.settings import Settings
+from notifiers.hotline import HotlineSync
 from store.core import Store
 from store.db import create_engine, migrate
 from store.redis import create_redis
@@ -152,7 +153,8 @@ def make_service(
     store: Store, sandbox_config: BotConfig, calendar: WorkCalendar, clock: FrozenClock
 ) -> Callable[..., TicketService]:
     def make(config: BotConfig | None = None, sync_url: str | None = None) -> TicketService:
-        return TicketService(store, config or sandbox_config, calendar, clock, sync_url=sync_url)
+        sync = HotlineSync(sync_url) if sync_url else None
+        return TicketService(store, config or sandbox_config, calendar, clock, sync_back=sync)
 
     return make
 

@@ -9,9 +9,9 @@ import aiohttp
 
 from bot.domain.clock import FrozenClock
 from bot.sandbox.fake import FakeWeCom
+from bot.services.ratelimit import MemoryRateLimiter, RateLimiter
 from bot.wecom.client import ResponseUrlClient, WeComClient
 from bot.wecom.tokens import MemoryTokenStore
-from notifiers.ratelimit import MemoryRateLimiter, RateLimiter
 from notifiers.wecom import wecom_senders
 from tests.wecom.test_crypto import SAMPLE_CORP
 

@@ -32,6 +32,7 @@ from bot.domain.clock import TZ, FrozenClock
 from bot.logging import setup_logging
 from bot.sandbox.fake import Delivered, FakeWeCom
 from bot.services.deadline_engine import DeadlineEngine
+from bot.services.ratelimit import MemoryRateLimiter
 from bot.web.keys import CALENDAR, DUTY, STORE, WECOM_INBOUND
 from bot.wecom.longconn import AIBOT_CONNECTION
 from config.model import BotConfig
@@ -39,7 +40,7 @@ from config.settings import Settings
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.keys import PUSHES
 from notifiers.outbox import OutboxWorker
-from notifiers.ratelimit import MemoryRateLimiter
+from notifiers.rows import EngineRows
 from tests.conftest import API_TOKEN
 from tests.handlers.test_cards import AGENT, APP_SECRET, BOT, BOT_SECRET, fake  # noqa: F401 (the fake WeCom)
 from tests.hotline.test_api import post_json
@@ -199,7 +200,9 @@ async def day(
     senders = fake_senders(session, fake, clock, secret=APP_SECRET, agent=AGENT, limiter=limiter)
     senders[AIBOT_WS] = AibotWsSender(app[AIBOT_CONNECTION], limiter, clock)
     worker = OutboxWorker(app[STORE], senders, clock, owner="test")
-    engine = DeadlineEngine(app[STORE], config, app[CALENDAR], clock, duty=app[DUTY], channels=push_channels(settings))
+    engine = DeadlineEngine(
+        app[STORE], config, app[CALENDAR], clock, duty=app[DUTY], rows=EngineRows(config, push_channels(settings))
+    )
     return Day(client, fake, clock, worker, engine)
 
 

@@ -4,7 +4,8 @@ let the accept deadline pass three times in a reporting period.
 A **tick** (:meth:`DeadlineEngine.tick`, every ``nags.tick_seconds`` in the leader process, or from a test with any
 time) reads only what is due: deadlines whose ``next_due_at`` has come, through its partial index, a batch at a
 time; never every open ticket, never a timer per ticket. For each it decides the step (:mod:`bot.domain.nags`), and
-in **one transaction per batch** queues the messages (outbox rows, by :func:`notifiers.notices.notice_rows`) and
+in **one transaction per batch** queues the messages (the engine produces :class:`bot.messages.nags.Reminder` and
+:class:`bot.messages.nags.MissFlag`; the injected ``rows`` renders them and makes the outbox rows) and
 advances each deadline's ``stage`` and ``next_due_at`` with an optimistic guard: a row moves only if it still has
 the stage and next-due time it was read with and is still open. So
 
@@ -38,30 +39,27 @@ import asyncio
 import hashlib
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from bot.domain.clock import Clock
-from bot.domain.escaping import escape_md
 from bot.domain.lifecycle import TicketState
-from bot.domain.masking import Citizen, mask_text
+from bot.domain.masking import Citizen
 from bot.domain.nags import (
     NAG_FREE,
     NagSchedule,
     Step,
     next_routine_moment,
-    period_label,
     period_start,
     routine_allowed,
 )
 from bot.domain.workcal import WorkCalendar
-from bot.messages.format import deadline_label, person, remaining, unit_name, when
+from bot.messages.nags import DueItem, MissFlag, Reminder, Section
 from bot.services.duty import DutyService
 from config.model import BotConfig, Unit
 from config.vocabulary import DeadlineName, Role, TicketKind
-from notifiers.notices import Channels, Notice, Row, notice_rows
 from store import nags as nag_store
 from store import outbox as outbox_repo
 from store.core import Store
@@ -70,30 +68,12 @@ log = logging.getLogger(__name__)
 
 # a tick takes at most this many batches (an outage's backlog is worked off over several ticks)
 MAX_BATCHES = 100
-LINE_CHARS = 24  # of the ticket's text in a line
 FLAGS_EVERY = timedelta(minutes=1)  # how often a tick without misses of its own looks for units flagged elsewhere
-TEXT_BUDGET = 1500  # bytes of lines in one message (the markdown limit is 2000 here, mentions and headings aside)
 
-Section = Literal["mine", "escalation", "duty"]
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """What one deadline contributes to a tick's messages."""
-
-    key: str  # deadline, due time and the stages taken: unique per step
-    ticket_id: int
-    ticket_no: str
-    name: str
-    due_at: datetime
-    text: str  # masked
-    unit_code: str | None
-    handler: str | None
-    overdue: bool
-    urgent: bool
-    group: str | None  # the unit whose work group gets it
-    mention: tuple[str, ...]
-    private: tuple[tuple[str, Section], ...]
+Row = dict[str, Any]
+# the engine's notices rendered as outbox rows, due from the given time (wired by the composition root:
+# bot.messages renders them, notifiers addresses them)
+NoticeRows = Callable[[Sequence[Reminder | MissFlag], datetime], list[Row]]
 
 
 @dataclass
@@ -123,14 +103,14 @@ class _Moment:
 @dataclass(slots=True)
 class _Decision:
     move: dict[str, Any]
-    item: Item | None = None
+    item: DueItem | None = None
     miss: dict[str, Any] | None = None
     waiting: bool = False
 
 
 @dataclass
 class _Digest:
-    lines: dict[str, list[Item]] = field(default_factory=lambda: defaultdict(list))
+    lines: dict[str, list[DueItem]] = field(default_factory=lambda: defaultdict(list))
     mention: dict[str, None] = field(default_factory=dict)
     urgent: bool = False
 
@@ -144,7 +124,7 @@ class DeadlineEngine:
         clock: Clock,
         *,
         duty: DutyService,
-        channels: Channels,
+        rows: NoticeRows,
         wake: Callable[[], None] | None = None,
         batch: int | None = None,
     ) -> None:
@@ -152,7 +132,7 @@ class DeadlineEngine:
         self.config = config
         self.clock = clock
         self.duty = duty
-        self.channels = channels
+        self.rows = rows
         self.wake = wake
         self.nags = config.nags
         self.batch = batch or config.nags.batch
@@ -271,7 +251,7 @@ class DeadlineEngine:
 
     def _item(
         self, row: Mapping[Any, Any], fired: Sequence[Step], key: str, urgent: bool, duty: list[str] | None
-    ) -> Item:
+    ) -> DueItem:
         unit = self._unit(row["unit_code"])
         handler: str | None = row["handler_userid"]
         responsible = self._responsible(unit, handler)
@@ -301,13 +281,14 @@ class DeadlineEngine:
                         section: Section = "mine" if userid in responsible else "escalation"
                         if private.get(userid) != "mine":
                             private[userid] = section
-        return Item(
+        return DueItem(
             key=key,
             ticket_id=row["ticket_id"],
             ticket_no=row["ticket_no"],
             name=row["name"],
             due_at=row["due_at"],
-            text=_cut(escape_md(mask_text(row["text"] or "", Citizen.of(row)))),
+            text=row["text"] or "",
+            citizen=Citizen.of(row),
             unit_code=row["unit_code"],
             handler=handler,
             overdue=overdue,
@@ -343,7 +324,7 @@ class DeadlineEngine:
 
     # --- digests ---------------------------------------------------------------------------------------------------
 
-    def _messages(self, items: Sequence[Item], now: datetime) -> list[Row]:
+    def _messages(self, items: Sequence[DueItem], now: datetime) -> list[Row]:
         """One message per work group and one per member for everything this batch has for them."""
         groups: dict[str, _Digest] = defaultdict(_Digest)
         members: dict[str, _Digest] = defaultdict(_Digest)
@@ -358,68 +339,21 @@ class DeadlineEngine:
                 part = section if section != "mine" else ("mine_overdue" if item.overdue else "mine_soon")
                 digest.lines[part].append(item)
                 digest.urgent |= item.urgent or section == "duty"
-        rows: list[Row] = []
-        for code, digest in sorted(groups.items()):
-            text = self._text(f"**【时限提醒】{unit_name(self.config, code)}**", _GROUP_SECTIONS, digest, now, False)
-            notice = Notice(
+        reminders = [
+            Reminder(
                 key=f"nag:{_digest_key(digest)}",
-                text=text,
                 unit=code,
-                mention=list(digest.mention),
+                sections=digest.lines,
+                mention=tuple(digest.mention),
                 urgent=digest.urgent,
             )
-            rows += notice_rows(notice, self.config, self.channels, at=now)
-        for userid, digest in sorted(members.items()):
-            text = self._text("**【时限提醒】**", _PRIVATE_SECTIONS, digest, now, True)
-            notice = Notice(key=f"nag:{_digest_key(digest)}", text=text, members=[userid], urgent=digest.urgent)
-            rows += notice_rows(notice, self.config, self.channels, at=now)
-        return rows
-
-    def _text(
-        self,
-        heading: str,
-        sections: Iterable[tuple[str, str]],
-        digest: _Digest,
-        now: datetime,
-        with_unit: bool,
-    ) -> str:
-        out = [heading]
-        budget = TEXT_BUDGET
-        left = 0
-        for part, title in sections:
-            items = digest.lines.get(part)
-            if not items:
-                continue
-            lines = self._lines(items, now, with_unit=with_unit or part == "duty")
-            head = f"{title}（{len(lines)} 件）："
-            for line in [head, *lines]:
-                size = len(line.encode()) + 1
-                if size > budget:
-                    left += 1 if line is not head else 0
-                    continue
-                budget -= size
-                out.append(line)
-        if left:
-            out.append(f"……另有 {left} 件，发送 /逾期 或 /待办 查看")
-        return "\n".join(out)
-
-    def _lines(self, items: Sequence[Item], now: datetime, *, with_unit: bool) -> list[str]:
-        """One line per ticket: its deadlines (merged when due together), the handler; most pressing first."""
-        by_ticket: dict[int, list[Item]] = defaultdict(list)
-        for item in items:
-            by_ticket[item.ticket_id].append(item)
-        ordered = sorted(by_ticket.values(), key=lambda its: (min(i.due_at for i in its), its[0].ticket_no))
-        lines = []
-        for its in ordered:
-            first = its[0]
-            due: dict[datetime, list[str]] = defaultdict(list)
-            for i in sorted(its, key=lambda i: (i.due_at, i.name)):
-                due[i.due_at].append(deadline_label(i.name))
-            parts = "；".join(f"{'、'.join(names)} {when(at)}（{remaining(at, now)}）" for at, names in due.items())
-            who = f"承办人 {person(self.config, first.handler)}" if first.handler else "待接单"
-            unit = f"｜{unit_name(self.config, first.unit_code)}" if with_unit else ""
-            lines.append(f"· {first.ticket_no} {first.text}{unit}｜{parts}｜{who}")
-        return lines
+            for code, digest in sorted(groups.items())
+        ]
+        reminders += [
+            Reminder(key=f"nag:{_digest_key(digest)}", member=userid, sections=digest.lines, urgent=digest.urgent)
+            for userid, digest in sorted(members.items())
+        ]
+        return self.rows(reminders, now) if reminders else []
 
     # --- three misses ----------------------------------------------------------------------------------------------
 
@@ -445,36 +379,22 @@ class DeadlineEngine:
                 if not await nag_store.mark_flag_notified(conn, unit_code, start, at=now):
                     continue
                 misses = await nag_store.misses_of(conn, unit_code, start)
-                notice = self._flag_notice(unit_code, start, flag["misses"], misses)
-                out += notice_rows(notice, self.config, self.channels, at=now)
+                out += self.rows([self._flag(unit_code, start, flag["misses"], misses)], now)
                 result.flags += 1
             await outbox_repo.enqueue(conn, out)
         result.messages += len(out)
 
-    def _flag_notice(self, unit_code: str, start: date, count: int, misses: Sequence[Mapping[Any, Any]]) -> Notice:
-        months = self.nags.three_misses.period_months
-        name = unit_name(self.config, unit_code)
-        lines = [
-            f"**【未按时接单】{name}**",
-            f"{period_label(start, months)}已有 {count} 次未按时接单（达到 {self.nags.three_misses.count} 次）：",
-            *(f"· {m['ticket_no']} 接单时限 {when(m['missed_at'])}" for m in misses),
-        ]
-        dispatchers = self._holders[Role.DISPATCHER]
-        return Notice(
-            key=f"three-misses:{unit_code}:{start.isoformat()}",
-            text="\n".join(lines),
-            unit=self.config.office.unit,
-            members=dispatchers,
+    def _flag(self, unit_code: str, start: date, count: int, misses: Sequence[Mapping[Any, Any]]) -> MissFlag:
+        return MissFlag(
+            unit_code=unit_code,
+            period_start=start,
+            period_months=self.nags.three_misses.period_months,
+            count=count,
+            threshold=self.nags.three_misses.count,
+            misses=misses,
+            office_unit=self.config.office.unit,
+            dispatchers=self._holders[Role.DISPATCHER],
         )
-
-
-_GROUP_SECTIONS = (("overdue", "已超时"), ("soon", "临近时限"))
-_PRIVATE_SECTIONS = (
-    ("duty", "值班：受理时段外的紧急工单"),
-    ("mine_overdue", "你负责的工单已超时"),
-    ("escalation", "超时督办"),
-    ("mine_soon", "你负责的工单临近时限"),
-)
 
 
 def _after(step: Step | None, now: datetime) -> datetime | None:
@@ -482,11 +402,6 @@ def _after(step: Step | None, now: datetime) -> datetime | None:
     if step is None:
         return None
     return step.at if step.at > now else now + timedelta(seconds=1)
-
-
-def _cut(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= LINE_CHARS else text[:LINE_CHARS] + "…"
 
 
 def _digest_key(digest: _Digest) -> str:

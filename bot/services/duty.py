@@ -30,8 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.clock import Clock
 from bot.domain.duty import DutyRoster, Takeover, Watch
+from bot.messages import refusals
 from config.model import BotConfig
-from config.vocabulary import ROLE_LABELS, Role
+from config.vocabulary import Role
 from store import audit as audit_repo
 from store import duty as duty_repo
 from store import inbox as inbox_repo
@@ -85,12 +86,6 @@ class DutyChange:
     @property
     def changed(self) -> bool:
         return self.status in ("taken", "extended", "handed_back") and not self.duplicate
-
-
-def takers_label() -> str:
-    """Who may take over, in Chinese: 值班员（含排班表上的人员）、派单员和管理员."""
-    names = [ROLE_LABELS[role] + ("（含排班表上的人员）" if role is Role.DUTY else "") for role in TAKERS]
-    return "、".join(names[:-1]) + "和" + names[-1]
 
 
 class DutyService:
@@ -161,7 +156,7 @@ class DutyService:
         at = at or self.clock.now()
         actor = by or userid
         if not self.may_take(userid):
-            raise DutyRefused("forbidden", f"抱歉，只有{takers_label()}可以接班。")
+            raise DutyRefused("forbidden", refusals.duty_forbidden(TAKERS))
         async with self.store.transaction() as conn:
             await duty_repo.lock(conn)
             if dedup is not None and not await self._first_time(conn, dedup, at):
@@ -231,7 +226,7 @@ class DutyService:
             roster = await self._roster(conn, at)
             mine = [t for t in roster.active_takeovers(at) if t.userid == userid]
             if not mine:
-                raise DutyRefused("no_takeover", "您目前没有接班记录，无需交班。排班表上的班次到点自动结束。")
+                raise DutyRefused("no_takeover", refusals.NO_TAKEOVER)
             await duty_repo.end_takeovers(conn, [t.id for t in mine], at=at, by=actor)
             for t in mine:
                 await self._audit(

@@ -24,9 +24,12 @@ from bot.domain.clock import TZ, FrozenClock
 from bot.domain.events import CardClick, Sender
 from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
+from bot.messages import cards
 from bot.sandbox.fake import Delivered, FakeWeCom, serve
 from bot.sandbox.fake import validate as wecom_rules
+from bot.services.channels import Channels
 from bot.services.inbox import InboundProcessor, RecordingSink
+from bot.services.ratelimit import MemoryRateLimiter
 from bot.services.tickets import TicketService
 from bot.web.keys import STORE, TICKETS, WECOM_INBOUND
 from bot.wecom.client import ResponseUrlClient, WeComClient
@@ -35,13 +38,11 @@ from bot.wecom.longconn import AIBOT_CONNECTION, AibotLongConnection
 from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig
 from config.settings import Settings
-from handlers import cards
-from handlers.replies import Channels
-from handlers.router import CommandRouter
 from notifiers.outbox import OutboxWorker
-from notifiers.ratelimit import MemoryRateLimiter
+from notifiers.rows import template_card
 from notifiers.wecom import AIBOT_CARD_UPDATE, AIBOT_RESPONSE, WECOM_APP, AibotCardUpdateSender, wecom_senders
 from store.models import outbox
+from tests.routers import command_router
 from tests.wecom.callbacks.test_callbacks import T0, app_xml, post_app
 from tests.wecom.test_crypto import SAMPLE_CORP, SAMPLE_KEY, SAMPLE_TOKEN
 
@@ -112,7 +113,7 @@ class Rig:
 
     async def card(self, ticket_no: str = NO, tag: str = "push1") -> dict[str, Any]:
         detail = await self.service.get(ticket_no)
-        return cards.ticket_card(detail.ticket, detail.deadlines, self.config, self.clock.now(), tag=tag)
+        return template_card(cards.ticket_card(detail.ticket, detail.deadlines, self.config, self.clock.now(), tag=tag))
 
     async def outbox(self) -> list[dict[str, Any]]:
         async with self.client.app[STORE].reading() as conn:
@@ -245,20 +246,6 @@ async def test_a_ticket_card_passes_wecoms_checks_and_shows_nothing_private(rig:
     assert [d.kind for d in rig.fake.messages_to(chatid=GROUP)] == ["aibot_send"]
     with pytest.raises(WeComError):  # WeCom refuses a task id the app used before
         await rig.wecom.send_template_card(card, touser=SRJG)
-
-
-def test_keys_and_task_ids_round_trip() -> None:
-    ticket = {"ticket_no": "SH-2026_0001", "cycle": 2}
-    task_id = cards.task_id_for(ticket, "a1")
-    assert task_id == "t@SH-2026_0001@2@a1"
-    assert cards.ticket_of_task(task_id) == "SH-2026_0001"
-    assert cards.parse_key(cards.button_key("on_site", "SH-2026_0001")) == ("on_site", "SH-2026_0001")
-    assert cards.ticket_of_task("ticket-123") is None
-    for forged in ("delete:0123", "claim", "claim:", "claim:01 23", "accept", ":0123"):
-        assert cards.parse_key(forged) is None
-    with pytest.raises(ValueError, match="tag"):
-        cards.task_id_for(ticket, "has space")
-    assert cards.TASK_ID.fullmatch(cards.task_id_for({"ticket_no": "9" * 64, "cycle": 999}, "x" * 24))
 
 
 # -- the robot's card, clicked in the unit's group ---------------------------------------------------------------
@@ -448,7 +435,7 @@ async def test_a_robot_click_in_callback_mode_is_answered_and_queues_no_update(
     service: TicketService, sandbox_config: BotConfig, clock: FrozenClock
 ) -> None:
     await service.upsert(TICKETS_IN)
-    router = CommandRouter(service=service, config=sandbox_config, clock=clock, channels=Channels(app=True))
+    router = command_router(service=service, config=sandbox_config, clock=clock, channels=Channels(app=True))
     click = CardClick(
         source="aibot",
         event_key=f"claim:{NO}",

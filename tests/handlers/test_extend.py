@@ -15,14 +15,15 @@ from bot.domain.clock import TZ, FrozenClock
 from bot.domain.events import TextMessage
 from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
+from bot.services.channels import Channels
 from bot.services.tickets import TicketService
 from config.model import BotConfig
 from handlers.context import Context
-from handlers.replies import Channels
 from handlers.router import CommandRouter
 from handlers.spec import COMMANDS
 from store.models import audit_log, outbox
 from tests.handlers.test_router import message, texts
+from tests.routers import command_router
 
 NO = "2026112300123"  # SRJG's, dispatched Mon 11-23 09:00: handling (5 working days) due Mon 11-30 09:00
 OTHER = "2026112300456"  # HW's
@@ -38,7 +39,7 @@ async def _router(service: TicketService, config: BotConfig, clock: FrozenClock,
             TicketInput(OTHER, "垃圾箱房两天未清运", category="环卫", dispatched_at=clock.now()),
         ]
     )  # fmt: skip
-    router = CommandRouter(service=service, config=config, clock=clock, channels=channels)
+    router = command_router(service=service, config=config, clock=clock, channels=channels)
     await router.handle(message(f"接单 {NO}", msgid="claim"))  # zhouting
     await router.handle(message(f"接单 {OTHER}", "wuhao", chat="sandbox-hw", msgid="claim-hw"))
     return router

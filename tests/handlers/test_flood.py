@@ -15,12 +15,13 @@ from bot.domain.clock import FrozenClock
 from bot.domain.events import Sender, TextMessage
 from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
+from bot.services.channels import Channels
+from bot.services.ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from bot.services.tickets import TicketService
 from config.model import BotConfig
-from handlers.replies import Channels
 from handlers.router import COMMAND_LIMITS, CommandRouter
-from notifiers.ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from store.models import outbox
+from tests.routers import command_router
 
 NO = "2026112300123"  # SRJG's
 NOTICE = "操作太频繁，请稍后再试"
@@ -37,7 +38,7 @@ async def tickets(service: TicketService) -> TicketService:
 @pytest.fixture
 def make_router(tickets: TicketService, sandbox_config: BotConfig, clock: FrozenClock) -> Callable[..., CommandRouter]:
     def make(limiter: RateLimiter | None = None, limits: tuple[Limit, ...] | None = None) -> CommandRouter:
-        return CommandRouter(
+        return command_router(
             service=tickets,
             config=sandbox_config,
             clock=clock,

@@ -14,11 +14,14 @@ from bot.domain.clock import FrozenClock
 from bot.domain.events import Sender, TextMessage
 from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
+from bot.messages.reply import Reply
+from bot.services.channels import Channels
 from bot.services.tickets import TicketService
 from config.model import BotConfig
-from handlers.replies import Channels, reply_rows
 from handlers.router import CommandRouter
+from notifiers.rows import reply_rows
 from store.models import audit_log, outbox
+from tests.routers import command_router
 
 NO = "2026112300123"
 OTHER = "2026112300456"  # HW's
@@ -56,7 +59,7 @@ async def router(service: TicketService, sandbox_config: BotConfig, clock: Froze
             TicketInput(OTHER, "垃圾箱房两天未清运", category="环卫", citizen_name="李四", citizen_phone="13800000014"),
         ]
     )
-    return CommandRouter(service=service, config=sandbox_config, clock=clock, channels=Channels(app=True))
+    return command_router(service=service, config=sandbox_config, clock=clock, channels=Channels(app=True))
 
 
 async def replies(router: CommandRouter) -> list[dict[str, Any]]:
@@ -194,9 +197,9 @@ def test_outbox_keys_of_long_card_events_are_hashed_not_cut() -> None:
             datetime(2026, 11, 23, 9, 0), dedup_key=f"app:event:zhouting:1795395600:{'t' * 128}:{key}",
         )
 
-    first, second = reply_rows(click("x" * 80 + "a"), "好", at=datetime(2026, 11, 23)), reply_rows(
-        click("x" * 80 + "b"), "好", at=datetime(2026, 11, 23)
-    )
+    at = datetime(2026, 11, 23)
+    first = reply_rows(Reply(event=click("x" * 80 + "a"), text="好"), Channels(), at=at)
+    second = reply_rows(Reply(event=click("x" * 80 + "b"), text="好"), Channels(), at=at)
     assert first[0]["idempotency_key"] != second[0]["idempotency_key"]
     assert len(first[0]["idempotency_key"]) <= 200
 
@@ -213,7 +216,7 @@ async def test_replies_this_process_can_send_go_out_at_once_and_once(
             sent.append((message.channel, message.destination))
 
     worker = OutboxWorker(service.store, {"aibot_response": Recording()}, clock, owner="me")
-    direct = CommandRouter(
+    direct = command_router(
         service=service, config=sandbox_config, clock=clock, channels=Channels(app=True), outbox=lambda: worker
     )
     await direct.handle(message("接单 0123"))

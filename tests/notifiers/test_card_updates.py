@@ -15,11 +15,11 @@ from sqlalchemy import select
 from bot.domain.clock import FrozenClock
 from bot.domain.events import InboundEvent
 from bot.sandbox.fake import FakeWeCom, serve
+from bot.services.ratelimit import MemoryRateLimiter
 from bot.wecom.client import WeComClient
 from bot.wecom.longconn import NotConnected
 from bot.wecom.tokens import MemoryTokenStore
 from notifiers.outbox import DeliveryError, OutboundMessage, OutboxWorker
-from notifiers.ratelimit import MemoryRateLimiter
 from notifiers.wecom import (
     AIBOT_CARD_UPDATE,
     WECOM_APP,

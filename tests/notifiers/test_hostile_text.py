@@ -21,6 +21,7 @@ from bot.web.keys import CALENDAR, CLOCK, CONFIG, DUTY, SETTINGS, STORE, WECOM_I
 from bot.wecom.client import ResponseUrlClient
 from bot.wecom.longconn import AIBOT_CONNECTION
 from config.model import BotConfig
+from notifiers.rows import EngineRows
 from notifiers.wecom import AIBOT_RESPONSE, ResponseUrlSender
 from tests.notifiers import test_pushes as pushes
 
@@ -85,7 +86,9 @@ async def test_a_hostile_ticket_pushed_to_a_webhook_group_is_inert(make_rig: Mak
     await rig.send()
     [push] = rig.group("SRJG")
     text = shown(push)
-    assert text.startswith("**【紧急】新工单 2026112300901**\n**＊＊【系统通知】＊＊＜@all＞**\n")  # the bot's bold only
+    assert text.startswith(
+        "**【紧急】新工单 2026112300901**\n**＊＊【系统通知】＊＊＜@all＞**\n"
+    )  # the bot's bold only
     assert "［热线办紧急通知］(http：//evil.example/notice) 请 ＜@huangqiang＞ 立即处理" in text
     assert text.endswith("<@sunlei> <@zhouting> <@chenjing>")  # the bot's mentions: the emergency team, the head
     assert_inert([push], mentions={"sunlei", "zhouting", "chenjing"})
@@ -99,7 +102,12 @@ async def test_reminders_of_a_hostile_ticket_are_inert(make_rig: MakeRig) -> Non
     rig.clock.set(pushes.MONDAY.replace(minute=21))  # the 20 minutes to contact the citizen are over
     app = rig.client.app
     engine = DeadlineEngine(
-        app[STORE], app[CONFIG], app[CALENDAR], app[CLOCK], duty=app[DUTY], channels=push_channels(app[SETTINGS])
+        app[STORE],
+        app[CONFIG],
+        app[CALENDAR],
+        app[CLOCK],
+        duty=app[DUTY],
+        rows=EngineRows(app[CONFIG], push_channels(app[SETTINGS])),
     )
     assert (await engine.tick()).messages
     await rig.send()

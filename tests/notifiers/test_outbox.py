@@ -19,8 +19,8 @@ from bot.domain.clock import FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest
 from bot.domain.ticket import TicketInput
 from bot.hotline.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from bot.hotline.syncback import HotlineSyncSender
-from bot.services.tickets import SYNC_CHANNEL, TicketService
+from bot.services.tickets import TicketService
+from notifiers.hotline import SYNC_CHANNEL, HotlineSyncSender
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, OutboxWorker
 from store import outbox as outbox_repo
 from store.core import Store

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from bot.app import OUTBOX, create_app
 from bot.domain.clock import FrozenClock
 from bot.sandbox.fake import FakeWeCom, serve
+from bot.services.ratelimit import MemoryRateLimiter
 from bot.web.keys import STORE
 from bot.web.ops import Metrics
 from bot.wecom.client import WebhookClient, WeComClient
@@ -27,7 +28,6 @@ from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.outbox import OutboundMessage, OutboxWorker
-from notifiers.ratelimit import MemoryRateLimiter
 from notifiers.wecom import WECOM_APP, WECOM_APPCHAT, WECOM_WEBHOOK, wecom_senders
 from store import outbox as outbox_repo
 from store.core import Store

@@ -28,6 +28,7 @@ from bot.domain.clock import TZ, FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest, TicketState
 from bot.hotline.importer import import_file
 from bot.sandbox.fake import Delivered, FakeWeCom, serve
+from bot.services.ratelimit import MemoryRateLimiter
 from bot.services.tickets import TicketService
 from bot.web.keys import STORE, TICKETS, WECOM_INBOUND
 from bot.wecom.client import WebhookClient, WeComClient
@@ -39,7 +40,6 @@ from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.keys import PUSHES
 from notifiers.outbox import OutboxWorker
 from notifiers.pushes import Pusher
-from notifiers.ratelimit import MemoryRateLimiter
 from notifiers.wecom import wecom_senders
 from store.models import digest_items, outbox
 from tests.hotline.test_api import post_json

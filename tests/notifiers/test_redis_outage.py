@@ -17,10 +17,10 @@ from redis.asyncio import Redis
 
 from bot.domain.clock import FrozenClock
 from bot.sandbox.fake import FakeWeCom, serve
+from bot.services.ratelimit import FallbackRateLimiter, RedisRateLimiter
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
 from bot.wecom.tokens import RedisTokenStore
 from notifiers.outbox import OutboxWorker
-from notifiers.ratelimit import FallbackRateLimiter, RedisRateLimiter
 from notifiers.wecom import WECOM_APP, wecom_senders
 from store.core import Store
 from store.redis import create_redis

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from bot.domain.clock import FrozenClock
 from bot.sandbox.fake import Delivered, FakeWeCom, serve
+from bot.services.ratelimit import Limit, LimiterUnavailable, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
 from bot.wecom.errors import (
     BadTemplateCard,
@@ -29,7 +30,6 @@ from bot.wecom.errors import (
 )
 from bot.wecom.tokens import MemoryTokenStore
 from notifiers.outbox import OutboundMessage, OutboxWorker
-from notifiers.ratelimit import Limit, LimiterUnavailable, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from notifiers.wecom import (
     AIBOT_RESPONSE,
     WECOM_APP,

@@ -18,12 +18,13 @@ from bot.domain.lifecycle import Action, ActionRequest
 from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar
 from bot.services import deadline_engine
+from bot.services.channels import Channels
 from bot.services.deadline_engine import DeadlineEngine, TickResult
 from bot.services.duty import DutyService
 from bot.services.tickets import TicketService
 from config.model import BotConfig
 from config.vocabulary import TicketKind
-from notifiers.notices import Channels
+from notifiers.rows import EngineRows
 from notifiers.wecom import WECOM_APP, WECOM_APPCHAT
 from store import nags as nag_store
 from store.core import Store
@@ -61,7 +62,9 @@ def make_engine(store: Store, sandbox_config: BotConfig, calendar: WorkCalendar,
         config = config or sandbox_config
         target = on or store
         duty = DutyService(target, config, clock)
-        return DeadlineEngine(target, config, calendar, clock, duty=duty, channels=CHANNELS, batch=batch)
+        return DeadlineEngine(
+            target, config, calendar, clock, duty=duty, rows=EngineRows(config, CHANNELS), batch=batch
+        )
 
     return make
 
@@ -106,13 +109,17 @@ def audience(rows: list[dict[str, Any]]) -> list[str]:
 async def deadline(store: Store, no: str, name: str) -> dict[str, Any]:
     async with store.reading() as conn:
         row = (
-            await conn.execute(
-                select(deadlines)
-                .join(tickets, tickets.c.id == deadlines.c.ticket_id)
-                .where(tickets.c.ticket_no == no, deadlines.c.name == name)
-                .order_by(deadlines.c.cycle.desc())
+            (
+                await conn.execute(
+                    select(deadlines)
+                    .join(tickets, tickets.c.id == deadlines.c.ticket_id)
+                    .where(tickets.c.ticket_no == no, deadlines.c.name == name)
+                    .order_by(deadlines.c.cycle.desc())
+                )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
     assert row is not None
     return dict(row)
 

@@ -18,13 +18,14 @@ from bot.domain.clock import TZ, FrozenClock
 from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar
 from bot.sandbox.web import SANDBOX
+from bot.services.channels import Channels
 from bot.services.deadline_engine import DeadlineEngine
 from bot.services.duty import DutyService
 from bot.services.tickets import TicketService
 from bot.web.keys import DEADLINE_ENGINE, DEADLINE_LEADER, DEADLINE_SCHEDULER, TICKETS
 from config.model import BotConfig
 from config.settings import Settings
-from notifiers.notices import Channels
+from notifiers.rows import EngineRows
 from store.core import Store
 from store.db import create_engine, migrate
 from store.leader import Leader
@@ -86,7 +87,7 @@ async def test_one_process_ticks_another_takes_over_when_it_dies(
                 calendar,
                 clock,
                 duty=DutyService(s, sandbox_config, clock),
-                channels=Channels(app=True),
+                rows=EngineRows(sandbox_config, Channels(app=True)),
             ),
             leader,
             clock,

@@ -24,6 +24,7 @@ from bot.services.deadline_engine import DeadlineEngine
 from bot.services.duty import DutyService
 from bot.services.tickets import TicketService
 from config.model import BotConfig
+from notifiers.rows import EngineRows
 from store import nags as nag_store
 from store.core import Store
 from store.db import create_engine
@@ -36,7 +37,13 @@ def new_engine(
     store: Store, config: BotConfig, calendar: WorkCalendar, clock: FrozenClock, batch: int
 ) -> DeadlineEngine:
     return DeadlineEngine(
-        store, config, calendar, clock, duty=DutyService(store, config, clock), channels=CHANNELS, batch=batch
+        store,
+        config,
+        calendar,
+        clock,
+        duty=DutyService(store, config, clock),
+        rows=EngineRows(config, CHANNELS),
+        batch=batch,
     )
 
 

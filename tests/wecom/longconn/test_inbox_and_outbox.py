@@ -18,6 +18,7 @@ from bot.domain.clock import FrozenClock
 from bot.domain.events import CardClick, InboundEvent, TextMessage
 from bot.sandbox.fake import FakeWeCom
 from bot.services.inbox import InboundProcessor, RecordingSink
+from bot.services.ratelimit import Limit, MemoryRateLimiter
 from bot.web.keys import AIBOT_LEADER, AIBOT_LEADER_TASK, STORE, WECOM_INBOUND
 from bot.wecom.callbacks import WECOM_CALLBACKS
 from bot.wecom.longconn import AIBOT_CONNECTION, NotConnected
@@ -26,7 +27,6 @@ from config.model import BotConfig
 from config.settings import Settings
 from notifiers.aibot_ws import AIBOT_WS, RECONNECT_WAIT, AibotWsSender
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, OutboxWorker
-from notifiers.ratelimit import Limit, MemoryRateLimiter
 from store import inbox as inbox_repo
 from store import outbox as outbox_repo
 from store.core import Store

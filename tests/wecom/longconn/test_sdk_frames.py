@@ -11,9 +11,9 @@ import pytest
 
 from bot.domain.clock import FrozenClock
 from bot.sandbox.fake import FakeWeCom
+from bot.services.ratelimit import MemoryRateLimiter
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboundMessage
-from notifiers.ratelimit import MemoryRateLimiter
 from tests.wecom.longconn.conftest import BOT, Connect, RecordingInbox, Sleeper
 
 CARD = {

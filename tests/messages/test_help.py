@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.messages.help import WECOM_TEXT_LIMIT, command_help, help_text
 from config.vocabulary import ROLE_LABELS, Role
-from handlers.help import WECOM_TEXT_LIMIT, command_help, help_text
 from handlers.spec import COMMANDS, CommandSpec, find
 
 

@@ -5,10 +5,55 @@ Plain text for WeCom (no HTML, no markdown), under the text message's 2048-byte 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol, TypeVar
 
 from config.vocabulary import ROLE_LABELS, Role
-from handlers.spec import ArgSpec, CommandSpec
+
+
+class ArgSpec(Protocol):
+    """What the help needs of a command's argument (:class:`handlers.spec.ArgSpec`)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def label(self) -> str: ...
+    @property
+    def choices(self) -> Sequence[tuple[object, Sequence[str]]]: ...
+    @property
+    def markers(self) -> Sequence[str]: ...
+    @property
+    def placeholder(self) -> str | None: ...
+    @property
+    def required(self) -> bool: ...
+
+
+class CommandSpec(Protocol):
+    """What the help needs of a command (:class:`handlers.spec.CommandSpec`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def zh(self) -> str: ...
+    @property
+    def names(self) -> Sequence[str]: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def args(self) -> Sequence[ArgSpec]: ...
+    @property
+    def roles(self) -> frozenset[Role] | None: ...
+    @property
+    def example(self) -> str | None: ...
+    @property
+    def usage(self) -> str: ...
+    @property
+    def english_shown(self) -> str: ...
+    @property
+    def takes_ticket(self) -> bool: ...
+
+
+Spec = TypeVar("Spec", bound=CommandSpec)
 
 WECOM_TEXT_LIMIT = 2048  # bytes of UTF-8, the limit of a WeCom text message's content
 
@@ -25,7 +70,7 @@ def _fits(text: str) -> bool:
     return len(text.encode("utf-8")) <= WECOM_TEXT_LIMIT
 
 
-def help_text(specs: Iterable[CommandSpec], *, can_use: Callable[[CommandSpec], bool] | None = None) -> str:
+def help_text(specs: Iterable[Spec], *, can_use: Callable[[Spec], bool] | None = None) -> str:
     """The commands a member may use (all of ``specs`` without ``can_use``), one line each — usage — summary —
     then hints, and last a line with the English names."""
     shown = [spec for spec in specs if can_use is None or can_use(spec)]

@@ -1,0 +1,310 @@
+"""Hand-overs from the hotline: new tickets routed and planned, known ones updated (the platform's re-dispatch, a
+new policy), in one transaction per batch; identical repeats change nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.domain.deadlines import PlanRequest
+from bot.domain.lifecycle import (
+    Action,
+    ActionRequest,
+    CycleKind,
+    Evaluation,
+    TicketState,
+)
+from bot.domain.ticket import UPDATABLE_FIELDS, TicketInput
+from bot.services.ticket_actions import TicketActions
+from bot.services.ticket_model import TicketChange, UpsertOutcome
+from config.vocabulary import DeadlineName, TicketKind
+from store import audit as audit_repo
+from store import deadlines as deadlines_repo
+from store import tickets as tickets_repo
+from store.core import ConcurrentUpdate
+
+log = logging.getLogger(__name__)
+
+HOTLINE = "hotline"
+_RETRIES = 5
+
+
+class HandOvers(TicketActions):
+    async def upsert(
+        self, inputs: Sequence[TicketInput], *, source: str = "api", actor: str = HOTLINE
+    ) -> list[UpsertOutcome]:
+        """Creates new tickets and updates known ones (by number); identical repeats change nothing.
+
+        Everything is committed before this returns. Concurrent hand-overs of the same new number are
+        resolved by retrying: the loser finds the ticket and updates it.
+        """
+        # the last hand-over of a number within one batch wins
+        latest = {t.ticket_no: t for t in inputs}
+        for attempt in range(_RETRIES):
+            try:
+                async with self._transaction() as conn:
+                    outcomes = await self._upsert(conn, list(latest.values()), source, actor)
+                by_no = {o.ticket_no: o for o in outcomes}
+                return [by_no[t.ticket_no] for t in inputs]
+            except (IntegrityError, ConcurrentUpdate):
+                if attempt == _RETRIES - 1:
+                    raise
+                log.info("concurrent hand-over of the same ticket; retrying", extra={"attempt": attempt + 1})
+        raise AssertionError("unreachable")
+
+    async def preview(self, inputs: Sequence[TicketInput]) -> list[Literal["created", "updated", "unchanged"]]:
+        """What ``upsert`` would answer for each input, from a read-only look-up (a dry run)."""
+        async with self.store.reading() as conn:
+            existing = await tickets_repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
+        statuses: list[Literal["created", "updated", "unchanged"]] = []
+        for item in inputs:
+            row = existing.get(item.ticket_no)
+            if row is None:
+                statuses.append("created")
+            else:
+                statuses.append("unchanged" if row["payload_hash"] == item.payload_hash() else "updated")
+        return statuses
+
+    async def _upsert(
+        self, conn: AsyncConnection, inputs: list[TicketInput], source: str, actor: str
+    ) -> list[UpsertOutcome]:
+        now = self.clock.now()
+        existing = await tickets_repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
+        fresh = [t for t in inputs if t.ticket_no not in existing]
+        outcomes = await self._create(conn, fresh, now, source, actor)
+        for item in inputs:
+            row = existing.get(item.ticket_no)
+            if row is not None:
+                outcomes.append(await self._update(conn, row, item, now, actor, source))
+        return outcomes
+
+    async def _create(
+        self, conn: AsyncConnection, items: list[TicketInput], now: datetime, source: str, actor: str
+    ) -> list[UpsertOutcome]:
+        if not items:
+            return []
+        rows: list[dict[str, Any]] = []
+        routes = []
+        for item in items:
+            route = self.router.route(
+                unit_label=item.unit_label,
+                category=item.category,
+                area=item.area,
+                content=item.content,
+                kind=item.kind,
+            )
+            routes.append(route)
+            rows.append(
+                {
+                    "ticket_no": item.ticket_no,
+                    "kind": item.kind.value,
+                    "request_type": item.request_type,
+                    "category": item.category,
+                    "area": item.area,
+                    "title": item.title,
+                    "content": item.content,
+                    "address": item.address,
+                    "citizen_name": item.citizen_name,
+                    "citizen_phone": item.citizen_phone,
+                    "is_repeat": item.is_repeat,
+                    "is_media": item.is_media,
+                    "unit_code": route.unit_code,
+                    "handler_userid": None,
+                    "state": TicketState.DISPATCHED.value,
+                    "state_before_return": None,
+                    "evaluation": Evaluation.NORMAL.value,
+                    "return_count": 0,
+                    "redispatch_count": 0,
+                    "rehandle_count": 0,
+                    "cycle": 1,
+                    "satisfaction": None,
+                    "routed_by": route.reason,
+                    "hotline_unit": item.unit_label,
+                    "hotline_deadline": item.hotline_deadline,
+                    "dispatched_at": item.dispatched_at or now,
+                    "received_at": now,
+                    "updated_at": now,
+                    "closed_at": None,
+                    "extension_days": None,
+                    "extension_reason": None,
+                    "extension_requested_by": None,
+                    "extension_requested_at": None,
+                    "extension_count": 0,
+                    "source": source,
+                    "payload_hash": item.payload_hash(),
+                    "version": 1,
+                    "extra": item.extra,
+                }
+            )
+        ids = await tickets_repo.insert_tickets(conn, rows)
+        plans = self.planner.plan_many(
+            [PlanRequest(i.kind, i.category, r["dispatched_at"], "dispatch") for i, r in zip(items, rows, strict=True)]
+        )
+        deadline_rows = self._deadline_rows(
+            [(ticket_id, 1, p) for ticket_id, plan in zip(ids, plans, strict=True) for p in plan], now
+        )
+        await deadlines_repo.insert_deadlines(conn, deadline_rows)
+        audits = [
+            {
+                "ticket_id": ticket_id,
+                "ticket_no": row["ticket_no"],
+                "at": now,
+                "actor": actor,
+                "action": "dispatch",
+                "from_state": None,
+                "to_state": TicketState.DISPATCHED.value,
+                "note": None,
+                "data": {"unit": route.unit_code, "routed_by": route.reason, "source": source},
+            }
+            for ticket_id, row, route in zip(ids, rows, routes, strict=True)
+        ]
+        audit_ids = await audit_repo.append_audit(conn, audits)
+        if self.hooks:
+            planned: dict[int, list[Mapping[str, Any]]] = {}
+            for d in deadline_rows:
+                planned.setdefault(d["ticket_id"], []).append(d)
+            await self._tell(
+                conn,
+                [
+                    TicketChange(
+                        "dispatch",
+                        {**row, "id": ticket_id},
+                        None,
+                        TicketState.DISPATCHED,
+                        None,
+                        None,
+                        now,
+                        actor,
+                        audit_id,
+                        source=source,
+                        deadlines=planned.get(ticket_id, []),
+                        dated=item.dispatched_at is not None,
+                    )
+                    for ticket_id, row, audit_id, item in zip(ids, rows, audit_ids, items, strict=True)
+                ],
+            )
+        # the bot's own routing decision is news to the hotline; a unit the platform named is not, and neither
+        # is anything in an import of the platform's own export
+        if source == "import":
+            return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
+        await self._sync_back(
+            conn,
+            [
+                (a_id, audit)
+                for a_id, audit, route in zip(audit_ids, audits, routes, strict=True)
+                if route.reason != "hotline"
+            ],
+        )
+        return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
+
+    async def _update(
+        self, conn: AsyncConnection, row: RowMapping, item: TicketInput, now: datetime, actor: str, source: str
+    ) -> UpsertOutcome:
+        digest = item.payload_hash()
+        if digest == row["payload_hash"]:
+            return UpsertOutcome(row["ticket_no"], "unchanged", row["state"], row["unit_code"])
+        values: dict[str, Any] = {}
+        for name in UPDATABLE_FIELDS:
+            new = getattr(item, name)
+            new = new.value if isinstance(new, TicketKind) else new
+            if new != row[name]:
+                values[name] = new
+        if item.dispatched_at is not None and item.dispatched_at != row["dispatched_at"] and row["cycle"] == 1:
+            # a corrected 派单时间 (only the platform's own dispatch: later cycles start in the bot)
+            values["dispatched_at"] = item.dispatched_at
+        if item.extra != row["extra"]:
+            values["extra"] = item.extra
+        # the platform re-dispatches only when *its* unit changes: a later update that still names the unit
+        # a ticket was returned from must not undo the office's re-dispatch
+        platform_moved = item.unit_label is not None and item.unit_label != row["hotline_unit"]
+        if item.unit_label is not None and item.unit_label != row["hotline_unit"]:
+            values["hotline_unit"] = item.unit_label
+        changed = tuple(sorted(values))
+        values.update(payload_hash=digest, updated_at=now)
+        await tickets_repo.update_ticket(conn, row["id"], row["version"], values)
+        version = row["version"] + 1
+        state = row["state"]
+        if changed:
+            await audit_repo.append_audit(
+                conn,
+                [
+                    {
+                        "ticket_id": row["id"],
+                        "ticket_no": row["ticket_no"],
+                        "at": now,
+                        "actor": actor,
+                        "action": "update",
+                        "from_state": state,
+                        "to_state": state,
+                        "note": None,
+                        "data": {"changed": list(changed)},
+                    }
+                ],
+            )
+        if {"kind", "category", "dispatched_at"} & set(changed) and TicketState(state).is_open:
+            start = values.get("dispatched_at")
+            await self._reschedule(conn, row["id"], TicketKind(item.kind), item.category, now, start)
+        unit = row["unit_code"]
+        target = self.config.unit_for_label(item.unit_label) if platform_moved else None
+        if target is not None and target.code != row["unit_code"] and TicketState(state).is_open:
+            fresh = await tickets_repo.ticket_by_no(conn, row["ticket_no"])
+            if fresh is None or fresh["version"] != version:
+                raise ConcurrentUpdate(row["id"])
+            req = ActionRequest(Action.REDISPATCH, HOTLINE, now, unit=target.code, by_hotline=True)
+            outcome = await self._apply(conn, fresh, req, source=source)
+            state, unit = outcome.to_state.value, target.code
+            changed = (*changed, "unit")
+        return UpsertOutcome(row["ticket_no"], "updated" if changed else "unchanged", state, unit, changed)
+
+    async def _reschedule(
+        self,
+        conn: AsyncConnection,
+        ticket_id: int,
+        kind: TicketKind,
+        category: str | None,
+        now: datetime,
+        start: datetime | None = None,
+    ) -> None:
+        """The kind, category or dispatch time changed: open deadlines follow the new policy from their start
+        (``start`` when the dispatch time itself was corrected). A moved deadline's reminders start over."""
+        open_rows = await deadlines_repo.open_deadlines(conn, ticket_id)
+        if not open_rows:
+            return
+        cycle = max(r["cycle"] for r in open_rows)
+        current = [r for r in open_rows if r["cycle"] == cycle]
+        cycle_kind: CycleKind = "rehandle" if any(r["name"] == DeadlineName.REHANDLE for r in current) else "dispatch"
+        start = start or min(r["started_at"] for r in current)
+        wanted = {p.name: p for p in self.planner.plan(PlanRequest(kind, category, start, cycle_kind))}
+        obsolete = []
+        for r in current:
+            planned = wanted.pop(DeadlineName(r["name"]), None)
+            if planned is None:
+                obsolete.append(r["id"])
+                continue
+            # approved extensions (延期) still apply to the new due time
+            due = self.calendar.add_working_days(planned.due_at, r["extended_days"]) if r["extended_days"] else None
+            due = due or planned.due_at
+            if due != r["due_at"] or planned.started_at != r["started_at"]:
+                policy = str(planned.policy)
+                stage, next_due_at = self.nag_point(r["name"], policy, planned.started_at, due, now)
+                await deadlines_repo.reschedule_deadline(
+                    conn,
+                    r["id"],
+                    policy=policy,
+                    started_at=planned.started_at,
+                    due_at=due,
+                    stage=stage,
+                    next_due_at=next_due_at,
+                )
+        await deadlines_repo.close_deadlines(conn, obsolete, status="cancelled", at=None)
+        # names the new policy adds, unless they were already met or cancelled in this cycle
+        closed = {r["name"] for r in await deadlines_repo.deadlines_of(conn, ticket_id) if r["cycle"] == cycle}
+        await deadlines_repo.insert_deadlines(
+            conn, self._deadline_rows([(ticket_id, cycle, p) for n, p in wanted.items() if n.value not in closed], now)
+        )

@@ -1,0 +1,289 @@
+"""Actions on tickets (a member's command, the platform's re-dispatch): each one transaction that checks who may do
+it, decides the transition (:func:`bot.domain.lifecycle.decide`), and writes the ticket, its deadlines, the audit
+entry, the sync-back and what the hooks add."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.domain.deadlines import PlanRequest
+from bot.domain.lifecycle import (
+    Action,
+    ActionRequest,
+    TicketSnapshot,
+    TicketState,
+    Transition,
+    decide,
+)
+from bot.domain.nags import period_start
+from bot.domain.permissions import refusal
+from bot.services.ticket_core import TicketCore
+from bot.services.ticket_model import (
+    ActionOutcome,
+    NotPermitted,
+    TicketChange,
+    TicketNotFound,
+    UnknownUnit,
+    snapshot,
+)
+from config.vocabulary import DeadlineName
+from store import audit as audit_repo
+from store import deadlines as deadlines_repo
+from store import inbox as inbox_repo
+from store import nags as nag_store
+from store import tickets as tickets_repo
+from store.core import ConcurrentUpdate
+
+log = logging.getLogger(__name__)
+
+_RETRIES = 5
+
+
+class TicketActions(TicketCore):
+    async def act(
+        self,
+        ticket_no: str,
+        req: ActionRequest,
+        *,
+        dedup: tuple[str, str, str] | None = None,
+        with_deadlines: bool = False,
+        viewed: str | None = None,
+        row: Mapping[Any, Any] | None = None,
+    ) -> ActionOutcome:
+        """Applies an action. ``dedup`` = (source, key, raw payload): an inbound message applied once only.
+        ``with_deadlines``: the outcome carries the ticket's open deadlines as the action left them (worked out from
+        what it read and changed, not read again; read in the same transaction for a retried event). ``viewed``:
+        the actor is shown the citizen's contact details with the outcome (claiming in chat); recorded as
+        :meth:`record_access` records it, in the same transaction. ``row``: the ticket as the
+        caller just read it (a command that looked it up), used instead of reading it again; the change is written
+        only if the ticket's version is still that row's, else the action is retried on a fresh read.
+
+        A member's action (not the hotline platform's: ``by_hotline``) is checked against who may do what to which
+        unit's tickets (:mod:`bot.domain.permissions`), on the ticket as it is read here.
+
+        Raises TicketNotFound, NotPermitted or TransitionRefused (nothing changed in any case). The whole action is
+        one transaction, in one round trip on SQLite (:meth:`store.core.Store.run_transaction`).
+        """
+
+        known = [row] if row is not None and row["ticket_no"] == ticket_no else []  # used on the first try only
+
+        async def transaction(conn: AsyncConnection) -> ActionOutcome:
+            outcome: ActionOutcome | None = None
+            if dedup is not None:
+                source, key, payload = dedup
+                inbox_id = await inbox_repo.record_inbound(
+                    conn, source=source, dedup_key=key, payload=payload, at=self.clock.now(), status="done"
+                )
+                if inbox_id is None:
+                    outcome = await self._duplicate(conn, ticket_no, req)
+            if outcome is None:
+                current = known.pop() if known else await tickets_repo.ticket_by_no(conn, ticket_no)
+                if current is None:
+                    raise TicketNotFound(ticket_no)
+                refused = None if req.by_hotline else refusal(self.config, req.actor, req.action, current)
+                if refused is not None:
+                    raise NotPermitted(refused)
+                outcome = await self._apply(conn, current, req)
+                if viewed is not None:
+                    await audit_repo.append_audit(
+                        conn, [_access_audit(outcome.ticket, actor=req.actor, at=self.clock.now(), via=viewed)]
+                    )
+            if not with_deadlines:
+                return dataclasses.replace(outcome, deadlines=[])
+            if outcome.duplicate:  # a retry: nothing was worked out, read them
+                found = await deadlines_repo.open_deadlines(conn, outcome.ticket["id"])
+                outcome = dataclasses.replace(outcome, deadlines=[dict(r) for r in found])
+            return outcome
+
+        for attempt in range(_RETRIES):
+            try:
+                async with self._told():
+                    return await self.store.run_transaction(transaction)
+            except ConcurrentUpdate:
+                if attempt == _RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _duplicate(self, conn: AsyncConnection, ticket_no: str, req: ActionRequest) -> ActionOutcome:
+        row = await tickets_repo.ticket_by_no(conn, ticket_no)
+        if row is None:
+            raise TicketNotFound(ticket_no)
+        state = TicketState(row["state"])
+        return ActionOutcome(ticket_no, req.action, state, state, 0, dict(row), duplicate=True)
+
+    async def _apply(
+        self, conn: AsyncConnection, row: Mapping[Any, Any], req: ActionRequest, *, source: str | None = None
+    ) -> ActionOutcome:
+        if req.unit and req.action in (Action.REDISPATCH, Action.ASSIGN):
+            unit = self.config.unit_for_label(req.unit)
+            if unit is None:
+                raise UnknownUnit(req.unit)
+            req = _replace(req, unit=unit.code)
+        if req.action is Action.REQUEST_EXTENSION:
+            req = _replace(req, extension_limits=self.extension_limits)
+        ticket = snapshot(row)
+        open_rows = await deadlines_repo.open_deadlines(conn, row["id"])
+        current = [r for r in open_rows if r["cycle"] == ticket.cycle]
+        transition = decide(ticket, req, {DeadlineName(r["name"]): r["due_at"] for r in current})
+        values: dict[str, Any] = {"state": transition.to_state.value, "updated_at": req.at, **transition.changes}
+        if transition.new_cycle is not None:
+            values["cycle"] = ticket.cycle + 1
+        await tickets_repo.update_ticket(conn, row["id"], row["version"], values)
+        started, closed = await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
+        data = dict(transition.data)
+        moved: dict[str, dict[str, str]] = {}
+        if transition.extend:
+            moved = data["deadlines"] = await self._extend(conn, current, transition, req.at)
+        # the open deadlines as the action leaves them (what an answer shows), worked out rather than read again
+        still_open = [
+            {**r, "due_at": datetime.fromisoformat(moved[r["name"]]["to"])}
+            if r["cycle"] == ticket.cycle and r["name"] in moved
+            else dict(r)
+            for r in open_rows
+            if r["id"] not in closed
+        ]
+        audit = {
+            "ticket_id": row["id"],
+            "ticket_no": ticket.ticket_no,
+            "at": req.at,
+            "actor": req.actor,
+            "action": req.action.value,
+            "from_state": ticket.state.value,
+            "to_state": transition.to_state.value,
+            "note": req.note,
+            "data": {k: v for k, v in data.items() if v is not None},
+        }
+        (audit_id,) = await audit_repo.append_audit(conn, [audit])
+        if not req.by_hotline:
+            await self._sync_back(conn, [(audit_id, audit)])
+        merged = {**dict(row), **values, "version": row["version"] + 1}
+        if self.hooks:
+            change = TicketChange(
+                req.action.value,
+                merged,
+                ticket.state,
+                transition.to_state,
+                row["unit_code"],
+                row["handler_userid"],
+                req.at,
+                req.actor,
+                audit_id,
+                source=source,
+                deadlines=started,
+            )
+            await self._tell(conn, [change])
+        return ActionOutcome(
+            ticket.ticket_no,
+            req.action,
+            ticket.state,
+            transition.to_state,
+            audit_id,
+            merged,
+            deadlines=still_open + [dict(d) for d in started],
+        )
+
+    async def _apply_deadlines(
+        self,
+        conn: AsyncConnection,
+        row: Mapping[Any, Any],
+        ticket: TicketSnapshot,
+        transition: Transition,
+        open_rows: list[RowMapping],
+        at: datetime,
+    ) -> tuple[list[dict[str, Any]], set[int]]:
+        """Closes what the transition meets or cancels; (the deadlines of the new cycle it starts, if any, the ids of
+        those it closed)."""
+        met = [r["id"] for r in open_rows if r["cycle"] == ticket.cycle and r["name"] in transition.meet]
+        # a new cycle supersedes whatever the previous one left open
+        closed = [
+            r
+            for r in open_rows
+            if r["id"] not in met
+            and (transition.new_cycle is not None or r["cycle"] != ticket.cycle or r["name"] in transition.cancel)
+        ]
+        # an obligation already overdue when it stops mattering was missed, and counts so in the rates;
+        # a window (the return window) that passes is not a miss
+        missed = [r["id"] for r in closed if r["due_at"] < at and r["name"] != DeadlineName.RETURN_WINDOW]
+        cancelled = [r["id"] for r in closed if r["id"] not in missed]
+        await deadlines_repo.close_deadlines(conn, met, status="met", at=at)
+        await deadlines_repo.close_deadlines(conn, missed, status="missed", at=at)
+        await deadlines_repo.close_deadlines(conn, cancelled, status="cancelled", at=None)
+        # an accept deadline that passed unmet counts against the unit that had the ticket (three misses); the
+        # deadline engine counts it when it finds it open after its due time, this when a late claim is first
+        closing = set(met) | {r["id"] for r in closed}
+        late = [r for r in open_rows if r["id"] in closing and r["name"] == DeadlineName.ACCEPT and r["due_at"] < at]
+        if late and row["unit_code"]:
+            months = self.config.nags.three_misses.period_months
+            await nag_store.record_misses(
+                conn,
+                [
+                    {
+                        "deadline_id": r["id"],
+                        "ticket_id": row["id"],
+                        "unit_code": row["unit_code"],
+                        "period_start": period_start(r["due_at"], months),
+                        "missed_at": r["due_at"],
+                    }
+                    for r in late
+                ],
+                threshold=self.config.nags.three_misses.count,
+                at=at,
+            )
+        if transition.new_cycle is None:
+            return [], closing
+        plan = self.planner.plan(PlanRequest(ticket.kind, ticket.category, at, transition.new_cycle))
+        started = self._deadline_rows([(row["id"], ticket.cycle + 1, p) for p in plan], at)
+        await deadlines_repo.insert_deadlines(conn, started)
+        return started, closing
+
+    async def _extend(
+        self, conn: AsyncConnection, current: list[RowMapping], transition: Transition, at: datetime
+    ) -> dict[str, dict[str, str]]:
+        """An approved extension: each deadline of ``transition.extend`` moves ``extend_days`` working days later,
+        counted from its own due time on the working-day calendar. Returns {name: {"from": …, "to": …}} (ISO) for
+        the audit log."""
+        moved: dict[str, dict[str, str]] = {}
+        for r in current:
+            if r["name"] not in transition.extend:
+                continue
+            due = self.calendar.add_working_days(r["due_at"], transition.extend_days)
+            stage, next_due_at = self.nag_point(r["name"], r["policy"], r["started_at"], due, at)  # reminders anew
+            await deadlines_repo.reschedule_deadline(
+                conn,
+                r["id"],
+                policy=r["policy"],
+                started_at=r["started_at"],
+                due_at=due,
+                stage=stage,
+                next_due_at=next_due_at,
+                extended_days=r["extended_days"] + transition.extend_days,
+            )
+            moved[r["name"]] = {"from": r["due_at"].isoformat(), "to": due.isoformat()}
+        return moved
+
+
+def _access_audit(ticket: Mapping[str, Any], *, actor: str, at: datetime, via: str) -> dict[str, Any]:
+    return {
+        "ticket_id": ticket["id"],
+        "ticket_no": ticket["ticket_no"],
+        "at": at,
+        "actor": actor,
+        "action": "view_contact",
+        "from_state": ticket["state"],
+        "to_state": ticket["state"],
+        "note": None,
+        "data": {"via": via},
+    }
+
+
+def _replace(req: ActionRequest, **changes: Any) -> ActionRequest:
+    from dataclasses import replace
+
+    return replace(req, **changes)
