@@ -18,7 +18,6 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from bot.domain.clock import Clock
@@ -151,9 +150,9 @@ class CommandRouter(RecordingSink):
         return False
 
     async def enqueue(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Queues replies; those of commands running side by side share one write (group commit, one round trip on
-        SQLite and PostgreSQL). Replies this process can send now are written leased to its outbox worker and sent
-        at once (:meth:`notifiers.outbox.OutboxWorker.send_now`), not at its next pass."""
+        """Queues replies; those of commands running side by side share one transaction (group commit). Replies
+        this process can send now are written leased to its outbox worker and sent at once
+        (:meth:`notifiers.outbox.OutboxWorker.send_now`), not at its next pass."""
         if not rows:
             return
         worker = self.outbox() if self.outbox is not None else None
@@ -190,9 +189,8 @@ class CommandRouter(RecordingSink):
 
     async def _write_replies(self, batches: Sequence[list[dict[str, Any]]]) -> list[dict[str, int]]:
         rows = [row for batch in batches for row in batch]
-        inserted = await self.store.write_once(
-            sqlite=partial(outbox_repo.sqlite_enqueue, rows=rows), postgresql=partial(outbox_repo.pg_enqueue, rows=rows)
-        )
+        async with self.store.transaction() as conn:
+            inserted = await outbox_repo.enqueue(conn, rows)
         return [
             {
                 row["idempotency_key"]: inserted[row["idempotency_key"]]

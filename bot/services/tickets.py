@@ -21,10 +21,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.domain.clock import Clock
 from bot.domain.deadlines import DeadlinePlanner, PlannedDeadline, PlanRequest
 from bot.domain.escaping import escape_md
@@ -54,7 +50,7 @@ from store import inbox as inbox_repo
 from store import nags as nag_store
 from store import outbox as outbox_repo
 from store import tickets as tickets_repo
-from store.core import ConcurrentUpdate, Store
+from store.core import ConcurrentUpdate, Conn, ConstraintViolation, Row, Store
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +133,7 @@ class TicketChange:
 class ChangeHook(Protocol):
     """Follows ticket changes in their own transaction (see the module's docstring)."""
 
-    async def changed(self, conn: AsyncConnection, changes: Sequence[TicketChange]) -> None:
+    async def changed(self, conn: Conn, changes: Sequence[TicketChange]) -> None:
         """Writes what ``changes`` cause, on ``conn`` (the changes' transaction)."""
 
     def committed(self) -> None:
@@ -205,7 +201,7 @@ class TicketService:
         self.hooks.append(hook)
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def _transaction(self) -> AsyncIterator[Conn]:
         """The store's transaction; once it has committed, the hooks told of its changes are told so."""
         async with self._told(), self.store.transaction() as conn:
             yield conn
@@ -213,8 +209,7 @@ class TicketService:
     @asynccontextmanager
     async def _told(self) -> AsyncIterator[None]:
         """Collects the hooks told of changes in the transaction(s) within; once those have committed (the block
-        ends without an error), tells them so. The collection travels in a context variable, which
-        :meth:`store.core.Store.run_transaction` carries into the SQLite writer thread."""
+        ends without an error), tells them so. The collection travels in a context variable."""
         told: set[ChangeHook] = set()
         token = _TOLD.set(told)
         try:
@@ -227,7 +222,7 @@ class TicketService:
             except Exception:  # the change is committed: a hook's after-thought must not turn it into an error
                 log.exception("a ticket hook failed after the commit")
 
-    async def _tell(self, conn: AsyncConnection, changes: Sequence[TicketChange]) -> None:
+    async def _tell(self, conn: Conn, changes: Sequence[TicketChange]) -> None:
         if not changes:
             return
         told = _TOLD.get()
@@ -254,7 +249,7 @@ class TicketService:
                     outcomes = await self._upsert(conn, list(latest.values()), source, actor)
                 by_no = {o.ticket_no: o for o in outcomes}
                 return [by_no[t.ticket_no] for t in inputs]
-            except (IntegrityError, ConcurrentUpdate):
+            except (ConstraintViolation, ConcurrentUpdate):
                 if attempt == _RETRIES - 1:
                     raise
                 log.info("concurrent hand-over of the same ticket; retrying", extra={"attempt": attempt + 1})
@@ -274,7 +269,7 @@ class TicketService:
         return statuses
 
     async def _upsert(
-        self, conn: AsyncConnection, inputs: list[TicketInput], source: str, actor: str
+        self, conn: Conn, inputs: list[TicketInput], source: str, actor: str
     ) -> list[UpsertOutcome]:
         now = self.clock.now()
         existing = await tickets_repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
@@ -287,7 +282,7 @@ class TicketService:
         return outcomes
 
     async def _create(
-        self, conn: AsyncConnection, items: list[TicketInput], now: datetime, source: str, actor: str
+        self, conn: Conn, items: list[TicketInput], now: datetime, source: str, actor: str
     ) -> list[UpsertOutcome]:
         if not items:
             return []
@@ -406,7 +401,7 @@ class TicketService:
         return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
 
     async def _update(
-        self, conn: AsyncConnection, row: RowMapping, item: TicketInput, now: datetime, actor: str, source: str
+        self, conn: Conn, row: Row, item: TicketInput, now: datetime, actor: str, source: str
     ) -> UpsertOutcome:
         digest = item.payload_hash()
         if digest == row["payload_hash"]:
@@ -466,7 +461,7 @@ class TicketService:
 
     async def _reschedule(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         ticket_id: int,
         kind: TicketKind,
         category: str | None,
@@ -579,12 +574,12 @@ class TicketService:
         unit's tickets (:mod:`bot.domain.permissions`), on the ticket as it is read here.
 
         Raises TicketNotFound, NotPermitted or TransitionRefused (nothing changed in any case). The whole action is
-        one transaction, in one round trip on SQLite (:meth:`store.core.Store.run_transaction`).
+        one transaction.
         """
 
         known = [row] if row is not None and row["ticket_no"] == ticket_no else []  # used on the first try only
 
-        async def transaction(conn: AsyncConnection) -> ActionOutcome:
+        async def transaction(conn: Conn) -> ActionOutcome:
             outcome: ActionOutcome | None = None
             if dedup is not None:
                 source, key, payload = dedup
@@ -614,14 +609,14 @@ class TicketService:
 
         for attempt in range(_RETRIES):
             try:
-                async with self._told():
-                    return await self.store.run_transaction(transaction)
+                async with self._told(), self.store.transaction() as conn:
+                    return await transaction(conn)
             except ConcurrentUpdate:
                 if attempt == _RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    async def _duplicate(self, conn: AsyncConnection, ticket_no: str, req: ActionRequest) -> ActionOutcome:
+    async def _duplicate(self, conn: Conn, ticket_no: str, req: ActionRequest) -> ActionOutcome:
         row = await tickets_repo.ticket_by_no(conn, ticket_no)
         if row is None:
             raise TicketNotFound(ticket_no)
@@ -629,7 +624,7 @@ class TicketService:
         return ActionOutcome(ticket_no, req.action, state, state, 0, dict(row), duplicate=True)
 
     async def _apply(
-        self, conn: AsyncConnection, row: Mapping[Any, Any], req: ActionRequest, *, source: str | None = None
+        self, conn: Conn, row: Mapping[Any, Any], req: ActionRequest, *, source: str | None = None
     ) -> ActionOutcome:
         if req.unit and req.action in (Action.REDISPATCH, Action.ASSIGN):
             unit = self.config.unit_for_label(req.unit)
@@ -701,11 +696,11 @@ class TicketService:
 
     async def _apply_deadlines(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         row: Mapping[Any, Any],
         ticket: TicketSnapshot,
         transition: Transition,
-        open_rows: list[RowMapping],
+        open_rows: list[Row],
         at: datetime,
     ) -> tuple[list[dict[str, Any]], set[int]]:
         """Closes what the transition meets or cancels; (the deadlines of the new cycle it starts, if any, the ids of
@@ -754,7 +749,7 @@ class TicketService:
         return started, closing
 
     async def _extend(
-        self, conn: AsyncConnection, current: list[RowMapping], transition: Transition, at: datetime
+        self, conn: Conn, current: list[Row], transition: Transition, at: datetime
     ) -> dict[str, dict[str, str]]:
         """An approved extension: each deadline of ``transition.extend`` moves ``extend_days`` working days later,
         counted from its own due time on the working-day calendar. Returns {name: {"from": …, "to": …}} (ISO) for
@@ -778,7 +773,7 @@ class TicketService:
             moved[r["name"]] = {"from": r["due_at"].isoformat(), "to": due.isoformat()}
         return moved
 
-    async def _sync_back(self, conn: AsyncConnection, audits: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+    async def _sync_back(self, conn: Conn, audits: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """Queues each state change for the hotline platform (when a sync URL is configured)."""
         if not self.sync_url or not audits:
             return
@@ -816,19 +811,18 @@ class TicketService:
     async def record_access(self, ticket: Mapping[str, Any], *, actor: str, what: str) -> None:
         """Who saw a citizen's full contact details, and when: an audit entry (the state does not change)."""
         entry = _access_audit(ticket, actor=actor, at=self.clock.now(), via=what)
-        await self.store.run_transaction(lambda conn: audit_repo.append_audit(conn, [entry]))
+        async with self.store.transaction() as conn:
+            await audit_repo.append_audit(conn, [entry])
 
     async def deadlines_of(self, ticket_id: int) -> list[Mapping[str, Any]]:
         """A ticket's deadlines, every cycle's, as :meth:`get` gives them."""
-        return [
-            dict(r)
-            for r in await self.store.read(lambda conn: deadlines_repo.deadlines_of(conn, ticket_id), snapshot=False)
-        ]
+        async with self.store.reading() as conn:
+            return [dict(r) for r in await deadlines_repo.deadlines_of(conn, ticket_id)]
 
     async def get(self, ticket_no: str, *, history: bool = True, deadlines: bool = True) -> TicketDetail:
         """The ticket with its deadlines and history (each can be left out when not needed, e.g. in a chat reply)."""
 
-        async def query(conn: AsyncConnection) -> TicketDetail:
+        async def query(conn: Conn) -> TicketDetail:
             row = await tickets_repo.ticket_by_no(conn, ticket_no)
             if row is None:
                 raise TicketNotFound(ticket_no)
@@ -838,7 +832,8 @@ class TicketService:
                 history=[dict(r) for r in await audit_repo.history_of(conn, row["id"])] if history else [],
             )
 
-        return await self.store.read(query)
+        async with self.store.reading() as conn:
+            return await query(conn)
 
 
 def _access_audit(ticket: Mapping[str, Any], *, actor: str, at: datetime, via: str) -> dict[str, Any]:
