@@ -48,6 +48,12 @@ class Store:
     def backend(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def single_process(self) -> bool:
+        """Whether one process at a time uses the database (SQLite): a row leased to another owner was leased by a
+        previous run of this one."""
+        return self.backend == "sqlite"
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
         """A write transaction: committed when the block ends, rolled back if it raises. On SQLite it begins with

@@ -492,7 +492,7 @@ class InboundProcessor:
                         owner=self.owner,
                         now=now,
                         lease_until=now + self.lease,
-                        any_other_owner=self.store.backend == "sqlite",
+                        any_other_owner=self.store.single_process,
                         limit=self.recover_batch,
                     )
                 # skip rows queued here, and rows finished while the query ran (it may have read them as pending)
