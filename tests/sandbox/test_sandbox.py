@@ -29,9 +29,11 @@ from bot.logging import JsonFormatter
 from bot.sandbox.demo import SAMPLES
 from bot.sandbox.embed import Sandbox, decide, is_loopback, new_token
 from bot.sandbox.web import MAX_BODY, SANDBOX, TOKEN_HEADER
-from bot.services.inbox import AIBOT_SOURCE, APP_SOURCE, RecordingSink
-from bot.web.keys import SETTINGS, STORE, WECOM_CALLBACKS, WECOM_INBOUND
+from bot.services.inbox import RecordingSink
+from bot.web.keys import SETTINGS, STORE, WECOM_INBOUND
+from bot.wecom.callbacks import WECOM_CALLBACKS
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
+from bot.wecom.parse import AIBOT_SOURCE, APP_SOURCE
 from bot.wecom.tokens import MemoryTokenStore
 from config.loader import ConfigError, load_config
 from config.model import BotConfig

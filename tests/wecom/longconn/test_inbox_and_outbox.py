@@ -17,9 +17,11 @@ from bot.app import AIBOT_KICKED_RETRY, OUTBOX, _aibot_welcome, create_app
 from bot.domain.clock import FrozenClock
 from bot.domain.events import CardClick, InboundEvent, TextMessage
 from bot.sandbox.fake import FakeWeCom
-from bot.services.inbox import AIBOT_SOURCE, InboundProcessor, RecordingSink, reparse
-from bot.web.keys import AIBOT_CONNECTION, AIBOT_LEADER, AIBOT_LEADER_TASK, STORE, WECOM_CALLBACKS, WECOM_INBOUND
-from bot.wecom.longconn import NotConnected
+from bot.services.inbox import InboundProcessor, RecordingSink
+from bot.web.keys import AIBOT_LEADER, AIBOT_LEADER_TASK, STORE, WECOM_INBOUND
+from bot.wecom.callbacks import WECOM_CALLBACKS
+from bot.wecom.longconn import AIBOT_CONNECTION, NotConnected
+from bot.wecom.parse import AIBOT_SOURCE, read_stored
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.aibot_ws import AIBOT_WS, RECONNECT_WAIT, AibotWsSender
@@ -38,7 +40,7 @@ Client = TestClient[Any, Any]
 
 @pytest.fixture
 async def processor(store: Store, clock: FrozenClock) -> AsyncIterator[InboundProcessor]:
-    processor = InboundProcessor(store, RecordingSink(), clock, sources=[AIBOT_SOURCE])
+    processor = InboundProcessor(store, RecordingSink(), clock, sources=[AIBOT_SOURCE], read=read_stored)
     yield processor
     await processor.close()
 
@@ -77,7 +79,7 @@ async def test_messages_are_persisted_then_processed_with_the_mention_removed(
         (AIBOT_SOURCE, "aibot:msg:m-single", "done"),
     ]
     # the stored payload is the callback mode's plaintext: recovery re-parses it the same way
-    assert reparse(AIBOT_SOURCE, rows[0]["payload"], rows[0]["received_at"]) == sink_of(processor).events[0]
+    assert read_stored(AIBOT_SOURCE, rows[0]["payload"], rows[0]["received_at"]) == sink_of(processor).events[0]
 
     group, single = sink_of(processor).events
     assert isinstance(group, TextMessage)
