@@ -153,7 +153,6 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[INGEST].close()
     await liveness.close()
-    await store.close()
     await engine.dispose()
 
 

@@ -86,7 +86,8 @@ class Click:
 async def applied(store: Store, event: CardClick) -> bool:
     """Whether the click's ticket change was applied (now or by an earlier run of the same event): the ticket
     service records it under the event's key, in the change's own transaction (:meth:`Context.dedup`)."""
-    found = await store.read(lambda conn: inbox_repo.inbound(conn, DEDUP_SOURCE, inbox_key(event)), snapshot=False)
+    async with store.reading() as conn:
+        found = await inbox_repo.inbound(conn, DEDUP_SOURCE, inbox_key(event))
     return found is not None
 
 

@@ -13,13 +13,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from sqlalchemy.engine import RowMapping
-
 from bot.domain.clock import TZ
 from bot.domain.lifecycle import TicketState
 from config.vocabulary import DeadlineName
 from store import queries as queries_repo
-from store.core import Store
+from store.core import Row, Store
 
 # not closed, not cancelled
 OPEN_STATES: tuple[str, ...] = tuple(s.value for s in TicketState if s.is_open)
@@ -45,41 +43,36 @@ def _scope(units: Collection[str] | None) -> list[str] | None:
     return None if units is None else sorted(set(units))
 
 
-async def my_open_tickets(store: Store, userid: str, *, limit: int = 100) -> list[RowMapping]:
+async def my_open_tickets(store: Store, userid: str, *, limit: int = 100) -> list[Row]:
     """The tickets ``userid`` handles that are still open, the nearest deadline first (none last)."""
-    return await store.read(
-        lambda conn: queries_repo.handler_tickets(conn, userid, states=OPEN_STATES, windows=WINDOWS, limit=limit),
-        snapshot=False,
-    )
+    async with store.reading() as conn:
+        return await queries_repo.handler_tickets(conn, userid, states=OPEN_STATES, windows=WINDOWS, limit=limit)
 
 
-async def unit_open_tickets(store: Store, unit_codes: Collection[str], *, limit: int = 20) -> list[RowMapping]:
+async def unit_open_tickets(store: Store, unit_codes: Collection[str], *, limit: int = 20) -> list[Row]:
     """The open tickets of the units (not those whose return was approved): unclaimed first, then by next
     deadline, those without one last."""
     units = _scope(unit_codes)
     if not units:
         return []
-    return await store.read(
-        lambda conn: queries_repo.unit_tickets(
+    async with store.reading() as conn:
+        return await queries_repo.unit_tickets(
             conn, units, states=UNIT_STATES, first_states=UNCLAIMED_STATES, windows=WINDOWS, limit=limit
         )
-    )
 
 
 async def overdue_tickets(
     store: Store, unit_codes: Collection[str] | None, now: datetime, *, limit: int = 20
-) -> list[RowMapping]:
+) -> list[Row]:
     """Open tickets of the units (None: all) with a deadline past due at ``now``, the longest overdue first;
     ``deadline_name`` / ``deadline_due_at`` is that deadline."""
     units = _scope(unit_codes)
     if units == []:
         return []
-    return await store.read(
-        lambda conn: queries_repo.overdue_unit_tickets(
+    async with store.reading() as conn:
+        return await queries_repo.overdue_unit_tickets(
             conn, units, now, states=OPEN_STATES, windows=WINDOWS, limit=limit
-        ),
-        snapshot=False,
-    )
+        )
 
 
 async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: datetime) -> Figures:
@@ -90,8 +83,8 @@ async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: d
     if units == []:
         return Figures(0, 0, 0, 0)
     midnight = datetime.combine(now.astimezone(TZ).date(), time(0), tzinfo=TZ)
-    counts = await store.read(
-        lambda conn: queries_repo.ticket_figures(
+    async with store.reading() as conn:
+        counts = await queries_repo.ticket_figures(
             conn,
             units,
             now,
@@ -100,7 +93,5 @@ async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: d
             unclaimed_states=UNCLAIMED_STATES,
             closed_states=(TicketState.CLOSED.value,),
             windows=WINDOWS,
-        ),
-        snapshot=False,
-    )
+        )
     return Figures(counts["open"], counts["unclaimed"], counts["overdue"], counts["closed"])

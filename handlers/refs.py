@@ -12,14 +12,12 @@ import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.domain.escaping import echo, group_text
 from handlers.errors import CommandError
 from handlers.queries import OPEN_STATES
 from store import queries as queries_repo
 from store import tickets as tickets_repo
-from store.core import Store
+from store.core import Conn, Store
 
 MIN_SUFFIX = 3
 _SHOWN = 5  # candidates listed when last digits are ambiguous
@@ -91,7 +89,7 @@ async def find_ticket(store: Store, ref: str, *, units: Collection[str] | None) 
         raise CommandError("bad_ticket_ref", f"「{echo(ref[:20])}」不是工单号：工单号只含数字、字母和连字符。")
     scope = None if units is None else sorted(set(units))
 
-    async def query(conn: AsyncConnection) -> tuple[Mapping[str, Any] | None, Sequence[Mapping[str, Any]]]:
+    async def query(conn: Conn) -> tuple[Mapping[str, Any] | None, Sequence[Mapping[str, Any]]]:
         """(the ticket with the number ``ref``, or None and the tickets ending with it)."""
         for number in dict.fromkeys((ref, ref.upper())):
             row = await tickets_repo.ticket_by_no(conn, number)
@@ -105,7 +103,8 @@ async def find_ticket(store: Store, ref: str, *, units: Collection[str] | None) 
             rows = await queries_repo.tickets_ending_with(conn, ref, units=scope, states=None, limit=_SHOWN + 1)
         return None, [dict(r) for r in rows]
 
-    exact, rows = await store.read(query, snapshot=False)
+    async with store.reading() as conn:
+        exact, rows = await query(conn)
     if exact is not None:
         return exact
     if len(rows) == 1:

@@ -31,15 +31,12 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, Protocol
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.clock import Clock
 from bot.services.groupcommit import GroupCommit
 from store import outbox as outbox_repo
-from store.core import Store
+from store.core import Conn, Store
 from store.liveness import Liveness
 from store.models import outbox
 
@@ -221,7 +218,7 @@ class OutboxWorker:
 
     @staticmethod
     async def _flag_abandoned(
-        conn: AsyncConnection, rows: Sequence[Mapping[Any, Any]], claimed_before: set[int]
+        conn: Conn, rows: Sequence[Mapping[Any, Any]], claimed_before: set[int]
     ) -> tuple[list[Mapping[Any, Any]], list[Mapping[Any, Any]]]:
         """``rows`` (just claimed), those an earlier claim never released flagged :data:`UNSURE` (whoever held them
         is gone, or its lease ran out, and may have sent them before it could record it); and those."""
@@ -291,10 +288,8 @@ class OutboxWorker:
 
     async def _record_sent(self, ids: Sequence[int]) -> list[None]:
         at, owner = self.clock.now(), self.owner
-        await self.store.write_once(
-            sqlite=partial(outbox_repo.sqlite_mark_sent, ids=ids, owner=owner, at=at),
-            postgresql=partial(outbox_repo.pg_mark_sent, ids=ids, owner=owner, at=at),
-        )
+        async with self.store.transaction() as conn:
+            await outbox_repo.mark_sent(conn, ids, owner=owner, at=at)
         return [None] * len(ids)
 
     async def run_forever(self, *, poll_interval: float = 1.0) -> None:

@@ -48,8 +48,6 @@ from contextvars import ContextVar
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.domain.clock import Clock
 from bot.domain.lifecycle import Action, TicketState
 from bot.messages import pushes as texts
@@ -64,7 +62,7 @@ from config.vocabulary import DeadlineName, PushAudience, PushKind
 from notifiers.rows import Row, group_channel, notice_rows, takes_cards
 from store import outbox as outbox_repo
 from store import pushes as pushes_repo
-from store.core import Store
+from store.core import Conn, Store
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +126,7 @@ class Pusher:
 
     # --- the hook ------------------------------------------------------------------------------------------------
 
-    async def changed(self, conn: AsyncConnection, changes: Sequence[TicketChange]) -> None:
+    async def changed(self, conn: Conn, changes: Sequence[TicketChange]) -> None:
         now = self.clock.now()
         rows: list[Row] = []
         queued: list[dict[str, Any]] = []
@@ -294,7 +292,7 @@ class Pusher:
         ]
 
     async def _to_duty(
-        self, conn: AsyncConnection, change: TicketChange, event: str, unit: Unit, now: datetime
+        self, conn: Conn, change: TicketChange, event: str, unit: Unit, now: datetime
     ) -> Notice:
         """The urgent push outside the service window, privately to whoever is on duty (else the office's heads)."""
         on_duty = await self.duty.on_duty_in(conn, now) if self.duty is not None else self.config.on_duty(now)

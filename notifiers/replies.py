@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 from bot.messages.reply import Reply
@@ -73,9 +72,8 @@ class ReplyOutbox:
 
     async def _write(self, batches: Sequence[list[Row]]) -> list[dict[str, int]]:
         rows: list[dict[str, Any]] = [row for batch in batches for row in batch]
-        inserted = await self.store.write_once(
-            sqlite=partial(outbox_repo.sqlite_enqueue, rows=rows), postgresql=partial(outbox_repo.pg_enqueue, rows=rows)
-        )
+        async with self.store.transaction() as conn:
+            inserted = await outbox_repo.enqueue(conn, rows)
         return [
             {
                 row["idempotency_key"]: inserted[row["idempotency_key"]]

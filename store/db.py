@@ -105,7 +105,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def sqlite_settings(dbapi_connection: Any) -> None:
-    """The settings every connection to the SQLite database runs with (also :mod:`store.sqlite_writer`'s)."""
+    """The settings every connection to the SQLite database runs with."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     # FULL: an acknowledged commit survives an OS crash or power loss (NORMAL may lose the last ones in WAL)

@@ -3,19 +3,18 @@ marked done or failed, taken over when their holder is gone, and deleted once ha
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.core import CHUNK
-from store.models import inbox, sqlite_text
+from store.models import inbox
 
 
 async def record_inbound(
@@ -111,119 +110,6 @@ async def finish_inbound_many(
                 .where(inbox.c.id == inbox_id, *held)
                 .values(status="failed", processed_at=at, error=error, lease_owner=None, lease_until=None)
             )
-
-
-def sqlite_inbox_write(
-    conn: sqlite3.Connection,
-    rows: Sequence[Mapping[str, Any]],
-    marks: Sequence[tuple[int, str | None]],
-    *,
-    owner: str,
-    lease_until: datetime,
-    at: datetime,
-) -> list[int | None]:
-    """:func:`record_inbound_many` then :func:`finish_inbound_many` (with ``owner``) as plain ``sqlite3`` calls, for
-    :meth:`Store.write_at_once`: the same rows, the same results."""
-    first: dict[tuple[str, str], int] = {}
-    for i, row in enumerate(rows):
-        first.setdefault((row["source"], row["dedup_key"]), i)
-    fresh = [r for i, r in enumerate(rows) if first[(r["source"], r["dedup_key"])] == i]
-    until, done_at = sqlite_text(lease_until), sqlite_text(at)
-    ids: dict[tuple[str, str], int] = {}
-    for start in range(0, len(fresh), CHUNK):
-        chunk = fresh[start : start + CHUNK]
-        values = ", ".join(["(?, ?, ?, ?, 'pending', ?, ?)"] * len(chunk))
-        params: list[Any] = []
-        for r in chunk:
-            params += [r["source"], r["dedup_key"], sqlite_text(r["received_at"]), r["payload"], owner, until]
-        cursor = conn.execute(
-            "INSERT INTO inbox (source, dedup_key, received_at, payload, status, lease_owner, lease_until) "
-            f"VALUES {values} ON CONFLICT (source, dedup_key) DO NOTHING RETURNING id, source, dedup_key",
-            params,
-        )
-        ids.update(((source, key), int(inbox_id)) for inbox_id, source, key in cursor.fetchall())
-    done = [inbox_id for inbox_id, error in marks if error is None]
-    for start in range(0, len(done), CHUNK):
-        chunk_ids = done[start : start + CHUNK]
-        conn.execute(
-            "UPDATE inbox SET status = 'done', processed_at = ?, lease_owner = NULL, lease_until = NULL "
-            f"WHERE id IN ({', '.join('?' * len(chunk_ids))}) AND lease_owner = ?",
-            [done_at, *chunk_ids, owner],
-        )
-    for inbox_id, error in marks:
-        if error is not None:
-            conn.execute(
-                "UPDATE inbox SET status = 'failed', processed_at = ?, error = ?, lease_owner = NULL, "
-                "lease_until = NULL WHERE id = ? AND lease_owner = ?",
-                [done_at, error, inbox_id, owner],
-            )
-    return [
-        ids.get((r["source"], r["dedup_key"])) if first[(r["source"], r["dedup_key"])] == i else None
-        for i, r in enumerate(rows)
-    ]
-
-
-_PG_INBOX_WRITE = text(
-    """
-    WITH incoming AS (
-        SELECT * FROM unnest(
-            CAST(:sources AS text[]), CAST(:keys AS text[]), CAST(:received AS timestamptz[]), CAST(:payloads AS text[])
-        ) AS t(source, dedup_key, received_at, payload)
-    ), inserted AS (
-        INSERT INTO inbox (source, dedup_key, received_at, payload, status, lease_owner, lease_until)
-        SELECT source, dedup_key, received_at, payload, 'pending', :owner, :until FROM incoming
-        ON CONFLICT (source, dedup_key) DO NOTHING
-        RETURNING id, source, dedup_key
-    ), done AS (
-        UPDATE inbox SET status = 'done', processed_at = :at, lease_owner = NULL, lease_until = NULL
-        WHERE id = ANY(CAST(:done_ids AS bigint[])) AND lease_owner = :owner
-    ), failed AS (
-        UPDATE inbox SET status = 'failed', processed_at = :at, error = f.error, lease_owner = NULL, lease_until = NULL
-        FROM unnest(CAST(:failed_ids AS bigint[]), CAST(:errors AS text[])) AS f(id, error)
-        WHERE inbox.id = f.id AND inbox.lease_owner = :owner
-    )
-    SELECT id, source, dedup_key FROM inserted
-    """
-)
-
-
-async def pg_inbox_write(
-    conn: AsyncConnection,
-    rows: Sequence[Mapping[str, Any]],
-    marks: Sequence[tuple[int, str | None]],
-    *,
-    owner: str,
-    lease_until: datetime,
-    at: datetime,
-) -> list[int | None]:
-    """:func:`record_inbound_many` then :func:`finish_inbound_many` (with ``owner``) as one PostgreSQL statement:
-    in autocommit, one round trip and its own transaction (a statement's data-modifying CTEs all take effect
-    together, or none does). The same rows, the same results."""
-    first: dict[tuple[str, str], int] = {}
-    for i, row in enumerate(rows):
-        first.setdefault((row["source"], row["dedup_key"]), i)
-    fresh = [r for i, r in enumerate(rows) if first[(r["source"], r["dedup_key"])] == i]
-    failed = [(inbox_id, error) for inbox_id, error in marks if error is not None]
-    result = await conn.execute(
-        _PG_INBOX_WRITE,
-        {
-            "sources": [r["source"] for r in fresh],
-            "keys": [r["dedup_key"] for r in fresh],
-            "received": [r["received_at"] for r in fresh],
-            "payloads": [r["payload"] for r in fresh],
-            "owner": owner,
-            "until": lease_until,
-            "at": at,
-            "done_ids": [inbox_id for inbox_id, error in marks if error is None],
-            "failed_ids": [inbox_id for inbox_id, _ in failed],
-            "errors": [error for _, error in failed],
-        },
-    )
-    ids = {(row.source, row.dedup_key): int(row.id) for row in result}
-    return [
-        ids.get((r["source"], r["dedup_key"])) if first[(r["source"], r["dedup_key"])] == i else None
-        for i, r in enumerate(rows)
-    ]
 
 
 async def renew_inbound_leases(conn: AsyncConnection, ids: Sequence[int], *, owner: str, until: datetime) -> set[int]:

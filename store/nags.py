@@ -20,7 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store.models import deadline_misses, deadlines, outbox, tickets, unit_miss_counts
+from store.models import deadline_misses, deadlines, tickets, unit_miss_counts
 
 # of the ticket's text, enough to be masked whole before the message cuts it to a line (a phone number cut short by
 # the database would escape the mask; the message keeps far fewer characters than this)
@@ -162,15 +162,6 @@ async def record_misses(
         .values(flagged_at=at)
     )
     return sum(counts.values())
-
-
-async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Queues outbox rows (as :func:`notifiers.rows.notice_rows` makes them); a row whose idempotency key is
-    queued already is left out. One statement (:func:`store.outbox.enqueue` reads the keys first: two)."""
-    if not rows:
-        return
-    upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    await conn.execute(upsert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key]), list(rows))
 
 
 async def pending_flags(conn: AsyncConnection) -> list[RowMapping]:

@@ -3,146 +3,52 @@ sent, failed, deferred or dead, replayed, and deleted once sent and old."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from store.core import CHUNK
-from store.models import outbox, sqlite_text
+from store.models import outbox
 
 
-async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Adds messages to send. A message whose idempotency key is already queued is not queued again."""
+async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Adds messages to send; the ids of the rows inserted, by idempotency key. A message whose idempotency key is
+    already queued is not queued again (and not among the ids)."""
     if not rows:
-        return
+        return {}
     # one statement (the unique key decides), not a look-up and an insert: it runs inside the change's transaction
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect_insert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key])
-    await conn.execute(statement, [dict(r) for r in rows])
-
-
-_OUTBOX_COLUMNS = (
-    "channel",
-    "destination",
-    "idempotency_key",
-    "ordering_key",
-    "priority",
-    "payload",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "created_at",
-    "lease_owner",  # set when the process that queues a message sends it at once (it holds it until then)
-    "lease_until",
-)
-
-
-def sqlite_enqueue(conn: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """:func:`enqueue` as plain ``sqlite3`` calls, for :meth:`Store.write_at_once`: a row whose idempotency key is
-    already queued is left out. The ids of the rows inserted, by idempotency key."""
+    statement = (
+        dialect_insert(outbox)
+        .on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key])
+        .returning(outbox.c.idempotency_key, outbox.c.id)
+    )
     inserted: dict[str, int] = {}
-    for start in range(0, len(rows), CHUNK // len(_OUTBOX_COLUMNS)):
-        chunk = rows[start : start + CHUNK // len(_OUTBOX_COLUMNS)]
-        params: list[Any] = []
-        for r in chunk:
-            lease_until = r.get("lease_until")
-            params += [
-                r["channel"],
-                r["destination"],
-                r["idempotency_key"],
-                r.get("ordering_key"),
-                r["priority"],
-                json.dumps(r["payload"]),
-                r["status"],
-                r["attempts"],
-                sqlite_text(r["next_attempt_at"]),
-                sqlite_text(r["created_at"]),
-                r.get("lease_owner"),
-                None if lease_until is None else sqlite_text(lease_until),
-            ]
-        values = ", ".join(["(" + ", ".join("?" * len(_OUTBOX_COLUMNS)) + ")"] * len(chunk))
-        cursor = conn.execute(
-            f"INSERT INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) VALUES {values} "
-            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key, id",
-            params,
-        )
-        inserted.update((str(key), int(id_)) for key, id_ in cursor.fetchall())
+    values = [{**_OPTIONAL, **r} for r in rows]  # one set of keys for every row of the statement
+    for start in range(0, len(values), CHUNK):
+        result = await conn.execute(statement, values[start : start + CHUNK])
+        inserted.update((str(key), int(id_)) for key, id_ in result)
     return inserted
 
 
-_PG_ENQUEUE = text(
-    """
-    INSERT INTO outbox (channel, destination, idempotency_key, ordering_key, priority, payload, status, attempts,
-                        next_attempt_at, created_at, lease_owner, lease_until)
-    SELECT channel, destination, idempotency_key, ordering_key, priority, CAST(payload AS json), status, attempts,
-           next_attempt_at, created_at, lease_owner, lease_until
-    FROM unnest(
-        CAST(:channels AS text[]), CAST(:destinations AS text[]), CAST(:keys AS text[]), CAST(:ordering AS text[]),
-        CAST(:priorities AS int[]), CAST(:payloads AS text[]), CAST(:statuses AS text[]), CAST(:attempts AS int[]),
-        CAST(:next_attempts AS timestamptz[]), CAST(:created AS timestamptz[]), CAST(:owners AS text[]),
-        CAST(:leases AS timestamptz[])
-    ) AS t(channel, destination, idempotency_key, ordering_key, priority, payload, status, attempts, next_attempt_at,
-           created_at, lease_owner, lease_until)
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING idempotency_key, id
-    """
-)
+# columns a queued row may leave out; ``lease_owner`` and ``lease_until`` are set when the process that queues a
+# message sends it at once (it holds it until then)
+_OPTIONAL = {"ordering_key": None, "lease_owner": None, "lease_until": None}
 
 
-async def pg_enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-    """:func:`enqueue` as one PostgreSQL statement (in autocommit: one round trip); the ids of the rows inserted,
-    by idempotency key. The rows travel as arrays (``unnest``): one statement text whatever their number, compiled
-    once and prepared once (a multi-row ``VALUES`` is compiled anew for every call)."""
-    if not rows:
-        return {}
-    result = await conn.execute(
-        _PG_ENQUEUE,
-        {
-            "channels": [r["channel"] for r in rows],
-            "destinations": [r["destination"] for r in rows],
-            "keys": [r["idempotency_key"] for r in rows],
-            "ordering": [r.get("ordering_key") for r in rows],
-            "priorities": [r["priority"] for r in rows],
-            "payloads": [json.dumps(r["payload"]) for r in rows],
-            "statuses": [r["status"] for r in rows],
-            "attempts": [r["attempts"] for r in rows],
-            "next_attempts": [r["next_attempt_at"] for r in rows],
-            "created": [r["created_at"] for r in rows],
-            "owners": [r.get("lease_owner") for r in rows],
-            "leases": [r.get("lease_until") for r in rows],
-        },
-    )
-    return {str(key): int(id_) for key, id_ in result}
-
-
-def sqlite_mark_sent(conn: sqlite3.Connection, ids: Sequence[int], *, owner: str, at: datetime) -> None:
-    """Marks messages sent (those whose lease ``owner`` still holds), as plain ``sqlite3`` calls
-    (:meth:`Store.write_at_once`)."""
+async def mark_sent(conn: AsyncConnection, ids: Sequence[int], *, owner: str, at: datetime) -> None:
+    """Marks messages sent (those whose lease ``owner`` still holds)."""
     for start in range(0, len(ids), CHUNK):
-        chunk = ids[start : start + CHUNK]
-        conn.execute(
-            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, lease_owner = NULL, "
-            f"lease_until = NULL, last_error = NULL WHERE id IN ({', '.join('?' * len(chunk))}) AND lease_owner = ?",
-            [sqlite_text(at), *chunk, owner],
+        chunk = list(ids[start : start + CHUNK])
+        await conn.execute(
+            update(outbox).where(outbox.c.id.in_(chunk), outbox.c.lease_owner == owner).values(**_sent(at))
         )
-
-
-async def pg_mark_sent(conn: AsyncConnection, ids: Sequence[int], *, owner: str, at: datetime) -> None:
-    """Marks messages sent (those whose lease ``owner`` still holds) in one statement (autocommit: one round trip)."""
-    await conn.execute(
-        update(outbox)
-        .where(outbox.c.id == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger))), outbox.c.lease_owner == owner)
-        .values(**_sent(at))
-    )
 
 
 def _sent(at: datetime) -> dict[str, Any]:

@@ -144,7 +144,6 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     await migrate(engine)
     store = Store(engine)
     yield store
-    await store.close()
     await engine.dispose()
 
 

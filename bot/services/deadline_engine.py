@@ -191,7 +191,7 @@ class DeadlineEngine:
             counted = await nag_store.record_misses(conn, misses, threshold=self.nags.three_misses.count, at=now)
             items = [d.item for d in won if d.item is not None]
             out = self._messages(items, now)
-            await nag_store.enqueue(conn, out)
+            await outbox_repo.enqueue(conn, out)
         result.batches += 1
         result.due += len(rows)
         result.moved += len(moved)

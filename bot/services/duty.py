@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.domain.clock import Clock
 from bot.domain.duty import DutyRoster, Takeover, Watch
 from bot.messages import refusals
@@ -36,7 +34,7 @@ from config.vocabulary import Role
 from store import audit as audit_repo
 from store import duty as duty_repo
 from store import inbox as inbox_repo
-from store.core import Store
+from store.core import Conn, Store
 
 # who may take over the duty: the duty role (which the roster's members hold), dispatchers, admins
 TAKERS: tuple[Role, ...] = (Role.DUTY, Role.DISPATCHER, Role.ADMIN)
@@ -100,9 +98,10 @@ class DutyService:
         """The roster with the takeovers that matter from ``at`` on (and those ended within the last
         ``takeover_max``, for when the roster's members came back on). One indexed read."""
         at = at or self.clock.now()
-        return await self.store.read(lambda conn: self._roster(conn, at), snapshot=False)
+        async with self.store.reading() as conn:
+            return await self._roster(conn, at)
 
-    async def _roster(self, conn: AsyncConnection, at: datetime) -> DutyRoster:
+    async def _roster(self, conn: Conn, at: datetime) -> DutyRoster:
         since = at - self.config.duty.takeover_max.natural()
         rows = await duty_repo.takeovers_ending_after(conn, since)
         return DutyRoster(self.config, [_takeover(row) for row in rows])
@@ -113,7 +112,7 @@ class DutyService:
         at = at or self.clock.now()
         return (await self.roster(at)).on_duty(at)
 
-    async def on_duty_in(self, conn: AsyncConnection, at: datetime) -> list[str]:
+    async def on_duty_in(self, conn: Conn, at: datetime) -> list[str]:
         """:meth:`on_duty`, read on ``conn``: inside a transaction of the caller's (a push written with its change)."""
         return (await self._roster(conn, at)).on_duty(at)
 
@@ -235,7 +234,7 @@ class DutyService:
                 )  # fmt: skip
             return DutyChange("handed_back", userid, at)
 
-    async def _first_time(self, conn: AsyncConnection, dedup: tuple[str, str, str], at: datetime) -> bool:
+    async def _first_time(self, conn: Conn, dedup: tuple[str, str, str], at: datetime) -> bool:
         """Records the message (under its key) as applied; False when it was before (a re-delivery)."""
         source, key, payload = dedup
         inbox_id = await inbox_repo.record_inbound(
@@ -244,7 +243,7 @@ class DutyService:
         return inbox_id is not None
 
     async def _replayed(
-        self, conn: AsyncConnection, userid: str, at: datetime, what: Literal["take", "hand_back"]
+        self, conn: Conn, userid: str, at: datetime, what: Literal["take", "hand_back"]
     ) -> DutyChange:
         """The answer to a message applied before: the state as it is (nothing changes)."""
         if what == "hand_back":
@@ -258,7 +257,7 @@ class DutyService:
         return DutyChange("taken", userid, at, mine.until if mine else None, duplicate=True)
 
     async def _audit(
-        self, conn: AsyncConnection, at: datetime, actor: str, action: str, data: Mapping[str, Any]
+        self, conn: Conn, at: datetime, actor: str, action: str, data: Mapping[str, Any]
     ) -> None:
         await audit_repo.append_audit(
             conn,

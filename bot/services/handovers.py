@@ -8,10 +8,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.domain.deadlines import PlanRequest
 from bot.domain.lifecycle import (
     Action,
@@ -27,7 +23,7 @@ from config.vocabulary import DeadlineName, TicketKind
 from store import audit as audit_repo
 from store import deadlines as deadlines_repo
 from store import tickets as tickets_repo
-from store.core import ConcurrentUpdate
+from store.core import ConcurrentUpdate, Conn, ConstraintViolation, Row
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +48,7 @@ class HandOvers(TicketActions):
                     outcomes = await self._upsert(conn, list(latest.values()), source, actor)
                 by_no = {o.ticket_no: o for o in outcomes}
                 return [by_no[t.ticket_no] for t in inputs]
-            except (IntegrityError, ConcurrentUpdate):
+            except (ConstraintViolation, ConcurrentUpdate):
                 if attempt == _RETRIES - 1:
                     raise
                 log.info("concurrent hand-over of the same ticket; retrying", extra={"attempt": attempt + 1})
@@ -72,7 +68,7 @@ class HandOvers(TicketActions):
         return statuses
 
     async def _upsert(
-        self, conn: AsyncConnection, inputs: list[TicketInput], source: str, actor: str
+        self, conn: Conn, inputs: list[TicketInput], source: str, actor: str
     ) -> list[UpsertOutcome]:
         now = self.clock.now()
         existing = await tickets_repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
@@ -85,7 +81,7 @@ class HandOvers(TicketActions):
         return outcomes
 
     async def _create(
-        self, conn: AsyncConnection, items: list[TicketInput], now: datetime, source: str, actor: str
+        self, conn: Conn, items: list[TicketInput], now: datetime, source: str, actor: str
     ) -> list[UpsertOutcome]:
         if not items:
             return []
@@ -204,7 +200,7 @@ class HandOvers(TicketActions):
         return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
 
     async def _update(
-        self, conn: AsyncConnection, row: RowMapping, item: TicketInput, now: datetime, actor: str, source: str
+        self, conn: Conn, row: Row, item: TicketInput, now: datetime, actor: str, source: str
     ) -> UpsertOutcome:
         digest = item.payload_hash()
         if digest == row["payload_hash"]:
@@ -264,7 +260,7 @@ class HandOvers(TicketActions):
 
     async def _reschedule(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         ticket_id: int,
         kind: TicketKind,
         category: str | None,

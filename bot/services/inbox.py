@@ -36,14 +36,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy.engine import RowMapping
-
 from bot.domain.clock import Clock
 from bot.domain.events import CardClick, EnterChat, InboundEvent, OtherEvent, TextMessage, dedup_key
 from bot.domain.masking import mask_text
 from bot.services.groupcommit import GroupCommit
 from store import inbox as inbox_repo
-from store.core import Store
+from store.core import Row, Store
 from store.liveness import Liveness, process_id
 from store.models import inbox
 
@@ -227,16 +225,10 @@ class InboundProcessor:
         ]
         now = self.clock.now()
         owner, until = self.owner, now + self.lease
-        ids = iter(
-            await self.store.write_once(  # one round trip (see store.inbox)
-                sqlite=lambda c: inbox_repo.sqlite_inbox_write(
-                    c, values, marks, owner=owner, lease_until=until, at=now
-                ),
-                postgresql=lambda c: inbox_repo.pg_inbox_write(
-                    c, values, marks, owner=owner, lease_until=until, at=now
-                ),
-            )
-        )
+        async with self.store.transaction() as conn:
+            inserted = await inbox_repo.record_inbound_many(conn, values, lease_owner=owner, lease_until=until)
+            await inbox_repo.finish_inbound_many(conn, marks, at=now, owner=owner)
+        ids = iter(inserted)
         return [next(ids) if isinstance(w, _Row) else None for w in batch]
 
     # -- processing ---------------------------------------------------------------------------------------------
@@ -429,7 +421,7 @@ class InboundProcessor:
                         owner=self.owner,
                         now=now,
                         lease_until=now + self.lease,
-                        any_other_owner=self.store.backend == "sqlite",
+                        any_other_owner=self.store.single_process,
                         limit=self.recover_batch,
                     )
                 # skip rows queued here, and rows finished while the query ran (it may have read them as pending)
@@ -446,7 +438,7 @@ class InboundProcessor:
             log.info("wecom inbound: recovered %d pending callbacks", total)
         return total
 
-    def _job(self, row: RowMapping) -> _Job:
+    def _job(self, row: Row) -> _Job:
         try:
             return _Job(row["id"], self.read(row["source"], row["payload"], row["received_at"]))
         except ValueError as exc:

@@ -15,12 +15,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from config.model import Retention
 from store import inbox as inbox_repo
 from store import outbox as outbox_repo
-from store.core import Store
+from store.core import Conn, Store
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +55,8 @@ async def purge(store: Store, retention: Retention, now: datetime, *, batch: int
 
 async def _in_batches(
     store: Store,
-    find: Callable[[AsyncConnection], Awaitable[list[int]]],
-    delete: Callable[[AsyncConnection, Sequence[int]], Awaitable[int]],
+    find: Callable[[Conn], Awaitable[list[int]]],
+    delete: Callable[[Conn, Sequence[int]], Awaitable[int]],
     batch: int,
 ) -> int:
     """The rows ``find`` names (at most ``batch``, looked for in a read transaction, which holds up no writer),

@@ -10,9 +10,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.domain.deadlines import PlanRequest
 from bot.domain.lifecycle import (
     Action,
@@ -39,7 +36,7 @@ from store import deadlines as deadlines_repo
 from store import inbox as inbox_repo
 from store import nags as nag_store
 from store import tickets as tickets_repo
-from store.core import ConcurrentUpdate
+from store.core import ConcurrentUpdate, Conn, Row
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +66,12 @@ class TicketActions(TicketCore):
         unit's tickets (:mod:`bot.domain.permissions`), on the ticket as it is read here.
 
         Raises TicketNotFound, NotPermitted or TransitionRefused (nothing changed in any case). The whole action is
-        one transaction, in one round trip on SQLite (:meth:`store.core.Store.run_transaction`).
+        one transaction.
         """
 
         known = [row] if row is not None and row["ticket_no"] == ticket_no else []  # used on the first try only
 
-        async def transaction(conn: AsyncConnection) -> ActionOutcome:
+        async def transaction(conn: Conn) -> ActionOutcome:
             outcome: ActionOutcome | None = None
             if dedup is not None:
                 source, key, payload = dedup
@@ -104,14 +101,14 @@ class TicketActions(TicketCore):
 
         for attempt in range(_RETRIES):
             try:
-                async with self._told():
-                    return await self.store.run_transaction(transaction)
+                async with self._told(), self.store.transaction() as conn:
+                    return await transaction(conn)
             except ConcurrentUpdate:
                 if attempt == _RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
-    async def _duplicate(self, conn: AsyncConnection, ticket_no: str, req: ActionRequest) -> ActionOutcome:
+    async def _duplicate(self, conn: Conn, ticket_no: str, req: ActionRequest) -> ActionOutcome:
         row = await tickets_repo.ticket_by_no(conn, ticket_no)
         if row is None:
             raise TicketNotFound(ticket_no)
@@ -119,7 +116,7 @@ class TicketActions(TicketCore):
         return ActionOutcome(ticket_no, req.action, state, state, 0, dict(row), duplicate=True)
 
     async def _apply(
-        self, conn: AsyncConnection, row: Mapping[Any, Any], req: ActionRequest, *, source: str | None = None
+        self, conn: Conn, row: Mapping[Any, Any], req: ActionRequest, *, source: str | None = None
     ) -> ActionOutcome:
         if req.unit and req.action in (Action.REDISPATCH, Action.ASSIGN):
             unit = self.config.unit_for_label(req.unit)
@@ -191,11 +188,11 @@ class TicketActions(TicketCore):
 
     async def _apply_deadlines(
         self,
-        conn: AsyncConnection,
+        conn: Conn,
         row: Mapping[Any, Any],
         ticket: TicketSnapshot,
         transition: Transition,
-        open_rows: list[RowMapping],
+        open_rows: list[Row],
         at: datetime,
     ) -> tuple[list[dict[str, Any]], set[int]]:
         """Closes what the transition meets or cancels; (the deadlines of the new cycle it starts, if any, the ids of
@@ -244,7 +241,7 @@ class TicketActions(TicketCore):
         return started, closing
 
     async def _extend(
-        self, conn: AsyncConnection, current: list[RowMapping], transition: Transition, at: datetime
+        self, conn: Conn, current: list[Row], transition: Transition, at: datetime
     ) -> dict[str, dict[str, str]]:
         """An approved extension: each deadline of ``transition.extend`` moves ``extend_days`` working days later,
         counted from its own due time on the working-day calendar. Returns {name: {"from": …, "to": …}} (ISO) for

@@ -10,8 +10,6 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.domain.clock import Clock
 from bot.domain.deadlines import DeadlinePlanner, PlannedDeadline
 from bot.domain.lifecycle import (
@@ -24,7 +22,7 @@ from bot.services.ticket_model import ChangeHook, TicketChange
 from config.durations import Duration
 from config.model import BotConfig
 from store import outbox as outbox_repo
-from store.core import Store
+from store.core import Conn, Store
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +60,7 @@ class TicketCore:
         self.hooks.append(hook)
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def _transaction(self) -> AsyncIterator[Conn]:
         """The store's transaction; once it has committed, the hooks told of its changes are told so."""
         async with self._told(), self.store.transaction() as conn:
             yield conn
@@ -70,8 +68,7 @@ class TicketCore:
     @asynccontextmanager
     async def _told(self) -> AsyncIterator[None]:
         """Collects the hooks told of changes in the transaction(s) within; once those have committed (the block
-        ends without an error), tells them so. The collection travels in a context variable, which
-        :meth:`store.core.Store.run_transaction` carries into the SQLite writer thread."""
+        ends without an error), tells them so. The collection travels in a context variable."""
         told: set[ChangeHook] = set()
         token = _TOLD.set(told)
         try:
@@ -84,7 +81,7 @@ class TicketCore:
             except Exception:  # the change is committed: a hook's after-thought must not turn it into an error
                 log.exception("a ticket hook failed after the commit")
 
-    async def _tell(self, conn: AsyncConnection, changes: Sequence[TicketChange]) -> None:
+    async def _tell(self, conn: Conn, changes: Sequence[TicketChange]) -> None:
         if not changes:
             return
         told = _TOLD.get()
@@ -99,7 +96,7 @@ class TicketCore:
         """The ``stage`` and ``next_due_at`` of a deadline planned or moved at ``now``: its first step for the deadline
         engine (reminders already past skipped), or (0, None) when it has none: a window (the return window) is not
         an obligation, nothing reminds of it. Whatever moves a deadline's due time writes these with it
-        (:func:`store.repo.reschedule_deadline`), so that its reminders start over."""
+        (:func:`store.deadlines.reschedule_deadline`), so that its reminders start over."""
         if name in NAG_FREE:
             return 0, None
         step = self.nags.next_point(policy, started_at, due_at, 0, now=now)
@@ -137,7 +134,7 @@ class TicketCore:
             )
         return rows
 
-    async def _sync_back(self, conn: AsyncConnection, audits: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+    async def _sync_back(self, conn: Conn, audits: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
         """Queues each state change for the hotline platform (when a sync-back is configured)."""
         if self.sync_back is None or not audits:
             return

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.domain.lifecycle import (
     Action,
     Evaluation,
@@ -20,6 +18,7 @@ from bot.domain.lifecycle import (
 )
 from bot.messages import refusals
 from config.vocabulary import TicketKind
+from store.core import Conn
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class TicketChange:
 class ChangeHook(Protocol):
     """Follows ticket changes in their own transaction (see the module's docstring)."""
 
-    async def changed(self, conn: AsyncConnection, changes: Sequence[TicketChange]) -> None:
+    async def changed(self, conn: Conn, changes: Sequence[TicketChange]) -> None:
         """Writes what ``changes`` cause, on ``conn`` (the changes' transaction)."""
 
     def committed(self) -> None:

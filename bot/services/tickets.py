@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from bot.services.handovers import HOTLINE, HandOvers
 from bot.services.ticket_actions import _access_audit
 from bot.services.ticket_core import SyncBack
@@ -34,6 +32,7 @@ from bot.services.ticket_model import (
 from store import audit as audit_repo
 from store import deadlines as deadlines_repo
 from store import tickets as tickets_repo
+from store.core import Conn
 
 __all__ = [
     "HOTLINE",
@@ -58,17 +57,19 @@ class TicketService(HandOvers):
     async def record_access(self, ticket: Mapping[str, Any], *, actor: str, what: str) -> None:
         """Who saw a citizen's full contact details, and when: an audit entry (the state does not change)."""
         entry = _access_audit(ticket, actor=actor, at=self.clock.now(), via=what)
-        await self.store.run_transaction(lambda conn: audit_repo.append_audit(conn, [entry]))
+        async with self.store.transaction() as conn:
+            await audit_repo.append_audit(conn, [entry])
 
     async def deadlines_of(self, ticket_id: int) -> list[Mapping[str, Any]]:
         """A ticket's deadlines, every cycle's, as :meth:`get` gives them."""
-        found = await self.store.read(lambda conn: deadlines_repo.deadlines_of(conn, ticket_id), snapshot=False)
+        async with self.store.reading() as conn:
+            found = await deadlines_repo.deadlines_of(conn, ticket_id)
         return [dict(r) for r in found]
 
     async def get(self, ticket_no: str, *, history: bool = True, deadlines: bool = True) -> TicketDetail:
         """The ticket with its deadlines and history (each can be left out when not needed, e.g. in a chat reply)."""
 
-        async def query(conn: AsyncConnection) -> TicketDetail:
+        async def query(conn: Conn) -> TicketDetail:
             row = await tickets_repo.ticket_by_no(conn, ticket_no)
             if row is None:
                 raise TicketNotFound(ticket_no)
@@ -78,4 +79,5 @@ class TicketService(HandOvers):
                 history=[dict(r) for r in await audit_repo.history_of(conn, row["id"])] if history else [],
             )
 
-        return await self.store.read(query)
+        async with self.store.reading() as conn:
+            return await query(conn)

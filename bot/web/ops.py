@@ -11,7 +11,6 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy import text
 
 from bot.web.errors import Handler, json_response
 from bot.web.keys import (
@@ -29,6 +28,7 @@ from bot.web.keys import (
 )
 from bot.web.protocol import CLIENT_CLOSED
 from store import outbox as outbox_repo
+from store.core import ping
 from store.liveness import unreachable
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ async def readyz(request: web.Request) -> web.Response:
     degraded = False
     try:
         async with app[STORE].reading() as conn:
-            await conn.execute(text("SELECT 1"))
+            await ping(conn)
         checks["database"] = {"status": "ok", "backend": app[STORE].backend}
         if LIVENESS in app:
             checks["database"]["processes"] = app[LIVENESS].processes  # live bot processes sharing it

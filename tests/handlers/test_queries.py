@@ -181,9 +181,7 @@ async def test_sqlite_plans_use_the_indexes(
             if statement.lstrip().startswith("SELECT"):
                 statements.append((statement, parameters))
 
-        # the reads run in the store's SQLite reader thread (Store.read), on its own engine
-        assert store.sqlite_reader is not None
-        reader = store.sqlite_reader.sync_engine
+        reader = engine.sync_engine
         event.listen(reader, "before_cursor_execute", record)
         await my_open_tickets(store, "wuhao")
         await unit_open_tickets(store, ["HW"])
@@ -210,5 +208,4 @@ async def test_sqlite_plans_use_the_indexes(
         # open tickets of a unit: the few open ones (ix_tickets_state), not the unit's tickets of all time
         assert all("ix_tickets_unit_code" not in step for plan in plans for step in plan)
     finally:
-        await store.close()
         await engine.dispose()

@@ -247,7 +247,6 @@ async def test_a_command_runs_on_statements_sqlalchemy_compiles_once(
 
     store = service.store
     engines = [store.engine.sync_engine]
-    engines += [w.sync_engine for w in (store.sqlite_writer, store.sqlite_reader) if w is not None]
     for engine in engines:
         event.listen(engine, "before_cursor_execute", record)
     try:

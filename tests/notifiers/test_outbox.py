@@ -354,10 +354,9 @@ def _reply(key: str, clock: FrozenClock, *, owner: str | None = None, lease: tim
 
 
 async def _enqueue_at_once(store: Store, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """As the command router writes its replies: one round trip, the ids of the rows inserted."""
-    return await store.write_once(
-        sqlite=lambda c: outbox_repo.sqlite_enqueue(c, rows), postgresql=lambda c: outbox_repo.pg_enqueue(c, rows)
-    )
+    """As the command router writes its replies: the ids of the rows inserted."""
+    async with store.transaction() as conn:
+        return await outbox_repo.enqueue(conn, rows)
 
 
 def _messages(rows: list[dict[str, Any]], ids: dict[str, int]) -> list[OutboundMessage]:

@@ -396,7 +396,7 @@ async def test_a_new_engine_continues_where_the_last_one_stopped(
     async def crash(*_args: object, **_kwargs: object) -> None:
         raise ConnectionError("the process died")
 
-    monkeypatch.setattr(deadline_engine.nag_store, "enqueue", crash)
+    monkeypatch.setattr(deadline_engine.outbox_repo, "enqueue", crash)
     with pytest.raises(ConnectionError):
         await tick(crashing, clock, at(24, 7))
     monkeypatch.undo()
@@ -432,7 +432,6 @@ async def second_store(database_url: str) -> AsyncIterator[Store]:
     engine = create_engine(database_url)
     other = Store(engine)
     yield other
-    await other.close()
     await engine.dispose()
 
 

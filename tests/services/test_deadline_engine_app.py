@@ -121,7 +121,5 @@ async def test_one_process_ticks_another_takes_over_when_it_dies(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for store in stores:
-            await store.close()
         for engine in engines:
             await engine.dispose()

@@ -85,7 +85,6 @@ class HeldEngine:
             try:
                 await self.make(store).tick(at(23, 21))
             finally:
-                await store.close()
                 await engine.dispose()
 
         try:

@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
-from sqlalchemy.exc import IntegrityError
 
 from bot.domain.ticket import TicketInput
 from bot.services.ingest import IngestBatcher
 from bot.services.tickets import TicketService, UpsertOutcome
+from store.core import ConstraintViolation
 
 
 class CountingService(TicketService):
@@ -62,7 +62,7 @@ async def test_a_failing_hand_over_fails_alone(counting: CountingService) -> Non
         batcher.submit_inputs([t("2026112300004")]),
         return_exceptions=True,
     )
-    assert isinstance(results[2], IntegrityError)
+    assert isinstance(results[2], ConstraintViolation)
     assert [r[0].status for i, r in enumerate(results) if i != 2] == ["created"] * 3  # type: ignore[index]
     assert (await counting.get("2026112300004")).ticket["state"] == "dispatched"
 

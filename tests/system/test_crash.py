@@ -48,7 +48,6 @@ async def outbox_settled(database_url: str) -> bool:
         async with store.reading() as conn:
             counts = await outbox_repo.outbox_counts(conn)
     finally:
-        await store.close()
         await engine.dispose()
     return not any(counts.get(status, 0) for status in counts if status not in ("sent", "dead"))
 

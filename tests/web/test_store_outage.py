@@ -63,8 +63,7 @@ class SqliteOutage(Outage):
     async def down(self, app: web.Application) -> None:
         await app[WECOM_INBOUND].drain()  # its last write done, nothing reopens the files meanwhile
         store = app[STORE]
-        await store.close()  # the writer's and reader's connections: the files are let go, as on a lost volume
-        await store.engine.dispose()
+        await store.engine.dispose()  # its pooled connections: the files are let go, as on a lost volume
         self.aside.mkdir()
         for file in self.path.parent.glob(self.path.name + "*"):
             shutil.move(file, self.aside / file.name)

@@ -6,22 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.clock import FrozenClock
 from bot.services.groupcommit import GroupCommit
 from bot.services.inbox import InboundProcessor, RecordingSink, _Job
 from bot.wecom.parse import APP_SOURCE, parse_app_xml, read_stored
 from store import inbox as inbox_repo
-from store.core import Store
+from store.core import Conn, Store
 from store.models import inbox
 
 T = TypeVar("T")
@@ -35,19 +33,9 @@ class CountingStore(Store):
         self.transactions = 0
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self) -> AsyncIterator[Conn]:
         self.transactions += 1
         async with super().transaction() as conn:
-            yield conn
-
-    async def write_at_once(self, transaction: Callable[[sqlite3.Connection], T]) -> T:
-        self.transactions += 1
-        return await super().write_at_once(transaction)
-
-    @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
-        self.transactions += 1  # one statement there: one transaction
-        async with super().autocommit() as conn:
             yield conn
 
 
@@ -110,22 +98,10 @@ class FailingMarksStore(Store):
         self.fail = False
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+    async def transaction(self) -> AsyncIterator[Conn]:
         if self.fail:
             raise ConnectionError("the database went away")
         async with super().transaction() as conn:
-            yield conn
-
-    async def write_at_once(self, transaction: Callable[[sqlite3.Connection], T]) -> T:
-        if self.fail:
-            raise ConnectionError("the database went away")
-        return await super().write_at_once(transaction)
-
-    @asynccontextmanager
-    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
-        if self.fail:
-            raise ConnectionError("the database went away")
-        async with super().autocommit() as conn:
             yield conn
 
 
