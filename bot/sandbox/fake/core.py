@@ -14,8 +14,8 @@ from typing import Any, Literal
 from aiohttp import web
 
 from bot.sandbox.fake import errors as E
+from bot.sandbox.fake.aibot_rules import KINDS as AIBOT_KINDS
 from bot.sandbox.fake.errors import ApiError
-from bot.sandbox.fake.longconn import KINDS as AIBOT_KINDS
 from bot.sandbox.fake.longconn import AibotHub
 from bot.sandbox.fake.model import (
     FAULTS,
@@ -58,7 +58,7 @@ def agentid_of(value: object) -> int:
 
 
 class FakeWeCom:
-    """A WeCom server API that enforces WeCom's rules, served by ``make_app`` (or the ``app`` property).
+    """A WeCom server API that enforces WeCom's rules, served by :func:`bot.sandbox.fake.make_app`.
 
     ``secrets`` maps each app's corpsecret to its agentid; ``members`` are the userids that exist (case-insensitive,
     as in WeCom); ``parties``/``tags`` map party/tag ids to member userids for ``toparty``/``totag``.
@@ -116,19 +116,10 @@ class FakeWeCom:
         self._windows: dict[tuple[Any, ...], list[SlidingWindow]] = {}
         self._recent_bodies: dict[tuple[int, str], datetime] = {}
         self._faults: list[InjectedFault] = []
-        self._app: web.Application | None = None
         # intelligent robots on the long connection: bot_id -> secret (``bot.sandbox.fake.longconn``)
         self.aibot = AibotHub(self, aibots or {}, heartbeat_timeout=aibot_heartbeat_timeout)
 
     # ---- what tests use ---------------------------------------------------------------------------------------
-
-    @property
-    def app(self) -> web.Application:
-        if self._app is None:
-            from bot.sandbox.fake.server import make_app
-
-            self._app = make_app(self)
-        return self._app
 
     def now(self) -> datetime:
         return self.clock()

@@ -100,7 +100,7 @@ def _endpoint(fake: FakeWeCom, handler: Handler) -> Callable[[web.Request], Awai
 
 
 def make_app(fake: FakeWeCom) -> web.Application:
-    """A new aiohttp application serving ``fake`` (``fake.app`` keeps one)."""
+    """A new aiohttp application serving ``fake``."""
     app = web.Application(client_max_size=MAX_BODY)
     app[FAKE] = fake
     for method, path, handler in ROUTES:
