@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.domain.events import InboundEvent
-from bot.services.inbox import describe
+from bot.services.sinks import describe
 from bot.wecom.aibot_frames import Changes, msgid
 from bot.wecom.parse import AIBOT_SOURCE, MalformedCallback, parse_aibot_json
 
