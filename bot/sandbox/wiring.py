@@ -168,7 +168,7 @@ class SandboxWeCom(FakeWeCom):
     """The fake WeCom, telling the sandbox about every message it delivers or drops."""
 
     def __init__(self, on_record: Callable[[Delivered, str | None], None], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(keep_received=0, **kwargs)  # the page shows deliveries; requests are not kept
         self._on_record = on_record
 
     def deliver(self, *args: Any, **kwargs: Any) -> Delivered:
