@@ -5,7 +5,9 @@ and ``/sandbox/`` shows the configured work groups and private chats as chats: t
 and a person types as any configured member; the lines travel to the bot as signed, encrypted callbacks through its
 real endpoints. A demo feed hands over realistic sample tickets through the real signed ingest API.
 
-* :mod:`bot.sandbox.embed`: when it is on, where the fake runs, the credentials, the people's side.
+* :mod:`bot.sandbox.wiring`: when it is on, where the fake runs, the credentials.
+* :mod:`bot.sandbox.embed`: the people's side: typing, clicking, demo hand-overs; the fake's lifetime.
+* :mod:`bot.sandbox.records`: what the fake records, as the page's chat items.
 * :mod:`bot.sandbox.web`: the page and its JSON API; :func:`attach` wires it all into ``create_app``.
 * :mod:`bot.sandbox.simulate`: callbacks built as WeCom builds them; passive replies opened.
 * :mod:`bot.sandbox.render`: messages as safe HTML. :mod:`bot.sandbox.chats`: chats and the page's feed.

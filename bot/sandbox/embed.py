@@ -1,42 +1,13 @@
-"""The sandbox inside the bot: a fake WeCom of its own, the bot configured against it, and the people's side.
-
-Where the fake runs: on a loopback port of its own (``127.0.0.1``, port 0: the OS picks a free one), started by a
-``cleanup_ctx`` of the bot's application, before the database and everything else, and stopped after them. A port
-of its own rather than a prefix on the bot's server, because the fake must look like WeCom to the bot's clients:
-they build ``{WECOM_API_BASE}/cgi-bin/...`` and the robot's ``response_url`` client accepts only URLs whose path
-starts with ``/cgi-bin/`` on the API base's origin; under a prefix the bot's ``/cgi-bin`` would also mix WeCom's
-API into the bot's own routes. The port is known only once the fake listens, so ``create_app`` gets settings with
-a placeholder base (``http://127.0.0.1:1``, which reaches nothing) and the context replaces ``app[SETTINGS]`` with
-the real one before the outbox worker (the only reader of ``WECOM_API_BASE``) starts.
-
-Credentials: generated at every start (corp id ``ww`` + 16 hex digits, app agent 1000002 with a random secret,
-random callback tokens and EncodingAESKeys for the app and the intelligent robot). Nothing outside this process
-needs them, and new ones each time mean nothing cached from an earlier run (an access token in Redis, a
-``response_url``) can be mistaken for valid. ``HOTLINE_INGEST_SECRET`` is kept when set, else a random one is made
-so that the demo feed can sign its hand-overs.
-
-What the fake has: the configured members; every unit's ``group.chatid`` as an app chat (created directly in the
-fake's state: sandbox chat ids such as ``sandbox-rxb`` are not what ``appchat/create`` would accept, and the app
-is taken to have created them), with the unit's members (head and deputies included); every ``group.webhook_key``
-as a robot. Every message the fake delivers or drops becomes an item of the page's feed, in the chat it reached.
-
-When: ``create_app(..., sandbox=True)`` (``run_bot.py serve`` passes it) calls :func:`attach`. The sandbox is on
-when ``SANDBOX`` is ``auto`` (the default) or ``public`` and no WeCom setting at all is given (any ``WECOM_*``
-credential, or a ``WECOM_API_BASE`` of one's own: a half-configured WeCom is a mistake to report, not a reason to
-pretend). It is only served on a loopback ``BOT_HOST``: it lets whoever opens the page act as any member. On another
-host it stays off, with a warning in the log and on ``/sandbox/``, unless ``SANDBOX=public``.
-
-Who may open it: whoever has the link from the start log, ``/sandbox/?token=…``. The access token is random at
-every start (like Jupyter's), and :mod:`bot.sandbox.web` refuses every request without it; unless
-``SANDBOX=public``, also every request that did not come straight from this machine (see there).
+"""The sandbox inside the bot, the people's side: the page's state, a member typing or clicking (signed callbacks
+to the bot over real HTTP, as WeCom sends them), demo hand-overs, and the fake's lifetime beside the bot's. When
+it is on, where the fake runs and the credentials: :mod:`bot.sandbox.wiring`; how what the fake records becomes the
+page's chat items: :mod:`bot.sandbox.records`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import ipaddress
 import json
 import logging
 import secrets
@@ -50,12 +21,13 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.domain.clock import Clock
-from bot.domain.masking import mask_text
 from bot.sandbox import render, simulate
-from bot.sandbox.chats import SYSTEM_CHAT, CardInfo, Chat, Directory, Feed, Item
+from bot.sandbox.chats import Chat, Directory, Feed, Item
 from bot.sandbox.demo import DemoFeed, Injected
-from bot.sandbox.fake import Delivered, FakeWeCom, serve
+from bot.sandbox.fake import serve
 from bot.sandbox.fake.model import Chat as FakeChat
+from bot.sandbox.records import Records
+from bot.sandbox.wiring import API_PLACEHOLDER, Credentials, SandboxWeCom, is_loopback, new_token, self_url
 from bot.services.tickets import TicketService
 from bot.web.keys import SETTINGS, TICKETS
 from bot.wecom.callbacks import AIBOT_PATH, APP_PATH
@@ -66,157 +38,8 @@ from config.settings import Settings
 log = logging.getLogger(__name__)
 
 ROBOT_NAME = "机器人"  # the intelligent robot's display name: the "@机器人 " in front of group messages
-API_PLACEHOLDER = "http://127.0.0.1:1"  # until the fake listens; port 1 reaches nothing
-KEEP_DELIVERED = 1000  # the fake's own lists are trimmed to this many records
 HTTP_TIMEOUT = 15.0
 
-VIA_LABELS = {
-    "app": "应用消息",
-    "appchat": "应用群聊消息",
-    "webhook": "群机器人推送",
-    "response_url": "智能机器人回复",
-    "passive": "被动回复",
-    "update_card": "卡片更新",
-}
-
-
-# -- the decision ---------------------------------------------------------------------------------------------
-
-
-def is_loopback(host: str) -> bool:
-    """``localhost`` or a loopback address (``127.0.0.0/8``, ``::1``, and ``::ffff:127.0.0.1`` as a dual-stack
-    socket reports an IPv4 peer)."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip().strip("[]"))
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
-
-
-def new_token() -> str:
-    """The page's access token: 43 URL-safe characters. One that the logs' phone-number mask would change (a run
-    of digits that looks like a phone number: about one start in a billion) is drawn again, so that the link in
-    the start log always works."""
-    while True:
-        token = secrets.token_urlsafe(32)
-        if mask_text(token) == token:
-            return token
-
-
-def wecom_settings_given(settings: Settings) -> list[str]:
-    """The WeCom settings given (env var names): every ``wecom_*`` setting that is not its default (a credential,
-    an API base or another endpoint of one's own)."""
-    given = []
-    for field, var in Settings.ENV_VARS.items():
-        if not field.startswith("wecom_"):
-            continue
-        value = getattr(settings, field, None)
-        if value not in (None, "") and value != Settings.model_fields[field].default:
-            given.append(var)
-    return given
-
-
-Decision = Literal["on", "off", "refused"]
-
-
-def decide(settings: Settings) -> Decision:
-    """Whether this process embeds the sandbox, logging why not when it does not."""
-    if settings.sandbox == "off":
-        log.info("sandbox: off (SANDBOX=off)")
-        return "off"
-    given = wecom_settings_given(settings)
-    if given:
-        if not settings.wecom_configured:
-            log.warning(
-                "sandbox: off, because WeCom settings are given (%s) — but they are not enough to reach WeCom",
-                ", ".join(given),
-            )
-        return "off"
-    if not is_loopback(settings.host) and settings.sandbox != "public":
-        log.warning(
-            "sandbox: not started: BOT_HOST=%s is not a loopback address, and the sandbox lets anyone who opens it "
-            "act as any member. Listen on 127.0.0.1, or set SANDBOX=public to serve it anyway (training only).",
-            settings.host,
-        )
-        return "refused"
-    return "on"
-
-
-# -- credentials ----------------------------------------------------------------------------------------------
-
-
-def _aes_key() -> str:
-    """A random EncodingAESKey: 43 characters of base64 (32 bytes without the trailing '=')."""
-    return base64.b64encode(secrets.token_bytes(32)).decode("ascii")[:43]
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    corp_id: str
-    agent_id: int
-    app_secret: str
-    app_token: str
-    app_aes_key: str
-    aibot_token: str
-    aibot_aes_key: str
-    aibot_id: str
-
-    @classmethod
-    def generate(cls) -> Credentials:
-        return cls(
-            corp_id="ww" + secrets.token_hex(8),
-            agent_id=1000002,
-            app_secret=secrets.token_urlsafe(32),
-            app_token=secrets.token_urlsafe(24),
-            app_aes_key=_aes_key(),
-            aibot_token=secrets.token_urlsafe(24),
-            aibot_aes_key=_aes_key(),
-            aibot_id="aib" + secrets.token_hex(12),
-        )
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "wecom_corp_id": self.corp_id,
-            "wecom_app_agent_id": str(self.agent_id),
-            "wecom_app_secret": self.app_secret,
-            "wecom_app_token": self.app_token,
-            "wecom_app_aes_key": self.app_aes_key,
-            "wecom_aibot_token": self.aibot_token,
-            "wecom_aibot_aes_key": self.aibot_aes_key,
-        }
-
-
-# -- the fake, reporting what it records ------------------------------------------------------------------------
-
-
-class SandboxWeCom(FakeWeCom):
-    """The fake WeCom, telling the sandbox about every message it delivers or drops."""
-
-    def __init__(self, on_record: Callable[[Delivered, str | None], None], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._on_record = on_record
-
-    def deliver(self, *args: Any, **kwargs: Any) -> Delivered:
-        record = super().deliver(*args, **kwargs)
-        self._report(record, None)
-        del self.delivered[:-KEEP_DELIVERED]
-        return record
-
-    def drop(self, *args: Any, **kwargs: Any) -> Any:
-        record = super().drop(*args, **kwargs)
-        self._report(record, getattr(record, "reason", "") or "dropped")
-        del self.dropped[:-KEEP_DELIVERED]
-        return record
-
-    def _report(self, record: Delivered, dropped: str | None) -> None:
-        try:
-            self._on_record(record, dropped)
-        except Exception:  # the page is a view: never let it break the fake's answer
-            log.exception("sandbox: could not show a %s message", record.kind)
 
 
 # -- the sandbox ----------------------------------------------------------------------------------------------
@@ -251,10 +74,11 @@ class Sandbox:
         self.directory = Directory(config)
         self.names = self.directory.names
         self.feed = Feed()
+        self.records = Records(self.directory, self.feed, clock)
         self.app_crypto = CallbackCrypto(creds.app_token, creds.app_aes_key, creds.corp_id)
         self.robot_crypto = CallbackCrypto(creds.aibot_token, creds.aibot_aes_key, "")
         self.fake = SandboxWeCom(
-            self._recorded,
+            self.records.recorded,
             corp_id=creds.corp_id,
             secrets={creds.app_secret: creds.agent_id},
             webhook_keys=[c.webhook_key for c in self.directory.groups() if c.webhook_key],
@@ -274,7 +98,7 @@ class Sandbox:
         self.demo = DemoFeed(config, clock)
         self.demo_every = settings.sandbox_demo_every
         self.session: aiohttp.ClientSession | None = None
-        self.self_url = _self_url(settings.host, settings.port)
+        self.self_url = self_url(settings.host, settings.port)
         self.page_url = f"{self.self_url}/sandbox/"  # without the token: for anything but the start line
         self._demo_task: asyncio.Task[None] | None = None
 
@@ -308,105 +132,6 @@ class Sandbox:
             host, port = str(sockname[0]), int(sockname[1])
             self.self_url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         return self.self_url
-
-    # -- deliveries → chat items ------------------------------------------------------------------------------
-
-    def _recorded(self, record: Delivered, dropped: str | None) -> None:
-        if record.kind == "update_card" and dropped is None:
-            self._card_update(record)
-            return
-        body = record.body if isinstance(record.body, Mapping) else {}
-        via = VIA_LABELS.get(record.kind, record.kind)
-        for chat in self._chats_of(record):
-            if dropped is not None:
-                who = f"（{record.to.get('userid')}）" if record.to.get("userid") else ""
-                text = f"企业微信静默丢弃了一条{via}{who}：{dropped}。「{render.preview(record.msgtype, body)}」"
-                self.feed.add(chat, record.at, "system", text=text, level="error")
-                continue
-            card = self._card_info(record, body)
-            self.feed.add(
-                chat,
-                record.at,
-                "bot",
-                html=render.message(record.msgtype, body, self.names),
-                text=render.preview(record.msgtype, body),
-                via=record.kind,
-                msgtype=record.msgtype,
-                raw=render.raw_json(body),
-                card=card,
-                task=(card.source, card.task_id) if card else _task_of(record, body),
-                body=body,
-            )
-
-    def _chats_of(self, record: Delivered) -> list[str]:
-        to = record.to
-        named = to.get("chat")
-        if isinstance(named, str) and self.directory.chat(named) is not None:
-            return [named]
-        chats: list[str] = []
-        if record.kind == "webhook":
-            chats = self.directory.webhook_chats(to.get("webhook_key"))
-        elif to.get("chatid"):
-            chats = [c for c in [self.directory.group_chat(to.get("chatid"))] if c]
-        elif to.get("touser") or to.get("userid"):
-            chats = [c for c in [self.directory.user_chat(to.get("touser") or to.get("userid"))] if c]
-        return chats or [SYSTEM_CHAT]
-
-    @staticmethod
-    def _card_info(record: Delivered, body: Mapping[str, Any]) -> CardInfo | None:
-        if record.msgtype != "template_card" or record.kind in ("webhook", "update_card"):
-            return None
-        # app messages are the app's cards; robot replies (response_url, long connection) the robot's; a passive
-        # reply says whose callback it answered
-        source = "app" if record.kind == "app" else record.to.get("source", "aibot")
-        return card_info(body.get("template_card"), source)
-
-    def _card_update(self, record: Delivered) -> None:
-        """``message/update_template_card``: the app's card changes in the chats of ``userids`` (all, without)."""
-        task_id = record.to.get("task_id")
-        userids = record.to.get("userids") or []
-        chats = [c for c in (self.directory.user_chat(u) for u in userids) if c] if userids else None
-        originals = self.feed.find(
-            chats,
-            lambda i: i.replaces is None and i.task == ("app", task_id),
-        )
-        if not originals:
-            self.note(SYSTEM_CHAT, f"卡片更新（task_id {task_id}）：找不到原卡片")
-            return
-        for item in originals:
-            self.update_card(item, record.msgtype, record.body, at=record.at, via="update_card")
-
-    def update_card(
-        self, item: Item, msgtype: str, body: Mapping[str, Any], *, at: Any = None, via: str = "update_card"
-    ) -> None:
-        """Changes a card on the page: greyed-out buttons (``update_button``) or a whole new card."""
-        old = item.body.get("template_card") if item.body else None
-        if msgtype == "update_button":
-            button = body.get("button")
-            replace = button.get("replace_name") if isinstance(button, Mapping) else None
-            if not isinstance(old, Mapping):
-                return
-            item.html = render.template_card(old, self.names, replaced=str(replace or "已处理"))
-            item.card = None
-        else:
-            new = body.get("template_card")
-            if not isinstance(new, Mapping):
-                return
-            source = item.card.source if item.card else ("app" if via == "update_card" else "aibot")
-            item.html = render.template_card(new, self.names)
-            item.card = card_info(new, source)
-            item.body = {"msgtype": "template_card", "template_card": dict(new)}
-        self.feed.add(
-            item.chat,
-            at or self.clock.now(),
-            "bot",
-            html=item.html,
-            text="卡片已更新",
-            via=via,
-            msgtype=msgtype,
-            raw=render.raw_json(body),
-            replaces=item.id,
-        )
 
     # -- people's side: typing, clicking ---------------------------------------------------------------------
 
@@ -541,7 +266,7 @@ class Sandbox:
             if source == "aibot":
                 reply = simulate.open_robot_reply(self.robot_crypto, body)
                 if reply.get("response_type") == "update_template_card" and card_item is not None:
-                    self.update_card(card_item, "template_card", reply, via="passive")
+                    self.records.update_card(card_item, "template_card", reply, via="passive")
                     return
                 msgtype = str(reply.get("msgtype") or reply.get("response_type") or "unknown")
                 payload = reply
@@ -551,7 +276,7 @@ class Sandbox:
                 button = fields.get("Button")
                 if msgtype == "update_button" and card_item is not None and isinstance(button, Mapping):
                     replace = {"button": {"replace_name": button.get("ReplaceName")}}
-                    self.update_card(card_item, "update_button", replace, via="passive")
+                    self.records.update_card(card_item, "update_button", replace, via="passive")
                     return
                 if msgtype == "text":
                     payload = {"msgtype": "text", "text": {"content": fields.get("Content", "")}}
@@ -624,25 +349,6 @@ class Sandbox:
                 await task
 
 
-def card_info(card: object, source: object) -> CardInfo | None:
-    """A clickable card (button_interaction with a task id), or None."""
-    if not isinstance(card, Mapping) or source not in ("app", "aibot"):
-        return None
-    buttons = render.card_buttons(card)
-    task_id = card.get("task_id")
-    if not buttons or not isinstance(task_id, str) or not task_id:
-        return None
-    return CardInfo("app" if source == "app" else "aibot", task_id, str(card.get("card_type")), buttons)
-
-
-def _task_of(record: Delivered, body: Mapping[str, Any]) -> tuple[str, str] | None:
-    """A card without clickable buttons still has a task id by which later updates find it."""
-    card = body.get("template_card")
-    if record.msgtype != "template_card" or not isinstance(card, Mapping) or not isinstance(card.get("task_id"), str):
-        return None
-    return ("app" if record.kind == "app" else "aibot", card["task_id"])
-
-
 def _error_of(body: bytes) -> dict[str, Any]:
     try:
         error = json.loads(body).get("error")
@@ -651,15 +357,6 @@ def _error_of(body: bytes) -> dict[str, Any]:
     except (ValueError, AttributeError):
         pass
     return {"code": "", "message": body[:200].decode("utf-8", "replace")}
-
-
-def _self_url(host: str, port: int) -> str:
-    """The bot's own URL from its settings (a wildcard address is reached through loopback)."""
-    if host in ("0.0.0.0", ""):
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _every(value: Any) -> str | None:

@@ -44,7 +44,8 @@ from aiohttp import web
 
 from bot.sandbox.chats import Chat
 from bot.sandbox.demo import MAX_COUNT
-from bot.sandbox.embed import Sandbox, decide, is_loopback
+from bot.sandbox.embed import Sandbox
+from bot.sandbox.wiring import decide, is_loopback
 from bot.web.errors import ApiError, json_response
 from bot.web.keys import CLOCK, SETTINGS
 from config.model import BotConfig
@@ -67,7 +68,7 @@ routes = web.RouteTableDef()
 
 
 def attach(app: web.Application, settings: Settings, config: BotConfig) -> Settings:
-    """Embeds the sandbox when :func:`bot.sandbox.embed.decide` says so: the fake WeCom starts with the app, the
+    """Embeds the sandbox when :func:`bot.sandbox.wiring.decide` says so: the fake WeCom starts with the app, the
     bot uses its credentials and ``/sandbox/`` is served. Returns the settings the bot runs with (the sandbox's
     WeCom credentials, or ``settings`` unchanged)."""
     decision = decide(settings)

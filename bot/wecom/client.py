@@ -34,21 +34,21 @@ from bot.wecom.errors import (
     TransportError,
 )
 from bot.wecom.http import (
-    _CHATID,
     APP_MARKDOWN_MAX_BYTES,
     APPCHAT_MAX_USERS,
     APPCHAT_MIN_USERS,
+    CHATID_PATTERN,
     MAX_PARTIES,
     MAX_TAGS,
     MAX_USERS,
     TEXT_MAX_BYTES,
     WECOM_API_BASE,
     SendResult,
-    _check_bytes,
-    _Http,
-    _ids,
-    _split,
+    WeComHttp,
+    check_bytes,
     default_backoff,
+    join_ids,
+    split_ids,
 )
 from bot.wecom.tokens import TokenManager, TokenStore
 from bot.wecom.webhook import ResponseUrlClient, WebhookClient
@@ -83,7 +83,7 @@ class WeComClient:
         refresh_margin: float = 300,
         max_retry_after: float = 10.0,
     ) -> None:
-        self._http = _Http(
+        self._http = WeComHttp(
             session,
             base_url=base_url,
             timeout=timeout,
@@ -185,9 +185,9 @@ class WeComClient:
         if self.agent_id is None:
             raise ValueError("message/send needs the app's agent_id")
         recipients = {
-            "touser": _ids("touser", touser, MAX_USERS),
-            "toparty": _ids("toparty", toparty, MAX_PARTIES),
-            "totag": _ids("totag", totag, MAX_TAGS),
+            "touser": join_ids("touser", touser, MAX_USERS),
+            "toparty": join_ids("toparty", toparty, MAX_PARTIES),
+            "totag": join_ids("totag", totag, MAX_TAGS),
         }
         if not any(recipients.values()):
             raise ValueError("message/send needs at least one of touser, toparty, totag")
@@ -204,10 +204,10 @@ class WeComClient:
         answer = await self.call("POST", "message/send", payload=payload)
         return SendResult(
             msgid=str(answer.get("msgid", "")),
-            invalid_users=_split(answer.get("invaliduser")),
+            invalid_users=split_ids(answer.get("invaliduser")),
             response_code=answer.get("response_code") or None,
-            invalid_parties=_split(answer.get("invalidparty")),
-            invalid_tags=_split(answer.get("invalidtag")),
+            invalid_parties=split_ids(answer.get("invalidparty")),
+            invalid_tags=split_ids(answer.get("invalidtag")),
         )
 
     async def send_text(
@@ -349,7 +349,7 @@ class WeComClient:
         users = list(userlist)
         if not APPCHAT_MIN_USERS <= len(users) <= APPCHAT_MAX_USERS:
             raise ValueError(f"an app chat needs {APPCHAT_MIN_USERS}–{APPCHAT_MAX_USERS} members, got {len(users)}")
-        if chatid is not None and not _CHATID.fullmatch(chatid):
+        if chatid is not None and not CHATID_PATTERN.fullmatch(chatid):
             raise ValueError("chatid: at most 32 characters of 0-9, a-z, A-Z")
         payload: dict[str, Any] = {"userlist": users}
         if name is not None:
@@ -396,8 +396,8 @@ class WeComClient:
 def _check_app_content(msgtype: str, content: Mapping[str, Any]) -> None:
     text = content.get("content")
     if msgtype == "text" and isinstance(text, str):
-        _check_bytes("text content", text, TEXT_MAX_BYTES)
+        check_bytes("text content", text, TEXT_MAX_BYTES)
     elif msgtype == "markdown" and isinstance(text, str):
-        _check_bytes("markdown content", text, APP_MARKDOWN_MAX_BYTES)
+        check_bytes("markdown content", text, APP_MARKDOWN_MAX_BYTES)
 
 

@@ -1,5 +1,5 @@
 """What every WeCom HTTP call shares: the limits WeCom documents, the request loop with its retries and backoff
-(:class:`_Http`), and keeping secrets out of messages."""
+(:class:`WeComHttp`), and keeping secrets out of messages."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ MAX_USERS = 1000  # touser / userids
 MAX_PARTIES = 100
 MAX_TAGS = 100
 APPCHAT_MIN_USERS, APPCHAT_MAX_USERS = 2, 2000
-_CHATID = re.compile(r"[0-9A-Za-z]{1,32}")
+CHATID_PATTERN = re.compile(r"[0-9A-Za-z]{1,32}")
 _SECRET_IN_TEXT = re.compile(r"((?:access_token|corpsecret|key|response_code)=)[^&\s'\"]+", re.IGNORECASE)
 
 
@@ -54,13 +54,13 @@ def _utf8_len(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def _check_bytes(what: str, text: str, limit: int) -> None:
+def check_bytes(what: str, text: str, limit: int) -> None:
     size = _utf8_len(text)
     if size > limit:
         raise ValueError(f"{what} is {size} bytes in UTF-8; WeCom accepts at most {limit}")
 
 
-def _ids(what: str, values: Sequence[str] | Sequence[int] | str, limit: int) -> str:
+def join_ids(what: str, values: Sequence[str] | Sequence[int] | str, limit: int) -> str:
     items = [values] if isinstance(values, str) else [str(v) for v in values]
     if len(items) > limit:
         raise ValueError(f"{what}: {len(items)} ids; WeCom accepts at most {limit}")
@@ -93,7 +93,7 @@ class SendResult:
     invalid_tags: tuple[str, ...] = ()
 
 
-def _split(value: Any) -> tuple[str, ...]:
+def split_ids(value: Any) -> tuple[str, ...]:
     if isinstance(value, list):
         return tuple(str(v) for v in value if str(v))
     if isinstance(value, str):
@@ -101,7 +101,7 @@ def _split(value: Any) -> tuple[str, ...]:
     return ()
 
 
-class _Http:
+class WeComHttp:
     """One request, its answer as a dict or a typed error, and the bounded retry loop."""
 
     def __init__(

@@ -24,8 +24,8 @@ from bot.wecom.http import (
     WEBHOOK_MARKDOWN_MAX_BYTES,
     WEBHOOK_NEWS_MAX_ARTICLES,
     WECOM_API_BASE,
-    _check_bytes,
-    _Http,
+    WeComHttp,
+    check_bytes,
     default_backoff,
 )
 
@@ -46,7 +46,7 @@ class WebhookClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         max_retry_after: float = 10.0,
     ) -> None:
-        self._http = _Http(
+        self._http = WeComHttp(
             session,
             base_url=base_url,
             timeout=timeout,
@@ -85,7 +85,7 @@ class WebhookClient:
         self, key: str, text: str, *, mentioned_list: Sequence[str] = (), mentioned_mobile_list: Sequence[str] = ()
     ) -> None:
         """``mentioned_list`` takes userids (or "@all"); ``mentioned_mobile_list`` phone numbers."""
-        _check_bytes("text content", text, TEXT_MAX_BYTES)
+        check_bytes("text content", text, TEXT_MAX_BYTES)
         content: dict[str, Any] = {"content": text}
         if mentioned_list:
             content["mentioned_list"] = list(mentioned_list)
@@ -95,12 +95,12 @@ class WebhookClient:
 
     async def send_markdown(self, key: str, markdown: str) -> None:
         """Markdown with ``<@userid>`` mentions and ``<font color="info|comment|warning">``."""
-        _check_bytes("markdown content", markdown, WEBHOOK_MARKDOWN_MAX_BYTES)
+        check_bytes("markdown content", markdown, WEBHOOK_MARKDOWN_MAX_BYTES)
         await self.send(key, "markdown", {"content": markdown})
 
     async def send_markdown_v2(self, key: str, markdown: str) -> None:
         """Fuller markdown (tables, code blocks); no mentions, no font colours. Same byte limit assumed (?)."""
-        _check_bytes("markdown_v2 content", markdown, WEBHOOK_MARKDOWN_MAX_BYTES)
+        check_bytes("markdown_v2 content", markdown, WEBHOOK_MARKDOWN_MAX_BYTES)
         await self.send(key, "markdown_v2", {"content": markdown})
 
     async def send_image(self, key: str, data: bytes) -> None:
@@ -171,7 +171,7 @@ class ResponseUrlClient:
         backoff: Callable[[int], float] = default_backoff,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._http = _Http(
+        self._http = WeComHttp(
             session, base_url=base_url, timeout=timeout, max_retries=max_retries, backoff=backoff, sleep=sleep
         )
         self._origins = {_origin(WECOM_API_BASE), _origin(base_url)}

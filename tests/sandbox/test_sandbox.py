@@ -27,8 +27,9 @@ from bot.domain.clock import FrozenClock
 from bot.domain.events import CardClick, InboundEvent, TextMessage
 from bot.logging import JsonFormatter
 from bot.sandbox.demo import SAMPLES
-from bot.sandbox.embed import Sandbox, decide, is_loopback, new_token
+from bot.sandbox.embed import Sandbox
 from bot.sandbox.web import MAX_BODY, SANDBOX, TOKEN_HEADER
+from bot.sandbox.wiring import decide, is_loopback, new_token
 from bot.services.inbox import RecordingSink
 from bot.web.keys import SETTINGS, STORE, WECOM_INBOUND
 from bot.wecom.callbacks import WECOM_CALLBACKS

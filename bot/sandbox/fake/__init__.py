@@ -6,7 +6,7 @@ not exist (``invaliduser``, 81013), size limits, per-member limits that drop mes
 ``clock`` it is given, so tests move time instead of sleeping.
 
     fake = FakeWeCom(corp_id="ww1", secrets={"s3cret": 1000002}, webhook_keys=["k1"], members=["zhangsan"])
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(make_app(fake))
     ...
     assert fake.messages_to(userid="zhangsan")[0].body["text"]["content"] == "..."
 """

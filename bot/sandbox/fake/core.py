@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from secrets import token_hex, token_urlsafe
@@ -14,8 +14,8 @@ from typing import Any, Literal
 from aiohttp import web
 
 from bot.sandbox.fake import errors as E
+from bot.sandbox.fake.aibot_rules import KINDS as AIBOT_KINDS
 from bot.sandbox.fake.errors import ApiError
-from bot.sandbox.fake.longconn import KINDS as AIBOT_KINDS
 from bot.sandbox.fake.longconn import AibotHub
 from bot.sandbox.fake.model import (
     FAULTS,
@@ -28,6 +28,7 @@ from bot.sandbox.fake.model import (
     Media,
     OneUseCode,
     PathStats,
+    Received,
     SlidingWindow,
     Token,
     take_fault,
@@ -58,12 +59,13 @@ def agentid_of(value: object) -> int:
 
 
 class FakeWeCom:
-    """A WeCom server API that enforces WeCom's rules, served by ``make_app`` (or the ``app`` property).
+    """A WeCom server API that enforces WeCom's rules, served by :func:`bot.sandbox.fake.make_app`.
 
     ``secrets`` maps each app's corpsecret to its agentid; ``members`` are the userids that exist (case-insensitive,
     as in WeCom); ``parties``/``tags`` map party/tag ids to member userids for ``toparty``/``totag``.
     ``trusted_ips``, when given, turns calls with an access_token from any other address into 60020.
-    Limits are sliding windows of (seconds, count); the defaults are WeCom's documented ones.
+    Limits are sliding windows of (seconds, count); the defaults are WeCom's documented ones. The last
+    ``keep_received`` requests are kept in ``received`` (0: none), for tests to see what WeCom was sent.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class FakeWeCom:
         base_url: str | None = None,
         aibots: Mapping[str, str] | None = None,
         aibot_heartbeat_timeout: float = 90.0,
+        keep_received: int = 1000,
     ) -> None:
         self.corp_id = corp_id
         self.apps = {secret: App(secret, agentid_of(agentid)) for secret, agentid in secrets.items()}
@@ -106,6 +109,7 @@ class FakeWeCom:
         self.delivered: list[Delivered] = []
         self.dropped: list[Dropped] = []
         self.stats: defaultdict[str, PathStats] = defaultdict(PathStats)
+        self.received: deque[Received] = deque(maxlen=keep_received)  # every request, as it arrived
         self.chats: dict[str, Chat] = {}
         self.media: dict[str, Media] = {}
 
@@ -116,22 +120,18 @@ class FakeWeCom:
         self._windows: dict[tuple[Any, ...], list[SlidingWindow]] = {}
         self._recent_bodies: dict[tuple[int, str], datetime] = {}
         self._faults: list[InjectedFault] = []
-        self._app: web.Application | None = None
         # intelligent robots on the long connection: bot_id -> secret (``bot.sandbox.fake.longconn``)
         self.aibot = AibotHub(self, aibots or {}, heartbeat_timeout=aibot_heartbeat_timeout)
 
     # ---- what tests use ---------------------------------------------------------------------------------------
 
-    @property
-    def app(self) -> web.Application:
-        if self._app is None:
-            from bot.sandbox.fake.server import make_app
-
-            self._app = make_app(self)
-        return self._app
-
     def now(self) -> datetime:
         return self.clock()
+
+    def requests_to(self, path: str) -> list[Received]:
+        """The requests received on ``path`` (``/cgi-bin/message/send``), oldest first, of the last
+        ``keep_received`` to any path."""
+        return [r for r in self.received if r.path == path]
 
     def messages_to(
         self, userid: str | None = None, chatid: str | None = None, webhook_key: str | None = None
@@ -155,10 +155,13 @@ class FakeWeCom:
             token.revoked = True
         self._current_token.clear()
 
-    def inject(self, fault: Fault, *, times: int = 1, path: str | None = None, delay: float | None = None) -> None:
-        """The next ``times`` requests (to ``path``, e.g. ``/cgi-bin/message/send``, or to any path) meet ``fault``.
-        Injected faults are consumed in the order they were injected."""
-        if fault not in FAULTS:
+    def inject(
+        self, fault: Fault | int, *, times: int = 1, path: str | None = None, delay: float | None = None
+    ) -> None:
+        """The next ``times`` requests (to ``path``, e.g. ``/cgi-bin/message/send``, or to any path) meet ``fault``:
+        a named one, or an errcode they are answered with (and not carried out). Injected faults are consumed in
+        the order they were injected."""
+        if isinstance(fault, bool) or (not isinstance(fault, int) and fault not in FAULTS):
             raise ValueError(f"unknown fault {fault!r}")
         if times < 1:
             raise ValueError("times must be at least 1")

@@ -36,104 +36,19 @@ import logging
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from functools import partial
 from secrets import token_hex
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bot.sandbox.fake import aibot_rules as rules
 from bot.sandbox.fake import errors as E
-from bot.sandbox.fake import validate
+from bot.sandbox.fake.aibot_rules import AUTH_FAILED, ERRMSG, INVALID_REQ_ID, KINDS, Host, Pushed
 from bot.sandbox.fake.errors import ApiError
 from bot.sandbox.fake.model import take_fault
 
-if TYPE_CHECKING:
-    from bot.sandbox.fake.core import FakeWeCom
-
 log = logging.getLogger(__name__)
-
-AUTH_FAILED = 853000
-INVALID_REQ_ID = 846605
-_ERRMSG = {AUTH_FAILED: "invalid bot_id or secret", INVALID_REQ_ID: "invalid req_id"}
-
-REPLY_WINDOW = timedelta(seconds=5)  # welcome and card update: within 5 s of the event
-RESPOND_WINDOW = timedelta(hours=1)  # (?) a message's req_id for aibot_respond_msg; observed alive after 8.5 min
-STREAM_MAX = 20480  # stream content, bytes
-
-KINDS = ("aibot_respond", "aibot_welcome", "aibot_update_card", "aibot_send")
-
-
-def _stream(section: dict[str, Any]) -> None:
-    if not isinstance(section.get("id"), str) or not section["id"]:
-        raise ApiError(E.INVALID_PARAMETER, "stream.id missing")
-    content = section.get("content", "")
-    if not isinstance(content, str):
-        raise ApiError(E.INVALID_PARAMETER, "stream.content must be a string")
-    if len(content.encode("utf-8")) > STREAM_MAX:
-        raise ApiError(E.CONTENT_TOO_LONG, f"stream content over {STREAM_MAX} bytes")
-
-
-def _card(section: dict[str, Any]) -> None:
-    validate.template_card(section)
-
-
-STREAM_WITH_CARD = "stream_with_template_card"
-
-
-def _stream_with_card(body: dict[str, Any]) -> None:
-    """``{"msgtype": "stream_with_template_card", "stream": {...}, "template_card"?: {...}}``: the stream as a
-    ``stream`` reply's, the card (optional: it may come with any reply of the stream) as any card."""
-    stream = body.get("stream")
-    if not isinstance(stream, dict):
-        raise ApiError(E.INVALID_PARAMETER, "stream missing")
-    _stream(stream)
-    card = body.get("template_card")
-    if card is not None:
-        if not isinstance(card, dict):
-            raise ApiError(E.INVALID_PARAMETER, "template_card must be an object")
-        _card(card)
-
-
-# aibot_respond_msg: what page 101463 and the SDKs' reply methods send (no markdown: that is aibot_send_msg's and
-# the response_url's); ``stream_with_template_card`` has no section of its own and is checked by _respond
-RESPOND_RULES: Mapping[str, validate.Rule] = {
-    "stream": _stream,
-    "template_card": _card,
-    "file": validate.media_id,
-    "image": validate.media_id,
-    "voice": validate.media_id,
-    "video": validate.media_id,
-}
-WELCOME_RULES: Mapping[str, validate.Rule] = {
-    "text": partial(validate.content, limit=validate.TEXT_MAX),
-    "template_card": _card,
-}
-SEND_RULES: Mapping[str, validate.Rule] = {
-    "markdown": partial(validate.content, limit=STREAM_MAX),
-    "template_card": _card,
-    "file": validate.media_id,
-    "image": validate.media_id,
-    "voice": validate.media_id,
-    "video": validate.media_id,
-}
-
-
-@dataclass
-class Pushed:
-    """A frame the fake sent a robot, and what its req_id may be used for."""
-
-    req_id: str
-    bot_id: str
-    kind: str  # "message" or the event type
-    text: str  # the frame as sent, for redelivery
-    at: datetime
-    chatid: str | None
-    userid: str
-    chattype: str
-    task_id: str | None = None
-    answered: set[str] = field(default_factory=set)  # commands already used on it (welcome/update: once)
-
 
 @dataclass(eq=False)
 class Connection:
@@ -159,7 +74,7 @@ class AibotHub:
 
     def __init__(
         self,
-        fake: FakeWeCom,
+        fake: Host,
         robots: Mapping[str, str],
         *,
         heartbeat_timeout: float = 90.0,
@@ -462,8 +377,8 @@ class AibotHub:
     async def _ack(self, connection: Connection, cmd: object, req_id: str, errcode: int, detail: str = "") -> None:
         if errcode == E.OK:
             errmsg = "ok"
-        elif errcode in _ERRMSG:
-            errmsg = f"{_ERRMSG[errcode]}: {detail}" if detail else _ERRMSG[errcode]
+        elif errcode in ERRMSG:
+            errmsg = f"{ERRMSG[errcode]}: {detail}" if detail else ERRMSG[errcode]
         else:
             errmsg = E.errmsg(errcode, connection.request.remote, detail)
         answer: dict[str, Any] = {"headers": {"req_id": req_id}, "errcode": errcode, "errmsg": errmsg}
@@ -480,62 +395,17 @@ class AibotHub:
             raise ApiError(INVALID_REQ_ID)
         return pushed
 
-    def _to(self, pushed: Pushed) -> dict[str, Any]:
-        return {
-            "bot_id": pushed.bot_id,
-            "req_id": pushed.req_id,
-            "chatid": pushed.chatid or pushed.userid,
-            "userid": pushed.userid,
-            "chattype": pushed.chattype,
-        }
-
     def _respond(self, bot_id: str, req_id: str, body: dict[str, Any]) -> None:
-        pushed = self._frame_for(bot_id, req_id)
-        if pushed.kind != "message" or self.fake.now() - pushed.at > RESPOND_WINDOW:
-            raise ApiError(INVALID_REQ_ID)
-        if body.get("msgtype") == STREAM_WITH_CARD:
-            msgtype = STREAM_WITH_CARD
-            _stream_with_card(body)
-        else:
-            msgtype, _ = validate.message(body, RESPOND_RULES)
-        self.fake.deliver("aibot_respond", self._to(pushed), msgtype, body)
+        rules.respond(self.fake, self._frame_for(bot_id, req_id), body)
 
     def _welcome(self, bot_id: str, req_id: str, body: dict[str, Any]) -> None:
-        pushed = self._frame_for(bot_id, req_id)
-        if pushed.kind != "enter_chat" or "welcome" in pushed.answered or self.fake.now() - pushed.at > REPLY_WINDOW:
-            raise ApiError(INVALID_REQ_ID)
-        msgtype, _ = validate.message(body, WELCOME_RULES)
-        pushed.answered.add("welcome")
-        self.fake.deliver("aibot_welcome", self._to(pushed), msgtype, body)
+        rules.welcome(self.fake, self._frame_for(bot_id, req_id), body)
 
     def _update(self, bot_id: str, req_id: str, body: dict[str, Any]) -> None:
-        pushed = self._frame_for(bot_id, req_id)
-        if pushed.kind != "template_card_event" or "update" in pushed.answered:
-            raise ApiError(INVALID_REQ_ID)
-        if self.fake.now() - pushed.at > REPLY_WINDOW:
-            raise ApiError(INVALID_REQ_ID)
-        if body.get("response_type") != "update_template_card":
-            raise ApiError(E.INVALID_PARAMETER, "response_type must be update_template_card")
-        card = body.get("template_card")
-        if not isinstance(card, dict):
-            raise ApiError(E.INVALID_PARAMETER, "template_card missing")
-        _card(card)
-        if pushed.task_id is not None and card.get("task_id") not in (None, pushed.task_id):
-            raise ApiError(E.TASK_ID_INVALID, "task_id differs from the clicked card's")
-        userids = body.get("userids")
-        if userids is not None and (not isinstance(userids, list) or not all(isinstance(u, str) for u in userids)):
-            raise ApiError(E.INVALID_PARAMETER, "userids must be a list of userids")
-        pushed.answered.add("update")
-        self.fake.deliver("aibot_update_card", {**self._to(pushed), "userids": userids}, "template_card", body)
+        rules.update(self.fake, self._frame_for(bot_id, req_id), body)
 
     def _send(self, bot_id: str, req_id: str, body: dict[str, Any]) -> None:
-        chatid = body.get("chatid")
-        if not isinstance(chatid, str) or not chatid.strip():
-            raise ApiError(E.CHATID_REQUIRED)
-        msgtype, _ = validate.message(body, SEND_RULES)
-        if not self.fake.admit(("aibot_send", bot_id, chatid), ((60, self.send_per_minute),)):
-            raise ApiError(E.FREQUENCY_LIMIT)
-        self.fake.deliver("aibot_send", {"bot_id": bot_id, "chatid": chatid}, msgtype, body)
+        rules.send(self.fake, bot_id, body, per_minute=self.send_per_minute)
 
     # ---- helpers ----------------------------------------------------------------------------------------------
 

@@ -16,6 +16,8 @@ Fault = Literal[
     "invalid_token",  # errcode 40014
     "ip_not_trusted",  # errcode 60020
     "server_error",  # HTTP 500 with an HTML body, as WeCom's gateway answers
+    "request_timeout",  # HTTP 408: the gateway gave up waiting for the request, nothing was done
+    "too_many_requests",  # HTTP 429 with ``Retry-After`` (the ``delay`` given to ``inject``, else 1 s)
     "slow",  # the normal answer, after a delay (``slow_delay`` or the ``delay`` given to ``inject``)
     "drop",  # the connection closes before anything is done or answered
     "drop_after",  # the request is carried out, then the connection closes without an answer
@@ -45,6 +47,17 @@ class Dropped(Delivered):
     """A message WeCom answered with errcode 0 but did not deliver (per-member limits, duplicate check)."""
 
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Received:
+    """One request as the fake received it: the path, the query, the JSON body (None for another content type, or
+    JSON that does not parse) and the raw body (empty for a multipart upload)."""
+
+    path: str
+    query: dict[str, str]
+    body: Any
+    raw: bytes
 
 
 @dataclass
@@ -104,7 +117,7 @@ class Media:
 
 @dataclass
 class InjectedFault:
-    fault: str
+    fault: str | int  # a named fault, or an errcode to answer with
     remaining: int
     path: str | None
     delay: float | None

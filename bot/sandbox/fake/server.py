@@ -18,6 +18,7 @@ from bot.sandbox.fake import app_api, appchat_api, robot_api
 from bot.sandbox.fake import errors as E
 from bot.sandbox.fake.core import FakeWeCom
 from bot.sandbox.fake.errors import ApiError
+from bot.sandbox.fake.model import Received
 
 FAKE = web.AppKey("wecom_fake", FakeWeCom)
 MAX_BODY = 32 * 1024 * 1024  # a 20 MB upload, a 2 MB image in base64
@@ -67,14 +68,31 @@ def _hang_up(request: web.Request) -> web.Response:
     return web.Response()
 
 
+async def _record(fake: FakeWeCom, request: web.Request) -> None:
+    if not fake.received.maxlen:
+        return
+    if request.content_type.startswith("multipart/"):
+        fake.received.append(Received(request.path, dict(request.query), None, b""))
+        return
+    raw = await request.read()
+    try:
+        body = json.loads(raw) if raw else None
+    except (UnicodeDecodeError, ValueError):
+        body = None
+    fake.received.append(Received(request.path, dict(request.query), body, raw))
+
+
 def _endpoint(fake: FakeWeCom, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         stats = fake.stats[request.path]
         stats.requests += 1
+        await _record(fake, request)
         injected = fake.take_fault(request.path)
         fault = injected.fault if injected is not None else None
         payload: dict[str, Any] | None = None
-        if injected is not None and fault == "slow":
+        if isinstance(fault, int):
+            payload = ApiError(fault).body(request.remote)
+        elif injected is not None and fault == "slow":
             await asyncio.sleep(injected.delay if injected.delay is not None else fake.slow_delay)
         elif fault == "drop":
             stats.errors += 1
@@ -82,6 +100,13 @@ def _endpoint(fake: FakeWeCom, handler: Handler) -> Callable[[web.Request], Awai
         elif fault == "server_error":
             stats.errors += 1
             return web.Response(status=500, text=_GATEWAY_500, content_type="text/html")
+        elif fault == "request_timeout":
+            stats.errors += 1
+            return web.Response(status=408, text="<html>408 Request Timeout</html>", content_type="text/html")
+        elif injected is not None and fault == "too_many_requests":
+            stats.errors += 1
+            retry_after = f"{injected.delay if injected.delay is not None else 1:g}"
+            return web.Response(status=429, headers={"Retry-After": retry_after})
         elif fault in _FAULT_CODES:
             payload = ApiError(_FAULT_CODES[fault]).body(request.remote)
         if payload is None:
@@ -100,7 +125,7 @@ def _endpoint(fake: FakeWeCom, handler: Handler) -> Callable[[web.Request], Awai
 
 
 def make_app(fake: FakeWeCom) -> web.Application:
-    """A new aiohttp application serving ``fake`` (``fake.app`` keeps one)."""
+    """A new aiohttp application serving ``fake``."""
     app = web.Application(client_max_size=MAX_BODY)
     app[FAKE] = fake
     for method, path, handler in ROUTES:

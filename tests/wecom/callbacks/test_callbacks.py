@@ -527,7 +527,7 @@ async def test_a_failing_event_is_marked_failed_and_the_next_one_still_runs(
 
 async def test_recording_sink_logs_masked_and_keeps_the_last(caplog: pytest.LogCaptureFixture) -> None:
     sink = RecordingSink(keep=2)
-    caplog.set_level(logging.INFO, "bot.services.inbox")
+    caplog.set_level(logging.INFO, "bot.services.sinks")
     events = [parse_app_xml(app_xml(MsgType="text", Content=f"回电 1381234567{i}", MsgId=str(i))) for i in range(3)]
     for event in events:
         await sink.handle(event)

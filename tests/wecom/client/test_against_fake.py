@@ -4,16 +4,16 @@ checked against each other over real HTTP."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from bot.domain.clock import FrozenClock
-from bot.sandbox.fake import FakeWeCom, serve
+from bot.sandbox.fake import FakeWeCom
 from bot.wecom.client import WebhookClient, WeComClient
 from bot.wecom.errors import InvalidRecipients, RateLimited
 from bot.wecom.tokens import MemoryTokenStore
+from tests.wecom.conftest import ServeFake
 
 CORP, SECRET, AGENT, KEY = "ww-fake-corp", "app-secret", 1000002, "robot-key"
 
@@ -23,13 +23,8 @@ async def _no_sleep(_seconds: float) -> None:
 
 
 @pytest.fixture
-async def fake(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
-    server = FakeWeCom(
-        corp_id=CORP, secrets={SECRET: AGENT}, webhook_keys=[KEY], members=["wuhao", "huangqiang"], clock=clock.now
-    )
-    runner = await serve(server)
-    yield server
-    await runner.cleanup()
+async def fake(serve_fake: ServeFake) -> FakeWeCom:
+    return await serve_fake(corp_id=CORP, secrets={SECRET: AGENT}, webhook_keys=[KEY], members=["wuhao", "huangqiang"])
 
 
 

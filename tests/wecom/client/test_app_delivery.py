@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -10,22 +10,20 @@ from aiohttp.test_utils import TestClient
 
 from bot.app import OUTBOX, create_app
 from bot.domain.clock import FrozenClock
-from bot.sandbox.fake import FakeWeCom, serve
+from bot.sandbox.fake import FakeWeCom
 from bot.web.keys import STORE
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.wecom import WECOM_APP, WECOM_WEBHOOK
 from store import outbox as outbox_repo
+from tests.wecom.conftest import ServeFake
 
 
 @pytest.fixture
-async def fake(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
-    server = FakeWeCom(
-        corp_id="ww-corp", secrets={"app-secret": 1000002}, webhook_keys=["robot-key"], members=["wuhao"], clock=clock.now
+async def fake(serve_fake: ServeFake) -> FakeWeCom:
+    return await serve_fake(
+        corp_id="ww-corp", secrets={"app-secret": 1000002}, webhook_keys=["robot-key"], members=["wuhao"]
     )
-    runner = await serve(server)
-    yield server
-    await runner.cleanup()
 
 
 def message(channel: str, destination: str, payload: dict[str, Any], clock: FrozenClock) -> dict[str, Any]:

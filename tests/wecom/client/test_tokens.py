@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
 
+from bot.domain.clock import FrozenClock
 from bot.wecom.errors import Busy
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenLockTimeout, TokenManager
 from store.redis import create_redis
 from tests.conftest import REDIS_URL
 
-
-class FakeClock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+Wall = Callable[[], float]  # the suite's clock in seconds (tests.wecom.conftest.wall)
 
 
 class Fetcher:
@@ -39,9 +35,9 @@ class Fetcher:
         return f"token-{n}", self.expires_in
 
 
-async def test_concurrent_gets_on_an_empty_cache_fetch_once() -> None:
+async def test_concurrent_gets_on_an_empty_cache_fetch_once(wall: Wall) -> None:
     fetch = Fetcher()
-    manager = TokenManager(MemoryTokenStore(), fetch, key="app", clock=FakeClock())
+    manager = TokenManager(MemoryTokenStore(), fetch, key="app", clock=wall)
     fetch.gate = asyncio.Event()
     waiting = [asyncio.create_task(manager.get()) for _ in range(20)]
     await asyncio.sleep(0)
@@ -50,37 +46,37 @@ async def test_concurrent_gets_on_an_empty_cache_fetch_once() -> None:
     assert fetch.calls == 1
 
 
-async def test_refresh_margin_and_short_lived_tokens() -> None:
-    clock, fetch, store = FakeClock(), Fetcher(), MemoryTokenStore()
-    manager = TokenManager(store, fetch, key="app", clock=clock, refresh_margin=300)
+async def test_refresh_margin_and_short_lived_tokens(clock: FrozenClock, wall: Wall) -> None:
+    fetch, store = Fetcher(), MemoryTokenStore()
+    manager = TokenManager(store, fetch, key="app", clock=wall, refresh_margin=300)
     assert await manager.get() == "token-1"
-    assert await store.get("app") == ("token-1", clock.now + 7200 - 300)
-    clock.now += 6899
+    assert await store.get("app") == ("token-1", wall() + 7200 - 300)
+    clock.advance(seconds=6899)
     assert await manager.get() == "token-1"
-    clock.now += 1
+    clock.advance(seconds=1)
     assert await manager.get() == "token-2"
     # a token with less life than the margin is still used for half of it, not refetched on every call
     fetch.expires_in = 100
-    clock.now += 7200
+    clock.advance(seconds=7200)
     assert await manager.get() == "token-3"
-    clock.now += 49
+    clock.advance(seconds=49)
     assert await manager.get() == "token-3"
-    clock.now += 1
+    clock.advance(seconds=1)
     assert await manager.get() == "token-4"
 
 
-async def test_invalidate_drops_only_the_token_it_names() -> None:
+async def test_invalidate_drops_only_the_token_it_names(wall: Wall) -> None:
     store = MemoryTokenStore()
-    manager = TokenManager(store, Fetcher(), key="app", clock=FakeClock())
+    manager = TokenManager(store, Fetcher(), key="app", clock=wall)
     assert await manager.get() == "token-1"
-    await store.set("app", "token-from-another-process", FakeClock()() + 1000)
+    await store.set("app", "token-from-another-process", wall() + 1000)
     await manager.invalidate("token-1")  # stale: someone already replaced it
     assert await manager.get() == "token-from-another-process"
     await manager.invalidate("token-from-another-process")
     assert await manager.get() == "token-2"
 
 
-async def test_a_failed_fetch_releases_the_lock_and_caches_nothing() -> None:
+async def test_a_failed_fetch_releases_the_lock_and_caches_nothing(wall: Wall) -> None:
     calls = 0
 
     async def flaky() -> tuple[str, int]:
@@ -91,7 +87,7 @@ async def test_a_failed_fetch_releases_the_lock_and_caches_nothing() -> None:
         return "token-ok", 7200
 
     store = MemoryTokenStore()
-    manager = TokenManager(store, flaky, key="app", clock=FakeClock())
+    manager = TokenManager(store, flaky, key="app", clock=wall)
     with pytest.raises(Busy):
         await manager.get()
     assert await store.get("app") is None
@@ -112,14 +108,14 @@ async def test_memory_lock_wait_is_bounded() -> None:
 
 
 @pytest.mark.redis
-async def test_two_processes_racing_on_an_empty_cache_fetch_once(redis: tuple[Redis, str]) -> None:
+async def test_two_processes_racing_on_an_empty_cache_fetch_once(redis: tuple[Redis, str], wall: Wall) -> None:
     _, prefix = redis
-    clock, fetch = FakeClock(), Fetcher()
+    fetch = Fetcher()
     fetch.gate = asyncio.Event()
     first, second = create_redis(REDIS_URL), create_redis(REDIS_URL)  # two processes, two connections
     try:
         managers = [
-            TokenManager(RedisTokenStore(r, prefix=prefix, clock=clock, poll=0.01), fetch, key="app", clock=clock)
+            TokenManager(RedisTokenStore(r, prefix=prefix, clock=wall, poll=0.01), fetch, key="app", clock=wall)
             for r in (first, second)
         ]
         tasks = [asyncio.create_task(m.get()) for m in managers for _ in range(5)]
@@ -134,22 +130,23 @@ async def test_two_processes_racing_on_an_empty_cache_fetch_once(redis: tuple[Re
 
 
 @pytest.mark.redis
-async def test_redis_entry_has_a_ttl_and_invalidate_drops_only_the_stale_token(redis: tuple[Redis, str]) -> None:
+async def test_redis_entry_has_a_ttl_and_invalidate_drops_only_the_stale_token(
+    redis: tuple[Redis, str], wall: Wall
+) -> None:
     client, prefix = redis
-    clock = FakeClock()
-    store = RedisTokenStore(client, prefix=prefix, clock=clock)
-    process_a = TokenManager(store, Fetcher(), key="app", clock=clock)
+    store = RedisTokenStore(client, prefix=prefix, clock=wall)
+    process_a = TokenManager(store, Fetcher(), key="app", clock=wall)
     assert await process_a.get() == "token-1"
     ttl = await client.pttl(f"{prefix}app")
     assert 6_890_000 < ttl <= 6_900_000
     # process B refreshed meanwhile
-    await RedisTokenStore(client, prefix=prefix, clock=clock).set("app", "token-B", clock.now + 6900)
+    await RedisTokenStore(client, prefix=prefix, clock=wall).set("app", "token-B", wall() + 6900)
     await process_a.invalidate("token-1")
-    assert await store.get("app") == ("token-B", clock.now + 6900)
+    assert await store.get("app") == ("token-B", wall() + 6900)
     await process_a.invalidate("token-B")
     assert await store.get("app") is None
     # an entry already past its time is not stored at all
-    await store.set("app", "token-old", clock.now - 1)
+    await store.set("app", "token-old", wall() - 1)
     assert await store.get("app") is None
 
 

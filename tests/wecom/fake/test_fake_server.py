@@ -16,7 +16,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.domain.clock import FrozenClock
-from bot.sandbox.fake import FakeWeCom, serve
+from bot.sandbox.fake import FakeWeCom, make_app, serve
 
 Client = TestClient[Any, Any]
 
@@ -51,7 +51,7 @@ def fake(clock: FrozenClock) -> FakeWeCom:
 
 @pytest.fixture
 async def client(aiohttp_client: Callable[..., Awaitable[Client]], fake: FakeWeCom) -> Client:
-    return await aiohttp_client(fake.app)
+    return await aiohttp_client(make_app(fake))
 
 
 async def get(client: Client, path: str, **params: Any) -> dict[str, Any]:
@@ -140,7 +140,7 @@ async def test_gettoken_refuses_wrong_credentials(client: Client, params: dict[s
 async def test_gettoken_is_rate_limited_per_secret(
     aiohttp_client: Callable[..., Awaitable[Client]], clock: FrozenClock
 ) -> None:
-    client = await aiohttp_client(make_fake(clock, gettoken_per_minute=3).app)
+    client = await aiohttp_client(make_app(make_fake(clock, gettoken_per_minute=3)))
     for _ in range(3):
         await token(client)
     limited = await get(client, "/cgi-bin/gettoken", corpid=CORP, corpsecret=SECRET)
@@ -177,7 +177,7 @@ async def test_missing_and_unknown_tokens(client: Client) -> None:
 
 
 async def test_untrusted_ip_answers_60020(aiohttp_client: Callable[..., Awaitable[Client]], clock: FrozenClock) -> None:
-    client = await aiohttp_client(make_fake(clock, trusted_ips=["10.1.2.3"]).app)
+    client = await aiohttp_client(make_app(make_fake(clock, trusted_ips=["10.1.2.3"])))
     access_token = await token(client)  # gettoken itself is not IP-bound
     answer = await post(client, "/cgi-bin/message/send", text("x"), access_token=access_token)
     assert answer["errcode"] == 60020
@@ -290,7 +290,7 @@ async def test_thirty_messages_a_minute_per_member_then_silent_drops(
 
 async def test_hourly_member_limit_drops_too(aiohttp_client: Callable[..., Awaitable[Client]], clock: FrozenClock) -> None:
     fake = make_fake(clock, app_member_limits=((60, 30), (3600, 35)))
-    client = await aiohttp_client(fake.app)
+    client = await aiohttp_client(make_app(fake))
     access_token = await token(client)
     for _ in range(30):
         await post(client, "/cgi-bin/message/send", text("x"), access_token=access_token)

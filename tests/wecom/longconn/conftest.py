@@ -2,7 +2,7 @@
 
 Nothing here waits by sleeping: the fake's ``wait_until``/``wait_subscribed``, the connection's
 ``wait_for_state``/``wait_subscribed`` and the recording inbox's ``wait`` are events. The backoff's sleep is a
-:class:`Sleeper` that records each delay and returns at once, or holds until released.
+:class:`tests.wecom.conftest.Sleeper` that records each delay and returns at once, or holds until released.
 """
 
 from __future__ import annotations
@@ -17,37 +17,12 @@ import pytest
 
 from bot.domain.clock import FrozenClock
 from bot.domain.events import InboundEvent
-from bot.sandbox.fake import FakeWeCom, serve
+from bot.sandbox.fake import FakeWeCom
 from bot.wecom.longconn import AibotLongConnection, Inbox
+from tests.wecom.conftest import ServeFake, Sleeper
 
 BOT, SECRET = "aib-hotline-01", "aibot-secret-01"
 CORP = "ww-fake-corp"
-
-
-class Sleeper:
-    """The backoff's ``sleep``: records each delay; returns at once while open, else waits for :meth:`release`."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self._open = asyncio.Event()
-        self._open.set()
-        self._called = asyncio.Event()
-
-    async def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        called, self._called = self._called, asyncio.Event()
-        called.set()
-        await self._open.wait()
-
-    def hold(self) -> None:
-        self._open.clear()
-
-    def release(self) -> None:
-        self._open.set()
-
-    async def wait_calls(self, count: int) -> None:
-        while len(self.delays) < count:
-            await self._called.wait()
 
 
 class Ticks:
@@ -95,16 +70,8 @@ class RecordingInbox:
 
 
 @pytest.fixture
-async def fake(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
-    server = FakeWeCom(corp_id=CORP, secrets={}, webhook_keys=[], members=[], clock=clock.now, aibots={BOT: SECRET})
-    runner = await serve(server)
-    yield server
-    await runner.cleanup()
-
-
-@pytest.fixture
-def sleeper() -> Sleeper:
-    return Sleeper()
+async def fake(serve_fake: ServeFake) -> FakeWeCom:
+    return await serve_fake(corp_id=CORP, aibots={BOT: SECRET})
 
 
 @pytest.fixture

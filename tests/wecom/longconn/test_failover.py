@@ -13,7 +13,8 @@ import pytest
 
 from bot.domain.events import TextMessage
 from bot.sandbox.fake import FakeWeCom
-from tests.wecom.longconn.conftest import BOT, Connect, RecordingInbox, Sleeper
+from tests.wecom.conftest import Sleeper
+from tests.wecom.longconn.conftest import BOT, Connect, RecordingInbox
 
 
 class StoreDown(RecordingInbox):

@@ -33,7 +33,8 @@ from store.core import Store
 from store.leader import Leader
 from store.models import inbox as inbox_table
 from store.models import outbox
-from tests.wecom.longconn.conftest import BOT, SECRET, Connect, RecordingInbox, Sleeper
+from tests.wecom.conftest import Sleeper
+from tests.wecom.longconn.conftest import BOT, SECRET, Connect, RecordingInbox
 
 Client = TestClient[Any, Any]
 

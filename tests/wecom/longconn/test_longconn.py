@@ -15,7 +15,8 @@ from bot.sandbox.fake import FakeWeCom
 from bot.wecom.errors import RateLimited, WeComError
 from bot.wecom.longconn import AckTimeout, NotConnected
 from bot.wecom.parse import AIBOT_SOURCE
-from tests.wecom.longconn.conftest import BOT, SECRET, Connect, RecordingInbox, Sleeper, Ticks
+from tests.wecom.conftest import Sleeper
+from tests.wecom.longconn.conftest import BOT, SECRET, Connect, RecordingInbox, Ticks
 
 CARD = {
     "card_type": "button_interaction",

@@ -14,7 +14,8 @@ from bot.sandbox.fake import FakeWeCom
 from bot.services.ratelimit import MemoryRateLimiter
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.outbox import OutboundMessage
-from tests.wecom.longconn.conftest import BOT, Connect, RecordingInbox, Sleeper
+from tests.wecom.conftest import Sleeper
+from tests.wecom.longconn.conftest import BOT, Connect, RecordingInbox
 
 CARD = {
     "card_type": "button_interaction",
