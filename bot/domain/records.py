@@ -1,0 +1,208 @@
+"""A ticket, its deadlines and its history as the store gives them: frozen, typed records every layer above the
+store reads by attribute.
+
+The store builds them from its rows (:meth:`Ticket.of`, :meth:`Deadline.of`, :meth:`HistoryEntry.of`); the
+services derive a changed ticket with :meth:`Ticket.updated` from the column values they wrote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from bot.domain.lifecycle import Evaluation, TicketSnapshot, TicketState
+from config.vocabulary import DeadlineName, TicketKind
+
+
+def _state(value: Any) -> TicketState | None:
+    return None if value is None else TicketState(value)
+
+
+def _deadline_name(value: Any) -> DeadlineName | None:
+    return None if value is None else DeadlineName(value)
+
+
+# the columns stored as text that the records carry as enums, and how each is read
+_TICKET_ENUMS: dict[str, Any] = {
+    "kind": TicketKind,
+    "state": TicketState,
+    "state_before_return": _state,
+    "evaluation": Evaluation,
+}
+
+
+def _typed(values: Mapping[Any, Any], enums: Mapping[str, Any]) -> dict[str, Any]:
+    typed = dict(values)
+    for name, read in enums.items():
+        if name in typed:
+            typed[name] = read(typed[name])
+    return typed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ticket:
+    """One row of the ``tickets`` table (see :mod:`store.models` for what each column means)."""
+
+    id: int
+    ticket_no: str
+    kind: TicketKind
+    request_type: str | None = None
+    category: str | None = None
+    area: str | None = None
+    title: str | None = None
+    content: str
+    address: str | None = None
+    citizen_name: str | None = None
+    citizen_phone: str | None = None
+    is_repeat: bool = False
+    is_media: bool = False
+    unit_code: str | None = None
+    handler_userid: str | None = None
+    state: TicketState
+    state_before_return: TicketState | None = None
+    evaluation: Evaluation = Evaluation.NORMAL
+    return_count: int = 0
+    redispatch_count: int = 0
+    rehandle_count: int = 0
+    cycle: int = 0
+    satisfaction: str | None = None
+    routed_by: str | None = None
+    hotline_unit: str | None = None
+    hotline_deadline: datetime | None = None
+    dispatched_at: datetime
+    received_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None = None
+    # 延期: the pending extension request (None when none is pending) and how many were approved
+    extension_days: int | None = None
+    extension_reason: str | None = None
+    extension_requested_by: str | None = None
+    extension_requested_at: datetime | None = None
+    extension_count: int = 0
+    source: str
+    payload_hash: str
+    version: int = 1
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, values: Mapping[Any, Any]) -> Ticket:
+        """The ticket from its column values (enums as stored text or as enums)."""
+        return cls(**_typed(values, _TICKET_ENUMS))
+
+    def updated(self, values: Mapping[str, Any]) -> Ticket:
+        """This ticket with the column ``values`` a change wrote."""
+        return dataclasses.replace(self, **_typed(values, _TICKET_ENUMS))
+
+    def snapshot(self) -> TicketSnapshot:
+        """What the lifecycle decides on (:func:`bot.domain.lifecycle.decide`)."""
+        return TicketSnapshot(
+            ticket_no=self.ticket_no,
+            kind=self.kind,
+            state=self.state,
+            unit_code=self.unit_code,
+            handler_userid=self.handler_userid,
+            category=self.category,
+            evaluation=self.evaluation,
+            return_count=self.return_count,
+            redispatch_count=self.redispatch_count,
+            rehandle_count=self.rehandle_count,
+            cycle=self.cycle,
+            state_before_return=self.state_before_return,
+            extension_days=self.extension_days,
+            extension_reason=self.extension_reason,
+            extension_requested_by=self.extension_requested_by,
+            extension_requested_at=self.extension_requested_at,
+            extension_count=self.extension_count,
+        )
+
+
+class DeadlineStatus(StrEnum):
+    OPEN = "open"
+    MET = "met"
+    MISSED = "missed"  # was overdue when it stopped being due
+    CANCELLED = "cancelled"  # stopped being due in time
+
+
+_DEADLINE_ENUMS: dict[str, Any] = {"name": DeadlineName, "status": DeadlineStatus}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deadline:
+    """One deadline of one ticket in one cycle (a row of ``deadlines``; ``id`` is None until it is stored)."""
+
+    id: int | None = None
+    ticket_id: int
+    name: DeadlineName
+    cycle: int
+    policy: str  # the duration as configured, e.g. "5wd"
+    started_at: datetime
+    due_at: datetime
+    status: DeadlineStatus = DeadlineStatus.OPEN
+    met_at: datetime | None = None
+    next_due_at: datetime | None = None  # the next moment the deadline engine looks at it
+    stage: int = 0
+    extended_days: int = 0  # working days approved extensions added
+
+    @classmethod
+    def of(cls, values: Mapping[Any, Any]) -> Deadline:
+        return cls(**_typed(values, _DEADLINE_ENUMS))
+
+    def updated(self, **values: Any) -> Deadline:
+        return dataclasses.replace(self, **_typed(values, _DEADLINE_ENUMS))
+
+
+_HISTORY_ENUMS: dict[str, Any] = {"from_state": _state, "to_state": _state}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryEntry:
+    """One entry of a ticket's audit log: who did what, when, from which state to which."""
+
+    id: int
+    ticket_id: int | None
+    ticket_no: str | None
+    at: datetime
+    actor: str
+    action: str  # an Action's value, or "dispatch", "update", "view_contact" …
+    from_state: TicketState | None = None
+    to_state: TicketState | None = None
+    note: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, values: Mapping[Any, Any]) -> HistoryEntry:
+        return cls(**_typed(values, _HISTORY_ENUMS))
+
+
+_LINE_ENUMS: dict[str, Any] = {"kind": TicketKind, "state": TicketState, "deadline_name": _deadline_name}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TicketLine:
+    """A ticket as a list shows it: a few columns and its next deadline (None when it has none). The citizen's
+    name and address are there only to mask them in the text; the phone is not."""
+
+    id: int
+    ticket_no: str
+    kind: TicketKind
+    title: str | None = None
+    content: str
+    category: str | None = None
+    unit_code: str | None = None
+    handler_userid: str | None = None
+    state: TicketState
+    is_repeat: bool = False
+    is_media: bool = False
+    dispatched_at: datetime
+    citizen_name: str | None = None
+    address: str | None = None
+    deadline_name: DeadlineName | None = None
+    deadline_due_at: datetime | None = None
+
+    @classmethod
+    def of(cls, values: Mapping[Any, Any]) -> TicketLine:
+        return cls(**_typed(values, _LINE_ENUMS))
