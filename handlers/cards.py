@@ -39,7 +39,6 @@ from bot.messages.cards import (
     last_entry,
     not_handler,
     parse_key,
-    state_of,
     ticket_of_task,
     updated_card,
 )
@@ -118,12 +117,12 @@ async def read_click(service: TicketService, config: BotConfig, event: CardClick
     except TicketNotFound:
         return click  # the router says so
     ticket = detail.ticket
-    handler = ticket.get("handler_userid")
-    if not handler or not _may_see(config, userid, ticket.get("unit_code")):
+    handler = ticket.handler_userid
+    if not handler or not _may_see(config, userid, ticket.unit_code):
         return click  # the lifecycle decides; another unit's ticket is the router's refusal
-    if action == "claim" and state_of(ticket["state"]) in _CLAIMED:
+    if action == "claim" and ticket.state in _CLAIMED:
         claimed = last_entry(detail.history, "claim")
-        at = claimed["at"] if claimed is not None and claimed["actor"] == handler else None
+        at = claimed.at if claimed is not None and claimed.actor == handler else None
         message = already_claimed(config, ticket_no, handler, userid, at)
         return Click(event, action, ticket_no, CommandError("already_claimed", message))
     if handler == userid:

@@ -10,6 +10,7 @@ from bot.domain.duty import Watch
 from bot.domain.escaping import echo, escape_md
 from bot.domain.lifecycle import Action, ActionRequest, VisitResult
 from bot.domain.masking import Citizen, mask_text
+from bot.domain.records import Deadline, Ticket
 from bot.messages import format as fmt
 from bot.messages.help import command_help, help_text
 from bot.services.duty import DutyChange, DutyRefused, DutyStatus
@@ -30,11 +31,11 @@ LIST_LIMIT = 15  # tickets in one list reply
 # -- a ticket, checked --------------------------------------------------------------------------------------------
 
 
-async def _checked(ctx: Context, cmd: ParsedCommand, action: Action | None = None) -> Mapping[str, Any]:
-    """The named ticket (its row, without deadlines and history), once the member may see it and, when ``action`` is
+async def _checked(ctx: Context, cmd: ParsedCommand, action: Action | None = None) -> Ticket:
+    """The named ticket (without deadlines and history), once the member may see it and, when ``action`` is
     given, ask for it (:mod:`bot.domain.permissions`)."""
     row = await ctx.ticket(cmd)
-    ticket_no, unit = row["ticket_no"], row["unit_code"]
+    ticket_no, unit = row.ticket_no, row.unit_code
     if not ctx.may_act_on(unit):
         raise CommandError(
             "other_unit",
@@ -49,7 +50,7 @@ async def _checked(ctx: Context, cmd: ParsedCommand, action: Action | None = Non
 async def _ticket(ctx: Context, cmd: ParsedCommand, action: Action) -> tuple[str, str | None]:
     """The named ticket's number and unit, once the member may ask for ``action`` on it."""
     row = await _checked(ctx, cmd, action)
-    return str(row["ticket_no"]), row["unit_code"]
+    return row.ticket_no, row.unit_code
 
 
 async def _apply(
@@ -67,7 +68,7 @@ async def _apply(
     row = None
     if ticket_no is None:
         row = await _checked(ctx, cmd, req.action)
-        ticket_no = str(row["ticket_no"])
+        ticket_no = row.ticket_no
     outcome = await ctx.service.act(ticket_no, req, dedup=ctx.dedup(), with_deadlines=True, viewed=viewed, row=row)
     if history:
         return outcome, await ctx.service.get(ticket_no)
@@ -203,11 +204,11 @@ def _decide_hint(ticket_no: str) -> str:
     return f"「延期 {ticket_no} 同意」或「延期 {ticket_no} 驳回 理由」"
 
 
-def _due(deadline: Mapping[str, Any] | None, verb: str = "") -> str:
+def _due(deadline: Deadline | None, verb: str = "") -> str:
     """「办结时限 12-03 09:00」 of the handling deadline (「办结时限延至 …」 with ``verb`` 延至)."""
     if deadline is None:
         return "办理时限未定"
-    return f"{fmt.deadline_label(deadline['name'])}时限{verb} {fmt.when(deadline['due_at'])}"
+    return f"{fmt.deadline_label(deadline.name)}时限{verb} {fmt.when(deadline.due_at)}"
 
 
 async def _request_extension(ctx: Context, cmd: ParsedCommand) -> None:
@@ -219,12 +220,11 @@ async def _request_extension(ctx: Context, cmd: ParsedCommand) -> None:
     req = _request(ctx, Action.REQUEST_EXTENSION, note=reason, days=days)
     _, detail = await _apply(ctx, cmd, req, ticket_no)
     facts = fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
-    due = _due(fmt.handling_deadline(detail.deadlines, detail.ticket["cycle"]))
+    due = _due(fmt.handling_deadline(detail.deadlines, detail.ticket.cycle))
     approvers, who = _approvers(ctx, unit, ctx.userid)
     shown = escape_md(mask_text(reason, Citizen.of(detail.ticket)))
     notice = (
-        f"{_name(ctx)} 申请工单 {ticket_no} 延期 {days} 个工作日：{shown}\n"
-        f"当前{due}。\n回复{_decide_hint(ticket_no)}。"
+        f"{_name(ctx)} 申请工单 {ticket_no} 延期 {days} 个工作日：{shown}\n当前{due}。\n回复{_decide_hint(ticket_no)}。"
     )
     if await ctx.tell(approvers, notice):
         done = f"⏳ {_name(ctx)} 申请延期 {days} 个工作日，已通知{who}审批。"
@@ -237,8 +237,8 @@ async def _request_extension(ctx: Context, cmd: ParsedCommand) -> None:
 
 async def _decide_extension(ctx: Context, cmd: ParsedCommand, *, approve: bool) -> None:
     ticket = await _checked(ctx, cmd)
-    ticket_no, unit = ticket["ticket_no"], ticket["unit_code"]
-    requester = ticket["extension_requested_by"]
+    ticket_no, unit = ticket.ticket_no, ticket.unit_code
+    requester = ticket.extension_requested_by
     action = Action.APPROVE_EXTENSION if approve else Action.REJECT_EXTENSION
     if ctx.refusal(action, ticket) is not None:  # a dispatcher, center lead, admin; the unit's head (see _approvers)
         _, who = _approvers(ctx, unit, requester or ctx.userid)
@@ -252,13 +252,11 @@ async def _decide_extension(ctx: Context, cmd: ParsedCommand, *, approve: bool) 
     days = int(cmd.args["days"]) if approve and "days" in cmd.args else None
     outcome, detail = await _apply(ctx, cmd, _request(ctx, action, note=reason, days=days), ticket_no, history=True)
     # what was decided, as recorded: this event's entry (also when the event is a retry, already applied)
-    entry = next(
-        (h for h in reversed(detail.history) if h["id"] == outcome.audit_id or h["action"] == action.value), None
-    )
-    data: Mapping[str, Any] = entry["data"] if entry is not None else {}
+    entry = next((h for h in reversed(detail.history) if h.id == outcome.audit_id or h.action == action.value), None)
+    data: Mapping[str, Any] = entry.data if entry is not None else {}
     requester = data.get("requested_by") or requester
     facts = fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)
-    deadline = fmt.handling_deadline(detail.deadlines, detail.ticket["cycle"])
+    deadline = fmt.handling_deadline(detail.deadlines, detail.ticket.cycle)
     asked = data.get("days")
     if approve:
         granted = data.get("granted", asked)
@@ -284,9 +282,9 @@ def _member_named(ctx: Context, name: str) -> Member | None:
 
 
 async def show(ctx: Context, cmd: ParsedCommand) -> None:
-    ticket = await _checked(ctx, cmd)  # the whole row, as naming it read it
-    text = fmt.summary(ticket, await ctx.service.deadlines_of(ticket["id"]), ctx.config, ctx.now)
-    mine = ticket["handler_userid"] == ctx.userid or ctx.has_role(Role.DISPATCHER)
+    ticket = await _checked(ctx, cmd)  # the whole ticket, as naming it read it
+    text = fmt.summary(ticket, await ctx.service.deadlines_of(ticket.id), ctx.config, ctx.now)
+    mine = ticket.handler_userid == ctx.userid or ctx.has_role(Role.DISPATCHER)
     if mine and ctx.event.chat_type == "single":
         text += "\n" + fmt.full_details(ticket)
         await ctx.service.record_access(ticket, actor=ctx.userid, what="view_contact")

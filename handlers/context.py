@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from bot.domain.events import TextMessage
 from bot.domain.lifecycle import Action
 from bot.domain.permissions import OFFICE_ROLES, UNIT_WORK, refusal
+from bot.domain.records import Ticket
 from bot.messages.reply import Command, Reply
 from bot.services.channels import Channels
 from bot.services.duty import DutyService
@@ -72,13 +72,13 @@ class Context:
         """Whether the member sees the unit's tickets (what they may do to them: :meth:`refusal`)."""
         return self.sees_all or (unit_code is not None and unit_code in self.unit_codes)
 
-    def refusal(self, action: Action, ticket: Mapping[str, Any]) -> str | None:
+    def refusal(self, action: Action, ticket: Ticket) -> str | None:
         """Why the member may not ask for ``action`` on ``ticket`` (see :mod:`bot.domain.permissions`), or None."""
         return refusal(self.config, self.userid, action, ticket)
 
-    async def ticket(self, cmd: ParsedCommand) -> Mapping[str, Any]:
+    async def ticket(self, cmd: ParsedCommand) -> Ticket:
         """The ticket the command names: its argument, else the quoted push; resolved among what the member sees.
-        Its row, without deadlines and history. A quoted message that names several tickets (a digest, a list)
+        Without deadlines and history. A quoted message that names several tickets (a digest, a list)
         names none of them: the member is asked which."""
         ref = cmd.args.get("ticket")
         if not ref and isinstance(self.event, TextMessage) and self.event.quoted_text:

@@ -15,9 +15,10 @@ from datetime import datetime, time
 
 from bot.domain.clock import TZ
 from bot.domain.lifecycle import TicketState
+from bot.domain.records import TicketLine
 from config.vocabulary import DeadlineName
 from store import queries as queries_repo
-from store.core import Row, Store
+from store.core import Store
 
 # not closed, not cancelled
 OPEN_STATES: tuple[str, ...] = tuple(s.value for s in TicketState if s.is_open)
@@ -43,13 +44,13 @@ def _scope(units: Collection[str] | None) -> list[str] | None:
     return None if units is None else sorted(set(units))
 
 
-async def my_open_tickets(store: Store, userid: str, *, limit: int = 100) -> list[Row]:
+async def my_open_tickets(store: Store, userid: str, *, limit: int = 100) -> list[TicketLine]:
     """The tickets ``userid`` handles that are still open, the nearest deadline first (none last)."""
     async with store.reading() as conn:
         return await queries_repo.handler_tickets(conn, userid, states=OPEN_STATES, windows=WINDOWS, limit=limit)
 
 
-async def unit_open_tickets(store: Store, unit_codes: Collection[str], *, limit: int = 20) -> list[Row]:
+async def unit_open_tickets(store: Store, unit_codes: Collection[str], *, limit: int = 20) -> list[TicketLine]:
     """The open tickets of the units (not those whose return was approved): unclaimed first, then by next
     deadline, those without one last."""
     units = _scope(unit_codes)
@@ -63,7 +64,7 @@ async def unit_open_tickets(store: Store, unit_codes: Collection[str], *, limit:
 
 async def overdue_tickets(
     store: Store, unit_codes: Collection[str] | None, now: datetime, *, limit: int = 20
-) -> list[Row]:
+) -> list[TicketLine]:
     """Open tickets of the units (None: all) with a deadline past due at ``now``, the longest overdue first;
     ``deadline_name`` / ``deadline_due_at`` is that deadline."""
     units = _scope(unit_codes)

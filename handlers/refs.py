@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Mapping, Sequence
-from typing import Any
+from collections.abc import Collection, Sequence
 
 from bot.domain.escaping import echo, group_text
+from bot.domain.records import Ticket
 from handlers.errors import CommandError
 from handlers.queries import OPEN_STATES
 from store import queries as queries_repo
@@ -60,22 +60,22 @@ def ticket_refs_in(text: str) -> list[str]:
     return list(found.values())
 
 
-def _short(row: Mapping[Any, Any], width: int = 16) -> str:
+def _short(row: Ticket, width: int = 16) -> str:
     # masked before it is cut: a phone number cut short no longer looks like one (the answer may go to a group)
-    words = group_text(row["title"] or row["content"] or "", row)
+    words = group_text(row.title or row.content or "", row)
     return words if len(words) <= width else words[: width - 1] + "…"
 
 
-def _ambiguous(ref: str, rows: Sequence[Mapping[Any, Any]]) -> CommandError:
+def _ambiguous(ref: str, rows: Sequence[Ticket]) -> CommandError:
     lines = [f"尾号 {ref} 对应多张工单，请多输入几位或输入完整工单号："]
-    lines += [f"· {row['ticket_no']}「{_short(row)}」" for row in rows[:_SHOWN]]
+    lines += [f"· {row.ticket_no}「{_short(row)}」" for row in rows[:_SHOWN]]
     if len(rows) > _SHOWN:
         lines.append("……（还有更多）")
     return CommandError("ticket_ambiguous", "\n".join(lines))
 
 
-async def find_ticket(store: Store, ref: str, *, units: Collection[str] | None) -> Mapping[str, Any]:
-    """The ticket ``ref`` names: its row (without deadlines and history).
+async def find_ticket(store: Store, ref: str, *, units: Collection[str] | None) -> Ticket:
+    """The ticket ``ref`` names (without deadlines and history).
     ``units``: the codes of the units the member works in, whose tickets last digits are matched against (None:
     every unit, for dispatchers, center leads and admins).
 
@@ -89,26 +89,26 @@ async def find_ticket(store: Store, ref: str, *, units: Collection[str] | None) 
         raise CommandError("bad_ticket_ref", f"「{echo(ref[:20])}」不是工单号：工单号只含数字、字母和连字符。")
     scope = None if units is None else sorted(set(units))
 
-    async def query(conn: Conn) -> tuple[Mapping[str, Any] | None, Sequence[Mapping[str, Any]]]:
+    async def query(conn: Conn) -> tuple[Ticket | None, Sequence[Ticket]]:
         """(the ticket with the number ``ref``, or None and the tickets ending with it)."""
         for number in dict.fromkeys((ref, ref.upper())):
             row = await tickets_repo.ticket_by_no(conn, number)
             if row is not None:
-                return dict(row), []
+                return row, []
         if scope == []:
             return None, []
         rows = await queries_repo.tickets_ending_with(conn, ref, units=scope, states=OPEN_STATES, limit=_SHOWN + 1)
         if not rows:
             # no open ticket: then a closed or cancelled one (every remaining match is one)
             rows = await queries_repo.tickets_ending_with(conn, ref, units=scope, states=None, limit=_SHOWN + 1)
-        return None, [dict(r) for r in rows]
+        return None, rows
 
     async with store.reading() as conn:
         exact, rows = await query(conn)
     if exact is not None:
         return exact
     if len(rows) == 1:
-        return dict(rows[0])
+        return rows[0]
     if rows:
         raise _ambiguous(ref, rows)
     if units is None:

@@ -50,6 +50,7 @@ from typing import Any
 
 from bot.domain.clock import Clock
 from bot.domain.lifecycle import Action, TicketState
+from bot.domain.records import Deadline
 from bot.messages import pushes as texts
 from bot.messages.cards import ticket_card
 from bot.messages.notice import Notice
@@ -63,6 +64,7 @@ from notifiers.rows import Row, group_channel, notice_rows, takes_cards
 from store import outbox as outbox_repo
 from store import pushes as pushes_repo
 from store.core import Conn, Store
+from store.pushes import Queued
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +86,15 @@ def event_of(change: TicketChange) -> str | None:
     return None
 
 
-def audience(names: Sequence[PushAudience], unit: Unit, ticket: Mapping[str, Any]) -> list[str]:
-    """The userids ``names`` stand for in ``unit`` for ``ticket``, in order, without repeats."""
+def audience(names: Sequence[PushAudience], unit: Unit, handler: str | None) -> list[str]:
+    """The userids ``names`` stand for in ``unit`` for a ticket with ``handler``, in order, without repeats."""
     found: list[str] = []
     for name in names:
         if name is PushAudience.TEAM:
             found += unit.emergency_team or unit.members
         elif name is PushAudience.HANDLER:
-            if ticket.get("handler_userid"):
-                found.append(str(ticket["handler_userid"]))
+            if handler:
+                found.append(handler)
         elif name is PushAudience.HEAD:
             found.append(unit.head)
         elif name is PushAudience.DEPUTIES:
@@ -136,7 +138,7 @@ class Pusher:
             if event is None:
                 continue
             ticket = change.ticket
-            rule = self.config.push_rule(PushKind.WARNING if event == WARNING else ticket["kind"])
+            rule = self.config.push_rule(PushKind.WARNING if event == WARNING else ticket.kind)
             mode = rule.mode
             capped = False
             if change.source == "import":
@@ -148,17 +150,17 @@ class Pusher:
                     at_once_left -= 1
             if mode == "digest" and not capped and self._due_before_digest(change, now):
                 mode = "at_once"
-            if event == MOVED and change.from_unit and change.from_unit != ticket.get("unit_code"):
+            if event == MOVED and change.from_unit and change.from_unit != ticket.unit_code:
                 rows += self._rows(self._moved_away(change, rule, now), now)
-            unit = self.config.unit(ticket.get("unit_code") or "")
+            unit = self.config.unit(ticket.unit_code or "")
             if unit is None or mode == "off":
                 continue
             if mode == "digest":
                 queued.append(
                     {
-                        "ticket_id": ticket["id"],
+                        "ticket_id": ticket.id,
                         "ticket_no": change.ticket_no,
-                        "cycle": ticket["cycle"],
+                        "cycle": ticket.cycle,
                         "unit_code": unit.code,
                         "queued_at": now,
                         "flushed_at": None,
@@ -188,15 +190,14 @@ class Pusher:
         platform's history); a re-dispatch an import brings is pushed when its ticket is open."""
         if change.action != "dispatch":
             return True
-        dispatched = change.ticket.get("dispatched_at")
-        if not change.dated or not isinstance(dispatched, datetime):
+        if not change.dated:
             return False
-        return now - dispatched <= self.config.pushes.imports.recent.natural()
+        return now - change.ticket.dispatched_at <= self.config.pushes.imports.recent.natural()
 
     def _due_before_digest(self, change: TicketChange, now: datetime) -> bool:
         """Whether one of the ticket's new deadlines (not the return window, a right rather than a duty) falls due
         before the next digest would go out (三个二's 20 minutes, say): then it is pushed at once instead."""
-        due = [d["due_at"] for d in change.deadlines if d.get("name") != DeadlineName.RETURN_WINDOW]
+        due = [d.due_at for d in change.deadlines if d.name != DeadlineName.RETURN_WINDOW]
         return bool(due) and min(due) < self.next_digest(now)
 
     def _outside(self, at: datetime) -> bool:
@@ -234,10 +235,10 @@ class Pusher:
     # --- what a push says -----------------------------------------------------------------------------------------
 
     def _push(self, change: TicketChange, event: str, rule: PushRule, unit: Unit, now: datetime) -> list[Notice]:
-        ticket, no, cycle = change.ticket, change.ticket_no, change.ticket["cycle"]
+        ticket, no, cycle = change.ticket, change.ticket_no, change.ticket.cycle
         headline, lead = self._headline(change, event)
         not_before = None if rule.urgent else self.config.routine_from(now)
-        mention = audience(rule.mention, unit, ticket)
+        mention = audience(rule.mention, unit, ticket.handler_userid)
         card = (
             ticket_card(ticket, change.deadlines, self.config, now, tag=f"p{change.audit_id}", done=lead)
             if self._takes_cards(unit)
@@ -258,7 +259,7 @@ class Pusher:
                 not_before=not_before,
             )
         ]
-        private = audience(rule.private, unit, ticket)
+        private = audience(rule.private, unit, ticket.handler_userid)
         if private:
             notices.append(
                 Notice(
@@ -281,7 +282,7 @@ class Pusher:
         old = change.from_unit or ""
         return [
             Notice(
-                key=f"push:{no}:{ticket['cycle']}:moved-from:{old}",
+                key=f"push:{no}:{ticket.cycle}:moved-from:{old}",
                 text=texts.moved_away(self.config, ticket, action=change.action),
                 unit=old,
                 mention=[change.from_handler] if change.from_handler else [],
@@ -291,9 +292,7 @@ class Pusher:
             )
         ]
 
-    async def _to_duty(
-        self, conn: Conn, change: TicketChange, event: str, unit: Unit, now: datetime
-    ) -> Notice:
+    async def _to_duty(self, conn: Conn, change: TicketChange, event: str, unit: Unit, now: datetime) -> Notice:
         """The urgent push outside the service window, privately to whoever is on duty (else the office's heads)."""
         on_duty = await self.duty.on_duty_in(conn, now) if self.duty is not None else self.config.on_duty(now)
         if not on_duty:
@@ -302,7 +301,7 @@ class Pusher:
         ticket, no = change.ticket, change.ticket_no
         headline, _ = self._headline(change, event)
         body = texts.to_duty(ticket, change.deadlines, headline, unit.name, now)
-        return Notice(key=f"push:{no}:{ticket['cycle']}:{event}:duty", text=body, members=on_duty, urgent=True)
+        return Notice(key=f"push:{no}:{ticket.cycle}:{event}:duty", text=body, members=on_duty, urgent=True)
 
     # --- the digest -----------------------------------------------------------------------------------------------
 
@@ -338,14 +337,14 @@ class Pusher:
             found = await pushes_repo.waiting(conn, queued_before=start)
             if not found:
                 return 0
-            by_unit: dict[str, list[Mapping[str, Any]]] = {}
-            for row in found:
-                by_unit.setdefault(row["queued_unit"], []).append(dict(row))
-            open_deadlines = await pushes_repo.open_deadlines_of(conn, [r["id"] for r in found])
+            by_unit: dict[str, list[Queued]] = {}
+            for queued in found:
+                by_unit.setdefault(queued.unit_code, []).append(queued)
+            open_deadlines = await pushes_repo.open_deadlines_of(conn, [q.ticket.id for q in found])
             for code, items in by_unit.items():
-                waiting = [r for r in items if _still_waits(r, code)]
-                kept = {r["item_id"] for r in waiting}
-                gone = [r["item_id"] for r in items if r["item_id"] not in kept]
+                waiting = [q for q in items if _still_waits(q)]
+                kept = {q.item_id for q in waiting}
+                gone = [q.item_id for q in items if q.item_id not in kept]
                 await pushes_repo.mark_flushed(conn, gone, at=now, key=None)
                 if not waiting:
                     continue
@@ -356,7 +355,7 @@ class Pusher:
                     # for the next period's, rather than be marked as sent in a message that does not hold them
                     continue
                 await outbox_repo.enqueue(conn, rows)
-                await pushes_repo.mark_flushed(conn, [r["item_id"] for r in waiting], at=now, key=base)
+                await pushes_repo.mark_flushed(conn, [q.item_id for q in waiting], at=now, key=base)
                 sent += 1 if rows else 0
         if sent and self.wake is not None:
             self.wake()
@@ -365,8 +364,8 @@ class Pusher:
     def _digest(
         self,
         code: str,
-        items: Sequence[Mapping[str, Any]],
-        open_deadlines: Mapping[int, Sequence[Mapping[Any, Any]]],
+        items: Sequence[Queued],
+        open_deadlines: Mapping[int, Sequence[Deadline]],
         base: str,
         now: datetime,
     ) -> list[Notice]:
@@ -374,15 +373,15 @@ class Pusher:
         if unit is None:
             log.warning("digest for unknown unit %s dropped (%d tickets)", code, len(items))
             return []
-        kinds = dict.fromkeys(str(r["kind"]) for r in items)
-        mention = list(dict.fromkeys(u for k in kinds for u in audience(self.config.push_rule(k).mention, unit, {})))
+        kinds = dict.fromkeys(q.ticket.kind for q in items)
+        mention = list(dict.fromkeys(u for k in kinds for u in audience(self.config.push_rule(k).mention, unit, None)))
         if len(items) == 1:  # a digest of one ticket: the ticket itself, with its card
-            ticket = items[0]
-            deadlines = open_deadlines.get(ticket["id"], [])
+            ticket = items[0].ticket
+            deadlines = open_deadlines.get(ticket.id, [])
             headline = texts.new_ticket(ticket)
             card = None
             if self._takes_cards(unit):
-                card = ticket_card(ticket, deadlines, self.config, now, tag=f"d{ticket['item_id']}")
+                card = ticket_card(ticket, deadlines, self.config, now, tag=f"d{items[0].item_id}")
             body = texts.markdown(self.config, ticket, deadlines, headline, None, now)
             return [
                 Notice(
@@ -395,10 +394,13 @@ class Pusher:
                     mention_text=headline,
                 )
             ]
-        text = texts.digest(unit.name, items, open_deadlines, self.config.pushes.digest.max_items)
+        text = texts.digest(unit.name, [q.ticket for q in items], open_deadlines, self.config.pushes.digest.max_items)
         return [Notice(key=base, text=text, unit=code, mention=mention, ordering_key=f"digest:{code}")]
 
 
-def _still_waits(row: Mapping[str, Any], unit: str) -> bool:
+def _still_waits(queued: Queued) -> bool:
     """Whether a queued ticket still waits for its digest: unclaimed, with the unit, in the cycle it was queued in."""
-    return row["state"] == TicketState.DISPATCHED and row["unit_code"] == unit and row["cycle"] == row["queued_cycle"]
+    ticket = queued.ticket
+    return (
+        ticket.state is TicketState.DISPATCHED and ticket.unit_code == queued.unit_code and ticket.cycle == queued.cycle
+    )

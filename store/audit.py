@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.domain.records import HistoryEntry
 from store.models import audit_log
 
 
@@ -25,6 +25,6 @@ async def append_audit(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]])
     return [ids[row["ticket_id"]] for row in rows]
 
 
-async def history_of(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:
+async def history_of(conn: AsyncConnection, ticket_id: int) -> list[HistoryEntry]:
     result = await conn.execute(select(audit_log).where(audit_log.c.ticket_id == ticket_id).order_by(audit_log.c.id))
-    return list(result.mappings())
+    return [HistoryEntry.of(row) for row in result.mappings()]

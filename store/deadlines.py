@@ -7,9 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, insert, select, update
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.domain.records import Deadline
 from store.models import deadlines
 
 # from this many rows on, PostgreSQL gets them by COPY rather than by INSERT
@@ -35,13 +35,13 @@ async def _copy(conn: AsyncConnection, table: str, rows: Sequence[Mapping[str, A
     await driver.copy_records_to_table(table, records=[tuple(r[c] for c in columns) for r in rows], columns=columns)
 
 
-async def open_deadlines(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:
+async def open_deadlines(conn: AsyncConnection, ticket_id: int) -> list[Deadline]:
     result = await conn.execute(
         select(deadlines)
         .where(and_(deadlines.c.ticket_id == ticket_id, deadlines.c.status == "open"))
         .order_by(deadlines.c.due_at)
     )
-    return list(result.mappings())
+    return [Deadline.of(row) for row in result.mappings()]
 
 
 async def close_deadlines(conn: AsyncConnection, ids: Iterable[int], *, status: str, at: datetime | None) -> None:
@@ -80,8 +80,8 @@ async def reschedule_deadline(
     await conn.execute(update(deadlines).where(deadlines.c.id == deadline_id).values(**values))
 
 
-async def deadlines_of(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:
+async def deadlines_of(conn: AsyncConnection, ticket_id: int) -> list[Deadline]:
     result = await conn.execute(
         select(deadlines).where(deadlines.c.ticket_id == ticket_id).order_by(deadlines.c.cycle, deadlines.c.due_at)
     )
-    return list(result.mappings())
+    return [Deadline.of(row) for row in result.mappings()]

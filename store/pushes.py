@@ -4,15 +4,16 @@ an open connection; see store.core for the conventions (callers own the transact
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.domain.records import Deadline, Ticket
 from store.models import deadlines, digest_items, outbox, tickets
 
 _CHUNK = 500  # ids per IN list
@@ -28,7 +29,18 @@ async def queue_digest(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]])
     await conn.execute(statement, [dict(r) for r in rows])
 
 
-async def waiting(conn: AsyncConnection, *, queued_before: datetime, limit: int = 5000) -> list[RowMapping]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Queued:
+    """A ticket waiting for its unit's digest: the queue's item, and the ticket as it is now."""
+
+    item_id: int
+    unit_code: str  # the unit it was queued for
+    cycle: int  # the cycle it was queued in
+    queued_at: datetime
+    ticket: Ticket
+
+
+async def waiting(conn: AsyncConnection, *, queued_before: datetime, limit: int = 5000) -> list[Queued]:
     """Queued tickets not yet in a digest, queued before ``queued_before``, with the ticket as it is now (its state,
     unit and cycle tell whether it still waits), by unit and queue order. On PostgreSQL the rows are locked for the
     flush (``SKIP LOCKED``: another flush at the same moment takes the others, never the same)."""
@@ -47,7 +59,20 @@ async def waiting(conn: AsyncConnection, *, queued_before: datetime, limit: int 
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=digest_items)
-    return list((await conn.execute(query)).mappings())
+    found = []
+    for row in (await conn.execute(query)).mappings():
+        values = dict(row)
+        item = {name: values.pop(name) for name in ("item_id", "queued_unit", "queued_cycle", "queued_at")}
+        found.append(
+            Queued(
+                item_id=item["item_id"],
+                unit_code=item["queued_unit"],
+                cycle=item["queued_cycle"],
+                queued_at=item["queued_at"],
+                ticket=Ticket.of(values),
+            )
+        )
+    return found
 
 
 async def mark_flushed(conn: AsyncConnection, ids: Sequence[int], *, at: datetime, key: str | None) -> None:
@@ -59,9 +84,9 @@ async def mark_flushed(conn: AsyncConnection, ids: Sequence[int], *, at: datetim
         )
 
 
-async def open_deadlines_of(conn: AsyncConnection, ticket_ids: Sequence[int]) -> dict[int, list[RowMapping]]:
+async def open_deadlines_of(conn: AsyncConnection, ticket_ids: Sequence[int]) -> dict[int, list[Deadline]]:
     """The open deadlines of several tickets, by ticket id."""
-    found: dict[int, list[RowMapping]] = {}
+    found: dict[int, list[Deadline]] = {}
     unique = list(dict.fromkeys(ticket_ids))
     for start in range(0, len(unique), _CHUNK):
         chunk = unique[start : start + _CHUNK]
@@ -69,7 +94,7 @@ async def open_deadlines_of(conn: AsyncConnection, ticket_ids: Sequence[int]) ->
             select(deadlines).where(deadlines.c.ticket_id.in_(chunk), deadlines.c.status == "open")
         )
         for row in result.mappings():
-            found.setdefault(row["ticket_id"], []).append(row)
+            found.setdefault(row["ticket_id"], []).append(Deadline.of(row))
     return found
 
 

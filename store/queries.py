@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.domain.records import Ticket, TicketLine
 from store.models import deadlines, tickets
 
 _LIST_COLUMNS = (
@@ -79,7 +79,7 @@ async def tickets_ending_with(
     units: Sequence[str] | None,
     states: Sequence[str] | None,
     limit: int,
-) -> list[RowMapping]:
+) -> list[Ticket]:
     """Tickets whose number ends with ``suffix``, ignoring case (people type the last digits), in ``states`` and
     ``units`` (None: any), newest first. ``%`` and ``_`` in ``suffix`` match themselves.
 
@@ -97,12 +97,12 @@ async def tickets_ending_with(
         .order_by(tickets.c.id.desc())
         .limit(limit)
     )
-    return list(result.mappings())
+    return [Ticket.of(row) for row in result.mappings()]
 
 
 async def handler_tickets(
     conn: AsyncConnection, userid: str, *, states: Sequence[str], windows: Sequence[str], limit: int
-) -> list[RowMapping]:
+) -> list[TicketLine]:
     """``userid``'s tickets in ``states`` (ix_tickets_handler_userid), each with its next deadline
     (``deadline_name``, ``deadline_due_at``): the most pressing first, those without a deadline last."""
     name, due = _next_deadline(windows)
@@ -112,7 +112,7 @@ async def handler_tickets(
         .order_by(due.nulls_last(), tickets.c.id)
         .limit(limit)
     )
-    return list(result.mappings())
+    return [TicketLine.of(row) for row in result.mappings()]
 
 
 async def unit_tickets(
@@ -123,7 +123,7 @@ async def unit_tickets(
     first_states: Sequence[str],
     windows: Sequence[str],
     limit: int,
-) -> list[RowMapping]:
+) -> list[TicketLine]:
     """Tickets of ``units`` (None: all) in ``states``, each with its next deadline: those in ``first_states``
     (unclaimed) first, then by next deadline, those without one last."""
     name, due = _next_deadline(windows)
@@ -133,7 +133,7 @@ async def unit_tickets(
         .order_by(tickets.c.state.in_(list(first_states)).desc(), due.nulls_last(), tickets.c.id)
         .limit(limit)
     )
-    return list(result.mappings())
+    return [TicketLine.of(row) for row in result.mappings()]
 
 
 async def overdue_unit_tickets(
@@ -144,7 +144,7 @@ async def overdue_unit_tickets(
     states: Sequence[str],
     windows: Sequence[str],
     limit: int,
-) -> list[RowMapping]:
+) -> list[TicketLine]:
     """Tickets of ``units`` (None: all) in ``states`` with an open deadline due before ``now``, the longest
     overdue first; ``deadline_name`` / ``deadline_due_at`` is that earliest deadline. Driven from the tickets
     (ix_tickets_state, few open ones), each looked up in deadlines by ticket: deadlines has no index on
@@ -156,7 +156,7 @@ async def overdue_unit_tickets(
         .order_by(due, tickets.c.id)
         .limit(limit)
     )
-    return list(result.mappings())
+    return [TicketLine.of(row) for row in result.mappings()]
 
 
 async def ticket_figures(

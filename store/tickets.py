@@ -7,15 +7,15 @@ from typing import Any
 
 from sqlalchemy import String, and_, any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.domain.records import Ticket
 from store.core import CHUNK, ConcurrentUpdate
 from store.models import tickets
 
 
-async def tickets_by_no(conn: AsyncConnection, numbers: Sequence[str]) -> dict[str, RowMapping]:
-    found: dict[str, RowMapping] = {}
+async def tickets_by_no(conn: AsyncConnection, numbers: Sequence[str]) -> dict[str, Ticket]:
+    found: dict[str, Ticket] = {}
     unique = list(dict.fromkeys(numbers))
     postgres = conn.dialect.name == "postgresql"
     for i in range(0, len(unique), CHUNK):
@@ -26,21 +26,21 @@ async def tickets_by_no(conn: AsyncConnection, numbers: Sequence[str]) -> dict[s
         else:
             condition = tickets.c.ticket_no.in_(chunk)
         result = await conn.execute(select(tickets).where(condition))
-        found.update({row["ticket_no"]: row for row in result.mappings()})
+        found.update({row["ticket_no"]: Ticket.of(row) for row in result.mappings()})
     return found
 
 
-async def ticket_by_no(conn: AsyncConnection, ticket_no: str) -> RowMapping | None:
-    result = await conn.execute(select(tickets).where(tickets.c.ticket_no == ticket_no))
-    return result.mappings().first()
+async def ticket_by_no(conn: AsyncConnection, ticket_no: str) -> Ticket | None:
+    row = (await conn.execute(select(tickets).where(tickets.c.ticket_no == ticket_no))).mappings().first()
+    return None if row is None else Ticket.of(row)
 
 
-async def tickets_by_suffix(conn: AsyncConnection, suffix: str, limit: int = 5) -> list[RowMapping]:
+async def tickets_by_suffix(conn: AsyncConnection, suffix: str, limit: int = 5) -> list[Ticket]:
     """Tickets whose number ends with ``suffix`` (people type the last digits), newest first."""
     result = await conn.execute(
         select(tickets).where(tickets.c.ticket_no.like(f"%{suffix}")).order_by(tickets.c.id.desc()).limit(limit)
     )
-    return list(result.mappings())
+    return [Ticket.of(row) for row in result.mappings()]
 
 
 async def insert_tickets(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int]:

@@ -25,10 +25,8 @@ number reads ``138＊＊＊＊5678``, whose stars can no longer pair with anothe
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
-from bot.domain.masking import Citizen, mask_text
+from bot.domain.masking import Citizen, NamesCitizen, mask_text
 
 _LOOKALIKE = str.maketrans(
     {
@@ -74,7 +72,7 @@ def escape_md(text: str) -> str:
     return _LINE_START.sub(_line_start, text)
 
 
-def group_text(text: object, ticket: Mapping[str, Any]) -> str:
+def group_text(text: object, ticket: NamesCitizen) -> str:
     """A ticket's text as a group may read it on one line: whitespace collapsed, the citizen masked
     (:func:`bot.domain.masking.mask_text` with the ticket's :class:`~bot.domain.masking.Citizen`), then escaped."""
     return escape_md(mask_text(" ".join(str(text or "").split()), Citizen.of(ticket)))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 
 _COMPOUND_SURNAMES = (
     "欧阳",
@@ -198,6 +198,16 @@ def _names(text: str) -> str:
 # --- the ticket's own citizen --------------------------------------------------------------------------------------
 
 
+class NamesCitizen(Protocol):
+    """A ticket, whole or as a list shows it: what it says of its citizen."""
+
+    @property
+    def citizen_name(self) -> str | None: ...
+
+    @property
+    def address(self) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Citizen:
     """What a ticket says of its citizen: their name and address are masked wherever they occur in its texts."""
@@ -206,9 +216,9 @@ class Citizen:
     address: str | None = None
 
     @classmethod
-    def of(cls, ticket: Mapping[str, Any]) -> Citizen:
-        """From a ticket row (its ``citizen_name`` and ``address``; either may be missing)."""
-        return cls(ticket.get("citizen_name") or None, ticket.get("address") or None)
+    def of(cls, ticket: NamesCitizen) -> Citizen:
+        """From a ticket (its ``citizen_name`` and ``address``; either may be None)."""
+        return cls(ticket.citizen_name or None, ticket.address or None)
 
     def mask(self, text: str) -> str:
         """``text`` with this citizen's address and name masked (not yet the rest: :func:`mask_text` does both)."""

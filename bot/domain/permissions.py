@@ -15,9 +15,10 @@ not a member's and are not checked here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from bot.domain.lifecycle import Action
+from bot.domain.records import Ticket
 from config.model import BotConfig
 from config.vocabulary import ROLE_LABELS, Role
 
@@ -62,10 +63,10 @@ def office_roles_for(action: Action) -> frozenset[Role]:
     return OFFICE_WORK.get(action, frozenset(OFFICE_ROLES))
 
 
-def may_act(config: BotConfig, userid: str, action: Action, ticket: Mapping[Any, Any]) -> bool:
-    """Whether the member ``userid`` may ask for ``action`` on ``ticket`` (its row: ``unit_code``, and
+def may_act(config: BotConfig, userid: str, action: Action, ticket: Ticket) -> bool:
+    """Whether the member ``userid`` may ask for ``action`` on ``ticket`` (its ``unit_code``, and
     ``extension_requested_by`` for a decision on an extension). The lifecycle's own rules are asked afterwards."""
-    unit_code = ticket.get("unit_code")
+    unit_code = ticket.unit_code
     if action in UNIT_WORK:
         if is_unit_member(config, userid, unit_code):
             return True
@@ -75,20 +76,20 @@ def may_act(config: BotConfig, userid: str, action: Action, ticket: Mapping[Any,
     if action in EXTENSION_DECISIONS:
         # the unit's head or a deputy decides a handler's request; a head's request goes to the office
         unit = config.unit(unit_code) if unit_code else None
-        return unit is not None and userid in unit.heads and ticket.get("extension_requested_by") not in unit.heads
+        return unit is not None and userid in unit.heads and ticket.extension_requested_by not in unit.heads
     return False
 
 
-def refusal(config: BotConfig, userid: str, action: Action, ticket: Mapping[Any, Any]) -> str | None:
+def refusal(config: BotConfig, userid: str, action: Action, ticket: Ticket) -> str | None:
     """None when :func:`may_act`; else why not, politely, in Chinese."""
     if may_act(config, userid, action, ticket):
         return None
-    unit_code = ticket.get("unit_code")
+    unit_code = ticket.unit_code
     unit = config.unit(unit_code) if unit_code else None
     where = unit.name if unit is not None else "未分派单位"
     if action in UNIT_WORK:
-        return f"抱歉，工单 {ticket['ticket_no']} 属于{where}，只有{where}的承办人或负责人可以{action.label}。"
+        return f"抱歉，工单 {ticket.ticket_no} 属于{where}，只有{where}的承办人或负责人可以{action.label}。"
     if action in EXTENSION_DECISIONS:
-        return f"抱歉，工单 {ticket['ticket_no']} 的延期申请由{where}负责人或热线办审批。"
+        return f"抱歉，工单 {ticket.ticket_no} 的延期申请由{where}负责人或热线办审批。"
     roles = "、".join(ROLE_LABELS[role] for role in OFFICE_ROLES if role in office_roles_for(action))
     return f"抱歉，{action.label}只有{roles}可以操作。"

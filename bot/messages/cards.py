@@ -17,12 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
 
 from bot.domain.clock import local
 from bot.domain.escaping import escape_md, group_text
 from bot.domain.lifecycle import TicketState
 from bot.domain.masking import Citizen, mask_text
+from bot.domain.records import Deadline, HistoryEntry, Ticket
 from bot.messages import format as fmt
 from config.model import BotConfig
 
@@ -104,15 +104,15 @@ def parse_key(key: str) -> tuple[str, str] | None:
     return action, ticket_no
 
 
-def task_id_for(ticket: Mapping[str, Any], tag: str) -> str:
+def task_id_for(ticket: Ticket, tag: str) -> str:
     """``t@<ticket no>@<cycle>@<tag>``: the ticket, its cycle and the push. WeCom refuses a task id an app (or a
     robot) used before, so every push of the same ticket and cycle needs a tag of its own."""
-    ticket_no = str(ticket["ticket_no"])
+    ticket_no = ticket.ticket_no
     if not _TICKET_NO.fullmatch(ticket_no):
         raise ValueError(f"ticket number {ticket_no!r} does not fit a task id")
     if not _TAG.fullmatch(tag):
         raise ValueError(f"task id tag {tag!r}: 1 to 24 of A-Z a-z 0-9 _ -")
-    task_id = f"t@{ticket_no}@{int(ticket.get('cycle') or 0)}@{tag}"
+    task_id = f"t@{ticket_no}@{ticket.cycle}@{tag}"
     if not TASK_ID.fullmatch(task_id):  # pragma: no cover - the parts above keep it within the pattern
         raise ValueError(f"task id {task_id!r} is not one WeCom takes")
     return task_id
@@ -153,8 +153,8 @@ def actions_for(state: str) -> tuple[str, ...]:
 
 
 def ticket_card(
-    ticket: Mapping[str, Any],
-    deadlines: Sequence[Mapping[str, Any]],
+    ticket: Ticket,
+    deadlines: Sequence[Deadline],
     config: BotConfig,
     now: datetime,
     *,
@@ -167,33 +167,33 @@ def ticket_card(
     fields, buttons ``actions`` (default: :func:`actions_for` its state). Masked as for a group. ``task_id`` defaults
     to a new one (:func:`task_id_for` with ``tag``, else the time); ``done`` is the line an updated card leads with
     ("周婷 已接单 11-23 09:05")."""
-    ticket_no = str(ticket["ticket_no"])
-    chosen = tuple(actions) if actions is not None else actions_for(ticket["state"])
+    ticket_no = ticket.ticket_no
+    chosen = tuple(actions) if actions is not None else actions_for(ticket.state)
     if not chosen:
         raise ValueError("a button_interaction card needs at least one button")
     unknown = [a for a in chosen if a not in BUTTONS]
     if unknown or len(set(chosen)) != len(chosen) or len(chosen) > 6:
         raise ValueError(f"card buttons {chosen!r}: each of {sorted(BUTTONS)} once, at most 6")
-    words = group_text(ticket.get("title") or ticket.get("content") or "", ticket)
+    words = group_text(ticket.title or ticket.content or "", ticket)
     subtitle = [done] if done else []
-    content = escape_md(mask_text(str(ticket.get("content") or words), Citizen.of(ticket)))
+    content = escape_md(mask_text(ticket.content or words, Citizen.of(ticket)))
     subtitle.append(_clip(content, SUBTITLE_CHARS))
-    if state_of(ticket["state"]) in _SUBMIT_HINT_STATES:
+    if ticket.state in _SUBMIT_HINT_STATES:
         subtitle.append(f"办结请发送：/办结 {ticket_no} 处理结果")
-    deadline = fmt.next_deadline(deadlines, ticket.get("cycle"))
-    due = "无" if deadline is None else f"{fmt.deadline_label(deadline['name'])} {fmt.when(deadline['due_at'])}"
+    deadline = fmt.next_deadline(deadlines, ticket.cycle)
+    due = "无" if deadline is None else f"{fmt.deadline_label(deadline.name)} {fmt.when(deadline.due_at)}"
     fields = [
-        ("承办单位", fmt.unit_name(config, ticket.get("unit_code"))),
-        ("状态", fmt.state_label(ticket["state"])),
-        ("承办人", fmt.person(config, ticket.get("handler_userid")) if ticket.get("handler_userid") else "待接单"),
+        ("承办单位", fmt.unit_name(config, ticket.unit_code)),
+        ("状态", fmt.state_label(ticket.state)),
+        ("承办人", fmt.person(config, ticket.handler_userid) if ticket.handler_userid else "待接单"),
         ("下一时限", due),
     ]
-    if ticket.get("category"):
-        fields.insert(1, ("类别", escape_md(str(ticket["category"]))))
+    if ticket.category:
+        fields.insert(1, ("类别", escape_md(ticket.category)))
     return Card(
         task_id=task_id or task_id_for(ticket, tag or default_tag(now)),
         source=_clip(config.office.name, SOURCE_CHARS),
-        title=f"【{fmt.kind_label(ticket['kind'])}】{_clip(words, TITLE_CHARS)}",
+        title=f"【{fmt.kind_label(ticket.kind)}】{_clip(words, TITLE_CHARS)}",
         title_desc=f"工单 {ticket_no}",
         subtitle="\n".join(subtitle),
         fields=tuple((k, _clip(v, VALUE_CHARS)) for k, v in fields),
@@ -204,8 +204,8 @@ def ticket_card(
 
 
 def updated_card(
-    ticket: Mapping[str, Any],
-    deadlines: Sequence[Mapping[str, Any]],
+    ticket: Ticket,
+    deadlines: Sequence[Deadline],
     config: BotConfig,
     now: datetime,
     *,
@@ -217,18 +217,18 @@ def updated_card(
     return ticket_card(ticket, deadlines, config, now, task_id=task_id, done=done)
 
 
-def done_line(config: BotConfig, history: Sequence[Mapping[str, Any]], action: str) -> str | None:
+def done_line(config: BotConfig, history: Sequence[HistoryEntry], action: str) -> str | None:
     """ "周婷 已接单 11-23 09:05": the last time ``action`` was done to the ticket, by whom."""
     button = BUTTONS.get(action)
     row = last_entry(history, action)
     if button is None or button.done is None or row is None:
         return None
-    return f"{fmt.person(config, row['actor'])} {button.done} {fmt.when(row['at'])}"
+    return f"{fmt.person(config, row.actor)} {button.done} {fmt.when(row.at)}"
 
 
-def last_entry(history: Sequence[Mapping[str, Any]], action: str) -> Mapping[str, Any] | None:
+def last_entry(history: Sequence[HistoryEntry], action: str) -> HistoryEntry | None:
     """The last history entry of ``action``, or None."""
-    return next((row for row in reversed(history) if row["action"] == action), None)
+    return next((row for row in reversed(history) if row.action == action), None)
 
 
 # -- answers to clicks that do not run ---------------------------------------------------------------------------

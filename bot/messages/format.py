@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from bot.domain.clock import local
 from bot.domain.escaping import escape_md, group_text
 from bot.domain.lifecycle import TicketState
 from bot.domain.masking import Citizen, mask_name, mask_phone, mask_text
+from bot.domain.records import Deadline, DeadlineStatus, Ticket, TicketLine
 from config.model import BotConfig
 from config.vocabulary import DEADLINE_LABELS, KIND_LABELS, DeadlineName, TicketKind
 
@@ -73,32 +73,30 @@ def unit_name(config: BotConfig, code: str | None) -> str:
     return unit.name if unit is not None else (code or "未分派")
 
 
-def next_deadline(deadlines: Sequence[Mapping[str, Any]], cycle: int | None = None) -> Mapping[str, Any] | None:
+def next_deadline(deadlines: Sequence[Deadline], cycle: int | None = None) -> Deadline | None:
     """The earliest open deadline (of ``cycle`` when given), or None."""
-    open_ones = [d for d in deadlines if d["status"] == "open" and (cycle is None or d["cycle"] == cycle)]
-    return min(open_ones, key=lambda d: d["due_at"], default=None)
+    open_ones = [d for d in deadlines if d.status == DeadlineStatus.OPEN and (cycle is None or d.cycle == cycle)]
+    return min(open_ones, key=lambda d: d.due_at, default=None)
 
 
-def deadline_line(deadline: Mapping[str, Any] | None, now: datetime) -> str:
+def deadline_line(deadline: Deadline | None, now: datetime) -> str:
     if deadline is None:
         return "下一时限：无"
-    due = deadline["due_at"]
-    return f"下一时限：{deadline_label(deadline['name'])} {when(due)}（{remaining(due, now)}）"
+    due = deadline.due_at
+    return f"下一时限：{deadline_label(deadline.name)} {when(due)}（{remaining(due, now)}）"
 
 
-def summary(
-    ticket: Mapping[str, Any], deadlines: Sequence[Mapping[str, Any]], config: BotConfig, now: datetime
-) -> str:
+def summary(ticket: Ticket, deadlines: Sequence[Deadline], config: BotConfig, now: datetime) -> str:
     """The ticket's key facts for a chat everyone in the unit reads: citizen and phone numbers masked."""
     # masked before it is cut: a phone number cut short no longer looks like one
-    text = escape_md(mask_text(ticket.get("title") or ticket["content"], Citizen.of(ticket)))
+    text = escape_md(mask_text(ticket.title or ticket.content, Citizen.of(ticket)))
     if len(text) > CONTENT_CHARS:
         text = text[:CONTENT_CHARS] + "…"
     lines = [
-        f"工单 {ticket['ticket_no']}（{kind_label(ticket['kind'])}）{unit_name(config, ticket['unit_code'])}",
+        f"工单 {ticket.ticket_no}（{kind_label(ticket.kind)}）{unit_name(config, ticket.unit_code)}",
         text,
-        f"状态：{state_label(ticket['state'])}，承办人：{person(config, ticket['handler_userid'])}",
-        deadline_line(next_deadline(deadlines, ticket.get("cycle")), now),
+        f"状态：{state_label(ticket.state)}，承办人：{person(config, ticket.handler_userid)}",
+        deadline_line(next_deadline(deadlines, ticket.cycle), now),
     ]
     pending = extension_line(ticket, config)
     if pending:
@@ -106,54 +104,54 @@ def summary(
     return "\n".join(lines)
 
 
-def extension_line(ticket: Mapping[str, Any], config: BotConfig) -> str | None:
+def extension_line(ticket: Ticket, config: BotConfig) -> str | None:
     """The pending extension request (延期), masked and cut for a group, or None when there is none."""
-    days = ticket.get("extension_days")
+    days = ticket.extension_days
     if days is None:
         return None
-    reason = group_text(ticket.get("extension_reason") or "", ticket)
+    reason = group_text(ticket.extension_reason or "", ticket)
     if len(reason) > REASON_CHARS:
         reason = reason[:REASON_CHARS] + "…"
-    who = person(config, ticket.get("extension_requested_by"))
+    who = person(config, ticket.extension_requested_by)
     return f"延期申请待审批：{days} 个工作日（{who}：{reason}）"
 
 
-def handling_deadline(deadlines: Sequence[Mapping[str, Any]], cycle: int | None) -> Mapping[str, Any] | None:
+def handling_deadline(deadlines: Sequence[Deadline], cycle: int | None) -> Deadline | None:
     """The open handling deadline of the ticket's cycle: 办结, or 再次处置 of a warning ticket; None without one."""
     for name in (DeadlineName.REHANDLE, DeadlineName.HANDLE):
         for d in deadlines:
-            if d["status"] == "open" and d["name"] == name and (cycle is None or d["cycle"] == cycle):
+            if d.status == DeadlineStatus.OPEN and d.name == name and (cycle is None or d.cycle == cycle):
                 return d
     return None
 
 
-def full_details(ticket: Mapping[str, Any]) -> str:
+def full_details(ticket: Ticket) -> str:
     """Everything the handler needs to call the citizen, unmasked: for one person's eyes only."""
     lines = [
-        f"工单 {ticket['ticket_no']} 详情（含联系方式，请勿转发）",
-        f"诉求人：{ticket.get('citizen_name') or '未留姓名'}  电话：{ticket.get('citizen_phone') or '未留电话'}",
+        f"工单 {ticket.ticket_no} 详情（含联系方式，请勿转发）",
+        f"诉求人：{ticket.citizen_name or '未留姓名'}  电话：{ticket.citizen_phone or '未留电话'}",
     ]
-    if ticket.get("address"):
-        lines.append(f"地址：{ticket['address']}")
-    if ticket.get("category"):
-        lines.append(f"类别：{ticket['category']}")
-    lines.append(f"内容：{ticket['content']}")
+    if ticket.address:
+        lines.append(f"地址：{ticket.address}")
+    if ticket.category:
+        lines.append(f"类别：{ticket.category}")
+    lines.append(f"内容：{ticket.content}")
     return escape_md("\n".join(lines))
 
 
-def list_line(row: Mapping[str, Any], config: BotConfig, now: datetime) -> str:
+def list_line(row: TicketLine, config: BotConfig, now: datetime) -> str:
     """One ticket in a list: number, a few words, state, its next deadline."""
-    text = escape_md(mask_text(row.get("title") or row.get("content") or "", Citizen.of(row)))  # masked, then cut
+    text = escape_md(mask_text(row.title or row.content or "", Citizen.of(row)))  # masked, then cut
     if len(text) > LINE_CHARS:
         text = text[:LINE_CHARS] + "…"
-    line = f"· {row['ticket_no']} {text}｜{state_label(row['state'])}"
-    due = row.get("deadline_due_at")
+    line = f"· {row.ticket_no} {text}｜{state_label(row.state)}"
+    due = row.deadline_due_at
     if due is not None:
-        name = row.get("deadline_name")
+        name = row.deadline_name
         label = deadline_label(name) if name else "时限"
         line += f"｜{label} {when(due)}（{remaining(due, now)}）"
     return line
 
 
-def masked_contact(ticket: Mapping[str, Any]) -> str:
-    return escape_md(f"{mask_name(ticket.get('citizen_name'))} {mask_phone(ticket.get('citizen_phone'))}")
+def masked_contact(ticket: Ticket) -> str:
+    return escape_md(f"{mask_name(ticket.citizen_name)} {mask_phone(ticket.citizen_phone)}")

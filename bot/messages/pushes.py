@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from bot.domain.escaping import escape_md, group_text
 from bot.domain.lifecycle import Action, TicketState
+from bot.domain.records import Deadline, Ticket
 from bot.messages import format as fmt
 from config.model import BotConfig
 
@@ -20,21 +20,21 @@ LINE_CHARS = 22  # of the title in a digest line
 
 def headline(
     config: BotConfig,
-    ticket: Mapping[str, Any],
+    ticket: Ticket,
     *,
     event: str,
     action: str,
     from_unit: str | None,
 ) -> tuple[str, str | None]:
     """The push's first line, and the lead line of its card (None: a plain new ticket)."""
-    no = ticket["ticket_no"]
-    kind = fmt.kind_label(ticket["kind"])
+    no = ticket.ticket_no
+    kind = fmt.kind_label(ticket.kind)
     if event == WARNING:
         return f"【预警】工单 {no} 回访不满意，请再次处置", "回访不满意，已转为预警工单，请再次处置"
     if event == MOVED:
         source = fmt.unit_name(config, from_unit) if from_unit else "热线办"
         what = "签派" if action == Action.ASSIGN else "改派"
-        if from_unit == ticket.get("unit_code"):
+        if from_unit == ticket.unit_code:
             return f"【{kind}】重新派单 {no}", "重新派单至本单位"
         return f"【{kind}】{what}工单 {no}（原：{source}）", f"由{source}{what}至本单位"
     if event == REOPENED:
@@ -42,14 +42,14 @@ def headline(
     return new_ticket(ticket), None
 
 
-def new_ticket(ticket: Mapping[str, Any]) -> str:
-    return f"【{fmt.kind_label(ticket['kind'])}】新工单 {ticket['ticket_no']}"
+def new_ticket(ticket: Ticket) -> str:
+    return f"【{fmt.kind_label(ticket.kind)}】新工单 {ticket.ticket_no}"
 
 
 def markdown(
     config: BotConfig,
-    ticket: Mapping[str, Any],
-    deadlines: Sequence[Mapping[str, Any]],
+    ticket: Ticket,
+    deadlines: Sequence[Deadline],
     headline: str,
     lead: str | None,
     now: datetime,
@@ -58,9 +58,9 @@ def markdown(
 ) -> str:
     """The push as group markdown (where no card goes), masked. ``remaining``: with the time left before the next
     deadline (not in a message that may wait for the service window: it would be stale)."""
-    title = group_text(ticket.get("title") or "", ticket)
+    title = group_text(ticket.title or "", ticket)
     # masked before it is cut: a phone number cut short no longer looks like one
-    content = group_text(ticket.get("content") or "", ticket)
+    content = group_text(ticket.content or "", ticket)
     if len(content) > CONTENT_CHARS:
         content = content[:CONTENT_CHARS] + "…"
     lines = [f"**{headline}**"]
@@ -69,63 +69,61 @@ def markdown(
     if title:
         lines.append(f"**{title[: LINE_CHARS * 2]}**")
     lines.append(content)
-    facts = [f"承办单位：{fmt.unit_name(config, ticket.get('unit_code'))}"]
-    if ticket.get("category"):
-        facts.insert(0, f"类别：{escape_md(str(ticket['category']))}")
+    facts = [f"承办单位：{fmt.unit_name(config, ticket.unit_code)}"]
+    if ticket.category:
+        facts.insert(0, f"类别：{escape_md(ticket.category)}")
     lines.append("> " + "　".join(facts))
-    deadline = fmt.next_deadline(deadlines, ticket.get("cycle"))
+    deadline = fmt.next_deadline(deadlines, ticket.cycle)
     if remaining or deadline is None:
         lines.append("> " + fmt.deadline_line(deadline, now))
     else:
-        lines.append(f"> 下一时限：{fmt.deadline_label(deadline['name'])} {fmt.when(deadline['due_at'])}")
-    no = ticket["ticket_no"]
-    if ticket.get("state") == TicketState.DISPATCHED:
+        lines.append(f"> 下一时限：{fmt.deadline_label(deadline.name)} {fmt.when(deadline.due_at)}")
+    no = ticket.ticket_no
+    if ticket.state == TicketState.DISPATCHED:
         lines.append(f"请发送 /接单 {no} 接单，/查 {no} 查看详情。")
     else:
         lines.append(f"发送 /查 {no} 查看详情。")
     return "\n".join(lines)
 
 
-def moved_away(config: BotConfig, ticket: Mapping[str, Any], *, action: str) -> str:
+def moved_away(config: BotConfig, ticket: Ticket, *, action: str) -> str:
     """The short notice to the unit a ticket left: where it went, and that its card is void."""
-    where = fmt.unit_name(config, ticket.get("unit_code"))
+    where = fmt.unit_name(config, ticket.unit_code)
     what = "签派" if action == Action.ASSIGN else "改派"
     return (
-        f"**工单 {ticket['ticket_no']}（{fmt.kind_label(ticket['kind'])}）已{what}至「{where}」**\n"
+        f"**工单 {ticket.ticket_no}（{fmt.kind_label(ticket.kind)}）已{what}至「{where}」**\n"
         f"本单位无需再办理，此前推送的卡片已失效。"
     )
 
 
-def to_duty(
-    ticket: Mapping[str, Any], deadlines: Sequence[Mapping[str, Any]], headline: str, unit_name: str, now: datetime
-) -> str:
+def to_duty(ticket: Ticket, deadlines: Sequence[Deadline], headline: str, unit_name: str, now: datetime) -> str:
     """The urgent push outside the service window, privately to whoever is on duty."""
-    text = group_text(ticket.get("title") or ticket.get("content") or "", ticket)
+    text = group_text(ticket.title or ticket.content or "", ticket)
     return (
         f"**【值班提醒】{headline}**\n"
         f"受理时段外，已推送至「{unit_name}」工作群。\n"
         f"{text[:CONTENT_CHARS]}\n"
-        f"> {fmt.deadline_line(fmt.next_deadline(deadlines, ticket.get('cycle')), now)}\n"
-        f"发送 /查 {ticket['ticket_no']} 查看详情。"
+        f"> {fmt.deadline_line(fmt.next_deadline(deadlines, ticket.cycle), now)}\n"
+        f"发送 /查 {ticket.ticket_no} 查看详情。"
     )
 
 
 def digest(
     unit_name: str,
-    items: Sequence[Mapping[str, Any]],
-    open_deadlines: Mapping[int, Sequence[Mapping[Any, Any]]],
+    items: Sequence[Ticket],
+    open_deadlines: Mapping[int, Sequence[Deadline]],
     limit: int,
 ) -> str:
     """A unit's digest of the tickets waiting to be claimed: a line each (at most ``limit``)."""
     lines = [f"**【新工单汇总】{unit_name} {len(items)} 件待接单**"]
     for i, ticket in enumerate(items[:limit], start=1):
-        text = group_text(ticket.get("title") or ticket.get("content") or "", ticket)
+        text = group_text(ticket.title or ticket.content or "", ticket)
         if len(text) > LINE_CHARS:
             text = text[:LINE_CHARS] + "…"
-        line = f"{i}. {ticket['ticket_no']}（{fmt.kind_label(ticket['kind'])}）{text}"
-        deadline = fmt.next_deadline(open_deadlines.get(ticket["id"], []), ticket.get("cycle"))
+        line = f"{i}. {ticket.ticket_no}（{fmt.kind_label(ticket.kind)}）{text}"
+        deadline = fmt.next_deadline(open_deadlines.get(ticket.id, []), ticket.cycle)
         if deadline is not None:
-            line += f"｜{fmt.deadline_label(deadline['name'])} {fmt.when(deadline['due_at'])}"
+            line += f"｜{fmt.deadline_label(deadline.name)} {fmt.when(deadline.due_at)}"
         lines.append(line)
     if len(items) > limit:
         lines.append(f"另有 {len(items) - limit} 件未列出，发送 /待办 查看全部。")

@@ -288,7 +288,7 @@ class DeadlineEngine:
             name=row["name"],
             due_at=row["due_at"],
             text=row["text"] or "",
-            citizen=Citizen.of(row),
+            citizen=Citizen(row["citizen_name"] or None, row["address"] or None),
             unit_code=row["unit_code"],
             handler=handler,
             overdue=overdue,

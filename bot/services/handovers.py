@@ -16,6 +16,7 @@ from bot.domain.lifecycle import (
     Evaluation,
     TicketState,
 )
+from bot.domain.records import Deadline, Ticket
 from bot.domain.ticket import UPDATABLE_FIELDS, TicketInput
 from bot.services.ticket_actions import TicketActions
 from bot.services.ticket_model import TicketChange, UpsertOutcome
@@ -23,7 +24,7 @@ from config.vocabulary import DeadlineName, TicketKind
 from store import audit as audit_repo
 from store import deadlines as deadlines_repo
 from store import tickets as tickets_repo
-from store.core import ConcurrentUpdate, Conn, ConstraintViolation, Row
+from store.core import ConcurrentUpdate, Conn, ConstraintViolation
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,10 @@ class HandOvers(TicketActions):
             if row is None:
                 statuses.append("created")
             else:
-                statuses.append("unchanged" if row["payload_hash"] == item.payload_hash() else "updated")
+                statuses.append("unchanged" if row.payload_hash == item.payload_hash() else "updated")
         return statuses
 
-    async def _upsert(
-        self, conn: Conn, inputs: list[TicketInput], source: str, actor: str
-    ) -> list[UpsertOutcome]:
+    async def _upsert(self, conn: Conn, inputs: list[TicketInput], source: str, actor: str) -> list[UpsertOutcome]:
         now = self.clock.now()
         existing = await tickets_repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
         fresh = [t for t in inputs if t.ticket_no not in existing]
@@ -162,22 +161,22 @@ class HandOvers(TicketActions):
         ]
         audit_ids = await audit_repo.append_audit(conn, audits)
         if self.hooks:
-            planned: dict[int, list[Mapping[str, Any]]] = {}
+            planned: dict[int, list[Deadline]] = {}
             for d in deadline_rows:
-                planned.setdefault(d["ticket_id"], []).append(d)
+                planned.setdefault(d["ticket_id"], []).append(Deadline.of(d))
             await self._tell(
                 conn,
                 [
                     TicketChange(
-                        "dispatch",
-                        {**row, "id": ticket_id},
-                        None,
-                        TicketState.DISPATCHED,
-                        None,
-                        None,
-                        now,
-                        actor,
-                        audit_id,
+                        action="dispatch",
+                        ticket=Ticket.of({**row, "id": ticket_id}),
+                        from_state=None,
+                        to_state=TicketState.DISPATCHED,
+                        from_unit=None,
+                        from_handler=None,
+                        at=now,
+                        actor=actor,
+                        audit_id=audit_id,
                         source=source,
                         deadlines=planned.get(ticket_id, []),
                         dated=item.dispatched_at is not None,
@@ -188,7 +187,7 @@ class HandOvers(TicketActions):
         # the bot's own routing decision is news to the hotline; a unit the platform named is not, and neither
         # is anything in an import of the platform's own export
         if source == "import":
-            return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
+            return [_created(r) for r in rows]
         await self._sync_back(
             conn,
             [
@@ -197,66 +196,71 @@ class HandOvers(TicketActions):
                 if route.reason != "hotline"
             ],
         )
-        return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
+        return [_created(r) for r in rows]
 
     async def _update(
-        self, conn: Conn, row: Row, item: TicketInput, now: datetime, actor: str, source: str
+        self, conn: Conn, row: Ticket, item: TicketInput, now: datetime, actor: str, source: str
     ) -> UpsertOutcome:
         digest = item.payload_hash()
-        if digest == row["payload_hash"]:
-            return UpsertOutcome(row["ticket_no"], "unchanged", row["state"], row["unit_code"])
+        if digest == row.payload_hash:
+            return UpsertOutcome(ticket_no=row.ticket_no, status="unchanged", state=row.state, unit_code=row.unit_code)
         values: dict[str, Any] = {}
         for name in UPDATABLE_FIELDS:
             new = getattr(item, name)
-            new = new.value if isinstance(new, TicketKind) else new
-            if new != row[name]:
-                values[name] = new
-        if item.dispatched_at is not None and item.dispatched_at != row["dispatched_at"] and row["cycle"] == 1:
+            if new != getattr(row, name):
+                values[name] = new.value if isinstance(new, TicketKind) else new
+        if item.dispatched_at is not None and item.dispatched_at != row.dispatched_at and row.cycle == 1:
             # a corrected 派单时间 (only the platform's own dispatch: later cycles start in the bot)
             values["dispatched_at"] = item.dispatched_at
-        if item.extra != row["extra"]:
+        if item.extra != row.extra:
             values["extra"] = item.extra
         # the platform re-dispatches only when *its* unit changes: a later update that still names the unit
         # a ticket was returned from must not undo the office's re-dispatch
-        platform_moved = item.unit_label is not None and item.unit_label != row["hotline_unit"]
-        if item.unit_label is not None and item.unit_label != row["hotline_unit"]:
+        platform_moved = item.unit_label is not None and item.unit_label != row.hotline_unit
+        if item.unit_label is not None and item.unit_label != row.hotline_unit:
             values["hotline_unit"] = item.unit_label
         changed = tuple(sorted(values))
         values.update(payload_hash=digest, updated_at=now)
-        await tickets_repo.update_ticket(conn, row["id"], row["version"], values)
-        version = row["version"] + 1
-        state = row["state"]
+        await tickets_repo.update_ticket(conn, row.id, row.version, values)
+        version = row.version + 1
+        state = row.state
         if changed:
             await audit_repo.append_audit(
                 conn,
                 [
                     {
-                        "ticket_id": row["id"],
-                        "ticket_no": row["ticket_no"],
+                        "ticket_id": row.id,
+                        "ticket_no": row.ticket_no,
                         "at": now,
                         "actor": actor,
                         "action": "update",
-                        "from_state": state,
-                        "to_state": state,
+                        "from_state": state.value,
+                        "to_state": state.value,
                         "note": None,
                         "data": {"changed": list(changed)},
                     }
                 ],
             )
-        if {"kind", "category", "dispatched_at"} & set(changed) and TicketState(state).is_open:
+        if {"kind", "category", "dispatched_at"} & set(changed) and state.is_open:
             start = values.get("dispatched_at")
-            await self._reschedule(conn, row["id"], TicketKind(item.kind), item.category, now, start)
-        unit = row["unit_code"]
+            await self._reschedule(conn, row.id, TicketKind(item.kind), item.category, now, start)
+        unit = row.unit_code
         target = self.config.unit_for_label(item.unit_label) if platform_moved else None
-        if target is not None and target.code != row["unit_code"] and TicketState(state).is_open:
-            fresh = await tickets_repo.ticket_by_no(conn, row["ticket_no"])
-            if fresh is None or fresh["version"] != version:
-                raise ConcurrentUpdate(row["id"])
+        if target is not None and target.code != row.unit_code and state.is_open:
+            fresh = await tickets_repo.ticket_by_no(conn, row.ticket_no)
+            if fresh is None or fresh.version != version:
+                raise ConcurrentUpdate(row.id)
             req = ActionRequest(Action.REDISPATCH, HOTLINE, now, unit=target.code, by_hotline=True)
             outcome = await self._apply(conn, fresh, req, source=source)
-            state, unit = outcome.to_state.value, target.code
+            state, unit = outcome.to_state, target.code
             changed = (*changed, "unit")
-        return UpsertOutcome(row["ticket_no"], "updated" if changed else "unchanged", state, unit, changed)
+        return UpsertOutcome(
+            ticket_no=row.ticket_no,
+            status="updated" if changed else "unchanged",
+            state=state,
+            unit_code=unit,
+            changed=changed,
+        )
 
     async def _reschedule(
         self,
@@ -272,26 +276,27 @@ class HandOvers(TicketActions):
         open_rows = await deadlines_repo.open_deadlines(conn, ticket_id)
         if not open_rows:
             return
-        cycle = max(r["cycle"] for r in open_rows)
-        current = [r for r in open_rows if r["cycle"] == cycle]
-        cycle_kind: CycleKind = "rehandle" if any(r["name"] == DeadlineName.REHANDLE for r in current) else "dispatch"
-        start = start or min(r["started_at"] for r in current)
+        cycle = max(r.cycle for r in open_rows)
+        current = [r for r in open_rows if r.cycle == cycle]
+        cycle_kind: CycleKind = "rehandle" if any(r.name == DeadlineName.REHANDLE for r in current) else "dispatch"
+        start = start or min(r.started_at for r in current)
         wanted = {p.name: p for p in self.planner.plan(PlanRequest(kind, category, start, cycle_kind))}
         obsolete = []
         for r in current:
-            planned = wanted.pop(DeadlineName(r["name"]), None)
+            assert r.id is not None  # read from the store
+            planned = wanted.pop(r.name, None)
             if planned is None:
-                obsolete.append(r["id"])
+                obsolete.append(r.id)
                 continue
             # approved extensions (延期) still apply to the new due time
-            due = self.calendar.add_working_days(planned.due_at, r["extended_days"]) if r["extended_days"] else None
+            due = self.calendar.add_working_days(planned.due_at, r.extended_days) if r.extended_days else None
             due = due or planned.due_at
-            if due != r["due_at"] or planned.started_at != r["started_at"]:
+            if due != r.due_at or planned.started_at != r.started_at:
                 policy = str(planned.policy)
-                stage, next_due_at = self.nag_point(r["name"], policy, planned.started_at, due, now)
+                stage, next_due_at = self.nag_point(r.name, policy, planned.started_at, due, now)
                 await deadlines_repo.reschedule_deadline(
                     conn,
-                    r["id"],
+                    r.id,
                     policy=policy,
                     started_at=planned.started_at,
                     due_at=due,
@@ -300,7 +305,13 @@ class HandOvers(TicketActions):
                 )
         await deadlines_repo.close_deadlines(conn, obsolete, status="cancelled", at=None)
         # names the new policy adds, unless they were already met or cancelled in this cycle
-        closed = {r["name"] for r in await deadlines_repo.deadlines_of(conn, ticket_id) if r["cycle"] == cycle}
+        closed = {r.name for r in await deadlines_repo.deadlines_of(conn, ticket_id) if r.cycle == cycle}
         await deadlines_repo.insert_deadlines(
             conn, self._deadline_rows([(ticket_id, cycle, p) for n, p in wanted.items() if n.value not in closed], now)
         )
+
+
+def _created(row: Mapping[str, Any]) -> UpsertOutcome:
+    return UpsertOutcome(
+        ticket_no=row["ticket_no"], status="created", state=TicketState(row["state"]), unit_code=row["unit_code"]
+    )

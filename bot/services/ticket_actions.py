@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,12 +15,12 @@ from bot.domain.lifecycle import (
     Action,
     ActionRequest,
     TicketSnapshot,
-    TicketState,
     Transition,
     decide,
 )
 from bot.domain.nags import period_start
 from bot.domain.permissions import refusal
+from bot.domain.records import Deadline, Ticket
 from bot.services.ticket_core import TicketCore
 from bot.services.ticket_model import (
     ActionOutcome,
@@ -28,7 +28,6 @@ from bot.services.ticket_model import (
     TicketChange,
     TicketNotFound,
     UnknownUnit,
-    snapshot,
 )
 from config.vocabulary import DeadlineName
 from store import audit as audit_repo
@@ -36,7 +35,7 @@ from store import deadlines as deadlines_repo
 from store import inbox as inbox_repo
 from store import nags as nag_store
 from store import tickets as tickets_repo
-from store.core import ConcurrentUpdate, Conn, Row
+from store.core import ConcurrentUpdate, Conn
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +51,7 @@ class TicketActions(TicketCore):
         dedup: tuple[str, str, str] | None = None,
         with_deadlines: bool = False,
         viewed: str | None = None,
-        row: Mapping[Any, Any] | None = None,
+        row: Ticket | None = None,
     ) -> ActionOutcome:
         """Applies an action. ``dedup`` = (source, key, raw payload): an inbound message applied once only.
         ``with_deadlines``: the outcome carries the ticket's open deadlines as the action left them (worked out from
@@ -69,7 +68,7 @@ class TicketActions(TicketCore):
         one transaction.
         """
 
-        known = [row] if row is not None and row["ticket_no"] == ticket_no else []  # used on the first try only
+        known = [row] if row is not None and row.ticket_no == ticket_no else []  # used on the first try only
 
         async def transaction(conn: Conn) -> ActionOutcome:
             outcome: ActionOutcome | None = None
@@ -93,10 +92,10 @@ class TicketActions(TicketCore):
                         conn, [_access_audit(outcome.ticket, actor=req.actor, at=self.clock.now(), via=viewed)]
                     )
             if not with_deadlines:
-                return dataclasses.replace(outcome, deadlines=[])
+                return dataclasses.replace(outcome, deadlines=())
             if outcome.duplicate:  # a retry: nothing was worked out, read them
-                found = await deadlines_repo.open_deadlines(conn, outcome.ticket["id"])
-                outcome = dataclasses.replace(outcome, deadlines=[dict(r) for r in found])
+                found = await deadlines_repo.open_deadlines(conn, outcome.ticket.id)
+                outcome = dataclasses.replace(outcome, deadlines=found)
             return outcome
 
         for attempt in range(_RETRIES):
@@ -112,12 +111,11 @@ class TicketActions(TicketCore):
         row = await tickets_repo.ticket_by_no(conn, ticket_no)
         if row is None:
             raise TicketNotFound(ticket_no)
-        state = TicketState(row["state"])
-        return ActionOutcome(ticket_no, req.action, state, state, 0, dict(row), duplicate=True)
+        return ActionOutcome(
+            action=req.action, from_state=row.state, to_state=row.state, audit_id=0, ticket=row, duplicate=True
+        )
 
-    async def _apply(
-        self, conn: Conn, row: Mapping[Any, Any], req: ActionRequest, *, source: str | None = None
-    ) -> ActionOutcome:
+    async def _apply(self, conn: Conn, row: Ticket, req: ActionRequest, *, source: str | None = None) -> ActionOutcome:
         if req.unit and req.action in (Action.REDISPATCH, Action.ASSIGN):
             unit = self.config.unit_for_label(req.unit)
             if unit is None:
@@ -125,14 +123,14 @@ class TicketActions(TicketCore):
             req = _replace(req, unit=unit.code)
         if req.action is Action.REQUEST_EXTENSION:
             req = _replace(req, extension_limits=self.extension_limits)
-        ticket = snapshot(row)
-        open_rows = await deadlines_repo.open_deadlines(conn, row["id"])
-        current = [r for r in open_rows if r["cycle"] == ticket.cycle]
-        transition = decide(ticket, req, {DeadlineName(r["name"]): r["due_at"] for r in current})
+        ticket = row.snapshot()
+        open_rows = await deadlines_repo.open_deadlines(conn, row.id)
+        current = [r for r in open_rows if r.cycle == ticket.cycle]
+        transition = decide(ticket, req, {r.name: r.due_at for r in current})
         values: dict[str, Any] = {"state": transition.to_state.value, "updated_at": req.at, **transition.changes}
         if transition.new_cycle is not None:
             values["cycle"] = ticket.cycle + 1
-        await tickets_repo.update_ticket(conn, row["id"], row["version"], values)
+        await tickets_repo.update_ticket(conn, row.id, row.version, values)
         started, closed = await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
         data = dict(transition.data)
         moved: dict[str, dict[str, str]] = {}
@@ -140,14 +138,14 @@ class TicketActions(TicketCore):
             moved = data["deadlines"] = await self._extend(conn, current, transition, req.at)
         # the open deadlines as the action leaves them (what an answer shows), worked out rather than read again
         still_open = [
-            {**r, "due_at": datetime.fromisoformat(moved[r["name"]]["to"])}
-            if r["cycle"] == ticket.cycle and r["name"] in moved
-            else dict(r)
+            r.updated(due_at=datetime.fromisoformat(moved[r.name]["to"]))
+            if r.cycle == ticket.cycle and r.name in moved
+            else r
             for r in open_rows
-            if r["id"] not in closed
+            if r.id not in closed
         ]
         audit = {
-            "ticket_id": row["id"],
+            "ticket_id": row.id,
             "ticket_no": ticket.ticket_no,
             "at": req.at,
             "actor": req.actor,
@@ -160,73 +158,72 @@ class TicketActions(TicketCore):
         (audit_id,) = await audit_repo.append_audit(conn, [audit])
         if not req.by_hotline:
             await self._sync_back(conn, [(audit_id, audit)])
-        merged = {**dict(row), **values, "version": row["version"] + 1}
+        merged = row.updated({**values, "version": row.version + 1})
         if self.hooks:
             change = TicketChange(
-                req.action.value,
-                merged,
-                ticket.state,
-                transition.to_state,
-                row["unit_code"],
-                row["handler_userid"],
-                req.at,
-                req.actor,
-                audit_id,
+                action=req.action.value,
+                ticket=merged,
+                from_state=ticket.state,
+                to_state=transition.to_state,
+                from_unit=row.unit_code,
+                from_handler=row.handler_userid,
+                at=req.at,
+                actor=req.actor,
+                audit_id=audit_id,
                 source=source,
                 deadlines=started,
             )
             await self._tell(conn, [change])
         return ActionOutcome(
-            ticket.ticket_no,
-            req.action,
-            ticket.state,
-            transition.to_state,
-            audit_id,
-            merged,
-            deadlines=still_open + [dict(d) for d in started],
+            action=req.action,
+            from_state=ticket.state,
+            to_state=transition.to_state,
+            audit_id=audit_id,
+            ticket=merged,
+            deadlines=[*still_open, *started],
         )
 
     async def _apply_deadlines(
         self,
         conn: Conn,
-        row: Mapping[Any, Any],
+        row: Ticket,
         ticket: TicketSnapshot,
         transition: Transition,
-        open_rows: list[Row],
+        open_rows: Sequence[Deadline],
         at: datetime,
-    ) -> tuple[list[dict[str, Any]], set[int]]:
+    ) -> tuple[list[Deadline], set[int]]:
         """Closes what the transition meets or cancels; (the deadlines of the new cycle it starts, if any, the ids of
         those it closed)."""
-        met = [r["id"] for r in open_rows if r["cycle"] == ticket.cycle and r["name"] in transition.meet]
+        met = [r.id for r in open_rows if r.id is not None and r.cycle == ticket.cycle and r.name in transition.meet]
         # a new cycle supersedes whatever the previous one left open
         closed = [
             r
             for r in open_rows
-            if r["id"] not in met
-            and (transition.new_cycle is not None or r["cycle"] != ticket.cycle or r["name"] in transition.cancel)
+            if r.id not in met
+            and (transition.new_cycle is not None or r.cycle != ticket.cycle or r.name in transition.cancel)
         ]
         # an obligation already overdue when it stops mattering was missed, and counts so in the rates;
         # a window (the return window) that passes is not a miss
-        missed = [r["id"] for r in closed if r["due_at"] < at and r["name"] != DeadlineName.RETURN_WINDOW]
-        cancelled = [r["id"] for r in closed if r["id"] not in missed]
+        missed = [r.id for r in closed if r.id is not None and r.due_at < at and r.name != DeadlineName.RETURN_WINDOW]
+        cancelled = [r.id for r in closed if r.id is not None and r.id not in missed]
         await deadlines_repo.close_deadlines(conn, met, status="met", at=at)
         await deadlines_repo.close_deadlines(conn, missed, status="missed", at=at)
         await deadlines_repo.close_deadlines(conn, cancelled, status="cancelled", at=None)
         # an accept deadline that passed unmet counts against the unit that had the ticket (three misses); the
         # deadline engine counts it when it finds it open after its due time, this when a late claim is first
-        closing = set(met) | {r["id"] for r in closed}
-        late = [r for r in open_rows if r["id"] in closing and r["name"] == DeadlineName.ACCEPT and r["due_at"] < at]
-        if late and row["unit_code"]:
+        closing = set(met) | {r.id for r in closed if r.id is not None}
+        late = [r for r in open_rows if r.id in closing and r.name == DeadlineName.ACCEPT and r.due_at < at]
+        if late and row.unit_code:
             months = self.config.nags.three_misses.period_months
             await nag_store.record_misses(
                 conn,
                 [
                     {
-                        "deadline_id": r["id"],
-                        "ticket_id": row["id"],
-                        "unit_code": row["unit_code"],
-                        "period_start": period_start(r["due_at"], months),
-                        "missed_at": r["due_at"],
+                        "deadline_id": r.id,
+                        "ticket_id": row.id,
+                        "unit_code": row.unit_code,
+                        "period_start": period_start(r.due_at, months),
+                        "missed_at": r.due_at,
                     }
                     for r in late
                 ],
@@ -236,45 +233,45 @@ class TicketActions(TicketCore):
         if transition.new_cycle is None:
             return [], closing
         plan = self.planner.plan(PlanRequest(ticket.kind, ticket.category, at, transition.new_cycle))
-        started = self._deadline_rows([(row["id"], ticket.cycle + 1, p) for p in plan], at)
+        started = self._deadline_rows([(row.id, ticket.cycle + 1, p) for p in plan], at)
         await deadlines_repo.insert_deadlines(conn, started)
-        return started, closing
+        return [Deadline.of(d) for d in started], closing
 
     async def _extend(
-        self, conn: Conn, current: list[Row], transition: Transition, at: datetime
+        self, conn: Conn, current: Sequence[Deadline], transition: Transition, at: datetime
     ) -> dict[str, dict[str, str]]:
         """An approved extension: each deadline of ``transition.extend`` moves ``extend_days`` working days later,
         counted from its own due time on the working-day calendar. Returns {name: {"from": …, "to": …}} (ISO) for
         the audit log."""
         moved: dict[str, dict[str, str]] = {}
         for r in current:
-            if r["name"] not in transition.extend:
+            if r.name not in transition.extend or r.id is None:
                 continue
-            due = self.calendar.add_working_days(r["due_at"], transition.extend_days)
-            stage, next_due_at = self.nag_point(r["name"], r["policy"], r["started_at"], due, at)  # reminders anew
+            due = self.calendar.add_working_days(r.due_at, transition.extend_days)
+            stage, next_due_at = self.nag_point(r.name, r.policy, r.started_at, due, at)  # reminders anew
             await deadlines_repo.reschedule_deadline(
                 conn,
-                r["id"],
-                policy=r["policy"],
-                started_at=r["started_at"],
+                r.id,
+                policy=r.policy,
+                started_at=r.started_at,
                 due_at=due,
                 stage=stage,
                 next_due_at=next_due_at,
-                extended_days=r["extended_days"] + transition.extend_days,
+                extended_days=r.extended_days + transition.extend_days,
             )
-            moved[r["name"]] = {"from": r["due_at"].isoformat(), "to": due.isoformat()}
+            moved[r.name] = {"from": r.due_at.isoformat(), "to": due.isoformat()}
         return moved
 
 
-def _access_audit(ticket: Mapping[str, Any], *, actor: str, at: datetime, via: str) -> dict[str, Any]:
+def _access_audit(ticket: Ticket, *, actor: str, at: datetime, via: str) -> dict[str, Any]:
     return {
-        "ticket_id": ticket["id"],
-        "ticket_no": ticket["ticket_no"],
+        "ticket_id": ticket.id,
+        "ticket_no": ticket.ticket_no,
         "at": at,
         "actor": actor,
         "action": "view_contact",
-        "from_state": ticket["state"],
-        "to_state": ticket["state"],
+        "from_state": ticket.state.value,
+        "to_state": ticket.state.value,
         "note": None,
         "data": {"via": via},
     }

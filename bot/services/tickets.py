@@ -12,9 +12,9 @@ told so (:meth:`ChangeHook.committed`: wake the outbox). Hooks decide for themse
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
 
+from bot.domain.records import Deadline, Ticket
 from bot.services.handovers import HOTLINE, HandOvers
 from bot.services.ticket_actions import _access_audit
 from bot.services.ticket_core import SyncBack
@@ -27,7 +27,6 @@ from bot.services.ticket_model import (
     TicketNotFound,
     UnknownUnit,
     UpsertOutcome,
-    snapshot,
 )
 from store import audit as audit_repo
 from store import deadlines as deadlines_repo
@@ -46,7 +45,6 @@ __all__ = [
     "TicketService",
     "UnknownUnit",
     "UpsertOutcome",
-    "snapshot",
 ]
 
 
@@ -54,17 +52,16 @@ class TicketService(HandOvers):
     """Hand-overs (:class:`bot.services.handovers.HandOvers`), actions (:class:`bot.services.ticket_actions.
     TicketActions`) and reads of tickets."""
 
-    async def record_access(self, ticket: Mapping[str, Any], *, actor: str, what: str) -> None:
+    async def record_access(self, ticket: Ticket, *, actor: str, what: str) -> None:
         """Who saw a citizen's full contact details, and when: an audit entry (the state does not change)."""
         entry = _access_audit(ticket, actor=actor, at=self.clock.now(), via=what)
         async with self.store.transaction() as conn:
             await audit_repo.append_audit(conn, [entry])
 
-    async def deadlines_of(self, ticket_id: int) -> list[Mapping[str, Any]]:
+    async def deadlines_of(self, ticket_id: int) -> Sequence[Deadline]:
         """A ticket's deadlines, every cycle's, as :meth:`get` gives them."""
         async with self.store.reading() as conn:
-            found = await deadlines_repo.deadlines_of(conn, ticket_id)
-        return [dict(r) for r in found]
+            return await deadlines_repo.deadlines_of(conn, ticket_id)
 
     async def get(self, ticket_no: str, *, history: bool = True, deadlines: bool = True) -> TicketDetail:
         """The ticket with its deadlines and history (each can be left out when not needed, e.g. in a chat reply)."""
@@ -74,9 +71,9 @@ class TicketService(HandOvers):
             if row is None:
                 raise TicketNotFound(ticket_no)
             return TicketDetail(
-                ticket=dict(row),
-                deadlines=[dict(r) for r in await deadlines_repo.deadlines_of(conn, row["id"])] if deadlines else [],
-                history=[dict(r) for r in await audit_repo.history_of(conn, row["id"])] if history else [],
+                ticket=row,
+                deadlines=await deadlines_repo.deadlines_of(conn, row.id) if deadlines else (),
+                history=await audit_repo.history_of(conn, row.id) if history else (),
             )
 
         async with self.store.reading() as conn:

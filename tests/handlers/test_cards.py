@@ -23,6 +23,7 @@ from bot.app import create_app
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.events import CardClick, Sender
 from bot.domain.lifecycle import TicketState
+from bot.domain.records import Ticket
 from bot.domain.ticket import TicketInput
 from bot.messages import cards
 from bot.sandbox.fake import Delivered, FakeWeCom, serve
@@ -108,8 +109,8 @@ class Rig:
         while await self.worker.run_once():
             pass
 
-    async def ticket(self, ticket_no: str = NO) -> dict[str, Any]:
-        return dict((await self.service.get(ticket_no)).ticket)
+    async def ticket(self, ticket_no: str = NO) -> Ticket:
+        return (await self.service.get(ticket_no)).ticket
 
     async def card(self, ticket_no: str = NO, tag: str = "push1") -> dict[str, Any]:
         detail = await self.service.get(ticket_no)
@@ -258,7 +259,7 @@ async def test_a_claim_in_the_group_claims_answers_and_changes_the_card_for_ever
     await rig.robot_click("zhouting", f"claim:{NO}", card["task_id"])
 
     ticket = await rig.ticket()
-    assert (ticket["state"], ticket["handler_userid"]) == (TicketState.CLAIMED, "zhouting")
+    assert (ticket.state, ticket.handler_userid) == (TicketState.CLAIMED, "zhouting")
     # the answer, through the click's response_url (one use): in the group, so without the citizen's number
     [answer] = rig.of("response_url")
     assert answer.to["chatid"] == GROUP
@@ -335,8 +336,8 @@ async def test_clicks_that_cannot_apply_get_a_polite_answer_and_change_nothing(r
     assert "属于市容景观所，您不能对它操作" in other_unit
     assert forged == unknown == foreign == cards.UNKNOWN_BUTTON
     assert "不在本热线系统的成员名单中" in stranger
-    assert (await rig.ticket())["state"] == TicketState.DISPATCHED
-    assert (await rig.ticket(OTHER))["state"] == TicketState.DISPATCHED
+    assert (await rig.ticket()).state == TicketState.DISPATCHED
+    assert (await rig.ticket(OTHER)).state == TicketState.DISPATCHED
     assert rig.of("aibot_update_card") == []
 
 
@@ -359,7 +360,7 @@ async def test_a_claim_in_the_app_changes_the_card_with_the_clicks_one_use_code(
     rig.clock.advance(minutes=3)
     code = await rig.app_click("zhouting", f"claim:{NO}", card["task_id"])
 
-    assert (await rig.ticket())["handler_userid"] == "zhouting"
+    assert (await rig.ticket()).handler_userid == "zhouting"
     [answer] = [d for d in rig.fake.messages_to("zhouting") if d.msgtype == "text"]
     assert "周婷 已接单" in answer.body["text"]["content"]
     assert PHONE in answer.body["text"]["content"]  # the 1:1 chat with the app: the full details
@@ -373,9 +374,9 @@ async def test_a_claim_in_the_app_changes_the_card_with_the_clicks_one_use_code(
         await rig.wecom.update_template_card(response_code=code, replace_name="已处理", atall=True)
 
     # WeCom retrying the same callback: the inbox answers it, nothing runs again
-    version = (await rig.ticket())["version"]
+    version = (await rig.ticket()).version
     await rig.app_click("zhouting", f"claim:{NO}", card["task_id"])  # a new code, but the very same event
-    assert (await rig.ticket())["version"] == version
+    assert (await rig.ticket()).version == version
     assert len(rig.of("update_card")) == 1
 
     # the next step from the updated card: only the handler's click counts
@@ -383,9 +384,9 @@ async def test_a_claim_in_the_app_changes_the_card_with_the_clicks_one_use_code(
     await rig.app_click("sunlei", f"contact:{NO}", card["task_id"], second=600)
     [refusal] = [d for d in rig.fake.messages_to("sunlei") if d.msgtype == "text"]
     assert refusal.body["text"]["content"].startswith(f"工单 {NO} 由 周婷 承办，「已联系」请由承办人点击。")
-    assert (await rig.ticket())["state"] == TicketState.CLAIMED
+    assert (await rig.ticket()).state == TicketState.CLAIMED
     await rig.app_click("zhouting", f"contact:{NO}", card["task_id"], second=660)
-    assert (await rig.ticket())["state"] == TicketState.CONTACTED
+    assert (await rig.ticket()).state == TicketState.CONTACTED
     first, second = rig.of("update_card")
     contacted = second.body["template_card"]
     assert contacted["sub_title_text"].startswith("周婷 已联系 11-23 09:10\n")
@@ -407,7 +408,9 @@ async def test_an_extension_through_signed_app_callbacks_is_applied_once(rig: Ri
 
     await say("zhouting", f"接单 {NO}", "e1", 10)
     await say("zhouting", f"延期 {NO} 3 需协调物业，预计下周完成", "e2", 20)
-    assert texts_to("zhouting")[-1].startswith("⏳ 周婷 申请延期 3 个工作日，已通知市容景观所负责人（陈静、孙磊）审批。")
+    assert texts_to("zhouting")[-1].startswith(
+        "⏳ 周婷 申请延期 3 个工作日，已通知市容景观所负责人（陈静、孙磊）审批。"
+    )
     for head in ("chenjing", "sunlei"):
         [notice] = texts_to(head)
         assert notice.startswith(f"周婷 申请工单 {NO} 延期 3 个工作日：需协调物业，预计下周完成\n")
@@ -423,9 +426,9 @@ async def test_an_extension_through_signed_app_callbacks_is_applied_once(rig: Ri
     await rig.settle()
     assert len(rig.fake.delivered) == sent
     ticket = await rig.ticket()
-    assert (ticket["extension_count"], ticket["version"]) == (1, 4)  # claim, request, approval: once each
-    [handle] = [d for d in (await rig.service.get(NO)).deadlines if d["name"] == "handle"]
-    assert (handle["due_at"], handle["extended_days"]) == (datetime(2026, 12, 3, 9, 0, tzinfo=TZ), 3)
+    assert (ticket.extension_count, ticket.version) == (1, 4)  # claim, request, approval: once each
+    [handle] = [d for d in (await rig.service.get(NO)).deadlines if d.name == "handle"]
+    assert (handle.due_at, handle.extended_days) == (datetime(2026, 12, 3, 9, 0, tzinfo=TZ), 3)
 
 
 # -- the robot in callback mode: no update is possible after the callback's answer ------------------------------
@@ -449,7 +452,7 @@ async def test_a_robot_click_in_callback_mode_is_answered_and_queues_no_update(
         dedup_key="aibot:msg:click-1",
     )
     await router.handle(click)
-    assert (await service.get(NO)).ticket["handler_userid"] == "zhouting"
+    assert (await service.get(NO)).ticket.handler_userid == "zhouting"
     async with service.store.reading() as conn:
         channels = [r["channel"] for r in (await conn.execute(select(outbox))).mappings() if r["channel"] != "hotline"]
     assert sorted(channels) == [AIBOT_RESPONSE, WECOM_APP]  # the answer and the private details; no update

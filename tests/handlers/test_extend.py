@@ -14,6 +14,7 @@ from sqlalchemy import select
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.events import TextMessage
 from bot.domain.lifecycle import TicketState
+from bot.domain.records import Ticket
 from bot.domain.ticket import TicketInput
 from bot.services.channels import Channels
 from bot.services.tickets import TicketService
@@ -72,13 +73,13 @@ def group(found: list[dict[str, Any]]) -> list[str]:
     return texts([r for r in found if r["channel"] == "aibot_response"])
 
 
-async def ticket(router: CommandRouter, no: str = NO) -> dict[str, Any]:
-    return dict((await router.service.get(no)).ticket)
+async def ticket(router: CommandRouter, no: str = NO) -> Ticket:
+    return (await router.service.get(no)).ticket
 
 
 async def handle_due(router: CommandRouter, no: str = NO) -> datetime:
     detail = await router.service.get(no)
-    [due] = [d["due_at"] for d in detail.deadlines if d["name"] == "handle" and d["status"] == "open"]
+    [due] = [d.due_at for d in detail.deadlines if d.name == "handle" and d.status == "open"]
     return due
 
 
@@ -106,7 +107,7 @@ async def test_a_request_in_the_group_tells_the_unit_heads_privately(router: Com
         )
     assert to(found, "zhouting") == []  # the requester is answered in the group
     row = await ticket(router)
-    assert (row["state"], row["extension_days"], row["extension_requested_by"]) == ("claimed", 3, "zhouting")
+    assert (row.state, row.extension_days, row.extension_requested_by) == ("claimed", 3, "zhouting")
     assert await handle_due(router) == HANDLE_DUE  # nothing moves before the approval
 
 
@@ -121,7 +122,7 @@ async def test_a_request_in_the_group_tells_the_unit_heads_privately(router: Com
 )
 async def test_days_as_written_or_the_default(router: CommandRouter, text: str, days: int) -> None:
     await router.handle(message(text, msgid="ask", quoted=f"【新工单】工单 {NO} 店招破损"))
-    assert (await ticket(router))["extension_days"] == days
+    assert (await ticket(router)).extension_days == days
 
 
 async def test_requests_that_cannot_be_made_are_refused_politely(router: CommandRouter, clock: FrozenClock) -> None:
@@ -159,7 +160,7 @@ async def test_a_heads_request_goes_to_the_dispatchers(router: CommandRouter) ->
     # the deputy head may not decide on the head's request
     await router.handle(message(f"/延期 {NO} 同意", "sunlei", msgid="deputy"))
     assert group(await rows(router))[-1].startswith("抱歉，延期申请由派单员（张伟、王芳）审批")
-    assert (await ticket(router))["extension_days"] == 2
+    assert (await ticket(router)).extension_days == 2
 
 
 async def test_without_a_private_channel_the_group_is_asked(
@@ -194,7 +195,7 @@ async def test_approval_in_a_private_chat_moves_the_deadline_and_tells_the_reque
     # Mon 11-30 09:00 + 3 working days
     assert await handle_due(router) == datetime(2026, 12, 3, 9, 0, tzinfo=TZ)
     row = await ticket(router)
-    assert (row["state"], row["extension_days"], row["extension_count"]) == (TicketState.CLAIMED, None, 1)
+    assert (row.state, row.extension_days, row.extension_count) == (TicketState.CLAIMED, None, 1)
 
 
 async def test_approval_of_fewer_days(router: CommandRouter) -> None:
@@ -221,7 +222,7 @@ async def test_rejection_needs_a_reason_and_keeps_the_deadline(router: CommandRo
     )
     assert await handle_due(router) == HANDLE_DUE
     row = await ticket(router)
-    assert (row["extension_days"], row["extension_count"]) == (None, 0)
+    assert (row.extension_days, row.extension_count) == (None, 0)
     await router.handle(message(f"/延期 {NO} 同意", "chenjing", msgid="no3"))
     assert group(await rows(router))[-1] == f"工单 {NO} 没有待审批的延期申请。"
 
@@ -231,7 +232,7 @@ async def test_a_submitted_ticket_has_no_request_left(router: CommandRouter) -> 
     await router.handle(message(f"办结 {NO} 店招已加固", msgid="done"))
     await router.handle(message(f"/延期 {NO} 同意", "chenjing", msgid="ok"))
     assert group(await rows(router))[-1] == f"工单 {NO} 没有待审批的延期申请。"
-    assert (await ticket(router))["state"] == TicketState.SUBMITTED
+    assert (await ticket(router)).state == TicketState.SUBMITTED
 
 
 async def test_show_tells_of_a_pending_request(router: CommandRouter) -> None:
@@ -289,7 +290,7 @@ async def test_who_may_ask(router: CommandRouter, userid: str, chat: str | None,
     source = "app" if chat is None else "aibot"
     await router.handle(message(ASK, userid, chat=chat, source=source, msgid="ask"))
     answer = texts(await rows(router))[-1]
-    asked = (await ticket(router))["extension_requested_by"]
+    asked = (await ticket(router)).extension_requested_by
     if expect == "ok":
         assert answer.startswith("⏳ ")
         assert asked == userid
@@ -320,10 +321,10 @@ async def test_who_may_decide(router: CommandRouter, userid: str, chat: str | No
     row = await ticket(router)
     if expect == "ok":
         assert answer.startswith("✅ " if word == "同意" else "❌ "), answer
-        assert (row["extension_days"], row["extension_count"]) == (None, 1 if word == "同意" else 0)
+        assert (row.extension_days, row.extension_count) == (None, 1 if word == "同意" else 0)
     else:
         assert expect in answer, answer
-        assert row["extension_days"] == 3
+        assert row.extension_days == 3
 
 
 async def test_nobody_decides_on_their_own_request(router: CommandRouter) -> None:
@@ -334,7 +335,7 @@ async def test_nobody_decides_on_their_own_request(router: CommandRouter) -> Non
     await router.handle(message("/延期 2026112300999 同意", "wangfang", chat="sandbox-rxb", msgid="b"))
     assert group(await rows(router))[-1] == "工单 2026112300999 的延期申请是您提交的，请由热线办负责人（张伟）审批。"
     await router.handle(message("/延期 2026112300999 同意", "zhangwei", chat="sandbox-rxb", msgid="d"))
-    assert (await ticket(router, "2026112300999"))["extension_count"] == 1
+    assert (await ticket(router, "2026112300999")).extension_count == 1
 
 
 # -- applied once ---------------------------------------------------------------------------------------------------
@@ -350,10 +351,10 @@ async def test_a_rerun_request_and_approval_are_applied_and_sent_once(router: Co
     ok: TextMessage = message(f"/延期 {NO} 同意", "chenjing", msgid="ok")
     await router.handle(ok)
     queued = await rows(router)
-    version = (await ticket(router))["version"]
+    version = (await ticket(router)).version
     await router.handle(ok)
     await router.handle(ok)
     assert await rows(router) == queued  # the answer and the requester's notice, once
-    assert (await ticket(router))["version"] == version
+    assert (await ticket(router)).version == version
     assert await actions(router, "approve_extension") == 1
     assert await handle_due(router) == datetime(2026, 12, 3, 9, 0, tzinfo=TZ)  # moved 3 working days, once

@@ -96,7 +96,7 @@ async def answers(router: CommandRouter) -> dict[str, str]:
 
 async def state(router: CommandRouter) -> tuple[str, str | None]:
     ticket = (await router.service.get(NO)).ticket
-    return ticket["state"], ticket["handler_userid"]
+    return ticket.state, ticket.handler_userid
 
 
 async def flood(chat: Chat, n: int, text: str = "查 0123", every: float = 1.0) -> list[TextMessage]:

@@ -80,7 +80,7 @@ async def setup(service: TicketService, clock: FrozenClock) -> None:
 
 
 def numbers(rows: list) -> list[int]:  # type: ignore[type-arg]
-    return [int(r["ticket_no"][-2:]) for r in rows]
+    return [int(r.ticket_no[-2:]) for r in rows]
 
 
 async def test_my_open_tickets_with_their_next_deadline(
@@ -90,19 +90,19 @@ async def test_my_open_tickets_with_their_next_deadline(
     rows = await my_open_tickets(store, "wuhao")
     assert numbers(rows) == [1, 2, 3]  # nearest deadline first; none last
     first, second, third = rows
-    assert (first["deadline_name"], first["deadline_due_at"]) == ("contact_20m", datetime(2026, 11, 23, 8, 20, tzinfo=TZ))
-    assert (second["deadline_name"], second["deadline_due_at"]) == ("handle", datetime(2026, 11, 30, 9, 0, tzinfo=TZ))
-    assert (third["state"], third["deadline_name"], third["deadline_due_at"]) == ("submitted", None, None)
-    assert first["deadline_due_at"].tzinfo is not None
-    assert (first["state"], first["unit_code"], first["handler_userid"], first["title"]) == (
+    assert (first.deadline_name, first.deadline_due_at) == ("contact_20m", datetime(2026, 11, 23, 8, 20, tzinfo=TZ))
+    assert (second.deadline_name, second.deadline_due_at) == ("handle", datetime(2026, 11, 30, 9, 0, tzinfo=TZ))
+    assert (third.state, third.deadline_name, third.deadline_due_at) == ("submitted", None, None)
+    assert first.deadline_due_at.tzinfo is not None
+    assert (first.state, first.unit_code, first.handler_userid, first.title) == (
         "claimed",
         "HW",
         "wuhao",
         None,
     )
-    assert first["content"] == "垃圾桶满溢"
+    assert first.content == "垃圾桶满溢"
     # a list goes to work groups: no citizen's phone (the name and address only to mask them in the text)
-    assert "citizen_phone" not in first
+    assert not hasattr(first, "citizen_phone")
     assert numbers(await my_open_tickets(store, "huangqiang")) == [4]
     assert await my_open_tickets(store, "nobody") == []
     assert numbers(await my_open_tickets(store, "wuhao", limit=2)) == [1, 2]
@@ -116,11 +116,11 @@ async def test_unit_open_tickets_unclaimed_first_then_by_deadline(
     # unclaimed 5 (09:20), 6 (10:00); then 1 (08:20), 4 (09:20), 2 (Mon 30th), 3 (none);
     # not 8 (closed), 9 (returned: the office's now), 10, 11, nor SRJG's 7
     assert numbers(rows) == [5, 6, 1, 4, 2, 3]
-    by_no = {int(r["ticket_no"][-2:]): r for r in rows}
-    assert by_no[5]["deadline_name"] == "contact_20m"
-    assert by_no[5]["deadline_due_at"] == datetime(2026, 11, 23, 9, 20, tzinfo=TZ)
-    assert by_no[6]["deadline_name"] in ("accept", "first_contact")
-    assert by_no[6]["deadline_due_at"] == datetime(2026, 11, 23, 10, 0, tzinfo=TZ)
+    by_no = {int(r.ticket_no[-2:]): r for r in rows}
+    assert by_no[5].deadline_name == "contact_20m"
+    assert by_no[5].deadline_due_at == datetime(2026, 11, 23, 9, 20, tzinfo=TZ)
+    assert by_no[6].deadline_name in ("accept", "first_contact")
+    assert by_no[6].deadline_due_at == datetime(2026, 11, 23, 10, 0, tzinfo=TZ)
     assert numbers(await unit_open_tickets(store, ["HW"], limit=3)) == [5, 6, 1]
     # two units: SRJG's unclaimed 7 (09:20) after HW's 5 (09:20, older)
     assert numbers(await unit_open_tickets(store, ["SRJG", "HW"])) == [5, 7, 6, 1, 4, 2, 3]
@@ -132,8 +132,8 @@ async def test_unit_open_tickets_unclaimed_first_then_by_deadline(
 async def test_overdue_tickets(service: TicketService, store: Store, clock: FrozenClock) -> None:
     await setup(service, clock)
     [row] = await overdue_tickets(store, ["HW"], MON)
-    assert (int(row["ticket_no"][-2:]), row["deadline_name"]) == (1, "contact_20m")
-    assert row["deadline_due_at"] == datetime(2026, 11, 23, 8, 20, tzinfo=TZ)
+    assert (int(row.ticket_no[-2:]), row.deadline_name) == (1, "contact_20m")
+    assert row.deadline_due_at == datetime(2026, 11, 23, 8, 20, tzinfo=TZ)
     assert await overdue_tickets(store, None, MON - timedelta(hours=2)) == []
     # the next morning: the longest overdue first
     assert numbers(await overdue_tickets(store, ["HW"], TUE_0830)) == [1, 4, 5, 6]

@@ -67,21 +67,21 @@ def test_ticket_ref_in_finds_none(text: str) -> None:
 async def test_exact_number_is_found_in_any_unit(service: TicketService, store: Store) -> None:
     await service.upsert([ticket("2026112300123", category="市容景观")])  # SRJG
     # a member of HW names an SRJG ticket in full: found, the router then says whose it is
-    assert (await find_ticket(store, "2026112300123", units=["HW"]))["ticket_no"] == "2026112300123"
-    assert (await find_ticket(store, " #２０２６１１２３００１２３ ", units=[]))["ticket_no"] == "2026112300123"
+    assert (await find_ticket(store, "2026112300123", units=["HW"])).ticket_no == "2026112300123"
+    assert (await find_ticket(store, " #２０２６１１２３００１２３ ", units=[])).ticket_no == "2026112300123"
 
 
 async def test_unique_suffix(service: TicketService, store: Store) -> None:
     await service.upsert([ticket("2026112300123"), ticket("2026112300456")])
-    assert (await find_ticket(store, "123", units=["HW"]))["ticket_no"] == "2026112300123"
-    assert (await find_ticket(store, "00456", units=None))["ticket_no"] == "2026112300456"
+    assert (await find_ticket(store, "123", units=["HW"])).ticket_no == "2026112300123"
+    assert (await find_ticket(store, "00456", units=None)).ticket_no == "2026112300456"
 
 
 async def test_suffix_ignores_case_and_takes_wildcards_literally(service: TicketService, store: Store) -> None:
     await service.upsert([ticket("YS20261123001"), ticket("2026112300123")])
-    assert (await find_ticket(store, "ys20261123001", units=None))["ticket_no"] == "YS20261123001"
-    assert (await find_ticket(store, "s20261123001", units=None))["ticket_no"] == "YS20261123001"
-    assert (await find_ticket(store, "3001", units=["HW"]))["ticket_no"] == "YS20261123001"
+    assert (await find_ticket(store, "ys20261123001", units=None)).ticket_no == "YS20261123001"
+    assert (await find_ticket(store, "s20261123001", units=None)).ticket_no == "YS20261123001"
+    assert (await find_ticket(store, "3001", units=["HW"])).ticket_no == "YS20261123001"
     with pytest.raises(CommandError) as missing:
         await find_ticket(store, "1_3", units=None)  # "_" is a character, not LIKE's any-character
     assert missing.value.code == "ticket_not_found"
@@ -110,7 +110,7 @@ async def test_ambiguous_suffix_lists_at_most_five(service: TicketService, store
         await find_ticket(store, "888", units=None)
     assert two.value.message.splitlines()[1:] == ["· 2026112301888「公厕 很脏 无人打扫」", "· 2026112300888「垃圾桶满溢」"]
     # more digits settle it
-    assert (await find_ticket(store, "30777", units=["HW"]))["ticket_no"] == "20261123030777"
+    assert (await find_ticket(store, "30777", units=["HW"])).ticket_no == "20261123030777"
 
 
 async def test_suffix_of_another_units_ticket(service: TicketService, store: Store) -> None:
@@ -124,8 +124,8 @@ async def test_suffix_of_another_units_ticket(service: TicketService, store: Sto
         await find_ticket(store, "0123", units=[])  # a member of no unit
     assert nowhere.value.code == "ticket_not_found"
     # a dispatcher sees every unit
-    assert (await find_ticket(store, "0123", units=None))["ticket_no"] == "2026112300123"
-    assert (await find_ticket(store, "0123", units=["SRJG", "HW"]))["ticket_no"] == "2026112300123"
+    assert (await find_ticket(store, "0123", units=None)).ticket_no == "2026112300123"
+    assert (await find_ticket(store, "0123", units=["SRJG", "HW"])).ticket_no == "2026112300123"
 
 
 async def test_open_tickets_win_over_closed_ones(service: TicketService, store: Store, clock: FrozenClock) -> None:
@@ -136,13 +136,13 @@ async def test_open_tickets_win_over_closed_ones(service: TicketService, store: 
         "2026112300123", ActionRequest(Action.VISIT, "zhangwei", clock.now(), result=VisitResult.SATISFIED)
     )
     await service.act("2026112202123", ActionRequest(Action.CANCEL, "zhangwei", clock.now()))
-    assert (await find_ticket(store, "123", units=["HW"]))["ticket_no"] == "2026112201123"
+    assert (await find_ticket(store, "123", units=["HW"])).ticket_no == "2026112201123"
     # once none is open, the closed and cancelled ones compete again
     await service.act("2026112201123", ActionRequest(Action.CANCEL, "zhangwei", clock.now()))
     with pytest.raises(CommandError) as ambiguous:
         await find_ticket(store, "123", units=["HW"])
     assert ambiguous.value.code == "ticket_ambiguous"
-    assert (await find_ticket(store, "00123", units=["HW"]))["ticket_no"] == "2026112300123"  # closed, and the only one
+    assert (await find_ticket(store, "00123", units=["HW"])).ticket_no == "2026112300123"  # closed, and the only one
 
 
 @pytest.mark.parametrize("ref", ["", "  ", "12", "#1", "１２"])

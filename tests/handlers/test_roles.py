@@ -144,7 +144,7 @@ class Case:
 
 
 def _state(state: TicketState) -> Callable[[Mapping[str, Any] | None, str, str], bool]:
-    return lambda ticket, _me, _answer: ticket is not None and ticket["state"] == state
+    return lambda ticket, _me, _answer: ticket is not None and ticket.state == state
 
 
 def _says(words: str) -> Callable[[Mapping[str, Any] | None, str, str], bool]:
@@ -155,7 +155,7 @@ CASES: Mapping[tuple[str, str], Case] = {
     ("claim", ""): Case(
         "/接单 {no}",
         "dispatched",
-        lambda t, me, _a: t is not None and (t["state"], t["handler_userid"]) == ("claimed", me),
+        lambda t, me, _a: t is not None and (t.state, t.handler_userid) == ("claimed", me),
     ),
     ("contact", ""): Case("/联系 {no} 已电话联系市民", "dispatched", _state(TicketState.CONTACTED)),
     ("on_site", ""): Case("/到场 {no}", "claimed", _state(TicketState.ON_SITE)),
@@ -166,13 +166,13 @@ CASES: Mapping[tuple[str, str], Case] = {
     ("transfer", ""): Case(
         "/转派 {no} {colleague}",
         "claimed",
-        lambda t, _me, _a: t is not None and t["handler_userid"] in COLLEAGUE.values(),
+        lambda t, _me, _a: t is not None and t.handler_userid in COLLEAGUE.values(),
     ),
     ("extend", "申请"): Case(
-        "/延期 {no} 3 需协调物业", "claimed", lambda t, me, _a: t is not None and t["extension_requested_by"] == me
+        "/延期 {no} 3 需协调物业", "claimed", lambda t, me, _a: t is not None and t.extension_requested_by == me
     ),
     ("extend", "同意/驳回"): Case(
-        "/延期 {no} 同意", "asked", lambda t, _me, _a: t is not None and t["extension_count"] == 1
+        "/延期 {no} 同意", "asked", lambda t, _me, _a: t is not None and t.extension_count == 1
     ),
     ("visit", ""): Case("/回访 {no} 满意", "submitted", _state(TicketState.CLOSED)),
     ("assign", ""): Case("/签派 {no} {elsewhere}", "returned", _state(TicketState.DISPATCHED)),
@@ -320,13 +320,13 @@ async def _cell(bot: Bot, userid: str, row: Row, scope: Scope, expected: bool) -
     case = CASES[row.key]
     unit = OTHER_UNIT if scope == "other" else OWN_UNIT.get(userid, OTHER_UNIT)
     no = await bot.ticket(unit, case.prep) if case.prep is not None else None
-    before = dict((await bot.service.get(no)).ticket) if no is not None else None
+    before = (await bot.service.get(no)).ticket if no is not None else None
     unit_name = bot.config.unit(unit).name  # type: ignore[union-attr]
     elsewhere = bot.config.unit(ELSEWHERE[unit]).name  # type: ignore[union-attr]
     text = case.text.format(no=no, unit=unit_name, colleague=COLLEAGUE[unit], elsewhere=elsewhere)
     seen_contact = bot.private_contact(userid)
     answer = await bot.say(userid, text)
-    after = dict((await bot.service.get(no)).ticket) if no is not None else None
+    after = (await bot.service.get(no)).ticket if no is not None else None
     where = f"{userid} {text!r} ({scope}): {answer!r}"
     if expected:
         if answer.startswith("抱歉，") or not case.done(after, userid, answer):
@@ -390,13 +390,13 @@ async def test_the_service_refuses_a_members_action_the_rule_does_not_allow(
     and changes nothing; the hotline platform's own events are not a member's and are not checked."""
     bot = await make_bot(CONFIG)
     no = await bot.ticket("HW", "dispatched")
-    before = dict((await bot.service.get(no)).ticket)
+    before = (await bot.service.get(no)).ticket
     with pytest.raises(NotPermitted) as refused:
         await bot.service.act(no, ActionRequest(Action.CLAIM, "d1", bot.clock.now()))
     assert refused.value.code == "forbidden"
     assert refused.value.message == f"抱歉，工单 {no} 属于环卫所，只有环卫所的承办人或负责人可以接单。"
-    assert dict((await bot.service.get(no)).ticket) == before
+    assert (await bot.service.get(no)).ticket == before
     with pytest.raises(NotPermitted):  # a handler of another unit may not record the return visit either
         await bot.service.act(no, ActionRequest(Action.VISIT, "h1", bot.clock.now()))
     platform = ActionRequest(Action.REDISPATCH, "hotline", bot.clock.now(), unit="SR", by_hotline=True)
-    assert (await bot.service.act(no, platform)).ticket["unit_code"] == "SR"
+    assert (await bot.service.act(no, platform)).ticket.unit_code == "SR"

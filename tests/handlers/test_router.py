@@ -46,7 +46,9 @@ def message(
         text=text,
         quoted_text=quoted,
         at=at or datetime(2026, 11, 23, 9, 0),
-        response_url=f"https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code={msgid}" if source == "aibot" else None,
+        response_url=f"https://qyapi.weixin.qq.com/cgi-bin/aibot/response?response_code={msgid}"
+        if source == "aibot"
+        else None,
     )
 
 
@@ -54,8 +56,14 @@ def message(
 async def router(service: TicketService, sandbox_config: BotConfig, clock: FrozenClock) -> CommandRouter:
     await service.upsert(
         [
-            TicketInput(NO, "光明路店招破损，随时可能掉落", category="市容景观", citizen_name="王秀英",
-                        citizen_phone="13800000013", address="演示街道光明路1号"),
+            TicketInput(
+                NO,
+                "光明路店招破损，随时可能掉落",
+                category="市容景观",
+                citizen_name="王秀英",
+                citizen_phone="13800000013",
+                address="演示街道光明路1号",
+            ),
             TicketInput(OTHER, "垃圾箱房两天未清运", category="环卫", citizen_name="李四", citizen_phone="13800000014"),
         ]
     )
@@ -80,7 +88,7 @@ def texts(rows: list[dict[str, Any]]) -> list[str]:
 async def test_claim_in_the_group_answers_there_and_sends_the_contact_privately(router: CommandRouter) -> None:
     await router.handle(message("接单 0123"))
     ticket = (await router.service.get(NO)).ticket
-    assert (ticket["state"], ticket["handler_userid"]) == (TicketState.CLAIMED, "zhouting")
+    assert (ticket.state, ticket.handler_userid) == (TicketState.CLAIMED, "zhouting")
     by_channel = {row["channel"]: row for row in await replies(router)}
     group, private = by_channel["aibot_response"], by_channel["wecom_app"]
     assert "周婷 已接单" in texts([group])[0]
@@ -98,14 +106,14 @@ async def test_a_retried_command_changes_and_answers_once(router: CommandRouter)
     rows = await replies(router)
     assert len(rows) == 2  # the group reply and the private one, once each
     ticket = (await router.service.get(NO)).ticket
-    assert ticket["version"] == 2
+    assert ticket.version == 2
 
 
 async def test_another_units_ticket_is_refused_and_unchanged(router: CommandRouter) -> None:
     await router.handle(message(f"接单 {OTHER}"))  # zhouting is in SRJG, the ticket is HW's
     [reply] = texts(await replies(router))
     assert "环卫所" in reply and "不能" in reply  # noqa: PT018
-    assert (await router.service.get(OTHER)).ticket["state"] == TicketState.DISPATCHED
+    assert (await router.service.get(OTHER)).ticket.state == TicketState.DISPATCHED
 
 
 async def test_unknown_command_and_stranger_get_polite_answers(router: CommandRouter) -> None:
@@ -114,12 +122,12 @@ async def test_unknown_command_and_stranger_get_polite_answers(router: CommandRo
     first, second = texts(await replies(router))
     assert "您是不是想用" in first
     assert "不在本热线系统的成员名单中" in second
-    assert (await router.service.get(NO)).ticket["state"] == TicketState.DISPATCHED
+    assert (await router.service.get(NO)).ticket.state == TicketState.DISPATCHED
 
 
 async def test_a_quoted_push_names_the_ticket(router: CommandRouter) -> None:
     await router.handle(message("接单", quoted=f"【新工单】工单 {NO} 店招破损"))
-    assert (await router.service.get(NO)).ticket["handler_userid"] == "zhouting"
+    assert (await router.service.get(NO)).ticket.handler_userid == "zhouting"
 
 
 async def test_a_quoted_digest_names_no_ticket_and_the_member_is_asked_which(router: CommandRouter) -> None:
@@ -127,7 +135,7 @@ async def test_a_quoted_digest_names_no_ticket_and_the_member_is_asked_which(rou
     await router.handle(message("接单", quoted=digest))
     [reply] = texts(await replies(router))
     assert "有 2 张工单" in reply and NO in reply and "请写明是哪一张" in reply  # noqa: PT018
-    assert (await router.service.get(NO)).ticket["state"] == TicketState.DISPATCHED  # nothing claimed
+    assert (await router.service.get(NO)).ticket.state == TicketState.DISPATCHED  # nothing claimed
 
 
 async def test_the_flow_claim_contact_submit_and_show(router: CommandRouter) -> None:
@@ -137,7 +145,7 @@ async def test_the_flow_claim_contact_submit_and_show(router: CommandRouter) -> 
     await router.handle(message("办结 0123 店招已拆除加固", msgid="4"))
     await router.handle(message("查 0123", chat=None, msgid="5", source="app"))
     ticket = (await router.service.get(NO)).ticket
-    assert ticket["state"] == TicketState.SUBMITTED
+    assert ticket.state == TicketState.SUBMITTED
     last = texts(await replies(router))[-1]
     assert "状态：" in last
     assert "13800000013" in last  # the handler, in a 1:1 chat: full details
@@ -147,7 +155,7 @@ async def test_submit_without_a_result_is_refused(router: CommandRouter) -> None
     await router.handle(message("接单 0123", msgid="1"))
     await router.handle(message("办结 0123", msgid="2"))
     assert "处理结果" in texts(await replies(router))[-1]
-    assert (await router.service.get(NO)).ticket["state"] == TicketState.CLAIMED
+    assert (await router.service.get(NO)).ticket.state == TicketState.CLAIMED
 
 
 async def test_help_lists_what_the_member_may_use(router: CommandRouter) -> None:
@@ -193,8 +201,16 @@ def test_outbox_keys_of_long_card_events_are_hashed_not_cut() -> None:
 
     def click(key: str) -> CardClick:
         return CardClick(
-            "app", key, "t" * 128, Sender("zhouting"), "single", None, "code", None,
-            datetime(2026, 11, 23, 9, 0), dedup_key=f"app:event:zhouting:1795395600:{'t' * 128}:{key}",
+            "app",
+            key,
+            "t" * 128,
+            Sender("zhouting"),
+            "single",
+            None,
+            "code",
+            None,
+            datetime(2026, 11, 23, 9, 0),
+            dedup_key=f"app:event:zhouting:1795395600:{'t' * 128}:{key}",
         )
 
     at = datetime(2026, 11, 23)

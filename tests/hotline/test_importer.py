@@ -254,38 +254,38 @@ async def test_xlsx_import_counts_errors_and_tickets(tmp_path: Path, svc: Ticket
     assert by_row[11].message == "派单时间: 无法识别的日期时间「明天下午」（可写作 2026-11-20 15:04）"
 
     first = (await svc.get("2026112000001")).ticket
-    assert first["citizen_phone"] == "13800001234"  # a float cell, without ".0"
-    assert first["citizen_name"] == "张**"
-    assert first["content"] == "小区门口垃圾清运不及时，气味很大"
-    assert first["dispatched_at"] == at(2026, 11, 20, 15, 4, 5)
-    assert first["kind"] == "regular"
-    assert first["request_type"] == "complaint"
-    assert first["category"] == "环卫"
-    assert first["unit_code"] == "HW"
-    assert first["source"] == "import"
-    assert first["extra"] == {"ticket_type": "普通工单"}
+    assert first.citizen_phone == "13800001234"  # a float cell, without ".0"
+    assert first.citizen_name == "张**"
+    assert first.content == "小区门口垃圾清运不及时，气味很大"
+    assert first.dispatched_at == at(2026, 11, 20, 15, 4, 5)
+    assert first.kind == "regular"
+    assert first.request_type == "complaint"
+    assert first.category == "环卫"
+    assert first.unit_code == "HW"
+    assert first.source == "import"
+    assert first.extra == {"ticket_type": "普通工单"}
 
     second = await svc.get("2026112000002")  # a float ticket number
-    assert second.ticket["kind"] == "urgent"
-    assert second.ticket["unit_code"] == "SRJG"
-    assert second.ticket["routed_by"] == "hotline"
-    assert second.ticket["citizen_phone"] == "139 0000 5678"
-    assert second.ticket["dispatched_at"] == at(2026, 11, 20, 15, 4)
-    assert second.ticket["hotline_deadline"] == at(2026, 11, 27, 17, 30)
+    assert second.ticket.kind == "urgent"
+    assert second.ticket.unit_code == "SRJG"
+    assert second.ticket.routed_by == "hotline"
+    assert second.ticket.citizen_phone == "139 0000 5678"
+    assert second.ticket.dispatched_at == at(2026, 11, 20, 15, 4)
+    assert second.ticket.hotline_deadline == at(2026, 11, 27, 17, 30)
 
     third = (await svc.get("2026112000003")).ticket
-    assert third["kind"] == "photo"
-    assert third["citizen_phone"] is None
-    assert third["dispatched_at"] == at(2026, 11, 21, 8, 30)
-    assert (await svc.get("2026112000005")).ticket["request_type"] == "suggestion"
+    assert third.kind == "photo"
+    assert third.citizen_phone is None
+    assert third.dispatched_at == at(2026, 11, 21, 8, 30)
+    assert (await svc.get("2026112000005")).ticket.request_type == "suggestion"
     # an Excel serial in an unformatted cell: 46346.375 = 2026-11-20 09:00
-    assert (await svc.get("2026112000012")).ticket["dispatched_at"] == at(2026, 11, 20, 9)
+    assert (await svc.get("2026112000012")).ticket.dispatched_at == at(2026, 11, 20, 9)
 
     for no in [*GOOD, *GOOD_TAIL]:
         detail = await svc.get(no)
-        names = {d["name"] for d in detail.deadlines}
+        names = {d.name for d in detail.deadlines}
         assert {"accept", "handle"} <= names, no
-        assert all(d["status"] == "open" and d["due_at"] > d["started_at"] for d in detail.deadlines)
+        assert all(d.status == "open" and d.due_at > d.started_at for d in detail.deadlines)
     for no in ("2026112000008", "2026112000009", "2026112000010", "2026112000011"):
         with pytest.raises(TicketNotFound):
             await svc.get(no)
@@ -310,8 +310,8 @@ async def test_reimport_is_unchanged_and_a_changed_row_updates(
     third = await run(write_xlsx(tmp_path / "export2.xlsx", rows), svc, config)
     assert (third.created, third.updated, third.unchanged) == (0, 1, 4)
     detail = await svc.get("2026112000001")
-    assert detail.ticket["address"] == "演示街道幸福路90号"
-    assert [h["action"] for h in detail.history] == ["dispatch", "update"]
+    assert detail.ticket.address == "演示街道幸福路90号"
+    assert [h.action for h in detail.history] == ["dispatch", "update"]
 
 
 async def test_small_batches_give_the_same_result(tmp_path: Path, svc: TicketService, config: BotConfig) -> None:
@@ -359,7 +359,7 @@ async def test_dry_run_writes_nothing_but_previews(
     rows[0] = dict(GOOD["2026112000001"], 紧急程度="紧急")
     again = await run(write_xlsx(tmp_path / "export2.xlsx", rows), svc, config, dry_run=True)
     assert (again.created, again.updated, again.unchanged) == (0, 1, 4)
-    assert (await svc.get("2026112000001")).ticket["kind"] == "regular"
+    assert (await svc.get("2026112000001")).ticket.kind == "regular"
 
 
 # --- CSV -----------------------------------------------------------------------------------------------
@@ -375,10 +375,10 @@ async def test_csv_in_both_encodings(tmp_path: Path, svc: TicketService, config:
     assert (report.total, report.created) == (10, 5)
     assert error_rows(report) == [7, 8, 9, 10, 11]
     first = (await svc.get("2026112000001")).ticket
-    assert first["citizen_phone"] == "13800001234"
-    assert first["dispatched_at"] == at(2026, 11, 20, 15, 4, 5)
-    assert first["content"] == "小区门口垃圾清运不及时，气味很大"
-    assert (await svc.get("2026112000002")).ticket["hotline_deadline"] == at(2026, 11, 27, 17, 30)
+    assert first.citizen_phone == "13800001234"
+    assert first.dispatched_at == at(2026, 11, 20, 15, 4, 5)
+    assert first.content == "小区门口垃圾清运不及时，气味很大"
+    assert (await svc.get("2026112000002")).ticket.hotline_deadline == at(2026, 11, 27, 17, 30)
     # xlsx and CSV of the same tickets are the same hand-over: re-importing as xlsx changes nothing
     again = await run(write_xlsx(tmp_path / "export.xlsx", standard_rows()), svc, config)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 5)
@@ -394,7 +394,7 @@ async def test_csv_float_texts_and_tab_separated(tmp_path: Path, svc: TicketServ
     )
     report = await run(path, svc, config)
     assert report.created == 1
-    assert (await svc.get("2026112000001")).ticket["citizen_phone"] == "13800001234"
+    assert (await svc.get("2026112000001")).ticket.citizen_phone == "13800001234"
     (error,) = report.errors
     assert error.row == 3
     assert "科学计数法" in error.message
@@ -458,7 +458,7 @@ async def test_duplicate_numbers_last_row_wins(
     report = await run(path, svc, config, batch_size=2)
     assert (report.total, report.created, report.superseded, report.errors) == (4, 3, 1, [])
     assert report.summary().endswith("错误 0，重复编号 1（以最后一行为准）")
-    assert (await svc.get("2026112000001")).ticket["address"] == "幸福路2号"
+    assert (await svc.get("2026112000001")).ticket.address == "幸福路2号"
     audits = await count(store, audit_log)
     again = await run(path, svc, config, batch_size=2)
     assert (again.created, again.updated, again.unchanged, again.superseded) == (0, 0, 3, 1)

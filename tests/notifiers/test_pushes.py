@@ -205,7 +205,9 @@ def make_rig(
             clock=lambda: clock.now().timestamp(),
         )
         limiter = MemoryRateLimiter()
-        senders = wecom_senders(limiter=limiter, clock=clock, app=wecom, webhook=WebhookClient(session, base_url=fake.base_url))
+        senders = wecom_senders(
+            limiter=limiter, clock=clock, app=wecom, webhook=WebhookClient(session, base_url=fake.base_url)
+        )
         if transport == "robot":
             connection = client.app[AIBOT_CONNECTION]
             await connection.wait_subscribed()
@@ -264,7 +266,7 @@ async def test_an_urgent_ticket_reaches_its_group_at_once_as_a_card_and_a_mentio
     await rig.client.app[AIBOT_CONNECTION].wait_taken(taken + 1)
     await rig.client.app[WECOM_INBOUND].drain()
     ticket = (await rig.service.get("2026112300101")).ticket
-    assert (ticket["state"], ticket["handler_userid"]) == (TicketState.CLAIMED, "zhouting")
+    assert (ticket.state, ticket.handler_userid) == (TicketState.CLAIMED, "zhouting")
 
 
 async def test_an_urgent_ticket_reaches_a_webhook_group_as_markdown_with_mentions(make_rig: MakeRig) -> None:
@@ -401,7 +403,7 @@ async def test_a_redispatch_pushes_to_the_new_unit_and_tells_the_old_one(make_ri
     await rig.client.app[AIBOT_CONNECTION].wait_taken(taken + 1)
     await rig.client.app[WECOM_INBOUND].drain()
     ticket = (await rig.service.get(no)).ticket
-    assert (ticket["unit_code"], ticket["state"], ticket["handler_userid"]) == ("HW", TicketState.DISPATCHED, None)
+    assert (ticket.unit_code, ticket.state, ticket.handler_userid) == ("HW", TicketState.DISPATCHED, None)
 
 
 async def test_an_assignment_by_the_center_lead_pushes_to_the_unit_it_decides(make_rig: MakeRig) -> None:
@@ -494,7 +496,7 @@ async def test_a_digest_waits_for_the_service_window_and_a_late_commit_for_the_n
     await rig.post(regular("2026112300222"))
     rig.service.hooks.extend(hooks)
     async with rig.client.app[STORE].transaction() as conn:
-        ticket_id = (await rig.service.get("2026112300222")).ticket["id"]
+        ticket_id = (await rig.service.get("2026112300222")).ticket.id
         await conn.execute(
             digest_items.insert().values(
                 ticket_id=ticket_id, ticket_no="2026112300222", cycle=1, unit_code="SRJG",
@@ -535,13 +537,40 @@ async def test_an_import_of_history_pushes_nothing_and_a_recent_one_is_capped(
     now = rig.clock.now()
     rows = [["工单编号", "诉求内容", "紧急程度", "诉求类别", "派单时间", "联系电话"]]
     for i in range(40):  # last week's: history
-        rows.append([f"20261116{i:05d}", f"历史工单 {i}", "紧急", "市容景观", (now - timedelta(days=7)).strftime("%Y-%m-%d %H:%M"), PHONE])
+        rows.append(
+            [
+                f"20261116{i:05d}",
+                f"历史工单 {i}",
+                "紧急",
+                "市容景观",
+                (now - timedelta(days=7)).strftime("%Y-%m-%d %H:%M"),
+                PHONE,
+            ]
+        )
     for i in range(5):  # no 派单时间: taken as history too
         rows.append([f"20261100{i:05d}", f"无派单时间 {i}", "紧急", "市容景观", "", PHONE])
     for i in range(6):  # this morning's urgent ones: 3 at once, 3 into the digest
-        rows.append([f"20261123{i:05d}", f"今日紧急 {i}", "紧急", "市容景观", (now - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M"), PHONE])
+        rows.append(
+            [
+                f"20261123{i:05d}",
+                f"今日紧急 {i}",
+                "紧急",
+                "市容景观",
+                (now - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M"),
+                PHONE,
+            ]
+        )
     for i in range(2):  # this morning's regular ones: the digest
-        rows.append([f"20261123{i + 50:05d}", f"今日常规 {i}", "常规", "环卫", (now - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M"), PHONE])
+        rows.append(
+            [
+                f"20261123{i + 50:05d}",
+                f"今日常规 {i}",
+                "常规",
+                "环卫",
+                (now - timedelta(hours=2)).strftime("%Y-%m-%d %H:%M"),
+                PHONE,
+            ]
+        )
     path = tmp_path / "export.csv"
     with path.open("w", encoding="utf-8-sig", newline="") as f:
         csv.writer(f).writerows(rows)

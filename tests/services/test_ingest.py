@@ -50,7 +50,7 @@ async def test_same_number_twice_is_never_in_one_batch(counting: CountingService
     )
     assert (first[0].status, second[0].status) == ("created", "updated")
     assert all(len(set(c)) == len(c) for c in counting.calls)
-    assert (await counting.get("2026112300001")).ticket["content"] == "第二次"
+    assert (await counting.get("2026112300001")).ticket.content == "第二次"
 
 
 async def test_a_failing_hand_over_fails_alone(counting: CountingService) -> None:
@@ -64,7 +64,7 @@ async def test_a_failing_hand_over_fails_alone(counting: CountingService) -> Non
     )
     assert isinstance(results[2], ConstraintViolation)
     assert [r[0].status for i, r in enumerate(results) if i != 2] == ["created"] * 3  # type: ignore[index]
-    assert (await counting.get("2026112300004")).ticket["state"] == "dispatched"
+    assert (await counting.get("2026112300004")).ticket.state == "dispatched"
 
 
 async def test_max_batch_is_respected(counting: CountingService) -> None:
