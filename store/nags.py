@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.domain.records import DueDeadline
 from store.models import deadline_misses, deadlines, tickets, unit_miss_counts
 
 # of the ticket's text, enough to be masked whole before the message cuts it to a line (a phone number cut short by
@@ -33,7 +34,7 @@ async def anything_due(conn: AsyncConnection, now: datetime) -> bool:
     return (await conn.execute(query)).first() is not None
 
 
-async def due_deadlines(conn: AsyncConnection, now: datetime, *, limit: int) -> list[RowMapping]:
+async def due_deadlines(conn: AsyncConnection, now: datetime, *, limit: int) -> list[DueDeadline]:
     """Up to ``limit`` deadlines whose ``next_due_at`` has come, earliest first, each with what a message about it
     needs of its ticket. An index range on ``ix_deadlines_next_due`` joined to the tickets by key: the cost follows
     the rows due, not the open tickets. On PostgreSQL the rows are locked (``SKIP LOCKED``): a second engine ticking
@@ -66,7 +67,7 @@ async def due_deadlines(conn: AsyncConnection, now: datetime, *, limit: int) -> 
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=deadlines)
-    return list((await conn.execute(query)).mappings())
+    return [DueDeadline.of(row) for row in (await conn.execute(query)).mappings()]
 
 
 _PG_ADVANCE = text(

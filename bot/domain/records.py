@@ -206,3 +206,36 @@ class TicketLine:
     @classmethod
     def of(cls, values: Mapping[Any, Any]) -> TicketLine:
         return cls(**_typed(values, _LINE_ENUMS))
+
+
+_DUE_ENUMS: dict[str, Any] = {**_DEADLINE_ENUMS, "kind": TicketKind, "state": TicketState}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DueDeadline:
+    """A deadline whose next step has come, with what a message about it needs of its ticket (the deadline
+    engine's row). ``text`` is the ticket's title, else the start of its content; the citizen's name and address
+    are there to mask them in it."""
+
+    id: int
+    ticket_id: int
+    name: DeadlineName
+    cycle: int
+    policy: str
+    started_at: datetime
+    due_at: datetime
+    status: DeadlineStatus
+    stage: int
+    next_due_at: datetime | None
+    ticket_no: str
+    kind: TicketKind
+    state: TicketState
+    unit_code: str | None = None
+    handler_userid: str | None = None
+    text: str | None = None
+    citizen_name: str | None = None
+    address: str | None = None
+
+    @classmethod
+    def of(cls, values: Mapping[Any, Any]) -> DueDeadline:
+        return cls(**_typed(values, _DUE_ENUMS))

@@ -45,7 +45,6 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.domain.clock import Clock
-from bot.domain.lifecycle import TicketState
 from bot.domain.masking import Citizen
 from bot.domain.nags import (
     NAG_FREE,
@@ -55,6 +54,7 @@ from bot.domain.nags import (
     period_start,
     routine_allowed,
 )
+from bot.domain.records import DeadlineStatus, DueDeadline
 from bot.domain.workcal import WorkCalendar
 from bot.messages.nags import DueItem, MissFlag, Reminder, Section
 from bot.services.duty import DutyService
@@ -204,15 +204,15 @@ class DeadlineEngine:
 
     # --- one deadline ----------------------------------------------------------------------------------------------
 
-    def _decide(self, row: Mapping[Any, Any], moment: _Moment) -> _Decision:
+    def _decide(self, row: DueDeadline, moment: _Moment) -> _Decision:
         now = moment.now
-        move = {"id": row["id"], "stage": row["stage"], "next_due_at": row["next_due_at"]}
-        stage: int = row["stage"]
-        if row["status"] != "open" or not TicketState(row["state"]).is_open or row["name"] in NAG_FREE:
+        move = {"id": row.id, "stage": row.stage, "next_due_at": row.next_due_at}
+        stage = row.stage
+        if row.status != DeadlineStatus.OPEN or not row.state.is_open or row.name in NAG_FREE:
             return _Decision({**move, "new_stage": stage, "new_next": None})
         fired: list[Step] = []
         later: Step | None = None
-        for step in self.schedule.iter_steps(row["policy"], row["started_at"], row["due_at"]):
+        for step in self.schedule.iter_steps(row.policy, row.started_at, row.due_at):
             if step.index < stage:
                 continue
             if step.at > now:
@@ -220,18 +220,18 @@ class DeadlineEngine:
                 break
             fired.append(step)
         miss = None
-        if row["name"] == DeadlineName.ACCEPT and row["unit_code"] and any(s.kind == "overdue" for s in fired):
+        if row.name == DeadlineName.ACCEPT and row.unit_code and any(s.kind == "overdue" for s in fired):
             # passed unmet, not counted yet (the overdue notice is still to come): against the unit that has it
             miss = {
-                "deadline_id": row["id"],
-                "ticket_id": row["ticket_id"],
-                "unit_code": row["unit_code"],
-                "period_start": period_start(row["due_at"], self.nags.three_misses.period_months),
-                "missed_at": row["due_at"],
+                "deadline_id": row.id,
+                "ticket_id": row.ticket_id,
+                "unit_code": row.unit_code,
+                "period_start": period_start(row.due_at, self.nags.three_misses.period_months),
+                "missed_at": row.due_at,
             }
         if not fired:  # nothing due after all (the config changed): look again at the next step
             return _Decision({**move, "new_stage": stage, "new_next": _after(later, now)}, miss=miss)
-        urgent = row["kind"] in self._urgent
+        urgent = row.kind in self._urgent
         to_duty = False
         if not moment.allowed:
             if urgent and not moment.in_window:
@@ -241,19 +241,19 @@ class DeadlineEngine:
                 wait = not urgent  # urgent in quiet hours, inside the window: as in the day
             if wait:
                 wake = moment.opens
-                if row["due_at"] > now:
-                    wake = min(wake, row["due_at"])  # look at the due time anyway: a missed accept counts then
+                if row.due_at > now:
+                    wake = min(wake, row.due_at)  # look at the due time anyway: a missed accept counts then
                 return _Decision({**move, "new_stage": stage, "new_next": wake}, miss=miss, waiting=True)
         new_stage = fired[-1].index + 1
-        key = f"{row['id']}:{int(row['due_at'].timestamp())}:{stage}-{new_stage}"
+        key = f"{row.id}:{int(row.due_at.timestamp())}:{stage}-{new_stage}"
         item = self._item(row, fired, key, urgent, moment.duty if to_duty else None)
         return _Decision({**move, "new_stage": new_stage, "new_next": _after(later, now)}, item=item, miss=miss)
 
     def _item(
-        self, row: Mapping[Any, Any], fired: Sequence[Step], key: str, urgent: bool, duty: list[str] | None
+        self, row: DueDeadline, fired: Sequence[Step], key: str, urgent: bool, duty: list[str] | None
     ) -> DueItem:
-        unit = self._unit(row["unit_code"])
-        handler: str | None = row["handler_userid"]
+        unit = self._unit(row.unit_code)
+        handler = row.handler_userid
         responsible = self._responsible(unit, handler)
         overdue = any(s.after_due for s in fired)
         private: dict[str, Section] = {}
@@ -283,13 +283,13 @@ class DeadlineEngine:
                             private[userid] = section
         return DueItem(
             key=key,
-            ticket_id=row["ticket_id"],
-            ticket_no=row["ticket_no"],
-            name=row["name"],
-            due_at=row["due_at"],
-            text=row["text"] or "",
-            citizen=Citizen(row["citizen_name"] or None, row["address"] or None),
-            unit_code=row["unit_code"],
+            ticket_id=row.ticket_id,
+            ticket_no=row.ticket_no,
+            name=row.name,
+            due_at=row.due_at,
+            text=row.text or "",
+            citizen=Citizen.of(row),
+            unit_code=row.unit_code,
             handler=handler,
             overdue=overdue,
             urgent=urgent,

@@ -274,10 +274,10 @@ async def test_a_tick_that_read_a_deadline_before_a_claim_changes_nothing_after_
     clock.set(at(23, 21))
     async with store.reading() as conn:
         read = await nag_store.due_deadlines(conn, clock.now(), limit=10)
-    assert {r["name"] for r in read} == {"accept", "first_contact"}
+    assert {r.name for r in read} == {"accept", "first_contact"}
     await act(service, clock, "D2", Action.CLAIM, "zhouting", at(23, 21))  # the claim commits in between
     moves = [
-        {"id": r["id"], "stage": r["stage"], "next_due_at": r["next_due_at"], "new_stage": 1, "new_next": at(24, 4)}
+        {"id": r.id, "stage": r.stage, "next_due_at": r.next_due_at, "new_stage": 1, "new_next": at(24, 4)}
         for r in read
     ]
     async with store.transaction() as conn:

@@ -155,7 +155,7 @@ async def test_a_batch_read_before_another_engine_moved_its_rows_writes_nothing(
     first = new_engine(store, sandbox_config, calendar, clock, batch=10)
     assert (await first.tick(at(23, 21))).moved == 2  # the first engine took the step
     moves = [
-        {"id": r["id"], "stage": r["stage"], "next_due_at": r["next_due_at"], "new_stage": 1, "new_next": at(24, 4)}
+        {"id": r.id, "stage": r.stage, "next_due_at": r.next_due_at, "new_stage": 1, "new_next": at(24, 4)}
         for r in stale
     ]
     async with store.transaction() as conn:
