@@ -17,11 +17,9 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from bot.domain.clock import TZ, FrozenClock
-from bot.services.tickets import TicketService
 from bot.web.keys import DUTY, STORE, WECOM_INBOUND
 from config.model import BotConfig
 from config.settings import Settings
-from handlers.replies import Channels
 from handlers.router import CommandRouter
 from store.models import audit_log, duty_takeovers, outbox
 from store.repo import Store
@@ -32,11 +30,6 @@ Client = TestClient[Any, Any]
 
 EVENING = datetime(2026, 11, 23, 20, 0, tzinfo=TZ)
 REFUSAL = "抱歉，只有值班员（含排班表上的人员）、派单员和管理员可以接班。"
-
-
-@pytest.fixture
-def router(service: TicketService, sandbox_config: BotConfig, clock: FrozenClock) -> CommandRouter:
-    return CommandRouter(service=service, config=sandbox_config, clock=clock, channels=Channels(app=True))
 
 
 async def outbox_rows(store: Store) -> list[dict[str, Any]]:

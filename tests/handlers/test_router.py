@@ -19,6 +19,7 @@ from config.model import BotConfig
 from handlers.replies import Channels, reply_rows
 from handlers.router import CommandRouter
 from store.models import audit_log, outbox
+from tests.handlers.conftest import MakeRouter
 
 NO = "2026112300123"
 OTHER = "2026112300456"  # HW's
@@ -48,7 +49,7 @@ def message(
 
 
 @pytest.fixture
-async def router(service: TicketService, sandbox_config: BotConfig, clock: FrozenClock) -> CommandRouter:
+async def router(service: TicketService, make_router: MakeRouter) -> CommandRouter:
     await service.upsert(
         [
             TicketInput(NO, "光明路店招破损，随时可能掉落", category="市容景观", citizen_name="王秀英",
@@ -56,7 +57,7 @@ async def router(service: TicketService, sandbox_config: BotConfig, clock: Froze
             TicketInput(OTHER, "垃圾箱房两天未清运", category="环卫", citizen_name="李四", citizen_phone="13800000014"),
         ]
     )
-    return CommandRouter(service=service, config=sandbox_config, clock=clock, channels=Channels(app=True))
+    return make_router()
 
 
 async def replies(router: CommandRouter) -> list[dict[str, Any]]:
