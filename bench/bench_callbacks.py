@@ -121,6 +121,7 @@ app.router.add_get("/healthz", health)
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=loop)
 """
 
+
 def _callbacks(count: int, first_msgid: int) -> Prepared:
     """``count`` text-message callbacks as WeCom sends them: XML encrypted for the corp, the envelope signed."""
     crypto = CallbackCrypto(TOKEN, AES_KEY, CORP_ID)
