@@ -20,20 +20,21 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.events import EnterChat, InboundEvent
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
+from bot.hotline import openapi
 from bot.hotline.syncback import HotlineSyncSender
 from bot.services import retention
 from bot.services.deadline_engine import DeadlineEngine, TickResult
 from bot.services.duty import DutyService
-from bot.services.inbox import AIBOT_SOURCE, InboundProcessor, describe
+from bot.services.inbox import InboundProcessor, describe
 from bot.services.ingest import IngestBatcher
 from bot.services.retention import Purged
 from bot.services.tickets import SYNC_CHANNEL, TicketService
-from bot.web import openapi, ops
+from bot.web import ops
 from bot.web.errors import error_middleware
 from bot.web.keys import (
-    AIBOT_CONNECTION,
     AIBOT_LEADER,
     AIBOT_LEADER_TASK,
+    AIBOT_LINK,
     CALENDAR,
     CLOCK,
     CONFIG,
@@ -44,19 +45,19 @@ from bot.web.keys import (
     DUTY,
     INGEST,
     LIVENESS,
-    METRICS,
-    PUSHES,
     REDIS,
     SETTINGS,
     STORE,
     TICKETS,
-    WECOM_CALLBACKS,
     WECOM_INBOUND,
 )
+from bot.web.ops import METRICS
 from bot.web.protocol import PROTOCOL_LOG
 from bot.wecom import callbacks as wecom_callbacks
+from bot.wecom.callbacks import WECOM_CALLBACKS
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
-from bot.wecom.longconn import AibotLongConnection, EventHook
+from bot.wecom.longconn import AIBOT_CONNECTION, AibotLongConnection, EventHook
+from bot.wecom.parse import AIBOT_SOURCE, read_stored
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from config.model import BotConfig
 from config.settings import Settings
@@ -64,15 +65,16 @@ from handlers.replies import Channels
 from handlers.router import CommandRouter
 from notifiers import notices
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
+from notifiers.keys import PUSHES
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.pushes import Pusher
 from notifiers.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
+from store.core import Store
 from store.db import create_engine, migrate
 from store.leader import Leader
 from store.liveness import Liveness, process_id
 from store.redis import create_redis
-from store.repo import Store
 
 log = logging.getLogger(__name__)
 
@@ -303,7 +305,13 @@ async def _wecom_inbound(app: web.Application) -> AsyncIterator[None]:
     )
     liveness = app[LIVENESS]
     processor = InboundProcessor(
-        app[STORE], router, app[CLOCK], sources=sorted(sources), owner=liveness.owner, liveness=liveness
+        app[STORE],
+        router,
+        app[CLOCK],
+        sources=sorted(sources),
+        read=read_stored,
+        owner=liveness.owner,
+        liveness=liveness,
     )
     app[WECOM_INBOUND] = processor
     processor.start()
@@ -470,6 +478,7 @@ async def _aibot_long_connection(app: web.Application) -> AsyncIterator[None]:
     if welcome:
         connection.on_event = _aibot_welcome(connection, welcome)
     app[AIBOT_CONNECTION] = connection
+    app[AIBOT_LINK] = connection  # what the readiness probe reads of it
     app[AIBOT_LEADER] = leader
     task = asyncio.create_task(_lead(leader, connection.run), name="aibot-leader")
     app[AIBOT_LEADER_TASK] = task

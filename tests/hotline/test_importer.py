@@ -32,9 +32,9 @@ from bot.hotline.importer import (
 from bot.services.tickets import TicketNotFound, TicketService
 from config.loader import load_config
 from config.model import BotConfig
+from store.core import Store
 from store.db import create_engine, migrate
 from store.models import audit_log, deadlines, tickets
-from store.repo import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 

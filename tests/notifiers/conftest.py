@@ -18,9 +18,9 @@ from bot.wecom.tokens import MemoryTokenStore
 from notifiers.outbox import OutboxWorker
 from notifiers.ratelimit import MemoryRateLimiter, RateLimiter
 from notifiers.wecom import wecom_senders
-from store import repo
+from store import outbox as outbox_repo
+from store.core import Store
 from store.models import outbox
-from store.repo import Store
 
 CORP, SECRET, AGENT, KEY = "ww-fake-corp", "app-secret", 1000002, "robot-key-DO-NOT-LOG"
 # the members the fake knows: the sandbox config's a test sends to
@@ -90,7 +90,7 @@ class Rig:
             for payload in payloads
         ]
         async with self.store.transaction() as conn:
-            await repo.enqueue(conn, rows)
+            await outbox_repo.enqueue(conn, rows)
 
     async def rows(self) -> list[dict[str, Any]]:
         async with self.store.reading() as conn:

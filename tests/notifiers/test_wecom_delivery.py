@@ -35,7 +35,7 @@ from notifiers.wecom import (
     WECOM_WEBHOOK,
     delivery_error,
 )
-from store import repo
+from store import outbox as outbox_repo
 from store.models import outbox
 from store.redis import create_redis
 from tests.conftest import REDIS_URL
@@ -384,7 +384,7 @@ async def claim_and_die(rig: Rig, limit: int = 1) -> list[Any]:
     now = rig.clock.now()
     async with rig.store.transaction() as conn:
         return list(
-            await repo.claim_due(conn, owner="dead-process", now=now, lease_until=now + MINUTE, limit=limit)
+            await outbox_repo.claim_due(conn, owner="dead-process", now=now, lease_until=now + MINUTE, limit=limit)
         )
 
 
