@@ -22,8 +22,8 @@ from handlers.context import Context
 from handlers.router import CommandRouter
 from handlers.spec import COMMANDS
 from store.models import audit_log, outbox
+from tests.handlers.conftest import MakeRouter
 from tests.handlers.test_router import message, texts
-from tests.routers import command_router
 
 NO = "2026112300123"  # SRJG's, dispatched Mon 11-23 09:00: handling (5 working days) due Mon 11-30 09:00
 OTHER = "2026112300456"  # HW's
@@ -31,7 +31,8 @@ HANDLE_DUE = datetime(2026, 11, 30, 9, 0, tzinfo=TZ)
 ASK = f"/延期 {NO} 3 需协调物业，预计下周完成"
 
 
-async def _router(service: TicketService, config: BotConfig, clock: FrozenClock, channels: Channels) -> CommandRouter:
+async def with_claims(service: TicketService, clock: FrozenClock, router: CommandRouter) -> CommandRouter:
+    """``router`` once NO and OTHER are dispatched and claimed (NO by zhouting, OTHER by wuhao)."""
     await service.upsert(
         [
             TicketInput(NO, "光明路店招破损，随时可能掉落", category="市容景观", citizen_name="王秀英",
@@ -39,16 +40,15 @@ async def _router(service: TicketService, config: BotConfig, clock: FrozenClock,
             TicketInput(OTHER, "垃圾箱房两天未清运", category="环卫", dispatched_at=clock.now()),
         ]
     )  # fmt: skip
-    router = command_router(service=service, config=config, clock=clock, channels=channels)
     await router.handle(message(f"接单 {NO}", msgid="claim"))  # zhouting
     await router.handle(message(f"接单 {OTHER}", "wuhao", chat="sandbox-hw", msgid="claim-hw"))
     return router
 
 
 @pytest.fixture
-async def router(service: TicketService, sandbox_config: BotConfig, clock: FrozenClock) -> CommandRouter:
+async def router(service: TicketService, clock: FrozenClock, make_router: MakeRouter) -> CommandRouter:
     """The app configured (private messages possible); NO claimed by zhouting, OTHER by wuhao."""
-    return await _router(service, sandbox_config, clock, Channels(app=True))
+    return await with_claims(service, clock, make_router())
 
 
 async def rows(router: CommandRouter, after: int = 0) -> list[dict[str, Any]]:
@@ -163,9 +163,9 @@ async def test_a_heads_request_goes_to_the_dispatchers(router: CommandRouter) ->
 
 
 async def test_without_a_private_channel_the_group_is_asked(
-    service: TicketService, sandbox_config: BotConfig, clock: FrozenClock
+    service: TicketService, clock: FrozenClock, make_router: MakeRouter
 ) -> None:
-    router = await _router(service, sandbox_config, clock, Channels())
+    router = await with_claims(service, clock, make_router(channels=Channels()))
     start = await last_id(router)
     await router.handle(message(ASK, msgid="ask"))
     found = await rows(router, start)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from bot.domain.lifecycle import Action, VisitResult
 from handlers.errors import CommandError
 from handlers.parse import KEPT_PUNCTUATION, ParsedCommand, normalize, parse
-from handlers.spec import COMMANDS, ArgSpec, CommandSpec, _build_index, all_names, find
+from handlers.spec import COMMANDS, ArgSpec, CommandSpec, all_names, find
 
 # the smallest arguments each command accepts ("" for none), to put after any of its names
 MINIMAL_ARGS: dict[str, str] = {
@@ -88,11 +88,13 @@ def test_names_and_aliases_are_unique_across_commands() -> None:
     assert all(name and not any(ch.isspace() for ch in name) for name in keys)
 
 
-def test_a_duplicate_name_is_refused_when_the_index_is_built() -> None:
-    a = CommandSpec(name="alpha", zh="甲", aliases=("one",), summary="甲")
-    b = CommandSpec(name="beta", zh="乙", aliases=("ONE",), summary="乙")
-    with pytest.raises(ValueError, match="(?i)one.*alpha.*beta"):
-        _build_index((a, b))
+def test_every_name_finds_its_own_command_english_ones_in_any_case() -> None:
+    for spec in COMMANDS:
+        for name in spec.names:
+            assert find(name) is spec, name
+            if name.isascii():
+                assert (find(name.upper()), find(name.lower())) == (spec, spec), name
+    assert find("不存在的命令") is None
 
 
 def test_every_command_has_chinese_and_english_names_an_example_and_a_summary() -> None:

@@ -21,6 +21,7 @@ from config.model import BotConfig
 from handlers.router import CommandRouter
 from notifiers.rows import reply_rows
 from store.models import audit_log, outbox
+from tests.handlers.conftest import MakeRouter
 from tests.routers import command_router
 
 NO = "2026112300123"
@@ -51,7 +52,7 @@ def message(
 
 
 @pytest.fixture
-async def router(service: TicketService, sandbox_config: BotConfig, clock: FrozenClock) -> CommandRouter:
+async def router(service: TicketService, make_router: MakeRouter) -> CommandRouter:
     await service.upsert(
         [
             TicketInput(NO, "光明路店招破损，随时可能掉落", category="市容景观", citizen_name="王秀英",
@@ -59,7 +60,7 @@ async def router(service: TicketService, sandbox_config: BotConfig, clock: Froze
             TicketInput(OTHER, "垃圾箱房两天未清运", category="环卫", citizen_name="李四", citizen_phone="13800000014"),
         ]
     )
-    return command_router(service=service, config=sandbox_config, clock=clock, channels=Channels(app=True))
+    return make_router()
 
 
 async def replies(router: CommandRouter) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -413,15 +413,28 @@ async def test_a_new_engine_continues_where_the_last_one_stopped(
 async def test_the_same_notice_queued_twice_is_sent_once(
     service: TicketService, engine: DeadlineEngine, store: Store, clock: FrozenClock
 ) -> None:
-    await service.upsert([sign("K2")])
-    clock.set(at(23, 21))
+    """Steps taken a second time, read in the other order (as by a process that read them before the advance),
+    queue nothing new: a notice's key follows what it says, not the order its lines were gathered in."""
+    await service.upsert([sign("K2"), sign("K3")])
     async with store.reading() as conn:
-        rows = await nag_store.due_deadlines(conn, clock.now(), limit=10)
-    moment = await engine._moment(clock.now())
-    decisions = [engine._decide(r, moment) for r in rows]
-    messages = engine._messages([d.item for d in decisions if d.item is not None], clock.now())
-    again = engine._messages([d.item for d in reversed(decisions) if d.item is not None], clock.now())
-    assert [m["idempotency_key"] for m in messages] == [m["idempotency_key"] for m in again]
+        before = list((await conn.execute(select(deadlines.c.id, deadlines.c.stage, deadlines.c.next_due_at))).all())
+    when = at(23, 21)
+    due = sorted((r for r in before if r.next_due_at and r.next_due_at <= when), key=lambda r: (r.next_due_at, r.id))
+    assert len(due) >= 2
+    await tick(engine, clock, when)
+    sent = await queued(store)
+    assert sent
+    async with store.transaction() as conn:
+        for row in before:
+            await conn.execute(
+                deadlines.update().where(deadlines.c.id == row.id).values(stage=row.stage, next_due_at=row.next_due_at)
+            )
+        for position, row in enumerate(due):  # the first read becomes the last
+            moved = when - timedelta(minutes=1 + position)
+            await conn.execute(deadlines.update().where(deadlines.c.id == row.id).values(next_due_at=moved))
+    again = await tick(engine, clock, when)
+    assert again.items  # the steps were taken again
+    assert await queued(store) == sent
 
 
 @pytest.fixture

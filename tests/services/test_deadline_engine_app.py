@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app import OUTBOX, EngineJob, _hold, create_app
+from bot.app import OUTBOX, EngineJob, create_app
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar
@@ -65,6 +65,11 @@ async def test_the_apps_scheduler_ticks_and_the_reminder_reaches_wecom(
     assert "2026112300777" in content
 
 
+async def hold() -> None:
+    """A leader's work: to hold the lock until cancelled (the engine's job asks the leader before each tick)."""
+    await asyncio.Event().wait()
+
+
 async def test_one_process_ticks_another_takes_over_when_it_dies(
     database_url: str,
     sandbox_config: BotConfig,
@@ -95,10 +100,10 @@ async def test_one_process_ticks_another_takes_over_when_it_dies(
         for s, leader in zip(stores, leaders, strict=True)
     ]
     await TicketService(stores[0], sandbox_config, calendar, clock).upsert([TicketInput("T1", "店招松动")])
-    tasks = [asyncio.create_task(leaders[0].run(_hold))]
+    tasks = [asyncio.create_task(leaders[0].run(hold))]
     try:
         await leaders[0].leading.wait()
-        tasks.append(asyncio.create_task(leaders[1].run(_hold)))
+        tasks.append(asyncio.create_task(leaders[1].run(hold)))
         await tickers[1].waiting.wait()  # the second process found the lock taken: standing by
         clock.set(datetime(2026, 11, 23, 21, 0, tzinfo=TZ))
         first = await jobs[0].run()
