@@ -68,7 +68,7 @@ SOURCE_CHARS = 13  # source.desc: at most 13 suggested
 UNKNOWN_BUTTON = "这个按钮已失效或无法识别。请直接发送命令，例如 /接单 工单号；发送 /帮助 查看可用命令。"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Button:
     action: str  # the key's first part
     command: str  # the command's canonical name (handlers.spec)
@@ -79,10 +79,10 @@ class Button:
 
 BUTTONS: Mapping[str, Button] = MappingProxyType(
     {
-        "claim": Button("claim", "claim", "接单", 1, "已接单"),
-        "contact": Button("contact", "contact", "已联系", 2, "已联系"),
-        "on_site": Button("on_site", "on_site", "已到场", 2, "已到场"),
-        "show": Button("show", "show", "查看详情", 2, None),
+        "claim": Button(action="claim", command="claim", text="接单", style=1, done="已接单"),
+        "contact": Button(action="contact", command="contact", text="已联系", style=2, done="已联系"),
+        "on_site": Button(action="on_site", command="on_site", text="已到场", style=2, done="已到场"),
+        "show": Button(action="show", command="show", text="查看详情", style=2, done=None),
     }
 )
 # buttons only the ticket's handler should press once there is one (the card is seen by the whole unit)
@@ -239,7 +239,7 @@ def _state(value: str) -> TicketState | None:
 # -- clicks -----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Click:
     """A click on a card button, read before it runs: the command it stands for, or why it cannot be one."""
 
@@ -292,12 +292,12 @@ async def read_click(service: TicketService, config: BotConfig, event: CardClick
     typed command. A click already applied (WeCom's retry, crash recovery) is let through: it answers as before."""
     parsed = parse_key(event.event_key)
     if parsed is None:
-        return Click(event, None, None, CommandError("unknown_button", UNKNOWN_BUTTON))
+        return Click(event=event, action=None, ticket_no=None, refusal=CommandError("unknown_button", UNKNOWN_BUTTON))
     action, ticket_no = parsed
     card_ticket = ticket_of_task(event.task_id)
     if card_ticket is not None and card_ticket != ticket_no:
-        return Click(event, None, None, CommandError("unknown_button", UNKNOWN_BUTTON))
-    click = Click(event, action, ticket_no)
+        return Click(event=event, action=None, ticket_no=None, refusal=CommandError("unknown_button", UNKNOWN_BUTTON))
+    click = Click(event=event, action=action, ticket_no=ticket_no)
     userid = event.sender.userid
     if action not in ("claim", *HANDLER_ONLY) or config.member(userid) is None or await applied(service.store, event):
         return click
@@ -317,7 +317,7 @@ async def read_click(service: TicketService, config: BotConfig, event: CardClick
         else:
             who = fmt.person(config, handler)
             message = f"工单 {ticket_no} 已由 {who} {when}接单，无需重复操作。如需协助请与 {who} 联系。"
-        return Click(event, action, ticket_no, CommandError("already_claimed", message))
+        return Click(event=event, action=action, ticket_no=ticket_no, refusal=CommandError("already_claimed", message))
     if handler == userid:
         return click
     who = fmt.person(config, handler)
@@ -328,7 +328,7 @@ async def read_click(service: TicketService, config: BotConfig, event: CardClick
             f"工单 {ticket_no} 由 {who} 承办，「{BUTTONS[action].text}」请由承办人点击。"
             f"如确需代为登记，请发送 {typed}。"
         )
-        return Click(event, action, ticket_no, CommandError("not_handler", message))
+        return Click(event=event, action=action, ticket_no=ticket_no, refusal=CommandError("not_handler", message))
     return click
 
 

@@ -91,7 +91,7 @@ async def _act_and_say(
 
 
 def _request(ctx: Context, action: Action, **fields: object) -> ActionRequest:
-    return ActionRequest(action, ctx.userid, ctx.now, **fields)  # type: ignore[arg-type]
+    return ActionRequest(action=action, actor=ctx.userid, at=ctx.now, **fields)  # type: ignore[arg-type]
 
 
 def _name(ctx: Context) -> str:

@@ -26,7 +26,7 @@ GLOBAL_ROLES = OFFICE_ROLES  # see every unit's tickets (what they may do on the
 DEDUP_SOURCE = "wecom_command"  # the inbox source under which a command's ticket change is applied once
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Context:
     """One command being run: who, where, and the means to answer."""
 

@@ -108,7 +108,16 @@ class CommandRouter(RecordingSink):
         if member is None or event.sender.corpid:
             await self.enqueue(reply_rows(event, NOT_A_MEMBER, at=now))
             return
-        ctx = Context(event, member, now, self.config, self.service, self.channels, self.enqueue, self.duty)
+        ctx = Context(
+            event=event,
+            member=member,
+            now=now,
+            config=self.config,
+            service=self.service,
+            channels=self.channels,
+            enqueue=self.enqueue,
+            duty=self.duty,
+        )
         try:
             cmd = parsed()
             if not ctx.may_use(cmd.spec):
@@ -174,12 +183,12 @@ class CommandRouter(RecordingSink):
             worker.send_now(
                 [
                     OutboundMessage(
-                        inserted[row["idempotency_key"]],
-                        row["channel"],
-                        row["destination"],
-                        row["idempotency_key"],
-                        row["payload"],
-                        row["attempts"],
+                        id=inserted[row["idempotency_key"]],
+                        channel=row["channel"],
+                        destination=row["destination"],
+                        idempotency_key=row["idempotency_key"],
+                        payload=row["payload"],
+                        attempts=row["attempts"],
                     )
                     for row in direct
                     if row["idempotency_key"] in inserted  # not queued before (a re-run after a crash)

@@ -18,7 +18,7 @@ ArgKind = Literal["ticket", "text", "member", "unit", "choice", "command", "days
 Scope = Literal["ticket", "unit", "self", "any"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ArgSpec:
     name: str
     kind: ArgKind
@@ -50,7 +50,7 @@ class ArgSpec:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommandSpec:
     name: str  # canonical id, English: "claim"
     zh: str  # the Chinese name shown first: "接单"
@@ -104,7 +104,7 @@ class CommandSpec:
 
 # The ticket argument is declared required: the router must find the ticket, from the number or, when the
 # message quotes a pushed ticket, from the quote. The parser never refuses a message for lacking it.
-_TICKET = ArgSpec("ticket", "ticket", "工单号")
+_TICKET = ArgSpec(name="ticket", kind="ticket", label="工单号")
 
 _WORKERS = frozenset({Role.HANDLER, Role.UNIT_HEAD})
 
@@ -173,7 +173,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         zh="联系",
         aliases=("先行联系", "已联系", "called"),
         summary="登记已先行联系市民，可附说明",
-        args=(_TICKET, ArgSpec("note", "text", "联系情况", required=False)),
+        args=(_TICKET, ArgSpec(name="note", kind="text", label="联系情况", required=False)),
         roles=_WORKERS,
         example="/联系 0123 已电话联系，约下午到场",
         action=Action.CONTACT,
@@ -183,7 +183,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         zh="到场",
         aliases=("已到场", "到达", "onsite", "arrived"),
         summary="登记已到达现场，可附说明",
-        args=(_TICKET, ArgSpec("note", "text", "说明", required=False)),
+        args=(_TICKET, ArgSpec(name="note", kind="text", label="说明", required=False)),
         roles=_WORKERS,
         example="/到场 0123",
         action=Action.ON_SITE,
@@ -193,7 +193,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         zh="办结",
         aliases=("完成", "已办结", "close", "done", "finish"),
         summary="提交处理结果，等待回访",
-        args=(_TICKET, ArgSpec("result", "text", "处理结果")),
+        args=(_TICKET, ArgSpec(name="result", kind="text", label="处理结果")),
         roles=_WORKERS,
         example="/办结 0123 已清理完毕，市民认可",
         action=Action.SUBMIT,
@@ -205,8 +205,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
         summary="非本单位职责，申请退单（写明理由和建议单位）",
         args=(
             _TICKET,
-            ArgSpec("reason", "text", "退单理由"),
-            ArgSpec("unit", "unit", "建议单位", required=False, markers=RETURN_UNIT_MARKERS, placeholder="建议:单位"),
+            ArgSpec(name="reason", kind="text", label="退单理由"),
+            ArgSpec(
+                name="unit",
+                kind="unit",
+                label="建议单位",
+                required=False,
+                markers=RETURN_UNIT_MARKERS,
+                placeholder="建议:单位",
+            ),
         ),
         roles=_WORKERS,
         example="/退单 0123 该路段属市政道路 建议:市政所",
@@ -217,7 +224,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         zh="转派",
         aliases=("转交", "转给", "handover"),
         summary="转给本单位另一位同事承办",
-        args=(_TICKET, ArgSpec("member", "member", "同事")),
+        args=(_TICKET, ArgSpec(name="member", kind="member", label="同事")),
         roles=_WORKERS,
         example="/转派 0123 @张三",
         action=Action.TRANSFER,
@@ -231,9 +238,16 @@ COMMANDS: tuple[CommandSpec, ...] = (
         summary="申请延期（写明天数和理由）；负责人、派单员回复“同意”或“驳回 理由”审批",
         args=(
             _TICKET,
-            ArgSpec("decision", "choice", "审批", required=False, choices=EXTENSION_DECISIONS, placeholder="同意/驳回"),
-            ArgSpec("days", "days", "天数", required=False),
-            ArgSpec("reason", "text", "理由", required=False),
+            ArgSpec(
+                name="decision",
+                kind="choice",
+                label="审批",
+                required=False,
+                choices=EXTENSION_DECISIONS,
+                placeholder="同意/驳回",
+            ),
+            ArgSpec(name="days", kind="days", label="天数", required=False),
+            ArgSpec(name="reason", kind="text", label="理由", required=False),
         ),
         roles=frozenset({Role.HANDLER, Role.UNIT_HEAD, Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN}),
         example="/延期 0123 3 需协调物业，预计下周完成",
@@ -260,7 +274,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         zh="待办",
         aliases=("待办工单", "未办结", "pending"),
         summary="本单位未办结的工单",
-        args=(ArgSpec("unit", "unit", "单位", required=False),),
+        args=(ArgSpec(name="unit", kind="unit", label="单位", required=False),),
         scope="unit",
         example="/待办",
     ),
@@ -269,7 +283,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         zh="逾期",
         aliases=("超期", "逾期工单", "late"),
         summary="已逾期的工单",
-        args=(ArgSpec("unit", "unit", "单位", required=False),),
+        args=(ArgSpec(name="unit", kind="unit", label="单位", required=False),),
         scope="unit",
         example="/逾期",
     ),
@@ -280,8 +294,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         summary="登记回访结果（满意/基本满意/不满意/联系不上）",
         args=(
             _TICKET,
-            ArgSpec("result", "choice", "回访结果", choices=VISIT_CHOICES),
-            ArgSpec("note", "text", "备注", required=False),
+            ArgSpec(name="result", kind="choice", label="回访结果", choices=VISIT_CHOICES),
+            ArgSpec(name="note", kind="text", label="备注", required=False),
         ),
         roles=frozenset({Role.DISPATCHER}),
         example="/回访 0123 满意",
@@ -292,7 +306,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         zh="签派",
         aliases=("指派", "decide"),
         summary="为多次退单的工单指定承办单位",
-        args=(_TICKET, ArgSpec("unit", "unit", "承办单位")),
+        args=(_TICKET, ArgSpec(name="unit", kind="unit", label="承办单位")),
         roles=frozenset({Role.CENTER_LEAD}),
         example="/签派 0123 市容所",
         action=Action.ASSIGN,
@@ -302,7 +316,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         zh="值班",
         aliases=("值班表", "oncall"),
         summary="查看当前值班人员；“/值班 接班”登记接班，“/值班 交班”提前交回",
-        args=(ArgSpec("shift", "choice", "操作", required=False, choices=DUTY_CHOICES, placeholder="接班/交班"),),
+        args=(
+            ArgSpec(
+                name="shift", kind="choice", label="操作", required=False, choices=DUTY_CHOICES, placeholder="接班/交班"
+            ),
+        ),
         scope="any",
         example="/值班 接班",
     ),
@@ -311,7 +329,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         zh="统计",
         aliases=("数据", "简报", "report"),
         summary="工单数量、逾期、满意等简要统计",
-        args=(ArgSpec("unit", "unit", "单位", required=False),),
+        args=(ArgSpec(name="unit", kind="unit", label="单位", required=False),),
         roles=frozenset({Role.UNIT_HEAD, Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN}),
         scope="unit",
         example="/统计",
@@ -321,7 +339,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         zh="帮助",
         aliases=("命令", "菜单", "说明", "?", "commands"),
         summary="命令说明；“/帮助 接单”看单个命令",
-        args=(ArgSpec("command", "command", "命令", required=False),),
+        args=(ArgSpec(name="command", kind="command", label="命令", required=False),),
         scope="any",
         example="/帮助 办结",
     ),

@@ -54,7 +54,7 @@ class Channels:
     webhook: bool = True  # group robot webhooks (a key per group in the config; nothing else needed)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Notice:
     """One message of the bot's own, to a unit's group and/or members privately."""
 

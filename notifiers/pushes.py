@@ -252,8 +252,8 @@ class Pusher:
         base = f"push:{no}:{cycle}:{event}"
         notices = [
             Notice(
-                base,
-                body,
+                key=base,
+                text=body,
                 unit=unit.code,
                 mention=mention,
                 card=card,
@@ -267,8 +267,8 @@ class Pusher:
         if private:
             notices.append(
                 Notice(
-                    f"{base}:private",
-                    body,
+                    key=f"{base}:private",
+                    text=body,
                     members=private,
                     urgent=rule.urgent,
                     not_before=not_before,
@@ -344,8 +344,8 @@ class Pusher:
         )
         return [
             Notice(
-                f"push:{no}:{ticket['cycle']}:moved-from:{old}",
-                text,
+                key=f"push:{no}:{ticket['cycle']}:moved-from:{old}",
+                text=text,
                 unit=old,
                 mention=[change.from_handler] if change.from_handler else [],
                 urgent=rule.urgent,
@@ -372,7 +372,7 @@ class Pusher:
             f"> {fmt.deadline_line(fmt.next_deadline(change.deadlines, ticket.get('cycle')), now)}\n"
             f"发送 /查 {no} 查看详情。"
         )
-        return Notice(f"push:{no}:{ticket['cycle']}:{event}:duty", body, members=on_duty, urgent=True)
+        return Notice(key=f"push:{no}:{ticket['cycle']}:{event}:duty", text=body, members=on_duty, urgent=True)
 
     # --- the digest -----------------------------------------------------------------------------------------------
 
@@ -456,8 +456,8 @@ class Pusher:
             body = self._markdown(ticket, deadlines, headline, None, now)
             return [
                 Notice(
-                    base,
-                    body,
+                    key=base,
+                    text=body,
                     unit=code,
                     mention=mention,
                     card=card,
@@ -479,7 +479,7 @@ class Pusher:
         if len(items) > limit:
             lines.append(f"另有 {len(items) - limit} 件未列出，发送 /待办 查看全部。")
         lines.append("请发送 /接单 工单号 接单，/查 工单号 查看详情。")
-        return [Notice(base, "\n".join(lines), unit=code, mention=mention, ordering_key=f"digest:{code}")]
+        return [Notice(key=base, text="\n".join(lines), unit=code, mention=mention, ordering_key=f"digest:{code}")]
 
 
 def _still_waits(row: Mapping[str, Any], unit: str) -> bool:

@@ -182,7 +182,7 @@ class TransitionRefused(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TicketSnapshot:
     ticket_no: str
     kind: TicketKind
@@ -213,7 +213,7 @@ class ExtensionLimits:
     max_count: int = MAX_EXTENSIONS  # approved extensions per ticket (0: none)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ActionRequest:
     action: Action
     actor: str
@@ -227,7 +227,7 @@ class ActionRequest:
     extension_limits: ExtensionLimits = ExtensionLimits()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Transition:
     to_state: TicketState
     changes: Mapping[str, Any] = field(default_factory=dict)  # ticket columns to set
@@ -288,7 +288,7 @@ def _claim(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, date
     if t.state is not TicketState.DISPATCHED:
         raise _refuse_state(t, req.action)
     return Transition(
-        TicketState.CLAIMED,
+        to_state=TicketState.CLAIMED,
         changes={"handler_userid": req.handler or req.actor},
         meet=frozenset({DeadlineName.ACCEPT}),
     )
@@ -298,24 +298,24 @@ def _contact(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, da
     meet = frozenset({DeadlineName.ACCEPT, DeadlineName.FIRST_CONTACT, DeadlineName.CONTACT_20M})
     if t.state in (TicketState.WARNING, TicketState.ON_SITE):
         # recorded late or during re-handling: the state stays, the contact deadlines are met
-        return Transition(t.state, meet=meet)
+        return Transition(to_state=t.state, meet=meet)
     if t.state is TicketState.CONTACTED:
         raise TransitionRefused("already_done", f"工单 {t.ticket_no} 已登记先行联系。")
     if t.state not in (TicketState.DISPATCHED, TicketState.CLAIMED):
         raise _refuse_state(t, req.action)
     changes = {} if t.handler_userid else {"handler_userid": req.actor}
-    return Transition(TicketState.CONTACTED, changes=changes, meet=meet)
+    return Transition(to_state=TicketState.CONTACTED, changes=changes, meet=meet)
 
 
 def _on_site(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     meet = frozenset({DeadlineName.ON_SITE_2H})
     if t.state is TicketState.WARNING:
-        return Transition(TicketState.WARNING, meet=meet)
+        return Transition(to_state=TicketState.WARNING, meet=meet)
     if t.state is TicketState.ON_SITE:
         raise TransitionRefused("already_done", f"工单 {t.ticket_no} 已登记到场。")
     if t.state not in (TicketState.CLAIMED, TicketState.CONTACTED):
         raise _refuse_state(t, req.action)
-    return Transition(TicketState.ON_SITE, meet=meet)
+    return Transition(to_state=TicketState.ON_SITE, meet=meet)
 
 
 def _submit(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
@@ -324,7 +324,7 @@ def _submit(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, dat
     _require(_text(req.note) is not None, "note_required", "办结需要填写处理结果。")
     changes = {} if t.handler_userid else {"handler_userid": req.actor}
     return Transition(
-        TicketState.SUBMITTED,
+        to_state=TicketState.SUBMITTED,
         changes=changes,
         meet=_HANDLING,
         cancel=ALL_DEADLINES - _HANDLING,
@@ -339,13 +339,13 @@ def _visit(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, date
     assert req.result is not None
     if req.result is VisitResult.DISSATISFIED:
         return Transition(
-            TicketState.WARNING,
+            to_state=TicketState.WARNING,
             changes={"satisfaction": req.result.value, "rehandle_count": t.rehandle_count + 1},
             new_cycle="rehandle",
             data={"result": req.result.value},
         )
     return Transition(
-        TicketState.CLOSED,
+        to_state=TicketState.CLOSED,
         changes={"satisfaction": req.result.value, "closed_at": req.at},
         cancel=ALL_DEADLINES,
         data={"result": req.result.value},
@@ -368,7 +368,7 @@ def _request_return(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineNa
             f"工单 {t.ticket_no} 已超过退单期限{when}，逾期不予退单。",
         )
     return Transition(
-        TicketState.RETURN_REQUESTED,
+        to_state=TicketState.RETURN_REQUESTED,
         changes={"state_before_return": t.state.value},
         data={"reason": _text(req.note), "suggested_unit": _text(req.unit)},
     )
@@ -380,7 +380,7 @@ def _approve_return(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineN
     returns = t.return_count + 1
     contested = returns >= RETURNS_BEFORE_ASSIGNMENT or t.redispatch_count >= MAX_REDISPATCHES
     return Transition(
-        TicketState.PENDING_ASSIGNMENT if contested else TicketState.RETURNED,
+        to_state=TicketState.PENDING_ASSIGNMENT if contested else TicketState.RETURNED,
         changes={"return_count": returns, "handler_userid": None, "state_before_return": None},
         cancel=ALL_DEADLINES,
         data={"returns": returns, "to_assignment": contested},
@@ -391,7 +391,7 @@ def _reject_return(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineNa
     if t.state is not TicketState.RETURN_REQUESTED:
         raise _refuse_state(t, req.action)
     back = t.state_before_return or TicketState.DISPATCHED
-    return Transition(back, changes={"state_before_return": None}, data={"reason": _text(req.note)})
+    return Transition(to_state=back, changes={"state_before_return": None}, data={"reason": _text(req.note)})
 
 
 def _dispatch_to(t: TicketSnapshot, req: ActionRequest, counted: bool) -> Transition:
@@ -406,7 +406,7 @@ def _dispatch_to(t: TicketSnapshot, req: ActionRequest, counted: bool) -> Transi
     if counted:
         changes["redispatch_count"] = t.redispatch_count + 1
     return Transition(
-        TicketState.DISPATCHED,
+        to_state=TicketState.DISPATCHED,
         changes=changes,
         cancel=ALL_DEADLINES,
         new_cycle="dispatch",
@@ -447,7 +447,9 @@ def _transfer(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, d
     target = _text(req.handler)
     _require(target is not None, "handler_required", "请指定转派给哪位同事。")
     _require(target != t.handler_userid, "same_handler", "该工单已由此人承办。")
-    return Transition(t.state, changes={"handler_userid": target}, data={"from": t.handler_userid, "to": target})
+    return Transition(
+        to_state=t.state, changes={"handler_userid": target}, data={"from": t.handler_userid, "to": target}
+    )
 
 
 def _request_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
@@ -459,7 +461,9 @@ def _request_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[Deadli
         f"工单 {t.ticket_no} 已申请不纳入测评（{'审核中' if t.evaluation is Evaluation.REQUESTED else '已通过'}）。",
     )
     _require(_text(req.note) is not None, "reason_required", "申请不纳入测评需要写明理由。")
-    return Transition(t.state, changes={"evaluation": Evaluation.REQUESTED.value}, data={"reason": _text(req.note)})
+    return Transition(
+        to_state=t.state, changes={"evaluation": Evaluation.REQUESTED.value}, data={"reason": _text(req.note)}
+    )
 
 
 def _decide_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
@@ -470,7 +474,7 @@ def _decide_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[Deadlin
     )
     approved = req.action is Action.APPROVE_EXCLUSION
     value = Evaluation.EXCLUDED if approved else Evaluation.NORMAL
-    return Transition(t.state, changes={"evaluation": value.value}, data={"approved": approved})
+    return Transition(to_state=t.state, changes={"evaluation": value.value}, data={"approved": approved})
 
 
 def _request_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
@@ -512,7 +516,7 @@ def _request_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[Deadlin
         f"延期天数须为 1 至 {limits.max_days} 个工作日。",
     )
     return Transition(
-        t.state,
+        to_state=t.state,
         changes={
             "extension_days": req.days,
             "extension_reason": reason,
@@ -535,7 +539,7 @@ def _decide_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[Deadline
     if req.action is Action.REJECT_EXTENSION:
         why = _text(req.note)
         _require(why is not None, "reason_required", "驳回延期需要写明理由。")
-        return Transition(t.state, changes=dict(NO_PENDING_EXTENSION), data={**facts, "rejection": why})
+        return Transition(to_state=t.state, changes=dict(NO_PENDING_EXTENSION), data={**facts, "rejection": why})
     granted = asked if req.days is None else req.days
     _require(1 <= granted <= asked, "bad_days", f"批准的延期天数须为 1 至 {asked} 个工作日。")
     # the deadlines still running when the request was made: one already missed then stays missed
@@ -545,7 +549,7 @@ def _decide_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[Deadline
         raise TransitionRefused("no_deadline", f"工单 {t.ticket_no} 没有进行中的办理时限，无需延期。")
     count = t.extension_count + 1
     return Transition(
-        t.state,
+        to_state=t.state,
         changes={**NO_PENDING_EXTENSION, "extension_count": count},
         extend=extend,
         extend_days=granted,
@@ -557,7 +561,7 @@ def _reopen(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, dat
     if t.state is not TicketState.CLOSED:
         raise _refuse_state(t, req.action)
     return Transition(
-        TicketState.DISPATCHED,
+        to_state=TicketState.DISPATCHED,
         changes={"closed_at": None, "satisfaction": None, "handler_userid": None, "dispatched_at": req.at},
         new_cycle="dispatch",
         data={"reason": _text(req.note)},
@@ -568,7 +572,7 @@ def _cancel(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, dat
     if not t.state.is_open:
         raise _refuse_state(t, req.action)
     return Transition(
-        TicketState.CANCELLED,
+        to_state=TicketState.CANCELLED,
         changes={"closed_at": req.at},
         cancel=ALL_DEADLINES,
         data={"reason": _text(req.note)},

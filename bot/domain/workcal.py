@@ -252,7 +252,7 @@ def _parse_day_list(raw: object, year: int, where: str) -> set[date]:
 # --------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Coverage:
     """Which days of ``[start, start + days)`` are decided only by the fallback rule."""
 

@@ -98,7 +98,7 @@ class RowError:
         return f"{where}: {self.message}"
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ImportReport:
     total: int  # non-empty data rows
     created: int
@@ -681,7 +681,7 @@ async def import_file(
     path = Path(path)
     table, plan, last, total = await asyncio.to_thread(_prepare, path, sheet, config)
 
-    report = ImportReport(0, 0, 0, 0, [], 0.0, dry_run=dry_run)
+    report = ImportReport(total=0, created=0, updated=0, unchanged=0, errors=[], seconds=0.0, dry_run=dry_run)
     counts = {"created": 0, "updated": 0, "unchanged": 0}
 
     async def write(batch: list[TicketInput]) -> Sequence[str]:

@@ -154,7 +154,7 @@ def _aes_key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode("ascii")[:43]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Credentials:
     corp_id: str
     agent_id: int
@@ -265,7 +265,11 @@ class Sandbox:
             unit = config.unit(chat.unit or "")
             if unit is not None and unit.group.chatid:
                 self.fake.chats[unit.group.chatid] = FakeChat(
-                    unit.group.chatid, chat.title, unit.head, list(chat.members), creds.agent_id
+                    chatid=unit.group.chatid,
+                    name=chat.title,
+                    owner=unit.head,
+                    userlist=list(chat.members),
+                    agentid=creds.agent_id,
                 )
         secret = settings.hotline_ingest_secret or SecretStr(secrets.token_urlsafe(24))
         self.settings = settings.model_copy(
@@ -632,7 +636,12 @@ def card_info(card: object, source: object) -> CardInfo | None:
     task_id = card.get("task_id")
     if not buttons or not isinstance(task_id, str) or not task_id:
         return None
-    return CardInfo("app" if source == "app" else "aibot", task_id, str(card.get("card_type")), buttons)
+    return CardInfo(
+        source="app" if source == "app" else "aibot",
+        task_id=task_id,
+        card_type=str(card.get("card_type")),
+        buttons=buttons,
+    )
 
 
 def _task_of(record: Delivered, body: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -78,7 +78,7 @@ class UnknownUnit(TransitionRefused):
         super().__init__("unknown_unit", f"没有名为「{escape_md(label)}」的承办单位。")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpsertOutcome:
     ticket_no: str
     status: Literal["created", "updated", "unchanged"]
@@ -87,7 +87,7 @@ class UpsertOutcome:
     changed: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ActionOutcome:
     ticket_no: str
     action: Action
@@ -100,7 +100,7 @@ class ActionOutcome:
     deadlines: list[Mapping[str, Any]] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TicketChange:
     """What one change did to one ticket, for the :class:`ChangeHook` s, inside the change's transaction.
 
@@ -342,7 +342,10 @@ class TicketService:
             )
         ids = await repo.insert_tickets(conn, rows)
         plans = self.planner.plan_many(
-            [PlanRequest(i.kind, i.category, r["dispatched_at"], "dispatch") for i, r in zip(items, rows, strict=True)]
+            [
+                PlanRequest(kind=i.kind, category=i.category, start=r["dispatched_at"], cycle_kind="dispatch")
+                for i, r in zip(items, rows, strict=True)
+            ]
         )
         deadline_rows = self._deadline_rows(
             [(ticket_id, 1, p) for ticket_id, plan in zip(ids, plans, strict=True) for p in plan], now
@@ -371,15 +374,15 @@ class TicketService:
                 conn,
                 [
                     TicketChange(
-                        "dispatch",
-                        {**row, "id": ticket_id},
-                        None,
-                        TicketState.DISPATCHED,
-                        None,
-                        None,
-                        now,
-                        actor,
-                        audit_id,
+                        action="dispatch",
+                        ticket={**row, "id": ticket_id},
+                        from_state=None,
+                        to_state=TicketState.DISPATCHED,
+                        from_unit=None,
+                        from_handler=None,
+                        at=now,
+                        actor=actor,
+                        audit_id=audit_id,
                         source=source,
                         deadlines=planned.get(ticket_id, []),
                         dated=item.dispatched_at is not None,
@@ -390,7 +393,10 @@ class TicketService:
         # the bot's own routing decision is news to the hotline; a unit the platform named is not, and neither
         # is anything in an import of the platform's own export
         if source == "import":
-            return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
+            return [
+                UpsertOutcome(ticket_no=r["ticket_no"], status="created", state=r["state"], unit_code=r["unit_code"])
+                for r in rows
+            ]
         await self._sync_back(
             conn,
             [
@@ -399,14 +405,19 @@ class TicketService:
                 if route.reason != "hotline"
             ],
         )
-        return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
+        return [
+            UpsertOutcome(ticket_no=r["ticket_no"], status="created", state=r["state"], unit_code=r["unit_code"])
+            for r in rows
+        ]
 
     async def _update(
         self, conn: AsyncConnection, row: RowMapping, item: TicketInput, now: datetime, actor: str, source: str
     ) -> UpsertOutcome:
         digest = item.payload_hash()
         if digest == row["payload_hash"]:
-            return UpsertOutcome(row["ticket_no"], "unchanged", row["state"], row["unit_code"])
+            return UpsertOutcome(
+                ticket_no=row["ticket_no"], status="unchanged", state=row["state"], unit_code=row["unit_code"]
+            )
         values: dict[str, Any] = {}
         for name in UPDATABLE_FIELDS:
             new = getattr(item, name)
@@ -454,11 +465,17 @@ class TicketService:
             fresh = await repo.ticket_by_no(conn, row["ticket_no"])
             if fresh is None or fresh["version"] != version:
                 raise ConcurrentUpdate(row["id"])
-            req = ActionRequest(Action.REDISPATCH, HOTLINE, now, unit=target.code, by_hotline=True)
+            req = ActionRequest(action=Action.REDISPATCH, actor=HOTLINE, at=now, unit=target.code, by_hotline=True)
             outcome = await self._apply(conn, fresh, req, source=source)
             state, unit = outcome.to_state.value, target.code
             changed = (*changed, "unit")
-        return UpsertOutcome(row["ticket_no"], "updated" if changed else "unchanged", state, unit, changed)
+        return UpsertOutcome(
+            ticket_no=row["ticket_no"],
+            status="updated" if changed else "unchanged",
+            state=state,
+            unit_code=unit,
+            changed=changed,
+        )
 
     async def _reschedule(
         self,
@@ -478,7 +495,10 @@ class TicketService:
         current = [r for r in open_rows if r["cycle"] == cycle]
         cycle_kind: CycleKind = "rehandle" if any(r["name"] == DeadlineName.REHANDLE for r in current) else "dispatch"
         start = start or min(r["started_at"] for r in current)
-        wanted = {p.name: p for p in self.planner.plan(PlanRequest(kind, category, start, cycle_kind))}
+        wanted = {
+            p.name: p
+            for p in self.planner.plan(PlanRequest(kind=kind, category=category, start=start, cycle_kind=cycle_kind))
+        }
         obsolete = []
         for r in current:
             planned = wanted.pop(DeadlineName(r["name"]), None)
@@ -622,7 +642,15 @@ class TicketService:
         if row is None:
             raise TicketNotFound(ticket_no)
         state = TicketState(row["state"])
-        return ActionOutcome(ticket_no, req.action, state, state, 0, dict(row), duplicate=True)
+        return ActionOutcome(
+            ticket_no=ticket_no,
+            action=req.action,
+            from_state=state,
+            to_state=state,
+            audit_id=0,
+            ticket=dict(row),
+            duplicate=True,
+        )
 
     async def _apply(
         self, conn: AsyncConnection, row: Mapping[Any, Any], req: ActionRequest, *, source: str | None = None
@@ -672,26 +700,26 @@ class TicketService:
         merged = {**dict(row), **values, "version": row["version"] + 1}
         if self.hooks:
             change = TicketChange(
-                req.action.value,
-                merged,
-                ticket.state,
-                transition.to_state,
-                row["unit_code"],
-                row["handler_userid"],
-                req.at,
-                req.actor,
-                audit_id,
+                action=req.action.value,
+                ticket=merged,
+                from_state=ticket.state,
+                to_state=transition.to_state,
+                from_unit=row["unit_code"],
+                from_handler=row["handler_userid"],
+                at=req.at,
+                actor=req.actor,
+                audit_id=audit_id,
                 source=source,
                 deadlines=started,
             )
             await self._tell(conn, [change])
         return ActionOutcome(
-            ticket.ticket_no,
-            req.action,
-            ticket.state,
-            transition.to_state,
-            audit_id,
-            merged,
+            ticket_no=ticket.ticket_no,
+            action=req.action,
+            from_state=ticket.state,
+            to_state=transition.to_state,
+            audit_id=audit_id,
+            ticket=merged,
             deadlines=still_open + [dict(d) for d in started],
         )
 
@@ -744,7 +772,9 @@ class TicketService:
             )
         if transition.new_cycle is None:
             return [], closing
-        plan = self.planner.plan(PlanRequest(ticket.kind, ticket.category, at, transition.new_cycle))
+        plan = self.planner.plan(
+            PlanRequest(kind=ticket.kind, category=ticket.category, start=at, cycle_kind=transition.new_cycle)
+        )
         started = self._deadline_rows([(row["id"], ticket.cycle + 1, p) for p in plan], at)
         await repo.insert_deadlines(conn, started)
         return started, closing

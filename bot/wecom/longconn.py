@@ -153,7 +153,7 @@ class _Inbound:
     received_at: datetime
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class _Link:
     """One WebSocket connection and what belongs to it."""
 
@@ -460,7 +460,7 @@ class AibotLongConnection:
                 await ws.close()
             return ("closed" if self._closing else "standby"), False
         loop = asyncio.get_running_loop()
-        link = _Link(ws, new_req_id(CMD_SUBSCRIBE), loop.create_future())
+        link = _Link(ws=ws, subscribe_req_id=new_req_id(CMD_SUBSCRIBE), subscribed=loop.create_future())
         self._link = link
         self._set_state("subscribing")
         reader = asyncio.create_task(self._read(link), name="aibot-reader")

@@ -309,7 +309,7 @@ def test_working_seconds_between() -> None:
 
 def test_coverage() -> None:
     cal = fresh()
-    assert cal.coverage(date(2026, 11, 1), 30) == Coverage(date(2026, 11, 1), 30, [], [])
+    assert cal.coverage(date(2026, 11, 1), 30) == Coverage(start=date(2026, 11, 1), days=30, fallback_days=[], years_in_fallback=[])
     assert cal.coverage(date(2026, 11, 1)).ok
     assert cal.coverage(date(2026, 11, 1)).warning() is None
     cov = cal.coverage(date(2026, 12, 20), 30)

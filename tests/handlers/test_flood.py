@@ -29,7 +29,11 @@ NOTICE = "操作太频繁，请稍后再试"
 @pytest.fixture
 async def tickets(service: TicketService) -> TicketService:
     await service.upsert(
-        [TicketInput(NO, "光明路店招破损，随时可能掉落", category="市容景观", citizen_phone="13800000013")]
+        [
+            TicketInput(
+                ticket_no=NO, content="光明路店招破损，随时可能掉落", category="市容景观", citizen_phone="13800000013"
+            )
+        ]
     )
     return service
 

@@ -601,7 +601,7 @@ def test_any_ticket_number_is_read(ticket: str, spec: CommandSpec) -> None:
 
 
 def test_argspec_helpers() -> None:
-    arg = ArgSpec("x", "choice", "测试", choices=(("a", ("甲", "alpha")),))
+    arg = ArgSpec(name="x", kind="choice", label="测试", choices=(("a", ("甲", "alpha")),))
     assert arg.choice_value("ALPHA") == "a"
     assert arg.choice_value("甲") == "a"
     assert arg.choice_value("乙") is None

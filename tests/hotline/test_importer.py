@@ -532,7 +532,7 @@ def test_parse_datetime(text: str, expected: datetime | None) -> None:
 
 def test_format_errors_limits() -> None:
     errors = [RowError(i, f"NO{i:04d}" if i % 2 else None, "诉求内容: 不能为空") for i in range(2, 60)]
-    report = ImportReport(58, 0, 0, 0, errors, 0.1)
+    report = ImportReport(total=58, created=0, updated=0, unchanged=0, errors=errors, seconds=0.1)
     lines = format_errors(report, limit=3)
     assert lines == [
         "第 2 行: 诉求内容: 不能为空",
