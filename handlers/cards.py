@@ -46,11 +46,11 @@ from bot.messages import format as fmt
 from bot.services.inbox import inbox_key
 from bot.services.tickets import TicketNotFound, TicketService
 from config.model import BotConfig
+from handlers.commands import find
 from handlers.context import DEDUP_SOURCE, GLOBAL_ROLES
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand
 from handlers.replies import Channels, Row, card_update_rows
-from handlers.spec import find
 from store import repo
 from store.repo import Store
 

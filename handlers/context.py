@@ -16,10 +16,9 @@ from bot.services.tickets import TicketService
 from config.model import BotConfig, Member
 from config.vocabulary import Role
 from handlers.errors import CommandError
-from handlers.parse import ParsedCommand
 from handlers.refs import find_ticket, ticket_refs_in
 from handlers.replies import Channels, Command, Row, member_rows, private_rows, reply_rows
-from handlers.spec import CommandSpec
+from handlers.spec import CommandSpec, ParsedCommand
 from store.repo import Store
 
 GLOBAL_ROLES = OFFICE_ROLES  # see every unit's tickets (what they may do on them: bot.domain.permissions)

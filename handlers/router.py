@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -31,7 +31,6 @@ from bot.services.tickets import TicketNotFound, TicketService
 from config.model import BotConfig
 from config.vocabulary import ROLE_LABELS, Role
 from handlers import cards
-from handlers.commands import HANDLERS, Handler
 from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand, parse
@@ -68,7 +67,6 @@ class CommandRouter(RecordingSink):
         channels: Channels,
         wake: Callable[[], None] | None = None,
         outbox: Callable[[], OutboxWorker | None] | None = None,
-        handlers: Mapping[str, Handler] | None = None,
         limiter: RateLimiter | None = None,
         limits: Sequence[Limit] | None = None,
         duty: DutyService | None = None,
@@ -85,7 +83,6 @@ class CommandRouter(RecordingSink):
         self.channels = channels
         self.wake = wake
         self.outbox = outbox
-        self.handlers = handlers if handlers is not None else HANDLERS
         self.duty = duty if duty is not None else DutyService(service.store, config, clock)
 
     async def handle(self, event: InboundEvent) -> None:
@@ -122,10 +119,7 @@ class CommandRouter(RecordingSink):
             cmd = parsed()
             if not ctx.may_use(cmd.spec):
                 raise CommandError("forbidden", f"抱歉，/{cmd.spec.zh} 只有{_roles(cmd.spec)}可以使用。")
-            handler = self.handlers.get(cmd.spec.name)
-            if handler is None:
-                raise CommandError("not_available", f"/{cmd.spec.zh} 暂未开放。发送 /帮助 查看现在可用的命令。")
-            await handler(ctx, cmd)
+            await cmd.spec.handler(ctx, cmd)
         except CommandError as exc:
             await ctx.say(exc.message)
         except TransitionRefused as exc:

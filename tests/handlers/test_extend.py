@@ -17,10 +17,10 @@ from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
 from bot.services.tickets import TicketService
 from config.model import BotConfig
+from handlers.commands import COMMANDS
 from handlers.context import Context
 from handlers.replies import Channels
 from handlers.router import CommandRouter
-from handlers.spec import COMMANDS
 from store.models import audit_log, outbox
 from tests.handlers.test_router import message, texts
 

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from config.vocabulary import ROLE_LABELS, Role
+from handlers.commands import COMMANDS, find
 from handlers.help import WECOM_TEXT_LIMIT, command_help, help_text
-from handlers.spec import COMMANDS, CommandSpec, find
+from handlers.spec import CommandSpec
 
 
 def _bytes(text: str) -> int:

@@ -31,7 +31,8 @@ from config.loader import load_config_text
 from config.model import BotConfig
 from config.settings import Settings
 from config.vocabulary import Role
-from handlers.spec import COMMANDS, CommandSpec, find
+from handlers.commands import COMMANDS, find
+from handlers.spec import CommandSpec
 from notifiers.outbox import OutboxWorker
 from tests.senders import fake_senders
 from tests.wecom.callbacks.test_callbacks import ROBOT, ROBOT_KEY, ROBOT_TOKEN, query, robot_json
