@@ -600,9 +600,9 @@ async def test_the_digest_is_flushed_by_a_scheduled_job_in_the_leading_process_o
     clock: FrozenClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import bot.app
+    import bot.app.scheduler
 
-    monkeypatch.setattr(bot.app, "DIGEST_CHECK", 0.05)  # the job's interval: its timer is the scheduler's, not ours
+    monkeypatch.setattr(bot.app.scheduler, "DIGEST_CHECK", 0.05)  # the job's interval: its timer is the scheduler's, not ours
     flushed: dict[str, asyncio.Event] = {}
 
     async def flush(self: Pusher, now: datetime | None = None) -> int:

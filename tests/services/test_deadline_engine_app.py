@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app import OUTBOX, EngineJob, _hold, create_app
+from bot.app import OUTBOX, EngineJob, create_app
+from bot.app.leading import hold
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar
@@ -96,10 +97,10 @@ async def test_one_process_ticks_another_takes_over_when_it_dies(
     await TicketService(stores[0], sandbox_config, calendar, clock).upsert(
         [TicketInput(ticket_no="T1", content="店招松动")]
     )
-    tasks = [asyncio.create_task(leaders[0].run(_hold))]
+    tasks = [asyncio.create_task(leaders[0].run(hold))]
     try:
         await leaders[0].leading.wait()
-        tasks.append(asyncio.create_task(leaders[1].run(_hold)))
+        tasks.append(asyncio.create_task(leaders[1].run(hold)))
         await tickers[1].waiting.wait()  # the second process found the lock taken: standing by
         clock.set(datetime(2026, 11, 23, 21, 0, tzinfo=TZ))
         first = await jobs[0].run()

@@ -13,7 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.app import AIBOT_KICKED_RETRY, OUTBOX, _aibot_welcome, create_app
+from bot.app import AIBOT_KICKED_RETRY, OUTBOX, create_app
+from bot.app.inbound import aibot_welcome
 from bot.domain.clock import FrozenClock
 from bot.domain.events import CardClick, InboundEvent, TextMessage
 from bot.sandbox.fake import FakeWeCom
@@ -415,7 +416,7 @@ async def test_a_welcome_too_late_for_wecom_is_logged_not_raised(
     fake: FakeWeCom, connect: Connect, inbox: RecordingInbox, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     connection = connect()
-    welcome = _aibot_welcome(connection, "您好")
+    welcome = aibot_welcome(connection, "您好")
     done = asyncio.Event()
 
     async def on_event(event: InboundEvent, req_id: str) -> None:
