@@ -138,9 +138,9 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
 
 async def _with_store(settings: Settings, body: Callable[[Any], Awaitable[int]]) -> int:
-    """``body`` given a :class:`store.repo.Store` on the configured database, migrated first; disposed of after."""
+    """``body`` given a :class:`store.core.Store` on the configured database, migrated first; disposed of after."""
+    from store.core import Store
     from store.db import create_engine, migrate
-    from store.repo import Store
 
     engine = create_engine(settings.database_url)
     try:
@@ -225,19 +225,19 @@ def cmd_ticket(args: argparse.Namespace) -> int:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     from bot.domain.clock import SystemClock
-    from store import repo
+    from store import outbox as outbox_repo
 
     settings = _settings()
 
     async def body(store: Any) -> int:
         if args.action == "replay":
             async with store.transaction() as conn:
-                count = await repo.replay(conn, args.ids or None, at=SystemClock().now())
+                count = await outbox_repo.replay(conn, args.ids or None, at=SystemClock().now())
             print(f"{count} message(s) queued again")
             return 0
         async with store.reading() as conn:
-            counts = await repo.outbox_counts(conn)
-            dead = await repo.dead_letters(conn)
+            counts = await outbox_repo.outbox_counts(conn)
+            dead = await outbox_repo.dead_letters(conn)
         print("outbox: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) if counts else "outbox: empty")
         for row in dead:
             print(f"  dead #{row['id']} {row['channel']} → {row['destination']}: {row['last_error']}")

@@ -58,9 +58,9 @@ from bench.common import (  # noqa: E402
     serving_process,
     sqlite_url,
 )
-from bot.services.inbox import APP_SOURCE  # noqa: E402
 from bot.wecom.callbacks import APP_PATH  # noqa: E402
 from bot.wecom.crypto import CallbackCrypto  # noqa: E402
+from bot.wecom.parse import APP_SOURCE  # noqa: E402
 from config.settings import Settings  # noqa: E402
 from handlers.router import COMMAND_LIMITS  # noqa: E402
 from store.db import create_engine  # noqa: E402

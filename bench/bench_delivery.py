@@ -42,10 +42,10 @@ from bot.wecom.tokens import MemoryTokenStore  # noqa: E402
 from notifiers.outbox import OutboxWorker  # noqa: E402
 from notifiers.ratelimit import MemoryRateLimiter  # noqa: E402
 from notifiers.wecom import APP_MEMBER_LIMITS, WEBHOOK_LIMITS, WECOM_APP, WECOM_WEBHOOK, wecom_senders  # noqa: E402
-from store import repo  # noqa: E402
+from store import outbox as outbox_repo  # noqa: E402
+from store.core import Store  # noqa: E402
 from store.db import create_engine, migrate  # noqa: E402
 from store.models import outbox  # noqa: E402
-from store.repo import Store  # noqa: E402
 
 CORP, SECRET, AGENT = "ww-bench-corp", "bench-app-secret", 1000002
 ROBOT_KEY = "bench-robot-key"
@@ -79,7 +79,7 @@ async def _enqueue(store: Store, clock: FrozenClock, channel: str, destination: 
         for payload in payloads
     ]
     async with store.transaction() as conn:
-        await repo.enqueue(conn, rows)
+        await outbox_repo.enqueue(conn, rows)
 
 
 @contextlib.contextmanager
@@ -169,7 +169,7 @@ async def _deliver(url: str, app_count: int, webhook_count: int) -> list[dict[st
                     steps += 1
             wall = time.perf_counter() - wall
             async with store.reading() as conn:
-                statuses = await repo.outbox_counts(conn)
+                statuses = await outbox_repo.outbox_counts(conn)
                 attempts = (await conn.execute(select(func.sum(outbox.c.attempts)))).scalar_one() or 0
     finally:
         await engine.dispose()

@@ -38,8 +38,8 @@ from bot.services.duty import DutyService  # noqa: E402
 from config.loader import load_config  # noqa: E402
 from config.model import BotConfig  # noqa: E402
 from notifiers.notices import Channels  # noqa: E402
+from store.core import Store  # noqa: E402
 from store.db import create_engine, migrate  # noqa: E402
-from store.repo import Store  # noqa: E402
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=TZ)  # a working Monday, inside the window, outside quiet hours
 DUE = 100

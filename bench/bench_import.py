@@ -42,8 +42,8 @@ from config.loader import load_config  # noqa: E402
 from config.model import BotConfig  # noqa: E402
 from notifiers.notices import Channels  # noqa: E402
 from notifiers.pushes import Pusher  # noqa: E402
+from store.core import Store  # noqa: E402
 from store.db import create_engine, migrate  # noqa: E402
-from store.repo import Store  # noqa: E402
 
 FULL_ROWS = 100_000
 QUICK_ROWS = 5_000

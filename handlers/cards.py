@@ -51,8 +51,8 @@ from handlers.context import DEDUP_SOURCE, GLOBAL_ROLES
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand
 from handlers.replies import Channels, Row, card_update_rows
-from store import repo
-from store.repo import Store
+from store import inbox as inbox_repo
+from store.core import Store
 
 CARD_TYPE = "button_interaction"
 TASK_ID = re.compile(r"[0-9A-Za-z_\-@]{1,128}")  # page 101032: 数字、字母和"_-@", at most 128 bytes
@@ -262,7 +262,7 @@ class Click:
 async def applied(store: Store, event: CardClick) -> bool:
     """Whether the click's ticket change was applied (now or by an earlier run of the same event): the ticket
     service records it under the event's key, in the change's own transaction (:meth:`Context.dedup`)."""
-    found = await store.read(lambda conn: repo.inbound(conn, DEDUP_SOURCE, inbox_key(event)), snapshot=False)
+    found = await store.read(lambda conn: inbox_repo.inbound(conn, DEDUP_SOURCE, inbox_key(event)), snapshot=False)
     return found is not None
 
 

@@ -19,7 +19,7 @@ from handlers.errors import CommandError
 from handlers.refs import find_ticket, ticket_refs_in
 from handlers.replies import Channels, Command, Row, member_rows, private_rows, reply_rows
 from handlers.spec import CommandSpec, ParsedCommand
-from store.repo import Store
+from store.core import Store
 
 GLOBAL_ROLES = OFFICE_ROLES  # see every unit's tickets (what they may do on them: bot.domain.permissions)
 DEDUP_SOURCE = "wecom_command"  # the inbox source under which a command's ticket change is applied once

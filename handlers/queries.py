@@ -4,7 +4,7 @@ Rows are plain mappings: the ticket's list columns (``ticket_no``, ``title``, ``
 ``unit_code``, ``handler_userid``, ``state``, ``dispatched_at`` …, never the citizen's phone; the name and address
 only to mask them in the text) and its next open deadline, ``deadline_name`` and ``deadline_due_at`` (None when it
 has none). The return window is a window, not an obligation: it is never the next deadline and never makes a ticket
-overdue. The SQL is in store.repo.
+overdue. The SQL is in store.queries.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from sqlalchemy.engine import RowMapping
 from bot.domain.clock import TZ
 from bot.domain.lifecycle import TicketState
 from config.vocabulary import DeadlineName
-from store import repo
-from store.repo import Store
+from store import queries as queries_repo
+from store.core import Store
 
 # not closed, not cancelled
 OPEN_STATES: tuple[str, ...] = tuple(s.value for s in TicketState if s.is_open)
@@ -48,7 +48,7 @@ def _scope(units: Collection[str] | None) -> list[str] | None:
 async def my_open_tickets(store: Store, userid: str, *, limit: int = 100) -> list[RowMapping]:
     """The tickets ``userid`` handles that are still open, the nearest deadline first (none last)."""
     return await store.read(
-        lambda conn: repo.handler_tickets(conn, userid, states=OPEN_STATES, windows=WINDOWS, limit=limit),
+        lambda conn: queries_repo.handler_tickets(conn, userid, states=OPEN_STATES, windows=WINDOWS, limit=limit),
         snapshot=False,
     )
 
@@ -60,7 +60,7 @@ async def unit_open_tickets(store: Store, unit_codes: Collection[str], *, limit:
     if not units:
         return []
     return await store.read(
-        lambda conn: repo.unit_tickets(
+        lambda conn: queries_repo.unit_tickets(
             conn, units, states=UNIT_STATES, first_states=UNCLAIMED_STATES, windows=WINDOWS, limit=limit
         )
     )
@@ -75,7 +75,9 @@ async def overdue_tickets(
     if units == []:
         return []
     return await store.read(
-        lambda conn: repo.overdue_unit_tickets(conn, units, now, states=OPEN_STATES, windows=WINDOWS, limit=limit),
+        lambda conn: queries_repo.overdue_unit_tickets(
+            conn, units, now, states=OPEN_STATES, windows=WINDOWS, limit=limit
+        ),
         snapshot=False,
     )
 
@@ -89,7 +91,7 @@ async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: d
         return Figures(open=0, unclaimed=0, overdue=0, closed_today=0)
     midnight = datetime.combine(now.astimezone(TZ).date(), time(0), tzinfo=TZ)
     counts = await store.read(
-        lambda conn: repo.ticket_figures(
+        lambda conn: queries_repo.ticket_figures(
             conn,
             units,
             now,

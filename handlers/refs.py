@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from bot.domain.escaping import echo, group_text
 from handlers.errors import CommandError
 from handlers.queries import OPEN_STATES
-from store import repo
-from store.repo import Store
+from store import queries as queries_repo
+from store import tickets as tickets_repo
+from store.core import Store
 
 MIN_SUFFIX = 3
 _SHOWN = 5  # candidates listed when last digits are ambiguous
@@ -93,15 +94,15 @@ async def find_ticket(store: Store, ref: str, *, units: Collection[str] | None) 
     async def query(conn: AsyncConnection) -> tuple[Mapping[str, Any] | None, Sequence[Mapping[str, Any]]]:
         """(the ticket with the number ``ref``, or None and the tickets ending with it)."""
         for number in dict.fromkeys((ref, ref.upper())):
-            row = await repo.ticket_by_no(conn, number)
+            row = await tickets_repo.ticket_by_no(conn, number)
             if row is not None:
                 return dict(row), []
         if scope == []:
             return None, []
-        rows = await repo.tickets_ending_with(conn, ref, units=scope, states=OPEN_STATES, limit=_SHOWN + 1)
+        rows = await queries_repo.tickets_ending_with(conn, ref, units=scope, states=OPEN_STATES, limit=_SHOWN + 1)
         if not rows:
             # no open ticket: then a closed or cancelled one (every remaining match is one)
-            rows = await repo.tickets_ending_with(conn, ref, units=scope, states=None, limit=_SHOWN + 1)
+            rows = await queries_repo.tickets_ending_with(conn, ref, units=scope, states=None, limit=_SHOWN + 1)
         return None, [dict(r) for r in rows]
 
     exact, rows = await store.read(query, snapshot=False)

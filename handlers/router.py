@@ -38,7 +38,7 @@ from handlers.replies import Channels, Command, reply_rows
 from handlers.spec import CommandSpec
 from notifiers.outbox import OutboundMessage, OutboxWorker
 from notifiers.ratelimit import Limit, LimiterUnavailable, MemoryRateLimiter, RateLimiter
-from store import repo
+from store import outbox as outbox_repo
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ class CommandRouter(RecordingSink):
     async def _write_replies(self, batches: Sequence[list[dict[str, Any]]]) -> list[dict[str, int]]:
         rows = [row for batch in batches for row in batch]
         inserted = await self.store.write_once(
-            sqlite=partial(repo.sqlite_enqueue, rows=rows), postgresql=partial(repo.pg_enqueue, rows=rows)
+            sqlite=partial(outbox_repo.sqlite_enqueue, rows=rows), postgresql=partial(outbox_repo.pg_enqueue, rows=rows)
         )
         return [
             {

@@ -38,10 +38,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.clock import Clock
 from bot.services.groupcommit import GroupCommit
-from store import repo
+from store import outbox as outbox_repo
+from store.core import Store
 from store.liveness import Liveness
 from store.models import outbox
-from store.repo import Store
 
 log = logging.getLogger(__name__)
 
@@ -189,11 +189,11 @@ class OutboxWorker:
             del self._paced[destination]  # its slot has come
         paced = list(self._paced)
         async with self.store.reading() as conn:  # most passes find nothing: look before taking the write lock
-            if not await repo.anything_due(conn, now=now, channels=channels, paced=paced):
+            if not await outbox_repo.anything_due(conn, now=now, channels=channels, paced=paced):
                 return 0
-            claimed_before = await repo.unreleased_due(conn, now=now, channels=channels)
+            claimed_before = await outbox_repo.unreleased_due(conn, now=now, channels=channels)
         async with self.store.transaction() as conn:
-            claimed = await repo.claim_due(
+            claimed = await outbox_repo.claim_due(
                 conn,
                 owner=self.owner,
                 now=now,
@@ -216,7 +216,7 @@ class OutboxWorker:
         if held:
             async with self.store.transaction() as conn:
                 for message_id, until in held:
-                    await repo.defer(conn, message_id, owner=self.owner, until=until)
+                    await outbox_repo.defer(conn, message_id, owner=self.owner, until=until)
         return len(rows)
 
     @staticmethod
@@ -233,7 +233,7 @@ class OutboxWorker:
                 abandoned.append(row)
             found.append(row)
         if abandoned:
-            await repo.flag_unsure(conn, {row["id"]: row["payload"] for row in abandoned})
+            await outbox_repo.flag_unsure(conn, {row["id"]: row["payload"] for row in abandoned})
         return found, abandoned
 
     def _unsure(self, channel: str, message_id: int, reason: str) -> None:
@@ -267,7 +267,7 @@ class OutboxWorker:
         async with self.store.transaction() as conn:
             if isinstance(error, Deferred):
                 until = now + timedelta(seconds=error.retry_after)
-                await repo.defer(conn, message.id, owner=self.owner, until=until)
+                await outbox_repo.defer(conn, message.id, owner=self.owner, until=until)
                 # the destination's other messages, queued or still to come, are not claimed before its slot
                 self._paced[(message.channel, message.destination)] = until
                 log.debug("delivery deferred: %s", error, extra={"channel": message.channel, "outbox_id": message.id})
@@ -281,7 +281,7 @@ class OutboxWorker:
             if error.maybe_sent:
                 flagged = {**message.payload, UNSURE: True}
                 self._unsure(message.channel, message.id, NO_ANSWER)
-            await repo.mark_failed(
+            await outbox_repo.mark_failed(
                 conn, message.id, owner=self.owner, error=str(error), retry_at=retry_at, payload=flagged
             )
         log.warning(
@@ -292,8 +292,8 @@ class OutboxWorker:
     async def _record_sent(self, ids: Sequence[int]) -> list[None]:
         at, owner = self.clock.now(), self.owner
         await self.store.write_once(
-            sqlite=partial(repo.sqlite_mark_sent, ids=ids, owner=owner, at=at),
-            postgresql=partial(repo.pg_mark_sent, ids=ids, owner=owner, at=at),
+            sqlite=partial(outbox_repo.sqlite_mark_sent, ids=ids, owner=owner, at=at),
+            postgresql=partial(outbox_repo.pg_mark_sent, ids=ids, owner=owner, at=at),
         )
         return [None] * len(ids)
 

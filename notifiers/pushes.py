@@ -61,9 +61,9 @@ from config.vocabulary import DeadlineName, PushAudience, PushKind
 from handlers.cards import ticket_card
 from notifiers.aibot_ws import AIBOT_WS
 from notifiers.notices import Channels, Notice, Row, group_channel, notice_rows
+from store import outbox as outbox_repo
 from store import pushes as pushes_repo
-from store import repo
-from store.repo import Store
+from store.core import Store
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class Pusher:
             if rule.urgent and self._outside(now):
                 notices.append(await self._to_duty(conn, change, event, unit, now))
             rows += self._rows(notices, now)
-        await repo.enqueue(conn, rows)
+        await outbox_repo.enqueue(conn, rows)
         await pushes_repo.queue_digest(conn, queued)
         if any(row["next_attempt_at"] <= now for row in rows):
             _SEND_NOW.set(True)
@@ -425,7 +425,7 @@ class Pusher:
                     # this unit's digest of this period went out already (tickets whose commit came late): they wait
                     # for the next period's, rather than be marked as sent in a message that does not hold them
                     continue
-                await repo.enqueue(conn, rows)
+                await outbox_repo.enqueue(conn, rows)
                 await pushes_repo.mark_flushed(conn, [r["item_id"] for r in waiting], at=now, key=base)
                 sent += 1 if rows else 0
         if sent and self.wake is not None:

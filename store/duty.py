@@ -1,4 +1,4 @@
-"""The duty takeovers' statements (/值班 接班 and 交班), as functions of an open connection; see store.repo for the
+"""The duty takeovers' statements (/值班 接班 and 交班), as functions of an open connection; see store.core for the
 conventions (callers own the transaction, rows are plain mappings)."""
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQL
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from store.repo import Store
+from store.core import Store
 
 log = logging.getLogger(__name__)
 

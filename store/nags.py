@@ -1,4 +1,4 @@
-"""The deadline engine's statements, as functions of an open connection; see store.repo for the conventions (callers
+"""The deadline engine's statements, as functions of an open connection; see store.core for the conventions (callers
 own the transaction, rows are plain mappings).
 
 The engine reads only what is due, through ``ix_deadlines_next_due`` (``next_due_at <= now``, a range on a partial
@@ -166,7 +166,7 @@ async def record_misses(
 
 async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Queues outbox rows (as :func:`notifiers.notices.notice_rows` makes them); a row whose idempotency key is
-    queued already is left out. One statement (:func:`store.repo.enqueue` reads the keys first: two)."""
+    queued already is left out. One statement (:func:`store.outbox.enqueue` reads the keys first: two)."""
     if not rows:
         return
     upsert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert

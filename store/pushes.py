@@ -1,5 +1,5 @@
 """The digest queue's statements (tickets waiting for their unit's digest, :mod:`notifiers.pushes`), as functions of
-an open connection; see store.repo for the conventions (callers own the transaction, rows are plain mappings)."""
+an open connection; see store.core for the conventions (callers own the transaction, rows are plain mappings)."""
 
 from __future__ import annotations
 

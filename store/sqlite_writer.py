@@ -8,7 +8,7 @@ used for the inbox's group commit (WeCom callbacks and their done-marks); everyt
 SQLAlchemy.
 
 It is the same database file, with the same settings (WAL, ``synchronous=FULL``, foreign keys, busy timeout),
-and every transaction begins with ``BEGIN IMMEDIATE`` under the :class:`store.repo.Store`'s write lock, so it
+and every transaction begins with ``BEGIN IMMEDIATE`` under the :class:`store.core.Store`'s write lock, so it
 queues with the process's other writers exactly as they queue with each other.
 
 :meth:`SqliteWriter.run_coroutine` does the same for the code written against SQLAlchemy's async connection (the

@@ -25,9 +25,9 @@ from bot.services.tickets import TicketService
 from config.loader import load_config
 from config.model import BotConfig
 from config.settings import Settings
+from store.core import Store
 from store.db import create_engine, migrate
 from store.redis import create_redis
-from store.repo import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

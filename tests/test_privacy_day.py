@@ -32,10 +32,12 @@ from bot.domain.clock import TZ, FrozenClock
 from bot.logging import setup_logging
 from bot.sandbox.fake import Delivered, FakeWeCom
 from bot.services.deadline_engine import DeadlineEngine
-from bot.web.keys import AIBOT_CONNECTION, CALENDAR, DUTY, PUSHES, STORE, WECOM_INBOUND
+from bot.web.keys import CALENDAR, DUTY, STORE, WECOM_INBOUND
+from bot.wecom.longconn import AIBOT_CONNECTION
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
+from notifiers.keys import PUSHES
 from notifiers.outbox import OutboxWorker
 from notifiers.ratelimit import MemoryRateLimiter
 from tests.conftest import API_TOKEN

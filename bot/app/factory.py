@@ -14,18 +14,19 @@ from bot.app.senders import run_outbox_worker, run_pushes
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
-from bot.web import openapi, ops
+from bot.hotline import openapi
+from bot.web import ops
 from bot.web.errors import error_middleware
 from bot.web.keys import (
     CALENDAR,
     CLOCK,
     CONFIG,
-    METRICS,
     SETTINGS,
-    WECOM_CALLBACKS,
 )
+from bot.web.ops import METRICS
 from bot.web.protocol import PROTOCOL_LOG
 from bot.wecom import callbacks as wecom_callbacks
+from bot.wecom.callbacks import WECOM_CALLBACKS
 from config.model import BotConfig
 from config.settings import Settings
 

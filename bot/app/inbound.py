@@ -13,11 +13,11 @@ from bot.app.leading import lead
 from bot.app.resources import HTTP_SESSION
 from bot.app.senders import OUTBOX, app_credentials, rate_limiter
 from bot.domain.events import EnterChat, InboundEvent
-from bot.services.inbox import AIBOT_SOURCE, InboundProcessor, describe
+from bot.services.inbox import InboundProcessor, describe
 from bot.web.keys import (
-    AIBOT_CONNECTION,
     AIBOT_LEADER,
     AIBOT_LEADER_TASK,
+    AIBOT_LINK,
     CLOCK,
     CONFIG,
     DUTY,
@@ -25,10 +25,11 @@ from bot.web.keys import (
     SETTINGS,
     STORE,
     TICKETS,
-    WECOM_CALLBACKS,
     WECOM_INBOUND,
 )
-from bot.wecom.longconn import AibotLongConnection, EventHook
+from bot.wecom.callbacks import WECOM_CALLBACKS
+from bot.wecom.longconn import AIBOT_CONNECTION, AibotLongConnection, EventHook
+from bot.wecom.parse import AIBOT_SOURCE, read_stored
 from handlers.replies import Channels
 from handlers.router import CommandRouter
 from store.leader import Leader
@@ -57,7 +58,13 @@ async def run_wecom_inbound(app: web.Application) -> AsyncIterator[None]:
     )
     liveness = app[LIVENESS]
     processor = InboundProcessor(
-        app[STORE], router, app[CLOCK], sources=sorted(sources), owner=liveness.owner, liveness=liveness
+        app[STORE],
+        router,
+        app[CLOCK],
+        sources=sorted(sources),
+        read=read_stored,
+        owner=liveness.owner,
+        liveness=liveness,
     )
     app[WECOM_INBOUND] = processor
     processor.start()
@@ -94,6 +101,7 @@ async def run_aibot_long_connection(app: web.Application) -> AsyncIterator[None]
     if welcome:
         connection.on_event = aibot_welcome(connection, welcome)
     app[AIBOT_CONNECTION] = connection
+    app[AIBOT_LINK] = connection  # what the readiness probe reads of it
     app[AIBOT_LEADER] = leader
     task = asyncio.create_task(lead(leader, connection.run), name="aibot-leader")
     app[AIBOT_LEADER_TASK] = task

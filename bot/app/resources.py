@@ -23,10 +23,10 @@ from bot.web.keys import (
     STORE,
     TICKETS,
 )
+from store.core import Store
 from store.db import create_engine, migrate
 from store.liveness import Liveness, process_id
 from store.redis import create_redis
-from store.repo import Store
 
 HTTP_SESSION = web.AppKey("http_session", aiohttp.ClientSession)
 

@@ -27,14 +27,14 @@ from bot.web.keys import (
     DEADLINE_LEADER_TASK,
     DEADLINE_SCHEDULER,
     DUTY,
-    PUSHES,
     SETTINGS,
     STORE,
 )
 from config.model import BotConfig
+from notifiers.keys import PUSHES
 from notifiers.pushes import Pusher
+from store.core import Store
 from store.leader import Leader
-from store.repo import Store
 
 log = logging.getLogger(__name__)
 

@@ -14,23 +14,23 @@ from bot.app.resources import HTTP_SESSION
 from bot.hotline.syncback import HotlineSyncSender
 from bot.services.tickets import SYNC_CHANNEL
 from bot.web.keys import (
-    AIBOT_CONNECTION,
     CLOCK,
     CONFIG,
     DUTY,
     LIVENESS,
-    METRICS,
-    PUSHES,
     REDIS,
     SETTINGS,
     STORE,
     TICKETS,
 )
+from bot.web.ops import METRICS
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
+from bot.wecom.longconn import AIBOT_CONNECTION
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
 from config.settings import Settings
 from notifiers import notices
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
+from notifiers.keys import PUSHES
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.pushes import Pusher
 from notifiers.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter

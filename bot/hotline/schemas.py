@@ -1,7 +1,7 @@
 """The JSON the hotline sends (``POST /api/tickets``, ``POST /api/tickets/{no}/events``), validated.
 
 The same ``TicketPayload`` validates the rows of an Excel/CSV import, so both paths accept the same things. The
-OpenAPI document (:mod:`bot.web.openapi`) is generated from these models, so what they refuse is what it says: a
+OpenAPI document (:mod:`bot.hotline.openapi`) is generated from these models, so what they refuse is what it says: a
 ``null`` only where a field is optional (``is_repeat``, ``is_media`` and ``extra`` take none), dates within
 :data:`EARLIEST`..:data:`LATEST` (``formatMinimum``/``formatMaximum``), what each event type needs (``allOf`` of
 ``if``/``then``), and no U+0000 in any text (PostgreSQL stores none).

@@ -63,8 +63,8 @@ from config.model import BotConfig, Unit
 from config.vocabulary import DeadlineName, Role, TicketKind
 from notifiers.notices import Channels, Notice, Row, notice_rows
 from store import nags as nag_store
-from store import repo
-from store.repo import Store
+from store import outbox as outbox_repo
+from store.core import Store
 
 log = logging.getLogger(__name__)
 
@@ -448,7 +448,7 @@ class DeadlineEngine:
                 notice = self._flag_notice(unit_code, start, flag["misses"], misses)
                 out += notice_rows(notice, self.config, self.channels, at=now)
                 result.flags += 1
-            await repo.enqueue(conn, out)
+            await outbox_repo.enqueue(conn, out)
         result.messages += len(out)
 
     def _flag_notice(self, unit_code: str, start: date, count: int, misses: Sequence[Mapping[Any, Any]]) -> Notice:

@@ -32,9 +32,10 @@ from bot.domain.clock import Clock
 from bot.domain.duty import DutyRoster, Takeover, Watch
 from config.model import BotConfig
 from config.vocabulary import ROLE_LABELS, Role
+from store import audit as audit_repo
 from store import duty as duty_repo
-from store import repo
-from store.repo import Store
+from store import inbox as inbox_repo
+from store.core import Store
 
 # who may take over the duty: the duty role (which the roster's members hold), dispatchers, admins
 TAKERS: tuple[Role, ...] = (Role.DUTY, Role.DISPATCHER, Role.ADMIN)
@@ -242,7 +243,9 @@ class DutyService:
     async def _first_time(self, conn: AsyncConnection, dedup: tuple[str, str, str], at: datetime) -> bool:
         """Records the message (under its key) as applied; False when it was before (a re-delivery)."""
         source, key, payload = dedup
-        inbox_id = await repo.record_inbound(conn, source=source, dedup_key=key, payload=payload, at=at, status="done")
+        inbox_id = await inbox_repo.record_inbound(
+            conn, source=source, dedup_key=key, payload=payload, at=at, status="done"
+        )
         return inbox_id is not None
 
     async def _replayed(
@@ -262,7 +265,7 @@ class DutyService:
     async def _audit(
         self, conn: AsyncConnection, at: datetime, actor: str, action: str, data: Mapping[str, Any]
     ) -> None:
-        await repo.append_audit(
+        await audit_repo.append_audit(
             conn,
             [
                 {

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -43,21 +42,19 @@ from bot.domain.clock import Clock
 from bot.domain.events import CardClick, EnterChat, InboundEvent, OtherEvent, TextMessage, dedup_key
 from bot.domain.masking import mask_text
 from bot.services.groupcommit import GroupCommit
-from bot.wecom.parse import MalformedCallback, parse_aibot_json, parse_app_xml
-from store import repo
+from store import inbox as inbox_repo
+from store.core import Store
 from store.liveness import Liveness, process_id
 from store.models import inbox
-from store.repo import Store
 
 log = logging.getLogger(__name__)
 
-# inbox sources (the inbox is shared with the hotline's own dedup)
-APP_SOURCE = "wecom_app"
-AIBOT_SOURCE = "wecom_aibot"
-
 _KEY_MAX = 200  # inbox.dedup_key is VARCHAR(200)
 _ERROR_MAX = 2000
-WORKER_SLICE = 0.002  # seconds the workers handle events back to back before they let the loop run other tasks
+
+PayloadReader = Callable[[str, str, datetime], InboundEvent]
+"""``(source, payload, received_at)`` → the event of a stored row, as the adapter read it when it arrived; a
+payload it cannot read raises :class:`ValueError`."""
 
 
 class EventSink(Protocol):
@@ -115,15 +112,6 @@ def inbox_key(event: InboundEvent) -> str:
     return f"{event.source}:sha256:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
-def reparse(source: str, payload: str, received_at: datetime) -> InboundEvent:
-    """The event of a stored inbox row (the decrypted plaintext), as the HTTP handler parsed it."""
-    if source == APP_SOURCE:
-        return parse_app_xml(payload.encode("utf-8"))
-    if source == AIBOT_SOURCE:
-        return parse_aibot_json(payload.encode("utf-8"), received_at=received_at)
-    raise MalformedCallback(f"no parser for inbox source {source!r}")
-
-
 def _lane(job: _Job) -> str:
     """Whose events must keep their order: the sender's (an event without one, or unreadable, goes alone)."""
     sender = getattr(job.event, "sender", None)
@@ -172,6 +160,7 @@ class InboundProcessor:
         clock: Clock,
         *,
         sources: Collection[str],
+        read: PayloadReader,
         handle_timeout: float = 60.0,
         recover_batch: int = 500,
         owner: str | None = None,
@@ -179,7 +168,6 @@ class InboundProcessor:
         recover_every: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         concurrency: int = 8,
-        monotonic: Callable[[], float] = time.monotonic,
         liveness: Liveness | None = None,
         takeover_every: float = 2.0,
     ) -> None:
@@ -187,6 +175,7 @@ class InboundProcessor:
         self.sink = sink
         self.clock = clock
         self.sources = tuple(sources)
+        self.read = read  # the adapter's reading of a stored payload (the composition root chooses it)
         self.handle_timeout = handle_timeout
         self.recover_batch = recover_batch
         self.owner = owner or process_id()
@@ -205,8 +194,6 @@ class InboundProcessor:
         self._workers: set[asyncio.Task[None]] = set()
         self._concurrency = concurrency
         self._handling = 0  # workers inside an event's handling
-        self._slice_start: float | None = None  # when the workers' run of back-to-back handling began
-        self._slice_ending = False  # the slice is spent: the next begins at the loop's next turn
         self._claimed: set[int] = set()  # rows queued or being processed here
         self._finished_watch: list[set[int]] = []  # rows finished while a recovery was reading
         self._recovery: asyncio.Task[int] | None = None  # the recovery at start
@@ -215,12 +202,6 @@ class InboundProcessor:
         self._lost: set[int] = set()  # rows queued here whose lease another process took over: not handled here
         self._waiters: list[tuple[set[int], asyncio.Future[None]]] = []  # recoveries waiting for their rows
         self._closed = False
-        # the handle timeout: each running handler's deadline, checked by one watchdog (a timer per event costs more
-        # than the handling of most events, on uvloop above all)
-        self._monotonic = monotonic
-        self._deadlines: dict[asyncio.Task[None], float] = {}
-        self._expired: set[asyncio.Task[None]] = set()
-        self._watchdog: asyncio.Task[None] | None = None
         self._writes = GroupCommit[_Row | _Mark, "int | None"](self._write, name="wecom-inbox")
 
     # -- the request path ---------------------------------------------------------------------------------------
@@ -249,9 +230,13 @@ class InboundProcessor:
         now = self.clock.now()
         owner, until = self.owner, now + self.lease
         ids = iter(
-            await self.store.write_once(  # one round trip (see repo.sqlite_inbox_write, repo.pg_inbox_write)
-                sqlite=lambda c: repo.sqlite_inbox_write(c, values, marks, owner=owner, lease_until=until, at=now),
-                postgresql=lambda c: repo.pg_inbox_write(c, values, marks, owner=owner, lease_until=until, at=now),
+            await self.store.write_once(  # one round trip (see store.inbox)
+                sqlite=lambda c: inbox_repo.sqlite_inbox_write(
+                    c, values, marks, owner=owner, lease_until=until, at=now
+                ),
+                postgresql=lambda c: inbox_repo.pg_inbox_write(
+                    c, values, marks, owner=owner, lease_until=until, at=now
+                ),
             )
         )
         return [next(ids) if isinstance(w, _Row) else None for w in batch]
@@ -287,9 +272,6 @@ class InboundProcessor:
         assert worker is not None
         try:
             while self._ready:
-                if self._slice_spent():
-                    await asyncio.sleep(0)  # the loop's other tasks (the requests) go first
-                    continue
                 lane = self._ready.popleft()
                 queue = self._lanes[lane]
                 job = queue.popleft()
@@ -307,35 +289,15 @@ class InboundProcessor:
                     else:
                         del self._lanes[lane]
                         self._active.discard(lane)
+                # the loop's other tasks (the requests) go before the next event: an event handled without waiting
+                # for anything (a flooding member's, refused by the limiter) holds up nothing else
+                await asyncio.sleep(0)
         finally:
             # off the count at once, not in a done callback a loop step later: a lane made ready meanwhile would
             # otherwise count on this worker and wait for the next event to start one
             self._workers.discard(worker)
-            if not self._workers and not self._slice_ending:
-                self._slice_start = None  # the next burst's slice begins with it
             if self._ready and not self._closed:
                 self._start_workers()  # a worker that ended abnormally leaves no lane behind
-
-    def _slice_spent(self) -> bool:
-        """Whether the workers, together, have handled events back to back for :data:`WORKER_SLICE` since the loop
-        last ran its other tasks. Events handled without waiting for anything (a flooding member's, refused by the
-        limiter) would otherwise run one after another, across the workers, and hold up every request meanwhile.
-        Once the slice is spent, each worker gives way before its next event, and the next slice begins at the
-        loop's next turn."""
-        now = self._monotonic()
-        if self._slice_start is None:
-            self._slice_start = now
-            return False
-        if now - self._slice_start < WORKER_SLICE:
-            return False
-        if not self._slice_ending:
-            self._slice_ending = True
-            asyncio.get_running_loop().call_soon(self._next_slice)
-        return True
-
-    def _next_slice(self) -> None:
-        self._slice_start = None
-        self._slice_ending = False
 
     def _busy(self) -> list[asyncio.Task[None]]:
         return [task for task in self._workers if not task.done()]
@@ -370,45 +332,16 @@ class InboundProcessor:
 
     async def _handle(self, event: InboundEvent) -> None:
         """The sink's handling of ``event``, cut short with a :class:`TimeoutError` once it has run
-        :attr:`handle_timeout` seconds (by :meth:`expire_overdue`, within a quarter of the timeout)."""
-        task = asyncio.current_task()
-        assert task is not None
-        cancelling = task.cancelling()
-        self._deadlines[task] = self._monotonic() + self.handle_timeout
-        if not self._closed and (self._watchdog is None or self._watchdog.done()):
-            self._watchdog = asyncio.create_task(self._watch(), name="wecom-inbound-watchdog")
-        uncancelled = False
+        :attr:`handle_timeout` seconds. A handler that swallows the cancellation carries on, and leaves none
+        pending on the worker."""
+        limit = asyncio.timeout(self.handle_timeout)
         try:
-            await self.sink.handle(event)
-        except asyncio.CancelledError:
-            # the watchdog's cancellation becomes a timeout; any other (shutdown) goes on
-            if task in self._expired:
-                uncancelled = True
-                if task.uncancel() <= cancelling:
-                    raise TimeoutError(f"not handled within {self.handle_timeout:g} s") from None
+            async with limit:
+                await self.sink.handle(event)
+        except TimeoutError:
+            if limit.expired():
+                raise TimeoutError(f"not handled within {self.handle_timeout:g} s") from None
             raise
-        finally:
-            del self._deadlines[task]
-            if task in self._expired:
-                self._expired.discard(task)
-                if not uncancelled:
-                    task.uncancel()  # a handler that swallowed the cancellation: none is left pending on the worker
-
-    def expire_overdue(self) -> int:
-        """Cancels the handlers that have run past their deadline (each then ends in a :class:`TimeoutError` and
-        its row is marked failed); how many. The watchdog calls it; tests too, after moving ``monotonic``."""
-        now = self._monotonic()
-        overdue = [task for task, deadline in self._deadlines.items() if deadline <= now and task not in self._expired]
-        for task in overdue:
-            self._expired.add(task)
-            task.cancel()
-        return len(overdue)
-
-    async def _watch(self) -> None:
-        """Checks the running handlers' deadlines while there are any."""
-        while self._deadlines:
-            await asyncio.sleep(max(0.01, min(1.0, self.handle_timeout / 4)))
-            self.expire_overdue()
 
     def _marked(self, inbox_id: int, future: asyncio.Future[int | None]) -> None:
         exc = None if future.cancelled() else future.exception()
@@ -448,7 +381,7 @@ class InboundProcessor:
             return 0
         until = self.clock.now() + self.lease
         async with self.store.transaction() as conn:
-            kept = await repo.renew_inbound_leases(conn, held, owner=self.owner, until=until)
+            kept = await inbox_repo.renew_inbound_leases(conn, held, owner=self.owner, until=until)
         lost = {i for i in held if i not in kept and i in self._claimed}
         if lost:
             log.warning("wecom inbound: %d rows were taken over by another process", len(lost))
@@ -492,7 +425,7 @@ class InboundProcessor:
             while not self._closed:
                 now = self.clock.now()
                 async with self.store.transaction() as conn:
-                    rows = await repo.claim_pending_inbound(
+                    rows = await inbox_repo.claim_pending_inbound(
                         conn,
                         self.sources,
                         owner=self.owner,
@@ -517,9 +450,9 @@ class InboundProcessor:
 
     def _job(self, row: RowMapping) -> _Job:
         try:
-            return _Job(row["id"], reparse(row["source"], row["payload"], row["received_at"]))
-        except MalformedCallback as exc:
-            return _Job(row["id"], None, error=f"stored payload unreadable: {exc.message}"[:_ERROR_MAX])
+            return _Job(row["id"], self.read(row["source"], row["payload"], row["received_at"]))
+        except ValueError as exc:
+            return _Job(row["id"], None, error=f"stored payload unreadable: {exc}"[:_ERROR_MAX])
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -581,7 +514,7 @@ class InboundProcessor:
         """Stops taking work, lets what is queued finish for up to ``grace`` seconds, then cancels the rest
         (rows not marked stay pending and are recovered on the next start)."""
         self._closed = True
-        for loop in (self._periodic, self._renewer, self._watchdog):
+        for loop in (self._periodic, self._renewer):
             if loop is not None:
                 loop.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from config.model import Retention
-from store import repo
-from store.repo import Store
+from store import inbox as inbox_repo
+from store import outbox as outbox_repo
+from store.core import Store
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,14 @@ async def purge(store: Store, retention: Retention, now: datetime, *, batch: int
     sent_before = now - timedelta(days=retention.outbox_days)
     inbox = await _in_batches(
         store,
-        lambda conn: repo.handled_inbound_before(conn, received_before=received_before, limit=batch),
-        repo.delete_handled_inbound,
+        lambda conn: inbox_repo.handled_inbound_before(conn, received_before=received_before, limit=batch),
+        inbox_repo.delete_handled_inbound,
         batch,
     )
     outbox = await _in_batches(
         store,
-        lambda conn: repo.sent_outbound_before(conn, sent_before=sent_before, limit=batch),
-        repo.delete_sent,
+        lambda conn: outbox_repo.sent_outbound_before(conn, sent_before=sent_before, limit=batch),
+        outbox_repo.delete_sent,
         batch,
     )
     if inbox or outbox:

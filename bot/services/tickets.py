@@ -48,9 +48,13 @@ from bot.domain.workcal import WorkCalendar
 from config.durations import Duration
 from config.model import BotConfig
 from config.vocabulary import DeadlineName, TicketKind
+from store import audit as audit_repo
+from store import deadlines as deadlines_repo
+from store import inbox as inbox_repo
 from store import nags as nag_store
-from store import repo
-from store.repo import ConcurrentUpdate, Store
+from store import outbox as outbox_repo
+from store import tickets as tickets_repo
+from store.core import ConcurrentUpdate, Store
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +214,7 @@ class TicketService:
     async def _told(self) -> AsyncIterator[None]:
         """Collects the hooks told of changes in the transaction(s) within; once those have committed (the block
         ends without an error), tells them so. The collection travels in a context variable, which
-        :meth:`store.repo.Store.run_transaction` carries into the SQLite writer thread."""
+        :meth:`store.core.Store.run_transaction` carries into the SQLite writer thread."""
         told: set[ChangeHook] = set()
         token = _TOLD.set(told)
         try:
@@ -259,7 +263,7 @@ class TicketService:
     async def preview(self, inputs: Sequence[TicketInput]) -> list[Literal["created", "updated", "unchanged"]]:
         """What ``upsert`` would answer for each input, from a read-only look-up (a dry run)."""
         async with self.store.reading() as conn:
-            existing = await repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
+            existing = await tickets_repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
         statuses: list[Literal["created", "updated", "unchanged"]] = []
         for item in inputs:
             row = existing.get(item.ticket_no)
@@ -273,7 +277,7 @@ class TicketService:
         self, conn: AsyncConnection, inputs: list[TicketInput], source: str, actor: str
     ) -> list[UpsertOutcome]:
         now = self.clock.now()
-        existing = await repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
+        existing = await tickets_repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
         fresh = [t for t in inputs if t.ticket_no not in existing]
         outcomes = await self._create(conn, fresh, now, source, actor)
         for item in inputs:
@@ -340,7 +344,7 @@ class TicketService:
                     "extra": item.extra,
                 }
             )
-        ids = await repo.insert_tickets(conn, rows)
+        ids = await tickets_repo.insert_tickets(conn, rows)
         plans = self.planner.plan_many(
             [
                 PlanRequest(kind=i.kind, category=i.category, start=r["dispatched_at"], cycle_kind="dispatch")
@@ -350,7 +354,7 @@ class TicketService:
         deadline_rows = self._deadline_rows(
             [(ticket_id, 1, p) for ticket_id, plan in zip(ids, plans, strict=True) for p in plan], now
         )
-        await repo.insert_deadlines(conn, deadline_rows)
+        await deadlines_repo.insert_deadlines(conn, deadline_rows)
         audits = [
             {
                 "ticket_id": ticket_id,
@@ -365,7 +369,7 @@ class TicketService:
             }
             for ticket_id, row, route in zip(ids, rows, routes, strict=True)
         ]
-        audit_ids = await repo.append_audit(conn, audits)
+        audit_ids = await audit_repo.append_audit(conn, audits)
         if self.hooks:
             planned: dict[int, list[Mapping[str, Any]]] = {}
             for d in deadline_rows:
@@ -436,11 +440,11 @@ class TicketService:
             values["hotline_unit"] = item.unit_label
         changed = tuple(sorted(values))
         values.update(payload_hash=digest, updated_at=now)
-        await repo.update_ticket(conn, row["id"], row["version"], values)
+        await tickets_repo.update_ticket(conn, row["id"], row["version"], values)
         version = row["version"] + 1
         state = row["state"]
         if changed:
-            await repo.append_audit(
+            await audit_repo.append_audit(
                 conn,
                 [
                     {
@@ -462,7 +466,7 @@ class TicketService:
         unit = row["unit_code"]
         target = self.config.unit_for_label(item.unit_label) if platform_moved else None
         if target is not None and target.code != row["unit_code"] and TicketState(state).is_open:
-            fresh = await repo.ticket_by_no(conn, row["ticket_no"])
+            fresh = await tickets_repo.ticket_by_no(conn, row["ticket_no"])
             if fresh is None or fresh["version"] != version:
                 raise ConcurrentUpdate(row["id"])
             req = ActionRequest(action=Action.REDISPATCH, actor=HOTLINE, at=now, unit=target.code, by_hotline=True)
@@ -488,7 +492,7 @@ class TicketService:
     ) -> None:
         """The kind, category or dispatch time changed: open deadlines follow the new policy from their start
         (``start`` when the dispatch time itself was corrected). A moved deadline's reminders start over."""
-        open_rows = await repo.open_deadlines(conn, ticket_id)
+        open_rows = await deadlines_repo.open_deadlines(conn, ticket_id)
         if not open_rows:
             return
         cycle = max(r["cycle"] for r in open_rows)
@@ -511,7 +515,7 @@ class TicketService:
             if due != r["due_at"] or planned.started_at != r["started_at"]:
                 policy = str(planned.policy)
                 stage, next_due_at = self.nag_point(r["name"], policy, planned.started_at, due, now)
-                await repo.reschedule_deadline(
+                await deadlines_repo.reschedule_deadline(
                     conn,
                     r["id"],
                     policy=policy,
@@ -520,10 +524,10 @@ class TicketService:
                     stage=stage,
                     next_due_at=next_due_at,
                 )
-        await repo.close_deadlines(conn, obsolete, status="cancelled", at=None)
+        await deadlines_repo.close_deadlines(conn, obsolete, status="cancelled", at=None)
         # names the new policy adds, unless they were already met or cancelled in this cycle
-        closed = {r["name"] for r in await repo.deadlines_of(conn, ticket_id) if r["cycle"] == cycle}
-        await repo.insert_deadlines(
+        closed = {r["name"] for r in await deadlines_repo.deadlines_of(conn, ticket_id) if r["cycle"] == cycle}
+        await deadlines_repo.insert_deadlines(
             conn, self._deadline_rows([(ticket_id, cycle, p) for n, p in wanted.items() if n.value not in closed], now)
         )
 
@@ -533,7 +537,7 @@ class TicketService:
         """The ``stage`` and ``next_due_at`` of a deadline planned or moved at ``now``: its first step for the deadline
         engine (reminders already past skipped), or (0, None) when it has none: a window (the return window) is not
         an obligation, nothing reminds of it. Whatever moves a deadline's due time writes these with it
-        (:func:`store.repo.reschedule_deadline`), so that its reminders start over."""
+        (:func:`store.deadlines.reschedule_deadline`), so that its reminders start over."""
         if name in NAG_FREE:
             return 0, None
         step = self.nags.next_point(policy, started_at, due_at, 0, now=now)
@@ -595,7 +599,7 @@ class TicketService:
         unit's tickets (:mod:`bot.domain.permissions`), on the ticket as it is read here.
 
         Raises TicketNotFound, NotPermitted or TransitionRefused (nothing changed in any case). The whole action is
-        one transaction, in one round trip on SQLite (:meth:`store.repo.Store.run_transaction`).
+        one transaction, in one round trip on SQLite (:meth:`store.core.Store.run_transaction`).
         """
 
         known = [row] if row is not None and row["ticket_no"] == ticket_no else []  # used on the first try only
@@ -604,13 +608,13 @@ class TicketService:
             outcome: ActionOutcome | None = None
             if dedup is not None:
                 source, key, payload = dedup
-                inbox_id = await repo.record_inbound(
+                inbox_id = await inbox_repo.record_inbound(
                     conn, source=source, dedup_key=key, payload=payload, at=self.clock.now(), status="done"
                 )
                 if inbox_id is None:
                     outcome = await self._duplicate(conn, ticket_no, req)
             if outcome is None:
-                current = known.pop() if known else await repo.ticket_by_no(conn, ticket_no)
+                current = known.pop() if known else await tickets_repo.ticket_by_no(conn, ticket_no)
                 if current is None:
                     raise TicketNotFound(ticket_no)
                 refused = None if req.by_hotline else refusal(self.config, req.actor, req.action, current)
@@ -618,13 +622,13 @@ class TicketService:
                     raise NotPermitted(refused)
                 outcome = await self._apply(conn, current, req)
                 if viewed is not None:
-                    await repo.append_audit(
+                    await audit_repo.append_audit(
                         conn, [_access_audit(outcome.ticket, actor=req.actor, at=self.clock.now(), via=viewed)]
                     )
             if not with_deadlines:
                 return dataclasses.replace(outcome, deadlines=[])
             if outcome.duplicate:  # a retry: nothing was worked out, read them
-                found = await repo.open_deadlines(conn, outcome.ticket["id"])
+                found = await deadlines_repo.open_deadlines(conn, outcome.ticket["id"])
                 outcome = dataclasses.replace(outcome, deadlines=[dict(r) for r in found])
             return outcome
 
@@ -638,7 +642,7 @@ class TicketService:
         raise AssertionError("unreachable")
 
     async def _duplicate(self, conn: AsyncConnection, ticket_no: str, req: ActionRequest) -> ActionOutcome:
-        row = await repo.ticket_by_no(conn, ticket_no)
+        row = await tickets_repo.ticket_by_no(conn, ticket_no)
         if row is None:
             raise TicketNotFound(ticket_no)
         state = TicketState(row["state"])
@@ -663,13 +667,13 @@ class TicketService:
         if req.action is Action.REQUEST_EXTENSION:
             req = _replace(req, extension_limits=self.extension_limits)
         ticket = snapshot(row)
-        open_rows = await repo.open_deadlines(conn, row["id"])
+        open_rows = await deadlines_repo.open_deadlines(conn, row["id"])
         current = [r for r in open_rows if r["cycle"] == ticket.cycle]
         transition = decide(ticket, req, {DeadlineName(r["name"]): r["due_at"] for r in current})
         values: dict[str, Any] = {"state": transition.to_state.value, "updated_at": req.at, **transition.changes}
         if transition.new_cycle is not None:
             values["cycle"] = ticket.cycle + 1
-        await repo.update_ticket(conn, row["id"], row["version"], values)
+        await tickets_repo.update_ticket(conn, row["id"], row["version"], values)
         started, closed = await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
         data = dict(transition.data)
         moved: dict[str, dict[str, str]] = {}
@@ -694,7 +698,7 @@ class TicketService:
             "note": req.note,
             "data": {k: v for k, v in data.items() if v is not None},
         }
-        (audit_id,) = await repo.append_audit(conn, [audit])
+        (audit_id,) = await audit_repo.append_audit(conn, [audit])
         if not req.by_hotline:
             await self._sync_back(conn, [(audit_id, audit)])
         merged = {**dict(row), **values, "version": row["version"] + 1}
@@ -746,9 +750,9 @@ class TicketService:
         # a window (the return window) that passes is not a miss
         missed = [r["id"] for r in closed if r["due_at"] < at and r["name"] != DeadlineName.RETURN_WINDOW]
         cancelled = [r["id"] for r in closed if r["id"] not in missed]
-        await repo.close_deadlines(conn, met, status="met", at=at)
-        await repo.close_deadlines(conn, missed, status="missed", at=at)
-        await repo.close_deadlines(conn, cancelled, status="cancelled", at=None)
+        await deadlines_repo.close_deadlines(conn, met, status="met", at=at)
+        await deadlines_repo.close_deadlines(conn, missed, status="missed", at=at)
+        await deadlines_repo.close_deadlines(conn, cancelled, status="cancelled", at=None)
         # an accept deadline that passed unmet counts against the unit that had the ticket (three misses); the
         # deadline engine counts it when it finds it open after its due time, this when a late claim is first
         closing = set(met) | {r["id"] for r in closed}
@@ -776,7 +780,7 @@ class TicketService:
             PlanRequest(kind=ticket.kind, category=ticket.category, start=at, cycle_kind=transition.new_cycle)
         )
         started = self._deadline_rows([(row["id"], ticket.cycle + 1, p) for p in plan], at)
-        await repo.insert_deadlines(conn, started)
+        await deadlines_repo.insert_deadlines(conn, started)
         return started, closing
 
     async def _extend(
@@ -791,7 +795,7 @@ class TicketService:
                 continue
             due = self.calendar.add_working_days(r["due_at"], transition.extend_days)
             stage, next_due_at = self.nag_point(r["name"], r["policy"], r["started_at"], due, at)  # reminders anew
-            await repo.reschedule_deadline(
+            await deadlines_repo.reschedule_deadline(
                 conn,
                 r["id"],
                 policy=r["policy"],
@@ -835,30 +839,33 @@ class TicketService:
                     "created_at": at,
                 }
             )
-        await repo.enqueue(conn, rows)
+        await outbox_repo.enqueue(conn, rows)
 
     # --- reading -----------------------------------------------------------------------------------------
 
     async def record_access(self, ticket: Mapping[str, Any], *, actor: str, what: str) -> None:
         """Who saw a citizen's full contact details, and when: an audit entry (the state does not change)."""
         entry = _access_audit(ticket, actor=actor, at=self.clock.now(), via=what)
-        await self.store.run_transaction(lambda conn: repo.append_audit(conn, [entry]))
+        await self.store.run_transaction(lambda conn: audit_repo.append_audit(conn, [entry]))
 
     async def deadlines_of(self, ticket_id: int) -> list[Mapping[str, Any]]:
         """A ticket's deadlines, every cycle's, as :meth:`get` gives them."""
-        return [dict(r) for r in await self.store.read(lambda conn: repo.deadlines_of(conn, ticket_id), snapshot=False)]
+        return [
+            dict(r)
+            for r in await self.store.read(lambda conn: deadlines_repo.deadlines_of(conn, ticket_id), snapshot=False)
+        ]
 
     async def get(self, ticket_no: str, *, history: bool = True, deadlines: bool = True) -> TicketDetail:
         """The ticket with its deadlines and history (each can be left out when not needed, e.g. in a chat reply)."""
 
         async def query(conn: AsyncConnection) -> TicketDetail:
-            row = await repo.ticket_by_no(conn, ticket_no)
+            row = await tickets_repo.ticket_by_no(conn, ticket_no)
             if row is None:
                 raise TicketNotFound(ticket_no)
             return TicketDetail(
                 ticket=dict(row),
-                deadlines=[dict(r) for r in await repo.deadlines_of(conn, row["id"])] if deadlines else [],
-                history=[dict(r) for r in await repo.history_of(conn, row["id"])] if history else [],
+                deadlines=[dict(r) for r in await deadlines_repo.deadlines_of(conn, row["id"])] if deadlines else [],
+                history=[dict(r) for r in await audit_repo.history_of(conn, row["id"])] if history else [],
             )
 
         return await self.store.read(query)

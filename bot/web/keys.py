@@ -1,10 +1,11 @@
-"""Typed keys for what the application holds (aiohttp ``AppKey``)."""
+"""Typed keys for what the application holds (aiohttp ``AppKey``): the settings, the clock, the store and the
+services. A key whose value belongs to an adapter lives with it (``bot.wecom.callbacks.WECOM_CALLBACKS``,
+``bot.wecom.longconn.AIBOT_CONNECTION``, ``notifiers.keys.PUSHES``, ``bot.web.ops.METRICS``)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 
@@ -21,13 +22,9 @@ if TYPE_CHECKING:
     from bot.services.inbox import InboundProcessor
     from bot.services.ingest import IngestBatcher
     from bot.services.tickets import TicketService
-    from bot.web.ops import Metrics
-    from bot.wecom.crypto import CallbackCrypto
-    from bot.wecom.longconn import AibotLongConnection
-    from notifiers.pushes import Pusher
+    from store.core import Store
     from store.leader import Leader
     from store.liveness import Liveness
-    from store.repo import Store
 
 SETTINGS = web.AppKey("settings", Settings)
 CONFIG = web.AppKey("config", BotConfig)
@@ -38,14 +35,24 @@ LIVENESS: web.AppKey[Liveness] = web.AppKey("liveness")  # this process's id and
 TICKETS: web.AppKey[TicketService] = web.AppKey("tickets")
 INGEST: web.AppKey[IngestBatcher] = web.AppKey("ingest")
 DUTY: web.AppKey[DutyService] = web.AppKey("duty")  # who is on duty: the roster and its takeovers
-PUSHES: web.AppKey[Pusher] = web.AppKey("pushes")  # tickets into the work groups, and the digests
-METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 REDIS: web.AppKey[Any] = web.AppKey("redis")  # redis.asyncio.Redis, or None without REDIS_URL
-# WeCom callbacks, present only when their credentials are configured: inbox source -> crypto, and the processor
-WECOM_CALLBACKS: web.AppKey[Mapping[str, CallbackCrypto]] = web.AppKey("wecom_callbacks")
+# the inbox of WeCom's callbacks and long connection, present when one of them is configured
 WECOM_INBOUND: web.AppKey[InboundProcessor] = web.AppKey("wecom_inbound")
-# the intelligent robot's long connection, when configured, and the election of the one process that holds it
-AIBOT_CONNECTION: web.AppKey[AibotLongConnection] = web.AppKey("aibot_connection")
+
+
+class LinkStatus(Protocol):
+    """What the readiness probe reads of a long connection."""
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def subscribed(self) -> bool: ...
+
+
+# the intelligent robot's long connection as the probe sees it, when configured, and the election of the one process
+# that holds it
+AIBOT_LINK: web.AppKey[LinkStatus] = web.AppKey("aibot_link")
 AIBOT_LEADER: web.AppKey[Leader] = web.AppKey("aibot_leader")
 AIBOT_LEADER_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("aibot_leader_task")  # done: the election stopped
 # the deadline engine, its scheduler (a tick every nags.tick_seconds) and the election of the one process that ticks

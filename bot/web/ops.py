@@ -15,21 +15,20 @@ from sqlalchemy import text
 
 from bot.web.errors import Handler, json_response
 from bot.web.keys import (
-    AIBOT_CONNECTION,
     AIBOT_LEADER,
     AIBOT_LEADER_TASK,
+    AIBOT_LINK,
     CALENDAR,
     CLOCK,
     DEADLINE_ENGINE,
     DEADLINE_LEADER,
     DEADLINE_LEADER_TASK,
     LIVENESS,
-    METRICS,
     REDIS,
     STORE,
 )
 from bot.web.protocol import CLIENT_CLOSED
-from store import repo
+from store import outbox as outbox_repo
 from store.liveness import unreachable
 
 log = logging.getLogger(__name__)
@@ -96,6 +95,9 @@ class Metrics:
 
     def rejected(self, reason: str) -> None:
         self.rejects.labels(reason).inc()
+
+
+METRICS = web.AppKey("metrics", Metrics)
 
 
 @web.middleware
@@ -171,7 +173,7 @@ async def readyz(request: web.Request) -> web.Response:
         calendar["warning"] = coverage.warning()
     checks["calendar"] = calendar
     degraded = degraded or not coverage.ok
-    connection = app.get(AIBOT_CONNECTION)
+    connection = app.get(AIBOT_LINK)
     if connection is not None:
         checks["wecom_aibot"] = aibot = _aibot_check(app)
         degraded = degraded or aibot["status"] != "ok"
@@ -188,7 +190,7 @@ routes.get("/healthz")(readyz)  # the probe's earlier name, for what still asks 
 def _aibot_check(app: web.Application) -> dict[str, Any]:
     """``ok`` or ``down`` in the process that leads; ``standby`` in a live one waiting for the lock (PostgreSQL);
     ``down`` with a reason when this process no longer takes part in the election (its leader task ended)."""
-    connection = app[AIBOT_CONNECTION]
+    connection = app[AIBOT_LINK]
     leader = app.get(AIBOT_LEADER)
     task = app.get(AIBOT_LEADER_TASK)
     if leader is None or task is None or task.done():
@@ -220,7 +222,7 @@ async def metrics(request: web.Request) -> web.Response:
     m = app[METRICS]
     try:
         async with app[STORE].reading() as conn:
-            counts = await repo.outbox_counts(conn)
+            counts = await outbox_repo.outbox_counts(conn)
         for status in ("pending", "sent", "dead"):
             m.outbox.labels(status).set(counts.get(status, 0))
     except Exception:

@@ -28,12 +28,19 @@ from typing import NoReturn
 from aiohttp import web
 
 from bot.domain.events import EnterChat, InboundEvent
-from bot.services.inbox import AIBOT_SOURCE, APP_SOURCE
 from bot.web.body import read_body
 from bot.web.errors import ApiError, json_error
-from bot.web.keys import CLOCK, CONFIG, WECOM_CALLBACKS, WECOM_INBOUND
+from bot.web.keys import CLOCK, CONFIG, WECOM_INBOUND
 from bot.wecom.crypto import CallbackCrypto, CallbackCryptoError, raw_query_params
-from bot.wecom.parse import MalformedCallback, parse_aibot_envelope, parse_aibot_json, parse_app_envelope, parse_app_xml
+from bot.wecom.parse import (
+    AIBOT_SOURCE,
+    APP_SOURCE,
+    MalformedCallback,
+    parse_aibot_envelope,
+    parse_aibot_json,
+    parse_app_envelope,
+    parse_app_xml,
+)
 from config.loader import ConfigError, ConfigIssue
 from config.model import BotConfig
 from config.settings import Settings
@@ -50,6 +57,10 @@ _FORBIDDEN = {"missing_signature", "bad_signature", "bad_timestamp", "wrong_rece
 # FUTURE_SKEW ahead of our clock too (WeCom's clock and ours agree within seconds)
 REPLAY_MARGIN = timedelta(days=1)
 FUTURE_SKEW = timedelta(hours=1)
+
+
+# WeCom callbacks, present only when their credentials are configured: inbox source -> crypto
+WECOM_CALLBACKS: web.AppKey[Mapping[str, CallbackCrypto]] = web.AppKey("wecom_callbacks")
 
 
 # -- configuration ------------------------------------------------------------------------------------------------

@@ -80,12 +80,13 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import aiohttp
+from aiohttp import web
 
 from bot.domain.clock import Clock
 from bot.domain.events import InboundEvent
-from bot.services.inbox import AIBOT_SOURCE, describe
+from bot.services.inbox import describe
 from bot.wecom.errors import TransportError, error_for
-from bot.wecom.parse import MalformedCallback, no_duplicate_keys, parse_aibot_json
+from bot.wecom.parse import AIBOT_SOURCE, MalformedCallback, no_duplicate_keys, parse_aibot_json
 
 log = logging.getLogger(__name__)
 
@@ -780,3 +781,6 @@ def _reason(exc: BaseException | None) -> str:
     if exc is None:
         return "unknown"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+AIBOT_CONNECTION = web.AppKey("aibot_connection", AibotLongConnection)  # the robot's long connection, when configured

@@ -4,9 +4,8 @@ App (自建应用, XML, pages 90238-90241): ``text`` messages, ``template_card_e
 ``CardType``, ``ResponseCode``), ``enter_agent``; everything else becomes :class:`OtherEvent`. XML is read into
 the dict shape wechatpy's xmltodict gives (attributes dropped, text stripped, repeated elements as lists) by a
 small builder over an expat parser that refuses any DOCTYPE outright, so neither internal entities (billion laughs)
-nor external ones (XXE) are ever declared, let alone expanded; undeclared entities are an expat error. The builder
-replaced xmltodict on the callback path because it is about three times faster (every callback parses two
-documents). Body size is the HTTP layer's limit.
+nor external ones (XXE) are ever declared, let alone expanded; undeclared entities are an expat error. Every XML
+document (the envelope and the message) goes through that one reader. Body size is the HTTP layer's limit.
 
 Intelligent robot (智能机器人, JSON, pages 100719 messages, 101027 events, 101033 crypto): ``msgtype`` ``text``,
 ``mixed`` (text parts joined by newlines, images dropped), ``event`` (``template_card_event``, ``enter_chat``);
@@ -40,8 +39,12 @@ from xml.parsers import expat
 from bot.domain.clock import TZ
 from bot.domain.events import CardClick, ChatType, EnterChat, InboundEvent, OtherEvent, Sender, TextMessage
 
+# the inbox sources of WeCom's callbacks (the inbox is shared with the hotline's own dedup)
+APP_SOURCE = "wecom_app"
+AIBOT_SOURCE = "wecom_aibot"
 
-class MalformedCallback(Exception):
+
+class MalformedCallback(ValueError):
     """A decrypted (or envelope) payload that is not a WeCom callback we can read. ``message`` is safe to log."""
 
     def __init__(self, message: str) -> None:
@@ -111,69 +114,7 @@ class _DictBuilder:
         return self.stack[0][0]
 
 
-# A flat document, as WeCom writes its app messages and most events: <xml> holding simple elements, each with text or
-# one CDATA section. Such a document is read with two regular expressions instead of expat and the builder (a third
-# of the time); whatever might read differently (an XML declaration, a DOCTYPE, attributes, nesting, a repeated or
-# empty element, entities, a carriage return, a character XML forbids, bytes that are not UTF-8) goes to the parser,
-# and the tests hold the two to the same result.
-_WS = rb"[ \t\r\n]*"
-_FLAT_DOCUMENT = re.compile(_WS + rb"<xml>(.*)</xml>" + _WS, re.DOTALL)
-# an element with text (no markup, no entity, no carriage return) or one CDATA section (which ends at its first "]]>")
-_NAME = rb"([A-Za-z_][A-Za-z0-9_]*)"
-_CDATA = rb"<!\[CDATA\[([^\]]*(?:\](?!\]>)[^\]]*)*)\]\]>"
-_TEXT = rb"((?:[^<&\r\]]|\](?!\]>))*)"  # "]]>" is not allowed in text
-_FLAT_ELEMENTS = re.compile(_WS + rb"<" + _NAME + rb">(?:" + _CDATA + rb"|" + _TEXT + rb")</\1>")
-_FLAT_BODY = re.compile(  # the same, repeated: the whole body is such elements
-    rb"(?:"
-    + _WS
-    + rb"<"
-    + _NAME
-    + rb">(?:"
-    + _CDATA.replace(b"(", b"(?:", 1)
-    + rb"|"
-    + _TEXT.replace(b"(", b"(?:", 1)
-    + rb")</\1>)*"
-    + _WS
-)
-_FORBIDDEN_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 0x20)])  # controls XML forbids, and \r
-
-
-def _plain_characters(data: bytes) -> bool:
-    """No character XML forbids (controls, U+FFFE, U+FFFF) and no carriage return (which XML reads as a newline):
-    what the fast paths require of a document before reading it without the parser."""
-    if len(data.translate(None, _FORBIDDEN_BYTES)) != len(data):
-        return False
-    return b"\xef\xbf" not in data or (b"\xef\xbf\xbe" not in data and b"\xef\xbf\xbf" not in data)
-
-
-def _flat_xml(data: bytes) -> dict[str, Any] | None:
-    """A flat document's elements, as :func:`_parse_xml` reads them; None when it is not one (see above)."""
-    document = _FLAT_DOCUMENT.fullmatch(data)
-    if document is None or not _plain_characters(data):
-        return None
-    start, end = document.span(1)
-    if _FLAT_BODY.fullmatch(data, start, end) is None:
-        return None
-    elements = _FLAT_ELEMENTS.findall(data, start, end)
-    try:
-        result = {
-            name.decode("ascii"): (cdata or text).decode("utf-8").strip() or None for name, cdata, text in elements
-        }
-    except UnicodeDecodeError:
-        return None
-    if len(result) != len(elements) or not result:  # a repeated element is a list; an empty <xml> is refused
-        return None
-    return result
-
-
 def _parse_xml(data: bytes) -> dict[str, Any]:
-    flat = _flat_xml(data)
-    if flat is not None:
-        return flat
-    return _parse_xml_expat(data)
-
-
-def _parse_xml_expat(data: bytes) -> dict[str, Any]:
     parser = _no_dtd_parser()
     builder = _DictBuilder()
     parser.StartElementHandler = builder.start
@@ -203,30 +144,9 @@ def _xml_required(xml: Mapping[str, Any], name: str) -> str:
     return value
 
 
-# The envelope exactly as WeCom writes it: ToUserName, Encrypt (base64) and AgentID, each in one CDATA section. It
-# is read without an XML parser (a tenth of the time); anything else (other elements, other order, entities,
-# comments, a DOCTYPE, whitespace XML does not allow) goes through the parser. The ``Encrypt`` value is then held
-# to the signature as always.
-_CANONICAL_ENVELOPE = re.compile(
-    rb"[ \t\r\n]*<xml>[ \t\r\n]*"
-    rb"<ToUserName><!\[CDATA\[[A-Za-z0-9_@.\-]*\]\]></ToUserName>[ \t\r\n]*"
-    rb"<Encrypt><!\[CDATA\[([A-Za-z0-9+/=]+)\]\]></Encrypt>[ \t\r\n]*"
-    rb"<AgentID>(?:<!\[CDATA\[[ \t\r\n]*([0-9]*)[ \t\r\n]*\]\]>|[ \t\r\n]*([0-9]*)[ \t\r\n]*)</AgentID>[ \t\r\n]*"
-    rb"</xml>[ \t\r\n]*"
-)
-
-
 def parse_app_envelope(body: bytes) -> tuple[str, str | None]:
     """The app's outer POST body ``<xml><ToUserName/><Encrypt/><AgentID/></xml>`` → ``(encrypt, agent_id)``.
     Other simple elements are ignored; a nested or repeated ``Encrypt`` is not."""
-    canonical = _CANONICAL_ENVELOPE.fullmatch(body)
-    if canonical is not None:
-        agent_id = canonical.group(2) or canonical.group(3)
-        return canonical.group(1).decode("ascii"), agent_id.decode("ascii") if agent_id else None
-    return _envelope_from_xml(body)
-
-
-def _envelope_from_xml(body: bytes) -> tuple[str, str | None]:
     xml = _parse_xml(body)
     return _xml_required(xml, "Encrypt"), _xml_field(xml, "AgentID") or None
 
@@ -243,78 +163,8 @@ def _timestamp(value: object, what: str) -> datetime:
         _fail(f"{what} is out of range")
 
 
-# A text message exactly as WeCom writes it: ToUserName, FromUserName, CreateTime, MsgType "text", Content, MsgId and
-# AgentID in that order, the strings in one CDATA section each, the numbers as digits. It is read with one regular
-# expression, straight into the event, without the element map. It is most of what the app's callback receives, and
-# this reads it in half the time. Anything else (another order, another element, an entity, a character XML
-# forbids, bytes that are not UTF-8) goes the general way, and the tests hold the two to the same event.
-_TEXT_MESSAGE = re.compile(
-    _WS
-    + rb"<xml>"
-    + _WS
-    + rb"<ToUserName>"
-    + _CDATA
-    + rb"</ToUserName>"
-    + _WS
-    + rb"<FromUserName>"
-    + _CDATA
-    + rb"</FromUserName>"
-    + _WS
-    + rb"<CreateTime>([0-9]{1,12})</CreateTime>"
-    + _WS
-    + rb"<MsgType><!\[CDATA\[text\]\]></MsgType>"
-    + _WS
-    + rb"<Content>"
-    + _CDATA
-    + rb"</Content>"
-    + _WS
-    + rb"<MsgId>([0-9]+)</MsgId>"
-    + _WS
-    + rb"<AgentID>([0-9]+)</AgentID>"
-    + _WS
-    + rb"</xml>"
-    + _WS
-)
-
-
-def _text_message(xml: bytes) -> TextMessage | None:
-    """The event of a text message in WeCom's own layout (see above), as the general way reads it; None for any
-    other document. A CreateTime out of range is refused here, with the general way's error."""
-    match = _TEXT_MESSAGE.fullmatch(xml)
-    if match is None or not _plain_characters(xml):
-        return None
-    to_user, from_user, create_time, content, msg_id, agent_id = match.groups()
-    try:
-        to_user.decode("utf-8")  # read, as every element is, though the event does not keep it
-        user = from_user.decode("utf-8").strip()
-        text = content.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        return None
-    if not user:
-        return None  # the general way refuses it, and says why
-    return TextMessage(
-        source="app",
-        msg_id=msg_id.decode("ascii"),
-        sender=Sender(user),
-        chat_type="single",
-        chat_id=None,
-        text=text,
-        quoted_text=None,
-        at=_timestamp(create_time.decode("ascii"), "CreateTime"),
-        agent_id=agent_id.decode("ascii"),
-    )
-
-
 def parse_app_xml(xml: bytes) -> InboundEvent:
     """A decrypted app message (XML) → an event."""
-    text = _text_message(xml)
-    if text is not None:
-        return text
-    return _parse_app_xml(xml)
-
-
-def _parse_app_xml(xml: bytes) -> InboundEvent:
-    """:func:`parse_app_xml` the general way: the document's elements, then the event they describe."""
     msg = _parse_xml(xml)
     msg_type = _xml_required(msg, "MsgType")
     user = _xml_required(msg, "FromUserName")
@@ -373,6 +223,16 @@ def _app_event_key(msg: Mapping[str, Any], *parts: str) -> str:
     """Events have no MsgId: FromUserName + CreateTime (+ AgentID, the event and, for cards, task and key)."""
     head = [str(msg.get("AgentID") or ""), str(msg.get("FromUserName")), str(msg.get("CreateTime"))]
     return "app:event:" + ":".join(head + list(parts))
+
+
+def read_stored(source: str, payload: str, received_at: datetime) -> InboundEvent:
+    """The event of a stored inbox row (the decrypted plaintext), as the callback's handler read it: the inbox's
+    :data:`bot.services.inbox.PayloadReader` for WeCom's sources."""
+    if source == APP_SOURCE:
+        return parse_app_xml(payload.encode("utf-8"))
+    if source == AIBOT_SOURCE:
+        return parse_aibot_json(payload.encode("utf-8"), received_at=received_at)
+    raise MalformedCallback(f"no parser for inbox source {source!r}")
 
 
 # -- JSON ---------------------------------------------------------------------------------------------------------

@@ -28,10 +28,10 @@ from bot.sandbox.fake import Delivered, FakeWeCom, serve
 from bot.sandbox.fake import validate as wecom_rules
 from bot.services.inbox import InboundProcessor, RecordingSink
 from bot.services.tickets import TicketService
-from bot.web.keys import AIBOT_CONNECTION, STORE, TICKETS, WECOM_INBOUND
+from bot.web.keys import STORE, TICKETS, WECOM_INBOUND
 from bot.wecom.client import ResponseUrlClient, WeComClient
 from bot.wecom.errors import WeComError
-from bot.wecom.longconn import AibotLongConnection
+from bot.wecom.longconn import AIBOT_CONNECTION, AibotLongConnection
 from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig
 from config.settings import Settings

@@ -23,8 +23,8 @@ from config.model import BotConfig
 from config.settings import Settings
 from handlers.replies import Channels
 from handlers.router import CommandRouter
+from store.core import Store
 from store.models import audit_log, duty_takeovers, outbox
-from store.repo import Store
 from tests.handlers.test_router import message, texts
 from tests.wecom.callbacks.test_callbacks import T0, WECOM_ENV, app_xml, post_app, post_robot, robot_json
 

@@ -14,8 +14,8 @@ from bot.domain.workcal import WorkCalendar
 from bot.services.tickets import TicketService
 from config.model import BotConfig
 from handlers.queries import Figures, my_open_tickets, overdue_tickets, quick_figures, unit_open_tickets
+from store.core import Store
 from store.db import create_engine, migrate
-from store.repo import Store
 
 MON = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)  # the clock fixture's time
 TUE_0830 = datetime(2026, 11, 24, 8, 30, tzinfo=TZ)

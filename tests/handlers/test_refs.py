@@ -10,7 +10,7 @@ from bot.domain.ticket import TicketInput
 from bot.services.tickets import TicketService
 from handlers.errors import CommandError
 from handlers.refs import find_ticket, ticket_ref_in
-from store.repo import Store
+from store.core import Store
 
 
 def ticket(no: str, category: str = "环卫", title: str | None = None, content: str = "垃圾桶满溢") -> TicketInput:

@@ -27,9 +27,9 @@ from notifiers.wecom import (
     AibotCardUpdateSender,
     wecom_senders,
 )
-from store import repo
+from store import outbox as outbox_repo
+from store.core import Store
 from store.models import outbox
-from store.repo import Store
 
 CORP, SECRET, AGENT = "ww-fake-corp", "app-secret", 1000002
 MEMBERS = ["zhouting", "sunlei", "chenjing"]
@@ -80,7 +80,7 @@ async def enqueue(store: Store, clock: FrozenClock, channel: str, destination: s
         "created_at": clock.now(),
     }
     async with store.transaction() as conn:
-        await repo.enqueue(conn, [row])
+        await outbox_repo.enqueue(conn, [row])
 
 
 async def outcomes(store: Store) -> list[tuple[str, str | None]]:

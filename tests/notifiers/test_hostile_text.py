@@ -17,8 +17,9 @@ from bot.app import push_channels
 from bot.domain.clock import FrozenClock
 from bot.sandbox.fake import Delivered
 from bot.services.deadline_engine import DeadlineEngine
-from bot.web.keys import AIBOT_CONNECTION, CALENDAR, CLOCK, CONFIG, DUTY, SETTINGS, STORE, WECOM_INBOUND
+from bot.web.keys import CALENDAR, CLOCK, CONFIG, DUTY, SETTINGS, STORE, WECOM_INBOUND
 from bot.wecom.client import ResponseUrlClient
+from bot.wecom.longconn import AIBOT_CONNECTION
 from config.model import BotConfig
 from notifiers.wecom import AIBOT_RESPONSE, ResponseUrlSender
 from tests.notifiers import test_pushes as pushes

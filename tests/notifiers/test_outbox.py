@@ -22,9 +22,9 @@ from bot.hotline.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_
 from bot.hotline.syncback import HotlineSyncSender
 from bot.services.tickets import SYNC_CHANNEL, TicketService
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, OutboxWorker
-from store import repo
+from store import outbox as outbox_repo
+from store.core import Store
 from store.models import outbox
-from store.repo import Store
 
 SECRET = "sync-secret"
 
@@ -131,13 +131,13 @@ async def test_permanent_rejection_is_dead_lettered_and_replayable(
     w = worker(store, session, clock)
     await w.run_once()
     async with store.reading() as conn:
-        dead = await repo.dead_letters(conn)
+        dead = await outbox_repo.dead_letters(conn)
     assert len(dead) == 1
     assert "400" in dead[0]["last_error"]
     # a dead letter does not hold back the ticket's later changes; an operator replays it
     assert await w.run_once() == 1
     async with store.transaction() as conn:
-        assert await repo.replay(conn, [dead[0]["id"]], at=clock.now()) == 1
+        assert await outbox_repo.replay(conn, [dead[0]["id"]], at=clock.now()) == 1
     assert await w.run_once() == 1
     assert sorted(fake.accepted) == ["hotline-sync:2", "hotline-sync:3"]
 
@@ -150,7 +150,7 @@ async def test_crash_between_send_and_record_delivers_exactly_once(
     sender = HotlineSyncSender(session, SECRET, clock, timeout=5)
     # process 1 claims a message and sends it, then dies before recording the result
     async with store.transaction() as conn:
-        [row, *_] = await repo.claim_due(
+        [row, *_] = await outbox_repo.claim_due(
             conn, owner="dead-process", now=clock.now(), lease_until=clock.now() + timedelta(seconds=60), limit=1
         )
     await sender.send(
@@ -206,7 +206,7 @@ async def test_channels_without_a_sender_wait_and_a_failing_sender_retries(
             raise DeliveryError("temporarily broken")
 
     async with store.transaction() as conn:
-        await repo.enqueue(
+        await outbox_repo.enqueue(
             conn,
             [
                 {
@@ -236,7 +236,7 @@ async def test_stop_lets_the_pass_under_way_finish(store: Store, clock: FrozenCl
 
     now = clock.now()
     async with store.transaction() as conn:
-        await repo.enqueue(
+        await outbox_repo.enqueue(
             conn,
             [
                 {
@@ -300,8 +300,8 @@ async def test_a_backlog_to_one_destination_waits_as_a_whole_and_does_not_hold_u
         }
 
     async with store.transaction() as conn:
-        await repo.enqueue(conn, [row(f"d{i:02d}", "busy") for i in range(30)] + [row("other", "quiet")])
-        await repo.enqueue(conn, [row("urgent", "busy", priority=1)])
+        await outbox_repo.enqueue(conn, [row(f"d{i:02d}", "busy") for i in range(30)] + [row("other", "quiet")])
+        await outbox_repo.enqueue(conn, [row("urgent", "busy", priority=1)])
     sender = OnePerSlot(clock)
     worker = OutboxWorker(store, {"robot": sender}, clock, owner="w")
     slots = 0
@@ -314,7 +314,7 @@ async def test_a_backlog_to_one_destination_waits_as_a_whole_and_does_not_hold_u
             # more for the busy destination meanwhile: not even claimed before its next slot
             calls = sender.calls
             async with store.transaction() as conn:
-                await repo.enqueue(conn, [row(f"late{i}", "busy") for i in range(5)])
+                await outbox_repo.enqueue(conn, [row(f"late{i}", "busy") for i in range(5)])
             assert await worker.run_once() == 0
             assert sender.calls == calls
         clock.advance(seconds=3)
@@ -356,7 +356,7 @@ def _reply(key: str, clock: FrozenClock, *, owner: str | None = None, lease: tim
 async def _enqueue_at_once(store: Store, rows: list[dict[str, Any]]) -> dict[str, int]:
     """As the command router writes its replies: one round trip, the ids of the rows inserted."""
     return await store.write_once(
-        sqlite=lambda c: repo.sqlite_enqueue(c, rows), postgresql=lambda c: repo.pg_enqueue(c, rows)
+        sqlite=lambda c: outbox_repo.sqlite_enqueue(c, rows), postgresql=lambda c: outbox_repo.pg_enqueue(c, rows)
     )
 
 

@@ -29,9 +29,9 @@ from config.settings import Settings
 from notifiers.outbox import OutboundMessage, OutboxWorker
 from notifiers.ratelimit import MemoryRateLimiter
 from notifiers.wecom import WECOM_APP, WECOM_APPCHAT, WECOM_WEBHOOK, wecom_senders
-from store import repo
+from store import outbox as outbox_repo
+from store.core import Store
 from store.models import outbox
-from store.repo import Store
 
 CORP, SECRET, AGENT, KEY, CHAT = "ww-fake-corp", "app-secret", 1000002, "robot-key", "hw01"
 PUSH = "**【紧急】新工单 2026112300001**\n路灯不亮，夜间出行不便\n请发送 /接单 2026112300001 接单。"
@@ -94,7 +94,7 @@ class Rig:
             "created_at": now,
         }
         async with self.store.transaction() as conn:
-            await repo.enqueue(conn, [row])
+            await outbox_repo.enqueue(conn, [row])
 
     async def drain(self, worker: OutboxWorker, *, minutes: float = 10) -> None:
         """The worker's passes until nothing is pending; while it waits, the clock moves to the next due message."""
@@ -194,7 +194,7 @@ async def test_sends_a_dead_process_never_recorded_are_resent_marked_to_groups_a
     dead = rig.worker(owner="host-a:4242")
     now = rig.clock.now()
     async with rig.store.transaction() as conn:
-        claimed = await repo.claim_due(conn, owner=dead.owner, now=now, lease_until=now + dead.lease, limit=10)
+        claimed = await outbox_repo.claim_due(conn, owner=dead.owner, now=now, lease_until=now + dead.lease, limit=10)
     for row in claimed:
         await dead.senders[row["channel"]].send(OutboundMessage.of(row))
     assert rig.group(WECOM_WEBHOOK) == rig.group(WECOM_APPCHAT) == [PUSH]
@@ -256,7 +256,7 @@ async def test_the_apps_metrics_count_unsure_sends(
         "created_at": now,
     }
     async with app[STORE].transaction() as conn:
-        await repo.enqueue(conn, [row])
+        await outbox_repo.enqueue(conn, [row])
     for _ in range(10):  # bounded; the app's own passes may get there first, the lease keeps it to one at a time
         await app[OUTBOX].run_once()
         if len(fake.messages_to(webhook_key=KEY)) == 2:
@@ -274,7 +274,7 @@ async def test_an_app_message_resent_after_the_duplicate_checks_window_arrives_m
     dead = rig.worker(owner="host-a:4242")
     now = rig.clock.now()
     async with rig.store.transaction() as conn:
-        [row] = await repo.claim_due(conn, owner=dead.owner, now=now, lease_until=now + dead.lease, limit=10)
+        [row] = await outbox_repo.claim_due(conn, owner=dead.owner, now=now, lease_until=now + dead.lease, limit=10)
     await dead.senders[row["channel"]].send(OutboundMessage.of(row))
 
     rig.clock.advance(minutes=30)

@@ -29,12 +29,14 @@ from bot.domain.lifecycle import Action, ActionRequest, TicketState
 from bot.hotline.importer import import_file
 from bot.sandbox.fake import Delivered, FakeWeCom, serve
 from bot.services.tickets import TicketService
-from bot.web.keys import AIBOT_CONNECTION, PUSHES, STORE, TICKETS, WECOM_INBOUND
+from bot.web.keys import STORE, TICKETS, WECOM_INBOUND
 from bot.wecom.client import WebhookClient, WeComClient
+from bot.wecom.longconn import AIBOT_CONNECTION
 from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
+from notifiers.keys import PUSHES
 from notifiers.outbox import OutboxWorker
 from notifiers.pushes import Pusher
 from notifiers.ratelimit import MemoryRateLimiter

@@ -22,8 +22,8 @@ from bot.wecom.tokens import RedisTokenStore
 from notifiers.outbox import OutboxWorker
 from notifiers.ratelimit import FallbackRateLimiter, RedisRateLimiter
 from notifiers.wecom import WECOM_APP, wecom_senders
+from store.core import Store
 from store.redis import create_redis
-from store.repo import Store
 from tests.conftest import REDIS_URL
 from tests.notifiers.test_wecom_delivery import AGENT, CORP, KEY, SECRET, Rig, busiest_window
 from tests.tcpproxy import TcpProxy

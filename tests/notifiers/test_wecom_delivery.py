@@ -38,10 +38,10 @@ from notifiers.wecom import (
     delivery_error,
     wecom_senders,
 )
-from store import repo
+from store import outbox as outbox_repo
+from store.core import Store
 from store.models import outbox
 from store.redis import create_redis
-from store.repo import Store
 from tests.conftest import REDIS_URL
 
 CORP, SECRET, AGENT, KEY = "ww-fake-corp", "app-secret", 1000002, "robot-key-DO-NOT-LOG"
@@ -118,7 +118,7 @@ class Rig:
             for payload in payloads
         ]
         async with self.store.transaction() as conn:
-            await repo.enqueue(conn, rows)
+            await outbox_repo.enqueue(conn, rows)
 
     async def rows(self) -> list[dict[str, Any]]:
         async with self.store.reading() as conn:
@@ -471,7 +471,7 @@ async def claim_and_die(rig: Rig, limit: int = 1) -> list[Any]:
     now = rig.clock.now()
     async with rig.store.transaction() as conn:
         return list(
-            await repo.claim_due(conn, owner="dead-process", now=now, lease_until=now + MINUTE, limit=limit)
+            await outbox_repo.claim_due(conn, owner="dead-process", now=now, lease_until=now + MINUTE, limit=limit)
         )
 
 

@@ -29,15 +29,17 @@ from bot.logging import JsonFormatter
 from bot.sandbox.demo import SAMPLES
 from bot.sandbox.embed import Sandbox, decide, is_loopback, new_token
 from bot.sandbox.web import MAX_BODY, SANDBOX, TOKEN_HEADER
-from bot.services.inbox import AIBOT_SOURCE, APP_SOURCE, RecordingSink
-from bot.web.keys import SETTINGS, STORE, WECOM_CALLBACKS, WECOM_INBOUND
+from bot.services.inbox import RecordingSink
+from bot.web.keys import SETTINGS, STORE, WECOM_INBOUND
+from bot.wecom.callbacks import WECOM_CALLBACKS
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
+from bot.wecom.parse import AIBOT_SOURCE, APP_SOURCE
 from bot.wecom.tokens import MemoryTokenStore
 from config.loader import ConfigError, load_config
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.wecom import WECOM_APPCHAT
-from store import repo
+from store import outbox as outbox_repo
 from store.models import inbox, tickets
 from tests.conftest import ROOT
 
@@ -337,7 +339,7 @@ async def test_a_push_through_the_outbox_appears_in_the_group(
             "ordering_key": None, "priority": 0, "payload": {"msgtype": "text", "text": {"content": text}},
             "status": "pending", "attempts": 0, "next_attempt_at": clock.now(), "created_at": clock.now(),
         }  # fmt: skip
-        await repo.enqueue(conn, [row])
+        await outbox_repo.enqueue(conn, [row])
     client.app[OUTBOX].wake()
     (item,) = await events(client, 0, wait=10)  # answered as soon as the worker's send reaches the fake
     assert (item["chat"], item["who"], item["via"], item["msgtype"]) == ("group:HW", "bot", "appchat", "text")

@@ -26,9 +26,9 @@ from config.vocabulary import TicketKind
 from notifiers.notices import Channels
 from notifiers.wecom import WECOM_APP, WECOM_APPCHAT
 from store import nags as nag_store
+from store.core import Store
 from store.db import create_engine
 from store.models import deadlines, outbox, tickets, unit_miss_counts
-from store.repo import Store
 
 CHANNELS = Channels(app=True)  # groups by appchat (the sandbox's chatids), members by the app
 SRJG, HW, RXB = "sandbox-srjg", "sandbox-hw", "sandbox-rxb"

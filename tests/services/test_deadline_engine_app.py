@@ -26,9 +26,9 @@ from bot.web.keys import DEADLINE_ENGINE, DEADLINE_LEADER, DEADLINE_SCHEDULER, T
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.notices import Channels
+from store.core import Store
 from store.db import create_engine, migrate
 from store.leader import Leader
-from store.repo import Store
 from tests.store.test_leader import Ticker, terminate_holder
 
 

@@ -25,8 +25,8 @@ from bot.services.duty import DutyService
 from bot.services.tickets import TicketService
 from config.model import BotConfig
 from store import nags as nag_store
+from store.core import Store
 from store.db import create_engine
-from store.repo import Store
 from tests.services.test_deadline_engine import CHANNELS, SRJG, at, queued, sign, text
 
 TICKETS = 6  # two deadlines each (accept and first contact): twelve rows due together

@@ -19,8 +19,8 @@ from bot.domain.clock import TZ, FrozenClock
 from bot.domain.duty import Watch
 from bot.services.duty import DutyRefused, DutyService
 from config.model import BotConfig
+from store.core import Store
 from store.models import audit_log, duty_takeovers, inbox
-from store.repo import Store
 from tests.domain.test_duty import with_roster
 
 

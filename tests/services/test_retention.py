@@ -14,10 +14,11 @@ from bot.app.scheduler import purge_if_leader
 from bot.domain.clock import FrozenClock
 from bot.services.retention import purge
 from config.model import BotConfig, Retention
-from store import repo
+from store import inbox as inbox_repo
+from store import outbox as outbox_repo
+from store.core import Store
 from store.leader import Leader
 from store.models import inbox, outbox
-from store.repo import Store
 
 
 async def _fill(store: Store, clock: FrozenClock) -> None:
@@ -27,10 +28,10 @@ async def _fill(store: Store, clock: FrozenClock) -> None:
     async with store.transaction() as conn:
         for age, at in (("old", old), ("recent", recent)):
             for status in ("done", "failed", "pending"):
-                await repo.record_inbound(
+                await inbox_repo.record_inbound(
                     conn, source="wecom_app", dedup_key=f"{age}-{status}", payload="<xml/>", at=at, status=status
                 )
-            await repo.enqueue(
+            await outbox_repo.enqueue(
                 conn,
                 [
                     {
@@ -56,7 +57,7 @@ async def test_only_handled_and_sent_rows_past_their_retention_go(store: Store, 
     for _ in range(3):  # a few more old handled rows than one batch
         async with store.transaction() as conn:
             for i in range(3):
-                await repo.record_inbound(
+                await inbox_repo.record_inbound(
                     conn, source="hotline", dedup_key=f"old-h{_}{i}", payload="{}",
                     at=clock.now() - timedelta(days=95), status="done",
                 )

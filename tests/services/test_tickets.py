@@ -18,8 +18,8 @@ from bot.domain.ticket import TicketInput
 from bot.services.tickets import TicketNotFound, TicketService
 from config.model import BotConfig
 from config.vocabulary import TicketKind
+from store.core import Store
 from store.models import audit_log, inbox, outbox
-from store.repo import Store
 
 
 def ticket(no: str = "2026112300001", **fields: object) -> TicketInput:

@@ -15,11 +15,13 @@ from sqlalchemy import func, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
 from bot.domain.clock import TZ
-from store import repo
+from store import inbox as inbox_repo
+from store import outbox as outbox_repo
+from store import tickets as tickets_repo
+from store.core import Store
 from store.db import create_engine, current_revision, migrate
 from store.models import Base, inbox, outbox, tickets
 from store.redis import create_redis
-from store.repo import Store
 from tests.conftest import REDIS_HOST, REDIS_PORT, REDIS_URL, require_service
 
 
@@ -88,7 +90,7 @@ async def test_datetimes_round_trip_as_aware_shanghai_time(store: Store) -> None
         "received_at": at, "updated_at": at, "source": "api", "payload_hash": "h", "extra": {},
     }
     async with store.transaction() as conn:
-        await repo.insert_tickets(conn, [row])
+        await tickets_repo.insert_tickets(conn, [row])
     async with store.reading() as conn:
         got = (await conn.execute(select(tickets.c.dispatched_at))).scalar_one()
     assert got == at
@@ -105,22 +107,22 @@ async def test_naive_datetimes_are_refused(store: Store) -> None:
     }
     with pytest.raises(Exception, match="naive datetime"):
         async with store.transaction() as conn:
-            await repo.insert_tickets(conn, [row])
+            await tickets_repo.insert_tickets(conn, [row])
 
 
 async def test_inbox_deduplicates(store: Store) -> None:
     at = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
     async with store.transaction() as conn:
-        first = await repo.record_inbound(conn, source="wecom", dedup_key="msg-1", payload="{}", at=at)
-        again = await repo.record_inbound(conn, source="wecom", dedup_key="msg-1", payload="{}", at=at)
-        other_source = await repo.record_inbound(conn, source="hotline", dedup_key="msg-1", payload="{}", at=at)
+        first = await inbox_repo.record_inbound(conn, source="wecom", dedup_key="msg-1", payload="{}", at=at)
+        again = await inbox_repo.record_inbound(conn, source="wecom", dedup_key="msg-1", payload="{}", at=at)
+        other_source = await inbox_repo.record_inbound(conn, source="hotline", dedup_key="msg-1", payload="{}", at=at)
     assert first is not None
     assert again is None
     assert other_source is not None
     async with store.transaction() as conn:
-        await repo.finish_inbound(conn, first, at=at, error="boom")
+        await inbox_repo.finish_inbound(conn, first, at=at, error="boom")
     async with store.reading() as conn:
-        row = await repo.inbound(conn, "wecom", "msg-1")
+        row = await inbox_repo.inbound(conn, "wecom", "msg-1")
     assert row is not None
     assert (row["status"], row["error"]) == ("failed", "boom")
 
@@ -132,20 +134,20 @@ async def test_inbox_batch_insert_deduplicates_within_and_across_batches(store: 
         return {"source": source, "dedup_key": key, "payload": f"<{key}>", "received_at": at}
 
     async with store.transaction() as conn:
-        assert await repo.record_inbound_many(conn, []) == []
-        first = await repo.record_inbound_many(conn, [row("wecom", "a"), row("wecom", "b"), row("wecom", "a")])
+        assert await inbox_repo.record_inbound_many(conn, []) == []
+        first = await inbox_repo.record_inbound_many(conn, [row("wecom", "a"), row("wecom", "b"), row("wecom", "a")])
     assert None not in first[:2]
     assert first[2] is None
     async with store.transaction() as conn:
-        second = await repo.record_inbound_many(conn, [row("wecom", "b"), row("hotline", "a"), row("wecom", "c")])
+        second = await inbox_repo.record_inbound_many(conn, [row("wecom", "b"), row("hotline", "a"), row("wecom", "c")])
     assert second[0] is None
     assert None not in second[1:]
     assert len({*first[:2], *second[1:]}) == 4
     async with store.transaction() as conn:
-        await repo.finish_inbound_many(conn, [(first[0], None), (first[1], "boom"), (second[1], None)], at=at)
+        await inbox_repo.finish_inbound_many(conn, [(first[0], None), (first[1], "boom"), (second[1], None)], at=at)
     async with store.reading() as conn:
-        a, b, c = [await repo.inbound(conn, "wecom", k) for k in "abc"]
-        hotline_a = await repo.inbound(conn, "hotline", "a")
+        a, b, c = [await inbox_repo.inbound(conn, "wecom", k) for k in "abc"]
+        hotline_a = await inbox_repo.inbound(conn, "hotline", "a")
     assert a is not None and b is not None and c is not None and hotline_a is not None  # noqa: PT018 - for mypy
     assert (a["status"], a["payload"], a["received_at"]) == ("done", "<a>", at)
     assert (b["status"], b["error"]) == ("failed", "boom")
@@ -162,24 +164,24 @@ async def test_outbox_claims_most_urgent_first_and_leases(store: Store) -> None:
         }
 
     async with store.transaction() as conn:
-        await repo.enqueue(conn, [message("routine", 5), message("urgent", 0), message("later", 0, now + timedelta(1))])
-        await repo.enqueue(conn, [message("urgent", 0)])  # the same key again is not queued twice
+        await outbox_repo.enqueue(conn, [message("routine", 5), message("urgent", 0), message("later", 0, now + timedelta(1))])
+        await outbox_repo.enqueue(conn, [message("urgent", 0)])  # the same key again is not queued twice
     async with store.transaction() as conn:
-        claimed = await repo.claim_due(conn, owner="a", now=now, lease_until=now + timedelta(seconds=60), limit=10)
+        claimed = await outbox_repo.claim_due(conn, owner="a", now=now, lease_until=now + timedelta(seconds=60), limit=10)
     assert [r["idempotency_key"] for r in claimed] == ["urgent", "routine"]
     async with store.transaction() as conn:
-        assert await repo.claim_due(conn, owner="b", now=now, lease_until=now, limit=10) == []
+        assert await outbox_repo.claim_due(conn, owner="b", now=now, lease_until=now, limit=10) == []
         expired = now + timedelta(seconds=61)
-        again = await repo.claim_due(conn, owner="b", now=expired, lease_until=expired, limit=10)
+        again = await outbox_repo.claim_due(conn, owner="b", now=expired, lease_until=expired, limit=10)
     assert [r["lease_owner"] for r in again] == ["b", "b"]
     for owner in ("a", "b"):  # a lost its lease: its mark has no effect
         ids = [again[0]["id"]]
         await store.write_once(
-            sqlite=lambda c: repo.sqlite_mark_sent(c, ids, owner=owner, at=now),  # noqa: B023 - run at once
-            postgresql=lambda c: repo.pg_mark_sent(c, ids, owner=owner, at=now),  # noqa: B023
+            sqlite=lambda c: outbox_repo.sqlite_mark_sent(c, ids, owner=owner, at=now),  # noqa: B023 - run at once
+            postgresql=lambda c: outbox_repo.pg_mark_sent(c, ids, owner=owner, at=now),  # noqa: B023
         )
     async with store.reading() as conn:
-        counts = await repo.outbox_counts(conn)
+        counts = await outbox_repo.outbox_counts(conn)
     assert counts == {"pending": 2, "sent": 1}
 
 
@@ -225,14 +227,14 @@ async def test_the_sqlite_one_trip_inbox_write_matches_the_sqlalchemy_one(sqlite
 
     try:
         async with store.transaction() as conn:
-            by_sqlalchemy = await repo.record_inbound_many(conn, rows("x"), lease_owner="me", lease_until=until)
+            by_sqlalchemy = await inbox_repo.record_inbound_many(conn, rows("x"), lease_owner="me", lease_until=until)
         assert store.sqlite_writer is not None
         by_sqlite = await store.write_at_once(
-            lambda c: repo.sqlite_inbox_write(c, rows("y"), [], owner="me", lease_until=until, at=at)
+            lambda c: inbox_repo.sqlite_inbox_write(c, rows("y"), [], owner="me", lease_until=until, at=at)
         )
         assert [i is None for i in by_sqlalchemy] == [i is None for i in by_sqlite] == [False, False, True, False]
         again = await store.write_at_once(  # duplicates are None; marks for x-a (done) and x-b (failed)
-            lambda c: repo.sqlite_inbox_write(
+            lambda c: inbox_repo.sqlite_inbox_write(
                 c,
                 rows("y")[:1],
                 [(by_sqlalchemy[0], None), (by_sqlalchemy[1], "boom")],  # type: ignore[list-item]
@@ -274,15 +276,15 @@ async def test_the_postgresql_one_statement_inbox_write_matches_the_sqlalchemy_o
         ]
 
     async with store.transaction() as conn:
-        by_sqlalchemy = await repo.record_inbound_many(conn, rows("x"), lease_owner="me", lease_until=until)
+        by_sqlalchemy = await inbox_repo.record_inbound_many(conn, rows("x"), lease_owner="me", lease_until=until)
     async with store.autocommit() as conn:
-        by_statement = await repo.pg_inbox_write(conn, rows("y"), [], owner="me", lease_until=until, at=at)
+        by_statement = await inbox_repo.pg_inbox_write(conn, rows("y"), [], owner="me", lease_until=until, at=at)
     assert [i is None for i in by_sqlalchemy] == [i is None for i in by_statement] == [False, False, True, False]
     xa, xb = by_sqlalchemy[0], by_sqlalchemy[1]
     assert xa is not None
     assert xb is not None
     async with store.autocommit() as conn:
-        again = await repo.pg_inbox_write(
+        again = await inbox_repo.pg_inbox_write(
             conn, rows("y")[:1], [(xa, None), (xb, "boom")], owner="me", lease_until=until, at=at
         )
     assert again == [None]
@@ -298,9 +300,9 @@ async def test_the_postgresql_one_statement_inbox_write_matches_the_sqlalchemy_o
     too_long = [{"source": "s" * 30, "dedup_key": "z", "payload": "", "received_at": at}]
     async with store.autocommit() as conn:
         with pytest.raises(DBAPIError):
-            await repo.pg_inbox_write(conn, too_long, [(by_statement[0], None)], owner="me", lease_until=until, at=at)  # type: ignore[list-item]
+            await inbox_repo.pg_inbox_write(conn, too_long, [(by_statement[0], None)], owner="me", lease_until=until, at=at)  # type: ignore[list-item]
     async with store.reading() as conn:
-        ya = await repo.inbound(conn, "wecom", "ya")
+        ya = await inbox_repo.inbound(conn, "wecom", "ya")
     assert ya is not None
     assert ya["status"] == "pending"
 
@@ -324,10 +326,10 @@ async def test_the_one_trip_outbox_enqueue_skips_queued_keys_and_reads_back_the_
 
     async def enqueue(rows: list[dict[str, Any]]) -> None:
         if store.sqlite_writer is not None:
-            await store.write_at_once(lambda c: repo.sqlite_enqueue(c, rows))
+            await store.write_at_once(lambda c: outbox_repo.sqlite_enqueue(c, rows))
         else:
             async with store.autocommit() as conn:
-                await repo.pg_enqueue(conn, rows)
+                await outbox_repo.pg_enqueue(conn, rows)
 
     await enqueue([row("r1", "您好"), row("r2", "第二条")])
     await enqueue([row("r1", "again"), row("r3", "第三条")])  # r1 is queued already: left out
@@ -337,7 +339,7 @@ async def test_the_one_trip_outbox_enqueue_skips_queued_keys_and_reads_back_the_
     assert found["r1"]["payload"] == {"msgtype": "text", "content": {"content": "您好"}}
     assert (found["r3"]["next_attempt_at"], found["r3"]["priority"]) == (at, 2)
     async with store.transaction() as conn:  # and the outbox worker claims them as any other
-        claimed = await repo.claim_due(conn, owner="w", now=at, lease_until=at, limit=10, channels=["wecom_app"])
+        claimed = await outbox_repo.claim_due(conn, owner="w", now=at, lease_until=at, limit=10, channels=["wecom_app"])
     assert len(claimed) == 3
 
 
@@ -347,7 +349,7 @@ async def test_run_transaction_and_read_commit_roll_back_and_read_back_alike(sto
     at = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)
 
     async def record(conn: Any, key: str, fail: bool = False) -> int | None:
-        found = await repo.record_inbound(conn, source="t", dedup_key=key, payload="{}", at=at)
+        found = await inbox_repo.record_inbound(conn, source="t", dedup_key=key, payload="{}", at=at)
         if fail:
             raise ValueError("refused")
         return found
@@ -374,7 +376,7 @@ async def test_a_sqlite_one_trip_transaction_may_await_only_its_statements(sqlit
     try:
 
         async def waits(conn: Any) -> None:
-            await repo.record_inbound(conn, source="t", dedup_key="k", payload="{}", at=datetime.now(TZ))
+            await inbox_repo.record_inbound(conn, source="t", dedup_key="k", payload="{}", at=datetime.now(TZ))
             await asyncio.sleep(0)  # not the database: the thread cannot wait for the event loop
 
         with pytest.raises(SuspendedError):

@@ -19,13 +19,13 @@ from sqlalchemy import select
 
 from bot.domain.clock import FrozenClock
 from bot.domain.events import InboundEvent
-from bot.services.inbox import APP_SOURCE, InboundProcessor, RecordingSink
-from bot.wecom.parse import parse_app_xml
+from bot.services.inbox import InboundProcessor, RecordingSink
+from bot.wecom.parse import APP_SOURCE, parse_app_xml, read_stored
 from notifiers.outbox import OutboundMessage, OutboxWorker
-from store import repo
+from store import outbox as outbox_repo
+from store.core import Store
 from store.liveness import Liveness, process_id
 from store.models import inbox, outbox
-from store.repo import Store
 from tests.wecom.callbacks.test_callbacks import app_xml
 
 GRACE = timedelta(seconds=5)
@@ -92,14 +92,14 @@ async def queue(store: Store, clock: FrozenClock, n: int) -> None:
         for i in range(n)
     ]
     async with store.transaction() as conn:
-        await repo.enqueue(conn, rows)
+        await outbox_repo.enqueue(conn, rows)
 
 
 async def lease_all(store: Store, clock: FrozenClock, owner: str) -> None:
     """What a process does when it takes messages to send (or queues answers for itself to send at once)."""
     now = clock.now()
     async with store.transaction() as conn:
-        await repo.claim_due(conn, owner=owner, now=now, lease_until=now + timedelta(minutes=5), limit=100)
+        await outbox_repo.claim_due(conn, owner=owner, now=now, lease_until=now + timedelta(minutes=5), limit=100)
 
 
 async def statuses(store: Store, table: Any) -> list[tuple[str, str | None]]:
@@ -116,9 +116,9 @@ SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_dead_process_rows_are_taken_over_in_seconds_and_a_live_slow_one_keeps_its_own(
     store: Store, clock: FrozenClock, process_a: Liveness, process_b: Liveness
 ) -> None:
-    slow = InboundProcessor(store, Stuck(), clock, sources=[APP_SOURCE], owner=process_a.owner, liveness=process_a)
+    slow = InboundProcessor(store, Stuck(), clock, sources=[APP_SOURCE], read=read_stored, owner=process_a.owner, liveness=process_a)
     sink = RecordingSink()
-    other = InboundProcessor(store, sink, clock, sources=[APP_SOURCE], owner=process_b.owner, liveness=process_b)
+    other = InboundProcessor(store, sink, clock, sources=[APP_SOURCE], read=read_stored, owner=process_b.owner, liveness=process_b)
     recorder = Recorder()
     worker = OutboxWorker(store, {CHANNEL: recorder}, clock, owner=process_b.owner, liveness=process_b)
     try:
@@ -175,14 +175,14 @@ async def test_the_count_of_live_processes_follows_their_locks(
 async def test_on_sqlite_the_process_starting_takes_every_row_over(
     store: Store, clock: FrozenClock, process_b: Liveness
 ) -> None:
-    previous = InboundProcessor(store, Stuck(), clock, sources=[APP_SOURCE], owner="host:1:previous-run")
+    previous = InboundProcessor(store, Stuck(), clock, sources=[APP_SOURCE], read=read_stored, owner="host:1:previous-run")
     assert await previous.accept(APP_SOURCE, *message(1))
     await previous.close(grace=0)  # killed mid-handling: the row stays pending, leased for 5 minutes
     await queue(store, clock, 2)
     await lease_all(store, clock, "host:1:previous-run")
 
     sink = RecordingSink()
-    inbound = InboundProcessor(store, sink, clock, sources=[APP_SOURCE], owner=process_b.owner, liveness=process_b)
+    inbound = InboundProcessor(store, sink, clock, sources=[APP_SOURCE], read=read_stored, owner=process_b.owner, liveness=process_b)
     recorder = Recorder()
     worker = OutboxWorker(store, {CHANNEL: recorder}, clock, owner=process_b.owner, liveness=process_b)
     inbound.start()

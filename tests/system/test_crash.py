@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from store import repo
+from store import outbox as outbox_repo
+from store.core import Store
 from store.db import create_engine
-from store.repo import Store
 from tests.procs import BotProcess, Traffic, WeComSide, sandbox_config, wait_for
 
 SLOW_LANDS = 3.0  # seconds: a send that reaches WeCom after its sender died (the answer is lost with the process)
@@ -46,7 +46,7 @@ async def outbox_settled(database_url: str) -> bool:
     store = Store(engine)
     try:
         async with store.reading() as conn:
-            counts = await repo.outbox_counts(conn)
+            counts = await outbox_repo.outbox_counts(conn)
     finally:
         await store.close()
         await engine.dispose()

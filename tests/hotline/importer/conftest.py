@@ -12,8 +12,8 @@ from bot.domain.workcal import WorkCalendar
 from bot.services.tickets import TicketService
 from config.loader import load_config
 from config.model import BotConfig
+from store.core import Store
 from store.db import create_engine, migrate
-from store.repo import Store
 from tests.hotline.importer.support import ROOT, at
 
 

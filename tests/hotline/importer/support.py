@@ -19,7 +19,7 @@ from bot.hotline.importer import (
 )
 from bot.services.tickets import TicketService
 from config.model import BotConfig
-from store.repo import Store
+from store.core import Store
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -13,8 +13,8 @@ from bot.hotline.importer import (
 )
 from bot.services.tickets import TicketNotFound, TicketService
 from config.model import BotConfig
+from store.core import Store
 from store.models import audit_log, deadlines, tickets
-from store.repo import Store
 from tests.hotline.importer.support import (
     GOOD,
     GOOD_TAIL,

@@ -12,8 +12,8 @@ from bot.hotline.importer import (
 )
 from bot.services.tickets import TicketService
 from config.model import BotConfig
+from store.core import Store
 from store.models import tickets
-from store.repo import Store
 from tests.hotline.importer.support import (
     BROKEN_ROWS,
     GOOD,

@@ -24,18 +24,18 @@ from sqlalchemy import select
 from bot.app import create_app
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.events import CardClick, InboundEvent, Sender, TextMessage
-from bot.services.inbox import AIBOT_SOURCE, APP_SOURCE, InboundProcessor, RecordingSink, inbox_key
-from bot.web.keys import STORE, WECOM_CALLBACKS, WECOM_INBOUND
-from bot.wecom.callbacks import MAX_BODY
+from bot.services.inbox import InboundProcessor, RecordingSink, inbox_key
+from bot.web.keys import STORE, WECOM_INBOUND
+from bot.wecom.callbacks import MAX_BODY, WECOM_CALLBACKS
 from bot.wecom.crypto import CallbackCrypto
-from bot.wecom.parse import parse_aibot_json, parse_app_xml
+from bot.wecom.parse import AIBOT_SOURCE, APP_SOURCE, parse_aibot_json, parse_app_xml, read_stored
 from config.loader import ConfigError
 from config.model import BotConfig
 from config.settings import Settings
-from store import repo
+from store import inbox as inbox_repo
+from store.core import Store
 from store.liveness import Liveness, process_id
 from store.models import inbox
-from store.repo import Store
 from tests.wecom.test_crypto import (
     SAMPLE_CORP,
     SAMPLE_ECHO_PLAIN,
@@ -566,7 +566,7 @@ async def test_recovery_processes_what_a_crash_left_pending_exactly_once(store: 
     robot_msg = robot_json("text", text={"content": "@bot 帮助"})
     arrived = clock.now()
     stuck = StuckSink()
-    first = InboundProcessor(store, stuck, clock, sources=sources)
+    first = InboundProcessor(store, stuck, clock, sources=sources, read=read_stored)
     assert await first.accept(APP_SOURCE, parse_app_xml(text_msg), text_msg.decode())
     assert await first.accept(AIBOT_SOURCE, parse_aibot_json(robot_msg, received_at=arrived), robot_msg.decode())
     await stuck.entered.wait()  # the first event reaches its handler, which hangs
@@ -575,7 +575,7 @@ async def test_recovery_processes_what_a_crash_left_pending_exactly_once(store: 
 
     clock.advance(minutes=3)
     sink = RecordingSink()
-    second = InboundProcessor(store, sink, clock, sources=sources)
+    second = InboundProcessor(store, sink, clock, sources=sources, read=read_stored)
     if store.backend == "postgresql":
         # the first process might still be at work (several share PostgreSQL): its rows wait for their lease
         assert await second.recover() == 0
@@ -603,36 +603,32 @@ class HangsOnce(StuckSink):
             await super().handle(event)
 
 
-async def test_a_handler_that_hangs_is_cut_off_and_its_row_marked_failed(store: Store, clock: FrozenClock) -> None:
-    now = [100.0]
+async def test_a_handler_that_hangs_is_cut_off_and_its_row_marked_failed(
+    store: Store, clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
     sink = HangsOnce()
-    processor = InboundProcessor(
-        store, sink, clock, sources=[APP_SOURCE], handle_timeout=30, monotonic=lambda: now[0]
-    )
+    processor = InboundProcessor(store, sink, clock, sources=[APP_SOURCE], read=read_stored, handle_timeout=0.05)
     for msg_id in ("1", "2"):  # one sender: the second waits behind the first
         xml = app_xml(MsgType="text", Content="派单", MsgId=msg_id)
         assert await processor.accept(APP_SOURCE, parse_app_xml(xml), xml.decode())
     await sink.entered.wait()
-    now[0] += 29.9
-    assert processor.expire_overdue() == 0
-    now[0] += 0.1
-    assert processor.expire_overdue() == 1
-    assert processor.expire_overdue() == 0  # once
     await processor.drain()
     assert len(sink.events) == 2  # the sender's next message is handled
+    assert "wecom inbound" in caplog.text
+    assert "failed" in caplog.text
     by_key = {r["dedup_key"]: r for r in await rows(store)}
     assert by_key["app:msg:1"]["status"] == "failed"
-    assert by_key["app:msg:1"]["error"] == "TimeoutError: not handled within 30 s"
+    assert by_key["app:msg:1"]["error"] == "TimeoutError: not handled within 0.05 s"
     assert by_key["app:msg:2"]["status"] == "done"
     await processor.close()
 
 
 async def test_recovery_leaves_other_sources_and_marks_unreadable_rows(store: Store, clock: FrozenClock) -> None:
     async with store.transaction() as conn:
-        await repo.record_inbound(conn, source="hotline", dedup_key="h1", payload="{}", at=clock.now())
-        await repo.record_inbound(conn, source=APP_SOURCE, dedup_key="app:msg:9", payload="<xml>", at=clock.now())
+        await inbox_repo.record_inbound(conn, source="hotline", dedup_key="h1", payload="{}", at=clock.now())
+        await inbox_repo.record_inbound(conn, source=APP_SOURCE, dedup_key="app:msg:9", payload="<xml>", at=clock.now())
     sink = RecordingSink()
-    assert await InboundProcessor(store, sink, clock, sources=[APP_SOURCE]).recover() == 1
+    assert await InboundProcessor(store, sink, clock, sources=[APP_SOURCE], read=read_stored).recover() == 1
     assert sink.events == []
     by_source = {r["source"]: r for r in await rows(store)}
     assert by_source["hotline"]["status"] == "pending"
@@ -669,8 +665,8 @@ async def test_the_app_recovers_pending_rows_at_start(
 async def test_pending_rows_are_read_through_the_partial_index(store: Store, clock: FrozenClock) -> None:
     async with store.transaction() as conn:
         for i, (source, status) in enumerate([(APP_SOURCE, "done"), (AIBOT_SOURCE, "pending"), ("hotline", "pending")]):
-            await repo.record_inbound(conn, source=source, dedup_key=f"k{i}", payload="", at=clock.now(), status=status)
-        await repo.record_inbound(conn, source=APP_SOURCE, dedup_key="k3", payload="", at=clock.advance(seconds=-5))
+            await inbox_repo.record_inbound(conn, source=source, dedup_key=f"k{i}", payload="", at=clock.now(), status=status)
+        await inbox_repo.record_inbound(conn, source=APP_SOURCE, dedup_key="k3", payload="", at=clock.advance(seconds=-5))
 
     statements: list[tuple[str, Any]] = []
 
@@ -680,7 +676,7 @@ async def test_pending_rows_are_read_through_the_partial_index(store: Store, clo
     sa_event.listen(store.engine.sync_engine, "before_cursor_execute", capture)
     try:
         async with store.reading() as conn:
-            found = await repo.pending_inbound(conn, [APP_SOURCE, AIBOT_SOURCE])
+            found = await inbox_repo.pending_inbound(conn, [APP_SOURCE, AIBOT_SOURCE])
     finally:
         sa_event.remove(store.engine.sync_engine, "before_cursor_execute", capture)
     assert [r["dedup_key"] for r in found] == ["k3", "k1"]  # oldest first, other sources and finished rows left
@@ -694,7 +690,7 @@ async def test_pending_rows_are_read_through_the_partial_index(store: Store, clo
             result = await conn.exec_driver_sql(f"EXPLAIN {statement}", parameters)
         plan = " ".join(str(row) for row in result)
         assert "ix_inbox_pending" in plan
-        assert await repo.pending_inbound(conn, []) == []
+        assert await inbox_repo.pending_inbound(conn, []) == []
 
 
 # -- configuration --------------------------------------------------------------------------------------------------
@@ -754,7 +750,7 @@ async def test_a_handler_oserror_is_its_failure_not_a_database_outage(
     liveness = Liveness(store.engine, process_id())
     await liveness.start()
     sink = OSErrorSink()
-    processor = InboundProcessor(store, sink, clock, sources=[APP_SOURCE], owner=liveness.owner, liveness=liveness)
+    processor = InboundProcessor(store, sink, clock, sources=[APP_SOURCE], read=read_stored, owner=liveness.owner, liveness=liveness)
     try:
         for msg_id, text in (("1", "boom"), ("2", "fine")):
             xml = app_xml(MsgType="text", Content=text, MsgId=msg_id)

@@ -15,7 +15,7 @@ from bot.web.keys import STORE
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.wecom import WECOM_APP, WECOM_WEBHOOK
-from store import repo
+from store import outbox as outbox_repo
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ async def test_the_apps_worker_delivers_wecom_channels(
     client = await aiohttp_client(create_app(settings_for(sqlite_url, **env), sandbox_config, clock=clock))
     app = client.app
     async with app[STORE].transaction() as conn:
-        await repo.enqueue(
+        await outbox_repo.enqueue(
             conn,
             [
                 message(WECOM_APP, "wuhao", {"touser": ["wuhao"], "msgtype": "text", "content": {"content": "新工单"}}, clock),
@@ -67,6 +67,6 @@ async def test_the_apps_worker_delivers_wecom_channels(
     assert len(fake.messages_to(webhook_key="robot-key")) == 1
     assert len(fake.messages_to(userid="wuhao")) == (1 if with_app_credentials else 0)
     async with app[STORE].reading() as conn:
-        counts = await repo.outbox_counts(conn)
+        counts = await outbox_repo.outbox_counts(conn)
     # without app credentials the app message waits, queued, for a process that has them
     assert counts == ({"sent": 2} if with_app_credentials else {"sent": 1, "pending": 1})

@@ -18,19 +18,22 @@ from bot.app.inbound import aibot_welcome
 from bot.domain.clock import FrozenClock
 from bot.domain.events import CardClick, InboundEvent, TextMessage
 from bot.sandbox.fake import FakeWeCom
-from bot.services.inbox import AIBOT_SOURCE, InboundProcessor, RecordingSink, reparse
-from bot.web.keys import AIBOT_CONNECTION, AIBOT_LEADER, AIBOT_LEADER_TASK, STORE, WECOM_CALLBACKS, WECOM_INBOUND
-from bot.wecom.longconn import NotConnected
+from bot.services.inbox import InboundProcessor, RecordingSink
+from bot.web.keys import AIBOT_LEADER, AIBOT_LEADER_TASK, STORE, WECOM_INBOUND
+from bot.wecom.callbacks import WECOM_CALLBACKS
+from bot.wecom.longconn import AIBOT_CONNECTION, NotConnected
+from bot.wecom.parse import AIBOT_SOURCE, read_stored
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.aibot_ws import AIBOT_WS, RECONNECT_WAIT, AibotWsSender
 from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, OutboxWorker
 from notifiers.ratelimit import Limit, MemoryRateLimiter
-from store import repo
+from store import inbox as inbox_repo
+from store import outbox as outbox_repo
+from store.core import Store
 from store.leader import Leader
 from store.models import inbox as inbox_table
 from store.models import outbox
-from store.repo import Store
 from tests.wecom.longconn.conftest import BOT, SECRET, Connect, RecordingInbox, Sleeper
 
 Client = TestClient[Any, Any]
@@ -38,7 +41,7 @@ Client = TestClient[Any, Any]
 
 @pytest.fixture
 async def processor(store: Store, clock: FrozenClock) -> AsyncIterator[InboundProcessor]:
-    processor = InboundProcessor(store, RecordingSink(), clock, sources=[AIBOT_SOURCE])
+    processor = InboundProcessor(store, RecordingSink(), clock, sources=[AIBOT_SOURCE], read=read_stored)
     yield processor
     await processor.close()
 
@@ -77,7 +80,7 @@ async def test_messages_are_persisted_then_processed_with_the_mention_removed(
         (AIBOT_SOURCE, "aibot:msg:m-single", "done"),
     ]
     # the stored payload is the callback mode's plaintext: recovery re-parses it the same way
-    assert reparse(AIBOT_SOURCE, rows[0]["payload"], rows[0]["received_at"]) == sink_of(processor).events[0]
+    assert read_stored(AIBOT_SOURCE, rows[0]["payload"], rows[0]["received_at"]) == sink_of(processor).events[0]
 
     group, single = sink_of(processor).events
     assert isinstance(group, TextMessage)
@@ -138,7 +141,7 @@ async def test_a_card_click_reaches_the_sink_and_the_card_is_updated(
 
 async def enqueue(store: Store, clock: FrozenClock, payload: Mapping[str, Any], destination: str = "grp01") -> None:
     async with store.transaction() as conn:
-        await repo.enqueue(
+        await outbox_repo.enqueue(
             conn,
             [
                 {
@@ -280,7 +283,7 @@ async def test_the_app_runs_the_long_connection_from_the_environment(
     [event] = sink_of(processor).events
     assert isinstance(event, TextMessage)
     async with app[STORE].reading() as conn:
-        row = await repo.inbound(conn, AIBOT_SOURCE, "aibot:msg:m-app")
+        row = await inbox_repo.inbound(conn, AIBOT_SOURCE, "aibot:msg:m-app")
     assert row is not None
 
 

@@ -12,9 +12,9 @@ import pytest
 
 from bot.domain.events import CardClick, EnterChat, TextMessage
 from bot.sandbox.fake import FakeWeCom
-from bot.services.inbox import AIBOT_SOURCE
 from bot.wecom.errors import RateLimited, WeComError
 from bot.wecom.longconn import AckTimeout, NotConnected
+from bot.wecom.parse import AIBOT_SOURCE
 from tests.wecom.longconn.conftest import BOT, SECRET, Connect, RecordingInbox, Sleeper, Ticks
 
 CARD = {

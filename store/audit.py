@@ -1,0 +1,30 @@
+"""The audit log's statements: appending entries and reading a ticket's history."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.models import audit_log
+
+
+async def append_audit(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Appends entries; returns their ids in the order given (at most one entry per ticket in one call)."""
+    if not rows:
+        return []
+    if len(rows) == 1:
+        return [int((await conn.execute(insert(audit_log).returning(audit_log.c.id), list(rows))).scalar_one())]
+    result = await conn.execute(insert(audit_log).returning(audit_log.c.ticket_id, audit_log.c.id), list(rows))
+    ids = {row[0]: row[1] for row in result}
+    if len(ids) != len(rows):
+        raise ValueError("append_audit: one entry per ticket per call")
+    return [ids[row["ticket_id"]] for row in rows]
+
+
+async def history_of(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:
+    result = await conn.execute(select(audit_log).where(audit_log.c.ticket_id == ticket_id).order_by(audit_log.c.id))
+    return list(result.mappings())

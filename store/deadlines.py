@@ -1,0 +1,87 @@
+"""The deadlines' statements: inserts (by COPY in bulk on PostgreSQL), closing and moving deadlines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.models import deadlines
+
+# from this many rows on, PostgreSQL gets them by COPY rather than by INSERT
+_COPY_FROM = 200
+
+
+async def insert_deadlines(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql" and len(rows) >= _COPY_FROM:
+        await _copy(conn, "deadlines", rows)
+        return
+    await conn.execute(insert(deadlines), list(rows))
+
+
+async def _copy(conn: AsyncConnection, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Bulk load by PostgreSQL's COPY, in the connection's own transaction (imports write ~8 deadlines per
+    ticket: as single-row INSERTs they were most of a 100k-row import's time)."""
+    columns = list(rows[0])
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(table, records=[tuple(r[c] for c in columns) for r in rows], columns=columns)
+
+
+async def open_deadlines(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:
+    result = await conn.execute(
+        select(deadlines)
+        .where(and_(deadlines.c.ticket_id == ticket_id, deadlines.c.status == "open"))
+        .order_by(deadlines.c.due_at)
+    )
+    return list(result.mappings())
+
+
+async def close_deadlines(conn: AsyncConnection, ids: Iterable[int], *, status: str, at: datetime | None) -> None:
+    ids = list(ids)
+    if not ids:
+        return
+    values: dict[str, Any] = {"status": status, "next_due_at": None}
+    if status in ("met", "missed"):
+        values["met_at"] = at  # when it was met, or when it stopped being due
+    await conn.execute(update(deadlines).where(deadlines.c.id.in_(ids)).values(**values))
+
+
+async def reschedule_deadline(
+    conn: AsyncConnection,
+    deadline_id: int,
+    *,
+    policy: str,
+    started_at: datetime,
+    due_at: datetime,
+    stage: int,
+    next_due_at: datetime | None,
+    extended_days: int | None = None,
+) -> None:
+    """Moves a deadline; ``stage`` and ``next_due_at`` are its first step for the deadline engine at the new due time
+    (``TicketService.nag_point``): its reminders start over. ``extended_days``: the working days extensions now add
+    to it (None: unchanged)."""
+    values: dict[str, Any] = {
+        "policy": policy,
+        "started_at": started_at,
+        "due_at": due_at,
+        "next_due_at": next_due_at,
+        "stage": stage,
+    }
+    if extended_days is not None:
+        values["extended_days"] = extended_days
+    await conn.execute(update(deadlines).where(deadlines.c.id == deadline_id).values(**values))
+
+
+async def deadlines_of(conn: AsyncConnection, ticket_id: int) -> list[RowMapping]:
+    result = await conn.execute(
+        select(deadlines).where(deadlines.c.ticket_id == ticket_id).order_by(deadlines.c.cycle, deadlines.c.due_at)
+    )
+    return list(result.mappings())

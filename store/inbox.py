@@ -1,0 +1,312 @@
+"""The inbox's statements: inbound messages recorded once per (source, key), leased to the process handling them,
+marked done or failed, taken over when their holder is gone, and deleted once handled and old."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.core import CHUNK
+from store.models import inbox, sqlite_text
+
+
+async def record_inbound(
+    conn: AsyncConnection, *, source: str, dedup_key: str, payload: str, at: datetime, status: str = "pending"
+) -> int | None:
+    """Persists an inbound message; None when the same (source, key) was recorded before (a retry). One statement,
+    no savepoint: the conflict is skipped, not raised."""
+    make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    result = await conn.execute(
+        make(inbox)
+        .values(source=source, dedup_key=dedup_key, payload=payload, received_at=at, status=status)
+        .on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.dedup_key])
+        .returning(inbox.c.id)
+    )
+    found = result.scalar_one_or_none()
+    return None if found is None else int(found)
+
+
+async def record_inbound_many(
+    conn: AsyncConnection,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    lease_owner: str | None = None,
+    lease_until: datetime | None = None,
+) -> list[int | None]:
+    """Persists inbound messages (``source``, ``dedup_key``, ``payload``, ``received_at``) in one statement, leased
+    to ``lease_owner`` until ``lease_until``; for each row its new id, or None when its (source, key) was recorded
+    before, or earlier in ``rows`` (a retry)."""
+    if not rows:
+        return []
+    first: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(rows):
+        first.setdefault((row["source"], row["dedup_key"]), i)
+    fresh = [
+        {
+            "source": r["source"],
+            "dedup_key": r["dedup_key"],
+            "payload": r["payload"],
+            "received_at": r["received_at"],
+            "lease_owner": lease_owner,
+            "lease_until": lease_until,
+        }
+        for i, r in enumerate(rows)
+        if first[(r["source"], r["dedup_key"])] == i
+    ]
+    insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = (
+        insert_(inbox)
+        .on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.dedup_key])
+        .returning(inbox.c.id, inbox.c.source, inbox.c.dedup_key)
+    )
+    ids: dict[tuple[str, str], int] = {}
+    for start in range(0, len(fresh), CHUNK):
+        result = await conn.execute(statement, fresh[start : start + CHUNK])
+        ids.update(((row.source, row.dedup_key), int(row.id)) for row in result)
+    return [
+        ids.get((r["source"], r["dedup_key"])) if first[(r["source"], r["dedup_key"])] == i else None
+        for i, r in enumerate(rows)
+    ]
+
+
+async def inbound(conn: AsyncConnection, source: str, dedup_key: str) -> RowMapping | None:
+    result = await conn.execute(select(inbox).where(and_(inbox.c.source == source, inbox.c.dedup_key == dedup_key)))
+    return result.mappings().first()
+
+
+async def finish_inbound(conn: AsyncConnection, inbox_id: int, *, at: datetime, error: str | None = None) -> None:
+    await conn.execute(
+        update(inbox)
+        .where(inbox.c.id == inbox_id)
+        .values(status="failed" if error else "done", processed_at=at, error=error, lease_owner=None, lease_until=None)
+    )
+
+
+async def finish_inbound_many(
+    conn: AsyncConnection, outcomes: Sequence[tuple[int, str | None]], *, at: datetime, owner: str | None = None
+) -> None:
+    """Marks inbox rows processed: ``(id, error)`` pairs, ``done`` where the error is None, else ``failed``. With
+    ``owner``, only rows whose lease it holds (a row another process has taken over is that process's to mark)."""
+    held = [] if owner is None else [inbox.c.lease_owner == owner]
+    done = [inbox_id for inbox_id, error in outcomes if error is None]
+    for start in range(0, len(done), CHUNK):
+        chunk = done[start : start + CHUNK]
+        await conn.execute(
+            update(inbox)
+            .where(inbox.c.id.in_(chunk), *held)
+            .values(status="done", processed_at=at, lease_owner=None, lease_until=None)
+        )
+    for inbox_id, error in outcomes:
+        if error is not None:
+            await conn.execute(
+                update(inbox)
+                .where(inbox.c.id == inbox_id, *held)
+                .values(status="failed", processed_at=at, error=error, lease_owner=None, lease_until=None)
+            )
+
+
+def sqlite_inbox_write(
+    conn: sqlite3.Connection,
+    rows: Sequence[Mapping[str, Any]],
+    marks: Sequence[tuple[int, str | None]],
+    *,
+    owner: str,
+    lease_until: datetime,
+    at: datetime,
+) -> list[int | None]:
+    """:func:`record_inbound_many` then :func:`finish_inbound_many` (with ``owner``) as plain ``sqlite3`` calls, for
+    :meth:`Store.write_at_once`: the same rows, the same results."""
+    first: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(rows):
+        first.setdefault((row["source"], row["dedup_key"]), i)
+    fresh = [r for i, r in enumerate(rows) if first[(r["source"], r["dedup_key"])] == i]
+    until, done_at = sqlite_text(lease_until), sqlite_text(at)
+    ids: dict[tuple[str, str], int] = {}
+    for start in range(0, len(fresh), CHUNK):
+        chunk = fresh[start : start + CHUNK]
+        values = ", ".join(["(?, ?, ?, ?, 'pending', ?, ?)"] * len(chunk))
+        params: list[Any] = []
+        for r in chunk:
+            params += [r["source"], r["dedup_key"], sqlite_text(r["received_at"]), r["payload"], owner, until]
+        cursor = conn.execute(
+            "INSERT INTO inbox (source, dedup_key, received_at, payload, status, lease_owner, lease_until) "
+            f"VALUES {values} ON CONFLICT (source, dedup_key) DO NOTHING RETURNING id, source, dedup_key",
+            params,
+        )
+        ids.update(((source, key), int(inbox_id)) for inbox_id, source, key in cursor.fetchall())
+    done = [inbox_id for inbox_id, error in marks if error is None]
+    for start in range(0, len(done), CHUNK):
+        chunk_ids = done[start : start + CHUNK]
+        conn.execute(
+            "UPDATE inbox SET status = 'done', processed_at = ?, lease_owner = NULL, lease_until = NULL "
+            f"WHERE id IN ({', '.join('?' * len(chunk_ids))}) AND lease_owner = ?",
+            [done_at, *chunk_ids, owner],
+        )
+    for inbox_id, error in marks:
+        if error is not None:
+            conn.execute(
+                "UPDATE inbox SET status = 'failed', processed_at = ?, error = ?, lease_owner = NULL, "
+                "lease_until = NULL WHERE id = ? AND lease_owner = ?",
+                [done_at, error, inbox_id, owner],
+            )
+    return [
+        ids.get((r["source"], r["dedup_key"])) if first[(r["source"], r["dedup_key"])] == i else None
+        for i, r in enumerate(rows)
+    ]
+
+
+_PG_INBOX_WRITE = text(
+    """
+    WITH incoming AS (
+        SELECT * FROM unnest(
+            CAST(:sources AS text[]), CAST(:keys AS text[]), CAST(:received AS timestamptz[]), CAST(:payloads AS text[])
+        ) AS t(source, dedup_key, received_at, payload)
+    ), inserted AS (
+        INSERT INTO inbox (source, dedup_key, received_at, payload, status, lease_owner, lease_until)
+        SELECT source, dedup_key, received_at, payload, 'pending', :owner, :until FROM incoming
+        ON CONFLICT (source, dedup_key) DO NOTHING
+        RETURNING id, source, dedup_key
+    ), done AS (
+        UPDATE inbox SET status = 'done', processed_at = :at, lease_owner = NULL, lease_until = NULL
+        WHERE id = ANY(CAST(:done_ids AS bigint[])) AND lease_owner = :owner
+    ), failed AS (
+        UPDATE inbox SET status = 'failed', processed_at = :at, error = f.error, lease_owner = NULL, lease_until = NULL
+        FROM unnest(CAST(:failed_ids AS bigint[]), CAST(:errors AS text[])) AS f(id, error)
+        WHERE inbox.id = f.id AND inbox.lease_owner = :owner
+    )
+    SELECT id, source, dedup_key FROM inserted
+    """
+)
+
+
+async def pg_inbox_write(
+    conn: AsyncConnection,
+    rows: Sequence[Mapping[str, Any]],
+    marks: Sequence[tuple[int, str | None]],
+    *,
+    owner: str,
+    lease_until: datetime,
+    at: datetime,
+) -> list[int | None]:
+    """:func:`record_inbound_many` then :func:`finish_inbound_many` (with ``owner``) as one PostgreSQL statement:
+    in autocommit, one round trip and its own transaction (a statement's data-modifying CTEs all take effect
+    together, or none does). The same rows, the same results."""
+    first: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(rows):
+        first.setdefault((row["source"], row["dedup_key"]), i)
+    fresh = [r for i, r in enumerate(rows) if first[(r["source"], r["dedup_key"])] == i]
+    failed = [(inbox_id, error) for inbox_id, error in marks if error is not None]
+    result = await conn.execute(
+        _PG_INBOX_WRITE,
+        {
+            "sources": [r["source"] for r in fresh],
+            "keys": [r["dedup_key"] for r in fresh],
+            "received": [r["received_at"] for r in fresh],
+            "payloads": [r["payload"] for r in fresh],
+            "owner": owner,
+            "until": lease_until,
+            "at": at,
+            "done_ids": [inbox_id for inbox_id, error in marks if error is None],
+            "failed_ids": [inbox_id for inbox_id, _ in failed],
+            "errors": [error for _, error in failed],
+        },
+    )
+    ids = {(row.source, row.dedup_key): int(row.id) for row in result}
+    return [
+        ids.get((r["source"], r["dedup_key"])) if first[(r["source"], r["dedup_key"])] == i else None
+        for i, r in enumerate(rows)
+    ]
+
+
+async def renew_inbound_leases(conn: AsyncConnection, ids: Sequence[int], *, owner: str, until: datetime) -> set[int]:
+    """Extends ``owner``'s lease on the pending rows of ``ids`` to ``until``; the ids it still held."""
+    kept: set[int] = set()
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        result = await conn.execute(
+            update(inbox)
+            .where(inbox.c.id.in_(chunk), inbox.c.lease_owner == owner, inbox.c.status == "pending")
+            .values(lease_until=until)
+            .returning(inbox.c.id)
+        )
+        kept.update(int(i) for i in result.scalars())
+    return kept
+
+
+async def handled_inbound_before(conn: AsyncConnection, *, received_before: datetime, limit: int) -> list[int]:
+    """The ids of up to ``limit`` inbox rows handled (done or failed) and received before ``received_before``,
+    oldest first. Without an index on the date it may read the whole table: call it in a read transaction, which
+    holds up no writer."""
+    query = (
+        select(inbox.c.id)
+        .where(inbox.c.status.in_(("done", "failed")), inbox.c.received_at < received_before)
+        .order_by(inbox.c.id)
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def delete_handled_inbound(conn: AsyncConnection, ids: Sequence[int]) -> int:
+    """Deletes these inbox rows if they are handled (a pending row is never deleted); how many. A retry of a
+    deleted message is no longer recognised."""
+    result = await conn.execute(delete(inbox).where(inbox.c.id.in_(list(ids)), inbox.c.status.in_(("done", "failed"))))
+    return int(result.rowcount)
+
+
+def _pending_of(sources: Sequence[str]) -> Any:
+    """Pending rows of ``sources``, read through the partial index ``ix_inbox_pending``, which holds the pending rows
+    only. Its condition is rendered as a literal (a planner cannot match a partial index against a bound
+    parameter), and ``source`` is compared as ``source || ''`` so that SQLite, without statistics, does not prefer
+    the unique (source, key) index and scan every row a source ever had."""
+    return and_(
+        inbox.c.status == bindparam("pending", "pending", literal_execute=True),
+        inbox.c.source.concat("").in_(list(sources)),
+    )
+
+
+async def pending_inbound(conn: AsyncConnection, sources: Sequence[str], *, limit: int = 500) -> list[RowMapping]:
+    """Inbox rows of ``sources`` still pending (accepted, never finished), oldest first, whoever holds them."""
+    if not sources:
+        return []
+    result = await conn.execute(
+        select(inbox).where(_pending_of(sources)).order_by(inbox.c.received_at, inbox.c.id).limit(limit)
+    )
+    return list(result.mappings())
+
+
+async def claim_pending_inbound(
+    conn: AsyncConnection,
+    sources: Sequence[str],
+    *,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    any_other_owner: bool = False,
+    limit: int = 500,
+) -> list[RowMapping]:
+    """Takes over pending rows of ``sources`` whose holder is gone: rows whose lease has run out (or that have
+    none) or, with ``any_other_owner``, every row not held by ``owner`` (a single-process database at start, where
+    every other holder is a previous run). Oldest first; they are leased to ``owner`` until ``lease_until``. On
+    PostgreSQL the rows are locked with SKIP LOCKED, so two processes recovering at once take different rows."""
+    if not sources:
+        return []
+    free = or_(inbox.c.lease_until.is_(None), inbox.c.lease_until < now)
+    if any_other_owner:
+        free = or_(free, inbox.c.lease_owner.is_(None), inbox.c.lease_owner != owner)
+    query = select(inbox.c.id).where(_pending_of(sources), free).order_by(inbox.c.received_at, inbox.c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list((await conn.execute(query)).scalars())
+    if not ids:
+        return []
+    await conn.execute(update(inbox).where(inbox.c.id.in_(ids)).values(lease_owner=owner, lease_until=lease_until))
+    result = await conn.execute(select(inbox).where(inbox.c.id.in_(ids)).order_by(inbox.c.received_at, inbox.c.id))
+    return list(result.mappings())

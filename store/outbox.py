@@ -1,0 +1,327 @@
+"""The outbox's statements: messages queued once per idempotency key, claimed under a lease in order, marked
+sent, failed, deferred or dead, replayed, and deleted once sent and old."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, any_, bindparam, delete, func, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.core import CHUNK
+from store.models import outbox, sqlite_text
+
+
+async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Adds messages to send. A message whose idempotency key is already queued is not queued again."""
+    if not rows:
+        return
+    # one statement (the unique key decides), not a look-up and an insert: it runs inside the change's transaction
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(outbox).on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key])
+    await conn.execute(statement, [dict(r) for r in rows])
+
+
+_OUTBOX_COLUMNS = (
+    "channel",
+    "destination",
+    "idempotency_key",
+    "ordering_key",
+    "priority",
+    "payload",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "created_at",
+    "lease_owner",  # set when the process that queues a message sends it at once (it holds it until then)
+    "lease_until",
+)
+
+
+def sqlite_enqueue(conn: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """:func:`enqueue` as plain ``sqlite3`` calls, for :meth:`Store.write_at_once`: a row whose idempotency key is
+    already queued is left out. The ids of the rows inserted, by idempotency key."""
+    inserted: dict[str, int] = {}
+    for start in range(0, len(rows), CHUNK // len(_OUTBOX_COLUMNS)):
+        chunk = rows[start : start + CHUNK // len(_OUTBOX_COLUMNS)]
+        params: list[Any] = []
+        for r in chunk:
+            lease_until = r.get("lease_until")
+            params += [
+                r["channel"],
+                r["destination"],
+                r["idempotency_key"],
+                r.get("ordering_key"),
+                r["priority"],
+                json.dumps(r["payload"]),
+                r["status"],
+                r["attempts"],
+                sqlite_text(r["next_attempt_at"]),
+                sqlite_text(r["created_at"]),
+                r.get("lease_owner"),
+                None if lease_until is None else sqlite_text(lease_until),
+            ]
+        values = ", ".join(["(" + ", ".join("?" * len(_OUTBOX_COLUMNS)) + ")"] * len(chunk))
+        cursor = conn.execute(
+            f"INSERT INTO outbox ({', '.join(_OUTBOX_COLUMNS)}) VALUES {values} "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key, id",
+            params,
+        )
+        inserted.update((str(key), int(id_)) for key, id_ in cursor.fetchall())
+    return inserted
+
+
+_PG_ENQUEUE = text(
+    """
+    INSERT INTO outbox (channel, destination, idempotency_key, ordering_key, priority, payload, status, attempts,
+                        next_attempt_at, created_at, lease_owner, lease_until)
+    SELECT channel, destination, idempotency_key, ordering_key, priority, CAST(payload AS json), status, attempts,
+           next_attempt_at, created_at, lease_owner, lease_until
+    FROM unnest(
+        CAST(:channels AS text[]), CAST(:destinations AS text[]), CAST(:keys AS text[]), CAST(:ordering AS text[]),
+        CAST(:priorities AS int[]), CAST(:payloads AS text[]), CAST(:statuses AS text[]), CAST(:attempts AS int[]),
+        CAST(:next_attempts AS timestamptz[]), CAST(:created AS timestamptz[]), CAST(:owners AS text[]),
+        CAST(:leases AS timestamptz[])
+    ) AS t(channel, destination, idempotency_key, ordering_key, priority, payload, status, attempts, next_attempt_at,
+           created_at, lease_owner, lease_until)
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING idempotency_key, id
+    """
+)
+
+
+async def pg_enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """:func:`enqueue` as one PostgreSQL statement (in autocommit: one round trip); the ids of the rows inserted,
+    by idempotency key. The rows travel as arrays (``unnest``): one statement text whatever their number, compiled
+    once and prepared once (a multi-row ``VALUES`` is compiled anew for every call)."""
+    if not rows:
+        return {}
+    result = await conn.execute(
+        _PG_ENQUEUE,
+        {
+            "channels": [r["channel"] for r in rows],
+            "destinations": [r["destination"] for r in rows],
+            "keys": [r["idempotency_key"] for r in rows],
+            "ordering": [r.get("ordering_key") for r in rows],
+            "priorities": [r["priority"] for r in rows],
+            "payloads": [json.dumps(r["payload"]) for r in rows],
+            "statuses": [r["status"] for r in rows],
+            "attempts": [r["attempts"] for r in rows],
+            "next_attempts": [r["next_attempt_at"] for r in rows],
+            "created": [r["created_at"] for r in rows],
+            "owners": [r.get("lease_owner") for r in rows],
+            "leases": [r.get("lease_until") for r in rows],
+        },
+    )
+    return {str(key): int(id_) for key, id_ in result}
+
+
+def sqlite_mark_sent(conn: sqlite3.Connection, ids: Sequence[int], *, owner: str, at: datetime) -> None:
+    """Marks messages sent (those whose lease ``owner`` still holds), as plain ``sqlite3`` calls
+    (:meth:`Store.write_at_once`)."""
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        conn.execute(
+            "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, lease_owner = NULL, "
+            f"lease_until = NULL, last_error = NULL WHERE id IN ({', '.join('?' * len(chunk))}) AND lease_owner = ?",
+            [sqlite_text(at), *chunk, owner],
+        )
+
+
+async def pg_mark_sent(conn: AsyncConnection, ids: Sequence[int], *, owner: str, at: datetime) -> None:
+    """Marks messages sent (those whose lease ``owner`` still holds) in one statement (autocommit: one round trip)."""
+    await conn.execute(
+        update(outbox)
+        .where(outbox.c.id == any_(bindparam("ids", list(ids), type_=ARRAY(BigInteger))), outbox.c.lease_owner == owner)
+        .values(**_sent(at))
+    )
+
+
+def _sent(at: datetime) -> dict[str, Any]:
+    """The columns of a message sent at ``at``."""
+    return {
+        "status": "sent",
+        "sent_at": at,
+        "attempts": outbox.c.attempts + 1,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_error": None,
+    }
+
+
+async def outbox_counts(conn: AsyncConnection) -> dict[str, int]:
+    result = await conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
+    return {status: int(count) for status, count in result}
+
+
+Paced = Sequence[tuple[str, str]]  # (channel, destination) pairs at their rate limit: not claimed for now
+
+
+def _not_paced(query: Any, paced: Paced | None) -> Any:
+    if paced:
+        query = query.where(tuple_(outbox.c.channel, outbox.c.destination).not_in(list(paced)))
+    return query
+
+
+async def anything_due(
+    conn: AsyncConnection, *, now: datetime, channels: Sequence[str] | None = None, paced: Paced | None = None
+) -> bool:
+    """Whether :func:`claim_due` could find anything (it may find less: ordering waits): a read, no write lock,
+    so that idle polls and wake-ups cost the writers nothing."""
+    query = select(outbox.c.id).where(
+        outbox.c.status == "pending",
+        outbox.c.next_attempt_at <= now,
+        (outbox.c.lease_until.is_(None)) | (outbox.c.lease_until < now),
+    )
+    if channels is not None:
+        query = query.where(outbox.c.channel.in_(list(channels)))
+    return (await conn.execute(_not_paced(query, paced).limit(1))).first() is not None
+
+
+async def claim_due(
+    conn: AsyncConnection,
+    *,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    channels: Sequence[str] | None = None,
+    paced: Paced | None = None,
+) -> list[RowMapping]:
+    """Leases up to ``limit`` due messages, most urgent first, to ``owner``, none to a ``paced`` destination.
+
+    A message waits while an earlier message with the same ordering key is still pending, so the messages
+    of one ticket arrive in order. An expired lease (a sender that died mid-send) makes a message due again.
+    On PostgreSQL, ``FOR UPDATE SKIP LOCKED`` lets several senders claim side by side. ``channels`` limits
+    the claim to what the caller can send; other messages wait for a process that can.
+    """
+    earlier = outbox.alias("earlier")
+    query = (
+        select(outbox.c.id)
+        .where(
+            outbox.c.status == "pending",
+            outbox.c.next_attempt_at <= now,
+            (outbox.c.lease_until.is_(None)) | (outbox.c.lease_until < now),
+            ~(
+                select(earlier.c.id)
+                .where(
+                    earlier.c.ordering_key == outbox.c.ordering_key,
+                    earlier.c.status == "pending",
+                    earlier.c.id < outbox.c.id,
+                )
+                .exists()
+            ),
+        )
+        .order_by(outbox.c.priority, outbox.c.id)
+        .limit(limit)
+    )
+    if channels is not None:
+        query = query.where(outbox.c.channel.in_(list(channels)))
+    query = _not_paced(query, paced)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=outbox)
+    ids = list((await conn.execute(query)).scalars())
+    if not ids:
+        return []
+    await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(lease_owner=owner, lease_until=lease_until))
+    result = await conn.execute(select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.priority, outbox.c.id))
+    return list(result.mappings())
+
+
+async def mark_failed(
+    conn: AsyncConnection,
+    message_id: int,
+    *,
+    owner: str,
+    error: str,
+    retry_at: datetime | None,
+    payload: Mapping[str, Any] | None = None,
+) -> None:
+    """A failed attempt: retried at ``retry_at``, or dead-lettered when it is None; with ``payload``, the message's
+    payload is replaced by it (the outbox's flag of an unsure send)."""
+    values: dict[str, Any] = {
+        "attempts": outbox.c.attempts + 1,
+        "lease_owner": None,
+        "lease_until": None,
+        "last_error": error[:2000],
+    }
+    if payload is not None:
+        values["payload"] = dict(payload)
+    if retry_at is None:
+        values["status"] = "dead"
+    else:
+        values["next_attempt_at"] = retry_at
+    await conn.execute(update(outbox).where(outbox.c.id == message_id, outbox.c.lease_owner == owner).values(**values))
+
+
+async def unreleased_due(conn: AsyncConnection, *, now: datetime, channels: Sequence[str] | None = None) -> set[int]:
+    """The ids of due messages that are still leased, or were leased and never released: a sender finishing a
+    message (sent, failed, deferred) always clears its lease owner, so a claimable one among these was left by a
+    sender that died, or outlived its lease, perhaps after sending it. Read before a claim, compared with what the
+    claim takes (a takeover must leave ``lease_owner`` in place for this to see it)."""
+    query = select(outbox.c.id).where(
+        outbox.c.status == "pending", outbox.c.next_attempt_at <= now, outbox.c.lease_owner.is_not(None)
+    )
+    if channels is not None:
+        query = query.where(outbox.c.channel.in_(list(channels)))
+    return set((await conn.execute(query)).scalars())
+
+
+async def flag_unsure(conn: AsyncConnection, payloads: Mapping[int, Mapping[str, Any]]) -> None:
+    """Replaces the payloads of these messages (by id) with the given ones: their flag that a send of theirs may
+    have arrived."""
+    for message_id, payload in payloads.items():
+        await conn.execute(update(outbox).where(outbox.c.id == message_id).values(payload=dict(payload)))
+
+
+async def defer(conn: AsyncConnection, message_id: int, *, owner: str, until: datetime) -> None:
+    """Not attempted (its destination is at its rate limit): back in the queue from ``until``, attempts and last
+    error unchanged."""
+    await conn.execute(
+        update(outbox)
+        .where(outbox.c.id == message_id, outbox.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None, next_attempt_at=until)
+    )
+
+
+async def sent_outbound_before(conn: AsyncConnection, *, sent_before: datetime, limit: int) -> list[int]:
+    """The ids of up to ``limit`` outbox messages sent before ``sent_before``, oldest first (see
+    :func:`handled_inbound_before`)."""
+    query = (
+        select(outbox.c.id)
+        .where(outbox.c.status == "sent", outbox.c.sent_at < sent_before)
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    return list((await conn.execute(query)).scalars())
+
+
+async def delete_sent(conn: AsyncConnection, ids: Sequence[int]) -> int:
+    """Deletes these outbox messages if they were sent (pending messages and dead letters are never deleted); how
+    many."""
+    result = await conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids)), outbox.c.status == "sent"))
+    return int(result.rowcount)
+
+
+async def dead_letters(conn: AsyncConnection, limit: int = 100) -> list[RowMapping]:
+    result = await conn.execute(
+        select(outbox).where(outbox.c.status == "dead").order_by(outbox.c.id.desc()).limit(limit)
+    )
+    return list(result.mappings())
+
+
+async def replay(conn: AsyncConnection, ids: Sequence[int] | None, *, at: datetime) -> int:
+    """Puts dead-lettered messages (all, or those given) back in the queue."""
+    query = update(outbox).where(outbox.c.status == "dead")
+    if ids is not None:
+        query = query.where(outbox.c.id.in_(list(ids)))
+    result = await conn.execute(query.values(status="pending", next_attempt_at=at, attempts=0, last_error=None))
+    return int(result.rowcount)

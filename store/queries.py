@@ -1,0 +1,198 @@
+"""Read-side queries for the chat commands and the figures: look-ups by suffix, lists, counts.
+
+Ticket states and deadline names come in as plain strings from the caller. ``windows`` names deadlines that are
+windows rather than obligations (the return window): they are neither a ticket's next deadline nor make it overdue.
+Lists are shown in work groups: they leave out the citizen's phone, and carry the name and address only so that the
+text can be masked (bot.domain.masking.Citizen).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from store.models import deadlines, tickets
+
+_LIST_COLUMNS = (
+    tickets.c.id,
+    tickets.c.ticket_no,
+    tickets.c.kind,
+    tickets.c.title,
+    tickets.c.content,
+    tickets.c.category,
+    tickets.c.unit_code,
+    tickets.c.handler_userid,
+    tickets.c.state,
+    tickets.c.is_repeat,
+    tickets.c.is_media,
+    tickets.c.dispatched_at,
+    tickets.c.citizen_name,
+    tickets.c.address,
+)
+
+
+def _of_units(units: Sequence[str] | None, *, by_index: bool = True) -> list[Any]:
+    """``unit_code IN units`` (None: no condition). Without ``by_index`` it is written ``unit_code || ''``: where
+    the query also selects open states, SQLite (no statistics) would otherwise read the units' tickets of all
+    time through ix_tickets_unit_code rather than the few open ones through ix_tickets_state."""
+    if units is None:
+        return []
+    column = tickets.c.unit_code if by_index else tickets.c.unit_code.concat("")
+    return [column.in_(list(units))]
+
+
+def _open_obligation(windows: Sequence[str], *, due_before: datetime | None = None) -> tuple[Any, list[Any]]:
+    """A fresh alias of deadlines and the conditions selecting, in it, the open deadlines (not windows) of the
+    outer query's ticket: correlated, read through ``ix_deadlines_ticket_id`` (a handful of rows per ticket)."""
+    d = deadlines.alias()
+    conditions = [d.c.ticket_id == tickets.c.id, d.c.status == "open"]
+    if windows:
+        conditions.append(d.c.name.not_in(list(windows)))
+    if due_before is not None:
+        conditions.append(d.c.due_at < due_before)
+    return d, conditions
+
+
+def _next_deadline(windows: Sequence[str]) -> tuple[Any, Any]:
+    """The name and the due time of the outer ticket's earliest open deadline (NULL when it has none)."""
+    d, conditions = _open_obligation(windows)
+    due = select(func.min(d.c.due_at)).where(*conditions).scalar_subquery().label("deadline_due_at")
+    d, conditions = _open_obligation(windows)
+    name = select(d.c.name).where(*conditions).order_by(d.c.due_at, d.c.id).limit(1).scalar_subquery()
+    return name.label("deadline_name"), due
+
+
+def _overdue(windows: Sequence[str], now: datetime) -> Any:
+    d, conditions = _open_obligation(windows, due_before=now)
+    return select(d.c.id).where(*conditions).exists()
+
+
+async def tickets_ending_with(
+    conn: AsyncConnection,
+    suffix: str,
+    *,
+    units: Sequence[str] | None,
+    states: Sequence[str] | None,
+    limit: int,
+) -> list[RowMapping]:
+    """Tickets whose number ends with ``suffix``, ignoring case (people type the last digits), in ``states`` and
+    ``units`` (None: any), newest first. ``%`` and ``_`` in ``suffix`` match themselves.
+
+    A suffix cannot use an index: the scan is bounded by ``states`` (ix_tickets_state: the open tickets are few)
+    and ``units`` (ix_tickets_unit_code); without either it reads the whole table."""
+    conditions = [
+        func.upper(tickets.c.ticket_no).endswith(suffix.upper(), autoescape=True),
+        *_of_units(units, by_index=states is None),
+    ]
+    if states is not None:
+        conditions.append(tickets.c.state.in_(list(states)))
+    result = await conn.execute(
+        select(tickets)  # whole rows: the command that named the ticket acts on it without reading it again
+        .where(*conditions)
+        .order_by(tickets.c.id.desc())
+        .limit(limit)
+    )
+    return list(result.mappings())
+
+
+async def handler_tickets(
+    conn: AsyncConnection, userid: str, *, states: Sequence[str], windows: Sequence[str], limit: int
+) -> list[RowMapping]:
+    """``userid``'s tickets in ``states`` (ix_tickets_handler_userid), each with its next deadline
+    (``deadline_name``, ``deadline_due_at``): the most pressing first, those without a deadline last."""
+    name, due = _next_deadline(windows)
+    result = await conn.execute(
+        select(*_LIST_COLUMNS, name, due)
+        .where(tickets.c.handler_userid == userid, tickets.c.state.in_(list(states)))
+        .order_by(due.nulls_last(), tickets.c.id)
+        .limit(limit)
+    )
+    return list(result.mappings())
+
+
+async def unit_tickets(
+    conn: AsyncConnection,
+    units: Sequence[str] | None,
+    *,
+    states: Sequence[str],
+    first_states: Sequence[str],
+    windows: Sequence[str],
+    limit: int,
+) -> list[RowMapping]:
+    """Tickets of ``units`` (None: all) in ``states``, each with its next deadline: those in ``first_states``
+    (unclaimed) first, then by next deadline, those without one last."""
+    name, due = _next_deadline(windows)
+    result = await conn.execute(
+        select(*_LIST_COLUMNS, name, due)
+        .where(tickets.c.state.in_(list(states)), *_of_units(units, by_index=False))
+        .order_by(tickets.c.state.in_(list(first_states)).desc(), due.nulls_last(), tickets.c.id)
+        .limit(limit)
+    )
+    return list(result.mappings())
+
+
+async def overdue_unit_tickets(
+    conn: AsyncConnection,
+    units: Sequence[str] | None,
+    now: datetime,
+    *,
+    states: Sequence[str],
+    windows: Sequence[str],
+    limit: int,
+) -> list[RowMapping]:
+    """Tickets of ``units`` (None: all) in ``states`` with an open deadline due before ``now``, the longest
+    overdue first; ``deadline_name`` / ``deadline_due_at`` is that earliest deadline. Driven from the tickets
+    (ix_tickets_state, few open ones), each looked up in deadlines by ticket: deadlines has no index on
+    (status, due_at), and ``next_due_at`` is no guide (NULL once the engine has nothing more to do)."""
+    name, due = _next_deadline(windows)
+    result = await conn.execute(
+        select(*_LIST_COLUMNS, name, due)
+        .where(tickets.c.state.in_(list(states)), *_of_units(units, by_index=False), _overdue(windows, now))
+        .order_by(due, tickets.c.id)
+        .limit(limit)
+    )
+    return list(result.mappings())
+
+
+async def ticket_figures(
+    conn: AsyncConnection,
+    units: Sequence[str] | None,
+    now: datetime,
+    *,
+    since: datetime,
+    states: Sequence[str],
+    unclaimed_states: Sequence[str],
+    closed_states: Sequence[str],
+    windows: Sequence[str],
+) -> dict[str, int]:
+    """Counts over the tickets of ``units`` (None: all): ``open`` (in ``states``), of which ``unclaimed`` (in
+    ``unclaimed_states``) and ``overdue`` (an open deadline due before ``now``); ``closed`` (in ``closed_states``,
+    closed at or after ``since``)."""
+    row = (
+        await conn.execute(
+            select(
+                func.count().label("open"),
+                func.count().filter(tickets.c.state.in_(list(unclaimed_states))).label("unclaimed"),
+                func.count().filter(_overdue(windows, now)).label("overdue"),
+            ).where(tickets.c.state.in_(list(states)), *_of_units(units, by_index=False))
+        )
+    ).one()
+    # the day's closures through ix_tickets_closed_at; the state and the units are checked on those rows only
+    # (SQLite would otherwise read every closed ticket through ix_tickets_state)
+    closed = (
+        await conn.execute(
+            select(func.count())
+            .select_from(tickets)
+            .where(
+                tickets.c.closed_at >= since,
+                tickets.c.state.concat("").in_(list(closed_states)),
+                *_of_units(units, by_index=False),
+            )
+        )
+    ).scalar_one()
+    return {"open": row.open, "unclaimed": row.unclaimed, "overdue": row.overdue, "closed": int(closed)}
