@@ -27,7 +27,11 @@ NOTICE = "操作太频繁，请稍后再试"
 @pytest.fixture(autouse=True)
 async def _ticket(service: TicketService) -> None:
     await service.upsert(
-        [TicketInput(NO, "光明路店招破损，随时可能掉落", category="市容景观", citizen_phone="13800000013")]
+        [
+            TicketInput(
+                ticket_no=NO, content="光明路店招破损，随时可能掉落", category="市容景观", citizen_phone="13800000013"
+            )
+        ]
     )
 
 

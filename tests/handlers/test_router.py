@@ -55,9 +55,9 @@ def message(
 async def router(service: TicketService, make_router: MakeRouter) -> CommandRouter:
     await service.upsert(
         [
-            TicketInput(NO, "光明路店招破损，随时可能掉落", category="市容景观", citizen_name="王秀英",
+            TicketInput(ticket_no=NO, content="光明路店招破损，随时可能掉落", category="市容景观", citizen_name="王秀英",
                         citizen_phone="13800000013", address="演示街道光明路1号"),
-            TicketInput(OTHER, "垃圾箱房两天未清运", category="环卫", citizen_name="李四", citizen_phone="13800000014"),
+            TicketInput(ticket_no=OTHER, content="垃圾箱房两天未清运", category="环卫", citizen_name="李四", citizen_phone="13800000014"),
         ]
     )
     return make_router()
@@ -177,8 +177,8 @@ async def test_no_phone_number_reaches_the_group_even_cut_short(router: CommandR
     long_title = "一" * 47 + "请回电13812345678"
     await router.service.upsert(
         [
-            TicketInput("2026112300777", "噪音", title="13812345678反映噪音扰民", category="市容景观"),
-            TicketInput("2026112311777", "噪音", title=long_title, category="市容景观"),
+            TicketInput(ticket_no="2026112300777", content="噪音", title="13812345678反映噪音扰民", category="市容景观"),
+            TicketInput(ticket_no="2026112311777", content="噪音", title=long_title, category="市容景观"),
         ]
     )
     await router.handle(message("查 777", msgid="amb"))  # ambiguous: the candidates are listed to the group
@@ -194,8 +194,8 @@ def test_outbox_keys_of_long_card_events_are_hashed_not_cut() -> None:
 
     def click(key: str) -> CardClick:
         return CardClick(
-            "app", key, "t" * 128, Sender("zhouting"), "single", None, "code", None,
-            datetime(2026, 11, 23, 9, 0), dedup_key=f"app:event:zhouting:1795395600:{'t' * 128}:{key}",
+            source="app", event_key=key, task_id="t" * 128, sender=Sender("zhouting"), chat_type="single", chat_id=None, response_code="code", response_url=None,
+            at=datetime(2026, 11, 23, 9, 0), dedup_key=f"app:event:zhouting:1795395600:{'t' * 128}:{key}",
         )
 
     at = datetime(2026, 11, 23)

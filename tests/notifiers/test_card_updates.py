@@ -158,7 +158,9 @@ class Connection:
 
 
 def message(payload: Mapping[str, Any], destination: str = "aibot:msg:click-1") -> OutboundMessage:
-    return OutboundMessage(1, AIBOT_CARD_UPDATE, destination, "k", payload, 0)
+    return OutboundMessage(
+        id=1, channel=AIBOT_CARD_UPDATE, destination=destination, idempotency_key="k", payload=payload, attempts=0
+    )
 
 
 async def test_the_robots_update_answers_the_click_it_belongs_to() -> None:

@@ -42,7 +42,7 @@ async def test_the_apps_scheduler_ticks_and_the_reminder_reaches_wecom(
     app = create_app(settings_for(sqlite_url), sandbox_config, clock=clock, run_workers=True, sandbox=True)
     client = await aiohttp_client(app)
     app = client.app
-    await app[TICKETS].upsert([TicketInput("2026112300777", "店招松动 存在坠落风险")])
+    await app[TICKETS].upsert([TicketInput(ticket_no="2026112300777", content="店招松动 存在坠落风险")])
     await app[DEADLINE_LEADER].leading.wait()  # SQLite: this process leads
     health = await (await client.get("/healthz")).json()
     assert health["checks"]["deadline_engine"]["status"] == "ok"
@@ -99,7 +99,9 @@ async def test_one_process_ticks_another_takes_over_when_it_dies(
         )
         for s, leader in zip(stores, leaders, strict=True)
     ]
-    await TicketService(stores[0], sandbox_config, calendar, clock).upsert([TicketInput("T1", "店招松动")])
+    await TicketService(stores[0], sandbox_config, calendar, clock).upsert(
+        [TicketInput(ticket_no="T1", content="店招松动")]
+    )
     tasks = [asyncio.create_task(leaders[0].run(hold))]
     try:
         await leaders[0].leading.wait()
