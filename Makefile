@@ -28,8 +28,12 @@ test: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 -q
 
-## make bench: the benchmarks, printed as one table
+## make bench: the benchmarks, printed as one table; the callback benchmark's load comes from wrk (Debian's package,
+## installed here when apt-get can; without it the benchmark falls back to its Python client and says so)
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || \
+		echo "wrk is not installed (apt-get install wrk): the callback benchmark uses its Python client"
 	$(PY) bench/run.py
 
 lint: $(STAMP)

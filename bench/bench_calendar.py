@@ -142,7 +142,10 @@ def run(quick: bool = False) -> list[dict[str, object]]:
     # (policy lookup, working-day sums, aware datetimes, records) — what an import or a burst goes through
     planner = DeadlinePlanner(load_config(_ROOT / "config" / "example.yaml"), cal)
     kinds = list(TicketKind)
-    requests = [PlanRequest(kinds[i % len(kinds)], None, s, "dispatch") for i, s in enumerate(start_dts)]
+    requests = [
+        PlanRequest(kind=kinds[i % len(kinds)], category=None, start=s, cycle_kind="dispatch")
+        for i, s in enumerate(start_dts)
+    ]
     planned = sum(len(p) for p in planner.plan_many(requests))
 
     def planner_run() -> None:

@@ -1,7 +1,7 @@
 -- wrk script for bench/bench_callbacks.py: sends prepared requests (one per line of the file given after "--":
 -- "<path with query>\t<body>"), each once, in order. If the file runs out before the run ends, it starts over and
--- counts the repeats, so the bench can refuse a run that repeated callbacks (the bot answers a repeat as a
--- duplicate, which costs less). done() prints one line the bench parses.
+-- counts the repeats, so the bench can redo a round that repeated callbacks with more of them (the bot answers a
+-- repeat as a duplicate, which costs less). done() prints one line the bench parses.
 local threads = {}
 
 setup = function(thread)

@@ -47,10 +47,10 @@ from bot.services.channels import Channels
 from bot.services.inbox import inbox_key
 from bot.services.tickets import TicketNotFound, TicketService
 from config.model import BotConfig
+from handlers.commands import find
 from handlers.context import DEDUP_SOURCE, GLOBAL_ROLES
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand
-from handlers.spec import find
 from store import inbox as inbox_repo
 from store.core import Store
 
@@ -62,7 +62,7 @@ _CLAIMED = frozenset({TicketState.CLAIMED, TicketState.CONTACTED, TicketState.ON
 # -- clicks -----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Click:
     """A click on a card button, read before it runs: the command it stands for, or why it cannot be one."""
 
@@ -103,12 +103,12 @@ async def read_click(service: TicketService, config: BotConfig, event: CardClick
     typed command. A click already applied (WeCom's retry, crash recovery) is let through: it answers as before."""
     parsed = parse_key(event.event_key)
     if parsed is None:
-        return Click(event, None, None, CommandError("unknown_button", UNKNOWN_BUTTON))
+        return Click(event=event, action=None, ticket_no=None, refusal=CommandError("unknown_button", UNKNOWN_BUTTON))
     action, ticket_no = parsed
     card_ticket = ticket_of_task(event.task_id)
     if card_ticket is not None and card_ticket != ticket_no:
-        return Click(event, None, None, CommandError("unknown_button", UNKNOWN_BUTTON))
-    click = Click(event, action, ticket_no)
+        return Click(event=event, action=None, ticket_no=None, refusal=CommandError("unknown_button", UNKNOWN_BUTTON))
+    click = Click(event=event, action=action, ticket_no=ticket_no)
     userid = event.sender.userid
     if action not in ("claim", *HANDLER_ONLY) or config.member(userid) is None or await applied(service.store, event):
         return click
@@ -124,14 +124,14 @@ async def read_click(service: TicketService, config: BotConfig, event: CardClick
         claimed = last_entry(detail.history, "claim")
         at = claimed.at if claimed is not None and claimed.actor == handler else None
         message = already_claimed(config, ticket_no, handler, userid, at)
-        return Click(event, action, ticket_no, CommandError("already_claimed", message))
+        return Click(event=event, action=action, ticket_no=ticket_no, refusal=CommandError("already_claimed", message))
     if handler == userid:
         return click
     if action in HANDLER_ONLY:
         spec = find(BUTTONS[action].command)
         typed = f"/{spec.zh if spec else action} {ticket_no}"
         message = not_handler(config, ticket_no, handler, action, typed)
-        return Click(event, action, ticket_no, CommandError("not_handler", message))
+        return Click(event=event, action=action, ticket_no=ticket_no, refusal=CommandError("not_handler", message))
     return click
 
 

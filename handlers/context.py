@@ -18,9 +18,8 @@ from bot.services.tickets import TicketService
 from config.model import BotConfig, Member
 from config.vocabulary import Role
 from handlers.errors import CommandError
-from handlers.parse import ParsedCommand
 from handlers.refs import find_ticket, ticket_refs_in
-from handlers.spec import CommandSpec
+from handlers.spec import CommandSpec, ParsedCommand
 from store.core import Store
 
 GLOBAL_ROLES = OFFICE_ROLES  # see every unit's tickets (what they may do on them: bot.domain.permissions)
@@ -30,7 +29,7 @@ DEDUP_SOURCE = "wecom_command"  # the inbox source under which a command's ticke
 ReplySink = Callable[[Sequence[Reply], datetime], Awaitable[None]]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Context:
     """One command being run: who, where, and the means to answer."""
 

@@ -1,4 +1,4 @@
-"""Chat text → a command and its arguments, by the specs in :mod:`handlers.spec`.
+"""Chat text → a command and its arguments, by the command specs (:mod:`handlers.commands`).
 
 What arrives is what the transport left: in a group the robot's own ``@Name`` is already gone ("@robot 接单 0123"
 arrives as "接单 0123"), but a leftover leading mention is tolerated. The text is normalised first (NFKC: full-width
@@ -35,13 +35,12 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 from bot.domain.escaping import echo
+from handlers.commands import COMMANDS, all_names, find
 from handlers.errors import CommandError
-from handlers.spec import COMMANDS, ArgSpec, CommandSpec, all_names, find
+from handlers.spec import ArgSpec, CommandSpec, ParsedCommand
 
 HELP_HINT = "发送 /帮助 查看可用命令。"
 
@@ -82,26 +81,6 @@ def normalize(text: str) -> str:
     while end > start and not lines[end - 1]:
         end -= 1
     return "\n".join(lines[start:end])
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedCommand:
-    spec: CommandSpec
-    args: Mapping[str, str]  # argument name → value; optional arguments not given (and a missing ticket) absent
-    text: str  # the normalised message
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def ticket(self) -> str | None:
-        """The ticket reference as written (full number or last digits), or None: then the router takes the
-        ticket from the quoted message, or asks for one."""
-        return self.args.get("ticket")
-
-    def get(self, name: str) -> str | None:
-        return self.args.get(name)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ UNCLAIMED_STATES: tuple[str, ...] = (TicketState.DISPATCHED.value,)
 WINDOWS: tuple[str, ...] = (DeadlineName.RETURN_WINDOW.value,)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Figures:
     """/统计: ``open`` tickets, of which ``unclaimed`` and ``overdue``; ``closed_today`` (办结, since midnight)."""
 
@@ -82,7 +82,7 @@ async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: d
     cancelled (returned ones included)."""
     units = _scope(unit_codes)
     if units == []:
-        return Figures(0, 0, 0, 0)
+        return Figures(open=0, unclaimed=0, overdue=0, closed_today=0)
     midnight = datetime.combine(now.astimezone(TZ).date(), time(0), tzinfo=TZ)
     async with store.reading() as conn:
         counts = await queries_repo.ticket_figures(
@@ -95,4 +95,6 @@ async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: d
             closed_states=(TicketState.CLOSED.value,),
             windows=WINDOWS,
         )
-    return Figures(counts["open"], counts["unclaimed"], counts["overdue"], counts["closed"])
+    return Figures(
+        open=counts["open"], unclaimed=counts["unclaimed"], overdue=counts["overdue"], closed_today=counts["closed"]
+    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from bot.domain.clock import Clock
@@ -31,7 +31,6 @@ from bot.services.tickets import TicketNotFound, TicketService
 from config.model import BotConfig
 from config.vocabulary import ROLE_LABELS, Role
 from handlers import cards
-from handlers.commands import HANDLERS, Handler
 from handlers.context import Context, ReplySink
 from handlers.errors import CommandError
 from handlers.parse import ParsedCommand, parse
@@ -63,7 +62,6 @@ class CommandRouter(RecordingSink):
         clock: Clock,
         channels: Channels,
         send: ReplySink,
-        handlers: Mapping[str, Handler] | None = None,
         limiter: RateLimiter | None = None,
         limits: Sequence[Limit] | None = None,
         duty: DutyService | None = None,
@@ -78,7 +76,6 @@ class CommandRouter(RecordingSink):
         self.clock = clock
         self.channels = channels
         self.send = send
-        self.handlers = handlers if handlers is not None else HANDLERS
         self.duty = duty if duty is not None else DutyService(service.store, config, clock)
 
     async def handle(self, event: InboundEvent) -> None:
@@ -101,15 +98,21 @@ class CommandRouter(RecordingSink):
         if member is None or event.sender.corpid:
             await self.send([Reply(event=event, text=NOT_A_MEMBER)], now)
             return
-        ctx = Context(event, member, now, self.config, self.service, self.channels, self.send, self.duty)
+        ctx = Context(
+            event=event,
+            member=member,
+            now=now,
+            config=self.config,
+            service=self.service,
+            channels=self.channels,
+            reply=self.send,
+            duty=self.duty,
+        )
         try:
             cmd = parsed()
             if not ctx.may_use(cmd.spec):
                 raise CommandError("forbidden", f"抱歉，/{cmd.spec.zh} 只有{_roles(cmd.spec)}可以使用。")
-            handler = self.handlers.get(cmd.spec.name)
-            if handler is None:
-                raise CommandError("not_available", f"/{cmd.spec.zh} 暂未开放。发送 /帮助 查看现在可用的命令。")
-            await handler(ctx, cmd)
+            await cmd.spec.handler(ctx, cmd)
         except CommandError as exc:
             await ctx.say(exc.message)
         except TransitionRefused as exc:

@@ -48,7 +48,7 @@ UNSURE = "_unsure"
 NO_ANSWER, ABANDONED = "no_answer", "abandoned"  # why a send is unsure (the metric's ``reason``)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutboundMessage:
     id: int
     channel: str
@@ -67,14 +67,14 @@ class OutboundMessage:
         payload = dict(row["payload"])
         unsure = bool(payload.pop(UNSURE, False))
         return cls(
-            row["id"],
-            row["channel"],
-            row["destination"],
-            row["idempotency_key"],
-            payload,
-            row["attempts"],
-            unsure,
-            row.get("created_at"),
+            id=row["id"],
+            channel=row["channel"],
+            destination=row["destination"],
+            idempotency_key=row["idempotency_key"],
+            payload=payload,
+            attempts=row["attempts"],
+            resend=unsure,
+            queued_at=row.get("created_at"),
         )
 
 

@@ -56,12 +56,12 @@ class ReplyOutbox:
             worker.send_now(
                 [
                     OutboundMessage(
-                        inserted[row["idempotency_key"]],
-                        row["channel"],
-                        row["destination"],
-                        row["idempotency_key"],
-                        row["payload"],
-                        row["attempts"],
+                        id=inserted[row["idempotency_key"]],
+                        channel=row["channel"],
+                        destination=row["destination"],
+                        idempotency_key=row["idempotency_key"],
+                        payload=row["payload"],
+                        attempts=row["attempts"],
                     )
                     for row in direct
                     if row["idempotency_key"] in inserted  # not queued before (a re-run after a crash)

@@ -411,7 +411,9 @@ class AibotCardUpdateSender:
                 raise _malformed(message, "userids is not a list of userids")
             body["userids"] = userids
         # the connection looks the req_id up by the event's dedup key, which is all it reads of the event
-        clicked = OtherEvent("aibot", "event.template_card_event", None, _EPOCH, message.destination)
+        clicked = OtherEvent(
+            source="aibot", kind="event.template_card_event", sender=None, at=_EPOCH, dedup_key=message.destination
+        )
         req_id = self.connection.req_id_for(clicked)
         if req_id is None:
             raise DeliveryError(

@@ -4,8 +4,9 @@
 (a consistent snapshot that holds up no writer). The other modules of this package are the repositories: every SQL
 statement the bot runs, as functions of a :data:`Conn`, one module per aggregate. A repository function runs its
 statements on the connection it is given and nothing else: it opens no transaction of its own and commits nothing,
-so that a change, its audit entry and the messages it causes are committed together or not at all. Rows go in and
-out as plain mappings (:data:`Row`); this package knows nothing of WeCom or of the domain's types.
+so that a change, its audit entry and the messages it causes are committed together or not at all. Values go in as
+plain mappings; a ticket, its deadlines and its history come out as the domain's records
+(:mod:`bot.domain.records`), other rows as read-only mappings (:data:`Row`). This package knows nothing of WeCom.
 """
 
 from __future__ import annotations

@@ -237,7 +237,7 @@ class WeComSide:
             if unit.group.chatid:
                 members = list(dict.fromkeys([unit.head, *unit.deputies, *unit.members]))
                 self.fake.chats[unit.group.chatid] = FakeChat(
-                    unit.group.chatid, unit.name, unit.head, members, self.AGENT_ID
+                    chatid=unit.group.chatid, name=unit.name, owner=unit.head, userlist=members, agentid=self.AGENT_ID
                 )
         self.app_crypto = CallbackCrypto(self.APP_TOKEN, self.APP_KEY, self.CORP_ID)
         self.robot_crypto = CallbackCrypto(self.ROBOT_TOKEN, self.ROBOT_KEY, "")

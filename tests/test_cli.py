@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -100,15 +101,24 @@ def test_migrate_outbox_and_ticket(capsys: pytest.CaptureFixture[str]) -> None:
     assert "deleted 0 inbox row(s) handled more than 90 days ago and 0 outbox message(s)" in capsys.readouterr().out
 
 
-def test_serve_runs_on_uvloop_unless_told_otherwise() -> None:
-    import asyncio
-
+@pytest.mark.parametrize(("setting", "on_uvloop"), [(None, True), ("uvloop", True), ("asyncio", False)])
+def test_serve_runs_on_uvloop_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None, on_uvloop: bool
+) -> None:
     import uvloop
+    from aiohttp import web
 
-    fast, plain = run_bot._event_loop("uvloop"), run_bot._event_loop("asyncio")
-    try:
-        assert isinstance(fast, uvloop.Loop)
-        assert not isinstance(plain, uvloop.Loop) and isinstance(plain, asyncio.AbstractEventLoop)  # noqa: PT018
-    finally:
-        fast.close()
-        plain.close()
+    served: list[object] = []
+
+    def run_app(app: web.Application, *, loop: asyncio.AbstractEventLoop, **_kwargs: object) -> None:
+        served.append(loop)
+        loop.close()
+
+    monkeypatch.setattr(web, "run_app", run_app)
+    if setting is None:
+        monkeypatch.delenv("EVENT_LOOP", raising=False)
+    else:
+        monkeypatch.setenv("EVENT_LOOP", setting)
+    assert run_bot.main(["serve"]) == 0
+    assert [isinstance(loop, uvloop.Loop) for loop in served] == [on_uvloop]
+    assert all(isinstance(loop, asyncio.AbstractEventLoop) for loop in served)

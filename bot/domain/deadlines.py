@@ -17,7 +17,7 @@ from config.model import BotConfig
 from config.vocabulary import DeadlineName, TicketKind
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlannedDeadline:
     name: DeadlineName
     policy: Duration
@@ -25,7 +25,7 @@ class PlannedDeadline:
     due_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PlanRequest:
     kind: TicketKind
     category: str | None
@@ -101,7 +101,10 @@ class DeadlinePlanner:
             # otherwise (随身拍: 3 natural days vs 2 working days over a weekend) it is the ticket's own
             due[DeadlineName.HANDLE_INTERNAL] = handle
         durations = self.durations(req.kind, req.category, req.cycle_kind)
-        return [PlannedDeadline(name, durations[name], req.start, when) for name, when in due.items()]
+        return [
+            PlannedDeadline(name=name, policy=durations[name], started_at=req.start, due_at=when)
+            for name, when in due.items()
+        ]
 
 
 # a fixed +08:00 for converting the vectorised results (ZoneInfo lookups cost several times more per value);

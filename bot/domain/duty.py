@@ -22,7 +22,7 @@ from config.model import BotConfig
 HORIZON = timedelta(days=8)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Takeover:
     """A member on duty in place of the roster, from ``starts_at`` until ``ends_at`` (or ``ended_at``, if earlier)."""
 
@@ -43,7 +43,7 @@ class Takeover:
         return self.starts_at <= at < self.until
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Watch:
     """One member on duty for a stretch: who, from when, until when, and by which takeover (None: the roster)."""
 
@@ -82,7 +82,7 @@ class DutyRoster:
                     continue
                 lo, hi = period[0].replace(tzinfo=self.tz), period[1].replace(tzinfo=self.tz)
                 if lo < end and hi > start:
-                    found.append((lo, index, Watch(shift.userid, lo, hi)))
+                    found.append((lo, index, Watch(userid=shift.userid, starts_at=lo, ends_at=hi)))
             day += timedelta(days=1)
         found.sort(key=lambda item: (item[0], item[1]))
         return [watch for _lo, _index, watch in found]
@@ -125,7 +125,9 @@ class DutyRoster:
             first: dict[str, Takeover] = {}
             for t in taken:
                 first.setdefault(t.userid, t)
-            return [Watch(t.userid, t.starts_at, t.until, t.id) for t in first.values()]
+            return [
+                Watch(userid=t.userid, starts_at=t.starts_at, ends_at=t.until, takeover_id=t.id) for t in first.values()
+            ]
         around = self.shifts(at - HORIZON, at + HORIZON)
         # the roster is cut where a takeover begins after ``at`` and where one ended before it
         later = [t.starts_at for t in self.takeovers if t.starts_at > at]
@@ -148,7 +150,7 @@ class DutyRoster:
                 end = min(end, cut_end)
             if cut_start is not None:
                 start = max(start, cut_start)
-            out.append(Watch(userid, start, end))
+            out.append(Watch(userid=userid, starts_at=start, ends_at=end))
         return out
 
     def next_watches(self, at: datetime) -> tuple[datetime, list[Watch]] | None:

@@ -26,7 +26,7 @@ class Sender:
     corpid: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TextMessage:
     """A text (or the text parts of a mixed text/image) message. ``text`` has the robot's ``@Name`` mention removed
     and surrounding whitespace trimmed. ``quoted_text`` is the text of a quoted (引用) message, robot only."""
@@ -47,7 +47,7 @@ class TextMessage:
         return f"{self.source}:msg:{self.msg_id}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CardClick:
     """A template-card button click. App: ``response_code`` (for ``message/update_template_card``, 72 h, one use).
     Robot: ``response_url`` (1 h, one use); the click is delivered once and must be answered within 5 s."""
@@ -66,7 +66,7 @@ class CardClick:
     agent_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EnterChat:
     """The user opened the 1:1 chat: app ``enter_agent``, robot ``enter_chat`` (first time that day)."""
 
@@ -78,7 +78,7 @@ class EnterChat:
     agent_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OtherEvent:
     """Anything else, kept for logging: ``kind`` is the message type (``image``, ``voice``, ``file``, ``stream`` …)
     or ``event.<name>`` for an event. ``raw`` is the decoded payload, read-only."""

@@ -44,7 +44,7 @@ StepKind = Literal["reminder", "overdue", "escalation", "repeat"]
 NAG_FREE: frozenset[str] = frozenset({DeadlineName.RETURN_WINDOW.value})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Step:
     index: int  # the deadline's ``stage`` while this step is the next one
     kind: StepKind
@@ -111,10 +111,10 @@ class NagSchedule:
         start, due = _epoch(started_at), _epoch(due_at)
         index = 0
         for at in self._reminders(start, due, working):
-            yield Step(index, "reminder", _instant(at))
+            yield Step(index=index, kind="reminder", at=_instant(at))
             index += 1
         # at the due time itself, even where it is the end of a working day before days off: it was missed then
-        yield Step(index, "overdue", due_at, level=1 if self._levels else 0)
+        yield Step(index=index, kind="overdue", at=due_at, level=1 if self._levels else 0)
         index += 1
         if not self._levels:
             return
@@ -125,9 +125,9 @@ class NagSchedule:
             if working:
                 at = self.calendar.instant_at_working_seconds(at)
             if n < self._levels:
-                yield Step(index, "escalation", _instant(at), level=n + 1)
+                yield Step(index=index, kind="escalation", at=_instant(at), level=n + 1)
             else:
-                yield Step(index, "repeat", _instant(at), level=n - self._levels + 1)
+                yield Step(index=index, kind="repeat", at=_instant(at), level=n - self._levels + 1)
             index += 1
 
     def steps(self, policy: str, started_at: datetime, due_at: datetime) -> list[Step]:

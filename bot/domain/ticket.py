@@ -11,7 +11,7 @@ from typing import Any
 from config.vocabulary import TicketKind
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TicketInput:
     ticket_no: str
     content: str

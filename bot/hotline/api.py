@@ -148,9 +148,9 @@ async def post_ticket_event(request: web.Request) -> web.Response:
         raise ApiError(422, "validation_error", "the event is not valid", _validation_details(exc)) from None
     at = event.at or request.app[CLOCK].now()
     req = ActionRequest(
-        EVENT_ACTIONS[event.type],
-        HOTLINE,
-        at,
+        action=EVENT_ACTIONS[event.type],
+        actor=HOTLINE,
+        at=at,
         note=event.note,
         unit=event.unit,
         result=event.result,

@@ -29,7 +29,7 @@ Who = Literal["bot", "member", "system"]
 SYSTEM_CHAT = "system"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Chat:
     key: str
     kind: ChatKind
@@ -126,7 +126,7 @@ class Directory:
         return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CardInfo:
     """A card on the page that can be clicked: who sent it (app or robot), its task and its buttons."""
 
@@ -136,7 +136,7 @@ class CardInfo:
     buttons: Mapping[str, str]  # key -> text
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Item:
     id: int
     chat: str
@@ -189,7 +189,7 @@ class Feed:
         return self._next - 1
 
     def add(self, chat: str, at: datetime, who: Who, **fields: Any) -> Item:
-        item = Item(self._next, chat, at, who, **fields)
+        item = Item(id=self._next, chat=chat, at=at, who=who, **fields)
         self._next += 1
         self._items.append(item)
         changed, self._changed = self._changed, asyncio.Event()

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 MAX_COUNT = 20  # tickets per request
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Sample:
     title: str
     content: str
@@ -221,7 +221,7 @@ SAMPLES: tuple[Sample, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Injected:
     """One demo injection: the ticket, where it went, and the note for the office group."""
 
@@ -304,15 +304,23 @@ class DemoFeed:
         try:
             status, answer = await post("/api/tickets", sample.payload(ticket_no))
             if status not in (200, 201):
-                return Injected(ticket_no, sample, False, status, error=_error(status, answer))
+                return Injected(
+                    ticket_no=ticket_no, sample=sample, ok=False, status=status, error=_error(status, answer)
+                )
             unit, state = answer.get("unit"), answer.get("state")
             if sample.warning and unit:
                 state = await self._make_warning(ticket_no, unit, tickets, post)
-            return Injected(ticket_no, sample, True, status, unit=unit, state=state)
+            return Injected(ticket_no=ticket_no, sample=sample, ok=True, status=status, unit=unit, state=state)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return Injected(ticket_no, sample, False, None, error=f"无法连接机器人：{type(exc).__name__} {exc}")
+            return Injected(
+                ticket_no=ticket_no,
+                sample=sample,
+                ok=False,
+                status=None,
+                error=f"无法连接机器人：{type(exc).__name__} {exc}",
+            )
         except _StepFailed as exc:
-            return Injected(ticket_no, sample, False, exc.status, error=str(exc))
+            return Injected(ticket_no=ticket_no, sample=sample, ok=False, status=exc.status, error=str(exc))
 
     async def _make_warning(self, ticket_no: str, unit_code: str, tickets: TicketService, post: Poster) -> str:
         """The unit's head submits a result in the bot; the hotline's return visit is dissatisfied: 预警."""
@@ -320,7 +328,10 @@ class DemoFeed:
         if unit is None:
             raise _StepFailed(None, f"未知承办单位 {unit_code}")
         request = ActionRequest(
-            Action.SUBMIT, unit.head, self.clock.now(), note="（演示）已到现场处置，已电话告知市民处理结果。"
+            action=Action.SUBMIT,
+            actor=unit.head,
+            at=self.clock.now(),
+            note="（演示）已到现场处置，已电话告知市民处理结果。",
         )
         try:
             await tickets.act(ticket_no, request)

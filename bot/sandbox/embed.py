@@ -89,7 +89,11 @@ class Sandbox:
             unit = config.unit(chat.unit or "")
             if unit is not None and unit.group.chatid:
                 self.fake.chats[unit.group.chatid] = FakeChat(
-                    unit.group.chatid, chat.title, unit.head, list(chat.members), creds.agent_id
+                    chatid=unit.group.chatid,
+                    name=chat.title,
+                    owner=unit.head,
+                    userlist=list(chat.members),
+                    agentid=creds.agent_id,
                 )
         secret = settings.hotline_ingest_secret or SecretStr(secrets.token_urlsafe(24))
         self.settings = settings.model_copy(

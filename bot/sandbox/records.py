@@ -137,7 +137,12 @@ def card_info(card: object, source: object) -> CardInfo | None:
     task_id = card.get("task_id")
     if not buttons or not isinstance(task_id, str) or not task_id:
         return None
-    return CardInfo("app" if source == "app" else "aibot", task_id, str(card.get("card_type")), buttons)
+    return CardInfo(
+        source="app" if source == "app" else "aibot",
+        task_id=task_id,
+        card_type=str(card.get("card_type")),
+        buttons=buttons,
+    )
 
 
 def task_of(record: Delivered, body: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -76,7 +76,7 @@ Row = dict[str, Any]
 NoticeRows = Callable[[Sequence[Reminder | MissFlag], datetime], list[Row]]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TickResult:
     due: int = 0  # deadline rows read
     moved: int = 0  # rows advanced (sent, waiting or finished)
@@ -89,7 +89,7 @@ class TickResult:
     batches: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Moment:
     """What a tick decides by, the same for every deadline it reads."""
 
@@ -100,7 +100,7 @@ class _Moment:
     opens: datetime  # when routine messages may go out next
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class _Decision:
     move: dict[str, Any]
     item: DueItem | None = None
@@ -209,7 +209,7 @@ class DeadlineEngine:
         move = {"id": row.id, "stage": row.stage, "next_due_at": row.next_due_at}
         stage = row.stage
         if row.status != DeadlineStatus.OPEN or not row.state.is_open or row.name in NAG_FREE:
-            return _Decision({**move, "new_stage": stage, "new_next": None})
+            return _Decision(move={**move, "new_stage": stage, "new_next": None})
         fired: list[Step] = []
         later: Step | None = None
         for step in self.schedule.iter_steps(row.policy, row.started_at, row.due_at):
@@ -230,7 +230,7 @@ class DeadlineEngine:
                 "missed_at": row.due_at,
             }
         if not fired:  # nothing due after all (the config changed): look again at the next step
-            return _Decision({**move, "new_stage": stage, "new_next": _after(later, now)}, miss=miss)
+            return _Decision(move={**move, "new_stage": stage, "new_next": _after(later, now)}, miss=miss)
         urgent = row.kind in self._urgent
         to_duty = False
         if not moment.allowed:
@@ -243,11 +243,11 @@ class DeadlineEngine:
                 wake = moment.opens
                 if row.due_at > now:
                     wake = min(wake, row.due_at)  # look at the due time anyway: a missed accept counts then
-                return _Decision({**move, "new_stage": stage, "new_next": wake}, miss=miss, waiting=True)
+                return _Decision(move={**move, "new_stage": stage, "new_next": wake}, miss=miss, waiting=True)
         new_stage = fired[-1].index + 1
         key = f"{row.id}:{int(row.due_at.timestamp())}:{stage}-{new_stage}"
         item = self._item(row, fired, key, urgent, moment.duty if to_duty else None)
-        return _Decision({**move, "new_stage": new_stage, "new_next": _after(later, now)}, item=item, miss=miss)
+        return _Decision(move={**move, "new_stage": new_stage, "new_next": _after(later, now)}, item=item, miss=miss)
 
     def _item(
         self, row: DueDeadline, fired: Sequence[Step], key: str, urgent: bool, duty: list[str] | None

@@ -49,7 +49,7 @@ class DutyRefused(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DutyStatus:
     """Who is on duty at ``at`` (each with from and until), and who comes on next, from when (None: nobody within
     a week)."""
@@ -64,7 +64,7 @@ class DutyStatus:
         return [w.userid for w in self.on_duty]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DutyChange:
     """What a take or a hand-back did.
 
@@ -132,8 +132,8 @@ class DutyService:
         roster = await self.roster(at)
         upcoming = roster.next_watches(at)
         if upcoming is None:
-            return DutyStatus(at, roster.watches(at))
-        return DutyStatus(at, roster.watches(at), upcoming[0], upcoming[1])
+            return DutyStatus(at=at, on_duty=roster.watches(at))
+        return DutyStatus(at=at, on_duty=roster.watches(at), next_at=upcoming[0], next=upcoming[1])
 
     # --- changes -------------------------------------------------------------------------------------------------
 
@@ -166,7 +166,7 @@ class DutyService:
             mine = next((t for t in active if t.userid == userid), None)
             if mine is not None:
                 if end <= mine.until:
-                    return DutyChange("held", userid, at, mine.until)
+                    return DutyChange(status="held", userid=userid, at=at, until=mine.until)
                 await duty_repo.extend_takeover(conn, mine.id, ends_at=end)
                 await self._audit(
                     conn,
@@ -175,10 +175,10 @@ class DutyService:
                     "duty_extend",
                     {"takeover_id": mine.id, "userid": userid, "from": mine.until, "until": end},
                 )
-                return DutyChange("extended", userid, at, end)
+                return DutyChange(status="extended", userid=userid, at=at, until=end)
             if not active and userid in roster.on_duty(at):
                 own = next(w for w in roster.watches(at) if w.userid == userid)
-                return DutyChange("on_roster", userid, at, own.ends_at)
+                return DutyChange(status="on_roster", userid=userid, at=at, until=own.ends_at)
             replaced = roster.on_duty(at)
             takeover_id = await duty_repo.insert_takeover(
                 conn,
@@ -204,7 +204,7 @@ class DutyService:
                 {"takeover_id": takeover_id, "userid": userid, "until": end, "replaces": replaced},
             )  # fmt: skip
             relieved = tuple(dict.fromkeys(t.userid for t in active))
-            return DutyChange("taken", userid, at, end, relieved)
+            return DutyChange(status="taken", userid=userid, at=at, until=end, relieved=relieved)
 
     async def hand_back(
         self,
@@ -232,7 +232,7 @@ class DutyService:
                     conn, at, actor, "duty_hand_back",
                     {"takeover_id": t.id, "userid": userid, "planned_until": t.ends_at},
                 )  # fmt: skip
-            return DutyChange("handed_back", userid, at)
+            return DutyChange(status="handed_back", userid=userid, at=at)
 
     async def _first_time(self, conn: Conn, dedup: tuple[str, str, str], at: datetime) -> bool:
         """Records the message (under its key) as applied; False when it was before (a re-delivery)."""
@@ -247,14 +247,14 @@ class DutyService:
     ) -> DutyChange:
         """The answer to a message applied before: the state as it is (nothing changes)."""
         if what == "hand_back":
-            return DutyChange("handed_back", userid, at, duplicate=True)
+            return DutyChange(status="handed_back", userid=userid, at=at, duplicate=True)
         roster = await self._roster(conn, at)
         mine = next((t for t in roster.active_takeovers(at) if t.userid == userid), None)
         if mine is None:
             own = next((w for w in roster.watches(at) if w.userid == userid), None)
             if own is not None:  # the roster has the member on: so the first time it did, too
-                return DutyChange("on_roster", userid, at, own.ends_at, duplicate=True)
-        return DutyChange("taken", userid, at, mine.until if mine else None, duplicate=True)
+                return DutyChange(status="on_roster", userid=userid, at=at, until=own.ends_at, duplicate=True)
+        return DutyChange(status="taken", userid=userid, at=at, until=mine.until if mine else None, duplicate=True)
 
     async def _audit(
         self, conn: Conn, at: datetime, actor: str, action: str, data: Mapping[str, Any]
@@ -278,4 +278,6 @@ class DutyService:
 
 
 def _takeover(row: Mapping[Any, Any]) -> Takeover:
-    return Takeover(row["id"], row["userid"], row["starts_at"], row["ends_at"], row["ended_at"])
+    return Takeover(
+        id=row["id"], userid=row["userid"], starts_at=row["starts_at"], ends_at=row["ends_at"], ended_at=row["ended_at"]
+    )

@@ -139,7 +139,10 @@ class HandOvers(TicketActions):
             )
         ids = await tickets_repo.insert_tickets(conn, rows)
         plans = self.planner.plan_many(
-            [PlanRequest(i.kind, i.category, r["dispatched_at"], "dispatch") for i, r in zip(items, rows, strict=True)]
+            [
+                PlanRequest(kind=i.kind, category=i.category, start=r["dispatched_at"], cycle_kind="dispatch")
+                for i, r in zip(items, rows, strict=True)
+            ]
         )
         deadline_rows = self._deadline_rows(
             [(ticket_id, 1, p) for ticket_id, plan in zip(ids, plans, strict=True) for p in plan], now
@@ -250,7 +253,7 @@ class HandOvers(TicketActions):
             fresh = await tickets_repo.ticket_by_no(conn, row.ticket_no)
             if fresh is None or fresh.version != version:
                 raise ConcurrentUpdate(row.id)
-            req = ActionRequest(Action.REDISPATCH, HOTLINE, now, unit=target.code, by_hotline=True)
+            req = ActionRequest(action=Action.REDISPATCH, actor=HOTLINE, at=now, unit=target.code, by_hotline=True)
             outcome = await self._apply(conn, fresh, req, source=source)
             state, unit = outcome.to_state, target.code
             changed = (*changed, "unit")
@@ -280,7 +283,8 @@ class HandOvers(TicketActions):
         current = [r for r in open_rows if r.cycle == cycle]
         cycle_kind: CycleKind = "rehandle" if any(r.name == DeadlineName.REHANDLE for r in current) else "dispatch"
         start = start or min(r.started_at for r in current)
-        wanted = {p.name: p for p in self.planner.plan(PlanRequest(kind, category, start, cycle_kind))}
+        request = PlanRequest(kind=kind, category=category, start=start, cycle_kind=cycle_kind)
+        wanted = {p.name: p for p in self.planner.plan(request)}
         obsolete = []
         for r in current:
             assert r.id is not None  # read from the store

@@ -64,7 +64,7 @@ def _lane(job: _Job) -> str:
     return f"{job.event.source}:{sender.userid}" if job.event is not None and sender else f"row:{job.inbox_id}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Row:
     """An inbox row to insert; its result is the new id, or None for a duplicate."""
 
@@ -156,7 +156,9 @@ class InboundProcessor:
         """Persists the callback and schedules its processing; False when the same (source, key) was accepted
         before (WeCom's retry). After :meth:`close`, new rows are still persisted and left for the next start."""
         at = received_at if received_at is not None else self.clock.now()
-        inbox_id = await self._writes.submit(_Row(source, inbox_key(event), raw, at))
+        inbox_id = await self._writes.submit(
+            _Row(source=source, dedup_key=inbox_key(event), payload=raw, received_at=at)
+        )
         if inbox_id is None:
             log.info("wecom %s duplicate callback ignored", source, extra={"dedup_key": dedup_key(event)})
             return False

@@ -232,7 +232,8 @@ class TicketActions(TicketCore):
             )
         if transition.new_cycle is None:
             return [], closing
-        plan = self.planner.plan(PlanRequest(ticket.kind, ticket.category, at, transition.new_cycle))
+        request = PlanRequest(kind=ticket.kind, category=ticket.category, start=at, cycle_kind=transition.new_cycle)
+        plan = self.planner.plan(request)
         started = self._deadline_rows([(row.id, ticket.cycle + 1, p) for p in plan], at)
         await deadlines_repo.insert_deadlines(conn, started)
         return [Deadline.of(d) for d in started], closing

@@ -81,7 +81,7 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SendResult:
     """What ``message/send`` answered: recipients it dropped, the msgid (to recall) and, for interactive template
     cards, the response_code that ``update_template_card`` consumes (valid 72 h, one use)."""

@@ -187,7 +187,7 @@ def parse_app_xml(xml: bytes) -> InboundEvent:
         )
     if msg_type != "event":
         key = f"app:msg:{_xml_field(msg, 'MsgId')}" if msg.get("MsgId") else _app_event_key(msg, msg_type)
-        return OtherEvent("app", msg_type, sender, at, key, MappingProxyType(msg))
+        return OtherEvent(source="app", kind=msg_type, sender=sender, at=at, dedup_key=key, raw=MappingProxyType(msg))
 
     event = _xml_required(msg, "Event")
     if event == "template_card_event":
@@ -208,8 +208,15 @@ def parse_app_xml(xml: bytes) -> InboundEvent:
             agent_id=agent_id,
         )
     if event == "enter_agent":
-        return EnterChat("app", sender, at, _app_event_key(msg, event), agent_id=agent_id)
-    return OtherEvent("app", f"event.{event}", sender, at, _app_event_key(msg, event), MappingProxyType(msg))
+        return EnterChat(source="app", sender=sender, at=at, dedup_key=_app_event_key(msg, event), agent_id=agent_id)
+    return OtherEvent(
+        source="app",
+        kind=f"event.{event}",
+        sender=sender,
+        at=at,
+        dedup_key=_app_event_key(msg, event),
+        raw=MappingProxyType(msg),
+    )
 
 
 def _app_event_key(msg: Mapping[str, Any], *parts: str) -> str:
@@ -393,7 +400,7 @@ def parse_aibot_json(
             response_url=response_url,
         )
     if msg_type != "event":
-        return OtherEvent("aibot", msg_type, sender, at, key, MappingProxyType(msg))
+        return OtherEvent(source="aibot", kind=msg_type, sender=sender, at=at, dedup_key=key, raw=MappingProxyType(msg))
 
     event = _obj(msg, "event")
     event_type = _str(event, "eventtype")
@@ -420,8 +427,10 @@ def parse_aibot_json(
             card_type=_str(detail, "card_type"),
         )
     if event_type == "enter_chat" and sender is not None:
-        return EnterChat("aibot", sender, at, key, response_url=response_url)
-    return OtherEvent("aibot", f"event.{event_type}", sender, at, key, MappingProxyType(msg))
+        return EnterChat(source="aibot", sender=sender, at=at, dedup_key=key, response_url=response_url)
+    return OtherEvent(
+        source="aibot", kind=f"event.{event_type}", sender=sender, at=at, dedup_key=key, raw=MappingProxyType(msg)
+    )
 
 
 def _chat_type(value: str | None, chat_id: str | None) -> ChatType:

@@ -44,7 +44,7 @@ def p(text: str) -> Duration:
 
 
 def due(kind: K, category: str | None, start: datetime, cycle: CycleKind = "dispatch") -> dict[DeadlineName, datetime]:
-    plan = PLANNER.plan(PlanRequest(kind, category, start, cycle))
+    plan = PLANNER.plan(PlanRequest(kind=kind, category=category, start=start, cycle_kind=cycle))
     assert all(item.started_at == start for item in plan)
     return {item.name: item.due_at for item in plan}
 
@@ -286,7 +286,7 @@ _cycles = st.sampled_from(["dispatch", "rehandle"])
 
 
 def _requests(starts: st.SearchStrategy[datetime]) -> st.SearchStrategy[list[PlanRequest]]:
-    one = st.builds(PlanRequest, st.sampled_from(list(K)), _categories, starts, _cycles)
+    one = st.builds(PlanRequest, kind=st.sampled_from(list(K)), category=_categories, start=starts, cycle_kind=_cycles)
     return st.lists(one, max_size=12)
 
 
@@ -310,25 +310,29 @@ def test_plan_many_equals_plan(reqs: list[PlanRequest]) -> None:
 
 
 def test_plan_many_weekend_start_with_microseconds() -> None:
-    _same([PlanRequest(K.REGULAR, None, at(2026, 11, 21, 10, 0, 0, 123_456), "dispatch")])
+    _same(
+        [PlanRequest(kind=K.REGULAR, category=None, start=at(2026, 11, 21, 10, 0, 0, 123_456), cycle_kind="dispatch")]
+    )
 
 
 def test_plan_many_start_just_after_midnight() -> None:
     # deadlines are computed to the second: a start at Monday 00:00:00.5 counts from Monday 00:00:00, and five
     # whole working days end at Friday 24:00 (= Saturday 00:00), the earliest instant they have passed
-    request = PlanRequest(K.REGULAR, None, at(2026, 11, 23, 0, 0, 0, 500_000), "dispatch")
+    request = PlanRequest(
+        kind=K.REGULAR, category=None, start=at(2026, 11, 23, 0, 0, 0, 500_000), cycle_kind="dispatch"
+    )
     assert due(K.REGULAR, None, request.start)[D.HANDLE] == at(2026, 11, 28)
     _same([request])
 
 
 def test_plan_many_start_in_a_dst_zone() -> None:
     start = datetime(2026, 3, 7, 12, tzinfo=ZoneInfo("America/New_York"))
-    _same([PlanRequest(K.REGULAR, THREE_TWOS_CATEGORY, start, "dispatch")])
+    _same([PlanRequest(kind=K.REGULAR, category=THREE_TWOS_CATEGORY, start=start, cycle_kind="dispatch")])
 
 
 def test_plan_many_of_nothing_and_of_one() -> None:
     assert PLANNER.plan_many([]) == []
-    request = PlanRequest(K.URGENT, THREE_TWOS_CATEGORY, FRIDAY, "dispatch")
+    request = PlanRequest(kind=K.URGENT, category=THREE_TWOS_CATEGORY, start=FRIDAY, cycle_kind="dispatch")
     [plan] = PLANNER.plan_many([request])
     assert plan == PLANNER.plan(request)
     assert [item.name for item in plan] == list(PLANNER.durations(K.URGENT, THREE_TWOS_CATEGORY, "dispatch"))

@@ -47,9 +47,12 @@ def test_shift_periods_match_covers(example_config: BotConfig) -> None:
 
 def test_who_is_on_and_until_when(example: DutyRoster) -> None:
     assert example.watches(at(20, 12)) == []  # Friday noon: nobody
-    assert example.watches(at(20, 20)) == [Watch("wujiayi", at(20, 17), at(21, 9))]
+    assert example.watches(at(20, 20)) == [Watch(userid="wujiayi", starts_at=at(20, 17), ends_at=at(21, 9))]
     saturday = example.watches(at(21, 12))
-    assert saturday == [Watch("fengxiaowen", at(21, 9), at(22, 9)), Watch("sunhaiyan", at(21, 9), at(21, 17))]
+    assert saturday == [
+        Watch(userid="fengxiaowen", starts_at=at(21, 9), ends_at=at(22, 9)),
+        Watch(userid="sunhaiyan", starts_at=at(21, 9), ends_at=at(21, 17)),
+    ]
     assert example.on_duty(at(21, 12)) == ["fengxiaowen", "sunhaiyan"]
 
 
@@ -59,16 +62,28 @@ def test_a_members_touching_shifts_are_one_stretch() -> None:
         '  - {userid: zhaomin, weekdays: [1, 2, 3, 4, 5], start: "17:00", end: "09:00"}\n'
         '  - {userid: zhaomin, weekdays: [6, 7], start: "09:00", end: "09:00"}'
     ))  # fmt: skip
-    assert roster.watches(at(28, 3)) == [Watch("zhaomin", at(27, 17), at(30, 9))]
+    assert roster.watches(at(28, 3)) == [Watch(userid="zhaomin", starts_at=at(27, 17), ends_at=at(30, 9))]
     # the next shift is past that stretch, although it is the same member
-    assert roster.next_watches(at(28, 3)) == (at(30, 17), [Watch("zhaomin", at(30, 17), at(1, 9, month=12))])
+    assert roster.next_watches(at(28, 3)) == (
+        at(30, 17),
+        [Watch(userid="zhaomin", starts_at=at(30, 17), ends_at=at(1, 9, month=12))],
+    )
 
 
 def test_the_next_shift_is_the_next_one_to_come_on(example: DutyRoster) -> None:
     # Saturday noon: sunhaiyan going off at 17:00 is not a new shift; Sunday 09:00 is
     upcoming = example.next_watches(at(21, 12))
-    assert upcoming == (at(22, 9), [Watch("zhenghao", at(22, 9), at(23, 9)), Watch("sunhaiyan", at(22, 9), at(22, 17))])
-    assert example.next_watches(at(20, 12)) == (at(20, 17), [Watch("wujiayi", at(20, 17), at(21, 9))])
+    assert upcoming == (
+        at(22, 9),
+        [
+            Watch(userid="zhenghao", starts_at=at(22, 9), ends_at=at(23, 9)),
+            Watch(userid="sunhaiyan", starts_at=at(22, 9), ends_at=at(22, 17)),
+        ],
+    )
+    assert example.next_watches(at(20, 12)) == (
+        at(20, 17),
+        [Watch(userid="wujiayi", starts_at=at(20, 17), ends_at=at(21, 9))],
+    )
     assert DutyRoster(with_roster("")).next_watches(at(20, 12)) is None
 
 
@@ -98,26 +113,33 @@ def test_takeover_lengths_are_configurable() -> None:
 
 
 def test_a_takeover_replaces_the_roster_for_its_period(example_config: BotConfig) -> None:
-    takeover = Takeover(1, "zhangwei", at(21, 12), at(22, 9))
+    takeover = Takeover(id=1, userid="zhangwei", starts_at=at(21, 12), ends_at=at(22, 9))
     roster = DutyRoster(example_config, [takeover])
     assert roster.on_duty(at(21, 11)) == ["fengxiaowen", "sunhaiyan"]
     assert roster.on_duty(at(21, 12)) == ["zhangwei"]
     assert roster.on_duty(at(22, 3)) == ["zhangwei"]  # overnight
     assert roster.on_duty(at(22, 9)) == ["zhenghao", "sunhaiyan"]  # over: the roster again
-    assert roster.watches(at(21, 20)) == [Watch("zhangwei", at(21, 12), at(22, 9), takeover_id=1)]
+    assert roster.watches(at(21, 20)) == [
+        Watch(userid="zhangwei", starts_at=at(21, 12), ends_at=at(22, 9), takeover_id=1)
+    ]
     # before it, the roster's stretch is shown cut where the takeover begins
-    assert roster.watches(at(21, 10))[0] == Watch("fengxiaowen", at(21, 9), at(21, 12))
-    assert roster.next_watches(at(21, 10)) == (at(21, 12), [Watch("zhangwei", at(21, 12), at(22, 9), 1)])
+    assert roster.watches(at(21, 10))[0] == Watch(userid="fengxiaowen", starts_at=at(21, 9), ends_at=at(21, 12))
+    assert roster.next_watches(at(21, 10)) == (
+        at(21, 12),
+        [Watch(userid="zhangwei", starts_at=at(21, 12), ends_at=at(22, 9), takeover_id=1)],
+    )
 
 
 def test_a_takeover_handed_back_gives_the_roster_back(example_config: BotConfig) -> None:
-    takeover = Takeover(1, "zhangwei", at(21, 12), at(22, 9), ended_at=at(21, 18))
+    takeover = Takeover(id=1, userid="zhangwei", starts_at=at(21, 12), ends_at=at(22, 9), ended_at=at(21, 18))
     roster = DutyRoster(example_config, [takeover])
     assert takeover.until == at(21, 18)
     assert not takeover.active(at(21, 18))
     assert roster.on_duty(at(21, 17, 59)) == ["zhangwei"]
     assert roster.on_duty(at(21, 18)) == ["fengxiaowen"]
-    assert roster.watches(at(21, 20)) == [Watch("fengxiaowen", at(21, 18), at(22, 9))]  # back on since 18:00
+    assert roster.watches(at(21, 20)) == [
+        Watch(userid="fengxiaowen", starts_at=at(21, 18), ends_at=at(22, 9))
+    ]  # back on since 18:00
 
 
 def test_naive_times_are_taken_as_shanghai_time(example: DutyRoster) -> None:

@@ -58,9 +58,9 @@ GROUP = "sandbox-srjg"
 SRJG = ["chenjing", "sunlei", "zhouting"]
 
 TICKETS_IN = [
-    TicketInput(NO, f"光明路店招破损，随时可能掉落，联系电话{PHONE}", category="市容景观", citizen_name="王秀英",
+    TicketInput(ticket_no=NO, content=f"光明路店招破损，随时可能掉落，联系电话{PHONE}", category="市容景观", citizen_name="王秀英",
                 citizen_phone=PHONE, address="演示街道光明路1号"),
-    TicketInput(OTHER, "垃圾箱房两天未清运", category="环卫", citizen_name="李四", citizen_phone="13800000014"),
+    TicketInput(ticket_no=OTHER, content="垃圾箱房两天未清运", category="环卫", citizen_name="李四", citizen_phone="13800000014"),
 ]  # fmt: skip
 
 

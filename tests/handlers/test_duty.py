@@ -17,8 +17,6 @@ from sqlalchemy import select
 
 from bot.app import create_app
 from bot.domain.clock import TZ, FrozenClock
-from bot.services.channels import Channels
-from bot.services.tickets import TicketService
 from bot.web.keys import DUTY, STORE, WECOM_INBOUND
 from config.model import BotConfig
 from config.settings import Settings
@@ -26,18 +24,12 @@ from handlers.router import CommandRouter
 from store.core import Store
 from store.models import audit_log, duty_takeovers, outbox
 from tests.handlers.test_router import message, texts
-from tests.routers import command_router
 from tests.wecom.callbacks.test_callbacks import T0, WECOM_ENV, app_xml, post_app, post_robot, robot_json
 
 Client = TestClient[Any, Any]
 
 EVENING = datetime(2026, 11, 23, 20, 0, tzinfo=TZ)
 REFUSAL = "抱歉，只有值班员（含排班表上的人员）、派单员和管理员可以接班。"
-
-
-@pytest.fixture
-def router(service: TicketService, sandbox_config: BotConfig, clock: FrozenClock) -> CommandRouter:
-    return command_router(service=service, config=sandbox_config, clock=clock, channels=Channels(app=True))
 
 
 async def outbox_rows(store: Store) -> list[dict[str, Any]]:

@@ -19,12 +19,12 @@ from bot.domain.ticket import TicketInput
 from bot.services.channels import Channels
 from bot.services.tickets import TicketService
 from config.model import BotConfig
+from handlers.commands import COMMANDS
 from handlers.context import Context
 from handlers.router import CommandRouter
-from handlers.spec import COMMANDS
 from store.models import audit_log, outbox
+from tests.handlers.conftest import MakeRouter
 from tests.handlers.test_router import message, texts
-from tests.routers import command_router
 
 NO = "2026112300123"  # SRJG's, dispatched Mon 11-23 09:00: handling (5 working days) due Mon 11-30 09:00
 OTHER = "2026112300456"  # HW's
@@ -32,24 +32,24 @@ HANDLE_DUE = datetime(2026, 11, 30, 9, 0, tzinfo=TZ)
 ASK = f"/延期 {NO} 3 需协调物业，预计下周完成"
 
 
-async def _router(service: TicketService, config: BotConfig, clock: FrozenClock, channels: Channels) -> CommandRouter:
+async def with_claims(service: TicketService, clock: FrozenClock, router: CommandRouter) -> CommandRouter:
+    """``router`` once NO and OTHER are dispatched and claimed (NO by zhouting, OTHER by wuhao)."""
     await service.upsert(
         [
-            TicketInput(NO, "光明路店招破损，随时可能掉落", category="市容景观", citizen_name="王秀英",
+            TicketInput(ticket_no=NO, content="光明路店招破损，随时可能掉落", category="市容景观", citizen_name="王秀英",
                         citizen_phone="13800000013", dispatched_at=clock.now()),
-            TicketInput(OTHER, "垃圾箱房两天未清运", category="环卫", dispatched_at=clock.now()),
+            TicketInput(ticket_no=OTHER, content="垃圾箱房两天未清运", category="环卫", dispatched_at=clock.now()),
         ]
     )  # fmt: skip
-    router = command_router(service=service, config=config, clock=clock, channels=channels)
     await router.handle(message(f"接单 {NO}", msgid="claim"))  # zhouting
     await router.handle(message(f"接单 {OTHER}", "wuhao", chat="sandbox-hw", msgid="claim-hw"))
     return router
 
 
 @pytest.fixture
-async def router(service: TicketService, sandbox_config: BotConfig, clock: FrozenClock) -> CommandRouter:
+async def router(service: TicketService, clock: FrozenClock, make_router: MakeRouter) -> CommandRouter:
     """The app configured (private messages possible); NO claimed by zhouting, OTHER by wuhao."""
-    return await _router(service, sandbox_config, clock, Channels(app=True))
+    return await with_claims(service, clock, make_router())
 
 
 async def rows(router: CommandRouter, after: int = 0) -> list[dict[str, Any]]:
@@ -145,7 +145,7 @@ async def test_requests_that_cannot_be_made_are_refused_politely(router: Command
 
 
 async def test_an_unclaimed_ticket_is_claimed_first(router: CommandRouter, service: TicketService) -> None:
-    await service.upsert([TicketInput("2026112300789", "店招破损", category="市容景观")])
+    await service.upsert([TicketInput(ticket_no="2026112300789", content="店招破损", category="市容景观")])
     await router.handle(message("/延期 2026112300789 3 需协调", msgid="x"))
     assert group(await rows(router))[-1] == "工单 2026112300789 尚未接单，请先接单再申请延期。"
 
@@ -164,9 +164,9 @@ async def test_a_heads_request_goes_to_the_dispatchers(router: CommandRouter) ->
 
 
 async def test_without_a_private_channel_the_group_is_asked(
-    service: TicketService, sandbox_config: BotConfig, clock: FrozenClock
+    service: TicketService, clock: FrozenClock, make_router: MakeRouter
 ) -> None:
-    router = await _router(service, sandbox_config, clock, Channels())
+    router = await with_claims(service, clock, make_router(channels=Channels()))
     start = await last_id(router)
     await router.handle(message(ASK, msgid="ask"))
     found = await rows(router, start)
@@ -266,7 +266,16 @@ NOT_ALLOWED: dict[str, set[str]] = {
 def test_who_may_use_which_command(sandbox_config: BotConfig, userid: str) -> None:
     member = sandbox_config.member(userid)
     assert member is not None
-    ctx = Context(message("帮助", userid), member, datetime.now(TZ), sandbox_config, None, Channels(), None, None)  # type: ignore[arg-type]
+    ctx = Context(
+        event=message("帮助", userid),
+        member=member,
+        now=datetime.now(TZ),
+        config=sandbox_config,
+        service=None,
+        channels=Channels(),
+        reply=None,
+        duty=None,
+    )  # type: ignore[arg-type]
     refused = {spec.name for spec in COMMANDS if not ctx.may_use(spec)}
     assert refused == NOT_ALLOWED[userid]
     assert "extend" not in refused  # everyone here asks or decides
@@ -329,7 +338,9 @@ async def test_who_may_decide(router: CommandRouter, userid: str, chat: str | No
 
 async def test_nobody_decides_on_their_own_request(router: CommandRouter) -> None:
     # a dispatcher's own ticket (the office's unit): asked and decided by different people
-    await router.service.upsert([TicketInput("2026112300999", "咨询", category=None, dispatched_at=router.clock.now())])
+    await router.service.upsert(
+        [TicketInput(ticket_no="2026112300999", content="咨询", category=None, dispatched_at=router.clock.now())]
+    )
     await router.handle(message("接单 2026112300999", "wangfang", chat="sandbox-rxb", msgid="c"))
     await router.handle(message("/延期 2026112300999 2 需协调", "wangfang", chat="sandbox-rxb", msgid="a"))
     await router.handle(message("/延期 2026112300999 同意", "wangfang", chat="sandbox-rxb", msgid="b"))

@@ -15,44 +15,24 @@ from bot.domain.clock import FrozenClock
 from bot.domain.events import Sender, TextMessage
 from bot.domain.lifecycle import TicketState
 from bot.domain.ticket import TicketInput
-from bot.services.channels import Channels
-from bot.services.ratelimit import Limit, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from bot.services.ratelimit import Limit, RedisRateLimiter
 from bot.services.tickets import TicketService
-from config.model import BotConfig
 from handlers.router import COMMAND_LIMITS, CommandRouter
 from store.models import outbox
-from tests.routers import command_router
 
 NO = "2026112300123"  # SRJG's
 NOTICE = "操作太频繁，请稍后再试"
 
 
-@pytest.fixture
-async def tickets(service: TicketService) -> TicketService:
+@pytest.fixture(autouse=True)
+async def _ticket(service: TicketService) -> None:
     await service.upsert(
-        [TicketInput(NO, "光明路店招破损，随时可能掉落", category="市容景观", citizen_phone="13800000013")]
+        [
+            TicketInput(
+                ticket_no=NO, content="光明路店招破损，随时可能掉落", category="市容景观", citizen_phone="13800000013"
+            )
+        ]
     )
-    return service
-
-
-@pytest.fixture
-def make_router(tickets: TicketService, sandbox_config: BotConfig, clock: FrozenClock) -> Callable[..., CommandRouter]:
-    def make(limiter: RateLimiter | None = None, limits: tuple[Limit, ...] | None = None) -> CommandRouter:
-        return command_router(
-            service=tickets,
-            config=sandbox_config,
-            clock=clock,
-            channels=Channels(app=True),
-            limiter=limiter if limiter is not None else MemoryRateLimiter(),
-            limits=limits,
-        )
-
-    return make
-
-
-@pytest.fixture
-def router(make_router: Callable[..., CommandRouter]) -> CommandRouter:
-    return make_router()
 
 
 class Chat:

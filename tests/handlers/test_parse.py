@@ -7,9 +7,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from bot.domain.lifecycle import Action, VisitResult
+from handlers.commands import COMMANDS, all_names, find
+from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.parse import KEPT_PUNCTUATION, ParsedCommand, normalize, parse
-from handlers.spec import COMMANDS, ArgSpec, CommandSpec, _build_index, all_names, find
+from handlers.spec import ArgSpec, CommandSpec, build_index, command
 
 # the smallest arguments each command accepts ("" for none), to put after any of its names
 MINIMAL_ARGS: dict[str, str] = {
@@ -88,11 +90,31 @@ def test_names_and_aliases_are_unique_across_commands() -> None:
     assert all(name and not any(ch.isspace() for ch in name) for name in keys)
 
 
+def test_every_name_finds_its_own_command_english_ones_in_any_case() -> None:
+    for spec in COMMANDS:
+        for name in spec.names:
+            assert find(name) is spec, name
+            if name.isascii():
+                assert (find(name.upper()), find(name.lower())) == (spec, spec), name
+    assert find("不存在的命令") is None
+
+
+async def _noop(_ctx: Context, _cmd: ParsedCommand) -> None:
+    return None
+
+
 def test_a_duplicate_name_is_refused_when_the_index_is_built() -> None:
-    a = CommandSpec(name="alpha", zh="甲", aliases=("one",), summary="甲")
-    b = CommandSpec(name="beta", zh="乙", aliases=("ONE",), summary="乙")
+    a = command(name="alpha", zh="甲", aliases=("one",), summary="甲")(_noop)
+    b = command(name="beta", zh="乙", aliases=("ONE",), summary="乙")(_noop)
     with pytest.raises(ValueError, match="(?i)one.*alpha.*beta"):
-        _build_index((a, b))
+        build_index((a, b))
+
+
+def test_a_command_is_declared_with_its_handler() -> None:
+    spec = command(name="alpha", zh="甲", aliases=("one",), summary="甲")(_noop)
+    assert (spec.name, spec.handler) == ("alpha", _noop)
+    with pytest.raises(TypeError, match="handler"):
+        CommandSpec(name="beta", zh="乙", aliases=(), summary="乙")  # type: ignore[call-arg]
 
 
 def test_every_command_has_chinese_and_english_names_an_example_and_a_summary() -> None:
@@ -601,7 +623,7 @@ def test_any_ticket_number_is_read(ticket: str, spec: CommandSpec) -> None:
 
 
 def test_argspec_helpers() -> None:
-    arg = ArgSpec("x", "choice", "测试", choices=(("a", ("甲", "alpha")),))
+    arg = ArgSpec(name="x", kind="choice", label="测试", choices=(("a", ("甲", "alpha")),))
     assert arg.choice_value("ALPHA") == "a"
     assert arg.choice_value("甲") == "a"
     assert arg.choice_value("乙") is None

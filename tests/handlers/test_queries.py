@@ -62,7 +62,7 @@ async def setup(service: TicketService, clock: FrozenClock) -> None:
     )
 
     async def act(n: int, action: Action, actor: str, at: datetime = now, **kw: object) -> None:
-        await service.act(no(n), ActionRequest(action, actor, at, **kw))  # type: ignore[arg-type]
+        await service.act(no(n), ActionRequest(action=action, actor=actor, at=at, **kw))  # type: ignore[arg-type]
 
     await act(1, Action.CLAIM, "wuhao")
     await act(2, Action.CLAIM, "wuhao")
@@ -158,7 +158,7 @@ async def test_quick_figures(service: TicketService, store: Store, clock: Frozen
     assert await quick_figures(store, ["HW", "SRJG"], TUE_0830) == Figures(
         open=7, unclaimed=3, overdue=5, closed_today=0
     )
-    assert await quick_figures(store, [], MON) == Figures(0, 0, 0, 0)
+    assert await quick_figures(store, [], MON) == Figures(open=0, unclaimed=0, overdue=0, closed_today=0)
     # "today" is the day in Shanghai, whatever the timezone of ``now``: Tuesday 07:00 there is still Monday in UTC
     tuesday_early = datetime(2026, 11, 24, 7, 0, tzinfo=TZ).astimezone(UTC)
     assert (await quick_figures(store, ["HW"], tuesday_early)).closed_today == 0

@@ -131,14 +131,14 @@ async def test_suffix_of_another_units_ticket(service: TicketService, store: Sto
 async def test_open_tickets_win_over_closed_ones(service: TicketService, store: Store, clock: FrozenClock) -> None:
     await service.upsert([ticket("2026112300123"), ticket("2026112201123"), ticket("2026112202123")])
     # the newest one closed (submitted, then a satisfied return visit), an older one cancelled
-    await service.act("2026112300123", ActionRequest(Action.SUBMIT, "wuhao", clock.now(), note="已清运"))
+    await service.act("2026112300123", ActionRequest(action=Action.SUBMIT, actor="wuhao", at=clock.now(), note="已清运"))
     await service.act(
-        "2026112300123", ActionRequest(Action.VISIT, "zhangwei", clock.now(), result=VisitResult.SATISFIED)
+        "2026112300123", ActionRequest(action=Action.VISIT, actor="zhangwei", at=clock.now(), result=VisitResult.SATISFIED)
     )
-    await service.act("2026112202123", ActionRequest(Action.CANCEL, "zhangwei", clock.now()))
+    await service.act("2026112202123", ActionRequest(action=Action.CANCEL, actor="zhangwei", at=clock.now()))
     assert (await find_ticket(store, "123", units=["HW"])).ticket_no == "2026112201123"
     # once none is open, the closed and cancelled ones compete again
-    await service.act("2026112201123", ActionRequest(Action.CANCEL, "zhangwei", clock.now()))
+    await service.act("2026112201123", ActionRequest(action=Action.CANCEL, actor="zhangwei", at=clock.now()))
     with pytest.raises(CommandError) as ambiguous:
         await find_ticket(store, "123", units=["HW"])
     assert ambiguous.value.code == "ticket_ambiguous"

@@ -31,7 +31,8 @@ from config.loader import load_config_text
 from config.model import BotConfig
 from config.settings import Settings
 from config.vocabulary import Role
-from handlers.spec import COMMANDS, CommandSpec, find
+from handlers.commands import COMMANDS, find
+from handlers.spec import CommandSpec
 from notifiers.outbox import OutboxWorker
 from tests.senders import fake_senders
 from tests.wecom.callbacks.test_callbacks import ROBOT, ROBOT_KEY, ROBOT_TOKEN, query, robot_json
@@ -222,20 +223,24 @@ class Bot:
         no = f"2026112301{self.count:03d}"
         now = self.clock.now()
         await self.service.upsert(
-            [TicketInput(no, "人行道上店招破损", citizen_name="王秀英", citizen_phone=PHONE, unit_label=unit,
+            [TicketInput(ticket_no=no, content="人行道上店招破损", citizen_name="王秀英", citizen_phone=PHONE, unit_label=unit,
                          dispatched_at=now)]
         )  # fmt: skip
         claimer = CLAIMER[unit]
         steps: list[ActionRequest] = []
         if prep in ("claimed", "asked"):
-            steps.append(ActionRequest(Action.CLAIM, claimer, now))
+            steps.append(ActionRequest(action=Action.CLAIM, actor=claimer, at=now))
         if prep == "asked":
-            steps.append(ActionRequest(Action.REQUEST_EXTENSION, claimer, now, note="需协调", days=3))
+            steps.append(ActionRequest(action=Action.REQUEST_EXTENSION, actor=claimer, at=now, note="需协调", days=3))
         if prep == "submitted":
-            steps.append(ActionRequest(Action.SUBMIT, claimer, now, note="已处理"))
+            steps.append(ActionRequest(action=Action.SUBMIT, actor=claimer, at=now, note="已处理"))
         if prep == "returned":
-            steps.append(ActionRequest(Action.REQUEST_RETURN, claimer, now, note="非本单位", unit=ELSEWHERE[unit]))
-            steps.append(ActionRequest(Action.APPROVE_RETURN, "d1", now))
+            steps.append(
+                ActionRequest(
+                    action=Action.REQUEST_RETURN, actor=claimer, at=now, note="非本单位", unit=ELSEWHERE[unit]
+                )
+            )
+            steps.append(ActionRequest(action=Action.APPROVE_RETURN, actor="d1", at=now))
         for step in steps:
             await self.service.act(no, step)
         return no
@@ -392,11 +397,11 @@ async def test_the_service_refuses_a_members_action_the_rule_does_not_allow(
     no = await bot.ticket("HW", "dispatched")
     before = (await bot.service.get(no)).ticket
     with pytest.raises(NotPermitted) as refused:
-        await bot.service.act(no, ActionRequest(Action.CLAIM, "d1", bot.clock.now()))
+        await bot.service.act(no, ActionRequest(action=Action.CLAIM, actor="d1", at=bot.clock.now()))
     assert refused.value.code == "forbidden"
     assert refused.value.message == f"抱歉，工单 {no} 属于环卫所，只有环卫所的承办人或负责人可以接单。"
     assert (await bot.service.get(no)).ticket == before
     with pytest.raises(NotPermitted):  # a handler of another unit may not record the return visit either
-        await bot.service.act(no, ActionRequest(Action.VISIT, "h1", bot.clock.now()))
-    platform = ActionRequest(Action.REDISPATCH, "hotline", bot.clock.now(), unit="SR", by_hotline=True)
+        await bot.service.act(no, ActionRequest(action=Action.VISIT, actor="h1", at=bot.clock.now()))
+    platform = ActionRequest(action=Action.REDISPATCH, actor="hotline", at=bot.clock.now(), unit="SR", by_hotline=True)
     assert (await bot.service.act(no, platform)).ticket.unit_code == "SR"

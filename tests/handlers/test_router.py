@@ -21,6 +21,7 @@ from config.model import BotConfig
 from handlers.router import CommandRouter
 from notifiers.rows import reply_rows
 from store.models import audit_log, outbox
+from tests.handlers.conftest import MakeRouter
 from tests.routers import command_router
 
 NO = "2026112300123"
@@ -53,21 +54,15 @@ def message(
 
 
 @pytest.fixture
-async def router(service: TicketService, sandbox_config: BotConfig, clock: FrozenClock) -> CommandRouter:
+async def router(service: TicketService, make_router: MakeRouter) -> CommandRouter:
     await service.upsert(
         [
-            TicketInput(
-                NO,
-                "光明路店招破损，随时可能掉落",
-                category="市容景观",
-                citizen_name="王秀英",
-                citizen_phone="13800000013",
-                address="演示街道光明路1号",
-            ),
-            TicketInput(OTHER, "垃圾箱房两天未清运", category="环卫", citizen_name="李四", citizen_phone="13800000014"),
+            TicketInput(ticket_no=NO, content="光明路店招破损，随时可能掉落", category="市容景观", citizen_name="王秀英",
+                        citizen_phone="13800000013", address="演示街道光明路1号"),
+            TicketInput(ticket_no=OTHER, content="垃圾箱房两天未清运", category="环卫", citizen_name="李四", citizen_phone="13800000014"),
         ]
     )
-    return command_router(service=service, config=sandbox_config, clock=clock, channels=Channels(app=True))
+    return make_router()
 
 
 async def replies(router: CommandRouter) -> list[dict[str, Any]]:
@@ -184,8 +179,8 @@ async def test_no_phone_number_reaches_the_group_even_cut_short(router: CommandR
     long_title = "一" * 47 + "请回电13812345678"
     await router.service.upsert(
         [
-            TicketInput("2026112300777", "噪音", title="13812345678反映噪音扰民", category="市容景观"),
-            TicketInput("2026112311777", "噪音", title=long_title, category="市容景观"),
+            TicketInput(ticket_no="2026112300777", content="噪音", title="13812345678反映噪音扰民", category="市容景观"),
+            TicketInput(ticket_no="2026112311777", content="噪音", title=long_title, category="市容景观"),
         ]
     )
     await router.handle(message("查 777", msgid="amb"))  # ambiguous: the candidates are listed to the group
@@ -201,16 +196,8 @@ def test_outbox_keys_of_long_card_events_are_hashed_not_cut() -> None:
 
     def click(key: str) -> CardClick:
         return CardClick(
-            "app",
-            key,
-            "t" * 128,
-            Sender("zhouting"),
-            "single",
-            None,
-            "code",
-            None,
-            datetime(2026, 11, 23, 9, 0),
-            dedup_key=f"app:event:zhouting:1795395600:{'t' * 128}:{key}",
+            source="app", event_key=key, task_id="t" * 128, sender=Sender("zhouting"), chat_type="single", chat_id=None, response_code="code", response_url=None,
+            at=datetime(2026, 11, 23, 9, 0), dedup_key=f"app:event:zhouting:1795395600:{'t' * 128}:{key}",
         )
 
     at = datetime(2026, 11, 23)

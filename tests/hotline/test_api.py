@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from bot.app import create_app
@@ -19,8 +18,7 @@ from config.model import BotConfig
 from config.settings import Settings
 from store.models import audit_log, tickets
 from tests.conftest import API_TOKEN, INGEST_SECRET, REDIS_HOST, REDIS_PORT, REDIS_URL, require_service
-
-Client = TestClient[Any, Any]
+from tests.hotline.conftest import Client
 
 TICKET = {
     "ticket_no": "2026112300123",
@@ -32,18 +30,6 @@ TICKET = {
     "address": "某区某路 8 号",
     "dispatched_at": "2026-11-23T08:30:00",
 }
-
-
-@pytest.fixture
-async def client(
-    aiohttp_client: Callable[..., Awaitable[Client]],
-    database_url: str,
-    settings_for: Callable[..., Settings],
-    sandbox_config: BotConfig,
-    clock: FrozenClock,
-) -> Client:
-    app = create_app(settings_for(database_url), sandbox_config, clock=clock, run_workers=False)
-    return await aiohttp_client(app)
 
 
 def signed(body: bytes, clock: FrozenClock, secret: str = INGEST_SECRET, skew: int = 0) -> dict[str, str]:

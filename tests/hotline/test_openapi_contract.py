@@ -9,32 +9,15 @@ value passing validation). Careless bodies that are not JSON text at all are a 4
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from itertools import count
 from typing import Any
 
-import pytest
-
-from bot.app import create_app
 from bot.domain.clock import FrozenClock
-from config.model import BotConfig
-from config.settings import Settings
-from tests.hotline.test_api import TICKET, Client, post_json, signed
+from tests.hotline.conftest import Client
+from tests.hotline.test_api import TICKET, post_json, signed
 
 ticket_numbers = count(1)
-
-
-@pytest.fixture
-async def client(
-    aiohttp_client: Callable[..., Awaitable[Client]],
-    database_url: str,
-    settings_for: Callable[..., Settings],
-    sandbox_config: BotConfig,
-    clock: FrozenClock,
-) -> Client:
-    app = create_app(settings_for(database_url), sandbox_config, clock=clock, run_workers=False)
-    return await aiohttp_client(app)
 
 
 async def schemas(client: Client) -> dict[str, Any]:

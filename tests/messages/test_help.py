@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from bot.messages.help import WECOM_TEXT_LIMIT, command_help, help_text
 from config.vocabulary import ROLE_LABELS, Role
-from handlers.spec import COMMANDS, CommandSpec, find
+from handlers.commands import COMMANDS, find
+from handlers.spec import CommandSpec
 
 
 def _bytes(text: str) -> int:

@@ -5,7 +5,7 @@ long connection itself is exercised end to end in ``tests/handlers/test_cards.py
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.domain.clock import FrozenClock
 from bot.domain.events import InboundEvent
-from bot.sandbox.fake import FakeWeCom, serve
+from bot.sandbox.fake import FakeWeCom
 from bot.services.ratelimit import MemoryRateLimiter
 from bot.wecom.client import WeComClient
 from bot.wecom.longconn import NotConnected
@@ -30,9 +30,9 @@ from notifiers.wecom import (
 from store import outbox as outbox_repo
 from store.core import Store
 from store.models import outbox
+from tests.notifiers.conftest import AGENT, CORP, SECRET
 
-CORP, SECRET, AGENT = "ww-fake-corp", "app-secret", 1000002
-MEMBERS = ["zhouting", "sunlei", "chenjing"]
+RECIPIENTS = ["zhouting", "sunlei", "chenjing"]  # the members a card goes to
 
 
 def card(task_id: str, title: str = "待接单") -> dict[str, Any]:
@@ -42,14 +42,6 @@ def card(task_id: str, title: str = "待接单") -> dict[str, Any]:
         "button_list": [{"text": "接单", "key": "claim:0123"}],
         "task_id": task_id,
     }
-
-
-@pytest.fixture
-async def fake(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
-    server = FakeWeCom(corp_id=CORP, secrets={SECRET: AGENT}, webhook_keys=[], members=MEMBERS, clock=clock.now)
-    runner = await serve(server)
-    yield server
-    await runner.cleanup()
 
 
 @pytest.fixture
@@ -95,7 +87,7 @@ async def test_a_card_update_goes_out_once_per_code_and_a_used_code_is_dead_lett
     senders = wecom_senders(limiter=MemoryRateLimiter(), clock=clock, app=client)
     assert set(senders) == {WECOM_APP, WECOM_CARD_UPDATE}  # the app client serves card updates too
     worker = OutboxWorker(store, senders, clock, owner="w1")
-    await client.send_template_card(card("t@0123@0@a"), touser=MEMBERS)
+    await client.send_template_card(card("t@0123@0@a"), touser=RECIPIENTS)
     code = fake.card_response_code(task_id="t@0123@0@a", userid="zhouting")  # zhouting clicked
 
     new = card("t@0123@0@a", "周婷 已接单")
@@ -120,7 +112,7 @@ async def test_greying_out_the_buttons_and_malformed_updates(
     store: Store, fake: FakeWeCom, client: WeComClient, clock: FrozenClock
 ) -> None:
     worker = OutboxWorker(store, wecom_senders(limiter=MemoryRateLimiter(), clock=clock, app=client), clock, owner="w1")
-    await client.send_template_card(card("t@0123@0@b"), touser=MEMBERS)
+    await client.send_template_card(card("t@0123@0@b"), touser=RECIPIENTS)
     code = fake.card_response_code(task_id="t@0123@0@b", userid="sunlei")
     payloads: list[dict[str, Any]] = [
         {"response_code": code, "button": {"replace_name": "孙磊 已接单"}, "userids": ["sunlei"]},
@@ -166,7 +158,9 @@ class Connection:
 
 
 def message(payload: Mapping[str, Any], destination: str = "aibot:msg:click-1") -> OutboundMessage:
-    return OutboundMessage(1, AIBOT_CARD_UPDATE, destination, "k", payload, 0)
+    return OutboundMessage(
+        id=1, channel=AIBOT_CARD_UPDATE, destination=destination, idempotency_key="k", payload=payload, attempts=0
+    )
 
 
 async def test_the_robots_update_answers_the_click_it_belongs_to() -> None:

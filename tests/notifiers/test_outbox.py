@@ -75,9 +75,9 @@ def worker(store: Store, session: aiohttp.ClientSession, clock: FrozenClock, own
 
 async def make_changes(store: Store, make_service: Callable[..., TicketService], clock: FrozenClock, url: str) -> None:
     service = make_service(sync_url=url)
-    await service.upsert([TicketInput("2026112300001", "垃圾满溢", category="环卫", unit_label="HW")])
-    await service.act("2026112300001", ActionRequest(Action.CLAIM, "wuhao", clock.now()))
-    await service.act("2026112300001", ActionRequest(Action.CONTACT, "wuhao", clock.now()))
+    await service.upsert([TicketInput(ticket_no="2026112300001", content="垃圾满溢", category="环卫", unit_label="HW")])
+    await service.act("2026112300001", ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))
+    await service.act("2026112300001", ActionRequest(action=Action.CONTACT, actor="wuhao", at=clock.now()))
 
 
 async def statuses(store: Store) -> list[tuple[str, int]]:
@@ -154,7 +154,7 @@ async def test_crash_between_send_and_record_delivers_exactly_once(
             conn, owner="dead-process", now=clock.now(), lease_until=clock.now() + timedelta(seconds=60), limit=1
         )
     await sender.send(
-        OutboundMessage(row["id"], row["channel"], row["destination"], row["idempotency_key"], row["payload"], 0)
+        OutboundMessage(id=row["id"], channel=row["channel"], destination=row["destination"], idempotency_key=row["idempotency_key"], payload=row["payload"], attempts=0)
     )
     # process 2 starts: the lease has not expired, so the message is not sent twice at once
     survivor = worker(store, session, clock, owner="survivor")
@@ -187,9 +187,9 @@ async def test_two_workers_never_send_the_same_message_twice(
 ) -> None:
     fake, url = hotline
     service = make_service(sync_url=url)
-    await service.upsert([TicketInput(f"20261123{i:05d}", "咨询", unit_label="HW") for i in range(30)])
+    await service.upsert([TicketInput(ticket_no=f"20261123{i:05d}", content="咨询", unit_label="HW") for i in range(30)])
     for i in range(30):
-        await service.act(f"20261123{i:05d}", ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+        await service.act(f"20261123{i:05d}", ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))
     a, b = worker(store, session, clock, "a"), worker(store, session, clock, "b")
     a.batch = b.batch = 7
     while sum(await asyncio.gather(a.run_once(), b.run_once())):
@@ -361,7 +361,7 @@ async def _enqueue_at_once(store: Store, rows: list[dict[str, Any]]) -> dict[str
 
 def _messages(rows: list[dict[str, Any]], ids: dict[str, int]) -> list[OutboundMessage]:
     return [
-        OutboundMessage(ids[r["idempotency_key"]], r["channel"], r["destination"], r["idempotency_key"], r["payload"], 0)
+        OutboundMessage(id=ids[r["idempotency_key"]], channel=r["channel"], destination=r["destination"], idempotency_key=r["idempotency_key"], payload=r["payload"], attempts=0)
         for r in rows
         if r["idempotency_key"] in ids
     ]

@@ -8,7 +8,7 @@ check drops the copy. Nothing is lost, and every unsure send is counted."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from bot.app import OUTBOX, create_app
 from bot.domain.clock import FrozenClock
-from bot.sandbox.fake import FakeWeCom, serve
+from bot.sandbox.fake import FakeWeCom
 from bot.services.ratelimit import MemoryRateLimiter
 from bot.web.keys import STORE
 from bot.web.ops import Metrics
@@ -32,22 +32,13 @@ from notifiers.wecom import WECOM_APP, WECOM_APPCHAT, WECOM_WEBHOOK, wecom_sende
 from store import outbox as outbox_repo
 from store.core import Store
 from store.models import outbox
+from tests.notifiers.conftest import AGENT, CORP, KEY, SECRET
 
-CORP, SECRET, AGENT, KEY, CHAT = "ww-fake-corp", "app-secret", 1000002, "robot-key", "hw01"
+CHAT = "hw01"
 PUSH = "**【紧急】新工单 2026112300001**\n路灯不亮，夜间出行不便\n请发送 /接单 2026112300001 接单。"
 MARKED = "**【补发】【紧急】新工单 2026112300001**\n路灯不亮，夜间出行不便\n请发送 /接单 2026112300001 接单。"
 PATHS = {WECOM_WEBHOOK: "/cgi-bin/webhook/send", WECOM_APPCHAT: "/cgi-bin/appchat/send"}
 DESTINATIONS = {WECOM_WEBHOOK: KEY, WECOM_APPCHAT: CHAT}
-
-
-@pytest.fixture
-async def fake(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
-    server = FakeWeCom(
-        corp_id=CORP, secrets={SECRET: AGENT}, webhook_keys=[KEY], members=["wuhao", "huangqiang"], clock=clock.now
-    )
-    runner = await serve(server)
-    yield server
-    await runner.cleanup()
 
 
 class Rig:

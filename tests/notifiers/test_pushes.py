@@ -306,8 +306,8 @@ async def test_a_warning_ticket_goes_to_the_group_and_privately_to_the_head_and_
     await rig.send()
     assert rig.group("SRJG") == []
     now = rig.clock.now()
-    await rig.service.act(no, ActionRequest(Action.CLAIM, "zhouting", now))
-    await rig.service.act(no, ActionRequest(Action.SUBMIT, "zhouting", now, note="已清理"))
+    await rig.service.act(no, ActionRequest(action=Action.CLAIM, actor="zhouting", at=now))
+    await rig.service.act(no, ActionRequest(action=Action.SUBMIT, actor="zhouting", at=now, note="已清理"))
     rig.clock.advance(hours=2)
     answer = await rig.event(no, {"event_id": "v1", "type": "visit_result", "result": "不满意"})
     assert answer["state"] == "warning"
@@ -376,7 +376,7 @@ async def test_a_redispatch_pushes_to_the_new_unit_and_tells_the_old_one(make_ri
     rig = await make_rig("robot")
     no = "2026112300108"
     await rig.post(urgent(no))
-    await rig.service.act(no, ActionRequest(Action.CLAIM, "zhouting", rig.clock.now()))
+    await rig.service.act(no, ActionRequest(action=Action.CLAIM, actor="zhouting", at=rig.clock.now()))
     await rig.send()
     assert len(rig.group("SRJG")) == 2
     rig.clock.advance(minutes=30)
@@ -411,12 +411,12 @@ async def test_an_assignment_by_the_center_lead_pushes_to_the_unit_it_decides(ma
     no = "2026112300109"
     await rig.post(urgent(no))
     now = rig.clock.now()
-    await rig.service.act(no, ActionRequest(Action.REQUEST_RETURN, "chenjing", now, note="不归我们管", unit="HW"))
-    await rig.service.act(no, ActionRequest(Action.APPROVE_RETURN, "zhangwei", now))
-    await rig.service.act(no, ActionRequest(Action.REDISPATCH, "zhangwei", now, unit="HW"))
-    await rig.service.act(no, ActionRequest(Action.REQUEST_RETURN, "huangqiang", now, note="也不归我们", unit="SRJG"))
-    await rig.service.act(no, ActionRequest(Action.APPROVE_RETURN, "zhangwei", now))
-    await rig.service.act(no, ActionRequest(Action.ASSIGN, "lilei", now, unit="RXB"))
+    await rig.service.act(no, ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=now, note="不归我们管", unit="HW"))
+    await rig.service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=now))
+    await rig.service.act(no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=now, unit="HW"))
+    await rig.service.act(no, ActionRequest(action=Action.REQUEST_RETURN, actor="huangqiang", at=now, note="也不归我们", unit="SRJG"))
+    await rig.service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=now))
+    await rig.service.act(no, ActionRequest(action=Action.ASSIGN, actor="lilei", at=now, unit="RXB"))
     await rig.send()
     [first, back] = rig.group("SRJG")
     assert "改派至「环卫所」" in back.body["markdown"]["content"]
@@ -438,7 +438,7 @@ async def test_regular_tickets_are_gathered_into_one_digest_per_unit_and_period(
         await rig.post(regular(f"20261123002{i:02d}"))
     await rig.post(regular("2026112300210", category="环卫"))
     await rig.post(regular("2026112300211"))
-    await rig.service.act("2026112300211", ActionRequest(Action.CLAIM, "zhouting", rig.clock.now()))  # taken already
+    await rig.service.act("2026112300211", ActionRequest(action=Action.CLAIM, actor="zhouting", at=rig.clock.now()))  # taken already
     await rig.send()
     assert rig.group("SRJG") == rig.group("HW") == []
     # queued at 09:00: the period that began at 09:07 sends them
@@ -631,9 +631,9 @@ async def test_the_digest_is_flushed_by_a_scheduled_job_in_the_leading_process_o
     clock: FrozenClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import bot.app
+    import bot.app.scheduler
 
-    monkeypatch.setattr(bot.app, "DIGEST_CHECK", 0.05)  # the job's interval: its timer is the scheduler's, not ours
+    monkeypatch.setattr(bot.app.scheduler, "DIGEST_CHECK", 0.05)  # the job's interval: its timer is the scheduler's, not ours
     flushed: dict[str, asyncio.Event] = {}
 
     async def flush(self: Pusher, now: datetime | None = None) -> int:

@@ -11,37 +11,23 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import pytest
 from redis.asyncio import Redis
 
 from bot.domain.clock import FrozenClock
-from bot.sandbox.fake import FakeWeCom, serve
+from bot.sandbox.fake import FakeWeCom
 from bot.services.ratelimit import FallbackRateLimiter, RedisRateLimiter
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
 from bot.wecom.tokens import RedisTokenStore
 from notifiers.outbox import OutboxWorker
 from notifiers.wecom import WECOM_APP, wecom_senders
-from store.core import Store
 from store.redis import create_redis
 from tests.conftest import REDIS_URL
-from tests.notifiers.test_wecom_delivery import AGENT, CORP, KEY, SECRET, Rig, busiest_window
+from tests.notifiers.conftest import AGENT, CORP, SECRET, Rig
+from tests.notifiers.test_wecom_delivery import busiest_window
 from tests.tcpproxy import TcpProxy
 
 MINUTE = timedelta(minutes=1)
-
-
-@pytest.fixture
-async def fake(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
-    server = FakeWeCom(corp_id=CORP, secrets={SECRET: AGENT}, webhook_keys=[KEY], members=["wuhao"], clock=clock.now)
-    runner = await serve(server)
-    yield server
-    await runner.cleanup()
-
-
-@pytest.fixture
-def rig(store: Store, fake: FakeWeCom, clock: FrozenClock, session: aiohttp.ClientSession) -> Rig:
-    return Rig(store, fake, clock, session)
 
 
 def texts(n: int, batch: str) -> list[dict[str, Any]]:

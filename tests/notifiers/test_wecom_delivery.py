@@ -4,9 +4,7 @@ what WeCom would drop. Time is a FrozenClock moved by the test (and by the clien
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,9 +14,9 @@ from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from bot.domain.clock import FrozenClock
-from bot.sandbox.fake import Delivered, FakeWeCom, serve
+from bot.sandbox.fake import Delivered
 from bot.services.ratelimit import Limit, LimiterUnavailable, MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
+from bot.wecom.client import WeComClient
 from bot.wecom.errors import (
     BadTemplateCard,
     Busy,
@@ -36,99 +34,14 @@ from notifiers.wecom import (
     WECOM_APPCHAT,
     WECOM_WEBHOOK,
     delivery_error,
-    wecom_senders,
 )
 from store import outbox as outbox_repo
-from store.core import Store
 from store.models import outbox
 from store.redis import create_redis
 from tests.conftest import REDIS_URL
+from tests.notifiers.conftest import AGENT, CORP, KEY, SECRET, Rig
 
-CORP, SECRET, AGENT, KEY = "ww-fake-corp", "app-secret", 1000002, "robot-key-DO-NOT-LOG"
 MINUTE = timedelta(minutes=1)
-
-
-@pytest.fixture
-async def fake(clock: FrozenClock) -> AsyncIterator[FakeWeCom]:
-    server = FakeWeCom(
-        corp_id=CORP,
-        secrets={SECRET: AGENT},
-        webhook_keys=[KEY],
-        members=["wuhao", "huangqiang", "lina"],
-        clock=clock.now,
-    )
-    runner = await serve(server)
-    yield server
-    await runner.cleanup()
-
-
-
-
-
-@dataclass
-class Rig:
-    store: Store
-    fake: FakeWeCom
-    clock: FrozenClock
-    session: aiohttp.ClientSession
-
-    def worker(self, limiter: RateLimiter | None = None, owner: str = "w1") -> OutboxWorker:
-        """One bot process: its own clients and token cache; the limiter is its own unless one is shared."""
-        assert self.fake.base_url is not None
-        clock = self.clock
-
-        async def sleep(seconds: float) -> None:  # the clients' retry backoff moves time instead of waiting
-            clock.advance(seconds=seconds)
-
-        app = WeComClient(
-            self.session,
-            base_url=self.fake.base_url,
-            corp_id=CORP,
-            secret=SECRET,
-            agent_id=AGENT,
-            tokens=MemoryTokenStore(),
-            clock=lambda: clock.now().timestamp(),
-            sleep=sleep,
-        )
-        senders = wecom_senders(
-            limiter=limiter or MemoryRateLimiter(),
-            clock=clock,
-            app=app,
-            appchat=app,
-            webhook=WebhookClient(self.session, base_url=self.fake.base_url, sleep=sleep),
-            response_url=ResponseUrlClient(self.session, base_url=self.fake.base_url, sleep=sleep),
-        )
-        return OutboxWorker(self.store, senders, clock, owner=owner)
-
-    async def enqueue(self, channel: str, destination: str, payloads: Sequence[dict[str, Any]]) -> None:
-        now = self.clock.now()
-        rows = [
-            {
-                "channel": channel,
-                "destination": destination,
-                "idempotency_key": f"{channel}:{uuid.uuid4().hex}",
-                "ordering_key": None,
-                "priority": 5,
-                "payload": payload,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for payload in payloads
-        ]
-        async with self.store.transaction() as conn:
-            await outbox_repo.enqueue(conn, rows)
-
-    async def rows(self) -> list[dict[str, Any]]:
-        async with self.store.reading() as conn:
-            result = await conn.execute(select(outbox).order_by(outbox.c.id))
-            return [dict(row) for row in result.mappings()]
-
-
-@pytest.fixture
-def rig(store: Store, fake: FakeWeCom, clock: FrozenClock, session: aiohttp.ClientSession) -> Rig:
-    return Rig(store, fake, clock, session)
 
 
 async def drain(workers: Sequence[OutboxWorker], clock: FrozenClock, *, minutes: float) -> None:
@@ -492,7 +405,7 @@ async def test_a_crash_between_sending_and_recording_then_restart_reaches_the_me
     [row] = await claim_and_die(rig)
     dying = rig.worker(owner="dead-process")
     await dying.senders[WECOM_APP].send(
-        OutboundMessage(row["id"], row["channel"], row["destination"], row["idempotency_key"], row["payload"], 0)
+        OutboundMessage(id=row["id"], channel=row["channel"], destination=row["destination"], idempotency_key=row["idempotency_key"], payload=row["payload"], attempts=0)
     )
     rig.clock.advance(seconds=61)
     await drain([rig.worker(owner="restarted")], rig.clock, minutes=1)

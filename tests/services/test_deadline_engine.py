@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -126,7 +126,7 @@ async def deadline(store: Store, no: str, name: str) -> dict[str, Any]:
 
 async def act(service: TicketService, clock: FrozenClock, no: str, action: Action, actor: str, when: datetime) -> None:
     clock.set(when)
-    await service.act(no, ActionRequest(action, actor, when))
+    await service.act(no, ActionRequest(action=action, actor=actor, at=when))
 
 
 # --- planning ------------------------------------------------------------------------------------------------------
@@ -293,7 +293,7 @@ async def test_outside_the_window_routine_steps_wait_and_go_out_together(
 ) -> None:
     # a 环卫 ticket at 23:00 (三个二): contact within 20 minutes, on site within 2 hours; quiet hours from 22:00
     clock.set(at(23, 23))
-    await service.upsert([TicketInput("E1", "垃圾桶满溢", category="环卫")])
+    await service.upsert([TicketInput(ticket_no="E1", content="垃圾桶满溢", category="环卫")])
     for when in [at(23, 23, 10), at(23, 23, 20), at(24, 1, 20), at(24, 6, 30)]:
         result = await tick(engine, clock, when)
         assert result.messages == 0
@@ -318,8 +318,8 @@ async def test_urgent_tickets_outside_the_window_go_to_the_duty_officer(
     clock.set(at(24, 1))  # Tuesday 01:00: outside the window; 赵敏 is on the Monday night shift (17:00-09:00)
     await service.upsert(
         [
-            TicketInput("F1", "景观灯杆倾斜", category="市容景观", kind=TicketKind.URGENT),
-            TicketInput("F2", "店招褪色", category="市容景观"),  # routine: waits
+            TicketInput(ticket_no="F1", content="景观灯杆倾斜", category="市容景观", kind=TicketKind.URGENT),
+            TicketInput(ticket_no="F2", content="店招褪色", category="市容景观"),  # routine: waits
         ]
     )
     await tick(engine, clock, at(24, 1, 10))
@@ -336,7 +336,7 @@ async def test_urgent_tickets_in_quiet_hours_inside_the_window_go_as_by_day(
     service: TicketService, engine: DeadlineEngine, store: Store, clock: FrozenClock
 ) -> None:
     clock.set(at(23, 22, 30))  # quiet hours, but inside the 06:00-24:00 window
-    await service.upsert([TicketInput("F3", "景观灯杆倾斜", category="市容景观", kind=TicketKind.SEMI_URGENT)])
+    await service.upsert([TicketInput(ticket_no="F3", content="景观灯杆倾斜", category="市容景观", kind=TicketKind.SEMI_URGENT)])
     await tick(engine, clock, at(23, 22, 40))
     assert audience(await queued(store)) == [SRJG]
 
@@ -347,7 +347,7 @@ async def test_with_nobody_on_duty_an_urgent_step_waits_for_the_window(
     config = BotConfig.model_validate({**sandbox_config.model_dump(by_alias=True), "duty_roster": []})
     engine = make_engine(config)
     clock.set(at(24, 1))
-    await service.upsert([TicketInput("F4", "景观灯杆倾斜", category="市容景观", kind=TicketKind.URGENT)])
+    await service.upsert([TicketInput(ticket_no="F4", content="景观灯杆倾斜", category="市容景观", kind=TicketKind.URGENT)])
     result = await tick(engine, clock, at(24, 1, 10))
     assert (result.messages, result.waiting) == (0, 1)
     await tick(engine, clock, at(24, 7))
@@ -357,7 +357,7 @@ async def test_with_nobody_on_duty_an_urgent_step_waits_for_the_window(
 async def test_many_reminders_for_one_group_are_one_message(
     service: TicketService, engine: DeadlineEngine, store: Store, clock: FrozenClock
 ) -> None:
-    await service.upsert([sign(f"G{i}") for i in range(5)] + [TicketInput("G9", "垃圾清运不及时 店铺门口")])
+    await service.upsert([sign(f"G{i}") for i in range(5)] + [TicketInput(ticket_no="G9", content="垃圾清运不及时 店铺门口")])
     await act(service, clock, "G0", Action.CLAIM, "zhouting", at(23, 10))
     await act(service, clock, "G1", Action.CLAIM, "zhouting", at(23, 10))
     await tick(engine, clock, at(23, 21))
@@ -413,15 +413,28 @@ async def test_a_new_engine_continues_where_the_last_one_stopped(
 async def test_the_same_notice_queued_twice_is_sent_once(
     service: TicketService, engine: DeadlineEngine, store: Store, clock: FrozenClock
 ) -> None:
-    await service.upsert([sign("K2")])
-    clock.set(at(23, 21))
+    """Steps taken a second time, read in the other order (as by a process that read them before the advance),
+    queue nothing new: a notice's key follows what it says, not the order its lines were gathered in."""
+    await service.upsert([sign("K2"), sign("K3")])
     async with store.reading() as conn:
-        rows = await nag_store.due_deadlines(conn, clock.now(), limit=10)
-    moment = await engine._moment(clock.now())
-    decisions = [engine._decide(r, moment) for r in rows]
-    messages = engine._messages([d.item for d in decisions if d.item is not None], clock.now())
-    again = engine._messages([d.item for d in reversed(decisions) if d.item is not None], clock.now())
-    assert [m["idempotency_key"] for m in messages] == [m["idempotency_key"] for m in again]
+        before = list((await conn.execute(select(deadlines.c.id, deadlines.c.stage, deadlines.c.next_due_at))).all())
+    when = at(23, 21)
+    due = sorted((r for r in before if r.next_due_at and r.next_due_at <= when), key=lambda r: (r.next_due_at, r.id))
+    assert len(due) >= 2
+    await tick(engine, clock, when)
+    sent = await queued(store)
+    assert sent
+    async with store.transaction() as conn:
+        for row in before:
+            await conn.execute(
+                deadlines.update().where(deadlines.c.id == row.id).values(stage=row.stage, next_due_at=row.next_due_at)
+            )
+        for position, row in enumerate(due):  # the first read becomes the last
+            moved = when - timedelta(minutes=1 + position)
+            await conn.execute(deadlines.update().where(deadlines.c.id == row.id).values(next_due_at=moved))
+    again = await tick(engine, clock, when)
+    assert again.items  # the steps were taken again
+    assert await queued(store) == sent
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app import OUTBOX, EngineJob, _hold, create_app
+from bot.app import OUTBOX, EngineJob, create_app
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar
@@ -42,7 +42,7 @@ async def test_the_apps_scheduler_ticks_and_the_reminder_reaches_wecom(
     app = create_app(settings_for(sqlite_url), sandbox_config, clock=clock, run_workers=True, sandbox=True)
     client = await aiohttp_client(app)
     app = client.app
-    await app[TICKETS].upsert([TicketInput("2026112300777", "店招松动 存在坠落风险")])
+    await app[TICKETS].upsert([TicketInput(ticket_no="2026112300777", content="店招松动 存在坠落风险")])
     await app[DEADLINE_LEADER].leading.wait()  # SQLite: this process leads
     health = await (await client.get("/healthz")).json()
     assert health["checks"]["deadline_engine"]["status"] == "ok"
@@ -63,6 +63,11 @@ async def test_the_apps_scheduler_ticks_and_the_reminder_reaches_wecom(
     content = delivered.body["markdown"]["content"]
     assert "【时限提醒】市容景观所" in content
     assert "2026112300777" in content
+
+
+async def hold() -> None:
+    """A leader's work: to hold the lock until cancelled (the engine's job asks the leader before each tick)."""
+    await asyncio.Event().wait()
 
 
 async def test_one_process_ticks_another_takes_over_when_it_dies(
@@ -94,11 +99,13 @@ async def test_one_process_ticks_another_takes_over_when_it_dies(
         )
         for s, leader in zip(stores, leaders, strict=True)
     ]
-    await TicketService(stores[0], sandbox_config, calendar, clock).upsert([TicketInput("T1", "店招松动")])
-    tasks = [asyncio.create_task(leaders[0].run(_hold))]
+    await TicketService(stores[0], sandbox_config, calendar, clock).upsert(
+        [TicketInput(ticket_no="T1", content="店招松动")]
+    )
+    tasks = [asyncio.create_task(leaders[0].run(hold))]
     try:
         await leaders[0].leading.wait()
-        tasks.append(asyncio.create_task(leaders[1].run(_hold)))
+        tasks.append(asyncio.create_task(leaders[1].run(hold)))
         await tickers[1].waiting.wait()  # the second process found the lock taken: standing by
         clock.set(datetime(2026, 11, 23, 21, 0, tzinfo=TZ))
         first = await jobs[0].run()

@@ -48,8 +48,8 @@ async def test_the_roster_alone(duty: DutyService) -> None:
     assert await duty.on_duty(at(23, 20)) == ["zhaomin"]
     assert await duty.on_duty(at(24, 8, 59)) == ["zhaomin"]  # Monday's night shift, overnight
     assert await duty.on_duty() == []  # default: the clock's now
-    assert await duty.current_shift(at(23, 20)) == [Watch("zhaomin", at(23, 17), at(24, 9))]
-    assert await duty.next_shift(at(23, 9)) == (at(23, 17), [Watch("zhaomin", at(23, 17), at(24, 9))])
+    assert await duty.current_shift(at(23, 20)) == [Watch(userid="zhaomin", starts_at=at(23, 17), ends_at=at(24, 9))]
+    assert await duty.next_shift(at(23, 9)) == (at(23, 17), [Watch(userid="zhaomin", starts_at=at(23, 17), ends_at=at(24, 9))])
     status = await duty.status(at(23, 12))
     assert (status.on_duty, status.next_at, status.userids) == ([], at(23, 17), [])
 
@@ -146,7 +146,7 @@ async def test_handing_back(duty: DutyService, store: Store, clock: FrozenClock)
     change = await duty.hand_back("wuhao")
     assert (change.status, change.until, change.changed) == ("handed_back", None, True)
     assert await duty.on_duty() == ["zhaomin"]  # the roster again
-    assert await duty.current_shift() == [Watch("zhaomin", at(23, 22), at(24, 9))]
+    assert await duty.current_shift() == [Watch(userid="zhaomin", starts_at=at(23, 22), ends_at=at(24, 9))]
     [row] = await takeovers(store)
     assert (row["ended_at"], row["ended_by"], row["ends_at"]) == (at(23, 22), "wuhao", at(24, 9))
     hand_back = (await audits(store))[-1]

@@ -31,7 +31,7 @@ def counting(service: TicketService) -> CountingService:
 
 
 def t(no: str, content: str | None = "路灯不亮") -> TicketInput:
-    return TicketInput(no, content)  # type: ignore[arg-type]
+    return TicketInput(ticket_no=no, content=content)  # type: ignore[arg-type]
 
 
 async def test_concurrent_submissions_share_transactions(counting: CountingService) -> None:

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select, update
 
-from bot.app import _purge
+from bot.app.scheduler import purge_if_leader
 from bot.domain.clock import FrozenClock
 from bot.services.retention import purge
 from config.model import BotConfig, Retention
@@ -88,9 +88,9 @@ async def test_the_apps_job_purges_only_in_the_leading_process(
         async def holds(self) -> bool:
             return True
 
-    assert await _purge(store, sandbox_config, clock, NotLeading(store.engine, "x")) is None
+    assert await purge_if_leader(store, sandbox_config, clock, NotLeading(store.engine, "x")) is None
     assert (await _left(store))[0][:2] == ["old-done", "old-failed"]
-    purged = await _purge(store, sandbox_config, clock, Leading(store.engine, "x"))
+    purged = await purge_if_leader(store, sandbox_config, clock, Leading(store.engine, "x"))
     assert purged is not None
     assert (purged.inbox, purged.outbox) == (2, 1)  # the sandbox config keeps the defaults: 90 days
 

@@ -106,7 +106,7 @@ async def test_full_lifecycle_with_warning_and_rehandle(service: TicketService, 
 
     async def act(action: Action, actor: str, **kw: object) -> TicketState:
         clock.advance(minutes=10)
-        outcome = await service.act(no, ActionRequest(action, actor, clock.now(), **kw))  # type: ignore[arg-type]
+        outcome = await service.act(no, ActionRequest(action=action, actor=actor, at=clock.now(), **kw))  # type: ignore[arg-type]
         return outcome.to_state
 
     assert await act(Action.CLAIM, "wuhao") is TicketState.CLAIMED
@@ -142,7 +142,7 @@ async def test_full_lifecycle_with_warning_and_rehandle(service: TicketService, 
 async def test_refused_action_changes_nothing(service: TicketService, clock: FrozenClock, store: Store) -> None:
     await service.upsert([ticket()])
     with pytest.raises(TransitionRefused) as refused:
-        await service.act("2026112300001", ActionRequest(Action.SUBMIT, "wuhao", clock.now()))
+        await service.act("2026112300001", ActionRequest(action=Action.SUBMIT, actor="wuhao", at=clock.now()))
     assert refused.value.code == "note_required"
     detail = await service.get("2026112300001")
     assert detail.ticket.state == "dispatched"
@@ -152,7 +152,7 @@ async def test_refused_action_changes_nothing(service: TicketService, clock: Fro
 
 async def test_unknown_ticket(service: TicketService, clock: FrozenClock) -> None:
     with pytest.raises(TicketNotFound) as missing:
-        await service.act("9999", ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+        await service.act("9999", ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))
     assert "9999" in missing.value.message
 
 
@@ -161,27 +161,27 @@ async def test_return_window_and_two_returns_go_to_assignment(service: TicketSer
     await service.upsert([ticket()])
     clock.advance(hours=1)
     await service.act(
-        no, ActionRequest(Action.REQUEST_RETURN, "huangqiang", clock.now(), note="非本所职责", unit="SRJG")
+        no, ActionRequest(action=Action.REQUEST_RETURN, actor="huangqiang", at=clock.now(), note="非本所职责", unit="SRJG")
     )
-    state = (await service.act(no, ActionRequest(Action.APPROVE_RETURN, "zhangwei", clock.now()))).to_state
+    state = (await service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=clock.now()))).to_state
     assert state is TicketState.RETURNED
-    await service.act(no, ActionRequest(Action.REDISPATCH, "zhangwei", clock.now(), unit="市容景观所"))
+    await service.act(no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="市容景观所"))
     detail = await service.get(no)
     assert (detail.ticket.unit_code, detail.ticket.redispatch_count) == ("SRJG", 1)
     # the new unit's return window runs from the re-dispatch: 2 working days
     clock.advance(days=3)  # Thursday 10:00 > Wednesday 10:00
     with pytest.raises(TransitionRefused) as late:
         await service.act(
-            no, ActionRequest(Action.REQUEST_RETURN, "chenjing", clock.now(), note="也不是我们", unit="HW")
+            no, ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=clock.now(), note="也不是我们", unit="HW")
         )
     assert late.value.code == "return_window_closed"
     clock.advance(days=-2)
-    await service.act(no, ActionRequest(Action.REQUEST_RETURN, "chenjing", clock.now(), note="也不是我们", unit="HW"))
-    state = (await service.act(no, ActionRequest(Action.APPROVE_RETURN, "zhangwei", clock.now()))).to_state
+    await service.act(no, ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=clock.now(), note="也不是我们", unit="HW"))
+    state = (await service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=clock.now()))).to_state
     assert state is TicketState.PENDING_ASSIGNMENT
     with pytest.raises(TransitionRefused):
-        await service.act(no, ActionRequest(Action.REDISPATCH, "zhangwei", clock.now(), unit="HW"))
-    state = (await service.act(no, ActionRequest(Action.ASSIGN, "lilei", clock.now(), unit="HW"))).to_state
+        await service.act(no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="HW"))
+    state = (await service.act(no, ActionRequest(action=Action.ASSIGN, actor="lilei", at=clock.now(), unit="HW"))).to_state
     assert state is TicketState.DISPATCHED
     assert (await service.get(no)).ticket.unit_code == "HW"
 
@@ -189,10 +189,10 @@ async def test_return_window_and_two_returns_go_to_assignment(service: TicketSer
 async def test_redispatch_to_an_unknown_unit_is_refused(service: TicketService, clock: FrozenClock) -> None:
     no = "2026112300001"
     await service.upsert([ticket()])
-    await service.act(no, ActionRequest(Action.REQUEST_RETURN, "huangqiang", clock.now(), note="非本所", unit="X"))
-    await service.act(no, ActionRequest(Action.APPROVE_RETURN, "zhangwei", clock.now()))
+    await service.act(no, ActionRequest(action=Action.REQUEST_RETURN, actor="huangqiang", at=clock.now(), note="非本所", unit="X"))
+    await service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=clock.now()))
     with pytest.raises(TransitionRefused) as refused:
-        await service.act(no, ActionRequest(Action.REDISPATCH, "zhangwei", clock.now(), unit="不存在的单位"))
+        await service.act(no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="不存在的单位"))
     assert refused.value.code == "unknown_unit"
 
 
@@ -200,8 +200,8 @@ async def test_two_claims_at_once_exactly_one_wins(service: TicketService, clock
     no = "2026112300001"
     await service.upsert([ticket()])
     results = await asyncio.gather(
-        service.act(no, ActionRequest(Action.CLAIM, "wuhao", clock.now())),
-        service.act(no, ActionRequest(Action.CLAIM, "huangqiang", clock.now())),
+        service.act(no, ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now())),
+        service.act(no, ActionRequest(action=Action.CLAIM, actor="huangqiang", at=clock.now())),
         return_exceptions=True,
     )
     won = [r for r in results if not isinstance(r, BaseException)]
@@ -227,7 +227,7 @@ async def test_concurrent_first_handover_of_the_same_ticket(service: TicketServi
 async def test_dedup_applies_an_inbound_event_once(service: TicketService, clock: FrozenClock, store: Store) -> None:
     no = "2026112300001"
     await service.upsert([ticket()])
-    req = ActionRequest(Action.CANCEL, "hotline", clock.now(), note="市民撤诉", by_hotline=True)
+    req = ActionRequest(action=Action.CANCEL, actor="hotline", at=clock.now(), note="市民撤诉", by_hotline=True)
     first = await service.act(no, req, dedup=("hotline", f"{no}:evt-1", "{}"))
     again = await service.act(no, req, dedup=("hotline", f"{no}:evt-1", "{}"))
     assert (first.duplicate, again.duplicate) == (False, True)
@@ -241,7 +241,7 @@ async def test_an_action_can_return_its_deadlines_and_record_who_saw_the_contact
 ) -> None:
     no = "2026112300001"
     await service.upsert([ticket()])
-    req = ActionRequest(Action.CLAIM, "wuhao", clock.now())
+    req = ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now())
     first = await service.act(no, req, dedup=("wecom", "m1", "接单"), with_deadlines=True, viewed="view_contact")
 
     # the open deadlines as the claim left them, worked out in its transaction: what a read afterwards gives
@@ -273,13 +273,13 @@ async def test_the_deadlines_an_action_works_out_are_those_a_read_finds(
         read = sorted(tuple(getattr(d, k) for k in keys) for d in (await service.get(no)).deadlines if d.status == "open")
         assert worked_out == read, req.action
 
-    await check(ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+    await check(ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))
     clock.advance(hours=1)
-    await check(ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="需协调", days=2))
-    await check(ActionRequest(Action.APPROVE_EXTENSION, "huangqiang", clock.now()))
-    await check(ActionRequest(Action.SUBMIT, "wuhao", clock.now(), note="已处理"))
-    await check(ActionRequest(Action.VISIT, "zhangwei", clock.now(), result=VisitResult.DISSATISFIED))
-    await check(ActionRequest(Action.REDISPATCH, "hotline", clock.now(), unit="SRJG", by_hotline=True))
+    await check(ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="需协调", days=2))
+    await check(ActionRequest(action=Action.APPROVE_EXTENSION, actor="huangqiang", at=clock.now()))
+    await check(ActionRequest(action=Action.SUBMIT, actor="wuhao", at=clock.now(), note="已处理"))
+    await check(ActionRequest(action=Action.VISIT, actor="zhangwei", at=clock.now(), result=VisitResult.DISSATISFIED))
+    await check(ActionRequest(action=Action.REDISPATCH, actor="hotline", at=clock.now(), unit="SRJG", by_hotline=True))
 
 
 async def test_a_row_the_caller_read_is_used_only_while_the_ticket_is_unchanged(
@@ -288,12 +288,12 @@ async def test_a_row_the_caller_read_is_used_only_while_the_ticket_is_unchanged(
     no = "2026112300001"
     await service.upsert([ticket()])
     stale = (await service.get(no, history=False, deadlines=False)).ticket
-    await service.act(no, ActionRequest(Action.CLAIM, "wuhao", clock.now()))  # meanwhile, someone else claims
+    await service.act(no, ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))  # meanwhile, someone else claims
     # acting on what the caller read: the version moved on, so the action is decided again on a fresh read
     with pytest.raises(TransitionRefused, match="已由 wuhao 接单"):
-        await service.act(no, ActionRequest(Action.CLAIM, "huangqiang", clock.now()), row=stale)
+        await service.act(no, ActionRequest(action=Action.CLAIM, actor="huangqiang", at=clock.now()), row=stale)
     fresh = (await service.get(no, history=False, deadlines=False)).ticket
-    outcome = await service.act(no, ActionRequest(Action.CONTACT, "wuhao", clock.now()), row=fresh)
+    outcome = await service.act(no, ActionRequest(action=Action.CONTACT, actor="wuhao", at=clock.now()), row=fresh)
     assert outcome.to_state is TicketState.CONTACTED and outcome.ticket.version == fresh.version + 1  # noqa: PT018
 
 
@@ -304,8 +304,8 @@ async def test_sync_back_queues_bot_side_changes_only(
     no = "2026112300001"
     await service.upsert([ticket(unit_label="HW")])  # the platform named the unit: nothing to tell it
     await service.upsert([ticket("2026112300002", category=None, content="咨询")])  # our fallback routing: tell it
-    await service.act(no, ActionRequest(Action.CLAIM, "wuhao", clock.now()))
-    await service.act(no, ActionRequest(Action.CANCEL, "hotline", clock.now(), by_hotline=True))
+    await service.act(no, ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))
+    await service.act(no, ActionRequest(action=Action.CANCEL, actor="hotline", at=clock.now(), by_hotline=True))
     async with store.reading() as conn:
         rows = (await conn.execute(select(outbox).order_by(outbox.c.id))).mappings().all()
     assert [(r["payload"]["ticket_no"], r["payload"]["action"]) for r in rows] == [
@@ -332,7 +332,7 @@ async def test_many_tickets_in_one_batch(service: TicketService) -> None:
     detail = await service.get("2026112300007")
     assert detail.ticket.kind == list(TicketKind)[7 % 5].value
     # the vectorised planning gives the same deadlines as planning one by one
-    request = PlanRequest(TicketKind(detail.ticket.kind), "环卫", detail.ticket.dispatched_at, "dispatch")
+    request = PlanRequest(kind=TicketKind(detail.ticket.kind), category="环卫", start=detail.ticket.dispatched_at, cycle_kind="dispatch")
     planned = {p.name.value: p.due_at for p in service.planner.plan(request)}
     assert {d.name: d.due_at for d in detail.deadlines} == planned
 
@@ -343,8 +343,8 @@ async def test_overdue_obligations_superseded_are_missed_not_forgotten(
     no = "2026112300001"
     await service.upsert([ticket()])
     clock.advance(minutes=30)  # the 20-minute contact (三个二) is now overdue
-    await service.act(no, ActionRequest(Action.CLAIM, "wuhao", clock.now()))
-    await service.act(no, ActionRequest(Action.SUBMIT, "wuhao", clock.now(), note="已处理"))
+    await service.act(no, ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))
+    await service.act(no, ActionRequest(action=Action.SUBMIT, actor="wuhao", at=clock.now(), note="已处理"))
     first = {d.name: d for d in (await service.get(no)).deadlines}
     assert first["contact_20m"].status == "missed"  # overdue and never recorded
     assert first["first_contact"].status == "cancelled"  # not yet due when the ticket was submitted
@@ -357,7 +357,7 @@ async def test_a_difference_that_changes_nothing_is_reported_unchanged(
 ) -> None:
     no = "2026112300001"
     await service.upsert([ticket(dispatched_at=clock.now())])
-    await service.act(no, ActionRequest(Action.REDISPATCH, "zhangwei", clock.now(), unit="SRJG"))  # cycle 2
+    await service.act(no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="SRJG"))  # cycle 2
     history = len((await service.get(no)).history)
     # a corrected 派单时间 no longer applies: the current deadlines started with the office's re-dispatch
     [outcome] = await service.upsert([ticket(dispatched_at=clock.now() - timedelta(hours=1))])
@@ -368,9 +368,9 @@ async def test_a_difference_that_changes_nothing_is_reported_unchanged(
 async def test_platform_update_does_not_undo_the_offices_redispatch(service: TicketService, clock: FrozenClock) -> None:
     no = "2026112300001"
     await service.upsert([ticket(unit_label="HW")])
-    await service.act(no, ActionRequest(Action.REQUEST_RETURN, "huangqiang", clock.now(), note="非本所", unit="SRJG"))
-    await service.act(no, ActionRequest(Action.APPROVE_RETURN, "zhangwei", clock.now()))
-    await service.act(no, ActionRequest(Action.REDISPATCH, "zhangwei", clock.now(), unit="SRJG"))
+    await service.act(no, ActionRequest(action=Action.REQUEST_RETURN, actor="huangqiang", at=clock.now(), note="非本所", unit="SRJG"))
+    await service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=clock.now()))
+    await service.act(no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="SRJG"))
     # the platform corrects the text; its payload still names the unit it first sent the ticket to
     [outcome] = await service.upsert([ticket(unit_label="HW", content="更正：垃圾桶满溢两天")])
     assert (outcome.status, outcome.unit_code, outcome.changed) == ("updated", "SRJG", ("content",))
@@ -409,7 +409,7 @@ async def _claimed_before_national_day(service: TicketService, clock: FrozenCloc
     no = "2026092300001"
     await service.upsert([ticket(no, dispatched_at=NATIONAL_DAY)])
     clock.advance(hours=1)
-    await service.act(no, ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+    await service.act(no, ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))
     return no
 
 
@@ -422,14 +422,14 @@ async def test_an_approved_extension_moves_the_running_deadlines_on_the_working_
     assert before["handle"].due_at == datetime(2026, 10, 8, 10, 0, tzinfo=TZ)
     clock.advance(hours=1)  # 12:00
     asked = await service.act(
-        no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="需协调物业", days=3)
+        no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="需协调物业", days=3)
     )
     assert (asked.from_state, asked.to_state) == (TicketState.CLAIMED, TicketState.CLAIMED)
     row = (await service.get(no)).ticket
     assert (row.extension_days, row.extension_reason, row.extension_requested_by) == (3, "需协调物业", "wuhao")
     assert (row.extension_requested_at, row.extension_count) == (clock.now(), 0)
     clock.advance(hours=2)
-    decided = await service.act(no, ActionRequest(Action.APPROVE_EXTENSION, "huangqiang", clock.now(), note="同意"))
+    decided = await service.act(no, ActionRequest(action=Action.APPROVE_EXTENSION, actor="huangqiang", at=clock.now(), note="同意"))
     assert decided.to_state is TicketState.CLAIMED
     detail = await service.get(no)
     assert detail.ticket.extension_days is None
@@ -483,16 +483,16 @@ async def test_extension_limits_come_from_the_config(
     service = make_service(BotConfig.model_validate(data))
     no = await _claimed_before_national_day(service, clock)
     with pytest.raises(TransitionRefused) as refused:
-        await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=5))
+        await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=5))
     assert (refused.value.code, "1 至 4 个工作日" in refused.value.message) == ("bad_days", True)
     for days in (1, 2):  # two approved extensions are allowed here, one after the other
-        await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=days))
-        await service.act(no, ActionRequest(Action.APPROVE_EXTENSION, "huangqiang", clock.now()))
+        await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=days))
+        await service.act(no, ActionRequest(action=Action.APPROVE_EXTENSION, actor="huangqiang", at=clock.now()))
     handle = deadlines_by_name(await service.get(no))["handle"]
     # 10-08 10:00 + 1 wd = Fri 10-09, + 2 wd = Sat 10-10 (调休), Mon 10-12
     assert (handle.due_at, handle.extended_days) == (datetime(2026, 10, 12, 10, 0, tzinfo=TZ), 3)
     with pytest.raises(TransitionRefused) as third:
-        await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=1))
+        await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=1))
     assert third.value.code == "extension_limit"
 
 
@@ -500,37 +500,37 @@ async def test_extension_refused_once_overdue_and_rejected_changes_no_deadline(
     service: TicketService, clock: FrozenClock
 ) -> None:
     no = await _claimed_before_national_day(service, clock)
-    await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=2))
+    await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=2))
     before = deadlines_by_name(await service.get(no))
-    await service.act(no, ActionRequest(Action.REJECT_EXTENSION, "zhangwei", clock.now(), note="请按期办结"))
+    await service.act(no, ActionRequest(action=Action.REJECT_EXTENSION, actor="zhangwei", at=clock.now(), note="请按期办结"))
     detail = await service.get(no)
     assert deadlines_by_name(detail) == before
     assert (detail.ticket.extension_days, detail.ticket.extension_count) == (None, 0)
     assert detail.history[-1].data["rejection"] == "请按期办结"
     clock.set(datetime(2026, 10, 8, 10, 0, 1, tzinfo=TZ))  # a second after the handling deadline
     with pytest.raises(TransitionRefused) as late:
-        await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=2))
+        await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=2))
     assert late.value.code == "overdue"
     assert (await service.get(no)).ticket.version == detail.ticket.version
 
 
 async def test_a_submitted_ticket_drops_its_pending_request(service: TicketService, clock: FrozenClock) -> None:
     no = await _claimed_before_national_day(service, clock)
-    await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=2))
-    await service.act(no, ActionRequest(Action.SUBMIT, "wuhao", clock.now(), note="已清运"))
+    await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=2))
+    await service.act(no, ActionRequest(action=Action.SUBMIT, actor="wuhao", at=clock.now(), note="已清运"))
     detail = await service.get(no)
     assert detail.ticket.state == TicketState.SUBMITTED
     assert (detail.ticket.extension_days, detail.ticket.extension_requested_by) == (None, None)
     assert detail.history[-1].data["extension_dropped"] == 2
     with pytest.raises(TransitionRefused) as nothing:
-        await service.act(no, ActionRequest(Action.APPROVE_EXTENSION, "huangqiang", clock.now()))
+        await service.act(no, ActionRequest(action=Action.APPROVE_EXTENSION, actor="huangqiang", at=clock.now()))
     assert nothing.value.code == "nothing_to_approve"
 
 
 async def test_a_kind_change_keeps_an_approved_extension(service: TicketService, clock: FrozenClock) -> None:
     no = await _claimed_before_national_day(service, clock)
-    await service.act(no, ActionRequest(Action.REQUEST_EXTENSION, "wuhao", clock.now(), note="协调", days=2))
-    await service.act(no, ActionRequest(Action.APPROVE_EXTENSION, "huangqiang", clock.now()))
+    await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=2))
+    await service.act(no, ActionRequest(action=Action.APPROVE_EXTENSION, actor="huangqiang", at=clock.now()))
     # the platform corrects the kind: urgent, 3 working days (Thu 09-24, Mon 09-28, to Tue 09-29 10:00), plus
     # the 2 approved (Wed 09-30, then over 国庆 to Thu 10-08 10:00)
     await service.upsert([ticket(no, dispatched_at=NATIONAL_DAY, kind=TicketKind.URGENT)])
@@ -585,15 +585,15 @@ async def test_hooks_follow_every_change_in_its_transaction(
     assert {d.name for d in created[0].deadlines} >= {"accept", "handle"}  # type: ignore[attr-defined]
     assert hook.commits == 1
     await service.upsert([ticket("2026112300001")])  # unchanged: nothing to tell
-    await service.act("2026112300001", ActionRequest(Action.CLAIM, "wuhao", clock.now()))
+    await service.act("2026112300001", ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))
     [claim] = hook.changes[-1]
     assert (claim.action, claim.from_state, claim.to_state, claim.from_unit, claim.deadlines) == (  # type: ignore[attr-defined]
         "claim", TicketState.DISPATCHED, TicketState.CLAIMED, "HW", [],
     )  # fmt: skip
     assert claim.ticket.handler_userid == "wuhao"  # type: ignore[attr-defined]
     with pytest.raises(TransitionRefused):
-        await service.act("2026112300001", ActionRequest(Action.CLAIM, "wuhao", clock.now()))
-    await service.act("2026112300002", ActionRequest(Action.REDISPATCH, "zhangwei", clock.now(), unit="HW"))
+        await service.act("2026112300001", ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))
+    await service.act("2026112300002", ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="HW"))
     [moved] = hook.changes[-1]
     assert (moved.action, moved.from_unit, moved.ticket.unit_code, moved.ticket.cycle) == (
         "redispatch",

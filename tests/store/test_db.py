@@ -9,6 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
+from sqlalchemy.engine import Connection
 
 from bot.domain.clock import TZ
 from store import tickets as tickets_repo
@@ -39,13 +40,21 @@ async def test_extensions_migration_keeps_existing_rows_and_goes_back(database_u
     """0005_extensions on a database in use: tickets and deadlines already there get no pending request and nothing
     extended; the downgrade drops the columns again (SQLite through a table copy)."""
     from alembic import command
+    from alembic.config import Config
 
-    from store.db import _alembic_config
+    from store.db import MIGRATIONS
+
+    def alembic_config(connection: Connection) -> Config:
+        """Alembic on the bot's migrations, as an operator would run it, on ``connection``."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        return config
 
     engine = create_engine(database_url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(lambda c: command.upgrade(_alembic_config(c), BEFORE_EXTENSIONS))
+            await conn.run_sync(lambda c: command.upgrade(alembic_config(c), BEFORE_EXTENSIONS))
             at = "2026-11-23 01:00:00"
             await conn.execute(
                 text(
@@ -67,7 +76,7 @@ async def test_extensions_migration_keeps_existing_rows_and_goes_back(database_u
             extended = (await conn.execute(text("SELECT extended_days FROM deadlines"))).scalar_one()
         assert (tuple(row), extended) == ((None, 0), 0)
         async with engine.begin() as conn:
-            await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), BEFORE_EXTENSIONS))
+            await conn.run_sync(lambda c: command.downgrade(alembic_config(c), BEFORE_EXTENSIONS))
             columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("tickets")})
             assert not {name for name in columns if name.startswith("extension_")}
             assert (await conn.execute(text("SELECT count(*) FROM tickets"))).scalar_one() == 1

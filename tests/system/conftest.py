@@ -1,5 +1,6 @@
 """Servers of the system tests' own: a PostgreSQL cluster per test session (per xdist worker), which tests may stop
-and start (each gets a database of its own in it), and a Redis per test."""
+and start (each gets a database of its own in it), a Redis per test, and the fake WeCom the bot's process
+talks to."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.procs import OwnPostgres, OwnRedis
+from tests.procs import OwnPostgres, OwnRedis, WeComSide, sandbox_config
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +63,12 @@ def own_redis() -> Iterator[OwnRedis]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def wecom() -> AsyncIterator[WeComSide]:
+    """The fake WeCom the bot's process talks to, with the sandbox config's members, started."""
+    side = WeComSide(sandbox_config())
+    await side.start()
+    yield side
+    await side.stop()

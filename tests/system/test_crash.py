@@ -14,19 +14,11 @@ import pytest
 from store import outbox as outbox_repo
 from store.core import Store
 from store.db import create_engine
-from tests.procs import BotProcess, Traffic, WeComSide, sandbox_config, wait_for
+from tests.procs import BotProcess, Traffic, WeComSide, wait_for
 
 SLOW_LANDS = 3.0  # seconds: a send that reaches WeCom after its sender died (the answer is lost with the process)
 SLOW_NEVER = 60.0  # seconds: a send whose fate stays unknown for the whole test (it lands only after it)
 TAKEOVER = 15.0  # a dead process's rows are taken over within this long of its death
-
-
-@pytest.fixture
-async def wecom() -> AsyncIterator[WeComSide]:
-    side = WeComSide(sandbox_config())
-    await side.start()
-    yield side
-    await side.stop()
 
 
 @pytest.fixture

@@ -17,20 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import BotProcess, OwnPostgres, OwnRedis, Sent, Traffic, WeComSide, sandbox_config, wait_for
+from tests.procs import BotProcess, OwnPostgres, OwnRedis, Sent, Traffic, WeComSide, wait_for
 
 OUTAGE_REQUESTS = 6  # of each kind, sent while the server is down
 # the log's two lines, in whatever words: "the database went away", "the database is back"
 DOWN_WORDS = re.compile(r"database.*(unavailable|unreachable|down|went away|gone|lost)", re.IGNORECASE)
 BACK_WORDS = re.compile(r"database.*(back|again|restored|recovered|reachable|available)", re.IGNORECASE)
-
-
-@pytest.fixture
-async def wecom() -> AsyncIterator[WeComSide]:
-    side = WeComSide(sandbox_config())
-    await side.start()
-    yield side
-    await side.stop()
 
 
 @pytest.fixture

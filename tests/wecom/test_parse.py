@@ -159,7 +159,12 @@ def test_app_card_click_with_selected_items_keeps_the_scalars() -> None:
 def test_app_enter_agent() -> None:
     event = parse_app_xml(app_xml(MsgType="event", Event="enter_agent", EventKey="", AgentID="1000002"))
     assert event == EnterChat(
-        "app", Sender("zhangsan"), AT0, f"app:event:1000002:zhangsan:{T0}:enter_agent", None, "1000002"
+        source="app",
+        sender=Sender("zhangsan"),
+        at=AT0,
+        dedup_key=f"app:event:1000002:zhangsan:{T0}:enter_agent",
+        response_url=None,
+        agent_id="1000002",
     )
 
 
@@ -395,7 +400,11 @@ def test_robot_enter_chat() -> None:
     data = robot("event", event={"eventtype": "enter_chat"}, chattype="single", chatid=None, create_time=T0)
     event = parse_aibot_json(data)
     assert event == EnterChat(
-        "aibot", Sender("lisi"), AT0, "aibot:msg:CAIQ16HMjQYY/NGagIOAgAMgq4KM0AI=", "https://example.invalid/resp"
+        source="aibot",
+        sender=Sender("lisi"),
+        at=AT0,
+        dedup_key="aibot:msg:CAIQ16HMjQYY/NGagIOAgAMgq4KM0AI=",
+        response_url="https://example.invalid/resp",
     )
 
 

@@ -83,7 +83,9 @@ async def create(fake: FakeWeCom, request: web.Request) -> dict[str, Any]:
         raise ApiError(E.CHATID_TOO_LONG)
     elif chatid in fake.chats:
         raise ApiError(E.CHATID_EXISTS)
-    fake.chats[chatid] = Chat(chatid, _name(body.get("name")), owner, userlist, app.agentid)
+    fake.chats[chatid] = Chat(
+        chatid=chatid, name=_name(body.get("name")), owner=owner, userlist=userlist, agentid=app.agentid
+    )
     return {"errcode": 0, "errmsg": "ok", "chatid": chatid}
 
 

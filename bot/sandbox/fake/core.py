@@ -165,7 +165,7 @@ class FakeWeCom:
             raise ValueError(f"unknown fault {fault!r}")
         if times < 1:
             raise ValueError("times must be at least 1")
-        self._faults.append(InjectedFault(fault, times, path, delay))
+        self._faults.append(InjectedFault(fault=fault, remaining=times, path=path, delay=delay))
 
     def response_url(self, payload: Mapping[str, Any] | None = None) -> str:
         """A one-use ``response_url`` (valid 1 h) as an intelligent-robot callback carries it. ``payload`` (e.g. the
@@ -194,7 +194,7 @@ class FakeWeCom:
         current = self._tokens.get(self._current_token.get(app.secret, ""))
         if current is not None and not current.revoked and now < current.expires_at:
             return current
-        token = Token(token_urlsafe(96), app.secret, now, now + self.token_ttl)
+        token = Token(value=token_urlsafe(96), secret=app.secret, issued_at=now, expires_at=now + self.token_ttl)
         self._tokens[token.value] = token
         self._current_token[app.secret] = token.value
         return token
@@ -254,7 +254,9 @@ class FakeWeCom:
     ) -> str:
         now = self.now()
         code = token_urlsafe(32)
-        self._codes[code] = OneUseCode(code, kind, now, now + ttl, agentid, context or {})
+        self._codes[code] = OneUseCode(
+            code=code, kind=kind, issued_at=now, expires_at=now + ttl, agentid=agentid, context=context or {}
+        )
         return code
 
     def consume_code(self, code: object, kind: str, *, agentid: int | None = None) -> OneUseCode:
@@ -274,7 +276,7 @@ class FakeWeCom:
     def deliver(
         self, kind: str, to: dict[str, Any], msgtype: str, body: dict[str, Any], msgid: str | None = None
     ) -> Delivered:
-        record = Delivered(self.now(), kind, to, msgtype, body, msgid)
+        record = Delivered(at=self.now(), kind=kind, to=to, msgtype=msgtype, body=body, msgid=msgid)
         self.delivered.append(record)
         log.debug("fake wecom delivered %s %s to %s", kind, msgtype, to)
         return record
@@ -282,7 +284,7 @@ class FakeWeCom:
     def drop(
         self, kind: str, to: dict[str, Any], msgtype: str, body: dict[str, Any], reason: str, msgid: str | None = None
     ) -> Dropped:
-        record = Dropped(self.now(), kind, to, msgtype, body, msgid, reason)
+        record = Dropped(at=self.now(), kind=kind, to=to, msgtype=msgtype, body=body, msgid=msgid, reason=reason)
         self.dropped.append(record)
         log.debug("fake wecom dropped %s %s to %s: %s", kind, msgtype, to, reason)
         return record

@@ -27,7 +27,7 @@ FAULTS: frozenset[str] = frozenset(get_args(Fault))
 Kind = Literal["app", "appchat", "webhook", "response_url", "update_card"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Delivered:
     """One accepted message. ``to`` names the recipient: ``touser``+``agentid`` for an app message (one record per
     member), ``chatid`` (+ ``members`` who got it) for a group chat, ``webhook_key`` for a robot, ``response_code``
@@ -42,7 +42,7 @@ class Delivered:
     msgid: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Dropped(Delivered):
     """A message WeCom answered with errcode 0 but did not deliver (per-member limits, duplicate check)."""
 
@@ -72,7 +72,7 @@ class App:
     agentid: int
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Token:
     value: str
     secret: str
@@ -81,7 +81,7 @@ class Token:
     revoked: bool = False
 
 
-@dataclass
+@dataclass(kw_only=True)
 class OneUseCode:
     """A ``response_code`` for ``update_template_card`` (kind ``card``) or a ``response_url`` (kind ``aibot``)."""
 
@@ -94,7 +94,7 @@ class OneUseCode:
     used: bool = False
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Chat:
     chatid: str
     name: str
@@ -103,7 +103,7 @@ class Chat:
     agentid: int  # the app that created it: only it may get, update or send
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Media:
     media_id: str
     key: str  # the robot that uploaded it: only it may send it
@@ -115,7 +115,7 @@ class Media:
     expires_at: datetime
 
 
-@dataclass
+@dataclass(kw_only=True)
 class InjectedFault:
     fault: str | int  # a named fault, or an errcode to answer with
     remaining: int

@@ -97,7 +97,16 @@ async def upload_media(fake: FakeWeCom, request: web.Request) -> dict[str, Any]:
     now = fake.now()
     media_id = new_id(48)
     md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-    fake.media[media_id] = Media(media_id, key, kind, filename, len(data), md5, now, now + MEDIA_TTL)
+    fake.media[media_id] = Media(
+        media_id=media_id,
+        key=key,
+        type=kind,
+        filename=filename,
+        size=len(data),
+        md5=md5,
+        created_at=now,
+        expires_at=now + MEDIA_TTL,
+    )
     return {"errcode": 0, "errmsg": "ok", "type": kind, "media_id": media_id, "created_at": str(int(now.timestamp()))}
 
 

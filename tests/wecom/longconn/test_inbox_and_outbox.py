@@ -13,7 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.app import AIBOT_KICKED_RETRY, OUTBOX, _aibot_welcome, create_app
+from bot.app import AIBOT_KICKED_RETRY, OUTBOX, create_app
+from bot.app.inbound import aibot_welcome
 from bot.domain.clock import FrozenClock
 from bot.domain.events import CardClick, InboundEvent, TextMessage
 from bot.sandbox.fake import FakeWeCom
@@ -185,7 +186,16 @@ async def test_a_push_while_disconnected_waits_in_the_outbox_and_arrives_once(
     # claimed just before the link dropped: deferred, not a failed attempt
     sender = worker.senders[AIBOT_WS]
     with pytest.raises(Deferred, match="long connection is down"):
-        await sender.send(OutboundMessage(row["id"], AIBOT_WS, "grp01", "k", row["payload"], 0))
+        await sender.send(
+            OutboundMessage(
+                id=row["id"],
+                channel=AIBOT_WS,
+                destination="grp01",
+                idempotency_key="k",
+                payload=row["payload"],
+                attempts=0,
+            )
+        )
 
     sleeper.release()
     await connection.wait_subscribed(2)
@@ -207,7 +217,9 @@ async def test_the_sender_paces_each_chat_and_dead_letters_what_wecom_cannot_tak
     sender = AibotWsSender(connection, MemoryRateLimiter(), clock)
 
     def message(payload: Mapping[str, Any], destination: str = "grp01") -> OutboundMessage:
-        return OutboundMessage(1, AIBOT_WS, destination, "k", payload, 0)
+        return OutboundMessage(
+            id=1, channel=AIBOT_WS, destination=destination, idempotency_key="k", payload=payload, attempts=0
+        )
 
     for i in range(20):
         await sender.send(message({"msgtype": "markdown", "content": {"content": f"第{i}条"}}))
@@ -335,7 +347,14 @@ async def test_a_msgtype_wecom_cannot_take_is_dead_lettered_without_taking_a_slo
     await connection.wait_subscribed()
     limiter = CountingLimiter()
     sender = AibotWsSender(connection, limiter, clock)
-    message = OutboundMessage(1, AIBOT_WS, "grp01", "k", {"msgtype": "text", "text": {"content": "x"}}, 0)
+    message = OutboundMessage(
+        id=1,
+        channel=AIBOT_WS,
+        destination="grp01",
+        idempotency_key="k",
+        payload={"msgtype": "text", "text": {"content": "x"}},
+        attempts=0,
+    )
     with pytest.raises(DeliveryError, match="does not take msgtype 'text'") as refused:
         await sender.send(message)
     assert refused.value.permanent
@@ -357,7 +376,14 @@ class DropsBeforeSending:
 
 
 async def test_a_link_lost_after_the_check_defers_a_send_that_did_not_go_out(clock: FrozenClock) -> None:
-    message = OutboundMessage(1, AIBOT_WS, "grp01", "k", {"msgtype": "markdown", "markdown": {"content": "x"}}, 0)
+    message = OutboundMessage(
+        id=1,
+        channel=AIBOT_WS,
+        destination="grp01",
+        idempotency_key="k",
+        payload={"msgtype": "markdown", "markdown": {"content": "x"}},
+        attempts=0,
+    )
     sender = AibotWsSender(DropsBeforeSending(request_sent=False), MemoryRateLimiter(), clock)
     with pytest.raises(Deferred, match="long connection is down") as deferred:  # not an attempt
         await sender.send(message)
@@ -378,8 +404,14 @@ async def test_a_proactive_push_resent_after_an_unsure_send_is_marked(
     await connection.wait_subscribed()
     sender = AibotWsSender(connection, MemoryRateLimiter(), clock)
     payload = {"chatid": "grp01", "msgtype": "markdown", "markdown": {"content": "**新工单 2026112300001**"}}
-    await sender.send(OutboundMessage(1, AIBOT_WS, "grp01", "k", payload, 0))
-    await sender.send(OutboundMessage(1, AIBOT_WS, "grp01", "k", payload, 1, resend=True))
+    await sender.send(
+        OutboundMessage(id=1, channel=AIBOT_WS, destination="grp01", idempotency_key="k", payload=payload, attempts=0)
+    )
+    await sender.send(
+        OutboundMessage(
+            id=1, channel=AIBOT_WS, destination="grp01", idempotency_key="k", payload=payload, attempts=1, resend=True
+        )
+    )
     shown = [d.body["markdown"]["content"] for d in fake.messages_to(chatid="grp01")]
     assert shown == ["**新工单 2026112300001**", "**【补发】新工单 2026112300001**"]
 
@@ -388,7 +420,7 @@ async def test_a_welcome_too_late_for_wecom_is_logged_not_raised(
     fake: FakeWeCom, connect: Connect, inbox: RecordingInbox, clock: FrozenClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     connection = connect()
-    welcome = _aibot_welcome(connection, "您好")
+    welcome = aibot_welcome(connection, "您好")
     done = asyncio.Event()
 
     async def on_event(event: InboundEvent, req_id: str) -> None:

@@ -47,7 +47,9 @@ async def test_answers_that_carry_their_cmd_are_matched_by_req_id(
     await connection.update_card(clicked, {"template_card": {**CARD, "main_title": {"title": "已接单"}}})
     sender = AibotWsSender(connection, MemoryRateLimiter(), clock)
     payload = {"chatid": "grp01", "msgtype": "markdown", "markdown": {"content": "**新工单** 2026112300124"}}
-    await sender.send(OutboundMessage(1, AIBOT_WS, "grp01", "k1", payload, 0))
+    await sender.send(
+        OutboundMessage(id=1, channel=AIBOT_WS, destination="grp01", idempotency_key="k1", payload=payload, attempts=0)
+    )
 
     assert [(d.kind, d.msgtype) for d in fake.aibot.deliveries(BOT)] == [
         ("aibot_respond", "stream"),

@@ -1,244 +1,36 @@
-"""The ticket state machine: every step of DOMAIN.md's lifecycle, and the reason when a step is refused.
+"""``decide``: what a requested action does to a ticket, every step of DOMAIN.md's lifecycle, or why it is refused.
 
-Pure: ``decide`` takes a snapshot of a ticket and a requested action and returns what must change, or raises
-``TransitionRefused`` with a short Chinese reason for the chat and a stable code for the API. Who may ask for
-an action (roles, unit membership) is checked by the caller; here only the lifecycle's own rules live.
-
-Besides the state, a ticket carries two requests awaiting approval: 不纳入测评 (``evaluation``) and 延期
-(an extension of the handling deadlines by some working days). Neither changes the state; a pending extension
-request is dropped when the ticket leaves the states in which the unit handles it.
+Pure: who may ask for an action (roles, unit membership) is checked by the caller; here only the lifecycle's own
+rules live.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
-from config.vocabulary import DEADLINE_LABELS, DeadlineName, TicketKind
-
-
-class TicketState(StrEnum):
-    DISPATCHED = "dispatched"
-    CLAIMED = "claimed"
-    CONTACTED = "contacted"
-    ON_SITE = "on_site"
-    SUBMITTED = "submitted"
-    WARNING = "warning"
-    RETURN_REQUESTED = "return_requested"
-    RETURNED = "returned"
-    PENDING_ASSIGNMENT = "pending_assignment"
-    CLOSED = "closed"
-    CANCELLED = "cancelled"
-
-    @property
-    def label(self) -> str:
-        return STATE_LABELS[self]
-
-    @property
-    def is_open(self) -> bool:
-        return self not in (TicketState.CLOSED, TicketState.CANCELLED)
-
-
-STATE_LABELS: dict[TicketState, str] = {
-    TicketState.DISPATCHED: "待接单",
-    TicketState.CLAIMED: "已接单",
-    TicketState.CONTACTED: "已联系",
-    TicketState.ON_SITE: "已到场",
-    TicketState.SUBMITTED: "已提交待回访",
-    TicketState.WARNING: "预警·再次处置中",
-    TicketState.RETURN_REQUESTED: "退单审核中",
-    TicketState.RETURNED: "已退单待重派",
-    TicketState.PENDING_ASSIGNMENT: "待签派",
-    TicketState.CLOSED: "已办结",
-    TicketState.CANCELLED: "已撤销",
-}
-
-
-class Action(StrEnum):
-    CLAIM = "claim"
-    CONTACT = "contact"
-    ON_SITE = "on_site"
-    SUBMIT = "submit"
-    VISIT = "visit"
-    REQUEST_RETURN = "request_return"
-    APPROVE_RETURN = "approve_return"
-    REJECT_RETURN = "reject_return"
-    REDISPATCH = "redispatch"
-    ASSIGN = "assign"
-    TRANSFER = "transfer"
-    REQUEST_EXCLUSION = "request_exclusion"
-    APPROVE_EXCLUSION = "approve_exclusion"
-    REJECT_EXCLUSION = "reject_exclusion"
-    REQUEST_EXTENSION = "request_extension"
-    APPROVE_EXTENSION = "approve_extension"
-    REJECT_EXTENSION = "reject_extension"
-    REOPEN = "reopen"
-    CANCEL = "cancel"
-
-    @property
-    def label(self) -> str:
-        return ACTION_LABELS[self]
-
-
-ACTION_LABELS: dict[Action, str] = {
-    Action.CLAIM: "接单",
-    Action.CONTACT: "先行联系",
-    Action.ON_SITE: "到场",
-    Action.SUBMIT: "办结",
-    Action.VISIT: "回访",
-    Action.REQUEST_RETURN: "退单",
-    Action.APPROVE_RETURN: "同意退单",
-    Action.REJECT_RETURN: "驳回退单",
-    Action.REDISPATCH: "重新派单",
-    Action.ASSIGN: "签派",
-    Action.TRANSFER: "转派",
-    Action.REQUEST_EXCLUSION: "申请不纳入测评",
-    Action.APPROVE_EXCLUSION: "同意不纳入测评",
-    Action.REJECT_EXCLUSION: "驳回不纳入测评",
-    Action.REQUEST_EXTENSION: "申请延期",
-    Action.APPROVE_EXTENSION: "同意延期",
-    Action.REJECT_EXTENSION: "驳回延期",
-    Action.REOPEN: "重新打开",
-    Action.CANCEL: "撤销",
-}
-
-
-class VisitResult(StrEnum):
-    SATISFIED = "satisfied"
-    BASICALLY_SATISFIED = "basically_satisfied"
-    DISSATISFIED = "dissatisfied"
-    UNREACHABLE = "unreachable"
-
-    @property
-    def label(self) -> str:
-        return {
-            "satisfied": "满意",
-            "basically_satisfied": "基本满意",
-            "dissatisfied": "不满意",
-            "unreachable": "联系不上",
-        }[self.value]
-
-
-class Evaluation(StrEnum):
-    NORMAL = "normal"  # counts in the ratings
-    REQUESTED = "requested"  # 不纳入测评: asked, awaiting approval
-    EXCLUDED = "excluded"  # 不纳入测评: approved
-
-
-# how many returns send a ticket to the center lead (签派), and how often the dispatcher may re-dispatch
-RETURNS_BEFORE_ASSIGNMENT = 2
-MAX_REDISPATCHES = 1
-# 延期: the defaults of the configured limits (deadlines.extension in the YAML): working days one request may ask
-# for, and approved extensions per ticket
-MAX_EXTENSION_DAYS = 10
-MAX_EXTENSIONS = 1
-
-_WORKING = (TicketState.CLAIMED, TicketState.CONTACTED, TicketState.ON_SITE)
-_RETURNABLE = (TicketState.DISPATCHED, *_WORKING)
-# where an extension may be asked for and stays pending: the unit is handling the ticket; leaving drops the request
-_EXTENDABLE = (*_WORKING, TicketState.WARNING)
-ALL_DEADLINES: frozenset[DeadlineName] = frozenset(DeadlineName)
-_HANDLING = frozenset(
-    {
-        DeadlineName.ACCEPT,
-        DeadlineName.HANDLE,
-        DeadlineName.HANDLE_INTERNAL,
-        DeadlineName.SOLVE_24H,
-        DeadlineName.OPINION_5D,
-        DeadlineName.REHANDLE,
-    }
+from bot.domain.lifecycle.states import (
+    ALL_DEADLINES,
+    EXTENDABLE,
+    EXTENDED,
+    HANDLING,
+    MAX_REDISPATCHES,
+    NO_PENDING_EXTENSION,
+    RETURNABLE,
+    RETURNS_BEFORE_ASSIGNMENT,
+    WORKING,
+    Action,
+    ActionRequest,
+    Evaluation,
+    TicketSnapshot,
+    TicketState,
+    Transition,
+    TransitionRefused,
+    VisitResult,
 )
-
-# the handling deadlines an approved extension moves, those of them open in the current cycle
-EXTENDED: frozenset[DeadlineName] = frozenset(
-    {
-        DeadlineName.HANDLE,
-        DeadlineName.HANDLE_INTERNAL,
-        DeadlineName.REHANDLE,
-        DeadlineName.SOLVE_24H,
-        DeadlineName.OPINION_5D,
-    }
-)
-# what a pending extension request leaves on the ticket, cleared by a decision or by leaving the working states
-NO_PENDING_EXTENSION: Mapping[str, Any] = {
-    "extension_days": None,
-    "extension_reason": None,
-    "extension_requested_by": None,
-    "extension_requested_at": None,
-}
-
-CycleKind = Literal["dispatch", "rehandle"]
-
-
-class TransitionRefused(Exception):
-    """An action the lifecycle does not allow now. ``message`` is Chinese, for the person who asked."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class TicketSnapshot:
-    ticket_no: str
-    kind: TicketKind
-    state: TicketState
-    unit_code: str | None
-    handler_userid: str | None
-    category: str | None
-    evaluation: Evaluation = Evaluation.NORMAL
-    return_count: int = 0
-    redispatch_count: int = 0
-    rehandle_count: int = 0
-    cycle: int = 0
-    state_before_return: TicketState | None = None
-    # a pending extension request (延期): working days asked for, why, by whom, when; None when there is none
-    extension_days: int | None = None
-    extension_reason: str | None = None
-    extension_requested_by: str | None = None
-    extension_requested_at: datetime | None = None
-    extension_count: int = 0  # extensions approved so far
-
-
-@dataclass(frozen=True, slots=True)
-class ExtensionLimits:
-    """How long one extension may be, and how many a ticket may have: the configuration's, passed in by the caller
-    (the lifecycle itself reads no configuration)."""
-
-    max_days: int = MAX_EXTENSION_DAYS  # working days one request may ask for
-    max_count: int = MAX_EXTENSIONS  # approved extensions per ticket (0: none)
-
-
-@dataclass(frozen=True, slots=True)
-class ActionRequest:
-    action: Action
-    actor: str
-    at: datetime
-    note: str | None = None
-    unit: str | None = None  # target unit (re-dispatch, assign) or suggested unit (return)
-    handler: str | None = None  # new handler (transfer)
-    result: VisitResult | None = None  # return-visit result
-    by_hotline: bool = False  # the hotline platform itself (ingest updates) rather than a person
-    days: int | None = None  # working days: asked for (request extension), or granted when fewer (approve)
-    extension_limits: ExtensionLimits = ExtensionLimits()
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    to_state: TicketState
-    changes: Mapping[str, Any] = field(default_factory=dict)  # ticket columns to set
-    meet: frozenset[DeadlineName] = frozenset()  # open deadlines of the current cycle now met
-    cancel: frozenset[DeadlineName] = frozenset()  # open deadlines of the current cycle no longer due
-    new_cycle: CycleKind | None = None  # deadlines to start from ``at``
-    data: Mapping[str, Any] = field(default_factory=dict)  # facts for the audit log
-    # open deadlines of the current cycle to move later by ``extend_days`` working days, each from its own due
-    # time (the caller has the working-day calendar)
-    extend: frozenset[DeadlineName] = frozenset()
-    extend_days: int = 0
+from config.vocabulary import DEADLINE_LABELS, DeadlineName
 
 
 def _refuse_state(ticket: TicketSnapshot, action: Action) -> TransitionRefused:
@@ -266,7 +58,7 @@ def decide(
     """What ``req`` does to ``ticket``; ``open_deadlines`` are the due times of its open deadlines."""
     handler = _ACTIONS[req.action]
     transition: Transition = handler(ticket, req, open_deadlines or {})
-    if ticket.extension_days is not None and transition.to_state not in _EXTENDABLE:
+    if ticket.extension_days is not None and transition.to_state not in EXTENDABLE:
         # submitted, returned, re-dispatched, cancelled …: a pending extension request has nothing left to extend
         transition = replace(
             transition,
@@ -280,7 +72,7 @@ Decider = Any  # (TicketSnapshot, ActionRequest, Mapping[DeadlineName, datetime]
 
 
 def _claim(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
-    if t.state in _WORKING and t.handler_userid:
+    if t.state in WORKING and t.handler_userid:
         raise TransitionRefused(
             "already_claimed",
             f"工单 {t.ticket_no} 已由 {t.handler_userid} 接单。",
@@ -288,7 +80,7 @@ def _claim(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, date
     if t.state is not TicketState.DISPATCHED:
         raise _refuse_state(t, req.action)
     return Transition(
-        TicketState.CLAIMED,
+        to_state=TicketState.CLAIMED,
         changes={"handler_userid": req.handler or req.actor},
         meet=frozenset({DeadlineName.ACCEPT}),
     )
@@ -298,36 +90,36 @@ def _contact(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, da
     meet = frozenset({DeadlineName.ACCEPT, DeadlineName.FIRST_CONTACT, DeadlineName.CONTACT_20M})
     if t.state in (TicketState.WARNING, TicketState.ON_SITE):
         # recorded late or during re-handling: the state stays, the contact deadlines are met
-        return Transition(t.state, meet=meet)
+        return Transition(to_state=t.state, meet=meet)
     if t.state is TicketState.CONTACTED:
         raise TransitionRefused("already_done", f"工单 {t.ticket_no} 已登记先行联系。")
     if t.state not in (TicketState.DISPATCHED, TicketState.CLAIMED):
         raise _refuse_state(t, req.action)
     changes = {} if t.handler_userid else {"handler_userid": req.actor}
-    return Transition(TicketState.CONTACTED, changes=changes, meet=meet)
+    return Transition(to_state=TicketState.CONTACTED, changes=changes, meet=meet)
 
 
 def _on_site(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     meet = frozenset({DeadlineName.ON_SITE_2H})
     if t.state is TicketState.WARNING:
-        return Transition(TicketState.WARNING, meet=meet)
+        return Transition(to_state=TicketState.WARNING, meet=meet)
     if t.state is TicketState.ON_SITE:
         raise TransitionRefused("already_done", f"工单 {t.ticket_no} 已登记到场。")
     if t.state not in (TicketState.CLAIMED, TicketState.CONTACTED):
         raise _refuse_state(t, req.action)
-    return Transition(TicketState.ON_SITE, meet=meet)
+    return Transition(to_state=TicketState.ON_SITE, meet=meet)
 
 
 def _submit(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
-    if t.state not in (TicketState.DISPATCHED, *_WORKING, TicketState.WARNING):
+    if t.state not in (TicketState.DISPATCHED, *WORKING, TicketState.WARNING):
         raise _refuse_state(t, req.action)
     _require(_text(req.note) is not None, "note_required", "办结需要填写处理结果。")
     changes = {} if t.handler_userid else {"handler_userid": req.actor}
     return Transition(
-        TicketState.SUBMITTED,
+        to_state=TicketState.SUBMITTED,
         changes=changes,
-        meet=_HANDLING,
-        cancel=ALL_DEADLINES - _HANDLING,
+        meet=HANDLING,
+        cancel=ALL_DEADLINES - HANDLING,
         data={"result": _text(req.note), "rehandle": t.state is TicketState.WARNING},
     )
 
@@ -339,13 +131,13 @@ def _visit(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, date
     assert req.result is not None
     if req.result is VisitResult.DISSATISFIED:
         return Transition(
-            TicketState.WARNING,
+            to_state=TicketState.WARNING,
             changes={"satisfaction": req.result.value, "rehandle_count": t.rehandle_count + 1},
             new_cycle="rehandle",
             data={"result": req.result.value},
         )
     return Transition(
-        TicketState.CLOSED,
+        to_state=TicketState.CLOSED,
         changes={"satisfaction": req.result.value, "closed_at": req.at},
         cancel=ALL_DEADLINES,
         data={"result": req.result.value},
@@ -353,7 +145,7 @@ def _visit(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, date
 
 
 def _request_return(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
-    if t.state not in _RETURNABLE:
+    if t.state not in RETURNABLE:
         raise _refuse_state(t, req.action)
     _require(_text(req.note) is not None, "reason_required", "退单需要写明退单理由。")
     _require(_text(req.unit) is not None, "unit_required", "退单需要提出建议派单方向（承办单位）。")
@@ -368,7 +160,7 @@ def _request_return(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineNa
             f"工单 {t.ticket_no} 已超过退单期限{when}，逾期不予退单。",
         )
     return Transition(
-        TicketState.RETURN_REQUESTED,
+        to_state=TicketState.RETURN_REQUESTED,
         changes={"state_before_return": t.state.value},
         data={"reason": _text(req.note), "suggested_unit": _text(req.unit)},
     )
@@ -380,7 +172,7 @@ def _approve_return(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineN
     returns = t.return_count + 1
     contested = returns >= RETURNS_BEFORE_ASSIGNMENT or t.redispatch_count >= MAX_REDISPATCHES
     return Transition(
-        TicketState.PENDING_ASSIGNMENT if contested else TicketState.RETURNED,
+        to_state=TicketState.PENDING_ASSIGNMENT if contested else TicketState.RETURNED,
         changes={"return_count": returns, "handler_userid": None, "state_before_return": None},
         cancel=ALL_DEADLINES,
         data={"returns": returns, "to_assignment": contested},
@@ -391,7 +183,7 @@ def _reject_return(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineNa
     if t.state is not TicketState.RETURN_REQUESTED:
         raise _refuse_state(t, req.action)
     back = t.state_before_return or TicketState.DISPATCHED
-    return Transition(back, changes={"state_before_return": None}, data={"reason": _text(req.note)})
+    return Transition(to_state=back, changes={"state_before_return": None}, data={"reason": _text(req.note)})
 
 
 def _dispatch_to(t: TicketSnapshot, req: ActionRequest, counted: bool) -> Transition:
@@ -406,7 +198,7 @@ def _dispatch_to(t: TicketSnapshot, req: ActionRequest, counted: bool) -> Transi
     if counted:
         changes["redispatch_count"] = t.redispatch_count + 1
     return Transition(
-        TicketState.DISPATCHED,
+        to_state=TicketState.DISPATCHED,
         changes=changes,
         cancel=ALL_DEADLINES,
         new_cycle="dispatch",
@@ -442,12 +234,14 @@ def _assign(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, dat
 
 
 def _transfer(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
-    if t.state not in (*_WORKING, TicketState.WARNING):
+    if t.state not in (*WORKING, TicketState.WARNING):
         raise _refuse_state(t, req.action)
     target = _text(req.handler)
     _require(target is not None, "handler_required", "请指定转派给哪位同事。")
     _require(target != t.handler_userid, "same_handler", "该工单已由此人承办。")
-    return Transition(t.state, changes={"handler_userid": target}, data={"from": t.handler_userid, "to": target})
+    return Transition(
+        to_state=t.state, changes={"handler_userid": target}, data={"from": t.handler_userid, "to": target}
+    )
 
 
 def _request_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
@@ -459,7 +253,9 @@ def _request_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[Deadli
         f"工单 {t.ticket_no} 已申请不纳入测评（{'审核中' if t.evaluation is Evaluation.REQUESTED else '已通过'}）。",
     )
     _require(_text(req.note) is not None, "reason_required", "申请不纳入测评需要写明理由。")
-    return Transition(t.state, changes={"evaluation": Evaluation.REQUESTED.value}, data={"reason": _text(req.note)})
+    return Transition(
+        to_state=t.state, changes={"evaluation": Evaluation.REQUESTED.value}, data={"reason": _text(req.note)}
+    )
 
 
 def _decide_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
@@ -470,13 +266,13 @@ def _decide_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[Deadlin
     )
     approved = req.action is Action.APPROVE_EXCLUSION
     value = Evaluation.EXCLUDED if approved else Evaluation.NORMAL
-    return Transition(t.state, changes={"evaluation": value.value}, data={"approved": approved})
+    return Transition(to_state=t.state, changes={"evaluation": value.value}, data={"approved": approved})
 
 
 def _request_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is TicketState.DISPATCHED:
         raise TransitionRefused("claim_first", f"工单 {t.ticket_no} 尚未接单，请先接单再申请延期。")
-    if t.state not in _EXTENDABLE:
+    if t.state not in EXTENDABLE:
         raise _refuse_state(t, req.action)
     if t.extension_days is not None:
         raise TransitionRefused(
@@ -512,7 +308,7 @@ def _request_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[Deadlin
         f"延期天数须为 1 至 {limits.max_days} 个工作日。",
     )
     return Transition(
-        t.state,
+        to_state=t.state,
         changes={
             "extension_days": req.days,
             "extension_reason": reason,
@@ -527,7 +323,7 @@ def _decide_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[Deadline
     asked = t.extension_days
     if asked is None:
         raise TransitionRefused("nothing_to_approve", f"工单 {t.ticket_no} 没有待审批的延期申请。")
-    if t.state not in _EXTENDABLE:
+    if t.state not in EXTENDABLE:
         raise _refuse_state(t, req.action)  # not reached: leaving the working states drops the request
     if not req.by_hotline and req.actor == t.extension_requested_by:
         raise TransitionRefused("own_request", f"工单 {t.ticket_no} 的延期申请是您提交的，不能由您本人审批。")
@@ -535,7 +331,7 @@ def _decide_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[Deadline
     if req.action is Action.REJECT_EXTENSION:
         why = _text(req.note)
         _require(why is not None, "reason_required", "驳回延期需要写明理由。")
-        return Transition(t.state, changes=dict(NO_PENDING_EXTENSION), data={**facts, "rejection": why})
+        return Transition(to_state=t.state, changes=dict(NO_PENDING_EXTENSION), data={**facts, "rejection": why})
     granted = asked if req.days is None else req.days
     _require(1 <= granted <= asked, "bad_days", f"批准的延期天数须为 1 至 {asked} 个工作日。")
     # the deadlines still running when the request was made: one already missed then stays missed
@@ -545,7 +341,7 @@ def _decide_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[Deadline
         raise TransitionRefused("no_deadline", f"工单 {t.ticket_no} 没有进行中的办理时限，无需延期。")
     count = t.extension_count + 1
     return Transition(
-        t.state,
+        to_state=t.state,
         changes={**NO_PENDING_EXTENSION, "extension_count": count},
         extend=extend,
         extend_days=granted,
@@ -557,7 +353,7 @@ def _reopen(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, dat
     if t.state is not TicketState.CLOSED:
         raise _refuse_state(t, req.action)
     return Transition(
-        TicketState.DISPATCHED,
+        to_state=TicketState.DISPATCHED,
         changes={"closed_at": None, "satisfaction": None, "handler_userid": None, "dispatched_at": req.at},
         new_cycle="dispatch",
         data={"reason": _text(req.note)},
@@ -568,7 +364,7 @@ def _cancel(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, dat
     if not t.state.is_open:
         raise _refuse_state(t, req.action)
     return Transition(
-        TicketState.CANCELLED,
+        to_state=TicketState.CANCELLED,
         changes={"closed_at": req.at},
         cancel=ALL_DEADLINES,
         data={"reason": _text(req.note)},

@@ -1,83 +1,22 @@
-"""The official Chinese working-day calendar and deadline arithmetic on it.
-
-Day classification
-==================
-Every calendar day in ``[first_year, last_year]`` is either a working day or a day off. The decision
-is taken, in order of precedence, from:
-
-1. the **override file** (``config/holidays.yaml``, see ``config/holidays.example.yaml``): its
-   ``holidays`` are days off and its ``workdays`` are make-up working days (调休), whatever any other
-   source says;
-2. the **official data** shipped by ``chinesecalendar`` (the State Council schedule), for the years
-   that package covers (detected from its data, e.g. 2004-2026 for chinesecalendar 1.11);
-3. for a year the override file declares ``complete: true`` but chinesecalendar does not cover:
-   weekends off, every other day a working day, plus the override's own holidays/workdays (so the
-   override file must then list *every* holiday of that year, including 元旦/劳动节/国庆节);
-4. otherwise the **fallback**: weekends off, plus the fixed-date statutory holidays 元旦 (Jan 1),
-   劳动节 (May 1-2) and 国庆节 (Oct 1-3) off; every other day a working day.
-
-The fallback is only an approximation. The lunar holidays (春节 Spring Festival incl. 除夕, 清明节
-Qingming, 端午节 Dragon Boat, 中秋节 Mid-Autumn), the bridging days around every holiday and the
-make-up working days (调休) cannot be known before the State Council publishes its yearly notice
-(国务院办公厅关于XXXX年部分节假日安排的通知), usually in November/December of the previous year. A deadline
-computed on a fallback day may therefore be off by several days; the calendar logs a WARNING the
-first time (per calendar instance) a computation relies on the fallback for a given year, and
-:meth:`WorkCalendar.coverage` reports fallback days for ``/healthz``. Enter the official schedule
-in the override file (``complete: true``) as soon as it is published, or upgrade chinesecalendar.
-
-The working-time model
-======================
-A working day contributes 24 h of *working time* (00:00-24:00, Asia/Shanghai local time); a day off
-contributes none. ``W(t)`` is the working time elapsed from the start of the calendar to instant
-``t``: a continuous, non-decreasing function that grows at the rate of real time inside working
-days and stays flat during days off.
-
-* ``add_working_days(start, n)`` is the *earliest* instant ``t`` with ``W(t) - W(start) = n x 24 h``.
-  Fri 15:00 + 1wd = Mon 15:00; Sat 10:00 + 1wd = Tue 00:00 (the end of Monday); dispatched at 15:00
-  on the last working day before a holiday, + 1wd = 15:00 on the first working day after it. A
-  result exactly at the end of a working day is that day's 24:00, i.e. the next calendar day 00:00.
-* ``n = 0`` returns ``start`` when ``start`` is inside a working day, else 00:00 of the next
-  working day (the moment the clock starts running).
-* ``working_seconds_between(a, b)`` is ``W(b) - W(a)`` in whole seconds (truncated toward zero).
-
-Asia/Shanghai has been a fixed UTC+08:00 without DST since 1992, so every local day is exactly
-86,400 s long; the vectorised path relies on that and the constructor refuses earlier years.
-
-Implementation
-==============
-At construction the calendar precomputes, over all days of ``[first_year, last_year]`` (day index
-``i`` counted from Jan 1 of ``first_year``): ``is_work[i]``, ``cum_work[i]`` (working days strictly
-before day ``i``) and ``workday_index[k]`` (the day index of the k-th working day). ``W`` and its
-inverse are then O(1) lookups, for one datetime or for a numpy array of epoch seconds at once.
-"""
+"""The working-day calendar: each day's classification precomputed, and working-time arithmetic on it (see
+:mod:`bot.domain.workcal` for the model)."""
 
 from __future__ import annotations
 
 import functools
 import logging
-import re
 import threading
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any, Final, Literal
 
 import chinese_calendar
 import numpy as np
 import numpy.typing as npt
-import yaml
 
 from bot.domain.clock import TZ
+from bot.domain.workcal.overrides import CalendarOverrides
 from config.durations import Duration
-
-__all__ = [
-    "CalendarOverrides",
-    "Coverage",
-    "Source",
-    "WorkCalendar",
-    "default_calendar",
-]
 
 Source = Literal["official", "override", "fallback"]
 
@@ -106,153 +45,11 @@ _SRC_OVERRIDE: Final = 1
 _SRC_FALLBACK: Final = 2
 _SOURCE_NAMES: Final[tuple[Source, Source, Source]] = ("official", "override", "fallback")
 
-_RANGE_RE = re.compile(r"^\s*(\S+?)\s*\.\.\s*(\S+)\s*$")
-_OVERRIDE_KEYS: Final = frozenset({"complete", "holidays", "workdays"})
-
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-# --------------------------------------------------------------------------------------------------
-# Override file
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CalendarOverrides:
-    """Local corrections to the calendar, normally read from ``config/holidays.yaml``."""
-
-    holidays: frozenset[date]  # days off that override everything
-    workdays: frozenset[date]  # make-up working days (调休) that override everything
-    years: frozenset[int]  # years whose official schedule the file declares fully entered
-
-    @classmethod
-    def empty(cls) -> CalendarOverrides:
-        return cls(frozenset(), frozenset(), frozenset())
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[Any, Any] | None, *, source: str = "overrides") -> CalendarOverrides:
-        """Build from the parsed YAML structure ``{year: {complete, holidays, workdays}}``.
-
-        ``source`` names the origin (the file path) in error messages. Raises ``ValueError`` on any
-        malformed content: a bad year key, an unknown key, a bad date, a range ``a..b`` with
-        ``b < a``, a date outside its year key, or a day listed both as holiday and workday.
-        """
-        if data is None:
-            return cls.empty()
-        if not isinstance(data, Mapping):
-            raise ValueError(
-                f"{source}: expected a mapping of years to {{complete, holidays, workdays}}, "
-                f"got {type(data).__name__}"
-            )
-        holidays: set[date] = set()
-        workdays: set[date] = set()
-        years: set[int] = set()
-        seen_years: set[int] = set()
-        for raw_year, body in data.items():
-            year = _parse_year_key(raw_year, source)
-            if year in seen_years:
-                raise ValueError(f"{source}: year {year} is listed twice")
-            seen_years.add(year)
-            where = f"{source}: year {year}"
-            if body is None:
-                body = {}
-            if not isinstance(body, Mapping):
-                raise ValueError(
-                    f"{where}: expected a mapping with keys complete/holidays/workdays, "
-                    f"got {type(body).__name__}"
-                )
-            unknown = sorted(str(k) for k in body if k not in _OVERRIDE_KEYS)
-            if unknown:
-                raise ValueError(
-                    f"{where}: unknown key(s) {', '.join(unknown)} (allowed: complete, holidays, workdays)"
-                )
-            complete = body.get("complete", False)
-            if not isinstance(complete, bool):
-                raise ValueError(f"{where}: 'complete' must be true or false, got {complete!r}")
-            year_holidays = _parse_day_list(body.get("holidays"), year, f"{where}, holidays")
-            year_workdays = _parse_day_list(body.get("workdays"), year, f"{where}, workdays")
-            both = sorted(year_holidays & year_workdays)
-            if both:
-                listed = ", ".join(d.isoformat() for d in both)
-                raise ValueError(f"{where}: {listed} listed both as holiday and as workday")
-            holidays |= year_holidays
-            workdays |= year_workdays
-            if complete:
-                years.add(year)
-        return cls(frozenset(holidays), frozenset(workdays), frozenset(years))
-
-    @classmethod
-    def load(cls, path: Path) -> CalendarOverrides:
-        """Read and validate an override YAML file; ``ValueError`` names the file and the entry."""
-        path = Path(path)
-        text = path.read_text(encoding="utf-8")
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-        return cls.from_mapping(data, source=str(path))
-
-
-def _parse_year_key(raw: object, source: str) -> int:
-    if isinstance(raw, bool):
-        raise ValueError(f"{source}: year key {raw!r} is not a year")
-    if isinstance(raw, int):
-        year = raw
-    elif isinstance(raw, str) and raw.strip().isdigit():
-        year = int(raw.strip())
-    else:
-        raise ValueError(f"{source}: year key {raw!r} is not a year")
-    if not 1 <= year <= 9999:
-        raise ValueError(f"{source}: year key {raw!r} is out of range")
-    return year
-
-
-def _parse_one_date(raw: object, where: str, entry: object) -> date:
-    if isinstance(raw, datetime):
-        raise ValueError(f"{where}: entry {entry!r}: expected a date (YYYY-MM-DD), not a date-time")
-    if isinstance(raw, date):
-        return raw
-    if not isinstance(raw, str):
-        raise ValueError(f"{where}: entry {entry!r}: expected a date string YYYY-MM-DD")
-    text = raw.strip()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        raise ValueError(f"{where}: entry {entry!r}: {text!r} is not a date in the form YYYY-MM-DD")
-    try:
-        return date.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"{where}: entry {entry!r}: invalid date {text!r} ({exc})") from exc
-
-
-def _parse_day_list(raw: object, year: int, where: str) -> set[date]:
-    """Parse a list of ``YYYY-MM-DD`` days and inclusive ``a..b`` ranges, all inside ``year``."""
-    if raw is None:
-        return set()
-    if isinstance(raw, str | date) or not isinstance(raw, Iterable):
-        raise ValueError(f"{where}: expected a list of dates or ranges 'a..b', got {raw!r}")
-    days: set[date] = set()
-    for entry in raw:
-        match = _RANGE_RE.match(entry) if isinstance(entry, str) else None
-        if match:
-            first = _parse_one_date(match.group(1), where, entry)
-            last = _parse_one_date(match.group(2), where, entry)
-            if last < first:
-                raise ValueError(f"{where}: entry {entry!r}: range end {last} is before its start {first}")
-        else:
-            first = last = _parse_one_date(entry, where, entry)
-        if first.year != year or last.year != year:
-            raise ValueError(f"{where}: entry {entry!r} is outside year {year}")
-        for ordinal in range(first.toordinal(), last.toordinal() + 1):
-            days.add(date.fromordinal(ordinal))
-    return days
-
-
-# --------------------------------------------------------------------------------------------------
-# Coverage report
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Coverage:
     """Which days of ``[start, start + days)`` are decided only by the fallback rule."""
 
@@ -328,12 +125,8 @@ class WorkCalendar:
         # Official data, read from chinesecalendar's tables directly (its is_workday is slow).
         off_lo = max(first_year, self._official_first)
         off_hi = min(last_year, self._official_last)
-        official_holidays = [
-            d.toordinal() - origin for d in chinese_calendar.holidays if off_lo <= d.year <= off_hi
-        ]
-        official_workdays = [
-            d.toordinal() - origin for d in chinese_calendar.workdays if off_lo <= d.year <= off_hi
-        ]
+        official_holidays = [d.toordinal() - origin for d in chinese_calendar.holidays if off_lo <= d.year <= off_hi]
+        official_workdays = [d.toordinal() - origin for d in chinese_calendar.workdays if off_lo <= d.year <= off_hi]
         is_work[np.array(official_holidays, dtype=np.int64)] = False
         is_work[np.array(official_workdays, dtype=np.int64)] = True  # 调休 beats holiday, as upstream
 
@@ -352,12 +145,8 @@ class WorkCalendar:
         is_work[np.array(fallback_fixed, dtype=np.int64)] = False
 
         # The override file beats everything (days outside the span cannot matter and are ignored).
-        ov_holidays = np.array(
-            [d.toordinal() - origin for d in self._overrides.holidays if in_span(d)], dtype=np.int64
-        )
-        ov_workdays = np.array(
-            [d.toordinal() - origin for d in self._overrides.workdays if in_span(d)], dtype=np.int64
-        )
+        ov_holidays = np.array([d.toordinal() - origin for d in self._overrides.holidays if in_span(d)], dtype=np.int64)
+        ov_workdays = np.array([d.toordinal() - origin for d in self._overrides.workdays if in_span(d)], dtype=np.int64)
         is_work[ov_holidays] = False
         is_work[ov_workdays] = True
         src[ov_holidays] = _SRC_OVERRIDE

@@ -1,0 +1,155 @@
+"""Sending: the outbox worker and its channels (the hotline's sync-back, WeCom's), the pushes into the work groups,
+and the one rate limiter they share."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from bot.app.resources import HTTP_SESSION
+from bot.services.channels import Channels
+from bot.services.ratelimit import FallbackRateLimiter, MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from bot.web.keys import (
+    CLOCK,
+    CONFIG,
+    DUTY,
+    LIVENESS,
+    REDIS,
+    SETTINGS,
+    STORE,
+    TICKETS,
+)
+from bot.web.ops import METRICS
+from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
+from bot.wecom.longconn import AIBOT_CONNECTION
+from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore
+from config.settings import Settings
+from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
+from notifiers.hotline import SYNC_CHANNEL, HotlineSyncSender
+from notifiers.keys import PUSHES
+from notifiers.outbox import OutboxWorker, Sender
+from notifiers.pushes import Pusher
+from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
+
+log = logging.getLogger(__name__)
+
+
+OUTBOX = web.AppKey("outbox", OutboxWorker)
+OUTBOX_STOP_GRACE = 15.0  # seconds; a pass is at most 10 sends, each bounded by its client's timeouts
+RATE_LIMITER = web.AppKey[RateLimiter]("rate_limiter")
+
+
+async def run_outbox_worker(app: web.Application) -> AsyncIterator[None]:
+    senders: dict[str, Sender] = {}
+    secret = app[SETTINGS].hotline_ingest_secret
+    if app[CONFIG].hotline.sync_url and secret is not None:
+        senders[SYNC_CHANNEL] = HotlineSyncSender(
+            app[HTTP_SESSION],
+            secret.get_secret_value(),
+            app[CLOCK],
+            timeout=app[CONFIG].hotline.sync_timeout_seconds,
+        )
+    elif app[CONFIG].hotline.sync_url:
+        # the changes stay queued: they go out once a process with the secret runs
+        log.warning("hotline.sync_url is set but HOTLINE_INGEST_SECRET is not: sync-back is paused")
+    senders.update(wecom_channel_senders(app))
+    liveness = app[LIVENESS]
+    worker = OutboxWorker(
+        app[STORE],
+        senders,
+        app[CLOCK],
+        owner=liveness.owner,
+        liveness=liveness,
+        on_unsure=app[METRICS].unsure_send,
+    )
+    app[OUTBOX] = worker
+    task = asyncio.create_task(worker.run_forever(), name="outbox")
+    yield
+    # let a pass under way finish (its sends recorded) rather than cut it off; cancel only if it hangs
+    worker.stop()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), OUTBOX_STOP_GRACE)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def push_channels(settings: Settings) -> Channels:
+    """What the bot's own messages (pushes, reminders) can be sent through in this deployment (the outbox's senders
+    serve the same channels)."""
+    return Channels(app=app_credentials(settings), aibot_ws=settings.aibot_long_connection)
+
+
+async def run_pushes(app: web.Application) -> AsyncIterator[None]:
+    """Pushes into the work groups (:mod:`notifiers.pushes`): the pusher follows every ticket change in its
+    transaction (a hook of the ticket service) and wakes the outbox after the commit. Its digests are flushed by the
+    scheduler of :func:`run_deadline_engine` (with run_workers), in the one process that runs the engine."""
+    pusher = Pusher(
+        app[STORE],
+        app[CONFIG],
+        app[CLOCK],
+        push_channels(app[SETTINGS]),
+        duty=app[DUTY],
+        wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+    )
+    app[PUSHES] = pusher
+    app[TICKETS].add_hook(pusher)
+    yield
+
+
+def wecom_channel_senders(app: web.Application) -> dict[str, Sender]:
+    """WeCom's channels for the outbox. Limits and access tokens are shared through Redis when it is configured,
+    so several bot processes together still keep to WeCom's per-member and per-robot limits. Without app
+    credentials only the robot channels (webhook, response_url) are served; app messages stay queued."""
+    settings, redis, session, clock = app[SETTINGS], app[REDIS], app[HTTP_SESSION], app[CLOCK]
+    base = settings.wecom_api_base
+    limiter = rate_limiter(app)
+    app_client = None
+    if settings.wecom_corp_id and settings.wecom_app_secret and settings.wecom_app_agent_id:
+        seconds = lambda: clock.now().timestamp()  # noqa: E731 - the clients take a float clock
+        tokens: TokenStore = RedisTokenStore(redis, clock=seconds) if redis is not None else MemoryTokenStore()
+        app_client = WeComClient(
+            session,
+            base_url=base,
+            corp_id=settings.wecom_corp_id,
+            secret=settings.wecom_app_secret,
+            agent_id=int(settings.wecom_app_agent_id),
+            tokens=tokens,
+            clock=seconds,
+        )
+    senders = wecom_senders(
+        limiter=limiter,
+        clock=clock,
+        app=app_client,
+        appchat=app_client,
+        webhook=WebhookClient(session, base_url=base),
+        response_url=ResponseUrlClient(session, base_url=base),
+    )
+    if AIBOT_CONNECTION in app:
+        senders[AIBOT_WS] = AibotWsSender(app[AIBOT_CONNECTION], limiter, clock)
+        senders[AIBOT_CARD_UPDATE] = AibotCardUpdateSender(app[AIBOT_CONNECTION])
+    return senders
+
+
+def rate_limiter(app: web.Application) -> RateLimiter:
+    """The app's one limiter, for WeCom's send limits and the commands' flood limit: Redis's (shared by every bot
+    process) when Redis is configured, with this process's share of each limit while Redis is away; else this
+    process's."""
+    if RATE_LIMITER not in app:
+        redis, liveness = app[REDIS], app[LIVENESS]
+        app[RATE_LIMITER] = (
+            FallbackRateLimiter(RedisRateLimiter(redis), lambda: liveness.processes)
+            if redis is not None
+            else MemoryRateLimiter()
+        )
+    return app[RATE_LIMITER]
+
+
+def app_credentials(settings: Settings) -> bool:
+    """Whether the self-built app can send (corp id, secret, agent id): messages to any member."""
+    return bool(settings.wecom_corp_id and settings.wecom_app_secret and settings.wecom_app_agent_id)

@@ -1,0 +1,222 @@
+"""The unit's work on a ticket (接单, 联系, 到场, 办结, 退单, 转派) and the office's (回访, 签派)."""
+
+from __future__ import annotations
+
+from bot.domain.escaping import echo
+from bot.domain.lifecycle import Action, VisitResult
+from bot.messages import format as fmt
+from config.model import Member
+from config.vocabulary import Role
+from handlers.commands.common import (
+    TICKET,
+    WORKERS,
+    act,
+    act_and_say,
+    checked_ticket,
+    display_name,
+    request,
+)
+from handlers.context import Context
+from handlers.errors import CommandError
+from handlers.spec import ArgSpec, ParsedCommand, command
+
+VISIT_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (VisitResult.SATISFIED.value, ("满意", "satisfied")),
+    (VisitResult.BASICALLY_SATISFIED.value, ("基本满意", "basically", "basically_satisfied")),
+    (VisitResult.DISSATISFIED.value, ("不满意", "dissatisfied", "unsatisfied")),
+    (VisitResult.UNREACHABLE.value, ("联系不上", "联系不到", "无法联系", "未接通", "unreachable")),
+)
+
+
+RETURN_UNIT_MARKERS: tuple[str, ...] = (
+    "建议单位:",
+    "建议单位",
+    "建议派单给",
+    "建议派单至",
+    "建议派单到",
+    "建议派单",
+    "建议改派给",
+    "建议改派至",
+    "建议改派到",
+    "建议改派",
+    "建议派给",
+    "建议派至",
+    "建议派到",
+    "建议转给",
+    "建议转至",
+    "建议转到",
+    "建议转派",
+    "建议派",
+    "建议转",
+    "建议:",
+    "suggest:",
+    "unit:",
+    "to:",
+    "->",
+    "→",
+)
+
+
+@command(
+    name="claim",
+    zh="接单",
+    aliases=("领单", "认领", "accept"),
+    summary="接下工单，由您承办",
+    args=(TICKET,),
+    roles=WORKERS,
+    example="/接单 2026112200123",
+    action=Action.CLAIM,
+)
+async def claim(ctx: Context, cmd: ParsedCommand) -> None:
+    """Claims the ticket; the claimer gets the citizen's contact details privately, never in the group."""
+    # where the details can be shown (the 1:1 chat itself, or a private channel), the claim records that they were
+    private = ctx.event.chat_type == "single" or ctx.can_whisper
+    outcome, facts = await act(ctx, cmd, request(ctx, Action.CLAIM), viewed="view_contact" if private else None)
+    details = fmt.full_details(outcome.ticket)
+    text = f"✅ {display_name(ctx)} 已接单。\n{facts}"
+    if ctx.event.chat_type == "single":
+        text += "\n" + details  # a 1:1 chat: the answer itself is private
+    elif private and await ctx.whisper(details):
+        text += "\n（诉求人联系方式已单独发给您）"
+    else:
+        text += "\n（诉求人联系方式请在与机器人的单聊中发送「查 工单号」查看）"
+    await ctx.say(text)
+
+
+@command(
+    name="contact",
+    zh="联系",
+    aliases=("先行联系", "已联系", "called"),
+    summary="登记已先行联系市民，可附说明",
+    args=(TICKET, ArgSpec(name="note", kind="text", label="联系情况", required=False)),
+    roles=WORKERS,
+    example="/联系 0123 已电话联系，约下午到场",
+    action=Action.CONTACT,
+)
+async def contact(ctx: Context, cmd: ParsedCommand) -> None:
+    note = cmd.args.get("note")
+    await act_and_say(ctx, cmd, request(ctx, Action.CONTACT, note=note), f"📞 {display_name(ctx)} 已联系诉求人。")
+
+
+@command(
+    name="on_site",
+    zh="到场",
+    aliases=("已到场", "到达", "onsite", "arrived"),
+    summary="登记已到达现场，可附说明",
+    args=(TICKET, ArgSpec(name="note", kind="text", label="说明", required=False)),
+    roles=WORKERS,
+    example="/到场 0123",
+    action=Action.ON_SITE,
+)
+async def on_site(ctx: Context, cmd: ParsedCommand) -> None:
+    note = cmd.args.get("note")
+    await act_and_say(ctx, cmd, request(ctx, Action.ON_SITE, note=note), f"📍 {display_name(ctx)} 已到场。")
+
+
+@command(
+    name="submit",
+    zh="办结",
+    aliases=("完成", "已办结", "close", "done", "finish"),
+    summary="提交处理结果，等待回访",
+    args=(TICKET, ArgSpec(name="result", kind="text", label="处理结果")),
+    roles=WORKERS,
+    example="/办结 0123 已清理完毕，市民认可",
+    action=Action.SUBMIT,
+)
+async def submit(ctx: Context, cmd: ParsedCommand) -> None:
+    result = cmd.args.get("result")
+    req = request(ctx, Action.SUBMIT, note=result)
+    await act_and_say(ctx, cmd, req, f"📝 {display_name(ctx)} 已提交办结结果，等待回访。")
+
+
+@command(
+    name="return",
+    zh="退单",
+    aliases=("申请退单", "退回", "sendback"),
+    summary="非本单位职责，申请退单（写明理由和建议单位）",
+    args=(
+        TICKET,
+        ArgSpec(name="reason", kind="text", label="退单理由"),
+        ArgSpec(
+            name="unit",
+            kind="unit",
+            label="建议单位",
+            required=False,
+            markers=RETURN_UNIT_MARKERS,
+            placeholder="建议:单位",
+        ),
+    ),
+    roles=WORKERS,
+    example="/退单 0123 该路段属市政道路 建议:市政所",
+    action=Action.REQUEST_RETURN,
+)
+async def return_ticket(ctx: Context, cmd: ParsedCommand) -> None:
+    reason, unit = cmd.args.get("reason"), cmd.args.get("unit")
+    req = request(ctx, Action.REQUEST_RETURN, note=reason, unit=unit)
+    await act_and_say(ctx, cmd, req, f"↩️ {display_name(ctx)} 申请退单，等待热线办审核。")
+
+
+@command(
+    name="transfer",
+    zh="转派",
+    aliases=("转交", "转给", "handover"),
+    summary="转给本单位另一位同事承办",
+    args=(TICKET, ArgSpec(name="member", kind="member", label="同事")),
+    roles=WORKERS,
+    example="/转派 0123 @张三",
+    action=Action.TRANSFER,
+)
+async def transfer(ctx: Context, cmd: ParsedCommand) -> None:
+    target = ctx.config.member(cmd.args.get("member", "")) or _member_named(ctx, cmd.args.get("member", ""))
+    if target is None:
+        named = echo(cmd.args.get("member", ""))
+        raise CommandError("unknown_member", f"没有找到成员「{named}」。请写成员的账号或姓名。")
+    ticket_no, unit = await checked_ticket(ctx, cmd, Action.TRANSFER)
+    if not any(u.code == unit for u in ctx.config.units_of(target.userid)):
+        who, where = target.name or target.userid, fmt.unit_name(ctx.config, unit)
+        raise CommandError("other_unit", f"{who} 不是{where}的成员，不能转派给他。")
+    req = request(ctx, Action.TRANSFER, handler=target.userid)
+    done = f"🔁 {display_name(ctx)} 已将工单转派给 {target.name or target.userid}。"
+    await act_and_say(ctx, cmd, req, done, ticket_no)
+
+
+def _member_named(ctx: Context, name: str) -> Member | None:
+    name = name.lstrip("@")
+    matches = [m for m in ctx.config.members if m.name == name or m.userid == name]
+    return matches[0] if len(matches) == 1 else None
+
+
+@command(
+    name="visit",
+    zh="回访",
+    aliases=("回访结果", "revisit", "feedback"),
+    summary="登记回访结果（满意/基本满意/不满意/联系不上）",
+    args=(
+        TICKET,
+        ArgSpec(name="result", kind="choice", label="回访结果", choices=VISIT_CHOICES),
+        ArgSpec(name="note", kind="text", label="备注", required=False),
+    ),
+    roles=frozenset({Role.DISPATCHER}),
+    example="/回访 0123 满意",
+    action=Action.VISIT,
+)
+async def visit(ctx: Context, cmd: ParsedCommand) -> None:
+    result = VisitResult(cmd.args["result"])
+    req = request(ctx, Action.VISIT, result=result, note=cmd.args.get("note"))
+    await act_and_say(ctx, cmd, req, f"☎️ {display_name(ctx)} 已登记回访结果：{result.label}。")
+
+
+@command(
+    name="assign",
+    zh="签派",
+    aliases=("指派", "decide"),
+    summary="为多次退单的工单指定承办单位",
+    args=(TICKET, ArgSpec(name="unit", kind="unit", label="承办单位")),
+    roles=frozenset({Role.CENTER_LEAD}),
+    example="/签派 0123 市容所",
+    action=Action.ASSIGN,
+)
+async def assign(ctx: Context, cmd: ParsedCommand) -> None:
+    unit = cmd.args.get("unit")
+    req = request(ctx, Action.ASSIGN, unit=unit, note=cmd.args.get("note"))
+    await act_and_say(ctx, cmd, req, f"📌 {display_name(ctx)} 已签派工单。")

@@ -1,0 +1,141 @@
+"""config/settings.py: settings from the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config.loader import ConfigError
+from config.settings import Settings
+
+
+def test_settings_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url == "sqlite+aiosqlite:///data/hotline.db"
+    assert settings.is_sqlite
+    assert settings.redis_url is None
+    assert settings.config_path == Path("config/sandbox.yaml")
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert settings.wecom_api_base == "https://qyapi.weixin.qq.com"
+    assert not settings.wecom_configured
+    assert settings.log_format == "json"
+    assert settings.log_level == "INFO"
+
+
+def test_settings_env_vars_cover_every_field() -> None:
+    assert set(Settings.ENV_VARS) == set(Settings.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://bot:pw@db:5432/hotline", "postgresql+asyncpg://bot:pw@db:5432/hotline"),
+        ("postgres://bot:pw@db/hotline", "postgresql+asyncpg://bot:pw@db/hotline"),
+        ("postgresql+asyncpg://bot@db/hotline", "postgresql+asyncpg://bot@db/hotline"),
+        ("sqlite:///data/x.db", "sqlite+aiosqlite:///data/x.db"),
+        ("sqlite:////abs/x.db", "sqlite+aiosqlite:////abs/x.db"),
+        ("sqlite+aiosqlite:///data/x.db", "sqlite+aiosqlite:///data/x.db"),
+    ],
+)
+def test_database_url_rewriting(url: str, expected: str) -> None:
+    settings = Settings.from_env({"DATABASE_URL": url})
+    assert settings.database_url == expected
+    assert settings.is_sqlite == expected.startswith("sqlite")
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "postgresql+psycopg2://x/y", "data/hotline.db"])
+def test_bad_database_url(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"DATABASE_URL": url})
+    assert [i.path for i in caught.value.issues] == ["DATABASE_URL"]
+
+
+def test_settings_values() -> None:
+    settings = Settings.from_env(
+        {
+            "BOT_PORT": " 9000 ",
+            "BOT_HOST": "0.0.0.0",
+            "BOT_CONFIG": "config/example.yaml",
+            "REDIS_URL": "redis://localhost:6379/0",
+            "WECOM_API_BASE": "http://127.0.0.1:9999/",
+            "WECOM_CORP_ID": "ww123",
+            "WECOM_AIBOT_TOKEN": "tok",
+            "LOG_FORMAT": "TEXT",
+            "LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.port == 9000
+    assert settings.host == "0.0.0.0"
+    assert settings.config_path == Path("config/example.yaml")
+    assert settings.redis_url == "redis://localhost:6379/0"
+    assert settings.wecom_api_base == "http://127.0.0.1:9999"
+    assert settings.wecom_configured
+    assert settings.log_format == "text"
+    assert settings.log_level == "DEBUG"
+
+
+def test_empty_values_count_as_unset() -> None:
+    settings = Settings.from_env({"BOT_PORT": "", "REDIS_URL": "  ", "API_TOKEN": "", "DATABASE_URL": ""})
+    assert settings.port == 8080
+    assert settings.redis_url is None
+    assert settings.api_token is None
+    assert settings.is_sqlite
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "http", "-1", "80.5"])
+def test_invalid_port_names_the_variable(port: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"BOT_PORT": port})
+    assert [i.path for i in caught.value.issues] == ["BOT_PORT"]
+    assert caught.value.report().startswith("environment: BOT_PORT: must be a port number between 1 and 65535")
+
+
+def test_several_env_errors_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"BOT_PORT": "x", "LOG_FORMAT": "xml", "LOG_LEVEL": "LOUD", "REDIS_URL": "localhost:6379"})
+    assert {i.path for i in caught.value.issues} == {"BOT_PORT", "LOG_FORMAT", "LOG_LEVEL", "REDIS_URL"}
+
+
+def test_from_env_reads_os_environ_when_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOT_PORT", "8123")
+    assert Settings.from_env().port == 8123
+    monkeypatch.setenv("BOT_PORT", "8124")
+    assert Settings.from_env().port == 8124
+
+
+def test_secrets_are_hidden() -> None:
+    secrets = {
+        "HOTLINE_INGEST_SECRET": "ingest-s3cret",
+        "API_TOKEN": "api-s3cret",
+        "WECOM_APP_SECRET": "app-s3cret",
+        "WECOM_APP_TOKEN": "apptok-s3cret",
+        "WECOM_APP_AES_KEY": "aes-s3cret",
+        "WECOM_AIBOT_TOKEN": "aibot-s3cret",
+        "WECOM_AIBOT_AES_KEY": "aibotaes-s3cret",
+        "DATABASE_URL": "postgresql://bot:db-s3cret@db/hotline",
+        "REDIS_URL": "redis://:redis-s3cret@localhost:6379/0",
+    }
+    settings = Settings.from_env({**secrets, "WECOM_CORP_ID": "ww1"})
+    for shown in (repr(settings), str(settings)):
+        assert "s3cret" not in shown
+    assert settings.api_token is not None
+    assert settings.api_token.get_secret_value() == "api-s3cret"
+    assert settings.wecom_app_secret == "app-s3cret"
+    assert "db-s3cret" in settings.database_url
+    assert settings.database_url_redacted == "postgresql+asyncpg://bot:***@db/hotline"
+    assert settings.wecom_configured
+
+
+def test_bad_url_errors_do_not_echo_passwords() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"DATABASE_URL": "mysql://bot:db-s3cret@db/x"})
+    assert "s3cret" not in caught.value.report()
+
+
+def test_event_loop_setting() -> None:
+    assert Settings.from_env({}).event_loop == "uvloop"
+    assert Settings.from_env({"EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"EVENT_LOOP": "trio"})
+    assert [i.path for i in caught.value.issues] == ["EVENT_LOOP"]
