@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 
 from bot.domain.clock import Clock
+from bot.domain.records import HistoryEntry
 from bot.hotline.signing import IDEMPOTENCY_HEADER, signed_headers
 from config.durations import Duration
 from notifiers.outbox import DeliveryError, OutboundMessage
@@ -22,29 +23,29 @@ _RETRYABLE = {408, 425, 429}
 
 
 class HotlineSync:
-    """Each audit entry of a state change as an outbox row for the platform's sync URL: what happened to which
-    ticket, by whom, when. Keyed by the audit entry (sent once); ordered per ticket."""
+    """Each history entry of a state change as an outbox row for the platform's sync URL: what happened to which
+    ticket, by whom, when. Keyed by the entry (sent once); ordered per ticket."""
 
     def __init__(self, url: str) -> None:
         self.url = url
 
-    def __call__(self, audits: Sequence[tuple[int, Mapping[str, Any]]]) -> list[Row]:
+    def __call__(self, entries: Sequence[HistoryEntry]) -> list[Row]:
         rows = []
-        for audit_id, audit in audits:
-            at: datetime = audit["at"]
+        for entry in entries:
+            at = entry.at
             payload = {
-                "event_id": audit_id,
-                "ticket_no": audit["ticket_no"],
-                "action": audit["action"],
-                "from_state": audit["from_state"],
-                "to_state": audit["to_state"],
-                "actor": audit["actor"],
+                "event_id": entry.id,
+                "ticket_no": entry.ticket_no,
+                "action": entry.action,
+                "from_state": entry.from_state,
+                "to_state": entry.to_state,
+                "actor": entry.actor,
                 "at": at.isoformat(),
-                "note": audit["note"],
-                "data": _jsonable(audit["data"]),
+                "note": entry.note,
+                "data": _jsonable(entry.data),
             }
-            key = f"hotline-sync:{audit_id}"
-            order = audit["ticket_no"]
+            key = f"hotline-sync:{entry.id}"
+            order = entry.ticket_no
             rows.append(row(SYNC_CHANNEL, self.url, key, payload, at=at, priority=SYNC_PRIORITY, ordering_key=order))
         return rows
 

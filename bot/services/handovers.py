@@ -16,7 +16,7 @@ from bot.domain.lifecycle import (
     Evaluation,
     TicketState,
 )
-from bot.domain.records import Deadline, Ticket
+from bot.domain.records import Deadline, HistoryEntry, Ticket
 from bot.domain.ticket import UPDATABLE_FIELDS, TicketInput
 from bot.services.ticket_actions import TicketActions
 from bot.services.ticket_model import TicketChange, UpsertOutcome
@@ -194,7 +194,7 @@ class HandOvers(TicketActions):
         await self._sync_back(
             conn,
             [
-                (a_id, audit)
+                HistoryEntry.of({**audit, "id": a_id})
                 for a_id, audit, route in zip(audit_ids, audits, routes, strict=True)
                 if route.reason != "hotline"
             ],

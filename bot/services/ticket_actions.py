@@ -20,7 +20,7 @@ from bot.domain.lifecycle import (
 )
 from bot.domain.nags import period_start
 from bot.domain.permissions import refusal
-from bot.domain.records import Deadline, Ticket
+from bot.domain.records import Deadline, HistoryEntry, Ticket
 from bot.services.ticket_core import TicketCore
 from bot.services.ticket_model import (
     ActionOutcome,
@@ -157,7 +157,7 @@ class TicketActions(TicketCore):
         }
         (audit_id,) = await audit_repo.append_audit(conn, [audit])
         if not req.by_hotline:
-            await self._sync_back(conn, [(audit_id, audit)])
+            await self._sync_back(conn, [HistoryEntry.of({**audit, "id": audit_id})])
         merged = row.updated({**values, "version": row.version + 1})
         if self.hooks:
             change = TicketChange(

@@ -4,7 +4,7 @@ transaction has committed), and the deadline rows a plan becomes."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from datetime import datetime
@@ -16,6 +16,7 @@ from bot.domain.lifecycle import (
     ExtensionLimits,
 )
 from bot.domain.nags import NAG_FREE, NagSchedule
+from bot.domain.records import HistoryEntry
 from bot.domain.routing import Router
 from bot.domain.workcal import WorkCalendar
 from bot.services.ticket_model import ChangeHook, TicketChange
@@ -26,8 +27,8 @@ from store.core import Conn, Store
 
 log = logging.getLogger(__name__)
 
-# a change's audit entries (with their ids) as outbox rows for the hotline platform (notifiers.hotline.HotlineSync)
-SyncBack = Callable[[Sequence[tuple[int, Mapping[str, Any]]]], list[dict[str, Any]]]
+# a change's history entries as outbox rows for the hotline platform (notifiers.hotline.HotlineSync)
+SyncBack = Callable[[Sequence[HistoryEntry]], list[dict[str, Any]]]
 
 # the hooks told of changes in the transaction under way in this task (see TicketCore._transaction)
 _TOLD: ContextVar[set[ChangeHook] | None] = ContextVar("ticket_hooks_told", default=None)
@@ -134,7 +135,7 @@ class TicketCore:
             )
         return rows
 
-    async def _sync_back(self, conn: Conn, audits: Sequence[tuple[int, Mapping[str, Any]]]) -> None:
+    async def _sync_back(self, conn: Conn, audits: Sequence[HistoryEntry]) -> None:
         """Queues each state change for the hotline platform (when a sync-back is configured)."""
         if self.sync_back is None or not audits:
             return
