@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.domain.lifecycle import Evaluation, TicketSnapshot, TicketState
+from bot.domain.lifecycle.states import Evaluation, TicketState
 from config.vocabulary import DeadlineName, TicketKind
 
 
@@ -45,7 +45,8 @@ def _typed(values: Mapping[Any, Any], enums: Mapping[str, Any]) -> dict[str, Any
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ticket:
-    """One row of the ``tickets`` table (see :mod:`store.models` for what each column means)."""
+    """One row of the ``tickets`` table (see :mod:`store.models` for what each column means); what the lifecycle
+    decides on (:func:`bot.domain.lifecycle.decide`)."""
 
     id: int
     ticket_no: str
@@ -96,28 +97,6 @@ class Ticket:
     def updated(self, values: Mapping[str, Any]) -> Ticket:
         """This ticket with the column ``values`` a change wrote."""
         return dataclasses.replace(self, **_typed(values, _TICKET_ENUMS))
-
-    def snapshot(self) -> TicketSnapshot:
-        """What the lifecycle decides on (:func:`bot.domain.lifecycle.decide`)."""
-        return TicketSnapshot(
-            ticket_no=self.ticket_no,
-            kind=self.kind,
-            state=self.state,
-            unit_code=self.unit_code,
-            handler_userid=self.handler_userid,
-            category=self.category,
-            evaluation=self.evaluation,
-            return_count=self.return_count,
-            redispatch_count=self.redispatch_count,
-            rehandle_count=self.rehandle_count,
-            cycle=self.cycle,
-            state_before_return=self.state_before_return,
-            extension_days=self.extension_days,
-            extension_reason=self.extension_reason,
-            extension_requested_by=self.extension_requested_by,
-            extension_requested_at=self.extension_requested_at,
-            extension_count=self.extension_count,
-        )
 
 
 class DeadlineStatus(StrEnum):

@@ -14,7 +14,6 @@ from bot.domain.deadlines import PlanRequest
 from bot.domain.lifecycle import (
     Action,
     ActionRequest,
-    TicketSnapshot,
     Transition,
     decide,
 )
@@ -123,7 +122,7 @@ class TicketActions(TicketCore):
             req = _replace(req, unit=unit.code)
         if req.action is Action.REQUEST_EXTENSION:
             req = _replace(req, extension_limits=self.extension_limits)
-        ticket = row.snapshot()
+        ticket = row
         open_rows = await deadlines_repo.open_deadlines(conn, row.id)
         current = [r for r in open_rows if r.cycle == ticket.cycle]
         transition = decide(ticket, req, {r.name: r.due_at for r in current})
@@ -187,7 +186,7 @@ class TicketActions(TicketCore):
         self,
         conn: Conn,
         row: Ticket,
-        ticket: TicketSnapshot,
+        ticket: Ticket,
         transition: Transition,
         open_rows: Sequence[Deadline],
         at: datetime,

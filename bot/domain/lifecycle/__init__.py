@@ -1,8 +1,8 @@
 """The ticket state machine: every step of DOMAIN.md's lifecycle, and the reason when a step is refused.
 
-Pure: ``decide`` takes a snapshot of a ticket and a requested action and returns what must change, or raises
-``TransitionRefused`` with a short Chinese reason for the chat and a stable code for the API. Who may ask for
-an action (roles, unit membership) is checked by the caller; here only the lifecycle's own rules live.
+Pure: ``decide`` takes a ticket (:class:`bot.domain.records.Ticket`) and a requested action and returns what must
+change, or raises ``TransitionRefused`` with a short Chinese reason for the chat and a stable code for the API. Who
+may ask for an action (roles, unit membership) is checked by the caller; here only the lifecycle's own rules live.
 
 Besides the state, a ticket carries two requests awaiting approval: 不纳入测评 (``evaluation``) and 延期
 (an extension of the handling deadlines by some working days). Neither changes the state; a pending extension
@@ -31,7 +31,6 @@ from bot.domain.lifecycle.states import (
     CycleKind,
     Evaluation,
     ExtensionLimits,
-    TicketSnapshot,
     TicketState,
     Transition,
     TransitionRefused,
@@ -56,7 +55,6 @@ __all__ = [
     "RETURNABLE",
     "RETURNS_BEFORE_ASSIGNMENT",
     "STATE_LABELS",
-    "TicketSnapshot",
     "TicketState",
     "Transition",
     "TransitionRefused",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.domain.lifecycle.states import (
     ALL_DEADLINES,
@@ -24,7 +24,6 @@ from bot.domain.lifecycle.states import (
     Action,
     ActionRequest,
     Evaluation,
-    TicketSnapshot,
     TicketState,
     Transition,
     TransitionRefused,
@@ -32,8 +31,11 @@ from bot.domain.lifecycle.states import (
 )
 from config.vocabulary import DEADLINE_LABELS, DeadlineName
 
+if TYPE_CHECKING:  # the records import the lifecycle's states
+    from bot.domain.records import Ticket
 
-def _refuse_state(ticket: TicketSnapshot, action: Action) -> TransitionRefused:
+
+def _refuse_state(ticket: Ticket, action: Action) -> TransitionRefused:
     return TransitionRefused(
         "invalid_state",
         f"工单 {ticket.ticket_no} 当前状态为「{ticket.state.label}」，不能{action.label}。",
@@ -51,7 +53,7 @@ def _text(value: str | None) -> str | None:
 
 
 def decide(
-    ticket: TicketSnapshot,
+    ticket: Ticket,
     req: ActionRequest,
     open_deadlines: Mapping[DeadlineName, datetime] | None = None,
 ) -> Transition:
@@ -68,10 +70,10 @@ def decide(
     return transition
 
 
-Decider = Any  # (TicketSnapshot, ActionRequest, Mapping[DeadlineName, datetime]) -> Transition
+Decider = Any  # (Ticket, ActionRequest, Mapping[DeadlineName, datetime]) -> Transition
 
 
-def _claim(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _claim(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state in WORKING and t.handler_userid:
         raise TransitionRefused(
             "already_claimed",
@@ -86,7 +88,7 @@ def _claim(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, date
     )
 
 
-def _contact(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _contact(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     meet = frozenset({DeadlineName.ACCEPT, DeadlineName.FIRST_CONTACT, DeadlineName.CONTACT_20M})
     if t.state in (TicketState.WARNING, TicketState.ON_SITE):
         # recorded late or during re-handling: the state stays, the contact deadlines are met
@@ -99,7 +101,7 @@ def _contact(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, da
     return Transition(to_state=TicketState.CONTACTED, changes=changes, meet=meet)
 
 
-def _on_site(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _on_site(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     meet = frozenset({DeadlineName.ON_SITE_2H})
     if t.state is TicketState.WARNING:
         return Transition(to_state=TicketState.WARNING, meet=meet)
@@ -110,7 +112,7 @@ def _on_site(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, da
     return Transition(to_state=TicketState.ON_SITE, meet=meet)
 
 
-def _submit(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _submit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state not in (TicketState.DISPATCHED, *WORKING, TicketState.WARNING):
         raise _refuse_state(t, req.action)
     _require(_text(req.note) is not None, "note_required", "办结需要填写处理结果。")
@@ -124,7 +126,7 @@ def _submit(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, dat
     )
 
 
-def _visit(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _visit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is not TicketState.SUBMITTED:
         raise _refuse_state(t, req.action)
     _require(req.result is not None, "result_required", "回访需要填写结果：满意、基本满意、不满意或联系不上。")
@@ -144,7 +146,7 @@ def _visit(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, date
     )
 
 
-def _request_return(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
+def _request_return(t: Ticket, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state not in RETURNABLE:
         raise _refuse_state(t, req.action)
     _require(_text(req.note) is not None, "reason_required", "退单需要写明退单理由。")
@@ -166,7 +168,7 @@ def _request_return(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineNa
     )
 
 
-def _approve_return(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _approve_return(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is not TicketState.RETURN_REQUESTED:
         raise _refuse_state(t, req.action)
     returns = t.return_count + 1
@@ -179,14 +181,14 @@ def _approve_return(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineN
     )
 
 
-def _reject_return(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _reject_return(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is not TicketState.RETURN_REQUESTED:
         raise _refuse_state(t, req.action)
     back = t.state_before_return or TicketState.DISPATCHED
     return Transition(to_state=back, changes={"state_before_return": None}, data={"reason": _text(req.note)})
 
 
-def _dispatch_to(t: TicketSnapshot, req: ActionRequest, counted: bool) -> Transition:
+def _dispatch_to(t: Ticket, req: ActionRequest, counted: bool) -> Transition:
     unit = _text(req.unit)
     _require(unit is not None, "unit_required", "请指定承办单位。")
     changes: dict[str, Any] = {
@@ -206,7 +208,7 @@ def _dispatch_to(t: TicketSnapshot, req: ActionRequest, counted: bool) -> Transi
     )
 
 
-def _redispatch(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _redispatch(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if req.by_hotline:
         # the platform itself sends the ticket to another unit: its word is final, from any open state
         if not t.state.is_open:
@@ -227,13 +229,13 @@ def _redispatch(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName,
     return _dispatch_to(t, req, counted=True)
 
 
-def _assign(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _assign(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state not in (TicketState.PENDING_ASSIGNMENT, TicketState.RETURNED):
         raise _refuse_state(t, req.action)
     return _dispatch_to(t, req, counted=False)
 
 
-def _transfer(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _transfer(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state not in (*WORKING, TicketState.WARNING):
         raise _refuse_state(t, req.action)
     target = _text(req.handler)
@@ -244,7 +246,7 @@ def _transfer(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, d
     )
 
 
-def _request_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _request_exclusion(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is TicketState.CANCELLED:
         raise _refuse_state(t, req.action)
     _require(
@@ -258,7 +260,7 @@ def _request_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[Deadli
     )
 
 
-def _decide_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _decide_exclusion(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     _require(
         t.evaluation is Evaluation.REQUESTED,
         "nothing_to_approve",
@@ -269,7 +271,7 @@ def _decide_exclusion(t: TicketSnapshot, req: ActionRequest, _d: Mapping[Deadlin
     return Transition(to_state=t.state, changes={"evaluation": value.value}, data={"approved": approved})
 
 
-def _request_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
+def _request_extension(t: Ticket, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is TicketState.DISPATCHED:
         raise TransitionRefused("claim_first", f"工单 {t.ticket_no} 尚未接单，请先接单再申请延期。")
     if t.state not in EXTENDABLE:
@@ -319,7 +321,7 @@ def _request_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[Deadlin
     )
 
 
-def _decide_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
+def _decide_extension(t: Ticket, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
     asked = t.extension_days
     if asked is None:
         raise TransitionRefused("nothing_to_approve", f"工单 {t.ticket_no} 没有待审批的延期申请。")
@@ -349,7 +351,7 @@ def _decide_extension(t: TicketSnapshot, req: ActionRequest, d: Mapping[Deadline
     )
 
 
-def _reopen(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _reopen(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is not TicketState.CLOSED:
         raise _refuse_state(t, req.action)
     return Transition(
@@ -360,7 +362,7 @@ def _reopen(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, dat
     )
 
 
-def _cancel(t: TicketSnapshot, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+def _cancel(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if not t.state.is_open:
         raise _refuse_state(t, req.action)
     return Transition(

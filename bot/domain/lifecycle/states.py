@@ -1,5 +1,5 @@
 """The lifecycle's vocabulary: a ticket's states, the actions asked of it, visit results and evaluations, with their
-Chinese labels; the snapshot ``decide`` reads, the request it is given, the transition it returns, its refusal."""
+Chinese labels; the request ``decide`` is given, the transition it returns, its refusal."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from config.vocabulary import DeadlineName, TicketKind
+from config.vocabulary import DeadlineName
 
 
 class TicketState(StrEnum):
@@ -172,28 +172,6 @@ class TransitionRefused(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TicketSnapshot:
-    ticket_no: str
-    kind: TicketKind
-    state: TicketState
-    unit_code: str | None
-    handler_userid: str | None
-    category: str | None
-    evaluation: Evaluation = Evaluation.NORMAL
-    return_count: int = 0
-    redispatch_count: int = 0
-    rehandle_count: int = 0
-    cycle: int = 0
-    state_before_return: TicketState | None = None
-    # a pending extension request (延期): working days asked for, why, by whom, when; None when there is none
-    extension_days: int | None = None
-    extension_reason: str | None = None
-    extension_requested_by: str | None = None
-    extension_requested_at: datetime | None = None
-    extension_count: int = 0  # extensions approved so far
 
 
 @dataclass(frozen=True, slots=True)

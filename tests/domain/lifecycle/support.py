@@ -17,14 +17,13 @@ from bot.domain.clock import TZ
 from bot.domain.lifecycle import (
     Action,
     ActionRequest,
-    Evaluation,
-    TicketSnapshot,
     TicketState,
     Transition,
     TransitionRefused,
     VisitResult,
     decide,
 )
+from bot.domain.records import Ticket
 from config.vocabulary import DeadlineName, TicketKind
 
 S = TicketState
@@ -87,9 +86,16 @@ ACTOR = "bob"  # who asks
 OTHER = "carol"  # transfer target
 
 
-def snap(state: TicketState, **fields: Any) -> TicketSnapshot:
+def snap(state: TicketState, **fields: Any) -> Ticket:
     """A plausible ticket in ``state``: handler, counters and return bookkeeping as that state implies."""
     base: dict[str, Any] = {
+        "id": 1,
+        "content": "店招破损",
+        "dispatched_at": AT,
+        "received_at": AT,
+        "updated_at": AT,
+        "source": "api",
+        "payload_hash": "0" * 64,
         "ticket_no": NO,
         "kind": TicketKind.REGULAR,
         "state": state,
@@ -110,7 +116,7 @@ def snap(state: TicketState, **fields: Any) -> TicketSnapshot:
         base["rehandle_count"] = 1
         base["cycle"] = 2
     base.update(fields)
-    return TicketSnapshot(**base)
+    return Ticket.of(base)
 
 
 def req(action: Action, **fields: Any) -> ActionRequest:
@@ -129,31 +135,22 @@ def req(action: Action, **fields: Any) -> ActionRequest:
 
 
 def refused(
-    ticket: TicketSnapshot, request: ActionRequest, deadlines: Mapping[DeadlineName, datetime] | None = None
+    ticket: Ticket, request: ActionRequest, deadlines: Mapping[DeadlineName, datetime] | None = None
 ) -> TransitionRefused:
     with pytest.raises(TransitionRefused) as excinfo:
         decide(ticket, request, OPEN if deadlines is None else deadlines)
     return excinfo.value
 
 
-def apply(ticket: TicketSnapshot, tr: Transition) -> TicketSnapshot:
-    """The snapshot after ``tr``, as the service would store and reload it."""
-    updates: dict[str, Any] = {"state": tr.to_state}
-    fields = {f.name for f in dataclasses.fields(TicketSnapshot)}
-    for key, value in tr.changes.items():
-        if key not in fields:
-            continue  # dispatched_at, closed_at, satisfaction: columns the snapshot does not carry
-        if key == "state_before_return" and value is not None:
-            value = TicketState(value)
-        if key == "evaluation":
-            value = Evaluation(value)
-        updates[key] = value
+def apply(ticket: Ticket, tr: Transition) -> Ticket:
+    """The ticket after ``tr``, as the service would store and reload it."""
+    updates: dict[str, Any] = {**tr.changes, "state": tr.to_state}
     if tr.new_cycle is not None:
         updates["cycle"] = ticket.cycle + 1
-    return dataclasses.replace(ticket, **updates)
+    return ticket.updated(updates)
 
 
-def run(ticket: TicketSnapshot, *requests: ActionRequest) -> TicketSnapshot:
+def run(ticket: Ticket, *requests: ActionRequest) -> Ticket:
     for request in requests:
         ticket = apply(ticket, decide(ticket, request, OPEN))
     return ticket
@@ -401,7 +398,7 @@ THREE_TWOS_OPEN: dict[DeadlineName, datetime] = {
 }
 
 
-def pending(state: TicketState = S.CONTACTED, days: int = 3, **fields: Any) -> TicketSnapshot:
+def pending(state: TicketState = S.CONTACTED, days: int = 3, **fields: Any) -> Ticket:
     """A ticket in ``state`` with an extension request of ``days`` working days waiting for approval."""
     base: dict[str, Any] = {
         "extension_days": days,
