@@ -67,9 +67,7 @@ class HandOvers(TicketActions):
                 statuses.append("unchanged" if row["payload_hash"] == item.payload_hash() else "updated")
         return statuses
 
-    async def _upsert(
-        self, conn: Conn, inputs: list[TicketInput], source: str, actor: str
-    ) -> list[UpsertOutcome]:
+    async def _upsert(self, conn: Conn, inputs: list[TicketInput], source: str, actor: str) -> list[UpsertOutcome]:
         now = self.clock.now()
         existing = await tickets_repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
         fresh = [t for t in inputs if t.ticket_no not in existing]
@@ -172,15 +170,15 @@ class HandOvers(TicketActions):
                 conn,
                 [
                     TicketChange(
-                        "dispatch",
-                        {**row, "id": ticket_id},
-                        None,
-                        TicketState.DISPATCHED,
-                        None,
-                        None,
-                        now,
-                        actor,
-                        audit_id,
+                        action="dispatch",
+                        ticket={**row, "id": ticket_id},
+                        from_state=None,
+                        to_state=TicketState.DISPATCHED,
+                        from_unit=None,
+                        from_handler=None,
+                        at=now,
+                        actor=actor,
+                        audit_id=audit_id,
                         source=source,
                         deadlines=planned.get(ticket_id, []),
                         dated=item.dispatched_at is not None,
@@ -191,7 +189,10 @@ class HandOvers(TicketActions):
         # the bot's own routing decision is news to the hotline; a unit the platform named is not, and neither
         # is anything in an import of the platform's own export
         if source == "import":
-            return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
+            return [
+                UpsertOutcome(ticket_no=r["ticket_no"], status="created", state=r["state"], unit_code=r["unit_code"])
+                for r in rows
+            ]
         await self._sync_back(
             conn,
             [
@@ -200,14 +201,19 @@ class HandOvers(TicketActions):
                 if route.reason != "hotline"
             ],
         )
-        return [UpsertOutcome(r["ticket_no"], "created", r["state"], r["unit_code"]) for r in rows]
+        return [
+            UpsertOutcome(ticket_no=r["ticket_no"], status="created", state=r["state"], unit_code=r["unit_code"])
+            for r in rows
+        ]
 
     async def _update(
         self, conn: Conn, row: Row, item: TicketInput, now: datetime, actor: str, source: str
     ) -> UpsertOutcome:
         digest = item.payload_hash()
         if digest == row["payload_hash"]:
-            return UpsertOutcome(row["ticket_no"], "unchanged", row["state"], row["unit_code"])
+            return UpsertOutcome(
+                ticket_no=row["ticket_no"], status="unchanged", state=row["state"], unit_code=row["unit_code"]
+            )
         values: dict[str, Any] = {}
         for name in UPDATABLE_FIELDS:
             new = getattr(item, name)
@@ -259,7 +265,8 @@ class HandOvers(TicketActions):
             outcome = await self._apply(conn, fresh, req, source=source)
             state, unit = outcome.to_state.value, target.code
             changed = (*changed, "unit")
-        return UpsertOutcome(row["ticket_no"], "updated" if changed else "unchanged", state, unit, changed)
+        status: Literal["updated", "unchanged"] = "updated" if changed else "unchanged"
+        return UpsertOutcome(ticket_no=row["ticket_no"], status=status, state=state, unit_code=unit, changed=changed)
 
     async def _reschedule(
         self,

@@ -113,7 +113,15 @@ class TicketActions(TicketCore):
         if row is None:
             raise TicketNotFound(ticket_no)
         state = TicketState(row["state"])
-        return ActionOutcome(ticket_no, req.action, state, state, 0, dict(row), duplicate=True)
+        return ActionOutcome(
+            ticket_no=ticket_no,
+            action=req.action,
+            from_state=state,
+            to_state=state,
+            audit_id=0,
+            ticket=dict(row),
+            duplicate=True,
+        )
 
     async def _apply(
         self, conn: Conn, row: Mapping[Any, Any], req: ActionRequest, *, source: str | None = None
@@ -163,26 +171,26 @@ class TicketActions(TicketCore):
         merged = {**dict(row), **values, "version": row["version"] + 1}
         if self.hooks:
             change = TicketChange(
-                req.action.value,
-                merged,
-                ticket.state,
-                transition.to_state,
-                row["unit_code"],
-                row["handler_userid"],
-                req.at,
-                req.actor,
-                audit_id,
+                action=req.action.value,
+                ticket=merged,
+                from_state=ticket.state,
+                to_state=transition.to_state,
+                from_unit=row["unit_code"],
+                from_handler=row["handler_userid"],
+                at=req.at,
+                actor=req.actor,
+                audit_id=audit_id,
                 source=source,
                 deadlines=started,
             )
             await self._tell(conn, [change])
         return ActionOutcome(
-            ticket.ticket_no,
-            req.action,
-            ticket.state,
-            transition.to_state,
-            audit_id,
-            merged,
+            ticket_no=ticket.ticket_no,
+            action=req.action,
+            from_state=ticket.state,
+            to_state=transition.to_state,
+            audit_id=audit_id,
+            ticket=merged,
             deadlines=still_open + [dict(d) for d in started],
         )
 

@@ -42,7 +42,7 @@ class UnknownUnit(TransitionRefused):
         super().__init__("unknown_unit", refusals.unknown_unit(label))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UpsertOutcome:
     ticket_no: str
     status: Literal["created", "updated", "unchanged"]
@@ -51,7 +51,7 @@ class UpsertOutcome:
     changed: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ActionOutcome:
     ticket_no: str
     action: Action
@@ -64,7 +64,7 @@ class ActionOutcome:
     deadlines: list[Mapping[str, Any]] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TicketChange:
     """What one change did to one ticket, for the :class:`ChangeHook` s, inside the change's transaction.
 
