@@ -57,7 +57,7 @@ class Card:
     buttons: tuple[CardButton, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Button:
     action: str  # the key's first part
     command: str  # the command's canonical name (handlers.spec)
@@ -68,10 +68,10 @@ class Button:
 
 BUTTONS: Mapping[str, Button] = MappingProxyType(
     {
-        "claim": Button("claim", "claim", "接单", 1, "已接单"),
-        "contact": Button("contact", "contact", "已联系", 2, "已联系"),
-        "on_site": Button("on_site", "on_site", "已到场", 2, "已到场"),
-        "show": Button("show", "show", "查看详情", 2, None),
+        "claim": Button(action="claim", command="claim", text="接单", style=1, done="已接单"),
+        "contact": Button(action="contact", command="contact", text="已联系", style=2, done="已联系"),
+        "on_site": Button(action="on_site", command="on_site", text="已到场", style=2, done="已到场"),
+        "show": Button(action="show", command="show", text="查看详情", style=2, done=None),
     }
 )
 

@@ -125,7 +125,7 @@ def _aes_key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode("ascii")[:43]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Credentials:
     corp_id: str
     agent_id: int

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 OnCallback = Callable[[str, dict[str, Any]], None]  # (req_id, body)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class Link:
     """One WebSocket connection and what belongs to it."""
 

@@ -351,7 +351,9 @@ class AibotLongConnection:
                 await ws.close()
             return ("closed" if self._closing else "standby"), False
         loop = asyncio.get_running_loop()
-        link = Link(ws, self.bot_id, new_req_id(CMD_SUBSCRIBE), loop.create_future())
+        link = Link(
+            ws=ws, bot_id=self.bot_id, subscribe_req_id=new_req_id(CMD_SUBSCRIBE), subscribed=loop.create_future()
+        )
         self._link = link
         self._set_state("subscribing")
         reader = asyncio.create_task(link.read(self._on_callback, self._requests), name="aibot-reader")

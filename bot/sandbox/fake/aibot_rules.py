@@ -100,7 +100,7 @@ SEND_RULES: Mapping[str, validate.Rule] = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Pushed:
     """A frame the fake sent a robot, and what its req_id may be used for."""
 

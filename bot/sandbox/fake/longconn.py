@@ -50,7 +50,7 @@ from bot.sandbox.fake.model import take_fault
 
 log = logging.getLogger(__name__)
 
-@dataclass(eq=False)
+@dataclass(eq=False, kw_only=True)
 class Connection:
     ws: web.WebSocketResponse
     request: web.Request
@@ -60,7 +60,7 @@ class Connection:
     received: list[dict[str, Any]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _AckFault:
     cmd: str | None
     kind: str  # "error" | "omit" | "delay"
@@ -209,16 +209,16 @@ class AibotHub:
 
     def fail_next(self, cmd: str, errcode: int, *, times: int = 1) -> None:
         """The next ``times`` requests ``cmd`` are answered ``errcode`` and not carried out."""
-        self._ack_faults.append(_AckFault(cmd, "error", times, errcode=errcode))
+        self._ack_faults.append(_AckFault(cmd=cmd, kind="error", remaining=times, errcode=errcode))
 
     def omit_acks(self, cmd: str | None = None, *, times: int = 1) -> None:
         """The next ``times`` requests (``cmd``, or any; ``ping`` and ``aibot_subscribe`` included) are carried out
         but never answered (a subscribe is then not carried out either)."""
-        self._ack_faults.append(_AckFault(cmd, "omit", times))
+        self._ack_faults.append(_AckFault(cmd=cmd, kind="omit", remaining=times))
 
     def delay_acks(self, seconds: float, cmd: str | None = None, *, times: int = 1) -> None:
         """The next ``times`` answers come ``seconds`` late."""
-        self._ack_faults.append(_AckFault(cmd, "delay", times, delay=seconds))
+        self._ack_faults.append(_AckFault(cmd=cmd, kind="delay", remaining=times, delay=seconds))
 
     def deliveries(self, bot_id: str | None = None, chatid: str | None = None) -> list[Any]:
         """What the robots sent (replies, welcomes, card updates, pushes)."""
@@ -241,7 +241,7 @@ class AibotHub:
         ws = web.WebSocketResponse(autoping=True, heartbeat=None)
         await ws.prepare(request)
         loop = asyncio.get_running_loop()
-        connection = Connection(ws, request, last_ping=loop.time())
+        connection = Connection(ws=ws, request=request, last_ping=loop.time())
         self.connections.append(connection)
         watchdog = asyncio.create_task(self._watch(connection))
         try:
@@ -430,7 +430,15 @@ class AibotHub:
         req_id = token_hex(16)
         text = _dump({"cmd": cmd, "headers": {"req_id": req_id}, "body": body})
         self.pushed[req_id] = Pushed(
-            req_id, bot_id, kind, text, self.fake.now(), chatid, userid, body["chattype"], task_id
+            req_id=req_id,
+            bot_id=bot_id,
+            kind=kind,
+            text=text,
+            at=self.fake.now(),
+            chatid=chatid,
+            userid=userid,
+            chattype=body["chattype"],
+            task_id=task_id,
         )
         await connection.ws.send_str(text)
         return req_id

@@ -49,7 +49,7 @@ class Dropped(Delivered):
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Received:
     """One request as the fake received it: the path, the query, the JSON body (None for another content type, or
     JSON that does not parse) and the raw body (empty for a multipart upload)."""

@@ -72,14 +72,14 @@ async def _record(fake: FakeWeCom, request: web.Request) -> None:
     if not fake.received.maxlen:
         return
     if request.content_type.startswith("multipart/"):
-        fake.received.append(Received(request.path, dict(request.query), None, b""))
+        fake.received.append(Received(path=request.path, query=dict(request.query), body=None, raw=b""))
         return
     raw = await request.read()
     try:
         body = json.loads(raw) if raw else None
     except (UnicodeDecodeError, ValueError):
         body = None
-    fake.received.append(Received(request.path, dict(request.query), body, raw))
+    fake.received.append(Received(path=request.path, query=dict(request.query), body=body, raw=raw))
 
 
 def _endpoint(fake: FakeWeCom, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
