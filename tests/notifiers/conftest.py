@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -73,24 +74,7 @@ class Rig:
         return OutboxWorker(self.store, senders, clock, owner=owner)
 
     async def enqueue(self, channel: str, destination: str, payloads: Sequence[dict[str, Any]]) -> None:
-        now = self.clock.now()
-        rows = [
-            {
-                "channel": channel,
-                "destination": destination,
-                "idempotency_key": f"{channel}:{uuid.uuid4().hex}",
-                "ordering_key": None,
-                "priority": 5,
-                "payload": payload,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-            }
-            for payload in payloads
-        ]
-        async with self.store.transaction() as conn:
-            await outbox_repo.enqueue(conn, rows)
+        await enqueue(self.store, self.clock.now(), channel, destination, payloads)
 
     async def rows(self) -> list[dict[str, Any]]:
         async with self.store.reading() as conn:
@@ -101,3 +85,26 @@ class Rig:
 @pytest.fixture
 def rig(store: Store, fake: FakeWeCom, clock: FrozenClock, session: aiohttp.ClientSession) -> Rig:
     return Rig(store, fake, clock, session)
+
+
+async def enqueue(
+    store: Store, now: datetime, channel: str, destination: str, payloads: Sequence[dict[str, Any]]
+) -> None:
+    """Queues ``payloads`` for ``destination`` on ``channel``, due now, each under a key of its own."""
+    rows = [
+        {
+            "channel": channel,
+            "destination": destination,
+            "idempotency_key": f"{channel}:{uuid.uuid4().hex}",
+            "ordering_key": None,
+            "priority": 5,
+            "payload": payload,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for payload in payloads
+    ]
+    async with store.transaction() as conn:
+        await outbox_repo.enqueue(conn, rows)

@@ -7,7 +7,6 @@ check drops the copy. Nothing is lost, and every unsure send is counted."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -32,7 +31,7 @@ from notifiers.wecom import WECOM_APP, WECOM_APPCHAT, WECOM_WEBHOOK, wecom_sende
 from store import outbox as outbox_repo
 from store.core import Store
 from store.models import outbox
-from tests.notifiers.conftest import AGENT, CORP, KEY, SECRET
+from tests.notifiers.conftest import AGENT, CORP, KEY, SECRET, enqueue
 
 CHAT = "hw01"
 PUSH = "**【紧急】新工单 2026112300001**\n路灯不亮，夜间出行不便\n请发送 /接单 2026112300001 接单。"
@@ -71,21 +70,7 @@ class Rig:
         return OutboxWorker(self.store, senders, self.clock, owner=owner, on_unsure=self.metrics.unsure_send)
 
     async def enqueue(self, channel: str, destination: str, payload: dict[str, Any]) -> None:
-        now = self.clock.now()
-        row = {
-            "channel": channel,
-            "destination": destination,
-            "idempotency_key": f"{channel}:{uuid.uuid4().hex}",
-            "ordering_key": None,
-            "priority": 5,
-            "payload": payload,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "created_at": now,
-        }
-        async with self.store.transaction() as conn:
-            await outbox_repo.enqueue(conn, [row])
+        await enqueue(self.store, self.clock.now(), channel, destination, [payload])
 
     async def drain(self, worker: OutboxWorker, *, minutes: float = 10) -> None:
         """The worker's passes until nothing is pending; while it waits, the clock moves to the next due message."""
