@@ -4,6 +4,8 @@ message is a Reply, a Notice or a Card (bot.messages), never a payload."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,3 +68,11 @@ def test_wecom_json_is_written_only_by_the_notifiers_and_the_wecom_adapter() -> 
 def test_the_check_sees_a_payload_however_it_is_written() -> None:
     planted = 'body = {"msgtype": "markdown"}\nx = body["touser"]\ny = body.get("chatid")\n'
     assert [key for _, key in wecom_keys_in(ast.parse(planted))] == ["msgtype", "touser", "chatid"]
+
+
+def test_production_loads_no_sandbox() -> None:
+    """The command line and the composition root load nothing of the sandbox or its fake WeCom until the sandbox is
+    switched on (a fresh interpreter: the test run itself has imported the fake long ago)."""
+    probe = "import sys, run_bot, bot.app; print(sorted(m for m in sys.modules if m.startswith('bot.sandbox')))"
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
