@@ -44,13 +44,13 @@ from bot.messages.cards import (
 )
 from bot.messages.reply import Reply
 from bot.services.channels import Channels
-from bot.services.inbox import inbox_key
+from bot.services.sinks import inbox_key
 from bot.services.tickets import TicketNotFound, TicketService
 from config.model import BotConfig
 from handlers.commands import find
 from handlers.context import DEDUP_SOURCE, GLOBAL_ROLES
 from handlers.errors import CommandError
-from handlers.parse import ParsedCommand
+from handlers.spec import ParsedCommand
 from store import inbox as inbox_repo
 from store.core import Store
 

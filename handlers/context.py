@@ -13,7 +13,7 @@ from bot.domain.records import Ticket
 from bot.messages.reply import Command, Reply
 from bot.services.channels import Channels
 from bot.services.duty import DutyService
-from bot.services.inbox import inbox_key
+from bot.services.sinks import inbox_key
 from bot.services.tickets import TicketService
 from config.model import BotConfig, Member
 from config.vocabulary import Role

@@ -409,4 +409,4 @@ def parse(text: str) -> ParsedCommand:
     return ParsedCommand(spec=spec, args=MappingProxyType(values), text=normalized)
 
 
-__all__ = ["COMMANDS", "HELP_HINT", "ParsedCommand", "normalize", "parse"]
+__all__ = ["HELP_HINT", "normalize", "parse"]

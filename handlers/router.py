@@ -25,16 +25,16 @@ from bot.domain.lifecycle import TransitionRefused
 from bot.messages.reply import Command, Reply
 from bot.services.channels import Channels
 from bot.services.duty import DutyService
-from bot.services.inbox import RecordingSink, describe
 from bot.services.ratelimit import Limit, LimiterUnavailable, MemoryRateLimiter, RateLimiter
+from bot.services.sinks import RecordingSink, describe
 from bot.services.tickets import TicketNotFound, TicketService
 from config.model import BotConfig
 from config.vocabulary import ROLE_LABELS, Role
 from handlers import cards
 from handlers.context import Context, ReplySink
 from handlers.errors import CommandError
-from handlers.parse import ParsedCommand, parse
-from handlers.spec import CommandSpec
+from handlers.parse import parse
+from handlers.spec import CommandSpec, ParsedCommand
 
 log = logging.getLogger(__name__)
 

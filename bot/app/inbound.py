@@ -13,7 +13,8 @@ from bot.app.leading import lead
 from bot.app.resources import HTTP_SESSION
 from bot.app.senders import OUTBOX, push_channels, rate_limiter
 from bot.domain.events import EnterChat, InboundEvent
-from bot.services.inbox import InboundProcessor, describe
+from bot.services.inbox import InboundProcessor
+from bot.services.sinks import describe
 from bot.web.keys import (
     AIBOT_LEADER,
     AIBOT_LEADER_TASK,

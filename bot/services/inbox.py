@@ -38,21 +38,11 @@ from bot.domain.clock import Clock
 from bot.domain.events import InboundEvent, dedup_key
 from bot.domain.masking import mask_text
 from bot.services.groupcommit import GroupCommit
-from bot.services.sinks import EventSink, PayloadReader, RecordingSink, describe, inbox_key, loggable
+from bot.services.sinks import EventSink, PayloadReader, inbox_key
 from store import inbox as inbox_repo
 from store.core import Row, Store
 from store.liveness import Liveness, process_id
 from store.models import inbox
-
-__all__ = [
-    "EventSink",
-    "InboundProcessor",
-    "PayloadReader",
-    "RecordingSink",
-    "describe",
-    "inbox_key",
-    "loggable",
-]
 
 log = logging.getLogger(__name__)
 

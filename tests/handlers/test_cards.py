@@ -29,8 +29,9 @@ from bot.messages import cards
 from bot.sandbox.fake import Delivered, FakeWeCom, serve
 from bot.sandbox.fake import validate as wecom_rules
 from bot.services.channels import Channels
-from bot.services.inbox import InboundProcessor, RecordingSink
+from bot.services.inbox import InboundProcessor
 from bot.services.ratelimit import MemoryRateLimiter
+from bot.services.sinks import RecordingSink
 from bot.services.tickets import TicketService
 from bot.web.keys import STORE, TICKETS, WECOM_INBOUND
 from bot.wecom.client import ResponseUrlClient, WeComClient

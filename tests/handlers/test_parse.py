@@ -10,8 +10,8 @@ from bot.domain.lifecycle import Action, VisitResult
 from handlers.commands import COMMANDS, all_names, find
 from handlers.context import Context
 from handlers.errors import CommandError
-from handlers.parse import KEPT_PUNCTUATION, ParsedCommand, normalize, parse
-from handlers.spec import ArgSpec, CommandSpec, build_index, command
+from handlers.parse import KEPT_PUNCTUATION, normalize, parse
+from handlers.spec import ArgSpec, CommandSpec, ParsedCommand, build_index, command
 
 # the smallest arguments each command accepts ("" for none), to put after any of its names
 MINIMAL_ARGS: dict[str, str] = {

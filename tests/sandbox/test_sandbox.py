@@ -30,7 +30,7 @@ from bot.sandbox.demo import SAMPLES
 from bot.sandbox.embed import Sandbox
 from bot.sandbox.web import MAX_BODY, SANDBOX, TOKEN_HEADER
 from bot.sandbox.wiring import decide, is_loopback, new_token
-from bot.services.inbox import RecordingSink
+from bot.services.sinks import RecordingSink
 from bot.web.keys import SETTINGS, STORE, WECOM_INBOUND
 from bot.wecom.callbacks import WECOM_CALLBACKS
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient

@@ -19,7 +19,8 @@ from sqlalchemy import select
 
 from bot.domain.clock import FrozenClock
 from bot.domain.events import InboundEvent
-from bot.services.inbox import InboundProcessor, RecordingSink
+from bot.services.inbox import InboundProcessor
+from bot.services.sinks import RecordingSink
 from bot.wecom.parse import APP_SOURCE, parse_app_xml, read_stored
 from notifiers.outbox import OutboundMessage, OutboxWorker
 from store import outbox as outbox_repo

@@ -24,7 +24,8 @@ from sqlalchemy import select
 from bot.app import create_app
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.events import CardClick, InboundEvent, Sender, TextMessage
-from bot.services.inbox import InboundProcessor, RecordingSink, inbox_key
+from bot.services.inbox import InboundProcessor
+from bot.services.sinks import RecordingSink, inbox_key
 from bot.web.keys import STORE, WECOM_INBOUND
 from bot.wecom.callbacks import MAX_BODY, WECOM_CALLBACKS
 from bot.wecom.crypto import CallbackCrypto

@@ -16,7 +16,8 @@ from sqlalchemy.exc import OperationalError
 
 from bot.domain.clock import FrozenClock
 from bot.services.groupcommit import GroupCommit
-from bot.services.inbox import InboundProcessor, RecordingSink, _Job
+from bot.services.inbox import InboundProcessor, _Job
+from bot.services.sinks import RecordingSink
 from bot.wecom.parse import APP_SOURCE, parse_app_xml, read_stored
 from store import inbox as inbox_repo
 from store.core import Conn, Store

@@ -18,8 +18,9 @@ from bot.app.inbound import aibot_welcome
 from bot.domain.clock import FrozenClock
 from bot.domain.events import CardClick, InboundEvent, TextMessage
 from bot.sandbox.fake import FakeWeCom
-from bot.services.inbox import InboundProcessor, RecordingSink
+from bot.services.inbox import InboundProcessor
 from bot.services.ratelimit import Limit, MemoryRateLimiter
+from bot.services.sinks import RecordingSink
 from bot.web.keys import AIBOT_LEADER, AIBOT_LEADER_TASK, STORE, WECOM_INBOUND
 from bot.wecom.callbacks import WECOM_CALLBACKS
 from bot.wecom.longconn import AIBOT_CONNECTION, NotConnected
