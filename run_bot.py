@@ -143,11 +143,12 @@ async def _with_store(settings: Settings, body: Callable[[Any], Awaitable[int]])
     from store.db import create_engine, migrate
 
     engine = create_engine(settings.database_url)
+    store = Store(engine)
     try:
         await migrate(engine)
-        return await body(Store(engine))
+        return await body(store)
     finally:
-        await engine.dispose()
+        await store.dispose()
 
 
 async def _with_service(settings: Settings, config: BotConfig, body: Callable[[Any], Awaitable[int]]) -> int:

@@ -6,13 +6,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.records import HistoryEntry
+from store.core import Conn
 from store.models import audit_log
 
 
-async def append_audit(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+async def append_audit(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """Appends entries; returns their ids in the order given (at most one entry per ticket in one call)."""
     if not rows:
         return []
@@ -25,6 +25,6 @@ async def append_audit(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]])
     return [ids[row["ticket_id"]] for row in rows]
 
 
-async def history_of(conn: AsyncConnection, ticket_id: int) -> list[HistoryEntry]:
+async def history_of(conn: Conn, ticket_id: int) -> list[HistoryEntry]:
     result = await conn.execute(select(audit_log).where(audit_log.c.ticket_id == ticket_id).order_by(audit_log.c.id))
     return [HistoryEntry.of(row) for row in result.mappings()]

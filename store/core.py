@@ -11,18 +11,37 @@ plain mappings; a ticket, its deadlines and its history come out as the domain's
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any, Protocol, TypeVarTuple, overload
 
 from sqlalchemy import text
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import CursorResult, Dialect, RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.selectable import TypedReturnsRows
 
 from store.db import READ_ONLY
+from store.sqlite import InlineSqlite
 
-Conn = AsyncConnection  # an open connection inside a transaction of :class:`Store`: what repositories take
+_Ts = TypeVarTuple("_Ts")
+
+
+class Conn(Protocol):
+    """An open connection inside a transaction of :class:`Store`: what repositories take. Statements run with
+    ``await conn.execute(...)``; ``conn.dialect.name`` tells the backend."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @overload
+    async def execute(self, statement: TypedReturnsRows[*_Ts], parameters: Any = None) -> CursorResult[*_Ts]: ...
+
+    @overload
+    async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[*tuple[Any, ...]]: ...
+
+
 Row = RowMapping  # a row as repositories return it: a read-only mapping of column to value
 
 # SQLite accepts at most 32766 bound parameters per statement; keep IN-lists well below
@@ -41,9 +60,8 @@ class ConstraintViolation(Exception):
 class Store:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        # SQLite has one writer at a time. Writers of this process queue here, in order, instead of
-        # spinning in SQLite's busy handler (which sleeps in growing steps and ruins latency).
-        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        # SQLite has one writer at a time: this process's writes queue in its writer, in order
+        self._sqlite = InlineSqlite(engine.url) if engine.dialect.name == "sqlite" else None
 
     @property
     def backend(self) -> str:
@@ -58,20 +76,32 @@ class Store:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
         """A write transaction: committed when the block ends, rolled back if it raises. On SQLite it begins with
-        ``BEGIN IMMEDIATE`` (it holds the write lock from the start) behind this process's other writers."""
+        ``BEGIN IMMEDIATE`` (it holds the write lock from the start) behind this process's other writers, and its
+        statements run at once (:mod:`store.sqlite`)."""
         try:
-            if self._write_lock is None:
+            if self._sqlite is None:
                 async with self.engine.begin() as conn:
                     yield conn
                 return
-            async with self._write_lock, self.engine.begin() as conn:
-                yield conn
+            async with self._sqlite.transaction() as inline:
+                yield inline
         except IntegrityError as exc:
             raise ConstraintViolation(str(exc)) from exc
 
+    async def dispose(self) -> None:
+        """Closes every pooled connection (the next use opens new ones)."""
+        if self._sqlite is not None:
+            self._sqlite.dispose()
+        await self.engine.dispose()
+
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[Conn]:
-        """A read-only transaction: one consistent snapshot, beside the writers (WAL on SQLite)."""
+        """A read-only transaction: one consistent snapshot, beside the writers (WAL on SQLite; its statements run
+        at once, :mod:`store.sqlite`)."""
+        if self._sqlite is not None:
+            async with self._sqlite.reading() as inline:
+                yield inline
+            return
         async with self.engine.connect() as conn:
             await conn.execution_options(**{READ_ONLY: True})
             yield conn

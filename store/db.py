@@ -52,7 +52,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Async
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_connect)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        event.listen(engine.sync_engine, "begin", sqlite_begin)
     else:
         event.listen(engine.sync_engine.pool, "checkout", _ping_if_idle)
         event.listen(engine.sync_engine.pool, "checkin", _note_checkin)
@@ -104,21 +104,21 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     sqlite_settings(dbapi_connection)
 
 
-def sqlite_settings(dbapi_connection: Any) -> None:
+def sqlite_settings(dbapi_connection: Any, *, busy_timeout_ms: int = 30_000) -> None:
     """The settings every connection to the SQLite database runs with."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     # FULL: an acknowledged commit survives an OS crash or power loss (NORMAL may lose the last ones in WAL)
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cursor.close()
 
 
 READ_ONLY = "hotline_read_only"
 
 
-def _sqlite_begin(conn: Connection) -> None:
+def sqlite_begin(conn: Connection) -> None:
     # readers (marked by Store.reading) take no write lock: WAL lets them run beside the writer
     conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.records import Deadline
+from store.core import Conn
 from store.models import deadlines
 
 # from this many rows on, PostgreSQL gets them by COPY rather than by INSERT
 _COPY_FROM = 200
 
 
-async def insert_deadlines(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+async def insert_deadlines(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> None:
     if not rows:
         return
     if conn.dialect.name == "postgresql" and len(rows) >= _COPY_FROM:
@@ -25,17 +26,17 @@ async def insert_deadlines(conn: AsyncConnection, rows: Sequence[Mapping[str, An
     await conn.execute(insert(deadlines), list(rows))
 
 
-async def _copy(conn: AsyncConnection, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
+async def _copy(conn: Conn, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
     """Bulk load by PostgreSQL's COPY, in the connection's own transaction (imports write ~8 deadlines per
     ticket: as single-row INSERTs they were most of a 100k-row import's time)."""
     columns = list(rows[0])
-    raw = await conn.get_raw_connection()
+    raw = await cast(AsyncConnection, conn).get_raw_connection()  # PostgreSQL's: an async connection
     driver = raw.driver_connection
     assert driver is not None
     await driver.copy_records_to_table(table, records=[tuple(r[c] for c in columns) for r in rows], columns=columns)
 
 
-async def open_deadlines(conn: AsyncConnection, ticket_id: int) -> list[Deadline]:
+async def open_deadlines(conn: Conn, ticket_id: int) -> list[Deadline]:
     result = await conn.execute(
         select(deadlines)
         .where(and_(deadlines.c.ticket_id == ticket_id, deadlines.c.status == "open"))
@@ -44,7 +45,7 @@ async def open_deadlines(conn: AsyncConnection, ticket_id: int) -> list[Deadline
     return [Deadline.of(row) for row in result.mappings()]
 
 
-async def close_deadlines(conn: AsyncConnection, ids: Iterable[int], *, status: str, at: datetime | None) -> None:
+async def close_deadlines(conn: Conn, ids: Iterable[int], *, status: str, at: datetime | None) -> None:
     ids = list(ids)
     if not ids:
         return
@@ -55,7 +56,7 @@ async def close_deadlines(conn: AsyncConnection, ids: Iterable[int], *, status: 
 
 
 async def reschedule_deadline(
-    conn: AsyncConnection,
+    conn: Conn,
     deadline_id: int,
     *,
     policy: str,
@@ -80,7 +81,7 @@ async def reschedule_deadline(
     await conn.execute(update(deadlines).where(deadlines.c.id == deadline_id).values(**values))
 
 
-async def deadlines_of(conn: AsyncConnection, ticket_id: int) -> list[Deadline]:
+async def deadlines_of(conn: Conn, ticket_id: int) -> list[Deadline]:
     result = await conn.execute(
         select(deadlines).where(deadlines.c.ticket_id == ticket_id).order_by(deadlines.c.cycle, deadlines.c.due_at)
     )

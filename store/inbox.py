@@ -7,18 +7,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store.core import CHUNK
+from store.core import CHUNK, Conn
 from store.models import inbox
 
 
 async def record_inbound(
-    conn: AsyncConnection, *, source: str, dedup_key: str, payload: str, at: datetime, status: str = "pending"
+    conn: Conn, *, source: str, dedup_key: str, payload: str, at: datetime, status: str = "pending"
 ) -> int | None:
     """Persists an inbound message; None when the same (source, key) was recorded before (a retry). One statement,
     no savepoint: the conflict is skipped, not raised."""
@@ -33,8 +32,17 @@ async def record_inbound(
     return None if found is None else int(found)
 
 
+# the statements of the request path, built once: values are bound when they run
+_CONFLICT = [inbox.c.source, inbox.c.dedup_key]
+_RETURNED = (inbox.c.id, inbox.c.source, inbox.c.dedup_key)
+_RECORD = {
+    "postgresql": pg_insert(inbox).on_conflict_do_nothing(index_elements=_CONFLICT).returning(*_RETURNED),
+    "sqlite": sqlite_insert(inbox).on_conflict_do_nothing(index_elements=_CONFLICT).returning(*_RETURNED),
+}
+
+
 async def record_inbound_many(
-    conn: AsyncConnection,
+    conn: Conn,
     rows: Sequence[Mapping[str, Any]],
     *,
     lease_owner: str | None = None,
@@ -60,28 +68,23 @@ async def record_inbound_many(
         for i, r in enumerate(rows)
         if first[(r["source"], r["dedup_key"])] == i
     ]
-    insert_ = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert_(inbox)
-        .on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.dedup_key])
-        .returning(inbox.c.id, inbox.c.source, inbox.c.dedup_key)
-    )
+    statement = _RECORD[conn.dialect.name]
     ids: dict[tuple[str, str], int] = {}
     for start in range(0, len(fresh), CHUNK):
         result = await conn.execute(statement, fresh[start : start + CHUNK])
-        ids.update(((row.source, row.dedup_key), int(row.id)) for row in result)
+        ids.update(((source, key), int(inbox_id)) for inbox_id, source, key in result)
     return [
         ids.get((r["source"], r["dedup_key"])) if first[(r["source"], r["dedup_key"])] == i else None
         for i, r in enumerate(rows)
     ]
 
 
-async def inbound(conn: AsyncConnection, source: str, dedup_key: str) -> RowMapping | None:
+async def inbound(conn: Conn, source: str, dedup_key: str) -> RowMapping | None:
     result = await conn.execute(select(inbox).where(and_(inbox.c.source == source, inbox.c.dedup_key == dedup_key)))
     return result.mappings().first()
 
 
-async def finish_inbound(conn: AsyncConnection, inbox_id: int, *, at: datetime, error: str | None = None) -> None:
+async def finish_inbound(conn: Conn, inbox_id: int, *, at: datetime, error: str | None = None) -> None:
     await conn.execute(
         update(inbox)
         .where(inbox.c.id == inbox_id)
@@ -89,30 +92,107 @@ async def finish_inbound(conn: AsyncConnection, inbox_id: int, *, at: datetime, 
     )
 
 
+_HELD = inbox.c.lease_owner == bindparam("owner")
+_DONE = (
+    update(inbox)
+    .where(inbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status="done", processed_at=bindparam("at"), lease_owner=None, lease_until=None)
+)
+_FAILED = (
+    update(inbox)
+    .where(inbox.c.id == bindparam("failed_id"))
+    .values(
+        status="failed", processed_at=bindparam("at"), error=bindparam("failure"), lease_owner=None, lease_until=None
+    )
+)
+_MARK = {False: (_DONE, _FAILED), True: (_DONE.where(_HELD), _FAILED.where(_HELD))}
+
+
 async def finish_inbound_many(
-    conn: AsyncConnection, outcomes: Sequence[tuple[int, str | None]], *, at: datetime, owner: str | None = None
+    conn: Conn, outcomes: Sequence[tuple[int, str | None]], *, at: datetime, owner: str | None = None
 ) -> None:
     """Marks inbox rows processed: ``(id, error)`` pairs, ``done`` where the error is None, else ``failed``. With
     ``owner``, only rows whose lease it holds (a row another process has taken over is that process's to mark)."""
-    held = [] if owner is None else [inbox.c.lease_owner == owner]
+    done_statement, failed_statement = _MARK[owner is not None]
+    held = {} if owner is None else {"owner": owner}
     done = [inbox_id for inbox_id, error in outcomes if error is None]
     for start in range(0, len(done), CHUNK):
-        chunk = done[start : start + CHUNK]
-        await conn.execute(
-            update(inbox)
-            .where(inbox.c.id.in_(chunk), *held)
-            .values(status="done", processed_at=at, lease_owner=None, lease_until=None)
-        )
-    for inbox_id, error in outcomes:
-        if error is not None:
-            await conn.execute(
-                update(inbox)
-                .where(inbox.c.id == inbox_id, *held)
-                .values(status="failed", processed_at=at, error=error, lease_owner=None, lease_until=None)
-            )
+        await conn.execute(done_statement, {"ids": done[start : start + CHUNK], "at": at, **held})
+    failed = [
+        {"failed_id": inbox_id, "failure": error, "at": at, **held} for inbox_id, error in outcomes if error is not None
+    ]
+    if failed:
+        await conn.execute(failed_statement, failed)
 
 
-async def renew_inbound_leases(conn: AsyncConnection, ids: Sequence[int], *, owner: str, until: datetime) -> set[int]:
+_PG_WRITE = text(
+    """
+    WITH incoming AS (
+        SELECT * FROM unnest(
+            CAST(:sources AS text[]), CAST(:keys AS text[]), CAST(:received AS timestamptz[]), CAST(:payloads AS text[])
+        ) AS t(source, dedup_key, received_at, payload)
+    ), inserted AS (
+        INSERT INTO inbox (source, dedup_key, received_at, payload, status, lease_owner, lease_until)
+        SELECT source, dedup_key, received_at, payload, 'pending', :owner, :until FROM incoming
+        ON CONFLICT (source, dedup_key) DO NOTHING
+        RETURNING id, source, dedup_key
+    ), done AS (
+        UPDATE inbox SET status = 'done', processed_at = :at, lease_owner = NULL, lease_until = NULL
+        WHERE id = ANY(CAST(:done_ids AS bigint[])) AND lease_owner = :owner
+    ), failed AS (
+        UPDATE inbox SET status = 'failed', processed_at = :at, error = f.error, lease_owner = NULL, lease_until = NULL
+        FROM unnest(CAST(:failed_ids AS bigint[]), CAST(:errors AS text[])) AS f(id, error)
+        WHERE inbox.id = f.id AND inbox.lease_owner = :owner
+    )
+    SELECT id, source, dedup_key FROM inserted
+    """
+)
+
+
+async def write_inbound(
+    conn: Conn,
+    rows: Sequence[Mapping[str, Any]],
+    marks: Sequence[tuple[int, str | None]],
+    *,
+    owner: str,
+    lease_until: datetime,
+    at: datetime,
+) -> list[int | None]:
+    """What the request path writes in one transaction: :func:`record_inbound_many` (leased to ``owner``), then
+    :func:`finish_inbound_many` (with ``owner``); the same results. On PostgreSQL as one statement (its
+    data-modifying parts see the same snapshot: no row is both inserted and marked by one call)."""
+    if conn.dialect.name != "postgresql":
+        inserted = await record_inbound_many(conn, rows, lease_owner=owner, lease_until=lease_until)
+        await finish_inbound_many(conn, marks, at=at, owner=owner)
+        return inserted
+    first: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(rows):
+        first.setdefault((row["source"], row["dedup_key"]), i)
+    fresh = [r for i, r in enumerate(rows) if first[(r["source"], r["dedup_key"])] == i]
+    failed = [(inbox_id, error) for inbox_id, error in marks if error is not None]
+    result = await conn.execute(
+        _PG_WRITE,
+        {
+            "sources": [r["source"] for r in fresh],
+            "keys": [r["dedup_key"] for r in fresh],
+            "received": [r["received_at"] for r in fresh],
+            "payloads": [r["payload"] for r in fresh],
+            "owner": owner,
+            "until": lease_until,
+            "at": at,
+            "done_ids": [inbox_id for inbox_id, error in marks if error is None],
+            "failed_ids": [inbox_id for inbox_id, _ in failed],
+            "errors": [error for _, error in failed],
+        },
+    )
+    ids = {(source, key): int(inbox_id) for inbox_id, source, key in result}
+    return [
+        ids.get((r["source"], r["dedup_key"])) if first[(r["source"], r["dedup_key"])] == i else None
+        for i, r in enumerate(rows)
+    ]
+
+
+async def renew_inbound_leases(conn: Conn, ids: Sequence[int], *, owner: str, until: datetime) -> set[int]:
     """Extends ``owner``'s lease on the pending rows of ``ids`` to ``until``; the ids it still held."""
     kept: set[int] = set()
     for start in range(0, len(ids), CHUNK):
@@ -127,7 +207,7 @@ async def renew_inbound_leases(conn: AsyncConnection, ids: Sequence[int], *, own
     return kept
 
 
-async def handled_inbound_before(conn: AsyncConnection, *, received_before: datetime, limit: int) -> list[int]:
+async def handled_inbound_before(conn: Conn, *, received_before: datetime, limit: int) -> list[int]:
     """The ids of up to ``limit`` inbox rows handled (done or failed) and received before ``received_before``,
     oldest first. Without an index on the date it may read the whole table: call it in a read transaction, which
     holds up no writer."""
@@ -140,7 +220,7 @@ async def handled_inbound_before(conn: AsyncConnection, *, received_before: date
     return list((await conn.execute(query)).scalars())
 
 
-async def delete_handled_inbound(conn: AsyncConnection, ids: Sequence[int]) -> int:
+async def delete_handled_inbound(conn: Conn, ids: Sequence[int]) -> int:
     """Deletes these inbox rows if they are handled (a pending row is never deleted); how many. A retry of a
     deleted message is no longer recognised."""
     result = await conn.execute(delete(inbox).where(inbox.c.id.in_(list(ids)), inbox.c.status.in_(("done", "failed"))))
@@ -158,7 +238,7 @@ def _pending_of(sources: Sequence[str]) -> Any:
     )
 
 
-async def pending_inbound(conn: AsyncConnection, sources: Sequence[str], *, limit: int = 500) -> list[RowMapping]:
+async def pending_inbound(conn: Conn, sources: Sequence[str], *, limit: int = 500) -> list[RowMapping]:
     """Inbox rows of ``sources`` still pending (accepted, never finished), oldest first, whoever holds them."""
     if not sources:
         return []
@@ -169,7 +249,7 @@ async def pending_inbound(conn: AsyncConnection, sources: Sequence[str], *, limi
 
 
 async def claim_pending_inbound(
-    conn: AsyncConnection,
+    conn: Conn,
     sources: Sequence[str],
     *,
     owner: str,

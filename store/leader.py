@@ -96,9 +96,7 @@ class Leader:
                     if self.key is None:  # deployments (and tests) sharing a database in schemas of their own
                         schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
                         self.key = lock_key(f"{schema}:{self.name}")
-                    got = (
-                        await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
-                    ).scalar_one()
+                    got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})).scalar_one()
                 if got:
                     log.info("leader for %s: this process", self.name)
                     self._conn = conn

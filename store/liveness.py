@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQL
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from store.core import Store
+from store.core import Conn, Store
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ class Liveness:
         self._conn = await self._lock()
         self._task = asyncio.create_task(self._keep(), name="liveness")
 
-    async def _class_id(self, conn: AsyncConnection) -> int:
+    async def _class_id(self, conn: Conn) -> int:
         if self._class is None:
             schema = (await conn.execute(text("SELECT current_schema()"))).scalar_one()
             self._class = _int31(f"hotline-bot:liveness:{schema}")

@@ -18,9 +18,9 @@ from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.records import DueDeadline
+from store.core import Conn
 from store.models import deadline_misses, deadlines, tickets, unit_miss_counts
 
 # of the ticket's text, enough to be masked whole before the message cuts it to a line (a phone number cut short by
@@ -28,13 +28,13 @@ from store.models import deadline_misses, deadlines, tickets, unit_miss_counts
 TEXT_CHARS = 200
 
 
-async def anything_due(conn: AsyncConnection, now: datetime) -> bool:
+async def anything_due(conn: Conn, now: datetime) -> bool:
     """Whether :func:`due_deadlines` would find a row: a read through the same index, no lock."""
     query = select(deadlines.c.id).where(deadlines.c.next_due_at <= now).limit(1)
     return (await conn.execute(query)).first() is not None
 
 
-async def due_deadlines(conn: AsyncConnection, now: datetime, *, limit: int) -> list[DueDeadline]:
+async def due_deadlines(conn: Conn, now: datetime, *, limit: int) -> list[DueDeadline]:
     """Up to ``limit`` deadlines whose ``next_due_at`` has come, earliest first, each with what a message about it
     needs of its ticket. An index range on ``ix_deadlines_next_due`` joined to the tickets by key: the cost follows
     the rows due, not the open tickets. On PostgreSQL the rows are locked (``SKIP LOCKED``): a second engine ticking
@@ -83,7 +83,7 @@ _PG_ADVANCE = text(
 )
 
 
-async def advance(conn: AsyncConnection, moves: Sequence[Mapping[str, Any]]) -> set[int]:
+async def advance(conn: Conn, moves: Sequence[Mapping[str, Any]]) -> set[int]:
     """Moves each deadline (``id``, read with ``stage`` and ``next_due_at``) to ``new_stage`` and ``new_next`` (None:
     nothing more to do), if it still has what it was read with and is open; returns the ids moved. One statement on
     PostgreSQL."""
@@ -121,9 +121,7 @@ async def advance(conn: AsyncConnection, moves: Sequence[Mapping[str, Any]]) -> 
 # --- three misses ----------------------------------------------------------------------------------------------------
 
 
-async def record_misses(
-    conn: AsyncConnection, misses: Sequence[Mapping[str, Any]], *, threshold: int, at: datetime
-) -> int:
+async def record_misses(conn: Conn, misses: Sequence[Mapping[str, Any]], *, threshold: int, at: datetime) -> int:
     """Counts each missed accept deadline (``deadline_id``, ``ticket_id``, ``unit_code``, ``period_start``,
     ``missed_at``) once against its unit and period; a unit whose count reaches ``threshold`` is flagged (once per
     period: ``flagged_at``). The count is an atomic increment, so misses recorded side by side are all counted.
@@ -165,7 +163,7 @@ async def record_misses(
     return sum(counts.values())
 
 
-async def pending_flags(conn: AsyncConnection) -> list[RowMapping]:
+async def pending_flags(conn: Conn) -> list[RowMapping]:
     """Units flagged and not yet notified (a table of one row per unit and period: small)."""
     result = await conn.execute(
         select(unit_miss_counts)
@@ -175,7 +173,7 @@ async def pending_flags(conn: AsyncConnection) -> list[RowMapping]:
     return list(result.mappings())
 
 
-async def mark_flag_notified(conn: AsyncConnection, unit_code: str, period_start: date, *, at: datetime) -> bool:
+async def mark_flag_notified(conn: Conn, unit_code: str, period_start: date, *, at: datetime) -> bool:
     """Marks a flag notified; False when another engine did first (then it is that engine's to send)."""
     result = await conn.execute(
         update(unit_miss_counts)
@@ -189,7 +187,7 @@ async def mark_flag_notified(conn: AsyncConnection, unit_code: str, period_start
     return bool(result.rowcount == 1)
 
 
-async def misses_of(conn: AsyncConnection, unit_code: str, period_start: date, *, limit: int = 20) -> list[RowMapping]:
+async def misses_of(conn: Conn, unit_code: str, period_start: date, *, limit: int = 20) -> list[RowMapping]:
     """A unit's misses in a period with their tickets' numbers, in the order they happened."""
     result = await conn.execute(
         select(deadline_misses.c.missed_at, tickets.c.ticket_no)

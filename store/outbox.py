@@ -11,13 +11,12 @@ from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from store.core import CHUNK
+from store.core import CHUNK, Conn
 from store.models import outbox
 
 
-async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+async def enqueue(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Adds messages to send; the ids of the rows inserted, by idempotency key. A message whose idempotency key is
     already queued is not queued again (and not among the ids)."""
     if not rows:
@@ -42,7 +41,7 @@ async def enqueue(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> d
 _OPTIONAL = {"ordering_key": None, "lease_owner": None, "lease_until": None}
 
 
-async def mark_sent(conn: AsyncConnection, ids: Sequence[int], *, owner: str, at: datetime) -> None:
+async def mark_sent(conn: Conn, ids: Sequence[int], *, owner: str, at: datetime) -> None:
     """Marks messages sent (those whose lease ``owner`` still holds)."""
     for start in range(0, len(ids), CHUNK):
         chunk = list(ids[start : start + CHUNK])
@@ -63,7 +62,7 @@ def _sent(at: datetime) -> dict[str, Any]:
     }
 
 
-async def outbox_counts(conn: AsyncConnection) -> dict[str, int]:
+async def outbox_counts(conn: Conn) -> dict[str, int]:
     result = await conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
     return {status: int(count) for status, count in result}
 
@@ -78,7 +77,7 @@ def _not_paced(query: Any, paced: Paced | None) -> Any:
 
 
 async def anything_due(
-    conn: AsyncConnection, *, now: datetime, channels: Sequence[str] | None = None, paced: Paced | None = None
+    conn: Conn, *, now: datetime, channels: Sequence[str] | None = None, paced: Paced | None = None
 ) -> bool:
     """Whether :func:`claim_due` could find anything (it may find less: ordering waits): a read, no write lock,
     so that idle polls and wake-ups cost the writers nothing."""
@@ -93,7 +92,7 @@ async def anything_due(
 
 
 async def claim_due(
-    conn: AsyncConnection,
+    conn: Conn,
     *,
     owner: str,
     now: datetime,
@@ -143,7 +142,7 @@ async def claim_due(
 
 
 async def mark_failed(
-    conn: AsyncConnection,
+    conn: Conn,
     message_id: int,
     *,
     owner: str,
@@ -168,7 +167,7 @@ async def mark_failed(
     await conn.execute(update(outbox).where(outbox.c.id == message_id, outbox.c.lease_owner == owner).values(**values))
 
 
-async def unreleased_due(conn: AsyncConnection, *, now: datetime, channels: Sequence[str] | None = None) -> set[int]:
+async def unreleased_due(conn: Conn, *, now: datetime, channels: Sequence[str] | None = None) -> set[int]:
     """The ids of due messages that are still leased, or were leased and never released: a sender finishing a
     message (sent, failed, deferred) always clears its lease owner, so a claimable one among these was left by a
     sender that died, or outlived its lease, perhaps after sending it. Read before a claim, compared with what the
@@ -181,14 +180,14 @@ async def unreleased_due(conn: AsyncConnection, *, now: datetime, channels: Sequ
     return set((await conn.execute(query)).scalars())
 
 
-async def flag_unsure(conn: AsyncConnection, payloads: Mapping[int, Mapping[str, Any]]) -> None:
+async def flag_unsure(conn: Conn, payloads: Mapping[int, Mapping[str, Any]]) -> None:
     """Replaces the payloads of these messages (by id) with the given ones: their flag that a send of theirs may
     have arrived."""
     for message_id, payload in payloads.items():
         await conn.execute(update(outbox).where(outbox.c.id == message_id).values(payload=dict(payload)))
 
 
-async def defer(conn: AsyncConnection, message_id: int, *, owner: str, until: datetime) -> None:
+async def defer(conn: Conn, message_id: int, *, owner: str, until: datetime) -> None:
     """Not attempted (its destination is at its rate limit): back in the queue from ``until``, attempts and last
     error unchanged."""
     await conn.execute(
@@ -198,7 +197,7 @@ async def defer(conn: AsyncConnection, message_id: int, *, owner: str, until: da
     )
 
 
-async def sent_outbound_before(conn: AsyncConnection, *, sent_before: datetime, limit: int) -> list[int]:
+async def sent_outbound_before(conn: Conn, *, sent_before: datetime, limit: int) -> list[int]:
     """The ids of up to ``limit`` outbox messages sent before ``sent_before``, oldest first (see
     :func:`handled_inbound_before`)."""
     query = (
@@ -210,21 +209,21 @@ async def sent_outbound_before(conn: AsyncConnection, *, sent_before: datetime, 
     return list((await conn.execute(query)).scalars())
 
 
-async def delete_sent(conn: AsyncConnection, ids: Sequence[int]) -> int:
+async def delete_sent(conn: Conn, ids: Sequence[int]) -> int:
     """Deletes these outbox messages if they were sent (pending messages and dead letters are never deleted); how
     many."""
     result = await conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids)), outbox.c.status == "sent"))
     return int(result.rowcount)
 
 
-async def dead_letters(conn: AsyncConnection, limit: int = 100) -> list[RowMapping]:
+async def dead_letters(conn: Conn, limit: int = 100) -> list[RowMapping]:
     result = await conn.execute(
         select(outbox).where(outbox.c.status == "dead").order_by(outbox.c.id.desc()).limit(limit)
     )
     return list(result.mappings())
 
 
-async def replay(conn: AsyncConnection, ids: Sequence[int] | None, *, at: datetime) -> int:
+async def replay(conn: Conn, ids: Sequence[int] | None, *, at: datetime) -> int:
     """Puts dead-lettered messages (all, or those given) back in the queue."""
     query = update(outbox).where(outbox.c.status == "dead")
     if ids is not None:

@@ -11,15 +11,15 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.records import Deadline, Ticket
+from store.core import Conn
 from store.models import deadlines, digest_items, outbox, tickets
 
 _CHUNK = 500  # ids per IN list
 
 
-async def queue_digest(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+async def queue_digest(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> None:
     """Queues tickets for their unit's digest; a ticket and cycle already queued is left as it is."""
     if not rows:
         return
@@ -40,7 +40,7 @@ class Queued:
     ticket: Ticket
 
 
-async def waiting(conn: AsyncConnection, *, queued_before: datetime, limit: int = 5000) -> list[Queued]:
+async def waiting(conn: Conn, *, queued_before: datetime, limit: int = 5000) -> list[Queued]:
     """Queued tickets not yet in a digest, queued before ``queued_before``, with the ticket as it is now (its state,
     unit and cycle tell whether it still waits), by unit and queue order. On PostgreSQL the rows are locked for the
     flush (``SKIP LOCKED``: another flush at the same moment takes the others, never the same)."""
@@ -75,7 +75,7 @@ async def waiting(conn: AsyncConnection, *, queued_before: datetime, limit: int 
     return found
 
 
-async def mark_flushed(conn: AsyncConnection, ids: Sequence[int], *, at: datetime, key: str | None) -> None:
+async def mark_flushed(conn: Conn, ids: Sequence[int], *, at: datetime, key: str | None) -> None:
     """Taken by the digest ``key`` (None: dropped, the ticket no longer waits) at ``at``."""
     for start in range(0, len(ids), _CHUNK):
         chunk = list(ids[start : start + _CHUNK])
@@ -84,7 +84,7 @@ async def mark_flushed(conn: AsyncConnection, ids: Sequence[int], *, at: datetim
         )
 
 
-async def open_deadlines_of(conn: AsyncConnection, ticket_ids: Sequence[int]) -> dict[int, list[Deadline]]:
+async def open_deadlines_of(conn: Conn, ticket_ids: Sequence[int]) -> dict[int, list[Deadline]]:
     """The open deadlines of several tickets, by ticket id."""
     found: dict[int, list[Deadline]] = {}
     unique = list(dict.fromkeys(ticket_ids))
@@ -98,7 +98,7 @@ async def open_deadlines_of(conn: AsyncConnection, ticket_ids: Sequence[int]) ->
     return found
 
 
-async def keys_queued(conn: AsyncConnection, keys: Sequence[str]) -> bool:
+async def keys_queued(conn: Conn, keys: Sequence[str]) -> bool:
     """Whether any of ``keys`` is an outbox message already (queued or sent)."""
     if not keys:
         return False

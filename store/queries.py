@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.records import Ticket, TicketLine
+from store.core import Conn
 from store.models import deadlines, tickets
 
 _LIST_COLUMNS = (
@@ -73,7 +73,7 @@ def _overdue(windows: Sequence[str], now: datetime) -> Any:
 
 
 async def tickets_ending_with(
-    conn: AsyncConnection,
+    conn: Conn,
     suffix: str,
     *,
     units: Sequence[str] | None,
@@ -101,7 +101,7 @@ async def tickets_ending_with(
 
 
 async def handler_tickets(
-    conn: AsyncConnection, userid: str, *, states: Sequence[str], windows: Sequence[str], limit: int
+    conn: Conn, userid: str, *, states: Sequence[str], windows: Sequence[str], limit: int
 ) -> list[TicketLine]:
     """``userid``'s tickets in ``states`` (ix_tickets_handler_userid), each with its next deadline
     (``deadline_name``, ``deadline_due_at``): the most pressing first, those without a deadline last."""
@@ -116,7 +116,7 @@ async def handler_tickets(
 
 
 async def unit_tickets(
-    conn: AsyncConnection,
+    conn: Conn,
     units: Sequence[str] | None,
     *,
     states: Sequence[str],
@@ -137,7 +137,7 @@ async def unit_tickets(
 
 
 async def overdue_unit_tickets(
-    conn: AsyncConnection,
+    conn: Conn,
     units: Sequence[str] | None,
     now: datetime,
     *,
@@ -160,7 +160,7 @@ async def overdue_unit_tickets(
 
 
 async def ticket_figures(
-    conn: AsyncConnection,
+    conn: Conn,
     units: Sequence[str] | None,
     now: datetime,
     *,

@@ -7,14 +7,13 @@ from typing import Any
 
 from sqlalchemy import String, and_, any_, bindparam, insert, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.records import Ticket
-from store.core import CHUNK, ConcurrentUpdate
+from store.core import CHUNK, ConcurrentUpdate, Conn
 from store.models import tickets
 
 
-async def tickets_by_no(conn: AsyncConnection, numbers: Sequence[str]) -> dict[str, Ticket]:
+async def tickets_by_no(conn: Conn, numbers: Sequence[str]) -> dict[str, Ticket]:
     found: dict[str, Ticket] = {}
     unique = list(dict.fromkeys(numbers))
     postgres = conn.dialect.name == "postgresql"
@@ -30,12 +29,12 @@ async def tickets_by_no(conn: AsyncConnection, numbers: Sequence[str]) -> dict[s
     return found
 
 
-async def ticket_by_no(conn: AsyncConnection, ticket_no: str) -> Ticket | None:
+async def ticket_by_no(conn: Conn, ticket_no: str) -> Ticket | None:
     row = (await conn.execute(select(tickets).where(tickets.c.ticket_no == ticket_no))).mappings().first()
     return None if row is None else Ticket.of(row)
 
 
-async def tickets_by_suffix(conn: AsyncConnection, suffix: str, limit: int = 5) -> list[Ticket]:
+async def tickets_by_suffix(conn: Conn, suffix: str, limit: int = 5) -> list[Ticket]:
     """Tickets whose number ends with ``suffix`` (people type the last digits), newest first."""
     result = await conn.execute(
         select(tickets).where(tickets.c.ticket_no.like(f"%{suffix}")).order_by(tickets.c.id.desc()).limit(limit)
@@ -43,7 +42,7 @@ async def tickets_by_suffix(conn: AsyncConnection, suffix: str, limit: int = 5) 
     return [Ticket.of(row) for row in result.mappings()]
 
 
-async def insert_tickets(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+async def insert_tickets(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """Inserts tickets; returns their ids in the order given. Raises IntegrityError on a duplicate number.
 
     RETURNING carries the number with the id: asking the database to keep the parameters' order instead makes
@@ -56,7 +55,7 @@ async def insert_tickets(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]
     return [ids[row["ticket_no"]] for row in rows]
 
 
-async def update_ticket(conn: AsyncConnection, ticket_id: int, version: int, values: Mapping[str, Any]) -> None:
+async def update_ticket(conn: Conn, ticket_id: int, version: int, values: Mapping[str, Any]) -> None:
     """Writes ``values`` if the ticket still has ``version``; bumps the version. Else ConcurrentUpdate."""
     result = await conn.execute(
         update(tickets)

@@ -144,7 +144,7 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     await migrate(engine)
     store = Store(engine)
     yield store
-    await engine.dispose()
+    await store.dispose()
 
 
 @pytest.fixture

@@ -25,7 +25,17 @@ def test_help_lists_every_subcommand_and_variable(capsys: pytest.CaptureFixture[
         run_bot.main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    for word in ("serve", "check-config", "migrate", "import", "ticket", "outbox", "purge", "DATABASE_URL", "HOTLINE_INGEST_SECRET"):
+    for word in (
+        "serve",
+        "check-config",
+        "migrate",
+        "import",
+        "ticket",
+        "outbox",
+        "purge",
+        "DATABASE_URL",
+        "HOTLINE_INGEST_SECRET",
+    ):
         assert word in out
 
 
@@ -64,10 +74,11 @@ def test_yaml_syntax_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
 
 def test_bad_holiday_override_file_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     overrides = tmp_path / "holidays.yaml"
-    overrides.write_text("2027:\n  holidays: [\"2027-02-30\"]\n", encoding="utf-8")
+    overrides.write_text('2027:\n  holidays: ["2027-02-30"]\n', encoding="utf-8")
     config = tmp_path / "bot.yaml"
     config.write_text(
-        (ROOT / "config" / "sandbox.yaml").read_text(encoding="utf-8") + "\ncalendar:\n  overrides_file: holidays.yaml\n",
+        (ROOT / "config" / "sandbox.yaml").read_text(encoding="utf-8")
+        + "\ncalendar:\n  overrides_file: holidays.yaml\n",
         encoding="utf-8",
     )
     assert run_bot.main(["check-config", str(config)]) == 2

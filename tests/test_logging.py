@@ -28,7 +28,9 @@ def capture() -> tuple[logging.Logger, io.StringIO]:
 
 def test_json_lines_with_extras_and_masking(capture: tuple[logging.Logger, io.StringIO]) -> None:
     logger, stream = capture
-    logger.info("ticket %s from %s", "2026112300001", "13812345678", extra={"citizen_phone": "13912345678", "unit": "HW"})
+    logger.info(
+        "ticket %s from %s", "2026112300001", "13812345678", extra={"citizen_phone": "13912345678", "unit": "HW"}
+    )
     entry = json.loads(stream.getvalue())
     assert entry["msg"] == "ticket 2026112300001 from 138****5678"
     assert entry["citizen_phone"] == "139****5678"
@@ -79,7 +81,9 @@ def test_a_database_drivers_records_below_warning_show_no_arguments() -> None:
         args = (row,) if "%.5f" not in msg else (0.001, row)
         handler.handle(logging.LogRecord(name, level, __file__, 1, msg, args, None))
     # a warning keeps its arguments, masked as any line
-    handler.handle(logging.LogRecord("asyncpg", logging.WARNING, __file__, 1, "市民%s来电 %s", ("李建国", "13812345678"), None))
+    handler.handle(
+        logging.LogRecord("asyncpg", logging.WARNING, __file__, 1, "市民%s来电 %s", ("李建国", "13812345678"), None)
+    )
     lines = [json.loads(line)["msg"] for line in stream.getvalue().splitlines()]
     assert lines == [
         "Row %r [arguments not shown]",

@@ -48,7 +48,7 @@ async def open_database(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[INGEST].close()
     await liveness.close()
-    await engine.dispose()
+    await store.dispose()
 
 
 async def open_redis(app: web.Application) -> AsyncIterator[None]:

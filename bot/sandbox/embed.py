@@ -41,7 +41,6 @@ ROBOT_NAME = "机器人"  # the intelligent robot's display name: the "@机器�
 HTTP_TIMEOUT = 15.0
 
 
-
 # -- the sandbox ----------------------------------------------------------------------------------------------
 
 

@@ -249,9 +249,7 @@ class DeadlineEngine:
         item = self._item(row, fired, key, urgent, moment.duty if to_duty else None)
         return _Decision(move={**move, "new_stage": new_stage, "new_next": _after(later, now)}, item=item, miss=miss)
 
-    def _item(
-        self, row: DueDeadline, fired: Sequence[Step], key: str, urgent: bool, duty: list[str] | None
-    ) -> DueItem:
+    def _item(self, row: DueDeadline, fired: Sequence[Step], key: str, urgent: bool, duty: list[str] | None) -> DueItem:
         unit = self._unit(row.unit_code)
         handler = row.handler_userid
         responsible = self._responsible(unit, handler)

@@ -242,9 +242,7 @@ class DutyService:
         )
         return inbox_id is not None
 
-    async def _replayed(
-        self, conn: Conn, userid: str, at: datetime, what: Literal["take", "hand_back"]
-    ) -> DutyChange:
+    async def _replayed(self, conn: Conn, userid: str, at: datetime, what: Literal["take", "hand_back"]) -> DutyChange:
         """The answer to a message applied before: the state as it is (nothing changes)."""
         if what == "hand_back":
             return DutyChange(status="handed_back", userid=userid, at=at, duplicate=True)
@@ -256,9 +254,7 @@ class DutyService:
                 return DutyChange(status="on_roster", userid=userid, at=at, until=own.ends_at, duplicate=True)
         return DutyChange(status="taken", userid=userid, at=at, until=mine.until if mine else None, duplicate=True)
 
-    async def _audit(
-        self, conn: Conn, at: datetime, actor: str, action: str, data: Mapping[str, Any]
-    ) -> None:
+    async def _audit(self, conn: Conn, at: datetime, actor: str, action: str, data: Mapping[str, Any]) -> None:
         await audit_repo.append_audit(
             conn,
             [

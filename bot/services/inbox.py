@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 _ERROR_MAX = 2000
 
+
 def _lane(job: _Job) -> str:
     """Whose events must keep their order: the sender's (an event without one, or unreadable, goes alone)."""
     sender = getattr(job.event, "sender", None)
@@ -166,8 +167,7 @@ class InboundProcessor:
         now = self.clock.now()
         owner, until = self.owner, now + self.lease
         async with self.store.transaction() as conn:
-            inserted = await inbox_repo.record_inbound_many(conn, values, lease_owner=owner, lease_until=until)
-            await inbox_repo.finish_inbound_many(conn, marks, at=now, owner=owner)
+            inserted = await inbox_repo.write_inbound(conn, values, marks, owner=owner, lease_until=until, at=now)
         ids = iter(inserted)
         return [next(ids) if isinstance(w, _Row) else None for w in batch]
 

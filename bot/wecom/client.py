@@ -399,5 +399,3 @@ def _check_app_content(msgtype: str, content: Mapping[str, Any]) -> None:
         check_bytes("text content", text, TEXT_MAX_BYTES)
     elif msgtype == "markdown" and isinstance(text, str):
         check_bytes("markdown content", text, APP_MARKDOWN_MAX_BYTES)
-
-

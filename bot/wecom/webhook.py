@@ -31,6 +31,7 @@ from bot.wecom.http import (
 
 log = logging.getLogger(__name__)
 
+
 class WebhookClient:
     """The group robot (消息推送, page 91770): ``webhook/send?key=`` into the one group it was added to. No token;
     the key is the secret. WeCom allows 20 messages a minute per robot: pace upstream, this only retries."""

@@ -12,7 +12,9 @@ from bot.domain.escaping import escape_md
 
 # what would make WeCom interpret a message: its markup characters, a scheme's "://", "www.", and a line that
 # starts with a list, rule or heading sign, or is indented
-MARKUP = re.compile(r"[<>\[\]*_`~#|\\&$\u202a-\u202e\u2066-\u2069]|://|(?i:www\.)|^[ \t]|^[-+=]|^\d{1,9}[.)](?:[ \t]|$)", re.M)
+MARKUP = re.compile(
+    r"[<>\[\]*_`~#|\\&$\u202a-\u202e\u2066-\u2069]|://|(?i:www\.)|^[ \t]|^[-+=]|^\d{1,9}[.)](?:[ \t]|$)", re.M
+)
 
 
 @pytest.mark.parametrize(

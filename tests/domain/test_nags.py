@@ -73,7 +73,11 @@ def test_no_two_reminders_at_one_point_and_none_outside_the_deadline(calendar: W
     start = at(11, 27, 15)
     # two hours: 50 % and "1h before" are the same instant, one reminder
     steps = plan(calendar, "2h", start, start + timedelta(hours=2))
-    assert steps[:3] == [("reminder", 0, at(11, 27, 16)), ("reminder", 0, at(11, 27, 16, 36)), ("overdue", 1, at(11, 27, 17))]
+    assert steps[:3] == [
+        ("reminder", 0, at(11, 27, 16)),
+        ("reminder", 0, at(11, 27, 16, 36)),
+        ("overdue", 1, at(11, 27, 17)),
+    ]
     # twenty minutes: "1h before" would be before the start
     steps = plan(calendar, "20m", start, start + timedelta(minutes=20))
     assert [s[0] for s in steps[:3]] == ["reminder", "reminder", "overdue"]

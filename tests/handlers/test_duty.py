@@ -65,9 +65,7 @@ async def test_taking_over_in_the_group(router: CommandRouter, clock: FrozenCloc
     [row] = await outbox_rows(router.store)
     assert row["channel"] == "aibot_response"  # the answer goes back to the group
     assert texts([row])[0] == (
-        "✅ 张伟 已接班，值班至 11-24 09:00。\n"
-        "当前值班：张伟（接班，至 11-24 09:00）\n"
-        "下一班：赵敏（11-24 17:00 起）"
+        "✅ 张伟 已接班，值班至 11-24 09:00。\n当前值班：张伟（接班，至 11-24 09:00）\n下一班：赵敏（11-24 17:00 起）"
     )
     assert await router.duty.on_duty() == ["zhangwei"]
     async with router.store.reading() as conn:

@@ -108,7 +108,10 @@ async def test_ambiguous_suffix_lists_at_most_five(service: TicketService, store
     await service.upsert([ticket("2026112300888"), ticket("2026112301888", content="公厕  很脏\n无人打扫")])
     with pytest.raises(CommandError) as two:
         await find_ticket(store, "888", units=None)
-    assert two.value.message.splitlines()[1:] == ["· 2026112301888「公厕 很脏 无人打扫」", "· 2026112300888「垃圾桶满溢」"]
+    assert two.value.message.splitlines()[1:] == [
+        "· 2026112301888「公厕 很脏 无人打扫」",
+        "· 2026112300888「垃圾桶满溢」",
+    ]
     # more digits settle it
     assert (await find_ticket(store, "30777", units=["HW"])).ticket_no == "20261123030777"
 
@@ -131,9 +134,12 @@ async def test_suffix_of_another_units_ticket(service: TicketService, store: Sto
 async def test_open_tickets_win_over_closed_ones(service: TicketService, store: Store, clock: FrozenClock) -> None:
     await service.upsert([ticket("2026112300123"), ticket("2026112201123"), ticket("2026112202123")])
     # the newest one closed (submitted, then a satisfied return visit), an older one cancelled
-    await service.act("2026112300123", ActionRequest(action=Action.SUBMIT, actor="wuhao", at=clock.now(), note="已清运"))
     await service.act(
-        "2026112300123", ActionRequest(action=Action.VISIT, actor="zhangwei", at=clock.now(), result=VisitResult.SATISFIED)
+        "2026112300123", ActionRequest(action=Action.SUBMIT, actor="wuhao", at=clock.now(), note="已清运")
+    )
+    await service.act(
+        "2026112300123",
+        ActionRequest(action=Action.VISIT, actor="zhangwei", at=clock.now(), result=VisitResult.SATISFIED),
     )
     await service.act("2026112202123", ActionRequest(action=Action.CANCEL, actor="zhangwei", at=clock.now()))
     assert (await find_ticket(store, "123", units=["HW"])).ticket_no == "2026112201123"

@@ -57,9 +57,21 @@ def message(
 async def router(service: TicketService, make_router: MakeRouter) -> CommandRouter:
     await service.upsert(
         [
-            TicketInput(ticket_no=NO, content="光明路店招破损，随时可能掉落", category="市容景观", citizen_name="王秀英",
-                        citizen_phone="13800000013", address="演示街道光明路1号"),
-            TicketInput(ticket_no=OTHER, content="垃圾箱房两天未清运", category="环卫", citizen_name="李四", citizen_phone="13800000014"),
+            TicketInput(
+                ticket_no=NO,
+                content="光明路店招破损，随时可能掉落",
+                category="市容景观",
+                citizen_name="王秀英",
+                citizen_phone="13800000013",
+                address="演示街道光明路1号",
+            ),
+            TicketInput(
+                ticket_no=OTHER,
+                content="垃圾箱房两天未清运",
+                category="环卫",
+                citizen_name="李四",
+                citizen_phone="13800000014",
+            ),
         ]
     )
     return make_router()
@@ -179,7 +191,9 @@ async def test_no_phone_number_reaches_the_group_even_cut_short(router: CommandR
     long_title = "一" * 47 + "请回电13812345678"
     await router.service.upsert(
         [
-            TicketInput(ticket_no="2026112300777", content="噪音", title="13812345678反映噪音扰民", category="市容景观"),
+            TicketInput(
+                ticket_no="2026112300777", content="噪音", title="13812345678反映噪音扰民", category="市容景观"
+            ),
             TicketInput(ticket_no="2026112311777", content="噪音", title=long_title, category="市容景观"),
         ]
     )
@@ -196,8 +210,16 @@ def test_outbox_keys_of_long_card_events_are_hashed_not_cut() -> None:
 
     def click(key: str) -> CardClick:
         return CardClick(
-            source="app", event_key=key, task_id="t" * 128, sender=Sender("zhouting"), chat_type="single", chat_id=None, response_code="code", response_url=None,
-            at=datetime(2026, 11, 23, 9, 0), dedup_key=f"app:event:zhouting:1795395600:{'t' * 128}:{key}",
+            source="app",
+            event_key=key,
+            task_id="t" * 128,
+            sender=Sender("zhouting"),
+            chat_type="single",
+            chat_id=None,
+            response_code="code",
+            response_url=None,
+            at=datetime(2026, 11, 23, 9, 0),
+            dedup_key=f"app:event:zhouting:1795395600:{'t' * 128}:{key}",
         )
 
     at = datetime(2026, 11, 23)
@@ -240,6 +262,7 @@ async def test_a_command_runs_on_statements_sqlalchemy_compiles_once(
     """Every statement of a command's path has a cache key, so SQLAlchemy compiles it once, not for every run (a
     multi-row VALUES has none: it is compiled anew each time)."""
     from sqlalchemy import event
+    from sqlalchemy.engine import Engine
 
     uncached: list[str] = []
 
@@ -248,14 +271,18 @@ async def test_a_command_runs_on_statements_sqlalchemy_compiles_once(
         if compiled and str(context.cache_hit).endswith("NO_CACHE_KEY"):
             uncached.append(" ".join(statement.split())[:80])
 
-    store = service.store
-    engines = [store.engine.sync_engine]
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
+    seen: list[str] = []
+
+    def record_all(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        seen.append(statement)
+        record(conn, cursor, statement, parameters, context, many)
+
+    # every engine's statements: on SQLite the store runs them through a synchronous engine of its own
+    event.listen(Engine, "before_cursor_execute", record_all)
     try:
         for i, text in enumerate(["接单 0123", "查 0123", "联系 0123 已电话联系", "我的", "到场 0123"]):
             await router.handle(message(text, msgid=f"c{i}"))
     finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
+        event.remove(Engine, "before_cursor_execute", record_all)
+    assert len(seen) > 10
     assert uncached == []

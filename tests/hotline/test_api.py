@@ -124,7 +124,11 @@ async def test_timestamp_inside_the_window_is_accepted(client: Client, clock: Fr
         (json.dumps({"tickets": []}).encode(), 422, "validation_error"),
         (b'{"ticket_no": "2026112300123", "content": "x", "extra": {"a": NaN}}', 400, "invalid_json"),
         (b'{"a":' * 5000 + b"1" + b"}" * 5000, 400, "invalid_json"),
-        (json.dumps({**TICKET, "extra": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}}).encode(), 422, "validation_error"),
+        (
+            json.dumps({**TICKET, "extra": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}}).encode(),
+            422,
+            "validation_error",
+        ),
         (json.dumps(TICKET).encode("utf-16"), 400, "invalid_json"),
         (json.dumps({**TICKET, "dispatched_at": "1999-11-20T08:00:00"}).encode(), 422, "validation_error"),
         (json.dumps({**TICKET, "dispatched_at": "2100-01-01T08:00:00"}).encode(), 422, "validation_error"),
@@ -261,9 +265,13 @@ async def test_extension_events(client: Client, clock: FrozenClock) -> None:
 async def test_events_with_bad_input_change_nothing(client: Client, clock: FrozenClock) -> None:
     await post_json(client, clock, "/api/tickets", TICKET)
     no = TICKET["ticket_no"]
-    long_path = await post_json(client, clock, f"/api/tickets/{'9' * 300}/events", {"event_id": "x" * 100, "type": "cancel"})
+    long_path = await post_json(
+        client, clock, f"/api/tickets/{'9' * 300}/events", {"event_id": "x" * 100, "type": "cancel"}
+    )
     assert long_path.status == 404
-    old = await post_json(client, clock, f"/api/tickets/{no}/events", {"event_id": "e", "type": "cancel", "at": "1999-01-01T00:00:00"})
+    old = await post_json(
+        client, clock, f"/api/tickets/{no}/events", {"event_id": "e", "type": "cancel", "at": "1999-01-01T00:00:00"}
+    )
     assert old.status == 422
     body = json.dumps({"event_id": "u16", "type": "cancel"}).encode("utf-16")
     utf16 = await client.post(f"/api/tickets/{no}/events", data=body, headers=signed(body, clock))

@@ -57,15 +57,12 @@ class FakeHotline:
 
 
 @pytest.fixture
-async def hotline(
-    aiohttp_server: Callable[..., Awaitable[TestServer]], clock: FrozenClock
-) -> tuple[FakeHotline, str]:
+async def hotline(aiohttp_server: Callable[..., Awaitable[TestServer]], clock: FrozenClock) -> tuple[FakeHotline, str]:
     fake = FakeHotline(clock)
     app = web.Application()
     app.router.add_post("/sync", fake.handle)
     server = await aiohttp_server(app)
     return fake, str(server.make_url("/sync"))
-
 
 
 def worker(store: Store, session: aiohttp.ClientSession, clock: FrozenClock, owner: str = "w1") -> OutboxWorker:
@@ -154,7 +151,14 @@ async def test_crash_between_send_and_record_delivers_exactly_once(
             conn, owner="dead-process", now=clock.now(), lease_until=clock.now() + timedelta(seconds=60), limit=1
         )
     await sender.send(
-        OutboundMessage(id=row["id"], channel=row["channel"], destination=row["destination"], idempotency_key=row["idempotency_key"], payload=row["payload"], attempts=0)
+        OutboundMessage(
+            id=row["id"],
+            channel=row["channel"],
+            destination=row["destination"],
+            idempotency_key=row["idempotency_key"],
+            payload=row["payload"],
+            attempts=0,
+        )
     )
     # process 2 starts: the lease has not expired, so the message is not sent twice at once
     survivor = worker(store, session, clock, owner="survivor")
@@ -187,7 +191,9 @@ async def test_two_workers_never_send_the_same_message_twice(
 ) -> None:
     fake, url = hotline
     service = make_service(sync_url=url)
-    await service.upsert([TicketInput(ticket_no=f"20261123{i:05d}", content="咨询", unit_label="HW") for i in range(30)])
+    await service.upsert(
+        [TicketInput(ticket_no=f"20261123{i:05d}", content="咨询", unit_label="HW") for i in range(30)]
+    )
     for i in range(30):
         await service.act(f"20261123{i:05d}", ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))
     a, b = worker(store, session, clock, "a"), worker(store, session, clock, "b")
@@ -198,9 +204,7 @@ async def test_two_workers_never_send_the_same_message_twice(
     assert len({r["key"] for r in fake.requests}) == 30
 
 
-async def test_channels_without_a_sender_wait_and_a_failing_sender_retries(
-    store: Store, clock: FrozenClock
-) -> None:
+async def test_channels_without_a_sender_wait_and_a_failing_sender_retries(store: Store, clock: FrozenClock) -> None:
     class Broken:
         async def send(self, message: OutboundMessage) -> None:
             raise DeliveryError("temporarily broken")
@@ -210,9 +214,16 @@ async def test_channels_without_a_sender_wait_and_a_failing_sender_retries(
             conn,
             [
                 {
-                    "channel": name, "destination": "x", "idempotency_key": name, "ordering_key": None,
-                    "priority": 5, "payload": {}, "status": "pending", "attempts": 0,
-                    "next_attempt_at": clock.now(), "created_at": clock.now(),
+                    "channel": name,
+                    "destination": "x",
+                    "idempotency_key": name,
+                    "ordering_key": None,
+                    "priority": 5,
+                    "payload": {},
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": clock.now(),
+                    "created_at": clock.now(),
                 }
                 for name in ("nobody", "broken")
             ],
@@ -294,8 +305,15 @@ async def test_a_backlog_to_one_destination_waits_as_a_whole_and_does_not_hold_u
 
     def row(key: str, destination: str, priority: int = 5) -> dict[str, Any]:
         return {
-            "channel": "robot", "destination": destination, "idempotency_key": key, "ordering_key": None,
-            "priority": priority, "payload": {}, "status": "pending", "attempts": 0, "next_attempt_at": now,
+            "channel": "robot",
+            "destination": destination,
+            "idempotency_key": key,
+            "ordering_key": None,
+            "priority": priority,
+            "payload": {},
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
             "created_at": now,
         }
 
@@ -347,9 +365,18 @@ class Recording:
 def _reply(key: str, clock: FrozenClock, *, owner: str | None = None, lease: timedelta | None = None) -> dict[str, Any]:
     now = clock.now()
     return {
-        "channel": "chat", "destination": "d", "idempotency_key": key, "ordering_key": None, "priority": 2,
-        "payload": {"text": key}, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
-        "lease_owner": owner, "lease_until": None if lease is None else now + lease,
+        "channel": "chat",
+        "destination": "d",
+        "idempotency_key": key,
+        "ordering_key": None,
+        "priority": 2,
+        "payload": {"text": key},
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "lease_owner": owner,
+        "lease_until": None if lease is None else now + lease,
     }
 
 
@@ -361,7 +388,14 @@ async def _enqueue_at_once(store: Store, rows: list[dict[str, Any]]) -> dict[str
 
 def _messages(rows: list[dict[str, Any]], ids: dict[str, int]) -> list[OutboundMessage]:
     return [
-        OutboundMessage(id=ids[r["idempotency_key"]], channel=r["channel"], destination=r["destination"], idempotency_key=r["idempotency_key"], payload=r["payload"], attempts=0)
+        OutboundMessage(
+            id=ids[r["idempotency_key"]],
+            channel=r["channel"],
+            destination=r["destination"],
+            idempotency_key=r["idempotency_key"],
+            payload=r["payload"],
+            attempts=0,
+        )
         for r in rows
         if r["idempotency_key"] in ids
     ]

@@ -411,10 +411,14 @@ async def test_an_assignment_by_the_center_lead_pushes_to_the_unit_it_decides(ma
     no = "2026112300109"
     await rig.post(urgent(no))
     now = rig.clock.now()
-    await rig.service.act(no, ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=now, note="不归我们管", unit="HW"))
+    await rig.service.act(
+        no, ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=now, note="不归我们管", unit="HW")
+    )
     await rig.service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=now))
     await rig.service.act(no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=now, unit="HW"))
-    await rig.service.act(no, ActionRequest(action=Action.REQUEST_RETURN, actor="huangqiang", at=now, note="也不归我们", unit="SRJG"))
+    await rig.service.act(
+        no, ActionRequest(action=Action.REQUEST_RETURN, actor="huangqiang", at=now, note="也不归我们", unit="SRJG")
+    )
     await rig.service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=now))
     await rig.service.act(no, ActionRequest(action=Action.ASSIGN, actor="lilei", at=now, unit="RXB"))
     await rig.send()
@@ -438,7 +442,9 @@ async def test_regular_tickets_are_gathered_into_one_digest_per_unit_and_period(
         await rig.post(regular(f"20261123002{i:02d}"))
     await rig.post(regular("2026112300210", category="环卫"))
     await rig.post(regular("2026112300211"))
-    await rig.service.act("2026112300211", ActionRequest(action=Action.CLAIM, actor="zhouting", at=rig.clock.now()))  # taken already
+    await rig.service.act(
+        "2026112300211", ActionRequest(action=Action.CLAIM, actor="zhouting", at=rig.clock.now())
+    )  # taken already
     await rig.send()
     assert rig.group("SRJG") == rig.group("HW") == []
     # queued at 09:00: the period that began at 09:07 sends them
@@ -633,7 +639,9 @@ async def test_the_digest_is_flushed_by_a_scheduled_job_in_the_leading_process_o
 ) -> None:
     import bot.app.scheduler
 
-    monkeypatch.setattr(bot.app.scheduler, "DIGEST_CHECK", 0.05)  # the job's interval: its timer is the scheduler's, not ours
+    monkeypatch.setattr(
+        bot.app.scheduler, "DIGEST_CHECK", 0.05
+    )  # the job's interval: its timer is the scheduler's, not ours
     flushed: dict[str, asyncio.Event] = {}
 
     async def flush(self: Pusher, now: datetime | None = None) -> int:

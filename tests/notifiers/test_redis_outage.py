@@ -32,7 +32,9 @@ MINUTE = timedelta(minutes=1)
 
 def texts(n: int, batch: str) -> list[dict[str, Any]]:
     """Messages to one member, each of its own text (WeCom drops a repeated text as a duplicate)."""
-    return [{"touser": ["wuhao"], "msgtype": "text", "content": {"content": f"工单提醒 {batch} 第{i}条"}} for i in range(n)]
+    return [
+        {"touser": ["wuhao"], "msgtype": "text", "content": {"content": f"工单提醒 {batch} 第{i}条"}} for i in range(n)
+    ]
 
 
 @pytest.fixture

@@ -12,7 +12,11 @@ from notifiers.resend import marked
 @pytest.mark.parametrize(
     ("msgtype", "content", "expected"),
     [
-        ("markdown", {"content": "**【紧急】新工单 2026112300001**\n路灯不亮"}, {"content": "**【补发】【紧急】新工单 2026112300001**\n路灯不亮"}),
+        (
+            "markdown",
+            {"content": "**【紧急】新工单 2026112300001**\n路灯不亮"},
+            {"content": "**【补发】【紧急】新工单 2026112300001**\n路灯不亮"},
+        ),
         ("markdown", {"content": "工单 2026112300001 已改派"}, {"content": "【补发】工单 2026112300001 已改派"}),
         (
             "text",
@@ -29,13 +33,21 @@ from notifiers.resend import marked
             {"card_type": "text_notice", "sub_title_text": "工单 2026112300001"},
             {"card_type": "text_notice", "sub_title_text": "工单 2026112300001", "main_title": {"title": "【补发】"}},
         ),
-        ("textcard", {"title": "新工单", "description": "d", "url": "u"}, {"title": "【补发】新工单", "description": "d", "url": "u"}),
+        (
+            "textcard",
+            {"title": "新工单", "description": "d", "url": "u"},
+            {"title": "【补发】新工单", "description": "d", "url": "u"},
+        ),
         (
             "news",
             {"articles": [{"title": "新工单", "url": "u"}, {"title": "另一件", "url": "v"}]},
             {"articles": [{"title": "【补发】新工单", "url": "u"}, {"title": "另一件", "url": "v"}]},
         ),
-        ("image", {"base64": "aGk=", "md5": "49f68a5c8493ec2c0bf489821c21fc3b"}, {"base64": "aGk=", "md5": "49f68a5c8493ec2c0bf489821c21fc3b"}),
+        (
+            "image",
+            {"base64": "aGk=", "md5": "49f68a5c8493ec2c0bf489821c21fc3b"},
+            {"base64": "aGk=", "md5": "49f68a5c8493ec2c0bf489821c21fc3b"},
+        ),
     ],
 )
 def test_the_mark_goes_before_the_title_and_leaves_the_rest(

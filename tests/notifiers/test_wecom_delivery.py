@@ -405,7 +405,14 @@ async def test_a_crash_between_sending_and_recording_then_restart_reaches_the_me
     [row] = await claim_and_die(rig)
     dying = rig.worker(owner="dead-process")
     await dying.senders[WECOM_APP].send(
-        OutboundMessage(id=row["id"], channel=row["channel"], destination=row["destination"], idempotency_key=row["idempotency_key"], payload=row["payload"], attempts=0)
+        OutboundMessage(
+            id=row["id"],
+            channel=row["channel"],
+            destination=row["destination"],
+            idempotency_key=row["idempotency_key"],
+            payload=row["payload"],
+            attempts=0,
+        )
     )
     rig.clock.advance(seconds=61)
     await drain([rig.worker(owner="restarted")], rig.clock, minutes=1)

@@ -336,7 +336,9 @@ async def test_urgent_tickets_in_quiet_hours_inside_the_window_go_as_by_day(
     service: TicketService, engine: DeadlineEngine, store: Store, clock: FrozenClock
 ) -> None:
     clock.set(at(23, 22, 30))  # quiet hours, but inside the 06:00-24:00 window
-    await service.upsert([TicketInput(ticket_no="F3", content="景观灯杆倾斜", category="市容景观", kind=TicketKind.SEMI_URGENT)])
+    await service.upsert(
+        [TicketInput(ticket_no="F3", content="景观灯杆倾斜", category="市容景观", kind=TicketKind.SEMI_URGENT)]
+    )
     await tick(engine, clock, at(23, 22, 40))
     assert audience(await queued(store)) == [SRJG]
 
@@ -347,7 +349,9 @@ async def test_with_nobody_on_duty_an_urgent_step_waits_for_the_window(
     config = BotConfig.model_validate({**sandbox_config.model_dump(by_alias=True), "duty_roster": []})
     engine = make_engine(config)
     clock.set(at(24, 1))
-    await service.upsert([TicketInput(ticket_no="F4", content="景观灯杆倾斜", category="市容景观", kind=TicketKind.URGENT)])
+    await service.upsert(
+        [TicketInput(ticket_no="F4", content="景观灯杆倾斜", category="市容景观", kind=TicketKind.URGENT)]
+    )
     result = await tick(engine, clock, at(24, 1, 10))
     assert (result.messages, result.waiting) == (0, 1)
     await tick(engine, clock, at(24, 7))
@@ -357,7 +361,9 @@ async def test_with_nobody_on_duty_an_urgent_step_waits_for_the_window(
 async def test_many_reminders_for_one_group_are_one_message(
     service: TicketService, engine: DeadlineEngine, store: Store, clock: FrozenClock
 ) -> None:
-    await service.upsert([sign(f"G{i}") for i in range(5)] + [TicketInput(ticket_no="G9", content="垃圾清运不及时 店铺门口")])
+    await service.upsert(
+        [sign(f"G{i}") for i in range(5)] + [TicketInput(ticket_no="G9", content="垃圾清运不及时 店铺门口")]
+    )
     await act(service, clock, "G0", Action.CLAIM, "zhouting", at(23, 10))
     await act(service, clock, "G1", Action.CLAIM, "zhouting", at(23, 10))
     await tick(engine, clock, at(23, 21))

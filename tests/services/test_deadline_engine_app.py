@@ -55,10 +55,11 @@ async def test_the_apps_scheduler_ticks_and_the_reminder_reaches_wecom(
     await asyncio.wait_for(engine.ticked.wait(), 10)
     assert engine.ticks == 1
     fake = app[SANDBOX].fake
-    for _ in range(10):  # bounded; the worker the tick woke may deliver first, leases keep it to once
+    for _ in range(200):  # bounded; the worker the tick woke may deliver first, leases keep it to once
         if fake.messages_to(chatid="sandbox-srjg"):
             break
         await app[OUTBOX].run_once()
+        await asyncio.sleep(0.01)  # the woken worker's send is a real HTTP round trip to the fake
     [delivered] = fake.messages_to(chatid="sandbox-srjg")
     content = delivered.body["markdown"]["content"]
     assert "【时限提醒】市容景观所" in content

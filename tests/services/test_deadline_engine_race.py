@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from bot.domain.clock import FrozenClock
 from bot.domain.workcal import WorkCalendar
@@ -79,13 +80,11 @@ class HeldEngine:
 
     def _run(self) -> None:
         async def tick() -> None:
-            engine = create_engine(self.url)
-            event.listen(engine.sync_engine, "after_cursor_execute", self._hold)
-            store = Store(engine)
+            store = Store(create_engine(self.url))
             try:
                 await self.make(store).tick(at(23, 21))
             finally:
-                await engine.dispose()
+                await store.dispose()
 
         try:
             asyncio.run(tick())
@@ -94,6 +93,9 @@ class HeldEngine:
             self.read.set()
 
     def start(self) -> None:
+        # every engine's statements (B's store writes through an engine of its own on SQLite): only B's first read
+        # of the due rows is held, as A starts after it
+        event.listen(Engine, "after_cursor_execute", self._hold)
         self.thread.start()
 
     def release(self) -> None:
@@ -102,6 +104,7 @@ class HeldEngine:
     async def join(self) -> None:
         self.release()
         await asyncio.to_thread(self.thread.join, 20)
+        event.remove(Engine, "after_cursor_execute", self._hold)
         if self.error is not None:
             raise self.error
 

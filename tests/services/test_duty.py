@@ -49,7 +49,10 @@ async def test_the_roster_alone(duty: DutyService) -> None:
     assert await duty.on_duty(at(24, 8, 59)) == ["zhaomin"]  # Monday's night shift, overnight
     assert await duty.on_duty() == []  # default: the clock's now
     assert await duty.current_shift(at(23, 20)) == [Watch(userid="zhaomin", starts_at=at(23, 17), ends_at=at(24, 9))]
-    assert await duty.next_shift(at(23, 9)) == (at(23, 17), [Watch(userid="zhaomin", starts_at=at(23, 17), ends_at=at(24, 9))])
+    assert await duty.next_shift(at(23, 9)) == (
+        at(23, 17),
+        [Watch(userid="zhaomin", starts_at=at(23, 17), ends_at=at(24, 9))],
+    )
     status = await duty.status(at(23, 12))
     assert (status.on_duty, status.next_at, status.userids) == ([], at(23, 17), [])
 
@@ -65,7 +68,12 @@ async def test_a_takeover_replaces_the_roster_overnight_until_the_shift_ends(
     assert await duty.on_duty(at(24, 9)) == []  # expired with the shift it replaced
     assert await duty.on_duty(at(24, 17)) == ["zhaomin"]  # the roster again
     [shift] = await duty.current_shift()
-    assert (shift.userid, shift.starts_at, shift.ends_at, shift.by_takeover) == ("zhangwei", at(23, 20), at(24, 9), True)
+    assert (shift.userid, shift.starts_at, shift.ends_at, shift.by_takeover) == (
+        "zhangwei",
+        at(23, 20),
+        at(24, 9),
+        True,
+    )
     [row] = await takeovers(store)
     assert (row["userid"], row["starts_at"], row["ends_at"], row["created_by"], row["ended_at"]) == (
         "zhangwei", at(23, 20), at(24, 9), "zhangwei", None,
@@ -100,7 +108,9 @@ async def test_taking_again_changes_nothing_or_extends(store: Store, clock: Froz
     assert [a["action"] for a in await audits(store)] == ["duty_take", "duty_extend"]
     assert (await audits(store))[-1]["data"]["from"] == at(23, 21).isoformat()
     # with the roster, the end is the shift's: taking again within it changes nothing
-    roster = DutyService(store, with_roster('  - {userid: zhaomin, weekdays: [2], start: "00:00", end: "06:00"}'), clock)
+    roster = DutyService(
+        store, with_roster('  - {userid: zhaomin, weekdays: [2], start: "00:00", end: "06:00"}'), clock
+    )
     held = await roster.take("zhangwei")
     assert (held.status, held.until, held.changed) == ("held", at(24, 2), False)
     assert len(await takeovers(store)) == 1

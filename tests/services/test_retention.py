@@ -35,20 +35,31 @@ async def _fill(store: Store, clock: FrozenClock) -> None:
                 conn,
                 [
                     {
-                        "channel": "robot", "destination": "d", "idempotency_key": f"{age}-{status}",
-                        "ordering_key": None, "priority": 5, "payload": {}, "status": status, "attempts": 0,
-                        "next_attempt_at": at, "created_at": at,
+                        "channel": "robot",
+                        "destination": "d",
+                        "idempotency_key": f"{age}-{status}",
+                        "ordering_key": None,
+                        "priority": 5,
+                        "payload": {},
+                        "status": status,
+                        "attempts": 0,
+                        "next_attempt_at": at,
+                        "created_at": at,
                     }
                     for status in ("sent", "dead", "pending")
                 ],
             )
-            await conn.execute(update(outbox).where(outbox.c.status == "sent", outbox.c.sent_at.is_(None)).values(sent_at=at))
+            await conn.execute(
+                update(outbox).where(outbox.c.status == "sent", outbox.c.sent_at.is_(None)).values(sent_at=at)
+            )
 
 
 async def _left(store: Store) -> tuple[list[str], list[str]]:
     async with store.reading() as conn:
         kept_in = (await conn.execute(select(inbox.c.dedup_key).order_by(inbox.c.dedup_key))).scalars().all()
-        kept_out = (await conn.execute(select(outbox.c.idempotency_key).order_by(outbox.c.idempotency_key))).scalars().all()
+        kept_out = (
+            (await conn.execute(select(outbox.c.idempotency_key).order_by(outbox.c.idempotency_key))).scalars().all()
+        )
     return list(kept_in), list(kept_out)
 
 
@@ -58,8 +69,12 @@ async def test_only_handled_and_sent_rows_past_their_retention_go(store: Store, 
         async with store.transaction() as conn:
             for i in range(3):
                 await inbox_repo.record_inbound(
-                    conn, source="hotline", dedup_key=f"old-h{_}{i}", payload="{}",
-                    at=clock.now() - timedelta(days=95), status="done",
+                    conn,
+                    source="hotline",
+                    dedup_key=f"old-h{_}{i}",
+                    payload="{}",
+                    at=clock.now() - timedelta(days=95),
+                    status="done",
                 )
     purged = await purge(store, Retention(inbox_days=90, outbox_days=90), clock.now(), batch=2)
     assert (purged.inbox, purged.outbox) == (2 + 9, 1)

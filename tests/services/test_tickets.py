@@ -161,9 +161,12 @@ async def test_return_window_and_two_returns_go_to_assignment(service: TicketSer
     await service.upsert([ticket()])
     clock.advance(hours=1)
     await service.act(
-        no, ActionRequest(action=Action.REQUEST_RETURN, actor="huangqiang", at=clock.now(), note="非本所职责", unit="SRJG")
+        no,
+        ActionRequest(action=Action.REQUEST_RETURN, actor="huangqiang", at=clock.now(), note="非本所职责", unit="SRJG"),
     )
-    state = (await service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=clock.now()))).to_state
+    state = (
+        await service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=clock.now()))
+    ).to_state
     assert state is TicketState.RETURNED
     await service.act(no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="市容景观所"))
     detail = await service.get(no)
@@ -172,16 +175,23 @@ async def test_return_window_and_two_returns_go_to_assignment(service: TicketSer
     clock.advance(days=3)  # Thursday 10:00 > Wednesday 10:00
     with pytest.raises(TransitionRefused) as late:
         await service.act(
-            no, ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=clock.now(), note="也不是我们", unit="HW")
+            no,
+            ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=clock.now(), note="也不是我们", unit="HW"),
         )
     assert late.value.code == "return_window_closed"
     clock.advance(days=-2)
-    await service.act(no, ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=clock.now(), note="也不是我们", unit="HW"))
-    state = (await service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=clock.now()))).to_state
+    await service.act(
+        no, ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=clock.now(), note="也不是我们", unit="HW")
+    )
+    state = (
+        await service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=clock.now()))
+    ).to_state
     assert state is TicketState.PENDING_ASSIGNMENT
     with pytest.raises(TransitionRefused):
         await service.act(no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="HW"))
-    state = (await service.act(no, ActionRequest(action=Action.ASSIGN, actor="lilei", at=clock.now(), unit="HW"))).to_state
+    state = (
+        await service.act(no, ActionRequest(action=Action.ASSIGN, actor="lilei", at=clock.now(), unit="HW"))
+    ).to_state
     assert state is TicketState.DISPATCHED
     assert (await service.get(no)).ticket.unit_code == "HW"
 
@@ -189,10 +199,14 @@ async def test_return_window_and_two_returns_go_to_assignment(service: TicketSer
 async def test_redispatch_to_an_unknown_unit_is_refused(service: TicketService, clock: FrozenClock) -> None:
     no = "2026112300001"
     await service.upsert([ticket()])
-    await service.act(no, ActionRequest(action=Action.REQUEST_RETURN, actor="huangqiang", at=clock.now(), note="非本所", unit="X"))
+    await service.act(
+        no, ActionRequest(action=Action.REQUEST_RETURN, actor="huangqiang", at=clock.now(), note="非本所", unit="X")
+    )
     await service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=clock.now()))
     with pytest.raises(TransitionRefused) as refused:
-        await service.act(no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="不存在的单位"))
+        await service.act(
+            no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="不存在的单位")
+        )
     assert refused.value.code == "unknown_unit"
 
 
@@ -270,7 +284,9 @@ async def test_the_deadlines_an_action_works_out_are_those_a_read_finds(
         outcome = await service.act(no, req, with_deadlines=True)
         keys = ("name", "cycle", "due_at", "status")
         worked_out = sorted(tuple(getattr(d, k) for k in keys) for d in outcome.deadlines)
-        read = sorted(tuple(getattr(d, k) for k in keys) for d in (await service.get(no)).deadlines if d.status == "open")
+        read = sorted(
+            tuple(getattr(d, k) for k in keys) for d in (await service.get(no)).deadlines if d.status == "open"
+        )
         assert worked_out == read, req.action
 
     await check(ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))
@@ -288,7 +304,9 @@ async def test_a_row_the_caller_read_is_used_only_while_the_ticket_is_unchanged(
     no = "2026112300001"
     await service.upsert([ticket()])
     stale = (await service.get(no, history=False, deadlines=False)).ticket
-    await service.act(no, ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))  # meanwhile, someone else claims
+    await service.act(
+        no, ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now())
+    )  # meanwhile, someone else claims
     # acting on what the caller read: the version moved on, so the action is decided again on a fresh read
     with pytest.raises(TransitionRefused, match="已由 wuhao 接单"):
         await service.act(no, ActionRequest(action=Action.CLAIM, actor="huangqiang", at=clock.now()), row=stale)
@@ -332,7 +350,9 @@ async def test_many_tickets_in_one_batch(service: TicketService) -> None:
     detail = await service.get("2026112300007")
     assert detail.ticket.kind == list(TicketKind)[7 % 5].value
     # the vectorised planning gives the same deadlines as planning one by one
-    request = PlanRequest(kind=TicketKind(detail.ticket.kind), category="环卫", start=detail.ticket.dispatched_at, cycle_kind="dispatch")
+    request = PlanRequest(
+        kind=TicketKind(detail.ticket.kind), category="环卫", start=detail.ticket.dispatched_at, cycle_kind="dispatch"
+    )
     planned = {p.name.value: p.due_at for p in service.planner.plan(request)}
     assert {d.name: d.due_at for d in detail.deadlines} == planned
 
@@ -357,7 +377,9 @@ async def test_a_difference_that_changes_nothing_is_reported_unchanged(
 ) -> None:
     no = "2026112300001"
     await service.upsert([ticket(dispatched_at=clock.now())])
-    await service.act(no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="SRJG"))  # cycle 2
+    await service.act(
+        no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="SRJG")
+    )  # cycle 2
     history = len((await service.get(no)).history)
     # a corrected 派单时间 no longer applies: the current deadlines started with the office's re-dispatch
     [outcome] = await service.upsert([ticket(dispatched_at=clock.now() - timedelta(hours=1))])
@@ -368,7 +390,9 @@ async def test_a_difference_that_changes_nothing_is_reported_unchanged(
 async def test_platform_update_does_not_undo_the_offices_redispatch(service: TicketService, clock: FrozenClock) -> None:
     no = "2026112300001"
     await service.upsert([ticket(unit_label="HW")])
-    await service.act(no, ActionRequest(action=Action.REQUEST_RETURN, actor="huangqiang", at=clock.now(), note="非本所", unit="SRJG"))
+    await service.act(
+        no, ActionRequest(action=Action.REQUEST_RETURN, actor="huangqiang", at=clock.now(), note="非本所", unit="SRJG")
+    )
     await service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=clock.now()))
     await service.act(no, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="SRJG"))
     # the platform corrects the text; its payload still names the unit it first sent the ticket to
@@ -429,7 +453,9 @@ async def test_an_approved_extension_moves_the_running_deadlines_on_the_working_
     assert (row.extension_days, row.extension_reason, row.extension_requested_by) == (3, "需协调物业", "wuhao")
     assert (row.extension_requested_at, row.extension_count) == (clock.now(), 0)
     clock.advance(hours=2)
-    decided = await service.act(no, ActionRequest(action=Action.APPROVE_EXTENSION, actor="huangqiang", at=clock.now(), note="同意"))
+    decided = await service.act(
+        no, ActionRequest(action=Action.APPROVE_EXTENSION, actor="huangqiang", at=clock.now(), note="同意")
+    )
     assert decided.to_state is TicketState.CLAIMED
     detail = await service.get(no)
     assert detail.ticket.extension_days is None
@@ -444,9 +470,7 @@ async def test_an_approved_extension_moves_the_running_deadlines_on_the_working_
     for name in ("handle", "solve_24h", "opinion_5d"):
         assert after[name].extended_days == 3
         # the reminders start over from the new time: the engine's first step for it, as of the approval
-        first = service.nag_point(
-            name, after[name].policy, after[name].started_at, after[name].due_at, clock.now()
-        )
+        first = service.nag_point(name, after[name].policy, after[name].started_at, after[name].due_at, clock.now())
         assert (after[name].stage, after[name].next_due_at) == first
         assert (after[name].policy, after[name].started_at) == (before[name].policy, NATIONAL_DAY)
     # not handling deadlines: untouched
@@ -483,16 +507,22 @@ async def test_extension_limits_come_from_the_config(
     service = make_service(BotConfig.model_validate(data))
     no = await _claimed_before_national_day(service, clock)
     with pytest.raises(TransitionRefused) as refused:
-        await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=5))
+        await service.act(
+            no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=5)
+        )
     assert (refused.value.code, "1 至 4 个工作日" in refused.value.message) == ("bad_days", True)
     for days in (1, 2):  # two approved extensions are allowed here, one after the other
-        await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=days))
+        await service.act(
+            no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=days)
+        )
         await service.act(no, ActionRequest(action=Action.APPROVE_EXTENSION, actor="huangqiang", at=clock.now()))
     handle = deadlines_by_name(await service.get(no))["handle"]
     # 10-08 10:00 + 1 wd = Fri 10-09, + 2 wd = Sat 10-10 (调休), Mon 10-12
     assert (handle.due_at, handle.extended_days) == (datetime(2026, 10, 12, 10, 0, tzinfo=TZ), 3)
     with pytest.raises(TransitionRefused) as third:
-        await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=1))
+        await service.act(
+            no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=1)
+        )
     assert third.value.code == "extension_limit"
 
 
@@ -500,23 +530,31 @@ async def test_extension_refused_once_overdue_and_rejected_changes_no_deadline(
     service: TicketService, clock: FrozenClock
 ) -> None:
     no = await _claimed_before_national_day(service, clock)
-    await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=2))
+    await service.act(
+        no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=2)
+    )
     before = deadlines_by_name(await service.get(no))
-    await service.act(no, ActionRequest(action=Action.REJECT_EXTENSION, actor="zhangwei", at=clock.now(), note="请按期办结"))
+    await service.act(
+        no, ActionRequest(action=Action.REJECT_EXTENSION, actor="zhangwei", at=clock.now(), note="请按期办结")
+    )
     detail = await service.get(no)
     assert deadlines_by_name(detail) == before
     assert (detail.ticket.extension_days, detail.ticket.extension_count) == (None, 0)
     assert detail.history[-1].data["rejection"] == "请按期办结"
     clock.set(datetime(2026, 10, 8, 10, 0, 1, tzinfo=TZ))  # a second after the handling deadline
     with pytest.raises(TransitionRefused) as late:
-        await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=2))
+        await service.act(
+            no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=2)
+        )
     assert late.value.code == "overdue"
     assert (await service.get(no)).ticket.version == detail.ticket.version
 
 
 async def test_a_submitted_ticket_drops_its_pending_request(service: TicketService, clock: FrozenClock) -> None:
     no = await _claimed_before_national_day(service, clock)
-    await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=2))
+    await service.act(
+        no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=2)
+    )
     await service.act(no, ActionRequest(action=Action.SUBMIT, actor="wuhao", at=clock.now(), note="已清运"))
     detail = await service.get(no)
     assert detail.ticket.state == TicketState.SUBMITTED
@@ -529,7 +567,9 @@ async def test_a_submitted_ticket_drops_its_pending_request(service: TicketServi
 
 async def test_a_kind_change_keeps_an_approved_extension(service: TicketService, clock: FrozenClock) -> None:
     no = await _claimed_before_national_day(service, clock)
-    await service.act(no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=2))
+    await service.act(
+        no, ActionRequest(action=Action.REQUEST_EXTENSION, actor="wuhao", at=clock.now(), note="协调", days=2)
+    )
     await service.act(no, ActionRequest(action=Action.APPROVE_EXTENSION, actor="huangqiang", at=clock.now()))
     # the platform corrects the kind: urgent, 3 working days (Thu 09-24, Mon 09-28, to Tue 09-29 10:00), plus
     # the 2 approved (Wed 09-30, then over 国庆 to Thu 10-08 10:00)
@@ -593,7 +633,9 @@ async def test_hooks_follow_every_change_in_its_transaction(
     assert claim.ticket.handler_userid == "wuhao"  # type: ignore[attr-defined]
     with pytest.raises(TransitionRefused):
         await service.act("2026112300001", ActionRequest(action=Action.CLAIM, actor="wuhao", at=clock.now()))
-    await service.act("2026112300002", ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="HW"))
+    await service.act(
+        "2026112300002", ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="HW")
+    )
     [moved] = hook.changes[-1]
     assert (moved.action, moved.from_unit, moved.ticket.unit_code, moved.ticket.cycle) == (
         "redispatch",

@@ -87,8 +87,16 @@ async def test_extensions_migration_keeps_existing_rows_and_goes_back(database_u
 async def test_datetimes_round_trip_as_aware_shanghai_time(store: Store) -> None:
     at = datetime(2026, 11, 23, 1, 30, tzinfo=ZoneInfo("UTC"))
     row = {
-        "ticket_no": "T0001", "kind": "regular", "content": "x", "state": "dispatched", "dispatched_at": at,
-        "received_at": at, "updated_at": at, "source": "api", "payload_hash": "h", "extra": {},
+        "ticket_no": "T0001",
+        "kind": "regular",
+        "content": "x",
+        "state": "dispatched",
+        "dispatched_at": at,
+        "received_at": at,
+        "updated_at": at,
+        "source": "api",
+        "payload_hash": "h",
+        "extra": {},
     }
     async with store.transaction() as conn:
         await tickets_repo.insert_tickets(conn, [row])
@@ -102,9 +110,16 @@ async def test_datetimes_round_trip_as_aware_shanghai_time(store: Store) -> None
 
 async def test_naive_datetimes_are_refused(store: Store) -> None:
     row = {
-        "ticket_no": "T0002", "kind": "regular", "content": "x", "state": "dispatched",
-        "dispatched_at": datetime(2026, 11, 23, 9, 0), "received_at": datetime(2026, 11, 23, 9, 0, tzinfo=TZ),
-        "updated_at": datetime(2026, 11, 23, 9, 0, tzinfo=TZ), "source": "api", "payload_hash": "h", "extra": {},
+        "ticket_no": "T0002",
+        "kind": "regular",
+        "content": "x",
+        "state": "dispatched",
+        "dispatched_at": datetime(2026, 11, 23, 9, 0),
+        "received_at": datetime(2026, 11, 23, 9, 0, tzinfo=TZ),
+        "updated_at": datetime(2026, 11, 23, 9, 0, tzinfo=TZ),
+        "source": "api",
+        "payload_hash": "h",
+        "extra": {},
     }
     with pytest.raises(Exception, match="naive datetime"):
         async with store.transaction() as conn:

@@ -58,7 +58,8 @@ async def test_inbox_batch_insert_deduplicates_within_and_across_batches(store: 
 
 
 async def test_a_batch_is_recorded_leased_and_its_marks_touch_only_the_owners_rows(store: Store) -> None:
-    """The inbox's group commit: new rows leased to the writer, marks for rows it holds, in one transaction."""
+    """The inbox's group commit (:func:`write_inbound`): new rows leased to the writer, marks for rows it holds,
+    in one transaction."""
     at = datetime(2026, 11, 23, 9, 0, 0, 123456, tzinfo=TZ)
     until = at + timedelta(minutes=5)
 
@@ -69,20 +70,25 @@ async def test_a_batch_is_recorded_leased_and_its_marks_touch_only_the_owners_ro
         ]
 
     async with store.transaction() as conn:
-        mine = await inbox_repo.record_inbound_many(conn, rows("x"), lease_owner="me", lease_until=until)
+        mine = await inbox_repo.write_inbound(conn, rows("x"), [], owner="me", lease_until=until, at=at)
         theirs = await inbox_repo.record_inbound_many(conn, rows("y"), lease_owner="other", lease_until=until)
     assert [i is None for i in mine] == [i is None for i in theirs] == [False, False, True, False]
     xa, xb, ya = mine[0], mine[1], theirs[0]
     assert xa is not None
     assert xb is not None
     assert ya is not None
+    later = at + timedelta(seconds=1)
+    new = {"source": "wecom", "dedup_key": "xd", "payload": "<d>", "received_at": later}
     async with store.transaction() as conn:
-        again = await inbox_repo.record_inbound_many(conn, rows("x")[:1], lease_owner="me", lease_until=until)
-        await inbox_repo.finish_inbound_many(conn, [(xa, None), (xb, "boom"), (ya, None)], at=at, owner="me")
-    assert again == [None]
+        again = await inbox_repo.write_inbound(
+            conn, [*rows("x")[:1], new], [(xa, None), (xb, "boom"), (ya, None)], owner="me", lease_until=until, at=at
+        )
+    assert again[0] is None
+    assert again[1] is not None
     async with store.reading() as conn:
         found = {r["dedup_key"]: dict(r) for r in (await conn.execute(select(inbox))).mappings()}
     assert (found["xc"]["received_at"], found["xc"]["lease_until"], found["xc"]["lease_owner"]) == (at, until, "me")
     assert (found["xa"]["status"], found["xa"]["lease_owner"], found["xa"]["processed_at"]) == ("done", None, at)
     assert (found["xb"]["status"], found["xb"]["error"]) == ("failed", "boom")
     assert (found["ya"]["status"], found["ya"]["lease_owner"]) == ("pending", "other")  # not mine to mark
+    assert (found["xd"]["id"], found["xd"]["status"], found["xd"]["received_at"]) == (again[1], "pending", later)

@@ -243,7 +243,9 @@ async def test_deployments_in_schemas_of_their_own_each_have_their_leader(databa
         return run
 
     ticker = Ticker()
-    tasks = [asyncio.ensure_future(Leader(e, name, sleep=ticker.sleep).run(work(i))) for i, e in enumerate((first, second))]
+    tasks = [
+        asyncio.ensure_future(Leader(e, name, sleep=ticker.sleep).run(work(i))) for i, e in enumerate((first, second))
+    ]
     try:
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in leading)), timeout=10)
     finally:

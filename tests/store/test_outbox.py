@@ -18,15 +18,27 @@ async def test_outbox_claims_most_urgent_first_and_leases(store: Store) -> None:
 
     def message(key: str, priority: int, due: datetime = now) -> dict[str, object]:
         return {
-            "channel": "c", "destination": "d", "idempotency_key": key, "ordering_key": key, "priority": priority,
-            "payload": {"k": key}, "status": "pending", "attempts": 0, "next_attempt_at": due, "created_at": now,
+            "channel": "c",
+            "destination": "d",
+            "idempotency_key": key,
+            "ordering_key": key,
+            "priority": priority,
+            "payload": {"k": key},
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": due,
+            "created_at": now,
         }
 
     async with store.transaction() as conn:
-        await outbox_repo.enqueue(conn, [message("routine", 5), message("urgent", 0), message("later", 0, now + timedelta(1))])
+        await outbox_repo.enqueue(
+            conn, [message("routine", 5), message("urgent", 0), message("later", 0, now + timedelta(1))]
+        )
         await outbox_repo.enqueue(conn, [message("urgent", 0)])  # the same key again is not queued twice
     async with store.transaction() as conn:
-        claimed = await outbox_repo.claim_due(conn, owner="a", now=now, lease_until=now + timedelta(seconds=60), limit=10)
+        claimed = await outbox_repo.claim_due(
+            conn, owner="a", now=now, lease_until=now + timedelta(seconds=60), limit=10
+        )
     assert [r["idempotency_key"] for r in claimed] == ["urgent", "routine"]
     async with store.transaction() as conn:
         assert await outbox_repo.claim_due(conn, owner="b", now=now, lease_until=now, limit=10) == []
@@ -76,5 +88,7 @@ async def test_enqueue_skips_queued_keys_and_tells_the_ids_of_the_new_rows(store
     assert {key: found[key]["id"] for key in ("r1", "r2", "r3")} == {**first, **second}
     later = at + timedelta(seconds=1)  # r3's lease has run out
     async with store.transaction() as conn:  # and the outbox worker claims them as any other
-        claimed = await outbox_repo.claim_due(conn, owner="w", now=later, lease_until=later, limit=10, channels=["wecom_app"])
+        claimed = await outbox_repo.claim_due(
+            conn, owner="w", now=later, lease_until=later, limit=10, channels=["wecom_app"]
+        )
     assert len(claimed) == 3

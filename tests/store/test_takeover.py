@@ -117,9 +117,13 @@ SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_dead_process_rows_are_taken_over_in_seconds_and_a_live_slow_one_keeps_its_own(
     store: Store, clock: FrozenClock, process_a: Liveness, process_b: Liveness
 ) -> None:
-    slow = InboundProcessor(store, Stuck(), clock, sources=[APP_SOURCE], read=read_stored, owner=process_a.owner, liveness=process_a)
+    slow = InboundProcessor(
+        store, Stuck(), clock, sources=[APP_SOURCE], read=read_stored, owner=process_a.owner, liveness=process_a
+    )
     sink = RecordingSink()
-    other = InboundProcessor(store, sink, clock, sources=[APP_SOURCE], read=read_stored, owner=process_b.owner, liveness=process_b)
+    other = InboundProcessor(
+        store, sink, clock, sources=[APP_SOURCE], read=read_stored, owner=process_b.owner, liveness=process_b
+    )
     recorder = Recorder()
     worker = OutboxWorker(store, {CHANNEL: recorder}, clock, owner=process_b.owner, liveness=process_b)
     try:
@@ -176,14 +180,18 @@ async def test_the_count_of_live_processes_follows_their_locks(
 async def test_on_sqlite_the_process_starting_takes_every_row_over(
     store: Store, clock: FrozenClock, process_b: Liveness
 ) -> None:
-    previous = InboundProcessor(store, Stuck(), clock, sources=[APP_SOURCE], read=read_stored, owner="host:1:previous-run")
+    previous = InboundProcessor(
+        store, Stuck(), clock, sources=[APP_SOURCE], read=read_stored, owner="host:1:previous-run"
+    )
     assert await previous.accept(APP_SOURCE, *message(1))
     await previous.close(grace=0)  # killed mid-handling: the row stays pending, leased for 5 minutes
     await queue(store, clock, 2)
     await lease_all(store, clock, "host:1:previous-run")
 
     sink = RecordingSink()
-    inbound = InboundProcessor(store, sink, clock, sources=[APP_SOURCE], read=read_stored, owner=process_b.owner, liveness=process_b)
+    inbound = InboundProcessor(
+        store, sink, clock, sources=[APP_SOURCE], read=read_stored, owner=process_b.owner, liveness=process_b
+    )
     recorder = Recorder()
     worker = OutboxWorker(store, {CHANNEL: recorder}, clock, owner=process_b.owner, liveness=process_b)
     inbound.start()
@@ -195,7 +203,6 @@ async def test_on_sqlite_the_process_starting_takes_every_row_over(
     assert sorted(recorder.sent) == ["answer-0", "answer-1"]
     assert sorted(recorder.resends) == ["answer-0", "answer-1"]  # the previous run may have sent them
     assert await statuses(store, outbox) == [("sent", None)] * 2
-
 
 
 def test_a_process_id_stays_unique_on_a_long_host_name(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -155,7 +155,6 @@ async def test_a_client_gone_mid_body_is_a_499_and_one_warning(
     assert "Traceback" not in caplog.text
 
 
-
 async def test_a_cancelled_handler_of_a_client_gone_is_a_499_too(
     aiohttp_client: Callable[..., Awaitable[Any]],
     sqlite_url: str,

@@ -63,7 +63,7 @@ class SqliteOutage(Outage):
     async def down(self, app: web.Application) -> None:
         await app[WECOM_INBOUND].drain()  # its last write done, nothing reopens the files meanwhile
         store = app[STORE]
-        await store.engine.dispose()  # its pooled connections: the files are let go, as on a lost volume
+        await store.dispose()  # its pooled connections: the files are let go, as on a lost volume
         self.aside.mkdir()
         for file in self.path.parent.glob(self.path.name + "*"):
             shutil.move(file, self.aside / file.name)
@@ -148,4 +148,3 @@ async def test_a_database_outage_is_answered_503_and_logged_once_when_it_goes_an
     assert [r.levelno for r in went] == [logging.ERROR]
     assert [r.levelno for r in back] == [logging.INFO]
     assert [r.getMessage() for r in caplog.records if r.exc_info] == []  # no traceback, per request or otherwise
-

@@ -50,6 +50,7 @@ from bot.sandbox.fake.model import take_fault
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(eq=False, kw_only=True)
 class Connection:
     ws: web.WebSocketResponse

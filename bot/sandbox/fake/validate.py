@@ -135,9 +135,7 @@ APP_MESSAGES: Mapping[str, Rule] = {
     "news": partial(articles, require_url=False),
     "mpnews": mpnews,
 }
-APPCHAT_MESSAGES: Mapping[str, Rule] = {
-    k: v for k, v in APP_MESSAGES.items() if k != "template_card"
-}
+APPCHAT_MESSAGES: Mapping[str, Rule] = {k: v for k, v in APP_MESSAGES.items() if k != "template_card"}
 WEBHOOK_MESSAGES: Mapping[str, Rule] = {
     "text": partial(content, limit=TEXT_MAX),
     "markdown": partial(content, limit=WEBHOOK_MARKDOWN_MAX),

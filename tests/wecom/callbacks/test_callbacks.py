@@ -20,6 +20,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from bot.app import create_app
 from bot.domain.clock import TZ, FrozenClock
@@ -666,24 +667,28 @@ async def test_the_app_recovers_pending_rows_at_start(
 async def test_pending_rows_are_read_through_the_partial_index(store: Store, clock: FrozenClock) -> None:
     async with store.transaction() as conn:
         for i, (source, status) in enumerate([(APP_SOURCE, "done"), (AIBOT_SOURCE, "pending"), ("hotline", "pending")]):
-            await inbox_repo.record_inbound(conn, source=source, dedup_key=f"k{i}", payload="", at=clock.now(), status=status)
-        await inbox_repo.record_inbound(conn, source=APP_SOURCE, dedup_key="k3", payload="", at=clock.advance(seconds=-5))
+            await inbox_repo.record_inbound(
+                conn, source=source, dedup_key=f"k{i}", payload="", at=clock.now(), status=status
+            )
+        await inbox_repo.record_inbound(
+            conn, source=APP_SOURCE, dedup_key="k3", payload="", at=clock.advance(seconds=-5)
+        )
 
     statements: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
         statements.append((statement, parameters))
 
-    sa_event.listen(store.engine.sync_engine, "before_cursor_execute", capture)
+    sa_event.listen(Engine, "before_cursor_execute", capture)  # every engine's (SQLite: the store's own)
     try:
         async with store.reading() as conn:
             found = await inbox_repo.pending_inbound(conn, [APP_SOURCE, AIBOT_SOURCE])
     finally:
-        sa_event.remove(store.engine.sync_engine, "before_cursor_execute", capture)
+        sa_event.remove(Engine, "before_cursor_execute", capture)
     assert [r["dedup_key"] for r in found] == ["k3", "k1"]  # oldest first, other sources and finished rows left
     [(statement, parameters)] = [(s, p) for s, p in statements if "FROM inbox" in s]
 
-    async with store.transaction() as conn:
+    async with store.reading() as conn:
         if store.backend == "sqlite":
             result = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
         else:
@@ -751,7 +756,9 @@ async def test_a_handler_oserror_is_its_failure_not_a_database_outage(
     liveness = Liveness(store.engine, process_id())
     await liveness.start()
     sink = OSErrorSink()
-    processor = InboundProcessor(store, sink, clock, sources=[APP_SOURCE], read=read_stored, owner=liveness.owner, liveness=liveness)
+    processor = InboundProcessor(
+        store, sink, clock, sources=[APP_SOURCE], read=read_stored, owner=liveness.owner, liveness=liveness
+    )
     try:
         for msg_id, text in (("1", "boom"), ("2", "fine")):
             xml = app_xml(MsgType="text", Content=text, MsgId=msg_id)

@@ -106,9 +106,7 @@ class FailingMarksStore(Store):
             yield conn
 
 
-async def test_an_outcome_that_cannot_be_recorded_leaves_the_row_for_recovery(
-    store: Store, clock: FrozenClock
-) -> None:
+async def test_an_outcome_that_cannot_be_recorded_leaves_the_row_for_recovery(store: Store, clock: FrozenClock) -> None:
     flaky = FailingMarksStore(store)
     sink = RecordingSink()
     processor = InboundProcessor(flaky, sink, clock, sources=[APP_SOURCE], read=read_stored)
@@ -363,9 +361,7 @@ async def test_a_handler_that_swallows_the_timeouts_cancellation_leaves_none_pen
             assert task is not None
             handled.append((event.dedup_key, task.cancelling()))  # what asyncio.timeout and task groups go by
 
-    processor = InboundProcessor(
-        store, Stubborn(), clock, sources=[APP_SOURCE], read=read_stored, handle_timeout=0.05
-    )
+    processor = InboundProcessor(store, Stubborn(), clock, sources=[APP_SOURCE], read=read_stored, handle_timeout=0.05)
     for msgid in (1, 2):
         data = text_xml(msgid)
         assert await processor.accept(APP_SOURCE, parse_app_xml(data), data.decode())

@@ -27,7 +27,6 @@ async def fake(serve_fake: ServeFake) -> FakeWeCom:
     return await serve_fake(corp_id=CORP, secrets={SECRET: AGENT}, webhook_keys=[KEY], members=["wuhao", "huangqiang"])
 
 
-
 def app_client(fake: FakeWeCom, session: aiohttp.ClientSession, clock: FrozenClock) -> WeComClient:
     assert fake.base_url is not None
     return WeComClient(

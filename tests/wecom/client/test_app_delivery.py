@@ -28,9 +28,16 @@ async def fake(serve_fake: ServeFake) -> FakeWeCom:
 
 def message(channel: str, destination: str, payload: dict[str, Any], clock: FrozenClock) -> dict[str, Any]:
     return {
-        "channel": channel, "destination": destination, "idempotency_key": f"{channel}:1", "ordering_key": None,
-        "priority": 0, "payload": payload, "status": "pending", "attempts": 0,
-        "next_attempt_at": clock.now(), "created_at": clock.now(),
+        "channel": channel,
+        "destination": destination,
+        "idempotency_key": f"{channel}:1",
+        "ordering_key": None,
+        "priority": 0,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": clock.now(),
+        "created_at": clock.now(),
     }
 
 
@@ -54,7 +61,12 @@ async def test_the_apps_worker_delivers_wecom_channels(
         await outbox_repo.enqueue(
             conn,
             [
-                message(WECOM_APP, "wuhao", {"touser": ["wuhao"], "msgtype": "text", "content": {"content": "新工单"}}, clock),
+                message(
+                    WECOM_APP,
+                    "wuhao",
+                    {"touser": ["wuhao"], "msgtype": "text", "content": {"content": "新工单"}},
+                    clock,
+                ),
                 message(WECOM_WEBHOOK, "robot-key", {"msgtype": "text", "text": {"content": "紧急工单"}}, clock),
             ],
         )

@@ -147,9 +147,7 @@ async def test_token_is_fetched_once_and_sent_in_the_query(client: WeComClient, 
     assert all("access_token" not in r.body for r in sends)
 
 
-async def test_token_is_refreshed_before_it_expires(
-    client: WeComClient, fake: FakeWeCom, clock: FrozenClock
-) -> None:
+async def test_token_is_refreshed_before_it_expires(client: WeComClient, fake: FakeWeCom, clock: FrozenClock) -> None:
     await client.send_text("一", touser="zhangsan")
     clock.advance(seconds=7200 - 300 - 1)  # still inside expires_in - margin
     await client.send_text("二", touser="zhangsan")

@@ -105,8 +105,6 @@ async def test_memory_lock_wait_is_bounded() -> None:
 # --- Redis ------------------------------------------------------------------------------------------------------
 
 
-
-
 @pytest.mark.redis
 async def test_two_processes_racing_on_an_empty_cache_fetch_once(redis: tuple[Redis, str], wall: Wall) -> None:
     _, prefix = redis

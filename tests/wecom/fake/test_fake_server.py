@@ -273,7 +273,9 @@ async def test_thirty_messages_a_minute_per_member_then_silent_drops(
     for n in range(30):
         answer = await post(client, "/cgi-bin/message/send", text(f"第{n}条"), access_token=access_token)
         assert answer["errcode"] == 0
-    over = await post(client, "/cgi-bin/message/send", text("第31条", touser="zhangsan|lisi"), access_token=access_token)
+    over = await post(
+        client, "/cgi-bin/message/send", text("第31条", touser="zhangsan|lisi"), access_token=access_token
+    )
     assert over["errcode"] == 0  # WeCom does not say
     assert over["msgid"]
     assert len(fake.messages_to(userid="zhangsan")) == 30
@@ -288,7 +290,9 @@ async def test_thirty_messages_a_minute_per_member_then_silent_drops(
     assert fake.messages_to(userid="zhangsan")[-1].body["text"]["content"] == "下一分钟"
 
 
-async def test_hourly_member_limit_drops_too(aiohttp_client: Callable[..., Awaitable[Client]], clock: FrozenClock) -> None:
+async def test_hourly_member_limit_drops_too(
+    aiohttp_client: Callable[..., Awaitable[Client]], clock: FrozenClock
+) -> None:
     fake = make_fake(clock, app_member_limits=((60, 30), (3600, 35)))
     client = await aiohttp_client(make_app(fake))
     access_token = await token(client)
@@ -504,12 +508,17 @@ async def test_appchat_only_for_the_app_that_created_it(client: Client) -> None:
     assert (await post(client, "/cgi-bin/appchat/send", card, access_token=access_token))["errcode"] == 40008
 
 
-async def test_appchat_drops_past_200_a_minute_per_member(
-    client: Client, fake: FakeWeCom, clock: FrozenClock
-) -> None:
+async def test_appchat_drops_past_200_a_minute_per_member(client: Client, fake: FakeWeCom, clock: FrozenClock) -> None:
     access_token = await token(client)
-    await post(client, "/cgi-bin/appchat/create", {"userlist": ["zhangsan", "lisi"], "chatid": "a"}, access_token=access_token)
-    await post(client, "/cgi-bin/appchat/create", {"userlist": ["zhangsan", "wangwu"], "chatid": "b"}, access_token=access_token)
+    await post(
+        client, "/cgi-bin/appchat/create", {"userlist": ["zhangsan", "lisi"], "chatid": "a"}, access_token=access_token
+    )
+    await post(
+        client,
+        "/cgi-bin/appchat/create",
+        {"userlist": ["zhangsan", "wangwu"], "chatid": "b"},
+        access_token=access_token,
+    )
     message = {"msgtype": "markdown", "markdown": {"content": "**推送**"}}
     for _ in range(200):
         await post(client, "/cgi-bin/appchat/send", {**message, "chatid": "a"}, access_token=access_token)
@@ -529,7 +538,11 @@ async def test_appchat_drops_past_200_a_minute_per_member(
 async def test_webhook_text_with_mentions(client: Client, fake: FakeWeCom) -> None:
     body = {
         "msgtype": "text",
-        "text": {"content": "请及时处理", "mentioned_list": ["zhangsan", "@all"], "mentioned_mobile_list": ["13800001111"]},
+        "text": {
+            "content": "请及时处理",
+            "mentioned_list": ["zhangsan", "@all"],
+            "mentioned_mobile_list": ["13800001111"],
+        },
     }
     assert await post(client, "/cgi-bin/webhook/send", body, key=KEY) == {"errcode": 0, "errmsg": "ok"}
     [delivered] = fake.messages_to(webhook_key=KEY)
@@ -731,13 +744,17 @@ async def test_slow_fault_delays_then_answers(client: Client, fake: FakeWeCom) -
     assert len(fake.delivered) == 1
     fake.inject("slow", path="/cgi-bin/webhook/send")  # the fake's slow_delay
     with pytest.raises(asyncio.TimeoutError):
-        await client.post("/cgi-bin/webhook/send", params={"key": KEY}, json=body, timeout=aiohttp.ClientTimeout(total=0.001))
+        await client.post(
+            "/cgi-bin/webhook/send", params={"key": KEY}, json=body, timeout=aiohttp.ClientTimeout(total=0.001)
+        )
 
 
 async def test_drop_fault_closes_the_connection_before_doing_anything(client: Client, fake: FakeWeCom) -> None:
     fake.inject("drop", path="/cgi-bin/webhook/send")
     with pytest.raises(aiohttp.ServerDisconnectedError):
-        await client.post("/cgi-bin/webhook/send", params={"key": KEY}, json={"msgtype": "text", "text": {"content": "x"}})
+        await client.post(
+            "/cgi-bin/webhook/send", params={"key": KEY}, json={"msgtype": "text", "text": {"content": "x"}}
+        )
     assert fake.delivered == []
 
 
