@@ -24,6 +24,12 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     length = request.content_length
     if length is not None and length > limit:
         raise ApiError(413, "body_too_large", f"the request body is at most {limit} bytes")
+    if request.content.is_eof():
+        # all of it has arrived (a small body comes with its headers): nothing to wait for
+        whole = request.content.read_nowait(limit + 1)
+        if len(whole) > limit:
+            raise ApiError(413, "body_too_large", f"the request body is at most {limit} bytes")
+        return whole
     timeout = request.app[SETTINGS].body_timeout
     body = bytearray()
     try:
