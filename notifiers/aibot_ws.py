@@ -35,6 +35,8 @@ AIBOT_WS = "aibot_ws"
 def welcome_body(text: str) -> dict[str, Any]:
     """The robot's welcome on entering a chat (``aibot_respond_welcome_msg``): plain text."""
     return {"msgtype": "text", "text": {"content": text}}
+
+
 AIBOT_SEND_LIMITS = (Limit(20, 60),)  # assumed: the webhook's 20 a minute, per chat
 RECONNECT_WAIT = 5.0  # seconds a message claimed while the connection is down waits before it is looked at again
 

@@ -133,6 +133,7 @@ class Pusher:
         rows: list[Row] = []
         queued: list[dict[str, Any]] = []
         at_once_left = self.config.pushes.imports.at_once_max
+        on_duty: list[str] | None = None
         for change in changes:
             event = event_of(change)
             if event is None:
@@ -170,7 +171,9 @@ class Pusher:
                 continue
             notices = self._push(change, event, rule, unit, now)
             if rule.urgent and self._outside(now):
-                notices.append(await self._to_duty(conn, change, event, unit, now))
+                if on_duty is None:  # asked once for the whole batch: the same moment
+                    on_duty = await self._on_duty(conn, now)
+                notices.append(self._to_duty(change, event, unit, on_duty, now))
             rows += self._rows(notices, now)
         await outbox_repo.enqueue(conn, rows)
         await pushes_repo.queue_digest(conn, queued)
@@ -292,12 +295,16 @@ class Pusher:
             )
         ]
 
-    async def _to_duty(self, conn: Conn, change: TicketChange, event: str, unit: Unit, now: datetime) -> Notice:
-        """The urgent push outside the service window, privately to whoever is on duty (else the office's heads)."""
+    async def _on_duty(self, conn: Conn, now: datetime) -> list[str]:
+        """Who is told of an urgent push outside the service window: whoever is on duty, else the office's heads."""
         on_duty = await self.duty.on_duty_in(conn, now) if self.duty is not None else self.config.on_duty(now)
         if not on_duty:
-            on_duty = self.config.office_unit.heads
             log.warning("nobody on duty for an urgent push outside the service window; told the office's heads")
+            return list(self.config.office_unit.heads)
+        return list(on_duty)
+
+    def _to_duty(self, change: TicketChange, event: str, unit: Unit, on_duty: list[str], now: datetime) -> Notice:
+        """The urgent push outside the service window, privately to ``on_duty``."""
         ticket, no = change.ticket, change.ticket_no
         headline, _ = self._headline(change, event)
         body = texts.to_duty(ticket, change.deadlines, headline, unit.name, now)
