@@ -3,17 +3,15 @@
 SQLite serves one office from one process. Its statements on the bot's tables take microseconds, far less than
 handing each to a thread and back (aiosqlite's way: a round trip through a queue and the loop's wake-up pipe, several
 per statement). So a transaction here runs its statements directly on a plain ``sqlite3`` connection through
-SQLAlchemy's synchronous API, and repositories see the same ``await conn.execute(...)`` as on PostgreSQL. Only three
-steps may wait, and none of them on the loop's thread:
+SQLAlchemy's synchronous API, and repositories see the same ``await conn.execute(...)`` as on PostgreSQL. Only two
+steps may wait, and neither on the loop's thread:
 
 - ``BEGIN IMMEDIATE``, while another process (a command-line import) holds the write lock: the connection does not
   wait (``busy_timeout`` 0); the begin is tried again after growing pauses, the loop going on meanwhile;
-- ``COMMIT``, which waits for the disk (``synchronous=FULL``): it runs in the writer's own thread;
-- a read, in WAL mode, never waits for a writer; in the rare moments SQLite answers "busy" to a reader (a crashed
-  process's log being recovered) it is tried again like a begin.
+- ``COMMIT``, which waits for the disk (``synchronous=FULL``): it runs in the writer's own thread.
 
 Writes queue in this process's order (one writer at a time); reads run beside them on connections of their own, each
-a snapshot from its first statement on.
+a snapshot from its first statement on (WAL: a reader never waits for a writer).
 """
 
 from __future__ import annotations
@@ -85,7 +83,11 @@ class InlineSqlite:
             if self._writer is None:
                 self._writer = self._engine.connect()
             conn = self._writer
-            await _until_not_busy(conn.begin)
+            try:
+                await _until_not_busy(conn.begin)
+            except BaseException:
+                self._close_writer()  # whatever state it was left in, the next write starts afresh
+                raise
             try:
                 yield InlineConnection(conn)
             except BaseException:
@@ -98,10 +100,7 @@ class InlineSqlite:
         with self._engine.connect() as conn:
             conn.execution_options(**{READ_ONLY: True})  # a deferred BEGIN: no write lock
             await _until_not_busy(conn.begin)
-            try:
-                yield InlineConnection(conn)
-            finally:
-                conn.rollback()
+            yield InlineConnection(conn)  # rolled back as the connection goes back to the pool
 
     def _end(self, finish: Callable[[], None]) -> None:
         """Commits or rolls back the writer; a writer that failed at it is closed (the next write opens another)."""
