@@ -11,14 +11,17 @@ from bot.domain.records import HistoryEntry
 from store.core import Conn
 from store.models import audit_log
 
+_APPEND_ONE = insert(audit_log).returning(audit_log.c.id)  # built once (see store.tickets)
+_APPEND = insert(audit_log).returning(audit_log.c.ticket_id, audit_log.c.id)
+
 
 async def append_audit(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """Appends entries; returns their ids in the order given (at most one entry per ticket in one call)."""
     if not rows:
         return []
     if len(rows) == 1:
-        return [int((await conn.execute(insert(audit_log).returning(audit_log.c.id), list(rows))).scalar_one())]
-    result = await conn.execute(insert(audit_log).returning(audit_log.c.ticket_id, audit_log.c.id), list(rows))
+        return [int((await conn.execute(_APPEND_ONE, list(rows))).scalar_one())]
+    result = await conn.execute(_APPEND, list(rows))
     ids = {row[0]: row[1] for row in result}
     if len(ids) != len(rows):
         raise ValueError("append_audit: one entry per ticket per call")

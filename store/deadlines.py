@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain.records import Deadline
@@ -36,12 +36,22 @@ async def _copy(conn: Conn, table: str, rows: Sequence[Mapping[str, Any]]) -> No
     await driver.copy_records_to_table(table, records=[tuple(r[c] for c in columns) for r in rows], columns=columns)
 
 
+# built once, their values bound as they run (see store.tickets)
+_OPEN = (
+    select(deadlines)
+    .where(and_(deadlines.c.ticket_id == bindparam("ticket_id"), deadlines.c.status == "open"))
+    .order_by(deadlines.c.due_at)
+)
+_CLOSE = update(deadlines).where(deadlines.c.id.in_(bindparam("ids", expanding=True)))
+_CLOSE_AT = {
+    False: _CLOSE.values(status=bindparam("new_status"), next_due_at=None),
+    # met or missed: when it was met, or when it stopped being due
+    True: _CLOSE.values(status=bindparam("new_status"), next_due_at=None, met_at=bindparam("at")),
+}
+
+
 async def open_deadlines(conn: Conn, ticket_id: int) -> list[Deadline]:
-    result = await conn.execute(
-        select(deadlines)
-        .where(and_(deadlines.c.ticket_id == ticket_id, deadlines.c.status == "open"))
-        .order_by(deadlines.c.due_at)
-    )
+    result = await conn.execute(_OPEN, {"ticket_id": ticket_id})
     return [Deadline.of(row) for row in result.mappings()]
 
 
@@ -49,10 +59,8 @@ async def close_deadlines(conn: Conn, ids: Iterable[int], *, status: str, at: da
     ids = list(ids)
     if not ids:
         return
-    values: dict[str, Any] = {"status": status, "next_due_at": None}
-    if status in ("met", "missed"):
-        values["met_at"] = at  # when it was met, or when it stopped being due
-    await conn.execute(update(deadlines).where(deadlines.c.id.in_(ids)).values(**values))
+    dated = status in ("met", "missed")
+    await conn.execute(_CLOSE_AT[dated], {"ids": ids, "new_status": status, **({"at": at} if dated else {})})
 
 
 async def reschedule_deadline(

@@ -21,12 +21,9 @@ async def record_inbound(
 ) -> int | None:
     """Persists an inbound message; None when the same (source, key) was recorded before (a retry). One statement,
     no savepoint: the conflict is skipped, not raised."""
-    make = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     result = await conn.execute(
-        make(inbox)
-        .values(source=source, dedup_key=dedup_key, payload=payload, received_at=at, status=status)
-        .on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.dedup_key])
-        .returning(inbox.c.id)
+        _RECORD_ONE[conn.dialect.name],
+        {"source": source, "dedup_key": dedup_key, "payload": payload, "received_at": at, "status": status},
     )
     found = result.scalar_one_or_none()
     return None if found is None else int(found)
@@ -35,6 +32,10 @@ async def record_inbound(
 # the statements of the request path, built once: values are bound when they run
 _CONFLICT = [inbox.c.source, inbox.c.dedup_key]
 _RETURNED = (inbox.c.id, inbox.c.source, inbox.c.dedup_key)
+_RECORD_ONE = {
+    "postgresql": pg_insert(inbox).on_conflict_do_nothing(index_elements=_CONFLICT).returning(inbox.c.id),
+    "sqlite": sqlite_insert(inbox).on_conflict_do_nothing(index_elements=_CONFLICT).returning(inbox.c.id),
+}
 _RECORD = {
     "postgresql": pg_insert(inbox).on_conflict_do_nothing(index_elements=_CONFLICT).returning(*_RETURNED),
     "sqlite": sqlite_insert(inbox).on_conflict_do_nothing(index_elements=_CONFLICT).returning(*_RETURNED),

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RowMapping
@@ -22,18 +22,22 @@ async def enqueue(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> dict[str, in
     if not rows:
         return {}
     # one statement (the unique key decides), not a look-up and an insert: it runs inside the change's transaction
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        dialect_insert(outbox)
-        .on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key])
-        .returning(outbox.c.idempotency_key, outbox.c.id)
-    )
+    statement = _ENQUEUE[conn.dialect.name]
     inserted: dict[str, int] = {}
     values = [{**_OPTIONAL, **r} for r in rows]  # one set of keys for every row of the statement
     for start in range(0, len(values), CHUNK):
         result = await conn.execute(statement, values[start : start + CHUNK])
         inserted.update((str(key), int(id_)) for key, id_ in result)
     return inserted
+
+
+# built once, their values bound as they run (see store.tickets)
+_ENQUEUE = {
+    name: make(outbox)
+    .on_conflict_do_nothing(index_elements=[outbox.c.idempotency_key])
+    .returning(outbox.c.idempotency_key, outbox.c.id)
+    for name, make in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 
 
 # columns a queued row may leave out; ``lease_owner`` and ``lease_until`` are set when the process that queues a
@@ -44,22 +48,21 @@ _OPTIONAL = {"ordering_key": None, "lease_owner": None, "lease_until": None}
 async def mark_sent(conn: Conn, ids: Sequence[int], *, owner: str, at: datetime) -> None:
     """Marks messages sent (those whose lease ``owner`` still holds)."""
     for start in range(0, len(ids), CHUNK):
-        chunk = list(ids[start : start + CHUNK])
-        await conn.execute(
-            update(outbox).where(outbox.c.id.in_(chunk), outbox.c.lease_owner == owner).values(**_sent(at))
-        )
+        await conn.execute(_MARK_SENT, {"ids": list(ids[start : start + CHUNK]), "owner": owner, "at": at})
 
 
-def _sent(at: datetime) -> dict[str, Any]:
-    """The columns of a message sent at ``at``."""
-    return {
-        "status": "sent",
-        "sent_at": at,
-        "attempts": outbox.c.attempts + 1,
-        "lease_owner": None,
-        "lease_until": None,
-        "last_error": None,
-    }
+_MARK_SENT = (
+    update(outbox)
+    .where(outbox.c.id.in_(bindparam("ids", expanding=True)), outbox.c.lease_owner == bindparam("owner"))
+    .values(
+        status="sent",
+        sent_at=bindparam("at"),
+        attempts=outbox.c.attempts + 1,
+        lease_owner=None,
+        lease_until=None,
+        last_error=None,
+    )
+)
 
 
 async def outbox_counts(conn: Conn) -> dict[str, int]:

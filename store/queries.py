@@ -8,11 +8,12 @@ text can be masked (bot.domain.masking.Citizen).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 
 from bot.domain.records import Ticket, TicketLine
 from store.core import Conn
@@ -85,19 +86,30 @@ async def tickets_ending_with(
 
     A suffix cannot use an index: the scan is bounded by ``states`` (ix_tickets_state: the open tickets are few)
     and ``units`` (ix_tickets_unit_code); without either it reads the whole table."""
-    conditions = [
-        func.upper(tickets.c.ticket_no).endswith(suffix.upper(), autoescape=True),
-        *_of_units(units, by_index=states is None),
-    ]
+    statement = _ending_with(units is not None, None if states is None else tuple(states))
+    pattern = "%" + suffix.upper().replace("/", "//").replace("%", "/%").replace("_", "/_")
+    values: dict[str, Any] = {"pattern": pattern, "limit": limit}
+    if units is not None:
+        values["units"] = list(units)
+    result = await conn.execute(statement, values)
+    return [Ticket.of(row) for row in result.mappings()]
+
+
+# The chat commands' queries are built once per shape (the configuration's states and windows), their values bound as
+# they run: building a query over the tickets table's columns costs several times what running it does.
+
+
+@functools.cache
+def _ending_with(by_units: bool, states: tuple[str, ...] | None) -> Select[Any]:
+    conditions = [func.upper(tickets.c.ticket_no).like(bindparam("pattern"), escape="/")]
+    if by_units:
+        # see _of_units: with the states, the few open tickets are read through ix_tickets_state
+        column = tickets.c.unit_code if states is None else tickets.c.unit_code.concat("")
+        conditions.append(column.in_(bindparam("units", expanding=True)))
     if states is not None:
         conditions.append(tickets.c.state.in_(list(states)))
-    result = await conn.execute(
-        select(tickets)  # whole rows: the command that named the ticket acts on it without reading it again
-        .where(*conditions)
-        .order_by(tickets.c.id.desc())
-        .limit(limit)
-    )
-    return [Ticket.of(row) for row in result.mappings()]
+    # whole rows: the command that named the ticket acts on it without reading it again
+    return select(tickets).where(*conditions).order_by(tickets.c.id.desc()).limit(bindparam("limit"))
 
 
 async def handler_tickets(
@@ -105,14 +117,20 @@ async def handler_tickets(
 ) -> list[TicketLine]:
     """``userid``'s tickets in ``states`` (ix_tickets_handler_userid), each with its next deadline
     (``deadline_name``, ``deadline_due_at``): the most pressing first, those without a deadline last."""
-    name, due = _next_deadline(windows)
-    result = await conn.execute(
-        select(*_LIST_COLUMNS, name, due)
-        .where(tickets.c.handler_userid == userid, tickets.c.state.in_(list(states)))
-        .order_by(due.nulls_last(), tickets.c.id)
-        .limit(limit)
-    )
+    statement = _of_handler(tuple(states), tuple(windows))
+    result = await conn.execute(statement, {"userid": userid, "limit": limit})
     return [TicketLine.of(row) for row in result.mappings()]
+
+
+@functools.cache
+def _of_handler(states: tuple[str, ...], windows: tuple[str, ...]) -> Select[Any]:
+    name, due = _next_deadline(windows)
+    return (
+        select(*_LIST_COLUMNS, name, due)
+        .where(tickets.c.handler_userid == bindparam("userid"), tickets.c.state.in_(list(states)))
+        .order_by(due.nulls_last(), tickets.c.id)
+        .limit(bindparam("limit"))
+    )
 
 
 async def unit_tickets(
