@@ -23,7 +23,7 @@ async def insert_deadlines(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> Non
     if conn.dialect.name == "postgresql" and len(rows) >= _COPY_FROM:
         await _copy(conn, "deadlines", rows)
         return
-    await conn.execute(insert(deadlines), list(rows))
+    await conn.execute(_INSERT, list(rows))
 
 
 async def _copy(conn: Conn, table: str, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -37,6 +37,7 @@ async def _copy(conn: Conn, table: str, rows: Sequence[Mapping[str, Any]]) -> No
 
 
 # built once, their values bound as they run (see store.tickets)
+_INSERT = insert(deadlines)
 _OPEN = (
     select(deadlines)
     .where(and_(deadlines.c.ticket_id == bindparam("ticket_id"), deadlines.c.status == "open"))

@@ -14,26 +14,25 @@ from bot.domain.records import Ticket
 from store.core import CHUNK, ConcurrentUpdate, Conn
 from store.models import tickets
 
+# Statements built once, their values bound as they run: building a statement over the tickets table's forty
+# columns (and its cache key) costs several times what running it does.
+_BY_NO = select(tickets).where(tickets.c.ticket_no == bindparam("ticket_no"))
+_BY_NUMBERS = {
+    # one array parameter instead of a 500-item IN list: one prepared statement whatever the chunk size
+    "postgresql": select(tickets).where(tickets.c.ticket_no == any_(bindparam("numbers", type_=ARRAY(String)))),
+    "sqlite": select(tickets).where(tickets.c.ticket_no.in_(bindparam("numbers", expanding=True))),
+}
+_INSERT = insert(tickets).returning(tickets.c.ticket_no, tickets.c.id)
+
 
 async def tickets_by_no(conn: Conn, numbers: Sequence[str]) -> dict[str, Ticket]:
     found: dict[str, Ticket] = {}
     unique = list(dict.fromkeys(numbers))
-    postgres = conn.dialect.name == "postgresql"
+    statement = _BY_NUMBERS[conn.dialect.name]
     for i in range(0, len(unique), CHUNK):
-        chunk = unique[i : i + CHUNK]
-        if postgres:
-            # one array parameter instead of a 500-item IN list: one prepared statement whatever the chunk size
-            condition = tickets.c.ticket_no == any_(bindparam("numbers", chunk, type_=ARRAY(String)))
-        else:
-            condition = tickets.c.ticket_no.in_(chunk)
-        result = await conn.execute(select(tickets).where(condition))
+        result = await conn.execute(statement, {"numbers": unique[i : i + CHUNK]})
         found.update({row["ticket_no"]: Ticket.of(row) for row in result.mappings()})
     return found
-
-
-# Statements of the chat commands' path, built once, their values bound as they run: building a statement over the
-# tickets table's forty columns (and its cache key) costs several times what running it does.
-_BY_NO = select(tickets).where(tickets.c.ticket_no == bindparam("ticket_no"))
 
 
 async def ticket_by_no(conn: Conn, ticket_no: str) -> Ticket | None:
@@ -57,7 +56,7 @@ async def insert_tickets(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> list[
     """
     if not rows:
         return []
-    result = await conn.execute(insert(tickets).returning(tickets.c.ticket_no, tickets.c.id), list(rows))
+    result = await conn.execute(_INSERT, list(rows))
     ids = {row[0]: row[1] for row in result}
     return [ids[row["ticket_no"]] for row in rows]
 
