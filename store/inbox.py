@@ -54,9 +54,7 @@ async def record_inbound_many(
     before, or earlier in ``rows`` (a retry)."""
     if not rows:
         return []
-    first: dict[tuple[str, str], int] = {}
-    for i, row in enumerate(rows):
-        first.setdefault((row["source"], row["dedup_key"]), i)
+    firsts = _firsts(rows)
     fresh = [
         {
             "source": r["source"],
@@ -66,18 +64,33 @@ async def record_inbound_many(
             "lease_owner": lease_owner,
             "lease_until": lease_until,
         }
-        for i, r in enumerate(rows)
-        if first[(r["source"], r["dedup_key"])] == i
+        for r, first in zip(rows, firsts, strict=True)
+        if first
     ]
     statement = _RECORD[conn.dialect.name]
     ids: dict[tuple[str, str], int] = {}
     for start in range(0, len(fresh), CHUNK):
         result = await conn.execute(statement, fresh[start : start + CHUNK])
         ids.update(((source, key), int(inbox_id)) for inbox_id, source, key in result)
-    return [
-        ids.get((r["source"], r["dedup_key"])) if first[(r["source"], r["dedup_key"])] == i else None
-        for i, r in enumerate(rows)
-    ]
+    return _in_order(rows, firsts, ids)
+
+
+def _firsts(rows: Sequence[Mapping[str, Any]]) -> list[bool]:
+    """For each row, whether it is the first of its (source, key) in ``rows``: a repeat later in a batch is a retry."""
+    seen: set[tuple[str, str]] = set()
+    firsts = []
+    for row in rows:
+        key = (row["source"], row["dedup_key"])
+        firsts.append(key not in seen)
+        seen.add(key)
+    return firsts
+
+
+def _in_order(
+    rows: Sequence[Mapping[str, Any]], firsts: Sequence[bool], ids: Mapping[tuple[str, str], int]
+) -> list[int | None]:
+    """Each row's new id, None for a repeat and for a row recorded before."""
+    return [ids.get((r["source"], r["dedup_key"])) if first else None for r, first in zip(rows, firsts, strict=True)]
 
 
 async def inbound(conn: Conn, source: str, dedup_key: str) -> RowMapping | None:
@@ -166,10 +179,8 @@ async def write_inbound(
         inserted = await record_inbound_many(conn, rows, lease_owner=owner, lease_until=lease_until)
         await finish_inbound_many(conn, marks, at=at, owner=owner)
         return inserted
-    first: dict[tuple[str, str], int] = {}
-    for i, row in enumerate(rows):
-        first.setdefault((row["source"], row["dedup_key"]), i)
-    fresh = [r for i, r in enumerate(rows) if first[(r["source"], r["dedup_key"])] == i]
+    firsts = _firsts(rows)
+    fresh = [r for r, first in zip(rows, firsts, strict=True) if first]
     failed = [(inbox_id, error) for inbox_id, error in marks if error is not None]
     result = await conn.execute(
         _PG_WRITE,
@@ -186,11 +197,7 @@ async def write_inbound(
             "errors": [error for _, error in failed],
         },
     )
-    ids = {(source, key): int(inbox_id) for inbox_id, source, key in result}
-    return [
-        ids.get((r["source"], r["dedup_key"])) if first[(r["source"], r["dedup_key"])] == i else None
-        for i, r in enumerate(rows)
-    ]
+    return _in_order(rows, firsts, {(source, key): int(inbox_id) for inbox_id, source, key in result})
 
 
 async def renew_inbound_leases(conn: Conn, ids: Sequence[int], *, owner: str, until: datetime) -> set[int]:
