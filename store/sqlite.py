@@ -50,9 +50,6 @@ class InlineConnection:
     async def execute(self, statement: Executable, parameters: Any = None) -> CursorResult[*tuple[Any, ...]]:
         return self._conn.execute(statement, parameters)
 
-    async def exec_driver_sql(self, statement: str, parameters: Any = None) -> CursorResult[*tuple[Any, ...]]:
-        return self._conn.exec_driver_sql(statement, parameters)
-
 
 class InlineSqlite:
     """This process's transactions on one SQLite file: writes one at a time, in the order they asked; reads beside
