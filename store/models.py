@@ -138,6 +138,19 @@ class Ticket(Base):
     extension_requested_by: Mapped[str | None] = mapped_column(String(64))
     extension_requested_at: Mapped[datetime | None]
     extension_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # 退单: the pending return request (why, the suggested unit, who asked and when, the head who signed it; NULL
+    # when none is pending). A handler's request waits for a head's signature (return_signed_by NULL), then, in the
+    # state return_requested, for the office's review
+    return_reason: Mapped[str | None] = mapped_column(Text)
+    return_unit: Mapped[str | None] = mapped_column(String(64))
+    return_requested_by: Mapped[str | None] = mapped_column(String(64))
+    return_requested_at: Mapped[datetime | None]
+    return_signed_by: Mapped[str | None] = mapped_column(String(64))
+    # 实际解决: as the unit declared it when submitting (solved | partly | unsolved), and as the citizen saw it at
+    # the return visit; the visit's note
+    solved: Mapped[str | None] = mapped_column(String(16))
+    visit_solved: Mapped[str | None] = mapped_column(String(16))
+    visit_note: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str] = mapped_column(String(16))
     payload_hash: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)

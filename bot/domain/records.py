@@ -14,12 +14,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.domain.lifecycle.states import Evaluation, TicketState
+from bot.domain.lifecycle.states import Evaluation, Solved, TicketState
 from config.vocabulary import DeadlineName, TicketKind
 
 
 def _state(value: Any) -> TicketState | None:
     return None if value is None else TicketState(value)
+
+
+def _solved(value: Any) -> Solved | None:
+    return None if value is None else Solved(value)
 
 
 def _deadline_name(value: Any) -> DeadlineName | None:
@@ -32,6 +36,8 @@ _TICKET_ENUMS: dict[str, Any] = {
     "state": TicketState,
     "state_before_return": _state,
     "evaluation": Evaluation,
+    "solved": _solved,
+    "visit_solved": _solved,
 }
 
 
@@ -84,6 +90,16 @@ class Ticket:
     extension_requested_by: str | None = None
     extension_requested_at: datetime | None = None
     extension_count: int = 0
+    # 退单: the pending return request (None when none is pending); signed_by is None while it waits for a head
+    return_reason: str | None = None
+    return_unit: str | None = None
+    return_requested_by: str | None = None
+    return_requested_at: datetime | None = None
+    return_signed_by: str | None = None
+    # 实际解决: the unit's declaration and the citizen's view at the visit (Solved values), the visit's note
+    solved: Solved | None = None
+    visit_solved: Solved | None = None
+    visit_note: str | None = None
     source: str
     payload_hash: str
     version: int = 1

@@ -114,6 +114,18 @@ class VisitResult(StrEnum):
         }[self.value]
 
 
+class Solved(StrEnum):
+    """实际解决: whether the problem was solved, as the unit declares it and as the citizen sees it at the visit."""
+
+    SOLVED = "solved"
+    PARTLY = "partly"
+    UNSOLVED = "unsolved"
+
+    @property
+    def label(self) -> str:
+        return {"solved": "已解决", "partly": "部分解决", "unsolved": "未解决"}[self.value]
+
+
 class Evaluation(StrEnum):
     NORMAL = "normal"  # counts in the ratings
     REQUESTED = "requested"  # 不纳入测评: asked, awaiting approval
