@@ -14,6 +14,7 @@ from bot.domain.clock import Clock
 from bot.domain.deadlines import DeadlinePlanner, PlannedDeadline
 from bot.domain.lifecycle import (
     ExtensionLimits,
+    ReturnLimits,
 )
 from bot.domain.nags import NAG_FREE, NagSchedule
 from bot.domain.records import HistoryEntry
@@ -54,6 +55,10 @@ class TicketCore:
         self.sync_back = sync_back
         extension = config.deadlines.extension
         self.extension_limits = ExtensionLimits(max_days=extension.max_days, max_count=extension.max_approved)
+        returns = config.returns
+        self.return_limits = ReturnLimits(
+            assignment_after=returns.assignment_after_returns, max_redispatches=returns.max_redispatches
+        )
         self.hooks: list[ChangeHook] = []
 
     def add_hook(self, hook: ChangeHook) -> None:

@@ -31,6 +31,7 @@ from config.model.nags import ESCALATION_ROLES, Nags, ReminderPoint, ThreeMisses
 from config.model.org import GLOBAL_ROLES, Member, Office, Permissions, RoutingRule, Unit, UnitGroup
 from config.model.pushes import DEFAULT_PUSH_RULES, DigestSettings, ImportPushSettings, Pushes, PushRule
 from config.model.retention import Retention
+from config.model.returns import Returns
 from config.model.windows import TIMEZONE, CalendarSettings, QuietHours, ServiceWindow
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "QuietHours",
     "ReminderPoint",
     "Retention",
+    "Returns",
     "RoutingRule",
     "ServiceWindow",
     "ThreeMisses",

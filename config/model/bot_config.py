@@ -20,6 +20,7 @@ from config.model.nags import Nags
 from config.model.org import GLOBAL_ROLES, Member, Office, Permissions, RoutingRule, Unit
 from config.model.pushes import DEFAULT_PUSH_RULES, Pushes, PushRule
 from config.model.retention import Retention
+from config.model.returns import Returns
 from config.model.windows import TIMEZONE, CalendarSettings, QuietHours, ServiceWindow
 from config.vocabulary import DeadlineName, PushKind, Role, TicketKind
 
@@ -43,6 +44,7 @@ class BotConfig(Model):
     imports: ImportSettings = Field(default_factory=ImportSettings, alias="import")
     pushes: Pushes = Field(default_factory=Pushes)
     retention: Retention = Field(default_factory=Retention)
+    returns: Returns = Field(default_factory=Returns)
     permissions: Permissions = Field(default_factory=Permissions)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
