@@ -5,11 +5,12 @@ them (:class:`Pusher` is a :class:`bot.services.tickets.ChangeHook`), and the pe
 see :class:`config.model.PushRule` and its defaults):
 
 * a **new ticket** (a hand-over creating it, over the API or from an import: see below), a ticket **re-dispatched**
-  or **assigned** (签派) to a unit, and a **reopened** one: by its kind's rule, to the unit it is now with. ``at_once``
-  is a card with buttons where the group's transport takes cards (the robot's long connection; a markdown line with
-  the @-mentions follows it, since a card cannot mention) and markdown with the mentions elsewhere (webhook, app
-  chat); ``digest`` queues it for the unit's next digest, unless one of its deadlines falls due before that digest
-  would go out (三个二's 20-minute contact, say: then it is pushed at once); ``off`` sends nothing.
+  (改派, also in the step that approves a return) or **assigned** (签派) to a unit, and a **reopened**
+  one: by its kind's rule, to the unit it is now with. ``at_once`` is a card with buttons where the group's
+  transport takes cards (the robot's long connection; a markdown line with the @-mentions follows it, since a card
+  cannot mention) and markdown with the mentions elsewhere (webhook, app chat); ``digest`` queues it for the
+  unit's next digest, unless one of its deadlines falls due before that digest would go out (三个二's 20-minute
+  contact, say: then it is pushed at once); ``off`` sends nothing.
 * a ticket **moved away** (re-dispatched or assigned to another unit): its former unit gets a short notice saying
   where it went, mentioning its former handler if it had one. WeCom changes a pushed card only in answer to a click
   on it (its one-use ``response_code`` or the click's req_id, :mod:`handlers.cards`), so the old card cannot be
@@ -79,6 +80,8 @@ def event_of(change: TicketChange) -> str | None:
         return NEW
     if change.action in (Action.REDISPATCH, Action.ASSIGN):
         return MOVED
+    if change.action == Action.APPROVE_RETURN and change.to_state is TicketState.DISPATCHED:
+        return MOVED  # approved and re-dispatched in one step
     if change.action == Action.REOPEN:
         return REOPENED
     if change.to_state is TicketState.WARNING and change.from_state is not TicketState.WARNING:

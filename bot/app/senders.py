@@ -33,6 +33,7 @@ from notifiers.hotline import SYNC_CHANNEL, HotlineSyncSender
 from notifiers.keys import PUSHES
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.pushes import Pusher
+from notifiers.returns import ReturnNotices
 from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
 
 log = logging.getLogger(__name__)
@@ -86,8 +87,9 @@ def push_channels(settings: Settings) -> Channels:
 
 
 async def run_pushes(app: web.Application) -> AsyncIterator[None]:
-    """Pushes into the work groups (:mod:`notifiers.pushes`): the pusher follows every ticket change in its
-    transaction (a hook of the ticket service) and wakes the outbox after the commit. Its digests are flushed by the
+    """Pushes into the work groups (:mod:`notifiers.pushes`) and the notices of a return's review
+    (:mod:`notifiers.returns`): both follow every ticket change in its transaction (hooks of the ticket service) and
+    wake the outbox after the commit. Its digests are flushed by the
     scheduler of :func:`run_deadline_engine` (with run_workers), in the one process that runs the engine."""
     pusher = Pusher(
         app[STORE],
@@ -99,6 +101,14 @@ async def run_pushes(app: web.Application) -> AsyncIterator[None]:
     )
     app[PUSHES] = pusher
     app[TICKETS].add_hook(pusher)
+    app[TICKETS].add_hook(
+        ReturnNotices(
+            app[CONFIG],
+            app[CLOCK],
+            push_channels(app[SETTINGS]),
+            wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+        )
+    )
     yield
 
 

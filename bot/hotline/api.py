@@ -38,6 +38,8 @@ EVENT_ACTIONS = {
     "request_extension": Action.REQUEST_EXTENSION,
     "approve_extension": Action.APPROVE_EXTENSION,
     "reject_extension": Action.REJECT_EXTENSION,
+    "approve_return": Action.APPROVE_RETURN,
+    "reject_return": Action.REJECT_RETURN,
 }
 
 
@@ -262,6 +264,16 @@ async def get_ticket(request: web.Request) -> web.Response:
                 "requested_at": _iso(t.extension_requested_at),
             },
             "approved": t.extension_count,
+        },
+        # 退单: the pending return (None when none is pending); signed_by is None while it waits for the head
+        "return": None
+        if t.return_requested_at is None
+        else {
+            "reason": t.return_reason if full else mask_text(t.return_reason or "", citizen),
+            "suggested_unit": t.return_unit,
+            "requested_by": t.return_requested_by,
+            "requested_at": _iso(t.return_requested_at),
+            "signed_by": t.return_signed_by,
         },
         "is_repeat": t.is_repeat,
         "is_media": t.is_media,

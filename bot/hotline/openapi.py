@@ -126,14 +126,18 @@ def document() -> dict[str, Any]:
                 "post": {
                     "summary": (
                         "An update from the hotline: return-visit result, re-dispatch, cancellation, reopen, "
-                        "and extensions (延期): request, approve, reject"
+                        "extensions (延期): request, approve, reject; returns (退单): approve, reject"
                     ),
                     "description": (
                         "`type` names the update. `request_extension` needs `days` (working days, at most "
                         "deadlines.extension.max_days) and the reason in `note`; `approve_extension` may grant "
                         "fewer `days` than asked and moves the running handling deadlines that many working days; "
-                        "`reject_extension` needs the reason in `note`. A refusal of the lifecycle is a 409 whose "
-                        "`code` says why (`overdue`, `already_requested`, `extension_limit`, `nothing_to_approve` …)."
+                        "`reject_extension` needs the reason in `note`. `approve_return` decides a unit's return "
+                        "under review; with a `unit` it re-dispatches the ticket there in the same step (a ticket "
+                        "returned too often goes to the center leads for 签派 instead). `reject_return` needs the "
+                        "reason in `note`; the unit's deadlines run on. A refusal of the lifecycle is a 409 whose "
+                        "`code` says why (`overdue`, `already_requested`, `extension_limit`, `nothing_to_approve`, "
+                        "`invalid_state`, `unknown_unit` …)."
                     ),
                     "security": signed,
                     "parameters": [{"name": "ticket_no", "in": "path", "required": True, "schema": {"type": "string"}}],

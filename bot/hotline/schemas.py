@@ -221,6 +221,7 @@ EVENT_NEEDS: dict[str, tuple[str, ...]] = {
     "redispatch": ("unit",),
     "request_extension": ("days", "note"),
     "reject_extension": ("note",),
+    "reject_return": ("note",),
 }
 DAYS_ONLY_WITH = ("request_extension", "approve_extension")
 _EVENT_RULES: list[dict[str, Any]] = [_needs(t, *fields) for t, fields in EVENT_NEEDS.items()] + [
@@ -249,12 +250,18 @@ class TicketEventPayload(BaseModel):
         "request_extension",
         "approve_extension",
         "reject_extension",
+        "approve_return",
+        "reject_return",
     ]
     at: datetime | None = Field(
         None, description="when it happened; default: when received" + _IN_RANGE, json_schema_extra=DATE_RANGE
     )
     result: VisitResult | None = Field(None, description="visit_result: satisfied, basically_satisfied, …")
-    unit: str | None = Field(None, max_length=64, description="redispatch: the new unit (code or name)")
+    unit: str | None = Field(
+        None,
+        max_length=64,
+        description="redispatch: the new unit (code or name); approve_return: the unit to re-dispatch to (optional)",
+    )
     days: int | None = Field(
         None,
         ge=1,
@@ -266,7 +273,7 @@ class TicketEventPayload(BaseModel):
     note: str | None = Field(
         None,
         max_length=2000,
-        description="the reason: required with request_extension and reject_extension",
+        description="the reason: required with request_extension, reject_extension and reject_return",
     )
 
     @field_validator("*", mode="before")

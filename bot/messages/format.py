@@ -92,16 +92,34 @@ def summary(ticket: Ticket, deadlines: Sequence[Deadline], config: BotConfig, no
     text = escape_md(mask_text(ticket.title or ticket.content, Citizen.of(ticket)))
     if len(text) > CONTENT_CHARS:
         text = text[:CONTENT_CHARS] + "…"
+    shown = next_deadline(deadlines, ticket.cycle)
+    if ticket.state is TicketState.RETURN_REQUESTED:
+        # the unit's deadlines are held: what runs is the office's review
+        reviews = [d for d in deadlines if d.name == DeadlineName.RETURN_REVIEW and d.status == DeadlineStatus.OPEN]
+        shown = next_deadline(reviews) or shown
     lines = [
         f"工单 {ticket.ticket_no}（{kind_label(ticket.kind)}）{unit_name(config, ticket.unit_code)}",
         text,
         f"状态：{state_label(ticket.state)}，承办人：{person(config, ticket.handler_userid)}",
-        deadline_line(next_deadline(deadlines, ticket.cycle), now),
+        deadline_line(shown, now),
     ]
-    pending = extension_line(ticket, config)
-    if pending:
-        lines.append(pending)
+    lines += [line for line in (extension_line(ticket, config), return_line(ticket, config)) if line]
     return "\n".join(lines)
+
+
+def return_line(ticket: Ticket, config: BotConfig) -> str | None:
+    """The pending return (退单): who asked, why (masked and cut for a group), the suggested unit, and whom it waits
+    for; None when there is none."""
+    if ticket.return_requested_at is None:
+        return None
+    reason = group_text(ticket.return_reason or "", ticket)
+    if len(reason) > REASON_CHARS:
+        reason = reason[:REASON_CHARS] + "…"
+    suggested = config.unit_for_label(ticket.return_unit)
+    where = suggested.name if suggested is not None else group_text(ticket.return_unit or "", ticket)
+    waits = "待负责人确认" if ticket.return_signed_by is None else "热线办审核中，暂停催办"
+    who = person(config, ticket.return_requested_by)
+    return f"退单申请{waits}（{who}：{reason}；建议：{where or '未提出'}）"
 
 
 def extension_line(ticket: Ticket, config: BotConfig) -> str | None:

@@ -17,10 +17,12 @@ the stage and next-due time it was read with and is still open. So
   ``met``/``missed``/``cancelled``, ``next_due_at`` NULL), and the guard checks it is still open.
 
 **Addressing.** A reminder goes to the unit's work group, @-mentioning the handler (unclaimed: the unit's emergency
-team, else its head), and privately to the handler. The overdue notice likewise, with escalation level 1 privately;
-then each further level privately (default: unit head and deputies, then the center leads), then repeats to every
-level. Everything a tick has for one group is one message (a robot may send 20 a minute), and everything for one
-member one private message. Group messages show masked text only.
+team, else its head), and privately to the handler. The overdue notice likewise, with escalation level 1 privately; then
+each further level privately (default: unit head and deputies, then the center leads), then repeats to every level. The
+office's review of a return (``return_review``) goes to the office unit's group and the dispatchers instead, its
+escalations to the office unit's heads and the center leads; while that review runs, the unit's own deadlines of the
+ticket are held (no ``next_due_at``). Everything a tick has for one group is one message (a robot may send 20 a minute),
+and everything for one member one private message. Group messages show masked text only.
 
 **Service window and quiet hours.** Outside the window, or in quiet hours, a routine step waits: the row's
 ``next_due_at`` becomes the moment they allow it (nothing is skipped; the steps that came due meanwhile go out
@@ -250,9 +252,11 @@ class DeadlineEngine:
         return _Decision(move={**move, "new_stage": new_stage, "new_next": _after(later, now)}, item=item, miss=miss)
 
     def _item(self, row: DueDeadline, fired: Sequence[Step], key: str, urgent: bool, duty: list[str] | None) -> DueItem:
-        unit = self._unit(row.unit_code)
-        handler = row.handler_userid
-        responsible = self._responsible(unit, handler)
+        # the office's review of a return is the dispatchers' to meet, in the office's group
+        review = row.name == DeadlineName.RETURN_REVIEW
+        unit = self.config.office_unit if review else self._unit(row.unit_code)
+        handler = None if review else row.handler_userid
+        responsible = self._holders[Role.DISPATCHER] if review else self._responsible(unit, handler)
         overdue = any(s.after_due for s in fired)
         private: dict[str, Section] = {}
         group: str | None = None
@@ -264,8 +268,8 @@ class DeadlineEngine:
                 group = unit.code if unit is not None else None
                 mention = tuple(responsible)
             if not overdue:
-                if handler:
-                    private[handler] = "mine"
+                for userid in responsible if review else [handler] if handler else []:
+                    private[userid] = "mine"
             else:
                 levels: set[int] = set()
                 for s in fired:

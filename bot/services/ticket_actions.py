@@ -148,6 +148,7 @@ class TicketActions(TicketCore):
             for r in open_rows
             if r.id not in closed
         ]
+        facts = {k: v for k, v in data.items() if v is not None}
         audit = {
             "ticket_id": row.id,
             "ticket_no": ticket.ticket_no,
@@ -157,7 +158,7 @@ class TicketActions(TicketCore):
             "from_state": ticket.state.value,
             "to_state": transition.to_state.value,
             "note": req.note,
-            "data": {k: v for k, v in data.items() if v is not None},
+            "data": facts,
         }
         (audit_id,) = await audit_repo.append_audit(conn, [audit])
         if not req.by_hotline:
@@ -176,6 +177,7 @@ class TicketActions(TicketCore):
                 audit_id=audit_id,
                 source=source,
                 deadlines=started,
+                data=facts,
             )
             await self._tell(conn, [change])
         return ActionOutcome(

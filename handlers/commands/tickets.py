@@ -1,9 +1,13 @@
-"""The unit's work on a ticket (接单, 联系, 到场, 办结, 退单, 转派) and the office's (回访, 签派)."""
+"""The unit's work on a ticket (接单, 联系, 到场, 办结, 退单, 转派) and the office's (回访, 退单审核, 改派, 签派)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from bot.domain.escaping import echo
-from bot.domain.lifecycle import Action, VisitResult
+from bot.domain.lifecycle import Action, TicketState, VisitResult
+from bot.domain.permissions import OFFICE_ROLES
+from bot.domain.records import Ticket
 from bot.messages import format as fmt
 from config.model import Member
 from config.vocabulary import Role
@@ -12,6 +16,7 @@ from handlers.commands.common import (
     WORKERS,
     act,
     act_and_say,
+    checked,
     checked_ticket,
     display_name,
     request,
@@ -19,6 +24,8 @@ from handlers.commands.common import (
 from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.spec import ArgSpec, ParsedCommand, command
+
+OFFICE = frozenset(OFFICE_ROLES)
 
 VISIT_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
     (VisitResult.SATISFIED.value, ("满意", "satisfied")),
@@ -129,14 +136,32 @@ async def submit(ctx: Context, cmd: ParsedCommand) -> None:
     await act_and_say(ctx, cmd, req, f"📝 {display_name(ctx)} 已提交办结结果，等待回访。")
 
 
+RETURN_CONFIRM, RETURN_APPROVE, RETURN_REJECT = "confirm", "approve", "reject"
+RETURN_DECISIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (RETURN_CONFIRM, ("确认", "签字", "confirm")),
+    (RETURN_APPROVE, ("同意", "批准", "approve")),
+    (RETURN_REJECT, ("驳回", "不同意", "reject")),
+)
+
+
+# one command for the request and every decision on it, as /延期: "/退单 0123 理由 建议:单位" asks; the unit head
+# answers "确认" or "驳回 理由" to a handler's request; the office answers "同意 [单位]" or "驳回 理由"
 @command(
     name="return",
     zh="退单",
     aliases=("申请退单", "退回", "sendback"),
-    summary="非本单位职责，申请退单（写明理由和建议单位）",
+    summary="非本单位职责，申请退单（写明理由和建议单位）；负责人回复“确认”，热线办回复“同意 [单位]”或“驳回 理由”",
     args=(
         TICKET,
-        ArgSpec(name="reason", kind="text", label="退单理由"),
+        ArgSpec(
+            name="decision",
+            kind="choice",
+            label="审核",
+            required=False,
+            choices=RETURN_DECISIONS,
+            placeholder="确认/同意/驳回",
+        ),
+        ArgSpec(name="reason", kind="text", label="退单理由", required=False),
         ArgSpec(
             name="unit",
             kind="unit",
@@ -146,14 +171,119 @@ async def submit(ctx: Context, cmd: ParsedCommand) -> None:
             placeholder="建议:单位",
         ),
     ),
-    roles=WORKERS,
+    roles=WORKERS | OFFICE,
     example="/退单 0123 该路段属市政道路 建议:市政所",
     action=Action.REQUEST_RETURN,
 )
 async def return_ticket(ctx: Context, cmd: ParsedCommand) -> None:
+    """退单: a unit's request, its head's signature, or the office's decision, by the ticket's state."""
+    decision = cmd.args.get("decision")
+    ticket = await checked(ctx, cmd)
+    unsigned = ticket.return_requested_at is not None and ticket.return_signed_by is None
+    if ticket.state is TicketState.RETURN_REQUESTED and decision is not None:
+        if decision == RETURN_CONFIRM:
+            raise CommandError("already_signed", f"工单 {ticket.ticket_no} 的退单申请已提交热线办审核。")
+        await _review_return(ctx, cmd, ticket, approve=decision == RETURN_APPROVE)
+    elif unsigned and decision is not None:
+        await _sign_return(ctx, cmd, ticket, confirm=decision != RETURN_REJECT)
+    else:
+        if decision is not None:
+            # nothing waits for a decision: the word begins a unit's reason ("确认不属于本单位…")
+            word = next(words[0] for value, words in RETURN_DECISIONS if value == decision)
+            if ctx.refusal(Action.REQUEST_RETURN, ticket) is not None:
+                raise CommandError("nothing_to_decide", f"工单 {ticket.ticket_no} 没有待审核的退单申请。")
+            cmd = dataclasses.replace(cmd, args={**cmd.args, "reason": word + (cmd.args.get("reason") or "")})
+        await _request_return(ctx, cmd, ticket)
+
+
+async def _request_return(ctx: Context, cmd: ParsedCommand, ticket: Ticket) -> None:
     reason, unit = cmd.args.get("reason"), cmd.args.get("unit")
+    if not reason:
+        raise CommandError("bad_arguments", f"请写明退单理由。\n用法：{cmd.spec.usage}\n例如：{cmd.spec.example}")
+    refused = ctx.refusal(Action.REQUEST_RETURN, ticket)
+    if refused is not None:
+        raise CommandError("forbidden", refused)
     req = request(ctx, Action.REQUEST_RETURN, note=reason, unit=unit)
-    await act_and_say(ctx, cmd, req, f"↩️ {display_name(ctx)} 申请退单，等待热线办审核。")
+    outcome, facts = await act(ctx, cmd, req, ticket.ticket_no)
+    name = display_name(ctx)
+    if outcome.to_state is TicketState.RETURN_REQUESTED:
+        done = f"↩️ {name} 申请退单，已提交热线办审核；审核期间本工单暂停催办。"
+    else:
+        heads = [h for h in _heads(ctx, ticket.unit_code) if h != ctx.userid]
+        who = "、".join(fmt.person(ctx.config, h) for h in heads) or "负责人"
+        done = f"↩️ {name} 申请退单，已请负责人（{who}）确认后提交热线办审核。确认前请继续办理。"
+    await ctx.say(f"{done}\n{facts}")
+
+
+async def _sign_return(ctx: Context, cmd: ParsedCommand, ticket: Ticket, *, confirm: bool) -> None:
+    """The unit head signs a handler's return (to the office) or declines it (back to the handler)."""
+    action = Action.CONFIRM_RETURN if confirm else Action.DECLINE_RETURN
+    refused = ctx.refusal(action, ticket)
+    if refused is not None:
+        raise CommandError("forbidden", refused)
+    reason = cmd.args.get("reason")
+    if not confirm and not reason:
+        raise CommandError("bad_arguments", f"不同意退单请写明理由，例如：/退单 {ticket.ticket_no} 驳回 属于本单位职责")
+    requester = ticket.return_requested_by
+    outcome, facts = await act(ctx, cmd, request(ctx, action, note=reason), ticket.ticket_no)
+    name = display_name(ctx)
+    if confirm:
+        done = f"✍️ {name} 已确认退单，已提交热线办审核；审核期间本工单暂停催办。"
+    else:
+        told = f"已告知{fmt.person(ctx.config, requester)}，" if requester and requester != ctx.userid else ""
+        done = f"{name} 不同意退单：{echo(reason or '')}。{told}请继续办理。"
+    await ctx.say(f"{done}\n{facts}")
+
+
+async def _review_return(ctx: Context, cmd: ParsedCommand, ticket: Ticket, *, approve: bool) -> None:
+    """The office approves (and re-dispatches to the unit it names) or rejects a signed return."""
+    action = Action.APPROVE_RETURN if approve else Action.REJECT_RETURN
+    refused = ctx.refusal(action, ticket)
+    if refused is not None:
+        raise CommandError("forbidden", refused)
+    reason = cmd.args.get("reason")
+    name, no = display_name(ctx), ticket.ticket_no
+    if approve:
+        unit = cmd.args.get("unit") or (reason or "").strip() or None
+        outcome, facts = await act(ctx, cmd, request(ctx, action, unit=unit), no)
+        if outcome.to_state is TicketState.DISPATCHED:
+            done = f"✅ {name} 同意退单，已改派至{fmt.unit_name(ctx.config, outcome.ticket.unit_code)}。"
+        elif outcome.to_state is TicketState.PENDING_ASSIGNMENT:
+            done = (
+                f"✅ {name} 同意退单。工单已退单 {outcome.ticket.return_count} 次，需由中心领导签派，已通知中心领导。"
+            )
+        else:
+            done = f"✅ {name} 同意退单。请发送「改派 {no} 单位」重新派单。"
+    else:
+        if not reason:
+            raise CommandError("bad_arguments", f"驳回退单请写明理由，例如：/退单 {no} 驳回 经核实属于贵单位职责")
+        outcome, facts = await act(ctx, cmd, request(ctx, action, note=reason), no)
+        where = fmt.unit_name(ctx.config, ticket.unit_code)
+        done = f"❌ {name} 驳回退单：{echo(reason)}。已告知{where}，原时限继续计算。"
+    await ctx.say(f"{done}\n{facts}")
+
+
+def _heads(ctx: Context, unit_code: str | None) -> list[str]:
+    unit = ctx.config.unit(unit_code) if unit_code else None
+    return unit.heads if unit is not None else []
+
+
+@command(
+    name="redispatch",
+    zh="改派",
+    aliases=("重新派单", "重派", "reassign"),
+    summary="热线办将工单改派给另一单位（未接单、已退单或兜底到热线办的工单）",
+    args=(TICKET, ArgSpec(name="unit", kind="unit", label="承办单位")),
+    roles=OFFICE,
+    example="/改派 0123 市政所",
+    action=Action.REDISPATCH,
+)
+async def redispatch(ctx: Context, cmd: ParsedCommand) -> None:
+    req = request(ctx, Action.REDISPATCH, unit=cmd.args.get("unit"))
+    outcome, facts = await act(ctx, cmd, req)
+    await ctx.say(
+        f"🔀 {display_name(ctx)} 已将工单改派至{fmt.unit_name(ctx.config, outcome.ticket.unit_code)}。\n{facts}"
+    )
 
 
 @command(
