@@ -213,7 +213,12 @@ def cmd_ticket(args: argparse.Namespace) -> int:
             return 1
         print(
             json.dumps(
-                {"ticket": detail.ticket, "deadlines": detail.deadlines, "history": detail.history},
+                {
+                    "ticket": detail.ticket,
+                    "deadlines": detail.deadlines,
+                    "history": detail.history,
+                    "notifications": detail.notifications,
+                },
                 ensure_ascii=False,
                 indent=2,
                 default=str,
@@ -256,9 +261,11 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
     async def body(store: Any) -> int:
         purged = await purge(store, config.retention, SystemClock().now())
+        kept = config.retention
         print(
-            f"deleted {purged.inbox} inbox row(s) handled more than {config.retention.inbox_days} days ago and "
-            f"{purged.outbox} outbox message(s) sent more than {config.retention.outbox_days} days ago"
+            f"deleted {purged.inbox} inbox row(s) handled more than {kept.inbox_days} days ago, "
+            f"{purged.outbox} outbox message(s) sent more than {kept.outbox_days} days ago and "
+            f"{purged.notifications} notification record(s) older than {kept.notifications_days} days"
         )
         return 0
 
@@ -310,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=cmd_import)
 
-    ticket = sub.add_parser("ticket", help="show a ticket with its deadlines and history (JSON)")
+    ticket = sub.add_parser("ticket", help="show a ticket with its deadlines, history and notifications (JSON)")
     ticket.add_argument("ticket_no")
     ticket.add_argument("--config", type=Path)
     ticket.set_defaults(func=cmd_ticket)
@@ -320,7 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("ids", nargs="*", type=int, help="replay only these message ids")
     outbox.set_defaults(func=cmd_outbox)
 
-    purge = sub.add_parser("purge", help="delete handled inbox rows and sent outbox messages past their retention")
+    purge = sub.add_parser(
+        "purge", help="delete handled inbox rows, sent outbox messages and notification records past their retention"
+    )
     purge.add_argument("--config", type=Path, help="the YAML config, for its retention: (default: $BOT_CONFIG)")
     purge.set_defaults(func=cmd_purge)
     return parser

@@ -1,5 +1,6 @@
 """Tables: tickets, their deadlines, the append-only audit log, the inbox, the outbox, the duty takeovers and the
-accept deadlines units missed, and the tickets waiting for their unit's digest.
+accept deadlines units missed, the tickets waiting for their unit's digest, and the append-only record of who was
+told of which deadline (notifications).
 
 The same schema runs on SQLite (embedded default) and PostgreSQL. Datetimes are stored in UTC
 and come back aware, in Asia/Shanghai. Store code knows nothing of WeCom.
@@ -348,6 +349,36 @@ class DigestItem(Base):
     digest_key: Mapped[str | None] = mapped_column(String(200))
 
 
+class Notification(Base):
+    """Who was told of a deadline or a ticket, when, through which channel: one row per reminder, overdue notice,
+    escalation, repeat, duty call or three-misses flag and recipient (a unit's work group or a member), written in the
+    transaction that queues its outbox message, so a row exists if and only if the message was queued. The record
+    outlives the outbox (``outbox_key`` and ``outbox_id`` join its delivery while the outbox still has it).
+
+    Append-only: database triggers refuse UPDATE (see migration 0009); rows are deleted only by the retention purge,
+    once older than ``retention.notifications_days`` (at least 13 months)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_ticket_id", "ticket_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)  # when it was queued; the purge reads by it
+    # reminder | overdue | escalation | repeat | duty | three_misses
+    kind: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int | None] = mapped_column(Integer)  # escalation level (overdue: 1); a repeat's number
+    ticket_id: Mapped[int] = mapped_column(BigId)
+    ticket_no: Mapped[str] = mapped_column(String(64))
+    deadline_id: Mapped[int | None] = mapped_column(BigId)
+    deadline_name: Mapped[str | None] = mapped_column(String(24))
+    due_at: Mapped[datetime | None]
+    unit_code: Mapped[str | None] = mapped_column(String(32))  # the unit whose deadline it was (flagged: that unit)
+    recipient_kind: Mapped[str] = mapped_column(String(8))  # group | member
+    recipient: Mapped[str] = mapped_column(String(64))  # the group's unit code, or the member's userid
+    channel: Mapped[str] = mapped_column(String(24))  # the outbox channel: wecom_app, wecom_webhook, aibot_ws …
+    outbox_key: Mapped[str] = mapped_column(String(200))
+    outbox_id: Mapped[int | None] = mapped_column(BigId)
+
+
 # the Core tables, for the repositories' statements
 tickets = cast(Table, Ticket.__table__)
 deadlines = cast(Table, Deadline.__table__)
@@ -360,3 +391,4 @@ unit_miss_counts = cast(Table, UnitMissCount.__table__)
 
 
 digest_items = cast(Table, DigestItem.__table__)
+notifications = cast(Table, Notification.__table__)

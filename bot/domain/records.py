@@ -1,5 +1,5 @@
-"""A ticket, its deadlines and its history as the store gives them: frozen, typed records every layer above the
-store reads by attribute.
+"""A ticket, its deadlines, its history and who was told of it as the store gives them: frozen, typed records every
+layer above the store reads by attribute.
 
 The store builds them from its rows (:meth:`Ticket.of`, :meth:`Deadline.of`, :meth:`HistoryEntry.of`); the
 services derive a changed ticket with :meth:`Ticket.updated` from the column values they wrote.
@@ -234,3 +234,51 @@ class DueDeadline:
     @classmethod
     def of(cls, values: Mapping[Any, Any]) -> DueDeadline:
         return cls(**_typed(values, _DUE_ENUMS))
+
+
+class NotificationKind(StrEnum):
+    """What a recorded notification was (see :class:`Notification`)."""
+
+    REMINDER = "reminder"  # before the due time
+    OVERDUE = "overdue"  # at the due time (escalation level 1)
+    ESCALATION = "escalation"  # a further level after it
+    REPEAT = "repeat"  # the repeats to every level
+    DUTY = "duty"  # an urgent ticket's step, outside the service window, to the duty officer
+    THREE_MISSES = "three_misses"  # the unit's third missed accept deadline in a period, to the office
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notification:
+    """One recipient told of one deadline (or, for a flag, one ticket): a row of the append-only ``notifications``
+    table. ``recipient_kind`` is ``group`` (``recipient`` a unit's code: its work group) or ``member`` (a userid:
+    privately); ``channel`` the outbox channel its message was queued on, ``outbox_key`` and ``outbox_id`` that
+    message's."""
+
+    id: int | None = None
+    at: datetime
+    kind: NotificationKind
+    level: int | None = None
+    ticket_id: int
+    ticket_no: str
+    deadline_id: int | None = None
+    deadline_name: str | None = None
+    due_at: datetime | None = None
+    unit_code: str | None = None
+    recipient_kind: str
+    recipient: str
+    channel: str
+    outbox_key: str
+    outbox_id: int | None = None
+
+    @classmethod
+    def of(cls, values: Mapping[Any, Any]) -> Notification:
+        return cls(**_typed(values, {"kind": NotificationKind}))
+
+    def row(self) -> dict[str, Any]:
+        """The column values to store (without the id)."""
+        values = {name: getattr(self, name) for name in _NOTIFICATION_COLUMNS}
+        values["kind"] = self.kind.value
+        return values
+
+
+_NOTIFICATION_COLUMNS = tuple(f.name for f in dataclasses.fields(Notification) if f.name != "id")

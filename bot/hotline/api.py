@@ -312,4 +312,20 @@ async def get_ticket(request: web.Request) -> web.Response:
         }
         for h in detail.history
     ]
-    return json_response({"ticket": ticket, "deadlines": deadlines, "history": history})
+    # who was told of its deadlines: staff and channels only, nothing of the citizen (the same in either view)
+    notifications = [
+        {
+            "at": _iso(n.at),
+            "kind": n.kind,
+            "level": n.level,
+            "deadline": n.deadline_name,
+            "due_at": _iso(n.due_at),
+            "unit": n.unit_code,
+            "recipient_kind": n.recipient_kind,
+            "recipient": n.recipient,
+            "channel": n.channel,
+            "outbox_id": n.outbox_id,
+        }
+        for n in detail.notifications
+    ]
+    return json_response({"ticket": ticket, "deadlines": deadlines, "history": history, "notifications": notifications})

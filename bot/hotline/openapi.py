@@ -152,7 +152,7 @@ def document() -> dict[str, Any]:
             },
             "/api/tickets/{ticket_no}": {
                 "get": {
-                    "summary": "A ticket: state, unit, every deadline, its history",
+                    "summary": "A ticket: state, unit, every deadline, its history and who was told of its deadlines",
                     "security": [{"apiToken": []}],
                     "parameters": [
                         {"name": "ticket_no", "in": "path", "required": True, "schema": {"type": "string"}},

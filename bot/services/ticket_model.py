@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from bot.domain.lifecycle import Action, TicketState, TransitionRefused
-from bot.domain.records import Deadline, HistoryEntry, Ticket
+from bot.domain.records import Deadline, HistoryEntry, Notification, Ticket
 from bot.messages import refusals
 from store.core import Conn
 
@@ -108,3 +108,4 @@ class TicketDetail:
     ticket: Ticket
     deadlines: Sequence[Deadline] = ()
     history: Sequence[HistoryEntry] = ()
+    notifications: Sequence[Notification] = ()  # who was told of its deadlines, oldest first

@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.domain.escaping import echo
 from bot.messages import format as fmt
+from bot.messages.timeline import timeline
 from config.vocabulary import Role
 from handlers import queries
 from handlers.commands.common import TICKET, checked, display_name
@@ -48,17 +49,23 @@ def _list(ctx: Context, title: str, rows: list[Any], empty: str) -> str:
     name="show",
     zh="查",
     aliases=("查询", "查看", "详情", "info", "details"),
-    summary="查看工单详情和期限",
+    summary="查看工单详情、期限和办理记录",
     args=(TICKET,),
     example="/查 0123",
 )
 async def show(ctx: Context, cmd: ParsedCommand) -> None:
-    ticket = await checked(ctx, cmd)  # the whole ticket, as naming it read it
-    text = fmt.summary(ticket, await ctx.service.deadlines_of(ticket.id), ctx.config, ctx.now)
+    checked_ticket = await checked(ctx, cmd)
+    detail = await ctx.service.get(checked_ticket.ticket_no)  # with its deadlines, history and notifications
+    ticket = detail.ticket
+    text = fmt.summary(ticket, detail.deadlines, ctx.config, ctx.now)
     mine = ticket.handler_userid == ctx.userid or ctx.has_role(Role.DISPATCHER)
-    if mine and ctx.event.chat_type == "single":
+    private = mine and ctx.event.chat_type == "single"  # the only reader who may see the citizen's details
+    if private:
         text += "\n" + fmt.full_details(ticket)
         await ctx.service.record_access(ticket, actor=ctx.userid, what="view_contact")
+    history = timeline(ticket, detail.history, detail.notifications, ctx.config, masked=not private)
+    if history:
+        text += "\n" + history
     await ctx.say(text)
 
 
