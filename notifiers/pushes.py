@@ -16,9 +16,10 @@ see :class:`config.model.PushRule` and its defaults):
   on it (its one-use ``response_code`` or the click's req_id, :mod:`handlers.cards`), so the old card cannot be
   edited from here; the notice says it is void, and a click on it is refused by the router as for any other unit's
   ticket (who acted and where it is now).
-* a **warning ticket** (预警: the return visit was dissatisfied, ``visit`` into ``warning``): by the ``warning`` rule,
-  by default a card to the unit's group mentioning the ticket's handler and the head, and privately to the head and
-  deputies.
+* a **warning ticket** (预警: a return-visit result listed in ``visits.warning_results``, ``visit`` into
+  ``warning``): by the ``warning`` rule, by default a card to the unit's group mentioning the ticket's handler and
+  the head, and privately to the head and deputies; with the visit's note. A unit with a ``heads_group`` has it
+  announced there at once as well, mentioning its heads.
 
 **The service window.** An ``urgent`` rule's push goes at once at any hour; outside the service window or in quiet
 hours it also goes privately to whoever is on duty (:meth:`bot.services.duty.DutyService.on_duty`; nobody on duty:
@@ -227,7 +228,7 @@ class Pusher:
         if notice.unit is None:
             return notice
         unit = self.config.unit(notice.unit)
-        if unit is not None and group_channel(unit, self.channels) is not None:
+        if unit is not None and group_channel(unit, self.channels, heads=notice.heads) is not None:
             return notice
         if notice.unit not in self._unreachable:
             self._unreachable.add(notice.unit)
@@ -265,6 +266,19 @@ class Pusher:
                 not_before=not_before,
             )
         ]
+        if event == WARNING and unit.heads_group is not None:
+            # seed 004: a warning ticket is announced at once in the unit heads' group
+            notices.append(
+                Notice(
+                    key=f"{base}:heads",
+                    text=body,
+                    unit=unit.code,
+                    heads=True,
+                    mention=unit.heads,
+                    urgent=True,
+                    ordering_key=f"push:{no}:heads",
+                )
+            )
         private = audience(rule.private, unit, ticket.handler_userid)
         if private:
             notices.append(

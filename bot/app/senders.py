@@ -33,7 +33,7 @@ from notifiers.hotline import SYNC_CHANNEL, HotlineSyncSender
 from notifiers.keys import PUSHES
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.pushes import Pusher
-from notifiers.returns import ReturnNotices
+from notifiers.reviews import ReviewNotices
 from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def push_channels(settings: Settings) -> Channels:
 
 async def run_pushes(app: web.Application) -> AsyncIterator[None]:
     """Pushes into the work groups (:mod:`notifiers.pushes`) and the notices of a return's review
-    (:mod:`notifiers.returns`): both follow every ticket change in its transaction (hooks of the ticket service) and
+    (:mod:`notifiers.reviews`): both follow every ticket change in its transaction (hooks of the ticket service) and
     wake the outbox after the commit. Its digests are flushed by the
     scheduler of :func:`run_deadline_engine` (with run_workers), in the one process that runs the engine."""
     pusher = Pusher(
@@ -102,7 +102,7 @@ async def run_pushes(app: web.Application) -> AsyncIterator[None]:
     app[PUSHES] = pusher
     app[TICKETS].add_hook(pusher)
     app[TICKETS].add_hook(
-        ReturnNotices(
+        ReviewNotices(
             app[CONFIG],
             app[CLOCK],
             push_channels(app[SETTINGS]),

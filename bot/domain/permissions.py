@@ -45,6 +45,8 @@ RETURN_SIGNATURES: Final = frozenset({Action.CONFIRM_RETURN, Action.DECLINE_RETU
 OFFICE_WORK: Final[Mapping[Action, frozenset[Role]]] = {
     Action.VISIT: frozenset({Role.DISPATCHER}),
     Action.ASSIGN: frozenset({Role.CENTER_LEAD}),
+    Action.APPROVE_EXCLUSION: frozenset({Role.DISPATCHER, Role.CENTER_LEAD}),
+    Action.REJECT_EXCLUSION: frozenset({Role.DISPATCHER, Role.CENTER_LEAD}),
 }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.domain.lifecycle import Action, ActionRequest, TransitionRefused
+from bot.domain.lifecycle import Action, ActionRequest, Solved, TransitionRefused
 from bot.domain.masking import Citizen, mask_address, mask_name, mask_phone, mask_text
 from bot.hotline.schemas import (
     DAYS_ONLY_WITH,
@@ -40,6 +40,9 @@ EVENT_ACTIONS = {
     "reject_extension": Action.REJECT_EXTENSION,
     "approve_return": Action.APPROVE_RETURN,
     "reject_return": Action.REJECT_RETURN,
+    "request_exclusion": Action.REQUEST_EXCLUSION,
+    "approve_exclusion": Action.APPROVE_EXCLUSION,
+    "reject_exclusion": Action.REJECT_EXCLUSION,
 }
 
 
@@ -158,6 +161,7 @@ async def post_ticket_event(request: web.Request) -> web.Response:
         result=event.result,
         by_hotline=True,
         days=event.days,
+        solved=Solved(event.solved) if event.solved else None,
     )
     _check_event(event, request.app[CONFIG].deadlines.extension.max_days)
     try:
@@ -186,6 +190,8 @@ def _check_event(event: TicketEventPayload, max_days: int) -> None:
         value = getattr(event, name)
         if value is None or (isinstance(value, str) and not value.strip()):
             problems.append({"loc": name, "message": "required: the reason" if name == "note" else "required"})
+    if event.solved is not None and event.type != "visit_result":
+        problems.append({"loc": "solved", "message": f"not used by {event.type}"})
     if event.days is not None:
         if event.type not in DAYS_ONLY_WITH:
             problems.append({"loc": "days", "message": f"not used by {event.type}"})
@@ -251,6 +257,10 @@ async def get_ticket(request: web.Request) -> web.Response:
         "handler": t.handler_userid,
         "evaluation": t.evaluation,
         "satisfaction": t.satisfaction,
+        # 实际解决: as the unit declared it, and as the citizen saw it at the visit; the visit's note
+        "solved": t.solved,
+        "visit_solved": t.visit_solved,
+        "visit_note": t.visit_note if full or not t.visit_note else mask_text(t.visit_note, citizen),
         "returns": t.return_count,
         "redispatches": t.redispatch_count,
         "rehandles": t.rehandle_count,

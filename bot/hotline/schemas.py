@@ -222,6 +222,7 @@ EVENT_NEEDS: dict[str, tuple[str, ...]] = {
     "request_extension": ("days", "note"),
     "reject_extension": ("note",),
     "reject_return": ("note",),
+    "request_exclusion": ("note",),
 }
 DAYS_ONLY_WITH = ("request_extension", "approve_extension")
 _EVENT_RULES: list[dict[str, Any]] = [_needs(t, *fields) for t, fields in EVENT_NEEDS.items()] + [
@@ -252,11 +253,17 @@ class TicketEventPayload(BaseModel):
         "reject_extension",
         "approve_return",
         "reject_return",
+        "request_exclusion",
+        "approve_exclusion",
+        "reject_exclusion",
     ]
     at: datetime | None = Field(
         None, description="when it happened; default: when received" + _IN_RANGE, json_schema_extra=DATE_RANGE
     )
     result: VisitResult | None = Field(None, description="visit_result: satisfied, basically_satisfied, …")
+    solved: Literal["solved", "partly", "unsolved"] | None = Field(
+        None, description="visit_result: whether the citizen found the problem solved (已解决/部分解决/未解决)"
+    )
     unit: str | None = Field(
         None,
         max_length=64,
@@ -273,13 +280,22 @@ class TicketEventPayload(BaseModel):
     note: str | None = Field(
         None,
         max_length=2000,
-        description="the reason: required with request_extension, reject_extension and reject_return",
+        description=(
+            "the reason: required with request_extension, reject_extension, reject_return and request_exclusion; "
+            "visit_result: what the citizen said"
+        ),
     )
 
     @field_validator("*", mode="before")
     @classmethod
     def _text(cls, value: Any) -> Any:
         return _no_nul(value)
+
+    @field_validator("solved", mode="before")
+    @classmethod
+    def _solved(cls, value: Any) -> Any:
+        labels = {"已解决": "solved", "部分解决": "partly", "未解决": "unsolved"}
+        return labels.get(value.strip(), value) if isinstance(value, str) else value
 
     @field_validator("result", mode="before")
     @classmethod

@@ -104,6 +104,8 @@ def summary(ticket: Ticket, deadlines: Sequence[Deadline], config: BotConfig, no
         deadline_line(shown, now),
     ]
     lines += [line for line in (extension_line(ticket, config), return_line(ticket, config)) if line]
+    if ticket.evaluation != "normal":
+        lines.append("不纳入测评：已批准" if ticket.evaluation == "excluded" else "不纳入测评：申请审核中")
     return "\n".join(lines)
 
 
@@ -155,6 +157,15 @@ def full_details(ticket: Ticket) -> str:
         lines.append(f"类别：{ticket.category}")
     lines.append(f"内容：{ticket.content}")
     return escape_md("\n".join(lines))
+
+
+def handed_over(ticket: Ticket, deadlines: Sequence[Deadline], now: datetime, *, by: str) -> str:
+    """To the member a ticket was handed to (转派), privately: who handed it over, the time left, the details."""
+    deadline = handling_deadline(deadlines, ticket.cycle) or next_deadline(deadlines, ticket.cycle)
+    return (
+        f"{escape_md(by)} 将工单 {ticket.ticket_no}（{kind_label(ticket.kind)}）转派给您承办。\n"
+        f"{deadline_line(deadline, now)}\n{full_details(ticket)}"
+    )
 
 
 def list_line(row: TicketLine, config: BotConfig, now: datetime) -> str:

@@ -127,6 +127,8 @@ class TicketActions(TicketCore):
             req = _replace(req, return_limits=self.return_limits)
         elif req.action is Action.REQUEST_RETURN:
             req = _replace(req, signoff=self._needs_signoff(row, req))
+        elif req.action is Action.VISIT:
+            req = _replace(req, warning_results=self.warning_results)
         ticket = row
         open_rows = await deadlines_repo.open_deadlines(conn, row.id)
         current = [r for r in open_rows if r.cycle == ticket.cycle]

@@ -15,6 +15,7 @@ from bot.domain.deadlines import DeadlinePlanner, PlannedDeadline
 from bot.domain.lifecycle import (
     ExtensionLimits,
     ReturnLimits,
+    VisitResult,
 )
 from bot.domain.nags import NAG_FREE, NagSchedule
 from bot.domain.records import HistoryEntry
@@ -56,6 +57,7 @@ class TicketCore:
         extension = config.deadlines.extension
         self.extension_limits = ExtensionLimits(max_days=extension.max_days, max_count=extension.max_approved)
         returns = config.returns
+        self.warning_results = frozenset(VisitResult(r) for r in config.visits.warning_results)
         self.return_limits = ReturnLimits(
             assignment_after=returns.assignment_after_returns, max_redispatches=returns.max_redispatches
         )

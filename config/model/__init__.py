@@ -32,6 +32,7 @@ from config.model.org import GLOBAL_ROLES, Member, Office, Permissions, RoutingR
 from config.model.pushes import DEFAULT_PUSH_RULES, DigestSettings, ImportPushSettings, Pushes, PushRule
 from config.model.retention import Retention
 from config.model.returns import Returns
+from config.model.visits import Visits
 from config.model.windows import TIMEZONE, CalendarSettings, QuietHours, ServiceWindow
 
 __all__ = [
@@ -69,6 +70,7 @@ __all__ = [
     "ReminderPoint",
     "Retention",
     "Returns",
+    "Visits",
     "RoutingRule",
     "ServiceWindow",
     "ThreeMisses",

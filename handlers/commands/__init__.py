@@ -10,6 +10,7 @@ from __future__ import annotations
 from bot.domain.escaping import echo
 from bot.messages.help import command_help, help_text
 from handlers.commands.duty import duty
+from handlers.commands.exclusion import exclude
 from handlers.commands.extend import extend
 from handlers.commands.reading import mine, overdue, show, stats, todo
 from handlers.commands.tickets import (
@@ -56,6 +57,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     return_ticket,
     transfer,
     extend,
+    exclude,
     show,
     mine,
     todo,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from bot.domain.escaping import echo
-from bot.domain.lifecycle import Action, TicketState, VisitResult
+from bot.domain.lifecycle import Action, Solved, TicketState, VisitResult
 from bot.domain.permissions import OFFICE_ROLES
 from bot.domain.records import Ticket
 from bot.messages import format as fmt
@@ -16,6 +16,7 @@ from handlers.commands.common import (
     WORKERS,
     act,
     act_and_say,
+    apply_action,
     checked,
     checked_ticket,
     display_name,
@@ -120,20 +121,50 @@ async def on_site(ctx: Context, cmd: ParsedCommand) -> None:
     await act_and_say(ctx, cmd, request(ctx, Action.ON_SITE, note=note), f"📍 {display_name(ctx)} 已到场。")
 
 
+# 实际解决: the unit's declaration (/办结) and the citizen's view (/回访)
+SOLVED_CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (Solved.SOLVED.value, ("已解决", "solved")),
+    (Solved.PARTLY.value, ("部分解决", "partly")),
+    (Solved.UNSOLVED.value, ("未解决", "没有解决", "无法解决", "unsolved")),
+)
+SOLVED = ArgSpec(
+    name="solved",
+    kind="choice",
+    label="解决情况",
+    required=False,
+    choices=SOLVED_CHOICES,
+    placeholder="已解决/部分解决/未解决",
+)
+
+
+def _solved(cmd: ParsedCommand) -> Solved | None:
+    value = cmd.args.get("solved")
+    return Solved(value) if value else None
+
+
+def _text_after(cmd: ParsedCommand, name: str) -> str | None:
+    """A text argument without the punctuation a choice before it may leave ("已解决，垃圾已清运")."""
+    text = (cmd.args.get(name) or "").lstrip("，,。.、:： \n")
+    return text or None
+
+
 @command(
     name="submit",
     zh="办结",
     aliases=("完成", "已办结", "close", "done", "finish"),
     summary="提交处理结果，等待回访",
-    args=(TICKET, ArgSpec(name="result", kind="text", label="处理结果")),
+    args=(TICKET, SOLVED, ArgSpec(name="result", kind="text", label="处理结果")),
     roles=WORKERS,
     example="/办结 0123 已清理完毕，市民认可",
     action=Action.SUBMIT,
 )
 async def submit(ctx: Context, cmd: ParsedCommand) -> None:
-    result = cmd.args.get("result")
-    req = request(ctx, Action.SUBMIT, note=result)
-    await act_and_say(ctx, cmd, req, f"📝 {display_name(ctx)} 已提交办结结果，等待回访。")
+    result, solved = _text_after(cmd, "result"), _solved(cmd)
+    if not result:
+        raise CommandError("bad_arguments", f"请写明处理结果。\n用法：{cmd.spec.usage}\n例如：{cmd.spec.example}")
+    req = request(ctx, Action.SUBMIT, note=result, solved=solved)
+    shown = (solved or Solved.SOLVED).label
+    await act_and_say(ctx, cmd, req, f"📝 {display_name(ctx)} 已提交办结结果（{shown}），等待回访。")
 
 
 RETURN_CONFIRM, RETURN_APPROVE, RETURN_REJECT = "confirm", "approve", "reject"
@@ -150,7 +181,7 @@ RETURN_DECISIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     name="return",
     zh="退单",
     aliases=("申请退单", "退回", "sendback"),
-    summary="非本单位职责，申请退单（写明理由和建议单位）；负责人回复“确认”，热线办回复“同意 [单位]”或“驳回 理由”",
+    summary="非本单位职责，申请退单；负责人确认，热线办同意或驳回",
     args=(
         TICKET,
         ArgSpec(
@@ -272,7 +303,7 @@ def _heads(ctx: Context, unit_code: str | None) -> list[str]:
     name="redispatch",
     zh="改派",
     aliases=("重新派单", "重派", "reassign"),
-    summary="热线办将工单改派给另一单位（未接单、已退单或兜底到热线办的工单）",
+    summary="将工单改派给另一单位",
     args=(TICKET, ArgSpec(name="unit", kind="unit", label="承办单位")),
     roles=OFFICE,
     example="/改派 0123 市政所",
@@ -306,8 +337,17 @@ async def transfer(ctx: Context, cmd: ParsedCommand) -> None:
         who, where = target.name or target.userid, fmt.unit_name(ctx.config, unit)
         raise CommandError("other_unit", f"{who} 不是{where}的成员，不能转派给他。")
     req = request(ctx, Action.TRANSFER, handler=target.userid)
-    done = f"🔁 {display_name(ctx)} 已将工单转派给 {target.name or target.userid}。"
-    await act_and_say(ctx, cmd, req, done, ticket_no)
+    outcome, detail = await apply_action(ctx, cmd, req, ticket_no)
+    who = target.name or target.userid
+    done = f"🔁 {display_name(ctx)} 已将工单转派给 {who}。"
+    told = fmt.handed_over(detail.ticket, detail.deadlines, ctx.now, by=display_name(ctx))
+    if not outcome.duplicate and await ctx.tell([target.userid], told):
+        # the new handler calls the citizen: the contact details go to them alone, and that is recorded
+        await ctx.service.record_access(detail.ticket, actor=target.userid, what="转派通知")
+        done += f"联系方式和剩余时限已单独发给{who}。"
+    elif not ctx.private_channel:
+        done += f"请{who}在与机器人的单聊中发送「查 {ticket_no}」查看联系方式。"
+    await ctx.say(f"{done}\n{fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)}")
 
 
 def _member_named(ctx: Context, name: str) -> Member | None:
@@ -320,20 +360,26 @@ def _member_named(ctx: Context, name: str) -> Member | None:
     name="visit",
     zh="回访",
     aliases=("回访结果", "revisit", "feedback"),
-    summary="登记回访结果（满意/基本满意/不满意/联系不上）",
+    summary="登记回访结果、解决情况和意见",
     args=(
         TICKET,
         ArgSpec(name="result", kind="choice", label="回访结果", choices=VISIT_CHOICES),
-        ArgSpec(name="note", kind="text", label="备注", required=False),
+        SOLVED,
+        ArgSpec(name="note", kind="text", label="回访意见", required=False),
     ),
     roles=frozenset({Role.DISPATCHER}),
-    example="/回访 0123 满意",
+    example="/回访 0123 满意 已解决",
     action=Action.VISIT,
 )
 async def visit(ctx: Context, cmd: ParsedCommand) -> None:
-    result = VisitResult(cmd.args["result"])
-    req = request(ctx, Action.VISIT, result=result, note=cmd.args.get("note"))
-    await act_and_say(ctx, cmd, req, f"☎️ {display_name(ctx)} 已登记回访结果：{result.label}。")
+    result, solved = VisitResult(cmd.args["result"]), _solved(cmd)
+    req = request(ctx, Action.VISIT, result=result, solved=solved, note=_text_after(cmd, "note"))
+    outcome, facts = await act(ctx, cmd, req)
+    seen = f"（市民认为{solved.label}）" if solved is not None else ""
+    done = f"☎️ {display_name(ctx)} 已登记回访结果：{result.label}{seen}。"
+    if outcome.to_state is TicketState.WARNING and outcome.from_state is not TicketState.WARNING:
+        done += "已转为预警工单，退回承办单位再次处置。"
+    await ctx.say(f"{done}\n{facts}")
 
 
 @command(

@@ -22,6 +22,7 @@ MINIMAL_ARGS: dict[str, str] = {
     "return": "0123 不属于本单位职责",
     "transfer": "0123 @张三",
     "extend": "0123 需协调物业",
+    "exclude": "0123 重复来电",
     "show": "0123",
     "mine": "",
     "todo": "",
@@ -72,6 +73,7 @@ def test_every_command_of_the_issue_is_declared() -> None:
         "退单",
         "转派",
         "延期",
+        "不纳入测评",
         "查",
         "我的",
         "待办",
@@ -154,6 +156,7 @@ def test_roles_scopes_and_actions() -> None:
         "assign": Action.ASSIGN,
         "redispatch": Action.REDISPATCH,
         "extend": Action.REQUEST_EXTENSION,  # and its decisions, by "同意" / "驳回"
+        "exclude": Action.REQUEST_EXCLUSION,  # and its decisions, by "同意" / "驳回"
     }
 
 
@@ -174,7 +177,7 @@ def test_find_chinese_exact_english_case_insensitive() -> None:
 
 
 def test_usage_shows_required_and_optional_arguments() -> None:
-    assert find("办结").usage == "/办结 <工单号> <处理结果>"  # type: ignore[union-attr]
+    assert find("办结").usage == "/办结 <工单号> [已解决/部分解决/未解决] <处理结果>"  # type: ignore[union-attr]
     assert find("联系").usage == "/联系 <工单号> [联系情况]"  # type: ignore[union-attr]
     assert find("退单").usage == "/退单 <工单号> [确认/同意/驳回] [退单理由] [建议:单位]"  # type: ignore[union-attr]
     assert find("我的").usage == "/我的"  # type: ignore[union-attr]
@@ -311,7 +314,7 @@ def test_a_required_text_missing() -> None:
         error = _error(text)
         assert error.code == "bad_arguments"
         assert error.message.startswith("请写明处理结果")
-        assert "/办结 <工单号> <处理结果>" in error.message
+        assert "/办结 <工单号> [已解决/部分解决/未解决] <处理结果>" in error.message
         assert "例如：/办结 0123" in error.message
     # a request without a reason parses: "/延期 0123 同意" needs none, the command asks for it (tests/handlers)
     assert parse("/延期 0123").args == {"ticket": "0123"}

@@ -26,7 +26,7 @@ from bot.services.duty import DutyService
 from bot.services.tickets import TicketService
 from config.model import BotConfig
 from handlers.router import CommandRouter
-from notifiers.returns import ReturnNotices
+from notifiers.reviews import ReviewNotices
 from notifiers.rows import EngineRows
 from store.models import deadlines, outbox
 from tests.handlers.conftest import MakeRouter
@@ -43,7 +43,7 @@ async def router(
 ) -> CommandRouter:
     """The app configured (private messages possible), the return notices following every change; NO claimed by
     zhouting."""
-    service.add_hook(ReturnNotices(sandbox_config, clock, Channels(app=True)))
+    service.add_hook(ReviewNotices(sandbox_config, clock, Channels(app=True)))
     await service.upsert(
         [TicketInput(ticket_no=NO, content="光明路店招破损", category="市容景观", citizen_name=NAME,
                      citizen_phone=PHONE, dispatched_at=clock.now())]
@@ -85,6 +85,13 @@ class Seen:
         return [r for r in rows if r["channel"] != "hotline"]
 
 
+async def watching(router: CommandRouter) -> Seen:
+    """A Seen that starts from what is queued now."""
+    seen = Seen(router)
+    await seen.new()
+    return seen
+
+
 def private(rows: list[dict[str, Any]], userid: str) -> list[str]:
     return texts([r for r in rows if r["channel"] == "wecom_app" and r["destination"] == userid])
 
@@ -117,8 +124,7 @@ async def open_deadlines(router: CommandRouter) -> dict[str, dict[str, Any]]:
 async def test_request_signature_review_and_approval_with_a_redispatch(
     router: CommandRouter, engine: DeadlineEngine, clock: FrozenClock
 ) -> None:
-    seen = Seen(router)
-    await seen.new()
+    seen = await watching(router)
     # the handler asks: the heads are asked privately to sign; nothing reaches the office yet
     await router.handle(message(ASK, msgid="ask"))
     rows = await seen.new()
@@ -182,7 +188,7 @@ async def test_request_signature_review_and_approval_with_a_redispatch(
 async def test_rejection_lets_the_deadlines_run_on(
     router: CommandRouter, engine: DeadlineEngine, clock: FrozenClock
 ) -> None:
-    seen = Seen(router)
+    seen = await watching(router)
     await router.handle(message(f"/退单 {NO} 不属于本所 建议:环卫所", "chenjing", msgid="ask"))  # a head's own
     await seen.new()
     assert await state(router) is TicketState.RETURN_REQUESTED
@@ -210,7 +216,7 @@ async def test_rejection_lets_the_deadlines_run_on(
 
 
 async def test_the_head_declines_and_the_handler_is_told(router: CommandRouter) -> None:
-    seen = Seen(router)
+    seen = await watching(router)
     await router.handle(message(ASK, msgid="ask"))
     await seen.new()
     # only a head signs: not the handler, not the office
@@ -227,7 +233,7 @@ async def test_the_head_declines_and_the_handler_is_told(router: CommandRouter) 
 
 
 async def test_a_ticket_returned_twice_goes_to_the_center_lead(router: CommandRouter, clock: FrozenClock) -> None:
-    seen = Seen(router)
+    seen = await watching(router)
     service = router.service
     now = clock.now()
     await service.act(

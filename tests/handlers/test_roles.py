@@ -135,7 +135,7 @@ ROWS = matrix()
 # -- what each command is sent on, and what it does when allowed ---------------------------------------------------
 
 
-Prep = Literal["dispatched", "claimed", "asked", "submitted", "unsigned", "signed", "returned"]
+Prep = Literal["dispatched", "claimed", "asked", "submitted", "unsigned", "signed", "returned", "excluding"]
 
 
 @dataclass(frozen=True)
@@ -180,6 +180,12 @@ CASES: Mapping[tuple[str, str], Case] = {
     ),
     ("extend", "同意/驳回"): Case(
         "/延期 {no} 同意", "asked", lambda t, _me, _a: t is not None and t.extension_count == 1
+    ),
+    ("exclude", "申请"): Case(
+        "/不纳入测评 {no} 市民重复来电", "dispatched", lambda t, _me, _a: t is not None and t.evaluation == "requested"
+    ),
+    ("exclude", "同意/驳回"): Case(
+        "/不纳入测评 {no} 同意", "excluding", lambda t, _me, _a: t is not None and t.evaluation == "excluded"
     ),
     ("visit", ""): Case("/回访 {no} 满意", "submitted", _state(TicketState.CLOSED)),
     ("assign", ""): Case("/签派 {no} {elsewhere}", "returned", _state(TicketState.DISPATCHED)),
@@ -238,6 +244,8 @@ class Bot:
             steps.append(ActionRequest(action=Action.CLAIM, actor=claimer, at=now))
         if prep == "asked":
             steps.append(ActionRequest(action=Action.REQUEST_EXTENSION, actor=claimer, at=now, note="需协调", days=3))
+        if prep == "excluding":
+            steps.append(ActionRequest(action=Action.REQUEST_EXCLUSION, actor=claimer, at=now, note="重复来电"))
         if prep == "submitted":
             steps.append(ActionRequest(action=Action.SUBMIT, actor=claimer, at=now, note="已处理"))
         if prep in ("unsigned", "signed", "returned"):

@@ -42,6 +42,7 @@ from notifiers.outbox import OutboxWorker
 from notifiers.pushes import Pusher
 from notifiers.wecom import wecom_senders
 from store.models import digest_items, outbox
+from tests.conftest import API_TOKEN
 from tests.hotline.test_api import post_json
 from tests.wecom.test_crypto import SAMPLE_CORP
 
@@ -49,19 +50,23 @@ Client = TestClient[Any, Any]
 
 APP_SECRET, AGENT = "app-secret-pushes", 1000002
 BOT, BOT_SECRET = "aib-pushes-01", "aibot-secret-pushes"
-KEYS = {"RXB": "robot-rxb", "SRJG": "robot-srjg", "HW": "robot-hw"}
+KEYS = {"RXB": "robot-rxb", "SRJG": "robot-srjg", "HW": "robot-hw", "HEADS": "robot-heads"}
 CHATS = {"RXB": "sandbox-rxb", "SRJG": "sandbox-srjg", "HW": "sandbox-hw"}
 PHONE, NAME = "13800000013", "王秀英"
 MONDAY = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)  # the clock fixture's start
 
 
-def _config(base: BotConfig, *, webhooks: bool = False, three_twos: bool = True, **pushes: Any) -> BotConfig:
+def _config(
+    base: BotConfig, *, webhooks: bool = False, three_twos: bool = True, heads: bool = False, **pushes: Any
+) -> BotConfig:
     data = base.model_dump(by_alias=True)
     if not three_twos:
         data["deadlines"]["three_twos"]["categories"] = []
     if webhooks:
         for unit in data["units"]:
             unit["group"].update(webhook_key=KEYS[unit["code"]], transport="webhook")
+            if heads:  # one heads' group for every unit
+                unit["heads_group"] = {"webhook_key": KEYS["HEADS"], "transport": "webhook"}
     data["pushes"].update(pushes)
     return BotConfig.model_validate(data)
 
@@ -324,6 +329,40 @@ async def test_a_warning_ticket_goes_to_the_group_and_privately_to_the_head_and_
     assert to_head.body["markdown"]["content"].startswith(f"**【预警】工单 {no} 回访不满意，请再次处置**")
     _assert_masked([card, tagged, to_head, to_deputy])
     assert rig.private("zhouting") == []
+
+
+async def test_a_warning_ticket_brings_the_visits_note_and_is_announced_in_the_heads_group(
+    make_rig: MakeRig, sandbox_config: BotConfig
+) -> None:
+    rig = await make_rig("webhook", _config(sandbox_config, webhooks=True, heads=True))
+    no = "2026112300105"
+    await rig.post(urgent(no))
+    now = rig.clock.now()
+    await rig.service.act(no, ActionRequest(action=Action.CLAIM, actor="zhouting", at=now))
+    await rig.service.act(no, ActionRequest(action=Action.SUBMIT, actor="zhouting", at=now, note="已清理"))
+    await rig.send()
+    assert rig.group("HEADS") == []  # a new ticket is the unit's business only
+    visit = {"result": "不满意", "solved": "未解决", "note": f"{NAME}说店招仍未拆除，电话{PHONE}"}
+    assert (await rig.event(no, {"event_id": "v1", "type": "visit_result", **visit}))["state"] == "warning"
+    bad = await post_json(
+        rig.client, rig.clock, f"/api/tickets/{no}/events", {"event_id": "v2", "type": "cancel", "solved": "solved"}
+    )
+    assert bad.status == 422
+    await rig.send()
+    [*_, warned] = rig.group("SRJG")
+    text = warned.body["markdown"]["content"]
+    assert text.startswith(
+        f"**【预警】工单 {no} 回访不满意，请再次处置**\n回访不满意，已转为预警工单，请再次处置\n回访意见："
+    )
+    assert "店招仍未拆除" in text
+    [announced] = rig.group("HEADS")
+    assert announced.body["markdown"]["content"].startswith(f"**【预警】工单 {no} 回访不满意，请再次处置**")
+    assert announced.body["markdown"]["content"].endswith("<@chenjing> <@sunlei>")
+    _assert_masked([warned, announced])
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    ticket = (await (await rig.client.get(f"/api/tickets/{no}", headers=auth)).json())["ticket"]
+    assert (ticket["solved"], ticket["visit_solved"]) == ("solved", "unsolved")
+    assert PHONE not in ticket["visit_note"]
 
 
 # --- outside the service window ------------------------------------------------------------------------------------

@@ -23,10 +23,10 @@ from bot.domain.lifecycle.states import (
     Action,
     ActionRequest,
     Evaluation,
+    Solved,
     TicketState,
     Transition,
     TransitionRefused,
-    VisitResult,
 )
 from config.vocabulary import DEADLINE_LABELS, DeadlineName
 
@@ -132,13 +132,16 @@ def _submit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) 
     if t.state not in (TicketState.DISPATCHED, *WORKING, TicketState.WARNING):
         raise _refuse_state(t, req.action)
     _require(_text(req.note) is not None, "note_required", "办结需要填写处理结果。")
-    changes = {} if t.handler_userid else {"handler_userid": req.actor}
+    solved = req.solved or Solved.SOLVED  # 实际解决, as the unit declares it
+    changes: dict[str, Any] = {"solved": solved.value}
+    if not t.handler_userid:
+        changes["handler_userid"] = req.actor
     return Transition(
         to_state=TicketState.SUBMITTED,
         changes=changes,
         meet=HANDLING,
         cancel=ALL_DEADLINES - HANDLING,
-        data={"result": _text(req.note), "rehandle": t.state is TicketState.WARNING},
+        data={"result": _text(req.note), "rehandle": t.state is TicketState.WARNING, "solved": solved.value},
     )
 
 
@@ -147,18 +150,25 @@ def _visit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -
         raise _refuse_state(t, req.action)
     _require(req.result is not None, "result_required", "回访需要填写结果：满意、基本满意、不满意或联系不上。")
     assert req.result is not None
-    if req.result is VisitResult.DISSATISFIED:
+    # the citizen's view: satisfaction, whether the problem was solved (when asked), what they said
+    seen = {
+        "satisfaction": req.result.value,
+        "visit_solved": req.solved.value if req.solved is not None else None,
+        "visit_note": _text(req.note),
+    }
+    facts = {"result": req.result.value, **({"solved": req.solved.value} if req.solved is not None else {})}
+    if req.result in req.warning_results:
         return Transition(
             to_state=TicketState.WARNING,
-            changes={"satisfaction": req.result.value, "rehandle_count": t.rehandle_count + 1},
+            changes={**seen, "rehandle_count": t.rehandle_count + 1},
             new_cycle="rehandle",
-            data={"result": req.result.value},
+            data=facts,
         )
     return Transition(
         to_state=TicketState.CLOSED,
-        changes={"satisfaction": req.result.value, "closed_at": req.at},
+        changes={**seen, "closed_at": req.at},
         cancel=ALL_DEADLINES,
-        data={"result": req.result.value},
+        data=facts,
     )
 
 
@@ -363,7 +373,9 @@ def _decide_exclusion(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, d
     )
     approved = req.action is Action.APPROVE_EXCLUSION
     value = Evaluation.EXCLUDED if approved else Evaluation.NORMAL
-    return Transition(to_state=t.state, changes={"evaluation": value.value}, data={"approved": approved})
+    return Transition(
+        to_state=t.state, changes={"evaluation": value.value}, data={"approved": approved, "reason": _text(req.note)}
+    )
 
 
 def _request_extension(t: Ticket, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
@@ -451,7 +463,15 @@ def _reopen(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) 
         raise _refuse_state(t, req.action)
     return Transition(
         to_state=TicketState.DISPATCHED,
-        changes={"closed_at": None, "satisfaction": None, "handler_userid": None, "dispatched_at": req.at},
+        changes={
+            "closed_at": None,
+            "satisfaction": None,
+            "solved": None,
+            "visit_solved": None,
+            "visit_note": None,
+            "handler_userid": None,
+            "dispatched_at": req.at,
+        },
         new_cycle="dispatch",
         data={"reason": _text(req.note)},
     )

@@ -233,6 +233,10 @@ class ActionRequest:
     extension_limits: ExtensionLimits = ExtensionLimits()
     signoff: bool = False  # a return request that must wait for the unit head's signature (request return)
     return_limits: ReturnLimits = ReturnLimits()
+    # 实际解决: as the unit declares it (submit; default solved), as the citizen sees it (visit; default unknown)
+    solved: Solved | None = None
+    # the visit results that make a warning ticket (the configuration's; default 不满意)
+    warning_results: frozenset[VisitResult] = frozenset({VisitResult.DISSATISFIED})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -194,6 +194,11 @@ def ext(state: TicketState) -> Expect:
 CANCEL = Expect(S.CANCELLED, {"closed_at": AT}, cancel=ALL)
 
 
+# a return visit records the citizen's view: satisfaction, whether it was solved (not asked here), the note
+VISITED = {"satisfaction": "satisfied", "visit_solved": None, "visit_note": "情况说明"}
+SOLVED = {"solved": "solved"}  # submitted: the unit declares it solved, unless it says otherwise
+
+
 REVIEW = frozenset({D.RETURN_REVIEW})
 
 
@@ -231,7 +236,7 @@ ALLOWED: list[Any] = [
     (
         S.DISPATCHED,
         A.SUBMIT,
-        Expect(S.SUBMITTED, {"handler_userid": ACTOR}, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL),
+        Expect(S.SUBMITTED, {"handler_userid": ACTOR, **SOLVED}, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL),
     ),
     (S.DISPATCHED, A.REQUEST_RETURN, ret(S.DISPATCHED)),
     (S.DISPATCHED, A.REQUEST_EXCLUSION, excl(S.DISPATCHED)),
@@ -241,7 +246,7 @@ ALLOWED: list[Any] = [
     # 已接单
     (S.CLAIMED, A.CONTACT, Expect(S.CONTACTED, meet=CONTACT_MET)),
     (S.CLAIMED, A.ON_SITE, Expect(S.ON_SITE, meet=ON_SITE_MET)),
-    (S.CLAIMED, A.SUBMIT, Expect(S.SUBMITTED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
+    (S.CLAIMED, A.SUBMIT, Expect(S.SUBMITTED, SOLVED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
     (S.CLAIMED, A.REQUEST_RETURN, ret(S.CLAIMED)),
     (S.CLAIMED, A.TRANSFER, Expect(S.CLAIMED, {"handler_userid": OTHER})),
     (S.CLAIMED, A.REQUEST_EXCLUSION, excl(S.CLAIMED)),
@@ -249,7 +254,7 @@ ALLOWED: list[Any] = [
     (S.CLAIMED, A.CANCEL, CANCEL),
     # 已联系
     (S.CONTACTED, A.ON_SITE, Expect(S.ON_SITE, meet=ON_SITE_MET)),
-    (S.CONTACTED, A.SUBMIT, Expect(S.SUBMITTED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
+    (S.CONTACTED, A.SUBMIT, Expect(S.SUBMITTED, SOLVED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
     (S.CONTACTED, A.REQUEST_RETURN, ret(S.CONTACTED)),
     (S.CONTACTED, A.TRANSFER, Expect(S.CONTACTED, {"handler_userid": OTHER})),
     (S.CONTACTED, A.REQUEST_EXCLUSION, excl(S.CONTACTED)),
@@ -258,7 +263,7 @@ ALLOWED: list[Any] = [
     # 已到场
     # contact recorded after the visit: the state stays, the contact deadlines are met
     (S.ON_SITE, A.CONTACT, Expect(S.ON_SITE, meet=CONTACT_MET)),
-    (S.ON_SITE, A.SUBMIT, Expect(S.SUBMITTED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
+    (S.ON_SITE, A.SUBMIT, Expect(S.SUBMITTED, SOLVED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
     (S.ON_SITE, A.REQUEST_RETURN, ret(S.ON_SITE)),
     (S.ON_SITE, A.TRANSFER, Expect(S.ON_SITE, {"handler_userid": OTHER})),
     (S.ON_SITE, A.REQUEST_EXCLUSION, excl(S.ON_SITE)),
@@ -268,14 +273,14 @@ ALLOWED: list[Any] = [
     (
         S.SUBMITTED,
         A.VISIT,
-        Expect(S.CLOSED, {"satisfaction": "satisfied", "closed_at": AT}, cancel=ALL),
+        Expect(S.CLOSED, {**VISITED, "closed_at": AT}, cancel=ALL),
     ),
     (S.SUBMITTED, A.REQUEST_EXCLUSION, excl(S.SUBMITTED)),
     (S.SUBMITTED, A.CANCEL, CANCEL),
     # 预警·再次处置中: the unit records contact / on-site again and re-submits; no return any more
     (S.WARNING, A.CONTACT, Expect(S.WARNING, meet=CONTACT_MET)),
     (S.WARNING, A.ON_SITE, Expect(S.WARNING, meet=ON_SITE_MET)),
-    (S.WARNING, A.SUBMIT, Expect(S.SUBMITTED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
+    (S.WARNING, A.SUBMIT, Expect(S.SUBMITTED, SOLVED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
     (S.WARNING, A.TRANSFER, Expect(S.WARNING, {"handler_userid": OTHER})),
     (S.WARNING, A.REQUEST_EXCLUSION, excl(S.WARNING)),
     (S.WARNING, A.REQUEST_EXTENSION, ext(S.WARNING)),
@@ -322,7 +327,15 @@ ALLOWED: list[Any] = [
         A.REOPEN,
         Expect(
             S.DISPATCHED,
-            {"closed_at": None, "satisfaction": None, "handler_userid": None, "dispatched_at": AT},
+            {
+                "closed_at": None,
+                "satisfaction": None,
+                "solved": None,
+                "visit_solved": None,
+                "visit_note": None,
+                "handler_userid": None,
+                "dispatched_at": AT,
+            },
             new_cycle="dispatch",
         ),
     ),

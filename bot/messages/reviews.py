@@ -118,3 +118,25 @@ def to_assignment(config: BotConfig, ticket: Ticket, from_unit: str | None, data
         lines.append(f"> 派单员提出改派：{_suggested(config, named)}")
     lines.append(f"请中心领导回复「签派 {no} 单位」指定承办单位。")
     return "\n".join(lines)
+
+
+def exclusion_request(config: BotConfig, ticket: Ticket, requester: str, reason: object) -> str:
+    """To the office: a unit asks that a ticket not count in the ratings (不纳入测评)."""
+    no = ticket.ticket_no
+    return (
+        f"**【不纳入测评申请】工单 {no}（{fmt.kind_label(ticket.kind)}）**\n"
+        f"{fmt.unit_name(config, ticket.unit_code)} {fmt.person(config, requester)} 申请不纳入测评：{_title(ticket)}\n"
+        f"> 理由：{_reason(ticket, reason)}\n"
+        f"请派单员或中心领导回复「不纳入测评 {no} 同意」或「不纳入测评 {no} 驳回 理由」。"
+    )
+
+
+def exclusion_decided(config: BotConfig, ticket: Ticket, decider: str, *, approved: bool, reason: object) -> str:
+    """To the unit: the office's decision on its request."""
+    no = ticket.ticket_no
+    if approved:
+        return f"**✅ 工单 {no} 不纳入测评的申请已获同意**（{fmt.person(config, decider)}）\n该工单不计入各项测评指标。"
+    return (
+        f"**❌ 工单 {no} 不纳入测评的申请未获同意**（{fmt.person(config, decider)}）\n"
+        f"> 理由：{_reason(ticket, reason)}\n该工单照常计入测评。"
+    )

@@ -1,5 +1,6 @@
-"""Who hears of a return (退单) and its review, written to the outbox in the transaction of the change (a
-:class:`bot.services.tickets.ChangeHook`, as the pushes are), whether the change came from the chat or the API:
+"""Who hears of the requests the office decides, a return (退单) and an exclusion from the ratings (不纳入测评),
+written to the outbox in the transaction of the change (a :class:`bot.services.tickets.ChangeHook`, as the pushes
+are), whether the change came from the chat or the API:
 
 * a handler's return waiting for a signature: the unit's heads and deputies, privately (without a private channel,
   in the unit's group, mentioning them);
@@ -8,11 +9,12 @@
 * a head's refusal to sign: the handler who asked;
 * the office's decision: the unit that asked, in its group, mentioning whoever asked (an approval that re-dispatches
   the ticket is told by the pushes' notice to the unit it left instead); a ticket that needs 签派: the center leads
-  privately and the office's group.
+  privately and the office's group;
+* an exclusion asked for: the office's group, each dispatcher and center lead privately; decided: the unit's group.
 
 Every message's key derives from the ticket, its cycle and the audit entry, so a change applied once is told once;
 a group gets them in order with the ticket's pushes there.
-What each says: :mod:`bot.messages.returns`.
+What each says: :mod:`bot.messages.reviews`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from datetime import datetime
 from bot.domain.clock import Clock
 from bot.domain.lifecycle import Action, TicketState
 from bot.domain.records import Deadline
-from bot.messages import returns as texts
+from bot.messages import reviews as texts
 from bot.messages.notice import Notice
 from bot.services.channels import Channels
 from bot.services.tickets import TicketChange
@@ -36,13 +38,14 @@ from store import deadlines as deadlines_repo
 from store import outbox as outbox_repo
 from store.core import Conn
 
-# set by :meth:`ReturnNotices.changed` when its transaction queued a notice, read by :meth:`ReturnNotices.committed`
+# set by :meth:`ReviewNotices.changed` when its transaction queued a notice, read by :meth:`ReviewNotices.committed`
 # in the same task (one hook serves concurrent transactions)
 _QUEUED: ContextVar[bool] = ContextVar("return_notice_queued", default=False)
 
 
-class ReturnNotices:
-    """Tells the heads, the office, the unit and the center leads of a return's steps (see the module)."""
+class ReviewNotices:
+    """Tells the heads, the office, the unit and the center leads of a return's and an exclusion's steps (see the
+    module)."""
 
     def __init__(
         self, config: BotConfig, clock: Clock, channels: Channels, *, wake: Callable[[], None] | None = None
@@ -114,6 +117,19 @@ class ReturnNotices:
                 notices.append(Notice(key=f"{key}:assign", text=text, unit=self.config.office.unit))
                 notices.append(self._private(f"{key}:leads", text, self._holders(Role.CENTER_LEAD), None))
             return notices
+        if action == Action.REQUEST_EXCLUSION:
+            text = texts.exclusion_request(self.config, ticket, change.actor, change.data.get("reason"))
+            deciders = [*self._holders(Role.DISPATCHER), *self._holders(Role.CENTER_LEAD)]
+            return [
+                Notice(key=key, text=text, unit=self.config.office.unit),
+                self._private(f"{key}:deciders", text, list(dict.fromkeys(deciders)), None),
+            ]
+        if action in (Action.APPROVE_EXCLUSION, Action.REJECT_EXCLUSION):
+            approved = action == Action.APPROVE_EXCLUSION
+            text = texts.exclusion_decided(
+                self.config, ticket, change.actor, approved=approved, reason=change.data.get("reason")
+            )
+            return [Notice(key=key, text=text, unit=ticket.unit_code)]
         return []
 
     def _holders(self, role: Role) -> list[str]:
