@@ -45,6 +45,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.domain.clock import Clock
+from bot.domain.history import imported_until
 from bot.domain.masking import Citizen
 from bot.domain.nags import (
     NAG_FREE,
@@ -208,7 +209,7 @@ class DeadlineEngine:
         now = moment.now
         move = {"id": row.id, "stage": row.stage, "next_due_at": row.next_due_at}
         stage = row.stage
-        if row.status != DeadlineStatus.OPEN or not row.state.is_open or row.name in NAG_FREE:
+        if row.status != DeadlineStatus.OPEN or not row.state.is_open or row.name in NAG_FREE or _history(row):
             return _Decision(move={**move, "new_stage": stage, "new_next": None})
         fired: list[Step] = []
         later: Step | None = None
@@ -393,6 +394,13 @@ class DeadlineEngine:
             office_unit=self.config.office.unit,
             dispatchers=self._holders[Role.DISPATCHER],
         )
+
+
+def _history(row: DueDeadline) -> bool:
+    """A deadline of an imported ticket that was due by the import: the platform's past, never nagged (and no miss of
+    it counted against a unit now). Planned so (no next step); this holds whatever else moved it since."""
+    until = imported_until(row.source, row.received_at)
+    return until is not None and row.due_at <= until
 
 
 def _after(step: Step | None, now: datetime) -> datetime | None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.deadlines import PlanRequest
+from bot.domain.history import imported_until
 from bot.domain.lifecycle import (
     Action,
     ActionRequest,
@@ -134,7 +135,8 @@ class TicketActions(TicketCore):
         data = dict(transition.data)
         moved: dict[str, dict[str, str]] = {}
         if transition.extend:
-            moved = data["deadlines"] = await self._extend(conn, current, transition, req.at)
+            quiet = imported_until(row.source, row.received_at)
+            moved = data["deadlines"] = await self._extend(conn, current, transition, req.at, quiet)
         # the open deadlines as the action leaves them (what an answer shows), worked out rather than read again
         still_open = [
             r.updated(due_at=datetime.fromisoformat(moved[r.name]["to"]))
@@ -211,7 +213,16 @@ class TicketActions(TicketCore):
         # an accept deadline that passed unmet counts against the unit that had the ticket (three misses); the
         # deadline engine counts it when it finds it open after its due time, this when a late claim is first
         closing = set(met) | {r.id for r in closed if r.id is not None}
-        late = [r for r in open_rows if r.id in closing and r.name == DeadlineName.ACCEPT and r.due_at < at]
+        # (one due before its ticket was imported is the platform's history: it counts in no unit's misses now)
+        history = imported_until(row.source, row.received_at)
+        late = [
+            r
+            for r in open_rows
+            if r.id in closing
+            and r.name == DeadlineName.ACCEPT
+            and r.due_at < at
+            and (history is None or r.due_at > history)
+        ]
         if late and row.unit_code:
             months = self.config.nags.three_misses.period_months
             await nag_store.record_misses(
@@ -238,7 +249,12 @@ class TicketActions(TicketCore):
         return [Deadline.of(d) for d in started], closing
 
     async def _extend(
-        self, conn: Conn, current: Sequence[Deadline], transition: Transition, at: datetime
+        self,
+        conn: Conn,
+        current: Sequence[Deadline],
+        transition: Transition,
+        at: datetime,
+        quiet_until: datetime | None = None,
     ) -> dict[str, dict[str, str]]:
         """An approved extension: each deadline of ``transition.extend`` moves ``extend_days`` working days later,
         counted from its own due time on the working-day calendar. Returns {name: {"from": …, "to": …}} (ISO) for
@@ -248,7 +264,7 @@ class TicketActions(TicketCore):
             if r.name not in transition.extend or r.id is None:
                 continue
             due = self.calendar.add_working_days(r.due_at, transition.extend_days)
-            stage, next_due_at = self.nag_point(r.name, r.policy, r.started_at, due, at)  # reminders anew
+            stage, next_due_at = self.nag_point(r.name, r.policy, r.started_at, due, at, quiet_until=quiet_until)
             await deadlines_repo.reschedule_deadline(
                 conn,
                 r.id,
