@@ -3,11 +3,11 @@ records of it: the ticket's state and results, and each deadline met, missed, ca
 
 Pure. The rules (docs/operations.md, *Importing the platform's history*):
 
-* **State.** The state word (办理状态 / 工单状态, through ``import.states``) says open, finished, closed or cancelled;
-  without one, the milestones say it (a visit: closed; 办结时间: finished; else open). A finished row with a visit is
-  closed; without one it awaits the office's visit (submitted) when it was finished within ``import.awaiting_visit``
-  before the import, and is closed when older. An open row is dispatched, claimed, contacted or on site by its
-  latest milestone. ``closed_at`` is the visit's time, else the finish's, else the latest time the row gives.
+* **State.** The state word (办理状态 / 工单状态, through ``import.states``) says still with the unit (dispatched,
+  claimed, contacted, on site), finished, closed or cancelled; without one, the milestones say it (a visit: closed;
+  办结时间: finished; else with the unit). A finished row with a visit is closed; without one it awaits the office's
+  visit (submitted) when it was finished within ``import.awaiting_visit`` before the import, and is closed when
+  older. A row still with its unit is as far along as its word or its latest milestone says, whichever is further. ``closed_at`` is the visit's time, else the finish's, else the latest time the row gives.
 * **Deadlines.** A deadline whose own milestone has a time is met then (late when after its due time, as the bot
   records a late step). Without one, a later step's time at or before the due time meets it (接单 by 联系, 到场 or
   办结; the handling deadlines by the visit): it must have happened by then. Otherwise, on a finished ticket, it is
@@ -27,7 +27,7 @@ from typing import Any, Literal
 from bot.domain.lifecycle.states import HANDLING, Solved, TicketState, VisitResult
 from config.vocabulary import DeadlineName
 
-Status = Literal["open", "finished", "closed", "cancelled"]
+Status = Literal["dispatched", "claimed", "contacted", "on_site", "finished", "closed", "cancelled"]
 DeadlineOutcome = Literal["open", "met", "missed", "cancelled"]
 
 MILESTONES = ("accepted_at", "contacted_at", "on_site_at", "finished_at", "visited_at")
@@ -46,6 +46,8 @@ IMPLIED: Mapping[str, tuple[str, ...]] = {
     **{name: ("visited_at",) for name in HANDLING if name is not DeadlineName.ACCEPT},
 }
 FINISHED = (TicketState.SUBMITTED, TicketState.CLOSED, TicketState.CANCELLED)
+# the states of a ticket still with its unit, in the order it goes through them
+_ALONG = (TicketState.DISPATCHED, TicketState.CLAIMED, TicketState.CONTACTED, TicketState.ON_SITE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,7 +110,7 @@ def status_of(history: TicketHistory) -> Status:
         return "closed"
     if history.finished_at is not None:
         return "finished"
-    return "open"
+    return "dispatched"
 
 
 def settle(history: TicketHistory, *, dispatched_at: datetime, now: datetime, awaiting_visit: timedelta) -> Settled:
@@ -116,15 +118,16 @@ def settle(history: TicketHistory, *, dispatched_at: datetime, now: datetime, aw
     status = status_of(history)
     latest = history.latest() or dispatched_at
     closed_at: datetime | None = None
-    if status == "open":
+    if status in ("dispatched", "claimed", "contacted", "on_site"):
         if history.on_site_at is not None:
-            state = TicketState.ON_SITE
+            reached = TicketState.ON_SITE
         elif history.contacted_at is not None:
-            state = TicketState.CONTACTED
+            reached = TicketState.CONTACTED
         elif history.accepted_at is not None:
-            state = TicketState.CLAIMED
+            reached = TicketState.CLAIMED
         else:
-            state = TicketState.DISPATCHED
+            reached = TicketState.DISPATCHED
+        state = max(reached, TicketState(status), key=_ALONG.index)
     elif status == "cancelled":
         state, closed_at = TicketState.CANCELLED, latest
     elif status == "closed" or history.visited:

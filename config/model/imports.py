@@ -73,31 +73,16 @@ DEFAULT_KIND_LABELS: dict[str, TicketKind] = {
 }
 
 # what a state word of the export (办理状态 / 工单状态) says of the ticket:
-#   open       still being handled: its state follows from its milestones (接单、联系、到场)
+#   dispatched, claimed, contacted, on_site   still with its unit, that far along (its milestones may say further)
 #   finished   the unit finished it (已办结): awaiting the office's visit when recent, else closed
 #   closed     visited, archived, closed: nothing more to do
 #   cancelled  withdrawn or void
-ImportedState = Literal["open", "finished", "closed", "cancelled"]
+ImportedState = Literal["dispatched", "claimed", "contacted", "on_site", "finished", "closed", "cancelled"]
 DEFAULT_STATE_WORDS: dict[str, ImportedState] = {
-    **dict.fromkeys(
-        (
-            "待接单",
-            "待签收",
-            "待处理",
-            "待办理",
-            "已派单",
-            "已派发",
-            "已签收",
-            "已接单",
-            "已受理",
-            "办理中",
-            "处理中",
-            "在办",
-            "已联系",
-            "已到场",
-        ),
-        "open",
-    ),  # fmt: skip
+    **dict.fromkeys(("待接单", "待签收", "待处理", "待办理", "已派单", "已派发", "已受理", "未签收"), "dispatched"),
+    **dict.fromkeys(("已签收", "已接单", "办理中", "处理中", "在办", "签收"), "claimed"),
+    "已联系": "contacted",
+    "已到场": "on_site",
     **dict.fromkeys(("已办结", "办结", "已办理", "已答复", "已反馈", "待回访", "已处理"), "finished"),
     **dict.fromkeys(("已回访", "已归档", "已关闭", "已结案", "已完结", "已评价", "已完成", "结案", "归档"), "closed"),
     **dict.fromkeys(("已撤销", "已作废", "已撤单", "作废", "撤销"), "cancelled"),
@@ -172,7 +157,8 @@ class ImportSettings(Model):
         return self
 
     def state_words(self) -> dict[str, str]:
-        """State word -> open, finished, closed or cancelled (defaults merged with ``states``)."""
+        """State word -> dispatched, claimed, contacted, on_site, finished, closed or cancelled (defaults merged with
+        ``states``)."""
         return dict(self._states)
 
     def visit_words(self) -> dict[str, str]:
