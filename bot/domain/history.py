@@ -7,7 +7,8 @@ Pure. The rules (docs/operations.md, *Importing the platform's history*):
   claimed, contacted, on site), finished, closed or cancelled; without one, the milestones say it (a visit: closed;
   办结时间: finished; else with the unit). A finished row with a visit is closed; without one it awaits the office's
   visit (submitted) when it was finished within ``import.awaiting_visit`` before the import, and is closed when
-  older. A row still with its unit is as far along as its word or its latest milestone says, whichever is further. ``closed_at`` is the visit's time, else the finish's, else the latest time the row gives.
+  older. A row still with its unit is as far along as its word or its latest milestone says, whichever is further.
+  ``closed_at`` is the visit's time, else the finish's, else the latest time the row gives.
 * **Deadlines.** A deadline whose own milestone has a time is met then (late when after its due time, as the bot
   records a late step). Without one, a later step's time at or before the due time meets it (接单 by 联系, 到场 or
   办结; the handling deadlines by the visit): it must have happened by then. Otherwise, on a finished ticket, it is

@@ -114,7 +114,8 @@ async def test_finished_rows_are_imported_finished_with_their_times(
     assert (d["accept"].status, d["accept"].met_at) == ("met", at(2025, 11, 20, 11))
     first = d["first_contact"]
     assert (first.status, first.met_at) == ("met", at(2025, 11, 24, 9))
-    assert first.met_at is not None and first.met_at > first.due_at  # late, as the row says
+    assert first.met_at is not None
+    assert first.met_at > first.due_at  # late, as the row says
     assert (d["handle"].status, d["handle"].met_at) == ("met", at(2025, 11, 25, 16))
     assert d["return_window"].status == "cancelled"
     assert all(x.next_due_at is None for x in archived.deadlines)
@@ -150,7 +151,8 @@ async def test_finished_rows_are_imported_finished_with_their_times(
 
     friday = deadlines_by_name(await svc.get("2026112000008"))
     assert friday["accept"].next_due_at is None  # due at the import
-    assert friday["handle"].next_due_at is not None and friday["handle"].next_due_at > NOW
+    assert friday["handle"].next_due_at is not None
+    assert friday["handle"].next_due_at > NOW
 
     again = await run(path, svc, config)
     assert (again.created, again.updated, again.unchanged, len(again.errors)) == (0, 0, 7, 1)
