@@ -78,6 +78,18 @@ class TicketHistory:
         data["columns"] = sorted(self.columns)
         return data
 
+    def key(self) -> tuple[Any, ...]:
+        """What it says, as plain values for the hand-over's hash (cheaper than :meth:`as_data`; the same facts)."""
+        return (
+            self.status,
+            *(None if t is None else t.timestamp() for t in (getattr(self, n) for n in MILESTONES)),
+            None if self.satisfaction is None else self.satisfaction.value,
+            self.visit_note,
+            None if self.solved is None else self.solved.value,
+            None if self.visit_solved is None else self.visit_solved.value,
+            sorted(self.columns),
+        )
+
     def time_of(self, name: str) -> datetime | None:
         value = getattr(self, name)
         return value if isinstance(value, datetime) else None

@@ -38,7 +38,7 @@ class TicketInput:
         history hashes as it did before there was any.)"""
         data: list[Any] = [getattr(self, f.name) for f in _FIELDS if f.name != "history"]
         if self.history is not None:
-            data.append(self.history.as_data())
+            data.append(self.history.key())
         return hashlib.sha256(json.dumps(data, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()
 
 

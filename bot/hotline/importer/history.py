@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from bot.domain.clock import local
+from bot.domain.clock import TZ, local
 from bot.domain.history import MILESTONES, Status, TicketHistory
 from bot.domain.lifecycle import Solved, VisitResult
 from bot.hotline.schemas import EARLIEST, LATEST
@@ -47,7 +47,8 @@ class HistoryPayload(BaseModel):
     def _in_range(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        value = local(value)
+        if value.tzinfo is not TZ:  # (the importer's cells are Beijing time already)
+            value = local(value)
         if not EARLIEST <= value <= LATEST:
             raise ValueError(f"日期 {value:%Y-%m-%d} 超出可处理的范围（{EARLIEST:%Y-%m-%d} 至 {LATEST:%Y-%m-%d}）")
         return value

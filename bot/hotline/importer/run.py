@@ -4,7 +4,6 @@ batches. A ticket number a row before already brought is an error of the later r
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sys
 import time as _time
 from collections.abc import Callable, Mapping, Sequence
@@ -127,7 +126,7 @@ class _Batches:
         """The next batch; an empty list once the rows are exhausted."""
         batch: list[TicketInput] = []
         report, plan, seen = self.report, self.plan, self.seen
-        history = plan.history
+        columns = plan.history
         seen_rows = 0
         for number, row in self.rows:
             report.total += 1
@@ -139,11 +138,11 @@ class _Batches:
                 message = f"{label}: {ticket_no} 与第 {seen[ticket_no]} 行重复，本行未导入"
                 report.errors.append(_row_error(number, ticket_no, message))
                 continue
-            past = {name: mapped.pop(name) for name in history if name in mapped} if history else None
+            past = {name: mapped.pop(name) for name in columns if name in mapped} if columns else None
             try:
-                item = TicketPayload.model_validate(mapped).to_input(self.labels)
-                if past is not None:
-                    item = dataclasses.replace(item, history=history_of(past, self.words, self.milestones))
+                payload = TicketPayload.model_validate(mapped)
+                history = None if past is None else history_of(past, self.words, self.milestones)
+                item = payload.to_input(self.labels, history)
             except ValidationError as exc:
                 report.errors.append(_row_error(number, ticket_no, row_message(exc, plan.header_of)))
                 continue
