@@ -27,6 +27,10 @@ member one private message. Group messages show masked text only.
 together then, as one message). An urgent ticket's step (``nags.urgent_kinds``) outside the window goes privately to
 the duty officer (:meth:`bot.services.duty.DutyService.on_duty`) instead; with nobody on duty it waits too.
 
+**History.** A deadline of an imported ticket that was due by the import (the platform's past, see
+:mod:`bot.domain.history`) is never acted on: the import plans it without a step, and a tick that finds one all the
+same finishes it without a message or a miss.
+
 **Three misses.** An accept deadline found open after its due time is counted against its unit (once:
 :func:`store.nags.record_misses`; the ticket service counts a late claim that came first). The unit that reaches
 ``nags.three_misses.count`` in a reporting period is flagged once: privately to the dispatchers and in the office

@@ -208,3 +208,42 @@ async def test_history_is_never_nagged_and_never_counted_against_a_unit(
 async def _count(store: Store, table: Any) -> int:
     async with store.reading() as conn:
         return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def test_a_later_export_brings_a_ticket_forward_never_back(
+    tmp_path: Path, svc: TicketService, config: BotConfig
+) -> None:
+    waiting = row("2026111800009", naive(2026, 11, 18, 9), "待接单")
+    await run(write_xlsx(tmp_path / "monday.xlsx", [waiting], HEADERS), svc, config)
+    assert (await svc.get("2026111800009")).ticket.state == "dispatched"
+    # next week's export: accepted, contacted, finished, visited
+    done = row(
+        "2026111800009",
+        naive(2026, 11, 18, 9),
+        "已回访",
+        接单时间=naive(2026, 11, 18, 10),
+        首次联系时间=naive(2026, 11, 18, 11),
+        办结时间=naive(2026, 11, 20, 16),
+        回访时间=naive(2026, 11, 21, 10),
+        满意度="基本满意",
+        是否解决="部分解决",
+    )
+    report = await run(write_xlsx(tmp_path / "later.xlsx", [done], HEADERS), svc, config)
+    assert (report.updated, report.finished) == (1, 1)
+    detail = await svc.get("2026111800009")
+    t = detail.ticket
+    assert (t.state, t.closed_at, t.satisfaction, t.solved) == (
+        "closed",
+        at(2026, 11, 21, 10),
+        "basically_satisfied",
+        "partly",
+    )
+    d = deadlines_by_name(detail)
+    assert (d["accept"].status, d["accept"].met_at) == ("met", at(2026, 11, 18, 10))
+    assert (d["handle"].status, d["handle"].met_at) == ("met", at(2026, 11, 20, 16))
+    assert not [x for x in detail.deadlines if x.status == "open"]
+    assert [(h.action, h.from_state, h.to_state) for h in detail.history][-1] == ("update", "dispatched", "closed")
+    # the older export again: the ticket stays closed
+    again = await run(write_xlsx(tmp_path / "monday-again.xlsx", [waiting], HEADERS), svc, config)
+    assert (again.updated, again.unchanged) == (0, 1)  # nothing it says is news
+    assert (await svc.get("2026111800009")).ticket.state == "closed"
