@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.domain.clock import FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest
@@ -19,7 +19,7 @@ from bot.services.tickets import TicketService
 from config.model import BotConfig
 from notifiers.rows import EngineRows
 from store.core import Store
-from store.models import deadline_misses, outbox, unit_miss_counts
+from store.models import deadline_misses, deadlines, outbox, unit_miss_counts
 from tests.hotline.importer.support import at, naive, run, write_xlsx
 
 HEADERS = [
@@ -247,3 +247,33 @@ async def test_a_later_export_brings_a_ticket_forward_never_back(
     again = await run(write_xlsx(tmp_path / "monday-again.xlsx", [waiting], HEADERS), svc, config)
     assert (again.updated, again.unchanged) == (0, 1)  # nothing it says is news
     assert (await svc.get("2026111800009")).ticket.state == "closed"
+
+
+async def test_nothing_due_before_the_import_is_nagged_whatever_moves_it(
+    tmp_path: Path, store: Store, config: BotConfig, work_calendar: WorkCalendar
+) -> None:
+    clock = FrozenClock(NOW)
+    svc = TicketService(store, config, work_calendar, clock)
+    engine = DeadlineEngine(
+        store,
+        config,
+        work_calendar,
+        clock,
+        duty=DutyService(store, config, clock),
+        rows=EngineRows(config, Channels(app=True)),
+    )
+    old = row("2025060200004", naive(2025, 6, 2, 9), "待接单")
+    await run(write_xlsx(tmp_path / "a.xlsx", [old], HEADERS), svc, config)
+    # a later export calls it urgent: its deadlines follow the new policy, still all due long ago
+    headers = [*HEADERS, "紧急程度"]
+    await run(write_xlsx(tmp_path / "b.xlsx", [{**old, "紧急程度": "紧急"}], headers), svc, config)
+    detail = await svc.get("2025060200004")
+    assert detail.ticket.kind == "urgent"
+    assert all(d.next_due_at is None for d in detail.deadlines)
+    # and should anything set a step on one, the engine finishes it without a word
+    async with store.transaction() as conn:
+        await conn.execute(update(deadlines).values(next_due_at=NOW, stage=0))
+    result = await engine.tick()
+    assert (result.due, result.messages, result.misses) == (len(detail.deadlines), 0, 0)
+    assert await _count(store, outbox) == 0
+    assert all(d.next_due_at is None for d in (await svc.get("2025060200004")).deadlines)
