@@ -16,6 +16,7 @@ import run_bot
 from bot.app import create_app
 from bot.domain.clock import FrozenClock
 from bot.hotline.signing import signed_headers
+from bot.web.keys import TICKETS
 from config.model import BotConfig
 from config.settings import Settings
 from store.models import tickets
@@ -139,3 +140,24 @@ async def test_the_openapi_document_describes_the_import(client: Client) -> None
     assert {"created", "errors", "lines", "unrecognised_columns"} <= set(
         doc["components"]["schemas"]["ImportReport"]["properties"]
     )
+
+
+async def test_a_database_failure_part_way_is_503_with_what_was_committed(
+    client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = client.app[TICKETS]
+    upsert = service.upsert
+
+    async def failing(inputs: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(service, "upsert", failing)
+    path = write_xlsx(tmp_path / "export.xlsx", standard_rows())
+    response = await client.post("/api/imports", data=form(path), headers=TOKEN)
+    assert await error_of(response, 503) == "import_interrupted"
+    error = (await response.json())["error"]
+    assert error["message"].startswith("导入中断：已提交 0 行")
+    assert error["details"]["created"] == 0
+    monkeypatch.setattr(service, "upsert", upsert)
+    again = await client.post("/api/imports", data=form(path), headers=TOKEN)
+    assert (await again.json())["created"] == 5

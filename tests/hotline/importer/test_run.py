@@ -9,6 +9,7 @@ import pytest
 
 from bot.hotline.importer import (
     ImportFormatError,
+    ImportInterrupted,
     RowError,
 )
 from bot.services.tickets import TicketNotFound, TicketService
@@ -207,3 +208,28 @@ async def test_progress_bar_on_stderr(
     assert captured.out == ""
     assert "10/10" in captured.err
     assert "行" in captured.err
+
+
+async def test_a_failure_part_way_says_what_was_committed_and_a_rerun_carries_on(
+    tmp_path: Path, svc: TicketService, config: BotConfig, store: Store
+) -> None:
+    path = write_xlsx(tmp_path / "export.xlsx", standard_rows())
+    upsert = svc.upsert
+    calls = 0
+
+    async def failing(inputs: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("the database went away")
+        return await upsert(inputs, **kwargs)
+
+    svc.upsert = failing  # type: ignore[method-assign]
+    with pytest.raises(ImportInterrupted) as caught:
+        await run(path, svc, config, batch_size=2)
+    assert (caught.value.report.created, caught.value.report.updated) == (2, 0)
+    assert caught.value.message().startswith("导入中断：已提交 2 行（新增 2，更新 0）")
+    assert await count(store, tickets) == 2
+    svc.upsert = upsert  # type: ignore[method-assign]
+    again = await run(path, svc, config, batch_size=2)
+    assert (again.created, again.unchanged) == (3, 2)
