@@ -152,7 +152,7 @@ async def _with_store(settings: Settings, body: Callable[[Any], Awaitable[int]])
 
 
 async def _with_service(settings: Settings, config: BotConfig, body: Callable[[Any], Awaitable[int]]) -> int:
-    from bot.app import push_channels, sync_back
+    from bot.app import serving_channels, sync_back
     from bot.domain.clock import SystemClock
     from bot.services.duty import DutyService
     from bot.services.tickets import TicketService
@@ -161,18 +161,23 @@ async def _with_service(settings: Settings, config: BotConfig, body: Callable[[A
     async def with_service(store: Any) -> int:
         clock = SystemClock()
         service = TicketService(store, config, _calendar(config), clock, sync_back=sync_back(config))
-        # an import pushes what is new (pushes.import in the config); a running bot's outbox sends it
-        service.add_hook(Pusher(store, config, clock, push_channels(settings), duty=DutyService(store, config, clock)))
+        # an import pushes what is new (pushes.import in the config); the serving bot's outbox sends it, through the
+        # channels it has (recorded in the database), whatever this process's environment has
+        channels = await serving_channels(store, settings)
+        service.add_hook(Pusher(store, config, clock, channels, duty=DutyService(store, config, clock)))
         return await body(service)
 
     return await _with_store(settings, with_service)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from bot.hotline.importer import ImportFormatError, format_errors, import_file
+    from bot.hotline.importer import ImportFormatError, ImportInterrupted, import_file
 
     settings = _settings()
     config = _load(settings, args.config)
+
+    def announce(line: str) -> None:  # the columns ignored: said once, before the progress bar
+        print(line, flush=True)
 
     async def body(service: Any) -> int:
         try:
@@ -184,13 +189,18 @@ def cmd_import(args: argparse.Namespace) -> int:
                 dry_run=args.dry_run,
                 progress=not args.quiet,
                 sheet=args.sheet,
+                announce=announce,
             )
         except ImportFormatError as exc:
             print(f"无法导入 {args.file}: {exc}", file=sys.stderr)
             return 2
-        print(report.summary())
-        for line in format_errors(report, limit=args.show_errors):
-            print(line)
+        except ImportInterrupted as exc:
+            print(exc.message(), file=sys.stderr)
+            return 1
+        notice = report.notice()
+        for line in report.lines(limit=args.show_errors):
+            if line != notice:
+                print(line)
         return 1 if report.errors else 0
 
     if not args.file.exists():

@@ -27,8 +27,9 @@ the office unit's head and deputies). A push whose rule is not urgent (and the n
 written at once but held back until the window opens and quiet hours end (the outbox rows' ``next_attempt_at``,
 :meth:`config.model.BotConfig.routine_from`). Digests go out only inside the window, outside quiet hours.
 
-**Imports** (``source == "import"``) push only tickets new to the bot whose 派单时间 was given and lies within
-``pushes.import.recent`` (24 h) before the import: an import of the platform's history pushes nothing. Of one import
+**Imports** (``source == "import"``) push only tickets new to the bot, still waiting for their unit (not taken on,
+finished or closed on the platform), whose 派单时间 was given and lies within ``pushes.import.recent`` (24 h) before
+the import: an import of the platform's history pushes nothing. Of one import
 batch (one transaction, 1,000 rows), at most ``pushes.import.at_once_max`` (20) are pushed at once; the rest join
 their unit's digest.
 
@@ -193,11 +194,12 @@ class Pusher:
                 self.wake()
 
     def _pushed_on_import(self, change: TicketChange, now: datetime) -> bool:
-        """An import pushes a ticket new to the bot only when its 派单时间 was given and is recent (the rest is the
-        platform's history); a re-dispatch an import brings is pushed when its ticket is open."""
+        """An import pushes a ticket new to the bot only when its 派单时间 was given and is recent, and nobody has it
+        yet (the rest is the platform's history: a row already taken on, finished or closed there is not news to
+        its unit); a re-dispatch an import brings is pushed when its ticket is open."""
         if change.action != "dispatch":
             return True
-        if not change.dated:
+        if not change.dated or change.to_state is not TicketState.DISPATCHED:
             return False
         return now - change.ticket.dispatched_at <= self.config.pushes.imports.recent.natural()
 

@@ -379,6 +379,18 @@ class Notification(Base):
     outbox_id: Mapped[int | None] = mapped_column(BigId)
 
 
+class DeploymentFact(Base):
+    """What the serving bot tells other processes on the same database about itself, by name: ``channels``, the
+    channels its outbox sends through (so that a ``run_bot.py import`` run elsewhere addresses its pushes to them,
+    whatever channels its own environment has). Written at each start."""
+
+    __tablename__ = "deployment"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+
+
 # the Core tables, for the repositories' statements
 tickets = cast(Table, Ticket.__table__)
 deadlines = cast(Table, Deadline.__table__)
@@ -392,3 +404,6 @@ unit_miss_counts = cast(Table, UnitMissCount.__table__)
 
 digest_items = cast(Table, DigestItem.__table__)
 notifications = cast(Table, Notification.__table__)
+
+
+deployment = cast(Table, DeploymentFact.__table__)

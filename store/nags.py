@@ -59,6 +59,8 @@ async def due_deadlines(conn: Conn, now: datetime, *, limit: int) -> list[DueDea
             func.substr(func.coalesce(tickets.c.title, tickets.c.content), 1, TEXT_CHARS).label("text"),
             tickets.c.citizen_name,  # to mask them in the text
             tickets.c.address,
+            tickets.c.source,  # an imported ticket's deadlines due by its import are never nagged
+            tickets.c.received_at,
         )
         .select_from(deadlines.join(tickets, tickets.c.id == deadlines.c.ticket_id))
         .where(deadlines.c.next_due_at <= now)

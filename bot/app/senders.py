@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from aiohttp import web
 
@@ -35,6 +37,8 @@ from notifiers.outbox import OutboxWorker, Sender
 from notifiers.pushes import Pusher
 from notifiers.reviews import ReviewNotices
 from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
+from store import deployment as deployment_repo
+from store.core import Store
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,8 @@ async def run_outbox_worker(app: web.Application) -> AsyncIterator[None]:
         on_unsure=app[METRICS].unsure_send,
     )
     app[OUTBOX] = worker
+    # what a command-line import addresses its pushes to: the channels this outbox sends through
+    await record_channels(app[STORE], push_channels(app[SETTINGS]), app[CLOCK].now())
     task = asyncio.create_task(worker.run_forever(), name="outbox")
     yield
     # let a pass under way finish (its sends recorded) rather than cut it off; cancel only if it hangs
@@ -84,6 +90,28 @@ def push_channels(settings: Settings) -> Channels:
     """What the bot's own messages (pushes, reminders) can be sent through in this deployment (the outbox's senders
     serve the same channels)."""
     return Channels(app=app_credentials(settings), aibot_ws=settings.aibot_long_connection)
+
+
+CHANNELS_FACT = "channels"
+
+
+async def record_channels(store: Store, channels: Channels, at: datetime) -> None:
+    """Tells the other processes on the database which channels this serving bot's outbox sends through."""
+    async with store.transaction() as conn:
+        await deployment_repo.record(conn, CHANNELS_FACT, dataclasses.asdict(channels), at=at)
+
+
+async def serving_channels(store: Store, settings: Settings) -> Channels:
+    """The channels a push written by this process should be addressed to: those the serving bot's outbox sends
+    through (it recorded them at its start), whatever this process's own environment has; this process's own when
+    no bot has served on the database yet (a command-line import beside a serving bot, say, whose environment
+    lacks the WeCom credentials)."""
+    async with store.reading() as conn:
+        recorded = await deployment_repo.read(conn, CHANNELS_FACT)
+    if recorded is None:
+        return push_channels(settings)
+    known = {f.name for f in dataclasses.fields(Channels)}
+    return Channels(**{k: bool(v) for k, v in recorded.items() if k in known})
 
 
 async def run_pushes(app: web.Application) -> AsyncIterator[None]:

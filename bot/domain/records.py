@@ -230,6 +230,8 @@ class DueDeadline:
     text: str | None = None
     citizen_name: str | None = None
     address: str | None = None
+    source: str | None = None  # the ticket's: "import" for one imported (see bot.domain.history.imported_until)
+    received_at: datetime | None = None
 
     @classmethod
     def of(cls, values: Mapping[Any, Any]) -> DueDeadline:

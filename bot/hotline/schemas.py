@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import JsonDict, JsonValue
 
 from bot.domain.clock import TZ, local
+from bot.domain.history import TicketHistory
 from bot.domain.lifecycle import VisitResult
 from bot.domain.ticket import TicketInput
 from config.vocabulary import TicketKind
@@ -175,7 +176,8 @@ class TicketPayload(BaseModel):
                 raise ValueError(f"未知的紧急程度「{self.urgency}」（可用：{known}）") from None
         return TicketKind.REGULAR
 
-    def to_input(self, labels: dict[str, TicketKind]) -> TicketInput:
+    def to_input(self, labels: dict[str, TicketKind], history: TicketHistory | None = None) -> TicketInput:
+        """The hand-over; ``history``: what an export row says happened to it (an import's only)."""
         extra = dict(self.extra)
         if self.ticket_type and self.ticket_type not in labels:
             extra.setdefault("ticket_type", self.ticket_type)
@@ -196,6 +198,7 @@ class TicketPayload(BaseModel):
             is_repeat=self.is_repeat,
             is_media=self.is_media,
             extra=extra,
+            history=history,
         )
 
 

@@ -29,6 +29,10 @@ and everything for one member one private message. Group messages show masked te
 together then, as one message). An urgent ticket's step (``nags.urgent_kinds``) outside the window goes privately to
 the duty officer (:meth:`bot.services.duty.DutyService.on_duty`) instead; with nobody on duty it waits too.
 
+**History.** A deadline of an imported ticket that was due by the import (the platform's past, see
+:mod:`bot.domain.history`) is never acted on: the import plans it without a step, and a tick that finds one all the
+same finishes it without a message or a miss.
+
 **Three misses.** An accept deadline found open after its due time is counted against its unit (once:
 :func:`store.nags.record_misses`; the ticket service counts a late claim that came first). The unit that reaches
 ``nags.three_misses.count`` in a reporting period is flagged once: privately to the dispatchers and in the office
@@ -52,6 +56,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.domain.clock import Clock
+from bot.domain.history import imported_until
 from bot.domain.masking import Citizen
 from bot.domain.nags import (
     NAG_FREE,
@@ -224,7 +229,7 @@ class DeadlineEngine:
         now = moment.now
         move = {"id": row.id, "stage": row.stage, "next_due_at": row.next_due_at}
         stage = row.stage
-        if row.status != DeadlineStatus.OPEN or not row.state.is_open or row.name in NAG_FREE:
+        if row.status != DeadlineStatus.OPEN or not row.state.is_open or row.name in NAG_FREE or _history(row):
             return _Decision(move={**move, "new_stage": stage, "new_next": None})
         fired: list[Step] = []
         later: Step | None = None
@@ -454,6 +459,13 @@ def _flag_audiences(flag: MissFlag) -> list[tuple[accountability.Audience, MissF
         for userid in dict.fromkeys(flag.dispatchers)
     ]
     return parts
+
+
+def _history(row: DueDeadline) -> bool:
+    """A deadline of an imported ticket that was due by the import: the platform's past, never nagged (and no miss of
+    it counted against a unit now). Planned so (no next step); this holds whatever else moved it since."""
+    until = imported_until(row.source, row.received_at)
+    return until is not None and row.due_at <= until
 
 
 def _after(step: Step | None, now: datetime) -> datetime | None:

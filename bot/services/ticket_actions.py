@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.domain.clock import local
 from bot.domain.deadlines import PlannedDeadline, PlanRequest
+from bot.domain.history import imported_until
 from bot.domain.lifecycle import (
     Action,
     ActionRequest,
@@ -141,7 +142,8 @@ class TicketActions(TicketCore):
         data = dict(transition.data)
         moved: dict[str, dict[str, str]] = {}
         if transition.extend:
-            moved = data["deadlines"] = await self._extend(conn, current, transition, req.at)
+            quiet = imported_until(row.source, row.received_at)
+            moved = data["deadlines"] = await self._extend(conn, current, transition, req.at, quiet)
         # the open deadlines as the action leaves them (what an answer shows), worked out rather than read again
         still_open = [
             r.updated(due_at=datetime.fromisoformat(moved[r.name]["to"]))
@@ -218,8 +220,6 @@ class TicketActions(TicketCore):
             if r.id not in met
             and (transition.new_cycle is not None or r.cycle != ticket.cycle or r.name in transition.cancel)
         ]
-        # an obligation already overdue when it stops mattering was missed, and counts so in the rates;
-        # a window (the return window) that passes is not a miss
         # an obligation already overdue when it stops mattering was missed, and counts so in the rates; a window (the
         # return window) that passes is not a miss, nor what fell due after the transition's excuse began
         excused = transition.excused_from
@@ -245,8 +245,15 @@ class TicketActions(TicketCore):
             await deadlines_repo.resume_deadlines(conn, nagged, at=at)
         # an accept deadline that passed unmet counts against the unit that had the ticket (three misses); the
         # deadline engine counts it when it finds it open after its due time, this when a late claim is first
-        late = [r for r in open_rows if r.id in missed or (r.id in met and r.due_at < at)]
-        late = [r for r in late if r.name == DeadlineName.ACCEPT]
+        # (one due before its ticket was imported is the platform's history: it counts in no unit's misses now)
+        history = imported_until(row.source, row.received_at)
+        late = [
+            r
+            for r in open_rows
+            if (r.id in missed or (r.id in met and r.due_at < at))
+            and r.name == DeadlineName.ACCEPT
+            and (history is None or r.due_at > history)
+        ]
         if late and row.unit_code:
             months = self.config.nags.three_misses.period_months
             await nag_store.record_misses(
@@ -285,7 +292,12 @@ class TicketActions(TicketCore):
         return self._deadline_rows([(ticket_id, cycle, planned)], at)
 
     async def _extend(
-        self, conn: Conn, current: Sequence[Deadline], transition: Transition, at: datetime
+        self,
+        conn: Conn,
+        current: Sequence[Deadline],
+        transition: Transition,
+        at: datetime,
+        quiet_until: datetime | None = None,
     ) -> dict[str, dict[str, str]]:
         """An approved extension: each deadline of ``transition.extend`` moves ``extend_days`` working days later,
         counted from its own due time on the working-day calendar. Returns {name: {"from": …, "to": …}} (ISO) for
@@ -295,7 +307,7 @@ class TicketActions(TicketCore):
             if r.name not in transition.extend or r.id is None:
                 continue
             due = self.calendar.add_working_days(r.due_at, transition.extend_days)
-            stage, next_due_at = self.nag_point(r.name, r.policy, r.started_at, due, at)  # reminders anew
+            stage, next_due_at = self.nag_point(r.name, r.policy, r.started_at, due, at, quiet_until=quiet_until)
             await deadlines_repo.reschedule_deadline(
                 conn,
                 r.id,
