@@ -10,7 +10,7 @@ from __future__ import annotations
 from bot.domain.escaping import echo
 from bot.domain.lifecycle import Action, Evaluation
 from config.vocabulary import Role
-from handlers.commands.common import TICKET, WORKERS, act, checked, display_name, request
+from handlers.commands.common import TICKET, WORKERS, act, checked, decision, display_name, request, require
 from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.spec import ArgSpec, ParsedCommand, command
@@ -30,14 +30,7 @@ DECIDERS = frozenset({Role.DISPATCHER, Role.CENTER_LEAD})
     summary="申请不纳入测评；派单员、中心领导审核",
     args=(
         TICKET,
-        ArgSpec(
-            name="decision",
-            kind="choice",
-            label="审核",
-            required=False,
-            choices=EXCLUSION_DECISIONS,
-            placeholder="同意/驳回",
-        ),
+        decision(EXCLUSION_DECISIONS, "同意/驳回"),
         ArgSpec(name="reason", kind="text", label="理由", required=False),
     ),
     roles=WORKERS | DECIDERS,
@@ -51,9 +44,7 @@ async def exclude(ctx: Context, cmd: ParsedCommand) -> None:
     name, no = display_name(ctx), ticket.ticket_no
     if decision is not None and ticket.evaluation is Evaluation.REQUESTED:
         action = Action.APPROVE_EXCLUSION if decision == EXCLUSION_APPROVE else Action.REJECT_EXCLUSION
-        refused = ctx.refusal(action, ticket)
-        if refused is not None:
-            raise CommandError("forbidden", refused)
+        require(ctx, action, ticket)
         _, facts = await act(ctx, cmd, request(ctx, action, note=reason), no)
         if action is Action.APPROVE_EXCLUSION:
             done = f"✅ {name} 同意工单 {no} 不纳入测评。"
@@ -72,8 +63,6 @@ async def exclude(ctx: Context, cmd: ParsedCommand) -> None:
         raise CommandError(
             "bad_arguments", f"请写明不纳入测评的理由。\n用法：{cmd.spec.usage}\n例如：{cmd.spec.example}"
         )
-    refused = ctx.refusal(Action.REQUEST_EXCLUSION, ticket)
-    if refused is not None:
-        raise CommandError("forbidden", refused)
+    require(ctx, Action.REQUEST_EXCLUSION, ticket)
     _, facts = await act(ctx, cmd, request(ctx, Action.REQUEST_EXCLUSION, note=reason), no)
     await ctx.say(f"📋 {name} 申请工单 {no} 不纳入测评，已提交派单员、中心领导审核。\n{facts}")

@@ -19,8 +19,10 @@ from handlers.commands.common import (
     apply_action,
     checked,
     checked_ticket,
+    decision,
     display_name,
     request,
+    require,
 )
 from handlers.context import Context
 from handlers.errors import CommandError
@@ -184,14 +186,7 @@ RETURN_DECISIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     summary="非本单位职责，申请退单；负责人确认，热线办同意或驳回",
     args=(
         TICKET,
-        ArgSpec(
-            name="decision",
-            kind="choice",
-            label="审核",
-            required=False,
-            choices=RETURN_DECISIONS,
-            placeholder="确认/同意/驳回",
-        ),
+        decision(RETURN_DECISIONS, "确认/同意/驳回"),
         ArgSpec(name="reason", kind="text", label="退单理由", required=False),
         ArgSpec(
             name="unit",
@@ -231,9 +226,7 @@ async def _request_return(ctx: Context, cmd: ParsedCommand, ticket: Ticket) -> N
     reason, unit = cmd.args.get("reason"), cmd.args.get("unit")
     if not reason:
         raise CommandError("bad_arguments", f"请写明退单理由。\n用法：{cmd.spec.usage}\n例如：{cmd.spec.example}")
-    refused = ctx.refusal(Action.REQUEST_RETURN, ticket)
-    if refused is not None:
-        raise CommandError("forbidden", refused)
+    require(ctx, Action.REQUEST_RETURN, ticket)
     req = request(ctx, Action.REQUEST_RETURN, note=reason, unit=unit)
     outcome, facts = await act(ctx, cmd, req, ticket.ticket_no)
     name = display_name(ctx)
@@ -249,9 +242,7 @@ async def _request_return(ctx: Context, cmd: ParsedCommand, ticket: Ticket) -> N
 async def _sign_return(ctx: Context, cmd: ParsedCommand, ticket: Ticket, *, confirm: bool) -> None:
     """The unit head signs a handler's return (to the office) or declines it (back to the handler)."""
     action = Action.CONFIRM_RETURN if confirm else Action.DECLINE_RETURN
-    refused = ctx.refusal(action, ticket)
-    if refused is not None:
-        raise CommandError("forbidden", refused)
+    require(ctx, action, ticket)
     reason = cmd.args.get("reason")
     if not confirm and not reason:
         raise CommandError("bad_arguments", f"不同意退单请写明理由，例如：/退单 {ticket.ticket_no} 驳回 属于本单位职责")
@@ -269,9 +260,7 @@ async def _sign_return(ctx: Context, cmd: ParsedCommand, ticket: Ticket, *, conf
 async def _review_return(ctx: Context, cmd: ParsedCommand, ticket: Ticket, *, approve: bool) -> None:
     """The office approves (and re-dispatches to the unit it names) or rejects a signed return."""
     action = Action.APPROVE_RETURN if approve else Action.REJECT_RETURN
-    refused = ctx.refusal(action, ticket)
-    if refused is not None:
-        raise CommandError("forbidden", refused)
+    require(ctx, action, ticket)
     reason = cmd.args.get("reason")
     name, no = display_name(ctx), ticket.ticket_no
     if approve:
