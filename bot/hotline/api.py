@@ -53,6 +53,22 @@ def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def check_signature(request: web.Request, secret: str, body: bytes) -> None:
+    """A 401 (counted in the metrics) unless ``body`` carries the hotline's valid, fresh signature."""
+    try:
+        verify(
+            secret,
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGNATURE_HEADER),
+            body,
+            now=request.app[CLOCK].now().timestamp(),
+            window=request.app[CONFIG].hotline.ingest_window_seconds,
+        )
+    except SignatureError as exc:
+        request.app[METRICS].rejected(exc.code)
+        raise ApiError(401, exc.code, exc.message) from None
+
+
 async def _signed_json(request: web.Request) -> tuple[bytes, Any]:
     """The raw body, verified against its signature, and its JSON."""
     settings = request.app[SETTINGS]
@@ -61,18 +77,7 @@ async def _signed_json(request: web.Request) -> tuple[bytes, Any]:
     if secret is None:
         raise ApiError(503, "ingest_disabled", "HOTLINE_INGEST_SECRET is not configured: ingest is disabled")
     body = await read_body(request, config.hotline.max_body_bytes)
-    try:
-        verify(
-            secret.get_secret_value(),
-            request.headers.get(TIMESTAMP_HEADER),
-            request.headers.get(SIGNATURE_HEADER),
-            body,
-            now=request.app[CLOCK].now().timestamp(),
-            window=config.hotline.ingest_window_seconds,
-        )
-    except SignatureError as exc:
-        request.app[METRICS].rejected(exc.code)
-        raise ApiError(401, exc.code, exc.message) from None
+    check_signature(request, secret.get_secret_value(), body)
     try:
         data = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
         json.dumps(data, ensure_ascii=False).encode("utf-8")  # "\ud800" alone decodes to a lone surrogate: no text
@@ -202,7 +207,7 @@ def _check_event(event: TicketEventPayload, max_days: int) -> None:
         raise ApiError(422, "validation_error", f"{event.type} is not complete", problems)
 
 
-def _authorize(request: web.Request) -> None:
+def authorize(request: web.Request) -> None:
     token = request.app[SETTINGS].api_token
     if token is None:
         raise ApiError(503, "api_disabled", "API_TOKEN is not configured: the read API is disabled")
@@ -229,7 +234,7 @@ def _iso(value: Any) -> Any:
 
 @routes.get("/api/tickets/{ticket_no}")
 async def get_ticket(request: web.Request) -> web.Response:
-    _authorize(request)
+    authorize(request)
     ticket_no = _ticket_no(request)
     try:
         detail = await request.app[TICKETS].get(ticket_no)

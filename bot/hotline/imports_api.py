@@ -30,13 +30,12 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.hotline.api import _authorize
+from bot.hotline.api import authorize, check_signature
 from bot.hotline.importer import CSV_SUFFIXES, EXCEL_SUFFIXES, ImportFormatError, ImportInterrupted, import_file
-from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, SignatureError, verify
+from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from bot.web.body import read_body
 from bot.web.errors import ApiError, json_response
-from bot.web.keys import CLOCK, CONFIG, SETTINGS, TICKETS
-from bot.web.ops import METRICS
+from bot.web.keys import CONFIG, SETTINGS, TICKETS
 
 routes = web.RouteTableDef()
 IMPORT_LOCK = web.AppKey("import_lock", asyncio.Lock)
@@ -76,7 +75,7 @@ async def _authenticated_body(request: web.Request, limit: int) -> bytes:
     """The body, once the caller is known: by the API token (checked first), or by the body's signature."""
     settings = request.app[SETTINGS]
     if "Authorization" in request.headers:
-        _authorize(request)
+        authorize(request)
         return await read_body(request, limit)
     signed = TIMESTAMP_HEADER in request.headers or SIGNATURE_HEADER in request.headers
     secret = settings.hotline_ingest_secret
@@ -90,18 +89,7 @@ async def _authenticated_body(request: web.Request, limit: int) -> bytes:
             f"({TIMESTAMP_HEADER}, {SIGNATURE_HEADER})",
         )
     body = await read_body(request, limit)
-    try:
-        verify(
-            secret.get_secret_value(),
-            request.headers.get(TIMESTAMP_HEADER),
-            request.headers.get(SIGNATURE_HEADER),
-            body,
-            now=request.app[CLOCK].now().timestamp(),
-            window=request.app[CONFIG].hotline.ingest_window_seconds,
-        )
-    except SignatureError as exc:
-        request.app[METRICS].rejected(exc.code)
-        raise ApiError(401, exc.code, exc.message) from None
+    check_signature(request, secret.get_secret_value(), body)
     return body
 
 
