@@ -1,4 +1,4 @@
-"""The read-only lists and figures the chat commands show: /我的, /待办, /逾期, /统计.
+"""The read-only lists and figures the chat commands show: /我的, /待办, /逾期, /统计 (in all, and per unit).
 
 Rows are plain mappings: the ticket's list columns (``ticket_no``, ``title``, ``content``, ``kind``, ``category``,
 ``unit_code``, ``handler_userid``, ``state``, ``dispatched_at`` …, never the citizen's phone; the name and address
@@ -10,7 +10,7 @@ handler's. The SQL is in store.queries.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 
@@ -86,18 +86,47 @@ async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: d
     units = _scope(unit_codes)
     if units == []:
         return Figures(open=0, unclaimed=0, overdue=0, closed_today=0)
-    midnight = datetime.combine(now.astimezone(TZ).date(), time(0), tzinfo=TZ)
     async with store.reading() as conn:
         counts = await queries_repo.ticket_figures(
             conn,
             units,
             now,
-            since=midnight,
+            since=_midnight(now),
             states=OPEN_STATES if units is None else UNIT_STATES,
             unclaimed_states=UNCLAIMED_STATES,
             closed_states=(TicketState.CLOSED.value,),
             windows=WINDOWS if units is None else UNIT_WINDOWS,
         )
+    return _figures(counts)
+
+
+async def unit_figures(store: Store, unit_codes: Collection[str] | None, now: datetime) -> dict[str, Figures]:
+    """:func:`quick_figures` of each unit of ``unit_codes`` (None: every unit) by its code, as that unit's own
+    /统计 counts them (an approved return is the office's, the office's review of a return nobody's overdue); a unit
+    with nothing to count is left out."""
+    units = _scope(unit_codes)
+    if units == []:
+        return {}
+    async with store.reading() as conn:
+        counts = await queries_repo.ticket_figures_by_unit(
+            conn,
+            units,
+            now,
+            since=_midnight(now),
+            states=UNIT_STATES,
+            unclaimed_states=UNCLAIMED_STATES,
+            closed_states=(TicketState.CLOSED.value,),
+            windows=UNIT_WINDOWS,
+        )
+    return {code: _figures(c) for code, c in counts.items()}
+
+
+def _midnight(now: datetime) -> datetime:
+    """The start of ``now``'s day in Asia/Shanghai: "today" for the figures."""
+    return datetime.combine(now.astimezone(TZ).date(), time(0), tzinfo=TZ)
+
+
+def _figures(counts: Mapping[str, int]) -> Figures:
     return Figures(
         open=counts["open"], unclaimed=counts["unclaimed"], overdue=counts["overdue"], closed_today=counts["closed"]
     )

@@ -9,8 +9,9 @@ see :class:`config.model.PushRule` and its defaults):
   one: by its kind's rule, to the unit it is now with. ``at_once`` is a card with buttons where the group's
   transport takes cards (the robot's long connection; a markdown line with the @-mentions follows it, since a card
   cannot mention) and markdown with the mentions elsewhere (webhook, app chat); ``digest`` queues it for the
-  unit's next digest, unless one of its deadlines falls due before that digest would go out (三个二's 20-minute
-  contact, say: then it is pushed at once); ``off`` sends nothing.
+  unit's next digest, unless the deadline engine would remind the unit of one of its deadlines (or find it due)
+  before that digest goes out (三个二's 20-minute contact, reminded of after 10 minutes, say: then it is pushed at
+  once, and the unit is never reminded of a ticket it has not been told of); ``off`` sends nothing.
 * a ticket **moved away** (re-dispatched or assigned to another unit): its former unit gets a short notice saying
   where it went, mentioning its former handler if it had one. WeCom changes a pushed card only in answer to a click
   on it (its one-use ``response_code`` or the click's req_id, :mod:`handlers.cards`), so the old card cannot be
@@ -204,10 +205,17 @@ class Pusher:
         return now - change.ticket.dispatched_at <= self.config.pushes.imports.recent.natural()
 
     def _due_before_digest(self, change: TicketChange, now: datetime) -> bool:
-        """Whether one of the ticket's new deadlines (not the return window, a right rather than a duty) falls due
-        before the next digest would go out (三个二's 20 minutes, say): then it is pushed at once instead."""
-        due = [d.due_at for d in change.deadlines if d.name != DeadlineName.RETURN_WINDOW]
-        return bool(due) and min(due) < self.next_digest(now)
+        """Whether the deadline engine would act on one of the ticket's new deadlines before the next digest goes
+        out: its first step (a reminder, or the due time itself; ``next_due_at``, as the engine reads it) comes
+        sooner (三个二's 20 minutes to contact, reminded of at half the time, say). Then the ticket is pushed at
+        once instead, so that the unit is never reminded of a ticket it has not been told of. The return window
+        is a right, not a duty: nothing reminds of it, and it does not count."""
+        first = [
+            d.next_due_at or d.due_at
+            for d in change.deadlines
+            if d.name not in (DeadlineName.RETURN_WINDOW, DeadlineName.RETURN_REVIEW)
+        ]
+        return bool(first) and min(first) < self.next_digest(now)
 
     def _outside(self, at: datetime) -> bool:
         return not self.config.in_service_window(at) or self.config.in_quiet_hours(at)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain.escaping import echo
+from bot.messages import figures
 from bot.messages import format as fmt
 from bot.messages.timeline import timeline
 from config.vocabulary import Role
@@ -116,7 +117,7 @@ async def overdue(ctx: Context, cmd: ParsedCommand) -> None:
     name="stats",
     zh="统计",
     aliases=("数据", "简报", "report"),
-    summary="工单数量、逾期、满意等简要统计",
+    summary="未办结、待接单、逾期和今日办结的工单数，看多个单位时逐个单位列出",
     args=(ArgSpec(name="unit", kind="unit", label="单位", required=False),),
     roles=frozenset({Role.UNIT_HEAD, Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN}),
     scope="unit",
@@ -124,10 +125,7 @@ async def overdue(ctx: Context, cmd: ParsedCommand) -> None:
 )
 async def stats(ctx: Context, cmd: ParsedCommand) -> None:
     units = _units(ctx, cmd)
-    figures = await queries.quick_figures(ctx.store, units, ctx.now)
-    scope = "全部单位" if units is None else "、".join(fmt.unit_name(ctx.config, code) for code in units)
-    await ctx.say(
-        f"{scope} 工单概况（{fmt.when(ctx.now)}）：\n"
-        f"未办结 {figures.open} 件，其中待接单 {figures.unclaimed} 件，逾期 {figures.overdue} 件；"
-        f"今日办结 {figures.closed_today} 件。"
-    )
+    total = await queries.quick_figures(ctx.store, units, ctx.now)
+    # several units (the office, a head of more than one): each one's figures too
+    per_unit = await queries.unit_figures(ctx.store, units, ctx.now) if units is None or len(units) > 1 else None
+    await ctx.say(figures.stats(ctx.config, scope=units, total=total, units=per_unit, now=ctx.now))

@@ -23,14 +23,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.app import OUTBOX, create_app
+from bot.app import OUTBOX, create_app, push_channels
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest, TicketState
 from bot.hotline.importer import import_file
 from bot.sandbox.fake import Delivered, FakeWeCom, serve
+from bot.services.deadline_engine import DeadlineEngine
 from bot.services.ratelimit import MemoryRateLimiter
 from bot.services.tickets import TicketService
-from bot.web.keys import STORE, TICKETS, WECOM_INBOUND
+from bot.web.keys import CALENDAR, CLOCK, CONFIG, DUTY, SETTINGS, STORE, TICKETS, WECOM_INBOUND
 from bot.wecom.client import WebhookClient, WeComClient
 from bot.wecom.longconn import AIBOT_CONNECTION
 from bot.wecom.tokens import MemoryTokenStore
@@ -40,6 +41,7 @@ from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.keys import PUSHES
 from notifiers.outbox import OutboxWorker
 from notifiers.pushes import Pusher
+from notifiers.rows import EngineRows
 from notifiers.wecom import wecom_senders
 from store.models import digest_items, outbox
 from tests.conftest import API_TOKEN
@@ -574,6 +576,44 @@ async def test_a_regular_ticket_due_before_its_digest_is_pushed_at_once(make_rig
     assert await rig.pusher.flush() == 1
     await rig.send()
     assert rig.group("SRJG")[-1].body["markdown"]["content"].startswith("**【常规】新工单 2026112300223**")
+
+
+def _engine(rig: Rig) -> DeadlineEngine:
+    """The deadline engine as the app wires it (the rig runs no workers of the app's own)."""
+    app = rig.client.app
+    return DeadlineEngine(
+        app[STORE],
+        app[CONFIG],
+        app[CALENDAR],
+        app[CLOCK],
+        duty=app[DUTY],
+        rows=EngineRows(app[CONFIG], push_channels(app[SETTINGS])),
+    )
+
+
+@pytest.mark.parametrize("transport", ["webhook", "robot"])
+async def test_a_regular_ticket_whose_first_reminder_comes_before_its_digest_is_pushed_at_once(
+    make_rig: MakeRig, transport: str
+) -> None:
+    """The unit is told of a ticket before it is reminded of it: 三个二's 20 minutes to contact, handed over at
+    08:54, are due at 09:14, after the 09:07 digest, but their first reminder (at half the time, 09:04) is not."""
+    rig = await make_rig(transport)
+    rig.clock.set(MONDAY.replace(hour=8, minute=54))
+    no = "2026112300225"
+    await rig.post(regular(no))
+    await rig.send()
+    pushed = [d for d in rig.group("SRJG") if no in _text(d)]
+    assert pushed, "the push must go at once, not wait for the 09:07 digest"
+    assert "11-23 09:14" in _text(pushed[0])
+    told = len(rig.group("SRJG"))
+    rig.clock.set(MONDAY.replace(hour=9, minute=4))  # the first reminder
+    assert (await _engine(rig).tick()).messages
+    await rig.send()
+    [reminder] = rig.group("SRJG")[told:]
+    assert "【时限提醒】" in _text(reminder)
+    assert no in _text(reminder)
+    rig.clock.set(MONDAY.replace(hour=9, minute=7))
+    assert await rig.pusher.flush() == 0  # nothing waits for the digest: it went at once
 
 
 # --- imports -------------------------------------------------------------------------------------------------------
