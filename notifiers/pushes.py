@@ -271,7 +271,7 @@ class Pusher:
                 mention=mention,
                 card=card,
                 urgent=rule.urgent,
-                ordering_key=f"push:{no}:{unit.code}",
+                ordering_key=_lane(no, unit.code, rule.urgent),
                 mention_text=headline,
                 not_before=not_before,
             )
@@ -317,7 +317,7 @@ class Pusher:
                 unit=old,
                 mention=[change.from_handler] if change.from_handler else [],
                 urgent=rule.urgent,
-                ordering_key=f"push:{no}:{old}",
+                ordering_key=_lane(no, old, rule.urgent),
                 not_before=None if rule.urgent else self.config.routine_from(now),
             )
         ]
@@ -430,6 +430,12 @@ class Pusher:
             ]
         text = texts.digest(unit.name, [q.ticket for q in items], open_deadlines, self.config.pushes.digest.max_items)
         return [Notice(key=base, text=text, unit=code, mention=mention, ordering_key=f"digest:{code}")]
+
+
+def _lane(ticket_no: str, unit: str, urgent: bool) -> str:
+    """The order a ticket's pushes to one group keep. Urgent ones have a lane of their own: a warning at night must
+    not wait behind a routine push held back for the service window."""
+    return f"push:{ticket_no}:{unit}" + (":urgent" if urgent else "")
 
 
 def _still_waits(queued: Queued) -> bool:

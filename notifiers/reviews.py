@@ -6,14 +6,16 @@ are), whether the change came from the chat or the API:
   in the unit's group, mentioning them);
 * a signed return: the office's group and each dispatcher privately, with the ticket, the unit, the reason, the
   suggested unit and the words to answer; the office's review deadline reminds them after that;
-* a head's refusal to sign: the handler who asked;
+* a head's signature or refusal to sign: the handler who asked;
 * the office's decision: the unit that asked, in its group, mentioning whoever asked (an approval that re-dispatches
   the ticket is told by the pushes' notice to the unit it left instead); a ticket that needs 签派: the center leads
   privately and the office's group;
-* an exclusion asked for: the office's group, each dispatcher and center lead privately; decided: the unit's group.
+* an exclusion asked for: the office's group, each dispatcher and center lead privately; decided: the unit's group
+  and the office's;
+* a 签派: the office's group (the pushes tell the units).
 
 Every message's key derives from the ticket, its cycle and the audit entry, so a change applied once is told once;
-a group gets them in order with the ticket's pushes there.
+a group gets a ticket's review notices in order.
 What each says: :mod:`bot.messages.reviews`.
 """
 
@@ -64,8 +66,9 @@ class ReviewNotices:
                 open_now = await deadlines_repo.open_deadlines(conn, change.ticket.id)
             for notice in self._notices(change, open_now, now):
                 if notice.unit is not None:
-                    # in a group, in the order of the ticket's other messages there (its pushes)
-                    notice = dataclasses.replace(notice, ordering_key=f"push:{change.ticket_no}:{notice.unit}")
+                    # in a group, in the order of the ticket's other review notices there (not behind a routine
+                    # push waiting for the service window: the office works around the clock)
+                    notice = dataclasses.replace(notice, ordering_key=f"review:{change.ticket_no}:{notice.unit}")
                 rows += notice_rows(notice, self.config, self.channels, at=now)
         if rows:
             await outbox_repo.enqueue(conn, rows)
@@ -87,12 +90,24 @@ class ReviewNotices:
             return [
                 self._private(key, texts.signoff_request(self.config, ticket, change.actor), heads, ticket.unit_code)
             ]
+        notices: list[Notice] = []
         if change.to_state is TicketState.RETURN_REQUESTED and change.from_state is not TicketState.RETURN_REQUESTED:
             review = next((d for d in change.deadlines if d.name == DeadlineName.RETURN_REVIEW), None)
             text = texts.review_request(self.config, ticket, review)
-            return [
+            notices += [
                 Notice(key=key, text=text, unit=self.config.office.unit),
                 self._private(f"{key}:dispatchers", text, self._holders(Role.DISPATCHER), None),
+            ]
+            if action != Action.CONFIRM_RETURN:
+                return notices
+        if action == Action.CONFIRM_RETURN:
+            asked = ticket.return_requested_by
+            text = texts.head_confirmed(self.config, ticket, change.actor)
+            notices.append(self._private(f"{key}:asker", text, [asked] if asked else [], ticket.unit_code))
+            return notices
+        if action == Action.ASSIGN:
+            return [
+                Notice(key=key, text=texts.assigned(self.config, ticket, change.actor), unit=self.config.office.unit)
             ]
         if action == Action.DECLINE_RETURN:
             asked = change.data.get("requested_by")
@@ -129,7 +144,11 @@ class ReviewNotices:
             text = texts.exclusion_decided(
                 self.config, ticket, change.actor, approved=approved, reason=change.data.get("reason")
             )
-            return [Notice(key=key, text=text, unit=ticket.unit_code)]
+            # the unit, and the office whose group was asked
+            return [
+                Notice(key=key, text=text, unit=ticket.unit_code),
+                Notice(key=f"{key}:office", text=text, unit=self.config.office.unit),
+            ]
         return []
 
     def _holders(self, role: Role) -> list[str]:

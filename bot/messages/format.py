@@ -161,11 +161,14 @@ def full_details(ticket: Ticket) -> str:
 
 def handed_over(ticket: Ticket, deadlines: Sequence[Deadline], now: datetime, *, by: str) -> str:
     """To the member a ticket was handed to (转派), privately: who handed it over, the time left, the details."""
-    deadline = handling_deadline(deadlines, ticket.cycle) or next_deadline(deadlines, ticket.cycle)
-    return (
-        f"{escape_md(by)} 将工单 {ticket.ticket_no}（{kind_label(ticket.kind)}）转派给您承办。\n"
-        f"{deadline_line(deadline, now)}\n{full_details(ticket)}"
-    )
+    lines = [f"{escape_md(by)} 将工单 {ticket.ticket_no}（{kind_label(ticket.kind)}）转派给您承办。"]
+    nearest = next_deadline(deadlines, ticket.cycle)
+    lines.append(deadline_line(nearest, now))
+    handling = handling_deadline(deadlines, ticket.cycle)
+    if handling is not None and handling is not nearest:
+        due = handling.due_at
+        lines.append(f"{deadline_label(handling.name)}时限：{when(due)}（{remaining(due, now)}）")
+    return "\n".join([*lines, full_details(ticket)])
 
 
 def list_line(row: TicketLine, config: BotConfig, now: datetime) -> str:

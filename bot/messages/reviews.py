@@ -64,7 +64,9 @@ def review_request(config: BotConfig, ticket: Ticket, review: Deadline | None) -
     ]
     if review is not None:
         lines.append(f"> 审核时限：{fmt.when(review.due_at)}")
-    lines.append(f"请回复「退单 {no} 同意」（可加改派单位，如「退单 {no} 同意 市政所」）或「退单 {no} 驳回 理由」。")
+    suggested = config.unit_for_label(ticket.return_unit)
+    to = suggested.name if suggested is not None else "单位名称"
+    lines.append(f"请回复「退单 {no} 同意」（同时改派：「退单 {no} 同意 {to}」）或「退单 {no} 驳回 理由」。")
     return "\n".join(lines)
 
 
@@ -139,4 +141,19 @@ def exclusion_decided(config: BotConfig, ticket: Ticket, decider: str, *, approv
     return (
         f"**❌ 工单 {no} 不纳入测评的申请未获同意**（{fmt.person(config, decider)}）\n"
         f"> 理由：{_reason(ticket, reason)}\n该工单照常计入测评。"
+    )
+
+
+def head_confirmed(config: BotConfig, ticket: Ticket, head: str) -> str:
+    """To the handler who asked: the head signed; the office reviews now, and the reminders hold."""
+    return (
+        f"**工单 {ticket.ticket_no} 的退单申请已由负责人 {fmt.person(config, head)} 确认**\n"
+        "已提交热线办审核，审核期间暂停催办。"
+    )
+
+
+def assigned(config: BotConfig, ticket: Ticket, lead: str) -> str:
+    """To the office: the center lead decided a contested ticket (签派)."""
+    return (
+        f"**工单 {ticket.ticket_no} 已由 {fmt.person(config, lead)} 签派至{fmt.unit_name(config, ticket.unit_code)}**"
     )

@@ -1,7 +1,7 @@
 """不纳入测评: a unit asks that a ticket not count in the ratings; a dispatcher or center lead decides.
 
 "/不纳入测评 0123 理由" asks, by a handler or head of the ticket's unit; "/不纳入测评 0123 同意" or
-"/不纳入测评 0123 驳回 [理由]" decides, by a dispatcher or a center lead. The office is told of a request, the
+"/不纳入测评 0123 驳回 理由" decides, by a dispatcher or a center lead. The office is told of a request, the
 unit of the decision (:mod:`notifiers.reviews`); an excluded ticket is left out of every rate and shown as such.
 """
 
@@ -45,6 +45,8 @@ async def exclude(ctx: Context, cmd: ParsedCommand) -> None:
     if decision is not None and ticket.evaluation is Evaluation.REQUESTED:
         action = Action.APPROVE_EXCLUSION if decision == EXCLUSION_APPROVE else Action.REJECT_EXCLUSION
         require(ctx, action, ticket)
+        if action is Action.REJECT_EXCLUSION and not reason:
+            raise CommandError("bad_arguments", f"驳回请写明理由，例如：/不纳入测评 {no} 驳回 属于正常诉求，应纳入测评")
         _, facts = await act(ctx, cmd, request(ctx, action, note=reason), no)
         if action is Action.APPROVE_EXCLUSION:
             done = f"✅ {name} 同意工单 {no} 不纳入测评。"

@@ -214,19 +214,24 @@ async def return_ticket(ctx: Context, cmd: ParsedCommand) -> None:
         await _sign_return(ctx, cmd, ticket, confirm=decision != RETURN_REJECT)
     else:
         if decision is not None:
-            # nothing waits for a decision: the word begins a unit's reason ("确认不属于本单位…")
+            if not cmd.args.get("unit"):
+                # a decision with nothing pending (a request names its suggested unit)
+                waits = "待确认" if decision == RETURN_CONFIRM else "待审核"
+                raise CommandError("nothing_to_decide", f"抱歉，工单 {ticket.ticket_no} 没有{waits}的退单申请。")
+            # the word begins a unit's reason ("确认不属于本单位… 建议:市政所")
             word = next(words[0] for value, words in RETURN_DECISIONS if value == decision)
-            if ctx.refusal(Action.REQUEST_RETURN, ticket) is not None:
-                raise CommandError("nothing_to_decide", f"工单 {ticket.ticket_no} 没有待审核的退单申请。")
             cmd = dataclasses.replace(cmd, args={**cmd.args, "reason": word + (cmd.args.get("reason") or "")})
         await _request_return(ctx, cmd, ticket)
 
 
 async def _request_return(ctx: Context, cmd: ParsedCommand, ticket: Ticket) -> None:
     reason, unit = cmd.args.get("reason"), cmd.args.get("unit")
-    if not reason:
-        raise CommandError("bad_arguments", f"请写明退单理由。\n用法：{cmd.spec.usage}\n例如：{cmd.spec.example}")
     require(ctx, Action.REQUEST_RETURN, ticket)
+    if not reason or not unit:
+        missing = (
+            "退单理由和建议单位" if not reason and not unit else "退单理由" if not reason else "建议单位（建议:单位）"
+        )
+        raise CommandError("bad_arguments", f"请写明{missing}。\n用法：{cmd.spec.usage}\n例如：{cmd.spec.example}")
     req = request(ctx, Action.REQUEST_RETURN, note=reason, unit=unit)
     outcome, facts = await act(ctx, cmd, req, ticket.ticket_no)
     name = display_name(ctx)
@@ -252,8 +257,8 @@ async def _sign_return(ctx: Context, cmd: ParsedCommand, ticket: Ticket, *, conf
     if confirm:
         done = f"✍️ {name} 已确认退单，已提交热线办审核；审核期间本工单暂停催办。"
     else:
-        told = f"已告知{fmt.person(ctx.config, requester)}，" if requester and requester != ctx.userid else ""
-        done = f"{name} 不同意退单：{echo(reason or '')}。{told}请继续办理。"
+        told = f"已告知{fmt.person(ctx.config, requester)}。" if requester and requester != ctx.userid else ""
+        done = f"{name} 不同意退单：{echo(reason or '')}。{told}"
     await ctx.say(f"{done}\n{facts}")
 
 

@@ -98,11 +98,14 @@ async def test_exclusion_asked_by_the_unit_and_decided_by_the_office(router: Com
     # an admin is no decider
     await router.handle(message(f"/不纳入测评 {NO} 同意", "wuhao", chat="sandbox-hw", msgid="admin"))
     assert answers(await seen.new())[0].startswith("抱歉，")
+    await router.handle(message(f"/不纳入测评 {NO} 驳回", "zhangwei", chat="sandbox-rxb", msgid="no-reason"))
+    assert answers(await seen.new())[0].startswith("驳回请写明理由")
     await router.handle(message(f"/不纳入测评 {NO} 同意", "lilei", chat=None, msgid="ok"))
     rows = await seen.new()
     assert answers(rows)[0].startswith(f"✅ 李雷 同意工单 {NO} 不纳入测评。已告知承办单位。")
     [told] = group(rows, "sandbox-srjg")
     assert told.startswith(f"**✅ 工单 {NO} 不纳入测评的申请已获同意**")
+    assert group(rows, "sandbox-rxb") == [told]  # the office, whose group was asked, hears it too
     assert (await router.service.get(NO)).ticket.evaluation == "excluded"
 
 
@@ -114,7 +117,9 @@ async def test_a_transfer_tells_the_new_handler_privately(router: CommandRouter)
     assert answer.startswith("🔁 周婷 已将工单转派给 孙磊。联系方式和剩余时限已单独发给孙磊。")
     assert PHONE not in answer
     [told] = private(rows, "sunlei")
-    assert told.startswith(f"周婷 将工单 {NO}（常规）转派给您承办。\n下一时限：")
+    # the nearest deadline, as the group sees it; the handling deadline beside it
+    assert told.startswith(f"周婷 将工单 {NO}（常规）转派给您承办。\n下一时限：20分钟联系 ")
+    assert "\n办结时限：" in told
     assert PHONE in told  # for the new handler's eyes only
     assert "光明路12号3室" in told
     async with router.store.reading() as conn:

@@ -225,7 +225,7 @@ async def test_the_head_declines_and_the_handler_is_told(router: CommandRouter) 
     assert refused.startswith(f"抱歉，工单 {NO} 的退单申请由市容景观所负责人确认")
     await router.handle(message(f"/退单 {NO} 驳回 属于我所，请继续办理", "sunlei", msgid="decline"))
     rows = await seen.new()
-    assert answers(rows)[0].startswith("孙磊 不同意退单：属于我所，请继续办理。已告知周婷，请继续办理。")
+    assert answers(rows)[0].startswith("孙磊 不同意退单：属于我所，请继续办理。已告知周婷。\n")
     [told] = private(rows, "zhouting")
     assert "未获负责人同意" in told
     ticket = (await router.service.get(NO)).ticket
@@ -280,3 +280,26 @@ async def test_the_limits_are_configuration(
     assert review.due_at == clock.now() + timedelta(hours=2)
     out = await lenient.act(NO, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=clock.now()))
     assert out.to_state is TicketState.RETURNED
+
+
+async def test_words_that_decide_nothing_and_requests_without_a_unit(router: CommandRouter) -> None:
+    seen = await watching(router)
+    await router.handle(message(f"/退单 {NO} 确认", "chenjing", msgid="nothing"))
+    assert answers(await seen.new()) == [f"抱歉，工单 {NO} 没有待确认的退单申请。"]
+    await router.handle(message(f"/退单 {NO} 驳回 属于本所", "zhangwei", chat="sandbox-rxb", msgid="nothing2"))
+    assert answers(await seen.new()) == [f"抱歉，工单 {NO} 没有待审核的退单申请。"]
+    await router.handle(message(f"/退单 {NO} 噪音扰民应由生态环境部门处理", msgid="no-unit"))
+    [asked] = answers(await seen.new())
+    assert asked.startswith("请写明建议单位（建议:单位）。")
+    assert "例如：/退单 0123 该路段属市政道路 建议:市政所" in asked
+    # a reason that starts with a decision word, with its suggested unit, is a request
+    await router.handle(message(f"/退单 {NO} 确认不属于本所 建议:环卫所", msgid="ask"))
+    assert (await router.service.get(NO)).ticket.return_reason == "确认不属于本所"
+
+
+async def test_the_handler_hears_that_the_head_signed(router: CommandRouter) -> None:
+    seen = await watching(router)
+    await router.handle(message(ASK, msgid="ask"))
+    await router.handle(message(f"退单 {NO} 确认", "sunlei", msgid="sign"))
+    [told] = private(await seen.new(), "zhouting")
+    assert told.startswith(f"**工单 {NO} 的退单申请已由负责人 孙磊 确认**\n已提交热线办审核")

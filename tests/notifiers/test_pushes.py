@@ -370,6 +370,25 @@ async def test_a_warning_ticket_brings_the_visits_note_and_is_announced_in_the_h
 # --- outside the service window ------------------------------------------------------------------------------------
 
 
+async def test_a_warning_at_night_does_not_wait_behind_the_tickets_routine_push(
+    make_rig: MakeRig, sandbox_config: BotConfig
+) -> None:
+    rig = await make_rig("webhook", _config(sandbox_config, webhooks=True, rules={"regular": {"mode": "at_once"}}))
+    rig.clock.set(MONDAY.replace(hour=3))  # outside the window: a routine push waits for 07:00
+    no = "2026112300106"
+    await rig.post(regular(no))
+    now = rig.clock.now()
+    await rig.service.act(no, ActionRequest(action=Action.CLAIM, actor="zhouting", at=now))
+    await rig.service.act(no, ActionRequest(action=Action.SUBMIT, actor="zhouting", at=now, note="已清理"))
+    await rig.event(no, {"event_id": "v1", "type": "visit_result", "result": "不满意"})
+    await rig.send()
+    [warned] = rig.group("SRJG")  # the new ticket's routine push still waits; the warning is urgent
+    assert warned.body["markdown"]["content"].startswith(f"**【预警】工单 {no} 回访不满意")
+    rig.clock.set(MONDAY.replace(hour=7, minute=1))
+    await rig.send()
+    assert len(rig.group("SRJG")) == 2
+
+
 async def test_at_night_an_urgent_ticket_goes_to_the_group_and_the_duty_officer_and_routine_waits_for_morning(
     make_rig: MakeRig, sandbox_config: BotConfig
 ) -> None:
@@ -473,8 +492,9 @@ async def test_an_assignment_by_the_center_lead_pushes_to_the_unit_it_decides(ma
     assert len(texts) == 2
     assert any("同意退单" in t and "需由中心领导签派" in t for t in texts)
     assert any("签派至「热线办」" in t for t in texts)
-    [*_reviews, assigned] = rig.group("RXB")
-    assert assigned.body["markdown"]["content"].startswith(f"**【紧急】签派工单 {no}（原：环卫所）**")
+    office = [d.body["markdown"]["content"] for d in rig.group("RXB")]
+    assert any(t.startswith(f"**【紧急】签派工单 {no}（原：环卫所）**") for t in office)
+    assert any(t.startswith(f"**工单 {no} 已由 李雷 签派至热线办**") for t in office)
 
 
 # --- the digest ----------------------------------------------------------------------------------------------------
