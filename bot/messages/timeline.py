@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.domain.escaping import escape_md, group_text
-from bot.domain.lifecycle import Action, VisitResult
+from bot.domain.lifecycle import Action, Solved, VisitResult
 from bot.domain.masking import NamesCitizen
 from bot.domain.records import HistoryEntry, Notification, NotificationKind
 from bot.messages.format import deadline_label, person, unit_name, when
@@ -110,13 +110,15 @@ def _action_label(action: str) -> str:
 def _action(entry: HistoryEntry, config: BotConfig, text: _Text) -> str:
     data = entry.data
     point = ""
-    if entry.action in ("dispatch", Action.REDISPATCH, Action.ASSIGN):
+    if entry.action in ("dispatch", Action.REDISPATCH, Action.ASSIGN, Action.APPROVE_RETURN):
         unit = data.get("unit") or data.get("to_unit")
         point = f"→ {escape_md(unit_name(config, str(unit)))}" if unit else ""
     elif entry.action == Action.TRANSFER and data.get("to"):
         point = f"→ {_who(config, str(data['to']))}"
     elif entry.action == Action.VISIT:
         point = _visit_label(data.get("result"))
+    elif entry.action == Action.SUBMIT and data.get("solved"):
+        point = _solved_label(data["solved"])
     elif entry.action == Action.REQUEST_EXTENSION and data.get("days"):
         point = f"{data['days']} 个工作日"
     elif entry.action == Action.APPROVE_EXTENSION and data.get("granted"):
@@ -127,6 +129,13 @@ def _action(entry: HistoryEntry, config: BotConfig, text: _Text) -> str:
         point = f"{point}：{text(note, NOTE_CHARS)}" if point else text(note, NOTE_CHARS)
     line = f"{when(entry.at)} {_action_label(entry.action)} {_who(config, entry.actor)}"
     return f"{line}（{point}）" if point else line
+
+
+def _solved_label(value: object) -> str:
+    try:
+        return Solved(str(value)).label
+    except ValueError:
+        return escape_md(str(value or ""))
 
 
 def _visit_label(result: object) -> str:
@@ -177,10 +186,14 @@ def _outcome(history: Sequence[HistoryEntry], text: _Text) -> list[str]:
     if submit is not None:
         result = submit.note or submit.data.get("result")
         if result:
-            out.append(f"办理结果（{when(submit.at)}）：{text(result, RESULT_CHARS)}")
+            solved = submit.data.get("solved")
+            said = f"（{_solved_label(solved)}）" if solved else ""
+            out.append(f"办理结果（{when(submit.at)}）{said}：{text(result, RESULT_CHARS)}")
     visit = _last(history, Action.VISIT)
     if visit is not None:
         line = f"回访（{when(visit.at)}）：{_visit_label(visit.data.get('result'))}"
+        if visit.data.get("solved"):
+            line += f"，市民认为{_solved_label(visit.data['solved'])}"
         if visit.note:
             line += f"，{text(visit.note, RESULT_CHARS)}"
         out.append(line)

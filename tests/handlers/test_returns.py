@@ -303,3 +303,13 @@ async def test_the_handler_hears_that_the_head_signed(router: CommandRouter) -> 
     await router.handle(message(f"退单 {NO} 确认", "sunlei", msgid="sign"))
     [told] = private(await seen.new(), "zhouting")
     assert told.startswith(f"**工单 {NO} 的退单申请已由负责人 孙磊 确认**\n已提交热线办审核")
+
+
+async def test_the_timeline_says_where_an_approved_return_went(router: CommandRouter) -> None:
+    seen = await watching(router)
+    await router.handle(message(f"/退单 {NO} 非本所职责 建议:环卫所", "chenjing", msgid="ask"))
+    await router.handle(message(f"/退单 {NO} 同意 环卫所", "zhangwei", chat="sandbox-rxb", msgid="ok"))
+    await seen.new()
+    await router.handle(message(f"/查 {NO}", "zhangwei", chat="sandbox-rxb", msgid="show"))
+    [shown] = answers(await seen.new())
+    assert "同意退单 张伟（→ 环卫所）" in shown
