@@ -187,8 +187,8 @@ def _outcome(history: Sequence[HistoryEntry], text: _Text) -> list[str]:
         result = submit.note or submit.data.get("result")
         if result:
             solved = submit.data.get("solved")
-            said = f"（{_solved_label(solved)}）" if solved else ""
-            out.append(f"办理结果（{when(submit.at)}）{said}：{text(result, RESULT_CHARS)}")
+            said = f"，{_solved_label(solved)}" if solved else ""
+            out.append(f"办理结果（{when(submit.at)}{said}）：{text(result, RESULT_CHARS)}")
     visit = _last(history, Action.VISIT)
     if visit is not None:
         line = f"回访（{when(visit.at)}）：{_visit_label(visit.data.get('result'))}"

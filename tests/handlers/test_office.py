@@ -58,7 +58,7 @@ async def test_solved_as_declared_and_as_seen_at_the_visit(router: CommandRouter
     await router.handle(message(f"/查 {NO}", "zhangwei", chat="sandbox-rxb", msgid="show"))
     [shown] = answers(await seen.new())
     assert "办结 周婷（部分解决）" in shown
-    assert "办理结果（11-23 09:00）（部分解决）：店招已拆除" in shown
+    assert "办理结果（11-23 09:00，部分解决）：店招已拆除" in shown
     assert "回访（11-23 09:00）：不满意，市民认为未解决，" in shown
     assert PHONE not in shown
     assert ticket.visit_note == note  # kept whole; shown masked

@@ -122,9 +122,9 @@ async def test_in_a_group_the_timeline_is_masked(chat: Chat) -> None:
     assert "11-24 09:00 超时通知 孙磊（私信）、周婷（私信）、市容景观所群 — 接单、先行联系时限" in timeline
     assert "11-24 09:30 接单 周婷" in timeline
     assert any(line.startswith("11-24 10:00 先行联系 周婷（已致电") for line in timeline)
-    assert "11-24 15:00 办结 周婷" in timeline  # the result itself below the timeline
+    assert "11-24 15:00 办结 周婷（已解决）" in timeline  # the result itself below the timeline
     assert "11-25 10:00 回访 张伟（不满意）" in timeline
-    assert any(line.startswith("办理结果（11-24 15:00）：店招已加固") for line in timeline)
+    assert any(line.startswith("办理结果（11-24 15:00，已解决）：店招已加固") for line in timeline)
     assert any(line.startswith("回访（11-25 10:00）：不满意，") for line in timeline)
     assert MASKED_PHONE in reply
     for secret in (PHONE, NAME, ADDRESS, "秀英"):
@@ -143,7 +143,7 @@ async def test_a_unit_member_alone_with_the_bot_reads_it_masked_too(chat: Chat) 
 async def test_the_handler_or_a_dispatcher_alone_reads_it_unmasked(chat: Chat, reader: str) -> None:
     reply = await chat.say(f"查 {NO}", reader, when=at(25, 11), group=None)
     result = next(line for line in reply.split("\n") if line.startswith("办理结果"))
-    assert result == f"办理结果（11-24 15:00）：店招已加固，{NAME}在场确认，电话{PHONE}"
+    assert result == f"办理结果（11-24 15:00，已解决）：店招已加固，{NAME}在场确认，电话{PHONE}"
     visit = next(line for line in reply.split("\n") if line.startswith("回访（"))
     assert visit == f"回访（11-25 10:00）：不满意，{NAME}说{ADDRESS}门口仍有松动"
     again = await chat.say(f"查 {NO}", reader, when=at(25, 12), group=None)
