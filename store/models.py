@@ -97,6 +97,22 @@ class Base(DeclarativeBase):
 
 class Ticket(Base):
     __tablename__ = "tickets"
+    __table_args__ = (
+        Index(
+            "ix_tickets_repeat_phone",
+            "repeat_phone",
+            "dispatched_at",
+            sqlite_where=text("repeat_phone IS NOT NULL"),
+            postgresql_where=text("repeat_phone IS NOT NULL"),
+        ),
+        Index(
+            "ix_tickets_repeat_address",
+            "repeat_address",
+            "dispatched_at",
+            sqlite_where=text("repeat_address IS NOT NULL"),
+            postgresql_where=text("repeat_address IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     ticket_no: Mapped[str] = mapped_column(String(64), unique=True)
@@ -138,6 +154,15 @@ class Ticket(Base):
     extension_requested_by: Mapped[str | None] = mapped_column(String(64))
     extension_requested_at: Mapped[datetime | None]
     extension_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # 重复诉求 (bot.domain.repeats; migration 0010): the keys a ticket is matched by (hashes of the normalised phone
+    # and place, each indexed with dispatched_at: matching reads one key's window, never the table), its place among
+    # the tickets of the same matter within the window (1: none before it), the number of the one just before it and
+    # what matched it (phone, address, phone+address). The earlier tickets are in ticket_repeats.
+    repeat_phone: Mapped[str | None] = mapped_column(String(32))
+    repeat_address: Mapped[str | None] = mapped_column(String(32))
+    repeat_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    repeat_of: Mapped[str | None] = mapped_column(String(64))
+    repeat_reason: Mapped[str | None] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16))
     payload_hash: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -335,6 +360,23 @@ class DigestItem(Base):
     digest_key: Mapped[str | None] = mapped_column(String(200))
 
 
+class TicketRepeat(Base):
+    """A ticket and an earlier one of the same matter within the repeat window (重复诉求), and what matched them
+    (phone, address, phone+address). Written when the later ticket arrives (or, for an earlier one imported after
+    it, when that one does); ``tickets.repeat_count`` is one more than a ticket's rows here. Indexed both ways: a
+    ticket's earlier ones, and the later ones that repeat it."""
+
+    __tablename__ = "ticket_repeats"
+
+    ticket_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    earlier_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("tickets.id", ondelete="CASCADE"), primary_key=True, autoincrement=False, index=True
+    )
+    reason: Mapped[str] = mapped_column(String(16))
+
+
 # the Core tables, for the repositories' statements
 tickets = cast(Table, Ticket.__table__)
 deadlines = cast(Table, Deadline.__table__)
@@ -347,3 +389,4 @@ unit_miss_counts = cast(Table, UnitMissCount.__table__)
 
 
 digest_items = cast(Table, DigestItem.__table__)
+ticket_repeats = cast(Table, TicketRepeat.__table__)

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 HOTLINE = "hotline"
 _RETRIES = 5
+# what a ticket is matched with its earlier tickets by (bot.services.repeats)
+_MATCHED_BY = frozenset({"citizen_phone", "address", "category", "title", "content", "dispatched_at"})
 
 
 class HandOvers(TicketActions):
@@ -131,13 +133,19 @@ class HandOvers(TicketActions):
                     "extension_requested_by": None,
                     "extension_requested_at": None,
                     "extension_count": 0,
+                    **self.repeats.keys(item.citizen_phone, item.address),
+                    "repeat_count": 1,
+                    "repeat_of": None,
+                    "repeat_reason": None,
                     "source": source,
                     "payload_hash": item.payload_hash(),
                     "version": 1,
                     "extra": item.extra,
                 }
             )
+        repeats = await self.repeats.before_insert(conn, rows)
         ids = await tickets_repo.insert_tickets(conn, rows)
+        await self.repeats.after_insert(conn, repeats, rows, ids)
         plans = self.planner.plan_many(
             [
                 PlanRequest(kind=i.kind, category=i.category, start=r["dispatched_at"], cycle_kind="dispatch")
@@ -223,6 +231,9 @@ class HandOvers(TicketActions):
         if item.unit_label is not None and item.unit_label != row.hotline_unit:
             values["hotline_unit"] = item.unit_label
         changed = tuple(sorted(values))
+        if _MATCHED_BY & set(changed):
+            # its keys and its earlier tickets follow what it now says (derived: not listed as changed)
+            values.update(await self.repeats.rematch(conn, row.updated(values)))
         values.update(payload_hash=digest, updated_at=now)
         await tickets_repo.update_ticket(conn, row.id, row.version, values)
         version = row.version + 1

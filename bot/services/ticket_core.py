@@ -19,6 +19,7 @@ from bot.domain.nags import NAG_FREE, NagSchedule
 from bot.domain.records import HistoryEntry
 from bot.domain.routing import Router
 from bot.domain.workcal import WorkCalendar
+from bot.services.repeats import RepeatMatcher
 from bot.services.ticket_model import ChangeHook, TicketChange
 from config.durations import Duration
 from config.model import BotConfig
@@ -55,6 +56,7 @@ class TicketCore:
         extension = config.deadlines.extension
         self.extension_limits = ExtensionLimits(max_days=extension.max_days, max_count=extension.max_approved)
         self.hooks: list[ChangeHook] = []
+        self.repeats = RepeatMatcher(config)
 
     def add_hook(self, hook: ChangeHook) -> None:
         """``hook`` follows every change from now on, in the change's transaction."""

@@ -1,0 +1,253 @@
+"""Repeat complaints' statements (重复诉求, :mod:`bot.domain.repeats`): the tickets of a key within a window, read by
+the keys' indexes (``ix_tickets_repeat_phone``, ``ix_tickets_repeat_address``: the key and ``dispatched_at``), the
+pairs of ``ticket_repeats``, and a ticket's repeat columns recomputed from its pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Integer, String, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from bot.domain.records import RepeatLink
+from store.core import CHUNK, Conn
+from store.models import TZDateTime, ticket_repeats, tickets
+
+CANDIDATES = 100  # the most a key yields for one ticket (the closest in time)
+TEXT_CHARS = 160  # of a candidate's text: what matching compares (bot.domain.repeats.WORDS_CHARS)
+
+Signal = Literal["phone", "address"]
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The tickets whose ``signal`` key is ``key``, dispatched from ``since`` to ``until`` (both included)."""
+
+    signal: Signal
+    key: str
+    since: datetime
+    until: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candidate:
+    """A stored ticket a lookup found: what matching compares."""
+
+    id: int
+    ticket_no: str
+    dispatched_at: datetime
+    repeat_phone: str | None
+    repeat_address: str | None
+    category: str | None
+    title: str | None
+    content: str | None
+
+
+_COLUMNS = "t.id, t.ticket_no, t.dispatched_at, t.repeat_phone, t.repeat_address, t.category, t.title"
+_TYPES: dict[str, Any] = {
+    "n": Integer(),
+    "id": Integer(),
+    "ticket_no": String(),
+    "dispatched_at": TZDateTime(),
+    "repeat_phone": String(),
+    "repeat_address": String(),
+    "category": String(),
+    "title": String(),
+    "content": String(),
+}
+
+
+def _lateral(column: str) -> Any:
+    """PostgreSQL: each lookup's closest ``CANDIDATES`` tickets by the key's index, all lookups in one statement."""
+    return text(
+        f"""
+        SELECT p.n, {_COLUMNS}, t.content
+        FROM unnest(CAST(:ns AS integer[]), CAST(:keys AS text[]), CAST(:sinces AS timestamptz[]),
+                    CAST(:untils AS timestamptz[])) AS p(n, key, since, until)
+        CROSS JOIN LATERAL (
+            SELECT {_COLUMNS}, left(t.content, {TEXT_CHARS}) AS content FROM tickets t
+            WHERE t.{column} = p.key AND t.dispatched_at BETWEEN p.since AND p.until
+            ORDER BY t.dispatched_at DESC LIMIT {CANDIDATES}
+        ) AS t
+        """
+    ).columns(**_TYPES)
+
+
+_PG = {"phone": _lateral("repeat_phone"), "address": _lateral("repeat_address")}
+
+
+def _in_range(column: str) -> Any:
+    """SQLite: the tickets of some keys within the lookups' whole span, by the key's index; each lookup takes its own
+    from them (one statement per 500 keys, not one per lookup: an import matches 1,000 tickets a batch)."""
+    key = tickets.c[column]
+    return (
+        select(
+            key.label("key"),
+            tickets.c.id,
+            tickets.c.ticket_no,
+            tickets.c.dispatched_at,
+            tickets.c.repeat_phone,
+            tickets.c.repeat_address,
+            tickets.c.category,
+            tickets.c.title,
+            func.substr(tickets.c.content, 1, TEXT_CHARS).label("content"),
+        )
+        .where(
+            key.in_(bindparam("keys", expanding=True)),
+            tickets.c.dispatched_at.between(bindparam("since"), bindparam("until")),
+        )
+        .order_by(tickets.c.dispatched_at.desc())
+    )
+
+
+_SQLITE = {"phone": _in_range("repeat_phone"), "address": _in_range("repeat_address")}
+
+
+def _candidate(row: Mapping[Any, Any]) -> Candidate:
+    return Candidate(
+        id=row["id"],
+        ticket_no=row["ticket_no"],
+        dispatched_at=row["dispatched_at"],
+        repeat_phone=row["repeat_phone"],
+        repeat_address=row["repeat_address"],
+        category=row["category"],
+        title=row["title"],
+        content=row["content"],
+    )
+
+
+async def candidates(conn: Conn, lookups: Sequence[Lookup]) -> list[list[Candidate]]:
+    """For each lookup, its tickets, the latest first, at most :data:`CANDIDATES`."""
+    found: list[list[Candidate]] = [[] for _ in lookups]
+    for signal in ("phone", "address"):
+        chosen = [(n, lookup) for n, lookup in enumerate(lookups) if lookup.signal == signal]
+        if not chosen:
+            continue
+        if conn.dialect.name == "postgresql":
+            for i in range(0, len(chosen), CHUNK):
+                part = chosen[i : i + CHUNK]
+                result = await conn.execute(
+                    _PG[signal],
+                    {
+                        "ns": [n for n, _ in part],
+                        "keys": [lookup.key for _, lookup in part],
+                        "sinces": [lookup.since for _, lookup in part],
+                        "untils": [lookup.until for _, lookup in part],
+                    },
+                )
+                for row in result.mappings():
+                    found[row["n"]].append(_candidate(row))
+            continue
+        await _sqlite_candidates(conn, signal, chosen, found)
+    return found
+
+
+async def _sqlite_candidates(
+    conn: Conn, signal: Signal, chosen: list[tuple[int, Lookup]], found: list[list[Candidate]]
+) -> None:
+    by_key: dict[str, list[tuple[int, Lookup]]] = {}
+    for n, lookup in chosen:
+        by_key.setdefault(lookup.key, []).append((n, lookup))
+    keys = list(by_key)
+    for i in range(0, len(keys), CHUNK):
+        part = keys[i : i + CHUNK]
+        lookups = [lookup for key in part for _, lookup in by_key[key]]
+        since, until = min(x.since for x in lookups), max(x.until for x in lookups)
+        result = await conn.execute(_SQLITE[signal], {"keys": part, "since": since, "until": until})
+        for row in result.mappings():
+            for n, lookup in by_key[row["key"]]:
+                if lookup.since <= row["dispatched_at"] <= lookup.until and len(found[n]) < CANDIDATES:
+                    found[n].append(_candidate(row))
+
+
+async def add_links(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Pairs (``ticket_id``, ``earlier_id``, ``reason``); a pair already there is left as it is."""
+    if not rows:
+        return
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(ticket_repeats).on_conflict_do_nothing(index_elements=["ticket_id", "earlier_id"])
+    await conn.execute(statement, [dict(r) for r in rows])
+
+
+async def drop_links(conn: Conn, ticket_id: int) -> None:
+    """The pairs in which ``ticket_id`` is the later ticket (before it is matched again)."""
+    await conn.execute(delete(ticket_repeats).where(ticket_repeats.c.ticket_id == ticket_id))
+
+
+_SET = (
+    update(tickets)
+    .where(tickets.c.id == bindparam("_id"))
+    .values(
+        repeat_count=bindparam("_count"),
+        repeat_of=bindparam("_of"),
+        repeat_reason=bindparam("_reason"),
+    )
+)
+
+
+async def recount(conn: Conn, ticket_ids: Sequence[int]) -> None:
+    """Sets the repeat columns of ``ticket_ids`` from their pairs: one more than their earlier tickets, the latest of
+    them and what matched it (for tickets that gained an earlier one imported after them). Not a change of the
+    ticket's own: its version stays."""
+    ids = sorted(set(ticket_ids))
+    for i in range(0, len(ids), CHUNK):
+        part = ids[i : i + CHUNK]
+        links = await earlier_of(conn, part)
+        await conn.execute(
+            _SET,
+            [
+                {
+                    "_id": ticket_id,
+                    "_count": 1 + len(links.get(ticket_id, [])),
+                    "_of": links[ticket_id][0].ticket_no if links.get(ticket_id) else None,
+                    "_reason": links[ticket_id][0].reason if links.get(ticket_id) else None,
+                }
+                for ticket_id in part
+            ],
+        )
+
+
+def _linked(by: Any, other: Any) -> Any:
+    """Each pair's ``by`` side with the ticket on its ``other`` side, as it is now."""
+    return (
+        select(
+            by.label("of_id"),
+            tickets.c.ticket_no,
+            tickets.c.dispatched_at,
+            tickets.c.state,
+            tickets.c.satisfaction,
+            ticket_repeats.c.reason,
+        )
+        .select_from(ticket_repeats.join(tickets, tickets.c.id == other))
+        .where(by.in_(bindparam("ids", expanding=True)))
+        .order_by(tickets.c.dispatched_at.desc(), tickets.c.id.desc())
+    )
+
+
+_EARLIER = _linked(ticket_repeats.c.ticket_id, ticket_repeats.c.earlier_id)
+_LATER = _linked(ticket_repeats.c.earlier_id, ticket_repeats.c.ticket_id)
+
+
+async def earlier_of(conn: Conn, ticket_ids: Sequence[int]) -> dict[int, list[RepeatLink]]:
+    """The earlier tickets each of ``ticket_ids`` repeats, the latest first (tickets without any are left out)."""
+    return await _links(conn, _EARLIER, ticket_ids)
+
+
+async def later_of(conn: Conn, ticket_ids: Sequence[int]) -> dict[int, list[RepeatLink]]:
+    """The later tickets that repeat each of ``ticket_ids``, the latest first."""
+    return await _links(conn, _LATER, ticket_ids)
+
+
+async def _links(conn: Conn, statement: Any, ticket_ids: Sequence[int]) -> dict[int, list[RepeatLink]]:
+    found: dict[int, list[RepeatLink]] = {}
+    ids = list(dict.fromkeys(ticket_ids))
+    for i in range(0, len(ids), CHUNK):
+        result = await conn.execute(statement, {"ids": ids[i : i + CHUNK]})
+        for row in result.mappings():
+            values = dict(row)
+            found.setdefault(values.pop("of_id"), []).append(RepeatLink.of(values))
+    return found
