@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Integer, String, bindparam, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import BigInteger, Integer, String, any_, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.domain.records import RepeatLink
@@ -61,23 +61,24 @@ _TYPES: dict[str, Any] = {
 }
 
 
-def _lateral(column: str) -> Any:
-    """PostgreSQL: each lookup's closest ``CANDIDATES`` tickets by the key's index, all lookups in one statement."""
-    return text(
-        f"""
-        SELECT p.n, {_COLUMNS}, t.content
-        FROM unnest(CAST(:ns AS integer[]), CAST(:keys AS text[]), CAST(:sinces AS timestamptz[]),
-                    CAST(:untils AS timestamptz[])) AS p(n, key, since, until)
-        CROSS JOIN LATERAL (
+def _branch(column: str, signal: str) -> str:
+    return f"""(
             SELECT {_COLUMNS}, left(t.content, {TEXT_CHARS}) AS content FROM tickets t
-            WHERE t.{column} = p.key AND t.dispatched_at BETWEEN p.since AND p.until
+            WHERE p.signal = '{signal}' AND t.{column} = p.key AND t.dispatched_at BETWEEN p.since AND p.until
             ORDER BY t.dispatched_at DESC LIMIT {CANDIDATES}
-        ) AS t
-        """
-    ).columns(**_TYPES)
+        )"""
 
 
-_PG = {"phone": _lateral("repeat_phone"), "address": _lateral("repeat_address")}
+# PostgreSQL: each lookup's closest CANDIDATES tickets by its key's index, every lookup of a batch in one statement (the
+# branch of the other signal is skipped at once: its condition on p.signal is false)
+_PG = text(
+    f"""
+    SELECT p.n, {_COLUMNS}, t.content
+    FROM unnest(CAST(:ns AS integer[]), CAST(:signals AS text[]), CAST(:keys AS text[]),
+                CAST(:sinces AS timestamptz[]), CAST(:untils AS timestamptz[])) AS p(n, signal, key, since, until)
+    CROSS JOIN LATERAL ({_branch("repeat_phone", "phone")} UNION ALL {_branch("repeat_address", "address")}) AS t
+    """
+).columns(**_TYPES)
 
 
 def _in_range(column: str) -> Any:
@@ -123,26 +124,26 @@ def _candidate(row: Mapping[Any, Any]) -> Candidate:
 async def candidates(conn: Conn, lookups: Sequence[Lookup]) -> list[list[Candidate]]:
     """For each lookup, its tickets, the latest first, at most :data:`CANDIDATES`."""
     found: list[list[Candidate]] = [[] for _ in lookups]
+    if conn.dialect.name == "postgresql":
+        for i in range(0, len(lookups), CHUNK):
+            part = lookups[i : i + CHUNK]
+            result = await conn.execute(
+                _PG,
+                {
+                    "ns": list(range(i, i + len(part))),
+                    "signals": [lookup.signal for lookup in part],
+                    "keys": [lookup.key for lookup in part],
+                    "sinces": [lookup.since for lookup in part],
+                    "untils": [lookup.until for lookup in part],
+                },
+            )
+            for row in result.mappings():
+                found[row["n"]].append(_candidate(row))
+        return found
     for signal in ("phone", "address"):
         chosen = [(n, lookup) for n, lookup in enumerate(lookups) if lookup.signal == signal]
-        if not chosen:
-            continue
-        if conn.dialect.name == "postgresql":
-            for i in range(0, len(chosen), CHUNK):
-                part = chosen[i : i + CHUNK]
-                result = await conn.execute(
-                    _PG[signal],
-                    {
-                        "ns": [n for n, _ in part],
-                        "keys": [lookup.key for _, lookup in part],
-                        "sinces": [lookup.since for _, lookup in part],
-                        "untils": [lookup.until for _, lookup in part],
-                    },
-                )
-                for row in result.mappings():
-                    found[row["n"]].append(_candidate(row))
-            continue
-        await _sqlite_candidates(conn, signal, chosen, found)
+        if chosen:
+            await _sqlite_candidates(conn, signal, chosen, found)
     return found
 
 
@@ -168,9 +169,27 @@ async def add_links(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> None:
     """Pairs (``ticket_id``, ``earlier_id``, ``reason``); a pair already there is left as it is."""
     if not rows:
         return
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(ticket_repeats).on_conflict_do_nothing(index_elements=["ticket_id", "earlier_id"])
+    if conn.dialect.name == "postgresql":  # one statement, not one per pair: an import writes a thousand at once
+        for i in range(0, len(rows), CHUNK):
+            part = rows[i : i + CHUNK]
+            await conn.execute(
+                _PG_LINKS,
+                {
+                    "tickets": [r["ticket_id"] for r in part],
+                    "earlier": [r["earlier_id"] for r in part],
+                    "reasons": [r["reason"] for r in part],
+                },
+            )
+        return
+    statement = sqlite_insert(ticket_repeats).on_conflict_do_nothing(index_elements=["ticket_id", "earlier_id"])
     await conn.execute(statement, [dict(r) for r in rows])
+
+
+_PG_LINKS = text(
+    "INSERT INTO ticket_repeats (ticket_id, earlier_id, reason) "
+    "SELECT * FROM unnest(CAST(:tickets AS bigint[]), CAST(:earlier AS bigint[]), CAST(:reasons AS text[])) "
+    "ON CONFLICT DO NOTHING"
+)
 
 
 async def drop_links(conn: Conn, ticket_id: int) -> None:
@@ -178,14 +197,49 @@ async def drop_links(conn: Conn, ticket_id: int) -> None:
     await conn.execute(delete(ticket_repeats).where(ticket_repeats.c.ticket_id == ticket_id))
 
 
-_SET = (
+_EARLIER_ONE = tickets.alias("earlier_one")
+_LATEST = (
+    select(_EARLIER_ONE.c.ticket_no)
+    .select_from(ticket_repeats.join(_EARLIER_ONE, _EARLIER_ONE.c.id == ticket_repeats.c.earlier_id))
+    .where(ticket_repeats.c.ticket_id == tickets.c.id)
+    .order_by(_EARLIER_ONE.c.dispatched_at.desc(), _EARLIER_ONE.c.id.desc())
+    .limit(1)
+)
+
+
+def _ids(column: Any, dialect: str) -> Any:
+    """``column`` among the ids bound as ``ids``: one array on PostgreSQL (one prepared statement whatever their
+    number), an expanding IN list on SQLite."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+    return column.in_(bindparam("ids", expanding=True))
+
+
+# SQLite: each ticket's pairs counted, and the latest found, by correlated subqueries (in-process: microseconds)
+_RECOUNT = (
     update(tickets)
-    .where(tickets.c.id == bindparam("_id"))
+    .where(_ids(tickets.c.id, "sqlite"))
     .values(
-        repeat_count=bindparam("_count"),
-        repeat_of=bindparam("_of"),
-        repeat_reason=bindparam("_reason"),
+        repeat_count=1 + select(func.count()).where(ticket_repeats.c.ticket_id == tickets.c.id).scalar_subquery(),
+        repeat_of=_LATEST.scalar_subquery(),
+        repeat_reason=_LATEST.with_only_columns(ticket_repeats.c.reason).scalar_subquery(),
     )
+)
+
+
+# PostgreSQL: the pairs read once, in one pass (the correlated form reads them three times a ticket)
+_PG_RECOUNT = text(
+    """
+    UPDATE tickets AS t SET repeat_count = 1 + s.earlier, repeat_of = s.ticket_no, repeat_reason = s.reason
+    FROM (
+        SELECT DISTINCT ON (r.ticket_id) r.ticket_id, count(*) OVER (PARTITION BY r.ticket_id) AS earlier,
+               e.ticket_no, r.reason
+        FROM ticket_repeats r JOIN tickets e ON e.id = r.earlier_id
+        WHERE r.ticket_id = ANY(CAST(:ids AS bigint[]))
+        ORDER BY r.ticket_id, e.dispatched_at DESC, e.id DESC
+    ) AS s
+    WHERE t.id = s.ticket_id
+    """
 )
 
 
@@ -195,23 +249,11 @@ async def recount(conn: Conn, ticket_ids: Sequence[int]) -> None:
     ticket's own: its version stays."""
     ids = sorted(set(ticket_ids))
     for i in range(0, len(ids), CHUNK):
-        part = ids[i : i + CHUNK]
-        links = await earlier_of(conn, part)
-        await conn.execute(
-            _SET,
-            [
-                {
-                    "_id": ticket_id,
-                    "_count": 1 + len(links.get(ticket_id, [])),
-                    "_of": links[ticket_id][0].ticket_no if links.get(ticket_id) else None,
-                    "_reason": links[ticket_id][0].reason if links.get(ticket_id) else None,
-                }
-                for ticket_id in part
-            ],
-        )
+        statement = _PG_RECOUNT if conn.dialect.name == "postgresql" else _RECOUNT
+        await conn.execute(statement, {"ids": ids[i : i + CHUNK]})
 
 
-def _linked(by: Any, other: Any) -> Any:
+def _linked(by: Any, other: Any, dialect: str) -> Any:
     """Each pair's ``by`` side with the ticket on its ``other`` side, as it is now."""
     return (
         select(
@@ -223,13 +265,13 @@ def _linked(by: Any, other: Any) -> Any:
             ticket_repeats.c.reason,
         )
         .select_from(ticket_repeats.join(tickets, tickets.c.id == other))
-        .where(by.in_(bindparam("ids", expanding=True)))
+        .where(_ids(by, dialect))
         .order_by(tickets.c.dispatched_at.desc(), tickets.c.id.desc())
     )
 
 
-_EARLIER = _linked(ticket_repeats.c.ticket_id, ticket_repeats.c.earlier_id)
-_LATER = _linked(ticket_repeats.c.earlier_id, ticket_repeats.c.ticket_id)
+_EARLIER = {d: _linked(ticket_repeats.c.ticket_id, ticket_repeats.c.earlier_id, d) for d in ("postgresql", "sqlite")}
+_LATER = {d: _linked(ticket_repeats.c.earlier_id, ticket_repeats.c.ticket_id, d) for d in ("postgresql", "sqlite")}
 
 
 async def earlier_of(conn: Conn, ticket_ids: Sequence[int]) -> dict[int, list[RepeatLink]]:
@@ -242,11 +284,11 @@ async def later_of(conn: Conn, ticket_ids: Sequence[int]) -> dict[int, list[Repe
     return await _links(conn, _LATER, ticket_ids)
 
 
-async def _links(conn: Conn, statement: Any, ticket_ids: Sequence[int]) -> dict[int, list[RepeatLink]]:
+async def _links(conn: Conn, statements: Mapping[str, Any], ticket_ids: Sequence[int]) -> dict[int, list[RepeatLink]]:
     found: dict[int, list[RepeatLink]] = {}
     ids = list(dict.fromkeys(ticket_ids))
     for i in range(0, len(ids), CHUNK):
-        result = await conn.execute(statement, {"ids": ids[i : i + CHUNK]})
+        result = await conn.execute(statements[conn.dialect.name], {"ids": ids[i : i + CHUNK]})
         for row in result.mappings():
             values = dict(row)
             found.setdefault(values.pop("of_id"), []).append(RepeatLink.of(values))
