@@ -153,6 +153,7 @@ def _row(matcher: RepeatMatcher, item: TicketInput) -> dict[str, Any]:
         "category": item.category,
         "title": item.title,
         "content": item.content,
+        "address": item.address,
         **matcher.keys(item.citizen_phone, item.address),
     }
 

@@ -4,6 +4,7 @@ pairs of ``ticket_repeats``, and a ticket's repeat columns recomputed from its p
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.domain.records import RepeatLink
 from store.core import CHUNK, Conn
-from store.models import TZDateTime, ticket_repeats, tickets
+from store.models import TZDateTime, sqlite_text, ticket_repeats, tickets
 
 CANDIDATES = 100  # the most a key yields for one ticket (the closest in time)
 TEXT_CHARS = 160  # of a candidate's text: what matching compares (bot.domain.repeats.WORDS_CHARS)
@@ -45,9 +46,10 @@ class Candidate:
     category: str | None
     title: str | None
     content: str | None
+    address: str | None  # as written: its pairs are left out of the text's (bot.domain.repeats.words)
 
 
-_COLUMNS = "t.id, t.ticket_no, t.dispatched_at, t.repeat_phone, t.repeat_address, t.category, t.title"
+_COLUMNS = "t.id, t.ticket_no, t.dispatched_at, t.repeat_phone, t.repeat_address, t.category, t.title, t.address"
 _TYPES: dict[str, Any] = {
     "n": Integer(),
     "id": Integer(),
@@ -58,6 +60,7 @@ _TYPES: dict[str, Any] = {
     "category": String(),
     "title": String(),
     "content": String(),
+    "address": String(),
 }
 
 
@@ -81,31 +84,24 @@ _PG = text(
 ).columns(**_TYPES)
 
 
-def _in_range(column: str) -> Any:
-    """SQLite: the tickets of some keys within the lookups' whole span, by the key's index; each lookup takes its own
-    from them (one statement per 500 keys, not one per lookup: an import matches 1,000 tickets a batch)."""
-    key = tickets.c[column]
-    return (
-        select(
-            key.label("key"),
-            tickets.c.id,
-            tickets.c.ticket_no,
-            tickets.c.dispatched_at,
-            tickets.c.repeat_phone,
-            tickets.c.repeat_address,
-            tickets.c.category,
-            tickets.c.title,
-            func.substr(tickets.c.content, 1, TEXT_CHARS).label("content"),
-        )
-        .where(
-            key.in_(bindparam("keys", expanding=True)),
-            tickets.c.dispatched_at.between(bindparam("since"), bindparam("until")),
-        )
-        .order_by(tickets.c.dispatched_at.desc())
-    )
+def _sqlite_batch(column: str) -> Any:
+    """SQLite: the tickets of every lookup of a batch, by the key's index, in one statement: the lookups come as one
+    JSON parameter, each row of ``json_each`` an index range (the CROSS JOIN keeps them the outer loop). Each lookup
+    keeps its closest :data:`CANDIDATES` (in :func:`candidates`)."""
+    return text(
+        f"""
+        SELECT CAST(json_extract(p.value, '$[0]') AS INTEGER) AS n, {_COLUMNS},
+               substr(t.content, 1, {TEXT_CHARS}) AS content
+        FROM json_each(:probes) AS p
+        CROSS JOIN tickets AS t
+        WHERE t.{column} = json_extract(p.value, '$[1]')
+          AND t.dispatched_at BETWEEN json_extract(p.value, '$[2]') AND json_extract(p.value, '$[3]')
+        ORDER BY n, t.dispatched_at DESC
+        """
+    ).columns(**_TYPES)
 
 
-_SQLITE = {"phone": _in_range("repeat_phone"), "address": _in_range("repeat_address")}
+_SQLITE = {"phone": _sqlite_batch("repeat_phone"), "address": _sqlite_batch("repeat_address")}
 
 
 def _candidate(row: Mapping[Any, Any]) -> Candidate:
@@ -118,6 +114,7 @@ def _candidate(row: Mapping[Any, Any]) -> Candidate:
         category=row["category"],
         title=row["title"],
         content=row["content"],
+        address=row["address"],
     )
 
 
@@ -141,28 +138,17 @@ async def candidates(conn: Conn, lookups: Sequence[Lookup]) -> list[list[Candida
                 found[row["n"]].append(_candidate(row))
         return found
     for signal in ("phone", "address"):
-        chosen = [(n, lookup) for n, lookup in enumerate(lookups) if lookup.signal == signal]
-        if chosen:
-            await _sqlite_candidates(conn, signal, chosen, found)
+        probes = [
+            [n, lookup.key, sqlite_text(lookup.since), sqlite_text(lookup.until)]
+            for n, lookup in enumerate(lookups)
+            if lookup.signal == signal
+        ]
+        for i in range(0, len(probes), CHUNK):
+            result = await conn.execute(_SQLITE[signal], {"probes": json.dumps(probes[i : i + CHUNK])})
+            for row in result.mappings():
+                if len(found[row["n"]]) < CANDIDATES:
+                    found[row["n"]].append(_candidate(row))
     return found
-
-
-async def _sqlite_candidates(
-    conn: Conn, signal: Signal, chosen: list[tuple[int, Lookup]], found: list[list[Candidate]]
-) -> None:
-    by_key: dict[str, list[tuple[int, Lookup]]] = {}
-    for n, lookup in chosen:
-        by_key.setdefault(lookup.key, []).append((n, lookup))
-    keys = list(by_key)
-    for i in range(0, len(keys), CHUNK):
-        part = keys[i : i + CHUNK]
-        lookups = [lookup for key in part for _, lookup in by_key[key]]
-        since, until = min(x.since for x in lookups), max(x.until for x in lookups)
-        result = await conn.execute(_SQLITE[signal], {"keys": part, "since": since, "until": until})
-        for row in result.mappings():
-            for n, lookup in by_key[row["key"]]:
-                if lookup.since <= row["dispatched_at"] <= lookup.until and len(found[n]) < CANDIDATES:
-                    found[n].append(_candidate(row))
 
 
 async def add_links(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -21,8 +21,9 @@ hash is not a secret (a phone number's hash can be found by trying them all), on
 
 A phone match suffices (with ``repeats.phone_similarity`` above 0, the texts must also be that similar); a place
 match needs similar texts (:func:`similarity` at least ``repeats.similarity``): the share of character pairs
-(bigrams) two tickets' category, title and text have in common (Jaccard), digits, punctuation and the hotline's
-stock phrases (市民来电反映, 请尽快处理 …) left out. It is computed only for the few tickets the keys found.
+(bigrams) two tickets' category, title and text have in common (Jaccard), digits, punctuation, the hotline's
+stock phrases (市民来电反映, 请尽快处理 …) and the pairs of the ticket's own address left out. It is computed only for
+the few tickets the keys found.
 """
 
 from __future__ import annotations
@@ -141,11 +142,17 @@ _STOCK = re.compile(
 _NOT_WORDS = re.compile(r"[^a-z\u4e00-\u9fff]+")
 
 
-def words(category: str | None, title: str | None, content: str | None) -> frozenset[str]:
+def words(category: str | None, title: str | None, content: str | None, address: str | None = None) -> frozenset[str]:
     """The character pairs (bigrams) a ticket's text is compared by: category, title and the start of its text,
-    without digits, punctuation and stock phrases."""
-    text = f"{category or ''} {title or ''} {(content or '')[:WORDS_CHARS]}"
-    text = _NOT_WORDS.sub(" ", _STOCK.sub(" ", unicodedata.normalize("NFKC", text).casefold()))
+    without digits, punctuation, stock phrases and the pairs of its own address (the place is the other signal:
+    two matters at one place, each text naming it, are not alike for that)."""
+    found = _bigrams(f"{category or ''} {title or ''} {(content or '')[:WORDS_CHARS]}")
+    return found - _bigrams(address) if address else found
+
+
+def _bigrams(text: str | None) -> frozenset[str]:
+    # no NFKC here (it costs more than the rest): what it would fold, full-width digits and punctuation, goes anyway
+    text = _NOT_WORDS.sub(" ", _STOCK.sub(" ", (text or "").casefold()))
     return frozenset(part[i : i + 2] for part in text.split() for i in range(len(part) - 1))
 
 
@@ -173,6 +180,7 @@ class Subject:
     category: str | None = None
     title: str | None = None
     content: str | None = None
+    place: str | None = None  # the address as written (its pairs are left out of the text's)
 
 
 class RepeatRules:
@@ -222,7 +230,7 @@ def _similarity(a: Subject, b: Subject, texts: dict[int | str, frozenset[str]]) 
 def _words_of(subject: Subject, texts: dict[int | str, frozenset[str]]) -> frozenset[str]:
     found = texts.get(subject.ref)
     if found is None:
-        found = texts[subject.ref] = words(subject.category, subject.title, subject.content)
+        found = texts[subject.ref] = words(subject.category, subject.title, subject.content, subject.place)
     return found
 
 

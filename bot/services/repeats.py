@@ -132,6 +132,7 @@ class RepeatMatcher:
                             category=c.category,
                             title=c.title,
                             content=c.content,
+                            place=c.address,
                         ),
                     )
         texts: dict[int | str, frozenset[str]] = {}
@@ -172,6 +173,7 @@ def _columns(ticket: Ticket) -> dict[str, Any]:
         "category": ticket.category,
         "title": ticket.title,
         "content": ticket.content,
+        "address": ticket.address,
     }
 
 
@@ -186,4 +188,5 @@ def _subject(row: Mapping[str, Any], ref: int | str, order: int) -> Subject:
         category=row["category"],
         title=row["title"],
         content=row["content"],
+        place=row.get("address"),
     )
