@@ -2,11 +2,11 @@
 matching costs a hand-over and an import. Target (issue 14): at most 5 ms per new ticket.
 
 The tickets are generated in the database (``generate_series``, in a schema of their own), spread evenly over the
-year before a Monday 10:00, with their keys as the bot writes them (SHA-256 of the normalised phone and place,
-computed by PostgreSQL the same way, :func:`bot.domain.repeats._digest`): 70 % from callers who call once, 30 % from
-20,000 frequent callers (each about every 7 days, so 4 of their tickets lie within any 30 days); 80 % with an address
-among 50,000 buildings (each about every 18 days), with one of ten texts, so that the same place has the same matter
-only now and then.
+year before a Monday 10:00, with their keys as the bot writes them (SHA-256 of the normalised phone and place, computed
+by PostgreSQL the same way as :func:`bot.domain.repeats._digest`) and their text's signature: 70 % from callers who
+call once, 30 % from 20,000 frequent callers (each about every 7 days, so 4 of their tickets lie within any 30 days);
+80 % with an address among 50,000 buildings (each about every 18 days), with one of ten texts, so that the same place
+has the same matter only now and then.
 
 1. **Matching**: 1,000 new tickets (a third from frequent callers, half with an address), each matched alone as a
    hand-over would match it (:meth:`bot.services.repeats.RepeatMatcher.before_insert`: the indexes' look-ups and the
@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, percentile, pg_available, pg_schema, print_table  # noqa: E402
 from bot.domain.clock import TZ, FrozenClock  # noqa: E402
+from bot.domain.repeats import signature  # noqa: E402
 from bot.domain.ticket import TicketInput  # noqa: E402
 from bot.domain.workcal import WorkCalendar  # noqa: E402
 from bot.services.repeats import RepeatMatcher  # noqa: E402
@@ -92,9 +93,9 @@ async def load_year(engine: AsyncEngine, count: int) -> float:
                 INSERT INTO tickets (ticket_no, kind, category, content, address, citizen_phone, unit_code, state,
                     evaluation, return_count, redispatch_count, rehandle_count, cycle, is_repeat, is_media,
                     satisfaction, dispatched_at, received_at, updated_at, source, payload_hash, version, extra,
-                    repeat_phone, repeat_address, repeat_count)
-                SELECT 'Y' || lpad(g::text, 8, '0'), 'regular', (CAST(:cats AS text[]))[1 + g % 10],
-                    (CAST(:texts AS text[]))[1 + g % 10] || '（' || g || '）', s.address, s.phone, 'HW',
+                    repeat_phone, repeat_address, repeat_signature, repeat_count)
+                SELECT 'Y' || lpad(g::text, 8, '0'), 'regular', (CAST(:cats AS text[]))[1 + (g / 3) % 10],
+                    (CAST(:texts AS text[]))[1 + (g / 3) % 10] || '（' || g || '）', s.address, s.phone, 'HW',
                     CASE WHEN s.at < CAST(:recent AS timestamptz) THEN 'closed' ELSE 'claimed' END,
                     'normal', 0, 0, 0, 1, false, false,
                     CASE WHEN s.at < CAST(:recent AS timestamptz) THEN 'satisfied' END,
@@ -102,6 +103,7 @@ async def load_year(engine: AsyncEngine, count: int) -> float:
                     left(encode(sha256(convert_to('p:' || s.phone, 'UTF8')), 'hex'), 32),
                     CASE WHEN s.address IS NOT NULL
                          THEN left(encode(sha256(convert_to('a:' || s.address, 'UTF8')), 'hex'), 32) END,
+                    (CAST(:signatures AS bytea[]))[1 + (g / 3) % 10],
                     1
                 FROM generate_series(1, CAST(:n AS bigint)) AS g
                 CROSS JOIN LATERAL (SELECT
@@ -116,6 +118,8 @@ async def load_year(engine: AsyncEngine, count: int) -> float:
                 "n": count,
                 "cats": [c for c, _ in TEXTS],
                 "texts": [t for _, t in TEXTS],
+                # the text's signature as the bot computes it (the number after it and the address say nothing)
+                "signatures": [signature(c, None, t) for c, t in TEXTS],
                 "start": NOW - YEAR,
                 "step": YEAR.total_seconds() / count,
                 "recent": NOW - timedelta(days=10),
@@ -150,11 +154,13 @@ def _row(matcher: RepeatMatcher, item: TicketInput) -> dict[str, Any]:
     return {
         "ticket_no": item.ticket_no,
         "dispatched_at": item.dispatched_at,
-        "category": item.category,
-        "title": item.title,
-        "content": item.content,
-        "address": item.address,
-        **matcher.keys(item.citizen_phone, item.address),
+        **matcher.keys(
+            phone=item.citizen_phone,
+            address=item.address,
+            category=item.category,
+            title=item.title,
+            content=item.content,
+        ),
     }
 
 

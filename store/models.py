@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -155,11 +156,13 @@ class Ticket(Base):
     extension_requested_at: Mapped[datetime | None]
     extension_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # 重复诉求 (bot.domain.repeats; migration 0010): the keys a ticket is matched by (hashes of the normalised phone
-    # and place, each indexed with dispatched_at: matching reads one key's window, never the table), its place among
-    # the tickets of the same matter within the window (1: none before it), the number of the one just before it and
-    # what matched it (phone, address, phone+address). The earlier tickets are in ticket_repeats.
+    # and place, each indexed with dispatched_at: matching reads one key's window, never the table) and its text's
+    # signature (512 bits, one per character pair), its place among the tickets of the same matter within the window
+    # (1: none before it), the number of the one just before it and what matched it (phone, address,
+    # phone+address). The earlier tickets are in ticket_repeats.
     repeat_phone: Mapped[str | None] = mapped_column(String(32))
     repeat_address: Mapped[str | None] = mapped_column(String(32))
+    repeat_signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
     repeat_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     repeat_of: Mapped[str | None] = mapped_column(String(64))
     repeat_reason: Mapped[str | None] = mapped_column(String(16))

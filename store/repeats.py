@@ -7,19 +7,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Integer, String, any_, bindparam, delete, func, select, text, update
+from sqlalchemy import BigInteger, Integer, LargeBinary, String, any_, bindparam, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 
 from bot.domain.records import RepeatLink
 from store.core import CHUNK, Conn
 from store.models import TZDateTime, sqlite_text, ticket_repeats, tickets
 
 CANDIDATES = 100  # the most a key yields for one ticket (the closest in time)
-TEXT_CHARS = 160  # of a candidate's text: what matching compares (bot.domain.repeats.WORDS_CHARS)
 
 Signal = Literal["phone", "address"]
 
@@ -36,20 +37,17 @@ class Lookup:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Candidate:
-    """A stored ticket a lookup found: what matching compares."""
+    """A stored ticket a lookup found: what matching compares (its keys and its text's signature)."""
 
     id: int
     ticket_no: str
     dispatched_at: datetime
     repeat_phone: str | None
     repeat_address: str | None
-    category: str | None
-    title: str | None
-    content: str | None
-    address: str | None  # as written: its pairs are left out of the text's (bot.domain.repeats.words)
+    repeat_signature: bytes | None
 
 
-_COLUMNS = "t.id, t.ticket_no, t.dispatched_at, t.repeat_phone, t.repeat_address, t.category, t.title, t.address"
+_COLUMNS = "t.id, t.ticket_no, t.dispatched_at, t.repeat_phone, t.repeat_address, t.repeat_signature"
 _TYPES: dict[str, Any] = {
     "n": Integer(),
     "id": Integer(),
@@ -57,16 +55,24 @@ _TYPES: dict[str, Any] = {
     "dispatched_at": TZDateTime(),
     "repeat_phone": String(),
     "repeat_address": String(),
-    "category": String(),
-    "title": String(),
-    "content": String(),
-    "address": String(),
+    "repeat_signature": LargeBinary(),
 }
+
+
+class _UtcText(TypeDecorator[datetime]):
+    """SQLite's stored UTC text as an aware datetime in UTC: all a candidate's time is used for is comparing (the
+    store's own type also moves it to Beijing time, which an import's hundreds of thousands of candidates feel)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 def _branch(column: str, signal: str) -> str:
     return f"""(
-            SELECT {_COLUMNS}, left(t.content, {TEXT_CHARS}) AS content FROM tickets t
+            SELECT {_COLUMNS} FROM tickets t
             WHERE p.signal = '{signal}' AND t.{column} = p.key AND t.dispatched_at BETWEEN p.since AND p.until
             ORDER BY t.dispatched_at DESC LIMIT {CANDIDATES}
         )"""
@@ -76,7 +82,7 @@ def _branch(column: str, signal: str) -> str:
 # branch of the other signal is skipped at once: its condition on p.signal is false)
 _PG = text(
     f"""
-    SELECT p.n, {_COLUMNS}, t.content
+    SELECT p.n, {_COLUMNS}
     FROM unnest(CAST(:ns AS integer[]), CAST(:signals AS text[]), CAST(:keys AS text[]),
                 CAST(:sinces AS timestamptz[]), CAST(:untils AS timestamptz[])) AS p(n, signal, key, since, until)
     CROSS JOIN LATERAL ({_branch("repeat_phone", "phone")} UNION ALL {_branch("repeat_address", "address")}) AS t
@@ -90,15 +96,14 @@ def _sqlite_batch(column: str) -> Any:
     keeps its closest :data:`CANDIDATES` (in :func:`candidates`)."""
     return text(
         f"""
-        SELECT CAST(json_extract(p.value, '$[0]') AS INTEGER) AS n, {_COLUMNS},
-               substr(t.content, 1, {TEXT_CHARS}) AS content
+        SELECT CAST(json_extract(p.value, '$[0]') AS INTEGER) AS n, {_COLUMNS}
         FROM json_each(:probes) AS p
         CROSS JOIN tickets AS t
         WHERE t.{column} = json_extract(p.value, '$[1]')
           AND t.dispatched_at BETWEEN json_extract(p.value, '$[2]') AND json_extract(p.value, '$[3]')
         ORDER BY n, t.dispatched_at DESC
         """
-    ).columns(**_TYPES)
+    ).columns(**{**_TYPES, "dispatched_at": _UtcText()})
 
 
 _SQLITE = {"phone": _sqlite_batch("repeat_phone"), "address": _sqlite_batch("repeat_address")}
@@ -111,10 +116,7 @@ def _candidate(row: Mapping[Any, Any]) -> Candidate:
         dispatched_at=row["dispatched_at"],
         repeat_phone=row["repeat_phone"],
         repeat_address=row["repeat_address"],
-        category=row["category"],
-        title=row["title"],
-        content=row["content"],
-        address=row["address"],
+        repeat_signature=row["repeat_signature"],
     )
 
 
@@ -137,9 +139,17 @@ async def candidates(conn: Conn, lookups: Sequence[Lookup]) -> list[list[Candida
             for row in result.mappings():
                 found[row["n"]].append(_candidate(row))
         return found
+    stamps: dict[datetime, str] = {}  # a ticket's two look-ups share their bounds
+
+    def stamp(at: datetime) -> str:
+        found = stamps.get(at)
+        if found is None:
+            found = stamps[at] = sqlite_text(at)
+        return found
+
     for signal in ("phone", "address"):
         probes = [
-            [n, lookup.key, sqlite_text(lookup.since), sqlite_text(lookup.until)]
+            [n, lookup.key, stamp(lookup.since), stamp(lookup.until)]
             for n, lookup in enumerate(lookups)
             if lookup.signal == signal
         ]

@@ -85,10 +85,11 @@ class Ticket:
     extension_requested_at: datetime | None = None
     extension_count: int = 0
     # 重复诉求 as the bot found it (bot.domain.repeats; ``is_repeat`` is the platform's own flag): the keys it is
-    # matched by, its place among the tickets of the same matter within the window (1: none before it), the number
-    # of the one just before it, and what matched that one (phone, address, phone+address)
+    # matched by and its text's signature, its place among the tickets of the same matter within the window (1: none
+    # before it), the number of the one just before it, and what matched that one (phone, address, phone+address)
     repeat_phone: str | None = None
     repeat_address: str | None = None
+    repeat_signature: bytes | None = None
     repeat_count: int = 1
     repeat_of: str | None = None
     repeat_reason: str | None = None

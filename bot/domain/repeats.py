@@ -22,8 +22,9 @@ hash is not a secret (a phone number's hash can be found by trying them all), on
 A phone match suffices (with ``repeats.phone_similarity`` above 0, the texts must also be that similar); a place
 match needs similar texts (:func:`similarity` at least ``repeats.similarity``): the share of character pairs
 (bigrams) two tickets' category, title and text have in common (Jaccard), digits, punctuation, the hotline's
-stock phrases (市民来电反映, 请尽快处理 …) and the pairs of the ticket's own address left out. It is computed only for
-the few tickets the keys found.
+stock phrases (市民来电反映, 请尽快处理 …) and the pairs of the ticket's own address left out. The pairs are stored with
+the ticket as a 512-bit signature (:func:`signature`), so that comparing the few tickets the keys found costs two
+integer operations each (:func:`likeness`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +43,7 @@ PHONE, ADDRESS = "phone", "address"
 BOTH = "phone+address"
 KEY_CHARS = 32  # of the hex digest
 WORDS_CHARS = 160  # of the ticket's text compared (its start says what it is about)
+SIGNATURE_BITS = 512  # of a text's stored signature (64 bytes)
 MIN_ADDRESS_CHARS = 4
 
 # --- phones --------------------------------------------------------------------------------------------------------
@@ -111,8 +114,9 @@ def normalise_address(address: str | None) -> str | None:
     left of it to name a place."""
     if not address:
         return None
-    text = unicodedata.normalize("NFKC", address).casefold()
-    text = _PUNCTUATION.sub("", text)
+    if not unicodedata.is_normalized("NFKC", address):  # most are (and the check costs a fraction of the change)
+        address = unicodedata.normalize("NFKC", address)
+    text = _PUNCTUATION.sub("", address.casefold())
     text = _CN_NUMBER.sub(_cn_number, text)
     text = _BUILDING_WORDS.sub("号", text)
     text = re.sub(r"(\d+)-\d+.*$", r"\1号", text)  # 56弄3-1203: building 3, flat 1203
@@ -163,13 +167,46 @@ def similarity(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b)
 
 
+def signature(category: str | None, title: str | None, content: str | None, address: str | None = None) -> bytes | None:
+    """:func:`words` as stored with the ticket: each pair sets one of :data:`SIGNATURE_BITS` bits (by its CRC-32), so
+    that matching compares two tickets by two integers, never by reading and splitting their texts again. None for a
+    text without any pair."""
+    found = words(category, title, content, address)
+    if not found:
+        return None
+    bits = 0
+    for pair in found:
+        bit = _BITS.get(pair)
+        if bit is None:
+            bit = zlib.crc32(pair.encode("utf-8")) % SIGNATURE_BITS
+            if len(_BITS) < _BITS_KEPT:
+                _BITS[pair] = bit
+        bits |= 1 << bit
+    return bits.to_bytes(SIGNATURE_BITS // 8, "big")
+
+
+# each pair's bit, as computed so far: the pairs of a hotline's texts are a few tens of thousands, met again and again
+_BITS: dict[str, int] = {}
+_BITS_KEPT = 200_000
+
+
+def likeness(a: bytes | None, b: bytes | None) -> float:
+    """:func:`similarity` of two tickets from their signatures: the bits both have set, of those either has (with 512
+    bits, a text's pairs rarely share one: within a few hundredths of the exact figure)."""
+    if not a or not b:
+        return 0.0
+    x, y = int.from_bytes(a, "big"), int.from_bytes(b, "big")
+    union = (x | y).bit_count()
+    return (x & y).bit_count() / union if union else 0.0
+
+
 # --- the rules -----------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subject:
-    """A ticket as matching sees it: its keys, when it was dispatched, and what its text is about. ``order`` breaks a
-    tie of two tickets dispatched at the same moment (the one the bot had first is the earlier)."""
+    """A ticket as matching sees it: its keys and signature, when it was dispatched. ``order`` breaks a tie of two
+    tickets dispatched at the same moment (the one the bot had first is the earlier)."""
 
     ref: int | str  # the stored ticket's id, or the new ticket's number
     ticket_no: str
@@ -177,15 +214,11 @@ class Subject:
     order: int
     phone: str | None
     address: str | None
-    category: str | None = None
-    title: str | None = None
-    content: str | None = None
-    place: str | None = None  # the address as written (its pairs are left out of the text's)
+    signature: bytes | None = None
 
 
 class RepeatRules:
-    """``repeats`` of the config, as a decision: whether a ticket repeats an earlier one, and by what. ``texts``, the
-    bigrams of the tickets compared so far (by their ``ref``), is the caller's: one batch's."""
+    """``repeats`` of the config, as a decision: whether a ticket repeats an earlier one, and by what."""
 
     def __init__(self, settings: Repeats) -> None:
         self.enabled = settings.enabled
@@ -209,29 +242,20 @@ class RepeatRules:
             return False
         return new.at - old.at <= self.window
 
-    def reason(self, new: Subject, old: Subject, texts: dict[int | str, frozenset[str]]) -> str | None:
+    def reason(self, new: Subject, old: Subject) -> str | None:
         """Why ``new`` and ``old`` are the same matter (``phone``, ``address`` or ``phone+address``), or None. The
         window is :meth:`earlier`'s to check."""
         phone = self.phone_of(new)
         by_phone = phone is not None and phone == old.phone
         if by_phone and self.phone_similarity > 0:
-            by_phone = _similarity(new, old, texts) >= self.phone_similarity
+            by_phone = likeness(new.signature, old.signature) >= self.phone_similarity
         address = self.address_of(new)
-        by_address = address is not None and address == old.address and _similarity(new, old, texts) >= self.similarity
+        by_address = (
+            address is not None and address == old.address and likeness(new.signature, old.signature) >= self.similarity
+        )
         if by_phone and by_address:
             return BOTH
         return PHONE if by_phone else ADDRESS if by_address else None
-
-
-def _similarity(a: Subject, b: Subject, texts: dict[int | str, frozenset[str]]) -> float:
-    return similarity(_words_of(a, texts), _words_of(b, texts))
-
-
-def _words_of(subject: Subject, texts: dict[int | str, frozenset[str]]) -> frozenset[str]:
-    found = texts.get(subject.ref)
-    if found is None:
-        found = texts[subject.ref] = words(subject.category, subject.title, subject.content, subject.place)
-    return found
 
 
 def reasons_label(reasons: Iterable[str]) -> str:

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.domain.records import Ticket
-from bot.domain.repeats import RepeatRules, Subject, address_key, phone_key
+from bot.domain.repeats import RepeatRules, Subject, address_key, phone_key, signature
 from config.model import BotConfig
 from store import repeats as repeats_repo
 from store.core import Conn
@@ -57,13 +57,20 @@ class RepeatMatcher:
         self.rules = RepeatRules(config.repeats)
 
     @staticmethod
-    def keys(phone: str | None, address: str | None) -> dict[str, str | None]:
-        """A ticket's key columns, kept whether matching is on or not (switched on again, it finds them)."""
-        return {"repeat_phone": phone_key(phone), "repeat_address": address_key(address)}
+    def keys(
+        *, phone: str | None, address: str | None, category: str | None, title: str | None, content: str | None
+    ) -> dict[str, Any]:
+        """A ticket's key columns and its text's signature, kept whether matching is on or not (switched on again,
+        it finds them)."""
+        return {
+            "repeat_phone": phone_key(phone),
+            "repeat_address": address_key(address),
+            "repeat_signature": signature(category, title, content, address),
+        }
 
     async def before_insert(self, conn: Conn, rows: Sequence[dict[str, Any]]) -> Pending:
-        """Matches the new tickets ``rows`` (insert rows with their keys and ``dispatched_at``), and writes into each
-        its repeat columns; :meth:`after_insert` writes the pairs."""
+        """Matches the new tickets ``rows`` (insert rows with their :meth:`keys` and ``dispatched_at``), and writes
+        into each its repeat columns; :meth:`after_insert` writes the pairs."""
         if not self.rules.enabled or not rows:
             return Pending()
         subjects = [_subject(row, row["ticket_no"], _NEW + i) for i, row in enumerate(rows)]
@@ -90,10 +97,18 @@ class RepeatMatcher:
     async def rematch(self, conn: Conn, ticket: Ticket) -> dict[str, Any]:
         """``ticket`` as a hand-over changed it (its phone, address, text or dispatch time): its keys, and its repeat
         columns matched again against the tickets before it; its pairs rewritten. Returns the columns to write."""
-        values: dict[str, Any] = self.keys(ticket.citizen_phone, ticket.address)
+        values = self.keys(
+            phone=ticket.citizen_phone,
+            address=ticket.address,
+            category=ticket.category,
+            title=ticket.title,
+            content=ticket.content,
+        )
         if not self.rules.enabled:
             return values
-        subject = _subject({**_columns(ticket), **values}, ticket.id, ticket.id)
+        subject = _subject(
+            {"ticket_no": ticket.ticket_no, "dispatched_at": ticket.dispatched_at, **values}, ticket.id, ticket.id
+        )
         [found] = (await self._match(conn, [subject], later=False, exclude=ticket.id)).found
         await repeats_repo.drop_links(conn, ticket.id)
         await repeats_repo.add_links(
@@ -129,13 +144,9 @@ class RepeatMatcher:
                             order=c.id,
                             phone=c.repeat_phone,
                             address=c.repeat_address,
-                            category=c.category,
-                            title=c.title,
-                            content=c.content,
-                            place=c.address,
+                            signature=c.repeat_signature,
                         ),
                     )
-        texts: dict[int | str, frozenset[str]] = {}
         pending = Pending()
         for i, subject in enumerate(subjects):
             earlier: list[tuple[datetime, int, int | str, str, str]] = []
@@ -144,11 +155,11 @@ class RepeatMatcher:
             others += [subjects[j] for j in sorted(batch)]
             for old in others:
                 if rules.earlier(subject, old):
-                    reason = rules.reason(subject, old, texts)
+                    reason = rules.reason(subject, old)
                     if reason is not None:
                         earlier.append((old.at, old.order, old.ref, old.ticket_no, reason))
                 elif later and isinstance(old.ref, int) and rules.earlier(old, subject):
-                    reason = rules.reason(old, subject, texts)
+                    reason = rules.reason(old, subject)
                     if reason is not None:
                         pending.later.append((old.ref, i, reason))
             earlier.sort(key=lambda e: (e[0], e[1]), reverse=True)
@@ -166,17 +177,6 @@ class RepeatMatcher:
         return keys
 
 
-def _columns(ticket: Ticket) -> dict[str, Any]:
-    return {
-        "ticket_no": ticket.ticket_no,
-        "dispatched_at": ticket.dispatched_at,
-        "category": ticket.category,
-        "title": ticket.title,
-        "content": ticket.content,
-        "address": ticket.address,
-    }
-
-
 def _subject(row: Mapping[str, Any], ref: int | str, order: int) -> Subject:
     return Subject(
         ref=ref,
@@ -185,8 +185,5 @@ def _subject(row: Mapping[str, Any], ref: int | str, order: int) -> Subject:
         order=order,
         phone=row["repeat_phone"],
         address=row["repeat_address"],
-        category=row["category"],
-        title=row["title"],
-        content=row["content"],
-        place=row.get("address"),
+        signature=row["repeat_signature"],
     )

@@ -13,10 +13,12 @@ from bot.domain.repeats import (
     RepeatRules,
     Subject,
     address_key,
+    likeness,
     normalise_address,
     normalise_phone,
     phone_key,
     reasons_label,
+    signature,
     similarity,
     words,
 )
@@ -115,6 +117,29 @@ def test_similar_texts_share_most_of_their_character_pairs() -> None:
     assert similarity(a, frozenset()) == 0.0
     # the stock phrases and the numbers say nothing of the matter
     assert words(None, None, "市民来电反映 2026 请尽快处理") == frozenset()
+    # nor does the ticket's own address, which its text names
+    here = words("环卫", None, "幸福里小区3号门口垃圾桶满溢", "幸福里小区3号1203室")
+    there = words("市容景观", None, "幸福里小区3号门口店招脱落", "幸福里小区3号502室")
+    assert "福里" not in here
+    assert similarity(here, there) < Repeats().similarity
+
+
+def test_the_stored_signature_compares_as_the_pairs_do() -> None:
+    texts = [
+        ("环卫", "小区门口垃圾桶满溢，垃圾清运不及时，气味很大"),
+        ("环卫", "小区门口垃圾桶又满了，三天没人清运，臭味很大，请尽快处理"),
+        ("市容景观", "楼道内有人堆放杂物，影响消防通道"),
+        ("市容景观", "店招一角脱落，随时可能掉落，存在安全隐患"),
+    ]
+    for i, (c1, t1) in enumerate(texts):
+        for c2, t2 in texts[i:]:
+            exact = similarity(words(c1, None, t1), words(c2, None, t2))
+            assert abs(likeness(signature(c1, None, t1), signature(c2, None, t2)) - exact) < 0.1
+    first = signature("环卫", None, texts[0][1])
+    assert first is not None
+    assert len(first) == 64
+    assert signature(None, None, "2026，请尽快处理") is None
+    assert likeness(None, first) == 0.0
 
 
 def _subject(
@@ -127,8 +152,7 @@ def _subject(
         order=0,
         phone=phone_key(phone),
         address=address_key(address),
-        category="环卫",
-        content=text,
+        signature=signature("环卫", None, text, address),
     )
 
 
@@ -142,7 +166,7 @@ def test_the_same_phone_repeats_whatever_the_text_within_the_window() -> None:
     old = _subject("A", AT - timedelta(days=29), phone="13812345678", text=GARBAGE)
     new = _subject("B", AT, phone="+86 138-1234-5678", text=CLUTTER)
     assert rules.earlier(new, old)
-    assert rules.reason(new, old, {}) == "phone"
+    assert rules.reason(new, old) == "phone"
     assert not rules.earlier(_subject("C", AT + timedelta(days=2), phone="13812345678"), old)  # 31 days later
     assert not rules.earlier(old, new)  # the later is never the earlier
 
@@ -150,20 +174,20 @@ def test_the_same_phone_repeats_whatever_the_text_within_the_window() -> None:
 def test_the_same_place_repeats_only_with_a_similar_text() -> None:
     rules = RepeatRules(Repeats())
     old = _subject("A", AT - timedelta(days=3), address="幸福里小区3号1203室", text=GARBAGE)
-    assert rules.reason(_subject("B", AT, address="幸福里小区3号502室", text=GARBAGE_AGAIN), old, {}) == "address"
-    assert rules.reason(_subject("C", AT, address="幸福里小区3号502室", text=CLUTTER), old, {}) is None
+    assert rules.reason(_subject("B", AT, address="幸福里小区3号502室", text=GARBAGE_AGAIN), old) == "address"
+    assert rules.reason(_subject("C", AT, address="幸福里小区3号502室", text=CLUTTER), old) is None
     both = _subject("D", AT, phone="13812345678", address="幸福里小区3号", text=GARBAGE_AGAIN)
-    assert rules.reason(both, _subject("E", AT, phone="13812345678", address="幸福里小区3号", text=GARBAGE), {}) == BOTH
+    assert rules.reason(both, _subject("E", AT, phone="13812345678", address="幸福里小区3号", text=GARBAGE)) == BOTH
 
 
 def test_the_signals_thresholds_and_ignored_numbers_are_configuration() -> None:
     old = _subject("A", AT - timedelta(days=3), phone="13812345678", address="幸福里小区3号", text=GARBAGE)
     new = _subject("B", AT, phone="13812345678", address="幸福里小区3号", text=CLUTTER)
-    assert RepeatRules(Repeats(signals=["address"])).reason(new, old, {}) is None
-    assert RepeatRules(Repeats(phone_similarity=0.3)).reason(new, old, {}) is None
-    assert RepeatRules(Repeats(ignore_phones=["138 1234 5678"])).reason(new, old, {}) is None
+    assert RepeatRules(Repeats(signals=["address"])).reason(new, old) is None
+    assert RepeatRules(Repeats(phone_similarity=0.3)).reason(new, old) is None
+    assert RepeatRules(Repeats(ignore_phones=["138 1234 5678"])).reason(new, old) is None
     again = _subject("C", AT, address="幸福里小区3号", text=GARBAGE_AGAIN)
-    assert RepeatRules(Repeats(similarity=0.9)).reason(again, old, {}) is None
+    assert RepeatRules(Repeats(similarity=0.9)).reason(again, old) is None
     assert RepeatRules(Repeats(window="2d")).earlier(new, old) is False
 
 

@@ -6,15 +6,16 @@ Create Date: 2026-11-26
 
 重复诉求 (repeat complaints, bot.domain.repeats): a ticket whose citizen phone, or whose place and a similar text,
 matches tickets dispatched within the repeat window before it is marked as a repeat. Each ticket keeps the keys it is
-matched by (hashes of the normalised phone and place), each indexed with dispatched_at so that matching reads one
-key's window only; its place among the tickets of the same matter (repeat_count, 1 when none came before it); the
-number of the one just before it (repeat_of) and what matched it (repeat_reason). ticket_repeats holds every pair, a
-ticket and an earlier one, indexed both ways; no foreign keys (as the audit log: tickets are never deleted, and the
-checks made writing the pairs of an import batch four times slower).
+matched by (hashes of the normalised phone and place, each indexed with dispatched_at so that matching reads one key's
+window only) and its text's signature (512 bits, one per character pair); its place among the tickets of the same
+matter (repeat_count, 1 when none came before it); the number of the one just before it (repeat_of) and what matched
+it (repeat_reason). ticket_repeats holds every pair, a ticket and an earlier one, indexed both ways; no foreign keys
+(as the audit log: tickets are never deleted, and the checks made writing the pairs of an import batch four times
+slower).
 
-The keys of the tickets dispatched within the longest window the config allows (366 days) are computed here once, in
-pages of 5,000, so that the first tickets after the upgrade find the earlier ones; tickets already stored are not
-marked as repeats of each other (the platform's own is_repeat flag stays as it was).
+The keys and signatures of the tickets dispatched within the longest window the config allows (366 days) are computed
+here once, in pages of 5,000, so that the first tickets after the upgrade find the earlier ones; tickets already stored
+are not marked as repeats of each other (the platform's own is_repeat flag stays as it was).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from alembic import op
 
-from bot.domain.repeats import address_key, phone_key
+from bot.domain.repeats import address_key, phone_key, signature
 from store.models import TZDateTime
 
 revision = '0010'
@@ -38,6 +39,7 @@ _PAGE = 5000
 def upgrade() -> None:
     op.add_column('tickets', sa.Column('repeat_phone', sa.String(length=32), nullable=True))
     op.add_column('tickets', sa.Column('repeat_address', sa.String(length=32), nullable=True))
+    op.add_column('tickets', sa.Column('repeat_signature', sa.LargeBinary(length=64), nullable=True))
     op.add_column('tickets', sa.Column('repeat_count', sa.Integer(), server_default='1', nullable=False))
     op.add_column('tickets', sa.Column('repeat_of', sa.String(length=64), nullable=True))
     op.add_column('tickets', sa.Column('repeat_reason', sa.String(length=16), nullable=True))
@@ -67,12 +69,23 @@ def _backfill() -> None:
         sa.column('citizen_phone', sa.String()),
         sa.column('address', sa.String()),
         sa.column('dispatched_at', TZDateTime()),
+        sa.column('category', sa.String()),
+        sa.column('title', sa.String()),
+        sa.column('content', sa.Text()),
         sa.column('repeat_phone', sa.String()),
         sa.column('repeat_address', sa.String()),
+        sa.column('repeat_signature', sa.LargeBinary()),
     )
     since = datetime.now(UTC) - timedelta(days=_BACKFILL_DAYS)
     page = (
-        sa.select(tickets.c.id, tickets.c.citizen_phone, tickets.c.address)
+        sa.select(
+            tickets.c.id,
+            tickets.c.citizen_phone,
+            tickets.c.address,
+            tickets.c.category,
+            tickets.c.title,
+            tickets.c.content,
+        )
         .where(tickets.c.id > sa.bindparam('after'), tickets.c.dispatched_at >= since)
         .order_by(tickets.c.id)
         .limit(_PAGE)
@@ -80,7 +93,11 @@ def _backfill() -> None:
     write = (
         sa.update(tickets)
         .where(tickets.c.id == sa.bindparam('_id'))
-        .values(repeat_phone=sa.bindparam('_phone'), repeat_address=sa.bindparam('_address'))
+        .values(
+            repeat_phone=sa.bindparam('_phone'),
+            repeat_address=sa.bindparam('_address'),
+            repeat_signature=sa.bindparam('_signature'),
+        )
     )
     after = 0
     while True:
@@ -89,8 +106,13 @@ def _backfill() -> None:
             return
         after = rows[-1][0]
         keys = [
-            {'_id': ticket_id, '_phone': phone_key(phone), '_address': address_key(address)}
-            for ticket_id, phone, address in rows
+            {
+                '_id': ticket_id,
+                '_phone': phone_key(phone),
+                '_address': address_key(address),
+                '_signature': signature(category, title, content, address),
+            }
+            for ticket_id, phone, address, category, title, content in rows
         ]
         keys = [k for k in keys if k['_phone'] is not None or k['_address'] is not None]
         if keys:
@@ -110,5 +132,6 @@ def downgrade() -> None:
         batch.drop_column('repeat_reason')
         batch.drop_column('repeat_of')
         batch.drop_column('repeat_count')
+        batch.drop_column('repeat_signature')
         batch.drop_column('repeat_address')
         batch.drop_column('repeat_phone')
