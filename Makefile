@@ -4,7 +4,8 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test bench lint typecheck install clean
+.PHONY: run test bench lint typecheck install browser clean
+CHROMIUM := /usr/bin/chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +22,9 @@ run: $(STAMP)
 	HOTLINE_INGEST_SECRET=$${HOTLINE_INGEST_SECRET:-sandbox-secret} API_TOKEN=$${API_TOKEN:-sandbox-token} \
 	$(PY) run_bot.py serve
 
-## make test: lint, types, the import contracts and the whole suite (SQLite, PostgreSQL, Redis)
-test: $(STAMP)
+## make test: lint, types, the import contracts and the whole suite (SQLite, PostgreSQL, Redis, and the sandbox
+## page in Debian's Chromium)
+test: $(STAMP) browser
 	$(PY) -m ruff check .
 	$(PY) -m mypy bot config store notifiers handlers run_bot.py
 	$(VENV)/bin/lint-imports
@@ -35,6 +37,14 @@ bench: $(STAMP)
 		apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || \
 		echo "wrk is not installed (apt-get install wrk): the callback benchmark uses its Python client"
 	$(PY) bench/run.py
+
+## the browser tests drive Debian's Chromium (package chromium), installed here when apt-get can (as root); without it
+## they are skipped (and fail in CI)
+browser:
+	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
+		  apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; } || \
+		echo "Chromium is not installed (apt-get install chromium): the browser tests are skipped"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -152,7 +152,7 @@ async def _with_store(settings: Settings, body: Callable[[Any], Awaitable[int]])
 
 
 async def _with_service(settings: Settings, config: BotConfig, body: Callable[[Any], Awaitable[int]]) -> int:
-    from bot.app import push_channels, sync_back
+    from bot.app import serving_channels, sync_back
     from bot.domain.clock import SystemClock
     from bot.services.duty import DutyService
     from bot.services.tickets import TicketService
@@ -161,18 +161,23 @@ async def _with_service(settings: Settings, config: BotConfig, body: Callable[[A
     async def with_service(store: Any) -> int:
         clock = SystemClock()
         service = TicketService(store, config, _calendar(config), clock, sync_back=sync_back(config))
-        # an import pushes what is new (pushes.import in the config); a running bot's outbox sends it
-        service.add_hook(Pusher(store, config, clock, push_channels(settings), duty=DutyService(store, config, clock)))
+        # an import pushes what is new (pushes.import in the config); the serving bot's outbox sends it, through the
+        # channels it has (recorded in the database), whatever this process's environment has
+        channels = await serving_channels(store, settings)
+        service.add_hook(Pusher(store, config, clock, channels, duty=DutyService(store, config, clock)))
         return await body(service)
 
     return await _with_store(settings, with_service)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from bot.hotline.importer import ImportFormatError, format_errors, import_file
+    from bot.hotline.importer import ImportFormatError, ImportInterrupted, import_file
 
     settings = _settings()
     config = _load(settings, args.config)
+
+    def announce(line: str) -> None:  # the columns ignored: said once, before the progress bar
+        print(line, flush=True)
 
     async def body(service: Any) -> int:
         try:
@@ -184,13 +189,18 @@ def cmd_import(args: argparse.Namespace) -> int:
                 dry_run=args.dry_run,
                 progress=not args.quiet,
                 sheet=args.sheet,
+                announce=announce,
             )
         except ImportFormatError as exc:
             print(f"无法导入 {args.file}: {exc}", file=sys.stderr)
             return 2
-        print(report.summary())
-        for line in format_errors(report, limit=args.show_errors):
-            print(line)
+        except ImportInterrupted as exc:
+            print(exc.message(), file=sys.stderr)
+            return 1
+        notice = report.notice()
+        for line in report.lines(limit=args.show_errors):
+            if line != notice:
+                print(line)
         return 1 if report.errors else 0
 
     if not args.file.exists():
@@ -213,7 +223,12 @@ def cmd_ticket(args: argparse.Namespace) -> int:
             return 1
         print(
             json.dumps(
-                {"ticket": detail.ticket, "deadlines": detail.deadlines, "history": detail.history},
+                {
+                    "ticket": detail.ticket,
+                    "deadlines": detail.deadlines,
+                    "history": detail.history,
+                    "notifications": detail.notifications,
+                },
                 ensure_ascii=False,
                 indent=2,
                 default=str,
@@ -256,9 +271,11 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
     async def body(store: Any) -> int:
         purged = await purge(store, config.retention, SystemClock().now())
+        kept = config.retention
         print(
-            f"deleted {purged.inbox} inbox row(s) handled more than {config.retention.inbox_days} days ago and "
-            f"{purged.outbox} outbox message(s) sent more than {config.retention.outbox_days} days ago"
+            f"deleted {purged.inbox} inbox row(s) handled more than {kept.inbox_days} days ago, "
+            f"{purged.outbox} outbox message(s) sent more than {kept.outbox_days} days ago and "
+            f"{purged.notifications} notification record(s) older than {kept.notifications_days} days"
         )
         return 0
 
@@ -310,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=cmd_import)
 
-    ticket = sub.add_parser("ticket", help="show a ticket with its deadlines and history (JSON)")
+    ticket = sub.add_parser("ticket", help="show a ticket with its deadlines, history and notifications (JSON)")
     ticket.add_argument("ticket_no")
     ticket.add_argument("--config", type=Path)
     ticket.set_defaults(func=cmd_ticket)
@@ -320,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("ids", nargs="*", type=int, help="replay only these message ids")
     outbox.set_defaults(func=cmd_outbox)
 
-    purge = sub.add_parser("purge", help="delete handled inbox rows and sent outbox messages past their retention")
+    purge = sub.add_parser(
+        "purge", help="delete handled inbox rows, sent outbox messages and notification records past their retention"
+    )
     purge.add_argument("--config", type=Path, help="the YAML config, for its retention: (default: $BOT_CONFIG)")
     purge.set_defaults(func=cmd_purge)
     return parser

@@ -8,8 +8,9 @@ except for the 100 due ones, a typical tick's mix: 50 reminders (accept at 50 %)
 counted as a miss, two per unit: no flag), 14 overdue handling deadlines and 20 escalations to the unit heads; half
 the tickets claimed. The real :class:`DeadlineEngine` ticks at a fixed time (a Monday 10:00, inside the service
 window), with the example config's eight units. Before each timed tick the 100 rows are put back as they were and
-the outbox and the misses emptied; every tick must advance all 100 and queue its messages, so the figure cannot
-count work that was not done. The median of several ticks is reported, after one untimed warm-up tick.
+the outbox, the notifications record and the misses emptied; every tick must advance all 100, queue its messages and
+record who was told, so the figure cannot count work that was not done. The median of several ticks is reported,
+after one untimed warm-up tick.
 
 Run: ``python bench/bench_engine.py [--quick]`` (quick: 2,000 and 100,000 tickets).
 """
@@ -212,6 +213,7 @@ async def _restore(engine: AsyncEngine, snapshot: list[dict[str, Any]]) -> None:
             },
         )
         await conn.execute(text("DELETE FROM outbox"))
+        await conn.execute(text("DELETE FROM notifications"))
         await conn.execute(text("DELETE FROM deadline_misses"))
         await conn.execute(text("DELETE FROM unit_miss_counts"))
     async with engine.connect() as conn:
@@ -243,7 +245,7 @@ async def _measure(count: int, config: BotConfig, calendar: WorkCalendar) -> dic
                 began = time.perf_counter()
                 result = await ticker.tick(NOW)
                 elapsed = (time.perf_counter() - began) * 1000
-                if result.moved != DUE or result.raced or not result.messages or result.misses != 16:
+                if result.moved != DUE or result.raced or not result.messages or not result.told or result.misses != 16:
                     raise RuntimeError(f"the tick did not do the work: {result}")
                 if round_:  # the first is a warm-up
                     times.append(elapsed)
@@ -256,6 +258,7 @@ async def _measure(count: int, config: BotConfig, calendar: WorkCalendar) -> dic
                 "times": times,
                 "load_s": load_s,
                 "messages": result.messages,
+                "told": result.told,
             }
         finally:
             await engine.dispose()
@@ -278,7 +281,7 @@ async def run(quick: bool = False) -> list[dict[str, Any]]:
             "benchmark": f"deadline engine: one tick, {DUE} due of {small:,} open tickets (PostgreSQL)",
             "value": few["median"],
             "unit": "ms",
-            "note": f"median of {ROUNDS}; {few['messages']} messages queued",
+            "note": f"median of {ROUNDS}; {few['messages']} messages queued, {few['told']} notifications recorded",
         },
         {
             "benchmark": f"deadline engine: one tick, {DUE} due of {large:,} open tickets (PostgreSQL)",

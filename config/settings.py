@@ -76,6 +76,9 @@ class Settings(BaseModel):
     # public = also on another host (anyone reaching the port can act as any member); off = never
     sandbox: Literal["auto", "off", "public"] = "auto"
     sandbox_demo_every: timedelta | None = None  # inject a demo ticket this often (SANDBOX_DEMO_EVERY=5m)
+    # how the sandbox's work groups reach the bot: the intelligent robot's long connection (cards with buttons, as
+    # in production with it) or its callback URL (pushes into app chats, as markdown)
+    sandbox_robot: Literal["long_connection", "callback"] = "long_connection"
 
     ENV_VARS: ClassVar[dict[str, str]] = {
         "database_url": "DATABASE_URL",
@@ -102,6 +105,7 @@ class Settings(BaseModel):
         "event_loop": "EVENT_LOOP",
         "sandbox": "SANDBOX",
         "sandbox_demo_every": "SANDBOX_DEMO_EVERY",
+        "sandbox_robot": "SANDBOX_ROBOT",
     }
 
     @field_validator("database_url")
@@ -181,6 +185,14 @@ class Settings(BaseModel):
         if isinstance(value, str) and value.strip().lower() in ("auto", "off", "public"):
             return value.strip().lower()
         raise ValueError(f'must be "auto", "off" or "public" (got "{value}")')
+
+    @field_validator("sandbox_robot", mode="before")
+    @classmethod
+    def _sandbox_robot(cls, value: Any) -> Any:
+        text = value.strip().lower().replace("-", "_") if isinstance(value, str) else value
+        if text in ("long_connection", "callback"):
+            return text
+        raise ValueError(f'must be "long_connection" or "callback" (got "{value}")')
 
     @field_validator("sandbox_demo_every", mode="before")
     @classmethod

@@ -40,6 +40,7 @@ class DeadlineName(StrEnum):
     ON_SITE_2H = "on_site_2h"  # 三个二: 2 小时到场
     SOLVE_24H = "solve_24h"  # 三个二: 24 小时基本解决
     OPINION_5D = "opinion_5d"  # 三个二: 疑难 5 日内答复处理意见
+    RETURN_REVIEW = "return_review"  # 退单审核: the office's, while a return waits for its decision
 
 
 DEADLINE_LABELS: dict[DeadlineName, str] = {
@@ -53,6 +54,7 @@ DEADLINE_LABELS: dict[DeadlineName, str] = {
     DeadlineName.ON_SITE_2H: "2小时到场",
     DeadlineName.SOLVE_24H: "24小时解决",
     DeadlineName.OPINION_5D: "5日答复意见",
+    DeadlineName.RETURN_REVIEW: "退单审核",
 }
 
 

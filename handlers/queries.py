@@ -1,15 +1,16 @@
-"""The read-only lists and figures the chat commands show: /我的, /待办, /逾期, /统计.
+"""The read-only lists and figures the chat commands show: /我的, /待办, /逾期, /统计 (in all, and per unit).
 
 Rows are plain mappings: the ticket's list columns (``ticket_no``, ``title``, ``content``, ``kind``, ``category``,
 ``unit_code``, ``handler_userid``, ``state``, ``dispatched_at`` …, never the citizen's phone; the name and address
 only to mask them in the text) and its next open deadline, ``deadline_name`` and ``deadline_due_at`` (None when it
 has none). The return window is a window, not an obligation: it is never the next deadline and never makes a ticket
-overdue. The SQL is in store.queries.
+overdue. The office's review of a return counts in the office's lists (all units), never in a unit's or a
+handler's. The SQL is in store.queries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, time
 
@@ -28,6 +29,8 @@ UNIT_STATES: tuple[str, ...] = tuple(
 )
 UNCLAIMED_STATES: tuple[str, ...] = (TicketState.DISPATCHED.value,)
 WINDOWS: tuple[str, ...] = (DeadlineName.RETURN_WINDOW.value,)
+# what a unit's lists leave out besides: the office's review of a return is the office's to meet, not the unit's
+UNIT_WINDOWS: tuple[str, ...] = (*WINDOWS, DeadlineName.RETURN_REVIEW.value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,7 +50,7 @@ def _scope(units: Collection[str] | None) -> list[str] | None:
 async def my_open_tickets(store: Store, userid: str, *, limit: int = 100) -> list[TicketLine]:
     """The tickets ``userid`` handles that are still open, the nearest deadline first (none last)."""
     async with store.reading() as conn:
-        return await queries_repo.handler_tickets(conn, userid, states=OPEN_STATES, windows=WINDOWS, limit=limit)
+        return await queries_repo.handler_tickets(conn, userid, states=OPEN_STATES, windows=UNIT_WINDOWS, limit=limit)
 
 
 async def unit_open_tickets(store: Store, unit_codes: Collection[str], *, limit: int = 20) -> list[TicketLine]:
@@ -58,7 +61,7 @@ async def unit_open_tickets(store: Store, unit_codes: Collection[str], *, limit:
         return []
     async with store.reading() as conn:
         return await queries_repo.unit_tickets(
-            conn, units, states=UNIT_STATES, first_states=UNCLAIMED_STATES, windows=WINDOWS, limit=limit
+            conn, units, states=UNIT_STATES, first_states=UNCLAIMED_STATES, windows=UNIT_WINDOWS, limit=limit
         )
 
 
@@ -72,7 +75,7 @@ async def overdue_tickets(
         return []
     async with store.reading() as conn:
         return await queries_repo.overdue_unit_tickets(
-            conn, units, now, states=OPEN_STATES, windows=WINDOWS, limit=limit
+            conn, units, now, states=OPEN_STATES, windows=WINDOWS if units is None else UNIT_WINDOWS, limit=limit
         )
 
 
@@ -83,18 +86,47 @@ async def quick_figures(store: Store, unit_codes: Collection[str] | None, now: d
     units = _scope(unit_codes)
     if units == []:
         return Figures(open=0, unclaimed=0, overdue=0, closed_today=0)
-    midnight = datetime.combine(now.astimezone(TZ).date(), time(0), tzinfo=TZ)
     async with store.reading() as conn:
         counts = await queries_repo.ticket_figures(
             conn,
             units,
             now,
-            since=midnight,
+            since=_midnight(now),
             states=OPEN_STATES if units is None else UNIT_STATES,
             unclaimed_states=UNCLAIMED_STATES,
             closed_states=(TicketState.CLOSED.value,),
-            windows=WINDOWS,
+            windows=WINDOWS if units is None else UNIT_WINDOWS,
         )
+    return _figures(counts)
+
+
+async def unit_figures(store: Store, unit_codes: Collection[str] | None, now: datetime) -> dict[str, Figures]:
+    """:func:`quick_figures` of each unit of ``unit_codes`` (None: every unit) by its code, as that unit's own
+    /统计 counts them (an approved return is the office's, the office's review of a return nobody's overdue); a unit
+    with nothing to count is left out."""
+    units = _scope(unit_codes)
+    if units == []:
+        return {}
+    async with store.reading() as conn:
+        counts = await queries_repo.ticket_figures_by_unit(
+            conn,
+            units,
+            now,
+            since=_midnight(now),
+            states=UNIT_STATES,
+            unclaimed_states=UNCLAIMED_STATES,
+            closed_states=(TicketState.CLOSED.value,),
+            windows=UNIT_WINDOWS,
+        )
+    return {code: _figures(c) for code, c in counts.items()}
+
+
+def _midnight(now: datetime) -> datetime:
+    """The start of ``now``'s day in Asia/Shanghai: "today" for the figures."""
+    return datetime.combine(now.astimezone(TZ).date(), time(0), tzinfo=TZ)
+
+
+def _figures(counts: Mapping[str, int]) -> Figures:
     return Figures(
         open=counts["open"], unclaimed=counts["unclaimed"], overdue=counts["overdue"], closed_today=counts["closed"]
     )

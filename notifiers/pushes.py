@@ -5,19 +5,22 @@ them (:class:`Pusher` is a :class:`bot.services.tickets.ChangeHook`), and the pe
 see :class:`config.model.PushRule` and its defaults):
 
 * a **new ticket** (a hand-over creating it, over the API or from an import: see below), a ticket **re-dispatched**
-  or **assigned** (签派) to a unit, and a **reopened** one: by its kind's rule, to the unit it is now with. ``at_once``
-  is a card with buttons where the group's transport takes cards (the robot's long connection; a markdown line with
-  the @-mentions follows it, since a card cannot mention) and markdown with the mentions elsewhere (webhook, app
-  chat); ``digest`` queues it for the unit's next digest, unless one of its deadlines falls due before that digest
-  would go out (三个二's 20-minute contact, say: then it is pushed at once); ``off`` sends nothing.
+  (改派, also in the step that approves a return) or **assigned** (签派) to a unit, and a **reopened**
+  one: by its kind's rule, to the unit it is now with. ``at_once`` is a card with buttons where the group's
+  transport takes cards (the robot's long connection; a markdown line with the @-mentions follows it, since a card
+  cannot mention) and markdown with the mentions elsewhere (webhook, app chat); ``digest`` queues it for the
+  unit's next digest, unless the deadline engine would remind the unit of one of its deadlines (or find it due)
+  before that digest goes out (三个二's 20-minute contact, reminded of after 10 minutes, say: then it is pushed at
+  once, and the unit is never reminded of a ticket it has not been told of); ``off`` sends nothing.
 * a ticket **moved away** (re-dispatched or assigned to another unit): its former unit gets a short notice saying
   where it went, mentioning its former handler if it had one. WeCom changes a pushed card only in answer to a click
   on it (its one-use ``response_code`` or the click's req_id, :mod:`handlers.cards`), so the old card cannot be
   edited from here; the notice says it is void, and a click on it is refused by the router as for any other unit's
   ticket (who acted and where it is now).
-* a **warning ticket** (预警: the return visit was dissatisfied, ``visit`` into ``warning``): by the ``warning`` rule,
-  by default a card to the unit's group mentioning the ticket's handler and the head, and privately to the head and
-  deputies.
+* a **warning ticket** (预警: a return-visit result listed in ``visits.warning_results``, ``visit`` into
+  ``warning``): by the ``warning`` rule, by default a card to the unit's group mentioning the ticket's handler and
+  the head, and privately to the head and deputies; with the visit's note. A unit with a ``heads_group`` has it
+  announced there at once as well, mentioning its heads.
 
 **The service window.** An ``urgent`` rule's push goes at once at any hour; outside the service window or in quiet
 hours it also goes privately to whoever is on duty (:meth:`bot.services.duty.DutyService.on_duty`; nobody on duty:
@@ -25,8 +28,9 @@ the office unit's head and deputies). A push whose rule is not urgent (and the n
 written at once but held back until the window opens and quiet hours end (the outbox rows' ``next_attempt_at``,
 :meth:`config.model.BotConfig.routine_from`). Digests go out only inside the window, outside quiet hours.
 
-**Imports** (``source == "import"``) push only tickets new to the bot whose 派单时间 was given and lies within
-``pushes.import.recent`` (24 h) before the import: an import of the platform's history pushes nothing. Of one import
+**Imports** (``source == "import"``) push only tickets new to the bot, still waiting for their unit (not taken on,
+finished or closed on the platform), whose 派单时间 was given and lies within ``pushes.import.recent`` (24 h) before
+the import: an import of the platform's history pushes nothing. Of one import
 batch (one transaction, 1,000 rows), at most ``pushes.import.at_once_max`` (20) are pushed at once; the rest join
 their unit's digest.
 
@@ -80,6 +84,8 @@ def event_of(change: TicketChange) -> str | None:
         return NEW
     if change.action in (Action.REDISPATCH, Action.ASSIGN):
         return MOVED
+    if change.action == Action.APPROVE_RETURN and change.to_state is TicketState.DISPATCHED:
+        return MOVED  # approved and re-dispatched in one step
     if change.action == Action.REOPEN:
         return REOPENED
     if change.to_state is TicketState.WARNING and change.from_state is not TicketState.WARNING:
@@ -191,19 +197,27 @@ class Pusher:
                 self.wake()
 
     def _pushed_on_import(self, change: TicketChange, now: datetime) -> bool:
-        """An import pushes a ticket new to the bot only when its 派单时间 was given and is recent (the rest is the
-        platform's history); a re-dispatch an import brings is pushed when its ticket is open."""
+        """An import pushes a ticket new to the bot only when its 派单时间 was given and is recent, and nobody has it
+        yet (the rest is the platform's history: a row already taken on, finished or closed there is not news to
+        its unit); a re-dispatch an import brings is pushed when its ticket is open."""
         if change.action != "dispatch":
             return True
-        if not change.dated:
+        if not change.dated or change.to_state is not TicketState.DISPATCHED:
             return False
         return now - change.ticket.dispatched_at <= self.config.pushes.imports.recent.natural()
 
     def _due_before_digest(self, change: TicketChange, now: datetime) -> bool:
-        """Whether one of the ticket's new deadlines (not the return window, a right rather than a duty) falls due
-        before the next digest would go out (三个二's 20 minutes, say): then it is pushed at once instead."""
-        due = [d.due_at for d in change.deadlines if d.name != DeadlineName.RETURN_WINDOW]
-        return bool(due) and min(due) < self.next_digest(now)
+        """Whether the deadline engine would act on one of the ticket's new deadlines before the next digest goes
+        out: its first step (a reminder, or the due time itself; ``next_due_at``, as the engine reads it) comes
+        sooner (三个二's 20 minutes to contact, reminded of at half the time, say). Then the ticket is pushed at
+        once instead, so that the unit is never reminded of a ticket it has not been told of. The return window
+        is a right, not a duty: nothing reminds of it, and it does not count."""
+        first = [
+            d.next_due_at or d.due_at
+            for d in change.deadlines
+            if d.name not in (DeadlineName.RETURN_WINDOW, DeadlineName.RETURN_REVIEW)
+        ]
+        return bool(first) and min(first) < self.next_digest(now)
 
     def _outside(self, at: datetime) -> bool:
         return not self.config.in_service_window(at) or self.config.in_quiet_hours(at)
@@ -226,7 +240,7 @@ class Pusher:
         if notice.unit is None:
             return notice
         unit = self.config.unit(notice.unit)
-        if unit is not None and group_channel(unit, self.channels) is not None:
+        if unit is not None and group_channel(unit, self.channels, heads=notice.heads) is not None:
             return notice
         if notice.unit not in self._unreachable:
             self._unreachable.add(notice.unit)
@@ -278,6 +292,19 @@ class Pusher:
                 not_before=not_before,
             )
         ]
+        if event == WARNING and unit.heads_group is not None:
+            # seed 004: a warning ticket is announced at once in the unit heads' group
+            notices.append(
+                Notice(
+                    key=f"{base}:heads",
+                    text=body,
+                    unit=unit.code,
+                    heads=True,
+                    mention=unit.heads,
+                    urgent=True,
+                    ordering_key=f"push:{no}:heads",
+                )
+            )
         private = audience(rule.private, unit, ticket.handler_userid)
         if private:
             notices.append(

@@ -189,9 +189,12 @@ def _card_update(reply: Reply, channels: Channels, at: datetime) -> list[Row]:
 # -- notices ----------------------------------------------------------------------------------------------------
 
 
-def group_channel(unit: Unit, channels: Channels) -> tuple[str, str] | None:
-    """(channel, destination) of ``unit``'s work group, or None when it cannot be reached from this deployment."""
-    group = unit.group
+def group_channel(unit: Unit, channels: Channels, *, heads: bool = False) -> tuple[str, str] | None:
+    """(channel, destination) of ``unit``'s work group (``heads``: its heads' group), or None when it has none or it
+    cannot be reached from this deployment."""
+    group = unit.heads_group if heads else unit.group
+    if group is None:
+        return None
     transport = group.transport
     if transport in ("auto", "aibot") and channels.aibot_ws and group.chatid:
         return AIBOT_WS, group.chatid
@@ -218,10 +221,11 @@ def notice_rows(notice: Notice, config: BotConfig, channels: Channels, *, at: da
     rows: list[Row] = []
     if notice.unit is not None:
         unit = config.unit(notice.unit)
-        target = group_channel(unit, channels) if unit is not None else None
+        target = group_channel(unit, channels, heads=notice.heads) if unit is not None else None
         if target is None:
+            which = "heads' group" if notice.heads else "work group"
             log.warning(
-                "no channel reaches the work group of unit %s; notice %s not sent there", notice.unit, notice.key
+                "no channel reaches the %s of unit %s; notice %s not sent there", which, notice.unit, notice.key
             )
         else:
             rows += _group_rows(notice, *target, at)
@@ -254,7 +258,8 @@ def _group_rows(notice: Notice, channel: str, destination: str, at: datetime) ->
         payload = {"msgtype": "markdown", "markdown": {"content": clip(text)}}
     if channel == AIBOT_WS:
         payload["chatid"] = destination
-    rows = [_notice_row(channel, destination, key(notice.key, f"group:{notice.unit}"), payload, notice, at)]
+    audience = f"{'heads' if notice.heads else 'group'}:{notice.unit}"
+    rows = [_notice_row(channel, destination, key(notice.key, audience), payload, notice, at)]
     if card and notice.mention:
         line = notice.mention_text if notice.mention_text is not None else notice.text.split("\n", 1)[0]
         tagged = {

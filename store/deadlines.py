@@ -64,6 +64,29 @@ async def close_deadlines(conn: Conn, ids: Iterable[int], *, status: str, at: da
     await conn.execute(_CLOSE_AT[dated], {"ids": ids, "new_status": status, **({"at": at} if dated else {})})
 
 
+_HOLD = (
+    update(deadlines)
+    .where(and_(deadlines.c.id.in_(bindparam("ids", expanding=True)), deadlines.c.status == "open"))
+    .values(next_due_at=bindparam("next_due_at"))
+)
+
+
+async def hold_deadlines(conn: Conn, ids: Iterable[int]) -> None:
+    """The open deadlines ``ids`` stop being looked at by the deadline engine (a return under the office's review);
+    they stay open, with their due times."""
+    ids = list(ids)
+    if ids:
+        await conn.execute(_HOLD, {"ids": ids, "next_due_at": None})
+
+
+async def resume_deadlines(conn: Conn, ids: Iterable[int], *, at: datetime) -> None:
+    """The deadline engine looks at the open deadlines ``ids`` again from ``at``: it takes whatever step of theirs
+    has come meanwhile (an overdue notice that fell due during a hold goes out at its next tick), then goes on."""
+    ids = list(ids)
+    if ids:
+        await conn.execute(_HOLD, {"ids": ids, "next_due_at": at})
+
+
 async def reschedule_deadline(
     conn: Conn,
     deadline_id: int,

@@ -1,5 +1,6 @@
 """Tables: tickets, their deadlines, the append-only audit log, the inbox, the outbox, the duty takeovers and the
-accept deadlines units missed, and the tickets waiting for their unit's digest.
+accept deadlines units missed, the tickets waiting for their unit's digest, the append-only record of who was told
+of which deadline (notifications), and the tickets each repeat complaint repeats (ticket_repeats).
 
 The same schema runs on SQLite (embedded default) and PostgreSQL. Datetimes are stored in UTC
 and come back aware, in Asia/Shanghai. Store code knows nothing of WeCom.
@@ -155,7 +156,20 @@ class Ticket(Base):
     extension_requested_by: Mapped[str | None] = mapped_column(String(64))
     extension_requested_at: Mapped[datetime | None]
     extension_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
-    # 重复诉求 (bot.domain.repeats; migration 0010): the keys a ticket is matched by (hashes of the normalised phone
+    # 退单: the pending return request (why, the suggested unit, who asked and when, the head who signed it; NULL
+    # when none is pending). A handler's request waits for a head's signature (return_signed_by NULL), then, in the
+    # state return_requested, for the office's review
+    return_reason: Mapped[str | None] = mapped_column(Text)
+    return_unit: Mapped[str | None] = mapped_column(String(64))
+    return_requested_by: Mapped[str | None] = mapped_column(String(64))
+    return_requested_at: Mapped[datetime | None]
+    return_signed_by: Mapped[str | None] = mapped_column(String(64))
+    # 实际解决: as the unit declared it when submitting (solved | partly | unsolved), and as the citizen saw it at
+    # the return visit; the visit's note
+    solved: Mapped[str | None] = mapped_column(String(16))
+    visit_solved: Mapped[str | None] = mapped_column(String(16))
+    visit_note: Mapped[str | None] = mapped_column(Text)
+    # 重复诉求 (bot.domain.repeats; migration 0011): the keys a ticket is matched by (hashes of the normalised phone
     # and place, each indexed with dispatched_at: matching reads one key's window, never the table) and its text's
     # signature (512 bits, one per character pair), its place among the tickets of the same matter within the window
     # (1: none before it), the number of the one just before it and what matched it (phone, address,
@@ -378,6 +392,48 @@ class TicketRepeat(Base):
     reason: Mapped[str] = mapped_column(String(16))
 
 
+class Notification(Base):
+    """Who was told of a deadline or a ticket, when, through which channel: one row per reminder, overdue notice,
+    escalation, repeat, duty call or three-misses flag and recipient (a unit's work group or a member), written in the
+    transaction that queues its outbox message, so a row exists if and only if the message was queued. The record
+    outlives the outbox (``outbox_key`` and ``outbox_id`` join its delivery while the outbox still has it).
+
+    Append-only: database triggers refuse UPDATE (see migration 0009); rows are deleted only by the retention purge,
+    once older than ``retention.notifications_days`` (at least 13 months)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_ticket_id", "ticket_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(index=True)  # when it was queued; the purge reads by it
+    # reminder | overdue | escalation | repeat | duty | three_misses
+    kind: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int | None] = mapped_column(Integer)  # escalation level (overdue: 1); a repeat's number
+    ticket_id: Mapped[int] = mapped_column(BigId)
+    ticket_no: Mapped[str] = mapped_column(String(64))
+    deadline_id: Mapped[int | None] = mapped_column(BigId)
+    deadline_name: Mapped[str | None] = mapped_column(String(24))
+    due_at: Mapped[datetime | None]
+    unit_code: Mapped[str | None] = mapped_column(String(32))  # the unit whose deadline it was (flagged: that unit)
+    recipient_kind: Mapped[str] = mapped_column(String(8))  # group | member
+    recipient: Mapped[str] = mapped_column(String(64))  # the group's unit code, or the member's userid
+    channel: Mapped[str] = mapped_column(String(24))  # the outbox channel: wecom_app, wecom_webhook, aibot_ws …
+    outbox_key: Mapped[str] = mapped_column(String(200))
+    outbox_id: Mapped[int | None] = mapped_column(BigId)
+
+
+class DeploymentFact(Base):
+    """What the serving bot tells other processes on the same database about itself, by name: ``channels``, the
+    channels its outbox sends through (so that a ``run_bot.py import`` run elsewhere addresses its pushes to them,
+    whatever channels its own environment has). Written at each start."""
+
+    __tablename__ = "deployment"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+
+
 # the Core tables, for the repositories' statements
 tickets = cast(Table, Ticket.__table__)
 deadlines = cast(Table, Deadline.__table__)
@@ -390,4 +446,8 @@ unit_miss_counts = cast(Table, UnitMissCount.__table__)
 
 
 digest_items = cast(Table, DigestItem.__table__)
+notifications = cast(Table, Notification.__table__)
+
+
+deployment = cast(Table, DeploymentFact.__table__)
 ticket_repeats = cast(Table, TicketRepeat.__table__)

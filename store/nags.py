@@ -59,6 +59,8 @@ async def due_deadlines(conn: Conn, now: datetime, *, limit: int) -> list[DueDea
             func.substr(func.coalesce(tickets.c.title, tickets.c.content), 1, TEXT_CHARS).label("text"),
             tickets.c.citizen_name,  # to mask them in the text
             tickets.c.address,
+            tickets.c.source,  # an imported ticket's deadlines due by its import are never nagged
+            tickets.c.received_at,
         )
         .select_from(deadlines.join(tickets, tickets.c.id == deadlines.c.ticket_id))
         .where(deadlines.c.next_due_at <= now)
@@ -190,7 +192,9 @@ async def mark_flag_notified(conn: Conn, unit_code: str, period_start: date, *, 
 async def misses_of(conn: Conn, unit_code: str, period_start: date, *, limit: int = 20) -> list[RowMapping]:
     """A unit's misses in a period with their tickets' numbers, in the order they happened."""
     result = await conn.execute(
-        select(deadline_misses.c.missed_at, tickets.c.ticket_no)
+        select(
+            deadline_misses.c.missed_at, tickets.c.ticket_no, deadline_misses.c.ticket_id, deadline_misses.c.deadline_id
+        )
         .select_from(deadline_misses.join(tickets, tickets.c.id == deadline_misses.c.ticket_id))
         .where(and_(deadline_misses.c.unit_code == unit_code, deadline_misses.c.period_start == period_start))
         .order_by(deadline_misses.c.missed_at, deadline_misses.c.deadline_id)

@@ -191,26 +191,94 @@ async def ticket_figures(
     """Counts over the tickets of ``units`` (None: all): ``open`` (in ``states``), of which ``unclaimed`` (in
     ``unclaimed_states``) and ``overdue`` (an open deadline due before ``now``); ``closed`` (in ``closed_states``,
     closed at or after ``since``)."""
-    row = (
-        await conn.execute(
-            select(
-                func.count().label("open"),
-                func.count().filter(tickets.c.state.in_(list(unclaimed_states))).label("unclaimed"),
-                func.count().filter(_overdue(windows, now)).label("overdue"),
-            ).where(tickets.c.state.in_(list(states)), *_of_units(units, by_index=False))
+    counts = await _figures(
+        conn,
+        units,
+        now,
+        since=since,
+        states=states,
+        unclaimed_states=unclaimed_states,
+        closed_states=closed_states,
+        windows=windows,
+        by_unit=False,
+    )
+    return counts.get(None, dict.fromkeys(_FIGURES, 0))
+
+
+async def ticket_figures_by_unit(
+    conn: Conn,
+    units: Sequence[str] | None,
+    now: datetime,
+    *,
+    since: datetime,
+    states: Sequence[str],
+    unclaimed_states: Sequence[str],
+    closed_states: Sequence[str],
+    windows: Sequence[str],
+) -> dict[str, dict[str, int]]:
+    """:func:`ticket_figures` for each unit of ``units`` (None: every unit) that has a ticket counted, by its code:
+    the same two statements, grouped by unit."""
+    counts = await _figures(
+        conn,
+        units,
+        now,
+        since=since,
+        states=states,
+        unclaimed_states=unclaimed_states,
+        closed_states=closed_states,
+        windows=windows,
+        by_unit=True,
+    )
+    return {code: figures for code, figures in counts.items() if code is not None}
+
+
+_FIGURES = ("open", "unclaimed", "overdue", "closed")
+
+
+async def _figures(
+    conn: Conn,
+    units: Sequence[str] | None,
+    now: datetime,
+    *,
+    since: datetime,
+    states: Sequence[str],
+    unclaimed_states: Sequence[str],
+    closed_states: Sequence[str],
+    windows: Sequence[str],
+    by_unit: bool,
+) -> dict[str | None, dict[str, int]]:
+    # grouped by ``unit_code || ''``: SQLite would otherwise read every ticket in unit order (ix_tickets_unit_code)
+    # to group them, rather than the few open ones (ix_tickets_state) or today's closures (ix_tickets_closed_at)
+    unit = tickets.c.unit_code.concat("") if by_unit else None
+    group = [unit] if unit is not None else []
+    key = [unit.label("unit")] if unit is not None else []
+    found: dict[str | None, dict[str, int]] = {}
+    rows = await conn.execute(
+        select(
+            *key,
+            func.count().label("open"),
+            func.count().filter(tickets.c.state.in_(list(unclaimed_states))).label("unclaimed"),
+            func.count().filter(_overdue(windows, now)).label("overdue"),
         )
-    ).one()
+        .where(tickets.c.state.in_(list(states)), *_of_units(units, by_index=False))
+        .group_by(*group)
+    )
+    for row in rows:
+        code = row.unit if by_unit else None
+        found[code] = {"open": row.open, "unclaimed": row.unclaimed, "overdue": row.overdue, "closed": 0}
     # the day's closures through ix_tickets_closed_at; the state and the units are checked on those rows only
     # (SQLite would otherwise read every closed ticket through ix_tickets_state)
-    closed = (
-        await conn.execute(
-            select(func.count())
-            .select_from(tickets)
-            .where(
-                tickets.c.closed_at >= since,
-                tickets.c.state.concat("").in_(list(closed_states)),
-                *_of_units(units, by_index=False),
-            )
+    closed = await conn.execute(
+        select(*key, func.count().label("closed"))
+        .select_from(tickets)
+        .where(
+            tickets.c.closed_at >= since,
+            tickets.c.state.concat("").in_(list(closed_states)),
+            *_of_units(units, by_index=False),
         )
-    ).scalar_one()
-    return {"open": row.open, "unclaimed": row.unclaimed, "overdue": row.overdue, "closed": int(closed)}
+        .group_by(*group)
+    )
+    for row in closed:
+        code = row.unit if by_unit else None
+        found.setdefault(code, dict.fromkeys(_FIGURES, 0))["closed"] = int(row.closed)
+    return found

@@ -109,7 +109,9 @@ def test_migrate_outbox_and_ticket(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_bot.main(["ticket", "2026000000000"]) == 1
     assert "没有找到工单" in capsys.readouterr().err
     assert run_bot.main(["purge"]) == 0
-    assert "deleted 0 inbox row(s) handled more than 90 days ago and 0 outbox message(s)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "deleted 0 inbox row(s) handled more than 90 days ago, 0 outbox message(s)" in out
+    assert "0 notification record(s) older than 400 days" in out
 
 
 @pytest.mark.parametrize(("setting", "on_uvloop"), [(None, True), ("uvloop", True), ("asyncio", False)])

@@ -5,7 +5,7 @@ from bot.app.factory import build_calendar, create_app
 from bot.app.inbound import AIBOT_KICKED_RETRY
 from bot.app.resources import HTTP_SESSION, sync_back
 from bot.app.scheduler import DIGEST_CHECK, RETENTION_EVERY, RETENTION_FIRST, EngineJob
-from bot.app.senders import OUTBOX, RATE_LIMITER, push_channels
+from bot.app.senders import OUTBOX, RATE_LIMITER, push_channels, record_channels, serving_channels
 
 __all__ = [
     "AIBOT_KICKED_RETRY",
@@ -19,5 +19,7 @@ __all__ = [
     "build_calendar",
     "create_app",
     "push_channels",
+    "record_channels",
+    "serving_channels",
     "sync_back",
 ]

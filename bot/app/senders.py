@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 from aiohttp import web
 
@@ -33,7 +35,10 @@ from notifiers.hotline import SYNC_CHANNEL, HotlineSyncSender
 from notifiers.keys import PUSHES
 from notifiers.outbox import OutboxWorker, Sender
 from notifiers.pushes import Pusher
+from notifiers.reviews import ReviewNotices
 from notifiers.wecom import AIBOT_CARD_UPDATE, AibotCardUpdateSender, wecom_senders
+from store import deployment as deployment_repo
+from store.core import Store
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,8 @@ async def run_outbox_worker(app: web.Application) -> AsyncIterator[None]:
         on_unsure=app[METRICS].unsure_send,
     )
     app[OUTBOX] = worker
+    # what a command-line import addresses its pushes to: the channels this outbox sends through
+    await record_channels(app[STORE], push_channels(app[SETTINGS]), app[CLOCK].now())
     task = asyncio.create_task(worker.run_forever(), name="outbox")
     yield
     # let a pass under way finish (its sends recorded) rather than cut it off; cancel only if it hangs
@@ -85,9 +92,32 @@ def push_channels(settings: Settings) -> Channels:
     return Channels(app=app_credentials(settings), aibot_ws=settings.aibot_long_connection)
 
 
+CHANNELS_FACT = "channels"
+
+
+async def record_channels(store: Store, channels: Channels, at: datetime) -> None:
+    """Tells the other processes on the database which channels this serving bot's outbox sends through."""
+    async with store.transaction() as conn:
+        await deployment_repo.record(conn, CHANNELS_FACT, dataclasses.asdict(channels), at=at)
+
+
+async def serving_channels(store: Store, settings: Settings) -> Channels:
+    """The channels a push written by this process should be addressed to: those the serving bot's outbox sends
+    through (it recorded them at its start), whatever this process's own environment has; this process's own when
+    no bot has served on the database yet (a command-line import beside a serving bot, say, whose environment
+    lacks the WeCom credentials)."""
+    async with store.reading() as conn:
+        recorded = await deployment_repo.read(conn, CHANNELS_FACT)
+    if recorded is None:
+        return push_channels(settings)
+    known = {f.name for f in dataclasses.fields(Channels)}
+    return Channels(**{k: bool(v) for k, v in recorded.items() if k in known})
+
+
 async def run_pushes(app: web.Application) -> AsyncIterator[None]:
-    """Pushes into the work groups (:mod:`notifiers.pushes`): the pusher follows every ticket change in its
-    transaction (a hook of the ticket service) and wakes the outbox after the commit. Its digests are flushed by the
+    """Pushes into the work groups (:mod:`notifiers.pushes`) and the notices of a return's review
+    (:mod:`notifiers.reviews`): both follow every ticket change in its transaction (hooks of the ticket service) and
+    wake the outbox after the commit. Its digests are flushed by the
     scheduler of :func:`run_deadline_engine` (with run_workers), in the one process that runs the engine."""
     pusher = Pusher(
         app[STORE],
@@ -99,6 +129,14 @@ async def run_pushes(app: web.Application) -> AsyncIterator[None]:
     )
     app[PUSHES] = pusher
     app[TICKETS].add_hook(pusher)
+    app[TICKETS].add_hook(
+        ReviewNotices(
+            app[CONFIG],
+            app[CLOCK],
+            push_channels(app[SETTINGS]),
+            wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+        )
+    )
     yield
 
 

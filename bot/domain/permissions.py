@@ -1,8 +1,9 @@
 """Who may act on which unit's tickets: the rule ``docs/roles.md`` writes out as a matrix.
 
 * The office roles (dispatcher, center lead, admin) see every unit's tickets and take the office's decisions on
-  them: the return visit, the assignment of a contested ticket, the decision on an extension, and (over the ticket
-  service, without a chat command) the review of a return, a re-dispatch, a cancellation.
+  them: the return visit, the assignment of a contested ticket, the decision on an extension, the review of a
+  return, a re-dispatch, and (over the ticket service, without a chat command) a cancellation.
+* A handler's return is signed by the head or a deputy of the ticket's unit (确认 or 不同意), by nobody else.
 * The unit's work (claim, contact, on site, submit, return, transfer, asking for an extension) stays with the
   members of the ticket's unit: its handlers, head and deputies. Office roles do it only on their own unit's tickets
   (the office's unit, where unrouted tickets land), unless ``permissions.office_may_do_unit_work`` says otherwise.
@@ -38,10 +39,14 @@ UNIT_WORK: Final = frozenset(
     }
 )
 EXTENSION_DECISIONS: Final = frozenset({Action.APPROVE_EXTENSION, Action.REJECT_EXTENSION})
+# a handler's return is signed (or not) by the head or a deputy of the ticket's unit, and by nobody else
+RETURN_SIGNATURES: Final = frozenset({Action.CONFIRM_RETURN, Action.DECLINE_RETURN})
 # the office's work, on every unit's tickets: by these roles (the others: by any office role)
 OFFICE_WORK: Final[Mapping[Action, frozenset[Role]]] = {
     Action.VISIT: frozenset({Role.DISPATCHER}),
     Action.ASSIGN: frozenset({Role.CENTER_LEAD}),
+    Action.APPROVE_EXCLUSION: frozenset({Role.DISPATCHER, Role.CENTER_LEAD}),
+    Action.REJECT_EXCLUSION: frozenset({Role.DISPATCHER, Role.CENTER_LEAD}),
 }
 
 
@@ -67,6 +72,9 @@ def may_act(config: BotConfig, userid: str, action: Action, ticket: Ticket) -> b
     """Whether the member ``userid`` may ask for ``action`` on ``ticket`` (its ``unit_code``, and
     ``extension_requested_by`` for a decision on an extension). The lifecycle's own rules are asked afterwards."""
     unit_code = ticket.unit_code
+    if action in RETURN_SIGNATURES:
+        unit = config.unit(unit_code) if unit_code else None
+        return unit is not None and userid in unit.heads
     if action in UNIT_WORK:
         if is_unit_member(config, userid, unit_code):
             return True
@@ -91,5 +99,7 @@ def refusal(config: BotConfig, userid: str, action: Action, ticket: Ticket) -> s
         return f"抱歉，工单 {ticket.ticket_no} 属于{where}，只有{where}的承办人或负责人可以{action.label}。"
     if action in EXTENSION_DECISIONS:
         return f"抱歉，工单 {ticket.ticket_no} 的延期申请由{where}负责人或热线办审批。"
+    if action in RETURN_SIGNATURES:
+        return f"抱歉，工单 {ticket.ticket_no} 的退单申请由{where}负责人确认。"
     roles = "、".join(ROLE_LABELS[role] for role in OFFICE_ROLES if role in office_roles_for(action))
     return f"抱歉，{action.label}只有{roles}可以操作。"

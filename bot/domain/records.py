@@ -1,5 +1,5 @@
-"""A ticket, its deadlines and its history as the store gives them: frozen, typed records every layer above the
-store reads by attribute.
+"""A ticket, its deadlines, its history and who was told of it as the store gives them: frozen, typed records every
+layer above the store reads by attribute.
 
 The store builds them from its rows (:meth:`Ticket.of`, :meth:`Deadline.of`, :meth:`HistoryEntry.of`); the
 services derive a changed ticket with :meth:`Ticket.updated` from the column values they wrote.
@@ -14,12 +14,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from bot.domain.lifecycle.states import Evaluation, TicketState
+from bot.domain.lifecycle.states import Evaluation, Solved, TicketState
 from config.vocabulary import DeadlineName, TicketKind
 
 
 def _state(value: Any) -> TicketState | None:
     return None if value is None else TicketState(value)
+
+
+def _solved(value: Any) -> Solved | None:
+    return None if value is None else Solved(value)
 
 
 def _deadline_name(value: Any) -> DeadlineName | None:
@@ -32,6 +36,8 @@ _TICKET_ENUMS: dict[str, Any] = {
     "state": TicketState,
     "state_before_return": _state,
     "evaluation": Evaluation,
+    "solved": _solved,
+    "visit_solved": _solved,
 }
 
 
@@ -93,6 +99,16 @@ class Ticket:
     repeat_count: int = 1
     repeat_of: str | None = None
     repeat_reason: str | None = None
+    # 退单: the pending return request (None when none is pending); signed_by is None while it waits for a head
+    return_reason: str | None = None
+    return_unit: str | None = None
+    return_requested_by: str | None = None
+    return_requested_at: datetime | None = None
+    return_signed_by: str | None = None
+    # 实际解决: the unit's declaration and the citizen's view at the visit (Solved values), the visit's note
+    solved: Solved | None = None
+    visit_solved: Solved | None = None
+    visit_note: str | None = None
     source: str
     payload_hash: str
     version: int = 1
@@ -242,7 +258,57 @@ class DueDeadline:
     text: str | None = None
     citizen_name: str | None = None
     address: str | None = None
+    source: str | None = None  # the ticket's: "import" for one imported (see bot.domain.history.imported_until)
+    received_at: datetime | None = None
 
     @classmethod
     def of(cls, values: Mapping[Any, Any]) -> DueDeadline:
         return cls(**_typed(values, _DUE_ENUMS))
+
+
+class NotificationKind(StrEnum):
+    """What a recorded notification was (see :class:`Notification`)."""
+
+    REMINDER = "reminder"  # before the due time
+    OVERDUE = "overdue"  # at the due time (escalation level 1)
+    ESCALATION = "escalation"  # a further level after it
+    REPEAT = "repeat"  # the repeats to every level
+    DUTY = "duty"  # an urgent ticket's step, outside the service window, to the duty officer
+    THREE_MISSES = "three_misses"  # the unit's third missed accept deadline in a period, to the office
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notification:
+    """One recipient told of one deadline (or, for a flag, one ticket): a row of the append-only ``notifications``
+    table. ``recipient_kind`` is ``group`` (``recipient`` a unit's code: its work group) or ``member`` (a userid:
+    privately); ``channel`` the outbox channel its message was queued on, ``outbox_key`` and ``outbox_id`` that
+    message's."""
+
+    id: int | None = None
+    at: datetime
+    kind: NotificationKind
+    level: int | None = None
+    ticket_id: int
+    ticket_no: str
+    deadline_id: int | None = None
+    deadline_name: str | None = None
+    due_at: datetime | None = None
+    unit_code: str | None = None
+    recipient_kind: str
+    recipient: str
+    channel: str
+    outbox_key: str
+    outbox_id: int | None = None
+
+    @classmethod
+    def of(cls, values: Mapping[Any, Any]) -> Notification:
+        return cls(**_typed(values, {"kind": NotificationKind}))
+
+    def row(self) -> dict[str, Any]:
+        """The column values to store (without the id)."""
+        values = {name: getattr(self, name) for name in _NOTIFICATION_COLUMNS}
+        values["kind"] = self.kind.value
+        return values
+
+
+_NOTIFICATION_COLUMNS = tuple(f.name for f in dataclasses.fields(Notification) if f.name != "id")

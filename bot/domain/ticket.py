@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from bot.domain.history import TicketHistory
 from config.vocabulary import TicketKind
 
 
@@ -29,10 +30,15 @@ class TicketInput:
     is_repeat: bool = False
     is_media: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # what an export row says happened to it on the platform (an import's only; None for a hand-over)
+    history: TicketHistory | None = None
 
     def payload_hash(self) -> str:
-        """Identical hand-overs hash the same: a repeat is recognised and changes nothing."""
-        data = [getattr(self, f.name) for f in _FIELDS]
+        """Identical hand-overs hash the same: a repeat is recognised and changes nothing. (A hand-over without
+        history hashes as it did before there was any.)"""
+        data: list[Any] = [getattr(self, f.name) for f in _FIELDS if f.name != "history"]
+        if self.history is not None:
+            data.append(self.history.key())
         return hashlib.sha256(json.dumps(data, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.domain.lifecycle import Action, ActionRequest, TransitionRefused
+from bot.domain.lifecycle import Action, ActionRequest, Solved, TransitionRefused
 from bot.domain.masking import Citizen, mask_address, mask_name, mask_phone, mask_text
 from bot.domain.records import RepeatLink, Ticket
 from bot.hotline.schemas import (
@@ -39,6 +39,11 @@ EVENT_ACTIONS = {
     "request_extension": Action.REQUEST_EXTENSION,
     "approve_extension": Action.APPROVE_EXTENSION,
     "reject_extension": Action.REJECT_EXTENSION,
+    "approve_return": Action.APPROVE_RETURN,
+    "reject_return": Action.REJECT_RETURN,
+    "request_exclusion": Action.REQUEST_EXCLUSION,
+    "approve_exclusion": Action.APPROVE_EXCLUSION,
+    "reject_exclusion": Action.REJECT_EXCLUSION,
 }
 
 
@@ -49,6 +54,22 @@ def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def check_signature(request: web.Request, secret: str, body: bytes) -> None:
+    """A 401 (counted in the metrics) unless ``body`` carries the hotline's valid, fresh signature."""
+    try:
+        verify(
+            secret,
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGNATURE_HEADER),
+            body,
+            now=request.app[CLOCK].now().timestamp(),
+            window=request.app[CONFIG].hotline.ingest_window_seconds,
+        )
+    except SignatureError as exc:
+        request.app[METRICS].rejected(exc.code)
+        raise ApiError(401, exc.code, exc.message) from None
+
+
 async def _signed_json(request: web.Request) -> tuple[bytes, Any]:
     """The raw body, verified against its signature, and its JSON."""
     settings = request.app[SETTINGS]
@@ -57,18 +78,7 @@ async def _signed_json(request: web.Request) -> tuple[bytes, Any]:
     if secret is None:
         raise ApiError(503, "ingest_disabled", "HOTLINE_INGEST_SECRET is not configured: ingest is disabled")
     body = await read_body(request, config.hotline.max_body_bytes)
-    try:
-        verify(
-            secret.get_secret_value(),
-            request.headers.get(TIMESTAMP_HEADER),
-            request.headers.get(SIGNATURE_HEADER),
-            body,
-            now=request.app[CLOCK].now().timestamp(),
-            window=config.hotline.ingest_window_seconds,
-        )
-    except SignatureError as exc:
-        request.app[METRICS].rejected(exc.code)
-        raise ApiError(401, exc.code, exc.message) from None
+    check_signature(request, secret.get_secret_value(), body)
     try:
         data = json.loads(body.decode("utf-8"), parse_constant=_no_constants)
         json.dumps(data, ensure_ascii=False).encode("utf-8")  # "\ud800" alone decodes to a lone surrogate: no text
@@ -157,6 +167,7 @@ async def post_ticket_event(request: web.Request) -> web.Response:
         result=event.result,
         by_hotline=True,
         days=event.days,
+        solved=Solved(event.solved) if event.solved else None,
     )
     _check_event(event, request.app[CONFIG].deadlines.extension.max_days)
     try:
@@ -185,6 +196,8 @@ def _check_event(event: TicketEventPayload, max_days: int) -> None:
         value = getattr(event, name)
         if value is None or (isinstance(value, str) and not value.strip()):
             problems.append({"loc": name, "message": "required: the reason" if name == "note" else "required"})
+    if event.solved is not None and event.type != "visit_result":
+        problems.append({"loc": "solved", "message": f"not used by {event.type}"})
     if event.days is not None:
         if event.type not in DAYS_ONLY_WITH:
             problems.append({"loc": "days", "message": f"not used by {event.type}"})
@@ -195,7 +208,7 @@ def _check_event(event: TicketEventPayload, max_days: int) -> None:
         raise ApiError(422, "validation_error", f"{event.type} is not complete", problems)
 
 
-def _authorize(request: web.Request) -> None:
+def authorize(request: web.Request) -> None:
     token = request.app[SETTINGS].api_token
     if token is None:
         raise ApiError(503, "api_disabled", "API_TOKEN is not configured: the read API is disabled")
@@ -249,7 +262,7 @@ def _link(link: RepeatLink) -> dict[str, Any]:
 
 @routes.get("/api/tickets/{ticket_no}")
 async def get_ticket(request: web.Request) -> web.Response:
-    _authorize(request)
+    authorize(request)
     ticket_no = _ticket_no(request)
     try:
         detail = await request.app[TICKETS].get(ticket_no)
@@ -277,6 +290,10 @@ async def get_ticket(request: web.Request) -> web.Response:
         "handler": t.handler_userid,
         "evaluation": t.evaluation,
         "satisfaction": t.satisfaction,
+        # 实际解决: as the unit declared it, and as the citizen saw it at the visit; the visit's note
+        "solved": t.solved,
+        "visit_solved": t.visit_solved,
+        "visit_note": t.visit_note if full or not t.visit_note else mask_text(t.visit_note, citizen),
         "returns": t.return_count,
         "redispatches": t.redispatch_count,
         "rehandles": t.rehandle_count,
@@ -290,6 +307,16 @@ async def get_ticket(request: web.Request) -> web.Response:
                 "requested_at": _iso(t.extension_requested_at),
             },
             "approved": t.extension_count,
+        },
+        # 退单: the pending return (None when none is pending); signed_by is None while it waits for the head
+        "return": None
+        if t.return_requested_at is None
+        else {
+            "reason": t.return_reason if full else mask_text(t.return_reason or "", citizen),
+            "suggested_unit": t.return_unit,
+            "requested_by": t.return_requested_by,
+            "requested_at": _iso(t.return_requested_at),
+            "signed_by": t.return_signed_by,
         },
         "is_repeat": t.is_repeat,
         "repeat": await _repeat(request, t),
@@ -329,4 +356,20 @@ async def get_ticket(request: web.Request) -> web.Response:
         }
         for h in detail.history
     ]
-    return json_response({"ticket": ticket, "deadlines": deadlines, "history": history})
+    # who was told of its deadlines: staff and channels only, nothing of the citizen (the same in either view)
+    notifications = [
+        {
+            "at": _iso(n.at),
+            "kind": n.kind,
+            "level": n.level,
+            "deadline": n.deadline_name,
+            "due_at": _iso(n.due_at),
+            "unit": n.unit_code,
+            "recipient_kind": n.recipient_kind,
+            "recipient": n.recipient,
+            "channel": n.channel,
+            "outbox_id": n.outbox_id,
+        }
+        for n in detail.notifications
+    ]
+    return json_response({"ticket": ticket, "deadlines": deadlines, "history": history, "notifications": notifications})

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.hotline.imports_api import CONTENT_TYPES, report_schema
 from bot.hotline.schemas import TicketBatch, TicketEventPayload, TicketPayload
 from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from bot.web.errors import json_response
@@ -63,6 +64,7 @@ def _schemas() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    schemas["ImportReport"] = report_schema()
     schemas["UpsertResult"] = {
         "type": "object",
         "properties": {
@@ -74,6 +76,68 @@ def _schemas() -> dict[str, Any]:
         },
     }
     return schemas
+
+
+def _imports(signed: list[dict[str, list[str]]]) -> dict[str, Any]:
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    options = [
+        {"name": "dry_run", "in": "query", "required": False, "schema": {"type": "boolean"}},
+        {"name": "sheet", "in": "query", "required": False, "schema": {"type": "string"}},
+        {
+            "name": "filename",
+            "in": "query",
+            "required": False,
+            "description": "a raw body's file name (its suffix says its kind)",
+            "schema": {"type": "string"},
+        },
+    ]
+    form = {
+        "type": "object",
+        "required": ["file"],
+        "properties": {
+            "file": {"type": "string", "format": "binary"},
+            "dry_run": {"type": "boolean"},
+            "sheet": {"type": "string"},
+        },
+    }
+    return {
+        "post": {
+            "summary": "Import an export of the hotline platform (.xlsx, .xls, .ods, .csv), as run_bot.py import does",
+            "description": (
+                "Authenticated by the API token (`Authorization: Bearer`) or by the hand-over's signature over the "
+                "raw body. The file as multipart/form-data (`file`, with `dry_run` and `sheet` fields) or as the body "
+                "itself; at most import.max_upload_bytes (64 MiB). Answered once the whole file is imported (about "
+                "half a minute per 100,000 rows: allow a generous timeout), with the report the command line prints. "
+                "Rows are committed 1,000 at a time: a 503 `import_interrupted` carries the report of what was "
+                "committed, and posting the same file again carries on (committed rows come back unchanged)."
+            ),
+            "security": [{"apiToken": []}, *signed],
+            "parameters": options,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {"schema": form},
+                    **{kind: binary for kind in CONTENT_TYPES},
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "Imported (or checked, with dry_run); row errors are in the report (`ok` false)",
+                    "content": _json("ImportReport"),
+                },
+                "400": _error("A malformed multipart body, or an option that is not true/false"),
+                "401": _error("Neither a right API token nor a right signature"),
+                "409": _error("Another import is running in this process"),
+                "413": _error("The file is larger than import.max_upload_bytes"),
+                "415": _error("Not a spreadsheet or CSV content type"),
+                "422": _error("The file cannot be read, or its header lacks a required column: nothing was imported"),
+                "503": _error(
+                    "No API_TOKEN nor HOTLINE_INGEST_SECRET configured; or the database failed part-way "
+                    "(`import_interrupted`, `details` the report of what was committed)"
+                ),
+            },
+        }
+    }
 
 
 @functools.cache
@@ -126,14 +190,18 @@ def document() -> dict[str, Any]:
                 "post": {
                     "summary": (
                         "An update from the hotline: return-visit result, re-dispatch, cancellation, reopen, "
-                        "and extensions (延期): request, approve, reject"
+                        "extensions (延期): request, approve, reject; returns (退单): approve, reject"
                     ),
                     "description": (
                         "`type` names the update. `request_extension` needs `days` (working days, at most "
                         "deadlines.extension.max_days) and the reason in `note`; `approve_extension` may grant "
                         "fewer `days` than asked and moves the running handling deadlines that many working days; "
-                        "`reject_extension` needs the reason in `note`. A refusal of the lifecycle is a 409 whose "
-                        "`code` says why (`overdue`, `already_requested`, `extension_limit`, `nothing_to_approve` …)."
+                        "`reject_extension` needs the reason in `note`. `approve_return` decides a unit's return "
+                        "under review; with a `unit` it re-dispatches the ticket there in the same step (a ticket "
+                        "returned too often goes to the center leads for 签派 instead). `reject_return` needs the "
+                        "reason in `note`; the unit's deadlines run on. A refusal of the lifecycle is a 409 whose "
+                        "`code` says why (`overdue`, `already_requested`, `extension_limit`, `nothing_to_approve`, "
+                        "`invalid_state`, `unknown_unit` …)."
                     ),
                     "security": signed,
                     "parameters": [{"name": "ticket_no", "in": "path", "required": True, "schema": {"type": "string"}}],
@@ -146,9 +214,10 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/imports": _imports(signed),
             "/api/tickets/{ticket_no}": {
                 "get": {
-                    "summary": "A ticket: state, unit, every deadline, its history",
+                    "summary": "A ticket: state, unit, every deadline, its history and who was told of its deadlines",
                     "security": [{"apiToken": []}],
                     "parameters": [
                         {"name": "ticket_no", "in": "path", "required": True, "schema": {"type": "string"}},

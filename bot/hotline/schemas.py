@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.json_schema import JsonDict, JsonValue
 
 from bot.domain.clock import TZ, local
+from bot.domain.history import TicketHistory
 from bot.domain.lifecycle import VisitResult
 from bot.domain.ticket import TicketInput
 from config.vocabulary import TicketKind
@@ -175,7 +176,8 @@ class TicketPayload(BaseModel):
                 raise ValueError(f"未知的紧急程度「{self.urgency}」（可用：{known}）") from None
         return TicketKind.REGULAR
 
-    def to_input(self, labels: dict[str, TicketKind]) -> TicketInput:
+    def to_input(self, labels: dict[str, TicketKind], history: TicketHistory | None = None) -> TicketInput:
+        """The hand-over; ``history``: what an export row says happened to it (an import's only)."""
         extra = dict(self.extra)
         if self.ticket_type and self.ticket_type not in labels:
             extra.setdefault("ticket_type", self.ticket_type)
@@ -196,6 +198,7 @@ class TicketPayload(BaseModel):
             is_repeat=self.is_repeat,
             is_media=self.is_media,
             extra=extra,
+            history=history,
         )
 
 
@@ -221,6 +224,8 @@ EVENT_NEEDS: dict[str, tuple[str, ...]] = {
     "redispatch": ("unit",),
     "request_extension": ("days", "note"),
     "reject_extension": ("note",),
+    "reject_return": ("note",),
+    "request_exclusion": ("note",),
 }
 DAYS_ONLY_WITH = ("request_extension", "approve_extension")
 _EVENT_RULES: list[dict[str, Any]] = [_needs(t, *fields) for t, fields in EVENT_NEEDS.items()] + [
@@ -249,12 +254,24 @@ class TicketEventPayload(BaseModel):
         "request_extension",
         "approve_extension",
         "reject_extension",
+        "approve_return",
+        "reject_return",
+        "request_exclusion",
+        "approve_exclusion",
+        "reject_exclusion",
     ]
     at: datetime | None = Field(
         None, description="when it happened; default: when received" + _IN_RANGE, json_schema_extra=DATE_RANGE
     )
     result: VisitResult | None = Field(None, description="visit_result: satisfied, basically_satisfied, …")
-    unit: str | None = Field(None, max_length=64, description="redispatch: the new unit (code or name)")
+    solved: Literal["solved", "partly", "unsolved"] | None = Field(
+        None, description="visit_result: whether the citizen found the problem solved (已解决/部分解决/未解决)"
+    )
+    unit: str | None = Field(
+        None,
+        max_length=64,
+        description="redispatch: the new unit (code or name); approve_return: the unit to re-dispatch to (optional)",
+    )
     days: int | None = Field(
         None,
         ge=1,
@@ -266,13 +283,22 @@ class TicketEventPayload(BaseModel):
     note: str | None = Field(
         None,
         max_length=2000,
-        description="the reason: required with request_extension and reject_extension",
+        description=(
+            "the reason: required with request_extension, reject_extension, reject_return and request_exclusion; "
+            "visit_result: what the citizen said"
+        ),
     )
 
     @field_validator("*", mode="before")
     @classmethod
     def _text(cls, value: Any) -> Any:
         return _no_nul(value)
+
+    @field_validator("solved", mode="before")
+    @classmethod
+    def _solved(cls, value: Any) -> Any:
+        labels = {"已解决": "solved", "部分解决": "partly", "未解决": "unsolved"}
+        return labels.get(value.strip(), value) if isinstance(value, str) else value
 
     @field_validator("result", mode="before")
     @classmethod

@@ -93,18 +93,24 @@ def summary(ticket: Ticket, deadlines: Sequence[Deadline], config: BotConfig, no
     text = escape_md(mask_text(ticket.title or ticket.content, Citizen.of(ticket)))
     if len(text) > CONTENT_CHARS:
         text = text[:CONTENT_CHARS] + "…"
+    shown = next_deadline(deadlines, ticket.cycle)
+    if ticket.state is TicketState.RETURN_REQUESTED:
+        # the unit's deadlines are held: what runs is the office's review
+        reviews = [d for d in deadlines if d.name == DeadlineName.RETURN_REVIEW and d.status == DeadlineStatus.OPEN]
+        shown = next_deadline(reviews) or shown
     lines = [
         f"工单 {ticket.ticket_no}（{kind_label(ticket.kind)}）{unit_name(config, ticket.unit_code)}",
         text,
         f"状态：{state_label(ticket.state)}，承办人：{person(config, ticket.handler_userid)}",
-        deadline_line(next_deadline(deadlines, ticket.cycle), now),
+        deadline_line(shown, now),
     ]
-    repeat = repeat_line(ticket, config)
-    if repeat:
-        lines.append(repeat)
-    pending = extension_line(ticket, config)
-    if pending:
-        lines.append(pending)
+    lines += [
+        line
+        for line in (repeat_line(ticket, config), extension_line(ticket, config), return_line(ticket, config))
+        if line
+    ]
+    if ticket.evaluation != "normal":
+        lines.append("不纳入测评：已批准" if ticket.evaluation == "excluded" else "不纳入测评：申请审核中")
     return "\n".join(lines)
 
 
@@ -142,6 +148,21 @@ def outcome(link: RepeatLink) -> str:
         return label
 
 
+def return_line(ticket: Ticket, config: BotConfig) -> str | None:
+    """The pending return (退单): who asked, why (masked and cut for a group), the suggested unit, and whom it waits
+    for; None when there is none."""
+    if ticket.return_requested_at is None:
+        return None
+    reason = group_text(ticket.return_reason or "", ticket)
+    if len(reason) > REASON_CHARS:
+        reason = reason[:REASON_CHARS] + "…"
+    suggested = config.unit_for_label(ticket.return_unit)
+    where = suggested.name if suggested is not None else group_text(ticket.return_unit or "", ticket)
+    waits = "待负责人确认" if ticket.return_signed_by is None else "热线办审核中，暂停催办"
+    who = person(config, ticket.return_requested_by)
+    return f"退单申请{waits}（{who}：{reason}；建议：{where or '未提出'}）"
+
+
 def extension_line(ticket: Ticket, config: BotConfig) -> str | None:
     """The pending extension request (延期), masked and cut for a group, or None when there is none."""
     days = ticket.extension_days
@@ -175,6 +196,15 @@ def full_details(ticket: Ticket) -> str:
         lines.append(f"类别：{ticket.category}")
     lines.append(f"内容：{ticket.content}")
     return escape_md("\n".join(lines))
+
+
+def handed_over(ticket: Ticket, deadlines: Sequence[Deadline], now: datetime, *, by: str) -> str:
+    """To the member a ticket was handed to (转派), privately: who handed it over, the time left, the details."""
+    deadline = handling_deadline(deadlines, ticket.cycle) or next_deadline(deadlines, ticket.cycle)
+    return (
+        f"{escape_md(by)} 将工单 {ticket.ticket_no}（{kind_label(ticket.kind)}）转派给您承办。\n"
+        f"{deadline_line(deadline, now)}\n{full_details(ticket)}"
+    )
 
 
 def list_line(row: TicketLine, config: BotConfig, now: datetime) -> str:

@@ -88,6 +88,8 @@ def help_text(specs: Iterable[Spec], *, can_use: Callable[[Spec], bool] | None =
         text = "\n".join([_HEADER, *(spec.usage for spec in shown), *hints, english])
     if not _fits(text):
         text = "\n".join([_HEADER, " ".join(f"/{spec.zh}" for spec in shown), _DETAIL_HINT, english])
+    if not _fits(text):
+        text = "\n".join([_HEADER, " ".join(f"/{spec.zh}" for spec in shown), _DETAIL_HINT])
     return text
 
 

@@ -38,6 +38,7 @@ class DueItem:
     """What one deadline contributes to a tick's notices."""
 
     key: str  # deadline, due time and the stages taken: unique per step
+    deadline_id: int
     ticket_id: int
     ticket_no: str
     name: str
@@ -75,8 +76,8 @@ class MissFlag:
     period_months: int
     count: int
     threshold: int
-    misses: Sequence[Mapping[Any, Any]]  # ticket_no, missed_at
-    office_unit: str
+    misses: Sequence[Mapping[Any, Any]]  # ticket_no, missed_at (and ticket_id, deadline_id)
+    office_unit: str | None  # whose work group is told (None: the group is not)
     dispatchers: Sequence[str]
 
 

@@ -23,6 +23,7 @@ class Notice:
     key: str  # unique for this message: the idempotency keys derive from it
     text: str  # markdown for the group (masked); also the private text unless ``private_text`` is given
     unit: str | None = None  # the unit code whose work group gets it
+    heads: bool = False  # the unit's heads' group (units[].heads_group) gets it instead of its work group
     mention: Sequence[str] = ()  # userids @-mentioned in the group message
     members: Sequence[str] = ()  # userids who get it privately
     private_text: str | None = None  # for ``members`` only (may carry unmasked details)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from bot.domain.escaping import escape_md, group_text
-from bot.domain.lifecycle import Action, TicketState
+from bot.domain.lifecycle import Action, TicketState, VisitResult
 from bot.domain.records import Deadline, RepeatLink, Ticket
 from bot.messages import format as fmt
 from config.model import BotConfig
@@ -16,6 +16,7 @@ from config.model import BotConfig
 NEW, MOVED, REOPENED, WARNING = "new", "moved", "reopened", "warning"
 CONTENT_CHARS = 80  # of the ticket's text in a push
 LINE_CHARS = 22  # of the title in a digest line
+NOTE_CHARS = 60  # of the visit's note in a warning push
 
 
 def headline(
@@ -30,7 +31,13 @@ def headline(
     no = ticket.ticket_no
     kind = fmt.kind_label(ticket.kind)
     if event == WARNING:
-        return f"【预警】工单 {no} 回访不满意，请再次处置", "回访不满意，已转为预警工单，请再次处置"
+        seen = VisitResult(ticket.satisfaction).label if ticket.satisfaction else "不满意"
+        lead = f"回访{seen}，已转为预警工单，请再次处置"
+        if ticket.visit_note:
+            # what the citizen said at the visit: the unit needs it to handle the ticket again
+            note = group_text(ticket.visit_note, ticket)
+            lead += f"\n回访意见：{note[:NOTE_CHARS]}{'…' if len(note) > NOTE_CHARS else ''}"
+        return f"【预警】工单 {no} 回访{seen}，请再次处置", lead
     if event == MOVED:
         source = fmt.unit_name(config, from_unit) if from_unit else "热线办"
         what = "签派" if action == Action.ASSIGN else "改派"

@@ -1,7 +1,8 @@
 """The sandbox inside the bot, the people's side: the page's state, a member typing or clicking (signed callbacks
-to the bot over real HTTP, as WeCom sends them), demo hand-overs, and the fake's lifetime beside the bot's. When
-it is on, where the fake runs and the credentials: :mod:`bot.sandbox.wiring`; how what the fake records becomes the
-page's chat items: :mod:`bot.sandbox.records`.
+to the bot over real HTTP, or frames over the robot's long connection, as WeCom sends them), demo hand-overs, and
+the fake's lifetime beside the bot's. When it is on, where the fake runs, the credentials and how the groups reach
+the bot: :mod:`bot.sandbox.wiring`; the long connection's side: :mod:`bot.sandbox.frames`; how what the fake
+records becomes the page's chat items: :mod:`bot.sandbox.records`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from html import escape
 from typing import Any, Literal
 
@@ -26,12 +26,22 @@ from bot.sandbox.chats import Chat, Directory, Feed, Item
 from bot.sandbox.demo import DemoFeed, Injected
 from bot.sandbox.fake import serve
 from bot.sandbox.fake.model import Chat as FakeChat
+from bot.sandbox.frames import Frames, Outcome, Taker
 from bot.sandbox.records import Records
-from bot.sandbox.wiring import API_PLACEHOLDER, Credentials, SandboxWeCom, is_loopback, new_token, self_url
+from bot.sandbox.wiring import (
+    API_PLACEHOLDER,
+    Credentials,
+    RobotMode,
+    SandboxWeCom,
+    is_loopback,
+    new_token,
+    self_url,
+)
 from bot.services.tickets import TicketService
 from bot.web.keys import SETTINGS, TICKETS
 from bot.wecom.callbacks import AIBOT_PATH, APP_PATH
 from bot.wecom.crypto import CallbackCrypto
+from bot.wecom.longconn import AIBOT_CONNECTION
 from config.model import BotConfig
 from config.settings import Settings
 
@@ -42,21 +52,6 @@ HTTP_TIMEOUT = 15.0
 
 
 # -- the sandbox ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of a callback the sandbox sent to the bot."""
-
-    status: int | None
-    error: dict[str, Any] | None = None
-
-    @property
-    def accepted(self) -> bool:
-        return self.status == 200
-
-    def public(self) -> dict[str, Any]:
-        return {"accepted": self.accepted, "status": self.status, "error": self.error}
 
 
 class Sandbox:
@@ -70,6 +65,7 @@ class Sandbox:
         self.token = new_token()  # the page's access token: in the start log's link, and nowhere else in the logs
         self.cookie = f"hotline_sandbox_{settings.port}"  # a bot per port: cookies do not tell ports apart
         self.creds = creds = Credentials.generate()
+        self.robot: RobotMode = settings.sandbox_robot  # how the work groups reach the bot (see wiring)
         self.directory = Directory(config)
         self.names = self.directory.names
         self.feed = Feed()
@@ -83,6 +79,11 @@ class Sandbox:
             webhook_keys=[c.webhook_key for c in self.directory.groups() if c.webhook_key],
             members=[m.userid for m in config.members],
             clock=clock.now,
+            aibots={creds.aibot_id: creds.aibot_secret} if self.robot == "long_connection" else None,
+        )
+        self._app: web.Application | None = None  # the bot's, once it starts
+        self.frames = Frames(
+            self.fake.aibot, creds.aibot_id, self._connection, wait=HTTP_TIMEOUT, robot_name=ROBOT_NAME
         )
         for chat in self.directory.groups():
             unit = config.unit(chat.unit or "")
@@ -96,7 +97,7 @@ class Sandbox:
                 )
         secret = settings.hotline_ingest_secret or SecretStr(secrets.token_urlsafe(24))
         self.settings = settings.model_copy(
-            update={**creds.settings(), "wecom_api_base": API_PLACEHOLDER, "hotline_ingest_secret": secret}
+            update={**creds.settings(self.robot), "wecom_api_base": API_PLACEHOLDER, "hotline_ingest_secret": secret}
         )
         self.demo = DemoFeed(config, clock)
         self.demo_every = settings.sandbox_demo_every
@@ -112,6 +113,7 @@ class Sandbox:
             "epoch": self.feed.epoch,
             "last": self.feed.last,
             "public": self.public,
+            "robot": self.robot,
             "robot_name": ROBOT_NAME,
             "office_chat": self.directory.office_chat,
             "office": self.config.office.name,
@@ -144,7 +146,9 @@ class Sandbox:
             chat.key, now, "member", html=render.plain(text), text=text, member=member, name=self.names.get(member)
         )
         ts = int(now.timestamp())
-        if chat.kind == "group":
+        if chat.kind == "group" and self.robot == "long_connection":
+            outcome = self._noted(chat, await self.frames.message(member=member, chat=chat, text=text))
+        elif chat.kind == "group":
             response_url = self.fake.response_url(
                 {"chat": chat.key, "chatid": chat.chatid, "userid": member, "chattype": "group"}
             )
@@ -210,6 +214,11 @@ class Sandbox:
                 self.app_crypto, plain, corp_id=self.creds.corp_id, agent_id=self.creds.agent_id, timestamp=ts
             )
             outcome = await self._send(base_url, APP_PATH, sealed, chat, member, "app", card_item=item)
+        elif self.robot == "long_connection":
+            clicked_over = await self.frames.click(
+                member=member, chat=chat, task_id=card.task_id, event_key=key, card_type=card.card_type
+            )
+            outcome = self._noted(chat, clicked_over)
         else:
             group = chat.kind == "group"
             response_url = self.fake.response_url(
@@ -260,6 +269,21 @@ class Sandbox:
         self.note(chat.key, f"已送达机器人（{target}，HTTP 200）", "ok")
         self._passive(body, chat, member, source, card_item)
         return Outcome(status)
+
+    def _noted(self, chat: Chat, outcome: Outcome) -> Outcome:
+        """Notes in the chat what became of a frame handed over the long connection."""
+        target = "智能机器人长连接"
+        if outcome.accepted:
+            self.note(chat.key, f"已送达机器人（{target}，已存入收件箱）", "ok")
+        else:
+            message = (outcome.error or {}).get("message", "")
+            self.note(chat.key, f"消息未送达机器人（{target}）：{message}", "error")
+        return outcome
+
+    def _connection(self) -> Taker | None:
+        """The bot's long connection to the robot, once the bot has made it."""
+        app = self._app
+        return app.get(AIBOT_CONNECTION) if app is not None else None
 
     def _passive(self, body: bytes, chat: Chat, member: str, source: str, card_item: Item | None) -> None:
         """A passive reply in the callback's answer, recorded by the fake like any other message it carried."""
@@ -325,7 +349,11 @@ class Sandbox:
     async def serve(self, app: web.Application) -> AsyncIterator[None]:
         runner = await serve(self.fake, "127.0.0.1", 0)
         assert self.fake.base_url is not None
-        app[SETTINGS] = app[SETTINGS].model_copy(update={"wecom_api_base": self.fake.base_url})
+        self._app = app
+        real: dict[str, Any] = {"wecom_api_base": self.fake.base_url}
+        if self.robot == "long_connection":
+            real["wecom_aibot_ws_url"] = self.fake.aibot.url  # read when the bot connects, after this
+        app[SETTINGS] = app[SETTINGS].model_copy(update=real)
         self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=HTTP_TIMEOUT))
         if self.public:
             log.warning(

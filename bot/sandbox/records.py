@@ -18,7 +18,12 @@ VIA_LABELS = {
     "response_url": "智能机器人回复",
     "passive": "被动回复",
     "update_card": "卡片更新",
+    "aibot_send": "智能机器人推送（长连接）",
+    "aibot_respond": "智能机器人回复（长连接）",
+    "aibot_welcome": "智能机器人欢迎语",
+    "aibot_update_card": "卡片更新（长连接）",
 }
+CARD_UPDATES = ("update_card", "aibot_update_card")
 
 
 class Records:
@@ -31,7 +36,7 @@ class Records:
         self.clock = clock
 
     def recorded(self, record: Delivered, dropped: str | None) -> None:
-        if record.kind == "update_card" and dropped is None:
+        if record.kind in CARD_UPDATES and dropped is None:
             self._card_update(record)
             return
         body = record.body if isinstance(record.body, Mapping) else {}
@@ -65,15 +70,16 @@ class Records:
         chats: list[str] = []
         if record.kind == "webhook":
             chats = self.directory.webhook_chats(to.get("webhook_key"))
-        elif to.get("chatid"):
-            chats = [c for c in [self.directory.group_chat(to.get("chatid"))] if c]
+        elif to.get("chatid"):  # a group's chatid, or a userid: the robot's 1:1 chat (long connection)
+            chatid = to.get("chatid")
+            chats = [c for c in [self.directory.group_chat(chatid) or self.directory.user_chat(chatid)] if c]
         elif to.get("touser") or to.get("userid"):
             chats = [c for c in [self.directory.user_chat(to.get("touser") or to.get("userid"))] if c]
         return chats or [SYSTEM_CHAT]
 
     @staticmethod
     def _card_info(record: Delivered, body: Mapping[str, Any]) -> CardInfo | None:
-        if record.msgtype != "template_card" or record.kind in ("webhook", "update_card"):
+        if record.msgtype != "template_card" or record.kind in ("webhook", *CARD_UPDATES):
             return None
         # app messages are the app's cards; robot replies (response_url, long connection) the robot's; a passive
         # reply says whose callback it answered
@@ -81,20 +87,30 @@ class Records:
         return card_info(body.get("template_card"), source)
 
     def _card_update(self, record: Delivered) -> None:
-        """``message/update_template_card``: the app's card changes in the chats of ``userids`` (all, without)."""
-        task_id = record.to.get("task_id")
-        userids = record.to.get("userids") or []
-        chats = [c for c in (self.directory.user_chat(u) for u in userids) if c] if userids else None
+        """A card changed for those who have it: the app's by ``message/update_template_card`` (in the chats of
+        ``userids``; all, without), the robot's by ``aibot_respond_update_msg`` (in the chat it was clicked in, for
+        everyone there: WeCom's ``userids`` narrows it to some members, which one page cannot show)."""
+        chats: list[str] | None
+        if record.kind == "aibot_update_card":
+            card = record.body.get("template_card") if isinstance(record.body, Mapping) else None
+            task_id = card.get("task_id") if isinstance(card, Mapping) else None
+            source = "aibot"
+            chats = self._chats_of(record)
+        else:
+            task_id = record.to.get("task_id")
+            source = "app"
+            userids = record.to.get("userids") or []
+            chats = [c for c in (self.directory.user_chat(u) for u in userids) if c] if userids else None
         originals = self.feed.find(
             chats,
-            lambda i: i.replaces is None and i.task == ("app", task_id),
+            lambda i: i.replaces is None and i.task == (source, task_id),
         )
         if not originals:
             text = f"卡片更新（task_id {task_id}）：找不到原卡片"
             self.feed.add(SYSTEM_CHAT, self.clock.now(), "system", text=text, level="info")
             return
         for item in originals:
-            self.update_card(item, record.msgtype, record.body, at=record.at, via="update_card")
+            self.update_card(item, record.msgtype, record.body, at=record.at, via=record.kind)
 
     def update_card(
         self, item: Item, msgtype: str, body: Mapping[str, Any], *, at: Any = None, via: str = "update_card"

@@ -9,8 +9,18 @@ API into the bot's own routes. The port is known only once the fake listens, so 
 a placeholder base (``http://127.0.0.1:1``, which reaches nothing) and the context replaces ``app[SETTINGS]`` with
 the real one before the outbox worker (the only reader of ``WECOM_API_BASE``) starts.
 
+How the work groups reach the bot (``SANDBOX_ROBOT``): ``long_connection`` (the default) gives the bot the intelligent
+robot's BotID and Secret, and the bot keeps the robot's long connection to the fake (``fake.aibot``, at the fake's
+``ws://`` URL, set like the API base once the fake listens), as a production bot with them does: what members type
+in a group, and their clicks on the robot's cards, arrive over it; the pushes into the groups are the robot's cards
+with buttons (``aibot_send_msg``), and a click changes the card for everyone (``aibot_respond_update_msg``).
+``callback`` gives it the robot's callback token and key instead: lines and clicks are POSTed to ``/wecom/aibot``, and
+the groups get their pushes as app chats (markdown, no buttons), as with a robot in callback mode. A robot is in one
+mode or the other in WeCom, so the bot gets one of the two. Private chats are the app's in both.
+
 Credentials: generated at every start (corp id ``ww`` + 16 hex digits, app agent 1000002 with a random secret,
-random callback tokens and EncodingAESKeys for the app and the intelligent robot). Nothing outside this process
+random callback tokens and EncodingAESKeys for the app and the intelligent robot, the robot's BotID and Secret for
+its long connection). Nothing outside this process
 needs them, and new ones each time mean nothing cached from an earlier run (an access token in Redis, a
 ``response_url``) can be mistaken for valid. ``HOTLINE_INGEST_SECRET`` is kept when set, else a random one is made
 so that the demo feed can sign its hand-overs.
@@ -48,6 +58,7 @@ from config.settings import Settings
 log = logging.getLogger(__name__)
 
 API_PLACEHOLDER = "http://127.0.0.1:1"  # until the fake listens; port 1 reaches nothing
+WS_PLACEHOLDER = "ws://127.0.0.1:1"  # the robot's long connection, likewise
 KEEP_DELIVERED = 1000  # the fake's own lists are trimmed to this many records
 
 
@@ -92,6 +103,7 @@ def wecom_settings_given(settings: Settings) -> list[str]:
 
 
 Decision = Literal["on", "off", "refused"]
+RobotMode = Literal["long_connection", "callback"]
 
 
 def decide(settings: Settings) -> Decision:
@@ -135,6 +147,7 @@ class Credentials:
     aibot_token: str
     aibot_aes_key: str
     aibot_id: str
+    aibot_secret: str
 
     @classmethod
     def generate(cls) -> Credentials:
@@ -147,17 +160,26 @@ class Credentials:
             aibot_token=secrets.token_urlsafe(24),
             aibot_aes_key=_aes_key(),
             aibot_id="aib" + secrets.token_hex(12),
+            aibot_secret=secrets.token_urlsafe(32),
         )
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self, robot: RobotMode) -> dict[str, Any]:
+        """The bot's WeCom settings: the app's always; the intelligent robot's BotID and Secret for its long
+        connection (whose URL is known once the fake listens: :data:`WS_PLACEHOLDER` until then), or its callback
+        token and key. A robot is in one mode or the other in WeCom, so the sandbox gives the bot one of them."""
+        robot_settings: dict[str, Any] = (
+            {"wecom_aibot_bot_id": self.aibot_id, "wecom_aibot_secret": self.aibot_secret,
+             "wecom_aibot_ws_url": WS_PLACEHOLDER}
+            if robot == "long_connection"
+            else {"wecom_aibot_token": self.aibot_token, "wecom_aibot_aes_key": self.aibot_aes_key}
+        )  # fmt: skip
         return {
             "wecom_corp_id": self.corp_id,
             "wecom_app_agent_id": str(self.agent_id),
             "wecom_app_secret": self.app_secret,
             "wecom_app_token": self.app_token,
             "wecom_app_aes_key": self.app_aes_key,
-            "wecom_aibot_token": self.aibot_token,
-            "wecom_aibot_aes_key": self.aibot_aes_key,
+            **robot_settings,
         }
 
 

@@ -17,20 +17,31 @@ the stage and next-due time it was read with and is still open. So
   ``met``/``missed``/``cancelled``, ``next_due_at`` NULL), and the guard checks it is still open.
 
 **Addressing.** A reminder goes to the unit's work group, @-mentioning the handler (unclaimed: the unit's emergency
-team, else its head), and privately to the handler. The overdue notice likewise, with escalation level 1 privately;
-then each further level privately (default: unit head and deputies, then the center leads), then repeats to every
-level. Everything a tick has for one group is one message (a robot may send 20 a minute), and everything for one
-member one private message. Group messages show masked text only.
+team, else its head), and privately to the handler. The overdue notice likewise, with escalation level 1 privately; then
+each further level privately (default: unit head and deputies, then the center leads), then repeats to every level. The
+office's review of a return (``return_review``) goes to the office unit's group and the dispatchers instead, its
+escalations to the office unit's heads and the center leads; while that review runs, the unit's own deadlines of the
+ticket are held (no ``next_due_at``). Everything a tick has for one group is one message (a robot may send 20 a minute),
+and everything for one member one private message. Group messages show masked text only.
 
 **Service window and quiet hours.** Outside the window, or in quiet hours, a routine step waits: the row's
 ``next_due_at`` becomes the moment they allow it (nothing is skipped; the steps that came due meanwhile go out
 together then, as one message). An urgent ticket's step (``nags.urgent_kinds``) outside the window goes privately to
 the duty officer (:meth:`bot.services.duty.DutyService.on_duty`) instead; with nobody on duty it waits too.
 
+**History.** A deadline of an imported ticket that was due by the import (the platform's past, see
+:mod:`bot.domain.history`) is never acted on: the import plans it without a step, and a tick that finds one all the
+same finishes it without a message or a miss.
+
 **Three misses.** An accept deadline found open after its due time is counted against its unit (once:
 :func:`store.nags.record_misses`; the ticket service counts a late claim that came first). The unit that reaches
 ``nags.three_misses.count`` in a reporting period is flagged once: privately to the dispatchers and in the office
 unit's group, when the window allows.
+
+**Accountability.** Whatever the engine queues is recorded in the same transaction, one row per deadline (for a
+flag, per missed ticket) and recipient, with the kind (reminder, overdue, escalation and its level, repeat, duty,
+three misses), the channel and the outbox row's key and id (:mod:`bot.services.accountability`,
+:mod:`store.notifications`): a unit was told if and only if the record says so, long after the outbox is purged.
 """
 
 from __future__ import annotations
@@ -40,11 +51,12 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from bot.domain.clock import Clock
+from bot.domain.history import imported_until
 from bot.domain.masking import Citizen
 from bot.domain.nags import (
     NAG_FREE,
@@ -54,13 +66,16 @@ from bot.domain.nags import (
     period_start,
     routine_allowed,
 )
-from bot.domain.records import DeadlineStatus, DueDeadline
+from bot.domain.records import DeadlineStatus, DueDeadline, NotificationKind
 from bot.domain.workcal import WorkCalendar
 from bot.messages.nags import DueItem, MissFlag, Reminder, Section
+from bot.services import accountability
+from bot.services.accountability import Told
 from bot.services.duty import DutyService
 from config.model import BotConfig, Unit
 from config.vocabulary import DeadlineName, Role, TicketKind
 from store import nags as nag_store
+from store import notifications as notifications_repo
 from store import outbox as outbox_repo
 from store.core import Store
 
@@ -84,6 +99,7 @@ class TickResult:
     items: int = 0  # deadlines with a message this tick
     waiting: int = 0  # routine steps held back by the service window or quiet hours
     messages: int = 0  # outbox rows queued
+    told: int = 0  # notifications recorded (a deadline or a flagged ticket, and one recipient)
     misses: int = 0  # accept deadlines found missed
     flags: int = 0  # units flagged (three misses)
     batches: int = 0
@@ -104,6 +120,7 @@ class _Moment:
 class _Decision:
     move: dict[str, Any]
     item: DueItem | None = None
+    told: Told = field(default_factory=dict)  # what each recipient of the item heard of it
     miss: dict[str, Any] | None = None
     waiting: bool = False
 
@@ -190,8 +207,11 @@ class DeadlineEngine:
             misses = [d.miss for d in won if d.miss is not None]
             counted = await nag_store.record_misses(conn, misses, threshold=self.nags.three_misses.count, at=now)
             items = [d.item for d in won if d.item is not None]
-            out = self._messages(items, now)
-            await outbox_repo.enqueue(conn, out)
+            sent = self._messages(items, now)
+            out = [r for _, made in sent for r in made]
+            queued = await outbox_repo.enqueue(conn, out)
+            told = {d.item.key: d.told for d in won if d.item is not None}
+            recorded = await notifications_repo.record(conn, accountability.reminders_told(sent, told, queued, now))
         result.batches += 1
         result.due += len(rows)
         result.moved += len(moved)
@@ -199,6 +219,7 @@ class DeadlineEngine:
         result.items += len(items)
         result.waiting += sum(1 for d in won if d.waiting)
         result.messages += len(out)
+        result.told += recorded
         result.misses += counted
         return len(rows)
 
@@ -208,7 +229,7 @@ class DeadlineEngine:
         now = moment.now
         move = {"id": row.id, "stage": row.stage, "next_due_at": row.next_due_at}
         stage = row.stage
-        if row.status != DeadlineStatus.OPEN or not row.state.is_open or row.name in NAG_FREE:
+        if row.status != DeadlineStatus.OPEN or not row.state.is_open or row.name in NAG_FREE or _history(row):
             return _Decision(move={**move, "new_stage": stage, "new_next": None})
         fired: list[Step] = []
         later: Step | None = None
@@ -246,41 +267,60 @@ class DeadlineEngine:
                 return _Decision(move={**move, "new_stage": stage, "new_next": wake}, miss=miss, waiting=True)
         new_stage = fired[-1].index + 1
         key = f"{row.id}:{int(row.due_at.timestamp())}:{stage}-{new_stage}"
-        item = self._item(row, fired, key, urgent, moment.duty if to_duty else None)
-        return _Decision(move={**move, "new_stage": new_stage, "new_next": _after(later, now)}, item=item, miss=miss)
+        item, told = self._item(row, fired, key, urgent, moment.duty if to_duty else None)
+        move = {**move, "new_stage": new_stage, "new_next": _after(later, now)}
+        return _Decision(move=move, item=item, told=told, miss=miss)
 
-    def _item(self, row: DueDeadline, fired: Sequence[Step], key: str, urgent: bool, duty: list[str] | None) -> DueItem:
-        unit = self._unit(row.unit_code)
-        handler = row.handler_userid
-        responsible = self._responsible(unit, handler)
+    def _item(
+        self, row: DueDeadline, fired: Sequence[Step], key: str, urgent: bool, duty: list[str] | None
+    ) -> tuple[DueItem, Told]:
+        """The deadline's part in the tick's messages, and what each recipient hears of it (for the record)."""
+        # the office's review of a return is the dispatchers' to meet, in the office's group
+        review = row.name == DeadlineName.RETURN_REVIEW
+        unit = self.config.office_unit if review else self._unit(row.unit_code)
+        handler = None if review else row.handler_userid
+        responsible = self._holders[Role.DISPATCHER] if review else self._responsible(unit, handler)
         overdue = any(s.after_due for s in fired)
         private: dict[str, Section] = {}
         group: str | None = None
         mention: tuple[str, ...] = ()
+        told: dict[accountability.Audience, tuple[NotificationKind, int | None]] = {}
         if duty is not None:
             private = {userid: "duty" for userid in duty}
+            told = {accountability.member(userid): (NotificationKind.DUTY, None) for userid in duty}
         else:
             if any(s.kind in ("reminder", "overdue") for s in fired):
                 group = unit.code if unit is not None else None
                 mention = tuple(responsible)
+                if group is not None:
+                    due = [s for s in fired if s.kind == "overdue"]
+                    told[accountability.group(group)] = (
+                        (NotificationKind.OVERDUE, due[0].level or None) if due else (NotificationKind.REMINDER, None)
+                    )
             if not overdue:
-                if handler:
-                    private[handler] = "mine"
+                for userid in responsible if review else [handler] if handler else []:
+                    private[userid] = "mine"
+                    told[accountability.member(userid)] = (NotificationKind.REMINDER, None)
             else:
-                levels: set[int] = set()
+                # each level, and what it heard last (a repeat covers every level)
+                levels: dict[int, tuple[NotificationKind, int | None]] = {}
                 for s in fired:
                     if s.kind in ("overdue", "escalation") and s.level:
-                        levels.add(s.level)
+                        levels[s.level] = (NotificationKind(s.kind), s.level)
                     elif s.kind == "repeat":
-                        levels.update(range(1, len(self.nags.escalation) + 1))
+                        levels.update(
+                            dict.fromkeys(range(1, len(self.nags.escalation) + 1), (NotificationKind.REPEAT, s.level))
+                        )
                 for level in sorted(levels):
                     role = self.nags.escalation[level - 1]
                     for userid in self._audience(role, unit, responsible):
                         section: Section = "mine" if userid in responsible else "escalation"
                         if private.get(userid) != "mine":
                             private[userid] = section
-        return DueItem(
+                        told.setdefault(accountability.member(userid), levels[level])
+        item = DueItem(
             key=key,
+            deadline_id=row.id,
             ticket_id=row.ticket_id,
             ticket_no=row.ticket_no,
             name=row.name,
@@ -295,6 +335,7 @@ class DeadlineEngine:
             mention=mention,
             private=tuple(private.items()),
         )
+        return item, told
 
     def _unit(self, code: str | None) -> Unit | None:
         if code is None:
@@ -322,8 +363,9 @@ class DeadlineEngine:
 
     # --- digests ---------------------------------------------------------------------------------------------------
 
-    def _messages(self, items: Sequence[DueItem], now: datetime) -> list[Row]:
-        """One message per work group and one per member for everything this batch has for them."""
+    def _messages(self, items: Sequence[DueItem], now: datetime) -> list[tuple[Reminder, list[Row]]]:
+        """One message per work group and one per member for everything this batch has for them, each with the outbox
+        rows it became."""
         groups: dict[str, _Digest] = defaultdict(_Digest)
         members: dict[str, _Digest] = defaultdict(_Digest)
         for item in items:
@@ -351,7 +393,7 @@ class DeadlineEngine:
             Reminder(key=f"nag:{_digest_key(digest)}", member=userid, sections=digest.lines, urgent=digest.urgent)
             for userid, digest in sorted(members.items())
         ]
-        return self.rows(reminders, now) if reminders else []
+        return [(reminder, self.rows([reminder], now)) for reminder in reminders]
 
     # --- three misses ----------------------------------------------------------------------------------------------
 
@@ -364,6 +406,7 @@ class DeadlineEngine:
         previous = period_start(current - timedelta(days=1), months)
         async with self.store.transaction() as conn:
             out: list[Row] = []
+            sent: list[tuple[MissFlag, accountability.Audience, list[Row]]] = []
             for flag in await nag_store.pending_flags(conn):
                 unit_code: str = flag["unit_code"]
                 start: date = flag["period_start"]
@@ -377,9 +420,19 @@ class DeadlineEngine:
                 if not await nag_store.mark_flag_notified(conn, unit_code, start, at=now):
                     continue
                 misses = await nag_store.misses_of(conn, unit_code, start)
-                out += self.rows([self._flag(unit_code, start, flag["misses"], misses)], now)
+                whole = self._flag(unit_code, start, flag["misses"], misses)
+                for audience, part in _flag_audiences(whole):  # one message each, as one notice would make them
+                    rows = self.rows([part], now)
+                    sent.append((part, audience, rows))
+                    out += rows
                 result.flags += 1
-            await outbox_repo.enqueue(conn, out)
+            queued = await outbox_repo.enqueue(conn, out)
+            records = [
+                record
+                for part, audience, made in sent
+                for record in accountability.flag_told(part, audience, made, queued, now)
+            ]
+            result.told += await notifications_repo.record(conn, records)
         result.messages += len(out)
 
     def _flag(self, unit_code: str, start: date, count: int, misses: Sequence[Mapping[Any, Any]]) -> MissFlag:
@@ -393,6 +446,26 @@ class DeadlineEngine:
             office_unit=self.config.office.unit,
             dispatchers=self._holders[Role.DISPATCHER],
         )
+
+
+def _flag_audiences(flag: MissFlag) -> list[tuple[accountability.Audience, MissFlag]]:
+    """The flag for each of its recipients alone: the office's group, then each dispatcher (the same notice key, so
+    the same outbox keys as the whole)."""
+    parts: list[tuple[accountability.Audience, MissFlag]] = []
+    if flag.office_unit is not None:
+        parts.append((accountability.group(flag.office_unit), replace(flag, dispatchers=())))
+    parts += [
+        (accountability.member(userid), replace(flag, office_unit=None, dispatchers=(userid,)))
+        for userid in dict.fromkeys(flag.dispatchers)
+    ]
+    return parts
+
+
+def _history(row: DueDeadline) -> bool:
+    """A deadline of an imported ticket that was due by the import: the platform's past, never nagged (and no miss of
+    it counted against a unit now). Planned so (no next step); this holds whatever else moved it since."""
+    until = imported_until(row.source, row.received_at)
+    return until is not None and row.due_at <= until
 
 
 def _after(step: Step | None, now: datetime) -> datetime | None:

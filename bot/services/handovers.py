@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from bot.domain.deadlines import PlanRequest
+from bot.domain.history import Settled, TicketHistory, settle, settle_deadline
 from bot.domain.lifecycle import (
     Action,
     ActionRequest,
@@ -18,6 +19,7 @@ from bot.domain.lifecycle import (
 )
 from bot.domain.records import Deadline, HistoryEntry, Ticket
 from bot.domain.ticket import UPDATABLE_FIELDS, TicketInput
+from bot.services import history_rows
 from bot.services.ticket_actions import TicketActions
 from bot.services.ticket_model import TicketChange, UpsertOutcome
 from config.vocabulary import DeadlineName, TicketKind
@@ -32,6 +34,7 @@ HOTLINE = "hotline"
 _RETRIES = 5
 # what a ticket is matched with its earlier tickets by (bot.services.repeats)
 _MATCHED_BY = frozenset({"citizen_phone", "address", "category", "title", "content", "dispatched_at"})
+_HANDLED = (TicketState.DISPATCHED, TicketState.CLAIMED, TicketState.CONTACTED, TicketState.ON_SITE)
 
 
 class HandOvers(TicketActions):
@@ -88,7 +91,16 @@ class HandOvers(TicketActions):
             return []
         rows: list[dict[str, Any]] = []
         routes = []
+        settled: list[Settled | None] = []
+        awaiting_visit = self.config.imports.awaiting_visit.natural()
         for item in items:
+            dispatched_at = item.dispatched_at or now
+            done = (
+                None
+                if item.history is None
+                else settle(item.history, dispatched_at=dispatched_at, now=now, awaiting_visit=awaiting_visit)
+            )
+            settled.append(done)
             route = self.router.route(
                 unit_label=item.unit_label,
                 category=item.category,
@@ -113,7 +125,7 @@ class HandOvers(TicketActions):
                     "is_media": item.is_media,
                     "unit_code": route.unit_code,
                     "handler_userid": None,
-                    "state": TicketState.DISPATCHED.value,
+                    "state": (done.state if done is not None else TicketState.DISPATCHED).value,
                     "state_before_return": None,
                     "evaluation": Evaluation.NORMAL.value,
                     "return_count": 0,
@@ -124,10 +136,13 @@ class HandOvers(TicketActions):
                     "routed_by": route.reason,
                     "hotline_unit": item.unit_label,
                     "hotline_deadline": item.hotline_deadline,
-                    "dispatched_at": item.dispatched_at or now,
+                    "dispatched_at": dispatched_at,
                     "received_at": now,
                     "updated_at": now,
                     "closed_at": None,
+                    "solved": None,
+                    "visit_solved": None,
+                    "visit_note": None,
                     "extension_days": None,
                     "extension_reason": None,
                     "extension_requested_by": None,
@@ -149,6 +164,8 @@ class HandOvers(TicketActions):
                     "extra": item.extra,
                 }
             )
+            if done is not None:
+                rows[-1].update(done.changes)
         repeats = await self.repeats.before_insert(conn, rows)
         ids = await tickets_repo.insert_tickets(conn, rows)
         await self.repeats.after_insert(conn, repeats, rows, ids)
@@ -158,9 +175,11 @@ class HandOvers(TicketActions):
                 for i, r in zip(items, rows, strict=True)
             ]
         )
+        imported = source == "import"
         deadline_rows = self._deadline_rows(
-            [(ticket_id, 1, p) for ticket_id, plan in zip(ids, plans, strict=True) for p in plan], now
+            [(ticket_id, 1, p) for ticket_id, plan in zip(ids, plans, strict=True) for p in plan], now, history=imported
         )
+        history_rows.settle_deadline_rows(deadline_rows, ids, items, settled)
         await deadlines_repo.insert_deadlines(conn, deadline_rows)
         audits = [
             {
@@ -170,17 +189,18 @@ class HandOvers(TicketActions):
                 "actor": actor,
                 "action": "dispatch",
                 "from_state": None,
-                "to_state": TicketState.DISPATCHED.value,
+                "to_state": row["state"],
                 "note": None,
-                "data": {"unit": route.unit_code, "routed_by": route.reason, "source": source},
+                "data": history_rows.dispatch_data(route.unit_code, route.reason, source, item.history),
             }
-            for ticket_id, row, route in zip(ids, rows, routes, strict=True)
+            for ticket_id, row, route, item in zip(ids, rows, routes, items, strict=True)
         ]
         audit_ids = await audit_repo.append_audit(conn, audits)
         if self.hooks:
             planned: dict[int, list[Deadline]] = {}
             for d in deadline_rows:
-                planned.setdefault(d["ticket_id"], []).append(Deadline.of(d))
+                if d["status"] == "open":  # (what an imported row met or missed is the platform's past)
+                    planned.setdefault(d["ticket_id"], []).append(Deadline.of(d))
             await self._tell(
                 conn,
                 [
@@ -188,7 +208,7 @@ class HandOvers(TicketActions):
                         action="dispatch",
                         ticket=Ticket.of({**row, "id": ticket_id}),
                         from_state=None,
-                        to_state=TicketState.DISPATCHED,
+                        to_state=TicketState(row["state"]),
                         from_unit=None,
                         from_handler=None,
                         at=now,
@@ -236,6 +256,10 @@ class HandOvers(TicketActions):
         platform_moved = item.unit_label is not None and item.unit_label != row.hotline_unit
         if item.unit_label is not None and item.unit_label != row.hotline_unit:
             values["hotline_unit"] = item.unit_label
+        state = row.state
+        if item.history is not None:
+            values.update(await self._history_update(conn, row, item.history, now))
+            state = TicketState(values.get("state", state))
         changed = tuple(sorted(values))
         if _MATCHED_BY & set(changed):
             # its keys and its earlier tickets follow what it now says (derived: not listed as changed)
@@ -243,7 +267,6 @@ class HandOvers(TicketActions):
         values.update(payload_hash=digest, updated_at=now)
         await tickets_repo.update_ticket(conn, row.id, row.version, values)
         version = row.version + 1
-        state = row.state
         if changed:
             await audit_repo.append_audit(
                 conn,
@@ -254,7 +277,7 @@ class HandOvers(TicketActions):
                         "at": now,
                         "actor": actor,
                         "action": "update",
-                        "from_state": state.value,
+                        "from_state": row.state.value,
                         "to_state": state.value,
                         "note": None,
                         "data": {"changed": list(changed)},
@@ -263,7 +286,8 @@ class HandOvers(TicketActions):
             )
         if {"kind", "category", "dispatched_at"} & set(changed) and state.is_open:
             start = values.get("dispatched_at")
-            await self._reschedule(conn, row.id, TicketKind(item.kind), item.category, now, start)
+            quiet = history_rows.imported_until(row.source, row.received_at)
+            await self._reschedule(conn, row.id, TicketKind(item.kind), item.category, now, start, quiet)
         unit = row.unit_code
         target = self.config.unit_for_label(item.unit_label) if platform_moved else None
         if target is not None and target.code != row.unit_code and state.is_open:
@@ -290,6 +314,7 @@ class HandOvers(TicketActions):
         category: str | None,
         now: datetime,
         start: datetime | None = None,
+        quiet_until: datetime | None = None,
     ) -> None:
         """The kind, category or dispatch time changed: open deadlines follow the new policy from their start
         (``start`` when the dispatch time itself was corrected). A moved deadline's reminders start over."""
@@ -314,7 +339,9 @@ class HandOvers(TicketActions):
             due = due or planned.due_at
             if due != r.due_at or planned.started_at != r.started_at:
                 policy = str(planned.policy)
-                stage, next_due_at = self.nag_point(r.name, policy, planned.started_at, due, now)
+                stage, next_due_at = self.nag_point(
+                    r.name, policy, planned.started_at, due, now, quiet_until=quiet_until
+                )
                 await deadlines_repo.reschedule_deadline(
                     conn,
                     r.id,
@@ -327,9 +354,38 @@ class HandOvers(TicketActions):
         await deadlines_repo.close_deadlines(conn, obsolete, status="cancelled", at=None)
         # names the new policy adds, unless they were already met or cancelled in this cycle
         closed = {r.name for r in await deadlines_repo.deadlines_of(conn, ticket_id) if r.cycle == cycle}
-        await deadlines_repo.insert_deadlines(
-            conn, self._deadline_rows([(ticket_id, cycle, p) for n, p in wanted.items() if n.value not in closed], now)
+        added = [(ticket_id, cycle, p) for n, p in wanted.items() if n.value not in closed]
+        await deadlines_repo.insert_deadlines(conn, self._deadline_rows(added, now, history=quiet_until is not None))
+
+    async def _history_update(self, conn: Conn, row: Ticket, history: TicketHistory, now: datetime) -> dict[str, Any]:
+        """An imported row about a ticket the bot has, brought forward by what the platform says happened since: its
+        milestones meet its open deadlines, and when the row says it is finished (or visited, closed, cancelled) the
+        ticket is, with its results. Never backwards: a closed ticket, or a row older than the bot's state, changes
+        nothing here. Returns the ticket columns to write."""
+        if not row.state.is_open:
+            return {}
+        done = settle(
+            history,
+            dispatched_at=row.dispatched_at,
+            now=now,
+            awaiting_visit=self.config.imports.awaiting_visit.natural(),
         )
+        # submitted only from the unit's own states (a warning ticket re-handled now is past an older 已办结)
+        finishing = done.state in (TicketState.CLOSED, TicketState.CANCELLED) or (
+            done.state is TicketState.SUBMITTED and row.state in _HANDLED
+        )
+        open_rows = await deadlines_repo.open_deadlines(conn, row.id)
+        closing: dict[tuple[str, datetime | None], list[int]] = {}
+        for r in open_rows:
+            outcome, at = settle_deadline(history, r.name, r.due_at, finished=finishing)
+            if outcome != "open" and r.id is not None:
+                closing.setdefault((outcome, at), []).append(r.id)
+        for (status, at), ids in closing.items():
+            await deadlines_repo.close_deadlines(conn, ids, status=status, at=at)
+        if not finishing:
+            return {}
+        changes = {k: v for k, v in done.changes.items() if v is not None and v != getattr(row, k)}
+        return {"state": done.state.value, "closed_at": done.changes["closed_at"], **changes}
 
 
 def _created(row: Mapping[str, Any]) -> UpsertOutcome:

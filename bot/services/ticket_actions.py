@@ -10,14 +10,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain.deadlines import PlanRequest
+from bot.domain.clock import local
+from bot.domain.deadlines import PlannedDeadline, PlanRequest
+from bot.domain.history import imported_until
 from bot.domain.lifecycle import (
     Action,
     ActionRequest,
     Transition,
     decide,
 )
-from bot.domain.nags import period_start
+from bot.domain.nags import NAG_FREE, period_start
 from bot.domain.permissions import refusal
 from bot.domain.records import Deadline, HistoryEntry, Ticket
 from bot.services.ticket_core import TicketCore
@@ -115,13 +117,19 @@ class TicketActions(TicketCore):
         )
 
     async def _apply(self, conn: Conn, row: Ticket, req: ActionRequest, *, source: str | None = None) -> ActionOutcome:
-        if req.unit and req.action in (Action.REDISPATCH, Action.ASSIGN):
+        if req.unit and req.action in (Action.REDISPATCH, Action.ASSIGN, Action.APPROVE_RETURN):
             unit = self.config.unit_for_label(req.unit)
             if unit is None:
                 raise UnknownUnit(req.unit)
             req = _replace(req, unit=unit.code)
         if req.action is Action.REQUEST_EXTENSION:
             req = _replace(req, extension_limits=self.extension_limits)
+        elif req.action in (Action.APPROVE_RETURN, Action.REDISPATCH):
+            req = _replace(req, return_limits=self.return_limits)
+        elif req.action is Action.REQUEST_RETURN:
+            req = _replace(req, signoff=self._needs_signoff(row, req))
+        elif req.action is Action.VISIT:
+            req = _replace(req, warning_results=self.warning_results)
         ticket = row
         open_rows = await deadlines_repo.open_deadlines(conn, row.id)
         current = [r for r in open_rows if r.cycle == ticket.cycle]
@@ -134,7 +142,8 @@ class TicketActions(TicketCore):
         data = dict(transition.data)
         moved: dict[str, dict[str, str]] = {}
         if transition.extend:
-            moved = data["deadlines"] = await self._extend(conn, current, transition, req.at)
+            quiet = imported_until(row.source, row.received_at)
+            moved = data["deadlines"] = await self._extend(conn, current, transition, req.at, quiet)
         # the open deadlines as the action leaves them (what an answer shows), worked out rather than read again
         still_open = [
             r.updated(due_at=datetime.fromisoformat(moved[r.name]["to"]))
@@ -143,6 +152,7 @@ class TicketActions(TicketCore):
             for r in open_rows
             if r.id not in closed
         ]
+        facts = {k: v for k, v in data.items() if v is not None}
         audit = {
             "ticket_id": row.id,
             "ticket_no": ticket.ticket_no,
@@ -152,7 +162,7 @@ class TicketActions(TicketCore):
             "from_state": ticket.state.value,
             "to_state": transition.to_state.value,
             "note": req.note,
-            "data": {k: v for k, v in data.items() if v is not None},
+            "data": facts,
         }
         (audit_id,) = await audit_repo.append_audit(conn, [audit])
         if not req.by_hotline:
@@ -171,6 +181,7 @@ class TicketActions(TicketCore):
                 audit_id=audit_id,
                 source=source,
                 deadlines=started,
+                data=facts,
             )
             await self._tell(conn, [change])
         return ActionOutcome(
@@ -181,6 +192,14 @@ class TicketActions(TicketCore):
             ticket=merged,
             deadlines=[*still_open, *started],
         )
+
+    def _needs_signoff(self, ticket: Ticket, req: ActionRequest) -> bool:
+        """Whether a return asked for by ``req.actor`` waits for the unit head's signature: a handler's does, when
+        the configuration says so; a head's or deputy's goes straight to the office."""
+        if req.by_hotline or not self.config.returns.head_signoff:
+            return False
+        unit = self.config.unit(ticket.unit_code) if ticket.unit_code else None
+        return unit is None or req.actor not in unit.heads
 
     async def _apply_deadlines(
         self,
@@ -201,17 +220,40 @@ class TicketActions(TicketCore):
             if r.id not in met
             and (transition.new_cycle is not None or r.cycle != ticket.cycle or r.name in transition.cancel)
         ]
-        # an obligation already overdue when it stops mattering was missed, and counts so in the rates;
-        # a window (the return window) that passes is not a miss
-        missed = [r.id for r in closed if r.id is not None and r.due_at < at and r.name != DeadlineName.RETURN_WINDOW]
+        # an obligation already overdue when it stops mattering was missed, and counts so in the rates; a window (the
+        # return window) that passes is not a miss, nor what fell due after the transition's excuse began
+        excused = transition.excused_from
+        missed = [
+            r.id
+            for r in closed
+            if r.id is not None
+            and r.due_at < at
+            and r.name != DeadlineName.RETURN_WINDOW
+            and (excused is None or r.due_at < excused)
+        ]
         cancelled = [r.id for r in closed if r.id is not None and r.id not in missed]
         await deadlines_repo.close_deadlines(conn, met, status="met", at=at)
         await deadlines_repo.close_deadlines(conn, missed, status="missed", at=at)
         await deadlines_repo.close_deadlines(conn, cancelled, status="cancelled", at=None)
+        closing = set(met) | {r.id for r in closed if r.id is not None}
+        # a return under review holds the unit's reminders; a rejected one lets them go on from now
+        remaining = [r.id for r in open_rows if r.id is not None and r.id not in closing and r.cycle == ticket.cycle]
+        if transition.hold:
+            await deadlines_repo.hold_deadlines(conn, remaining)
+        elif transition.resume:
+            nagged = [r.id for r in open_rows if r.id in remaining and r.name not in NAG_FREE]
+            await deadlines_repo.resume_deadlines(conn, nagged, at=at)
         # an accept deadline that passed unmet counts against the unit that had the ticket (three misses); the
         # deadline engine counts it when it finds it open after its due time, this when a late claim is first
-        closing = set(met) | {r.id for r in closed if r.id is not None}
-        late = [r for r in open_rows if r.id in closing and r.name == DeadlineName.ACCEPT and r.due_at < at]
+        # (one due before its ticket was imported is the platform's history: it counts in no unit's misses now)
+        history = imported_until(row.source, row.received_at)
+        late = [
+            r
+            for r in open_rows
+            if (r.id in missed or (r.id in met and r.due_at < at))
+            and r.name == DeadlineName.ACCEPT
+            and (history is None or r.due_at > history)
+        ]
         if late and row.unit_code:
             months = self.config.nags.three_misses.period_months
             await nag_store.record_misses(
@@ -229,16 +271,33 @@ class TicketActions(TicketCore):
                 threshold=self.config.nags.three_misses.count,
                 at=at,
             )
+        started: list[Deadline] = []
+        if transition.review:
+            review = self._review_deadline(row.id, ticket.cycle, at)
+            await deadlines_repo.insert_deadlines(conn, review)
+            started += [Deadline.of(d) for d in review]
         if transition.new_cycle is None:
-            return [], closing
+            return started, closing
         request = PlanRequest(kind=ticket.kind, category=ticket.category, start=at, cycle_kind=transition.new_cycle)
         plan = self.planner.plan(request)
-        started = self._deadline_rows([(row.id, ticket.cycle + 1, p) for p in plan], at)
-        await deadlines_repo.insert_deadlines(conn, started)
-        return [Deadline.of(d) for d in started], closing
+        rows = self._deadline_rows([(row.id, ticket.cycle + 1, p) for p in plan], at)
+        await deadlines_repo.insert_deadlines(conn, rows)
+        return [*started, *(Deadline.of(d) for d in rows)], closing
+
+    def _review_deadline(self, ticket_id: int, cycle: int, at: datetime) -> list[dict[str, Any]]:
+        """The office's deadline to decide on a return (``returns.review``), reminded and escalated like any."""
+        policy = self.config.returns.review
+        due = self.calendar.add(local(at).replace(microsecond=0), policy)
+        planned = PlannedDeadline(name=DeadlineName.RETURN_REVIEW, policy=policy, started_at=at, due_at=due)
+        return self._deadline_rows([(ticket_id, cycle, planned)], at)
 
     async def _extend(
-        self, conn: Conn, current: Sequence[Deadline], transition: Transition, at: datetime
+        self,
+        conn: Conn,
+        current: Sequence[Deadline],
+        transition: Transition,
+        at: datetime,
+        quiet_until: datetime | None = None,
     ) -> dict[str, dict[str, str]]:
         """An approved extension: each deadline of ``transition.extend`` moves ``extend_days`` working days later,
         counted from its own due time on the working-day calendar. Returns {name: {"from": …, "to": …}} (ISO) for
@@ -248,7 +307,7 @@ class TicketActions(TicketCore):
             if r.name not in transition.extend or r.id is None:
                 continue
             due = self.calendar.add_working_days(r.due_at, transition.extend_days)
-            stage, next_due_at = self.nag_point(r.name, r.policy, r.started_at, due, at)  # reminders anew
+            stage, next_due_at = self.nag_point(r.name, r.policy, r.started_at, due, at, quiet_until=quiet_until)
             await deadlines_repo.reschedule_deadline(
                 conn,
                 r.id,

@@ -14,6 +14,8 @@ from bot.domain.clock import Clock
 from bot.domain.deadlines import DeadlinePlanner, PlannedDeadline
 from bot.domain.lifecycle import (
     ExtensionLimits,
+    ReturnLimits,
+    VisitResult,
 )
 from bot.domain.nags import NAG_FREE, NagSchedule
 from bot.domain.records import HistoryEntry
@@ -55,6 +57,11 @@ class TicketCore:
         self.sync_back = sync_back
         extension = config.deadlines.extension
         self.extension_limits = ExtensionLimits(max_days=extension.max_days, max_count=extension.max_approved)
+        returns = config.returns
+        self.warning_results = frozenset(VisitResult(r) for r in config.visits.warning_results)
+        self.return_limits = ReturnLimits(
+            assignment_after=returns.assignment_after_returns, max_redispatches=returns.max_redispatches
+        )
         self.hooks: list[ChangeHook] = []
         self.repeats = RepeatMatcher(config)
 
@@ -94,33 +101,46 @@ class TicketCore:
                 told.add(hook)
 
     def nag_point(
-        self, name: str, policy: str, started_at: datetime, due_at: datetime, now: datetime
+        self,
+        name: str,
+        policy: str,
+        started_at: datetime,
+        due_at: datetime,
+        now: datetime,
+        *,
+        quiet_until: datetime | None = None,
     ) -> tuple[int, datetime | None]:
         """The ``stage`` and ``next_due_at`` of a deadline planned or moved at ``now``: its first step for the deadline
         engine (reminders already past skipped), or (0, None) when it has none: a window (the return window) is not
-        an obligation, nothing reminds of it. Whatever moves a deadline's due time writes these with it
-        (:func:`store.deadlines.reschedule_deadline`), so that its reminders start over."""
+        an obligation, nothing reminds of it, and a deadline of an imported ticket due by the import (``quiet_until``:
+        :func:`bot.domain.history.imported_until`) was the platform's business. Whatever moves a deadline's due time
+        writes these with it (:func:`store.deadlines.reschedule_deadline`), so that its reminders start over."""
         if name in NAG_FREE:
+            return 0, None
+        if quiet_until is not None and due_at <= quiet_until:
             return 0, None
         step = self.nags.next_point(policy, started_at, due_at, 0, now=now)
         return (0, None) if step is None else (step.index, step.at)
 
     def _deadline_rows(
-        self, planned: Sequence[tuple[int, int, PlannedDeadline]], now: datetime
+        self, planned: Sequence[tuple[int, int, PlannedDeadline]], now: datetime, *, history: bool = False
     ) -> list[dict[str, Any]]:
         """Rows for new deadlines (ticket id, cycle, plan), each with its first step for the engine (as
-        :meth:`nag_point` gives it, computed for all at once: an import plans hundreds of thousands)."""
+        :meth:`nag_point` gives it, computed for all at once: an import plans hundreds of thousands). ``history``:
+        the tickets come from the platform's past (an import): a deadline already due at ``now`` is never nagged
+        (no step at all: no reminder, overdue notice or escalation for what was due before the import)."""
         policies: dict[Duration, str] = {}
         texts = [policies.get(p.policy) or policies.setdefault(p.policy, str(p.policy)) for _, _, p in planned]
-        nagged = [(text, p) for text, (_, _, p) in zip(texts, planned, strict=True) if p.name not in NAG_FREE]
+        quiet = [p.name in NAG_FREE or (history and p.due_at <= now) for _, _, p in planned]
+        nagged = [(text, p) for text, (_, _, p), q in zip(texts, planned, quiet, strict=True) if not q]
         points = iter(
             self.nags.first_points(
                 [t for t, _ in nagged], [p.started_at for _, p in nagged], [p.due_at for _, p in nagged], now=now
             )
         )
         rows = []
-        for text, (ticket_id, cycle, p) in zip(texts, planned, strict=True):
-            stage, next_due_at = (0, None) if p.name in NAG_FREE else next(points)
+        for text, (ticket_id, cycle, p), q in zip(texts, planned, quiet, strict=True):
+            stage, next_due_at = (0, None) if q else next(points)
             rows.append(
                 {
                     "ticket_id": ticket_id,

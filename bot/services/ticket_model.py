@@ -4,13 +4,13 @@ hooks see it (:class:`TicketChange`, :class:`ChangeHook`), a ticket with its dea
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.domain.lifecycle import Action, TicketState, TransitionRefused
-from bot.domain.records import Deadline, HistoryEntry, Ticket
+from bot.domain.records import Deadline, HistoryEntry, Notification, Ticket
 from bot.messages import refusals
 from store.core import Conn
 
@@ -70,7 +70,8 @@ class TicketChange:
     handler before the change. ``source`` is the hand-over's (``api``, ``import``) for changes a hand-over made (a
     creation, the platform's re-dispatch in an update), None for actions. ``deadlines`` are those a new cycle started
     with (creation, re-dispatch, assignment, a warning), else empty. ``dated``: whether the hand-over gave its
-    dispatch time (an import row without 派单时间 is taken as dispatched now)."""
+    dispatch time (an import row without 派单时间 is taken as dispatched now). ``deadlines`` also holds the office's
+    review deadline a return started."""
 
     action: str
     ticket: Ticket
@@ -84,6 +85,8 @@ class TicketChange:
     source: str | None = None
     deadlines: Sequence[Deadline] = ()
     dated: bool = True
+    # the facts the audit entry records (an action's reason, suggested unit, the counts …)
+    data: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ticket_no(self) -> str:
@@ -105,3 +108,4 @@ class TicketDetail:
     ticket: Ticket
     deadlines: Sequence[Deadline] = ()
     history: Sequence[HistoryEntry] = ()
+    notifications: Sequence[Notification] = ()  # who was told of its deadlines, oldest first

@@ -30,6 +30,7 @@ from bot.services.ticket_model import (
 )
 from store import audit as audit_repo
 from store import deadlines as deadlines_repo
+from store import notifications as notifications_repo
 from store import repeats as repeats_repo
 from store import tickets as tickets_repo
 from store.core import Conn
@@ -73,7 +74,8 @@ class TicketService(HandOvers):
         return earlier.get(ticket.id, []), later.get(ticket.id, [])
 
     async def get(self, ticket_no: str, *, history: bool = True, deadlines: bool = True) -> TicketDetail:
-        """The ticket with its deadlines and history (each can be left out when not needed, e.g. in a chat reply)."""
+        """The ticket with its deadlines, its history and who was told of its deadlines (each can be left out when not
+        needed, e.g. in a chat reply; ``history`` covers both the audit log and the notifications)."""
 
         async def query(conn: Conn) -> TicketDetail:
             row = await tickets_repo.ticket_by_no(conn, ticket_no)
@@ -83,6 +85,7 @@ class TicketService(HandOvers):
                 ticket=row,
                 deadlines=await deadlines_repo.deadlines_of(conn, row.id) if deadlines else (),
                 history=await audit_repo.history_of(conn, row.id) if history else (),
+                notifications=await notifications_repo.of_ticket(conn, row.id) if history else (),
             )
 
         async with self.store.reading() as conn:

@@ -32,6 +32,8 @@ from config.model.org import GLOBAL_ROLES, Member, Office, Permissions, RoutingR
 from config.model.pushes import DEFAULT_PUSH_RULES, DigestSettings, ImportPushSettings, Pushes, PushRule
 from config.model.repeats import Repeats, RepeatSignal
 from config.model.retention import Retention
+from config.model.returns import Returns
+from config.model.visits import Visits
 from config.model.windows import TIMEZONE, CalendarSettings, QuietHours, ServiceWindow
 
 __all__ = [
@@ -70,6 +72,8 @@ __all__ = [
     "RepeatSignal",
     "Repeats",
     "Retention",
+    "Returns",
+    "Visits",
     "RoutingRule",
     "ServiceWindow",
     "ThreeMisses",

@@ -21,6 +21,8 @@ from config.model.org import GLOBAL_ROLES, Member, Office, Permissions, RoutingR
 from config.model.pushes import DEFAULT_PUSH_RULES, Pushes, PushRule
 from config.model.repeats import Repeats
 from config.model.retention import Retention
+from config.model.returns import Returns
+from config.model.visits import Visits
 from config.model.windows import TIMEZONE, CalendarSettings, QuietHours, ServiceWindow
 from config.vocabulary import DeadlineName, PushKind, Role, TicketKind
 
@@ -45,6 +47,8 @@ class BotConfig(Model):
     pushes: Pushes = Field(default_factory=Pushes)
     repeats: Repeats = Field(default_factory=Repeats)
     retention: Retention = Field(default_factory=Retention)
+    returns: Returns = Field(default_factory=Returns)
+    visits: Visits = Field(default_factory=Visits)
     permissions: Permissions = Field(default_factory=Permissions)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)

@@ -61,6 +61,8 @@ class Unit(Model):
     members: list[UserId] = Field(min_length=1)
     emergency_team: list[UserId] = []
     group: UnitGroup = Field(default_factory=UnitGroup)
+    # the unit heads' group (负责人微信群), where warning tickets are announced at once (seed 004); may be shared
+    heads_group: UnitGroup | None = None
 
     @property
     def heads(self) -> list[str]:

@@ -10,9 +10,20 @@ from __future__ import annotations
 from bot.domain.escaping import echo
 from bot.messages.help import command_help, help_text
 from handlers.commands.duty import duty
+from handlers.commands.exclusion import exclude
 from handlers.commands.extend import extend
 from handlers.commands.reading import mine, overdue, show, stats, todo
-from handlers.commands.tickets import assign, claim, contact, on_site, return_ticket, submit, transfer, visit
+from handlers.commands.tickets import (
+    assign,
+    claim,
+    contact,
+    on_site,
+    redispatch,
+    return_ticket,
+    submit,
+    transfer,
+    visit,
+)
 from handlers.context import Context
 from handlers.errors import CommandError
 from handlers.spec import ArgSpec, CommandSpec, ParsedCommand, build_index, command, key
@@ -46,11 +57,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
     return_ticket,
     transfer,
     extend,
+    exclude,
     show,
     mine,
     todo,
     overdue,
     visit,
+    redispatch,
     assign,
     duty,
     stats,

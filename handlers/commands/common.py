@@ -19,6 +19,20 @@ TICKET = ArgSpec(name="ticket", kind="ticket", label="工单号")
 WORKERS = frozenset({Role.HANDLER, Role.UNIT_HEAD})
 
 
+def decision(choices: tuple[tuple[str, tuple[str, ...]], ...], placeholder: str) -> ArgSpec:
+    """The optional word that makes a request command a decision on the pending request (同意, 驳回 …)."""
+    return ArgSpec(
+        name="decision", kind="choice", label="审核", required=False, choices=choices, placeholder=placeholder
+    )
+
+
+def require(ctx: Context, action: Action, ticket: Ticket) -> None:
+    """Refuses, politely, unless the member may ask for ``action`` on ``ticket`` (:mod:`bot.domain.permissions`)."""
+    refused = ctx.refusal(action, ticket)
+    if refused is not None:
+        raise CommandError("forbidden", refused)
+
+
 async def checked(ctx: Context, cmd: ParsedCommand, action: Action | None = None) -> Ticket:
     """The named ticket (without deadlines and history), once the member may see it and, when ``action`` is
     given, ask for it (:mod:`bot.domain.permissions`)."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from bot.domain.escaping import echo
+from bot.messages import figures
 from bot.messages import format as fmt
+from bot.messages.timeline import timeline
 from config.vocabulary import Role
 from handlers import queries
 from handlers.commands.common import TICKET, checked, display_name
@@ -48,17 +50,23 @@ def _list(ctx: Context, title: str, rows: list[Any], empty: str) -> str:
     name="show",
     zh="查",
     aliases=("查询", "查看", "详情", "info", "details"),
-    summary="查看工单详情和期限",
+    summary="查看工单详情、期限和办理记录",
     args=(TICKET,),
     example="/查 0123",
 )
 async def show(ctx: Context, cmd: ParsedCommand) -> None:
-    ticket = await checked(ctx, cmd)  # the whole ticket, as naming it read it
-    text = fmt.summary(ticket, await ctx.service.deadlines_of(ticket.id), ctx.config, ctx.now)
+    checked_ticket = await checked(ctx, cmd)
+    detail = await ctx.service.get(checked_ticket.ticket_no)  # with its deadlines, history and notifications
+    ticket = detail.ticket
+    text = fmt.summary(ticket, detail.deadlines, ctx.config, ctx.now)
     mine = ticket.handler_userid == ctx.userid or ctx.has_role(Role.DISPATCHER)
-    if mine and ctx.event.chat_type == "single":
+    private = mine and ctx.event.chat_type == "single"  # the only reader who may see the citizen's details
+    if private:
         text += "\n" + fmt.full_details(ticket)
         await ctx.service.record_access(ticket, actor=ctx.userid, what="view_contact")
+    history = timeline(ticket, detail.history, detail.notifications, ctx.config, masked=not private)
+    if history:
+        text += "\n" + history
     await ctx.say(text)
 
 
@@ -109,7 +117,7 @@ async def overdue(ctx: Context, cmd: ParsedCommand) -> None:
     name="stats",
     zh="统计",
     aliases=("数据", "简报", "report"),
-    summary="工单数量、逾期、满意等简要统计",
+    summary="未办结、待接单、逾期和今日办结的工单数，看多个单位时逐个单位列出",
     args=(ArgSpec(name="unit", kind="unit", label="单位", required=False),),
     roles=frozenset({Role.UNIT_HEAD, Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN}),
     scope="unit",
@@ -117,10 +125,7 @@ async def overdue(ctx: Context, cmd: ParsedCommand) -> None:
 )
 async def stats(ctx: Context, cmd: ParsedCommand) -> None:
     units = _units(ctx, cmd)
-    figures = await queries.quick_figures(ctx.store, units, ctx.now)
-    scope = "全部单位" if units is None else "、".join(fmt.unit_name(ctx.config, code) for code in units)
-    await ctx.say(
-        f"{scope} 工单概况（{fmt.when(ctx.now)}）：\n"
-        f"未办结 {figures.open} 件，其中待接单 {figures.unclaimed} 件，逾期 {figures.overdue} 件；"
-        f"今日办结 {figures.closed_today} 件。"
-    )
+    total = await queries.quick_figures(ctx.store, units, ctx.now)
+    # several units (the office, a head of more than one): each one's figures too
+    per_unit = await queries.unit_figures(ctx.store, units, ctx.now) if units is None or len(units) > 1 else None
+    await ctx.say(figures.stats(ctx.config, scope=units, total=total, units=per_unit, now=ctx.now))

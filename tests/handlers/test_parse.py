@@ -22,12 +22,14 @@ MINIMAL_ARGS: dict[str, str] = {
     "return": "0123 不属于本单位职责",
     "transfer": "0123 @张三",
     "extend": "0123 需协调物业",
+    "exclude": "0123 重复来电",
     "show": "0123",
     "mine": "",
     "todo": "",
     "overdue": "",
     "visit": "0123 满意",
     "assign": "0123 L01",
+    "redispatch": "0123 L01",
     "duty": "",
     "stats": "",
     "help": "",
@@ -71,12 +73,14 @@ def test_every_command_of_the_issue_is_declared() -> None:
         "退单",
         "转派",
         "延期",
+        "不纳入测评",
         "查",
         "我的",
         "待办",
         "逾期",
         "回访",
         "签派",
+        "改派",
         "值班",
         "统计",
         "帮助",
@@ -146,11 +150,13 @@ def test_roles_scopes_and_actions() -> None:
         "contact": Action.CONTACT,
         "on_site": Action.ON_SITE,
         "submit": Action.SUBMIT,
-        "return": Action.REQUEST_RETURN,
+        "return": Action.REQUEST_RETURN,  # and its signature and review, by "确认" / "同意" / "驳回"
         "transfer": Action.TRANSFER,
         "visit": Action.VISIT,
         "assign": Action.ASSIGN,
+        "redispatch": Action.REDISPATCH,
         "extend": Action.REQUEST_EXTENSION,  # and its decisions, by "同意" / "驳回"
+        "exclude": Action.REQUEST_EXCLUSION,  # and its decisions, by "同意" / "驳回"
     }
 
 
@@ -171,9 +177,9 @@ def test_find_chinese_exact_english_case_insensitive() -> None:
 
 
 def test_usage_shows_required_and_optional_arguments() -> None:
-    assert find("办结").usage == "/办结 <工单号> <处理结果>"  # type: ignore[union-attr]
+    assert find("办结").usage == "/办结 <工单号> [已解决/部分解决/未解决] <处理结果>"  # type: ignore[union-attr]
     assert find("联系").usage == "/联系 <工单号> [联系情况]"  # type: ignore[union-attr]
-    assert find("退单").usage == "/退单 <工单号> <退单理由> [建议:单位]"  # type: ignore[union-attr]
+    assert find("退单").usage == "/退单 <工单号> [确认/同意/驳回] [退单理由] [建议:单位]"  # type: ignore[union-attr]
     assert find("我的").usage == "/我的"  # type: ignore[union-attr]
     assert find("延期").usage == "/延期 <工单号> [同意/驳回] [天数] [理由]"  # type: ignore[union-attr]
 
@@ -308,11 +314,11 @@ def test_a_required_text_missing() -> None:
         error = _error(text)
         assert error.code == "bad_arguments"
         assert error.message.startswith("请写明处理结果")
-        assert "/办结 <工单号> <处理结果>" in error.message
+        assert "/办结 <工单号> [已解决/部分解决/未解决] <处理结果>" in error.message
         assert "例如：/办结 0123" in error.message
     # a request without a reason parses: "/延期 0123 同意" needs none, the command asks for it (tests/handlers)
     assert parse("/延期 0123").args == {"ticket": "0123"}
-    assert _error("/退单 0123").message.startswith("请写明退单理由")
+    assert parse("/退单 0123").args == {"ticket": "0123"}  # "/退单 0123 确认" needs none either
 
 
 def test_optional_text() -> None:
@@ -382,9 +388,8 @@ def test_return_reason_and_suggested_unit(text: str, reason: str, unit: str | No
 
 
 def test_return_with_a_unit_but_no_reason() -> None:
-    error = _error("/退单 0123 建议:市政所")
-    assert error.code == "bad_arguments"
-    assert error.message.startswith("请写明退单理由")
+    # parses: the command asks for the reason (tests/handlers/test_returns.py)
+    assert parse("/退单 0123 建议:市政所").args == {"ticket": "0123", "unit": "市政所"}
 
 
 # -- choices ---------------------------------------------------------------------------------------------------

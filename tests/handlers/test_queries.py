@@ -14,7 +14,14 @@ from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar
 from bot.services.tickets import TicketService
 from config.model import BotConfig
-from handlers.queries import Figures, my_open_tickets, overdue_tickets, quick_figures, unit_open_tickets
+from handlers.queries import (
+    Figures,
+    my_open_tickets,
+    overdue_tickets,
+    quick_figures,
+    unit_figures,
+    unit_open_tickets,
+)
 from store.core import Store
 from store.db import create_engine, migrate
 
@@ -145,7 +152,10 @@ async def test_overdue_tickets(service: TicketService, store: Store, clock: Froz
     # Thursday: 2's return window (Wed 09:00) has passed, yet it is not overdue (handling is due Mon 30th);
     # 3 (submitted), 9 (returned) and the closed ones have no open deadline
     assert 2 not in numbers(await overdue_tickets(store, None, THU_1000))
-    assert numbers(await overdue_tickets(store, None, THU_1000)) == [1, 4, 5, 7, 6]
+    # 9's return was approved on Monday and it still waits for its new unit: the office's review (due Tuesday) is
+    # overdue for the office, and for no unit
+    assert numbers(await overdue_tickets(store, None, THU_1000)) == [1, 4, 5, 7, 6, 9]
+    assert numbers(await overdue_tickets(store, ["HW"], THU_1000)) == [1, 4, 5, 6]
 
 
 async def test_quick_figures(service: TicketService, store: Store, clock: FrozenClock) -> None:
@@ -164,6 +174,24 @@ async def test_quick_figures(service: TicketService, store: Store, clock: Frozen
     tuesday_early = datetime(2026, 11, 24, 7, 0, tzinfo=TZ).astimezone(UTC)
     assert (await quick_figures(store, ["HW"], tuesday_early)).closed_today == 0
     assert (await quick_figures(store, ["HW"], MON.astimezone(UTC) + timedelta(hours=14))).closed_today == 1
+
+
+async def test_unit_figures(service: TicketService, store: Store, clock: FrozenClock) -> None:
+    await setup(service, clock)
+    hw = Figures(open=6, unclaimed=2, overdue=1, closed_today=1)
+    srjg = Figures(open=1, unclaimed=1, overdue=0, closed_today=0)
+    # each unit as its own /统计 counts it; 9 (returned) is in none of them, only in the office's total
+    assert await unit_figures(store, None, MON) == {"HW": hw, "SRJG": srjg}
+    assert await unit_figures(store, ["HW"], MON) == {"HW": await quick_figures(store, ["HW"], MON)}
+    assert await unit_figures(store, ["SRJG", "HW"], TUE_0830) == {
+        "HW": Figures(open=6, unclaimed=2, overdue=4, closed_today=0),
+        "SRJG": Figures(open=1, unclaimed=1, overdue=1, closed_today=0),
+    }
+    assert await unit_figures(store, ["HW", "SRJG"], TUE_0830) == {
+        code: await quick_figures(store, [code], TUE_0830) for code in ("HW", "SRJG")
+    }
+    assert await unit_figures(store, ["RXB"], MON) == {}  # nothing to count
+    assert await unit_figures(store, [], MON) == {}
 
 
 async def test_sqlite_plans_use_the_indexes(
@@ -190,6 +218,8 @@ async def test_sqlite_plans_use_the_indexes(
         await overdue_tickets(store, None, MON)
         await quick_figures(store, ["HW"], MON)
         await quick_figures(store, None, MON)
+        await unit_figures(store, ["HW", "SRJG"], MON)
+        await unit_figures(store, None, MON)
         event.remove(reader, "before_cursor_execute", record)
         plans: list[list[str]] = []
         async with engine.connect() as conn:
@@ -198,7 +228,9 @@ async def test_sqlite_plans_use_the_indexes(
             for statement, parameters in statements:
                 cursor = await raw.execute("EXPLAIN QUERY PLAN " + statement, parameters)
                 plans.append([row[3] for row in await cursor.fetchall()])
-        assert len(plans) == 8
+        assert len(plans) == 12
+        group_by = "USE TEMP B-TREE FOR GROUP BY"  # the per-unit counts, grouped after the search
+        plans = [[step for step in plan if step != group_by] for plan in plans]
         for plan in plans:
             assert not [step for step in plan if step.startswith("SCAN")], plan
             assert all("USING" in step for step in plan if step.startswith("SEARCH")), plan
@@ -208,7 +240,7 @@ async def test_sqlite_plans_use_the_indexes(
         closed_counts = [
             plan for plan, (statement, _) in zip(plans, statements, strict=True) if "closed_at >=" in statement
         ]
-        assert len(closed_counts) == 2
+        assert len(closed_counts) == 4
         assert all(plan == ["SEARCH tickets USING INDEX ix_tickets_closed_at (closed_at>?)"] for plan in closed_counts)
         # open tickets of a unit: the few open ones (ix_tickets_state), not the unit's tickets of all time
         assert all("ix_tickets_unit_code" not in step for plan in plans for step in plan)

@@ -87,6 +87,7 @@ OTHER_UNIT = "HW"
 CLAIMER = {"RXB": "rxb1", "SR": "sr1", "HW": "hw1"}
 COLLEAGUE = {"RXB": "rxb2", "SR": "sr2", "HW": "hw2"}
 ELSEWHERE = {"RXB": "HW", "SR": "HW", "HW": "SR"}  # a unit to suggest (退单) or assign (签派) the ticket to
+HEAD = {"RXB": "rxbhead", "SR": "ha", "HW": "hb"}  # signs the unit's returns
 
 Mark = Literal["✓", "✗", "⚙"]
 Scope = Literal["own", "other", "none"]
@@ -134,7 +135,7 @@ ROWS = matrix()
 # -- what each command is sent on, and what it does when allowed ---------------------------------------------------
 
 
-Prep = Literal["dispatched", "claimed", "asked", "submitted", "returned"]
+Prep = Literal["dispatched", "claimed", "asked", "submitted", "unsigned", "signed", "returned", "excluding"]
 
 
 @dataclass(frozen=True)
@@ -161,9 +162,14 @@ CASES: Mapping[tuple[str, str], Case] = {
     ("contact", ""): Case("/联系 {no} 已电话联系市民", "dispatched", _state(TicketState.CONTACTED)),
     ("on_site", ""): Case("/到场 {no}", "claimed", _state(TicketState.ON_SITE)),
     ("submit", ""): Case("/办结 {no} 已清理完毕", "dispatched", _state(TicketState.SUBMITTED)),
-    ("return", ""): Case(
-        "/退单 {no} 非本单位职责 建议:{elsewhere}", "dispatched", _state(TicketState.RETURN_REQUESTED)
+    ("return", "申请"): Case(
+        "/退单 {no} 非本单位职责 建议:{elsewhere}",
+        "dispatched",
+        lambda t, me, _a: t is not None and t.return_requested_by == me,
     ),
+    ("return", "确认/驳回"): Case("/退单 {no} 确认", "unsigned", _state(TicketState.RETURN_REQUESTED)),
+    ("return", "同意/驳回"): Case("/退单 {no} 同意", "signed", _state(TicketState.RETURNED)),
+    ("redispatch", ""): Case("/改派 {no} {elsewhere}", "returned", _state(TicketState.DISPATCHED)),
     ("transfer", ""): Case(
         "/转派 {no} {colleague}",
         "claimed",
@@ -174,6 +180,12 @@ CASES: Mapping[tuple[str, str], Case] = {
     ),
     ("extend", "同意/驳回"): Case(
         "/延期 {no} 同意", "asked", lambda t, _me, _a: t is not None and t.extension_count == 1
+    ),
+    ("exclude", "申请"): Case(
+        "/不纳入测评 {no} 市民重复来电", "dispatched", lambda t, _me, _a: t is not None and t.evaluation == "requested"
+    ),
+    ("exclude", "同意/驳回"): Case(
+        "/不纳入测评 {no} 同意", "excluding", lambda t, _me, _a: t is not None and t.evaluation == "excluded"
     ),
     ("visit", ""): Case("/回访 {no} 满意", "submitted", _state(TicketState.CLOSED)),
     ("assign", ""): Case("/签派 {no} {elsewhere}", "returned", _state(TicketState.DISPATCHED)),
@@ -232,14 +244,17 @@ class Bot:
             steps.append(ActionRequest(action=Action.CLAIM, actor=claimer, at=now))
         if prep == "asked":
             steps.append(ActionRequest(action=Action.REQUEST_EXTENSION, actor=claimer, at=now, note="需协调", days=3))
+        if prep == "excluding":
+            steps.append(ActionRequest(action=Action.REQUEST_EXCLUSION, actor=claimer, at=now, note="重复来电"))
         if prep == "submitted":
             steps.append(ActionRequest(action=Action.SUBMIT, actor=claimer, at=now, note="已处理"))
-        if prep == "returned":
+        if prep in ("unsigned", "signed", "returned"):
+            # a handler's return waits for the head's signature; the head's own goes to the office at once
+            asker = claimer if prep == "unsigned" else HEAD[unit]
             steps.append(
-                ActionRequest(
-                    action=Action.REQUEST_RETURN, actor=claimer, at=now, note="非本单位", unit=ELSEWHERE[unit]
-                )
+                ActionRequest(action=Action.REQUEST_RETURN, actor=asker, at=now, note="非本单位", unit=ELSEWHERE[unit])
             )
+        if prep == "returned":
             steps.append(ActionRequest(action=Action.APPROVE_RETURN, actor="d1", at=now))
         for step in steps:
             await self.service.act(no, step)

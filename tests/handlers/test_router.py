@@ -186,6 +186,27 @@ async def test_lists_and_figures(router: CommandRouter, clock: FrozenClock) -> N
     assert "市容景观所" in stats and "未办结 1 件" in stats  # noqa: PT018
 
 
+async def test_stats_show_what_the_help_promises_and_each_unit_to_the_office(
+    router: CommandRouter, clock: FrozenClock
+) -> None:
+    await router.handle(message("接单 0123", msgid="1"))
+    clock.advance(days=30)  # both tickets overdue: the claimed one's handling, the other's accept and contact
+    await router.handle(message("统计", userid="zhangwei", chat="sandbox-rxb", msgid="2"))  # a dispatcher: all units
+    await router.handle(message("统计", userid="chenjing", msgid="3"))  # SRJG's head: SRJG only
+    await router.handle(message("帮助 统计", userid="zhangwei", chat="sandbox-rxb", msgid="4"))
+    office, unit, help_text = texts(await replies(router))[-3:]
+    assert office.splitlines()[1:] == [
+        "未办结 2 件，其中待接单 1 件，逾期 2 件；今日办结 0 件。",
+        "各单位（逾期、待接单多的在前）：",
+        "· 环卫所：未办结 1，待接单 1，逾期 1，今日办结 0",
+        "· 市容景观所：未办结 1，待接单 0，逾期 1，今日办结 0",
+    ]
+    assert unit.startswith("市容景观所 工单概况（")
+    assert "各单位" not in unit  # one unit: its figures are the totals
+    assert "满意" not in help_text  # no promise of what /统计 does not show
+    assert "未办结、待接单、逾期和今日办结" in help_text
+
+
 async def test_no_phone_number_reaches_the_group_even_cut_short(router: CommandRouter) -> None:
     # a title with the citizen's number near where summaries and lists cut, and two tickets sharing last digits
     long_title = "一" * 47 + "请回电13812345678"

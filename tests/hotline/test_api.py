@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.domain.clock import FrozenClock
+from bot.domain.lifecycle import Action, ActionRequest
 from bot.hotline.signing import signed_headers
-from bot.web.keys import STORE
+from bot.web.keys import STORE, TICKETS
 from config.model import BotConfig
 from config.settings import Settings
 from store.models import audit_log, tickets
@@ -402,3 +403,50 @@ async def test_healthz_checks_redis_when_configured(
     response = await client.get("/healthz")
     assert response.status == code
     assert (await response.json())["checks"]["redis"]["status"] == status
+
+
+async def test_return_events(client: Client, clock: FrozenClock) -> None:
+    """退单 decided by the platform: approve (re-dispatching when a unit is named) or reject with its reason; the read
+    API shows a pending return, its reason masked."""
+    await post_json(client, clock, "/api/tickets", TICKET)
+    no, auth = TICKET["ticket_no"], {"Authorization": f"Bearer {API_TOKEN}"}
+    path = f"/api/tickets/{no}/events"
+    service = client.app[TICKETS]
+    await service.act(
+        no,
+        ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=clock.now(), note="非本所职责，联系13912345678", unit="环卫所"),
+    )  # fmt: skip
+    body = await (await client.get(f"/api/tickets/{no}", headers=auth)).json()
+    assert body["ticket"]["state"] == "return_requested"
+    assert body["ticket"]["return"] == {
+        "reason": "非本所职责，联系139****5678",
+        "suggested_unit": "环卫所",
+        "requested_by": "chenjing",
+        "requested_at": clock.now().isoformat(),
+        "signed_by": "chenjing",  # a head's own return
+    }
+    missing = await post_json(client, clock, path, {"event_id": "r0", "type": "reject_return"})
+    assert missing.status == 422
+    assert [d["loc"] for d in (await missing.json())["error"]["details"]] == ["note"]
+    unknown = await post_json(client, clock, path, {"event_id": "r1", "type": "approve_return", "unit": "无此单位"})
+    assert (unknown.status, (await unknown.json())["error"]["code"]) == (409, "unknown_unit")
+    rejected = await post_json(client, clock, path, {"event_id": "r2", "type": "reject_return", "note": "属于贵所"})
+    assert (rejected.status, (await rejected.json())["state"]) == (200, "dispatched")
+    body = await (await client.get(f"/api/tickets/{no}", headers=auth)).json()
+    assert body["ticket"]["return"] is None
+    assert body["history"][-1]["action"] == "reject_return"
+    again = await post_json(client, clock, path, {"event_id": "r3", "type": "approve_return"})
+    assert (again.status, (await again.json())["error"]["code"]) == (409, "invalid_state")
+
+
+async def test_an_approved_return_redispatched_by_the_platform(client: Client, clock: FrozenClock) -> None:
+    await post_json(client, clock, "/api/tickets", TICKET)
+    no, auth = TICKET["ticket_no"], {"Authorization": f"Bearer {API_TOKEN}"}
+    await client.app[TICKETS].act(
+        no, ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=clock.now(), note="非本所", unit="HW")
+    )
+    path = f"/api/tickets/{no}/events"
+    approved = await post_json(client, clock, path, {"event_id": "a1", "type": "approve_return", "unit": "环卫所"})
+    assert (approved.status, (await approved.json())["state"]) == (200, "dispatched")
+    ticket = (await (await client.get(f"/api/tickets/{no}", headers=auth)).json())["ticket"]
+    assert (ticket["unit"], ticket["returns"], ticket["redispatches"]) == ("HW", 1, 1)

@@ -79,6 +79,8 @@ COMPLETE = {
     "redispatch": {"unit": "HW"},
     "request_extension": {"days": 2, "note": "需协调物业"},
     "reject_extension": {"note": "理由不充分"},
+    "reject_return": {"note": "经核实属于贵单位职责"},
+    "request_exclusion": {"note": "重复来电"},
 }
 
 

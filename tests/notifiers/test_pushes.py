@@ -23,14 +23,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.app import OUTBOX, create_app
+from bot.app import OUTBOX, create_app, push_channels
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest, TicketState
 from bot.hotline.importer import import_file
 from bot.sandbox.fake import Delivered, FakeWeCom, serve
+from bot.services.deadline_engine import DeadlineEngine
 from bot.services.ratelimit import MemoryRateLimiter
 from bot.services.tickets import TicketService
-from bot.web.keys import STORE, TICKETS, WECOM_INBOUND
+from bot.web.keys import CALENDAR, CLOCK, CONFIG, DUTY, SETTINGS, STORE, TICKETS, WECOM_INBOUND
 from bot.wecom.client import WebhookClient, WeComClient
 from bot.wecom.longconn import AIBOT_CONNECTION
 from bot.wecom.tokens import MemoryTokenStore
@@ -40,8 +41,10 @@ from notifiers.aibot_ws import AIBOT_WS, AibotWsSender
 from notifiers.keys import PUSHES
 from notifiers.outbox import OutboxWorker
 from notifiers.pushes import Pusher
+from notifiers.rows import EngineRows
 from notifiers.wecom import wecom_senders
 from store.models import digest_items, outbox
+from tests.conftest import API_TOKEN
 from tests.hotline.test_api import post_json
 from tests.wecom.test_crypto import SAMPLE_CORP
 
@@ -49,19 +52,23 @@ Client = TestClient[Any, Any]
 
 APP_SECRET, AGENT = "app-secret-pushes", 1000002
 BOT, BOT_SECRET = "aib-pushes-01", "aibot-secret-pushes"
-KEYS = {"RXB": "robot-rxb", "SRJG": "robot-srjg", "HW": "robot-hw"}
+KEYS = {"RXB": "robot-rxb", "SRJG": "robot-srjg", "HW": "robot-hw", "HEADS": "robot-heads"}
 CHATS = {"RXB": "sandbox-rxb", "SRJG": "sandbox-srjg", "HW": "sandbox-hw"}
 PHONE, NAME = "13800000013", "王秀英"
 MONDAY = datetime(2026, 11, 23, 9, 0, tzinfo=TZ)  # the clock fixture's start
 
 
-def _config(base: BotConfig, *, webhooks: bool = False, three_twos: bool = True, **pushes: Any) -> BotConfig:
+def _config(
+    base: BotConfig, *, webhooks: bool = False, three_twos: bool = True, heads: bool = False, **pushes: Any
+) -> BotConfig:
     data = base.model_dump(by_alias=True)
     if not three_twos:
         data["deadlines"]["three_twos"]["categories"] = []
     if webhooks:
         for unit in data["units"]:
             unit["group"].update(webhook_key=KEYS[unit["code"]], transport="webhook")
+            if heads:  # one heads' group for every unit
+                unit["heads_group"] = {"webhook_key": KEYS["HEADS"], "transport": "webhook"}
     data["pushes"].update(pushes)
     return BotConfig.model_validate(data)
 
@@ -326,6 +333,40 @@ async def test_a_warning_ticket_goes_to_the_group_and_privately_to_the_head_and_
     assert rig.private("zhouting") == []
 
 
+async def test_a_warning_ticket_brings_the_visits_note_and_is_announced_in_the_heads_group(
+    make_rig: MakeRig, sandbox_config: BotConfig
+) -> None:
+    rig = await make_rig("webhook", _config(sandbox_config, webhooks=True, heads=True))
+    no = "2026112300105"
+    await rig.post(urgent(no))
+    now = rig.clock.now()
+    await rig.service.act(no, ActionRequest(action=Action.CLAIM, actor="zhouting", at=now))
+    await rig.service.act(no, ActionRequest(action=Action.SUBMIT, actor="zhouting", at=now, note="已清理"))
+    await rig.send()
+    assert rig.group("HEADS") == []  # a new ticket is the unit's business only
+    visit = {"result": "不满意", "solved": "未解决", "note": f"{NAME}说店招仍未拆除，电话{PHONE}"}
+    assert (await rig.event(no, {"event_id": "v1", "type": "visit_result", **visit}))["state"] == "warning"
+    bad = await post_json(
+        rig.client, rig.clock, f"/api/tickets/{no}/events", {"event_id": "v2", "type": "cancel", "solved": "solved"}
+    )
+    assert bad.status == 422
+    await rig.send()
+    [*_, warned] = rig.group("SRJG")
+    text = warned.body["markdown"]["content"]
+    assert text.startswith(
+        f"**【预警】工单 {no} 回访不满意，请再次处置**\n回访不满意，已转为预警工单，请再次处置\n回访意见："
+    )
+    assert "店招仍未拆除" in text
+    [announced] = rig.group("HEADS")
+    assert announced.body["markdown"]["content"].startswith(f"**【预警】工单 {no} 回访不满意，请再次处置**")
+    assert announced.body["markdown"]["content"].endswith("<@chenjing> <@sunlei>")
+    _assert_masked([warned, announced])
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    ticket = (await (await rig.client.get(f"/api/tickets/{no}", headers=auth)).json())["ticket"]
+    assert (ticket["solved"], ticket["visit_solved"]) == ("solved", "unsolved")
+    assert PHONE not in ticket["visit_note"]
+
+
 # --- outside the service window ------------------------------------------------------------------------------------
 
 
@@ -422,12 +463,17 @@ async def test_an_assignment_by_the_center_lead_pushes_to_the_unit_it_decides(ma
     await rig.service.act(no, ActionRequest(action=Action.APPROVE_RETURN, actor="zhangwei", at=now))
     await rig.service.act(no, ActionRequest(action=Action.ASSIGN, actor="lilei", at=now, unit="RXB"))
     await rig.send()
-    [first, back] = rig.group("SRJG")
-    assert "改派至「环卫所」" in back.body["markdown"]["content"]
-    [pushed, assigned_away] = rig.group("HW")
-    assert pushed.body["markdown"]["content"].startswith(f"**【紧急】改派工单 {no}（原：市容景观所）**")
-    assert "签派至「热线办」" in assigned_away.body["markdown"]["content"]
-    [assigned] = rig.group("RXB")
+    # each unit is told the office agreed to its return, then where the ticket went; the office's group had the
+    # reviews and the call for 签派 (tests/services/test_returns.py), then the ticket itself
+    texts = [d.body["markdown"]["content"] for d in rig.group("SRJG")[1:]]
+    assert sorted("同意退单" in t for t in texts) == [False, True]
+    assert any("改派至「环卫所」" in t for t in texts)
+    [pushed, *texts] = [d.body["markdown"]["content"] for d in rig.group("HW")]
+    assert pushed.startswith(f"**【紧急】改派工单 {no}（原：市容景观所）**")
+    assert len(texts) == 2
+    assert any("同意退单" in t and "需由中心领导签派" in t for t in texts)
+    assert any("签派至「热线办」" in t for t in texts)
+    [*_reviews, assigned] = rig.group("RXB")
     assert assigned.body["markdown"]["content"].startswith(f"**【紧急】签派工单 {no}（原：环卫所）**")
 
 
@@ -530,6 +576,44 @@ async def test_a_regular_ticket_due_before_its_digest_is_pushed_at_once(make_rig
     assert await rig.pusher.flush() == 1
     await rig.send()
     assert rig.group("SRJG")[-1].body["markdown"]["content"].startswith("**【常规】新工单 2026112300223**")
+
+
+def _engine(rig: Rig) -> DeadlineEngine:
+    """The deadline engine as the app wires it (the rig runs no workers of the app's own)."""
+    app = rig.client.app
+    return DeadlineEngine(
+        app[STORE],
+        app[CONFIG],
+        app[CALENDAR],
+        app[CLOCK],
+        duty=app[DUTY],
+        rows=EngineRows(app[CONFIG], push_channels(app[SETTINGS])),
+    )
+
+
+@pytest.mark.parametrize("transport", ["webhook", "robot"])
+async def test_a_regular_ticket_whose_first_reminder_comes_before_its_digest_is_pushed_at_once(
+    make_rig: MakeRig, transport: str
+) -> None:
+    """The unit is told of a ticket before it is reminded of it: 三个二's 20 minutes to contact, handed over at
+    08:54, are due at 09:14, after the 09:07 digest, but their first reminder (at half the time, 09:04) is not."""
+    rig = await make_rig(transport)
+    rig.clock.set(MONDAY.replace(hour=8, minute=54))
+    no = "2026112300225"
+    await rig.post(regular(no))
+    await rig.send()
+    pushed = [d for d in rig.group("SRJG") if no in _text(d)]
+    assert pushed, "the push must go at once, not wait for the 09:07 digest"
+    assert "11-23 09:14" in _text(pushed[0])
+    told = len(rig.group("SRJG"))
+    rig.clock.set(MONDAY.replace(hour=9, minute=4))  # the first reminder
+    assert (await _engine(rig).tick()).messages
+    await rig.send()
+    [reminder] = rig.group("SRJG")[told:]
+    assert "【时限提醒】" in _text(reminder)
+    assert no in _text(reminder)
+    rig.clock.set(MONDAY.replace(hour=9, minute=7))
+    assert await rig.pusher.flush() == 0  # nothing waits for the digest: it went at once
 
 
 # --- imports -------------------------------------------------------------------------------------------------------

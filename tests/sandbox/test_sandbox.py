@@ -25,20 +25,23 @@ from sqlalchemy import select
 from bot.app import OUTBOX, create_app
 from bot.domain.clock import FrozenClock
 from bot.domain.events import CardClick, InboundEvent, TextMessage
+from bot.domain.ticket import TicketInput
 from bot.logging import JsonFormatter
 from bot.sandbox.demo import SAMPLES
 from bot.sandbox.embed import Sandbox
 from bot.sandbox.web import MAX_BODY, SANDBOX, TOKEN_HEADER
 from bot.sandbox.wiring import decide, is_loopback, new_token
 from bot.services.sinks import RecordingSink
-from bot.web.keys import SETTINGS, STORE, WECOM_INBOUND
+from bot.web.keys import SETTINGS, STORE, TICKETS, WECOM_INBOUND
 from bot.wecom.callbacks import WECOM_CALLBACKS
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
+from bot.wecom.longconn import AIBOT_CONNECTION
 from bot.wecom.parse import AIBOT_SOURCE, APP_SOURCE
 from bot.wecom.tokens import MemoryTokenStore
 from config.loader import ConfigError, load_config
 from config.model import BotConfig
 from config.settings import Settings
+from config.vocabulary import TicketKind
 from notifiers.wecom import WECOM_APPCHAT
 from store import outbox as outbox_repo
 from store.models import inbox, tickets
@@ -142,11 +145,30 @@ async def test_on_without_wecom_settings(client: Client) -> None:
     assert settings.wecom_api_base == sb.fake.base_url
     assert settings.wecom_configured
     assert settings.wecom_corp_id == sb.creds.corp_id
-    assert set(client.app[WECOM_CALLBACKS]) == {APP_SOURCE, AIBOT_SOURCE}  # both callback routes are live
+    # the groups reach the bot over the intelligent robot's long connection, as in production with it; private
+    # chats are the app's (its callback route is live)
+    assert settings.aibot_long_connection
+    assert settings.wecom_aibot_ws_url == sb.fake.aibot.url
+    assert set(client.app[WECOM_CALLBACKS]) == {APP_SOURCE}
+    await client.app[AIBOT_CONNECTION].wait_subscribed()
+    assert sb.fake.aibot.subscribes[sb.creds.aibot_id] == 1
     assert settings.hotline_ingest_secret is not None
     # the fake knows the members and has the units' work groups as app chats
     assert {"zhangwei", "chenjing", "wuhao"} <= set(sb.fake.members.values())
     assert sb.fake.chats["sandbox-srjg"].userlist == ["chenjing", "sunlei", "zhouting"]
+    state = await (await client.get("/sandbox/api/state")).json()
+    assert state["robot"] == "long_connection"
+
+
+async def test_the_robot_in_callback_mode_on_request(make_client: MakeClient, sqlite_url: str) -> None:
+    client = await make_client(sqlite_url, SANDBOX_ROBOT="callback")
+    settings = client.app[SETTINGS]
+    assert not settings.aibot_long_connection
+    assert AIBOT_CONNECTION not in client.app
+    assert set(client.app[WECOM_CALLBACKS]) == {APP_SOURCE, AIBOT_SOURCE}  # both callback routes are live
+    assert sandbox(client).fake.aibot.robots == {}
+    state = await (await client.get("/sandbox/api/state")).json()
+    assert state["robot"] == "callback"
 
 
 async def test_page_shows_the_configured_chats(client: Client) -> None:
@@ -241,7 +263,11 @@ def test_settings() -> None:
     assert settings.sandbox_demo_every == timedelta(minutes=5)
     assert Settings.from_env({"SANDBOX_DEMO_EVERY": "off"}).sandbox_demo_every is None
     assert Settings.from_env({}).sandbox == "auto"
-    for bad in ({"SANDBOX": "yes"}, {"SANDBOX_DEMO_EVERY": "1wd"}, {"SANDBOX_DEMO_EVERY": "often"}):
+    assert Settings.from_env({}).sandbox_robot == "long_connection"
+    assert Settings.from_env({"SANDBOX_ROBOT": "Callback"}).sandbox_robot == "callback"
+    assert Settings.from_env({"SANDBOX_ROBOT": "long-connection"}).sandbox_robot == "long_connection"
+    for bad in ({"SANDBOX": "yes"}, {"SANDBOX_DEMO_EVERY": "1wd"}, {"SANDBOX_DEMO_EVERY": "often"},
+                {"SANDBOX_ROBOT": "both"}):  # fmt: skip
         with pytest.raises(ConfigError) as caught:
             Settings.from_env(bad)
         assert next(iter(bad)) in caught.value.report()
@@ -250,7 +276,44 @@ def test_settings() -> None:
 # -- members typing -----------------------------------------------------------------------------------------------
 
 
-async def test_say_in_a_group_reaches_the_robot_callback(client: Client) -> None:
+async def test_say_in_a_group_goes_over_the_long_connection(client: Client) -> None:
+    result = await say(client, "chenjing", "group:SRJG", "/接单 2026112200123")
+    assert result == {"item": 1, "accepted": True, "status": None, "error": None, "over": "ws"}  # stored: taken
+    await client.app[WECOM_INBOUND].drain()
+    event = seen(client)[-1]
+    assert isinstance(event, TextMessage)
+    assert (event.source, event.chat_type, event.chat_id) == ("aibot", "group", "sandbox-srjg")
+    assert event.sender.userid == "chenjing"
+    assert event.text == "/接单 2026112200123"  # the "@机器人 " WeCom puts in front is removed
+    assert event.response_url is not None
+    assert event.response_url.startswith(sandbox(client).fake.base_url or "-")
+    rows = await inbox_rows(client)
+    assert [(r["source"], r["status"]) for r in rows] == [(AIBOT_SOURCE, "done")]
+    assert '"content":"@机器人 /接单 2026112200123"' in rows[0]["payload"]
+    items = await events(client)
+    assert [(i["chat"], i["who"], i["level"]) for i in items] == [
+        ("group:SRJG", "member", "info"), ("group:SRJG", "system", "ok"),
+    ]  # fmt: skip
+    assert "智能机器人长连接" in items[1]["text"]
+
+
+async def test_a_line_the_bot_cannot_take_is_noted(client: Client) -> None:
+    connection = client.app[AIBOT_CONNECTION]
+    await connection.wait_subscribed()
+    await connection.stop()  # the bot's long connection is down: nothing can reach it
+    sb = sandbox(client)
+    sb.frames.wait = 0.05  # not the 15 s a person would wait (a bound on the wait for an event, not a sleep)
+    result = await say(client, "chenjing", "group:SRJG", "/待办")
+    assert result["accepted"] is False
+    assert result["error"]["code"] == "not_connected"
+    items = await events(client)
+    assert (items[-1]["level"], items[-1]["chat"]) == ("error", "group:SRJG")
+    assert "消息未送达机器人（智能机器人长连接）" in items[-1]["text"]
+    assert await inbox_rows(client) == []
+
+
+async def test_say_in_a_group_reaches_the_robot_callback(make_client: MakeClient, sqlite_url: str) -> None:
+    client = await make_client(sqlite_url, SANDBOX_ROBOT="callback")
     result = await say(client, "chenjing", "group:SRJG", "/接单 2026112200123")
     assert result["accepted"] is True
     assert result["status"] == 200
@@ -424,7 +487,11 @@ async def test_clicking_an_app_card(client: Client, session: aiohttp.ClientSessi
     assert (await again.json())["error"]["code"] == "unknown_card"
 
 
-async def test_clicking_a_robot_card_in_a_group(client: Client, session: aiohttp.ClientSession) -> None:
+@pytest.mark.parametrize("robot", ["long_connection", "callback"])
+async def test_clicking_a_robot_card_in_a_group(
+    make_client: MakeClient, sqlite_url: str, session: aiohttp.ClientSession, robot: str
+) -> None:
+    client = await make_client(sqlite_url, SANDBOX_ROBOT=robot)
     await say(client, "chenjing", "group:SRJG", "/待办")
     await client.app[WECOM_INBOUND].drain()
     event = seen(client)[-1]
@@ -445,6 +512,48 @@ async def test_clicking_a_robot_card_in_a_group(client: Client, session: aiohttp
     assert (click.event_key, click.task_id, click.sender.userid) == ("return", "rc-1", "zhouting")
     assert click.response_url
     assert click.response_url != event.response_url
+
+
+async def until(client: Client, after: int, found: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The first item after ``after`` that ``found`` accepts, waiting on the page's own feed (long polls)."""
+    for _ in range(50):  # bounded: each round returns as soon as there is something new
+        for item in await events(client, after, wait=10):
+            after = item["id"]
+            if found(item):
+                return item
+    raise AssertionError("the item never came")
+
+
+async def test_a_pushed_card_is_claimed_by_its_button_and_changes_for_everyone(
+    make_client: MakeClient, database_url: str
+) -> None:
+    """As in production with the robot's long connection: the push is the robot's card with buttons, a click on
+    接单 reaches the bot over the long connection, and the card changes in place (aibot_respond_update_msg)."""
+    client = await make_client(database_url, run_workers=True)
+    await client.app[AIBOT_CONNECTION].wait_subscribed()
+    no = "2026112300501"
+    ticket = TicketInput(ticket_no=no, content="店招松动 存在坠落风险", kind=TicketKind.URGENT, category="市容景观")
+    await client.app[TICKETS].upsert([ticket])
+    card = await until(client, 0, lambda i: i["chat"] == "group:SRJG" and i["clickable"])
+    assert card["via"] == "aibot_send"
+    assert f'data-key="claim:{no}"' in card["html"]
+    clicked = await client.post(
+        "/sandbox/api/click", json={"item": card["id"], "key": f"claim:{no}", "member": "zhouting"}
+    )
+    assert clicked.status == 200
+    assert (await clicked.json())["accepted"] is True
+    update = await until(client, card["id"], lambda i: i.get("replaces") == card["id"])
+    assert update["via"] == "aibot_update_card"
+    assert "周婷 已接单" in update["html"]
+    assert f'data-key="claim:{no}"' not in update["html"]
+    assert f'data-key="contact:{no}"' in update["html"]  # the next step's button
+    async with client.app[STORE].reading() as conn:
+        state = (await conn.execute(select(tickets.c.state).where(tickets.c.ticket_no == no))).scalar_one()
+    assert state == "claimed"
+    # the page's state holds the changed card, clickable for the next step
+    (item,) = [i for i in (await (await client.get("/sandbox/api/state")).json())["items"] if i["id"] == card["id"]]
+    assert item["clickable"]
+    assert "周婷 已接单" in item["html"]
 
 
 # -- the demo feed ------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Migration 0010 (repeat complaints) on a database in use, on both backends: the tickets of the last year get their
+"""Migration 0011 (repeat complaints) on a database in use, on both backends: the tickets of the last year get their
 keys, older ones none, none is marked as a repeat; the downgrade drops it all again."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from bot.domain.repeats import address_key, phone_key
 from store.db import MIGRATIONS, create_engine, migrate
 
-BEFORE_REPEATS = "0007"  # the revision 0010_repeats builds on
+BEFORE_REPEATS = "0010"  # the revision 0011_repeats builds on
 
 
 def alembic_config(connection: Connection) -> Config:

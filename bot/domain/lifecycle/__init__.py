@@ -4,9 +4,10 @@ Pure: ``decide`` takes a ticket (:class:`bot.domain.records.Ticket`) and a reque
 change, or raises ``TransitionRefused`` with a short Chinese reason for the chat and a stable code for the API. Who
 may ask for an action (roles, unit membership) is checked by the caller; here only the lifecycle's own rules live.
 
-Besides the state, a ticket carries two requests awaiting approval: 不纳入测评 (``evaluation``) and 延期
-(an extension of the handling deadlines by some working days). Neither changes the state; a pending extension
-request is dropped when the ticket leaves the states in which the unit handles it.
+Besides the state, a ticket carries requests awaiting approval: 不纳入测评 (``evaluation``), 延期 (an extension of
+the handling deadlines by some working days) and a handler's 退单 awaiting the unit head's signature. None of them
+changes the state; a pending extension or unsigned return is dropped when the ticket leaves the states in which the
+unit handles it. A signed return moves the ticket to ``return_requested`` for the office's review.
 
 The vocabulary and the data ``decide`` works on are in :mod:`.states`, ``decide`` and its steps in :mod:`.rules`.
 """
@@ -22,6 +23,7 @@ from bot.domain.lifecycle.states import (
     MAX_EXTENSIONS,
     MAX_REDISPATCHES,
     NO_PENDING_EXTENSION,
+    NO_PENDING_RETURN,
     RETURNABLE,
     RETURNS_BEFORE_ASSIGNMENT,
     STATE_LABELS,
@@ -31,6 +33,8 @@ from bot.domain.lifecycle.states import (
     CycleKind,
     Evaluation,
     ExtensionLimits,
+    ReturnLimits,
+    Solved,
     TicketState,
     Transition,
     TransitionRefused,
@@ -52,9 +56,12 @@ __all__ = [
     "MAX_EXTENSION_DAYS",
     "MAX_REDISPATCHES",
     "NO_PENDING_EXTENSION",
+    "NO_PENDING_RETURN",
     "RETURNABLE",
     "RETURNS_BEFORE_ASSIGNMENT",
+    "ReturnLimits",
     "STATE_LABELS",
+    "Solved",
     "TicketState",
     "Transition",
     "TransitionRefused",

@@ -16,23 +16,25 @@ from bot.domain.lifecycle.states import (
     EXTENDABLE,
     EXTENDED,
     HANDLING,
-    MAX_REDISPATCHES,
     NO_PENDING_EXTENSION,
+    NO_PENDING_RETURN,
     RETURNABLE,
-    RETURNS_BEFORE_ASSIGNMENT,
     WORKING,
     Action,
     ActionRequest,
     Evaluation,
+    Solved,
     TicketState,
     Transition,
     TransitionRefused,
-    VisitResult,
 )
 from config.vocabulary import DEADLINE_LABELS, DeadlineName
 
 if TYPE_CHECKING:  # the records import the lifecycle's states
     from bot.domain.records import Ticket
+
+
+_REVIEW = frozenset({DeadlineName.RETURN_REVIEW})
 
 
 def _refuse_state(ticket: Ticket, action: Action) -> TransitionRefused:
@@ -67,7 +69,21 @@ def decide(
             changes={**NO_PENDING_EXTENSION, **transition.changes},
             data={**transition.data, "extension_dropped": ticket.extension_days},
         )
+    if ticket.return_requested_at is not None and _leaves_return(transition):
+        # submitted, cancelled, sent to another unit …: the request has nothing left to give back
+        transition = replace(
+            transition,
+            changes={**NO_PENDING_RETURN, **transition.changes},
+            data={**transition.data, "return_dropped": True},
+        )
     return transition
+
+
+def _leaves_return(transition: Transition) -> bool:
+    """Whether ``transition`` ends what a pending return request (signed or not) asks about."""
+    if transition.new_cycle is not None:
+        return True
+    return transition.to_state not in (*RETURNABLE, TicketState.RETURN_REQUESTED)
 
 
 Decider = Any  # (Ticket, ActionRequest, Mapping[DeadlineName, datetime]) -> Transition
@@ -116,13 +132,16 @@ def _submit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) 
     if t.state not in (TicketState.DISPATCHED, *WORKING, TicketState.WARNING):
         raise _refuse_state(t, req.action)
     _require(_text(req.note) is not None, "note_required", "办结需要填写处理结果。")
-    changes = {} if t.handler_userid else {"handler_userid": req.actor}
+    solved = req.solved or Solved.SOLVED  # 实际解决, as the unit declares it
+    changes: dict[str, Any] = {"solved": solved.value}
+    if not t.handler_userid:
+        changes["handler_userid"] = req.actor
     return Transition(
         to_state=TicketState.SUBMITTED,
         changes=changes,
         meet=HANDLING,
         cancel=ALL_DEADLINES - HANDLING,
-        data={"result": _text(req.note), "rehandle": t.state is TicketState.WARNING},
+        data={"result": _text(req.note), "rehandle": t.state is TicketState.WARNING, "solved": solved.value},
     )
 
 
@@ -131,61 +150,145 @@ def _visit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -
         raise _refuse_state(t, req.action)
     _require(req.result is not None, "result_required", "回访需要填写结果：满意、基本满意、不满意或联系不上。")
     assert req.result is not None
-    if req.result is VisitResult.DISSATISFIED:
+    # the citizen's view: satisfaction, whether the problem was solved (when asked), what they said
+    seen = {
+        "satisfaction": req.result.value,
+        "visit_solved": req.solved.value if req.solved is not None else None,
+        "visit_note": _text(req.note),
+    }
+    facts = {"result": req.result.value, **({"solved": req.solved.value} if req.solved is not None else {})}
+    if req.result in req.warning_results:
         return Transition(
             to_state=TicketState.WARNING,
-            changes={"satisfaction": req.result.value, "rehandle_count": t.rehandle_count + 1},
+            changes={**seen, "rehandle_count": t.rehandle_count + 1},
             new_cycle="rehandle",
-            data={"result": req.result.value},
+            data=facts,
         )
     return Transition(
         to_state=TicketState.CLOSED,
-        changes={"satisfaction": req.result.value, "closed_at": req.at},
+        changes={**seen, "closed_at": req.at},
         cancel=ALL_DEADLINES,
-        data={"result": req.result.value},
+        data=facts,
     )
 
 
 def _request_return(t: Ticket, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state not in RETURNABLE:
         raise _refuse_state(t, req.action)
-    _require(_text(req.note) is not None, "reason_required", "退单需要写明退单理由。")
-    _require(_text(req.unit) is not None, "unit_required", "退单需要提出建议派单方向（承办单位）。")
+    if t.return_requested_at is not None:
+        waits = "负责人确认" if t.return_signed_by is None else "热线办审核"
+        raise TransitionRefused("already_requested", f"工单 {t.ticket_no} 已有退单申请，等待{waits}。")
+    reason, unit = _text(req.note), _text(req.unit)
+    _require(reason is not None, "reason_required", "退单需要写明退单理由。")
+    _require(unit is not None, "unit_required", "退单需要提出建议派单方向（承办单位）。")
     window = d.get(DeadlineName.RETURN_WINDOW)
     if window is None:
-        # no open window: it has passed and been closed, or the policy gives this kind none
-        raise TransitionRefused("return_window_closed", f"工单 {t.ticket_no} 不在退单期限内，不能退单。")
+        # no open window: the policy gives this kind none, or a return was rejected in this cycle
+        raise TransitionRefused(
+            "return_window_closed", f"工单 {t.ticket_no} 不在退单期限内（或退单申请已被驳回），不能退单。"
+        )
     if req.at > window:
         when = f"（{window:%m-%d %H:%M} 截止）"
         raise TransitionRefused(
             "return_window_closed",
             f"工单 {t.ticket_no} 已超过退单期限{when}，逾期不予退单。",
         )
+    request = {
+        "return_reason": reason,
+        "return_unit": unit,
+        "return_requested_by": req.actor,
+        "return_requested_at": req.at,
+    }
+    data = {"reason": reason, "suggested_unit": unit}
+    if req.signoff:
+        # a handler's request: it reaches the office once the unit's head signs it
+        return Transition(
+            to_state=t.state, changes={**request, "return_signed_by": None}, data={**data, "signoff": "pending"}
+        )
+    return _to_review(t, {**request, "return_signed_by": req.actor}, data)
+
+
+def _to_review(t: Ticket, changes: Mapping[str, Any], data: Mapping[str, Any]) -> Transition:
+    """A signed return goes to the office: the unit's reminders hold while the office's review deadline runs."""
     return Transition(
         to_state=TicketState.RETURN_REQUESTED,
-        changes={"state_before_return": t.state.value},
-        data={"reason": _text(req.note), "suggested_unit": _text(req.unit)},
+        changes={"state_before_return": t.state.value, **changes},
+        hold=True,
+        review=True,
+        data=data,
+    )
+
+
+def _unsigned(t: Ticket) -> None:
+    if t.return_requested_at is None or t.return_signed_by is not None:
+        raise TransitionRefused("nothing_to_confirm", f"工单 {t.ticket_no} 没有等待负责人确认的退单申请。")
+
+
+def _confirm_return(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    _unsigned(t)
+    if t.state not in RETURNABLE:
+        raise _refuse_state(t, req.action)  # not reached: leaving the returnable states drops the request
+    facts = {"reason": t.return_reason, "suggested_unit": t.return_unit, "requested_by": t.return_requested_by}
+    return _to_review(t, {"return_signed_by": req.actor}, facts)
+
+
+def _decline_return(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
+    _unsigned(t)
+    why = _text(req.note)
+    _require(why is not None, "reason_required", "不同意退单需要写明理由。")
+    return Transition(
+        to_state=t.state,
+        changes=dict(NO_PENDING_RETURN),
+        data={"reason": why, "return_reason": t.return_reason, "requested_by": t.return_requested_by},
     )
 
 
 def _approve_return(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is not TicketState.RETURN_REQUESTED:
         raise _refuse_state(t, req.action)
+    limits = req.return_limits
     returns = t.return_count + 1
-    contested = returns >= RETURNS_BEFORE_ASSIGNMENT or t.redispatch_count >= MAX_REDISPATCHES
+    contested = returns >= limits.assignment_after or t.redispatch_count >= limits.max_redispatches
+    changes = {"return_count": returns, "handler_userid": None, "state_before_return": None, **NO_PENDING_RETURN}
+    facts = {"returns": returns, "reason": t.return_reason, "suggested_unit": t.return_unit}
+    # what fell due after the unit asked to give the ticket back is not the unit's to answer for
+    excused = t.return_requested_at or req.at
+    unit = _text(req.unit)
+    if unit is not None and not contested:
+        # approved and re-dispatched in one step: the named unit gets the ticket as a new one
+        moved = _dispatch_to(t, req, counted=True)
+        return replace(
+            moved,
+            changes={**changes, **moved.changes},
+            excused_from=excused,
+            data={**facts, **moved.data, "to_assignment": False},
+        )
     return Transition(
         to_state=TicketState.PENDING_ASSIGNMENT if contested else TicketState.RETURNED,
-        changes={"return_count": returns, "handler_userid": None, "state_before_return": None},
-        cancel=ALL_DEADLINES,
-        data={"returns": returns, "to_assignment": contested},
+        changes=changes,
+        # the review ends with the decision, unless the office still has to re-dispatch the ticket
+        meet=_REVIEW if contested else frozenset(),
+        cancel=ALL_DEADLINES - _REVIEW,
+        excused_from=excused,
+        data={**facts, "to_assignment": contested, **({"named_unit": unit} if unit is not None else {})},
     )
 
 
 def _reject_return(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is not TicketState.RETURN_REQUESTED:
         raise _refuse_state(t, req.action)
+    why = _text(req.note)
+    _require(why is not None, "reason_required", "驳回退单需要写明理由。")
     back = t.state_before_return or TicketState.DISPATCHED
-    return Transition(to_state=back, changes={"state_before_return": None}, data={"reason": _text(req.note)})
+    return Transition(
+        to_state=back,
+        changes={"state_before_return": None, **NO_PENDING_RETURN},
+        meet=_REVIEW,
+        # the office has decided: the unit does not ask again in this cycle
+        cancel=frozenset({DeadlineName.RETURN_WINDOW}),
+        resume=True,
+        data={"reason": why, "return_reason": t.return_reason, "requested_by": t.return_requested_by},
+    )
 
 
 def _dispatch_to(t: Ticket, req: ActionRequest, counted: bool) -> Transition:
@@ -202,7 +305,9 @@ def _dispatch_to(t: Ticket, req: ActionRequest, counted: bool) -> Transition:
     return Transition(
         to_state=TicketState.DISPATCHED,
         changes=changes,
-        cancel=ALL_DEADLINES,
+        # the office's review of a return ends with the ticket's new unit
+        meet=_REVIEW,
+        cancel=ALL_DEADLINES - _REVIEW,
         new_cycle="dispatch",
         data={"from_unit": t.unit_code, "to_unit": unit},
     )
@@ -222,7 +327,7 @@ def _redispatch(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetim
         raise TransitionRefused("assignment_required", f"工单 {t.ticket_no} 已多次退单，需由中心领导签派。")
     if t.state is not TicketState.RETURNED:
         raise _refuse_state(t, req.action)
-    if t.redispatch_count >= MAX_REDISPATCHES:
+    if t.redispatch_count >= req.return_limits.max_redispatches:
         raise TransitionRefused(
             "redispatch_limit", f"工单 {t.ticket_no} 已重新派单 {t.redispatch_count} 次，需由中心领导签派。"
         )
@@ -268,7 +373,9 @@ def _decide_exclusion(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, d
     )
     approved = req.action is Action.APPROVE_EXCLUSION
     value = Evaluation.EXCLUDED if approved else Evaluation.NORMAL
-    return Transition(to_state=t.state, changes={"evaluation": value.value}, data={"approved": approved})
+    return Transition(
+        to_state=t.state, changes={"evaluation": value.value}, data={"approved": approved, "reason": _text(req.note)}
+    )
 
 
 def _request_extension(t: Ticket, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
@@ -356,7 +463,15 @@ def _reopen(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) 
         raise _refuse_state(t, req.action)
     return Transition(
         to_state=TicketState.DISPATCHED,
-        changes={"closed_at": None, "satisfaction": None, "handler_userid": None, "dispatched_at": req.at},
+        changes={
+            "closed_at": None,
+            "satisfaction": None,
+            "solved": None,
+            "visit_solved": None,
+            "visit_note": None,
+            "handler_userid": None,
+            "dispatched_at": req.at,
+        },
         new_cycle="dispatch",
         data={"reason": _text(req.note)},
     )
@@ -380,6 +495,8 @@ _ACTIONS: dict[Action, Decider] = {
     Action.SUBMIT: _submit,
     Action.VISIT: _visit,
     Action.REQUEST_RETURN: _request_return,
+    Action.CONFIRM_RETURN: _confirm_return,
+    Action.DECLINE_RETURN: _decline_return,
     Action.APPROVE_RETURN: _approve_return,
     Action.REJECT_RETURN: _reject_return,
     Action.REDISPATCH: _redispatch,

@@ -56,6 +56,8 @@ class Action(StrEnum):
     SUBMIT = "submit"
     VISIT = "visit"
     REQUEST_RETURN = "request_return"
+    CONFIRM_RETURN = "confirm_return"
+    DECLINE_RETURN = "decline_return"
     APPROVE_RETURN = "approve_return"
     REJECT_RETURN = "reject_return"
     REDISPATCH = "redispatch"
@@ -82,6 +84,8 @@ ACTION_LABELS: dict[Action, str] = {
     Action.SUBMIT: "办结",
     Action.VISIT: "回访",
     Action.REQUEST_RETURN: "退单",
+    Action.CONFIRM_RETURN: "确认退单",
+    Action.DECLINE_RETURN: "不同意退单",
     Action.APPROVE_RETURN: "同意退单",
     Action.REJECT_RETURN: "驳回退单",
     Action.REDISPATCH: "重新派单",
@@ -114,13 +118,26 @@ class VisitResult(StrEnum):
         }[self.value]
 
 
+class Solved(StrEnum):
+    """实际解决: whether the problem was solved, as the unit declares it and as the citizen sees it at the visit."""
+
+    SOLVED = "solved"
+    PARTLY = "partly"
+    UNSOLVED = "unsolved"
+
+    @property
+    def label(self) -> str:
+        return {"solved": "已解决", "partly": "部分解决", "unsolved": "未解决"}[self.value]
+
+
 class Evaluation(StrEnum):
     NORMAL = "normal"  # counts in the ratings
     REQUESTED = "requested"  # 不纳入测评: asked, awaiting approval
     EXCLUDED = "excluded"  # 不纳入测评: approved
 
 
-# how many returns send a ticket to the center lead (签派), and how often the dispatcher may re-dispatch
+# the defaults of the configured limits (returns in the YAML): how many returns send a ticket to the center lead
+# (签派), and how often the dispatcher may re-dispatch a returned ticket
 RETURNS_BEFORE_ASSIGNMENT = 2
 MAX_REDISPATCHES = 1
 # 延期: the defaults of the configured limits (deadlines.extension in the YAML): working days one request may ask
@@ -162,6 +179,16 @@ NO_PENDING_EXTENSION: Mapping[str, Any] = {
     "extension_requested_at": None,
 }
 
+# what a pending return request leaves on the ticket, cleared by a decision (or by leaving the returnable states
+# before a head signed it)
+NO_PENDING_RETURN: Mapping[str, Any] = {
+    "return_reason": None,
+    "return_unit": None,
+    "return_requested_by": None,
+    "return_requested_at": None,
+    "return_signed_by": None,
+}
+
 CycleKind = Literal["dispatch", "rehandle"]
 
 
@@ -183,6 +210,15 @@ class ExtensionLimits:
     max_count: int = MAX_EXTENSIONS  # approved extensions per ticket (0: none)
 
 
+@dataclass(frozen=True, slots=True)
+class ReturnLimits:
+    """When an approved return sends a ticket to the center lead (签派) rather than back to the office for a
+    re-dispatch: the configuration's, passed in by the caller."""
+
+    assignment_after: int = RETURNS_BEFORE_ASSIGNMENT  # returns of one ticket, by any units
+    max_redispatches: int = MAX_REDISPATCHES  # re-dispatches after a return
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ActionRequest:
     action: Action
@@ -195,6 +231,12 @@ class ActionRequest:
     by_hotline: bool = False  # the hotline platform itself (ingest updates) rather than a person
     days: int | None = None  # working days: asked for (request extension), or granted when fewer (approve)
     extension_limits: ExtensionLimits = ExtensionLimits()
+    signoff: bool = False  # a return request that must wait for the unit head's signature (request return)
+    return_limits: ReturnLimits = ReturnLimits()
+    # 实际解决: as the unit declares it (submit; default solved), as the citizen sees it (visit; default unknown)
+    solved: Solved | None = None
+    # the visit results that make a warning ticket (the configuration's; default 不满意)
+    warning_results: frozenset[VisitResult] = frozenset({VisitResult.DISSATISFIED})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -209,3 +251,11 @@ class Transition:
     # time (the caller has the working-day calendar)
     extend: frozenset[DeadlineName] = frozenset()
     extend_days: int = 0
+    # a return reaches the office: the unit's open deadlines of the cycle stop being nagged (``hold``) and the office's
+    # review deadline starts (``review``); a rejected one: they are nagged again from ``at`` (``resume``)
+    hold: bool = False
+    review: bool = False
+    resume: bool = False
+    # deadlines this transition closes that fall due at or after this moment are cancelled, never missed (an
+    # approved return: the unit is not answerable for what fell due after it asked to give the ticket back)
+    excused_from: datetime | None = None

@@ -16,7 +16,9 @@ from bot.domain.clock import TZ, local
 Cell = str | datetime | float | None
 RawCell = Any  # what calamine / csv hand over, before normalisation
 
-DATE_FIELDS = frozenset({"dispatched_at", "hotline_deadline"})
+DATE_FIELDS = frozenset(
+    {"dispatched_at", "hotline_deadline", "accepted_at", "contacted_at", "on_site_at", "finished_at", "visited_at"}
+)
 DIGIT_FIELDS = frozenset({"ticket_no", "citizen_phone"})  # numbers Excel may have stored as floats
 
 # Excel's day 0 (its serials count wall-clock days; the office's clock is Beijing time)

@@ -74,7 +74,7 @@ ON_SITE_MET = frozenset({D.ON_SITE_2H})
 SUBMIT_MET = frozenset({D.ACCEPT, D.HANDLE, D.HANDLE_INTERNAL, D.SOLVE_24H, D.OPINION_5D, D.REHANDLE})
 
 
-SUBMIT_CANCEL = frozenset({D.FIRST_CONTACT, D.RETURN_WINDOW, D.CONTACT_20M, D.ON_SITE_2H})
+SUBMIT_CANCEL = frozenset({D.FIRST_CONTACT, D.RETURN_WINDOW, D.CONTACT_20M, D.ON_SITE_2H, D.RETURN_REVIEW})
 
 
 HANDLER = "alice"  # who holds the ticket in the states that have a handler
@@ -194,8 +194,39 @@ def ext(state: TicketState) -> Expect:
 CANCEL = Expect(S.CANCELLED, {"closed_at": AT}, cancel=ALL)
 
 
-# a new unit gets the ticket: no handler, a new dispatch cycle from now
+# a return visit records the citizen's view: satisfaction, whether it was solved (not asked here), the note
+VISITED = {"satisfaction": "satisfied", "visit_solved": None, "visit_note": "情况说明"}
+SOLVED = {"solved": "solved"}  # submitted: the unit declares it solved, unless it says otherwise
+
+
+REVIEW = frozenset({D.RETURN_REVIEW})
+
+
+# what a return leaves on the ticket: why, the suggested unit, who asked and when, who signed (cleared by a decision)
+NO_RETURN = {
+    "return_reason": None,
+    "return_unit": None,
+    "return_requested_by": None,
+    "return_requested_at": None,
+    "return_signed_by": None,
+}
+
+
+def ret(state: TicketState) -> Expect:
+    """退单 by a head (no signature to wait for): to the office's review, where it was kept for a rejection."""
+    request = {
+        "return_reason": "情况说明",
+        "return_unit": "HWK",
+        "return_requested_by": ACTOR,
+        "return_requested_at": AT,
+        "return_signed_by": ACTOR,
+    }
+    return Expect(S.RETURN_REQUESTED, {"state_before_return": state.value, **request})
+
+
+# a new unit gets the ticket: no handler, a new dispatch cycle from now; an office review of a return ends
 REDISPATCHED = {"unit_code": "HWK", "handler_userid": None, "dispatched_at": AT, "state_before_return": None}
+MOVED: dict[str, Any] = {"meet": REVIEW, "cancel": ALL - REVIEW, "new_cycle": "dispatch"}
 
 
 ALLOWED: list[Any] = [
@@ -205,26 +236,26 @@ ALLOWED: list[Any] = [
     (
         S.DISPATCHED,
         A.SUBMIT,
-        Expect(S.SUBMITTED, {"handler_userid": ACTOR}, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL),
+        Expect(S.SUBMITTED, {"handler_userid": ACTOR, **SOLVED}, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL),
     ),
-    (S.DISPATCHED, A.REQUEST_RETURN, Expect(S.RETURN_REQUESTED, {"state_before_return": "dispatched"})),
+    (S.DISPATCHED, A.REQUEST_RETURN, ret(S.DISPATCHED)),
     (S.DISPATCHED, A.REQUEST_EXCLUSION, excl(S.DISPATCHED)),
     (S.DISPATCHED, A.CANCEL, CANCEL),
     # nobody has claimed it: the dispatcher routes it by hand, not counted as the one re-dispatch
-    (S.DISPATCHED, A.REDISPATCH, Expect(S.DISPATCHED, REDISPATCHED, cancel=ALL, new_cycle="dispatch")),
+    (S.DISPATCHED, A.REDISPATCH, Expect(S.DISPATCHED, REDISPATCHED, **MOVED)),
     # 已接单
     (S.CLAIMED, A.CONTACT, Expect(S.CONTACTED, meet=CONTACT_MET)),
     (S.CLAIMED, A.ON_SITE, Expect(S.ON_SITE, meet=ON_SITE_MET)),
-    (S.CLAIMED, A.SUBMIT, Expect(S.SUBMITTED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
-    (S.CLAIMED, A.REQUEST_RETURN, Expect(S.RETURN_REQUESTED, {"state_before_return": "claimed"})),
+    (S.CLAIMED, A.SUBMIT, Expect(S.SUBMITTED, SOLVED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
+    (S.CLAIMED, A.REQUEST_RETURN, ret(S.CLAIMED)),
     (S.CLAIMED, A.TRANSFER, Expect(S.CLAIMED, {"handler_userid": OTHER})),
     (S.CLAIMED, A.REQUEST_EXCLUSION, excl(S.CLAIMED)),
     (S.CLAIMED, A.REQUEST_EXTENSION, ext(S.CLAIMED)),
     (S.CLAIMED, A.CANCEL, CANCEL),
     # 已联系
     (S.CONTACTED, A.ON_SITE, Expect(S.ON_SITE, meet=ON_SITE_MET)),
-    (S.CONTACTED, A.SUBMIT, Expect(S.SUBMITTED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
-    (S.CONTACTED, A.REQUEST_RETURN, Expect(S.RETURN_REQUESTED, {"state_before_return": "contacted"})),
+    (S.CONTACTED, A.SUBMIT, Expect(S.SUBMITTED, SOLVED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
+    (S.CONTACTED, A.REQUEST_RETURN, ret(S.CONTACTED)),
     (S.CONTACTED, A.TRANSFER, Expect(S.CONTACTED, {"handler_userid": OTHER})),
     (S.CONTACTED, A.REQUEST_EXCLUSION, excl(S.CONTACTED)),
     (S.CONTACTED, A.REQUEST_EXTENSION, ext(S.CONTACTED)),
@@ -232,8 +263,8 @@ ALLOWED: list[Any] = [
     # 已到场
     # contact recorded after the visit: the state stays, the contact deadlines are met
     (S.ON_SITE, A.CONTACT, Expect(S.ON_SITE, meet=CONTACT_MET)),
-    (S.ON_SITE, A.SUBMIT, Expect(S.SUBMITTED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
-    (S.ON_SITE, A.REQUEST_RETURN, Expect(S.RETURN_REQUESTED, {"state_before_return": "on_site"})),
+    (S.ON_SITE, A.SUBMIT, Expect(S.SUBMITTED, SOLVED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
+    (S.ON_SITE, A.REQUEST_RETURN, ret(S.ON_SITE)),
     (S.ON_SITE, A.TRANSFER, Expect(S.ON_SITE, {"handler_userid": OTHER})),
     (S.ON_SITE, A.REQUEST_EXCLUSION, excl(S.ON_SITE)),
     (S.ON_SITE, A.REQUEST_EXTENSION, ext(S.ON_SITE)),
@@ -242,14 +273,14 @@ ALLOWED: list[Any] = [
     (
         S.SUBMITTED,
         A.VISIT,
-        Expect(S.CLOSED, {"satisfaction": "satisfied", "closed_at": AT}, cancel=ALL),
+        Expect(S.CLOSED, {**VISITED, "closed_at": AT}, cancel=ALL),
     ),
     (S.SUBMITTED, A.REQUEST_EXCLUSION, excl(S.SUBMITTED)),
     (S.SUBMITTED, A.CANCEL, CANCEL),
     # 预警·再次处置中: the unit records contact / on-site again and re-submits; no return any more
     (S.WARNING, A.CONTACT, Expect(S.WARNING, meet=CONTACT_MET)),
     (S.WARNING, A.ON_SITE, Expect(S.WARNING, meet=ON_SITE_MET)),
-    (S.WARNING, A.SUBMIT, Expect(S.SUBMITTED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
+    (S.WARNING, A.SUBMIT, Expect(S.SUBMITTED, SOLVED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
     (S.WARNING, A.TRANSFER, Expect(S.WARNING, {"handler_userid": OTHER})),
     (S.WARNING, A.REQUEST_EXCLUSION, excl(S.WARNING)),
     (S.WARNING, A.REQUEST_EXTENSION, ext(S.WARNING)),
@@ -260,24 +291,33 @@ ALLOWED: list[Any] = [
         A.APPROVE_RETURN,
         Expect(
             S.RETURNED,
-            {"return_count": 1, "handler_userid": None, "state_before_return": None},
-            cancel=ALL,
+            {"return_count": 1, "handler_userid": None, "state_before_return": None, **NO_RETURN},
+            cancel=ALL - REVIEW,  # the office still re-dispatches it: its review deadline runs on
         ),
     ),
-    (S.RETURN_REQUESTED, A.REJECT_RETURN, Expect(S.CLAIMED, {"state_before_return": None})),
+    (
+        S.RETURN_REQUESTED,
+        A.REJECT_RETURN,
+        Expect(
+            S.CLAIMED,
+            {"state_before_return": None, **NO_RETURN},
+            meet=REVIEW,
+            cancel=frozenset({D.RETURN_WINDOW}),  # no second return in this cycle
+        ),
+    ),
     (S.RETURN_REQUESTED, A.REQUEST_EXCLUSION, excl(S.RETURN_REQUESTED)),
     (S.RETURN_REQUESTED, A.CANCEL, CANCEL),
     # 已退单待重派: re-dispatched once (counted) or decided by the center lead (签派)
     (
         S.RETURNED,
         A.REDISPATCH,
-        Expect(S.DISPATCHED, {**REDISPATCHED, "redispatch_count": 1}, cancel=ALL, new_cycle="dispatch"),
+        Expect(S.DISPATCHED, {**REDISPATCHED, "redispatch_count": 1}, **MOVED),
     ),
-    (S.RETURNED, A.ASSIGN, Expect(S.DISPATCHED, REDISPATCHED, cancel=ALL, new_cycle="dispatch")),
+    (S.RETURNED, A.ASSIGN, Expect(S.DISPATCHED, REDISPATCHED, **MOVED)),
     (S.RETURNED, A.REQUEST_EXCLUSION, excl(S.RETURNED)),
     (S.RETURNED, A.CANCEL, CANCEL),
     # 待签派
-    (S.PENDING_ASSIGNMENT, A.ASSIGN, Expect(S.DISPATCHED, REDISPATCHED, cancel=ALL, new_cycle="dispatch")),
+    (S.PENDING_ASSIGNMENT, A.ASSIGN, Expect(S.DISPATCHED, REDISPATCHED, **MOVED)),
     (S.PENDING_ASSIGNMENT, A.REQUEST_EXCLUSION, excl(S.PENDING_ASSIGNMENT)),
     (S.PENDING_ASSIGNMENT, A.CANCEL, CANCEL),
     # 已办结: may still go up for 不纳入测评, or be reopened (a new dispatch cycle)
@@ -287,7 +327,15 @@ ALLOWED: list[Any] = [
         A.REOPEN,
         Expect(
             S.DISPATCHED,
-            {"closed_at": None, "satisfaction": None, "handler_userid": None, "dispatched_at": AT},
+            {
+                "closed_at": None,
+                "satisfaction": None,
+                "solved": None,
+                "visit_solved": None,
+                "visit_note": None,
+                "handler_userid": None,
+                "dispatched_at": AT,
+            },
             new_cycle="dispatch",
         ),
     ),
@@ -308,6 +356,8 @@ def _refusals(allowed: set[Action], **special: str) -> dict[Action, str]:
     codes[A.REJECT_EXCLUSION] = _NOTHING
     codes[A.APPROVE_EXTENSION] = _NOTHING
     codes[A.REJECT_EXTENSION] = _NOTHING
+    codes[A.CONFIRM_RETURN] = "nothing_to_confirm"  # no handler's return waits for a head's signature
+    codes[A.DECLINE_RETURN] = "nothing_to_confirm"
     codes.update({Action(k): v for k, v in special.items()})
     return codes
 
@@ -363,6 +413,7 @@ NAMES_TICKET = {
     "return_window_closed",
     "already_requested",
     "nothing_to_approve",
+    "nothing_to_confirm",
     "claim_first",
     "extension_limit",
     "overdue",

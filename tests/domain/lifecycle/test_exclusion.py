@@ -21,8 +21,8 @@ def test_exclusion_request_then_approve_or_reject() -> None:
     assert approved.evaluation is Evaluation.EXCLUDED
     rejected = run(asked, req(A.REJECT_EXCLUSION))
     assert rejected.evaluation is Evaluation.NORMAL
-    assert decide(asked, req(A.APPROVE_EXCLUSION), OPEN).data == {"approved": True}
-    assert decide(asked, req(A.REJECT_EXCLUSION), OPEN).data == {"approved": False}
+    assert decide(asked, req(A.APPROVE_EXCLUSION), OPEN).data == {"approved": True, "reason": "情况说明"}
+    assert decide(asked, req(A.REJECT_EXCLUSION), OPEN).data == {"approved": False, "reason": "情况说明"}
     # after a rejection it may be asked again
     assert run(rejected, req(A.REQUEST_EXCLUSION)).evaluation is Evaluation.REQUESTED
 

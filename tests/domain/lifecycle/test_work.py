@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.domain.lifecycle import (
+    Solved,
     TicketState,
     VisitResult,
     decide,
@@ -66,9 +67,11 @@ def test_submit_requires_a_note(state: TicketState, note: str | None) -> None:
 
 def test_submit_records_the_result_and_whether_it_was_a_rehandling() -> None:
     first = decide(snap(S.CLAIMED), req(A.SUBMIT, note="  已清运  "), OPEN)
-    assert first.data == {"result": "已清运", "rehandle": False}
-    again = decide(snap(S.WARNING), req(A.SUBMIT, note="负责人到场复查"), OPEN)
-    assert again.data == {"result": "负责人到场复查", "rehandle": True}
+    assert first.data == {"result": "已清运", "rehandle": False, "solved": "solved"}
+    assert first.changes["solved"] == "solved"  # the unit's word, unless it says otherwise
+    again = decide(snap(S.WARNING), req(A.SUBMIT, note="负责人到场复查", solved=Solved.PARTLY), OPEN)
+    assert again.data == {"result": "负责人到场复查", "rehandle": True, "solved": "partly"}
+    assert again.changes["solved"] == "partly"
 
 
 def test_submit_state_is_checked_before_the_note() -> None:
@@ -79,9 +82,27 @@ def test_submit_state_is_checked_before_the_note() -> None:
 def test_visit_not_dissatisfied_closes(result: VisitResult) -> None:
     tr = decide(snap(S.SUBMITTED), req(A.VISIT, result=result), OPEN)
     assert tr.to_state is S.CLOSED
-    assert tr.changes == {"satisfaction": result.value, "closed_at": AT}
+    assert tr.changes == {"satisfaction": result.value, "visit_solved": None, "visit_note": "情况说明", "closed_at": AT}
     assert tr.cancel == ALL
     assert tr.new_cycle is None
+
+
+def test_visit_records_the_citizens_view_of_the_result() -> None:
+    tr = decide(
+        snap(S.SUBMITTED), req(A.VISIT, result=VisitResult.SATISFIED, solved=Solved.UNSOLVED, note=" 态度好 "), OPEN
+    )
+    assert (tr.changes["visit_solved"], tr.changes["visit_note"]) == ("unsolved", "态度好")
+    assert tr.data == {"result": "satisfied", "solved": "unsolved"}
+
+
+def test_which_visit_results_make_a_warning_ticket_is_configuration() -> None:
+    strict = frozenset({VisitResult.DISSATISFIED, VisitResult.UNREACHABLE})
+    tr = decide(snap(S.SUBMITTED), req(A.VISIT, result=VisitResult.UNREACHABLE, warning_results=strict), OPEN)
+    assert tr.to_state is S.WARNING
+    lenient = decide(
+        snap(S.SUBMITTED), req(A.VISIT, result=VisitResult.DISSATISFIED, warning_results=frozenset()), OPEN
+    )
+    assert lenient.to_state is S.CLOSED
 
 
 @pytest.mark.parametrize("rehandles", [0, 1, 3])
@@ -90,7 +111,12 @@ def test_visit_dissatisfied_makes_a_warning_ticket_with_a_rehandle_cycle(rehandl
     tr = decide(ticket, req(A.VISIT, result=VisitResult.DISSATISFIED), OPEN)
     assert tr.to_state is S.WARNING
     assert tr.new_cycle == "rehandle"
-    assert tr.changes == {"satisfaction": "dissatisfied", "rehandle_count": rehandles + 1}
+    assert tr.changes == {
+        "satisfaction": "dissatisfied",
+        "visit_solved": None,
+        "visit_note": "情况说明",
+        "rehandle_count": rehandles + 1,
+    }
     assert "handler_userid" not in tr.changes  # the same unit and handler re-handle it
     assert tr.data == {"result": "dissatisfied"}
 

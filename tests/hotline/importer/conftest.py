@@ -1,9 +1,7 @@
-"""A fresh SQLite ticket service per test, and the sandbox config, for the importer tests."""
+"""A fresh ticket service per test on each database (the ``store`` of tests/conftest.py: SQLite and PostgreSQL),
+and the sandbox config, for the importer tests."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -13,7 +11,6 @@ from bot.services.tickets import TicketService
 from config.loader import load_config
 from config.model import BotConfig
 from store.core import Store
-from store.db import create_engine, migrate
 from tests.hotline.importer.support import ROOT, at
 
 
@@ -25,14 +22,6 @@ def config() -> BotConfig:
 @pytest.fixture(scope="module")
 def work_calendar() -> WorkCalendar:
     return WorkCalendar()
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/t.db")
-    await migrate(engine)
-    yield Store(engine)
-    await engine.dispose()
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ HEADERS = [
     "承办单位",
     "派单时间",
     "办理时限",
-    "回访结果",  # not mapped: ignored
+    "备注",  # not mapped: reported, ignored
 ]
 
 
@@ -67,7 +67,7 @@ def ticket(no: Any, content: Any = "小区门口垃圾清运不及时，气味�
         "承办单位": None,
         "派单时间": naive(2026, 11, 20, 15, 4, 5),
         "办理时限": None,
-        "回访结果": "满意",
+        "备注": "市民要求回电",
     }
     row.update(cells)
     return row

@@ -9,6 +9,7 @@ import pytest
 
 from bot.hotline.importer import (
     ImportFormatError,
+    ImportInterrupted,
     RowError,
 )
 from bot.services.tickets import TicketNotFound, TicketService
@@ -36,9 +37,10 @@ async def test_xlsx_import_counts_errors_and_tickets(tmp_path: Path, svc: Ticket
 
     assert (report.total, report.created, report.updated, report.unchanged) == (10, 5, 0, 0)
     assert error_rows(report) == [7, 8, 9, 10, 11]
-    assert report.superseded == 0
     assert not report.ok
     assert report.summary() == "导入完成：共 10 行，新增 5，更新 0，未变 0，错误 5"
+    assert report.unrecognised == ["备注"]
+    assert report.lines()[:2] == ["未识别的列：备注，已忽略", report.summary()]
 
     by_row = {e.row: e for e in report.errors}
     assert by_row[7].ticket_no is None
@@ -177,23 +179,24 @@ async def test_csv_in_both_encodings(tmp_path: Path, svc: TicketService, config:
     assert (again.created, again.updated, again.unchanged) == (0, 0, 5)
 
 
-async def test_duplicate_numbers_last_row_wins(
+async def test_a_repeated_number_is_an_error_of_the_later_row(
     tmp_path: Path, svc: TicketService, config: BotConfig, store: Store
 ) -> None:
     rows: list[dict[str, Any] | None] = [
         ticket("2026112000001", 诉求地址="幸福路1号"),
         ticket("2026112000002"),
         ticket("2026112000003"),
-        ticket("2026112000001", 诉求地址="幸福路2号"),  # supersedes row 2, in another batch
+        ticket("2026112000001", 诉求地址="幸福路2号"),  # row 5: the same number again, in another batch
     ]
     path = write_xlsx(tmp_path / "export.xlsx", rows)
     report = await run(path, svc, config, batch_size=2)
-    assert (report.total, report.created, report.superseded, report.errors) == (4, 3, 1, [])
-    assert report.summary().endswith("错误 0，重复编号 1（以最后一行为准）")
-    assert (await svc.get("2026112000001")).ticket.address == "幸福路2号"
+    assert (report.total, report.created) == (4, 3)
+    assert report.errors == [RowError(5, "2026112000001", "工单编号: 2026112000001 与第 2 行重复，本行未导入")]
+    assert report.summary().endswith("错误 1")
+    assert (await svc.get("2026112000001")).ticket.address == "幸福路1号"  # not overwritten
     audits = await count(store, audit_log)
     again = await run(path, svc, config, batch_size=2)
-    assert (again.created, again.updated, again.unchanged, again.superseded) == (0, 0, 3, 1)
+    assert (again.created, again.updated, again.unchanged, len(again.errors)) == (0, 0, 3, 1)
     assert await count(store, audit_log) == audits
 
 
@@ -205,3 +208,28 @@ async def test_progress_bar_on_stderr(
     assert captured.out == ""
     assert "10/10" in captured.err
     assert "行" in captured.err
+
+
+async def test_a_failure_part_way_says_what_was_committed_and_a_rerun_carries_on(
+    tmp_path: Path, svc: TicketService, config: BotConfig, store: Store
+) -> None:
+    path = write_xlsx(tmp_path / "export.xlsx", standard_rows())
+    upsert = svc.upsert
+    calls = 0
+
+    async def failing(inputs: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("the database went away")
+        return await upsert(inputs, **kwargs)
+
+    svc.upsert = failing  # type: ignore[method-assign]
+    with pytest.raises(ImportInterrupted) as caught:
+        await run(path, svc, config, batch_size=2)
+    assert (caught.value.report.created, caught.value.report.updated) == (2, 0)
+    assert caught.value.message().startswith("导入中断：已提交 2 行（新增 2，更新 0）")
+    assert await count(store, tickets) == 2
+    svc.upsert = upsert  # type: ignore[method-assign]
+    again = await run(path, svc, config, batch_size=2)
+    assert (again.created, again.unchanged) == (3, 2)

@@ -1,7 +1,7 @@
 """tickets: repeat keys, count and link; ticket_repeats: the earlier tickets of the same matter
 
-Revision ID: 0010
-Revises: 0007
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-26
 
 重复诉求 (repeat complaints, bot.domain.repeats): a ticket whose citizen phone, or whose place and a similar text,
@@ -27,8 +27,8 @@ from alembic import op
 from bot.domain.repeats import address_key, phone_key, signature
 from store.models import TZDateTime
 
-revision = '0010'
-down_revision = '0007'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
