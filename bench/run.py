@@ -17,7 +17,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import print_table  # noqa: E402
 
-BENCHMARKS = ["calendar", "ingest", "import", "callbacks", "delivery", "commands", "pushes", "engine", "memory"]
+BENCHMARKS = [
+    "calendar",
+    "ingest",
+    "import",
+    "callbacks",
+    "delivery",
+    "commands",
+    "pushes",
+    "engine",
+    "repeats",
+    "memory",
+]
 
 
 def main() -> int:

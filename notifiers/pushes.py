@@ -54,7 +54,7 @@ from typing import Any
 
 from bot.domain.clock import Clock
 from bot.domain.lifecycle import Action, TicketState
-from bot.domain.records import Deadline
+from bot.domain.records import Deadline, RepeatLink, Ticket
 from bot.messages import pushes as texts
 from bot.messages.cards import ticket_card
 from bot.messages.notice import Notice
@@ -67,6 +67,7 @@ from config.vocabulary import DeadlineName, PushAudience, PushKind
 from notifiers.rows import Row, group_channel, notice_rows, takes_cards
 from store import outbox as outbox_repo
 from store import pushes as pushes_repo
+from store import repeats as repeats_repo
 from store.core import Conn, Store
 from store.pushes import Queued
 
@@ -140,6 +141,7 @@ class Pusher:
         queued: list[dict[str, Any]] = []
         at_once_left = self.config.pushes.imports.at_once_max
         on_duty: list[str] | None = None
+        earlier = await _earlier(conn, [c.ticket for c in changes if event_of(c) is not None])
         for change in changes:
             event = event_of(change)
             if event is None:
@@ -175,7 +177,7 @@ class Pusher:
                     }
                 )
                 continue
-            notices = self._push(change, event, rule, unit, now)
+            notices = self._push(change, event, rule, unit, now, earlier.get(ticket.id, ()))
             if rule.urgent and self._outside(now):
                 if on_duty is None:  # asked once for the whole batch: the same moment
                     on_duty = await self._on_duty(conn, now)
@@ -251,17 +253,31 @@ class Pusher:
 
     # --- what a push says -----------------------------------------------------------------------------------------
 
-    def _push(self, change: TicketChange, event: str, rule: PushRule, unit: Unit, now: datetime) -> list[Notice]:
+    def _push(
+        self,
+        change: TicketChange,
+        event: str,
+        rule: PushRule,
+        unit: Unit,
+        now: datetime,
+        earlier: Sequence[RepeatLink] = (),
+    ) -> list[Notice]:
+        """The push of ``change`` to ``unit``'s group (and privately, by the rule); ``earlier``: the tickets it
+        repeats (重复诉求), the latest first."""
         ticket, no, cycle = change.ticket, change.ticket_no, change.ticket.cycle
         headline, lead = self._headline(change, event)
         not_before = None if rule.urgent else self.config.routine_from(now)
         mention = audience(rule.mention, unit, ticket.handler_userid)
         card = (
-            ticket_card(ticket, change.deadlines, self.config, now, tag=f"p{change.audit_id}", done=lead)
+            ticket_card(
+                ticket, change.deadlines, self.config, now, tag=f"p{change.audit_id}", done=lead, earlier=earlier
+            )
             if self._takes_cards(unit)
             else None
         )
-        body = texts.markdown(self.config, ticket, change.deadlines, headline, lead, now, remaining=not_before is None)
+        body = texts.markdown(
+            self.config, ticket, change.deadlines, headline, lead, now, remaining=not_before is None, earlier=earlier
+        )
         base = f"push:{no}:{cycle}:{event}"
         notices = [
             Notice(
@@ -334,7 +350,7 @@ class Pusher:
         """The urgent push outside the service window, privately to ``on_duty``."""
         ticket, no = change.ticket, change.ticket_no
         headline, _ = self._headline(change, event)
-        body = texts.to_duty(ticket, change.deadlines, headline, unit.name, now)
+        body = texts.to_duty(self.config, ticket, change.deadlines, headline, unit.name, now)
         return Notice(key=f"push:{no}:{ticket.cycle}:{event}:duty", text=body, members=on_duty, urgent=True)
 
     # --- the digest -----------------------------------------------------------------------------------------------
@@ -375,6 +391,7 @@ class Pusher:
             for queued in found:
                 by_unit.setdefault(queued.unit_code, []).append(queued)
             open_deadlines = await pushes_repo.open_deadlines_of(conn, [q.ticket.id for q in found])
+            earlier = await _earlier(conn, [q.ticket for q in found])
             for code, items in by_unit.items():
                 waiting = [q for q in items if _still_waits(q)]
                 kept = {q.item_id for q in waiting}
@@ -383,7 +400,7 @@ class Pusher:
                 if not waiting:
                     continue
                 base = f"digest:{code}:{period}"
-                rows = self._rows(self._digest(code, waiting, open_deadlines, base, now), now)
+                rows = self._rows(self._digest(code, waiting, open_deadlines, base, now, earlier), now)
                 if rows and await pushes_repo.keys_queued(conn, [r["idempotency_key"] for r in rows]):
                     # this unit's digest of this period went out already (tickets whose commit came late): they wait
                     # for the next period's, rather than be marked as sent in a message that does not hold them
@@ -402,6 +419,7 @@ class Pusher:
         open_deadlines: Mapping[int, Sequence[Deadline]],
         base: str,
         now: datetime,
+        earlier: Mapping[int, Sequence[RepeatLink]],
     ) -> list[Notice]:
         unit = self.config.unit(code)
         if unit is None:
@@ -414,9 +432,10 @@ class Pusher:
             deadlines = open_deadlines.get(ticket.id, [])
             headline = texts.new_ticket(ticket)
             card = None
+            repeats = earlier.get(ticket.id, ())
             if self._takes_cards(unit):
-                card = ticket_card(ticket, deadlines, self.config, now, tag=f"d{items[0].item_id}")
-            body = texts.markdown(self.config, ticket, deadlines, headline, None, now)
+                card = ticket_card(ticket, deadlines, self.config, now, tag=f"d{items[0].item_id}", earlier=repeats)
+            body = texts.markdown(self.config, ticket, deadlines, headline, None, now, earlier=repeats)
             return [
                 Notice(
                     key=base,
@@ -436,6 +455,13 @@ def _lane(ticket_no: str, unit: str, urgent: bool) -> str:
     """The order a ticket's pushes to one group keep. Urgent ones have a lane of their own: a warning at night must
     not wait behind a routine push held back for the service window."""
     return f"push:{ticket_no}:{unit}" + (":urgent" if urgent else "")
+
+
+async def _earlier(conn: Conn, pushed: Sequence[Ticket]) -> Mapping[int, Sequence[RepeatLink]]:
+    """The earlier tickets of those of ``pushed`` the bot found to be repeats (their push says how the one before
+    ended), read in the push's own transaction."""
+    repeated = [t.id for t in pushed if t.repeat_count > 1]
+    return await repeats_repo.earlier_of(conn, repeated) if repeated else {}
 
 
 def _still_waits(queued: Queued) -> bool:

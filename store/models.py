@@ -1,6 +1,6 @@
 """Tables: tickets, their deadlines, the append-only audit log, the inbox, the outbox, the duty takeovers and the
-accept deadlines units missed, the tickets waiting for their unit's digest, and the append-only record of who was
-told of which deadline (notifications).
+accept deadlines units missed, the tickets waiting for their unit's digest, the append-only record of who was told
+of which deadline (notifications), and the tickets each repeat complaint repeats (ticket_repeats).
 
 The same schema runs on SQLite (embedded default) and PostgreSQL. Datetimes are stored in UTC
 and come back aware, in Asia/Shanghai. Store code knows nothing of WeCom.
@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -98,6 +99,22 @@ class Base(DeclarativeBase):
 
 class Ticket(Base):
     __tablename__ = "tickets"
+    __table_args__ = (
+        Index(
+            "ix_tickets_repeat_phone",
+            "repeat_phone",
+            "dispatched_at",
+            sqlite_where=text("repeat_phone IS NOT NULL"),
+            postgresql_where=text("repeat_phone IS NOT NULL"),
+        ),
+        Index(
+            "ix_tickets_repeat_address",
+            "repeat_address",
+            "dispatched_at",
+            sqlite_where=text("repeat_address IS NOT NULL"),
+            postgresql_where=text("repeat_address IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     ticket_no: Mapped[str] = mapped_column(String(64), unique=True)
@@ -152,6 +169,17 @@ class Ticket(Base):
     solved: Mapped[str | None] = mapped_column(String(16))
     visit_solved: Mapped[str | None] = mapped_column(String(16))
     visit_note: Mapped[str | None] = mapped_column(Text)
+    # 重复诉求 (bot.domain.repeats; migration 0011): the keys a ticket is matched by (hashes of the normalised phone
+    # and place, each indexed with dispatched_at: matching reads one key's window, never the table) and its text's
+    # signature (512 bits, one per character pair), its place among the tickets of the same matter within the window
+    # (1: none before it), the number of the one just before it and what matched it (phone, address,
+    # phone+address). The earlier tickets are in ticket_repeats.
+    repeat_phone: Mapped[str | None] = mapped_column(String(32))
+    repeat_address: Mapped[str | None] = mapped_column(String(32))
+    repeat_signature: Mapped[bytes | None] = mapped_column(LargeBinary(64))
+    repeat_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    repeat_of: Mapped[str | None] = mapped_column(String(64))
+    repeat_reason: Mapped[str | None] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(16))
     payload_hash: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -349,6 +377,21 @@ class DigestItem(Base):
     digest_key: Mapped[str | None] = mapped_column(String(200))
 
 
+class TicketRepeat(Base):
+    """A ticket and an earlier one of the same matter within the repeat window (重复诉求), and what matched them
+    (phone, address, phone+address). Written when the later ticket arrives (or, for an earlier one imported after
+    it, when that one does); ``tickets.repeat_count`` is one more than a ticket's rows here. Indexed both ways: a
+    ticket's earlier ones, and the later ones that repeat it. No foreign keys, as in the audit log: tickets are never
+    deleted, and checking two keys a pair made writing them four times slower on PostgreSQL (an import writes
+    thousands a batch)."""
+
+    __tablename__ = "ticket_repeats"
+
+    ticket_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    earlier_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False, index=True)
+    reason: Mapped[str] = mapped_column(String(16))
+
+
 class Notification(Base):
     """Who was told of a deadline or a ticket, when, through which channel: one row per reminder, overdue notice,
     escalation, repeat, duty call or three-misses flag and recipient (a unit's work group or a member), written in the
@@ -407,3 +450,4 @@ notifications = cast(Table, Notification.__table__)
 
 
 deployment = cast(Table, DeploymentFact.__table__)
+ticket_repeats = cast(Table, TicketRepeat.__table__)

@@ -90,6 +90,15 @@ class Ticket:
     extension_requested_by: str | None = None
     extension_requested_at: datetime | None = None
     extension_count: int = 0
+    # 重复诉求 as the bot found it (bot.domain.repeats; ``is_repeat`` is the platform's own flag): the keys it is
+    # matched by and its text's signature, its place among the tickets of the same matter within the window (1: none
+    # before it), the number of the one just before it, and what matched that one (phone, address, phone+address)
+    repeat_phone: str | None = None
+    repeat_address: str | None = None
+    repeat_signature: bytes | None = None
+    repeat_count: int = 1
+    repeat_of: str | None = None
+    repeat_reason: str | None = None
     # 退单: the pending return request (None when none is pending); signed_by is None while it waits for a head
     return_reason: str | None = None
     return_unit: str | None = None
@@ -171,6 +180,25 @@ class HistoryEntry:
     @classmethod
     def of(cls, values: Mapping[Any, Any]) -> HistoryEntry:
         return cls(**_typed(values, _HISTORY_ENUMS))
+
+
+_LINK_ENUMS: dict[str, Any] = {"state": TicketState}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RepeatLink:
+    """One ticket of the same matter as another (重复诉求), as it is now: its number, when it was dispatched, its state,
+    the citizen's satisfaction, and what matched the two (``phone``, ``address``, ``phone+address``)."""
+
+    ticket_no: str
+    dispatched_at: datetime
+    state: TicketState
+    satisfaction: str | None = None
+    reason: str
+
+    @classmethod
+    def of(cls, values: Mapping[Any, Any]) -> RepeatLink:
+        return cls(**_typed(values, _LINK_ENUMS))
 
 
 _LINE_ENUMS: dict[str, Any] = {"kind": TicketKind, "state": TicketState, "deadline_name": _deadline_name}

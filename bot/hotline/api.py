@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from bot.domain.lifecycle import Action, ActionRequest, Solved, TransitionRefused
 from bot.domain.masking import Citizen, mask_address, mask_name, mask_phone, mask_text
+from bot.domain.records import RepeatLink, Ticket
 from bot.hotline.schemas import (
     DAYS_ONLY_WITH,
     EVENT_NEEDS,
@@ -232,6 +233,33 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+async def _repeat(request: web.Request, t: Ticket) -> dict[str, Any]:
+    """重复诉求 as the bot found it (``is_repeat`` beside it is the platform's own flag): whether the ticket repeats
+    earlier ones of the same matter within the window, which one it is (``nth``), the one just before it and what
+    matched it, and the earlier and later tickets with their state and satisfaction. Numbers only, so the same
+    masked or not."""
+    earlier, later = await request.app[TICKETS].repeats_of(t)
+    return {
+        "found": t.repeat_count > 1,
+        "nth": t.repeat_count,
+        "previous": t.repeat_of,
+        "reason": t.repeat_reason,
+        "window": str(request.app[CONFIG].repeats.window),
+        "earlier": [_link(link) for link in earlier],
+        "later": [_link(link) for link in later],
+    }
+
+
+def _link(link: RepeatLink) -> dict[str, Any]:
+    return {
+        "ticket_no": link.ticket_no,
+        "dispatched_at": _iso(link.dispatched_at),
+        "state": link.state,
+        "satisfaction": link.satisfaction,
+        "reason": link.reason,
+    }
+
+
 @routes.get("/api/tickets/{ticket_no}")
 async def get_ticket(request: web.Request) -> web.Response:
     authorize(request)
@@ -291,6 +319,7 @@ async def get_ticket(request: web.Request) -> web.Response:
             "signed_by": t.return_signed_by,
         },
         "is_repeat": t.is_repeat,
+        "repeat": await _repeat(request, t),
         "is_media": t.is_media,
         "routed_by": t.routed_by,
         "hotline_unit": t.hotline_unit,

@@ -22,7 +22,7 @@ from bot.domain.clock import local
 from bot.domain.escaping import escape_md, group_text
 from bot.domain.lifecycle import TicketState
 from bot.domain.masking import Citizen, mask_text
-from bot.domain.records import Deadline, HistoryEntry, Ticket
+from bot.domain.records import Deadline, HistoryEntry, RepeatLink, Ticket
 from bot.messages import format as fmt
 from config.model import BotConfig
 
@@ -162,11 +162,13 @@ def ticket_card(
     tag: str | None = None,
     task_id: str | None = None,
     done: str | None = None,
+    earlier: Sequence[RepeatLink] = (),
 ) -> Card:
     """The card for ``ticket``: kind and a few words as the title, unit, state, handler and next deadline as the
     fields, buttons ``actions`` (default: :func:`actions_for` its state). Masked as for a group. ``task_id`` defaults
     to a new one (:func:`task_id_for` with ``tag``, else the time); ``done`` is the line an updated card leads with
-    ("周婷 已接单 11-23 09:05")."""
+    ("周婷 已接单 11-23 09:05"). A repeat (重复诉求) says so after it; with ``earlier`` (the tickets it repeats, the
+    latest first) also how the one before it ended."""
     ticket_no = ticket.ticket_no
     chosen = tuple(actions) if actions is not None else actions_for(ticket.state)
     if not chosen:
@@ -176,6 +178,9 @@ def ticket_card(
         raise ValueError(f"card buttons {chosen!r}: each of {sorted(BUTTONS)} once, at most 6")
     words = group_text(ticket.title or ticket.content or "", ticket)
     subtitle = [done] if done else []
+    repeat = fmt.repeat_line(ticket, config, earlier)
+    if repeat:
+        subtitle.append(_clip(repeat, SUBTITLE_CHARS))
     content = escape_md(mask_text(ticket.content or words, Citizen.of(ticket)))
     subtitle.append(_clip(content, SUBTITLE_CHARS))
     if ticket.state in _SUBMIT_HINT_STATES:

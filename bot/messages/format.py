@@ -7,9 +7,10 @@ from datetime import datetime
 
 from bot.domain.clock import local
 from bot.domain.escaping import escape_md, group_text
-from bot.domain.lifecycle import TicketState
+from bot.domain.lifecycle import TicketState, VisitResult
 from bot.domain.masking import Citizen, mask_name, mask_phone, mask_text
-from bot.domain.records import Deadline, DeadlineStatus, Ticket, TicketLine
+from bot.domain.records import Deadline, DeadlineStatus, RepeatLink, Ticket, TicketLine
+from bot.domain.repeats import reasons_label
 from config.model import BotConfig
 from config.vocabulary import DEADLINE_LABELS, KIND_LABELS, DeadlineName, TicketKind
 
@@ -103,10 +104,48 @@ def summary(ticket: Ticket, deadlines: Sequence[Deadline], config: BotConfig, no
         f"状态：{state_label(ticket.state)}，承办人：{person(config, ticket.handler_userid)}",
         deadline_line(shown, now),
     ]
-    lines += [line for line in (extension_line(ticket, config), return_line(ticket, config)) if line]
+    lines += [
+        line
+        for line in (repeat_line(ticket, config), extension_line(ticket, config), return_line(ticket, config))
+        if line
+    ]
     if ticket.evaluation != "normal":
         lines.append("不纳入测评：已批准" if ticket.evaluation == "excluded" else "不纳入测评：申请审核中")
     return "\n".join(lines)
+
+
+def repeat_line(ticket: Ticket, config: BotConfig, earlier: Sequence[RepeatLink] = ()) -> str | None:
+    """The repeat the bot found, "重复诉求：30天内第2次（同一来电号码），前次 2026112200123 已办结（满意）", with the
+    state and satisfaction of the ticket before it when ``earlier`` (its earlier tickets, the latest first) is given;
+    the platform's own flag (重复工单) when the bot found none; None for neither. Numbers only, never what matched."""
+    if ticket.repeat_count > 1:
+        reasons = reasons_label([link.reason for link in earlier] or [ticket.repeat_reason or ""])
+        line = f"重复诉求：{window_label(config)}内第{ticket.repeat_count}次"
+        if reasons:
+            line += f"（{reasons}）"
+        if earlier:
+            line += f"，前次 {earlier[0].ticket_no} {outcome(earlier[0])}"
+        elif ticket.repeat_of:
+            line += f"，前次 {ticket.repeat_of}"
+        return line
+    if ticket.is_repeat:
+        return "重复诉求：热线平台标记为重复工单"
+    return None
+
+
+def window_label(config: BotConfig) -> str:
+    """The repeat window in words: 30天, 48小时."""
+    window = config.repeats.window
+    return f"{window.value}{ {'d': '天', 'h': '小时', 'm': '分钟'}.get(window.unit, window.unit) }"
+
+
+def outcome(link: RepeatLink) -> str:
+    """已办结（满意）: where a ticket stands, with the citizen's satisfaction once the return visit gave it."""
+    label = state_label(link.state)
+    try:
+        return f"{label}（{VisitResult(link.satisfaction).label}）" if link.satisfaction else label
+    except ValueError:
+        return label
 
 
 def return_line(ticket: Ticket, config: BotConfig) -> str | None:

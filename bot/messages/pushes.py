@@ -9,7 +9,7 @@ from datetime import datetime
 
 from bot.domain.escaping import escape_md, group_text
 from bot.domain.lifecycle import Action, TicketState, VisitResult
-from bot.domain.records import Deadline, Ticket
+from bot.domain.records import Deadline, RepeatLink, Ticket
 from bot.messages import format as fmt
 from config.model import BotConfig
 
@@ -62,9 +62,11 @@ def markdown(
     now: datetime,
     *,
     remaining: bool = True,
+    earlier: Sequence[RepeatLink] = (),
 ) -> str:
     """The push as group markdown (where no card goes), masked. ``remaining``: with the time left before the next
-    deadline (not in a message that may wait for the service window: it would be stale)."""
+    deadline (not in a message that may wait for the service window: it would be stale). ``earlier``: the tickets it
+    repeats, the latest first (the repeat line says how the one before it ended)."""
     title = group_text(ticket.title or "", ticket)
     # masked before it is cut: a phone number cut short no longer looks like one
     content = group_text(ticket.content or "", ticket)
@@ -73,6 +75,9 @@ def markdown(
     lines = [f"**{headline}**"]
     if lead:
         lines.append(lead)
+    repeat = fmt.repeat_line(ticket, config, earlier)
+    if repeat:
+        lines.append(repeat)
     if title:
         lines.append(f"**{title[: LINE_CHARS * 2]}**")
     lines.append(content)
@@ -103,16 +108,21 @@ def moved_away(config: BotConfig, ticket: Ticket, *, action: str) -> str:
     )
 
 
-def to_duty(ticket: Ticket, deadlines: Sequence[Deadline], headline: str, unit_name: str, now: datetime) -> str:
+def to_duty(
+    config: BotConfig, ticket: Ticket, deadlines: Sequence[Deadline], headline: str, unit_name: str, now: datetime
+) -> str:
     """The urgent push outside the service window, privately to whoever is on duty."""
     text = group_text(ticket.title or ticket.content or "", ticket)
-    return (
-        f"**【值班提醒】{headline}**\n"
-        f"受理时段外，已推送至「{unit_name}」工作群。\n"
-        f"{text[:CONTENT_CHARS]}\n"
-        f"> {fmt.deadline_line(fmt.next_deadline(deadlines, ticket.cycle), now)}\n"
-        f"发送 /查 {ticket.ticket_no} 查看详情。"
-    )
+    lines = [f"**【值班提醒】{headline}**", f"受理时段外，已推送至「{unit_name}」工作群。"]
+    repeat = fmt.repeat_line(ticket, config)
+    if repeat:
+        lines.append(repeat)
+    lines += [
+        text[:CONTENT_CHARS],
+        f"> {fmt.deadline_line(fmt.next_deadline(deadlines, ticket.cycle), now)}",
+        f"发送 /查 {ticket.ticket_no} 查看详情。",
+    ]
+    return "\n".join(lines)
 
 
 def digest(
@@ -128,6 +138,10 @@ def digest(
         if len(text) > LINE_CHARS:
             text = text[:LINE_CHARS] + "…"
         line = f"{i}. {ticket.ticket_no}（{fmt.kind_label(ticket.kind)}）{text}"
+        if ticket.repeat_count > 1:
+            line += f"｜重复第{ticket.repeat_count}次"
+        elif ticket.is_repeat:
+            line += "｜平台标记重复"
         deadline = fmt.next_deadline(open_deadlines.get(ticket.id, []), ticket.cycle)
         if deadline is not None:
             line += f"｜{fmt.deadline_label(deadline.name)} {fmt.when(deadline.due_at)}"

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 HOTLINE = "hotline"
 _RETRIES = 5
+# what a ticket is matched with its earlier tickets by (bot.services.repeats)
+_MATCHED_BY = frozenset({"citizen_phone", "address", "category", "title", "content", "dispatched_at"})
 _HANDLED = (TicketState.DISPATCHED, TicketState.CLAIMED, TicketState.CONTACTED, TicketState.ON_SITE)
 
 
@@ -146,6 +148,16 @@ class HandOvers(TicketActions):
                     "extension_requested_by": None,
                     "extension_requested_at": None,
                     "extension_count": 0,
+                    **self.repeats.keys(
+                        phone=item.citizen_phone,
+                        address=item.address,
+                        category=item.category,
+                        title=item.title,
+                        content=item.content,
+                    ),
+                    "repeat_count": 1,
+                    "repeat_of": None,
+                    "repeat_reason": None,
                     "source": source,
                     "payload_hash": item.payload_hash(),
                     "version": 1,
@@ -154,7 +166,9 @@ class HandOvers(TicketActions):
             )
             if done is not None:
                 rows[-1].update(done.changes)
+        repeats = await self.repeats.before_insert(conn, rows)
         ids = await tickets_repo.insert_tickets(conn, rows)
+        await self.repeats.after_insert(conn, repeats, rows, ids)
         plans = self.planner.plan_many(
             [
                 PlanRequest(kind=i.kind, category=i.category, start=r["dispatched_at"], cycle_kind="dispatch")
@@ -247,6 +261,9 @@ class HandOvers(TicketActions):
             values.update(await self._history_update(conn, row, item.history, now))
             state = TicketState(values.get("state", state))
         changed = tuple(sorted(values))
+        if _MATCHED_BY & set(changed):
+            # its keys and its earlier tickets follow what it now says (derived: not listed as changed)
+            values.update(await self.repeats.rematch(conn, row.updated(values)))
         values.update(payload_hash=digest, updated_at=now)
         await tickets_repo.update_ticket(conn, row.id, row.version, values)
         version = row.version + 1

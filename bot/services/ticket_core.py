@@ -21,6 +21,7 @@ from bot.domain.nags import NAG_FREE, NagSchedule
 from bot.domain.records import HistoryEntry
 from bot.domain.routing import Router
 from bot.domain.workcal import WorkCalendar
+from bot.services.repeats import RepeatMatcher
 from bot.services.ticket_model import ChangeHook, TicketChange
 from config.durations import Duration
 from config.model import BotConfig
@@ -62,6 +63,7 @@ class TicketCore:
             assignment_after=returns.assignment_after_returns, max_redispatches=returns.max_redispatches
         )
         self.hooks: list[ChangeHook] = []
+        self.repeats = RepeatMatcher(config)
 
     def add_hook(self, hook: ChangeHook) -> None:
         """``hook`` follows every change from now on, in the change's transaction."""

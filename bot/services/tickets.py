@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.domain.records import Deadline, Ticket
+from bot.domain.records import Deadline, RepeatLink, Ticket
 from bot.services.handovers import HOTLINE, HandOvers
 from bot.services.ticket_actions import _access_audit
 from bot.services.ticket_core import SyncBack
@@ -31,6 +31,7 @@ from bot.services.ticket_model import (
 from store import audit as audit_repo
 from store import deadlines as deadlines_repo
 from store import notifications as notifications_repo
+from store import repeats as repeats_repo
 from store import tickets as tickets_repo
 from store.core import Conn
 
@@ -63,6 +64,14 @@ class TicketService(HandOvers):
         """A ticket's deadlines, every cycle's, as :meth:`get` gives them."""
         async with self.store.reading() as conn:
             return await deadlines_repo.deadlines_of(conn, ticket_id)
+
+    async def repeats_of(self, ticket: Ticket) -> tuple[Sequence[RepeatLink], Sequence[RepeatLink]]:
+        """The tickets of the same matter (重复诉求): the earlier ones ``ticket`` repeats and the later ones that repeat
+        it, each the latest first, as they are now."""
+        async with self.store.reading() as conn:
+            earlier = await repeats_repo.earlier_of(conn, [ticket.id])
+            later = await repeats_repo.later_of(conn, [ticket.id])
+        return earlier.get(ticket.id, []), later.get(ticket.id, [])
 
     async def get(self, ticket_no: str, *, history: bool = True, deadlines: bool = True) -> TicketDetail:
         """The ticket with its deadlines, its history and who was told of its deadlines (each can be left out when not

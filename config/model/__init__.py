@@ -30,6 +30,7 @@ from config.model.imports import (
 from config.model.nags import ESCALATION_ROLES, Nags, ReminderPoint, ThreeMisses
 from config.model.org import GLOBAL_ROLES, Member, Office, Permissions, RoutingRule, Unit, UnitGroup
 from config.model.pushes import DEFAULT_PUSH_RULES, DigestSettings, ImportPushSettings, Pushes, PushRule
+from config.model.repeats import Repeats, RepeatSignal
 from config.model.retention import Retention
 from config.model.returns import Returns
 from config.model.visits import Visits
@@ -68,6 +69,8 @@ __all__ = [
     "Pushes",
     "QuietHours",
     "ReminderPoint",
+    "RepeatSignal",
+    "Repeats",
     "Retention",
     "Returns",
     "Visits",

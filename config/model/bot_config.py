@@ -19,6 +19,7 @@ from config.model.imports import DEFAULT_IMPORT_COLUMNS, DEFAULT_KIND_LABELS, Ho
 from config.model.nags import Nags
 from config.model.org import GLOBAL_ROLES, Member, Office, Permissions, RoutingRule, Unit
 from config.model.pushes import DEFAULT_PUSH_RULES, Pushes, PushRule
+from config.model.repeats import Repeats
 from config.model.retention import Retention
 from config.model.returns import Returns
 from config.model.visits import Visits
@@ -44,6 +45,7 @@ class BotConfig(Model):
     hotline: HotlineSettings = Field(default_factory=HotlineSettings)
     imports: ImportSettings = Field(default_factory=ImportSettings, alias="import")
     pushes: Pushes = Field(default_factory=Pushes)
+    repeats: Repeats = Field(default_factory=Repeats)
     retention: Retention = Field(default_factory=Retention)
     returns: Returns = Field(default_factory=Returns)
     visits: Visits = Field(default_factory=Visits)
