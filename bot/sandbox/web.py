@@ -30,6 +30,8 @@ rendering bug could not run a script that came in a message.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import json
 import re
@@ -48,6 +50,7 @@ from bot.sandbox.embed import Sandbox
 from bot.sandbox.wiring import decide, is_loopback
 from bot.web.errors import ApiError, json_response
 from bot.web.keys import CLOCK, SETTINGS
+from bot.wecom.longconn import AIBOT_CONNECTION
 from config.model import BotConfig
 from config.settings import Settings
 
@@ -58,6 +61,7 @@ MAX_BODY = 16 * 1024
 TEXT_MAX_BYTES = 2048  # WeCom's limit for a text message
 WAIT_DEFAULT = 25.0
 WAIT_MAX = 30.0
+ANNOUNCE_WAIT = 5.0  # seconds the link waits for the groups' long connection to subscribe
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 TOKEN_QUERY = "token"  # the start log's link: /sandbox/?token=…
 TOKEN_HEADER = "X-Sandbox-Token"  # scripts
@@ -88,6 +92,12 @@ def attach(app: web.Application, settings: Settings, config: BotConfig) -> Setti
 
 
 async def _announce(app: web.Application) -> None:
+    connection = app.get(AIBOT_CONNECTION)
+    if connection is not None:
+        # the groups' long connection logs its subscription; the link comes after it, among the start's last lines
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ANNOUNCE_WAIT):
+                await connection.wait_subscribed()
     app[SANDBOX].announce()
 
 
