@@ -9,7 +9,8 @@ the handling deadlines by some working days) and a handler's 退单 awaiting the
 changes the state; a pending extension or unsigned return is dropped when the ticket leaves the states in which the
 unit handles it. A signed return moves the ticket to ``return_requested`` for the office's review.
 
-The vocabulary and the data ``decide`` works on are in :mod:`.states`, ``decide`` and its steps in :mod:`.rules`.
+The vocabulary and the data ``decide`` works on are in :mod:`.states`, ``decide`` and its steps in :mod:`.rules`
+(the return and re-dispatch steps in :mod:`.returns`, what the steps share in :mod:`.checks`).
 """
 
 from bot.domain.lifecycle.rules import decide

@@ -11,6 +11,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bot.domain.lifecycle import returns
+from bot.domain.lifecycle.checks import refuse_state, require, text
 from bot.domain.lifecycle.states import (
     ALL_DEADLINES,
     EXTENDABLE,
@@ -35,23 +37,6 @@ if TYPE_CHECKING:  # the records import the lifecycle's states
 
 
 _REVIEW = frozenset({DeadlineName.RETURN_REVIEW})
-
-
-def _refuse_state(ticket: Ticket, action: Action) -> TransitionRefused:
-    return TransitionRefused(
-        "invalid_state",
-        f"工单 {ticket.ticket_no} 当前状态为「{ticket.state.label}」，不能{action.label}。",
-    )
-
-
-def _require(condition: bool, code: str, message: str) -> None:
-    if not condition:
-        raise TransitionRefused(code, message)
-
-
-def _text(value: str | None) -> str | None:
-    value = (value or "").strip()
-    return value or None
 
 
 def decide(
@@ -96,7 +81,7 @@ def _claim(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -
             f"工单 {t.ticket_no} 已由 {t.handler_userid} 接单。",
         )
     if t.state is not TicketState.DISPATCHED:
-        raise _refuse_state(t, req.action)
+        raise refuse_state(t, req.action)
     return Transition(
         to_state=TicketState.CLAIMED,
         changes={"handler_userid": req.handler or req.actor},
@@ -112,7 +97,7 @@ def _contact(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime])
     if t.state is TicketState.CONTACTED:
         raise TransitionRefused("already_done", f"工单 {t.ticket_no} 已登记先行联系。")
     if t.state not in (TicketState.DISPATCHED, TicketState.CLAIMED):
-        raise _refuse_state(t, req.action)
+        raise refuse_state(t, req.action)
     changes = {} if t.handler_userid else {"handler_userid": req.actor}
     return Transition(to_state=TicketState.CONTACTED, changes=changes, meet=meet)
 
@@ -124,14 +109,14 @@ def _on_site(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime])
     if t.state is TicketState.ON_SITE:
         raise TransitionRefused("already_done", f"工单 {t.ticket_no} 已登记到场。")
     if t.state not in (TicketState.CLAIMED, TicketState.CONTACTED):
-        raise _refuse_state(t, req.action)
+        raise refuse_state(t, req.action)
     return Transition(to_state=TicketState.ON_SITE, meet=meet)
 
 
 def _submit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state not in (TicketState.DISPATCHED, *WORKING, TicketState.WARNING):
-        raise _refuse_state(t, req.action)
-    _require(_text(req.note) is not None, "note_required", "办结需要填写处理结果。")
+        raise refuse_state(t, req.action)
+    require(text(req.note) is not None, "note_required", "办结需要填写处理结果。")
     solved = req.solved or Solved.SOLVED  # 实际解决, as the unit declares it
     changes: dict[str, Any] = {"solved": solved.value}
     if not t.handler_userid:
@@ -141,20 +126,20 @@ def _submit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) 
         changes=changes,
         meet=HANDLING,
         cancel=ALL_DEADLINES - HANDLING,
-        data={"result": _text(req.note), "rehandle": t.state is TicketState.WARNING, "solved": solved.value},
+        data={"result": text(req.note), "rehandle": t.state is TicketState.WARNING, "solved": solved.value},
     )
 
 
 def _visit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is not TicketState.SUBMITTED:
-        raise _refuse_state(t, req.action)
-    _require(req.result is not None, "result_required", "回访需要填写结果：满意、基本满意、不满意或联系不上。")
+        raise refuse_state(t, req.action)
+    require(req.result is not None, "result_required", "回访需要填写结果：满意、基本满意、不满意或联系不上。")
     assert req.result is not None
     # the citizen's view: satisfaction, whether the problem was solved (when asked), what they said
     seen = {
         "satisfaction": req.result.value,
         "visit_solved": req.solved.value if req.solved is not None else None,
-        "visit_note": _text(req.note),
+        "visit_note": text(req.note),
     }
     facts = {"result": req.result.value, **({"solved": req.solved.value} if req.solved is not None else {})}
     if req.result in req.warning_results:
@@ -172,180 +157,12 @@ def _visit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -
     )
 
 
-def _request_return(t: Ticket, req: ActionRequest, d: Mapping[DeadlineName, datetime]) -> Transition:
-    if t.state not in RETURNABLE:
-        raise _refuse_state(t, req.action)
-    if t.return_requested_at is not None:
-        waits = "负责人确认" if t.return_signed_by is None else "热线办审核"
-        raise TransitionRefused("already_requested", f"工单 {t.ticket_no} 已有退单申请，等待{waits}。")
-    reason, unit = _text(req.note), _text(req.unit)
-    _require(reason is not None, "reason_required", "退单需要写明退单理由。")
-    _require(unit is not None, "unit_required", "退单需要提出建议派单方向（承办单位）。")
-    window = d.get(DeadlineName.RETURN_WINDOW)
-    if window is None:
-        # no open window: the policy gives this kind none, or a return was rejected in this cycle
-        raise TransitionRefused(
-            "return_window_closed", f"工单 {t.ticket_no} 不在退单期限内（或退单申请已被驳回），不能退单。"
-        )
-    if req.at > window:
-        when = f"（{window:%m-%d %H:%M} 截止）"
-        raise TransitionRefused(
-            "return_window_closed",
-            f"工单 {t.ticket_no} 已超过退单期限{when}，逾期不予退单。",
-        )
-    request = {
-        "return_reason": reason,
-        "return_unit": unit,
-        "return_requested_by": req.actor,
-        "return_requested_at": req.at,
-    }
-    data = {"reason": reason, "suggested_unit": unit}
-    if req.signoff:
-        # a handler's request: it reaches the office once the unit's head signs it
-        return Transition(
-            to_state=t.state, changes={**request, "return_signed_by": None}, data={**data, "signoff": "pending"}
-        )
-    return _to_review(t, {**request, "return_signed_by": req.actor}, data)
-
-
-def _to_review(t: Ticket, changes: Mapping[str, Any], data: Mapping[str, Any]) -> Transition:
-    """A signed return goes to the office: the unit's reminders hold while the office's review deadline runs."""
-    return Transition(
-        to_state=TicketState.RETURN_REQUESTED,
-        changes={"state_before_return": t.state.value, **changes},
-        hold=True,
-        review=True,
-        data=data,
-    )
-
-
-def _unsigned(t: Ticket) -> None:
-    if t.return_requested_at is None or t.return_signed_by is not None:
-        raise TransitionRefused("nothing_to_confirm", f"工单 {t.ticket_no} 没有等待负责人确认的退单申请。")
-
-
-def _confirm_return(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
-    _unsigned(t)
-    if t.state not in RETURNABLE:
-        raise _refuse_state(t, req.action)  # not reached: leaving the returnable states drops the request
-    facts = {"reason": t.return_reason, "suggested_unit": t.return_unit, "requested_by": t.return_requested_by}
-    return _to_review(t, {"return_signed_by": req.actor}, facts)
-
-
-def _decline_return(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
-    _unsigned(t)
-    why = _text(req.note)
-    _require(why is not None, "reason_required", "不同意退单需要写明理由。")
-    return Transition(
-        to_state=t.state,
-        changes=dict(NO_PENDING_RETURN),
-        data={"reason": why, "return_reason": t.return_reason, "requested_by": t.return_requested_by},
-    )
-
-
-def _approve_return(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
-    if t.state is not TicketState.RETURN_REQUESTED:
-        raise _refuse_state(t, req.action)
-    limits = req.return_limits
-    returns = t.return_count + 1
-    contested = returns >= limits.assignment_after or t.redispatch_count >= limits.max_redispatches
-    changes = {"return_count": returns, "handler_userid": None, "state_before_return": None, **NO_PENDING_RETURN}
-    facts = {"returns": returns, "reason": t.return_reason, "suggested_unit": t.return_unit}
-    # what fell due after the unit asked to give the ticket back is not the unit's to answer for
-    excused = t.return_requested_at or req.at
-    unit = _text(req.unit)
-    if unit is not None and not contested:
-        # approved and re-dispatched in one step: the named unit gets the ticket as a new one
-        moved = _dispatch_to(t, req, counted=True)
-        return replace(
-            moved,
-            changes={**changes, **moved.changes},
-            excused_from=excused,
-            data={**facts, **moved.data, "to_assignment": False},
-        )
-    return Transition(
-        to_state=TicketState.PENDING_ASSIGNMENT if contested else TicketState.RETURNED,
-        changes=changes,
-        # the review ends with the decision, unless the office still has to re-dispatch the ticket
-        meet=_REVIEW if contested else frozenset(),
-        cancel=ALL_DEADLINES - _REVIEW,
-        excused_from=excused,
-        data={**facts, "to_assignment": contested, **({"named_unit": unit} if unit is not None else {})},
-    )
-
-
-def _reject_return(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
-    if t.state is not TicketState.RETURN_REQUESTED:
-        raise _refuse_state(t, req.action)
-    why = _text(req.note)
-    _require(why is not None, "reason_required", "驳回退单需要写明理由。")
-    back = t.state_before_return or TicketState.DISPATCHED
-    return Transition(
-        to_state=back,
-        changes={"state_before_return": None, **NO_PENDING_RETURN},
-        meet=_REVIEW,
-        # the office has decided: the unit does not ask again in this cycle
-        cancel=frozenset({DeadlineName.RETURN_WINDOW}),
-        resume=True,
-        data={"reason": why, "return_reason": t.return_reason, "requested_by": t.return_requested_by},
-    )
-
-
-def _dispatch_to(t: Ticket, req: ActionRequest, counted: bool) -> Transition:
-    unit = _text(req.unit)
-    _require(unit is not None, "unit_required", "请指定承办单位。")
-    changes: dict[str, Any] = {
-        "unit_code": unit,
-        "handler_userid": None,
-        "dispatched_at": req.at,
-        "state_before_return": None,
-    }
-    if counted:
-        changes["redispatch_count"] = t.redispatch_count + 1
-    return Transition(
-        to_state=TicketState.DISPATCHED,
-        changes=changes,
-        # the office's review of a return ends with the ticket's new unit
-        meet=_REVIEW,
-        cancel=ALL_DEADLINES - _REVIEW,
-        new_cycle="dispatch",
-        data={"from_unit": t.unit_code, "to_unit": unit},
-    )
-
-
-def _redispatch(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
-    if req.by_hotline:
-        # the platform itself sends the ticket to another unit: its word is final, from any open state
-        if not t.state.is_open:
-            raise _refuse_state(t, req.action)
-        return _dispatch_to(t, req, counted=False)
-    if t.state is TicketState.DISPATCHED:
-        # nobody has claimed it yet (e.g. our fallback routing left it with the office): the dispatcher
-        # routes it by hand; this is not the one re-dispatch after a return
-        return _dispatch_to(t, req, counted=False)
-    if t.state is TicketState.PENDING_ASSIGNMENT:
-        raise TransitionRefused("assignment_required", f"工单 {t.ticket_no} 已多次退单，需由中心领导签派。")
-    if t.state is not TicketState.RETURNED:
-        raise _refuse_state(t, req.action)
-    if t.redispatch_count >= req.return_limits.max_redispatches:
-        raise TransitionRefused(
-            "redispatch_limit", f"工单 {t.ticket_no} 已重新派单 {t.redispatch_count} 次，需由中心领导签派。"
-        )
-    return _dispatch_to(t, req, counted=True)
-
-
-def _assign(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
-    if t.state not in (TicketState.PENDING_ASSIGNMENT, TicketState.RETURNED):
-        raise _refuse_state(t, req.action)
-    return _dispatch_to(t, req, counted=False)
-
-
 def _transfer(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state not in (*WORKING, TicketState.WARNING):
-        raise _refuse_state(t, req.action)
-    target = _text(req.handler)
-    _require(target is not None, "handler_required", "请指定转派给哪位同事。")
-    _require(target != t.handler_userid, "same_handler", "该工单已由此人承办。")
+        raise refuse_state(t, req.action)
+    target = text(req.handler)
+    require(target is not None, "handler_required", "请指定转派给哪位同事。")
+    require(target != t.handler_userid, "same_handler", "该工单已由此人承办。")
     return Transition(
         to_state=t.state, changes={"handler_userid": target}, data={"from": t.handler_userid, "to": target}
     )
@@ -353,20 +170,20 @@ def _transfer(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]
 
 def _request_exclusion(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is TicketState.CANCELLED:
-        raise _refuse_state(t, req.action)
-    _require(
+        raise refuse_state(t, req.action)
+    require(
         t.evaluation is Evaluation.NORMAL,
         "already_requested",
         f"工单 {t.ticket_no} 已申请不纳入测评（{'审核中' if t.evaluation is Evaluation.REQUESTED else '已通过'}）。",
     )
-    _require(_text(req.note) is not None, "reason_required", "申请不纳入测评需要写明理由。")
+    require(text(req.note) is not None, "reason_required", "申请不纳入测评需要写明理由。")
     return Transition(
-        to_state=t.state, changes={"evaluation": Evaluation.REQUESTED.value}, data={"reason": _text(req.note)}
+        to_state=t.state, changes={"evaluation": Evaluation.REQUESTED.value}, data={"reason": text(req.note)}
     )
 
 
 def _decide_exclusion(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
-    _require(
+    require(
         t.evaluation is Evaluation.REQUESTED,
         "nothing_to_approve",
         f"工单 {t.ticket_no} 没有待审核的不纳入测评申请。",
@@ -374,7 +191,7 @@ def _decide_exclusion(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, d
     approved = req.action is Action.APPROVE_EXCLUSION
     value = Evaluation.EXCLUDED if approved else Evaluation.NORMAL
     return Transition(
-        to_state=t.state, changes={"evaluation": value.value}, data={"approved": approved, "reason": _text(req.note)}
+        to_state=t.state, changes={"evaluation": value.value}, data={"approved": approved, "reason": text(req.note)}
     )
 
 
@@ -382,7 +199,7 @@ def _request_extension(t: Ticket, req: ActionRequest, d: Mapping[DeadlineName, d
     if t.state is TicketState.DISPATCHED:
         raise TransitionRefused("claim_first", f"工单 {t.ticket_no} 尚未接单，请先接单再申请延期。")
     if t.state not in EXTENDABLE:
-        raise _refuse_state(t, req.action)
+        raise refuse_state(t, req.action)
     if t.extension_days is not None:
         raise TransitionRefused(
             "already_requested", f"工单 {t.ticket_no} 已有延期申请待审批（{t.extension_days} 个工作日）。"
@@ -407,11 +224,11 @@ def _request_extension(t: Ticket, req: ActionRequest, d: Mapping[DeadlineName, d
             "overdue",
             f"工单 {t.ticket_no} 已逾期，不能再申请延期，请尽快办理（{DEADLINE_LABELS[name]}时限 {due:%m-%d %H:%M}）。",
         )
-    reason = _text(req.note)
-    _require(reason is not None, "reason_required", "申请延期需要写明理由。")
-    _require(req.days is not None, "days_required", "请写明延期几个工作日。")
+    reason = text(req.note)
+    require(reason is not None, "reason_required", "申请延期需要写明理由。")
+    require(req.days is not None, "days_required", "请写明延期几个工作日。")
     assert req.days is not None
-    _require(
+    require(
         1 <= req.days <= limits.max_days,
         "bad_days",
         f"延期天数须为 1 至 {limits.max_days} 个工作日。",
@@ -433,16 +250,16 @@ def _decide_extension(t: Ticket, req: ActionRequest, d: Mapping[DeadlineName, da
     if asked is None:
         raise TransitionRefused("nothing_to_approve", f"工单 {t.ticket_no} 没有待审批的延期申请。")
     if t.state not in EXTENDABLE:
-        raise _refuse_state(t, req.action)  # not reached: leaving the working states drops the request
+        raise refuse_state(t, req.action)  # not reached: leaving the working states drops the request
     if not req.by_hotline and req.actor == t.extension_requested_by:
         raise TransitionRefused("own_request", f"工单 {t.ticket_no} 的延期申请是您提交的，不能由您本人审批。")
     facts = {"days": asked, "reason": t.extension_reason, "requested_by": t.extension_requested_by}
     if req.action is Action.REJECT_EXTENSION:
-        why = _text(req.note)
-        _require(why is not None, "reason_required", "驳回延期需要写明理由。")
+        why = text(req.note)
+        require(why is not None, "reason_required", "驳回延期需要写明理由。")
         return Transition(to_state=t.state, changes=dict(NO_PENDING_EXTENSION), data={**facts, "rejection": why})
     granted = asked if req.days is None else req.days
-    _require(1 <= granted <= asked, "bad_days", f"批准的延期天数须为 1 至 {asked} 个工作日。")
+    require(1 <= granted <= asked, "bad_days", f"批准的延期天数须为 1 至 {asked} 个工作日。")
     # the deadlines still running when the request was made: one already missed then stays missed
     since = t.extension_requested_at or req.at
     extend = frozenset(name for name in EXTENDED if name in d and d[name] >= since)
@@ -460,7 +277,7 @@ def _decide_extension(t: Ticket, req: ActionRequest, d: Mapping[DeadlineName, da
 
 def _reopen(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if t.state is not TicketState.CLOSED:
-        raise _refuse_state(t, req.action)
+        raise refuse_state(t, req.action)
     return Transition(
         to_state=TicketState.DISPATCHED,
         changes={
@@ -473,18 +290,18 @@ def _reopen(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) 
             "dispatched_at": req.at,
         },
         new_cycle="dispatch",
-        data={"reason": _text(req.note)},
+        data={"reason": text(req.note)},
     )
 
 
 def _cancel(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -> Transition:
     if not t.state.is_open:
-        raise _refuse_state(t, req.action)
+        raise refuse_state(t, req.action)
     return Transition(
         to_state=TicketState.CANCELLED,
         changes={"closed_at": req.at},
         cancel=ALL_DEADLINES,
-        data={"reason": _text(req.note)},
+        data={"reason": text(req.note)},
     )
 
 
@@ -494,13 +311,13 @@ _ACTIONS: dict[Action, Decider] = {
     Action.ON_SITE: _on_site,
     Action.SUBMIT: _submit,
     Action.VISIT: _visit,
-    Action.REQUEST_RETURN: _request_return,
-    Action.CONFIRM_RETURN: _confirm_return,
-    Action.DECLINE_RETURN: _decline_return,
-    Action.APPROVE_RETURN: _approve_return,
-    Action.REJECT_RETURN: _reject_return,
-    Action.REDISPATCH: _redispatch,
-    Action.ASSIGN: _assign,
+    Action.REQUEST_RETURN: returns.request_return,
+    Action.CONFIRM_RETURN: returns.confirm_return,
+    Action.DECLINE_RETURN: returns.decline_return,
+    Action.APPROVE_RETURN: returns.approve_return,
+    Action.REJECT_RETURN: returns.reject_return,
+    Action.REDISPATCH: returns.redispatch,
+    Action.ASSIGN: returns.assign,
     Action.TRANSFER: _transfer,
     Action.REQUEST_EXCLUSION: _request_exclusion,
     Action.APPROVE_EXCLUSION: _decide_exclusion,
