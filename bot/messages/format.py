@@ -210,12 +210,14 @@ def handed_over(ticket: Ticket, deadlines: Sequence[Deadline], now: datetime, *,
     return "\n".join([*lines, full_details(ticket)])
 
 
-def list_line(row: TicketLine, config: BotConfig, now: datetime) -> str:
-    """One ticket in a list: number, a few words, state, its next deadline."""
+def list_line(row: TicketLine, config: BotConfig, now: datetime, *, unit: bool = False) -> str:
+    """One ticket in a list: number, a few words, its unit (``unit``: in a list that spans units), state, its next
+    deadline."""
     text = escape_md(mask_text(row.title or row.content or "", Citizen.of(row)))  # masked, then cut
     if len(text) > LINE_CHARS:
         text = text[:LINE_CHARS] + "…"
-    line = f"· {row.ticket_no} {text}｜{state_label(row.state)}"
+    where = f"｜{unit_name(config, row.unit_code)}" if unit else ""
+    line = f"· {row.ticket_no} {text}{where}｜{state_label(row.state)}"
     due = row.deadline_due_at
     if due is not None:
         name = row.deadline_name

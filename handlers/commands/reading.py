@@ -40,7 +40,8 @@ def _units(ctx: Context, cmd: ParsedCommand) -> list[str] | None:
 def _list(ctx: Context, title: str, rows: list[Any], empty: str) -> str:
     if not rows:
         return empty
-    lines = [title] + [fmt.list_line(row, ctx.config, ctx.now) for row in rows[:LIST_LIMIT]]
+    spans = len({row.unit_code for row in rows}) > 1  # the office's lists: each line names its unit
+    lines = [title] + [fmt.list_line(row, ctx.config, ctx.now, unit=spans) for row in rows[:LIST_LIMIT]]
     if len(rows) > LIST_LIMIT:
         lines.append(f"……超过 {LIST_LIMIT} 件，只列出前 {LIST_LIMIT} 件")
     return "\n".join(lines)

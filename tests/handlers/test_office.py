@@ -131,3 +131,21 @@ async def test_a_transfer_tells_the_new_handler_privately(router: CommandRouter)
     async with router.store.reading() as conn:
         seen_by = (await conn.execute(select(audit_log.c.actor).where(audit_log.c.action == "view_contact"))).all()
     assert ("sunlei",) in seen_by
+
+
+async def test_a_list_that_spans_units_names_each_lines_unit(router: CommandRouter, clock: FrozenClock) -> None:
+    await router.service.upsert(
+        [
+            TicketInput(
+                ticket_no="2026112300456", content="垃圾箱房两天未清运", category="环卫", dispatched_at=clock.now()
+            )
+        ]
+    )
+    seen = await watching(router)
+    await router.handle(message("/待办", "zhangwei", chat="sandbox-rxb", msgid="todo"))
+    [listed] = answers(await seen.new())
+    assert f"· {NO} 光明路店招破损｜市容景观所｜" in listed
+    assert "· 2026112300456 垃圾箱房两天未清运｜环卫所｜" in listed
+    await router.handle(message("/待办", "zhouting", msgid="todo-unit"))  # one unit: no unit on each line
+    [own] = answers(await seen.new())
+    assert f"· {NO} 光明路店招破损｜已接单" in own
