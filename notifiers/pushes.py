@@ -144,6 +144,14 @@ class Pusher:
         earlier = await _earlier(conn, [c.ticket for c in changes if event_of(c) is not None])
         for change in changes:
             event = event_of(change)
+            if change.action != "dispatch" and (
+                change.to_state is not TicketState.DISPATCHED or event in (MOVED, REOPENED)
+            ):
+                # the ticket moved on (taken on, finished, sent elsewhere): a routine push of it still held for the
+                # service window would be stale when the window opens (a 待接单 card for a claimed ticket); the
+                # notice to a unit it left stays. This change's own pushes are queued after.
+                why = f"superseded: {change.action}"
+                await outbox_repo.void_held(conn, f"push:{change.ticket_no}:", now=now, keep=":moved-from:", why=why)
             if event is None:
                 continue
             ticket = change.ticket

@@ -285,7 +285,8 @@ class OutboxMessage(Base):
     ordering_key: Mapped[str | None] = mapped_column(String(100), index=True)
     priority: Mapped[int] = mapped_column(Integer, default=5)  # 0 = most urgent
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending | sent | dead
+    # pending | sent | dead | void (superseded before it went out: a held push whose ticket moved on)
+    status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
     lease_owner: Mapped[str | None] = mapped_column(String(64))

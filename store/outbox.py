@@ -200,12 +200,34 @@ async def defer(conn: Conn, message_id: int, *, owner: str, until: datetime) -> 
     )
 
 
+# sent, or void (superseded before it went out): past retention, both are deleted
+_DONE_STATES = ("sent", "void")
+
+
+async def void_held(conn: Conn, prefix: str, *, now: datetime, keep: str, why: str) -> int:
+    """Pending messages whose idempotency key starts with ``prefix`` (and does not contain ``keep``), held for later
+    (due after ``now``, not leased), become ``void``: superseded before they went out (a routine push waiting for
+    the service window whose ticket has moved on). ``why`` goes to ``last_error``; how many."""
+    result = await conn.execute(
+        update(outbox)
+        .where(
+            outbox.c.status == "pending",
+            outbox.c.next_attempt_at > now,
+            outbox.c.lease_owner.is_(None),
+            outbox.c.idempotency_key.startswith(prefix, autoescape=True),
+            ~outbox.c.idempotency_key.contains(keep, autoescape=True),
+        )
+        .values(status="void", sent_at=now, last_error=why)
+    )
+    return int(result.rowcount)
+
+
 async def sent_outbound_before(conn: Conn, *, sent_before: datetime, limit: int) -> list[int]:
     """The ids of up to ``limit`` outbox messages sent before ``sent_before``, oldest first (see
     :func:`handled_inbound_before`)."""
     query = (
         select(outbox.c.id)
-        .where(outbox.c.status == "sent", outbox.c.sent_at < sent_before)
+        .where(outbox.c.status.in_(_DONE_STATES), outbox.c.sent_at < sent_before)
         .order_by(outbox.c.id)
         .limit(limit)
     )
@@ -213,9 +235,9 @@ async def sent_outbound_before(conn: Conn, *, sent_before: datetime, limit: int)
 
 
 async def delete_sent(conn: Conn, ids: Sequence[int]) -> int:
-    """Deletes these outbox messages if they were sent (pending messages and dead letters are never deleted); how
-    many."""
-    result = await conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids)), outbox.c.status == "sent"))
+    """Deletes these outbox messages if they were sent or void (pending messages and dead letters are never
+    deleted); how many."""
+    result = await conn.execute(delete(outbox).where(outbox.c.id.in_(list(ids)), outbox.c.status.in_(_DONE_STATES)))
     return int(result.rowcount)
 
 

@@ -223,7 +223,7 @@ async def metrics(request: web.Request) -> web.Response:
     try:
         async with app[STORE].reading() as conn:
             counts = await outbox_repo.outbox_counts(conn)
-        for status in ("pending", "sent", "dead"):
+        for status in ("pending", "sent", "dead", "void"):
             m.outbox.labels(status).set(counts.get(status, 0))
     except Exception:
         log.warning("metrics: could not count the outbox", exc_info=True)

@@ -370,6 +370,31 @@ async def test_a_warning_ticket_brings_the_visits_note_and_is_announced_in_the_h
 # --- outside the service window ------------------------------------------------------------------------------------
 
 
+async def test_a_push_held_for_the_morning_is_void_once_its_ticket_moved_on(
+    make_rig: MakeRig, sandbox_config: BotConfig
+) -> None:
+    rig = await make_rig("webhook", _config(sandbox_config, webhooks=True, rules={"regular": {"mode": "at_once"}}))
+    rig.clock.set(MONDAY.replace(hour=3))  # outside the window: routine pushes wait for 07:00
+    claimed, updated, moved = "2026112300107", "2026112300108", "2026112300109"
+    for no in (claimed, updated, moved):
+        await rig.post(regular(no))
+    now = rig.clock.now()
+    await rig.service.act(claimed, ActionRequest(action=Action.CLAIM, actor="zhouting", at=now))
+    await rig.post(regular(updated, content="路口流动摊贩占道经营，夜间仍在"))  # the platform's update: still unclaimed
+    await rig.service.act(moved, ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=now, unit="HW"))
+    rig.clock.set(MONDAY.replace(hour=7, minute=1))
+    await rig.send()
+    srjg = [d.body["markdown"]["content"] for d in rig.group("SRJG")]
+    heads = [t.split("\n", 1)[0] for t in srjg]
+    # no 待接单 push for a ticket already claimed, nor for one sent elsewhere; an update leaves the push due, and
+    # the unit a ticket left hears where it went
+    assert heads == [f"**【常规】新工单 {updated}**", f"**工单 {moved}（常规）已改派至「环卫所」**"]
+    assert any(moved in d.body["markdown"]["content"] for d in rig.group("HW"))
+    async with rig.client.app[STORE].reading() as conn:
+        void = (await conn.execute(select(outbox.c.last_error).where(outbox.c.status == "void"))).scalars().all()
+    assert sorted(void) == ["superseded: claim", "superseded: redispatch"]
+
+
 async def test_a_warning_at_night_does_not_wait_behind_the_tickets_routine_push(
     make_rig: MakeRig, sandbox_config: BotConfig
 ) -> None:
@@ -382,11 +407,11 @@ async def test_a_warning_at_night_does_not_wait_behind_the_tickets_routine_push(
     await rig.service.act(no, ActionRequest(action=Action.SUBMIT, actor="zhouting", at=now, note="已清理"))
     await rig.event(no, {"event_id": "v1", "type": "visit_result", "result": "不满意"})
     await rig.send()
-    [warned] = rig.group("SRJG")  # the new ticket's routine push still waits; the warning is urgent
+    [warned] = rig.group("SRJG")  # the urgent warning goes at once, in a lane of its own
     assert warned.body["markdown"]["content"].startswith(f"**【预警】工单 {no} 回访不满意")
     rig.clock.set(MONDAY.replace(hour=7, minute=1))
     await rig.send()
-    assert len(rig.group("SRJG")) == 2
+    assert rig.group("SRJG") == [warned]  # the routine 待接单 push was void once the ticket was claimed
 
 
 async def test_at_night_an_urgent_ticket_goes_to_the_group_and_the_duty_officer_and_routine_waits_for_morning(
