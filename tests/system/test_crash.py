@@ -41,7 +41,7 @@ async def outbox_settled(database_url: str) -> bool:
             counts = await outbox_repo.outbox_counts(conn)
     finally:
         await engine.dispose()
-    return not any(counts.get(status, 0) for status in counts if status not in ("sent", "dead"))
+    return not any(counts.get(status, 0) for status in counts if status not in ("sent", "dead", "void"))
 
 
 def missing(traffic: Traffic) -> list[str]:
