@@ -144,12 +144,12 @@ class Pusher:
         earlier = await _earlier(conn, [c.ticket for c in changes if event_of(c) is not None])
         for change in changes:
             event = event_of(change)
-            if change.action != "dispatch" and (
-                change.to_state is not TicketState.DISPATCHED or event in (MOVED, REOPENED)
-            ):
+            leaves = change.from_state is TicketState.DISPATCHED and change.to_state is not TicketState.DISPATCHED
+            if change.action != "dispatch" and (leaves or event in (MOVED, REOPENED)):
                 # the ticket moved on (taken on, finished, sent elsewhere): a routine push of it still held for the
                 # service window would be stale when the window opens (a 待接单 card for a claimed ticket); the
-                # notice to a unit it left stays. This change's own pushes are queued after.
+                # notice to a unit it left stays. This change's own pushes are queued after. Only a ticket leaving
+                # 待接单 or starting a new dispatch can have such a push: other changes cost no statement.
                 why = f"superseded: {change.action}"
                 await outbox_repo.void_held(conn, f"push:{change.ticket_no}:", now=now, keep=":moved-from:", why=why)
             if event is None:
