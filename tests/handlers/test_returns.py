@@ -22,13 +22,12 @@ from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar
 from bot.services.channels import Channels
 from bot.services.deadline_engine import DeadlineEngine
-from bot.services.duty import DutyService
 from bot.services.tickets import TicketService
 from config.model import BotConfig
 from handlers.router import CommandRouter
 from notifiers.reviews import ReviewNotices
-from notifiers.rows import EngineRows
 from store.models import deadlines, outbox
+from tests.engines import deadline_engine
 from tests.handlers.conftest import MakeRouter
 from tests.handlers.test_router import message, texts
 
@@ -57,14 +56,7 @@ async def router(
 def engine(
     service: TicketService, sandbox_config: BotConfig, calendar: WorkCalendar, clock: FrozenClock
 ) -> DeadlineEngine:
-    return DeadlineEngine(
-        service.store,
-        sandbox_config,
-        calendar,
-        clock,
-        duty=DutyService(service.store, sandbox_config, clock),
-        rows=EngineRows(sandbox_config, Channels(app=True)),
-    )
+    return deadline_engine(service.store, sandbox_config, calendar, clock)
 
 
 class Seen:

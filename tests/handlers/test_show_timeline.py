@@ -14,14 +14,11 @@ from bot.domain.clock import TZ, FrozenClock
 from bot.domain.events import Sender, TextMessage
 from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar
-from bot.services.channels import Channels
-from bot.services.deadline_engine import DeadlineEngine
-from bot.services.duty import DutyService
 from bot.services.tickets import TicketService
 from config.model import BotConfig
 from handlers.router import CommandRouter
-from notifiers.rows import EngineRows
 from store.models import outbox
+from tests.engines import deadline_engine
 from tests.handlers.conftest import MakeRouter
 
 NO = "2026112300123"
@@ -93,14 +90,7 @@ async def chat(
             )
         ]
     )
-    engine = DeadlineEngine(
-        service.store,
-        sandbox_config,
-        calendar,
-        clock,
-        duty=DutyService(service.store, sandbox_config, clock),
-        rows=EngineRows(sandbox_config, Channels(app=True)),
-    )
+    engine = deadline_engine(service.store, sandbox_config, calendar, clock)
     for when in (at(23, 21), at(24, 9)):  # the reminder at half the accept deadline; the overdue notice at it
         clock.set(when)
         await engine.tick()

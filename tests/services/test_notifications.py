@@ -21,15 +21,14 @@ from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar
 from bot.services.channels import Channels
 from bot.services.deadline_engine import DeadlineEngine
-from bot.services.duty import DutyService
 from bot.services.retention import purge
 from bot.services.tickets import TicketService
 from config.model import BotConfig, Retention
 from config.vocabulary import TicketKind
-from notifiers.rows import EngineRows
 from notifiers.wecom import WECOM_APP, WECOM_APPCHAT
 from store.core import ConstraintViolation, Store
 from store.models import outbox
+from tests.engines import deadline_engine
 from tests.services.test_deadline_engine import act, at, sign, tick
 
 SRJG_CODE, RXB_CODE = "SRJG", "RXB"  # the units whose work groups are told
@@ -38,14 +37,7 @@ SRJG_CODE, RXB_CODE = "SRJG", "RXB"  # the units whose work groups are told
 def make_engine(
     store: Store, config: BotConfig, calendar: WorkCalendar, clock: FrozenClock, channels: Channels | None = None
 ) -> DeadlineEngine:
-    return DeadlineEngine(
-        store,
-        config,
-        calendar,
-        clock,
-        duty=DutyService(store, config, clock),
-        rows=EngineRows(config, channels or Channels(app=True)),
-    )
+    return deadline_engine(store, config, calendar, clock, channels=channels)
 
 
 @pytest.fixture

@@ -12,14 +12,11 @@ from sqlalchemy import func, select, update
 from bot.domain.clock import FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest
 from bot.domain.workcal import WorkCalendar
-from bot.services.channels import Channels
-from bot.services.deadline_engine import DeadlineEngine
-from bot.services.duty import DutyService
 from bot.services.tickets import TicketService
 from config.model import BotConfig
-from notifiers.rows import EngineRows
 from store.core import Store
 from store.models import deadline_misses, deadlines, outbox, unit_miss_counts
+from tests.engines import deadline_engine
 from tests.hotline.importer.support import at, naive, run, write_xlsx
 
 HEADERS = [
@@ -172,14 +169,7 @@ async def test_history_is_never_nagged_and_never_counted_against_a_unit(
 ) -> None:
     clock = FrozenClock(NOW)
     svc = TicketService(store, config, work_calendar, clock)
-    engine = DeadlineEngine(
-        store,
-        config,
-        work_calendar,
-        clock,
-        duty=DutyService(store, config, clock),
-        rows=EngineRows(config, Channels(app=True)),
-    )
+    engine = deadline_engine(store, config, work_calendar, clock)
     report = await run(write_xlsx(tmp_path / "history.xlsx", ROWS, HEADERS), svc, config)
     assert report.created == 7
     for when in (NOW, at(2026, 11, 23, 18)):  # before the first reminder of Friday's handling deadline
@@ -254,14 +244,7 @@ async def test_nothing_due_before_the_import_is_nagged_whatever_moves_it(
 ) -> None:
     clock = FrozenClock(NOW)
     svc = TicketService(store, config, work_calendar, clock)
-    engine = DeadlineEngine(
-        store,
-        config,
-        work_calendar,
-        clock,
-        duty=DutyService(store, config, clock),
-        rows=EngineRows(config, Channels(app=True)),
-    )
+    engine = deadline_engine(store, config, work_calendar, clock)
     old = row("2025060200004", naive(2025, 6, 2, 9), "待接单")
     await run(write_xlsx(tmp_path / "a.xlsx", [old], HEADERS), svc, config)
     # a later export calls it urgent: its deadlines follow the new policy, still all due long ago
