@@ -68,6 +68,13 @@ class DeadlinePlanner:
         }
         return self._finish(req, due)
 
+    def plan_one(self, name: DeadlineName, policy: Duration, start: datetime) -> PlannedDeadline:
+        """One deadline outside a ticket kind's policy (the office's review of a return), computed as ``plan``
+        computes every deadline."""
+        return PlannedDeadline(
+            name=name, policy=policy, started_at=start, due_at=self.calendar.add(_base(start), policy)
+        )
+
     def plan_many(self, reqs: Sequence[PlanRequest]) -> list[list[PlannedDeadline]]:
         """The same as ``plan`` for each request; working-day sums are computed in vectorised batches."""
         wanted = [self.durations(r.kind, r.category, r.cycle_kind) for r in reqs]

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain.clock import local
-from bot.domain.deadlines import PlannedDeadline, PlanRequest
+from bot.domain.deadlines import PlanRequest
 from bot.domain.history import imported_until
 from bot.domain.lifecycle import (
     Action,
@@ -286,9 +285,7 @@ class TicketActions(TicketCore):
 
     def _review_deadline(self, ticket_id: int, cycle: int, at: datetime) -> list[dict[str, Any]]:
         """The office's deadline to decide on a return (``returns.review``), reminded and escalated like any."""
-        policy = self.config.returns.review
-        due = self.calendar.add(local(at).replace(microsecond=0), policy)
-        planned = PlannedDeadline(name=DeadlineName.RETURN_REVIEW, policy=policy, started_at=at, due_at=due)
+        planned = self.planner.plan_one(DeadlineName.RETURN_REVIEW, self.config.returns.review, at)
         return self._deadline_rows([(ticket_id, cycle, planned)], at)
 
     async def _extend(
