@@ -143,12 +143,16 @@ class Ticket(Base):
     routed_by: Mapped[str | None] = mapped_column(String(64))
     # the 承办单位 as the platform last named it (code or name; kept even when no unit of ours matches it)
     hotline_unit: Mapped[str | None] = mapped_column(String(64))
-    hotline_deadline: Mapped[datetime | None]
-    dispatched_at: Mapped[datetime]
+    hotline_deadline: Mapped[datetime | None] = mapped_column(index=True)
+    dispatched_at: Mapped[datetime] = mapped_column(index=True)
     received_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # "closed today" and reports by period read it by range
     closed_at: Mapped[datetime | None] = mapped_column(index=True)
+    # the reports (migration 0012): the unit's first submission (办结提交; 及时回复率 compares it with
+    # hotline_deadline) and the time of the return visit whose results the ticket carries (实际解决率, 满意率)
+    submitted_at: Mapped[datetime | None] = mapped_column(index=True)
+    visited_at: Mapped[datetime | None] = mapped_column(index=True)
     # 延期: the pending extension request (working days asked for, why, who asked, when; NULL when none is
     # pending) and how many extensions were approved
     extension_days: Mapped[int | None] = mapped_column(Integer)
@@ -210,7 +214,11 @@ class Deadline(Base):
     cycle: Mapped[int] = mapped_column(Integer)
     policy: Mapped[str] = mapped_column(String(16))  # the duration as configured, e.g. "5wd"
     started_at: Mapped[datetime]
-    due_at: Mapped[datetime]
+    # the reports count the deadlines due in a period (migration 0012)
+    due_at: Mapped[datetime] = mapped_column(index=True)
+    # the unit that had the ticket when the deadline started: whose rate it counts in (a re-dispatched ticket
+    # carries deadlines of several units)
+    unit_code: Mapped[str | None] = mapped_column(String(32))
     # open | met | missed (was overdue when it stopped being due) | cancelled (stopped being due in time)
     status: Mapped[str] = mapped_column(String(12))
     met_at: Mapped[datetime | None]
@@ -224,6 +232,8 @@ class AuditEvent(Base):
     """Append-only: database triggers refuse UPDATE and DELETE (see the initial migration)."""
 
     __tablename__ = "audit_log"
+    # the reports count returns and warnings by action and time (migration 0012)
+    __table_args__ = (Index("ix_audit_log_action_at", "action", "at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     ticket_id: Mapped[int | None] = mapped_column(BigId, index=True)

@@ -159,6 +159,9 @@ def settle(history: TicketHistory, *, dispatched_at: datetime, now: datetime, aw
             "visit_note": history.visit_note,
             "solved": history.solved.value if history.solved is not None else None,
             "visit_solved": history.visit_solved.value if history.visit_solved is not None else None,
+            # the reports' times: the unit's submission and the visit (a visit result without its time: the close)
+            "submitted_at": history.finished_at,
+            "visited_at": history.visited_at or (closed_at if history.visited else None),
         },
     )
 

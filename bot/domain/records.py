@@ -84,6 +84,8 @@ class Ticket:
     received_at: datetime
     updated_at: datetime
     closed_at: datetime | None = None
+    submitted_at: datetime | None = None  # the unit's first submission (办结提交)
+    visited_at: datetime | None = None  # the return visit whose results the ticket carries
     # 延期: the pending extension request (None when none is pending) and how many were approved
     extension_days: int | None = None
     extension_reason: str | None = None
@@ -145,6 +147,7 @@ class Deadline:
     policy: str  # the duration as configured, e.g. "5wd"
     started_at: datetime
     due_at: datetime
+    unit_code: str | None = None  # the unit that had the ticket when it started (whose rate it counts in)
     status: DeadlineStatus = DeadlineStatus.OPEN
     met_at: datetime | None = None
     next_due_at: datetime | None = None  # the next moment the deadline engine looks at it

@@ -177,7 +177,13 @@ class HandOvers(TicketActions):
         )
         imported = source == "import"
         deadline_rows = self._deadline_rows(
-            [(ticket_id, 1, p) for ticket_id, plan in zip(ids, plans, strict=True) for p in plan], now, history=imported
+            [
+                (ticket_id, 1, p, r["unit_code"])
+                for ticket_id, plan, r in zip(ids, plans, rows, strict=True)
+                for p in plan
+            ],
+            now,
+            history=imported,
         )
         history_rows.settle_deadline_rows(deadline_rows, ids, items, settled)
         await deadlines_repo.insert_deadlines(conn, deadline_rows)
@@ -354,7 +360,8 @@ class HandOvers(TicketActions):
         await deadlines_repo.close_deadlines(conn, obsolete, status="cancelled", at=None)
         # names the new policy adds, unless they were already met or cancelled in this cycle
         closed = {r.name for r in await deadlines_repo.deadlines_of(conn, ticket_id) if r.cycle == cycle}
-        added = [(ticket_id, cycle, p) for n, p in wanted.items() if n.value not in closed]
+        unit = current[0].unit_code
+        added = [(ticket_id, cycle, p, unit) for n, p in wanted.items() if n.value not in closed]
         await deadlines_repo.insert_deadlines(conn, self._deadline_rows(added, now, history=quiet_until is not None))
 
     async def _history_update(self, conn: Conn, row: Ticket, history: TicketHistory, now: datetime) -> dict[str, Any]:

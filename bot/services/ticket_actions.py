@@ -152,6 +152,8 @@ class TicketActions(TicketCore):
             if r.id not in closed
         ]
         facts = {k: v for k, v in data.items() if v is not None}
+        # the unit the ticket was with when it happened: whose returns and warnings the reports count it in
+        facts["at_unit"] = row.unit_code
         audit = {
             "ticket_id": row.id,
             "ticket_no": ticket.ticket_no,
@@ -272,21 +274,23 @@ class TicketActions(TicketCore):
             )
         started: list[Deadline] = []
         if transition.review:
-            review = self._review_deadline(row.id, ticket.cycle, at)
+            review = self._review_deadline(row.id, ticket.cycle, at, row.unit_code)
             await deadlines_repo.insert_deadlines(conn, review)
             started += [Deadline.of(d) for d in review]
         if transition.new_cycle is None:
             return started, closing
         request = PlanRequest(kind=ticket.kind, category=ticket.category, start=at, cycle_kind=transition.new_cycle)
         plan = self.planner.plan(request)
-        rows = self._deadline_rows([(row.id, ticket.cycle + 1, p) for p in plan], at)
+        unit = transition.changes.get("unit_code", row.unit_code)
+        rows = self._deadline_rows([(row.id, ticket.cycle + 1, p, unit) for p in plan], at)
         await deadlines_repo.insert_deadlines(conn, rows)
         return [*started, *(Deadline.of(d) for d in rows)], closing
 
-    def _review_deadline(self, ticket_id: int, cycle: int, at: datetime) -> list[dict[str, Any]]:
-        """The office's deadline to decide on a return (``returns.review``), reminded and escalated like any."""
+    def _review_deadline(self, ticket_id: int, cycle: int, at: datetime, unit: str | None) -> list[dict[str, Any]]:
+        """The office's deadline to decide on a return (``returns.review``), reminded and escalated like any (kept
+        under the unit that asked: the reports leave it out of every unit's rates)."""
         planned = self.planner.plan_one(DeadlineName.RETURN_REVIEW, self.config.returns.review, at)
-        return self._deadline_rows([(ticket_id, cycle, planned)], at)
+        return self._deadline_rows([(ticket_id, cycle, planned, unit)], at)
 
     async def _extend(
         self,

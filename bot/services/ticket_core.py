@@ -123,23 +123,23 @@ class TicketCore:
         return (0, None) if step is None else (step.index, step.at)
 
     def _deadline_rows(
-        self, planned: Sequence[tuple[int, int, PlannedDeadline]], now: datetime, *, history: bool = False
+        self, planned: Sequence[tuple[int, int, PlannedDeadline, str | None]], now: datetime, *, history: bool = False
     ) -> list[dict[str, Any]]:
-        """Rows for new deadlines (ticket id, cycle, plan), each with its first step for the engine (as
+        """Rows for new deadlines (ticket id, cycle, plan, the unit that has the ticket: whose rates it counts in), each with its first step for the engine (as
         :meth:`nag_point` gives it, computed for all at once: an import plans hundreds of thousands). ``history``:
         the tickets come from the platform's past (an import): a deadline already due at ``now`` is never nagged
         (no step at all: no reminder, overdue notice or escalation for what was due before the import)."""
         policies: dict[Duration, str] = {}
-        texts = [policies.get(p.policy) or policies.setdefault(p.policy, str(p.policy)) for _, _, p in planned]
-        quiet = [p.name in NAG_FREE or (history and p.due_at <= now) for _, _, p in planned]
-        nagged = [(text, p) for text, (_, _, p), q in zip(texts, planned, quiet, strict=True) if not q]
+        texts = [policies.get(p.policy) or policies.setdefault(p.policy, str(p.policy)) for _, _, p, _ in planned]
+        quiet = [p.name in NAG_FREE or (history and p.due_at <= now) for _, _, p, _ in planned]
+        nagged = [(text, p) for text, (_, _, p, _), q in zip(texts, planned, quiet, strict=True) if not q]
         points = iter(
             self.nags.first_points(
                 [t for t, _ in nagged], [p.started_at for _, p in nagged], [p.due_at for _, p in nagged], now=now
             )
         )
         rows = []
-        for text, (ticket_id, cycle, p), q in zip(texts, planned, quiet, strict=True):
+        for text, (ticket_id, cycle, p, unit), q in zip(texts, planned, quiet, strict=True):
             stage, next_due_at = (0, None) if q else next(points)
             rows.append(
                 {
@@ -149,6 +149,7 @@ class TicketCore:
                     "policy": text,
                     "started_at": p.started_at,
                     "due_at": p.due_at,
+                    "unit_code": unit,
                     "status": "open",
                     "met_at": None,
                     "next_due_at": next_due_at,

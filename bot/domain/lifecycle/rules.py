@@ -119,6 +119,8 @@ def _submit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) 
     require(text(req.note) is not None, "note_required", "办结需要填写处理结果。")
     solved = req.solved or Solved.SOLVED  # 实际解决, as the unit declares it
     changes: dict[str, Any] = {"solved": solved.value}
+    if t.state is not TicketState.WARNING:  # the reply the platform's 办理时限 is about: the first submission
+        changes["submitted_at"] = req.at
     if not t.handler_userid:
         changes["handler_userid"] = req.actor
     return Transition(
@@ -140,6 +142,7 @@ def _visit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -
         "satisfaction": req.result.value,
         "visit_solved": req.solved.value if req.solved is not None else None,
         "visit_note": text(req.note),
+        "visited_at": req.at,
     }
     facts = {"result": req.result.value, **({"solved": req.solved.value} if req.solved is not None else {})}
     if req.result in req.warning_results:
@@ -286,6 +289,8 @@ def _reopen(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) 
             "solved": None,
             "visit_solved": None,
             "visit_note": None,
+            "submitted_at": None,
+            "visited_at": None,
             "handler_userid": None,
             "dispatched_at": req.at,
         },

@@ -195,8 +195,10 @@ CANCEL = Expect(S.CANCELLED, {"closed_at": AT}, cancel=ALL)
 
 
 # a return visit records the citizen's view: satisfaction, whether it was solved (not asked here), the note
-VISITED = {"satisfaction": "satisfied", "visit_solved": None, "visit_note": "情况说明"}
-SOLVED = {"solved": "solved"}  # submitted: the unit declares it solved, unless it says otherwise
+VISITED = {"satisfaction": "satisfied", "visit_solved": None, "visit_note": "情况说明", "visited_at": AT}
+# submitted: the unit declares it solved, unless it says otherwise; the first submission's time (及时回复率)
+SOLVED = {"solved": "solved", "submitted_at": AT}
+RESOLVED = {"solved": "solved"}  # re-submitted after a warning: the first submission's time stays
 
 
 REVIEW = frozenset({D.RETURN_REVIEW})
@@ -280,7 +282,7 @@ ALLOWED: list[Any] = [
     # 预警·再次处置中: the unit records contact / on-site again and re-submits; no return any more
     (S.WARNING, A.CONTACT, Expect(S.WARNING, meet=CONTACT_MET)),
     (S.WARNING, A.ON_SITE, Expect(S.WARNING, meet=ON_SITE_MET)),
-    (S.WARNING, A.SUBMIT, Expect(S.SUBMITTED, SOLVED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
+    (S.WARNING, A.SUBMIT, Expect(S.SUBMITTED, RESOLVED, meet=SUBMIT_MET, cancel=SUBMIT_CANCEL)),
     (S.WARNING, A.TRANSFER, Expect(S.WARNING, {"handler_userid": OTHER})),
     (S.WARNING, A.REQUEST_EXCLUSION, excl(S.WARNING)),
     (S.WARNING, A.REQUEST_EXTENSION, ext(S.WARNING)),
@@ -333,6 +335,8 @@ ALLOWED: list[Any] = [
                 "solved": None,
                 "visit_solved": None,
                 "visit_note": None,
+                "submitted_at": None,
+                "visited_at": None,
                 "handler_userid": None,
                 "dispatched_at": AT,
             },

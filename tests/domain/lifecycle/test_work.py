@@ -82,7 +82,13 @@ def test_submit_state_is_checked_before_the_note() -> None:
 def test_visit_not_dissatisfied_closes(result: VisitResult) -> None:
     tr = decide(snap(S.SUBMITTED), req(A.VISIT, result=result), OPEN)
     assert tr.to_state is S.CLOSED
-    assert tr.changes == {"satisfaction": result.value, "visit_solved": None, "visit_note": "情况说明", "closed_at": AT}
+    assert tr.changes == {
+        "satisfaction": result.value,
+        "visit_solved": None,
+        "visit_note": "情况说明",
+        "visited_at": AT,
+        "closed_at": AT,
+    }
     assert tr.cancel == ALL
     assert tr.new_cycle is None
 
@@ -115,6 +121,7 @@ def test_visit_dissatisfied_makes_a_warning_ticket_with_a_rehandle_cycle(rehandl
         "satisfaction": "dissatisfied",
         "visit_solved": None,
         "visit_note": "情况说明",
+        "visited_at": AT,
         "rehandle_count": rehandles + 1,
     }
     assert "handler_userid" not in tr.changes  # the same unit and handler re-handle it
