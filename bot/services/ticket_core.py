@@ -125,10 +125,11 @@ class TicketCore:
     def _deadline_rows(
         self, planned: Sequence[tuple[int, int, PlannedDeadline, str | None]], now: datetime, *, history: bool = False
     ) -> list[dict[str, Any]]:
-        """Rows for new deadlines (ticket id, cycle, plan, the unit that has the ticket: whose rates it counts in), each with its first step for the engine (as
-        :meth:`nag_point` gives it, computed for all at once: an import plans hundreds of thousands). ``history``:
-        the tickets come from the platform's past (an import): a deadline already due at ``now`` is never nagged
-        (no step at all: no reminder, overdue notice or escalation for what was due before the import)."""
+        """Rows for new deadlines (ticket id, cycle, plan, the unit that has the ticket: whose rates it counts in),
+        each with its first step for the engine (as :meth:`nag_point` gives it, computed for all at once: an import
+        plans hundreds of thousands). ``history``: the tickets come from the platform's past (an import): a deadline
+        already due at ``now`` is never nagged (no step at all: no reminder, overdue notice or escalation for what was
+        due before the import)."""
         policies: dict[Duration, str] = {}
         texts = [policies.get(p.policy) or policies.setdefault(p.policy, str(p.policy)) for _, _, p, _ in planned]
         quiet = [p.name in NAG_FREE or (history and p.due_at <= now) for _, _, p, _ in planned]
