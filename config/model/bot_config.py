@@ -20,6 +20,7 @@ from config.model.nags import Nags
 from config.model.org import GLOBAL_ROLES, Member, Office, Permissions, RoutingRule, Unit
 from config.model.pushes import DEFAULT_PUSH_RULES, Pushes, PushRule
 from config.model.repeats import Repeats
+from config.model.reports import Reports
 from config.model.retention import Retention
 from config.model.returns import Returns
 from config.model.visits import Visits
@@ -46,6 +47,7 @@ class BotConfig(Model):
     imports: ImportSettings = Field(default_factory=ImportSettings, alias="import")
     pushes: Pushes = Field(default_factory=Pushes)
     repeats: Repeats = Field(default_factory=Repeats)
+    reports: Reports = Field(default_factory=Reports)
     retention: Retention = Field(default_factory=Retention)
     returns: Returns = Field(default_factory=Returns)
     visits: Visits = Field(default_factory=Visits)

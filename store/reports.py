@@ -1,0 +1,171 @@
+"""The reports' counts (bot.domain.reports says what they mean): one statement per kind of fact, each counting over
+several periods at once (a CASE gives each row its period's index, the ``bucket``), grouped by unit.
+
+Deadlines count in the period they fall due in, under the unit they record; visits by their time; the tickets received
+by their dispatch time; returns and warnings by the audit log's entries (the unit the ticket was with then, else its
+unit now). Cancelled tickets and tickets approved 不纳入测评 count in nothing but the tickets received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+
+from store.core import Conn
+from store.models import audit_log, deadlines, tickets
+
+Range = tuple[datetime, datetime]
+
+_COUNTED = and_(tickets.c.state != "cancelled", tickets.c.evaluation != "excluded")
+
+
+def _bucket(column: Any, ranges: Sequence[Range]) -> tuple[ColumnElement[Any], ColumnElement[bool]]:
+    """(the index of the range ``column`` falls in, the condition that it falls in one)."""
+    conditions = [and_(column >= start, column < end) for start, end in ranges]
+    if len(ranges) == 1:
+        return literal(0), conditions[0]
+    return case(*((c, i) for i, c in enumerate(conditions)), else_=-1), or_(*conditions)
+
+
+def _units(column: Any, units: Sequence[str] | None) -> list[ColumnElement[bool]]:
+    return [] if units is None else [column.in_(list(units))]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineCount:
+    bucket: int
+    unit: str | None
+    name: str
+    due: int
+    on_time: int
+
+
+async def deadline_counts(
+    conn: Conn, ranges: Sequence[Range], now: datetime, names: Sequence[str], units: Sequence[str] | None = None
+) -> list[DeadlineCount]:
+    """The deadlines of ``names`` due in each range (open ones only once due by ``now``), and those met on time."""
+    bucket, within = _bucket(deadlines.c.due_at, ranges)
+    on_time = func.sum(case((and_(deadlines.c.status == "met", deadlines.c.met_at <= deadlines.c.due_at), 1), else_=0))
+    query = (
+        select(bucket.label("bucket"), deadlines.c.unit_code, deadlines.c.name, func.count(), on_time)
+        .select_from(deadlines.join(tickets, tickets.c.id == deadlines.c.ticket_id))
+        .where(
+            within,
+            deadlines.c.name.in_(list(names)),
+            deadlines.c.status != "cancelled",
+            or_(deadlines.c.status != "open", deadlines.c.due_at <= now),
+            _COUNTED,
+            *_units(deadlines.c.unit_code, units),
+        )
+        .group_by(bucket, deadlines.c.unit_code, deadlines.c.name)
+    )
+    result = await conn.execute(query)
+    return [DeadlineCount(b, u, n, due, int(met or 0)) for b, u, n, due, met in result.all()]
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedCount:
+    bucket: int
+    unit: str | None
+    kind: str
+    category: str | None
+    received: int
+    repeats: int
+    media: int
+
+
+async def received_counts(
+    conn: Conn, ranges: Sequence[Range], units: Sequence[str] | None = None
+) -> list[ReceivedCount]:
+    """Tickets dispatched in each range by unit, kind and category, with how many repeat an earlier one (the
+    platform's flag or the bot's match) and how many are media-exposure tickets."""
+    bucket, within = _bucket(tickets.c.dispatched_at, ranges)
+    repeat = or_(tickets.c.is_repeat.is_(True), tickets.c.repeat_count > 1)
+    query = (
+        select(
+            bucket.label("bucket"),
+            tickets.c.unit_code,
+            tickets.c.kind,
+            tickets.c.category,
+            func.count(),
+            func.sum(case((repeat, 1), else_=0)),
+            func.sum(case((tickets.c.is_media.is_(True), 1), else_=0)),
+        )
+        .where(within, *_units(tickets.c.unit_code, units))
+        .group_by(bucket, tickets.c.unit_code, tickets.c.kind, tickets.c.category)
+    )
+    result = await conn.execute(query)
+    return [ReceivedCount(b, u, k, c, n, int(r or 0), int(m or 0)) for b, u, k, c, n, r, m in result.all()]
+
+
+async def reply_counts(
+    conn: Conn, ranges: Sequence[Range], now: datetime, units: Sequence[str] | None = None
+) -> list[tuple[int, str | None, int, int]]:
+    """(bucket, unit, tickets whose platform deadline falls in the range and has passed or been answered, those first
+    submitted by it)."""
+    bucket, within = _bucket(tickets.c.hotline_deadline, ranges)
+    on_time = func.sum(case((tickets.c.submitted_at <= tickets.c.hotline_deadline, 1), else_=0))
+    query = (
+        select(bucket.label("bucket"), tickets.c.unit_code, func.count(), on_time)
+        .where(
+            within,
+            or_(tickets.c.submitted_at.is_not(None), tickets.c.hotline_deadline <= now),
+            _COUNTED,
+            *_units(tickets.c.unit_code, units),
+        )
+        .group_by(bucket, tickets.c.unit_code)
+    )
+    result = await conn.execute(query)
+    return [(b, u, n, int(m or 0)) for b, u, n, m in result.all()]
+
+
+async def visit_counts(
+    conn: Conn, ranges: Sequence[Range], units: Sequence[str] | None = None
+) -> list[tuple[int, str | None, str | None, str | None, int]]:
+    """(bucket, unit, satisfaction, visit_solved, tickets) of the visits made in each range (a ticket's latest)."""
+    bucket, within = _bucket(tickets.c.visited_at, ranges)
+    query = (
+        select(
+            bucket.label("bucket"), tickets.c.unit_code, tickets.c.satisfaction, tickets.c.visit_solved, func.count()
+        )
+        .where(within, _COUNTED, *_units(tickets.c.unit_code, units))
+        .group_by(bucket, tickets.c.unit_code, tickets.c.satisfaction, tickets.c.visit_solved)
+    )
+    result = await conn.execute(query)
+    return [(b, u, s, v, n) for b, u, s, v, n in result.all()]
+
+
+def _audit_unit() -> ColumnElement[Any]:
+    return func.coalesce(audit_log.c.data["at_unit"].as_string(), tickets.c.unit_code)
+
+
+# the audit entries the reports count: a return asked for, approved, rejected; a visit that made a warning ticket
+AUDITED = ("request_return", "approve_return", "reject_return", "visit")
+
+
+async def audit_counts(
+    conn: Conn, ranges: Sequence[Range], units: Sequence[str] | None = None
+) -> list[tuple[int, str | None, str, int]]:
+    """(bucket, unit, what, entries): ``what`` is an action of :data:`AUDITED`, ``warning`` for a visit that made a
+    warning ticket (other visits are counted from the tickets)."""
+    bucket, within = _bucket(audit_log.c.at, ranges)
+    unit = _audit_unit()
+    what = case((audit_log.c.action == "visit", literal("warning")), else_=audit_log.c.action)
+    query = (
+        select(bucket.label("bucket"), unit.label("unit"), what.label("what"), func.count())
+        .select_from(audit_log.join(tickets, tickets.c.id == audit_log.c.ticket_id))
+        .where(
+            within,
+            audit_log.c.action.in_(AUDITED),
+            or_(audit_log.c.action != "visit", audit_log.c.to_state == "warning"),
+            _COUNTED,
+            *_units(unit, units),
+        )
+        .group_by(bucket, unit, what)
+    )
+    result = await conn.execute(query)
+    return [(b, u, w, n) for b, u, w, n in result.all()]
