@@ -1,0 +1,278 @@
+"""Reports from the bot's own records (bot.domain.reports defines every figure; docs/reports.md says it in words):
+the figures of a period per unit with the period before and the same period a year earlier, the office's total, the
+chart rate's trend, and the tickets behind the figures. Read in one snapshot; nothing is written."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.domain.clock import Clock
+from bot.domain.masking import Citizen, mask_text
+from bot.domain.reports.figures import COUNTED_DEADLINES, DEADLINE_RATES, Figures, Rate, Ratio, total
+from bot.domain.reports.periods import Period
+from bot.domain.reports.report import LateItem, RepeatItem, Report, ReturnItem, UnitLine, VisitItem
+from config.model import BotConfig
+from config.vocabulary import DeadlineName
+from store import report_items
+from store import reports as counts_repo
+from store.core import Conn, Store
+from store.reports import Range
+
+TREND = 12  # periods the chart's trend shows
+_UNCATEGORISED = "未分类"
+_REPEAT_REASONS = {"phone": "phone", "address": "address", "phone+address": "phone+address"}
+
+
+def _ranges(periods: Iterable[Period]) -> list[Range]:
+    return [(p.starts, p.ends) for p in periods]
+
+
+class ReportService:
+    def __init__(self, store: Store, config: BotConfig, clock: Clock) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        reports = config.reports
+        self.weights = {Rate(k): v for k, v in reports.score_weights.items()}
+        self.targets = {Rate(k): v for k, v in reports.targets.items()}
+        self.satisfaction = dict(reports.satisfaction_weights)
+
+    async def report(
+        self,
+        period: Period,
+        *,
+        units: Sequence[str] | None = None,
+        details: bool = True,
+        trend: bool = True,
+        chart_rate: Rate | None = None,
+    ) -> Report:
+        """The report of ``period`` for ``units`` (None: every unit and the office's total of all). ``details``: with
+        the ticket lines (the workbook's); ``trend``: with the chart rate over the last 12 periods."""
+        now = self.clock.now()
+        rate = chart_rate or Rate(self.config.reports.bulletin.chart_rate)
+        compared = [period, period.previous(), period.year_earlier()]
+        async with self.store.reading() as conn:
+            current, previous, year_ago = await self.figures(conn, _ranges(compared), now, units)
+            series: list[tuple[Period, Ratio]] = []
+            if trend:
+                periods = period.back(TREND)
+                by_period = await self.figures(conn, _ranges(periods), now, units, only=rate)
+                series = [(p, total(f.values()).rates[rate]) for p, f in zip(periods, by_period, strict=True)]
+            items = await self._items(conn, period, now, units) if details else {}
+        lines = self._lines(units, current, previous, year_ago)
+        office_total = UnitLine(
+            code=None,
+            name="合计",
+            figures=(t := total(current.values())),
+            previous=(tp := total(previous.values())),
+            year_ago=(ty := total(year_ago.values())),
+            score=t.score(self.weights),
+            previous_score=tp.score(self.weights),
+            year_ago_score=ty.score(self.weights),
+        )
+        return Report(
+            period=period,
+            at=now,
+            office=self.config.office.name,
+            scope=None if units is None else tuple(units),
+            total=office_total,
+            units=lines,
+            chart_rate=rate,
+            trend=series,
+            targets=self.targets,
+            miss_limit=self.config.nags.three_misses.count,
+            unit_names={u.code: u.name for u in self.config.units},
+            **items,
+        )
+
+    def _lines(
+        self,
+        units: Sequence[str] | None,
+        current: dict[str | None, Figures],
+        previous: dict[str | None, Figures],
+        year_ago: dict[str | None, Figures],
+    ) -> list[UnitLine]:
+        order = {u.code: i for i, u in enumerate(self.config.units)}
+        codes = list(units) if units is not None else [u.code for u in self.config.units]
+        # a unit no longer configured still has its past in the records
+        codes += sorted({c for c in current if c is not None and c not in order and units is None})
+        lines = []
+        for code in codes:
+            f, fp, fy = (d.get(code) or Figures() for d in (current, previous, year_ago))
+            lines.append(
+                UnitLine(
+                    code=code,
+                    name=unit.name if (unit := self.config.unit(code)) is not None else code,
+                    figures=f,
+                    previous=fp,
+                    year_ago=fy,
+                    score=f.score(self.weights),
+                    previous_score=fp.score(self.weights),
+                    year_ago_score=fy.score(self.weights),
+                )
+            )
+        scored = sorted((x for x in lines if x.score is not None), key=lambda x: -(x.score or 0))
+        ranks: dict[str | None, int | None] = {}
+        for i, x in enumerate(scored):
+            ranks[x.code] = ranks.get(scored[i - 1].code) if i and scored[i - 1].score == x.score else i + 1
+        ranked = [UnitLine(**{**_fields(x), "rank": ranks.get(x.code)}) for x in lines]
+        return sorted(ranked, key=lambda x: (x.rank is None, x.rank or 0, order.get(x.code or "", len(order))))
+
+    async def figures(
+        self,
+        conn: Conn,
+        ranges: Sequence[Range],
+        now: datetime,
+        units: Sequence[str] | None,
+        *,
+        only: Rate | None = None,
+    ) -> list[dict[str | None, Figures]]:
+        """Each range's figures by unit. ``only``: just what that rate needs (the trend)."""
+        out: list[dict[str | None, Figures]] = [defaultdict(Figures) for _ in ranges]
+        names = COUNTED_DEADLINES if only is None else [n.value for n, r in DEADLINE_RATES.items() if r is only]
+        if names:
+            for d in await counts_repo.deadline_counts(conn, ranges, now, names, units):
+                f = out[d.bucket][d.unit]
+                name = DeadlineName(d.name)
+                ratio = Ratio(d.on_time, d.due)
+                rate = DEADLINE_RATES[name]
+                f.rates[rate] = f.rates[rate] + ratio
+                if name is DeadlineName.ACCEPT:
+                    f.counts.accept_misses += d.due - d.on_time
+                elif name is DeadlineName.REHANDLE:
+                    f.rehandled = f.rehandled + ratio
+        if only in (None, Rate.REPLY):
+            for bucket, unit, due, on_time in await counts_repo.reply_counts(conn, ranges, now, units):
+                f = out[bucket][unit]
+                f.rates[Rate.REPLY] = f.rates[Rate.REPLY] + Ratio(on_time, due)
+        if only in (None, Rate.SOLVED, Rate.SATISFACTION):
+            for bucket, unit, result, solved, n in await counts_repo.visit_counts(conn, ranges, units):
+                self._visits(out[bucket][unit], result, solved, n)
+        if only is None:
+            for r in await counts_repo.received_counts(conn, ranges, units):
+                c = out[r.bucket][r.unit].counts
+                c.received += r.received
+                c.by_kind[r.kind] = c.by_kind.get(r.kind, 0) + r.received
+                category = r.category or _UNCATEGORISED
+                c.by_category[category] = c.by_category.get(category, 0) + r.received
+                c.repeats += r.repeats
+                c.media += r.media
+            for bucket, unit, what, n in await counts_repo.audit_counts(conn, ranges, units):
+                c = out[bucket][unit].counts
+                field = _AUDITED[what]
+                setattr(c, field, getattr(c, field) + n)
+        return [dict(d) for d in out]
+
+    def _visits(self, f: Figures, result: str | None, solved: str | None, n: int) -> None:
+        weight = self.satisfaction.get(result) if result is not None else None  # type: ignore[call-overload]
+        if weight is not None:
+            f.rates[Rate.SATISFACTION] = f.rates[Rate.SATISFACTION] + Ratio(weight * n, n)
+        if result == "dissatisfied":
+            f.counts.dissatisfied += n
+        elif result == "unreachable":
+            f.counts.unreachable += n
+        if solved is not None:
+            f.rates[Rate.SOLVED] = f.rates[Rate.SOLVED] + Ratio(n if solved == "solved" else 0, n)
+
+    async def _items(self, conn: Conn, period: Period, now: datetime, units: Sequence[str] | None) -> dict[str, Any]:
+        start, end = period.starts, period.ends
+        late = [
+            LateItem(
+                ticket_no=r["ticket_no"],
+                unit=r["unit_code"],
+                kind=r["kind"],
+                category=r["category"],
+                title=_masked_title(r),
+                deadline=DeadlineName(r["name"]),
+                due_at=r["due_at"],
+                met_at=r["met_at"] if r["status"] == "met" else None,
+            )
+            for r in await report_items.late_deadlines(conn, start, end, now, COUNTED_DEADLINES, units)
+        ]
+        returns = _returns(await report_items.return_entries(conn, start, end, units))
+        visits = [
+            VisitItem(
+                ticket_no=r["ticket_no"],
+                unit=r["unit_code"],
+                category=r["category"],
+                title=_masked_title(r),
+                visited_at=r["visited_at"],
+                result=r["satisfaction"],
+                solved=r["visit_solved"],
+                warning=bool(r["warning"]),
+                rehandle_due=r["rehandle_due"],
+                rehandle_met=r["rehandle_met"],
+            )
+            for r in await report_items.unsatisfied_visits(conn, start, end, units)
+        ]
+        repeats = [
+            RepeatItem(
+                ticket_no=r["ticket_no"],
+                unit=r["unit_code"],
+                category=r["category"],
+                title=_masked_title(r),
+                dispatched_at=r["dispatched_at"],
+                count=max(r["repeat_count"], 2),
+                repeat_of=r["repeat_of"],
+                reason=r["repeat_reason"] or ("platform" if r["is_repeat"] else None),
+            )
+            for r in await report_items.repeat_tickets(conn, start, end, units)
+        ]
+        return {"late": late, "returns": returns, "visits": visits, "repeats": repeats}
+
+
+_AUDITED = {
+    "request_return": "returns_asked",
+    "approve_return": "returns_approved",
+    "reject_return": "returns_rejected",
+    "warning": "warnings",
+}
+
+
+def _fields(line: UnitLine) -> dict[str, Any]:
+    return {name: getattr(line, name) for name in UnitLine.__slots__}  # type: ignore[attr-defined]
+
+
+def _masked_title(row: dict[str, Any]) -> str:
+    citizen = Citizen(row.get("citizen_name") or None, row.get("address") or None)
+    text = row.get("title") or (row.get("content") or "")[:40]
+    return mask_text(text, citizen)
+
+
+def _returns(entries: Sequence[dict[str, Any]]) -> list[ReturnItem]:
+    """Each request and what became of it: the entries of one ticket in time order, a request opening an item that
+    the next decision closes."""
+    items: list[ReturnItem] = []
+    open_item: dict[str, Any] | None = None
+
+    def close(outcome: str, at: datetime | None) -> None:
+        nonlocal open_item
+        if open_item is not None:
+            items.append(ReturnItem(**open_item, outcome=outcome, decided_at=at))
+        open_item = None
+
+    last_ticket = None
+    for e in entries:
+        if e["ticket_id"] != last_ticket:
+            close("pending", None)
+            last_ticket = e["ticket_id"]
+        action = e["action"]
+        if action == "request_return":
+            close("pending", None)
+            data = e["data"] if isinstance(e["data"], dict) else {}
+            open_item = {
+                "ticket_no": e["ticket_no"],
+                "unit": e["unit"],
+                "asked_at": e["at"],
+                "reason": mask_text(
+                    str(data.get("reason") or e["note"] or ""), Citizen(e.get("citizen_name"), e.get("address"))
+                ),
+                "suggested": data.get("suggested_unit"),
+            }
+        elif action in ("approve_return", "reject_return", "decline_return"):
+            close({"approve_return": "approved", "reject_return": "rejected"}.get(action, "declined"), e["at"])
+    close("pending", None)
+    return items

@@ -1,0 +1,195 @@
+"""The tickets behind a report's figures, for the workbook's ticket sheets: deadlines not met on time, returns, visits
+not satisfied or that made warning tickets, repeat complaints. Rows carry the citizen's name and address only so that
+the caller can mask the texts (bot.domain.masking.Citizen); never the phone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+
+from store.core import Conn
+from store.models import audit_log, deadlines, tickets, unit_miss_counts
+from store.reports import AUDITED, _audit_unit
+
+_TICKET = (
+    tickets.c.ticket_no,
+    tickets.c.kind,
+    tickets.c.category,
+    tickets.c.title,
+    tickets.c.content,
+    tickets.c.citizen_name,
+    tickets.c.address,
+)
+_COUNTED = and_(tickets.c.state != "cancelled", tickets.c.evaluation != "excluded")
+RETURN_ACTIONS = ("request_return", "confirm_return", "decline_return", "approve_return", "reject_return")
+
+
+def _units(column: Any, units: Sequence[str] | None) -> list[Any]:
+    return [] if units is None else [column.in_(list(units))]
+
+
+async def late_deadlines(
+    conn: Conn, start: datetime, end: datetime, now: datetime, names: Sequence[str], units: Sequence[str] | None
+) -> list[dict[str, Any]]:
+    """The deadlines of ``names`` due in ``[start, end)`` that were not met on time (missed, met late, or open past
+    due by ``now``), with their tickets, by unit and due time."""
+    query = (
+        select(
+            deadlines.c.unit_code,
+            deadlines.c.name,
+            deadlines.c.due_at,
+            deadlines.c.met_at,
+            deadlines.c.status,
+            *_TICKET,
+        )
+        .select_from(deadlines.join(tickets, tickets.c.id == deadlines.c.ticket_id))
+        .where(
+            deadlines.c.due_at >= start,
+            deadlines.c.due_at < end,
+            deadlines.c.name.in_(list(names)),
+            or_(
+                deadlines.c.status == "missed",
+                and_(deadlines.c.status == "met", deadlines.c.met_at > deadlines.c.due_at),
+                and_(deadlines.c.status == "open", deadlines.c.due_at <= now),
+            ),
+            _COUNTED,
+            *_units(deadlines.c.unit_code, units),
+        )
+        .order_by(deadlines.c.unit_code, deadlines.c.due_at, tickets.c.ticket_no)
+    )
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def return_entries(
+    conn: Conn, start: datetime, end: datetime, units: Sequence[str] | None
+) -> list[dict[str, Any]]:
+    """Every return entry (asked, signed, declined, approved, rejected) of the tickets a return was asked for in
+    ``[start, end)``, from that request on, by ticket and time; ``unit`` is the unit the ticket was with."""
+    unit = _audit_unit().label("unit")
+    asked = (
+        select(audit_log.c.ticket_id)
+        .select_from(audit_log.join(tickets, tickets.c.id == audit_log.c.ticket_id))
+        .where(audit_log.c.action == "request_return", audit_log.c.at >= start, audit_log.c.at < end, _COUNTED)
+        .where(*_units(_audit_unit(), units))
+    )
+    query = (
+        select(
+            audit_log.c.ticket_id,
+            audit_log.c.action,
+            audit_log.c.at,
+            audit_log.c.note,
+            audit_log.c.data,
+            unit,
+            *_TICKET,
+        )
+        .select_from(audit_log.join(tickets, tickets.c.id == audit_log.c.ticket_id))
+        .where(audit_log.c.ticket_id.in_(asked), audit_log.c.action.in_(RETURN_ACTIONS), audit_log.c.at >= start)
+        .order_by(audit_log.c.ticket_id, audit_log.c.at, audit_log.c.id)
+    )
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def unsatisfied_visits(
+    conn: Conn, start: datetime, end: datetime, units: Sequence[str] | None
+) -> list[dict[str, Any]]:
+    """Tickets whose latest visit in ``[start, end)`` was not satisfied (不满意), or a visit in it made a warning
+    ticket: their visit results and their re-handling deadline (the latest), by unit and ticket."""
+    warned = select(audit_log.c.ticket_id).where(
+        audit_log.c.action == AUDITED[3],
+        audit_log.c.to_state == "warning",
+        audit_log.c.at >= start,
+        audit_log.c.at < end,
+    )
+
+    def rehandle(column: Any) -> Any:
+        return (
+            select(column)
+            .where(deadlines.c.ticket_id == tickets.c.id, deadlines.c.name == "rehandle")
+            .order_by(deadlines.c.cycle.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    query = (
+        select(
+            tickets.c.id,
+            tickets.c.unit_code,
+            tickets.c.visited_at,
+            tickets.c.satisfaction,
+            tickets.c.visit_solved,
+            tickets.c.id.in_(warned).label("warning"),
+            rehandle(deadlines.c.due_at).label("rehandle_due"),
+            rehandle(deadlines.c.met_at).label("rehandle_met"),
+            *_TICKET,
+        )
+        .where(
+            or_(
+                and_(
+                    tickets.c.visited_at >= start, tickets.c.visited_at < end, tickets.c.satisfaction == "dissatisfied"
+                ),
+                tickets.c.id.in_(warned),
+            ),
+            _COUNTED,
+            *_units(tickets.c.unit_code, units),
+        )
+        .order_by(tickets.c.unit_code, tickets.c.ticket_no)
+    )
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def repeat_tickets(
+    conn: Conn, start: datetime, end: datetime, units: Sequence[str] | None
+) -> list[dict[str, Any]]:
+    """Tickets dispatched in ``[start, end)`` that repeat an earlier one (the bot's match or the platform's flag)."""
+    query = (
+        select(
+            tickets.c.unit_code,
+            tickets.c.dispatched_at,
+            tickets.c.repeat_count,
+            tickets.c.repeat_of,
+            tickets.c.repeat_reason,
+            tickets.c.is_repeat,
+            *_TICKET,
+        )
+        .where(
+            tickets.c.dispatched_at >= start,
+            tickets.c.dispatched_at < end,
+            or_(tickets.c.is_repeat.is_(True), tickets.c.repeat_count > 1),
+            *_units(tickets.c.unit_code, units),
+        )
+        .order_by(tickets.c.unit_code, tickets.c.dispatched_at, tickets.c.ticket_no)
+    )
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def open_deadlines_for_brief(
+    conn: Conn, units: Sequence[str], day_end: datetime, names: Sequence[str], *, limit: int = 200
+) -> list[dict[str, Any]]:
+    """The heads' morning brief: the open deadlines of ``names`` of the tickets ``units`` have that fall due before
+    ``day_end`` (today's and the overdue) and every open re-handling deadline (the warning tickets), by due time."""
+    query = (
+        select(deadlines.c.unit_code, deadlines.c.name, deadlines.c.due_at, tickets.c.state, *_TICKET)
+        .select_from(deadlines.join(tickets, tickets.c.id == deadlines.c.ticket_id))
+        .where(
+            deadlines.c.status == "open",
+            deadlines.c.name.in_(list(names)),
+            or_(deadlines.c.due_at < day_end, deadlines.c.name == "rehandle"),
+            tickets.c.unit_code.in_(list(units)),
+        )
+        .order_by(deadlines.c.due_at, tickets.c.ticket_no)
+        .limit(limit)
+    )
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def accept_misses(conn: Conn, units: Sequence[str], period_start: date) -> dict[str, int]:
+    """Accept misses counted against each unit in the three-misses period from ``period_start``."""
+    result = await conn.execute(
+        select(unit_miss_counts.c.unit_code, unit_miss_counts.c.misses).where(
+            unit_miss_counts.c.unit_code.in_(list(units)), unit_miss_counts.c.period_start == period_start
+        )
+    )
+    return {u: n for u, n in result.all()}

@@ -1,0 +1,70 @@
+"""The report service over real databases: what a month of a unit's tickets adds up to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.domain.clock import TZ, FrozenClock
+from bot.domain.lifecycle import Action, ActionRequest, Solved, VisitResult
+from bot.domain.reports.figures import Rate, Ratio
+from bot.domain.reports.periods import PeriodKind, containing
+from bot.domain.ticket import TicketInput
+from bot.services.reports import ReportService
+from bot.services.tickets import TicketService
+from config.model import BotConfig
+from store.core import Store
+
+
+def ticket(no: str, **fields: object) -> TicketInput:
+    base: dict[str, object] = {
+        "ticket_no": no,
+        "content": "小区门口垃圾桶满溢，无人清运，联系人张建国13812345678",
+        "title": "张建国反映垃圾桶满溢",
+        "category": "环卫",
+        "citizen_name": "张建国",
+        "citizen_phone": "13812345678",
+        "address": "幸福里小区3号1203室",
+    }
+    base.update(fields)
+    return TicketInput(**base)  # type: ignore[arg-type]
+
+
+async def test_a_month_of_one_units_tickets(
+    service: TicketService, store: Store, clock: FrozenClock, sandbox_config: BotConfig
+) -> None:
+    async def act(no: str, action: Action, actor: str, **kw: object) -> None:
+        await service.act(no, ActionRequest(action=action, actor=actor, at=clock.now(), **kw))  # type: ignore[arg-type]
+
+    await service.upsert([ticket(f"20261123000{i}") for i in range(1, 5)])  # Monday 09:00, to 环卫所 (HW)
+    clock.set(datetime(2026, 11, 23, 9, 10, tzinfo=TZ))
+    await act("202611230001", Action.CLAIM, "wuhao")
+    await act("202611230001", Action.CONTACT, "wuhao")
+    await act("202611230004", Action.CANCEL, "zhangwei", note="重复派单")
+    clock.set(datetime(2026, 11, 24, 10, 0, tzinfo=TZ))  # after the accept deadline (Tuesday 09:00)
+    await act("202611230003", Action.CLAIM, "wuhao")
+    await act("202611230001", Action.SUBMIT, "wuhao", note="已清运", solved=Solved.SOLVED)
+    await act("202611230003", Action.SUBMIT, "wuhao", note="已清运")
+    clock.set(datetime(2026, 11, 25, 10, 0, tzinfo=TZ))
+    await act("202611230001", Action.VISIT, "zhangwei", result=VisitResult.SATISFIED, solved=Solved.SOLVED)
+    await act("202611230003", Action.VISIT, "zhangwei", result=VisitResult.DISSATISFIED, solved=Solved.UNSOLVED)
+
+    reports = ReportService(store, sandbox_config, clock)
+    report = await reports.report(containing(PeriodKind.MONTH, clock.now().date()))
+    [hw] = [line for line in report.units if line.code == "HW"]
+    f = hw.figures
+    # three accept deadlines counted (the cancelled ticket's is not): one claimed in time, one late, one never
+    assert f.rates[Rate.ACCEPT] == Ratio(1, 3)
+    assert f.counts.accept_misses == 2
+    assert f.counts.received == 4  # every ticket received counts, the cancelled one too
+    assert f.rates[Rate.SATISFACTION] == Ratio(1, 2)
+    assert f.rates[Rate.SOLVED] == Ratio(1, 2)
+    assert (f.counts.warnings, f.counts.dissatisfied) == (1, 1)
+    assert hw.change(Rate.ACCEPT) is None  # October had nothing to compare with
+    assert report.total.figures.rates[Rate.ACCEPT] == Ratio(1, 3)
+    # the tickets behind the figures, masked
+    late = [(i.ticket_no, i.deadline.value, i.met_at is not None) for i in report.late if i.deadline == "accept"]
+    assert sorted(late) == [("202611230002", "accept", False), ("202611230003", "accept", True)]
+    assert all("张建国" not in i.title and "1203" not in i.title for i in report.late)
+    assert [(v.ticket_no, v.result, v.warning) for v in report.visits] == [("202611230003", "dissatisfied", True)]
+    # the trend ends with this month
+    assert report.trend[-1][0] == report.period and len(report.trend) == 12
