@@ -67,4 +67,5 @@ async def test_a_month_of_one_units_tickets(
     assert all("张建国" not in i.title and "1203" not in i.title for i in report.late)
     assert [(v.ticket_no, v.result, v.warning) for v in report.visits] == [("202611230003", "dissatisfied", True)]
     # the trend ends with this month
-    assert report.trend[-1][0] == report.period and len(report.trend) == 12
+    assert report.trend[-1][0] == report.period
+    assert len(report.trend) == 12
