@@ -9,7 +9,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain.clock import Clock
 from bot.domain.masking import Citizen, mask_text
 from bot.domain.reports.figures import COUNTED_DEADLINES, DEADLINE_RATES, Figures, Rate, Ratio, total
 from bot.domain.reports.periods import Period
@@ -31,10 +30,9 @@ def _ranges(periods: Iterable[Period]) -> list[Range]:
 
 
 class ReportService:
-    def __init__(self, store: Store, config: BotConfig, clock: Clock) -> None:
+    def __init__(self, store: Store, config: BotConfig) -> None:
         self.store = store
         self.config = config
-        self.clock = clock
         reports = config.reports
         self.weights = {Rate(k): v for k, v in reports.score_weights.items()}
         self.targets = {Rate(k): v for k, v in reports.targets.items()}
@@ -44,14 +42,15 @@ class ReportService:
         self,
         period: Period,
         *,
+        now: datetime,
         units: Sequence[str] | None = None,
         details: bool = True,
         trend: bool = True,
         chart_rate: Rate | None = None,
     ) -> Report:
-        """The report of ``period`` for ``units`` (None: every unit and the office's total of all). ``details``: with
-        the ticket lines (the workbook's); ``trend``: with the chart rate over the last 12 periods."""
-        now = self.clock.now()
+        """The report of ``period`` for ``units`` (None: every unit and the office's total of all) as of ``now``.
+        ``details``: with the ticket lines (the workbook's); ``trend``: with the chart rate
+        over the last 12 periods."""
         rate = chart_rate or Rate(self.config.reports.bulletin.chart_rate)
         compared = [period, period.previous(), period.year_earlier()]
         async with self.store.reading() as conn:

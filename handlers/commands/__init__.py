@@ -13,6 +13,7 @@ from handlers.commands.duty import duty
 from handlers.commands.exclusion import exclude
 from handlers.commands.extend import extend
 from handlers.commands.reading import mine, overdue, show, stats, todo
+from handlers.commands.reports import report
 from handlers.commands.tickets import (
     assign,
     claim,
@@ -67,6 +68,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
     assign,
     duty,
     stats,
+    report,
     help_command,
 )
 

@@ -48,8 +48,8 @@ async def test_a_month_of_one_units_tickets(
     await act("202611230001", Action.VISIT, "zhangwei", result=VisitResult.SATISFIED, solved=Solved.SOLVED)
     await act("202611230003", Action.VISIT, "zhangwei", result=VisitResult.DISSATISFIED, solved=Solved.UNSOLVED)
 
-    reports = ReportService(store, sandbox_config, clock)
-    report = await reports.report(containing(PeriodKind.MONTH, clock.now().date()))
+    reports = ReportService(store, sandbox_config)
+    report = await reports.report(containing(PeriodKind.MONTH, clock.now().date()), now=clock.now())
     [hw] = [line for line in report.units if line.code == "HW"]
     f = hw.figures
     # three accept deadlines counted (the cancelled ticket's is not): one claimed in time, one late, one never

@@ -1,0 +1,219 @@
+"""The reports as chat messages (markdown, within WeCom's 2,048 bytes for an app message): the answer to /报表, the
+weekly data (每周三) for the office and for each unit head, the periodic 通报 in the six items of the sub-district's
+report (seed 004, 五), and the heads' morning brief. Every rate is shown as numerator/denominator with its percentage;
+changes in percentage points. Long lists name the first few units and point to the workbook."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.domain.escaping import escape_md
+from bot.domain.reports.figures import Figures, Rate, Ratio
+from bot.domain.reports.report import Report, UnitLine
+from bot.messages.format import deadline_label, remaining, when
+
+LIST_UNITS = 5  # units named in one item of a chat message; the workbook has them all
+# the rates a message shows, in this order (20-minute contact only where 三个二 units have any)
+SHOWN = (Rate.ACCEPT, Rate.FIRST_CONTACT, Rate.CONTACT_20M, Rate.HANDLE, Rate.REPLY, Rate.SOLVED, Rate.SATISFACTION)
+
+
+def number(value: float) -> str:
+    """45 → 45; 45.5 → 45.5 (a weighted satisfaction numerator)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
+
+
+def ratio(r: Ratio) -> str:
+    """``45/50（90.0%）``; ``0/0（无）`` with nothing to count."""
+    if r.value is None:
+        return "0/0（无）"
+    return f"{number(r.num)}/{r.den}（{r.value * 100:.1f}%）"
+
+
+def points(value: float | None) -> str:
+    """``+1.2个百分点`` / ``-0.5个百分点`` / ``持平`` / ``—`` (nothing to compare)."""
+    if value is None:
+        return "—"
+    if abs(value) < 0.05:
+        return "持平"
+    return f"{value:+.1f}个百分点"
+
+
+def score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def _rate_lines(line: UnitLine) -> list[str]:
+    out = []
+    for rate in SHOWN:
+        r = line.figures.rates[rate]
+        if rate is Rate.CONTACT_20M and not r.den:
+            continue
+        change = f"，环比{points(line.change(rate))}，同比{points(line.change(rate, year=True))}" if r.den else ""
+        out.append(f"· {rate.label} {ratio(r)}{change}")
+    return out
+
+
+def _counts_line(f: Figures) -> str:
+    c = f.counts
+    return (
+        f"收到工单 {c.received} 件（重复诉求 {c.repeats}，媒体曝光 {c.media}）；"
+        f"退单 {c.returns_asked} 件（同意 {c.returns_approved}，驳回 {c.returns_rejected}）；"
+        f"不满意 {c.dissatisfied} 件，预警 {c.warnings} 件（按时再次处置 {ratio(f.rehandled)}）。"
+    )
+
+
+def unit_report(report: Report, line: UnitLine) -> str:
+    """/报表 for one unit (or the office's total): its rates, counts, score and rank, the accept misses."""
+    title = line.name if line.code is not None else f"{report.office}（全部单位）"
+    rank = f"，第 {line.rank}/{sum(1 for x in report.units if x.rank is not None)} 名" if line.rank else ""
+    lines = [
+        f"**{title} {report.period.label}**（截至 {when(report.at)}）",
+        *_rate_lines(line),
+        _counts_line(line.figures),
+        f"未按时接单 {line.figures.counts.accept_misses} 次（上限 {report.miss_limit} 次）；"
+        f"得分 {score(line.score)}{rank}，环比{_score_change(line)}。",
+    ]
+    return "\n".join(lines)
+
+
+def _score_change(line: UnitLine) -> str:
+    change = line.score_change()
+    return "—" if change is None else ("持平" if abs(change) < 0.05 else f"{change:+.1f}分")
+
+
+def office_report(report: Report) -> str:
+    """/报表 for the whole office: the totals, then the lowest-scoring units (the workbook has the table)."""
+    lines = [unit_report(report, report.total)]
+    lowest = [x for x in report.units if x.score is not None][-LIST_UNITS:][::-1]
+    if lowest:
+        lines.append("得分较低的单位：")
+        lines += [f"· {x.name} {score(x.score)} 分（第 {x.rank} 名）" for x in lowest]
+    return "\n".join(lines)
+
+
+def weekly_office(report: Report) -> str:
+    """每周三's data for the office's group: volume and its change, the rates, units under target."""
+    t = report.total
+    prev = t.previous.counts.received
+    change = f"，环比{'+' if t.figures.counts.received >= prev else ''}{t.figures.counts.received - prev} 件"
+    lines = [
+        f"**{report.office} 本周热线数据** {report.period.label}",
+        f"收到工单 {t.figures.counts.received} 件{change}。",
+        *_rate_lines(t),
+        _counts_line(t.figures),
+    ]
+    rate = Rate.SATISFACTION
+    target = report.targets.get(rate)
+    if target is not None:
+        under = [x for x in report.units if (v := x.figures.rates[rate].value) is not None and v < target]
+        if under:
+            names = "、".join(f"{x.name} {ratio(x.figures.rates[rate])}" for x in under[:LIST_UNITS])
+            more = f" 等 {len(under)} 个单位" if len(under) > LIST_UNITS else ""
+            lines.append(f"{rate.label}低于 {target * 100:.0f}% 的单位：{names}{more}。")
+    return "\n".join(lines)
+
+
+def weekly_unit(report: Report, line: UnitLine) -> str:
+    """每周三's data for one unit's head, privately."""
+    return unit_report(report, line).replace(report.period.label, f"本周数据 {report.period.label}", 1)
+
+
+def _named(lines: Sequence[str]) -> str:
+    if not lines:
+        return "无。"
+    more = f"等 {len(lines)} 个单位" if len(lines) > LIST_UNITS else ""
+    return "；".join(lines[:LIST_UNITS]) + (f"；{more}" if more else "") + "。"
+
+
+def bulletin(report: Report) -> list[str]:
+    """The 通报 in seed 004's six items, in its order, as two messages (items 一 to 三, 四 to 六: one would pass WeCom's
+    2,048 bytes); the workbook carries every unit and ticket."""
+    units = report.units
+    limit = report.miss_limit
+    misses = [x for x in units if x.figures.counts.accept_misses]
+    misses.sort(key=lambda x: -x.figures.counts.accept_misses)
+    item1 = [
+        f"{x.name} {x.figures.counts.accept_misses} 次"
+        + ("（已达上限，约谈）" if x.figures.counts.accept_misses >= limit else "")
+        for x in misses
+    ]
+    late_by_unit: dict[str | None, dict[str, int]] = {}
+    for item in report.late:
+        if item.deadline in ("first_contact", "handle", "rehandle"):
+            key = "未先行联系" if item.deadline == "first_contact" else "逾期"
+            late_by_unit.setdefault(item.unit, {}).setdefault(key, 0)
+            late_by_unit[item.unit][key] += 1
+    item2 = [
+        f"{report.unit_name(code)} " + "，".join(f"{k} {n} 件" for k, n in sorted(kinds.items(), reverse=True))
+        for code, kinds in sorted(late_by_unit.items(), key=lambda kv: -sum(kv[1].values()))
+    ]
+    c = report.total.figures.counts
+    returned = [x for x in units if x.figures.counts.returns_asked]
+    returned.sort(key=lambda x: -x.figures.counts.returns_asked)
+    item3 = [f"{x.name} {x.figures.counts.returns_asked} 件" for x in returned]
+    unhappy = [x for x in units if x.figures.counts.dissatisfied or x.figures.counts.warnings]
+    unhappy.sort(key=lambda x: -(x.figures.counts.dissatisfied + x.figures.counts.warnings))
+    item4 = [f"{x.name} 不满意 {x.figures.counts.dissatisfied}，预警 {x.figures.counts.warnings}" for x in unhappy]
+    scored = [x for x in units if x.score is not None]
+    item5 = [
+        f"{x.rank}. {x.name} {score(x.score)} 分，满意率 {ratio(x.figures.rates[Rate.SATISFACTION])}" for x in scored
+    ]
+    t = report.total
+    head = f"**{report.office} 12345热线工单情况通报 {report.period.label}**"
+    lines = [
+        head,
+        f"一、未按时先行接单的单位（同一单位 {limit} 次由纪工委约谈）：{_named(item1)}",
+        f"二、存在“未先行联系”或“逾期工单”的单位（须书面说明情况）：{_named(item2)}",
+        f"三、退单情况：申请 {c.returns_asked} 件，同意 {c.returns_approved} 件，驳回 {c.returns_rejected} 件。"
+        + (f"{_named(item3)}" if item3 else ""),
+        f"{head}（续）",
+        f"四、不满意工单情况：不满意 {c.dissatisfied} 件，预警 {c.warnings} 件，"
+        f"按时再次处置 {ratio(t.figures.rehandled)}。" + (_named(item4) if item4 else ""),
+        f"五、各单位得分、满意率（前 {min(LIST_UNITS, len(scored))} 名，全表见附件）：{_named(item5)}",
+        "六、同比、环比："
+        + f"收到工单 {c.received} 件（上期 {t.previous.counts.received}，去年同期 {t.year_ago.counts.received}）；"
+        + "；".join(
+            f"{rate.label} {ratio(t.figures.rates[rate])}，"
+            f"环比{points(t.change(rate))}，同比{points(t.change(rate, year=True))}"
+            for rate in (Rate.ACCEPT, Rate.FIRST_CONTACT, Rate.HANDLE, Rate.SOLVED, Rate.SATISFACTION)
+        )
+        + "。",
+    ]
+    return ["\n".join(lines[:4]), "\n".join(lines[4:])]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BriefItem:
+    ticket_no: str
+    title: str  # masked
+    deadline: str  # a DeadlineName value
+    due_at: datetime
+    warning: bool
+
+
+def brief(
+    unit_name: str, items: Sequence[BriefItem], *, misses: int, limit: int, period: str, now: datetime, shown: int = 10
+) -> str:
+    """The head's morning brief: what falls due today, what is overdue, the warning tickets with the time left, and
+    the accept misses this period (本期未按时接单 2/3)."""
+    overdue = [i for i in items if i.due_at <= now and not i.warning]
+    today = [i for i in items if i.due_at > now and not i.warning]
+    warnings = [i for i in items if i.warning]
+    lines = [f"**{unit_name} 今日提醒**（{when(now)}）"]
+
+    def section(title: str, group: Sequence[BriefItem]) -> None:
+        lines.append(f"{title} {len(group)} 件" + ("：" if group else "。"))
+        for i in group[:shown]:
+            lines.append(
+                f"· {i.ticket_no} {escape_md(i.title)[:24]} {deadline_label(i.deadline)} {remaining(i.due_at, now)}"
+            )
+        if len(group) > shown:
+            lines.append(f"……另有 {len(group) - shown} 件，发送 /逾期 或 /待办 查看")
+
+    section("已逾期", overdue)
+    section("今日到期", today)
+    section("预警工单（再次处置）", warnings)
+    lines.append(f"本期（{period}）未按时接单 {misses}/{limit}" + ("，已达上限。" if misses >= limit else "。"))
+    return "\n".join(lines)

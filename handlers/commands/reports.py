@@ -1,0 +1,70 @@
+"""报表: a period's rates and counts for one unit or the whole office, from the bot's own records (docs/reports.md).
+Dispatchers and center leads ask for any unit or all; a unit head for the units they lead."""
+
+from __future__ import annotations
+
+from bot.domain.escaping import echo
+from bot.domain.reports.periods import PeriodKind, current, parse
+from bot.messages import reports as render
+from bot.services.reports import ReportService
+from config.vocabulary import Role
+from handlers.context import Context
+from handlers.errors import CommandError
+from handlers.spec import ArgSpec, ParsedCommand, command
+
+PERIOD_WORDS = "周、月、双月、季、年、上周、上月、上双月、上季、去年或年-月（如 2026-11）"
+
+
+@command(
+    name="report",
+    zh="报表",
+    aliases=("报告", "测评"),
+    summary="本期（或指定时段）的按时接单率、先行联系率、按时办结率、满意率等，带分子分母和环比、同比",
+    args=(ArgSpec(name="period", kind="text", label="时段 单位", required=False),),
+    roles=frozenset({Role.UNIT_HEAD, Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN}),
+    scope="unit",
+    example="/报表 双月 环卫所",
+)
+async def report(ctx: Context, cmd: ParsedCommand) -> None:
+    words = (cmd.args.get("period") or "").split()
+    if len(words) > 2:
+        raise CommandError(
+            "bad_period", f"抱歉，看不懂「{echo(' '.join(words))}」。用法：/报表 [时段] [单位]，时段为{PERIOD_WORDS}。"
+        )
+    period = None
+    named_unit = None
+    for word in words:
+        found = parse(word, ctx.now)
+        if found is not None and period is None:
+            period = found
+            continue
+        unit = ctx.config.unit_for_label(word) or ctx.config.unit(word)
+        if unit is None or named_unit is not None:
+            raise CommandError("bad_period", f"抱歉，「{echo(word)}」既不是时段也不是单位。时段可写{PERIOD_WORDS}。")
+        named_unit = unit
+    period = period or current(PeriodKind.MONTH, ctx.now)
+    if period.start > ctx.now.date():
+        raise CommandError("future_period", f"{period.label}还没有开始。")
+    units = _scope(ctx, named_unit.code if named_unit is not None else None)
+    service = ReportService(ctx.store, ctx.config)
+    result = await service.report(period, units=units, details=False, trend=False, now=ctx.now)
+    if units is None:
+        await ctx.say(render.office_report(result))
+        return
+    await ctx.say("\n\n".join(render.unit_report(result, line) for line in result.units))
+
+
+def _scope(ctx: Context, code: str | None) -> list[str] | None:
+    """The units asked for: the one named (if the member may see its figures), else all for the office, else the
+    units the member leads."""
+    office = any(ctx.has_role(r) for r in (Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN))
+    led = [u.code for u in ctx.config.units_led_by(ctx.userid)]
+    if code is not None:
+        if not office and code not in led:
+            raise CommandError("other_unit", "抱歉，您只能查看您负责的单位的报表。")
+        return [code]
+    if office:
+        return None
+    if not led:
+        raise CommandError("no_unit", "抱歉，报表只给单位负责人和热线办查看。")
+    return led
