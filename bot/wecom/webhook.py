@@ -26,6 +26,7 @@ from bot.wecom.http import (
     WECOM_API_BASE,
     WeComHttp,
     check_bytes,
+    check_image,
     default_backoff,
 )
 
@@ -110,6 +111,7 @@ class WebhookClient:
             raise ValueError("empty image")
         if len(data) > WEBHOOK_IMAGE_MAX_BYTES:
             raise ValueError(f"image is {len(data)} bytes; the robot accepts at most {WEBHOOK_IMAGE_MAX_BYTES}")
+        check_image(data)
         content = {"base64": base64.b64encode(data).decode("ascii"), "md5": hashlib.md5(data).hexdigest()}
         await self.send(key, "image", content)
 
