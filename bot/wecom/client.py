@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -188,7 +189,7 @@ class WeComClient:
 
         def form() -> aiohttp.MultipartWriter:
             writer = aiohttp.MultipartWriter("form-data")
-            part = writer.append(data, {"Content-Type": content_type or "application/octet-stream"})
+            part = writer.append(io.BytesIO(data), {"Content-Type": content_type or "application/octet-stream"})
             part.set_content_disposition(
                 "form-data", quote_fields=False, name="media", filename=shown, filelength=str(len(data))
             )

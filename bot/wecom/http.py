@@ -35,7 +35,12 @@ WEBHOOK_NEWS_MAX_ARTICLES = 8
 # media/upload (page 90253, 上传临时素材): every file more than 5 bytes; image 10 MB (JPG, PNG), voice 2 MB (AMR),
 # video 10 MB (MP4), file 20 MB; the media_id is valid 3 days and shared by the corp's apps
 MEDIA_MIN_BYTES = 5  # "所有文件size必须大于5个字节"
-MEDIA_MAX_BYTES = {"image": 10 * 1024 * 1024, "voice": 2 * 1024 * 1024, "video": 10 * 1024 * 1024, "file": 20 * 1024 * 1024}
+MEDIA_MAX_BYTES = {
+    "image": 10 * 1024 * 1024,
+    "voice": 2 * 1024 * 1024,
+    "video": 10 * 1024 * 1024,
+    "file": 20 * 1024 * 1024,
+}
 _PNG, _JPG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 MAX_USERS = 1000  # touser / userids
 MAX_PARTIES = 100

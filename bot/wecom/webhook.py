@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -130,7 +131,7 @@ class WebhookClient:
 
         def form() -> aiohttp.FormData:
             body = aiohttp.FormData(quote_fields=False)
-            body.add_field("media", data, filename=shown, content_type="application/octet-stream")
+            body.add_field("media", io.BytesIO(data), filename=shown, content_type="application/octet-stream")
             return body
 
         answer = await self._post(key, "webhook/upload_media", form=form, params={"type": media_type})

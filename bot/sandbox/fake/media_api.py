@@ -26,7 +26,12 @@ from bot.sandbox.fake.errors import ApiError
 from bot.sandbox.fake.model import Media
 
 MEDIA_MIN = 6  # "所有文件size必须大于5个字节"
-APP_MEDIA_MAX = {"image": 10 * 1024 * 1024, "voice": 2 * 1024 * 1024, "video": 10 * 1024 * 1024, "file": 20 * 1024 * 1024}
+APP_MEDIA_MAX = {
+    "image": 10 * 1024 * 1024,
+    "voice": 2 * 1024 * 1024,
+    "video": 10 * 1024 * 1024,
+    "file": 20 * 1024 * 1024,
+}
 _SIZE_ERRORS = {"image": E.INVALID_IMAGE_SIZE, "video": E.INVALID_VIDEO_SIZE}
 
 
