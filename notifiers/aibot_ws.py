@@ -13,6 +13,14 @@ out. A send cut off by a drop (no answer from WeCom) is an unsure attempt: it ma
 ``aibot_send_msg`` has no idempotency key, so it is retried with backoff marked as a resend (``【补发】``,
 :mod:`notifiers.resend`).
 
+Attachments (a payload with an ``upload``, :mod:`notifiers.rows`) are dead-lettered at once, with the reason:
+``aibot_send_msg`` takes an image or a file only by a media_id, and WeCom's documentation of the long connection
+(page 101463) and the official SDKs this bot follows (``aibot-node-sdk``, ``wecom-aibot-python-sdk`` 1.0.2) name no
+way to upload one; a media_id from the app's ``media/upload`` belongs to the app (?). Later SDKs are reported to
+upload over the connection in chunks (``aibot_upload_media_init``/``_chunk``/``_finish``), unconfirmed by
+Tencent's text. :mod:`notifiers.rows` therefore sends a group's attachments by its webhook robot where it has one,
+and a member's by the app where it is configured; only what neither reaches lands here.
+
 Pacing: WeCom documents no limit for ``aibot_send_msg`` (page 101463 and the SDK name none), so each chat is held
 to the group robot webhook's documented 20 messages a minute, through the shared :class:`RateLimiter` as the other
 senders do. Errcodes map as for the HTTP API (:func:`notifiers.wecom.delivery_error`).
@@ -73,6 +81,12 @@ class AibotWsSender:
         chatid = message.payload.get("chatid") or message.destination
         if not isinstance(chatid, str) or not chatid.strip():
             raise DeliveryError(f"malformed {AIBOT_WS} payload: no chatid", permanent=True)
+        if "upload" in message.payload:
+            raise DeliveryError(
+                f"{AIBOT_WS} cannot send an attachment: aibot_send_msg needs a media_id and the robot's long "
+                "connection has no documented upload; configure the app (for members) or the group's webhook_key",
+                permanent=True,
+            )
         msgtype, content = group_body(message)  # no duplicate check: a resend is marked
         # before the pacer: a send that cannot happen takes no slot
         if msgtype not in SEND_MSGTYPES:

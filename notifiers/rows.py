@@ -23,11 +23,24 @@ audience in this deployment (:class:`bot.services.channels.Channels`).
 * a member privately through the self-built app (text or markdown, or the card) or, without the app, the robot's
   1:1 chat over the long connection.
 
+**Attachments** (:class:`bot.messages.notice.Attachment`) follow the text to the same audience, one row each, keyed
+``{notice.key}:{audience}:attachment:{i}``, under the notice's ordering key (or, without one, a key of the notice and
+audience), so they arrive after the text and in order. Their bytes travel in the row, base64 in its JSON: the outbox
+holds everything it must send before the notice's transaction commits. The payload is the channel's usual one with
+an ``upload`` in place of the message's section (the sender uploads it, then sends the media_id it gets)::
+
+    {"msgtype": "image" | "file", "upload": {"filename": "通报.png", "data": "<base64>"}, "touser"/"chatid": ...}
+
+A group reached over the robot's long connection gets its attachments through the group's webhook robot when it has
+one (the long connection cannot upload media here; docs/delivery.md); without one they are queued on ``aibot_ws``
+all the same, where the sender dead-letters them with that reason, for an operator to see.
+
 ``not_before`` holds a routine notice back (outside the service window, in quiet hours): its rows are due from then.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
@@ -37,7 +50,7 @@ from typing import Any
 from bot.domain.events import CardClick
 from bot.messages.cards import Card
 from bot.messages.nags import MissFlag, Reminder, flag_notice, reminder_notice
-from bot.messages.notice import Notice
+from bot.messages.notice import Attachment, Notice
 from bot.messages.reply import Command, Reply
 from bot.services.channels import Channels
 from config.model import BotConfig, Unit
@@ -216,34 +229,101 @@ def mentions(userids: Sequence[str]) -> str:
     return " ".join(f"<@{u}>" for u in dict.fromkeys(userids))
 
 
+def upload_payload(attachment: Attachment) -> dict[str, Any]:
+    """An attachment as an outbox payload: its msgtype and the bytes the sender uploads (base64 in the JSON)."""
+    data = base64.b64encode(attachment.data).decode("ascii")
+    return {"msgtype": attachment.kind, "upload": {"filename": attachment.filename, "data": data}}
+
+
+def _ordering(notice: Notice, audience: str) -> str | None:
+    """The ordering key of one audience's rows: the notice's own; without one, when attachments follow the text, a
+    key of the notice and the audience (so they arrive after it, and other audiences need not wait)."""
+    if notice.ordering_key is not None or not notice.attachments:
+        return notice.ordering_key
+    # 71 characters: outbox.ordering_key is VARCHAR(100)
+    return "attach:" + hashlib.sha256(f"{notice.key}:{audience}".encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def notice_rows(notice: Notice, config: BotConfig, channels: Channels, *, at: datetime) -> list[Row]:
     """The outbox rows that deliver ``notice`` (empty where nothing reaches its audience; that is logged)."""
     rows: list[Row] = []
     if notice.unit is not None:
         unit = config.unit(notice.unit)
         target = group_channel(unit, channels, heads=notice.heads) if unit is not None else None
-        if target is None:
+        if unit is None or target is None:
             which = "heads' group" if notice.heads else "work group"
             log.warning(
                 "no channel reaches the %s of unit %s; notice %s not sent there", which, notice.unit, notice.key
             )
         else:
             rows += _group_rows(notice, *target, at)
+            rows += _group_attachments(notice, unit, channels, target, at)
     private = notice.private_text if notice.private_text is not None else notice.text
     for userid in dict.fromkeys(notice.members):
         audience = key(notice.key, f"to:{userid}")
+        order = _ordering(notice, f"to:{userid}") if notice.attachments_private else notice.ordering_key
         if channels.app:
+            channel = WECOM_APP
             if notice.private_card is not None:
                 card = template_card(notice.private_card)
                 payload: dict[str, Any] = {"touser": [userid], "msgtype": "template_card", "template_card": card}
             else:
                 payload = {"touser": [userid], "msgtype": "markdown", "markdown": {"content": clip(private)}}
-            rows.append(_notice_row(WECOM_APP, userid, audience, payload, notice, at))
+            rows.append(_notice_row(WECOM_APP, userid, audience, payload, notice, at, order))
         elif channels.aibot_ws:
+            channel = AIBOT_WS
             payload = {"chatid": userid, "msgtype": "markdown", "markdown": {"content": clip(private)}}
-            rows.append(_notice_row(AIBOT_WS, userid, audience, payload, notice, at))
+            rows.append(_notice_row(AIBOT_WS, userid, audience, payload, notice, at, order))
         else:
             log.warning("no private channel (app or robot long connection); notice %s not sent to a member", notice.key)
+            continue
+        if not notice.attachments_private:
+            continue
+        if channel == AIBOT_WS and notice.attachments:
+            log.warning(
+                "notice %s: the robot's long connection cannot send attachments; without the app they are "
+                "dead-lettered for a member",
+                notice.key,
+            )
+        for i, attachment in enumerate(notice.attachments):
+            payload = upload_payload(attachment)
+            if channel == WECOM_APP:
+                payload["touser"] = [userid]
+            else:
+                payload["chatid"] = userid
+            part = key(notice.key, f"to:{userid}:attachment:{i}")
+            rows.append(_notice_row(channel, userid, part, payload, notice, at, order))
+    return rows
+
+
+def _group_attachments(
+    notice: Notice, unit: Unit, channels: Channels, target: tuple[str, str], at: datetime
+) -> list[Row]:
+    """The rows of ``notice``'s attachments for the group ``target`` reaches (its webhook robot instead of the
+    robot's long connection, where it has one)."""
+    if not notice.attachments:
+        return []
+    channel, destination = target
+    group = unit.heads_group if notice.heads else unit.group
+    if channel == AIBOT_WS:
+        if channels.webhook and group is not None and group.webhook_key:
+            channel, destination = WECOM_WEBHOOK, group.webhook_key
+        else:
+            log.warning(
+                "notice %s: the robot's long connection cannot send attachments and unit %s's group has no webhook "
+                "robot; they are dead-lettered",
+                notice.key,
+                notice.unit,
+            )
+    audience = f"{'heads' if notice.heads else 'group'}:{notice.unit}"
+    order = _ordering(notice, audience)
+    rows = []
+    for i, attachment in enumerate(notice.attachments):
+        payload = upload_payload(attachment)
+        if channel == AIBOT_WS:
+            payload["chatid"] = destination
+        part = key(notice.key, f"{audience}:attachment:{i}")
+        rows.append(_notice_row(channel, destination, part, payload, notice, at, order))
     return rows
 
 
@@ -259,7 +339,8 @@ def _group_rows(notice: Notice, channel: str, destination: str, at: datetime) ->
     if channel == AIBOT_WS:
         payload["chatid"] = destination
     audience = f"{'heads' if notice.heads else 'group'}:{notice.unit}"
-    rows = [_notice_row(channel, destination, key(notice.key, audience), payload, notice, at)]
+    order = _ordering(notice, audience)
+    rows = [_notice_row(channel, destination, key(notice.key, audience), payload, notice, at, order)]
     if card and notice.mention:
         line = notice.mention_text if notice.mention_text is not None else notice.text.split("\n", 1)[0]
         tagged = {
@@ -268,12 +349,18 @@ def _group_rows(notice: Notice, channel: str, destination: str, at: datetime) ->
             "markdown": {"content": clip(f"{line}\n{mentions(notice.mention)}")},
         }
         audience = f"group:{notice.unit}:mention"
-        rows.append(_notice_row(channel, destination, key(notice.key, audience), tagged, notice, at))
+        rows.append(_notice_row(channel, destination, key(notice.key, audience), tagged, notice, at, order))
     return rows
 
 
 def _notice_row(
-    channel: str, destination: str, idempotency_key: str, payload: dict[str, Any], notice: Notice, at: datetime
+    channel: str,
+    destination: str,
+    idempotency_key: str,
+    payload: dict[str, Any],
+    notice: Notice,
+    at: datetime,
+    ordering_key: str | None,
 ) -> Row:
     payload.update(notice.extra)
     return row(
@@ -283,7 +370,7 @@ def _notice_row(
         payload,
         at=at,
         priority=URGENT_PRIORITY if notice.urgent else ROUTINE_PRIORITY,
-        ordering_key=notice.ordering_key,
+        ordering_key=ordering_key,
         due=max(at, notice.not_before) if notice.not_before is not None else at,
     )
 

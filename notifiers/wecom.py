@@ -28,12 +28,23 @@ with the click's ``response_code`` (72 h); ``aibot_card_update`` answers the rob
 long connection (``aibot_respond_update_msg``, within 5 s of the click, in the process that received it). A code or
 req_id WeCom no longer takes is a permanent failure: the update is dead-lettered, never retried into a loop.
 
+Attachments (an image, a file: payload ``{"msgtype": "image"|"file", "upload": {"filename", "data": base64}}``, built
+by :mod:`notifiers.rows`) are uploaded and then sent, both inside the message's rate-limit slot, so a deferred message
+uploads nothing: ``wecom_app`` and ``wecom_appchat`` by ``media/upload`` (page 90253; a media_id valid 3 days) and an
+image or file message with its media_id; ``wecom_webhook`` sends an image inline (base64 and md5, at most 2 MB) and
+a file by ``webhook/upload_media``. Every attempt uploads afresh: the media_id of a failed attempt is not kept, so a
+retry never sends one that expired, at the cost of an unused upload. An attachment the client or WeCom refuses (too
+large, not a JPG/PNG, a bad type) is dead-lettered with the reason. An image or a file carries no ``【补发】`` mark:
+after an unsure send it is sent again unchanged, and may arrive twice (docs/delivery.md).
+
 Senders see the WeCom clients through small protocols (``bot.wecom.client`` provides them); ``wecom_senders`` wires
 the ones configured.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import math
@@ -76,8 +87,14 @@ RATE_LIMITED_WAIT = 60.0  # 45009 without a Retry-After: the minute window WeCom
 DEFAULT_SLACK = 1.0
 
 
-class AppMessages(Protocol):
-    """``WeComClient``'s ``message/send``."""
+class MediaUploads(Protocol):
+    """``WeComClient``'s ``media/upload``: the media_id of the bytes uploaded."""
+
+    async def upload_media(self, media_type: str, filename: str, data: bytes) -> str: ...
+
+
+class AppMessages(MediaUploads, Protocol):
+    """``WeComClient``'s ``message/send`` (and ``media/upload`` for attachments)."""
 
     agent_id: int | None
 
@@ -98,8 +115,8 @@ class _Sent(Protocol):
     def invalid_users(self) -> tuple[str, ...]: ...
 
 
-class AppChats(Protocol):
-    """``WeComClient``'s ``appchat/send``."""
+class AppChats(MediaUploads, Protocol):
+    """``WeComClient``'s ``appchat/send`` (and ``media/upload`` for attachments)."""
 
     agent_id: int | None
 
@@ -110,6 +127,10 @@ class Webhooks(Protocol):
     """``WebhookClient``."""
 
     async def send(self, key: str, msgtype: str, content: Mapping[str, Any]) -> None: ...
+
+    async def send_image(self, key: str, data: bytes) -> None: ...
+
+    async def send_file(self, key: str, data: bytes, filename: str) -> None: ...
 
 
 class ResponseUrls(Protocol):
@@ -171,6 +192,29 @@ def message_body(message: OutboundMessage) -> tuple[str, Mapping[str, Any]]:
     if not isinstance(content, Mapping):
         raise _malformed(message, f"no {msgtype} content")
     return msgtype, content
+
+
+ATTACHMENT_TYPES = frozenset({"image", "file"})
+
+
+def attachment(message: OutboundMessage) -> tuple[str, str, bytes] | None:
+    """The attachment a message carries, as ``(msgtype, filename, bytes)``, or None for a message without one."""
+    upload = message.payload.get("upload")
+    if upload is None:
+        return None
+    msgtype = message.payload.get("msgtype")
+    if msgtype not in ATTACHMENT_TYPES:
+        raise _malformed(message, f"an upload is an image or a file, not {msgtype!r}")
+    if not isinstance(upload, Mapping):
+        raise _malformed(message, "upload is not an object")
+    filename, encoded = upload.get("filename"), upload.get("data")
+    if not isinstance(filename, str) or not filename or not isinstance(encoded, str):
+        raise _malformed(message, "upload needs a filename and its data")
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise _malformed(message, "upload data is not base64") from None
+    return str(msgtype), filename, data
 
 
 def group_body(message: OutboundMessage) -> tuple[str, Mapping[str, Any]]:
@@ -279,11 +323,20 @@ class AppMessageSender:
         # one whose window (counted from the first send, no earlier than the queueing) may have passed
         queued = message.queued_at
         late = queued is None or (self.clock.now() - queued).total_seconds() >= interval
-        msgtype, content = group_body(message) if not duplicate_check or late else message_body(message)
+        upload = attachment(message)
+        msgtype: str
+        content: Mapping[str, Any]
+        if upload is not None:
+            msgtype, content = upload[0], {}
+        else:
+            msgtype, content = group_body(message) if not duplicate_check or late else message_body(message)
         # userids are case-insensitive in WeCom
         keys = [f"{WECOM_APP}:{self.client.agent_id}:{m.lower()}" for m in members]
 
         async def send() -> _Sent:
+            nonlocal content
+            if upload is not None:  # uploaded afresh on every attempt (a media_id lives 3 days)
+                content = {"media_id": await self.client.upload_media(*upload)}
             return await self.client.send_message(
                 touser=members,
                 msgtype=msgtype,
@@ -311,13 +364,20 @@ class WebhookSender:
         self.pacer = Pacer(limiter, WEBHOOK_LIMITS, clock, slack)
 
     async def send(self, message: OutboundMessage) -> None:
-        msgtype, content = group_body(message)
-        robot = _digest(message.destination)
-        await self.pacer.send(
-            [f"{WECOM_WEBHOOK}:{robot}"],
-            f"robot {robot}",
-            lambda: self.client.send(message.destination, msgtype, content),
-        )
+        key = message.destination
+        upload = attachment(message)
+        msgtype, content = (upload[0], {}) if upload is not None else group_body(message)
+
+        async def send() -> None:
+            if upload is None:
+                await self.client.send(key, msgtype, content)
+            elif upload[0] == "image":  # inline: base64 and md5, at most 2 MB
+                await self.client.send_image(key, upload[2])
+            else:  # webhook/upload_media, then the file message
+                await self.client.send_file(key, upload[2], upload[1])
+
+        robot = _digest(key)
+        await self.pacer.send([f"{WECOM_WEBHOOK}:{robot}"], f"robot {robot}", send)
 
 
 class AppChatSender:
@@ -329,14 +389,18 @@ class AppChatSender:
         self.pacer = Pacer(limiter, APPCHAT_LIMITS, clock, slack)
 
     async def send(self, message: OutboundMessage) -> None:
-        msgtype, content = group_body(message)
+        upload = attachment(message)
+        msgtype, content = (upload[0], {}) if upload is not None else group_body(message)
         chatid = message.destination
         safe = _int(message, "safe", 0)
-        await self.pacer.send(
-            [f"{WECOM_APPCHAT}:{self.client.agent_id}:{chatid}"],
-            f"chat {chatid}",
-            lambda: self.client.appchat_send(chatid, msgtype, content, safe=safe),
-        )
+
+        async def send() -> None:
+            nonlocal content
+            if upload is not None:  # uploaded afresh on every attempt
+                content = {"media_id": await self.client.upload_media(*upload)}
+            await self.client.appchat_send(chatid, msgtype, content, safe=safe)
+
+        await self.pacer.send([f"{WECOM_APPCHAT}:{self.client.agent_id}:{chatid}"], f"chat {chatid}", send)
 
 
 class ResponseUrlSender:

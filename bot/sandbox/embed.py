@@ -81,6 +81,7 @@ class Sandbox:
             clock=clock.now,
             aibots={creds.aibot_id: creds.aibot_secret} if self.robot == "long_connection" else None,
         )
+        self.records.media_of = self.fake.media_of
         self._app: web.Application | None = None  # the bot's, once it starts
         self.frames = Frames(
             self.fake.aibot, creds.aibot_id, self._connection, wait=HTTP_TIMEOUT, robot_name=ROBOT_NAME

@@ -3,7 +3,7 @@ in the chats it reached, rendered, and cards that change in place."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bot.domain.clock import Clock
@@ -34,6 +34,8 @@ class Records:
         self.names = directory.names
         self.feed = feed
         self.clock = clock
+        # the fake's uploads, for an image or file message's bytes (set once the fake exists)
+        self.media_of: Callable[[Delivered], render.Media | None] = lambda _record: None
 
     def recorded(self, record: Delivered, dropped: str | None) -> None:
         if record.kind in CARD_UPDATES and dropped is None:
@@ -48,12 +50,13 @@ class Records:
                 self.feed.add(chat, record.at, "system", text=text, level="error")
                 continue
             card = self._card_info(record, body)
+            media = self.media_of(record)
             self.feed.add(
                 chat,
                 record.at,
                 "bot",
-                html=render.message(record.msgtype, body, self.names),
-                text=render.preview(record.msgtype, body),
+                html=render.message(record.msgtype, body, self.names, media),
+                text=render.preview(record.msgtype, body, media[0] if media else ""),
                 via=record.kind,
                 msgtype=record.msgtype,
                 raw=render.raw_json(body),

@@ -8,11 +8,14 @@ can insert the fragments as they are. Rendering here also keeps it testable with
 Covered: text (with the webhook's ``mentioned_list``), markdown and markdown_v2 as WeCom documents them (headings,
 bold, links, inline code, quotes, lists, ``<font color>``, ``<@userid>`` mentions, code blocks, tables shown as
 rows), textcard (its ``<div class="gray|normal|highlight">`` description), news, template_card (titles, key/value
-rows, quotes, jump links, buttons) and a short label for media. Anything else is shown as escaped JSON.
+rows, quotes, jump links, buttons) and media: an image inline (a ``data:`` URL of a PNG or JPG the fake received) and
+a file as a download link with its name, where the bytes are given; a short label otherwise. Anything else is shown
+as escaped JSON.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -41,6 +44,8 @@ _MEDIA_LABELS = {
     "miniprogram_notice": "[小程序通知]",
 }
 MAX_RAW = 4000  # characters of a body's JSON shown under "原始消息"
+MAX_INLINE_MEDIA = 5 * 1024 * 1024  # bytes of an image or file put into the page as a data: URL; larger: a label
+Media = tuple[str, bytes]  # (filename, bytes) of an image or file message
 
 
 def esc(text: object) -> str:
@@ -313,15 +318,38 @@ def section_of(msgtype: str, body: Mapping[str, Any]) -> Mapping[str, Any]:
     return section if isinstance(section, Mapping) else {}
 
 
-def message(msgtype: str, body: Mapping[str, Any], names: Names) -> str:
-    """A delivered message body (``{"msgtype": t, t: {...}}``) as HTML."""
+def attachment(msgtype: str, media: Media) -> str | None:
+    """An image (PNG or JPG) as an inline ``<img>``, a file as a download link with its name, from the bytes the
+    fake received; None for anything else."""
+    filename, data = media
+    if len(data) > MAX_INLINE_MEDIA:
+        return None
+    encoded = base64.b64encode(data).decode("ascii")
+    if msgtype == "image":
+        mime = "image/png" if data.startswith(b"\x89PNG") else "image/jpeg" if data.startswith(b"\xff\xd8") else None
+        if mime is None:
+            return None
+        return f'<img class="media-img" alt="{esc(filename or "图片")}" src="data:{mime};base64,{encoded}">'
+    if msgtype == "file":
+        name = esc(filename or "文件")
+        return (
+            f'<a class="media-file" download="{name}" href="data:application/octet-stream;base64,{encoded}">'
+            f"📎 {name}</a>"
+        )
+    return None
+
+
+def message(msgtype: str, body: Mapping[str, Any], names: Names, media: Media | None = None) -> str:
+    """A delivered message body (``{"msgtype": t, t: {...}}``) as HTML; ``media``: the bytes of an image or file."""
+    if media is not None and (shown := attachment(msgtype, media)) is not None:
+        return shown
     renderer = _RENDERERS.get(msgtype)
     if renderer is None:
         return f'<div class="unknown">[{esc(msgtype)}]</div><pre class="raw">{esc(raw_json(body))}</pre>'
     return renderer(section_of(msgtype, body), names)
 
 
-def preview(msgtype: str, body: Mapping[str, Any]) -> str:
+def preview(msgtype: str, body: Mapping[str, Any], filename: str = "") -> str:
     """One line of plain text for the chat list (the page sets it as text, not HTML)."""
     section = section_of(msgtype, body)
     if msgtype in ("text", "markdown", "markdown_v2", "stream"):
@@ -336,6 +364,8 @@ def preview(msgtype: str, body: Mapping[str, Any]) -> str:
         articles = section.get("articles") or [{}]
         first = articles[0] if isinstance(articles[0], Mapping) else {}
         text = f"[图文] {first.get('title', '')}"
+    elif msgtype == "file" and filename:
+        text = f"[文件] {filename}"
     else:
         text = _MEDIA_LABELS.get(msgtype, f"[{msgtype}]")
     return " ".join(text.split())[:80]

@@ -32,6 +32,16 @@ WEBHOOK_IMAGE_MAX_BYTES = 2 * 1024 * 1024  # before base64
 WEBHOOK_FILE_MIN_BYTES = 5  # upload_media: "5B~20M" (the page says 5B; we require more than 5 bytes (?))
 WEBHOOK_FILE_MAX_BYTES = 20 * 1024 * 1024
 WEBHOOK_NEWS_MAX_ARTICLES = 8
+# media/upload (page 90253, 上传临时素材): every file more than 5 bytes; image 10 MB (JPG, PNG), voice 2 MB (AMR),
+# video 10 MB (MP4), file 20 MB; the media_id is valid 3 days and shared by the corp's apps
+MEDIA_MIN_BYTES = 5  # "所有文件size必须大于5个字节"
+MEDIA_MAX_BYTES = {
+    "image": 10 * 1024 * 1024,
+    "voice": 2 * 1024 * 1024,
+    "video": 10 * 1024 * 1024,
+    "file": 20 * 1024 * 1024,
+}
+_PNG, _JPG = b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"
 MAX_USERS = 1000  # touser / userids
 MAX_PARTIES = 100
 MAX_TAGS = 100
@@ -58,6 +68,28 @@ def check_bytes(what: str, text: str, limit: int) -> None:
     size = _utf8_len(text)
     if size > limit:
         raise ValueError(f"{what} is {size} bytes in UTF-8; WeCom accepts at most {limit}")
+
+
+def check_image(data: bytes) -> None:
+    """An image WeCom shows: JPG or PNG (pages 90253, 91770), told by its first bytes."""
+    if not (data.startswith(_PNG) or data.startswith(_JPG)):
+        raise ValueError("an image must be a JPG or a PNG")
+
+
+def check_media(media_type: str, data: bytes, filename: str) -> None:
+    """What ``media/upload`` takes (page 90253): its four types, more than 5 bytes, the type's limit, a name; an
+    image a JPG or PNG."""
+    limit = MEDIA_MAX_BYTES.get(media_type)
+    if limit is None:
+        raise ValueError(f"media type {media_type!r}: WeCom takes image, voice, video or file")
+    if not MEDIA_MIN_BYTES < len(data) <= limit:
+        raise ValueError(
+            f"{media_type} is {len(data)} bytes; WeCom takes more than {MEDIA_MIN_BYTES} and at most {limit}"
+        )
+    if not filename.strip():
+        raise ValueError("an upload needs a filename")
+    if media_type == "image":
+        check_image(data)
 
 
 def join_ids(what: str, values: Sequence[str] | Sequence[int] | str, limit: int) -> str:
@@ -136,10 +168,10 @@ class WeComHttp:
         *,
         params: Mapping[str, str] | None = None,
         payload: Mapping[str, Any] | None = None,
-        data: aiohttp.FormData | None = None,
+        data: aiohttp.FormData | aiohttp.MultipartWriter | None = None,
     ) -> dict[str, Any]:
         headers = {}
-        body: bytes | aiohttp.FormData | None = data
+        body: bytes | aiohttp.FormData | aiohttp.MultipartWriter | None = data
         if payload is not None:
             body = _json_body(payload)
             headers["Content-Type"] = "application/json; charset=utf-8"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -26,6 +27,7 @@ from bot.wecom.http import (
     WECOM_API_BASE,
     WeComHttp,
     check_bytes,
+    check_image,
     default_backoff,
 )
 
@@ -110,6 +112,7 @@ class WebhookClient:
             raise ValueError("empty image")
         if len(data) > WEBHOOK_IMAGE_MAX_BYTES:
             raise ValueError(f"image is {len(data)} bytes; the robot accepts at most {WEBHOOK_IMAGE_MAX_BYTES}")
+        check_image(data)
         content = {"base64": base64.b64encode(data).decode("ascii"), "md5": hashlib.md5(data).hexdigest()}
         await self.send(key, "image", content)
 
@@ -128,7 +131,7 @@ class WebhookClient:
 
         def form() -> aiohttp.FormData:
             body = aiohttp.FormData(quote_fields=False)
-            body.add_field("media", data, filename=shown, content_type="application/octet-stream")
+            body.add_field("media", io.BytesIO(data), filename=shown, content_type="application/octet-stream")
             return body
 
         answer = await self._post(key, "webhook/upload_media", form=form, params={"type": media_type})

@@ -101,6 +101,20 @@ def test_textcard_news_media_and_unknown() -> None:
     assert len(long_raw) < 1000
 
 
+def test_images_inline_and_files_as_download_links_with_their_names_escaped() -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(16)
+    image = {"msgtype": "image", "image": {"media_id": "m1"}}
+    html = render.message("image", image, NAMES, ("<b>图</b>.png", png))
+    assert html.startswith('<img class="media-img" alt="&lt;b&gt;图&lt;/b&gt;.png" src="data:image/png;base64,')
+    assert render.message("image", image, NAMES, ("x.gif", b"GIF89a" + bytes(8))) == '<span class="media">[图片]</span>'
+    file = {"msgtype": "file", "file": {"media_id": "m2"}}
+    html = render.message("file", file, NAMES, ('通报".xlsx', b"PK\x03\x04xx"))
+    assert 'download="通报&quot;.xlsx"' in html
+    assert 'href="data:application/octet-stream;base64,UEsDBHh4"' in html
+    assert render.preview("file", file, "通报.xlsx") == "[文件] 通报.xlsx"
+    assert render.message("file", file, NAMES) == '<span class="media">[文件]</span>'  # bytes not known
+
+
 def test_a_webhook_text_names_who_it_mentions() -> None:
     body = {"msgtype": "text", "text": {"content": "新工单\n请处理", "mentioned_list": ["wuhao", "@all"]}}
     html = render.message("text", body, NAMES)

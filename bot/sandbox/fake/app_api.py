@@ -1,4 +1,5 @@
-"""A self-built app's API: gettoken (page 91039), message/send (90236), message/update_template_card (94888)."""
+"""A self-built app's API: gettoken (page 91039), message/send (90236), message/update_template_card (94888).
+An image, voice, video or file message names a media_id from ``media/upload`` (:mod:`bot.sandbox.fake.media_api`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.sandbox.fake import errors as E
-from bot.sandbox.fake import validate
+from bot.sandbox.fake import media_api, validate
 from bot.sandbox.fake.core import CARD_CODE_TTL, FakeWeCom, agentid_of, json_body, new_id
 from bot.sandbox.fake.errors import ApiError
 from bot.sandbox.fake.model import App
@@ -112,6 +113,7 @@ async def message_send(fake: FakeWeCom, request: web.Request) -> dict[str, Any]:
     body = await json_body(request)
     agentid = body_agentid(body, app)
     msgtype, section = validate.message(body, validate.APP_MESSAGES)
+    media_api.check_app_media(fake, msgtype, section)
     users, invalid = recipients(fake, body)
     if not users:
         raise ApiError(E.ALL_RECIPIENTS_INVALID, **invalid)

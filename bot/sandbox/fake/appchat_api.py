@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.sandbox.fake import errors as E
-from bot.sandbox.fake import validate
+from bot.sandbox.fake import media_api, validate
 from bot.sandbox.fake.core import FakeWeCom, json_body, new_chatid, new_id
 from bot.sandbox.fake.errors import ApiError
 from bot.sandbox.fake.model import App, Chat
@@ -128,7 +128,8 @@ async def send(fake: FakeWeCom, request: web.Request) -> dict[str, Any]:
     app = fake.authenticate(request)
     body = await json_body(request)
     chat = _own_chat(fake, app, body.get("chatid"))
-    msgtype, _ = validate.message(body, validate.APPCHAT_MESSAGES)
+    msgtype, section = validate.message(body, validate.APPCHAT_MESSAGES)
+    media_api.check_app_media(fake, msgtype, section)  # an app's upload, of the message's type, within 3 days
     msgid = new_id(48)
     reached: list[str] = []
     for member in chat.userlist:

@@ -3,6 +3,8 @@ faults, mint the codes a user's click or message would produce."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 from collections import defaultdict, deque
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 
 CARD_CODE_TTL = timedelta(hours=72)  # response_code: 72 h, one use (pages 90236, 94888)
 AIBOT_CODE_TTL = timedelta(hours=1)  # response_url: 1 h, one use (page 101138)
-MEDIA_TTL = timedelta(days=3)  # webhook upload_media: media_id valid 3 days, only for the robot that uploaded it
+MEDIA_TTL = timedelta(days=3)  # media/upload and webhook upload_media: a media_id is valid 3 days (pages 90253, 91770)
 
 Limits = Sequence[tuple[float, int]]  # (window seconds, max events)
 
@@ -148,6 +150,20 @@ class FakeWeCom:
         if webhook_key is not None:
             found = [d for d in found if d.kind == "webhook" and d.to["webhook_key"] == webhook_key]
         return list(found)
+
+    def media_of(self, delivered: Delivered) -> tuple[str, bytes] | None:
+        """The filename and bytes an image, voice, video or file message carried (an inline robot image has the
+        name ``""``), or None for another message or media the fake no longer has."""
+        section = delivered.body.get(delivered.msgtype)
+        if delivered.msgtype not in ("image", "voice", "video", "file") or not isinstance(section, dict):
+            return None
+        if isinstance(section.get("base64"), str):
+            try:
+                return "", base64.b64decode(section["base64"])
+            except (binascii.Error, ValueError):
+                return None
+        media = self.media.get(section.get("media_id", ""))
+        return (media.filename, media.data) if media is not None else None
 
     def expire_tokens(self) -> None:
         """Every token issued so far now answers 42001; the next gettoken issues a new one."""

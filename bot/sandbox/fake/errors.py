@@ -14,11 +14,13 @@ from typing import Any
 OK = 0
 BUSY = -1
 INVALID_SECRET = 40001
+BAD_MEDIA_FORMAT = 40004  # 不合法的媒体文件类型 (not a JPG/PNG image, an AMR voice, an MP4 video)
 INVALID_MEDIA_TYPE = 40005  # 不合法的type参数 (upload_media ?type=)
 INVALID_FILE_SIZE = 40006
 INVALID_MEDIA_ID = 40007
 INVALID_MSGTYPE = 40008
 INVALID_IMAGE_SIZE = 40009
+INVALID_VIDEO_SIZE = 40011  # 上传视频大小不是有效值
 INVALID_CORPID = 40013
 INVALID_TOKEN = 40014
 USERID_LIST_TOO_LONG = 40032  # 发消息接口，最多指定1000人
@@ -68,11 +70,13 @@ ERRMSG: dict[int, str] = {
     OK: "ok",
     BUSY: "system busy",
     INVALID_SECRET: "invalid credential, corpsecret is wrong",
+    BAD_MEDIA_FORMAT: "invalid media file type",
     INVALID_MEDIA_TYPE: "invalid type",
     INVALID_FILE_SIZE: "invalid file size",
     INVALID_MEDIA_ID: "invalid media_id",
     INVALID_MSGTYPE: "invalid message type",
     INVALID_IMAGE_SIZE: "invalid image size",
+    INVALID_VIDEO_SIZE: "invalid video size",
     INVALID_CORPID: "invalid corpid",
     INVALID_TOKEN: "invalid access_token",
     USERID_LIST_TOO_LONG: "invalid userid list size",

@@ -105,14 +105,17 @@ class Chat:
 
 @dataclass(kw_only=True)
 class Media:
+    """An upload, kept with its bytes so that tests (and the sandbox's page) see what arrived."""
+
     media_id: str
-    key: str  # the robot that uploaded it: only it may send it
+    key: str  # the robot that uploaded it (only it may send it); "" for the apps' media/upload (any app may)
     type: str
     filename: str
     size: int
     md5: str
     created_at: datetime
     expires_at: datetime
+    data: bytes = field(default=b"", repr=False)
 
 
 @dataclass(kw_only=True)

@@ -8,13 +8,12 @@ import binascii
 import hashlib
 from typing import Any
 
-from aiohttp import BodyPartReader, web
+from aiohttp import web
 
 from bot.sandbox.fake import errors as E
-from bot.sandbox.fake import validate
-from bot.sandbox.fake.core import MEDIA_TTL, FakeWeCom, json_body, new_id
+from bot.sandbox.fake import media_api, validate
+from bot.sandbox.fake.core import FakeWeCom, json_body
 from bot.sandbox.fake.errors import ApiError
-from bot.sandbox.fake.model import Media
 
 IMAGE_MAX = 2 * 1024 * 1024  # the image before base64
 UPLOAD_MIN = 6  # "文件大小必须大于5个字节"
@@ -37,7 +36,8 @@ def _check_mentions(section: dict[str, Any]) -> None:
 
 def _check_image(section: dict[str, Any]) -> None:
     """``base64`` of a JPG/PNG of at most 2 MB and the ``md5`` of the bytes before encoding. A size over 2 MB
-    answers 40009; bad base64 or an md5 that does not match answers 40058 (?), WeCom does not document which."""
+    answers 40009; bad base64 or an md5 that does not match answers 40058 (?), another format 40004 (?): WeCom does
+    not document which."""
     encoded, md5 = section.get("base64"), section.get("md5")
     if not isinstance(encoded, str) or not isinstance(md5, str) or not encoded or not md5:
         raise ApiError(E.INVALID_PARAMETER, "image needs base64 and md5")
@@ -49,6 +49,8 @@ def _check_image(section: dict[str, Any]) -> None:
         raise ApiError(E.INVALID_IMAGE_SIZE, f"{len(data)} bytes, at most {IMAGE_MAX}")
     if hashlib.md5(data, usedforsecurity=False).hexdigest() != md5.lower():
         raise ApiError(E.INVALID_PARAMETER, "image md5 does not match its content")
+    if not data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
+        raise ApiError(E.BAD_MEDIA_FORMAT, "the robot takes a JPG or PNG image")
 
 
 def _check_media(fake: FakeWeCom, key: str, media_id: str, msgtype: str) -> None:
@@ -82,32 +84,10 @@ async def upload_media(fake: FakeWeCom, request: web.Request) -> dict[str, Any]:
     kind = request.query.get("type", "")
     if kind not in UPLOAD_MAX:
         raise ApiError(E.INVALID_MEDIA_TYPE)
-    if not request.content_type.startswith("multipart/"):
-        raise ApiError(E.MEDIA_EMPTY)
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if isinstance(part, BodyPartReader) and part.name == "media":
-            filename = part.filename or "media"
-            data = bytes(await part.read())
-            break
-    else:
-        raise ApiError(E.MEDIA_EMPTY)
+    filename, data = await media_api.read_media(request)
     if not UPLOAD_MIN <= len(data) <= UPLOAD_MAX[kind]:
         raise ApiError(E.INVALID_FILE_SIZE, f"{len(data)} bytes")
-    now = fake.now()
-    media_id = new_id(48)
-    md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-    fake.media[media_id] = Media(
-        media_id=media_id,
-        key=key,
-        type=kind,
-        filename=filename,
-        size=len(data),
-        md5=md5,
-        created_at=now,
-        expires_at=now + MEDIA_TTL,
-    )
-    return {"errcode": 0, "errmsg": "ok", "type": kind, "media_id": media_id, "created_at": str(int(now.timestamp()))}
+    return media_api.store(fake, kind=kind, filename=filename, data=data, key=key)
 
 
 async def aibot_response(fake: FakeWeCom, request: web.Request) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.fake import app_api, appchat_api, robot_api
+from bot.sandbox.fake import app_api, appchat_api, media_api, robot_api
 from bot.sandbox.fake import errors as E
 from bot.sandbox.fake.core import FakeWeCom
 from bot.sandbox.fake.errors import ApiError
@@ -37,6 +37,7 @@ _GATEWAY_500 = "<html>\r\n<head><title>500 Internal Server Error</title></head>\
 
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/cgi-bin/gettoken", app_api.gettoken),
+    ("POST", "/cgi-bin/media/upload", media_api.upload),
     ("POST", "/cgi-bin/message/send", app_api.message_send),
     ("POST", "/cgi-bin/message/update_template_card", app_api.update_template_card),
     ("POST", "/cgi-bin/appchat/create", appchat_api.create),
