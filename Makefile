@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test bench lint typecheck install browser clean
+.PHONY: run test bench lint typecheck install browser fonts clean
 CHROMIUM := /usr/bin/chromium
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,18 +14,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	@rm -f $(VENV)/.installed-*; touch $@
 
-install: $(STAMP)
+install: $(STAMP) fonts
 
 ## make run: the bot on the embedded default (SQLite, no Redis, sandbox config, sandbox secrets);
 ## without WeCom credentials also the WeCom sandbox page: open the link with its token from the log (bot/sandbox)
-run: $(STAMP)
+run: $(STAMP) fonts
 	BOT_CONFIG=$${BOT_CONFIG:-config/sandbox.yaml} LOG_FORMAT=$${LOG_FORMAT:-text} \
 	HOTLINE_INGEST_SECRET=$${HOTLINE_INGEST_SECRET:-sandbox-secret} API_TOKEN=$${API_TOKEN:-sandbox-token} \
 	$(PY) run_bot.py serve
 
 ## make test: lint, types, the import contracts and the whole suite (SQLite, PostgreSQL, Redis, and the sandbox
 ## page in Debian's Chromium)
-test: $(STAMP) browser
+test: $(STAMP) fonts browser
 	$(PY) -m ruff check .
 	$(PY) -m mypy bot config store notifiers handlers run_bot.py
 	$(VENV)/bin/lint-imports
@@ -32,7 +33,7 @@ test: $(STAMP) browser
 
 ## make bench: the benchmarks, printed as one table; the callback benchmark's load comes from wrk (Debian's package,
 ## installed here when apt-get can; without it the benchmark falls back to its Python client and says so)
-bench: $(STAMP)
+bench: $(STAMP) fonts
 	@command -v wrk >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
 		apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || \
 		echo "wrk is not installed (apt-get install wrk): the callback benchmark uses its Python client"
@@ -45,6 +46,15 @@ browser:
 		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
 		  apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; } || \
 		echo "Chromium is not installed (apt-get install chromium): the browser tests are skipped"
+
+## the report charts draw Chinese text in Debian's WenQuanYi Micro Hei (package fonts-wqy-microhei), installed here when
+## apt-get can (as root); without it (and without REPORT_FONT) no chart is drawn, and the chart tests are skipped
+## (and fail in CI)
+fonts:
+	@test -f $(CJK_FONT) || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
+		  apt-get install -y -qq --no-install-recommends fonts-wqy-microhei >/dev/null; }; } || \
+		echo "WenQuanYi Micro Hei is not installed (apt-get install fonts-wqy-microhei): no report charts"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
