@@ -445,6 +445,17 @@ class DeploymentFact(Base):
     updated_at: Mapped[datetime]
 
 
+class ReportRun(Base):
+    """A scheduled report queued (the weekly data, a 通报, a morning brief), by its key (``weekly:week-2026-11-30``):
+    written in the transaction that queues its messages, so that a report is queued once whichever process or
+    restart looks for it again."""
+
+    __tablename__ = "report_runs"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    queued_at: Mapped[datetime]
+
+
 # the Core tables, for the repositories' statements
 tickets = cast(Table, Ticket.__table__)
 deadlines = cast(Table, Deadline.__table__)
@@ -462,3 +473,4 @@ notifications = cast(Table, Notification.__table__)
 
 deployment = cast(Table, DeploymentFact.__table__)
 ticket_repeats = cast(Table, TicketRepeat.__table__)
+report_runs = cast(Table, ReportRun.__table__)

@@ -14,7 +14,7 @@ from bot.app.senders import run_outbox_worker, run_pushes
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
-from bot.hotline import imports_api, openapi
+from bot.hotline import imports_api, openapi, reports_api
 from bot.web import ops
 from bot.web.errors import error_middleware
 from bot.web.keys import (
@@ -77,6 +77,7 @@ def create_app(
         app.cleanup_ctx.append(run_deadline_engine)  # after the outbox it wakes: stopped before it
     app.add_routes(hotline_api.routes)
     imports_api.setup(app)  # POST /api/imports
+    app.add_routes(reports_api.routes)  # GET /api/reports
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)
     return app

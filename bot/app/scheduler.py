@@ -1,4 +1,5 @@
-"""The scheduler (APScheduler) of the process that leads: deadline engine ticks, digest flushes, retention purges."""
+"""The scheduler (APScheduler) of the process that leads: deadline engine ticks, digest flushes, the scheduled reports,
+retention purges."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ from bot.web.keys import (
     STORE,
 )
 from config.model import BotConfig
-from notifiers.keys import PUSHES
+from notifiers.keys import PUSHES, REPORTS
 from notifiers.pushes import Pusher
+from notifiers.reports import ScheduledReports
 from notifiers.rows import EngineRows
 from store.core import Store
 from store.leader import Leader
@@ -40,6 +42,7 @@ from store.leader import Leader
 log = logging.getLogger(__name__)
 
 
+REPORTS_CHECK = 60.0  # seconds between looks for a scheduled report whose time has come
 DIGEST_CHECK = 60.0  # seconds between looks for a digest period that has begun (flush is a no-op otherwise)
 RETENTION_EVERY = 3600.0  # seconds between purges of what is past its retention (config: retention)
 RETENTION_FIRST = 300.0  # the first purge, this long after start (a process restarted hourly still purges)
@@ -130,6 +133,23 @@ async def run_deadline_engine(app: web.Application) -> AsyncIterator[None]:
         coalesce=True,
         max_instances=1,
     )
+    reports = ScheduledReports(
+        app[STORE],
+        config,
+        app[CALENDAR],
+        app[CLOCK],
+        channels,
+        wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+    )
+    scheduler.add_job(
+        partial(queue_reports, reports, leader),
+        "interval",
+        seconds=REPORTS_CHECK,
+        id="reports",
+        coalesce=True,
+        max_instances=1,
+    )
+    app[REPORTS] = reports
     app[DEADLINE_ENGINE] = engine
     app[DEADLINE_LEADER] = leader
     app[DEADLINE_SCHEDULER] = scheduler
@@ -154,6 +174,18 @@ async def flush_digests(pusher: Pusher, leader: Leader) -> None:
         await pusher.flush()
     except Exception:
         log.exception("digest flush failed; trying again at the next check")
+
+
+async def queue_reports(reports: ScheduledReports, leader: Leader) -> list[str]:
+    """Every :data:`REPORTS_CHECK` seconds, in the process that runs the engine: the scheduled reports whose time has
+    come (:mod:`notifiers.reports`; a no-op otherwise)."""
+    if not await leader.holds():
+        return []
+    try:
+        return await reports.run()
+    except Exception:
+        log.exception("reports: a scheduled report failed; trying again at the next check")
+        return []
 
 
 async def purge_if_leader(store: Store, config: BotConfig, clock: Clock, leader: Leader) -> Purged | None:

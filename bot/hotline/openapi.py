@@ -11,6 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.hotline.imports_api import CONTENT_TYPES, report_schema
+from bot.hotline.reports_api import FORMATS as REPORT_FORMATS
+from bot.hotline.reports_api import XLSX as REPORT_XLSX
 from bot.hotline.schemas import TicketBatch, TicketEventPayload, TicketPayload
 from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from bot.web.errors import json_response
@@ -233,6 +235,52 @@ def document() -> dict[str, Any]:
                         "200": {"description": "The ticket"},
                         "401": _error("Missing or wrong API token"),
                         "404": _error("No such ticket"),
+                        "503": _error("API_TOKEN is not configured"),
+                    },
+                }
+            },
+            "/api/reports": {
+                "get": {
+                    "summary": "A period's report: each unit's rates (numerator, denominator, rate), counts, score and "
+                    "rank, with the period before and a year earlier; as JSON, CSV (the unit table) or the workbook",
+                    "security": [{"apiToken": []}],
+                    "parameters": [
+                        {
+                            "name": "period",
+                            "in": "query",
+                            "required": False,
+                            "description": "week, month (default), bimonth, quarter, year (the current one, to date); "
+                            "last_week … last_year; YYYY-MM; or /报表's words (周, 上月, 双月 …)",
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "unit",
+                            "in": "query",
+                            "required": False,
+                            "description": "a unit's code or name (default: every unit)",
+                            "schema": {"type": "string"},
+                        },
+                        {"name": "format", "in": "query", "required": False, "schema": {"enum": list(REPORT_FORMATS)}},
+                        {
+                            "name": "details",
+                            "in": "query",
+                            "required": False,
+                            "description": "`true`: the JSON also lists the tickets behind the figures (masked)",
+                            "schema": {"enum": ["true", "false"]},
+                        },
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The report",
+                            "content": {
+                                "application/json": {},
+                                "text/csv": {},
+                                REPORT_XLSX: {},
+                            },
+                        },
+                        "400": _error("A bad period or format (`details` names it), or a period not begun"),
+                        "401": _error("Missing or wrong API token"),
+                        "404": _error("No such unit"),
                         "503": _error("API_TOKEN is not configured"),
                     },
                 }

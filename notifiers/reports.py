@@ -1,0 +1,243 @@
+"""The scheduled reports (docs/reports.md), queued by the process that runs the deadline engine:
+
+* **the weekly data** (每周三, ``reports.weekly``): Monday to Sunday of the week before, on the configured day and time,
+  to the office's group and privately to each unit head for their own unit;
+* **the 通报** (``reports.bulletin``): on the first working day after each period (two months by default), the six
+  items of the sub-district's report in two messages, the chart and the workbook, to the office's group; the workbook
+  also privately to each center lead;
+* **the heads' morning brief** (``reports.brief``): on working days, privately to each unit head with something to
+  say: what falls due today, what is overdue, the warning tickets, the accept misses of the three-misses period.
+
+**Once only, and not lost.** A report's messages and its record in ``report_runs`` (its key: ``weekly:week-…``,
+``bulletin:bimonth-…``, ``brief:2026-12-07``) commit in one transaction; a process that looks again, a restart or a
+second process finds the record and queues nothing twice. A report not sent at its time (the bot was down) is sent
+when the bot is back: the weekly data within a day, the 通报 within a week, the brief until noon; after that it is
+left (a stale brief helps nobody; the figures are there on demand, /报表). The messages then go through the outbox
+like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from bot.domain.clock import TZ, Clock
+from bot.domain.masking import Citizen, mask_text
+from bot.domain.nags import period_label, period_start
+from bot.domain.reports.periods import Period, PeriodKind, last_complete
+from bot.domain.reports.report import Report
+from bot.domain.workcal import WorkCalendar
+from bot.messages import reports as texts
+from bot.messages.charts import ChartFontMissing, Point, report_chart
+from bot.messages.notice import Attachment, Notice
+from bot.messages.workbook import workbook
+from bot.services.channels import Channels
+from bot.services.reports import ReportService
+from config.model import BotConfig
+from config.vocabulary import Role
+from notifiers.rows import Row, notice_rows
+from store import outbox as outbox_repo
+from store import report_items, report_runs
+from store.core import Store
+
+log = logging.getLogger(__name__)
+
+WEEKLY_LATE = timedelta(days=1)  # how long after its time a missed report is still sent
+BULLETIN_LATE = timedelta(days=7)
+BRIEF_UNTIL = time(12, 0)
+SHARES = 8  # categories in the chart's shares (the rest as 其他)
+BRIEF_NAMES = ("accept", "first_contact", "contact_20m", "handle", "handle_internal", "rehandle")
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    key: str
+    what: str  # weekly | bulletin | brief
+    period: Period | None
+
+
+class ScheduledReports:
+    """Looks every minute (:meth:`run`) for a scheduled report whose time has come and that is not yet queued."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: BotConfig,
+        calendar: WorkCalendar,
+        clock: Clock,
+        channels: Channels,
+        *,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.calendar = calendar
+        self.clock = clock
+        self.channels = channels
+        self.wake = wake
+        self.reports = ReportService(store, config)
+
+    def due(self, now: datetime) -> list[Due]:
+        """The scheduled reports whose time has come by ``now`` and has not passed too long ago."""
+        now = now.astimezone(TZ)
+        settings = self.config.reports
+        out = []
+        weekly = settings.weekly
+        if weekly.enabled:
+            week = last_complete(PeriodKind.WEEK, now)
+            at = _at(week.end + timedelta(days=weekly.weekday_index), weekly.at)
+            if at <= now < at + WEEKLY_LATE:
+                out.append(Due(f"weekly:{week.key}", "weekly", week))
+        bulletin = settings.bulletin
+        if bulletin.enabled:
+            period = last_complete(PeriodKind(bulletin.period), now)
+            day = period.end
+            while not self.calendar.is_workday(day):
+                day += timedelta(days=1)
+            at = _at(day, bulletin.at)
+            if at <= now < at + BULLETIN_LATE:
+                out.append(Due(f"bulletin:{period.key}", "bulletin", period))
+        brief = settings.brief
+        today = now.date()
+        if brief.enabled and self.calendar.is_workday(today):
+            at = _at(today, brief.at)
+            if at <= now < max(at, datetime.combine(today, BRIEF_UNTIL, TZ)):
+                out.append(Due(f"brief:{today.isoformat()}", "brief", None))
+        return out
+
+    async def run(self) -> list[str]:
+        """Queues every report due now and not yet queued; the keys of those queued."""
+        now = self.clock.now()
+        done = []
+        for due in self.due(now):
+            async with self.store.reading() as conn:
+                if await report_runs.queued(conn, due.key):
+                    continue
+            notices = await self._notices(due, now)
+            rows: list[Row] = []
+            for notice in notices:
+                rows += notice_rows(notice, self.config, self.channels, at=now)
+            async with self.store.transaction() as conn:
+                if await report_runs.queued(conn, due.key):
+                    continue
+                await report_runs.record(conn, due.key, now)
+                if rows:
+                    await outbox_repo.enqueue(conn, rows)
+            done.append(due.key)
+            log.info("reports: queued %s (%d messages)", due.key, len(rows))
+        if done and self.wake is not None:
+            self.wake()
+        return done
+
+    async def _notices(self, due: Due, now: datetime) -> list[Notice]:
+        if due.what == "brief":
+            return await self._briefs(now)
+        assert due.period is not None
+        if due.what == "weekly":
+            report = await self.reports.report(due.period, now=now, details=False, trend=False)
+            return self._weekly(due.key, report)
+        report = await self.reports.report(due.period, now=now)
+        return await self._bulletin(due.key, report)
+
+    def _weekly(self, key: str, report: Report) -> list[Notice]:
+        office = self.config.office.unit
+        notices = [Notice(key=f"report:{key}", unit=office, text=texts.weekly_office(report))]
+        for line in report.units:
+            unit = self.config.unit(line.code) if line.code else None
+            if unit is None:
+                continue
+            notices.append(
+                Notice(key=f"report:{key}:{unit.code}", members=[unit.head], text=texts.weekly_unit(report, line))
+            )
+        return notices
+
+    async def _bulletin(self, key: str, report: Report) -> list[Notice]:
+        office = self.config.office.unit
+        name = f"{self.config.office.name}{report.period.label}通报"
+        attachments = []
+        try:
+            png = await asyncio.to_thread(chart, report)
+            attachments.append(Attachment("image", f"{name}.png", png))
+        except (ChartFontMissing, ValueError):
+            log.exception("reports: the chart could not be drawn; the 通报 goes without it")
+        book = Attachment("file", f"{name}.xlsx", await asyncio.to_thread(workbook, report))
+        first, second = texts.bulletin(report)
+        leads = [m.userid for m in self.config.members_with_role(Role.CENTER_LEAD)]
+        return [
+            Notice(key=f"report:{key}:1", unit=office, text=first),
+            Notice(key=f"report:{key}:2", unit=office, text=second, attachments=(*attachments, book)),
+            *(
+                Notice(key=f"report:{key}:lead:{userid}", members=[userid], text=first, attachments=(book,))
+                for userid in leads
+            ),
+        ]
+
+    async def _briefs(self, now: datetime) -> list[Notice]:
+        today = now.date()
+        day_end = datetime.combine(today + timedelta(days=1), time(), TZ)
+        months = self.config.nags.three_misses.period_months
+        start = period_start(now, months)
+        codes = [u.code for u in self.config.units]
+        async with self.store.reading() as conn:
+            rows = await report_items.open_deadlines_for_brief(conn, codes, day_end, BRIEF_NAMES, limit=5000)
+            misses = await report_items.accept_misses(conn, codes, start)
+        by_unit: dict[str, list[texts.BriefItem]] = {}
+        seen: set[tuple[str, str]] = set()
+        for r in rows:
+            if (r["ticket_no"], r["name"]) in seen:
+                continue
+            seen.add((r["ticket_no"], r["name"]))
+            citizen = Citizen(r["citizen_name"] or None, r["address"] or None)
+            by_unit.setdefault(r["unit_code"], []).append(
+                texts.BriefItem(
+                    ticket_no=r["ticket_no"],
+                    title=mask_text(r["title"] or (r["content"] or "")[:40], citizen),
+                    deadline=r["name"],
+                    due_at=r["due_at"],
+                    warning=r["name"] == "rehandle",
+                )
+            )
+        limit = self.config.nags.three_misses.count
+        label = period_label(start, months)
+        notices = []
+        for unit in self.config.units:
+            items, missed = by_unit.get(unit.code, []), misses.get(unit.code, 0)
+            if not items and not missed:
+                continue
+            text = texts.brief(unit.name, items, misses=missed, limit=limit, period=label, now=now)
+            notices.append(Notice(key=f"report:brief:{today.isoformat()}:{unit.code}", members=[unit.head], text=text))
+        return notices
+
+
+def _at(day: date, hhmm: str) -> datetime:
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    if hour == 24:
+        return datetime.combine(day + timedelta(days=1), time(), TZ)
+    return datetime.combine(day, time(hour, minute), TZ)
+
+
+def chart(report: Report) -> bytes:
+    """The 通报's chart: the chart rate per unit against its target, its trend, and the categories' shares."""
+    rate = report.chart_rate
+    bars = [
+        Point(x.name, x.figures.rates[rate].value, texts.ratio(x.figures.rates[rate]).split("（")[0])
+        for x in report.units
+    ]
+    trend = [Point(p.short_label, r.value) for p, r in report.trend]
+    categories = sorted(report.total.figures.counts.by_category.items(), key=lambda kv: -kv[1])
+    shares = categories[:SHARES]
+    rest = sum(n for _, n in categories[SHARES:])
+    if rest:
+        shares.append(("其他", rest))
+    return report_chart(
+        title=f"{report.office} {report.period.label}",
+        rate_name=rate.label,
+        bars=bars,
+        target=report.targets.get(rate),
+        trend=trend,
+        shares_title="工单分类占比",
+        shares=shares,
+    )
