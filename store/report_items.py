@@ -12,7 +12,7 @@ from sqlalchemy import and_, or_, select
 
 from store.core import Conn
 from store.models import audit_log, deadlines, tickets, unit_miss_counts
-from store.reports import AUDITED, _audit_unit
+from store.reports import AUDITED, _audit_unit, visit_unit
 
 _TICKET = (
     tickets.c.ticket_no,
@@ -96,7 +96,8 @@ async def unsatisfied_visits(
     conn: Conn, start: datetime, end: datetime, units: Sequence[str] | None
 ) -> list[dict[str, Any]]:
     """Tickets whose latest visit in ``[start, end)`` was not satisfied (不满意), or a visit in it made a warning
-    ticket: their visit results and their re-handling deadline (the latest), by unit and ticket."""
+    ticket: their visit results and their re-handling deadline (the latest), by unit (the one that had the ticket at
+    its latest visit) and ticket."""
     warned = select(audit_log.c.ticket_id).where(
         audit_log.c.action == AUDITED[3],
         audit_log.c.to_state == "warning",
@@ -113,10 +114,11 @@ async def unsatisfied_visits(
             .scalar_subquery()
         )
 
+    unit = visit_unit()
     query = (
         select(
             tickets.c.id,
-            tickets.c.unit_code,
+            unit.label("unit_code"),
             tickets.c.visited_at,
             tickets.c.satisfaction,
             tickets.c.visit_solved,
@@ -133,9 +135,9 @@ async def unsatisfied_visits(
                 tickets.c.id.in_(warned),
             ),
             _COUNTED,
-            *_units(tickets.c.unit_code, units),
+            *_units(unit, units),
         )
-        .order_by(tickets.c.unit_code, tickets.c.ticket_no)
+        .order_by(unit, tickets.c.ticket_no)
     )
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 

@@ -1,7 +1,8 @@
 """The reports' counts (bot.domain.reports says what they mean): one statement per kind of fact, each counting over
 several periods at once (a CASE gives each row its period's index, the ``bucket``), grouped by unit.
 
-Deadlines count in the period they fall due in, under the unit they record; visits by their time; the tickets received
+Deadlines count in the period they fall due in, under the unit they record; visits by their time, under the unit that
+had the ticket then; the tickets received
 by their dispatch time; returns and warnings by the audit log's entries (the unit the ticket was with then, else its
 unit now). Cancelled tickets and tickets approved 不纳入测评 count in nothing but the tickets received.
 """
@@ -126,17 +127,40 @@ async def reply_counts(
 async def visit_counts(
     conn: Conn, ranges: Sequence[Range], units: Sequence[str] | None = None
 ) -> list[tuple[int, str | None, str | None, str | None, int]]:
-    """(bucket, unit, satisfaction, visit_solved, tickets) of the visits made in each range (a ticket's latest)."""
+    """(bucket, unit, satisfaction, visit_solved, tickets) of the visits made in each range (a ticket's latest), under
+    the unit that had the ticket at the visit (:func:`visit_unit`)."""
     bucket, within = _bucket(tickets.c.visited_at, ranges)
-    query = (
+    visits = (
         select(
-            bucket.label("bucket"), tickets.c.unit_code, tickets.c.satisfaction, tickets.c.visit_solved, func.count()
+            bucket.label("bucket"),
+            visit_unit().label("unit"),
+            tickets.c.satisfaction.label("satisfaction"),
+            tickets.c.visit_solved.label("visit_solved"),
         )
-        .where(within, _COUNTED, *_units(tickets.c.unit_code, units))
-        .group_by(bucket, tickets.c.unit_code, tickets.c.satisfaction, tickets.c.visit_solved)
+        .where(within, _COUNTED)
+        .subquery()
+    )
+    query = (
+        select(visits.c.bucket, visits.c.unit, visits.c.satisfaction, visits.c.visit_solved, func.count())
+        .where(*_units(visits.c.unit, units))
+        .group_by(visits.c.bucket, visits.c.unit, visits.c.satisfaction, visits.c.visit_solved)
     )
     result = await conn.execute(query)
     return [(b, u, s, v, n) for b, u, s, v, n in result.all()]
+
+
+def visit_unit() -> ColumnElement[Any]:
+    """The unit a ticket's latest visit counts for: the one that had the ticket then (its audit entry's), as the
+    warning the same visit made counts; a ticket the platform sent elsewhere after a dissatisfied visit does not take
+    that visit to its new unit."""
+    latest = (
+        select(audit_log.c.data["at_unit"].as_string())
+        .where(audit_log.c.ticket_id == tickets.c.id, audit_log.c.action == "visit")
+        .order_by(audit_log.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    return func.coalesce(latest, tickets.c.unit_code)
 
 
 def _audit_unit() -> ColumnElement[Any]:

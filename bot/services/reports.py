@@ -191,7 +191,7 @@ class ReportService:
             )
             for r in await report_items.late_deadlines(conn, start, end, now, COUNTED_DEADLINES, units)
         ]
-        returns = _returns(await report_items.return_entries(conn, start, end, units))
+        returns = _returns(await report_items.return_entries(conn, start, end, units), start, end, units)
         visits = [
             VisitItem(
                 ticket_no=r["ticket_no"],
@@ -241,9 +241,12 @@ def _masked_title(row: dict[str, Any]) -> str:
     return mask_text(text, citizen)
 
 
-def _returns(entries: Sequence[dict[str, Any]]) -> list[ReturnItem]:
-    """Each request and what became of it: the entries of one ticket in time order, a request opening an item that
-    the next decision closes."""
+def _returns(
+    entries: Sequence[dict[str, Any]], start: datetime, end: datetime, units: Sequence[str] | None
+) -> list[ReturnItem]:
+    """Each request asked in ``[start, end)`` by one of ``units`` and what became of it: the entries of one ticket in
+    time order, a request opening an item that the next decision closes. The entries also hold the ticket's later
+    requests and other units' (a request closes the one before it): those are no items of this report."""
     items: list[ReturnItem] = []
     open_item: dict[str, Any] | None = None
 
@@ -261,6 +264,8 @@ def _returns(entries: Sequence[dict[str, Any]]) -> list[ReturnItem]:
         action = e["action"]
         if action == "request_return":
             close("pending", None)
+            if not (start <= e["at"] < end and (units is None or e["unit"] in units)):
+                continue
             data = e["data"] if isinstance(e["data"], dict) else {}
             open_item = {
                 "ticket_no": e["ticket_no"],
