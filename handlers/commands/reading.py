@@ -117,7 +117,7 @@ async def overdue(ctx: Context, cmd: ParsedCommand) -> None:
 @command(
     name="stats",
     zh="统计",
-    aliases=("数据", "简报"),
+    aliases=("数据", "简报", "figures"),
     summary="未办结、待接单、逾期和今日办结的工单数，看多个单位时逐个单位列出",
     args=(ArgSpec(name="unit", kind="unit", label="单位", required=False),),
     roles=frozenset({Role.UNIT_HEAD, Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN}),

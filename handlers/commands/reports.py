@@ -18,8 +18,8 @@ PERIOD_WORDS = "周、月、双月、季、年、上周、上月、上双月、�
 @command(
     name="report",
     zh="报表",
-    aliases=("报告", "测评"),
-    summary="本期（或指定时段）的按时接单率、先行联系率、按时办结率、满意率等，带分子分母和环比、同比",
+    aliases=("报告", "测评", "rates"),
+    summary="各项比率（分子/分母）、环比同比和得分",
     args=(ArgSpec(name="period", kind="text", label="时段 单位", required=False),),
     roles=frozenset({Role.UNIT_HEAD, Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN}),
     scope="unit",

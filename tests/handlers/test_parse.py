@@ -32,6 +32,7 @@ MINIMAL_ARGS: dict[str, str] = {
     "redispatch": "0123 L01",
     "duty": "",
     "stats": "",
+    "report": "双月",
     "help": "",
 }
 
@@ -66,6 +67,7 @@ def _error(text: str) -> CommandError:
 def test_every_command_of_the_issue_is_declared() -> None:
     zh = {spec.zh for spec in COMMANDS}
     assert zh == {
+        "报表",
         "接单",
         "联系",
         "到场",

@@ -194,6 +194,7 @@ CASES: Mapping[tuple[str, str], Case] = {
     ("todo", ""): Case("/待办 {unit}", None, _says("待办工单")),
     ("overdue", ""): Case("/逾期 {unit}", None, _says("逾期工单")),
     ("stats", ""): Case("/统计 {unit}", None, _says("工单概况")),
+    ("report", ""): Case("/报表 月 {unit}", None, _says("按时接单率")),
     ("duty", ""): Case("/值班", None, _says("值班")),
     ("duty", "接班"): Case("/值班 接班", None, _says("已接班")),
     ("help", ""): Case("/帮助", None, _says("可用命令")),

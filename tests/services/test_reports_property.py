@@ -219,7 +219,7 @@ def _check_line(
 async def _check(
     reports: ReportService, rows: ref.Rows, period: Period, units: list[str] | None, config: BotConfig
 ) -> Report:
-    report = await reports.report(period, units=units, trend=False)
+    report = await reports.report(period, now=NOW, units=units, trend=False)
     weights = {Rate(k): v for k, v in config.reports.score_weights.items()}
     satisfaction = dict(config.reports.satisfaction_weights)
     compared = (period, period.previous(), period.year_earlier())
@@ -260,7 +260,7 @@ async def test_report_figures_match_a_plain_computation(
     assert history.acted > 100  # the walks did something
     assert history.refused < history.acted
     rows = await ref.read_rows(store)
-    reports = ReportService(store, sandbox_config, clock)
+    reports = ReportService(store, sandbox_config)
     for period in PERIODS:
         for units in (None, ["HW", "SRJG"], ["RXB"]):
             await _check(reports, rows, period, units, sandbox_config)
@@ -311,9 +311,9 @@ async def test_a_deadline_due_at_the_months_last_second_belongs_to_it(
         clock.set(at)
         await service.act(no, ActionRequest(action=Action.SUBMIT, actor="wangfang", at=at, note="已修复"))
     clock.set(datetime(2026, 11, 10, 9, 0, tzinfo=TZ))
-    reports = ReportService(store, sandbox_config, clock)
-    october = await reports.report(containing(PeriodKind.MONTH, datetime(2026, 10, 1).date()))
-    november = await reports.report(containing(PeriodKind.MONTH, datetime(2026, 11, 1).date()))
+    reports = ReportService(store, sandbox_config)
+    october = await reports.report(containing(PeriodKind.MONTH, datetime(2026, 10, 1).date()), now=clock.now())
+    november = await reports.report(containing(PeriodKind.MONTH, datetime(2026, 11, 1).date()), now=clock.now())
     [oct_line] = [x for x in october.units if x.code == "RXB"]
     [nov_line] = [x for x in november.units if x.code == "RXB"]
     assert (oct_line.figures.rates[Rate.HANDLE].num, oct_line.figures.rates[Rate.HANDLE].den) == (1, 1)
