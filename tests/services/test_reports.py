@@ -69,3 +69,48 @@ async def test_a_month_of_one_units_tickets(
     # the trend ends with this month
     assert report.trend[-1][0] == report.period
     assert len(report.trend) == 12
+
+
+async def test_imported_history_counts_in_the_reports(
+    service: TicketService, store: Store, clock: FrozenClock, sandbox_config: BotConfig
+) -> None:
+    """Tickets imported with their milestones (an export of the platform's past) count as the bot's own do: their
+    deadlines met or missed by the milestones' times, their submissions and visits in the periods they happened."""
+    from bot.domain.history import TicketHistory
+
+    september = datetime(2026, 9, 7, 9, 0, tzinfo=TZ)  # a Monday
+    on_time = TicketHistory(
+        status="closed",
+        accepted_at=datetime(2026, 9, 7, 10, 0, tzinfo=TZ),
+        contacted_at=datetime(2026, 9, 7, 11, 0, tzinfo=TZ),
+        finished_at=datetime(2026, 9, 9, 16, 0, tzinfo=TZ),
+        visited_at=datetime(2026, 9, 10, 10, 0, tzinfo=TZ),
+        satisfaction=VisitResult.SATISFIED,
+        visit_solved=Solved.SOLVED,
+        columns=frozenset({"accepted_at", "contacted_at", "finished_at", "visited_at"}),
+    )
+    late = TicketHistory(
+        status="closed",
+        accepted_at=datetime(2026, 9, 9, 10, 0, tzinfo=TZ),  # two days after dispatch: the accept deadline missed
+        finished_at=datetime(2026, 9, 18, 16, 0, tzinfo=TZ),
+        visited_at=datetime(2026, 9, 21, 10, 0, tzinfo=TZ),
+        satisfaction=VisitResult.DISSATISFIED,
+        columns=frozenset({"accepted_at", "contacted_at", "finished_at", "visited_at"}),
+    )
+    await service.upsert(
+        [
+            ticket("202609070001", dispatched_at=september, history=on_time),
+            ticket("202609070002", dispatched_at=september, history=late),
+        ],
+        source="import",
+    )
+    report = await ReportService(store, sandbox_config).report(
+        containing(PeriodKind.MONTH, september.date()), now=clock.now()
+    )
+    [hw] = [line for line in report.units if line.code == "HW"]
+    assert hw.figures.counts.received == 2
+    assert hw.figures.rates[Rate.ACCEPT] == Ratio(1, 2)
+    assert hw.figures.rates[Rate.FIRST_CONTACT] == Ratio(1, 2)  # the late one never recorded a contact
+    assert hw.figures.rates[Rate.HANDLE] == Ratio(1, 2)
+    assert hw.figures.rates[Rate.SATISFACTION] == Ratio(1, 2)
+    assert hw.figures.rates[Rate.SOLVED] == Ratio(1, 1)

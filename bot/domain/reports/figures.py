@@ -15,6 +15,10 @@ Deadlines count in the period they fall **due** in, under the unit that had the 
 met after its due time, missed, or still open past its due time is not on time; one still open and not yet due is not
 counted yet. Cancelled deadlines (no longer due in time), the office's own (退单审核) and the return window are never
 counted, nor are cancelled tickets or tickets approved 不纳入测评 (in any rate or count but the tickets received).
+
+Visits count in the period they were made in, under the unit that had the ticket then, a ticket by its latest visit;
+returns and warnings when they happened, under the unit that had the ticket then. Tickets received count by their
+(latest) dispatch time under the unit that has them; the 及时回复率 by the platform's deadline, under the ticket's unit.
 """
 
 from __future__ import annotations
