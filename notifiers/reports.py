@@ -31,7 +31,7 @@ from bot.domain.reports.periods import Period, PeriodKind, last_complete
 from bot.domain.reports.report import Report
 from bot.domain.workcal import WorkCalendar
 from bot.messages import reports as texts
-from bot.messages.charts import ChartFontMissing, Point, report_chart
+from bot.messages.charts import ChartFontMissing, Point, drawable, report_chart
 from bot.messages.notice import Attachment, Notice
 from bot.messages.workbook import workbook
 from bot.services.channels import Channels
@@ -47,7 +47,9 @@ log = logging.getLogger(__name__)
 
 WEEKLY_LATE = timedelta(days=1)  # how long after its time a missed report is still sent
 BULLETIN_LATE = timedelta(days=7)
-BRIEF_UNTIL = time(12, 0)
+BRIEF_UNTIL = time(12, 0)  # a brief not sent by then (and an hour after its time) is left: it would be stale
+BRIEF_GRACE = timedelta(hours=1)
+RETRY_AFTER = timedelta(minutes=10)
 SHARES = 8  # categories in the chart's shares (the rest as 其他)
 BRIEF_NAMES = ("accept", "first_contact", "contact_20m", "handle", "handle_internal", "rehandle")
 
@@ -79,6 +81,7 @@ class ScheduledReports:
         self.channels = channels
         self.wake = wake
         self.reports = ReportService(store, config)
+        self._failed: dict[str, datetime] = {}  # when a report last failed (tried again RETRY_AFTER later)
 
     def due(self, now: datetime) -> list[Due]:
         """The scheduled reports whose time has come by ``now`` and has not passed too long ago."""
@@ -104,33 +107,46 @@ class ScheduledReports:
         today = now.date()
         if brief.enabled and self.calendar.is_workday(today):
             at = _at(today, brief.at)
-            if at <= now < max(at, datetime.combine(today, BRIEF_UNTIL, TZ)):
+            if at <= now < max(at + BRIEF_GRACE, datetime.combine(today, BRIEF_UNTIL, TZ)):
                 out.append(Due(f"brief:{today.isoformat()}", "brief", None))
         return out
 
     async def run(self) -> list[str]:
-        """Queues every report due now and not yet queued; the keys of those queued."""
+        """Queues every report due now and not yet queued; the keys of those queued. A report that fails is logged
+        and tried again :data:`RETRY_AFTER` later; the others go on."""
         now = self.clock.now()
         done = []
         for due in self.due(now):
-            async with self.store.reading() as conn:
-                if await report_runs.queued(conn, due.key):
-                    continue
-            notices = await self._notices(due, now)
-            rows: list[Row] = []
-            for notice in notices:
-                rows += notice_rows(notice, self.config, self.channels, at=now)
-            async with self.store.transaction() as conn:
-                if await report_runs.queued(conn, due.key):
-                    continue
-                await report_runs.record(conn, due.key, now)
-                if rows:
-                    await outbox_repo.enqueue(conn, rows)
-            done.append(due.key)
-            log.info("reports: queued %s (%d messages)", due.key, len(rows))
+            failed = self._failed.get(due.key)
+            if failed is not None and now < failed + RETRY_AFTER:
+                continue
+            try:
+                if await self._queue(due, now):
+                    done.append(due.key)
+            except Exception:
+                self._failed[due.key] = now
+                log.exception("reports: %s failed; trying again in %s", due.key, RETRY_AFTER)
         if done and self.wake is not None:
             self.wake()
         return done
+
+    async def _queue(self, due: Due, now: datetime) -> bool:
+        async with self.store.reading() as conn:
+            if await report_runs.queued(conn, due.key):
+                return False
+        notices = await self._notices(due, now)
+        rows: list[Row] = []
+        for notice in notices:
+            rows += notice_rows(notice, self.config, self.channels, at=now)
+        async with self.store.transaction() as conn:
+            if await report_runs.queued(conn, due.key):
+                return False
+            await report_runs.record(conn, due.key, now)
+            if rows:
+                await outbox_repo.enqueue(conn, rows)
+        self._failed.pop(due.key, None)
+        log.info("reports: queued %s (%d messages)", due.key, len(rows))
+        return True
 
     async def _notices(self, due: Due, now: datetime) -> list[Notice]:
         if due.what == "brief":
@@ -182,7 +198,7 @@ class ScheduledReports:
         start = period_start(now, months)
         codes = [u.code for u in self.config.units]
         async with self.store.reading() as conn:
-            rows = await report_items.open_deadlines_for_brief(conn, codes, day_end, BRIEF_NAMES, limit=5000)
+            rows = await report_items.open_deadlines_for_brief(conn, codes, day_end, BRIEF_NAMES)
             misses = await report_items.accept_misses(conn, codes, start)
         by_unit: dict[str, list[texts.BriefItem]] = {}
         seen: set[tuple[str, str]] = set()
@@ -194,7 +210,7 @@ class ScheduledReports:
             by_unit.setdefault(r["unit_code"], []).append(
                 texts.BriefItem(
                     ticket_no=r["ticket_no"],
-                    title=mask_text(r["title"] or (r["content"] or "")[:40], citizen),
+                    title=mask_text(r["title"] or r["content"] or "", citizen)[:40],
                     deadline=r["name"],
                     due_at=r["due_at"],
                     warning=r["name"] == "rehandle",
@@ -223,17 +239,19 @@ def chart(report: Report) -> bytes:
     """The 通报's chart: the chart rate per unit against its target, its trend, and the categories' shares."""
     rate = report.chart_rate
     bars = [
-        Point(x.name, x.figures.rates[rate].value, texts.ratio(x.figures.rates[rate]).split("（")[0])
+        Point(drawable(x.name), x.figures.rates[rate].value, texts.ratio(x.figures.rates[rate]).split("（")[0])
         for x in report.units
     ]
     trend = [Point(p.short_label, r.value) for p, r in report.trend]
-    categories = sorted(report.total.figures.counts.by_category.items(), key=lambda kv: -kv[1])
+    categories = sorted(
+        ((drawable(name), n) for name, n in report.total.figures.counts.by_category.items()), key=lambda kv: -kv[1]
+    )
     shares = categories[:SHARES]
     rest = sum(n for _, n in categories[SHARES:])
     if rest:
         shares.append(("其他", rest))
     return report_chart(
-        title=f"{report.office} {report.period.label}",
+        title=drawable(f"{report.office} {report.period.label}"),
         rate_name=rate.label,
         bars=bars,
         target=report.targets.get(rate),

@@ -168,10 +168,11 @@ async def repeat_tickets(
 
 
 async def open_deadlines_for_brief(
-    conn: Conn, units: Sequence[str], day_end: datetime, names: Sequence[str], *, limit: int = 200
+    conn: Conn, units: Sequence[str], day_end: datetime, names: Sequence[str]
 ) -> list[dict[str, Any]]:
     """The heads' morning brief: the open deadlines of ``names`` of the tickets ``units`` have that fall due before
-    ``day_end`` (today's and the overdue) and every open re-handling deadline (the warning tickets), by due time."""
+    ``day_end`` (today's and the overdue) and every open re-handling deadline (the warning tickets), by due time: all
+    of them (open deadlines due by tonight are a small share of the open tickets; every unit's counts must be whole)."""
     query = (
         select(deadlines.c.unit_code, deadlines.c.name, deadlines.c.due_at, tickets.c.state, *_TICKET)
         .select_from(deadlines.join(tickets, tickets.c.id == deadlines.c.ticket_id))
@@ -182,7 +183,6 @@ async def open_deadlines_for_brief(
             tickets.c.unit_code.in_(list(units)),
         )
         .order_by(deadlines.c.due_at, tickets.c.ticket_no)
-        .limit(limit)
     )
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 

@@ -316,3 +316,10 @@ def check_glyphs(texts: Iterable[str]) -> None:
     if missing:
         named = "、".join(f"{c!r} (U+{ord(c):04X})" for c in missing)
         raise ValueError(f"the chart font {Path(path).name} has no glyph for {named}")
+
+
+def drawable(text: str, stand_in: str = "?") -> str:
+    """``text`` with each character the chart font lacks replaced by ``stand_in`` (a unit's or a category's name from
+    the platform may hold a rare character: the chart names it as well as it can rather than not being drawn)."""
+    covered = _register(font_path())
+    return "".join(c if c == "\n" or ord(c) in covered else stand_in for c in text)

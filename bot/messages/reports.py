@@ -55,19 +55,27 @@ def _rate_lines(line: UnitLine) -> list[str]:
     return out
 
 
-def _counts_line(f: Figures) -> str:
+def _received(f: Figures, change: str = "") -> str:
+    c = f.counts
+    return f"收到工单 {c.received} 件{change}（重复诉求 {c.repeats}，媒体曝光 {c.media}）"
+
+
+def _outcomes(f: Figures) -> str:
     c = f.counts
     return (
-        f"收到工单 {c.received} 件（重复诉求 {c.repeats}，媒体曝光 {c.media}）；"
         f"退单 {c.returns_asked} 件（同意 {c.returns_approved}，驳回 {c.returns_rejected}）；"
         f"不满意 {c.dissatisfied} 件，预警 {c.warnings} 件（按时再次处置 {ratio(f.rehandled)}）。"
     )
 
 
+def _counts_line(f: Figures) -> str:
+    return f"{_received(f)}；{_outcomes(f)}"
+
+
 def unit_report(report: Report, line: UnitLine) -> str:
     """/报表 for one unit (or the office's total): its rates, counts, score and rank, the accept misses."""
     title = line.name if line.code is not None else f"{report.office}（全部单位）"
-    rank = f"，第 {line.rank}/{sum(1 for x in report.units if x.rank is not None)} 名" if line.rank else ""
+    rank = f"，第 {line.rank}/{report.ranked} 名" if line.rank else ""
     lines = [
         f"**{title} {report.period.label}**（截至 {when(report.at)}）",
         *_rate_lines(line),
@@ -86,11 +94,35 @@ def _score_change(line: UnitLine) -> str:
 def office_report(report: Report) -> str:
     """/报表 for the whole office: the totals, then the lowest-scoring units (the workbook has the table)."""
     lines = [unit_report(report, report.total)]
-    lowest = [x for x in report.units if x.score is not None][-LIST_UNITS:][::-1]
-    if lowest:
-        lines.append("得分较低的单位：")
-        lines += [f"· {x.name} {score(x.score)} 分（第 {x.rank} 名）" for x in lowest]
+    scored = [x for x in report.units if x.score is not None]
+    if len(scored) > LIST_UNITS:
+        lines.append("得分最低的单位：")
+        lines += [f"· {x.name} {score(x.score)} 分（第 {x.rank} 名）" for x in scored[-LIST_UNITS:][::-1]]
+    elif scored:
+        lines.append("各单位得分：")
+        lines += [f"· {x.name} {score(x.score)} 分（第 {x.rank} 名）" for x in scored]
     return "\n".join(lines)
+
+
+def units_report(report: Report) -> str:
+    """/报表 for several units (a head of more than one): each in two lines, as many as one message takes."""
+    for shown in range(len(report.units), 0, -1):
+        lines = [f"**{report.period.label} 报表**（截至 {when(report.at)}）"]
+        for x in report.units[:shown]:
+            rank = f"，第 {x.rank}/{report.ranked} 名" if x.rank else ""
+            rates = "，".join(
+                f"{rate.label[:-1]} {ratio(x.figures.rates[rate])}"
+                for rate in (Rate.ACCEPT, Rate.FIRST_CONTACT, Rate.HANDLE, Rate.SATISFACTION)
+            )
+            lines.append(f"**{x.name}** 得分 {score(x.score)}{rank}")
+            lines.append(f"{rates}；未按时接单 {x.figures.counts.accept_misses} 次")
+        if shown < len(report.units):
+            lines.append(f"……另有 {len(report.units) - shown} 个单位。")
+        lines.append("发送 /报表 时段 单位名 查看单个单位的全部指标。")
+        text = "\n".join(lines)
+        if fits(text):
+            break
+    return text
 
 
 def weekly_office(report: Report) -> str:
@@ -99,10 +131,10 @@ def weekly_office(report: Report) -> str:
     prev = t.previous.counts.received
     change = f"，环比{'+' if t.figures.counts.received >= prev else ''}{t.figures.counts.received - prev} 件"
     lines = [
-        f"**{report.office} 本周热线数据** {report.period.label}",
-        f"收到工单 {t.figures.counts.received} 件{change}。",
+        f"**{report.office} 上周热线数据** {report.period.label}",
+        _received(t.figures, change) + "。",
         *_rate_lines(t),
-        _counts_line(t.figures),
+        _outcomes(t.figures),
     ]
     rate = Rate.SATISFACTION
     target = report.targets.get(rate)
@@ -117,19 +149,35 @@ def weekly_office(report: Report) -> str:
 
 def weekly_unit(report: Report, line: UnitLine) -> str:
     """每周三's data for one unit's head, privately."""
-    return unit_report(report, line).replace(report.period.label, f"本周数据 {report.period.label}", 1)
+    return unit_report(report, line).replace(report.period.label, f"上周数据 {report.period.label}", 1)
 
 
-def _named(lines: Sequence[str]) -> str:
+def _named(n: int, lines: Sequence[str]) -> str:
+    """The first ``n`` of ``lines``, and how many there are in all."""
     if not lines:
         return "无。"
-    more = f"等 {len(lines)} 个单位" if len(lines) > LIST_UNITS else ""
-    return "；".join(lines[:LIST_UNITS]) + (f"；{more}" if more else "") + "。"
+    more = f"等 {len(lines)} 个单位" if len(lines) > n else ""
+    return "；".join(lines[:n]) + (f"；{more}" if more else "") + "。"
+
+
+BUDGET = 1900  # bytes of one chat message (WeCom's app markdown takes 2,048; the rows clip at 2,000)
+
+
+def fits(*texts: str) -> bool:
+    return all(len(t.encode("utf-8")) <= BUDGET for t in texts)
 
 
 def bulletin(report: Report) -> list[str]:
     """The 通报 in seed 004's six items, in its order, as two messages (items 一 to 三, 四 to 六: one would pass WeCom's
-    2,048 bytes); the workbook carries every unit and ticket."""
+    2,048 bytes), each naming as many units per item as fit; the workbook carries every unit and ticket."""
+    for n in (LIST_UNITS, 3, 2, 1, 0):
+        parts = _bulletin(report, n)
+        if fits(*parts):
+            break
+    return parts
+
+
+def _bulletin(report: Report, n: int) -> list[str]:
     units = report.units
     limit = report.miss_limit
     misses = [x for x in units if x.figures.counts.accept_misses]
@@ -164,14 +212,14 @@ def bulletin(report: Report) -> list[str]:
     head = f"**{report.office} 12345热线工单情况通报 {report.period.label}**"
     lines = [
         head,
-        f"一、未按时先行接单的单位（同一单位 {limit} 次由纪工委约谈）：{_named(item1)}",
-        f"二、存在“未先行联系”或“逾期工单”的单位（须书面说明情况）：{_named(item2)}",
+        f"一、未按时先行接单的单位（同一单位 {limit} 次由纪工委约谈）：{_named(n, item1)}",
+        f"二、存在“未先行联系”或“逾期工单”的单位（须书面说明情况）：{_named(n, item2)}",
         f"三、退单情况：申请 {c.returns_asked} 件，同意 {c.returns_approved} 件，驳回 {c.returns_rejected} 件。"
-        + (f"{_named(item3)}" if item3 else ""),
+        + (f"其中：{_named(n, item3)}" if item3 else ""),
         f"{head}（续）",
         f"四、不满意工单情况：不满意 {c.dissatisfied} 件，预警 {c.warnings} 件，"
-        f"按时再次处置 {ratio(t.figures.rehandled)}。" + (_named(item4) if item4 else ""),
-        f"五、各单位得分、满意率（前 {min(LIST_UNITS, len(scored))} 名，全表见附件）：{_named(item5)}",
+        f"按时再次处置 {ratio(t.figures.rehandled)}。" + (f"其中：{_named(n, item4)}" if item4 else ""),
+        f"五、各单位得分、满意率（前 {min(n, len(scored))} 名，全表见附件）：{_named(n, item5)}",
         "六、同比、环比："
         + f"收到工单 {c.received} 件（上期 {t.previous.counts.received}，去年同期 {t.year_ago.counts.received}）；"
         + "；".join(
@@ -193,11 +241,20 @@ class BriefItem:
     warning: bool
 
 
-def brief(
-    unit_name: str, items: Sequence[BriefItem], *, misses: int, limit: int, period: str, now: datetime, shown: int = 10
-) -> str:
+def brief(unit_name: str, items: Sequence[BriefItem], *, misses: int, limit: int, period: str, now: datetime) -> str:
     """The head's morning brief: what falls due today, what is overdue, the warning tickets with the time left, and
-    the accept misses this period (本期未按时接单 2/3)."""
+    the accept misses of the three-misses period (本期未按时接单 2/3, as the flag counts them), listing as many
+    tickets as one message takes."""
+    for shown in (10, 6, 4, 2, 0):
+        text = _brief(unit_name, items, misses=misses, limit=limit, period=period, now=now, shown=shown)
+        if fits(text):
+            break
+    return text
+
+
+def _brief(
+    unit_name: str, items: Sequence[BriefItem], *, misses: int, limit: int, period: str, now: datetime, shown: int
+) -> str:
     overdue = [i for i in items if i.due_at <= now and not i.warning]
     today = [i for i in items if i.due_at > now and not i.warning]
     warnings = [i for i in items if i.warning]
@@ -210,7 +267,7 @@ def brief(
                 f"· {i.ticket_no} {escape_md(i.title)[:24]} {deadline_label(i.deadline)} {remaining(i.due_at, now)}"
             )
         if len(group) > shown:
-            lines.append(f"……另有 {len(group) - shown} 件，发送 /逾期 或 /待办 查看")
+            lines.append(f"……另有 {len(group) - shown} 件（/逾期、/待办 查看）")
 
     section("已逾期", overdue)
     section("今日到期", today)

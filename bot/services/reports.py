@@ -54,20 +54,27 @@ class ReportService:
         rate = chart_rate or Rate(self.config.reports.bulletin.chart_rate)
         compared = [period, period.previous(), period.year_earlier()]
         async with self.store.reading() as conn:
-            current, previous, year_ago = await self.figures(conn, _ranges(compared), now, units)
+            # every unit's, whatever the scope: a unit's rank is among all (the statements read the period's rows
+            # either way)
+            current, previous, year_ago = await self.figures(conn, _ranges(compared), now, None)
             series: list[tuple[Period, Ratio]] = []
             if trend:
                 periods = period.back(TREND)
                 by_period = await self.figures(conn, _ranges(periods), now, units, only=rate)
                 series = [(p, total(f.values()).rates[rate]) for p, f in zip(periods, by_period, strict=True)]
             items = await self._items(conn, period, now, units) if details else {}
-        lines = self._lines(units, current, previous, year_ago)
+        ranked = self._lines(current, previous, year_ago)
+        lines = ranked if units is None else [x for x in ranked if x.code in units]
+        if units is None:
+            t, tp, ty = (total(d.values()) for d in (current, previous, year_ago))
+        else:
+            t, tp, ty = (total(d[u] for u in units if u in d) for d in (current, previous, year_ago))
         office_total = UnitLine(
             code=None,
             name="合计",
-            figures=(t := total(current.values())),
-            previous=(tp := total(previous.values())),
-            year_ago=(ty := total(year_ago.values())),
+            figures=t,
+            previous=tp,
+            year_ago=ty,
             score=t.score(self.weights),
             previous_score=tp.score(self.weights),
             year_ago_score=ty.score(self.weights),
@@ -79,6 +86,7 @@ class ReportService:
             scope=None if units is None else tuple(units),
             total=office_total,
             units=lines,
+            ranked=sum(1 for x in ranked if x.rank is not None),
             chart_rate=rate,
             trend=series,
             targets=self.targets,
@@ -89,15 +97,14 @@ class ReportService:
 
     def _lines(
         self,
-        units: Sequence[str] | None,
         current: dict[str | None, Figures],
         previous: dict[str | None, Figures],
         year_ago: dict[str | None, Figures],
     ) -> list[UnitLine]:
         order = {u.code: i for i, u in enumerate(self.config.units)}
-        codes = list(units) if units is not None else [u.code for u in self.config.units]
+        codes = [u.code for u in self.config.units]
         # a unit no longer configured still has its past in the records
-        codes += sorted({c for c in current if c is not None and c not in order and units is None})
+        codes += sorted({c for c in current if isinstance(c, str) and c not in order})
         lines = []
         for code in codes:
             f, fp, fy = (d.get(code) or Figures() for d in (current, previous, year_ago))
@@ -113,10 +120,13 @@ class ReportService:
                     year_ago_score=fy.score(self.weights),
                 )
             )
-        scored = sorted((x for x in lines if x.score is not None), key=lambda x: -(x.score or 0))
-        ranks: dict[str | None, int | None] = {}
-        for i, x in enumerate(scored):
-            ranks[x.code] = ranks.get(scored[i - 1].code) if i and scored[i - 1].score == x.score else i + 1
+        # ranked by the score as shown (one decimal): units that read the same share a rank
+        shown: dict[str | None, float] = {x.code: round(x.score, 1) for x in lines if x.score is not None}
+        scored = sorted(shown, key=lambda code: -shown[code])
+        ranks: dict[str | None, int] = {}
+        for i, scored_code in enumerate(scored):
+            before = scored[i - 1] if i else None
+            ranks[scored_code] = ranks[before] if i and shown[before] == shown[scored_code] else i + 1
         ranked = [UnitLine(**{**_fields(x), "rank": ranks.get(x.code)}) for x in lines]
         return sorted(ranked, key=lambda x: (x.rank is None, x.rank or 0, order.get(x.code or "", len(order))))
 
@@ -237,8 +247,8 @@ def _fields(line: UnitLine) -> dict[str, Any]:
 
 def _masked_title(row: dict[str, Any]) -> str:
     citizen = Citizen(row.get("citizen_name") or None, row.get("address") or None)
-    text = row.get("title") or (row.get("content") or "")[:40]
-    return mask_text(text, citizen)
+    # masked whole, then cut: a number cut in two is no longer recognised as one
+    return mask_text(row.get("title") or row.get("content") or "", citizen)[:60]
 
 
 def _returns(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from config.model.fields import ClockTime, Model
 
@@ -77,8 +77,17 @@ class Reports(Model):
     targets: dict[RateKey, float] = Field(default_factory=lambda: dict(DEFAULT_TARGETS))
     # 满意率's numerator weighs each answer; 联系不上 is never counted
     satisfaction_weights: dict[Answer, float] = Field(default_factory=lambda: dict(DEFAULT_SATISFACTION_WEIGHTS))
-    # the unit score: 100 × the weighted mean of these rates (a rate with no denominator is left out)
+    # the unit score: 100 × the weighted mean of these rates (a rate with no denominator is left out); given, it
+    # replaces the whole set
     score_weights: dict[RateKey, float] = Field(default_factory=lambda: dict(DEFAULT_SCORE_WEIGHTS))
+
+    @field_validator("targets", "satisfaction_weights", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: object, info: ValidationInfo) -> object:
+        """A target or weight left out keeps its default (``score_weights`` given replaces the whole set: the rates
+        it names are the score's)."""
+        defaults = DEFAULT_TARGETS if info.field_name == "targets" else DEFAULT_SATISFACTION_WEIGHTS
+        return {**defaults, **value} if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _sane(self) -> Self:

@@ -51,7 +51,10 @@ async def report(ctx: Context, cmd: ParsedCommand) -> None:
     if units is None:
         await ctx.say(render.office_report(result))
         return
-    await ctx.say("\n\n".join(render.unit_report(result, line) for line in result.units))
+    if len(result.units) == 1:
+        await ctx.say(render.unit_report(result, result.units[0]))
+        return
+    await ctx.say(render.units_report(result))
 
 
 def _scope(ctx: Context, code: str | None) -> list[str] | None:

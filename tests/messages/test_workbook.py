@@ -54,6 +54,7 @@ def report(**items: object) -> Report:
         "scope": None,
         "total": line(None, None),
         "units": units,
+        "ranked": 2,
         "chart_rate": Rate.SATISFACTION,
         "trend": (),
         "targets": {},

@@ -153,12 +153,14 @@ async def test_the_weekly_data_on_wednesday_to_the_office_and_each_head(
     assert await reports.run() == ["weekly:week-2026-10-12"]
     await send_all(rig, [])
     [office] = shown(rig, chatid="rxbchat")
-    assert office.startswith("**演示街道12345热线办 本周热线数据** 2026年第42周（10-12至10-18）\n收到工单 3 件")
+    assert office.startswith(
+        "**演示街道12345热线办 上周热线数据** 2026年第42周（10-12至10-18）\n收到工单 3 件，环比+3 件"
+    )
     assert "按时接单率 1/3（33.3%）" in office
     [head] = shown(rig, userid="chenjing")
-    assert head.startswith("**市容景观所 本周数据 2026年第42周（10-12至10-18）**")
+    assert head.startswith("**市容景观所 上周数据 2026年第42周（10-12至10-18）**")
     assert "未按时接单 2 次（上限 3 次）" in head
-    assert shown(rig, userid="huangqiang")[0].startswith("**环卫所 本周数据")
+    assert shown(rig, userid="huangqiang")[0].startswith("**环卫所 上周数据")
     rig.clock.set(datetime(2026, 10, 22, 9, 8, tzinfo=TZ))  # a day and a minute after: too late for a new one
     assert await scheduled(rig, config, calendar, brief=False).run() == []
 
@@ -181,3 +183,32 @@ async def test_the_morning_brief_tells_heads_with_something_to_say(
     assert await reports.run() == []
     rig.clock.set(datetime(2026, 10, 19, 12, 0, tzinfo=TZ))  # Monday noon: too late for a morning brief
     assert await reports.run() == []
+
+
+async def test_a_report_that_fails_holds_up_no_other_and_is_tried_again_later(
+    rig: Rig, config: BotConfig, calendar: WorkCalendar, service: TicketService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await history(service, rig.clock)
+    reports = scheduled(rig, config, calendar, weekly=False)
+
+    def broken(_report: object) -> bytes:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("notifiers.reports.workbook", broken)
+    rig.clock.set(datetime(2026, 11, 2, 9, 40, tzinfo=TZ))  # the 通报 and the brief are both due
+    assert await reports.run() == ["brief:2026-11-02"]
+    rig.clock.set(datetime(2026, 11, 2, 9, 45, tzinfo=TZ))
+    assert await reports.run() == []  # not again at once
+    monkeypatch.undo()
+    rig.clock.set(datetime(2026, 11, 2, 9, 51, tzinfo=TZ))
+    assert await reports.run() == ["bulletin:bimonth-2026-09"]
+
+
+def test_a_name_the_font_cannot_draw_still_gets_a_chart() -> None:
+    from notifiers.reports import chart
+    from tests.messages.test_report_texts import report
+
+    sample = report(3)
+    sample.total.figures.counts.by_category["𠀀类"] = 5  # a character the font lacks
+    png = chart(sample)
+    assert png[:4] == b"\x89PNG"

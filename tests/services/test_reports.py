@@ -114,3 +114,36 @@ async def test_imported_history_counts_in_the_reports(
     assert hw.figures.rates[Rate.HANDLE] == Ratio(1, 2)
     assert hw.figures.rates[Rate.SATISFACTION] == Ratio(1, 2)
     assert hw.figures.rates[Rate.SOLVED] == Ratio(1, 1)
+
+
+async def test_a_unit_is_ranked_among_all_units_whatever_the_scope(
+    service: TicketService, store: Store, clock: FrozenClock, sandbox_config: BotConfig
+) -> None:
+    await service.upsert([ticket("202611230101"), ticket("202611230102", category="市容景观")])
+    await service.act("202611230102", ActionRequest(action=Action.CLAIM, actor="zhouting", at=clock.now()))
+    clock.set(datetime(2026, 11, 25, 10, 0, tzinfo=TZ))  # 环卫所's ticket was never claimed
+    month = containing(PeriodKind.MONTH, clock.now().date())
+    [hw] = (await ReportService(store, sandbox_config).report(month, now=clock.now(), units=["HW"])).units
+    assert (hw.code, hw.rank) == ("HW", 2)
+    alone = await ReportService(store, sandbox_config).report(month, now=clock.now(), units=["HW"])
+    assert alone.ranked == 2
+    assert alone.total.figures.rates[Rate.ACCEPT] == Ratio(0, 1)  # the scope's total, not the office's
+
+
+async def test_a_text_is_masked_whole_before_it_is_cut(
+    service: TicketService, store: Store, clock: FrozenClock, sandbox_config: BotConfig
+) -> None:
+    """No title: the list shows the start of the text, masked first (a number cut in two would not be recognised)."""
+    content = (
+        "小区门口垃圾桶满溢无人清运，已经持续很久了，请尽快处理，来电人身份证号110101199003071234，电话13812345678"
+    )
+    await service.upsert([ticket("202611230201", title=None, content=content, citizen_name=None)])
+    clock.set(datetime(2026, 11, 25, 10, 0, tzinfo=TZ))
+    report = await ReportService(store, sandbox_config).report(
+        containing(PeriodKind.MONTH, clock.now().date()), now=clock.now()
+    )
+    titles = [item.title for item in report.late]
+    assert titles
+    for title in titles:
+        assert "1101011990" not in title
+        assert "1381" not in title

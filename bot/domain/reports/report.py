@@ -101,6 +101,7 @@ class Report:
     scope: tuple[str, ...] | None  # the units asked for (None: all)
     total: UnitLine
     units: Sequence[UnitLine]  # in rank order (units without a score last, in the configuration's order)
+    ranked: int  # how many units have a rank (among all units, whatever the scope)
     chart_rate: Rate
     trend: Sequence[tuple[Period, Ratio]]  # the chart rate over up to 12 periods, oldest first, this one last
     targets: Mapping[Rate, float]

@@ -1,0 +1,114 @@
+"""The reports as chat messages: each within one WeCom message however many units and tickets, every rate as
+numerator/denominator, texts from the platform escaped."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime, timedelta
+
+from bot.domain.clock import TZ
+from bot.domain.reports.figures import Counts, Figures, Rate, Ratio
+from bot.domain.reports.periods import Period, PeriodKind
+from bot.domain.reports.report import LateItem, Report, UnitLine
+from bot.messages import reports as texts
+from config.vocabulary import DeadlineName
+
+AT = datetime(2026, 11, 2, 9, 37, tzinfo=TZ)
+PERIOD = Period(PeriodKind.BIMONTH, date(2026, 9, 1), date(2026, 11, 1))
+LIMIT = 1900
+
+
+def unit(i: int, *, name: str | None = None) -> UnitLine:
+    f = Figures()
+    for rate in Rate:
+        f.rates[rate] = Ratio(90 + i % 10, 100)
+    f.counts = Counts(received=120, accept_misses=i % 4, returns_asked=i % 3, dissatisfied=i % 5, warnings=i % 2)
+    return UnitLine(
+        code=f"U{i:03d}",
+        name=name or f"青浦区夏阳街道第{i:03d}号居民委员会城市管理联勤联动工作站",
+        figures=f,
+        previous=f,
+        year_ago=Figures(),
+        score=90 - i / 10,
+        previous_score=89.0,
+        year_ago_score=None,
+        rank=i,
+    )
+
+
+def report(units: int) -> Report:
+    lines = [unit(i) for i in range(1, units + 1)]
+    late = [
+        LateItem(
+            ticket_no=f"2026091{i:07d}",
+            unit=f"U{i % units + 1:03d}",
+            kind="regular",
+            category="市容",
+            title="店招破损",
+            deadline=DeadlineName.FIRST_CONTACT if i % 2 else DeadlineName.HANDLE,
+            due_at=AT - timedelta(days=20),
+            met_at=None,
+        )
+        for i in range(500)
+    ]
+    return Report(
+        period=PERIOD,
+        at=AT,
+        office="上海市青浦区夏阳街道城市运行管理中心12345市民服务热线办公室",
+        scope=None,
+        total=replace(unit(0), code=None, name="合计"),
+        units=lines,
+        ranked=units,
+        chart_rate=Rate.HANDLE,
+        trend=(),
+        targets={Rate.SATISFACTION: 0.95},
+        miss_limit=3,
+        late=late,
+        unit_names={x.code: x.name for x in lines if x.code},
+    )
+
+
+def size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def test_the_bulletin_fits_two_messages_with_two_hundred_long_named_units() -> None:
+    first, second = texts.bulletin(report(200))
+    assert size(first) <= LIMIT
+    assert size(second) <= LIMIT
+    assert "六、同比、环比" in second  # the last item is never cut off
+    assert "等 200 个单位" in second  # item 五 names some, and says how many there are
+
+
+def test_the_office_and_several_units_answers_fit() -> None:
+    big = report(200)
+    assert size(texts.office_report(big)) <= LIMIT
+    assert size(texts.weekly_office(big)) <= LIMIT
+    assert size(texts.units_report(replace(big, units=big.units[:8]))) <= LIMIT
+
+
+def test_the_brief_fits_and_keeps_its_last_line() -> None:
+    items = [
+        texts.BriefItem(
+            ticket_no=f"20261102{i:05d}",
+            title="光明路幸福里小区北门店招破损严重有坠落风险请尽快处理",
+            deadline="handle" if i % 3 else "rehandle",
+            due_at=AT + timedelta(hours=i - 15),
+            warning=i % 3 == 0,
+        )
+        for i in range(40)
+    ]
+    text = texts.brief("青浦区夏阳街道城市管理联勤联动工作站", items, misses=2, limit=3, period="2026年11–12月", now=AT)
+    assert size(text) <= LIMIT
+    assert text.endswith("本期（2026年11–12月）未按时接单 2/3。")
+    assert "已逾期 " in text
+    assert "今日到期 " in text
+
+
+def test_a_platform_title_is_escaped_in_the_brief() -> None:
+    item = texts.BriefItem(
+        ticket_no="1", title="[点我](http://evil.example) **急**", deadline="handle", due_at=AT, warning=False
+    )
+    text = texts.brief("环卫所", [item], misses=0, limit=3, period="2026年11–12月", now=AT)
+    assert "](http" not in text
+    assert "**急**" not in text
