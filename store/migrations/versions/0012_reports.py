@@ -7,8 +7,8 @@ Create Date: 2026-12-06
 The reports (bot.domain.reports) count deadlines due in a period, per unit. A ticket re-dispatched to another unit
 carries deadlines of both: each deadline now records the unit that had the ticket when it started
 (deadlines.unit_code), indexed with its due time by name and by unit. The 及时回复率 compares the unit's first
-submission with the platform's deadline (tickets.submitted_at); the 实际解决率 and 满意率 count the visits made in a period
-(tickets.visited_at); returns and warnings are counted from the audit log by action and time.
+submission with the platform's deadline (tickets.submitted_at); the 实际解决率 and 满意率 count the visits made in a
+period (tickets.visited_at); returns and warnings are counted from the audit log by action and time.
 
 Rows already stored are filled in once: a deadline's unit is its ticket's unit now (the unit of an earlier cycle of a
 re-dispatched ticket is not recorded elsewhere); a ticket's submission is its first handling deadline met, its visit
