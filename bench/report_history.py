@@ -12,7 +12,7 @@ re-handling one after a dissatisfied visit): 90 % met on time, 4 % met late, 3 %
 media exposure, 5 % repeats (``repeat_count`` 2–4), 1 % flagged repeats by the platform. The platform's
 deadline is the handling deadline plus two days; 90 % submitted well before it, 6 % after, 4 % never. 88
 % of submitted tickets visited a day later (满意 80 %, 基本满意 10 %, 不满意 5 %, 联系不上 5 %; solved 85 %, partly 7
-%, unsolved 8 %), each visit with its audit entry (``to_state`` warning after 不满意). 3 % of tickets asked
+%, unsolved 8 %), each visit with its audit entry (the unit, ``to_state`` warning after 不满意). 3 % of tickets asked
 to be returned (audit entries with ``at_unit`` and ``suggested_unit``): 60 % approved (the accept
 deadline then counts for the unit that returned it), 30 % rejected, 10 % pending. Other audit actions
 (claims, contacts …) are left out: the reports read the audit log by ``(action, at)``.
@@ -246,7 +246,7 @@ async def generate(engine: AsyncEngine, count: int, now: datetime, *, years: int
         # each visit; the dissatisfied ones made warning tickets
         f"""
         SELECT g, {ticket_no}, {sql.ts("vis")}, 'visit', 'submitted',
-            CASE WHEN sat = 'dissatisfied' THEN 'warning' ELSE 'closed' END, {sql.json()}
+            CASE WHEN sat = 'dissatisfied' THEN 'warning' ELSE 'closed' END, {sql.json("'at_unit'", unit)}
         FROM bench_plan p WHERE vis IS NOT NULL
         """,
         f"""
