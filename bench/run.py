@@ -27,6 +27,7 @@ BENCHMARKS = [
     "pushes",
     "engine",
     "repeats",
+    "reports",
     "memory",
 ]
 
