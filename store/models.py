@@ -158,6 +158,7 @@ class Ticket(Base):
     # hotline_deadline) and the time of the return visit whose results the ticket carries (实际解决率, 满意率)
     submitted_at: Mapped[datetime | None] = mapped_column(index=True)
     visited_at: Mapped[datetime | None] = mapped_column(index=True)
+    visit_unit: Mapped[str | None] = mapped_column(String(32))  # the unit that had the ticket at that visit
     # 延期: the pending extension request (working days asked for, why, who asked, when; NULL when none is
     # pending) and how many extensions were approved
     extension_days: Mapped[int | None] = mapped_column(Integer)

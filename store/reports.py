@@ -154,17 +154,10 @@ async def visit_counts(
 
 
 def visit_unit() -> ColumnElement[Any]:
-    """The unit a ticket's latest visit counts for: the one that had the ticket then (its audit entry's), as the
-    warning the same visit made counts; a ticket the platform sent elsewhere after a dissatisfied visit does not take
-    that visit to its new unit."""
-    latest = (
-        select(audit_log.c.data["at_unit"].as_string())
-        .where(audit_log.c.ticket_id == tickets.c.id, audit_log.c.action == "visit")
-        .order_by(audit_log.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    return func.coalesce(latest, tickets.c.unit_code)
+    """The unit a ticket's latest visit counts for: the one that had the ticket then (``visit_unit``, written with
+    the visit), as the warning the same visit made counts; a ticket the platform sent elsewhere after a dissatisfied
+    visit does not take that visit to its new unit."""
+    return func.coalesce(tickets.c.visit_unit, tickets.c.unit_code)
 
 
 def _audit_unit() -> ColumnElement[Any]:

@@ -86,6 +86,7 @@ class Ticket:
     closed_at: datetime | None = None
     submitted_at: datetime | None = None  # the unit's first submission (办结提交)
     visited_at: datetime | None = None  # the return visit whose results the ticket carries
+    visit_unit: str | None = None  # the unit that had the ticket at that visit (whose rates it counts in)
     # 延期: the pending extension request (None when none is pending) and how many were approved
     extension_days: int | None = None
     extension_reason: str | None = None

@@ -166,6 +166,8 @@ class HandOvers(TicketActions):
             )
             if done is not None:
                 rows[-1].update(done.changes)
+            # a visit in the row's history counts for the unit that has the ticket
+            rows[-1]["visit_unit"] = rows[-1]["unit_code"] if rows[-1].get("visited_at") is not None else None
         repeats = await self.repeats.before_insert(conn, rows)
         ids = await tickets_repo.insert_tickets(conn, rows)
         await self.repeats.after_insert(conn, repeats, rows, ids)
@@ -392,6 +394,8 @@ class HandOvers(TicketActions):
         if not finishing:
             return {}
         changes = {k: v for k, v in done.changes.items() if v is not None and v != getattr(row, k)}
+        if "visited_at" in changes:  # the visit counts for the unit that had the ticket
+            changes["visit_unit"] = row.unit_code
         return {"state": done.state.value, "closed_at": done.changes["closed_at"], **changes}
 
 

@@ -54,16 +54,15 @@ class ReportService:
         rate = chart_rate or Rate(self.config.reports.bulletin.chart_rate)
         compared = [period, period.previous(), period.year_earlier()]
         async with self.store.reading() as conn:
-            # every unit's, whatever the scope: a unit's rank is among all (the statements read the period's rows
-            # either way)
-            current, previous, year_ago = await self.figures(conn, _ranges(compared), now, None)
+            current, previous, year_ago = await self.figures(conn, _ranges(compared), now, units)
             series: list[tuple[Period, Ratio]] = []
             if trend:
                 periods = period.back(TREND)
                 by_period = await self.figures(conn, _ranges(periods), now, units, only=rate)
                 series = [(p, total(f.values()).rates[rate]) for p, f in zip(periods, by_period, strict=True)]
             items = await self._items(conn, period, now, units) if details else {}
-        ranked = self._lines(current, previous, year_ago)
+        # ranks are among all units: a report of some units (one unit's, from its own index) has none
+        ranked = self._lines(current, previous, year_ago, ranks=units is None)
         lines = ranked if units is None else [x for x in ranked if x.code in units]
         if units is None:
             t, tp, ty = (total(d.values()) for d in (current, previous, year_ago))
@@ -100,6 +99,8 @@ class ReportService:
         current: dict[str | None, Figures],
         previous: dict[str | None, Figures],
         year_ago: dict[str | None, Figures],
+        *,
+        ranks: bool,
     ) -> list[UnitLine]:
         order = {u.code: i for i, u in enumerate(self.config.units)}
         codes = [u.code for u in self.config.units]
@@ -123,11 +124,11 @@ class ReportService:
         # ranked by the score as shown (one decimal): units that read the same share a rank
         shown: dict[str | None, float] = {x.code: round(x.score, 1) for x in lines if x.score is not None}
         scored = sorted(shown, key=lambda code: -shown[code])
-        ranks: dict[str | None, int] = {}
+        by_code: dict[str | None, int] = {}
         for i, scored_code in enumerate(scored):
             before = scored[i - 1] if i else None
-            ranks[scored_code] = ranks[before] if i and shown[before] == shown[scored_code] else i + 1
-        ranked = [UnitLine(**{**_fields(x), "rank": ranks.get(x.code)}) for x in lines]
+            by_code[scored_code] = by_code[before] if i and shown[before] == shown[scored_code] else i + 1
+        ranked = [UnitLine(**{**_fields(x), "rank": by_code.get(x.code) if ranks else None}) for x in lines]
         return sorted(ranked, key=lambda x: (x.rank is None, x.rank or 0, order.get(x.code or "", len(order))))
 
     async def figures(
@@ -188,13 +189,21 @@ class ReportService:
 
     async def _items(self, conn: Conn, period: Period, now: datetime, units: Sequence[str] | None) -> dict[str, Any]:
         start, end = period.starts, period.ends
+        titles: dict[str, str] = {}  # a ticket's title masked once, however many of its deadlines are listed
+
+        def title(row: dict[str, Any]) -> str:
+            found = titles.get(row["ticket_no"])
+            if found is None:
+                found = titles[row["ticket_no"]] = _masked_title(row)
+            return found
+
         late = [
             LateItem(
                 ticket_no=r["ticket_no"],
                 unit=r["unit_code"],
                 kind=r["kind"],
                 category=r["category"],
-                title=_masked_title(r),
+                title=title(r),
                 deadline=DeadlineName(r["name"]),
                 due_at=r["due_at"],
                 met_at=r["met_at"] if r["status"] == "met" else None,

@@ -116,17 +116,18 @@ async def test_imported_history_counts_in_the_reports(
     assert hw.figures.rates[Rate.SOLVED] == Ratio(1, 1)
 
 
-async def test_a_unit_is_ranked_among_all_units_whatever_the_scope(
+async def test_units_are_ranked_among_all_and_a_report_of_some_has_no_ranks(
     service: TicketService, store: Store, clock: FrozenClock, sandbox_config: BotConfig
 ) -> None:
     await service.upsert([ticket("202611230101"), ticket("202611230102", category="市容景观")])
     await service.act("202611230102", ActionRequest(action=Action.CLAIM, actor="zhouting", at=clock.now()))
     clock.set(datetime(2026, 11, 25, 10, 0, tzinfo=TZ))  # 环卫所's ticket was never claimed
     month = containing(PeriodKind.MONTH, clock.now().date())
-    [hw] = (await ReportService(store, sandbox_config).report(month, now=clock.now(), units=["HW"])).units
-    assert (hw.code, hw.rank) == ("HW", 2)
+    office = await ReportService(store, sandbox_config).report(month, now=clock.now())
+    assert [(x.code, x.rank) for x in office.units if x.rank] == [("SRJG", 1), ("HW", 2)]
+    assert office.ranked == 2
     alone = await ReportService(store, sandbox_config).report(month, now=clock.now(), units=["HW"])
-    assert alone.ranked == 2
+    assert [(x.code, x.rank) for x in alone.units] == [("HW", None)]
     assert alone.total.figures.rates[Rate.ACCEPT] == Ratio(0, 1)  # the scope's total, not the office's
 
 

@@ -143,6 +143,7 @@ def _visit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) -
         "visit_solved": req.solved.value if req.solved is not None else None,
         "visit_note": text(req.note),
         "visited_at": req.at,
+        "visit_unit": t.unit_code,  # whose rates the visit counts in, wherever the ticket goes next
     }
     facts = {"result": req.result.value, **({"solved": req.solved.value} if req.solved is not None else {})}
     if req.result in req.warning_results:
@@ -291,6 +292,7 @@ def _reopen(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) 
             "visit_note": None,
             "submitted_at": None,
             "visited_at": None,
+            "visit_unit": None,
             "handler_userid": None,
             "dispatched_at": req.at,
         },

@@ -11,8 +11,9 @@ submission with the platform's deadline (tickets.submitted_at); the 实际解决
 period (tickets.visited_at); returns and warnings are counted from the audit log by action and time.
 
 Rows already stored are filled in once: a deadline's unit is its ticket's unit now (the unit of an earlier cycle of a
-re-dispatched ticket is not recorded elsewhere); a ticket's submission is its first handling deadline met, its visit
-the time it was closed (else last changed) when it has a visit result.
+re-dispatched ticket is not recorded elsewhere); a ticket's submission is its first 办结 in the audit log (else its
+first handling deadline met: an imported ticket), its visit the time it was closed (else last changed) when it has a
+visit result, counted for its unit (tickets.visit_unit: the unit that had the ticket at its visit).
 """
 
 from __future__ import annotations
@@ -32,12 +33,18 @@ def upgrade() -> None:
     op.add_column("deadlines", sa.Column("unit_code", sa.String(length=32), nullable=True))
     op.add_column("tickets", sa.Column("submitted_at", TZDateTime(), nullable=True))
     op.add_column("tickets", sa.Column("visited_at", TZDateTime(), nullable=True))
+    op.add_column("tickets", sa.Column("visit_unit", sa.String(length=32), nullable=True))
     op.execute("UPDATE deadlines SET unit_code = (SELECT t.unit_code FROM tickets t WHERE t.id = deadlines.ticket_id)")
     op.execute(
-        "UPDATE tickets SET submitted_at = (SELECT min(d.met_at) FROM deadlines d WHERE d.ticket_id = tickets.id "
-        "AND d.name = 'handle' AND d.status = 'met') WHERE state IN ('submitted', 'warning', 'closed')"
+        "UPDATE tickets SET submitted_at = COALESCE("
+        "(SELECT min(a.at) FROM audit_log a WHERE a.ticket_id = tickets.id AND a.action = 'submit'), "
+        "(SELECT min(d.met_at) FROM deadlines d WHERE d.ticket_id = tickets.id "
+        "AND d.name = 'handle' AND d.status = 'met')) WHERE state IN ('submitted', 'warning', 'closed')"
     )
-    op.execute("UPDATE tickets SET visited_at = COALESCE(closed_at, updated_at) WHERE satisfaction IS NOT NULL")
+    op.execute(
+        "UPDATE tickets SET visited_at = COALESCE(closed_at, updated_at), visit_unit = unit_code "
+        "WHERE satisfaction IS NOT NULL"
+    )
     # what the reports count of a deadline is in the index (PostgreSQL): the counts read no table rows; by name for
     # the office's report, by unit for one unit's
     op.create_index(
@@ -84,6 +91,7 @@ def downgrade() -> None:
     op.drop_index("ix_deadlines_unit_report", table_name="deadlines")
     op.drop_index("ix_deadlines_report", table_name="deadlines")
     with op.batch_alter_table("tickets") as batch:
+        batch.drop_column("visit_unit")
         batch.drop_column("visited_at")
         batch.drop_column("submitted_at")
     with op.batch_alter_table("deadlines") as batch:

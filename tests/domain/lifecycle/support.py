@@ -195,7 +195,13 @@ CANCEL = Expect(S.CANCELLED, {"closed_at": AT}, cancel=ALL)
 
 
 # a return visit records the citizen's view: satisfaction, whether it was solved (not asked here), the note
-VISITED = {"satisfaction": "satisfied", "visit_solved": None, "visit_note": "情况说明", "visited_at": AT}
+VISITED = {
+    "satisfaction": "satisfied",
+    "visit_solved": None,
+    "visit_note": "情况说明",
+    "visited_at": AT,
+    "visit_unit": "SRJGS",
+}
 # submitted: the unit declares it solved, unless it says otherwise; the first submission's time (及时回复率)
 SOLVED = {"solved": "solved", "submitted_at": AT}
 RESOLVED = {"solved": "solved"}  # re-submitted after a warning: the first submission's time stays
@@ -337,6 +343,7 @@ ALLOWED: list[Any] = [
                 "visit_note": None,
                 "submitted_at": None,
                 "visited_at": None,
+                "visit_unit": None,
                 "handler_userid": None,
                 "dispatched_at": AT,
             },

@@ -87,6 +87,7 @@ def test_visit_not_dissatisfied_closes(result: VisitResult) -> None:
         "visit_solved": None,
         "visit_note": "情况说明",
         "visited_at": AT,
+        "visit_unit": "SRJGS",
         "closed_at": AT,
     }
     assert tr.cancel == ALL
@@ -122,6 +123,7 @@ def test_visit_dissatisfied_makes_a_warning_ticket_with_a_rehandle_cycle(rehandl
         "visit_solved": None,
         "visit_note": "情况说明",
         "visited_at": AT,
+        "visit_unit": "SRJGS",
         "rehandle_count": rehandles + 1,
     }
     assert "handler_userid" not in tr.changes  # the same unit and handler re-handle it
