@@ -195,8 +195,8 @@ async def generate(engine: AsyncEngine, count: int, now: datetime, *, years: int
         INSERT INTO tickets (id, ticket_no, kind, category, title, content, address, citizen_name, is_repeat, is_media,
             unit_code, handler_userid, state, evaluation, return_count, redispatch_count, rehandle_count, cycle,
             satisfaction, hotline_deadline, dispatched_at, received_at, updated_at, closed_at, submitted_at,
-            visited_at, solved, visit_solved, repeat_count, repeat_of, repeat_reason, source, payload_hash, version,
-            extra, extension_count)
+            visited_at, visit_unit, solved, visit_solved, repeat_count, repeat_of, repeat_reason, source, payload_hash,
+            version, extra, extension_count)
         SELECT g, {ticket_no}, kind, category, '王建国反映' || category || '问题（幸福里小区' || (g % 500) || '号）',
             '市民王建国反映：幸福里小区' || (g % 500) || '号附近' || category || '问题，请尽快处理。',
             '幸福里小区' || (g % 500) || '号', '王建国', rx >= 150 AND rx < 160, rx >= 13 AND rx < 18,
@@ -207,7 +207,8 @@ async def generate(engine: AsyncEngine, count: int, now: datetime, *, years: int
             CASE WHEN vis IS NOT NULL THEN sat END,
             {sql.ts(f"d + l + 2 * {DAY}")}, {sql.ts("d")}, {sql.ts("d")}, {sql.ts("COALESCE(vis, sub, d)")},
             {sql.ts(f"CASE WHEN state = 'closed' THEN COALESCE(vis, sub + 3 * {DAY}, d + l) END")},
-            {sql.ts("sub")}, {sql.ts("vis")}, CASE WHEN sub IS NOT NULL THEN 'solved' END,
+            {sql.ts("sub")}, {sql.ts("vis")}, CASE WHEN vis IS NOT NULL THEN {unit} END,
+            CASE WHEN sub IS NOT NULL THEN 'solved' END,
             CASE WHEN vis IS NOT NULL THEN solved END,
             CASE WHEN rx >= 100 AND rx < 150 THEN 2 + rx % 3 ELSE 1 END,
             CASE WHEN rx >= 100 AND rx < 150 THEN {sql.code("R", "g - 1", 8)} END,

@@ -117,6 +117,10 @@ class Ticket(Base):
             sqlite_where=text("repeat_address IS NOT NULL"),
             postgresql_where=text("repeat_address IS NOT NULL"),
         ),
+        # one unit's tickets received, visits and platform deadlines in a period (/报表 of a unit; migration 0012)
+        Index("ix_tickets_unit_dispatched", "unit_code", "dispatched_at"),
+        Index("ix_tickets_visit_unit", "visit_unit", "visited_at"),
+        Index("ix_tickets_unit_hotline_deadline", "unit_code", "hotline_deadline"),
         # the few tickets the reports' rates leave out (store.reports.UNCOUNTED; migration 0012)
         Index("ix_tickets_uncounted", "id", sqlite_where=text(UNCOUNTED), postgresql_where=text(UNCOUNTED)),
     )

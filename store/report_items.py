@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, union
+from sqlalchemy import and_, func, or_, select, union
 
 from store.core import Conn
 from store.models import audit_log, deadlines, tickets, unit_miss_counts
@@ -118,7 +118,8 @@ async def unsatisfied_visits(
             .scalar_subquery()
         )
 
-    unit = visit_unit()
+    # a warned ticket since reopened has no visit now: it is listed under its unit
+    unit = func.coalesce(visit_unit(), tickets.c.unit_code)
     query = (
         select(
             tickets.c.id,

@@ -134,20 +134,11 @@ async def visit_counts(
     """(bucket, unit, satisfaction, visit_solved, tickets) of the visits made in each range (a ticket's latest), under
     the unit that had the ticket at the visit (:func:`visit_unit`)."""
     bucket, within = _bucket(tickets.c.visited_at, ranges)
-    visits = (
-        select(
-            bucket.label("bucket"),
-            visit_unit().label("unit"),
-            tickets.c.satisfaction.label("satisfaction"),
-            tickets.c.visit_solved.label("visit_solved"),
-        )
-        .where(within, _COUNTED)
-        .subquery()
-    )
+    unit = visit_unit()
     query = (
-        select(visits.c.bucket, visits.c.unit, visits.c.satisfaction, visits.c.visit_solved, func.count())
-        .where(*_units(visits.c.unit, units))
-        .group_by(visits.c.bucket, visits.c.unit, visits.c.satisfaction, visits.c.visit_solved)
+        select(bucket.label("bucket"), unit, tickets.c.satisfaction, tickets.c.visit_solved, func.count())
+        .where(within, _COUNTED, *_units(unit, units))
+        .group_by(bucket, unit, tickets.c.satisfaction, tickets.c.visit_solved)
     )
     result = await conn.execute(query)
     return [(b, u, s, v, n) for b, u, s, v, n in result.all()]
@@ -156,8 +147,9 @@ async def visit_counts(
 def visit_unit() -> ColumnElement[Any]:
     """The unit a ticket's latest visit counts for: the one that had the ticket then (``visit_unit``, written with
     the visit), as the warning the same visit made counts; a ticket the platform sent elsewhere after a dissatisfied
-    visit does not take that visit to its new unit."""
-    return func.coalesce(tickets.c.visit_unit, tickets.c.unit_code)
+    visit does not take that visit to its new unit. Every visit writes it (and imports, and migration 0012 for the
+    visits before it), so a unit's visits are read by its index (visit_unit, visited_at)."""
+    return tickets.c.visit_unit
 
 
 def _audit_unit() -> ColumnElement[Any]:

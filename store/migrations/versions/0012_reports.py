@@ -70,6 +70,10 @@ def upgrade() -> None:
     op.create_index("ix_tickets_visited_at", "tickets", ["visited_at"], unique=False)
     op.create_index("ix_tickets_dispatched_at", "tickets", ["dispatched_at"], unique=False)
     op.create_index("ix_tickets_hotline_deadline", "tickets", ["hotline_deadline"], unique=False)
+    # one unit's: /报表 of a unit reads its own rows only
+    op.create_index("ix_tickets_unit_dispatched", "tickets", ["unit_code", "dispatched_at"], unique=False)
+    op.create_index("ix_tickets_visit_unit", "tickets", ["visit_unit", "visited_at"], unique=False)
+    op.create_index("ix_tickets_unit_hotline_deadline", "tickets", ["unit_code", "hotline_deadline"], unique=False)
     # a visit counts only when it made a warning ticket: by its to_state, not among every visit
     op.create_index("ix_audit_log_action_at", "audit_log", ["action", "to_state", "at"], unique=False)
     op.create_table(
@@ -84,6 +88,9 @@ def downgrade() -> None:
     op.drop_table("report_runs")
     op.drop_index("ix_audit_log_action_at", table_name="audit_log")
     op.drop_index("ix_tickets_hotline_deadline", table_name="tickets")
+    op.drop_index("ix_tickets_unit_hotline_deadline", table_name="tickets")
+    op.drop_index("ix_tickets_visit_unit", table_name="tickets")
+    op.drop_index("ix_tickets_unit_dispatched", table_name="tickets")
     op.drop_index("ix_tickets_dispatched_at", table_name="tickets")
     op.drop_index("ix_tickets_visited_at", table_name="tickets")
     op.drop_index("ix_tickets_submitted_at", table_name="tickets")
