@@ -48,6 +48,10 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Async
         # grows: after a 100k-ticket import, lookups by number took 1.2 s instead of 20 ms. Planning each run
         # with its actual parameters costs a fraction of a millisecond and never goes stale.
         server_settings.setdefault("plan_cache_mode", "force_custom_plan")
+        # PostgreSQL compiles a query it expects to be costly (the reports' counts over a period) to machine code
+        # first: 100-140 ms a statement, planned afresh each run (above), more than it saves on these counts, and
+        # /报表 of one unit is one chat answer (300 ms)
+        server_settings.setdefault("jit", "off")
         kwargs["connect_args"] = {"server_settings": server_settings}
     engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
