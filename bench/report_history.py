@@ -13,7 +13,7 @@ media exposure, 5 % repeats (``repeat_count`` 2–4), 1 % flagged repeats by the
 deadline is the handling deadline plus two days; 90 % submitted well before it, 6 % after, 4 % never. 88
 % of submitted tickets visited a day later (满意 80 %, 基本满意 10 %, 不满意 5 %, 联系不上 5 %; solved 85 %, partly 7
 %, unsolved 8 %), each visit with its audit entry (the unit, ``to_state`` warning after 不满意). 3 % of tickets asked
-to be returned (audit entries with ``at_unit`` and ``suggested_unit``): 60 % approved (the accept
+to be returned (audit entries with their unit and ``suggested_unit``): 60 % approved (the accept
 deadline then counts for the unit that returned it), 30 % rejected, 10 % pending. Other audit actions
 (claims, contacts …) are left out: the reports read the audit log by ``(action, at)``.
 """
@@ -242,12 +242,13 @@ async def generate(engine: AsyncEngine, count: int, now: datetime, *, years: int
         sql.code("U", "first_u + 1", 3),
         sql.code("U", "CASE WHEN rt < 18 THEN u ELSE rt % 200 END + 1", 3),
     )
-    returns = sql.json("'at_unit'", asked_by, "'reason'", "'非本单位职责范围'", "'suggested_unit'", suggested)
+    returns = sql.json("'reason'", "'非本单位职责范围'", "'suggested_unit'", suggested) + f", {asked_by}"
+    visit_data = sql.json("'result'", "sat")
     audits = [
         # each visit; the dissatisfied ones made warning tickets
         f"""
         SELECT g, {ticket_no}, {sql.ts("vis")}, 'visit', 'submitted',
-            CASE WHEN sat = 'dissatisfied' THEN 'warning' ELSE 'closed' END, {sql.json("'at_unit'", unit)}
+            CASE WHEN sat = 'dissatisfied' THEN 'warning' ELSE 'closed' END, {visit_data}, {unit}
         FROM bench_plan p WHERE vis IS NOT NULL
         """,
         f"""
@@ -270,7 +271,8 @@ async def generate(engine: AsyncEngine, count: int, now: datetime, *, years: int
         for select in audits:
             await conn.execute(
                 text(
-                    "INSERT INTO audit_log (ticket_id, ticket_no, at, action, from_state, to_state, data, actor) "
+                    "INSERT INTO audit_log (ticket_id, ticket_no, at, action, from_state, to_state, data, unit_code, "
+                    "actor) "
                     f"SELECT q.*, 'bench' FROM ({select}) q"
                 ),
                 params,

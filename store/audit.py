@@ -19,6 +19,7 @@ async def append_audit(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> list[in
     """Appends entries; returns their ids in the order given (at most one entry per ticket in one call)."""
     if not rows:
         return []
+    rows = [{"unit_code": None, **row} for row in rows]  # one set of keys for executemany
     if len(rows) == 1:
         return [int((await conn.execute(_APPEND_ONE, list(rows))).scalar_one())]
     result = await conn.execute(_APPEND, list(rows))

@@ -255,11 +255,18 @@ class AuditEvent(Base):
     __tablename__ = "audit_log"
     # the reports count returns and warnings (a visit that made a warning ticket: not every visit) by action and
     # time (migration 0012)
-    __table_args__ = (Index("ix_audit_log_action_at", "action", "to_state", "at"),)
+    __table_args__ = (
+        Index("ix_audit_log_action_at", "action", "to_state", "at"),
+        # and one unit's (/报表 of a unit)
+        Index("ix_audit_log_unit_action_at", "unit_code", "action", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     ticket_id: Mapped[int | None] = mapped_column(BigId, index=True)
     ticket_no: Mapped[str | None] = mapped_column(String(64))
+    # the unit the ticket was with when it happened (migration 0012; NULL before it, and for entries of no unit's
+    # doing): whose returns and warnings the reports count it in
+    unit_code: Mapped[str | None] = mapped_column(String(32))
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))

@@ -153,16 +153,23 @@ def visit_unit() -> ColumnElement[Any]:
 
 
 def _audit_unit() -> ColumnElement[Any]:
-    return func.coalesce(audit_log.c.data["at_unit"].as_string(), tickets.c.unit_code)
+    """The unit an audit entry counts for: the one it records, else (an entry from before migration 0012) its
+    ticket's now."""
+    return func.coalesce(audit_log.c.unit_code, tickets.c.unit_code)
 
 
 def _audit_prefilter(units: Sequence[str] | None) -> list[ColumnElement[bool]]:
-    """For some units, what an entry of theirs must be, read before the entry's ticket is: about a ticket of theirs
-    now (by its index), or recording one of them (``at_unit``). The unit's own condition still decides."""
+    """For some units, their entries by their own index (unit, action, time), and the entries recording no unit
+    about a ticket of theirs now."""
     if units is None:
         return []
     theirs = select(tickets.c.id).where(tickets.c.unit_code.in_(list(units)))
-    return [or_(audit_log.c.ticket_id.in_(theirs), audit_log.c.data["at_unit"].as_string().in_(list(units)))]
+    return [
+        or_(
+            audit_log.c.unit_code.in_(list(units)),
+            and_(audit_log.c.unit_code.is_(None), audit_log.c.ticket_id.in_(theirs)),
+        )
+    ]
 
 
 # the audit entries the reports count: a return asked for, approved, rejected; a visit that made a warning ticket

@@ -176,6 +176,7 @@ class HistoryEntry:
     at: datetime
     actor: str
     action: str  # an Action's value, or "dispatch", "update", "view_contact" …
+    unit_code: str | None = None  # the unit the ticket was with (whose reports count it)
     from_state: TicketState | None = None
     to_state: TicketState | None = None
     note: str | None = None

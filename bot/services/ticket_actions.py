@@ -152,11 +152,11 @@ class TicketActions(TicketCore):
             if r.id not in closed
         ]
         facts = {k: v for k, v in data.items() if v is not None}
-        # the unit the ticket was with when it happened: whose returns and warnings the reports count it in
-        facts["at_unit"] = row.unit_code
         audit = {
             "ticket_id": row.id,
             "ticket_no": ticket.ticket_no,
+            # the unit the ticket was with when it happened: whose returns and warnings the reports count it in
+            "unit_code": row.unit_code,
             "at": req.at,
             "actor": req.actor,
             "action": req.action.value,

@@ -191,13 +191,13 @@ def figures(
         if name is None and e["action"] == "visit" and e["to_state"] == "warning":
             name = "warnings"
         if name is not None:  # under the unit the ticket was with then
-            of(e["data"].get("at_unit") or ticket["unit_code"]).counts[name] += 1
+            of(e["unit_code"] or ticket["unit_code"]).counts[name] += 1
     return out
 
 
 def visit_unit(ticket: Mapping[str, Any], visit: Mapping[str, Any]) -> str | None:
     """The unit a visit counts for: the one that had the ticket at the visit (as for the warning it made)."""
-    return visit["data"].get("at_unit") or ticket["unit_code"]
+    return visit["unit_code"] or ticket["unit_code"]
 
 
 def keep(found: Mapping[str | None, Expected], units: Sequence[str] | None) -> dict[str | None, Expected]:
@@ -233,7 +233,7 @@ def returns(rows: Rows, period: Period, units: Sequence[str] | None) -> list[tup
         t = by_id.get(e["ticket_id"])
         if e["action"] != "request_return" or t is None or not counted(t) or not _within(e["at"], period):
             continue
-        if units is not None and (e["data"].get("at_unit") or t["unit_code"]) not in units:
+        if units is not None and (e["unit_code"] or t["unit_code"]) not in units:
             continue
         outcome = "pending"
         for later in rows.audit[i + 1 :]:

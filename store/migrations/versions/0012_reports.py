@@ -31,6 +31,8 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("deadlines", sa.Column("unit_code", sa.String(length=32), nullable=True))
+    # a new column, no row updated (the audit log's triggers refuse UPDATE): entries before it have none
+    op.add_column("audit_log", sa.Column("unit_code", sa.String(length=32), nullable=True))
     op.add_column("tickets", sa.Column("submitted_at", TZDateTime(), nullable=True))
     op.add_column("tickets", sa.Column("visited_at", TZDateTime(), nullable=True))
     op.add_column("tickets", sa.Column("visit_unit", sa.String(length=32), nullable=True))
@@ -76,6 +78,7 @@ def upgrade() -> None:
     op.create_index("ix_tickets_unit_hotline_deadline", "tickets", ["unit_code", "hotline_deadline"], unique=False)
     # a visit counts only when it made a warning ticket: by its to_state, not among every visit
     op.create_index("ix_audit_log_action_at", "audit_log", ["action", "to_state", "at"], unique=False)
+    op.create_index("ix_audit_log_unit_action_at", "audit_log", ["unit_code", "action", "at"], unique=False)
     op.create_table(
         "report_runs",
         sa.Column("key", sa.String(length=120), nullable=False),
@@ -101,5 +104,8 @@ def downgrade() -> None:
         batch.drop_column("visit_unit")
         batch.drop_column("visited_at")
         batch.drop_column("submitted_at")
+    op.drop_index("ix_audit_log_unit_action_at", table_name="audit_log")
+    with op.batch_alter_table("audit_log") as batch:
+        batch.drop_column("unit_code")
     with op.batch_alter_table("deadlines") as batch:
         batch.drop_column("unit_code")
