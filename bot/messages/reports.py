@@ -75,9 +75,13 @@ def _counts_line(f: Figures) -> str:
 def unit_report(report: Report, line: UnitLine) -> str:
     """/报表 for one unit (or the office's total): its rates, counts, score and rank, the accept misses."""
     title = line.name if line.code is not None else f"{report.office}（全部单位）"
+    head = f"**{title} {report.period.label}**（截至 {when(report.at)}）"
+    f = line.figures
+    if not f.counts.received and not any(r.den for r in f.rates.values()):
+        return f"{head}\n本期暂无数据：没有收到工单，也没有到期的时限或回访。"
     rank = f"，第 {line.rank}/{report.ranked} 名" if line.rank else ""
     lines = [
-        f"**{title} {report.period.label}**（截至 {when(report.at)}）",
+        head,
         *_rate_lines(line),
         _counts_line(line.figures),
         f"未按时接单 {line.figures.counts.accept_misses} 次（上限 {report.miss_limit} 次）；"
