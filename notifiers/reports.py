@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from bot.domain.clock import TZ, Clock
-from bot.domain.masking import Citizen, mask_text
 from bot.domain.nags import period_label, period_start
 from bot.domain.reports.periods import Period, PeriodKind, last_complete
 from bot.domain.reports.report import Report
@@ -35,8 +34,8 @@ from bot.messages.charts import ChartFontMissing, Point, drawable, report_chart
 from bot.messages.notice import Attachment, Notice
 from bot.messages.workbook import workbook
 from bot.services.channels import Channels
-from bot.services.reports import ReportService
-from config.model import BotConfig
+from bot.services.reports import ReportService, masked_title
+from config.model import BotConfig, minute_of_day
 from config.vocabulary import Role
 from notifiers.rows import Row, notice_rows
 from store import outbox as outbox_repo
@@ -206,11 +205,10 @@ class ScheduledReports:
             if (r["ticket_no"], r["name"]) in seen:
                 continue
             seen.add((r["ticket_no"], r["name"]))
-            citizen = Citizen(r["citizen_name"] or None, r["address"] or None)
             by_unit.setdefault(r["unit_code"], []).append(
                 texts.BriefItem(
                     ticket_no=r["ticket_no"],
-                    title=mask_text(r["title"] or r["content"] or "", citizen)[:40],
+                    title=masked_title(r, 40),
                     deadline=r["name"],
                     due_at=r["due_at"],
                     warning=r["name"] == "rehandle",
@@ -229,10 +227,8 @@ class ScheduledReports:
 
 
 def _at(day: date, hhmm: str) -> datetime:
-    hour, minute = (int(x) for x in hhmm.split(":"))
-    if hour == 24:
-        return datetime.combine(day + timedelta(days=1), time(), TZ)
-    return datetime.combine(day, time(hour, minute), TZ)
+    """``day`` at the configured clock time ("24:00": the next midnight)."""
+    return datetime.combine(day, time(), TZ) + timedelta(minutes=minute_of_day(hhmm))
 
 
 def chart(report: Report) -> bytes:

@@ -12,7 +12,7 @@ from sqlalchemy import and_, func, or_, select, union
 
 from store.core import Conn
 from store.models import audit_log, deadlines, tickets, unit_miss_counts
-from store.reports import AUDITED, _audit_unit, visit_unit
+from store.reports import _COUNTED, AUDITED, _audit_unit, _units, visit_unit
 
 _TICKET = (
     tickets.c.ticket_no,
@@ -23,12 +23,7 @@ _TICKET = (
     tickets.c.citizen_name,
     tickets.c.address,
 )
-_COUNTED = and_(tickets.c.state != "cancelled", tickets.c.evaluation != "excluded")
 RETURN_ACTIONS = ("request_return", "confirm_return", "decline_return", "approve_return", "reject_return")
-
-
-def _units(column: Any, units: Sequence[str] | None) -> list[Any]:
-    return [] if units is None else [column.in_(list(units))]
 
 
 async def late_deadlines(

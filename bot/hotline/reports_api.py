@@ -9,6 +9,7 @@ does). Masked: no citizen's name, phone or address in any format. A bad paramete
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -89,7 +90,7 @@ def report_json(report: Report, *, details: bool) -> dict[str, Any]:
     }
     if details:
         body["tickets"] = {
-            name: [{k: _iso(v) for k, v in vars_of(item).items()} for item in items]
+            name: [{k: _iso(v) for k, v in asdict(item).items()} for item in items]
             for name, items in (
                 ("late", report.late),
                 ("returns", report.returns),
@@ -98,10 +99,6 @@ def report_json(report: Report, *, details: bool) -> dict[str, Any]:
             )
         }
     return body
-
-
-def vars_of(item: Any) -> dict[str, Any]:
-    return {name: getattr(item, name) for name in item.__slots__}
 
 
 @routes.get("/api/reports")

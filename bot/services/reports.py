@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -128,7 +129,7 @@ class ReportService:
         for i, scored_code in enumerate(scored):
             before = scored[i - 1] if i else None
             by_code[scored_code] = by_code[before] if i and shown[before] == shown[scored_code] else i + 1
-        ranked = [UnitLine(**{**_fields(x), "rank": by_code.get(x.code) if ranks else None}) for x in lines]
+        ranked = [replace(x, rank=by_code.get(x.code) if ranks else None) for x in lines]
         return sorted(ranked, key=lambda x: (x.rank is None, x.rank or 0, order.get(x.code or "", len(order))))
 
     async def figures(
@@ -194,7 +195,7 @@ class ReportService:
         def title(row: dict[str, Any]) -> str:
             found = titles.get(row["ticket_no"])
             if found is None:
-                found = titles[row["ticket_no"]] = _masked_title(row)
+                found = titles[row["ticket_no"]] = masked_title(row)
             return found
 
         late = [
@@ -216,7 +217,7 @@ class ReportService:
                 ticket_no=r["ticket_no"],
                 unit=r["unit_code"],
                 category=r["category"],
-                title=_masked_title(r),
+                title=masked_title(r),
                 visited_at=r["visited_at"],
                 result=r["satisfaction"],
                 solved=r["visit_solved"],
@@ -231,7 +232,7 @@ class ReportService:
                 ticket_no=r["ticket_no"],
                 unit=r["unit_code"],
                 category=r["category"],
-                title=_masked_title(r),
+                title=masked_title(r),
                 dispatched_at=r["dispatched_at"],
                 count=max(r["repeat_count"], 2),
                 repeat_of=r["repeat_of"],
@@ -250,14 +251,10 @@ _AUDITED = {
 }
 
 
-def _fields(line: UnitLine) -> dict[str, Any]:
-    return {name: getattr(line, name) for name in UnitLine.__slots__}  # type: ignore[attr-defined]
-
-
-def _masked_title(row: dict[str, Any]) -> str:
+def masked_title(row: dict[str, Any], limit: int = 60) -> str:
+    """A ticket row's title (else its text) for a report or a brief: masked whole, then cut to ``limit``."""
     citizen = Citizen(row.get("citizen_name") or None, row.get("address") or None)
-    # masked whole, then cut: a number cut in two is no longer recognised as one
-    return mask_text(row.get("title") or row.get("content") or "", citizen)[:60]
+    return mask_text(row.get("title") or row.get("content") or "", citizen)[:limit]
 
 
 def _returns(
