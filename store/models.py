@@ -485,6 +485,31 @@ class ReportRun(Base):
     queued_at: Mapped[datetime]
 
 
+class SettledFigures(Base):
+    """One kind of the counts behind a settled period's figures, of one unit (rows of store.reports.Facts, as
+    JSON), kept once counted: a period that ended a week ago changes only when one of its tickets does, and every
+    such change clears the periods it could touch (store.settled)."""
+
+    __tablename__ = "settled_figures"
+
+    starts: Mapped[datetime] = mapped_column(primary_key=True)
+    ends: Mapped[datetime] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(32), primary_key=True)  # "" for tickets of no unit, "*" a marker
+    facts: Mapped[dict[str, Any]]
+    made_at: Mapped[datetime]
+
+
+class SettledEpoch(Base):
+    """One row: a number every clearing of settled figures raises, so that figures counted before a change are not
+    kept after it (store.settled)."""
+
+    __tablename__ = "settled_epoch"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+
+
 # the Core tables, for the repositories' statements
 tickets = cast(Table, Ticket.__table__)
 deadlines = cast(Table, Deadline.__table__)
@@ -503,3 +528,5 @@ notifications = cast(Table, Notification.__table__)
 deployment = cast(Table, DeploymentFact.__table__)
 ticket_repeats = cast(Table, TicketRepeat.__table__)
 report_runs = cast(Table, ReportRun.__table__)
+settled_figures = cast(Table, SettledFigures.__table__)
+settled_epoch = cast(Table, SettledEpoch.__table__)

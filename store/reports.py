@@ -10,7 +10,7 @@ unit now). Cancelled tickets and tickets approved 不纳入测评 count in nothi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -203,3 +203,58 @@ async def audit_counts(
     )
     result = await conn.execute(query)
     return [(b, u, w, n) for b, u, w, n in result.all()]
+
+
+@dataclass(slots=True)
+class Facts:
+    """What one range's figures are counted from: the rows of the statements above, without their bucket."""
+
+    deadlines: list[tuple[str | None, str, int, int]] = field(default_factory=list)  # unit, name, due, on time
+    received: list[tuple[str | None, str, str | None, int, int, int]] = field(default_factory=list)
+    replies: list[tuple[str | None, int, int]] = field(default_factory=list)  # unit, due, on time
+    visits: list[tuple[str | None, str | None, str | None, int]] = field(default_factory=list)
+    audits: list[tuple[str | None, str, int]] = field(default_factory=list)  # unit, what, entries
+
+    def rows(self, kind: str) -> list[Any]:
+        """The rows of one kind of fact (one of :data:`KINDS`)."""
+        return list(getattr(self, kind))
+
+    def add(self, kind: str, rows: list[Any]) -> None:
+        """Adds rows of one kind (as kept: lists, which unpack as the tuples do)."""
+        getattr(self, kind).extend(rows)
+
+
+# raised whenever what a kind of fact counts changes: facts kept by an earlier version are counted again
+FACTS_VERSION = 1
+_KINDS = ("deadlines", "received", "replies", "visits", "audits")
+KINDS = frozenset(_KINDS)
+
+
+async def facts(
+    conn: Conn,
+    ranges: Sequence[Range],
+    now: datetime,
+    names: Sequence[str],
+    units: Sequence[str] | None = None,
+    kinds: frozenset[str] = KINDS,
+) -> list[Facts]:
+    """Each range's facts of ``kinds`` (deadline facts of ``names``), of ``units`` (None: all)."""
+    out = [Facts() for _ in ranges]
+    if not ranges:
+        return out
+    if "deadlines" in kinds and names:
+        for d in await deadline_counts(conn, ranges, now, names, units):
+            out[d.bucket].deadlines.append((d.unit, d.name, d.due, d.on_time))
+    if "replies" in kinds:
+        for b, u, n, m in await reply_counts(conn, ranges, now, units):
+            out[b].replies.append((u, n, m))
+    if "visits" in kinds:
+        for b, u, s, v, n in await visit_counts(conn, ranges, units):
+            out[b].visits.append((u, s, v, n))
+    if "received" in kinds:
+        for r in await received_counts(conn, ranges, units):
+            out[r.bucket].received.append((r.unit, r.kind, r.category, r.received, r.repeats, r.media))
+    if "audits" in kinds:
+        for b, u, w, n in await audit_counts(conn, ranges, units):
+            out[b].audits.append((u, w, n))
+    return out

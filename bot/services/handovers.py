@@ -25,6 +25,7 @@ from bot.services.ticket_model import TicketChange, UpsertOutcome
 from config.vocabulary import DeadlineName, TicketKind
 from store import audit as audit_repo
 from store import deadlines as deadlines_repo
+from store import settled as settled_repo
 from store import tickets as tickets_repo
 from store.core import ConcurrentUpdate, Conn, ConstraintViolation
 
@@ -170,6 +171,8 @@ class HandOvers(TicketActions):
             rows[-1]["visit_unit"] = rows[-1]["unit_code"] if rows[-1].get("visited_at") is not None else None
         repeats = await self.repeats.before_insert(conn, rows)
         ids = await tickets_repo.insert_tickets(conn, rows)
+        # tickets from the platform's past (an import) count in periods whose counts may be kept: counted again
+        await settled_repo.unsettle(conn, min(r["dispatched_at"] for r in rows), now)
         await self.repeats.after_insert(conn, repeats, rows, ids)
         plans = self.planner.plan_many(
             [
@@ -274,6 +277,7 @@ class HandOvers(TicketActions):
             values.update(await self.repeats.rematch(conn, row.updated(values)))
         values.update(payload_hash=digest, updated_at=now)
         await tickets_repo.update_ticket(conn, row.id, row.version, values)
+        await settled_repo.unsettle(conn, min(row.dispatched_at, values.get("dispatched_at", row.dispatched_at)), now)
         version = row.version + 1
         if changed:
             await audit_repo.append_audit(

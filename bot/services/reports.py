@@ -1,12 +1,14 @@
 """Reports from the bot's own records (bot.domain.reports defines every figure; docs/reports.md says it in words):
 the figures of a period per unit with the period before and the same period a year earlier, the office's total, the
-chart rate's trend, and the tickets behind the figures. Read in one snapshot; nothing is written."""
+chart rate's trend, and the tickets behind the figures. Read in one snapshot; the only write keeps the counts of
+settled periods it had to count (store.settled)."""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,10 +20,12 @@ from config.model import BotConfig
 from config.vocabulary import DeadlineName
 from store import report_items
 from store import reports as counts_repo
+from store import settled as settled_repo
 from store.core import Conn, Store
-from store.reports import Range
+from store.reports import Facts, Range
 
 TREND = 12  # periods the chart's trend shows
+log = logging.getLogger(__name__)
 _UNCATEGORISED = "未分类"
 _REPEAT_REASONS = {"phone": "phone", "address": "address", "phone+address": "phone+address"}
 
@@ -54,14 +58,19 @@ class ReportService:
         over the last 12 periods."""
         rate = chart_rate or Rate(self.config.reports.bulletin.chart_rate)
         compared = [period, period.previous(), period.year_earlier()]
+        to_keep = _ToKeep()
+        series: list[tuple[Period, Ratio]] = []
         async with self.store.reading() as conn:
-            current, previous, year_ago = await self.figures(conn, _ranges(compared), now, units)
-            series: list[tuple[Period, Ratio]] = []
+            counted = await self.facts(conn, _ranges(compared), now, units, to_keep=to_keep)
+            current, previous, year_ago = (self._figures(f) for f in counted)
             if trend:
                 periods = period.back(TREND)
-                by_period = await self.figures(conn, _ranges(periods), now, units, only=rate)
-                series = [(p, total(f.values()).rates[rate]) for p, f in zip(periods, by_period, strict=True)]
+                by_period = await self.facts(conn, _ranges(periods), now, units, only=rate, to_keep=to_keep)
+                series = [
+                    (p, total(self._figures(f).values()).rates[rate]) for p, f in zip(periods, by_period, strict=True)
+                ]
             items = await self._items(conn, period, now, units) if details else {}
+        await self.keep(to_keep, now)
         # ranks are among all units: a report of some units (one unit's, from its own index) has none
         ranked = self._lines(current, previous, year_ago, ranks=units is None)
         lines = ranked if units is None else [x for x in ranked if x.code in units]
@@ -132,7 +141,7 @@ class ReportService:
         ranked = [replace(x, rank=by_code.get(x.code) if ranks else None) for x in lines]
         return sorted(ranked, key=lambda x: (x.rank is None, x.rank or 0, order.get(x.code or "", len(order))))
 
-    async def figures(
+    async def facts(
         self,
         conn: Conn,
         ranges: Sequence[Range],
@@ -140,42 +149,73 @@ class ReportService:
         units: Sequence[str] | None,
         *,
         only: Rate | None = None,
-    ) -> list[dict[str | None, Figures]]:
-        """Each range's figures by unit. ``only``: just what that rate needs (the trend)."""
-        out: list[dict[str | None, Figures]] = [defaultdict(Figures) for _ in ranges]
-        names = COUNTED_DEADLINES if only is None else [n.value for n, r in DEADLINE_RATES.items() if r is only]
-        if names:
-            for d in await counts_repo.deadline_counts(conn, ranges, now, names, units):
-                f = out[d.bucket][d.unit]
-                name = DeadlineName(d.name)
-                ratio = Ratio(d.on_time, d.due)
-                rate = DEADLINE_RATES[name]
-                f.rates[rate] = f.rates[rate] + ratio
-                if name is DeadlineName.ACCEPT:
-                    f.counts.accept_misses += d.due - d.on_time
-                elif name is DeadlineName.REHANDLE:
-                    f.rehandled = f.rehandled + ratio
-        if only in (None, Rate.REPLY):
-            for bucket, unit, due, on_time in await counts_repo.reply_counts(conn, ranges, now, units):
-                f = out[bucket][unit]
-                f.rates[Rate.REPLY] = f.rates[Rate.REPLY] + Ratio(on_time, due)
-        if only in (None, Rate.SOLVED, Rate.SATISFACTION):
-            for bucket, unit, result, solved, n in await counts_repo.visit_counts(conn, ranges, units):
-                self._visits(out[bucket][unit], result, solved, n)
+        to_keep: _ToKeep | None = None,
+    ) -> list[Facts]:
+        """Each range's facts of ``units`` (None: all); ``only``: at least what that rate needs (the trend). A settled
+        range's come from those kept (store.settled); one not kept yet is counted whole when the report is of every
+        unit, and added to ``to_keep`` (kept by :meth:`keep`, after the reading)."""
         if only is None:
-            for r in await counts_repo.received_counts(conn, ranges, units):
-                c = out[r.bucket][r.unit].counts
-                c.received += r.received
-                c.by_kind[r.kind] = c.by_kind.get(r.kind, 0) + r.received
-                category = r.category or _UNCATEGORISED
-                c.by_category[category] = c.by_category.get(category, 0) + r.received
-                c.repeats += r.repeats
-                c.media += r.media
-            for bucket, unit, what, n in await counts_repo.audit_counts(conn, ranges, units):
-                c = out[bucket][unit].counts
-                field = _AUDITED[what]
-                setattr(c, field, getattr(c, field) + n)
-        return [dict(d) for d in out]
+            names, kinds = COUNTED_DEADLINES, counts_repo.KINDS
+        else:
+            names = tuple(n.value for n, r in DEADLINE_RATES.items() if r is only)
+            kinds = frozenset({"deadlines", *_KINDS_OF.get(only, ())})
+        done: dict[Range, Facts] = {}
+        settled = [r for r in dict.fromkeys(ranges) if settled_repo.settled(r[1], now)]
+        if settled:
+            kept = await settled_repo.load(conn, settled, kinds, units)
+            done.update(kept)
+            missing = [r for r in settled if r not in kept]
+            if missing and units is None and to_keep is not None:
+                if to_keep.epoch is None:  # read before counting: a change after it is not kept
+                    to_keep.epoch = await settled_repo.epoch(conn)
+                whole = await counts_repo.facts(conn, missing, now, COUNTED_DEADLINES)
+                done.update(zip(missing, whole, strict=True))
+                to_keep.facts += zip(missing, whole, strict=True)
+        live = [r for r in dict.fromkeys(ranges) if r not in done]
+        done.update(zip(live, await counts_repo.facts(conn, live, now, names, units, kinds), strict=True))
+        return [done[r] for r in ranges]
+
+    async def keep(self, to_keep: _ToKeep, now: datetime) -> None:
+        """Keeps the facts of settled ranges counted by :meth:`facts`, unless a ticket they count changed since (a
+        failure to keep them is logged: the report stands, the next one counts them again)."""
+        if to_keep.epoch is None or not to_keep.facts:
+            return
+        try:
+            async with self.store.transaction() as conn:
+                await settled_repo.keep(conn, to_keep.epoch, to_keep.facts, now)
+        except Exception:  # noqa: BLE001 - keeping is an optimisation: the report it was counted for stands
+            log.warning("reports: could not keep the counts of settled periods", exc_info=True)
+
+    def _figures(self, facts: Facts) -> dict[str | None, Figures]:
+        out: dict[str | None, Figures] = defaultdict(Figures)
+        for unit, name_, due, on_time in facts.deadlines:
+            f = out[unit]
+            name = DeadlineName(name_)
+            ratio = Ratio(on_time, due)
+            rate = DEADLINE_RATES[name]
+            f.rates[rate] = f.rates[rate] + ratio
+            if name is DeadlineName.ACCEPT:
+                f.counts.accept_misses += due - on_time
+            elif name is DeadlineName.REHANDLE:
+                f.rehandled = f.rehandled + ratio
+        for unit, due, on_time in facts.replies:
+            f = out[unit]
+            f.rates[Rate.REPLY] = f.rates[Rate.REPLY] + Ratio(on_time, due)
+        for unit, result, solved, n in facts.visits:
+            self._visits(out[unit], result, solved, n)
+        for unit, kind, category_, received, repeats, media in facts.received:
+            c = out[unit].counts
+            c.received += received
+            c.by_kind[kind] = c.by_kind.get(kind, 0) + received
+            category = category_ or _UNCATEGORISED
+            c.by_category[category] = c.by_category.get(category, 0) + received
+            c.repeats += repeats
+            c.media += media
+        for unit, what, n in facts.audits:
+            c = out[unit].counts
+            counted = _AUDITED[what]
+            setattr(c, counted, getattr(c, counted) + n)
+        return dict(out)
 
     def _visits(self, f: Figures, result: str | None, solved: str | None, n: int) -> None:
         weight = self.satisfaction.get(result) if result is not None else None  # type: ignore[call-overload]
@@ -242,6 +282,17 @@ class ReportService:
         ]
         return {"late": late, "returns": returns, "visits": visits, "repeats": repeats}
 
+
+@dataclass(slots=True)
+class _ToKeep:
+    """Facts of settled ranges counted in a report, with the epoch read before counting them (store.settled)."""
+
+    epoch: int | None = None
+    facts: list[tuple[Range, Facts]] = field(default_factory=list)
+
+
+# the facts besides deadlines a rate's trend needs
+_KINDS_OF = {Rate.REPLY: {"replies"}, Rate.SOLVED: {"visits"}, Rate.SATISFACTION: {"visits"}}
 
 _AUDITED = {
     "request_return": "returns_asked",

@@ -34,6 +34,7 @@ from store import audit as audit_repo
 from store import deadlines as deadlines_repo
 from store import inbox as inbox_repo
 from store import nags as nag_store
+from store import settled as settled_repo
 from store import tickets as tickets_repo
 from store.core import ConcurrentUpdate, Conn
 
@@ -137,6 +138,7 @@ class TicketActions(TicketCore):
         if transition.new_cycle is not None:
             values["cycle"] = ticket.cycle + 1
         await tickets_repo.update_ticket(conn, row.id, row.version, values)
+        await settled_repo.unsettle(conn, row.dispatched_at, self.clock.now())  # its periods' kept counts
         started, closed = await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
         data = dict(transition.data)
         moved: dict[str, dict[str, str]] = {}
