@@ -54,6 +54,7 @@ _SURNAMES = (
     "栾隋刁沙荣巫寇桑郎甄丛仲虞敖巩佘池查苑迟邝"
 )
 _POLITE = ("先生", "女士", "小姐", "阿姨", "师傅", "老师")
+_PLACE_WORDS = frozenset("路街道巷弄里村镇桥区园苑站")  # after a two-character name, a place: 黄河路
 _HAN = r"[\u4e00-\u9fff]"
 _SURNAME = "(?:" + "|".join(_COMPOUND_SURNAMES) + f"|[{_SURNAMES}])"
 
@@ -227,15 +228,20 @@ class Citizen:
             text = text.replace(address, mask_address(address))
         name = _bare_name(self.name)
         if len(name) >= 2 and name in text:
+            # found by plain search (a pattern per citizen would be compiled anew for nearly every ticket)
             surname = _surname(name) if not name.isascii() else name[:1]
-            polite = "|".join(_POLITE)
-            # a name that is also the start of a place (市民黄河 on 黄河路) is left where a place word follows it
-            place = "(?![路街道巷弄里村镇桥区园苑站])" if len(name) == 2 else ""
-            text = re.sub(
-                re.escape(name) + place + f"(?=({polite})?)",
-                lambda m: surname if m.group(1) else mask_name(name),
-                text,
-            )
+            masked = mask_name(name)
+            parts: list[str] = []
+            last = start = 0
+            while (at := text.find(name, start)) >= 0:
+                end = at + len(name)
+                # a name that is also the start of a place (市民黄河 on 黄河路) is left where a place word follows it
+                if len(name) == 2 and text[end : end + 1] in _PLACE_WORDS:
+                    start = at + 1
+                    continue
+                parts += [text[last:at], surname if text.startswith(_POLITE, end) else masked]
+                last = start = end
+            text = "".join(parts) + text[last:] if parts else text
         return text
 
 
