@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVarTuple, overload
 
-from sqlalchemy import text
+from sqlalchemy import BigInteger, ColumnElement, any_, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import CursorResult, Dialect, RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -105,6 +106,14 @@ class Store:
         async with self.engine.connect() as conn:
             await conn.execution_options(**{READ_ONLY: True})
             yield conn
+
+
+def among_ids(column: Any, dialect: str) -> ColumnElement[bool]:
+    """``column`` among the ids bound as ``ids``: one array on PostgreSQL (one prepared statement whatever their
+    number), an expanding IN list on SQLite (at most 32,766 of them a statement)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(BigInteger)))
+    return column.in_(bindparam("ids", expanding=True))  # type: ignore[no-any-return]
 
 
 async def ping(conn: Conn) -> None:

@@ -85,6 +85,9 @@ class TZDateTime(TypeDecorator[datetime]):
 
 # cancelled tickets and tickets approved 不纳入测评 count in no report's rate (bot.domain.reports.figures)
 UNCOUNTED = "state = 'cancelled' OR evaluation = 'excluded'"
+# the tickets that repeat an earlier one (the platform's flag or the bot's match), written out as their index's
+# condition (ix_tickets_repeated), so that SQLite matches it too
+REPEATED = "is_repeat OR repeat_count > 1"
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -123,6 +126,9 @@ class Ticket(Base):
         Index("ix_tickets_unit_hotline_deadline", "unit_code", "hotline_deadline"),
         # the few tickets the reports' rates leave out (store.reports.UNCOUNTED; migration 0012)
         Index("ix_tickets_uncounted", "id", sqlite_where=text(UNCOUNTED), postgresql_where=text(UNCOUNTED)),
+        # the workbook's lists of a period: dissatisfied visits, repeat complaints (migration 0013)
+        Index("ix_tickets_satisfaction_visited", "satisfaction", "visited_at"),
+        Index("ix_tickets_repeated", "dispatched_at", sqlite_where=text(REPEATED), postgresql_where=text(REPEATED)),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -10,14 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, String, any_, bindparam, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Integer, LargeBinary, String, delete, func, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 from bot.domain.records import RepeatLink
-from store.core import CHUNK, Conn
+from store.core import CHUNK, Conn, among_ids
 from store.models import TZDateTime, sqlite_text, ticket_repeats, tickets
 
 CANDIDATES = 100  # the most a key yields for one ticket (the closest in time)
@@ -203,18 +202,10 @@ _LATEST = (
 )
 
 
-def _ids(column: Any, dialect: str) -> Any:
-    """``column`` among the ids bound as ``ids``: one array on PostgreSQL (one prepared statement whatever their
-    number), an expanding IN list on SQLite."""
-    if dialect == "postgresql":
-        return column == any_(bindparam("ids", type_=ARRAY(BigInteger)))
-    return column.in_(bindparam("ids", expanding=True))
-
-
 # SQLite: each ticket's pairs counted, and the latest found, by correlated subqueries (in-process: microseconds)
 _RECOUNT = (
     update(tickets)
-    .where(_ids(tickets.c.id, "sqlite"))
+    .where(among_ids(tickets.c.id, "sqlite"))
     .values(
         repeat_count=1 + select(func.count()).where(ticket_repeats.c.ticket_id == tickets.c.id).scalar_subquery(),
         repeat_of=_LATEST.scalar_subquery(),
@@ -261,7 +252,7 @@ def _linked(by: Any, other: Any, dialect: str) -> Any:
             ticket_repeats.c.reason,
         )
         .select_from(ticket_repeats.join(tickets, tickets.c.id == other))
-        .where(_ids(by, dialect))
+        .where(among_ids(by, dialect))
         .order_by(tickets.c.dispatched_at.desc(), tickets.c.id.desc())
     )
 

@@ -1,4 +1,4 @@
-"""settled_figures, settled_epoch: the counts of settled periods, kept once counted
+"""settled_figures, settled_epoch: the counts of settled periods, kept once counted; indexes of the ticket lists
 
 Revision ID: 0013
 Revises: 0012
@@ -9,6 +9,9 @@ periods: most of what it reads are periods that ended long ago. Their counts are
 by the period's start and end, the kind of count and the unit: a unit's report reads its own); a change to a ticket
 dispatched before a kept period's end clears it, and raises settled_epoch's one number so that counts read before the
 change are not kept after it.
+
+The workbook's lists read the period's dissatisfied visits and repeat complaints by index rather than every ticket
+visited or dispatched in it.
 """
 
 from __future__ import annotations
@@ -42,8 +45,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_settled_epoch")),
     )
     op.bulk_insert(epoch, [{"id": 1, "epoch": 0}])
+    # the workbook's ticket lists read by index: the period's dissatisfied visits, its repeat complaints
+    op.create_index("ix_tickets_satisfaction_visited", "tickets", ["satisfaction", "visited_at"], unique=False)
+    repeated = sa.text("is_repeat OR repeat_count > 1")  # store.models.REPEATED
+    op.create_index(
+        "ix_tickets_repeated", "tickets", ["dispatched_at"], unique=False, postgresql_where=repeated, sqlite_where=repeated
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_tickets_repeated", table_name="tickets")
+    op.drop_index("ix_tickets_satisfaction_visited", table_name="tickets")
     op.drop_table("settled_epoch")
     op.drop_table("settled_figures")
