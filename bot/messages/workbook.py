@@ -23,6 +23,7 @@ import xlsxwriter
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
+from bot.domain.bulk import collector_paused
 from bot.domain.clock import local
 from bot.domain.lifecycle import Solved, VisitResult
 from bot.domain.reports.figures import Figures, Rate, Ratio
@@ -132,17 +133,18 @@ _KEYS = ("text", "note", "int", "num", *NUMBER_FORMATS)
 def workbook(report: Report) -> bytes:
     """The report as an .xlsx file: the sheets of :data:`SHEETS`, in that order."""
     out = io.BytesIO()
-    book = xlsxwriter.Workbook(out, {"in_memory": True})
-    book.set_properties({"title": f"{report.office} {report.period.label}"})
-    writer = _Writer(book)
-    writer.summary(report)
-    writer.misses(report)
-    late = (_late_row(report, i) for i in report.late if i.deadline != DeadlineName.ACCEPT)
-    writer.tickets(LATE, LATE_COLUMNS, late)
-    writer.tickets(RETURNS, RETURN_COLUMNS, (_return_row(report, i) for i in report.returns))
-    writer.tickets(VISITS, VISIT_COLUMNS, (_visit_row(report, i) for i in report.visits))
-    writer.tickets(REPEATS, REPEAT_COLUMNS, (_repeat_row(report, i) for i in report.repeats))
-    book.close()
+    with collector_paused():  # a cell is an object: tens of thousands of them
+        book = xlsxwriter.Workbook(out, {"in_memory": True})
+        book.set_properties({"title": f"{report.office} {report.period.label}"})
+        writer = _Writer(book)
+        writer.summary(report)
+        writer.misses(report)
+        late = (_late_row(report, i) for i in report.late if i.deadline != DeadlineName.ACCEPT)
+        writer.tickets(LATE, LATE_COLUMNS, late)
+        writer.tickets(RETURNS, RETURN_COLUMNS, (_return_row(report, i) for i in report.returns))
+        writer.tickets(VISITS, VISIT_COLUMNS, (_visit_row(report, i) for i in report.visits))
+        writer.tickets(REPEATS, REPEAT_COLUMNS, (_repeat_row(report, i) for i in report.repeats))
+        book.close()
     return out.getvalue()
 
 

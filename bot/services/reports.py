@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from bot.domain.bulk import collector_paused
 from bot.domain.masking import Citizen, mask_text
 from bot.domain.reports.figures import COUNTED_DEADLINES, DEADLINE_RATES, Figures, Rate, Ratio, total
 from bot.domain.reports.periods import Period
@@ -60,16 +61,19 @@ class ReportService:
         compared = [period, period.previous(), period.year_earlier()]
         to_keep = _ToKeep()
         series: list[tuple[Period, Ratio]] = []
-        async with self.store.reading() as conn:
-            counted = await self.facts(conn, _ranges(compared), now, units, to_keep=to_keep)
-            current, previous, year_ago = (self._figures(f) for f in counted)
-            if trend:
-                periods = period.back(TREND)
-                by_period = await self.facts(conn, _ranges(periods), now, units, only=rate, to_keep=to_keep)
-                series = [
-                    (p, total(self._figures(f).values()).rates[rate]) for p, f in zip(periods, by_period, strict=True)
-                ]
-            items = await self._items(conn, period, now, units) if details else {}
+        # tens of thousands of ticket lines at a large office: built with the collector paused (bot.domain.bulk)
+        with collector_paused():
+            async with self.store.reading() as conn:
+                counted = await self.facts(conn, _ranges(compared), now, units, to_keep=to_keep)
+                current, previous, year_ago = (self._figures(f) for f in counted)
+                if trend:
+                    periods = period.back(TREND)
+                    by_period = await self.facts(conn, _ranges(periods), now, units, only=rate, to_keep=to_keep)
+                    series = [
+                        (p, total(self._figures(f).values()).rates[rate])
+                        for p, f in zip(periods, by_period, strict=True)
+                    ]
+                items = await self._items(conn, period, now, units) if details else {}
         await self.keep(to_keep, now)
         # ranks are among all units: a report of some units (one unit's, from its own index) has none
         ranked = self._lines(current, previous, year_ago, ranks=units is None)
