@@ -16,7 +16,8 @@ two days; 90 % submitted well before it, 6 % after, 4 % never. 88 % of submitted
 80 %, 基本满意 10 %, 不满意 5 %, 联系不上 5 %; solved 85 %, partly 7 %, unsolved 8 %), each visit with its audit entry
 (the unit, ``to_state`` warning after 不满意). 3 % of tickets asked to be returned (audit entries with their unit and
 ``suggested_unit``): 60 % approved (the accept deadline then counts for the unit that returned it), 30 % rejected,
-10 % pending. Other audit actions (claims, contacts …) are left out: the reports read the audit log by
+10 % pending. Citizens' names vary (thousands of them), as they do ticket by ticket. Other audit actions (claims,
+contacts …) are left out: the reports read the audit log by
 ``(action, at)``.
 """
 
@@ -42,6 +43,8 @@ CATEGORIES = (
     "宠物管理", "楼道堆物", "渣土撒漏", "夜间施工", "小区绿化", "其他",
 )  # fmt: skip
 THREE_TWOS = 6  # the first six categories
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = "建国秀英伟芳敏静丽强磊军洋勇艳杰娟涛明超兰霞"
 TABLES = ("tickets", "deadlines", "audit_log")
 
 
@@ -202,15 +205,22 @@ async def generate(
     """
     unit = sql.code("U", "u + 1", 3)
     ticket_no = sql.code("R", "g", 8)
+
+    # the citizen's name: a surname and a two-character given name, thousands of names (masked in every title)
+    def pick(chars: str, number: str) -> str:
+        return f"substr('{chars}', CAST(1 + ({number}) % {len(chars)} AS integer), 1)"
+
+    name = f"({pick(SURNAMES, 'g')} || {pick(GIVEN, 'g / 7')} || {pick(GIVEN, 'g / 131')})"
+    said = f"{name} || '反映' || category"
     tickets = f"""
         INSERT INTO tickets (id, ticket_no, kind, category, title, content, address, citizen_name, is_repeat, is_media,
             unit_code, handler_userid, state, evaluation, return_count, redispatch_count, rehandle_count, cycle,
             satisfaction, hotline_deadline, dispatched_at, received_at, updated_at, closed_at, submitted_at,
             visited_at, visit_unit, solved, visit_solved, repeat_count, repeat_of, repeat_reason, source, payload_hash,
             version, extra, extension_count)
-        SELECT g, {ticket_no}, kind, category, '王建国反映' || category || '问题（幸福里小区' || (g % 500) || '号）',
-            '市民王建国反映：幸福里小区' || (g % 500) || '号附近' || category || '问题，请尽快处理。',
-            '幸福里小区' || (g % 500) || '号', '王建国', rx >= 150 AND rx < 160, rx >= 13 AND rx < 18,
+        SELECT g, {ticket_no}, kind, category, {said} || '问题（幸福里小区' || (g % 500) || '号）',
+            '市民' || {name} || '反映：幸福里小区' || (g % 500) || '号附近' || category || '问题，请尽快处理。',
+            '幸福里小区' || (g % 500) || '号', {name}, rx >= 150 AND rx < 160, rx >= 13 AND rx < 18,
             {unit}, {sql.code("handler", "u + 1", 3)}, state,
             CASE WHEN rx >= 8 AND rx < 13 THEN 'excluded' ELSE 'normal' END,
             CASE WHEN rt < 27 THEN 1 ELSE 0 END, CASE WHEN rt < 18 THEN 1 ELSE 0 END,
