@@ -1,13 +1,14 @@
 """Reports from the bot's own records (bot.domain.reports defines every figure; docs/reports.md says it in words):
 the figures of a period per unit with the period before and the same period a year earlier, the office's total, the
-chart rate's trend, and the tickets behind the figures. Read in one snapshot; the only write keeps the counts of
-settled periods it had to count (store.settled)."""
+chart rate's trend, and the tickets behind the figures. Read in one snapshot on SQLite (on PostgreSQL each statement
+reads as of its start); the only write keeps the counts of settled periods it had to count (store.settled)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -60,20 +61,36 @@ class ReportService:
         rate = chart_rate or Rate(self.config.reports.bulletin.chart_rate)
         compared = [period, period.previous(), period.year_earlier()]
         to_keep = _ToKeep()
-        series: list[tuple[Period, Ratio]] = []
+        Counted = tuple[list[dict[str | None, Figures]], list[tuple[Period, Ratio]]]
+
+        async def counts(conn: Conn) -> Counted:
+            """The figures of the compared periods, and the chart rate's trend."""
+            counted = await self.facts(conn, _ranges(compared), now, units, to_keep=to_keep)
+            series = []
+            if trend:
+                periods = period.back(TREND)
+                by_period = await self.facts(conn, _ranges(periods), now, units, only=rate, to_keep=to_keep)
+                series = [
+                    (p, total(self._figures(f).values()).rates[rate]) for p, f in zip(periods, by_period, strict=True)
+                ]
+            return [self._figures(f) for f in counted], series
+
+        async def apart(read: Callable[[Conn], Awaitable[Any]]) -> Any:
+            async with self.store.reading() as conn:
+                return await read(conn)
+
         # tens of thousands of ticket lines at a large office: built with the collector paused (bot.domain.bulk)
         with collector_paused():
-            async with self.store.reading() as conn:
-                counted = await self.facts(conn, _ranges(compared), now, units, to_keep=to_keep)
-                current, previous, year_ago = (self._figures(f) for f in counted)
-                if trend:
-                    periods = period.back(TREND)
-                    by_period = await self.facts(conn, _ranges(periods), now, units, only=rate, to_keep=to_keep)
-                    series = [
-                        (p, total(self._figures(f).values()).rates[rate])
-                        for p, f in zip(periods, by_period, strict=True)
-                    ]
-                items = await self._items(conn, period, now, units) if details else {}
+            if details and not self.store.single_process:
+                # on PostgreSQL each statement reads as of its start anyway: the counts and the ticket lines on two
+                # connections, so that the database reads the one while the bot masks the other
+                ((current, previous, year_ago), series), items = await asyncio.gather(
+                    apart(counts), apart(lambda conn: self._items(conn, period, now, units))
+                )
+            else:
+                async with self.store.reading() as conn:  # SQLite: one snapshot
+                    (current, previous, year_ago), series = await counts(conn)
+                    items = await self._items(conn, period, now, units) if details else {}
         await self.keep(to_keep, now)
         # ranks are among all units: a report of some units (one unit's, from its own index) has none
         ranked = self._lines(current, previous, year_ago, ranks=units is None)
