@@ -24,6 +24,7 @@ from bot.services.reports import ReportService
 from bot.services.tickets import TicketService
 from config.model import BotConfig
 from config.vocabulary import TicketKind
+from store import report_items
 from store.core import Store
 from store.models import deadlines, tickets
 from tests.services import report_reference as ref
@@ -326,3 +327,23 @@ async def test_a_deadline_due_at_the_months_last_second_belongs_to_it(
     assert not [i for i in october.late if i.deadline == "handle"]
     assert oct_line.figures.counts.received == 2
     assert nov_line.figures.counts.received == 0
+
+
+async def test_late_deadlines_read_in_batches_are_the_same(
+    service: TicketService,
+    store: Store,
+    clock: FrozenClock,
+    sandbox_config: BotConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SQLite binds a statement's ids in batches (it takes 32,766 a statement): with batches of seven, the late
+    deadlines of a month with hundreds of them are still each listed once, with their tickets."""
+    await History(7, service, clock).run()
+    rows = await ref.read_rows(store)
+    monkeypatch.setattr(report_items, "_BATCH", 7)
+    period = PERIODS[3]
+    report = await ReportService(store, sandbox_config).report(period, now=NOW, trend=False)
+    late = sorted((i.ticket_no, i.deadline.value, i.due_at) for i in report.late)
+    assert len({no for no, _, _ in late}) > 7
+    assert late == ref.late(rows, period, NOW, None)
+    assert all(i.title for i in report.late)
