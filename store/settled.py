@@ -14,10 +14,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from store.core import Conn
-from store.models import settled_epoch, settled_figures
+from store.models import deadlines, settled_epoch, settled_figures
 from store.reports import FACTS_VERSION, KINDS, Facts, Range
 
 SETTLED_AFTER = timedelta(days=7)
@@ -90,9 +90,18 @@ def _json(rows: list[Any]) -> dict[str, Any]:
     return {"v": FACTS_VERSION, "rows": rows}
 
 
+async def first_fact(conn: Conn, ticket_id: int) -> datetime | None:
+    """When the ticket's first deadline started: its first dispatch, which ``tickets.dispatched_at`` no longer says
+    once it was dispatched again (a re-dispatch, a reopening)."""
+    found = await conn.execute(select(func.min(deadlines.c.started_at)).where(deadlines.c.ticket_id == ticket_id))
+    return found.scalar_one()
+
+
 async def unsettle(conn: Conn, dispatched: datetime | None, now: datetime) -> None:
-    """A ticket dispatched at ``dispatched`` changed (in this transaction): the kept ranges ending after it are
-    cleared. A ticket dispatched within the last week touches no settled range: nothing to do (no lock taken)."""
+    """A ticket first dispatched at ``dispatched`` changed in this transaction: the kept ranges ending after it are
+    cleared. A ticket dispatched within the last week touches no settled range: nothing to do (no lock taken). The
+    last statement of its transaction: the epoch's row is locked after every ticket's, as :func:`keep` locks only
+    it, so that no two transactions wait for each other."""
     if dispatched is None or not settled(dispatched, now):
         return
     await conn.execute(update(settled_epoch).where(settled_epoch.c.id == 1).values(epoch=settled_epoch.c.epoch + 1))

@@ -25,7 +25,6 @@ from bot.services.ticket_model import TicketChange, UpsertOutcome
 from config.vocabulary import DeadlineName, TicketKind
 from store import audit as audit_repo
 from store import deadlines as deadlines_repo
-from store import settled as settled_repo
 from store import tickets as tickets_repo
 from store.core import ConcurrentUpdate, Conn, ConstraintViolation
 
@@ -34,6 +33,10 @@ log = logging.getLogger(__name__)
 HOTLINE = "hotline"
 _RETRIES = 5
 # what a ticket is matched with its earlier tickets by (bot.services.repeats)
+# what a platform update may write that no report counts (store.settled need count nothing again)
+_NOT_COUNTED = frozenset(
+    {"title", "content", "address", "citizen_name", "citizen_phone", "extra", "payload_hash", "updated_at"}
+)
 _MATCHED_BY = frozenset({"citizen_phone", "address", "category", "title", "content", "dispatched_at"})
 _HANDLED = (TicketState.DISPATCHED, TicketState.CLAIMED, TicketState.CONTACTED, TicketState.ON_SITE)
 
@@ -78,15 +81,17 @@ class HandOvers(TicketActions):
         now = self.clock.now()
         existing = await tickets_repo.tickets_by_no(conn, [t.ticket_no for t in inputs])
         fresh = [t for t in inputs if t.ticket_no not in existing]
-        outcomes = await self._create(conn, fresh, now, source, actor)
+        touched: list[datetime] = []
+        outcomes = await self._create(conn, fresh, now, source, actor, touched)
         for item in inputs:
             row = existing.get(item.ticket_no)
             if row is not None:
-                outcomes.append(await self._update(conn, row, item, now, actor, source))
+                outcomes.append(await self._update(conn, row, item, now, actor, source, touched))
+        await self._unsettle(conn, touched)
         return outcomes
 
     async def _create(
-        self, conn: Conn, items: list[TicketInput], now: datetime, source: str, actor: str
+        self, conn: Conn, items: list[TicketInput], now: datetime, source: str, actor: str, touched: list[datetime]
     ) -> list[UpsertOutcome]:
         if not items:
             return []
@@ -172,7 +177,7 @@ class HandOvers(TicketActions):
         repeats = await self.repeats.before_insert(conn, rows)
         ids = await tickets_repo.insert_tickets(conn, rows)
         # tickets from the platform's past (an import) count in periods whose counts may be kept: counted again
-        await settled_repo.unsettle(conn, min(r["dispatched_at"] for r in rows), now)
+        touched.append(min(r["dispatched_at"] for r in rows))
         await self.repeats.after_insert(conn, repeats, rows, ids)
         plans = self.planner.plan_many(
             [
@@ -247,7 +252,14 @@ class HandOvers(TicketActions):
         return [_created(r) for r in rows]
 
     async def _update(
-        self, conn: Conn, row: Ticket, item: TicketInput, now: datetime, actor: str, source: str
+        self,
+        conn: Conn,
+        row: Ticket,
+        item: TicketInput,
+        now: datetime,
+        actor: str,
+        source: str,
+        touched: list[datetime],
     ) -> UpsertOutcome:
         digest = item.payload_hash()
         if digest == row.payload_hash:
@@ -277,7 +289,9 @@ class HandOvers(TicketActions):
             values.update(await self.repeats.rematch(conn, row.updated(values)))
         values.update(payload_hash=digest, updated_at=now)
         await tickets_repo.update_ticket(conn, row.id, row.version, values)
-        await settled_repo.unsettle(conn, min(row.dispatched_at, values.get("dispatched_at", row.dispatched_at)), now)
+        if set(values) - _NOT_COUNTED:  # a new text alone changes no count (a new match of repeats may)
+            await self._touched(conn, row, touched)
+            touched.append(values.get("dispatched_at", row.dispatched_at))  # a corrected 派单时间
         version = row.version + 1
         if changed:
             await audit_repo.append_audit(
@@ -307,7 +321,7 @@ class HandOvers(TicketActions):
             if fresh is None or fresh.version != version:
                 raise ConcurrentUpdate(row.id)
             req = ActionRequest(action=Action.REDISPATCH, actor=HOTLINE, at=now, unit=target.code, by_hotline=True)
-            outcome = await self._apply(conn, fresh, req, source=source)
+            outcome = await self._apply(conn, fresh, req, touched=touched, source=source)
             state, unit = outcome.to_state, target.code
             changed = (*changed, "unit")
         return UpsertOutcome(

@@ -29,7 +29,6 @@ from store.reports import Facts, Range
 TREND = 12  # periods the chart's trend shows
 log = logging.getLogger(__name__)
 _UNCATEGORISED = "未分类"
-_REPEAT_REASONS = {"phone": "phone", "address": "address", "phone+address": "phone+address"}
 
 
 def _ranges(periods: Iterable[Period]) -> list[Range]:

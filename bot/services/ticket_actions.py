@@ -34,7 +34,6 @@ from store import audit as audit_repo
 from store import deadlines as deadlines_repo
 from store import inbox as inbox_repo
 from store import nags as nag_store
-from store import settled as settled_repo
 from store import tickets as tickets_repo
 from store.core import ConcurrentUpdate, Conn
 
@@ -72,6 +71,12 @@ class TicketActions(TicketCore):
         known = [row] if row is not None and row.ticket_no == ticket_no else []  # used on the first try only
 
         async def transaction(conn: Conn) -> ActionOutcome:
+            touched: list[datetime] = []
+            outcome = await steps(conn, touched)
+            await self._unsettle(conn, touched)
+            return outcome
+
+        async def steps(conn: Conn, touched: list[datetime]) -> ActionOutcome:
             outcome: ActionOutcome | None = None
             if dedup is not None:
                 source, key, payload = dedup
@@ -87,7 +92,7 @@ class TicketActions(TicketCore):
                 refused = None if req.by_hotline else refusal(self.config, req.actor, req.action, current)
                 if refused is not None:
                     raise NotPermitted(refused)
-                outcome = await self._apply(conn, current, req)
+                outcome = await self._apply(conn, current, req, touched=touched)
                 if viewed is not None:
                     await audit_repo.append_audit(
                         conn, [_access_audit(outcome.ticket, actor=req.actor, at=self.clock.now(), via=viewed)]
@@ -116,7 +121,11 @@ class TicketActions(TicketCore):
             action=req.action, from_state=row.state, to_state=row.state, audit_id=0, ticket=row, duplicate=True
         )
 
-    async def _apply(self, conn: Conn, row: Ticket, req: ActionRequest, *, source: str | None = None) -> ActionOutcome:
+    async def _apply(
+        self, conn: Conn, row: Ticket, req: ActionRequest, *, touched: list[datetime], source: str | None = None
+    ) -> ActionOutcome:
+        """``req`` applied to ``row``; ``touched`` collects the change for :meth:`_unsettle`, which the caller runs
+        when its transaction's changes are all made."""
         if req.unit and req.action in (Action.REDISPATCH, Action.ASSIGN, Action.APPROVE_RETURN):
             unit = self.config.unit_for_label(req.unit)
             if unit is None:
@@ -138,7 +147,7 @@ class TicketActions(TicketCore):
         if transition.new_cycle is not None:
             values["cycle"] = ticket.cycle + 1
         await tickets_repo.update_ticket(conn, row.id, row.version, values)
-        await settled_repo.unsettle(conn, row.dispatched_at, self.clock.now())  # its periods' kept counts
+        await self._touched(conn, row, touched)
         started, closed = await self._apply_deadlines(conn, row, ticket, transition, open_rows, req.at)
         data = dict(transition.data)
         moved: dict[str, dict[str, str]] = {}

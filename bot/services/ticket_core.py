@@ -18,7 +18,7 @@ from bot.domain.lifecycle import (
     VisitResult,
 )
 from bot.domain.nags import NAG_FREE, NagSchedule
-from bot.domain.records import HistoryEntry
+from bot.domain.records import HistoryEntry, Ticket
 from bot.domain.routing import Router
 from bot.domain.workcal import WorkCalendar
 from bot.services.repeats import RepeatMatcher
@@ -26,6 +26,7 @@ from bot.services.ticket_model import ChangeHook, TicketChange
 from config.durations import Duration
 from config.model import BotConfig
 from store import outbox as outbox_repo
+from store import settled as settled_repo
 from store.core import Conn, Store
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,20 @@ class TicketCore:
     def add_hook(self, hook: ChangeHook) -> None:
         """``hook`` follows every change from now on, in the change's transaction."""
         self.hooks.append(hook)
+
+    async def _touched(self, conn: Conn, row: Ticket, touched: list[datetime]) -> None:
+        """Notes that ``row`` changed: the kept counts of the settled periods it counts in are cleared when the
+        transaction ends (:meth:`_unsettle`). Every fact of a ticket comes after its first dispatch; one dispatched
+        again (a later cycle) says when only in its deadlines."""
+        since = row.dispatched_at
+        if row.cycle > 1:
+            since = min(since, await settled_repo.first_fact(conn, row.id) or since)
+        touched.append(since)
+
+    async def _unsettle(self, conn: Conn, touched: list[datetime]) -> None:
+        """The last statement of a transaction that changed tickets: see :func:`store.settled.unsettle`."""
+        if touched:
+            await settled_repo.unsettle(conn, min(touched), self.clock.now())
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Conn]:

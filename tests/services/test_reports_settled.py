@@ -120,3 +120,20 @@ async def test_counts_read_before_a_change_are_not_kept(store: Store) -> None:
         await settled.unsettle(conn, datetime(2026, 8, 31, tzinfo=TZ), LATER)
     async with store.reading() as conn:
         assert await settled.load(conn, [september]) == {}
+
+
+async def test_a_ticket_dispatched_again_clears_the_periods_of_its_first_dispatch(
+    reports: ReportService, service: TicketService, clock: FrozenClock
+) -> None:
+    """A re-dispatch moves the ticket's dispatch time, not its first cycle's facts: a change days after it still
+    clears September, where its first accept deadline was missed."""
+    clock.set(datetime(2026, 11, 17, 10, 0, tzinfo=TZ))
+    redispatch = ActionRequest(action=Action.REDISPATCH, actor="zhangwei", at=clock.now(), unit="市容景观所")
+    await service.act("202609070002", redispatch)
+    assert await _hw_accept(reports) == Ratio(1, 2)  # counted again, and kept again
+    clock.set(LATER)  # three days on, it is approved 不纳入测评
+    for action, actor in ((Action.REQUEST_EXCLUSION, "sunlei"), (Action.APPROVE_EXCLUSION, "zhangwei")):
+        await service.act(
+            "202609070002", ActionRequest(action=action, actor=actor, at=clock.now(), note="非本单位职责")
+        )
+    assert await _hw_accept(reports) == Ratio(1, 1)
