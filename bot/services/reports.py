@@ -63,22 +63,27 @@ class ReportService:
         Counted = tuple[list[dict[str | None, Figures]], list[tuple[Period, Ratio]]]
 
         async def counts(conn: Conn) -> Counted:
-            """The figures of the compared periods, and the chart rate's trend."""
-            counted = await self.facts(conn, _ranges(compared), now, units, to_keep=to_keep)
+            """The figures of the compared periods, and the chart rate's trend (whose last two are among them)."""
+            wanted = _ranges(compared)
+            counted = await self.facts(conn, wanted, now, units, to_keep=to_keep)
+            figures = dict(zip(wanted, map(self._figures, counted), strict=True))
             series = []
             if trend:
                 periods = period.back(TREND)
-                by_period = await self.facts(conn, _ranges(periods), now, units, only=rate, to_keep=to_keep)
+                rest = [r for r in _ranges(periods) if r not in figures]
+                more = await self.facts(conn, rest, now, units, only=rate, to_keep=to_keep)
+                figures.update(zip(rest, map(self._figures, more), strict=True))
                 series = [
-                    (p, total(self._figures(f).values()).rates[rate]) for p, f in zip(periods, by_period, strict=True)
+                    (p, total(figures[r].values()).rates[rate]) for p, r in zip(periods, _ranges(periods), strict=True)
                 ]
-            return [self._figures(f) for f in counted], series
+            return [figures[r] for r in wanted], series
 
         async def apart(read: Callable[[Conn], Awaitable[Any]]) -> Any:
             async with self.store.reading() as conn:
                 return await read(conn)
 
-        # tens of thousands of ticket lines at a large office: built with the collector paused (bot.domain.bulk)
+        # tens of thousands of ticket lines at a large office: read and built with the collector paused
+        # (bot.domain.bulk): decoding and building them is most of the report's allocations
         with collector_paused():
             if details and not self.store.single_process:
                 # on PostgreSQL each statement reads as of its start anyway: the counts and the ticket lines on two
@@ -179,20 +184,20 @@ class ReportService:
         else:
             names = tuple(n.value for n, r in DEADLINE_RATES.items() if r is only)
             kinds = frozenset({"deadlines", *_KINDS_OF.get(only, ())})
-        done: dict[Range, Facts] = {}
-        settled = [r for r in dict.fromkeys(ranges) if settled_repo.settled(r[1], now)]
-        if settled:
-            kept = await settled_repo.load(conn, settled, kinds, units)
-            done.update(kept)
-            missing = [r for r in settled if r not in kept]
-            if missing and units is None and to_keep is not None:
-                if to_keep.epoch is None:  # read before counting: a change after it is not kept
-                    to_keep.epoch = await settled_repo.epoch(conn)
-                whole = await counts_repo.facts(conn, missing, now, COUNTED_DEADLINES)
-                done.update(zip(missing, whole, strict=True))
-                to_keep.facts += zip(missing, whole, strict=True)
-        live = [r for r in dict.fromkeys(ranges) if r not in done]
+        distinct = list(dict.fromkeys(ranges))
+        settled = [r for r in distinct if settled_repo.settled(r[1], now)]
+        done = await settled_repo.load(conn, settled, kinds, units) if settled else {}
+        # a settled range not kept yet is counted whole (every kind, every unit) to be kept
+        whole = [r for r in settled if r not in done] if units is None and to_keep is not None else []
+        live = [r for r in distinct if r not in done and r not in whole]
+        if whole and to_keep is not None and to_keep.epoch is None:
+            to_keep.epoch = await settled_repo.epoch(conn)  # read before counting: a change after it is not kept
+        if only is None and units is None:  # the live ranges want the same as the whole ones: one reading
+            whole, live = whole + live, []
+        done.update(zip(whole, await counts_repo.facts(conn, whole, now, COUNTED_DEADLINES), strict=True))
         done.update(zip(live, await counts_repo.facts(conn, live, now, names, units, kinds), strict=True))
+        if to_keep is not None:
+            to_keep.facts += [(r, done[r]) for r in settled if r in whole]
         return [done[r] for r in ranges]
 
     async def keep(self, to_keep: _ToKeep, now: datetime) -> None:
