@@ -39,3 +39,13 @@ def test_a_collector_paused_before_stays_paused() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_overlapping_builds_resume_the_collector_when_the_last_ends() -> None:
+    first, second = collector_paused(), collector_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first ends while the second still builds
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
