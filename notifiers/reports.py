@@ -182,8 +182,15 @@ class ScheduledReports:
         first, second = texts.bulletin(report)
         leads = [m.userid for m in self.config.members_with_role(Role.CENTER_LEAD)]
         return [
-            Notice(key=f"report:{key}:1", unit=office, text=first),
-            Notice(key=f"report:{key}:2", unit=office, text=second, attachments=(*attachments, book)),
+            # one lane: the second part and its attachments after the first
+            Notice(key=f"report:{key}:1", unit=office, text=first, ordering_key=f"report:{key}"),
+            Notice(
+                key=f"report:{key}:2",
+                unit=office,
+                text=second,
+                attachments=(*attachments, book),
+                ordering_key=f"report:{key}",
+            ),
             *(
                 Notice(key=f"report:{key}:lead:{userid}", members=[userid], text=first, attachments=(book,))
                 for userid in leads

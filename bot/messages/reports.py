@@ -160,6 +160,8 @@ def _named(n: int, lines: Sequence[str]) -> str:
     """The first ``n`` of ``lines``, and how many there are in all."""
     if not lines:
         return "无。"
+    if n == 0:  # the shortest 通报: the units only in the workbook
+        return f"共 {len(lines)} 个单位（见附件）。"
     more = f"等 {len(lines)} 个单位" if len(lines) > n else ""
     return "；".join(lines[:n]) + (f"；{more}" if more else "") + "。"
 
@@ -223,7 +225,7 @@ def _bulletin(report: Report, n: int) -> list[str]:
         f"{head}（续）",
         f"四、不满意工单情况：不满意 {c.dissatisfied} 件，预警 {c.warnings} 件，"
         f"按时再次处置 {ratio(t.figures.rehandled)}。" + (f"其中：{_named(n, item4)}" if item4 else ""),
-        f"五、各单位得分、满意率（前 {min(n, len(scored))} 名，全表见附件）：{_named(n, item5)}",
+        f"五、各单位得分、满意率（{f'前 {min(n, len(scored))} 名，' if n else ''}全表见附件）：{_named(n, item5)}",
         "六、同比、环比："
         + f"收到工单 {c.received} 件（上期 {t.previous.counts.received}，去年同期 {t.year_ago.counts.received}）；"
         + "；".join(

@@ -112,3 +112,13 @@ def test_a_platform_title_is_escaped_in_the_brief() -> None:
     text = texts.brief("环卫所", [item], misses=0, limit=3, period="2026年11–12月", now=AT)
     assert "](http" not in text
     assert "**急**" not in text
+
+
+def test_a_bulletin_that_fits_no_name_says_how_many_units_and_points_to_the_workbook() -> None:
+    long = report(20)
+    long = replace(long, units=[unit(i, name="城市管理联勤联动工作站" * 40) for i in range(1, 21)])
+    first, second = texts.bulletin(long)
+    assert size(first) <= LIMIT and size(second) <= LIMIT
+    assert "工作站城市管理" not in first + second  # no name fitted
+    assert "共 20 个单位（见附件）" in second
+    assert "前 0 名" not in second and "：；" not in first + second

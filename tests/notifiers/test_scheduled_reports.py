@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import select
 
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.lifecycle import Action, ActionRequest
@@ -27,6 +28,7 @@ from bot.wecom.client import WeComClient
 from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig
 from notifiers.reports import ScheduledReports
+from store.models import outbox
 from tests.notifiers.conftest import AGENT, CORP, SECRET, Rig
 from tests.notifiers.test_attachments import send_all
 
@@ -109,6 +111,12 @@ async def test_the_bulletin_goes_out_once_on_the_first_working_day_after_the_per
     rig.clock.set(datetime(2026, 11, 2, 9, 37, tzinfo=TZ))
     assert "bulletin:bimonth-2026-09" in await reports.run()
     assert await reports.run() == []  # once
+    async with rig.store.reading() as conn:  # the office's two parts and their attachments in one lane, in order
+        rows = (await conn.execute(select(outbox).order_by(outbox.c.id))).mappings().all()
+    office_rows = [r for r in rows if r["idempotency_key"].startswith("report:bulletin:bimonth-2026-09:")]
+    office_rows = [r for r in office_rows if ":lead:" not in r["idempotency_key"]]
+    assert len(office_rows) == 4  # two texts, the chart, the workbook
+    assert {r["ordering_key"] for r in office_rows} == {"report:bulletin:bimonth-2026-09"}
     await send_all(rig, [])
 
     office = shown(rig, chatid="rxbchat")
