@@ -24,7 +24,7 @@ returns and warnings when they happened, under the unit that had the ticket then
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 
 from config.vocabulary import DeadlineName
@@ -105,22 +105,15 @@ class Counts:
     accept_misses: int = 0  # accept deadlines due in the period and not met on time
 
     def add(self, other: Counts) -> None:
-        for name in (
-            "received",
-            "repeats",
-            "media",
-            "returns_asked",
-            "returns_approved",
-            "returns_rejected",
-            "warnings",
-            "dissatisfied",
-            "unreachable",
-            "accept_misses",
-        ):
+        for name in _TALLIES:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for mine, theirs in ((self.by_kind, other.by_kind), (self.by_category, other.by_category)):
             for key, n in theirs.items():
                 mine[key] = mine.get(key, 0) + n
+
+
+# the counts that add up as numbers (the others are the by-kind and by-category tallies)
+_TALLIES = tuple(f.name for f in fields(Counts) if f.type == "int")
 
 
 @dataclass(slots=True)
