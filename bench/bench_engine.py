@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, pg_available, pg_schema, print_table  # noqa: E402
+from bench.common import ROOT, drop_for_load, pg_available, pg_schema, print_table  # noqa: E402
 from bot.domain.clock import TZ, FrozenClock  # noqa: E402
 from bot.domain.workcal import WorkCalendar  # noqa: E402
 from bot.services.channels import Channels  # noqa: E402
@@ -74,29 +74,7 @@ async def load_open_tickets(
         "soon": now + timedelta(hours=1),
     }
     async with engine.begin() as conn:
-        # the tables' indexes and constraints (but their keys) are dropped for the load and made again after it: far
-        # faster than keeping them up to date, and checking them, row by row
-        await conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
-        constraints = (
-            await conn.execute(
-                text(
-                    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                    "WHERE conrelid IN ('tickets'::regclass, 'deadlines'::regclass) AND contype IN ('u', 'f')"
-                )
-            )
-        ).all()
-        for table, name, _ in constraints:
-            await conn.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
-        indexes = (
-            await conn.execute(
-                text(
-                    "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-                    "AND tablename IN ('tickets', 'deadlines') AND indexname LIKE 'ix_%'"
-                )
-            )
-        ).all()
-        for name, _ in indexes:
-            await conn.execute(text(f'DROP INDEX "{name}"'))
+        remake = await drop_for_load(conn, ("tickets", "deadlines"), postgres=True)
         await conn.execute(
             text(
                 """
@@ -135,10 +113,8 @@ async def load_open_tickets(
             ),
             params,
         )
-        for _, definition in indexes:
-            await conn.execute(text(definition))
-        for table, name, definition in constraints:
-            await conn.execute(text(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
+        for statement in remake:
+            await conn.execute(text(statement))
         await conn.execute(text("ANALYZE tickets"))
         await conn.execute(text("ANALYZE deadlines"))
     return await _make_due(engine, count, config, now, due)

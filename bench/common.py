@@ -45,6 +45,44 @@ async def pg_schema() -> AsyncIterator[str]:
         await admin.dispose()
 
 
+async def drop_for_load(conn: Any, tables: Sequence[str], *, postgres: bool) -> list[str]:
+    """Drops ``tables``' secondary indexes, and on PostgreSQL their unique and foreign-key constraints (not their
+    keys), for a bulk load: far faster than keeping them up to date, and checking them, row by row. Returns the
+    statements that make them again, to run after the load."""
+    names = ", ".join(f"'{t}'" for t in tables)
+    if postgres:
+        await conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
+        found = await conn.execute(
+            text(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                f"AND tablename IN ({names}) AND indexname LIKE 'ix_%'"
+            )
+        )
+    else:
+        found = await conn.execute(
+            text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                f"AND tbl_name IN ({names})"
+            )
+        )
+    indexes = found.all()
+    for name, _ in indexes:
+        await conn.execute(text(f'DROP INDEX "{name}"'))
+    remake = [definition for _, definition in indexes]
+    if postgres:
+        regclasses = ", ".join(f"'{t}'::regclass" for t in tables)
+        constraints = await conn.execute(
+            text(
+                "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
+                f"WHERE conrelid IN ({regclasses}) AND contype IN ('u', 'f')"
+            )
+        )
+        for table, name, definition in constraints.all():
+            await conn.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
+            remake.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+    return remake
+
+
 @contextlib.contextmanager
 def sqlite_url() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as tmp:
@@ -105,9 +143,7 @@ async def bot_server(database_url: str, **env: str) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def bot_process(
-    database_url: str, *, without: Sequence[str] = (), **env: str
-) -> AsyncIterator[tuple[str, int]]:
+async def bot_process(database_url: str, *, without: Sequence[str] = (), **env: str) -> AsyncIterator[tuple[str, int]]:
     """:func:`bot_server`, yielding the process id with the base URL; ``without``: variables of this environment the
     bot is not to see."""
     port = free_port()
@@ -128,9 +164,7 @@ async def bot_process(
         yield base, pid
 
 
-async def on_both_backends(
-    name: str, measure: Callable[[str, str], Awaitable[dict[str, Any]]]
-) -> list[dict[str, Any]]:
+async def on_both_backends(name: str, measure: Callable[[str, str], Awaitable[dict[str, Any]]]) -> list[dict[str, Any]]:
     """``measure(backend, database_url)`` on a fresh SQLite database, then in a PostgreSQL schema of its own (a row
     saying so when PostgreSQL cannot be reached)."""
     rows = []

@@ -31,6 +31,7 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.common import drop_for_load
 from config.loader import load_config_text
 from config.model import BotConfig
 
@@ -284,7 +285,7 @@ async def generate(
         """,
     ]
     async with engine.begin() as conn:
-        dropped = await _drop_indexes(conn, sql.pg)
+        dropped = await drop_for_load(conn, TABLES, postgres=sql.pg)
         await conn.execute(text(plan), params)
         await conn.execute(text(tickets), params)
         for statement in deadlines:
@@ -315,40 +316,3 @@ async def generate(
             await conn.execute(text("ANALYZE"))
             await conn.commit()
     return rows
-
-
-async def _drop_indexes(conn: Any, postgres: bool) -> list[str]:
-    """Drops the tables' secondary indexes for the load (far faster than keeping them up to date row by row);
-    returns the statements that make them again."""
-    if postgres:
-        await conn.execute(text("SET LOCAL maintenance_work_mem = '256MB'"))
-        found = await conn.execute(
-            text(
-                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-                "AND tablename IN ('tickets', 'deadlines', 'audit_log') AND indexname LIKE 'ix_%'"
-            )
-        )
-    else:
-        found = await conn.execute(
-            text(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-                "AND tbl_name IN ('tickets', 'deadlines', 'audit_log')"
-            )
-        )
-    indexes = found.all()
-    for name, _ in indexes:
-        await conn.execute(text(f'DROP INDEX "{name}"'))
-    remake = [definition for _, definition in indexes]
-    if postgres:  # and the unique and foreign-key constraints, but the keys
-        constraints = (
-            await conn.execute(
-                text(
-                    "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint "
-                    "WHERE conrelid IN ('tickets'::regclass, 'deadlines'::regclass) AND contype IN ('u', 'f')"
-                )
-            )
-        ).all()
-        for table, name, definition in constraints:
-            await conn.execute(text(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"'))
-            remake.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
-    return remake
