@@ -49,7 +49,6 @@ BULLETIN_LATE = timedelta(days=7)
 BRIEF_UNTIL = time(12, 0)  # a brief not sent by then (and an hour after its time) is left: it would be stale
 BRIEF_GRACE = timedelta(hours=1)
 RETRY_AFTER = timedelta(minutes=10)
-SHARES = 8  # categories in the chart's shares (the rest as 其他)
 BRIEF_NAMES = ("accept", "first_contact", "contact_20m", "handle", "handle_internal", "rehandle")
 
 
@@ -246,13 +245,8 @@ def chart(report: Report) -> bytes:
         for x in report.units
     ]
     trend = [Point(p.short_label, r.value) for p, r in report.trend]
-    categories = sorted(
-        ((drawable(name), n) for name, n in report.total.figures.counts.by_category.items()), key=lambda kv: -kv[1]
-    )
-    shares = categories[:SHARES]
-    rest = sum(n for _, n in categories[SHARES:])
-    if rest:
-        shares.append(("其他", rest))
+    # the largest categories by name, the rest together as 其他 (report_chart keeps 8)
+    shares = [(drawable(name), n) for name, n in report.total.figures.counts.by_category.items()]
     return report_chart(
         title=drawable(f"{report.office} {report.period.label}"),
         rate_name=rate.label,

@@ -32,7 +32,7 @@ from bot.web.keys import (
     STORE,
 )
 from config.model import BotConfig
-from notifiers.keys import PUSHES, REPORTS
+from notifiers.keys import PUSHES
 from notifiers.pushes import Pusher
 from notifiers.reports import ScheduledReports
 from notifiers.rows import EngineRows
@@ -149,7 +149,6 @@ async def run_deadline_engine(app: web.Application) -> AsyncIterator[None]:
         coalesce=True,
         max_instances=1,
     )
-    app[REPORTS] = reports
     app[DEADLINE_ENGINE] = engine
     app[DEADLINE_LEADER] = leader
     app[DEADLINE_SCHEDULER] = scheduler

@@ -38,7 +38,6 @@ LATE = "未先行联系及逾期"
 RETURNS = "退单"
 VISITS = "不满意及预警"
 REPEATS = "重复诉求"
-SHEETS = (SUMMARY, MISSES, LATE, RETURNS, VISITS, REPEATS)
 
 TOTAL = "合计"  # the office's row in 汇总
 GENERATED = "生成时间"
@@ -131,7 +130,7 @@ _KEYS = ("text", "note", "int", "num", *NUMBER_FORMATS)
 
 
 def workbook(report: Report) -> bytes:
-    """The report as an .xlsx file: the sheets of :data:`SHEETS`, in that order."""
+    """The report as an .xlsx file: 汇总, 未按时接单, 未先行联系及逾期, 退单, 不满意及预警, 重复诉求, in that order."""
     out = io.BytesIO()
     with collector_paused():  # a cell is an object: tens of thousands of them
         book = xlsxwriter.Workbook(out, {"in_memory": True})

@@ -60,7 +60,7 @@ async def report(ctx: Context, cmd: ParsedCommand) -> None:
 def _scope(ctx: Context, code: str | None) -> list[str] | None:
     """The units asked for: the one named (if the member may see its figures), else all for the office, else the
     units the member leads."""
-    office = any(ctx.has_role(r) for r in (Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN))
+    office = ctx.sees_all
     led = [u.code for u in ctx.config.units_led_by(ctx.userid)]
     if code is not None:
         if not office and code not in led:

@@ -103,9 +103,6 @@ class Period:
         """The period before (环比)."""
         return containing(self.kind, self.start - timedelta(days=1))
 
-    def next(self) -> Period:
-        return containing(self.kind, self.end)
-
     def year_earlier(self) -> Period:
         """The same period a year earlier (同比); for a week, the ISO week of the same number."""
         if self.kind is PeriodKind.WEEK:
