@@ -89,7 +89,7 @@ async def received_counts(
     """Tickets dispatched in each range by unit, kind and category, with how many repeat an earlier one (the
     platform's flag or the bot's match) and how many are media-exposure tickets."""
     bucket, within = _bucket(tickets.c.dispatched_at, ranges)
-    repeat = or_(tickets.c.is_repeat.is_(True), tickets.c.repeat_count > 1)
+    repeat = text(f"({models.REPEATED})")  # as the workbook's list and its index say it
     query = (
         select(
             bucket.label("bucket"),

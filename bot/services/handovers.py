@@ -146,6 +146,9 @@ class HandOvers(TicketActions):
                     "received_at": now,
                     "updated_at": now,
                     "closed_at": None,
+                    # every row has every key a history may set: a multi-row insert takes the first row's keys
+                    "submitted_at": None,
+                    "visited_at": None,
                     "solved": None,
                     "visit_solved": None,
                     "visit_note": None,
