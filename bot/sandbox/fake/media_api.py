@@ -35,7 +35,8 @@ APP_MEDIA_MAX = {
 _SIZE_ERRORS = {"image": E.INVALID_IMAGE_SIZE, "video": E.INVALID_VIDEO_SIZE}
 
 
-def _format_ok(kind: str, data: bytes) -> bool:
+def format_ok(kind: str, data: bytes) -> bool:
+    """Whether ``data`` looks like a ``kind`` WeCom takes: JPG or PNG, AMR, MP4; any file."""
     if kind == "image":
         return data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"))
     if kind == "voice":
@@ -83,7 +84,7 @@ async def upload(fake: FakeWeCom, request: web.Request) -> dict[str, Any]:
     filename, data = await read_media(request)
     if not MEDIA_MIN <= len(data) <= APP_MEDIA_MAX[kind]:
         raise ApiError(_SIZE_ERRORS.get(kind, E.INVALID_FILE_SIZE), f"{len(data)} bytes")
-    if not _format_ok(kind, data):
+    if not format_ok(kind, data):
         raise ApiError(E.BAD_MEDIA_FORMAT, f"{kind} format")
     return store(fake, kind=kind, filename=filename, data=data)
 

@@ -49,7 +49,7 @@ def _check_image(section: dict[str, Any]) -> None:
         raise ApiError(E.INVALID_IMAGE_SIZE, f"{len(data)} bytes, at most {IMAGE_MAX}")
     if hashlib.md5(data, usedforsecurity=False).hexdigest() != md5.lower():
         raise ApiError(E.INVALID_PARAMETER, "image md5 does not match its content")
-    if not data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")):
+    if not media_api.format_ok("image", data):
         raise ApiError(E.BAD_MEDIA_FORMAT, "the robot takes a JPG or PNG image")
 
 
