@@ -118,7 +118,9 @@ def test_a_bulletin_that_fits_no_name_says_how_many_units_and_points_to_the_work
     long = report(20)
     long = replace(long, units=[unit(i, name="城市管理联勤联动工作站" * 40) for i in range(1, 21)])
     first, second = texts.bulletin(long)
-    assert size(first) <= LIMIT and size(second) <= LIMIT
+    assert size(first) <= LIMIT
+    assert size(second) <= LIMIT
     assert "工作站城市管理" not in first + second  # no name fitted
     assert "共 20 个单位（见附件）" in second
-    assert "前 0 名" not in second and "：；" not in first + second
+    assert "前 0 名" not in second
+    assert "：；" not in first + second
