@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, percentile, pg_available, pg_schema, print_table, sqlite_url  # noqa: E402
 from bench.report_history import ON_TIME, generate, office_config  # noqa: E402
+from bot.domain.bulk import collector_paused  # noqa: E402
 from bot.domain.clock import TZ  # noqa: E402
 from bot.domain.reports.periods import PeriodKind, last_complete  # noqa: E402
 from bot.domain.reports.report import Report  # noqa: E402
@@ -154,8 +155,9 @@ async def _measure(backend: str, url: str, count: int, config: BotConfig, on_tim
             _check(await service.report(period, now=NOW, details=False), config, received, details=False)
             parts["figures"].append(time.perf_counter() - at)
             at = time.perf_counter()
-            async with store.reading() as conn:
-                await service._items(conn, period, NOW, None)
+            with collector_paused():  # as the report reads and builds them
+                async with store.reading() as conn:
+                    await service._items(conn, period, NOW, None)
             parts["items"].append(time.perf_counter() - at)
             parts["report"].append(ready - began)
             parts["whole"].append(whole)
