@@ -3,6 +3,7 @@ glyph matplotlib cannot find fails the test), at most 40 units, and no character
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from pathlib import Path
@@ -65,6 +66,42 @@ def test_report_chart_is_one_png_a_phone_shows_and_wecom_accepts() -> None:
     assert 1000 <= width <= 1200
     assert 2000 <= height <= 4000
     assert 50_000 < len(png) < WECOM_IMAGE_LIMIT / 2
+
+
+def edges_are_blank(png: bytes, band: int = 3) -> bool:
+    """Nothing drawn within ``band`` pixels of the image's edges: no label runs off the picture."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("L")
+    width, height = image.size
+    for box in (
+        (0, 0, band, height),
+        (width - band, 0, width, height),
+        (0, 0, width, band),
+        (0, height - band, width, height),
+    ):
+        if image.crop(box).getextrema()[0] < 250:  # anything darker than the white background
+            return False
+    return True
+
+
+def test_long_names_and_slanted_periods_stay_inside_the_picture() -> None:
+    long_names = [Point(f"高新技术产业开发区管理委员会社会事务局{i}", 0.5 + i / 100, "9/10") for i in range(12)]
+    long_periods = [Point(f"2026年{m}月第{m}周（补充统计）", 0.9) for m in range(1, 13)]
+    for png in (
+        report_chart(
+            title="2026年9-10月 工单报告",
+            rate_name="按时办结率",
+            bars=long_names,
+            target=0.9,
+            trend=long_periods,
+            shares_title="诉求类别占比",
+            shares=[("城乡建设与管理综合执法类诉求", 30), *SHARES],
+        ),
+        trend_chart("按时办结率趋势", long_periods, target=0.9),
+        unit_bars("按时办结率", long_names, target=0.9),
+    ):
+        assert edges_are_blank(png)
 
 
 def test_the_bars_show_every_unit_up_to_40_and_the_40_lowest_beyond() -> None:
