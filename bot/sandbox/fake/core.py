@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 CARD_CODE_TTL = timedelta(hours=72)  # response_code: 72 h, one use (pages 90236, 94888)
 AIBOT_CODE_TTL = timedelta(hours=1)  # response_url: 1 h, one use (page 101138)
+OAUTH_CODE_TTL = timedelta(minutes=5)  # a web authorisation's code: 5 minutes, one use (page 91023)
 MEDIA_TTL = timedelta(days=3)  # media/upload and webhook upload_media: a media_id is valid 3 days (pages 90253, 91770)
 
 Limits = Sequence[tuple[float, int]]  # (window seconds, max events)
@@ -91,6 +92,8 @@ class FakeWeCom:
         aibots: Mapping[str, str] | None = None,
         aibot_heartbeat_timeout: float = 90.0,
         keep_received: int = 1000,
+        names: Mapping[str, str] | None = None,
+        trusted_domains: Iterable[str] | None = None,
     ) -> None:
         self.corp_id = corp_id
         self.apps = {secret: App(secret, agentid_of(agentid)) for secret, agentid in secrets.items()}
@@ -107,6 +110,9 @@ class FakeWeCom:
         self.webhook_per_minute = webhook_per_minute
         self.slow_delay = slow_delay
         self.base_url = base_url
+        self.names = dict(names or {})  # userid -> name, shown by the sign-in page's picker
+        # the apps' 可信域名 (host[:port]) a web authorisation may redirect to; None: any
+        self.trusted_domains = frozenset(trusted_domains) if trusted_domains is not None else None
 
         self.delivered: list[Delivered] = []
         self.dropped: list[Dropped] = []
@@ -262,7 +268,7 @@ class FakeWeCom:
 
     def issue_code(
         self,
-        kind: Literal["card", "aibot"],
+        kind: Literal["card", "aibot", "oauth"],
         ttl: timedelta,
         *,
         agentid: int | None = None,
@@ -286,6 +292,14 @@ class FakeWeCom:
             raise ApiError(E.CODE_EXPIRED)
         if agentid is not None and issued.agentid != agentid:
             raise ApiError(E.UPDATE_APP_MISMATCH)
+        issued.used = True
+        return issued
+
+    def oauth_code(self, code: str) -> OneUseCode:
+        """A web authorisation's code, used once: 40029 if unknown, used or expired (WeCom answers all three so)."""
+        issued = self._codes.get(code)
+        if issued is None or issued.kind != "oauth" or issued.used or self.now() >= issued.expires_at:
+            raise ApiError(E.INVALID_OAUTH_CODE)
         issued.used = True
         return issued
 

@@ -26,9 +26,11 @@ INVALID_TOKEN = 40014
 USERID_LIST_TOO_LONG = 40032  # 发消息接口，最多指定1000人
 INVALID_AGENTID = 40056
 INVALID_PARAMETER = 40058  # json不合法, a value too long, a required value empty
+INVALID_OAUTH_CODE = 40029  # 不合法的oauth_code: unknown, used or older than 5 minutes
 TOKEN_MISSING = 41001
 CORPID_MISSING = 41002
 SECRET_MISSING = 41004
+OAUTH_CODE_MISSING = 41008  # 缺少oauth code
 MEDIA_ID_MISSING = 41006
 URL_MISSING = 41010
 AGENTID_MISSING = 41011
@@ -82,9 +84,11 @@ ERRMSG: dict[int, str] = {
     USERID_LIST_TOO_LONG: "invalid userid list size",
     INVALID_AGENTID: "invalid agentid",
     INVALID_PARAMETER: "invalid parameter",
+    INVALID_OAUTH_CODE: "invalid code",
     TOKEN_MISSING: "access_token missing",
     CORPID_MISSING: "corpid missing",
     SECRET_MISSING: "corpsecret missing",
+    OAUTH_CODE_MISSING: "missing code",
     MEDIA_ID_MISSING: "media_id missing",
     URL_MISSING: "url missing",
     AGENTID_MISSING: "agentid missing",

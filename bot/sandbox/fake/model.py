@@ -83,10 +83,11 @@ class Token:
 
 @dataclass(kw_only=True)
 class OneUseCode:
-    """A ``response_code`` for ``update_template_card`` (kind ``card``) or a ``response_url`` (kind ``aibot``)."""
+    """A ``response_code`` for ``update_template_card`` (kind ``card``), a ``response_url`` (kind ``aibot``) or the
+    ``code`` of a web authorisation (kind ``oauth``: 5 minutes, once)."""
 
     code: str
-    kind: Literal["card", "aibot"]
+    kind: Literal["card", "aibot", "oauth"]
     issued_at: datetime
     expires_at: datetime
     agentid: int | None = None

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.sandbox.fake import app_api, appchat_api, media_api, robot_api
+from bot.sandbox.fake import app_api, appchat_api, media_api, oauth_api, robot_api
 from bot.sandbox.fake import errors as E
 from bot.sandbox.fake.core import FakeWeCom
 from bot.sandbox.fake.errors import ApiError
@@ -37,6 +37,8 @@ _GATEWAY_500 = "<html>\r\n<head><title>500 Internal Server Error</title></head>\
 
 ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/cgi-bin/gettoken", app_api.gettoken),
+    ("GET", "/cgi-bin/auth/getuserinfo", oauth_api.getuserinfo),
+    ("GET", "/cgi-bin/user/getuserinfo", oauth_api.getuserinfo_legacy),
     ("POST", "/cgi-bin/media/upload", media_api.upload),
     ("POST", "/cgi-bin/message/send", app_api.message_send),
     ("POST", "/cgi-bin/message/update_template_card", app_api.update_template_card),
@@ -131,6 +133,7 @@ def make_app(fake: FakeWeCom) -> web.Application:
     app[FAKE] = fake
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, _endpoint(fake, handler))
+    oauth_api.add_pages(app, fake)  # the sign-in pages a browser opens
     # the intelligent robot's long connection (WeCom's wss://openws.work.weixin.qq.com has no path)
     app.router.add_get("/", fake.aibot.handle)
     app.on_shutdown.append(fake.aibot.close_all)
