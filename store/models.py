@@ -227,6 +227,13 @@ class Deadline(Base):
         Index(
             "ix_deadlines_report", "name", "due_at", postgresql_include=["unit_code", "status", "met_at", "ticket_id"]
         ),
+        # the board's deadline list and its tiles: the open deadlines by due time (migration 0014)
+        Index(
+            "ix_deadlines_open_due",
+            "due_at",
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
         # and one unit's (/报表 of a unit)
         Index(
             "ix_deadlines_unit_report",

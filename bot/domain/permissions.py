@@ -16,9 +16,10 @@ not a member's and are not checked here.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Final
 
-from bot.domain.lifecycle import Action
+from bot.domain.lifecycle import Action, TicketState
 from bot.domain.records import Ticket
 from config.model import BotConfig
 from config.vocabulary import ROLE_LABELS, Role
@@ -103,3 +104,41 @@ def refusal(config: BotConfig, userid: str, action: Action, ticket: Ticket) -> s
         return f"抱歉，工单 {ticket.ticket_no} 的退单申请由{where}负责人确认。"
     roles = "、".join(ROLE_LABELS[role] for role in OFFICE_ROLES if role in office_roles_for(action))
     return f"抱歉，{action.label}只有{roles}可以操作。"
+
+
+# --- what a member sees on the board (bot.board) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sight:
+    """The tickets a member sees on the board: every unit's (the office roles), those of the units they head or
+    deputise (``units``), those they handle themselves, and the unclaimed ones of the units they work in
+    (``unclaimed_units``: a handler claims them from the group's push, and sees them there anyway)."""
+
+    userid: str
+    everything: bool = False
+    units: tuple[str, ...] = ()
+    unclaimed_units: tuple[str, ...] = ()
+
+    def sees(self, ticket: Ticket) -> bool:
+        if self.everything or ticket.handler_userid == self.userid:
+            return True
+        unit = ticket.unit_code or ""
+        return unit in self.units or (unit in self.unclaimed_units and ticket.state == TicketState.DISPATCHED)
+
+    def sees_unit(self, code: str) -> bool:
+        """Whether the unit's whole board (its tickets, its reports) is this member's to see."""
+        return self.everything or code in self.units
+
+
+def sight_of(config: BotConfig, userid: str) -> Sight | None:
+    """What ``userid`` sees on the board; None for someone who is not a configured member."""
+    if config.member(userid) is None and not config.units_of(userid) and not config.units_led_by(userid):
+        return None
+    if is_office(config, userid):
+        return Sight(userid, everything=True)
+    return Sight(
+        userid,
+        units=tuple(u.code for u in config.units_led_by(userid)),
+        unclaimed_units=tuple(u.code for u in config.units_of(userid)),
+    )
