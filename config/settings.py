@@ -65,6 +65,13 @@ class Settings(BaseModel):
     wecom_aibot_bot_id: str | None = None
     wecom_aibot_secret: str | None = Field(default=None, repr=False)
     wecom_aibot_ws_url: str = "wss://openws.work.weixin.qq.com"
+    # the board (bot.board): signing in through WeCom's web authorisation (in WeCom's browser) or its QR login
+    # (a desktop browser); the session cookie's key (any long random text; several processes share it); the URL
+    # people reach the bot at, for the sign-in's redirect_uri and the links in pushes (behind a proxy: its URL)
+    wecom_oauth_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    wecom_sso_url: str = "https://login.work.weixin.qq.com/wwlogin/sso/login"
+    board_secret: SecretStr | None = None
+    public_url: str | None = None
     hotline_ingest_secret: SecretStr | None = None
     api_token: SecretStr | None = None
     log_format: Literal["json", "text"] = "json"
@@ -98,6 +105,10 @@ class Settings(BaseModel):
         "wecom_aibot_bot_id": "WECOM_AIBOT_BOT_ID",
         "wecom_aibot_secret": "WECOM_AIBOT_SECRET",
         "wecom_aibot_ws_url": "WECOM_AIBOT_WS_URL",
+        "wecom_oauth_url": "WECOM_OAUTH_URL",
+        "wecom_sso_url": "WECOM_SSO_URL",
+        "board_secret": "BOARD_SECRET",
+        "public_url": "PUBLIC_URL",
         "hotline_ingest_secret": "HOTLINE_INGEST_SECRET",
         "api_token": "API_TOKEN",
         "log_format": "LOG_FORMAT",
@@ -141,6 +152,33 @@ class Settings(BaseModel):
         value = value.strip().rstrip("/")
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError(f'must be an http(s) URL (got "{value}")')
+        return value
+
+    @field_validator("wecom_oauth_url", "wecom_sso_url")
+    @classmethod
+    def _sign_in_url(cls, value: str) -> str:
+        value = value.strip()
+        if not re.match(r"^https?://[^/\s]+/\S*$", value):
+            raise ValueError(f'must be an http(s) URL (got "{value}")')
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+            raise ValueError(
+                f'must be the http(s) URL people reach the bot at, e.g. https://hotline.example.gov.cn (got "{value}")'
+            )
+        return value
+
+    @field_validator("board_secret")
+    @classmethod
+    def _board_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters of random text (openssl rand -base64 32)")
         return value
 
     @field_validator("wecom_aibot_ws_url")

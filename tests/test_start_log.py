@@ -40,4 +40,5 @@ def test_the_sandbox_link_and_the_address_end_the_start(tmp_path: Path) -> None:
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     start = lines[: next(i for i, line in enumerate(lines) if "listening on" in line) + 1]
     assert "sandbox: open http://127.0.0.1:" in start[-2], start[-3:]
+    assert f"board: open http://127.0.0.1:{port}/board/" in start[-3], start[-4:]
     assert start[-1].endswith(f"listening on http://127.0.0.1:{port}"), start[-3:]

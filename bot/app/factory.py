@@ -10,7 +10,8 @@ from aiohttp import web
 from bot.app.inbound import run_aibot_long_connection, run_wecom_inbound
 from bot.app.resources import open_database, open_http_session, open_redis
 from bot.app.scheduler import run_deadline_engine
-from bot.app.senders import run_outbox_worker, run_pushes
+from bot.app.senders import app_credentials, open_wecom_app, run_outbox_worker, run_pushes, userid_for_code
+from bot.board import setup as setup_board
 from bot.domain.clock import Clock, SystemClock
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
@@ -63,6 +64,7 @@ def create_app(
     app.cleanup_ctx.append(open_database)
     app.cleanup_ctx.append(open_redis)
     app.cleanup_ctx.append(open_http_session)
+    app.cleanup_ctx.append(open_wecom_app)  # the self-built app's client: the outbox's and the board's sign-in
     app.cleanup_ctx.append(run_pushes)
     callbacks = wecom_callbacks.configured(settings)
     if callbacks:
@@ -80,4 +82,7 @@ def create_app(
     app.add_routes(reports_api.routes)  # GET /api/reports
     app.add_routes(ops.routes)
     app.add_routes(openapi.routes)
+    # the board (/board/): signing in needs the app's credentials (the sandbox's fake ones, under make run)
+    sign_in = (lambda code: userid_for_code(app, code)) if app_credentials(settings) else None
+    setup_board(app, settings, sign_in)
     return app

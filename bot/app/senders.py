@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 OUTBOX_STOP_GRACE = 15.0  # seconds; a pass is at most 10 sends, each bounded by its client's timeouts
 RATE_LIMITER = web.AppKey[RateLimiter]("rate_limiter")
+WECOM_APP_CLIENT = web.AppKey[WeComClient | None]("wecom_app_client")  # the self-built app (wecom_app_client)
 
 
 async def run_outbox_worker(app: web.Application) -> AsyncIterator[None]:
@@ -144,22 +145,10 @@ def wecom_channel_senders(app: web.Application) -> dict[str, Sender]:
     """WeCom's channels for the outbox. Limits and access tokens are shared through Redis when it is configured,
     so several bot processes together still keep to WeCom's per-member and per-robot limits. Without app
     credentials only the robot channels (webhook, response_url) are served; app messages stay queued."""
-    settings, redis, session, clock = app[SETTINGS], app[REDIS], app[HTTP_SESSION], app[CLOCK]
+    settings, session, clock = app[SETTINGS], app[HTTP_SESSION], app[CLOCK]
     base = settings.wecom_api_base
     limiter = rate_limiter(app)
-    app_client = None
-    if settings.wecom_corp_id and settings.wecom_app_secret and settings.wecom_app_agent_id:
-        seconds = lambda: clock.now().timestamp()  # noqa: E731 - the clients take a float clock
-        tokens: TokenStore = RedisTokenStore(redis, clock=seconds) if redis is not None else MemoryTokenStore()
-        app_client = WeComClient(
-            session,
-            base_url=base,
-            corp_id=settings.wecom_corp_id,
-            secret=settings.wecom_app_secret,
-            agent_id=int(settings.wecom_app_agent_id),
-            tokens=tokens,
-            clock=seconds,
-        )
+    app_client = wecom_app_client(app)
     senders = wecom_senders(
         limiter=limiter,
         clock=clock,
@@ -172,6 +161,46 @@ def wecom_channel_senders(app: web.Application) -> dict[str, Sender]:
         senders[AIBOT_WS] = AibotWsSender(app[AIBOT_CONNECTION], limiter, clock)
         senders[AIBOT_CARD_UPDATE] = AibotCardUpdateSender(app[AIBOT_CONNECTION])
     return senders
+
+
+def wecom_app_client(app: web.Application) -> WeComClient | None:
+    """The self-built app's client (None without its credentials), made once the app has started (the sandbox's
+    fake WeCom is listening by then) and shared: by the outbox's senders and the board's sign-in. Its access token
+    is kept in Redis when Redis is configured, so that every bot process uses the same one."""
+    if WECOM_APP_CLIENT not in app:
+        settings, redis, clock = app[SETTINGS], app[REDIS], app[CLOCK]
+        client = None
+        if app_credentials(settings):
+            assert settings.wecom_corp_id
+            assert settings.wecom_app_secret
+            assert settings.wecom_app_agent_id
+            seconds = lambda: clock.now().timestamp()  # noqa: E731 - the clients take a float clock
+            tokens: TokenStore = RedisTokenStore(redis, clock=seconds) if redis is not None else MemoryTokenStore()
+            client = WeComClient(
+                app[HTTP_SESSION],
+                base_url=settings.wecom_api_base,
+                corp_id=settings.wecom_corp_id,
+                secret=settings.wecom_app_secret,
+                agent_id=int(settings.wecom_app_agent_id),
+                tokens=tokens,
+                clock=seconds,
+            )
+        app[WECOM_APP_CLIENT] = client
+    return app[WECOM_APP_CLIENT]
+
+
+async def open_wecom_app(app: web.Application) -> AsyncIterator[None]:
+    """Makes the self-built app's client at start (after the HTTP session, and the sandbox's fake WeCom)."""
+    wecom_app_client(app)
+    yield
+
+
+async def userid_for_code(app: web.Application, code: str) -> str | None:
+    """The board's sign-in: the member behind a web authorisation's code (bot.board.auth)."""
+    client = wecom_app_client(app)
+    if client is None:
+        raise RuntimeError("no WeCom app credentials: nobody can sign in")
+    return await client.userid_for_code(code)
 
 
 def rate_limiter(app: web.Application) -> RateLimiter:

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from html import escape
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -26,6 +27,7 @@ from bot.sandbox.chats import Chat, Directory, Feed, Item
 from bot.sandbox.demo import DemoFeed, Injected
 from bot.sandbox.fake import serve
 from bot.sandbox.fake.model import Chat as FakeChat
+from bot.sandbox.fake.oauth_api import AUTHORIZE, SSO_LOGIN
 from bot.sandbox.frames import Frames, Outcome, Taker
 from bot.sandbox.records import Records
 from bot.sandbox.wiring import (
@@ -78,6 +80,9 @@ class Sandbox:
             secrets={creds.app_secret: creds.agent_id},
             webhook_keys=[c.webhook_key for c in self.directory.groups() if c.webhook_key],
             members=[m.userid for m in config.members],
+            names={m.userid: m.name for m in config.members},
+            # the board's sign-in comes back to the bot: its PUBLIC_URL's host when set (WeCom's 可信域名)
+            trusted_domains=[urlsplit(settings.public_url).netloc] if settings.public_url else None,
             clock=clock.now,
             aibots={creds.aibot_id: creds.aibot_secret} if self.robot == "long_connection" else None,
         )
@@ -345,13 +350,20 @@ class Sandbox:
         lines of the start; shown even with LOG_LEVEL=WARNING, since without it nobody can open the page."""
         level = logging.INFO if log.isEnabledFor(logging.INFO) else logging.WARNING
         link = f"{self.page_url}?token={self.token}"
+        # the board signs people in through the fake WeCom, which shows a picker of the members
+        log.log(level, "board: open %s/board/ (sign in as any member of the sandbox)", self.self_url)
         log.log(level, "sandbox: open %s", link, extra={"fake_wecom": self.fake.base_url})
 
     async def serve(self, app: web.Application) -> AsyncIterator[None]:
         runner = await serve(self.fake, "127.0.0.1", 0)
         assert self.fake.base_url is not None
         self._app = app
-        real: dict[str, Any] = {"wecom_api_base": self.fake.base_url}
+        real: dict[str, Any] = {
+            "wecom_api_base": self.fake.base_url,
+            # the board's sign-in: the fake's picker of members stands for WeCom's browser and its QR login
+            "wecom_oauth_url": self.fake.base_url + AUTHORIZE,
+            "wecom_sso_url": self.fake.base_url + SSO_LOGIN,
+        }
         if self.robot == "long_connection":
             real["wecom_aibot_ws_url"] = self.fake.aibot.url  # read when the bot connects, after this
         app[SETTINGS] = app[SETTINGS].model_copy(update=real)

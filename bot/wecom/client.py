@@ -174,6 +174,18 @@ class WeComClient:
             exc.request_sent = False
             raise
 
+    # --- auth/getuserinfo (page 91023) ----------------------------------------------------------------------------
+
+    async def userid_for_code(self, code: str) -> str | None:
+        """The member who signed in through the web authorisation or the QR login: the ``code`` it redirected with
+        (used once; 40029 raises WeComError). None for someone who is not a member of the corp (an ``openid``)."""
+        if not code or len(code) > 512:
+            raise ValueError("a code is 1 to 512 characters")
+        # one use: asked twice, the second answers 40029, so a lost answer is not retried blindly
+        answer = await self.call("GET", "auth/getuserinfo", params={"code": code}, repeatable=False)
+        userid = answer.get("userid")
+        return userid if isinstance(userid, str) and userid else None
+
     # --- media/upload (page 90253) ---------------------------------------------------------------------------------
 
     async def upload_media(self, media_type: str, filename: str, data: bytes) -> str:

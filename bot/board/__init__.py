@@ -1,0 +1,23 @@
+"""The board: the office's and the unit heads' web page, opened from WeCom, served by the bot itself under
+``/board/`` (sign-in with WeCom in :mod:`.auth`, pages and API in :mod:`.api`, the page's files in ``static/``)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.board import api
+from bot.board.auth import SIGN_IN, UseridForCode, auth, login, logout, middleware
+from config.settings import Settings
+
+__all__ = ["setup"]
+
+
+def setup(app: web.Application, settings: Settings, userid_for_code: UseridForCode | None) -> None:
+    """Serves the board on ``app``; ``userid_for_code`` exchanges a sign-in's code for a userid (None: no WeCom app
+    credentials, and nobody can sign in)."""
+    app.middlewares.append(middleware(settings))
+    app[SIGN_IN] = userid_for_code
+    app.router.add_get("/board/login", login)
+    app.router.add_get("/board/auth", auth)
+    app.router.add_post("/board/api/logout", logout)
+    api.setup(app)

@@ -1,0 +1,351 @@
+"""The board's pages and its JSON API, under ``/board/``.
+
+Pages (static HTML and script from ``bot/board/static``, nothing from elsewhere): ``/board/`` the board,
+``/board/ticket/{no}`` a ticket. Signed out, a page sends the browser to sign in and back.
+
+API (JSON; errors as ``bot.web.errors`` shapes them, 401 when signed out): ``GET /board/api/me`` (who, what they
+may filter by, the CSRF token), ``GET /board/api/board`` (the tiles and the deadline list, filtered by ``unit``,
+``kind``, ``state``, ``repeat``, ``media``), ``GET /board/api/tickets/{no}`` (a ticket's page) and
+``POST /board/api/tickets/{no}/actions`` (an action, with the chat's checks: who may, and the lifecycle's rules).
+Every answer is for the signed-in member only: what they may see is decided on the server for every request.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from bot.board.auth import BOARD, Viewer, signed_in, viewer
+from bot.domain.clock import TZ
+from bot.domain.lifecycle import Action, ActionRequest, Solved, TicketState, TransitionRefused, VisitResult, decide
+from bot.domain.permissions import may_act
+from bot.domain.records import Ticket
+from bot.messages import board as view
+from bot.messages.format import state_label
+from bot.services.ticket_model import TicketNotFound
+from bot.web.body import read_body
+from bot.web.errors import ApiError, json_response
+from bot.web.keys import CLOCK, CONFIG, STORE, TICKETS
+from config.model import BotConfig
+from config.vocabulary import KIND_LABELS, DeadlineName, Role
+from store import board as board_repo
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent / "static"
+LIST_LIMIT = 200
+SOON = timedelta(hours=2)
+NOTE_MAX = 500
+MAX_BODY = 8 * 1024
+WINDOWS = (DeadlineName.RETURN_WINDOW.value,)
+OPEN_STATES = tuple(s.value for s in TicketState if s.is_open)
+# the actions a ticket's page offers, in this order; each when the member may and the lifecycle allows it
+OFFERED = (
+    Action.CLAIM,
+    Action.CONTACT,
+    Action.ON_SITE,
+    Action.SUBMIT,
+    Action.REQUEST_RETURN,
+    Action.CONFIRM_RETURN,
+    Action.DECLINE_RETURN,
+    Action.APPROVE_RETURN,
+    Action.REJECT_RETURN,
+    Action.REDISPATCH,
+    Action.VISIT,
+    Action.REQUEST_EXTENSION,
+    Action.APPROVE_EXTENSION,
+    Action.REJECT_EXTENSION,
+    Action.REQUEST_EXCLUSION,
+    Action.APPROVE_EXCLUSION,
+    Action.REJECT_EXCLUSION,
+)
+NEEDS_NOTE = frozenset({Action.SUBMIT, Action.REQUEST_RETURN, Action.REJECT_RETURN, Action.REQUEST_EXTENSION,
+                        Action.REQUEST_EXCLUSION, Action.DECLINE_RETURN})  # fmt: skip
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+
+routes = web.RouteTableDef()
+
+
+def _file(name: str) -> web.FileResponse:
+    response = web.FileResponse(STATIC / name)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store" if name.endswith(".html") else "max-age=300"
+    return response
+
+
+async def _page(request: web.Request, name: str) -> web.StreamResponse:
+    if await signed_in(request) is None:
+        raise web.HTTPFound(f"/board/login?{_next(request)}")
+    return _file(name)
+
+
+def _next(request: web.Request) -> str:
+    return urlencode({"next": request.path_qs})
+
+
+@routes.get("/board")
+async def board_bare(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(BOARD)
+
+
+@routes.get("/board/")
+async def board_page(request: web.Request) -> web.StreamResponse:
+    return await _page(request, "board.html")
+
+
+@routes.get("/board/ticket/{no}")
+async def ticket_page(request: web.Request) -> web.StreamResponse:
+    return await _page(request, "ticket.html")
+
+
+@routes.get("/board/static/{name}")
+async def static(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    if name not in {p.name for p in STATIC.iterdir()} or name.endswith(".html"):
+        raise ApiError(404, "not_found", "没有这个文件")
+    return _file(name)
+
+
+# -- the API ---------------------------------------------------------------------------------------------------
+
+
+def _roles(config: BotConfig, userid: str) -> list[str]:
+    return [role.value for role in Role if config.has_role(userid, role)]
+
+
+@routes.get("/board/api/me")
+async def me(request: web.Request) -> web.Response:
+    who = await viewer(request)
+    config = request.app[CONFIG]
+    units = None if who.sight.everything else sorted({*who.sight.units, *who.sight.unclaimed_units})
+    return json_response(
+        {
+            "userid": who.userid,
+            "name": who.name,
+            "office": config.office.name,
+            "roles": _roles(config, who.userid),
+            "everything": who.sight.everything,
+            "csrf": who.csrf,
+            **view.choices(config, units),
+        }
+    )
+
+
+def _flag(request: web.Request, name: str) -> bool | None:
+    value = request.query.get(name, "")
+    if value in ("", "any"):
+        return None
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no"):
+        return False
+    raise ApiError(400, "bad_filter", f"筛选条件 {name} 只能是 1 或 0", {"field": name})
+
+
+def _filters(request: web.Request, who: Viewer, config: BotConfig) -> board_repo.Filters:
+    unit = request.query.get("unit") or None
+    if unit is not None and config.unit(unit) is None:
+        raise ApiError(400, "bad_filter", "没有这个单位", {"field": "unit"})
+    kind = request.query.get("kind") or None
+    if kind is not None and kind not in {k.value for k in KIND_LABELS}:
+        raise ApiError(400, "bad_filter", "没有这种工单类型", {"field": "kind"})
+    state = request.query.get("state") or None
+    if state is not None and state not in OPEN_STATES:
+        raise ApiError(400, "bad_filter", "没有这个状态（看板只列未办结的工单）", {"field": "state"})
+    return board_repo.Filters(
+        unit=unit, kind=kind, state=state, repeat=_flag(request, "repeat"), media=_flag(request, "media")
+    )
+
+
+@routes.get("/board/api/board")
+async def board_data(request: web.Request) -> web.Response:
+    who = await viewer(request)
+    config = request.app[CONFIG]
+    filters = _filters(request, who, config)
+    now = request.app[CLOCK].now()
+    day_end = datetime.combine(now.astimezone(TZ).date() + timedelta(days=1), time(), TZ)
+    async with request.app[STORE].reading() as conn:
+        counts = await board_repo.ticket_counts(
+            conn, who.sight, filters, open_states=OPEN_STATES, states=[s.value for s in view.STATE_TILES.values()]
+        )
+        due = await board_repo.deadline_counts(
+            conn, who.sight, filters, windows=WINDOWS, now=now, soon=now + SOON, day_end=day_end
+        )
+        rows = await board_repo.open_deadlines(conn, who.sight, filters, windows=WINDOWS, limit=LIST_LIMIT + 1)
+    tiles = {"open": counts["open"], **due}
+    tiles.update({key: counts[state.value] for key, state in view.STATE_TILES.items()})
+    response = json_response(
+        {
+            "at": now.astimezone(TZ).isoformat(timespec="seconds"),
+            "tiles": view.tiles(tiles),
+            "rows": [view.deadline_row(r, config, now) for r in rows[:LIST_LIMIT]],
+            "more": len(rows) > LIST_LIMIT,
+        }
+    )
+    response.enable_compression()  # 200 rows: a fifth of the bytes gzipped, for a phone on a mobile network
+    return response
+
+
+async def _ticket(request: web.Request, who: Viewer) -> Ticket:
+    no = request.match_info["no"].strip()
+    try:
+        detail = await request.app[TICKETS].get(no, history=False, deadlines=False)
+    except TicketNotFound as missing:
+        raise ApiError(404, "ticket_not_found", missing.message) from None
+    if not who.sight.sees(detail.ticket):
+        raise ApiError(404, "ticket_not_found", f"没有找到工单 {no}，或您无权查看")  # not told it exists
+    return detail.ticket
+
+
+def _trial(action: Action, who: Viewer, config: BotConfig, ticket: Ticket, now: datetime) -> ActionRequest:
+    other = next((u.code for u in config.units if u.code != ticket.unit_code), None)
+    return ActionRequest(
+        action=action,
+        actor=who.userid,
+        at=now,
+        note="—",
+        unit=other if action in (Action.REDISPATCH, Action.ASSIGN) else None,
+        days=1 if action in (Action.REQUEST_EXTENSION, Action.APPROVE_EXTENSION) else None,
+        result=VisitResult.SATISFIED if action == Action.VISIT else None,
+    )
+
+
+def offered(config: BotConfig, who: Viewer, ticket: Ticket, now: datetime) -> list[Action]:
+    """The actions this member may take on the ticket now: their role allows it and the lifecycle does."""
+    shown = []
+    for action in OFFERED:
+        if not may_act(config, who.userid, action, ticket):
+            continue
+        try:
+            decide(ticket, _trial(action, who, config, ticket, now))
+        except TransitionRefused:
+            continue
+        shown.append(action)
+    return shown
+
+
+def _full(config: BotConfig, who: Viewer, ticket: Ticket) -> bool:
+    """The citizen shown as the platform sent them: to the ticket's own handler and to a dispatcher, as in a private
+    chat."""
+    return ticket.handler_userid == who.userid or config.has_role(who.userid, Role.DISPATCHER)
+
+
+@routes.get("/board/api/tickets/{no}")
+async def ticket_data(request: web.Request) -> web.Response:
+    who = await viewer(request)
+    config, tickets = request.app[CONFIG], request.app[TICKETS]
+    ticket = await _ticket(request, who)
+    detail = await tickets.get(ticket.ticket_no)
+    ticket = detail.ticket
+    now = request.app[CLOCK].now()
+    full = _full(config, who, ticket)
+    if full:
+        await tickets.record_access(ticket, actor=who.userid, what="board_view_contact")
+    page = view.ticket_page(
+        ticket,
+        detail.deadlines,
+        detail.history,
+        detail.notifications,
+        config,
+        now,
+        full=full,
+        actions=offered(config, who, ticket, now),
+    )
+    page["units"] = [{"code": u.code, "name": u.name} for u in config.units if u.code != ticket.unit_code]
+    page["results"] = [{"code": r.value, "name": r.label} for r in VisitResult]
+    return json_response(page)
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "请求须为 JSON（application/json）")
+    raw = await read_body(request, MAX_BODY)
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "bad_json", "请求内容不是有效的 JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "请求内容须为 JSON 对象")
+    return body
+
+
+def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+    value = body.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ApiError(400, "missing_field", "请填写说明", {"field": name})
+        return None
+    if not isinstance(value, str) or len(value) > NOTE_MAX:
+        raise ApiError(400, "bad_field", f"说明最多 {NOTE_MAX} 字", {"field": name})
+    return value.strip()
+
+
+@routes.post("/board/api/tickets/{no}/actions")
+async def act(request: web.Request) -> web.Response:
+    who = await viewer(request, write=True)
+    config = request.app[CONFIG]
+    ticket = await _ticket(request, who)
+    body = await _json(request)
+    try:
+        action = Action(str(body.get("action", "")))
+    except ValueError:
+        raise ApiError(400, "bad_action", "不支持的操作", {"field": "action"}) from None
+    if action not in OFFERED:
+        raise ApiError(400, "bad_action", "看板不支持此操作，请在群里用命令办理", {"field": "action"})
+    unit = body.get("unit") or None
+    if action in (Action.REDISPATCH, Action.ASSIGN) and (not isinstance(unit, str) or config.unit(unit) is None):
+        raise ApiError(400, "bad_field", "请选择要派往的单位", {"field": "unit"})
+    if unit is not None and (not isinstance(unit, str) or config.unit(unit) is None):
+        raise ApiError(400, "bad_field", "没有这个单位", {"field": "unit"})
+    days = body.get("days")
+    extension = action in (Action.REQUEST_EXTENSION, Action.APPROVE_EXTENSION)
+    if extension and days is not None and (not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 60):
+        raise ApiError(400, "bad_field", "延期天数应为 1 到 60 个工作日", {"field": "days"})
+    if action == Action.REQUEST_EXTENSION and days is None:
+        raise ApiError(400, "bad_field", "请填写延期的工作日天数", {"field": "days"})
+    result = None
+    if action == Action.VISIT:
+        try:
+            result = VisitResult(str(body.get("result", "")))
+        except ValueError:
+            raise ApiError(400, "bad_field", "请选择回访结果", {"field": "result"}) from None
+    solved = None
+    if body.get("solved") not in (None, ""):
+        try:
+            solved = Solved(str(body["solved"]))
+        except ValueError:
+            raise ApiError(
+                400, "bad_field", "实际解决情况只能是已解决、部分解决或未解决", {"field": "solved"}
+            ) from None
+    req = ActionRequest(
+        action=action,
+        actor=who.userid,
+        at=request.app[CLOCK].now(),
+        note=_text(body, "note", required=action in NEEDS_NOTE),
+        unit=unit if isinstance(unit, str) else None,
+        days=days if isinstance(days, int) else None,
+        result=result,
+        solved=solved,
+    )
+    try:
+        outcome = await request.app[TICKETS].act(ticket.ticket_no, req)
+    except TicketNotFound as missing:
+        raise ApiError(404, "ticket_not_found", missing.message) from None
+    except TransitionRefused as refused:  # NotPermitted among them: the same checks as the chat
+        raise ApiError(409 if refused.code != "forbidden" else 403, refused.code, refused.message) from None
+    return json_response({"ok": True, "state": state_label(outcome.ticket.state), "message": f"已{action.label}"})
+
+
+def setup(app: web.Application) -> None:
+    app.add_routes(routes)

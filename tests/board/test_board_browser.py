@@ -1,0 +1,119 @@
+"""The board in a real browser: Debian's Chromium driven by Playwright, at a phone's size (390×844, as WeCom's
+built-in browser on a phone) and a desktop's, against the real app with its sandbox over loopback HTTP. A member
+signs in through the fake WeCom's page, reads the board (tiles, the coloured deadline list, a filter), opens a
+ticket and claims it. Nothing sleeps: every step waits for something in the page. A failing test leaves a
+screenshot in the test's temporary folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.board.conftest import Client, hand_over
+
+playwright_api = pytest.importorskip("playwright.async_api")
+expect = playwright_api.expect
+
+CHROMIUM = "/usr/bin/chromium"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+WAIT_MS = 15_000  # a bound on each wait, never a pause
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if shutil.which(CHROMIUM) is None:
+        message = f"Chromium is not installed at {CHROMIUM} (make test installs it: apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    async with playwright_api.async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def phone(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
+    context.set_default_timeout(WAIT_MS)
+    page = await context.new_page()
+    yield page
+    if getattr(request.node, "failed_call", False):  # set by this folder's conftest
+        await page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+    await context.close()
+
+
+async def sign_in_in_browser(page: Any, board: Client, userid: str, path: str = "/board/") -> None:
+    """As a member opening the board's link: the fake WeCom's page, their name picked, back on the board."""
+    await page.goto(str(board.make_url(path)))
+    await page.locator(f"button[value='{userid}']").click()
+    await page.wait_for_url(f"**{path}")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_handler_on_a_phone_signs_in_reads_the_board_and_claims_a_ticket(phone: Any, board: Client) -> None:
+    await hand_over(board, "S1", content="店招松动，市民李建国来电", category="市容", is_media=True)
+    await hand_over(board, "S2", content="店招脱落", category="市容")
+    await sign_in_in_browser(phone, board, "sunlei")
+    await phone.locator("#who", has_text="孙磊").wait_for()
+    await phone.locator("#tiles li[data-key='unclaimed'] .n", has_text="2").wait_for()
+    rows = phone.locator("#rows tbody tr")
+    await rows.first.wait_for()
+    assert await rows.count() >= 2
+    assert await phone.locator("#rows tbody tr.band-ok").count() == await rows.count()  # all fresh
+    assert "李建国" not in await phone.content()
+    assert await phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]  # nothing off the side
+    await phone.select_option("#f-media", "1")  # only the media-flagged one
+    await expect(phone.locator("#rows tbody tr[data-ticket='S2']")).to_have_count(0)
+    await phone.locator("#rows tbody tr[data-ticket='S1']").first.wait_for()
+    assert "media=1" in phone.url
+    await phone.locator("#rows tbody tr[data-ticket='S1'] a").first.click()
+    await phone.wait_for_url("**/board/ticket/S1")
+    await phone.locator("#facts dd", has_text="市容景观所").wait_for()
+    await phone.locator("#actions button[data-action='claim']").click()
+    await phone.locator("#a-submit").click()
+    await phone.locator("#act-result", has_text="已接单").wait_for()
+    await phone.locator("#facts dd", has_text="孙磊").wait_for()  # the page shows the new handler
+    await phone.locator("#full-note").wait_for()  # now theirs: the citizen shown, and the view audited
+    await phone.locator("#history li", has_text="接单").wait_for()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_dispatcher_on_a_desktop_sees_every_unit_and_a_refusal_in_chinese(browser: Any, board: Client) -> None:
+    await hand_over(board, "S1", content="店招松动", category="市容")
+    await hand_over(board, "H1", content="垃圾桶满溢", category="环卫")
+    context = await browser.new_context(viewport=DESKTOP, locale="zh-CN", color_scheme="dark")
+    context.set_default_timeout(WAIT_MS)
+    page = await context.new_page()
+    try:
+        await sign_in_in_browser(page, board, "zhangwei")
+        await page.locator("#rows tbody tr[data-ticket='H1']").first.wait_for()
+        await page.locator("#rows tbody tr[data-ticket='S1']").first.wait_for()
+        await page.locator("#tiles li[data-key='open'] .n", has_text="2").wait_for()
+        await page.select_option("#f-unit", "HW")
+        await expect(page.locator("#rows tbody tr[data-ticket='S1']")).to_have_count(0)
+        # a dispatcher may not claim a unit's ticket: the button is not offered, and the API says why
+        await page.goto(str(board.make_url("/board/ticket/H1")))
+        await page.locator("#facts dd", has_text="环卫所").wait_for()
+        assert await page.locator("#actions button[data-action='claim']").count() == 0
+        status = await page.evaluate(
+            """async () => {
+                const me = await (await fetch('/board/api/me')).json();
+                const r = await fetch('/board/api/tickets/H1/actions', {method: 'POST',
+                    headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf},
+                    body: JSON.stringify({action: 'claim'})});
+                return [r.status, (await r.json()).error.message];
+            }"""
+        )
+        assert status[0] == 403
+        assert "只有环卫所的承办人或负责人可以" in status[1]
+    finally:
+        await context.close()
