@@ -233,6 +233,7 @@ class Deadline(Base):
             "due_at",
             sqlite_where=text("status = 'open'"),
             postgresql_where=text("status = 'open'"),
+            postgresql_include=["ticket_id", "name"],
         ),
         # and one unit's (/报表 of a unit)
         Index(
