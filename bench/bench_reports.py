@@ -47,11 +47,10 @@ from bot.domain.bulk import collector_paused  # noqa: E402
 from bot.domain.clock import TZ  # noqa: E402
 from bot.domain.reports.periods import PeriodKind, last_complete  # noqa: E402
 from bot.domain.reports.report import Report  # noqa: E402
-from bot.messages.reports import bulletin  # noqa: E402
+from bot.messages.reports import bulletin, chart  # noqa: E402
 from bot.messages.workbook import workbook  # noqa: E402
 from bot.services.reports import ReportService  # noqa: E402
 from config.model import BotConfig  # noqa: E402
-from notifiers.reports import chart  # noqa: E402
 from store import report_items  # noqa: E402
 from store import reports as counts_repo  # noqa: E402
 from store.core import Store  # noqa: E402

@@ -30,8 +30,9 @@ from bot.domain.reports.periods import Period, PeriodKind, last_complete
 from bot.domain.reports.report import Report
 from bot.domain.workcal import WorkCalendar
 from bot.messages import reports as texts
-from bot.messages.charts import ChartFontMissing, Point, drawable, report_chart
+from bot.messages.charts import ChartFontMissing
 from bot.messages.notice import Attachment, Notice
+from bot.messages.reports import chart
 from bot.messages.workbook import workbook
 from bot.services.channels import Channels
 from bot.services.reports import ReportService, masked_title
@@ -235,24 +236,3 @@ class ScheduledReports:
 def _at(day: date, hhmm: str) -> datetime:
     """``day`` at the configured clock time ("24:00": the next midnight)."""
     return datetime.combine(day, time(), TZ) + timedelta(minutes=minute_of_day(hhmm))
-
-
-def chart(report: Report) -> bytes:
-    """The 通报's chart: the chart rate per unit against its target, its trend, and the categories' shares."""
-    rate = report.chart_rate
-    bars = [
-        Point(drawable(x.name), x.figures.rates[rate].value, texts.ratio(x.figures.rates[rate]).split("（")[0])
-        for x in report.units
-    ]
-    trend = [Point(p.short_label, r.value) for p, r in report.trend]
-    # the largest categories by name, the rest together as 其他 (report_chart keeps 8)
-    shares = [(drawable(name), n) for name, n in report.total.figures.counts.by_category.items()]
-    return report_chart(
-        title=drawable(f"{report.office} {report.period.label}"),
-        rate_name=rate.label,
-        bars=bars,
-        target=report.targets.get(rate),
-        trend=trend,
-        shares_title="工单分类占比",
-        shares=shares,
-    )

@@ -12,6 +12,7 @@ from datetime import datetime
 from bot.domain.escaping import escape_md
 from bot.domain.reports.figures import Figures, Rate, Ratio
 from bot.domain.reports.report import Report, UnitLine
+from bot.messages.charts import Point, drawable, report_chart
 from bot.messages.format import deadline_label, remaining, when
 
 LIST_UNITS = 5  # units named in one item of a chat message; the workbook has them all
@@ -280,3 +281,24 @@ def _brief(
     section("预警工单（再次处置）", warnings)
     lines.append(f"本期（{period}）未按时接单 {misses}/{limit}" + ("，已达上限。" if misses >= limit else "。"))
     return "\n".join(lines)
+
+
+def chart(report: Report) -> bytes:
+    """The 通报's chart: the chart rate per unit against its target, its trend, and the categories' shares."""
+    rate = report.chart_rate
+    bars = [
+        Point(drawable(x.name), x.figures.rates[rate].value, ratio(x.figures.rates[rate]).split("（")[0])
+        for x in report.units
+    ]
+    trend = [Point(p.short_label, r.value) for p, r in report.trend]
+    # the largest categories by name, the rest together as 其他 (report_chart keeps 8)
+    shares = [(drawable(name), n) for name, n in report.total.figures.counts.by_category.items()]
+    return report_chart(
+        title=drawable(f"{report.office} {report.period.label}"),
+        rate_name=rate.label,
+        bars=bars,
+        target=report.targets.get(rate),
+        trend=trend,
+        shares_title="工单分类占比",
+        shares=shares,
+    )

@@ -213,7 +213,7 @@ async def test_a_report_that_fails_holds_up_no_other_and_is_tried_again_later(
 
 
 def test_a_name_the_font_cannot_draw_still_gets_a_chart() -> None:
-    from notifiers.reports import chart
+    from bot.messages.reports import chart
     from tests.messages.test_report_texts import report
 
     sample = report(3)
