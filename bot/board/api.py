@@ -12,12 +12,13 @@ Every answer is for the signed-in member only: what they may see is decided on t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
@@ -26,8 +27,16 @@ from bot.domain.clock import TZ
 from bot.domain.lifecycle import Action, ActionRequest, Solved, TicketState, TransitionRefused, VisitResult, decide
 from bot.domain.permissions import may_act
 from bot.domain.records import Ticket
+from bot.domain.reports.periods import parse
+from bot.domain.reports.report import Report
+from bot.hotline.importer import ImportFormatError, ImportInterrupted, import_file
+from bot.hotline.imports_api import IMPORT_LOCK, remove_temp, upload_of, write_temp
 from bot.messages import board as view
+from bot.messages.charts import ChartFontMissing
 from bot.messages.format import state_label
+from bot.messages.reports import chart
+from bot.messages.workbook import csv_text, workbook
+from bot.services.reports import ReportService
 from bot.services.ticket_model import TicketNotFound
 from bot.web.body import read_body
 from bot.web.errors import ApiError, json_response
@@ -138,6 +147,9 @@ async def me(request: web.Request) -> web.Response:
             "everything": who.sight.everything,
             "csrf": who.csrf,
             **view.choices(config, units),
+            # the reports page: the periods offered, the units whose reports this member may read
+            "periods": [{"code": c, "name": n} for c, n in PERIODS],
+            "report_units": [{"code": u.code, "name": u.name} for u in config.units if who.sight.sees_unit(u.code)],
         }
     )
 
@@ -345,6 +357,137 @@ async def act(request: web.Request) -> web.Response:
     except TransitionRefused as refused:  # NotPermitted among them: the same checks as the chat
         raise ApiError(409 if refused.code != "forbidden" else 403, refused.code, refused.message) from None
     return json_response({"ok": True, "state": state_label(outcome.ticket.state), "message": f"已{action.label}"})
+
+
+# -- reports ---------------------------------------------------------------------------------------------------
+
+PERIODS = (
+    ("本月", "本月（至今）"), ("上月", "上月"), ("本双月", "本双月（至今）"), ("上双月", "上个双月"),
+    ("本季", "本季度（至今）"), ("上季", "上季度"), ("本年", "本年（至今）"), ("去年", "去年"),
+    ("本周", "本周（至今）"), ("上周", "上周"),
+)  # fmt: skip
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@routes.get("/board/reports")
+async def reports_page(request: web.Request) -> web.StreamResponse:
+    return await _page(request, "reports.html")
+
+
+async def _report(request: web.Request, *, details: bool, trend: bool) -> Report:
+    """The report the query asks for, of the units this member may see: the office any unit or all of them, a
+    unit's head and deputies their own units; a handler none (their unit's head files its figures)."""
+    who = await viewer(request)
+    config, now = request.app[CONFIG], request.app[CLOCK].now()
+    if not who.sight.everything and not who.sight.units:
+        raise ApiError(403, "forbidden", "报表由单位负责人和热线办查看；您可以在群里用 /报表 查看本单位的数据")
+    word = request.query.get("period", "上月")
+    period = parse(word, now)
+    if period is None:
+        raise ApiError(400, "bad_period", "没有这个统计周期（例如 上月、本季、2026-10）", {"field": "period"})
+    if period.start > now.date():
+        raise ApiError(400, "future_period", f"{period.label}还没有开始", {"field": "period"})
+    code = request.query.get("unit") or None
+    if code is not None and config.unit(code) is None:
+        raise ApiError(400, "bad_filter", "没有这个单位", {"field": "unit"})
+    if code is not None and not who.sight.sees_unit(code):
+        raise ApiError(403, "forbidden", "您只能查看本单位的报表")
+    units = [code] if code else (None if who.sight.everything else list(who.sight.units))
+    service = ReportService(request.app[STORE], config)
+    return await service.report(period, now=now, units=units, details=details, trend=trend)
+
+
+@routes.get("/board/api/reports")
+async def report_data(request: web.Request) -> web.Response:
+    report = await _report(request, details=False, trend=True)
+    return json_response(view.report_page(report))
+
+
+@routes.get("/board/api/reports/chart.png")
+async def report_chart(request: web.Request) -> web.Response:
+    report = await _report(request, details=False, trend=True)
+    try:
+        png = await asyncio.to_thread(chart, report)
+    except (ChartFontMissing, ValueError) as failed:
+        log.warning("board: the report's chart could not be drawn: %s", failed)
+        raise ApiError(503, "chart_unavailable", "图表暂时无法生成（服务器缺少中文字体），数据和下载不受影响") from None
+    return web.Response(body=png, content_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+
+
+@routes.get("/board/api/reports/download")
+async def report_download(request: web.Request) -> web.Response:
+    fmt = request.query.get("format", "xlsx")
+    if fmt not in ("xlsx", "csv"):
+        raise ApiError(400, "bad_format", "下载格式只能是 xlsx 或 csv", {"field": "format"})
+    report = await _report(request, details=fmt == "xlsx", trend=fmt == "xlsx")
+    code = request.query.get("unit")
+    name = f"{report.office}{report.period.label}{'-' + code if code else ''}报表"
+    disposition = f"attachment; filename=\"report.{fmt}\"; filename*=UTF-8''{quote(name)}.{fmt}"
+    if fmt == "csv":
+        body = ("\ufeff" + csv_text(report)).encode("utf-8")  # the BOM: Excel opens UTF-8 CSV as such
+        return web.Response(
+            body=body, content_type="text/csv", charset="utf-8", headers={"Content-Disposition": disposition}
+        )
+    data = await asyncio.to_thread(workbook, report)
+    return web.Response(body=data, content_type=XLSX, headers={"Content-Disposition": disposition})
+
+
+# -- import --------------------------------------------------------------------------------------------------------
+
+
+@routes.get("/board/import")
+async def import_page(request: web.Request) -> web.StreamResponse:
+    return await _page(request, "import.html")
+
+
+@routes.post("/board/api/imports")
+async def post_import(request: web.Request) -> web.StreamResponse:
+    """An export uploaded by the office (``multipart/form-data``: ``file``, ``dry_run``), imported as
+    ``POST /api/imports`` imports it, with its progress streamed back as it goes: one JSON line per batch
+    (``{"done": rows, "total": rows}``), then ``{"report": …}`` or ``{"error": …}``. One answer, one process: no
+    job to look up on another bot process behind the load balancer."""
+    who = await viewer(request, write=True)
+    if not who.sight.everything:
+        raise ApiError(403, "forbidden", "导入平台工单只能由热线办操作")
+    config = request.app[CONFIG]
+    body = await read_body(request, config.imports.max_upload_bytes)
+    upload = upload_of(request, body)
+    if not upload.data.strip():
+        raise ApiError(422, "invalid_file", "上传的文件是空的")
+    lock = request.app[IMPORT_LOCK]
+    if lock.locked():
+        raise ApiError(409, "import_running", "正在导入另一个文件，请稍后再试")
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson; charset=utf-8",
+                                           "Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
+    await response.prepare(request)
+
+    async def line(payload: dict[str, Any]) -> None:
+        await response.write((json.dumps(payload, ensure_ascii=False) + "\n").encode())
+
+    log.info("board: import of an export started", extra={"userid": who.userid, "bytes": len(upload.data)})
+    async with lock:
+        path = await asyncio.to_thread(write_temp, upload.data, upload.name)
+        try:
+            await line({"done": 0, "total": None})
+            report = await import_file(
+                path,
+                request.app[TICKETS],
+                config,
+                progress=False,
+                dry_run=upload.dry_run,
+                on_progress=lambda done, total: line({"done": done, "total": total}),
+            )
+            await line({"report": report.as_json()})
+        except ImportFormatError as exc:
+            await line({"error": {"code": "invalid_file", "message": exc.message}})
+        except ImportInterrupted as exc:
+            await line(
+                {"error": {"code": "import_interrupted", "message": exc.message()}, "report": exc.report.as_json()}
+            )
+        finally:
+            await asyncio.to_thread(remove_temp, path)
+    await response.write_eof()
+    return response
 
 
 def setup(app: web.Application) -> None:

@@ -136,7 +136,8 @@ def _parts(body: bytes, boundary: str) -> list[tuple[Message, bytes]]:
     return parts
 
 
-def _upload(request: web.Request, body: bytes) -> Upload:
+def upload_of(request: web.Request, body: bytes) -> Upload:
+    """The export in the request's body: a multipart form's ``file`` field, or the body itself (see the module)."""
     query = request.query
     dry_run = _flag(query.get("dry_run"), "dry_run")
     sheet = query.get("sheet") or None
@@ -181,7 +182,7 @@ def _boundary(request: web.Request) -> str:
     return boundary
 
 
-def _write_temp(data: bytes, name: str) -> Path:
+def write_temp(data: bytes, name: str) -> Path:
     """The upload as a file of its own name in a folder of its own (the importer reads files)."""
     folder = Path(tempfile.mkdtemp(prefix="hotline-import-"))
     path = folder / name
@@ -189,7 +190,7 @@ def _write_temp(data: bytes, name: str) -> Path:
     return path
 
 
-def _remove(path: Path) -> None:
+def remove_temp(path: Path) -> None:
     with contextlib.suppress(OSError):
         path.unlink()
     with contextlib.suppress(OSError):
@@ -200,14 +201,14 @@ def _remove(path: Path) -> None:
 async def post_import(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     body = await _authenticated_body(request, config.imports.max_upload_bytes)
-    upload = _upload(request, body)
+    upload = upload_of(request, body)
     if not upload.data.strip():
         raise ApiError(422, "invalid_file", "the file is empty")
     lock = request.app[IMPORT_LOCK]
     if lock.locked():
         raise ApiError(409, "import_running", "another import is running in this process: post again when it is done")
     async with lock:
-        path = await asyncio.to_thread(_write_temp, upload.data, upload.name)
+        path = await asyncio.to_thread(write_temp, upload.data, upload.name)
         try:
             report = await import_file(
                 path, request.app[TICKETS], config, progress=False, dry_run=upload.dry_run, sheet=upload.sheet
@@ -217,7 +218,7 @@ async def post_import(request: web.Request) -> web.Response:
         except ImportInterrupted as exc:
             raise ApiError(503, "import_interrupted", exc.message(), exc.report.as_json()) from None
         finally:
-            await asyncio.to_thread(_remove, path)
+            await asyncio.to_thread(remove_temp, path)
     return json_response(report.as_json())
 
 

@@ -16,7 +16,10 @@ from bot.domain.clock import local
 from bot.domain.lifecycle import Action, TicketState
 from bot.domain.masking import Citizen, mask_name, mask_phone, mask_text
 from bot.domain.records import Deadline, HistoryEntry, Notification, Ticket
-from bot.messages.format import deadline_label, kind_label, person, remaining, state_label, unit_name
+from bot.domain.reports.figures import Rate
+from bot.domain.reports.report import Report, UnitLine
+from bot.messages.format import deadline_label, kind_label, person, remaining, state_label, unit_name, when
+from bot.messages.reports import SHOWN, number, points, score
 from bot.messages.timeline import KIND_LABELS as TOLD_LABELS
 from bot.messages.timeline import OTHER_ACTIONS
 from config.model import BotConfig
@@ -88,8 +91,10 @@ def deadline_row(row: Mapping[Any, Any], config: BotConfig, now: datetime) -> di
         "handler": person(config, row["handler_userid"]) if row["handler_userid"] else "",
         "deadline": deadline_label(row["deadline_name"]),
         "due_at": _time(row["due_at"]),
+        "due": when(row["due_at"]),
         "remaining": remaining(row["due_at"], now),
         "used": round(used, 3),
+        "used_text": "已超时" if colour == "overdue" else f"已用 {min(used, 1.0) * 100:.0f}%",
         "band": colour,
         "repeat": bool(row["is_repeat"]),
         "media": bool(row["is_media"]),
@@ -133,7 +138,7 @@ def ticket_page(
         ("承办单位", unit_name(config, ticket.unit_code)),
         ("承办人", person(config, ticket.handler_userid) if ticket.handler_userid else "未接单"),
         ("诉求类别", ticket.category or ""),
-        ("派单时间", _time(ticket.dispatched_at) or ""),
+        ("派单时间", local(ticket.dispatched_at).strftime("%Y-%m-%d %H:%M")),
     ]
     if ticket.is_repeat or ticket.repeat_count > 1:
         facts.append(("重复诉求", f"第{ticket.repeat_count}次" if ticket.repeat_count > 1 else "是"))
@@ -159,6 +164,7 @@ def ticket_page(
                 "name": deadline_label(d.name),
                 "cycle": d.cycle,
                 "due_at": _time(d.due_at),
+                "due": when(d.due_at),
                 "status": {"open": "未到期", "met": "已按时完成", "missed": "已超时", "cancelled": "已取消"}.get(
                     d.status.value, d.status.value
                 ),
@@ -168,13 +174,13 @@ def ticket_page(
             }
         )
     events = [
-        {"at": _time(h.at), "who": person(config, h.actor) if h.actor != "hotline" else "热线平台",
+        {"at": _time(h.at), "when": when(h.at), "who": person(config, h.actor) if h.actor != "hotline" else "热线平台",
          "what": _action_label(h.action), "note": text(h.note)}
         for h in history
         if h.action != "view_contact"
     ]  # fmt: skip
     events += [
-        {"at": _time(n.at), "who": "机器人", "what": TOLD_LABELS.get(n.kind, str(n.kind)),
+        {"at": _time(n.at), "when": when(n.at), "who": "机器人", "what": TOLD_LABELS.get(n.kind, str(n.kind)),
          "note": f"{deadline_label(n.deadline_name) if n.deadline_name else ''} → {_recipient(config, n)}"}
         for n in told
     ]  # fmt: skip
@@ -202,3 +208,41 @@ def _recipient(config: BotConfig, n: Notification) -> str:
     if n.recipient_kind == "group":
         return unit_name(config, n.recipient) + "群"
     return person(config, n.recipient)
+
+
+def report_page(report: Report) -> dict[str, Any]:
+    """A period's report as the board shows it: one row per unit (rank, score, each rate with its numerator and
+    denominator, 环比 and 同比 in percentage points), the office's total last."""
+    shown = [rate for rate in SHOWN if rate is not Rate.CONTACT_20M or report.total.figures.rates[rate].den]
+
+    def row(line: UnitLine) -> dict[str, Any]:
+        cells = []
+        for rate in shown:
+            r = line.figures.rates[rate]
+            cells.append(
+                {
+                    "rate": "—" if r.value is None else f"{r.value * 100:.1f}%",
+                    "count": f"{number(r.num)}/{r.den}",
+                    "previous": points(line.change(rate)) if r.den else "—",
+                    "year_ago": points(line.change(rate, year=True)) if r.den else "—",
+                    "below": r.value is not None and rate in report.targets and r.value < report.targets[rate],
+                }
+            )
+        return {
+            "code": line.code,
+            "name": line.name,
+            "rank": line.rank,
+            "score": score(line.score),
+            "received": line.figures.counts.received,
+            "cells": cells,
+        }
+
+    return {
+        "title": f"{report.office} {report.period.label}",
+        "period": report.period.label,
+        "generated_at": local(report.at).strftime("%Y-%m-%d %H:%M"),
+        "columns": [rate.label for rate in shown],
+        "targets": [f"{report.targets[rate] * 100:.0f}%" if rate in report.targets else "" for rate in shown],
+        "rows": [row(line) for line in report.units],
+        "total": row(report.total),
+    }

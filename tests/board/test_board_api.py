@@ -4,9 +4,12 @@ every refusal a clear JSON error that changes nothing."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import aiohttp
 from sqlalchemy import select
 
 from bot.domain.clock import FrozenClock
@@ -14,6 +17,7 @@ from bot.sandbox.web import SANDBOX
 from bot.web.keys import STORE, TICKETS
 from store.models import audit_log
 from tests.board.conftest import Client, hand_over, sign_in, through_wecom
+from tests.hotline.importer.support import standard_rows, write_xlsx
 
 CITIZEN = ("李建国", "13812345678", "1203")
 
@@ -78,7 +82,7 @@ async def test_office_sees_every_unit_a_head_their_own_a_handler_theirs_and_uncl
     head = await board_of(board)
     assert {r["ticket_no"] for r in head["rows"]} == {"S1"}
     assert (await board.get("/board/api/tickets/H1")).status == 404  # not told another unit's ticket exists
-    await sign_in(board, "sunlei")  # a handler of SRJG: its unclaimed ones, and their own
+    await sign_in(board, "zhouting")  # a handler of SRJG (not its head or deputy): its unclaimed ones, and their own
     handler = await board_of(board)
     assert {r["ticket_no"] for r in handler["rows"]} == {"S1"}
     assert (await board.get("/board/api/board?unit=HW")).status == 200
@@ -120,7 +124,7 @@ async def test_a_handler_claims_on_the_page_with_the_chats_checks(board: Client)
     await hand_over(board, "S1", content="店招松动", category="市容")
     csrf = await sign_in(board, "huangqiang")  # head of HW: not SRJG's work
     assert (await board.get("/board/api/tickets/S1")).status == 404
-    csrf = await sign_in(board, "sunlei")
+    csrf = await sign_in(board, "zhouting")
     page = await (await board.get("/board/api/tickets/S1")).json()
     codes = [a["code"] for a in page["actions"]]
     assert codes[0] == "claim"
@@ -145,12 +149,12 @@ async def test_a_handler_claims_on_the_page_with_the_chats_checks(board: Client)
     assert again.status == 409  # the lifecycle's refusal, in Chinese
     assert (await again.json())["error"]["message"]
     detail = await board.app[TICKETS].get("S1")
-    assert detail.ticket.handler_userid == "sunlei"
+    assert detail.ticket.handler_userid == "zhouting"
 
 
 async def test_the_handler_and_a_dispatcher_see_the_citizen_and_each_view_is_audited(board: Client) -> None:
     await hand_over(board, "S1", content="店招松动", category="市容")
-    csrf = await sign_in(board, "sunlei")
+    csrf = await sign_in(board, "zhouting")
     await board.post("/board/api/tickets/S1/actions", json={"action": "claim"}, headers={"X-CSRF-Token": csrf})
     mine = await (await board.get("/board/api/tickets/S1")).json()
     assert mine["full"] is True
@@ -166,7 +170,7 @@ async def test_the_handler_and_a_dispatcher_see_the_citizen_and_each_view_is_aud
         views = (
             (await conn.execute(select(audit_log.c.actor).where(audit_log.c.action == "view_contact"))).scalars().all()
         )
-    assert sorted(views) == ["sunlei", "zhangwei"]
+    assert sorted(views) == ["zhangwei", "zhouting"]
 
 
 async def test_someone_not_in_the_configuration_is_refused(board: Client) -> None:
@@ -191,3 +195,70 @@ async def test_in_wecoms_browser_sign_in_takes_the_web_authorisation(board: Clie
     assert me["name"] == "陈静"
     assert me["everything"] is False
     assert [u["code"] for u in me["units"]] == ["SRJG"]
+
+
+async def test_reports_for_the_office_and_a_head_and_none_for_a_handler(board: Client) -> None:
+    await hand_over(board, "S1", content="店招松动", category="市容")
+    await sign_in(board, "zhangwei")
+    office = await board.get("/board/api/reports?period=本月")
+    assert office.status == 200, await office.text()
+    data = await office.json()
+    assert {r["code"] for r in data["rows"]} >= {"SRJG", "HW"}
+    assert data["total"]["received"] == 1
+    assert data["columns"][0] == "按时接单率"
+    xlsx = await board.get("/board/api/reports/download?period=本月&format=xlsx")
+    assert xlsx.status == 200
+    assert (await xlsx.read())[:2] == b"PK"
+    assert "filename*=UTF-8''" in xlsx.headers["Content-Disposition"]
+    csv = await board.get("/board/api/reports/download?period=本月&format=csv&unit=SRJG")
+    assert (await csv.text()).startswith("\ufeff")
+    assert (await board.get("/board/api/reports?period=明年")).status == 400
+    await sign_in(board, "chenjing")  # head of SRJG: their unit, not another's
+    mine = await (await board.get("/board/api/reports?period=本月")).json()
+    assert [r["code"] for r in mine["rows"]] == ["SRJG"]
+    assert (await board.get("/board/api/reports?period=本月&unit=HW")).status == 403
+    await sign_in(board, "zhouting")  # a handler
+    refused = await board.get("/board/api/reports?period=本月")
+    assert refused.status == 403
+    assert "/报表" in (await refused.json())["error"]["message"]
+
+
+async def test_the_reports_chart_is_a_png(board: Client) -> None:
+    await hand_over(board, "S1", content="店招松动", category="市容")
+    await sign_in(board, "zhangwei")
+    chart = await board.get("/board/api/reports/chart.png?period=本月")
+    if chart.status == 503:  # no CJK font on this machine: the error says so (make fonts installs it)
+        assert (await chart.json())["error"]["code"] == "chart_unavailable"
+        return
+    assert chart.status == 200
+    assert (await chart.read()).startswith(b"\x89PNG")
+
+
+async def test_the_office_imports_an_export_and_reads_its_progress_and_report(board: Client, tmp_path: Path) -> None:
+    path = write_xlsx(tmp_path / "export.xlsx", standard_rows())
+    csrf = await sign_in(board, "zhangwei")
+
+    def upload(dry: bool = False) -> aiohttp.FormData:
+        data = aiohttp.FormData()
+        data.add_field("file", path.read_bytes(), filename="平台导出.xlsx")
+        data.add_field("dry_run", "true" if dry else "false")
+        return data
+
+    assert (await board.post("/board/api/imports", data=upload())).status == 403  # no CSRF token
+    response = await board.post("/board/api/imports", data=upload(), headers={"X-CSRF-Token": csrf})
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in (await response.text()).splitlines()]
+    assert lines[0] == {"done": 0, "total": None}
+    assert lines[-2]["done"] == lines[-2]["total"] > 0  # the batch's progress, then the report
+    report = lines[-1]["report"]
+    assert (report["total"], report["created"], len(report["errors"])) == (10, 5, 5)
+    assert (await board.get("/board/api/tickets/" + "2026112000005")).status == 200
+    broken = aiohttp.FormData()
+    broken.add_field("file", b"PK\x03\x04 not really a workbook", filename="坏文件.xlsx")
+    bad = await board.post("/board/api/imports", data=broken, headers={"X-CSRF-Token": csrf})
+    assert json.loads((await bad.text()).splitlines()[-1])["error"]["code"] == "invalid_file"
+    await sign_in(board, "chenjing")  # a unit head: not the office's import
+    me = await (await board.get("/board/api/me")).json()
+    refused = await board.post("/board/api/imports", data=upload(), headers={"X-CSRF-Token": me["csrf"]})
+    assert refused.status == 403

@@ -6,6 +6,7 @@ screenshot in the test's temporary folder."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.board.conftest import Client, hand_over
+from tests.hotline.importer.support import standard_rows, write_xlsx
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
@@ -62,8 +64,8 @@ async def sign_in_in_browser(page: Any, board: Client, userid: str, path: str = 
 async def test_a_handler_on_a_phone_signs_in_reads_the_board_and_claims_a_ticket(phone: Any, board: Client) -> None:
     await hand_over(board, "S1", content="店招松动，市民李建国来电", category="市容", is_media=True)
     await hand_over(board, "S2", content="店招脱落", category="市容")
-    await sign_in_in_browser(phone, board, "sunlei")
-    await phone.locator("#who", has_text="孙磊").wait_for()
+    await sign_in_in_browser(phone, board, "zhouting")
+    await phone.locator("#who", has_text="周婷").wait_for()
     await phone.locator("#tiles li[data-key='unclaimed'] .n", has_text="2").wait_for()
     rows = phone.locator("#rows tbody tr")
     await rows.first.wait_for()
@@ -81,7 +83,7 @@ async def test_a_handler_on_a_phone_signs_in_reads_the_board_and_claims_a_ticket
     await phone.locator("#actions button[data-action='claim']").click()
     await phone.locator("#a-submit").click()
     await phone.locator("#act-result", has_text="已接单").wait_for()
-    await phone.locator("#facts dd", has_text="孙磊").wait_for()  # the page shows the new handler
+    await phone.locator("#facts dd", has_text="周婷").wait_for()  # the page shows the new handler
     await phone.locator("#full-note").wait_for()  # now theirs: the citizen shown, and the view audited
     await phone.locator("#history li", has_text="接单").wait_for()
 
@@ -115,5 +117,64 @@ async def test_a_dispatcher_on_a_desktop_sees_every_unit_and_a_refusal_in_chines
         )
         assert status[0] == 403
         assert "只有环卫所的承办人或负责人可以" in status[1]
+    finally:
+        await context.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_dispatcher_reads_the_months_report_its_chart_and_downloads_the_workbook(
+    browser: Any, board: Client
+) -> None:
+    await hand_over(board, "S1", content="店招松动", category="市容")
+    await hand_over(board, "H1", content="垃圾桶满溢", category="环卫")
+    context = await browser.new_context(
+        viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN", accept_downloads=True
+    )
+    context.set_default_timeout(WAIT_MS)
+    page = await context.new_page()
+    try:
+        await sign_in_in_browser(page, board, "zhangwei")
+        await page.locator("#nav-reports").click()
+        await page.wait_for_url("**/board/reports**")
+        await page.select_option("#r-period", "本月")
+        await page.locator("#report tbody th", has_text="市容景观所").wait_for()
+        await page.locator("#report tfoot th", has_text="受理 2").wait_for()
+        assert "period=" in page.url
+        await page.wait_for_function("() => document.getElementById('chart').complete")
+        loaded = await page.evaluate("document.getElementById('chart').naturalWidth")
+        note = await page.locator("#chart-note").text_content()
+        assert loaded > 0 or "图表暂时无法生成" in (note or "")  # drawn, or said why not (no CJK font)
+        async with page.expect_download() as waiting:
+            await page.locator("#dl-xlsx").click()
+        download = await waiting.value
+        assert download.suggested_filename.endswith("月报表.xlsx")  # 演示街道12345热线办2026年11月报表.xlsx
+        path = await download.path()
+        assert (await asyncio.to_thread(Path(path).read_bytes))[:2] == b"PK"
+    finally:
+        await context.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_dispatcher_uploads_an_export_and_reads_the_import_report(
+    browser: Any, board: Client, tmp_path: Path
+) -> None:
+    path = write_xlsx(tmp_path / "平台导出.xlsx", standard_rows())
+    context = await browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    context.set_default_timeout(WAIT_MS)
+    page = await context.new_page()
+    try:
+        await sign_in_in_browser(page, board, "zhangwei")
+        await page.locator("#nav-import").click()
+        await page.wait_for_url("**/board/import")
+        await page.set_input_files("#i-file", str(path))
+        await page.locator("#i-submit").click()
+        await page.locator("#i-stage", has_text="完成").wait_for()
+        assert await page.evaluate("document.getElementById('i-progress').value") == 100
+        await page.locator("#i-summary dd", has_text="5").first.wait_for()
+        errors = page.locator("#i-errors tbody tr")
+        assert await errors.count() == 5
+        assert "工单编号: 不能为空" in (await errors.first.text_content() or "")
+        await page.goto(str(board.make_url("/board/")))
+        await page.locator("#rows tbody tr[data-ticket='2026112000005']").first.wait_for()  # on the board at once
     finally:
         await context.close()

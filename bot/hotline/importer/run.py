@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time as _time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,6 +180,7 @@ async def import_file(
     progress: bool = True,
     sheet: str | None = None,
     announce: Callable[[str], None] | None = None,
+    on_progress: Callable[[int, int], Awaitable[None]] | None = None,
 ) -> ImportReport:
     """Imports every row of ``path`` (first sheet, or ``sheet``) through ``service.upsert``.
 
@@ -188,7 +189,8 @@ async def import_file(
     ``announce`` (and kept in the report). Row problems are collected in the report. Batches are committed one by
     one (one transaction each), and only one is in memory at a time; should one fail (the database gone), the
     import stops with :class:`ImportInterrupted`, whose report counts what the batches before committed.
-    ``dry_run`` validates and looks up which tickets exist, but writes nothing.
+    ``dry_run`` validates and looks up which tickets exist, but writes nothing. ``on_progress(rows read, rows in
+    all)`` is awaited after each batch is written (the board's progress bar).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -243,6 +245,8 @@ async def import_file(
             except Exception as exc:
                 tally()
                 raise ImportInterrupted(report, exc) from exc
+            if on_progress is not None:
+                await on_progress(report.total, total)
     tally()
     return report
 
