@@ -28,6 +28,7 @@ BENCHMARKS = [
     "engine",
     "repeats",
     "reports",
+    "board",
     "memory",
 ]
 
