@@ -21,6 +21,7 @@ install: $(STAMP) fonts
 run: $(STAMP) fonts
 	BOT_CONFIG=$${BOT_CONFIG:-config/sandbox.yaml} LOG_FORMAT=$${LOG_FORMAT:-text} \
 	HOTLINE_INGEST_SECRET=$${HOTLINE_INGEST_SECRET:-sandbox-secret} API_TOKEN=$${API_TOKEN:-sandbox-token} \
+	PUBLIC_URL=$${PUBLIC_URL:-http://127.0.0.1:$${BOT_PORT:-8080}} \
 	$(PY) run_bot.py serve
 
 ## make test: lint, types, the import contracts and the whole suite (SQLite, PostgreSQL, Redis, and the sandbox

@@ -42,6 +42,7 @@ from bot.messages.cards import (
     ticket_of_task,
     updated_card,
 )
+from bot.messages.format import board_link
 from bot.messages.reply import Reply
 from bot.services.channels import Channels
 from bot.services.sinks import inbox_key
@@ -136,7 +137,13 @@ async def read_click(service: TicketService, config: BotConfig, event: CardClick
 
 
 async def card_update(
-    click: Click, service: TicketService, config: BotConfig, channels: Channels, now: datetime
+    click: Click,
+    service: TicketService,
+    config: BotConfig,
+    channels: Channels,
+    now: datetime,
+    *,
+    board_url: str | None = None,
 ) -> list[Reply]:
     """The card update for everyone after ``click`` changed its ticket (none after a refusal, a 查看详情, or where
     no update can be sent: see the module's docstring). Keyed by the click, so a re-run queues it once."""
@@ -151,5 +158,6 @@ async def card_update(
         return []
     detail = await service.get(click.ticket_no)
     done = done_line(config, detail.history, click.action)
-    card = updated_card(detail.ticket, detail.deadlines, config, now, task_id=event.task_id, done=done)
+    link = board_link(board_url, click.ticket_no)
+    card = updated_card(detail.ticket, detail.deadlines, config, now, task_id=event.task_id, done=done, link=link)
     return [Reply(event=event, to="card", card=card)]

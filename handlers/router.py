@@ -65,6 +65,7 @@ class CommandRouter(RecordingSink):
         limiter: RateLimiter | None = None,
         limits: Sequence[Limit] | None = None,
         duty: DutyService | None = None,
+        board_url: str | None = None,
     ) -> None:
         super().__init__()
         # the flood limit (see COMMAND_LIMITS); shared by every process when the limiter is Redis's
@@ -75,6 +76,7 @@ class CommandRouter(RecordingSink):
         self.config = config
         self.clock = clock
         self.channels = channels
+        self.board_url = board_url  # PUBLIC_URL: an updated card keeps its link to the ticket's page
         self.send = send
         self.duty = duty if duty is not None else DutyService(service.store, config, clock)
 
@@ -88,7 +90,10 @@ class CommandRouter(RecordingSink):
             click = await cards.read_click(self.service, self.config, event)
             await self._run(event, click.command)
             now = self.clock.now()
-            await self.send(await cards.card_update(click, self.service, self.config, self.channels, now), now)
+            await self.send(
+                await cards.card_update(click, self.service, self.config, self.channels, now, board_url=self.board_url),
+                now,
+            )
 
     async def _run(self, event: Command, parsed: Callable[[], ParsedCommand]) -> None:
         now = self.clock.now()

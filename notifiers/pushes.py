@@ -57,6 +57,7 @@ from bot.domain.lifecycle import Action, TicketState
 from bot.domain.records import Deadline, RepeatLink, Ticket
 from bot.messages import pushes as texts
 from bot.messages.cards import ticket_card
+from bot.messages.format import board_link
 from bot.messages.notice import Notice
 from bot.messages.pushes import MOVED, NEW, REOPENED, WARNING
 from bot.services.channels import Channels
@@ -124,8 +125,10 @@ class Pusher:
         *,
         duty: DutyService | None = None,
         wake: Callable[[], None] | None = None,
+        board_url: str | None = None,
     ) -> None:
         self.store = store
+        self.board_url = board_url  # PUBLIC_URL: each push links to the ticket's page on the board
         self.config = config
         self.clock = clock
         self.channels = channels
@@ -278,13 +281,28 @@ class Pusher:
         mention = audience(rule.mention, unit, ticket.handler_userid)
         card = (
             ticket_card(
-                ticket, change.deadlines, self.config, now, tag=f"p{change.audit_id}", done=lead, earlier=earlier
+                ticket,
+                change.deadlines,
+                self.config,
+                now,
+                tag=f"p{change.audit_id}",
+                done=lead,
+                earlier=earlier,
+                link=board_link(self.board_url, no),
             )
             if self._takes_cards(unit)
             else None
         )
         body = texts.markdown(
-            self.config, ticket, change.deadlines, headline, lead, now, remaining=not_before is None, earlier=earlier
+            self.config,
+            ticket,
+            change.deadlines,
+            headline,
+            lead,
+            now,
+            remaining=not_before is None,
+            earlier=earlier,
+            link=board_link(self.board_url, no),
         )
         base = f"push:{no}:{cycle}:{event}"
         notices = [
@@ -442,8 +460,17 @@ class Pusher:
             card = None
             repeats = earlier.get(ticket.id, ())
             if self._takes_cards(unit):
-                card = ticket_card(ticket, deadlines, self.config, now, tag=f"d{items[0].item_id}", earlier=repeats)
-            body = texts.markdown(self.config, ticket, deadlines, headline, None, now, earlier=repeats)
+                card = ticket_card(
+                    ticket,
+                    deadlines,
+                    self.config,
+                    now,
+                    tag=f"d{items[0].item_id}",
+                    earlier=repeats,
+                    link=board_link(self.board_url, ticket.ticket_no),
+                )
+            link = board_link(self.board_url, ticket.ticket_no)
+            body = texts.markdown(self.config, ticket, deadlines, headline, None, now, earlier=repeats, link=link)
             return [
                 Notice(
                     key=base,

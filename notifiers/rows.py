@@ -109,7 +109,8 @@ def template_card(card: Card) -> dict[str, Any]:
         "source": {"desc": card.source},
         "main_title": {"title": card.title, "desc": card.title_desc},
         "sub_title_text": card.subtitle,
-        "horizontal_content_list": [{"keyname": k, "value": v} for k, v in card.fields],
+        "horizontal_content_list": [{"keyname": k, "value": v} for k, v in card.fields]
+        + ([{"keyname": "看板", "value": "打开工单页", "type": 1, "url": card.link}] if card.link else []),
         "button_list": [{"text": b.text, "style": b.style, "key": b.key} for b in card.buttons],
         "task_id": card.task_id,
     }

@@ -53,6 +53,7 @@ async def run_wecom_inbound(app: web.Application) -> AsyncIterator[None]:
         config=app[CONFIG],
         clock=app[CLOCK],
         channels=push_channels(app[SETTINGS]),
+        board_url=app[SETTINGS].public_url,
         send=ReplyOutbox(
             app[STORE],
             push_channels(app[SETTINGS]),

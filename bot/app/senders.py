@@ -127,6 +127,7 @@ async def run_pushes(app: web.Application) -> AsyncIterator[None]:
         push_channels(app[SETTINGS]),
         duty=app[DUTY],
         wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+        board_url=app[SETTINGS].public_url,
     )
     app[PUSHES] = pusher
     app[TICKETS].add_hook(pusher)

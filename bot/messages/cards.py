@@ -55,6 +55,7 @@ class Card:
     subtitle: str
     fields: tuple[tuple[str, str], ...]
     buttons: tuple[CardButton, ...]
+    link: str | None = None  # the ticket's page on the board: a link row under the fields
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,12 +164,13 @@ def ticket_card(
     task_id: str | None = None,
     done: str | None = None,
     earlier: Sequence[RepeatLink] = (),
+    link: str | None = None,
 ) -> Card:
     """The card for ``ticket``: kind and a few words as the title, unit, state, handler and next deadline as the
     fields, buttons ``actions`` (default: :func:`actions_for` its state). Masked as for a group. ``task_id`` defaults
     to a new one (:func:`task_id_for` with ``tag``, else the time); ``done`` is the line an updated card leads with
     ("周婷 已接单 11-23 09:05"). A repeat (重复诉求) says so after it; with ``earlier`` (the tickets it repeats, the
-    latest first) also how the one before it ended."""
+    latest first) also how the one before it ended. ``link``: the ticket's page on the board (format.board_link)."""
     ticket_no = ticket.ticket_no
     chosen = tuple(actions) if actions is not None else actions_for(ticket.state)
     if not chosen:
@@ -205,6 +207,7 @@ def ticket_card(
         buttons=tuple(
             CardButton(text=BUTTONS[a].text, style=BUTTONS[a].style, key=button_key(a, ticket_no)) for a in chosen
         ),
+        link=link,
     )
 
 
@@ -216,10 +219,11 @@ def updated_card(
     *,
     task_id: str,
     done: str | None,
+    link: str | None = None,
 ) -> Card:
     """The clicked card as it is to look for everyone now: the same task id (WeCom wants the clicked card's), ``done``
     first ("周婷 已接单 11-23 09:05"), the ticket's facts as they are now and the buttons for its next step."""
-    return ticket_card(ticket, deadlines, config, now, task_id=task_id, done=done)
+    return ticket_card(ticket, deadlines, config, now, task_id=task_id, done=done, link=link)
 
 
 def done_line(config: BotConfig, history: Sequence[HistoryEntry], action: str) -> str | None:

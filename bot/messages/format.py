@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from urllib.parse import quote
 
 from bot.domain.clock import local
 from bot.domain.escaping import escape_md, group_text
@@ -17,6 +18,12 @@ from config.vocabulary import DEADLINE_LABELS, KIND_LABELS, DeadlineName, Ticket
 CONTENT_CHARS = 60  # of the ticket's text in a one-ticket summary
 REASON_CHARS = 40  # of a pending extension's reason in a summary
 LINE_CHARS = 24  # of the title in a list line
+
+
+def board_link(board_url: str | None, ticket_no: str) -> str | None:
+    """The ticket's page on the board (``PUBLIC_URL/board/ticket/{no}``), or None where the board's address is not
+    known."""
+    return f"{board_url}/board/ticket/{quote(ticket_no, safe='')}" if board_url else None
 
 
 def when(at: datetime) -> str:

@@ -63,10 +63,12 @@ def markdown(
     *,
     remaining: bool = True,
     earlier: Sequence[RepeatLink] = (),
+    link: str | None = None,
 ) -> str:
     """The push as group markdown (where no card goes), masked. ``remaining``: with the time left before the next
     deadline (not in a message that may wait for the service window: it would be stale). ``earlier``: the tickets it
-    repeats, the latest first (the repeat line says how the one before it ended)."""
+    repeats, the latest first (the repeat line says how the one before it ended). ``link``: the ticket's page on the
+    board, as the last line."""
     title = group_text(ticket.title or "", ticket)
     # masked before it is cut: a phone number cut short no longer looks like one
     content = group_text(ticket.content or "", ticket)
@@ -95,6 +97,8 @@ def markdown(
         lines.append(f"请发送 /接单 {no} 接单，/查 {no} 查看详情。")
     else:
         lines.append(f"发送 /查 {no} 查看详情。")
+    if link:
+        lines.append(f"[在看板中打开]({link})")
     return "\n".join(lines)
 
 

@@ -177,6 +177,7 @@ async def rig(
         WECOM_AIBOT_BOT_ID=BOT,
         WECOM_AIBOT_SECRET=BOT_SECRET,
         WECOM_AIBOT_WS_URL=fake.aibot.url,
+        PUBLIC_URL="https://hotline.example.gov.cn",
     )
     client = await aiohttp_client(create_app(settings, sandbox_config, clock=clock, run_workers=False))
     await client.app[TICKETS].upsert(TICKETS_IN)
@@ -278,6 +279,7 @@ async def test_a_claim_in_the_group_claims_answers_and_changes_the_card_for_ever
     assert (facts(new)["状态"], facts(new)["承办人"]) == ("已接单", "周婷")
     assert keys(new) == [f"contact:{NO}", f"on_site:{NO}", f"show:{NO}"]
     assert f"/办结 {NO}" in new["sub_title_text"]
+    assert new["horizontal_content_list"][-1]["url"] == f"https://hotline.example.gov.cn/board/ticket/{NO}"
     assert PHONE not in json.dumps(new, ensure_ascii=False)
     sent = {row["channel"]: row["status"] for row in await rig.outbox()}
     assert sent == {AIBOT_RESPONSE: "sent", WECOM_APP: "sent", AIBOT_CARD_UPDATE: "sent"}

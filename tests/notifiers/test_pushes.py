@@ -187,7 +187,7 @@ def make_rig(
     fake: WatchedWeCom,
     session: aiohttp.ClientSession,
 ) -> MakeRig:
-    async def make(transport: str = "robot", config: BotConfig | None = None) -> Rig:
+    async def make(transport: str = "robot", config: BotConfig | None = None, public_url: str | None = None) -> Rig:
         assert fake.base_url is not None
         env = {
             "WECOM_CORP_ID": SAMPLE_CORP,
@@ -195,6 +195,8 @@ def make_rig(
             "WECOM_APP_AGENT_ID": str(AGENT),
             "WECOM_API_BASE": fake.base_url,
         }
+        if public_url:
+            env["PUBLIC_URL"] = public_url
         if transport == "robot":
             env.update(WECOM_AIBOT_BOT_ID=BOT, WECOM_AIBOT_SECRET=BOT_SECRET, WECOM_AIBOT_WS_URL=fake.aibot.url)
             config = config or sandbox_config
@@ -292,6 +294,25 @@ async def test_an_urgent_ticket_reaches_a_webhook_group_as_markdown_with_mention
     assert text.endswith("<@wuhao> <@huangqiang>")
     _assert_masked([push])
     assert rig.group("SRJG") == []
+
+
+async def test_with_the_boards_address_a_push_links_to_the_tickets_page(make_rig: MakeRig) -> None:
+    rig = await make_rig("robot", public_url="https://hotline.example.gov.cn")
+    await rig.post(urgent("2026112300111"))
+    await rig.send()
+    card = next(d for d in rig.group("SRJG") if d.msgtype == "template_card")
+    rows = card.body["template_card"]["horizontal_content_list"]
+    assert rows[-1] == {
+        "keyname": "看板",
+        "value": "打开工单页",
+        "type": 1,
+        "url": "https://hotline.example.gov.cn/board/ticket/2026112300111",
+    }
+    hooks = await make_rig("webhook", public_url="https://hotline.example.gov.cn")
+    await hooks.post(urgent("2026112300112"))
+    await hooks.send()
+    pushed = [_text(d) for d in hooks.group("SRJG") if "2026112300112" in _text(d)]
+    assert any("[在看板中打开](https://hotline.example.gov.cn/board/ticket/2026112300112)" in t for t in pushed)
 
 
 async def test_the_same_hand_over_retried_pushes_once(make_rig: MakeRig) -> None:
