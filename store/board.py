@@ -24,6 +24,7 @@ from bot.domain.lifecycle import TicketState
 from bot.domain.permissions import Sight
 from store.core import Conn, Row
 from store.models import deadlines, tickets
+from store.queries import LIST_COLUMNS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,18 +108,7 @@ async def deadline_counts(
 
 
 _ROW_COLUMNS = (
-    tickets.c.ticket_no,
-    tickets.c.kind,
-    tickets.c.title,
-    tickets.c.content,
-    tickets.c.category,
-    tickets.c.unit_code,
-    tickets.c.handler_userid,
-    tickets.c.state,
-    tickets.c.is_repeat,
-    tickets.c.is_media,
-    tickets.c.citizen_name,
-    tickets.c.address,
+    *LIST_COLUMNS,
     deadlines.c.name.label("deadline_name"),
     deadlines.c.started_at,
     deadlines.c.due_at,

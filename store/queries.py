@@ -19,7 +19,7 @@ from bot.domain.records import Ticket, TicketLine
 from store.core import Conn
 from store.models import deadlines, tickets
 
-_LIST_COLUMNS = (
+LIST_COLUMNS = (  # a ticket as a list shows it (store.board's rows too)
     tickets.c.id,
     tickets.c.ticket_no,
     tickets.c.kind,
@@ -126,7 +126,7 @@ async def handler_tickets(
 def _of_handler(states: tuple[str, ...], windows: tuple[str, ...]) -> Select[Any]:
     name, due = _next_deadline(windows)
     return (
-        select(*_LIST_COLUMNS, name, due)
+        select(*LIST_COLUMNS, name, due)
         .where(tickets.c.handler_userid == bindparam("userid"), tickets.c.state.in_(list(states)))
         .order_by(due.nulls_last(), tickets.c.id)
         .limit(bindparam("limit"))
@@ -146,7 +146,7 @@ async def unit_tickets(
     (unclaimed) first, then by next deadline, those without one last."""
     name, due = _next_deadline(windows)
     result = await conn.execute(
-        select(*_LIST_COLUMNS, name, due)
+        select(*LIST_COLUMNS, name, due)
         .where(tickets.c.state.in_(list(states)), *_of_units(units, by_index=False))
         .order_by(tickets.c.state.in_(list(first_states)).desc(), due.nulls_last(), tickets.c.id)
         .limit(limit)
@@ -169,7 +169,7 @@ async def overdue_unit_tickets(
     (status, due_at), and ``next_due_at`` is no guide (NULL once the engine has nothing more to do)."""
     name, due = _next_deadline(windows)
     result = await conn.execute(
-        select(*_LIST_COLUMNS, name, due)
+        select(*LIST_COLUMNS, name, due)
         .where(tickets.c.state.in_(list(states)), *_of_units(units, by_index=False), _overdue(windows, now))
         .order_by(due, tickets.c.id)
         .limit(limit)

@@ -7,8 +7,6 @@ screenshot in the test's temporary folder."""
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +14,12 @@ from typing import Any
 import pytest
 
 from tests.board.conftest import Client, hand_over
+from tests.browser import chromium
 from tests.hotline.importer.support import standard_rows, write_xlsx
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
 
-CHROMIUM = "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
 WAIT_MS = 15_000  # a bound on each wait, never a pause
@@ -29,17 +27,8 @@ WAIT_MS = 15_000  # a bound on each wait, never a pause
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    if shutil.which(CHROMIUM) is None:
-        message = f"Chromium is not installed at {CHROMIUM} (make test installs it: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    async with playwright_api.async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium() as running:
+        yield running
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ good. Nothing sleeps: every step waits for a selector or a condition in the page
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -20,10 +18,10 @@ from bot.sandbox.web import SANDBOX
 from bot.wecom.longconn import AIBOT_CONNECTION
 from config.model import BotConfig
 from config.settings import Settings
+from tests.browser import chromium
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
-CHROMIUM = "/usr/bin/chromium"
 PHONE = {"width": 375, "height": 667}
 WAIT_MS = 15_000  # a bound on each wait for the page, never a pause
 
@@ -37,20 +35,11 @@ AT_BOTTOM = (
 
 @pytest.fixture
 async def page() -> AsyncIterator[Any]:
-    """A new Chromium page at a phone's size (a missing browser fails in CI, and is a skip elsewhere)."""
-    if shutil.which(CHROMIUM) is None:
-        message = f"Chromium is not installed at {CHROMIUM} (make test installs it: apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    async with playwright_api.async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM)
-        try:
-            context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
-            context.set_default_timeout(WAIT_MS)
-            yield await context.new_page()
-        finally:
-            await browser.close()
+    """A new Chromium page at a phone's size."""
+    async with chromium() as browser:
+        context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
+        context.set_default_timeout(WAIT_MS)
+        yield await context.new_page()
 
 
 @pytest.fixture
