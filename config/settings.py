@@ -168,7 +168,7 @@ class Settings(BaseModel):
         if value is None or not value.strip():
             return None
         value = value.strip().rstrip("/")
-        if not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+        if not re.match(r"^https?://[^/\s]+$", value):  # the board and its links are at /board/ under it
             raise ValueError(
                 f'must be the http(s) URL people reach the bot at, e.g. https://hotline.example.gov.cn (got "{value}")'
             )

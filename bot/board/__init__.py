@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.board import api
-from bot.board.auth import SIGN_IN, UseridForCode, auth, login, logout, middleware
+from bot.board.auth import SIGN_IN, SIGNED_OUT, UseridForCode, auth, login, logout, middleware, signed_out
 from config.settings import Settings
 
 __all__ = ["setup"]
@@ -20,4 +20,13 @@ def setup(app: web.Application, settings: Settings, userid_for_code: UseridForCo
     app.router.add_get("/board/login", login)
     app.router.add_get("/board/auth", auth)
     app.router.add_post("/board/api/logout", logout)
+    app.router.add_get(SIGNED_OUT, signed_out)
+    app.on_response_prepare.append(_no_store)
     api.setup(app)
+
+
+async def _no_store(request: web.Request, response: web.StreamResponse) -> None:
+    """No answer of the board's API is kept by a browser or a proxy: a ticket's page may carry the citizen's
+    details."""
+    if request.path.startswith("/board/api/") and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"

@@ -13,6 +13,7 @@ Every answer is for the signed-in member only: what they may see is decided on t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from datetime import datetime, time, timedelta
@@ -26,7 +27,7 @@ from bot.board.auth import BOARD, Viewer, signed_in, viewer
 from bot.domain.clock import TZ
 from bot.domain.lifecycle import Action, ActionRequest, Solved, TicketState, TransitionRefused, VisitResult, decide
 from bot.domain.permissions import may_act
-from bot.domain.records import Ticket
+from bot.domain.records import DeadlineStatus, Ticket
 from bot.domain.reports.periods import parse
 from bot.domain.reports.report import Report
 from bot.hotline.importer import ImportFormatError, ImportInterrupted, import_file
@@ -34,10 +35,12 @@ from bot.hotline.imports_api import IMPORT_LOCK, remove_temp, upload_of, write_t
 from bot.messages import board as view
 from bot.messages.charts import ChartFontMissing
 from bot.messages.format import state_label
+from bot.messages.refusals import ticket_not_found
 from bot.messages.reports import chart
 from bot.messages.workbook import csv_text, workbook
 from bot.services.reports import ReportService
-from bot.services.ticket_model import TicketNotFound
+from bot.services.ticket_model import TicketDetail, TicketNotFound
+from bot.services.tickets import TicketService
 from bot.web.body import read_body
 from bot.web.errors import ApiError, json_response
 from bot.web.keys import CLOCK, CONFIG, STORE, TICKETS
@@ -67,15 +70,16 @@ OFFERED = (
     Action.REJECT_RETURN,
     Action.REDISPATCH,
     Action.VISIT,
-    Action.REQUEST_EXTENSION,
-    Action.APPROVE_EXTENSION,
-    Action.REJECT_EXTENSION,
     Action.REQUEST_EXCLUSION,
     Action.APPROVE_EXCLUSION,
     Action.REJECT_EXCLUSION,
 )
-NEEDS_NOTE = frozenset({Action.SUBMIT, Action.REQUEST_RETURN, Action.REJECT_RETURN, Action.REQUEST_EXTENSION,
-                        Action.REQUEST_EXCLUSION, Action.DECLINE_RETURN})  # fmt: skip
+NEEDS_NOTE = frozenset({Action.SUBMIT, Action.REQUEST_RETURN, Action.REJECT_RETURN, Action.REQUEST_EXCLUSION,
+                        Action.DECLINE_RETURN})  # fmt: skip
+# asked for and decided in the chat (/延期), whose command tells the approvers and the requester
+IN_CHAT = frozenset({Action.REQUEST_EXTENSION, Action.APPROVE_EXTENSION, Action.REJECT_EXTENSION})
+# refusals of what was asked rather than of the ticket's state: bad input (400), not a conflict (409)
+BAD_INPUT = frozenset({"reason_required", "note_required", "result_required", "unit_required", "unknown_unit"})
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -209,38 +213,44 @@ async def board_data(request: web.Request) -> web.Response:
     return response
 
 
-async def _ticket(request: web.Request, who: Viewer) -> Ticket:
+async def _detail(request: web.Request, who: Viewer, *, history: bool = False) -> TicketDetail:
+    """The ticket the path names, with its deadlines (and history), if this member sees it; else 404, worded as for a
+    ticket that does not exist (another unit's tickets are not told to exist)."""
     no = request.match_info["no"].strip()
     try:
-        detail = await request.app[TICKETS].get(no, history=False, deadlines=False)
-    except TicketNotFound as missing:
-        raise ApiError(404, "ticket_not_found", missing.message) from None
-    if not who.sight.sees(detail.ticket):
-        raise ApiError(404, "ticket_not_found", f"没有找到工单 {no}，或您无权查看")  # not told it exists
-    return detail.ticket
+        detail = await request.app[TICKETS].get(no, history=history, deadlines=True)
+    except TicketNotFound:
+        detail = None
+    if detail is None or not who.sight.sees(detail.ticket):
+        raise ApiError(404, "ticket_not_found", ticket_not_found(no))
+    return detail
 
 
 def _trial(action: Action, who: Viewer, config: BotConfig, ticket: Ticket, now: datetime) -> ActionRequest:
+    """A request of ``action`` with plausible details (a note, another unit, a visit's result), to ask the lifecycle
+    whether the ticket's state allows it."""
     other = next((u.code for u in config.units if u.code != ticket.unit_code), None)
     return ActionRequest(
         action=action,
         actor=who.userid,
         at=now,
         note="—",
-        unit=other if action in (Action.REDISPATCH, Action.ASSIGN) else None,
-        days=1 if action in (Action.REQUEST_EXTENSION, Action.APPROVE_EXTENSION) else None,
+        unit=other if action in (Action.REDISPATCH, Action.ASSIGN, Action.REQUEST_RETURN) else None,
         result=VisitResult.SATISFIED if action == Action.VISIT else None,
     )
 
 
-def offered(config: BotConfig, who: Viewer, ticket: Ticket, now: datetime) -> list[Action]:
-    """The actions this member may take on the ticket now: their role allows it and the lifecycle does."""
+def offered(tickets: TicketService, who: Viewer, detail: TicketDetail, now: datetime) -> list[Action]:
+    """The actions this member may take on the ticket now: their role allows it, and the lifecycle does, asked as the
+    ticket service asks it (the configured limits, the current cycle's open deadlines)."""
+    ticket, config = detail.ticket, tickets.config
+    due = {d.name: d.due_at for d in detail.deadlines if d.status == DeadlineStatus.OPEN and d.cycle == ticket.cycle}
     shown = []
     for action in OFFERED:
         if not may_act(config, who.userid, action, ticket):
             continue
         try:
-            decide(ticket, _trial(action, who, config, ticket, now))
+            decide(ticket, tickets.prepared(ticket, _trial(action, who, config, ticket, now)), due)
         except TransitionRefused:
             continue
         shown.append(action)
@@ -257,8 +267,7 @@ def _full(config: BotConfig, who: Viewer, ticket: Ticket) -> bool:
 async def ticket_data(request: web.Request) -> web.Response:
     who = await viewer(request)
     config, tickets = request.app[CONFIG], request.app[TICKETS]
-    ticket = await _ticket(request, who)
-    detail = await tickets.get(ticket.ticket_no)
+    detail = await _detail(request, who, history=True)
     ticket = detail.ticket
     now = request.app[CLOCK].now()
     full = _full(config, who, ticket)
@@ -272,7 +281,7 @@ async def ticket_data(request: web.Request) -> web.Response:
         config,
         now,
         full=full,
-        actions=offered(config, who, ticket, now),
+        actions=offered(tickets, who, detail, now),
     )
     page["units"] = [{"code": u.code, "name": u.name} for u in config.units if u.code != ticket.unit_code]
     page["results"] = [{"code": r.value, "name": r.label} for r in VisitResult]
@@ -307,12 +316,15 @@ def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | N
 async def act(request: web.Request) -> web.Response:
     who = await viewer(request, write=True)
     config = request.app[CONFIG]
-    ticket = await _ticket(request, who)
+    ticket = (await _detail(request, who)).ticket
     body = await _json(request)
     try:
         action = Action(str(body.get("action", "")))
     except ValueError:
         raise ApiError(400, "bad_action", "不支持的操作", {"field": "action"}) from None
+    if action in IN_CHAT:
+        message = "延期的申请和审批请在群里用 /延期 命令办理：审批人和申请人会收到通知"
+        raise ApiError(400, "in_chat", message, {"field": "action"})
     if action not in OFFERED:
         raise ApiError(400, "bad_action", "看板不支持此操作，请在群里用命令办理", {"field": "action"})
     unit = body.get("unit") or None
@@ -320,12 +332,6 @@ async def act(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_field", "请选择要派往的单位", {"field": "unit"})
     if unit is not None and (not isinstance(unit, str) or config.unit(unit) is None):
         raise ApiError(400, "bad_field", "没有这个单位", {"field": "unit"})
-    days = body.get("days")
-    extension = action in (Action.REQUEST_EXTENSION, Action.APPROVE_EXTENSION)
-    if extension and days is not None and (not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 60):
-        raise ApiError(400, "bad_field", "延期天数应为 1 到 60 个工作日", {"field": "days"})
-    if action == Action.REQUEST_EXTENSION and days is None:
-        raise ApiError(400, "bad_field", "请填写延期的工作日天数", {"field": "days"})
     result = None
     if action == Action.VISIT:
         try:
@@ -337,25 +343,24 @@ async def act(request: web.Request) -> web.Response:
         try:
             solved = Solved(str(body["solved"]))
         except ValueError:
-            raise ApiError(
-                400, "bad_field", "实际解决情况只能是已解决、部分解决或未解决", {"field": "solved"}
-            ) from None
+            message = "实际解决情况只能是已解决、部分解决或未解决"
+            raise ApiError(400, "bad_field", message, {"field": "solved"}) from None
     req = ActionRequest(
         action=action,
         actor=who.userid,
         at=request.app[CLOCK].now(),
         note=_text(body, "note", required=action in NEEDS_NOTE),
         unit=unit if isinstance(unit, str) else None,
-        days=days if isinstance(days, int) else None,
         result=result,
         solved=solved,
     )
     try:
         outcome = await request.app[TICKETS].act(ticket.ticket_no, req)
-    except TicketNotFound as missing:
-        raise ApiError(404, "ticket_not_found", missing.message) from None
+    except TicketNotFound:
+        raise ApiError(404, "ticket_not_found", ticket_not_found(ticket.ticket_no)) from None
     except TransitionRefused as refused:  # NotPermitted among them: the same checks as the chat
-        raise ApiError(409 if refused.code != "forbidden" else 403, refused.code, refused.message) from None
+        status = 403 if refused.code == "forbidden" else 400 if refused.code in BAD_INPUT else 409
+        raise ApiError(status, refused.code, refused.message) from None
     return json_response({"ok": True, "state": state_label(outcome.ticket.state), "message": f"已{action.label}"})
 
 
@@ -440,32 +445,55 @@ async def import_page(request: web.Request) -> web.StreamResponse:
     return await _page(request, "import.html")
 
 
+UPLOAD_SECONDS = 600.0  # a person's upload of a large export over an office or a mobile line
+# the import API's refusals of an upload, as the board's page says them
+UPLOAD_REFUSALS = {
+    "body_too_large": "文件超过上限（{limit} MB），请分成几个文件导入",
+    "body_timeout": "上传超时，请检查网络后重试",
+    "bad_request": "没有收到文件，请选择文件后重试",
+    "unsupported_media_type": "请以表单上传文件（.xlsx、.xls、.ods 或 .csv）",
+}
+
+
 @routes.post("/board/api/imports")
 async def post_import(request: web.Request) -> web.StreamResponse:
-    """An export uploaded by the office (``multipart/form-data``: ``file``, ``dry_run``), imported as
+    """An export uploaded by the office (``multipart/form-data``: ``file``, ``dry_run``, ``sheet``), imported as
     ``POST /api/imports`` imports it, with its progress streamed back as it goes: one JSON line per batch
     (``{"done": rows, "total": rows}``), then ``{"report": …}`` or ``{"error": …}``. One answer, one process: no
-    job to look up on another bot process behind the load balancer."""
+    job to look up on another bot process behind the load balancer. The import goes on if the browser goes away."""
     who = await viewer(request, write=True)
     if not who.sight.everything:
         raise ApiError(403, "forbidden", "导入平台工单只能由热线办操作")
     config = request.app[CONFIG]
-    body = await read_body(request, config.imports.max_upload_bytes)
-    upload = upload_of(request, body)
+    limit = config.imports.max_upload_bytes
+    try:
+        upload = upload_of(request, await read_body(request, limit, within=UPLOAD_SECONDS))
+    except ApiError as refused:
+        message = UPLOAD_REFUSALS.get(refused.code)
+        if message is None:
+            raise
+        raise ApiError(refused.status, refused.code, message.format(limit=limit // (1024 * 1024))) from None
     if not upload.data.strip():
         raise ApiError(422, "invalid_file", "上传的文件是空的")
     lock = request.app[IMPORT_LOCK]
     if lock.locked():
         raise ApiError(409, "import_running", "正在导入另一个文件，请稍后再试")
-    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson; charset=utf-8",
-                                           "Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
-    await response.prepare(request)
-
-    async def line(payload: dict[str, Any]) -> None:
-        await response.write((json.dumps(payload, ensure_ascii=False) + "\n").encode())
-
-    log.info("board: import of an export started", extra={"userid": who.userid, "bytes": len(upload.data)})
     async with lock:
+        response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson; charset=utf-8",
+                                               "Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
+        await response.prepare(request)
+        gone = False
+
+        async def line(payload: dict[str, Any]) -> None:
+            nonlocal gone
+            if gone:
+                return
+            try:
+                await response.write((json.dumps(payload, ensure_ascii=False) + "\n").encode())
+            except (ConnectionError, RuntimeError):  # the browser went away: the import goes on, and is logged
+                gone = True
+
+        log.info("board: import started", extra={"userid": who.userid, "bytes": len(upload.data)})
         path = await asyncio.to_thread(write_temp, upload.data, upload.name)
         try:
             await line({"done": 0, "total": None})
@@ -475,18 +503,26 @@ async def post_import(request: web.Request) -> web.StreamResponse:
                 config,
                 progress=False,
                 dry_run=upload.dry_run,
+                sheet=upload.sheet,
                 on_progress=lambda done, total: line({"done": done, "total": total}),
             )
+            log.info("board: import finished: %s", report.summary(), extra={"userid": who.userid})
             await line({"report": report.as_json()})
         except ImportFormatError as exc:
             await line({"error": {"code": "invalid_file", "message": exc.message}})
         except ImportInterrupted as exc:
+            log.warning("board: import interrupted: %s", exc.message(), extra={"userid": who.userid})
             await line(
                 {"error": {"code": "import_interrupted", "message": exc.message()}, "report": exc.report.as_json()}
             )
+        except Exception:
+            log.exception("board: import failed")
+            await line({"error": {"code": "internal", "message": "导入时出现内部错误，已记录；可重新上传同一文件继续"}})
         finally:
             await asyncio.to_thread(remove_temp, path)
-    await response.write_eof()
+    if not gone:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await response.write_eof()
     return response
 
 

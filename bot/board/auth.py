@@ -49,6 +49,7 @@ COOKIE = "hotline_board"
 SESSION_SECONDS = 12 * 3600
 CSRF_HEADER = "X-CSRF-Token"
 BOARD = "/board/"
+SIGNED_OUT = "/board/signed-out"
 
 UseridForCode = Callable[[str], Awaitable[str | None]]
 SIGN_IN = web.AppKey("board_sign_in", object)  # UseridForCode, or None without WeCom app credentials
@@ -81,8 +82,8 @@ def middleware(settings: Settings) -> Any:
 
 
 def _safe_next(value: str | None) -> str:
-    """Where to go after signing in: a path of the board, never another site."""
-    if value and value.startswith(BOARD) and not value.startswith("//") and "\\" not in value:
+    """Where to go after signing in: a path of the board, never another site (nor a header's worth of CR/LF)."""
+    if value and value.startswith(BOARD) and "\\" not in value and value.isprintable():
         return value
     return BOARD
 
@@ -128,13 +129,14 @@ def _page(title: str, text: str, status: int) -> web.Response:
     return web.Response(text=html, content_type="text/html", status=status)
 
 
+NO_APP = "本系统尚未配置企业微信应用（WECOM_CORP_ID、WECOM_APP_SECRET、WECOM_APP_AGENT_ID），请联系管理员。"
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     if request.app.get(SIGN_IN) is None:
-        return _page(
-            "无法登录",
-            "本系统尚未配置企业微信应用（WECOM_CORP_ID、WECOM_APP_SECRET、WECOM_APP_AGENT_ID），请联系管理员。",
-            503,
-        )
+        return _page("无法登录", NO_APP, 503)
+    if await signed_in(request) is not None:  # already signed in: a link elsewhere cannot sign a member out
+        raise web.HTTPFound(_safe_next(request.query.get("next")))
     session = await new_session(request)
     state = secrets.token_hex(16)
     session["state"] = state
@@ -148,11 +150,13 @@ async def auth(request: web.Request) -> web.StreamResponse:
     expected = session.get("state")
     given = request.query.get("state", "")
     code = request.query.get("code", "")
-    if not expected or not hmac.compare_digest(str(expected), given) or not code or len(code) > 512:
+    matches = hmac.compare_digest(str(expected).encode(), given.encode("utf-8", "replace"))
+    if not expected or not matches or not code or len(code) > 512:
         return _page("登录已失效", "登录链接已失效或不是从本页面发起的，请重新登录。", 400)
     target = _safe_next(session.get("next"))
-    userid_for_code = request.app[SIGN_IN]
-    assert callable(userid_for_code)
+    userid_for_code = request.app.get(SIGN_IN)
+    if not callable(userid_for_code):  # this process has no app credentials (another one sent the browser)
+        return _page("无法登录", NO_APP, 503)
     try:
         userid = await userid_for_code(code)
     except Exception:  # WeCom refused the code (used, expired) or could not be reached
@@ -170,10 +174,23 @@ async def auth(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
+    """Ends the session in this browser (its cookie is dropped). A copy of the cookie elsewhere would stay valid
+    until it expires; rotating BOARD_SECRET ends every session at once (docs/board.md)."""
     await viewer(request, write=True)
     session = await get_session(request)
     session.invalidate()
-    return web.json_response({"ok": True, "next": "/board/login"})
+    return web.json_response({"ok": True, "next": SIGNED_OUT})
+
+
+async def signed_out(request: web.Request) -> web.StreamResponse:
+    """Where 退出 lands: not the sign-in, which in WeCom's browser would sign the member straight back in."""
+    html = (
+        '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><title>已退出</title></head>'
+        '<body style="font-family:sans-serif;margin:2em"><h1>已退出工单看板</h1>'
+        '<p><a href="/board/login">重新登录</a></p></body></html>'
+    )
+    return web.Response(text=html, content_type="text/html")
 
 
 async def viewer(request: web.Request, *, write: bool = False) -> Viewer:

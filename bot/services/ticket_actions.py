@@ -126,19 +126,7 @@ class TicketActions(TicketCore):
     ) -> ActionOutcome:
         """``req`` applied to ``row``; ``touched`` collects the change for :meth:`_unsettle`, which the caller runs
         when its transaction's changes are all made."""
-        if req.unit and req.action in (Action.REDISPATCH, Action.ASSIGN, Action.APPROVE_RETURN):
-            unit = self.config.unit_for_label(req.unit)
-            if unit is None:
-                raise UnknownUnit(req.unit)
-            req = _replace(req, unit=unit.code)
-        if req.action is Action.REQUEST_EXTENSION:
-            req = _replace(req, extension_limits=self.extension_limits)
-        elif req.action in (Action.APPROVE_RETURN, Action.REDISPATCH):
-            req = _replace(req, return_limits=self.return_limits)
-        elif req.action is Action.REQUEST_RETURN:
-            req = _replace(req, signoff=self._needs_signoff(row, req))
-        elif req.action is Action.VISIT:
-            req = _replace(req, warning_results=self.warning_results)
+        req = self.prepared(row, req)
         ticket = row
         open_rows = await deadlines_repo.open_deadlines(conn, row.id)
         current = [r for r in open_rows if r.cycle == ticket.cycle]
@@ -204,6 +192,25 @@ class TicketActions(TicketCore):
             ticket=merged,
             deadlines=[*still_open, *started],
         )
+
+    def prepared(self, row: Ticket, req: ActionRequest) -> ActionRequest:
+        """``req`` as the lifecycle is asked it on ``row``: its unit by code, and the configuration's limits and rules
+        for its action (extensions, returns and re-dispatches, a return's signature, the visits that warn). Raises
+        UnknownUnit for a unit the configuration does not know."""
+        if req.unit and req.action in (Action.REDISPATCH, Action.ASSIGN, Action.APPROVE_RETURN):
+            unit = self.config.unit_for_label(req.unit)
+            if unit is None:
+                raise UnknownUnit(req.unit)
+            req = _replace(req, unit=unit.code)
+        if req.action is Action.REQUEST_EXTENSION:
+            return _replace(req, extension_limits=self.extension_limits)
+        if req.action in (Action.APPROVE_RETURN, Action.REDISPATCH):
+            return _replace(req, return_limits=self.return_limits)
+        if req.action is Action.REQUEST_RETURN:
+            return _replace(req, signoff=self._needs_signoff(row, req))
+        if req.action is Action.VISIT:
+            return _replace(req, warning_results=self.warning_results)
+        return req
 
     def _needs_signoff(self, ticket: Ticket, req: ActionRequest) -> bool:
         """Whether a return asked for by ``req.actor`` waits for the unit head's signature: a handler's does, when

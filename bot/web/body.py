@@ -18,9 +18,10 @@ from bot.web.keys import SETTINGS
 log = logging.getLogger(__name__)
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+async def read_body(request: web.Request, limit: int, *, within: float | None = None) -> bytes:
     """The body; 413 once it exceeds ``limit`` (at once by its ``Content-Length``, else while reading), 408 when it
-    has not all arrived within the body timeout. An empty body is ``b""``."""
+    has not all arrived within the body timeout (``within`` seconds instead, for a person's upload over a slow
+    line). An empty body is ``b""``."""
     length = request.content_length
     if length is not None and length > limit:
         raise ApiError(413, "body_too_large", f"the request body is at most {limit} bytes")
@@ -30,7 +31,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         if len(whole) > limit:
             raise ApiError(413, "body_too_large", f"the request body is at most {limit} bytes")
         return whole
-    timeout = request.app[SETTINGS].body_timeout
+    timeout = within if within is not None else request.app[SETTINGS].body_timeout
     body = bytearray()
     try:
         async with asyncio.timeout(timeout):

@@ -39,6 +39,7 @@ async def through_wecom(client: Client, userid: str, *, wecom_browser: bool = Fa
     """A browser's way through sign-in: to WeCom's page, the member picked there, back to the bot with the code.
     Returns the bot's answer to that last step."""
     headers = {"User-Agent": "Mozilla/5.0 wxwork/4.1.30 MicroMessenger/7.0.1"} if wecom_browser else {}
+    client.session.cookie_jar.clear()  # another member on this browser: as after 退出
     started = await client.get("/board/login?next=/board/", allow_redirects=False, headers=headers)
     assert started.status == 302, await started.text()
     to_wecom = started.headers["Location"]

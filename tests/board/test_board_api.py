@@ -81,7 +81,10 @@ async def test_office_sees_every_unit_a_head_their_own_a_handler_theirs_and_uncl
     await sign_in(board, "chenjing")  # head of SRJG
     head = await board_of(board)
     assert {r["ticket_no"] for r in head["rows"]} == {"S1"}
-    assert (await board.get("/board/api/tickets/H1")).status == 404  # not told another unit's ticket exists
+    hidden = await board.get("/board/api/tickets/H1")  # not told another unit's ticket exists
+    missing = await board.get("/board/api/tickets/NOPE")
+    assert hidden.status == missing.status == 404
+    assert (await hidden.json())["error"]["message"] == "没有找到工单 H1，请核对工单编号。"
     await sign_in(board, "zhouting")  # a handler of SRJG (not its head or deputy): its unclaimed ones, and their own
     handler = await board_of(board)
     assert {r["ticket_no"] for r in handler["rows"]} == {"S1"}
@@ -150,6 +153,16 @@ async def test_a_handler_claims_on_the_page_with_the_chats_checks(board: Client)
     assert (await again.json())["error"]["message"]
     detail = await board.app[TICKETS].get("S1")
     assert detail.ticket.handler_userid == "zhouting"
+    # theirs now: the next steps, a return among them (asked as the service asks it: limits, open deadlines)
+    codes = [a["code"] for a in (await (await board.get("/board/api/tickets/S1")).json())["actions"]]
+    assert {"contact", "submit", "request_return"} <= set(codes)
+    extension = await board.post(
+        "/board/api/tickets/S1/actions", json={"action": "request_extension", "note": "需协调"}, headers=headers
+    )
+    assert extension.status == 400
+    assert "/延期" in (await extension.json())["error"]["message"]  # asked in the chat, where the approvers are told
+    no_note = await board.post("/board/api/tickets/S1/actions", json={"action": "submit"}, headers=headers)
+    assert no_note.status == 400
 
 
 async def test_the_handler_and_a_dispatcher_see_the_citizen_and_each_view_is_audited(board: Client) -> None:
@@ -164,7 +177,9 @@ async def test_the_handler_and_a_dispatcher_see_the_citizen_and_each_view_is_aud
     assert head["full"] is False
     assert not leaks(head)
     await sign_in(board, "zhangwei")
-    office = await (await board.get("/board/api/tickets/S1")).json()
+    answer = await board.get("/board/api/tickets/S1")
+    assert answer.headers["Cache-Control"] == "no-store"  # the citizen's details: kept by no browser or proxy
+    office = await answer.json()
     assert office["full"] is True
     async with board.app[STORE].reading() as conn:
         views = (
@@ -262,3 +277,22 @@ async def test_the_office_imports_an_export_and_reads_its_progress_and_report(bo
     me = await (await board.get("/board/api/me")).json()
     refused = await board.post("/board/api/imports", data=upload(), headers={"X-CSRF-Token": me["csrf"]})
     assert refused.status == 403
+
+
+async def test_signing_out_ends_the_session_and_a_link_cannot_sign_a_member_out(board: Client) -> None:
+    csrf = await sign_in(board, "zhangwei")
+    again = await board.get("/board/login?next=/board/reports", allow_redirects=False)
+    assert again.status == 302
+    assert again.headers["Location"] == "/board/reports"  # still signed in: not sent to WeCom
+    assert (await board.get("/board/api/me")).status == 200
+    out = await board.post("/board/api/logout", headers={"X-CSRF-Token": csrf})
+    assert (await out.json())["next"] == "/board/signed-out"
+    assert (await board.get("/board/api/me")).status == 401
+    page = await board.get("/board/signed-out")
+    assert "已退出" in await page.text()
+
+
+async def test_a_sign_in_link_with_odd_input_is_refused_politely(board: Client) -> None:
+    started = await board.get("/board/login?next=/board/%0d%0aSet-Cookie:x=1", allow_redirects=False)
+    assert started.status == 302
+    assert (await board.get("/board/auth?code=abc&state=%C3%A9", allow_redirects=False)).status == 400

@@ -103,11 +103,9 @@
 
   // -- a ticket ---------------------------------------------------------------------------------------------
   const NEEDS = {
-    redispatch: ["unit"], approve_return: [], request_return: ["unit"], visit: ["result"],
-    request_extension: ["days"], approve_extension: ["days"],
+    redispatch: ["unit"], approve_return: ["unit"], request_return: ["unit"], visit: ["result"],
   };
-  const NOTE_REQUIRED = ["submit", "request_return", "reject_return", "request_extension", "request_exclusion",
-    "decline_return"];
+  const NOTE_REQUIRED = ["submit", "request_return", "reject_return", "request_exclusion", "decline_return"];
 
   function ticketNo() {
     return decodeURIComponent(location.pathname.split("/").pop());
@@ -247,7 +245,7 @@
     const period = document.getElementById("r-period");
     const unit = document.getElementById("r-unit");
     if (me.everything) unit.append(el("option", { value: "" }, "全部单位"));
-    else if (me.units.length > 1) unit.append(el("option", { value: "" }, "我负责的全部单位"));
+    else if (me.report_units.length > 1) unit.append(el("option", { value: "" }, "我负责的全部单位"));
     fill(unit, me.report_units);
     const initial = new URLSearchParams(location.search);
     fill(period, me.periods);
@@ -313,6 +311,7 @@
     xhr.onprogress = lines;
     xhr.onload = () => {
       submit.disabled = false;
+      const finished = /"(report|error)"/.test(xhr.responseText);
       if (xhr.status === 401) { location.href = "/board/login?next=/board/import"; return; }
       if (xhr.status !== 200) {
         let message = "导入失败（" + xhr.status + "）";
@@ -323,6 +322,10 @@
         return;
       }
       lines();
+      if (!finished) {
+        showError("导入的回应中断了，导入可能仍在进行或未完成：稍后在看板上查看，或重新上传同一文件（已导入的行不会重复）");
+        stage.textContent = "";
+      }
     };
     xhr.onerror = () => { submit.disabled = false; showError("网络中断，导入可能未完成：可重新上传同一文件（已导入的行不会重复）"); };
     xhr.open("POST", "/board/api/imports");
@@ -339,7 +342,7 @@
     try {
       await call("/board/api/logout", { method: "POST", headers: { "X-CSRF-Token": me ? me.csrf : "" } });
     } finally {
-      location.href = "/board/login";
+      location.href = "/board/signed-out";
     }
   }
 
