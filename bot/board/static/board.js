@@ -147,6 +147,8 @@
     document.getElementById("act-title").textContent = action.label;
     const needs = NEEDS[action.code] || [];
     for (const field of ["unit", "result", "days"]) document.getElementById("l-" + field).hidden = !needs.includes(field);
+    document.getElementById("l-unit-text").textContent = action.code === "request_return" ? "建议改派单位"
+      : action.code === "approve_return" ? "同时改派到（选填；不选则待改派）" : "派往单位";
     const note = document.getElementById("a-note");
     note.required = NOTE_REQUIRED.includes(action.code);
     note.placeholder = note.required ? "必填" : "选填";
