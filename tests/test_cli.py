@@ -20,6 +20,26 @@ def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("BOT_CONFIG", str(ROOT / "config" / "sandbox.yaml"))
 
 
+def test_the_installed_command_says_its_version_and_every_argument_has_help() -> None:
+    import argparse
+    import subprocess
+    import sys
+
+    from bot.app.cli import build_parser
+
+    script = Path(sys.executable).parent / "hotline-bot"  # the console command pip installs beside the interpreter
+    done = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("hotline-bot 0.")
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    described = {c.dest: c.help for c in subcommands._choices_actions}
+    for name, parser in subcommands.choices.items():
+        assert described.get(name), f"{name} has no one-line description"
+        for action in parser._actions:
+            if not isinstance(action, argparse._HelpAction):
+                assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
 def test_help_lists_every_subcommand_and_variable(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         run_bot.main(["--help"])

@@ -1,5 +1,5 @@
-#!/usr/bin/env python3
-"""hotline-bot command line: ``python run_bot.py --help`` lists every subcommand."""
+"""The bot's command line, ``hotline-bot`` once installed (``python run_bot.py`` in a checkout calls the same):
+``hotline-bot --help`` lists every subcommand, ``hotline-bot COMMAND --help`` its arguments."""
 
 from __future__ import annotations
 
@@ -295,13 +295,25 @@ def _positive(text: str) -> int:
     return value
 
 
+def version() -> str:
+    """The installed distribution's version (a checkout that was never installed says so)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("hotline-bot")
+    except PackageNotFoundError:
+        return "0+unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="run_bot.py",
+        prog="hotline-bot",
         description="hotline-bot: 12345 hotline tickets into WeCom work groups.",
         epilog=_env_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = sub.add_parser("serve", help="run the bot (HTTP API, callbacks, workers)")
@@ -318,22 +330,24 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
 
     imp = sub.add_parser("import", help="import tickets from an .xlsx or .csv export (idempotent)")
-    imp.add_argument("file", type=Path)
+    imp.add_argument("file", type=Path, help="the platform's export: .xlsx, .xls, .ods, .csv or .tsv")
     imp.add_argument("--config", type=Path, help="the YAML config (default: $BOT_CONFIG)")
     imp.add_argument("--sheet", help="worksheet name (default: the first)")
     imp.add_argument("--dry-run", action="store_true", help="validate every row, write nothing")
-    imp.add_argument("--batch-size", type=_positive, default=1000)
+    imp.add_argument("--batch-size", type=_positive, default=1000, help="rows a transaction (default: 1000)")
     imp.add_argument("--show-errors", type=int, default=50, help="how many bad rows to list")
     imp.add_argument("--quiet", action="store_true", help="no progress bar")
     imp.set_defaults(func=cmd_import)
 
     ticket = sub.add_parser("ticket", help="show a ticket with its deadlines, history and notifications (JSON)")
-    ticket.add_argument("ticket_no")
-    ticket.add_argument("--config", type=Path)
+    ticket.add_argument("ticket_no", help="the ticket's number (工单编号)")
+    ticket.add_argument("--config", type=Path, help="the YAML config (default: $BOT_CONFIG)")
     ticket.set_defaults(func=cmd_ticket)
 
     outbox = sub.add_parser("outbox", help="show the outbox and its dead letters, or replay them")
-    outbox.add_argument("action", choices=["show", "replay"], nargs="?", default="show")
+    outbox.add_argument(
+        "action", choices=["show", "replay"], nargs="?", default="show", help="show (default) or replay dead letters"
+    )
     outbox.add_argument("ids", nargs="*", type=int, help="replay only these message ids")
     outbox.set_defaults(func=cmd_outbox)
 
@@ -361,7 +375,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
