@@ -268,6 +268,19 @@ class Settings(BaseModel):
                 issues.append(ConfigIssue(cls.ENV_VARS.get(field, field), message))
             raise ConfigError("environment", issues) from None
 
+    def wecom_given(self) -> list[str]:
+        """The WeCom settings given (env var names): every ``wecom_*`` setting that is not its default (a credential,
+        an API base or another endpoint of one's own). With none, ``serve`` may run the sandbox; with any, it is a
+        deployment, and needs its own configuration."""
+        given = []
+        for field, var in self.ENV_VARS.items():
+            if not field.startswith("wecom_"):
+                continue
+            value = getattr(self, field, None)
+            if value not in (None, "") and value != type(self).model_fields[field].default:
+                given.append(var)
+        return given
+
     @property
     def wecom_configured(self) -> bool:
         """A way to talk to WeCom: a corp id with an app secret or intelligent-robot token, or the robot's long

@@ -40,6 +40,20 @@ def test_the_installed_command_says_its_version_and_every_argument_has_help() ->
                 assert action.help, f"{name} {action.option_strings or action.dest} has no help"
 
 
+def test_a_deployment_does_not_start_without_its_own_configuration(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("BOT_CONFIG")
+    monkeypatch.setenv("WECOM_CORP_ID", "ww-production")  # WeCom configured: not the sandbox
+    assert run_bot.main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "BOT_CONFIG is not set" in err
+    assert "Traceback" not in err
+    monkeypatch.delenv("WECOM_CORP_ID")
+    monkeypatch.setenv("SANDBOX", "off")
+    assert run_bot.main(["serve"]) == 2
+
+
 def test_help_lists_every_subcommand_and_variable(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         run_bot.main(["--help"])

@@ -8,6 +8,7 @@ import asyncio
 import gc
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -80,6 +81,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.port:
         settings = settings.model_copy(update={"port": args.port})
     setup_logging(settings.log_format, settings.log_level)
+    deployed = settings.sandbox == "off" or settings.wecom_given()
+    if deployed and args.config is None and not os.environ.get("BOT_CONFIG"):
+        # without it a deployment would silently run the sandbox's made-up organisation
+        message = (
+            "BOT_CONFIG is not set: a bot with WeCom settings (or SANDBOX=off) needs its own configuration "
+            "(BOT_CONFIG=/etc/hotline-bot/config.yaml, or serve --config FILE; see docs/configuration.md)"
+        )
+        log.critical("cannot start: no configuration")
+        print(f"cannot start hotline-bot: {message}", file=sys.stderr)
+        return 2
     config = _load(settings, args.config)
     log.info(
         "starting hotline-bot",

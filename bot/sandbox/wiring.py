@@ -89,19 +89,6 @@ def new_token() -> str:
             return token
 
 
-def wecom_settings_given(settings: Settings) -> list[str]:
-    """The WeCom settings given (env var names): every ``wecom_*`` setting that is not its default (a credential,
-    an API base or another endpoint of one's own)."""
-    given = []
-    for field, var in Settings.ENV_VARS.items():
-        if not field.startswith("wecom_"):
-            continue
-        value = getattr(settings, field, None)
-        if value not in (None, "") and value != Settings.model_fields[field].default:
-            given.append(var)
-    return given
-
-
 Decision = Literal["on", "off", "refused"]
 RobotMode = Literal["long_connection", "callback"]
 
@@ -111,7 +98,7 @@ def decide(settings: Settings) -> Decision:
     if settings.sandbox == "off":
         log.info("sandbox: off (SANDBOX=off)")
         return "off"
-    given = wecom_settings_given(settings)
+    given = settings.wecom_given()
     if given:
         if not settings.wecom_configured:
             log.warning(
