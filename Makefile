@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test bench lint typecheck install browser fonts clean
+.PHONY: run test bench lint typecheck install browser fonts nginx clean
 CHROMIUM := /usr/bin/chromium
+NGINX := /usr/sbin/nginx
 CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 
 $(STAMP): pyproject.toml
@@ -25,7 +26,7 @@ run: $(STAMP) fonts
 
 ## make test: lint, types, the import contracts and the whole suite (SQLite, PostgreSQL, Redis, and the sandbox
 ## page in Debian's Chromium)
-test: $(STAMP) fonts browser
+test: $(STAMP) fonts browser nginx
 	$(PY) -m ruff check .
 	$(PY) -m mypy bot config store notifiers handlers run_bot.py
 	$(VENV)/bin/lint-imports
@@ -46,6 +47,16 @@ browser:
 		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
 		  apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; } || \
 		echo "Chromium is not installed (apt-get install chromium): the browser tests are skipped"
+
+## the deployment recipe's test runs deploy/nginx/hotline-bot.conf with Debian's nginx (package nginx-light), installed
+## here when apt-get can (as root) and left stopped: the test starts its own; without it the test is skipped (and fails
+## in CI)
+nginx:
+	@test -x $(NGINX) || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
+		  apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; \
+		  { service nginx stop || true; } >/dev/null 2>&1; }; } || \
+		echo "nginx is not installed (apt-get install nginx-light): the deployment recipe's test is skipped"
 
 ## the report charts draw Chinese text in Debian's WenQuanYi Micro Hei (package fonts-wqy-microhei), installed here when
 ## apt-get can (as root); without it (and without REPORT_FONT) no chart is drawn, and the chart tests are skipped

@@ -224,14 +224,17 @@ class WeComSide:
     ROBOT_TOKEN = "SystemRobotToken"
     ROBOT_KEY = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFG"
     ROBOT_ID = "aibsystemtest"
+    ROBOT_SECRET = "system-robot-secret"
 
-    def __init__(self, config: BotConfig) -> None:
+    def __init__(self, config: BotConfig, *, long_connection: bool = False) -> None:
         self.config = config
+        self.long_connection = long_connection  # the robot's long connection too (its leader is one process)
         self.fake = FakeWeCom(
             corp_id=self.CORP_ID,
             secrets={self.APP_SECRET: self.AGENT_ID},
             webhook_keys=[],
             members=[m.userid for m in config.members],
+            aibots={self.ROBOT_ID: self.ROBOT_SECRET} if long_connection else None,
         )
         for unit in config.units:
             if unit.group.chatid:
@@ -258,7 +261,14 @@ class WeComSide:
     def env(self) -> dict[str, str]:
         """The bot's WeCom settings: the fake's address (once started) and the credentials."""
         assert self.fake.base_url is not None, "start() first"
-        return {"WECOM_API_BASE": self.fake.base_url, **self.credentials()}
+        env = {"WECOM_API_BASE": self.fake.base_url, **self.credentials()}
+        if self.long_connection:
+            env.update(
+                WECOM_AIBOT_BOT_ID=self.ROBOT_ID,
+                WECOM_AIBOT_SECRET=self.ROBOT_SECRET,
+                WECOM_AIBOT_WS_URL=self.fake.aibot.url,
+            )
+        return env
 
     def credentials(self) -> dict[str, str]:
         return {
@@ -374,6 +384,13 @@ class BotProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
 
 
+@dataclass(frozen=True)
+class Front:
+    """What the office's traffic is sent to instead of one bot process: a proxy in front of several (its URL)."""
+
+    base: str
+
+
 # -- traffic ----------------------------------------------------------------------------------------------------
 
 
@@ -423,7 +440,9 @@ class Traffic:
     the work groups (the robot's callback), each sent again until the bot accepts it (2xx), as the platform and
     WeCom do; what the bot answered each time is kept."""
 
-    def __init__(self, bot: BotProcess, wecom: WeComSide, *, prefix: str = "SYS", retry_every: float = 0.2) -> None:
+    def __init__(
+        self, bot: BotProcess | Front, wecom: WeComSide, *, prefix: str = "SYS", retry_every: float = 0.2
+    ) -> None:
         self.bot = bot
         self.retry_every = retry_every
         self.wecom = wecom
@@ -434,7 +453,9 @@ class Traffic:
         self.session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Traffic:
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        # a front's certificate is the test's own: not checked
+        connector = aiohttp.TCPConnector(ssl=False) if isinstance(self.bot, Front) else None
+        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10), connector=connector)
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
