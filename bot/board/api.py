@@ -1,13 +1,16 @@
 """The board's pages and its JSON API, under ``/board/``.
 
 Pages (static HTML and script from ``bot/board/static``, nothing from elsewhere): ``/board/`` the board,
-``/board/ticket/{no}`` a ticket. Signed out, a page sends the browser to sign in and back.
+``/board/ticket/{no}`` a ticket, ``/board/reports`` the reports, ``/board/import`` an export's import. Signed out, a
+page sends the browser to sign in and back.
 
-API (JSON; errors as ``bot.web.errors`` shapes them, 401 when signed out): ``GET /board/api/me`` (who, what they
-may filter by, the CSRF token), ``GET /board/api/board`` (the tiles and the deadline list, filtered by ``unit``,
-``kind``, ``state``, ``repeat``, ``media``), ``GET /board/api/tickets/{no}`` (a ticket's page) and
-``POST /board/api/tickets/{no}/actions`` (an action, with the chat's checks: who may, and the lifecycle's rules).
-Every answer is for the signed-in member only: what they may see is decided on the server for every request.
+API (JSON; errors as ``bot.web.errors`` shapes them, with a Chinese message; 401 when signed out):
+``GET /board/api/me`` (who, what they may filter by, the CSRF token), ``GET /board/api/board`` (the tiles and the
+deadline list, filtered by ``unit``, ``kind``, ``state``, ``repeat``, ``media``), ``GET /board/api/tickets/{no}``
+(a ticket's page), ``POST /board/api/tickets/{no}/actions`` (an action, with the chat's checks: who may, and the
+lifecycle's rules), ``GET /board/api/reports`` (and its ``chart.png`` and ``download``), ``POST /board/api/imports``
+(an export, its progress streamed back). Every answer is for the signed-in member only: what they may see is
+decided on the server for every request.
 """
 
 from __future__ import annotations
