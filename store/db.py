@@ -154,6 +154,49 @@ def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def head_revision() -> str:
+    """The newest migration's revision: what ``migrate`` brings a database to."""
+    from alembic.script import ScriptDirectory
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def revision_of(url: str) -> str | None:
+    """The database's current revision (None: never migrated)."""
+
+    async def _read() -> str | None:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(current_revision)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_read())
+
+
+def pending_sql(url: str) -> tuple[str | None, str]:
+    """The database's current revision, and the SQL ``migrate`` would run on it to reach the head (PostgreSQL: its
+    DBA reads it first; "" when there is nothing to do). Nothing is changed."""
+    import io
+
+    if make_url(url).get_backend_name() != "postgresql":
+        raise ValueError("migrate --sql writes PostgreSQL's SQL; a SQLite database is migrated by the bot itself")
+    current = revision_of(url)
+    if current == head_revision():
+        return current, ""
+    out = io.StringIO()
+    cfg = AlembicConfig(output_buffer=out)
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["dialect"] = "postgresql"
+    command.upgrade(cfg, f"{current}:head" if current else "head", sql=True)
+    return current, out.getvalue()
+
+
 def migrate_sync_url(url: str) -> None:
     """For the CLI: run migrations to completion on a fresh event loop."""
 

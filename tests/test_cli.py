@@ -169,3 +169,27 @@ def test_serve_runs_on_uvloop_unless_told_otherwise(
     assert run_bot.main(["serve"]) == 0
     assert [isinstance(loop, uvloop.Loop) for loop in served] == [on_uvloop]
     assert all(isinstance(loop, asyncio.AbstractEventLoop) for loop in served)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_migrate_shows_a_dba_the_sql_first_and_the_current_revision(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert run_bot.main(["migrate", "--current"]) == 0
+    assert capsys.readouterr().out.startswith("none (head: 0014)")
+    assert run_bot.main(["migrate", "--sql"]) == 0
+    sql = capsys.readouterr().out
+    assert "CREATE TABLE tickets" in sql
+    assert "UPDATE alembic_version SET version_num='0014'" in sql
+    assert run_bot.main(["migrate", "--current"]) == 0  # --sql changed nothing
+    assert capsys.readouterr().out.startswith("none")
+    assert run_bot.main(["migrate"]) == 0
+    assert "revision 0014" in capsys.readouterr().out
+    assert run_bot.main(["migrate", "--sql"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_migrate_sql_is_for_postgresql(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_bot.main(["migrate", "--sql"]) == 2
+    assert "PostgreSQL" in capsys.readouterr().err

@@ -139,12 +139,24 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_migrate(_args: argparse.Namespace) -> int:
-    from store.db import migrate_sync_url
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from store.db import head_revision, migrate_sync_url, pending_sql, revision_of
 
     settings = _settings()
+    if args.sql:
+        try:
+            current, sql = pending_sql(settings.database_url)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"-- database {settings.database_url_redacted}: at {current or 'no revision'}, head {head_revision()}")
+        print(sql or "-- nothing to do: the database is at the head")
+        return 0
+    if args.current:
+        print(f"{revision_of(settings.database_url) or 'none'} (head: {head_revision()})")
+        return 0
     migrate_sync_url(settings.database_url)
-    print(f"database {settings.database_url_redacted} is up to date")
+    print(f"database {settings.database_url_redacted} is up to date (revision {head_revision()})")
     return 0
 
 
@@ -338,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_config)
 
     migrate = sub.add_parser("migrate", help="apply database migrations ($DATABASE_URL) and exit")
+    shown = migrate.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--sql", action="store_true", help="print the SQL the migration would run (PostgreSQL), change nothing"
+    )
+    shown.add_argument("--current", action="store_true", help="print the database's revision and the head's")
     migrate.set_defaults(func=cmd_migrate)
 
     imp = sub.add_parser("import", help="import tickets from an .xlsx or .csv export (idempotent)")
