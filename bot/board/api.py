@@ -54,6 +54,7 @@ from store import board as board_repo
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).resolve().parent / "static"
+ASSETS = frozenset(p.name for p in STATIC.iterdir() if not p.name.endswith(".html"))  # served as they are
 LIST_LIMIT = 200
 SOON = timedelta(hours=2)
 NOTE_MAX = 500
@@ -128,7 +129,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
 @routes.get("/board/static/{name}")
 async def static(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
-    if name not in {p.name for p in STATIC.iterdir()} or name.endswith(".html"):
+    if name not in ASSETS:
         raise ApiError(404, "not_found", "没有这个文件")
     return _file(name)
 
@@ -216,12 +217,12 @@ async def board_data(request: web.Request) -> web.Response:
     return response
 
 
-async def _detail(request: web.Request, who: Viewer, *, history: bool = False) -> TicketDetail:
-    """The ticket the path names, with its deadlines (and history), if this member sees it; else 404, worded as for a
-    ticket that does not exist (another unit's tickets are not told to exist)."""
+async def _detail(request: web.Request, who: Viewer, *, full: bool = False) -> TicketDetail:
+    """The ticket the path names (``full``: with its deadlines and history, for its page), if this member sees it;
+    else 404, worded as for a ticket that does not exist (another unit's tickets are not told to exist)."""
     no = request.match_info["no"].strip()
     try:
-        detail = await request.app[TICKETS].get(no, history=history, deadlines=True)
+        detail = await request.app[TICKETS].get(no, history=full, deadlines=full)
     except TicketNotFound:
         detail = None
     if detail is None or not who.sight.sees(detail.ticket):
@@ -270,7 +271,7 @@ def _full(config: BotConfig, who: Viewer, ticket: Ticket) -> bool:
 async def ticket_data(request: web.Request) -> web.Response:
     who = await viewer(request)
     config, tickets = request.app[CONFIG], request.app[TICKETS]
-    detail = await _detail(request, who, history=True)
+    detail = await _detail(request, who, full=True)
     ticket = detail.ticket
     now = request.app[CLOCK].now()
     full = _full(config, who, ticket)
