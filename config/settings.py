@@ -74,6 +74,7 @@ class Settings(BaseModel):
     public_url: str | None = None
     hotline_ingest_secret: SecretStr | None = None
     api_token: SecretStr | None = None
+    metrics_token: SecretStr | None = None  # /metrics only for "Authorization: Bearer <token>" when set
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
     # uvloop (libuv) where it is installed, as it is on Linux and macOS: a faster event loop for the server, the
@@ -111,6 +112,7 @@ class Settings(BaseModel):
         "public_url": "PUBLIC_URL",
         "hotline_ingest_secret": "HOTLINE_INGEST_SECRET",
         "api_token": "API_TOKEN",
+        "metrics_token": "METRICS_TOKEN",
         "log_format": "LOG_FORMAT",
         "log_level": "LOG_LEVEL",
         "event_loop": "EVENT_LOOP",

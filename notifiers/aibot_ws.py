@@ -80,12 +80,13 @@ class AibotWsSender:
     async def send(self, message: OutboundMessage) -> None:
         chatid = message.payload.get("chatid") or message.destination
         if not isinstance(chatid, str) or not chatid.strip():
-            raise DeliveryError(f"malformed {AIBOT_WS} payload: no chatid", permanent=True)
+            raise DeliveryError(f"malformed {AIBOT_WS} payload: no chatid", permanent=True, code="malformed")
         if "upload" in message.payload:
             raise DeliveryError(
                 f"{AIBOT_WS} cannot send an attachment: aibot_send_msg needs a media_id and the robot's long "
                 "connection has no documented upload; configure the app (for members) or the group's webhook_key",
                 permanent=True,
+                code="malformed",
             )
         msgtype, content = group_body(message)  # no duplicate check: a resend is marked
         # before the pacer: a send that cannot happen takes no slot
@@ -94,6 +95,7 @@ class AibotWsSender:
             raise DeliveryError(
                 f"malformed {AIBOT_WS} payload: aibot_send_msg does not take msgtype {msgtype!r} (only {takes})",
                 permanent=True,
+                code="malformed",
             )
         if not self.connection.subscribed:
             raise self._down()

@@ -91,6 +91,7 @@ class HotlineSyncSender:
                     f"hotline answered {response.status}: {text}",
                     permanent=permanent,
                     retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
+                    code=f"http_{response.status}",
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise DeliveryError(f"hotline unreachable: {type(exc).__name__}: {exc}") from None
+            raise DeliveryError(f"hotline unreachable: {type(exc).__name__}: {exc}", code="unreachable") from None

@@ -83,12 +83,19 @@ class DeliveryError(Exception):
     ones may have reached the receiver (no answer came back): they are resent as unsure."""
 
     def __init__(
-        self, message: str, *, permanent: bool = False, retry_after: float | None = None, maybe_sent: bool = False
+        self,
+        message: str,
+        *,
+        permanent: bool = False,
+        retry_after: float | None = None,
+        maybe_sent: bool = False,
+        code: str = "error",
     ) -> None:
         super().__init__(message)
         self.permanent = permanent
         self.retry_after = retry_after
         self.maybe_sent = maybe_sent
+        self.code = code  # for the metric: WeCom's errcode, http_<status>, unreachable, malformed …
 
 
 class Deferred(DeliveryError):
@@ -97,7 +104,7 @@ class Deferred(DeliveryError):
     retry_after: float
 
     def __init__(self, message: str, *, retry_after: float) -> None:
-        super().__init__(message, retry_after=retry_after)
+        super().__init__(message, retry_after=retry_after, code="paced")
 
 
 class Sender(Protocol):
@@ -125,6 +132,8 @@ class OutboxWorker:
         lease: timedelta = timedelta(minutes=5),
         max_attempts: int | None = None,
         on_unsure: Callable[[str, str], None] | None = None,
+        on_sent: Callable[[str], None] | None = None,
+        on_error: Callable[[str, str], None] | None = None,
         liveness: Liveness | None = None,
         takeover_every: float = 2.0,
     ) -> None:
@@ -138,6 +147,8 @@ class OutboxWorker:
         self.lease = lease
         self.max_attempts = max_attempts
         self.on_unsure = on_unsure  # (channel, reason) of every unsure send: the metric
+        self.on_sent = on_sent  # (channel) of every message sent, and (channel, code) of every failed attempt
+        self.on_error = on_error
         self.liveness = liveness  # tells when a process holding messages has died: see take_over()
         self.takeover_every = takeover_every
         self._wake = asyncio.Event()
@@ -253,9 +264,11 @@ class OutboxWorker:
             error = exc
         except Exception as exc:  # a bug in a sender must not stop the queue
             log.exception("sender failed", extra={"channel": message.channel, "outbox_id": message.id})
-            error = DeliveryError(f"{type(exc).__name__}: {exc}")
+            error = DeliveryError(f"{type(exc).__name__}: {exc}", code="sender_bug")
         now = self.clock.now()
         if error is None:
+            if self.on_sent is not None:
+                self.on_sent(message.channel)
             try:
                 await self._sent.submit(message.id)
             except Exception:  # the lease runs out and the message is sent again: at least once, as after a crash
@@ -269,6 +282,8 @@ class OutboxWorker:
                 self._paced[(message.channel, message.destination)] = until
                 log.debug("delivery deferred: %s", error, extra={"channel": message.channel, "outbox_id": message.id})
                 return
+            if self.on_error is not None:
+                self.on_error(message.channel, error.code)
             attempts = message.attempts + 1
             exhausted = self.max_attempts is not None and attempts >= self.max_attempts
             retry_at: datetime | None = None

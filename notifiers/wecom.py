@@ -171,14 +171,15 @@ def delivery_error(exc: WeComError) -> DeliveryError:
     """The outbox's view of a WeCom error the client did not retry away."""
     if isinstance(exc, RateLimited):
         wait = exc.retry_after if exc.retry_after is not None else RATE_LIMITED_WAIT
-        return DeliveryError(f"RateLimited: {exc}", retry_after=wait)
+        return DeliveryError(f"RateLimited: {exc}", retry_after=wait, code=str(exc.errcode))
     # no answer although the request went out: WeCom may have carried it out
     maybe_sent = isinstance(exc, TransportError) and exc.may_have_taken_effect
-    return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=exc.permanent, maybe_sent=maybe_sent)
+    code = "transport" if isinstance(exc, TransportError) else str(exc.errcode)
+    return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=exc.permanent, maybe_sent=maybe_sent, code=code)
 
 
 def _malformed(message: OutboundMessage, why: str) -> DeliveryError:
-    return DeliveryError(f"malformed {message.channel} payload: {why}", permanent=True)
+    return DeliveryError(f"malformed {message.channel} payload: {why}", permanent=True, code="malformed")
 
 
 def message_body(message: OutboundMessage) -> tuple[str, Mapping[str, Any]]:
@@ -252,7 +253,7 @@ class Pacer:
         try:
             wait = await self.limiter.acquire_all(keys, self.limits, started)
         except LimiterUnavailable as exc:
-            raise DeliveryError(f"rate limiter unavailable, not sending unpaced: {exc}") from None
+            raise DeliveryError(f"rate limiter unavailable, not sending unpaced: {exc}", code="limiter") from None
         if wait > 0:
             reason = f"paced: {what} is at its limit; next slot in {wait:.1f} s"
             raise Deferred(reason, retry_after=_retry_after(wait))
@@ -274,7 +275,7 @@ async def _mapped(send: Callable[[], Awaitable[T]]) -> T:
     except WeComError as exc:
         raise delivery_error(exc) from None
     except ValueError as exc:  # the client refused the message before sending it (size, recipients, URL)
-        raise DeliveryError(f"refused by the client: {exc}", permanent=True) from None
+        raise DeliveryError(f"refused by the client: {exc}", permanent=True, code="refused") from None
 
 
 def _int(message: OutboundMessage, name: str, default: int) -> int:
@@ -484,6 +485,7 @@ class AibotCardUpdateSender:
                 "card update: the click's req_id is not known in this process (received elsewhere, or before a "
                 "restart); WeCom takes the update only within 5 s of the click",
                 permanent=True,
+                code="no_req_id",
             )
         await _mapped(lambda: self.connection.update_card(req_id, body))
 

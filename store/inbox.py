@@ -235,7 +235,7 @@ async def delete_handled_inbound(conn: Conn, ids: Sequence[int]) -> int:
     return int(result.rowcount)
 
 
-def _pending_of(sources: Sequence[str]) -> Any:
+def pending_of(sources: Sequence[str]) -> Any:
     """Pending rows of ``sources``, read through the partial index ``ix_inbox_pending``, which holds the pending rows
     only. Its condition is rendered as a literal (a planner cannot match a partial index against a bound
     parameter), and ``source`` is compared as ``source || ''`` so that SQLite, without statistics, does not prefer
@@ -251,7 +251,7 @@ async def pending_inbound(conn: Conn, sources: Sequence[str], *, limit: int = 50
     if not sources:
         return []
     result = await conn.execute(
-        select(inbox).where(_pending_of(sources)).order_by(inbox.c.received_at, inbox.c.id).limit(limit)
+        select(inbox).where(pending_of(sources)).order_by(inbox.c.received_at, inbox.c.id).limit(limit)
     )
     return list(result.mappings())
 
@@ -275,7 +275,7 @@ async def claim_pending_inbound(
     free = or_(inbox.c.lease_until.is_(None), inbox.c.lease_until < now)
     if any_other_owner:
         free = or_(free, inbox.c.lease_owner.is_(None), inbox.c.lease_owner != owner)
-    query = select(inbox.c.id).where(_pending_of(sources), free).order_by(inbox.c.received_at, inbox.c.id).limit(limit)
+    query = select(inbox.c.id).where(pending_of(sources), free).order_by(inbox.c.received_at, inbox.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     ids = list((await conn.execute(query)).scalars())

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+import bot
 from config.loader import ConfigError, load_config
 from config.model import BotConfig
 from config.settings import Settings
@@ -318,17 +319,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def version() -> str:
-    """The installed distribution's version (a checkout that was never installed says so)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-
-    try:
-        return installed("hotline-bot")
-    except PackageNotFoundError:
-        return "0+unknown (not installed: pip install -e .)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hotline-bot",
@@ -336,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_env_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {bot.version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = sub.add_parser("serve", help="run the bot (HTTP API, callbacks, workers)")

@@ -56,7 +56,7 @@ def create_app(
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
     app[CALENDAR] = calendar or build_calendar(config)
-    app[METRICS] = ops.Metrics()
+    app[METRICS] = ops.Metrics(app)
     if sandbox:  # the WeCom sandbox, when no WeCom is configured: its fake's credentials from here on
         from bot.sandbox.web import attach as attach_sandbox  # only when it is on: production never loads it
 

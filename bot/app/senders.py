@@ -71,6 +71,8 @@ async def run_outbox_worker(app: web.Application) -> AsyncIterator[None]:
         owner=liveness.owner,
         liveness=liveness,
         on_unsure=app[METRICS].unsure_send,
+        on_sent=app[METRICS].sent_one,
+        on_error=app[METRICS].send_failed,
     )
     app[OUTBOX] = worker
     # what a command-line import addresses its pushes to: the channels this outbox sends through

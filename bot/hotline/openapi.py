@@ -314,7 +314,15 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics; with METRICS_TOKEN set, Authorization: Bearer <token>",
+                    "responses": {
+                        "200": {"description": "Prometheus' text exposition format"},
+                        "401": {"description": "METRICS_TOKEN is set and the request did not carry it"},
+                    },
+                }
+            },
             "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "JSON"}}}},
         },
         "components": {

@@ -155,6 +155,7 @@ class DeadlineEngine:
         self.batch = batch or config.nags.batch
         self.schedule = NagSchedule(config.nags, calendar)
         self.ticks = 0
+        self.last_tick_at: datetime | None = None  # when the last tick finished, at the engine's clock (/metrics)
         self.ticked = asyncio.Event()  # set after every tick (tests wait on it)
         self._urgent = frozenset(TicketKind(k).value for k in config.nags.urgent_kinds)
         self._holders = {role: [m.userid for m in config.members_with_role(role)] for role in Role}
@@ -182,6 +183,7 @@ class DeadlineEngine:
         if result.messages and self.wake is not None:
             self.wake()
         self.ticks += 1
+        self.last_tick_at = self.clock.now()
         self.ticked.set()
         return result
 

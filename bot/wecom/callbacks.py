@@ -31,6 +31,7 @@ from bot.domain.events import EnterChat, InboundEvent
 from bot.web.body import read_body
 from bot.web.errors import ApiError, json_error
 from bot.web.keys import CLOCK, CONFIG, WECOM_INBOUND
+from bot.web.ops import METRICS
 from bot.wecom.crypto import CallbackCrypto, CallbackCryptoError, raw_query_params
 from bot.wecom.parse import (
     AIBOT_SOURCE,
@@ -125,6 +126,7 @@ def _verify(request: web.Request, source: str) -> web.Response:
     try:
         plain = crypto.verify_url(*params)
     except CallbackCryptoError as exc:
+        request.app[METRICS].refused(source, exc.code)
         log.warning("wecom %s URL verification refused: %s", source, exc.message, extra={"code": exc.code})
         return json_error(403, exc.code, exc.message)
     except Exception:  # never a 500 to WeCom's verification
@@ -166,11 +168,12 @@ def _check_timestamp(request: web.Request, timestamp: str) -> None:
         raise CallbackCryptoError("bad_timestamp", "the callback is dated ahead of the server's clock")
 
 
-def _refused(source: str, exc: CallbackCryptoError | MalformedCallback) -> NoReturn:
+def _refused(request: web.Request, source: str, exc: CallbackCryptoError | MalformedCallback) -> NoReturn:
     if isinstance(exc, CallbackCryptoError):
         status, code, message = (403 if exc.code in _FORBIDDEN else 400), exc.code, exc.message
     else:
         status, code, message = 400, "malformed", exc.message
+    request.app[METRICS].refused(source, code)
     log.warning("wecom %s callback refused: %s", source, message, extra={"code": code, "status": status})
     raise ApiError(status, code, message)
 
@@ -188,11 +191,11 @@ async def _open(request: web.Request, source: str, envelope: Callable[[bytes], s
         plain = crypto.decrypt(signature, timestamp, nonce, encrypt)
         _check_timestamp(request, timestamp or "")
     except (CallbackCryptoError, MalformedCallback) as exc:
-        _refused(source, exc)
+        _refused(request, source, exc)
     try:
         return plain, plain.decode("utf-8")
     except UnicodeDecodeError:
-        _refused(source, MalformedCallback("the decrypted message is not UTF-8"))
+        _refused(request, source, MalformedCallback("the decrypted message is not UTF-8"))
 
 
 async def _accept(
@@ -202,7 +205,7 @@ async def _accept(
     try:
         event = parse(plain, received_at)
     except MalformedCallback as exc:
-        _refused(source, exc)
+        _refused(request, source, exc)
     # a database that cannot be reached is answered 503 store_unavailable (bot.web.errors), never 2xx: WeCom retries
     # a callback that is not answered 200, so nothing is lost while the store is down
     await request.app[WECOM_INBOUND].accept(source, event, raw, received_at=received_at)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -351,6 +352,11 @@ async def test_refused_app_callbacks_leave_no_row(client: Client) -> None:
     await processor(client).drain()
     assert await rows(client) == []
     assert seen(client) == []
+    # each refusal counted by its reason, for the operator's alert
+    metrics = await (await client.get("/metrics")).text()
+    expected = Counter(code for _, _, _, code in APP_REFUSALS)
+    for code, n in expected.items():
+        assert f'hotline_callback_refusals_total{{reason="{code}",source="wecom_app"}} {float(n)}' in metrics, code
 
 
 async def test_oversized_body_is_refused_by_its_length(client: Client) -> None:
