@@ -1,17 +1,50 @@
 """Structured logs: one JSON object per line (or plain text for a terminal), masked at every level: no citizen's
-name, phone, ID number or flat (:mod:`bot.domain.masking`), and no database driver's parameters or rows."""
+name, phone, ID number or flat (:mod:`bot.domain.masking`), and no database driver's parameters or rows.
+
+A JSON line carries the host and the process id, and the ids of what is being done (:func:`bound`): the
+``request_id`` of an HTTP request (its ``X-Request-Id``, nginx's ``$request_id``) and the ``event_id`` (the inbox row)
+of a WeCom message from its callback through its handling, in whichever process handles it."""
 
 from __future__ import annotations
 
 import json
 import logging
+import socket
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
 
 from bot.domain.masking import MaskingFilter, mask_text
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+_HOST = socket.gethostname()
+_CONTEXT: ContextVar[Mapping[str, object] | None] = ContextVar("log_context", default=None)
+
+
+@contextmanager
+def bound(**fields: object) -> Iterator[None]:
+    """Every line logged inside (in this task, and in tasks it starts) carries ``fields``."""
+    token = _CONTEXT.set({**context(), **fields})
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+def context() -> Mapping[str, object]:
+    """The fields :func:`bound` gives the lines logged here."""
+    return _CONTEXT.get() or {}
+
+
+class ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in context().items():
+            if key not in record.__dict__:
+                setattr(record, key, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,6 +54,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
+            "host": _HOST,
+            "pid": record.process,
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
@@ -50,6 +85,7 @@ def setup_logging(fmt: str = "json", level: str = "INFO", stream: IO[str] | None
     """One handler on the root logger, to ``stream`` (stderr), with the masking filter."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(ContextFilter())
     handler.addFilter(MaskingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

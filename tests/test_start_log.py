@@ -42,3 +42,8 @@ def test_the_sandbox_link_and_the_address_end_the_start(tmp_path: Path) -> None:
     assert "sandbox: open http://127.0.0.1:" in start[-2], start[-3:]
     assert f"board: open http://127.0.0.1:{port}/board/" in start[-3], start[-4:]
     assert start[-1].endswith(f"listening on http://127.0.0.1:{port}"), start[-3:]
+    # and a stop says so: the signal, then the end
+    stop = lines[len(start) :]
+    assert any("stopping: no new connections" in line for line in stop), stop[-5:]
+    assert stop[-1].endswith("stopped"), stop[-5:]
+    assert "version=" in next(line for line in lines if "starting hotline-bot" in line)

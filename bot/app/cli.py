@@ -96,6 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log.info(
         "starting hotline-bot",
         extra={
+            "version": bot.version(),
             "config": str(args.config or settings.config_path),
             "database": settings.database_url_redacted,
             "redis": bool(settings.redis_url),
@@ -105,6 +106,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # sandbox=True: with no WeCom settings, a fake WeCom and the /sandbox/ page (bot/sandbox)
     app = create_app(settings, config, calendar=_calendar(config), sandbox=True)
     app.on_startup.append(_freeze_startup_objects)
+    app.on_shutdown.append(_stopping)
     try:
         loop = _event_loop(settings.event_loop)
         web.run_app(
@@ -121,7 +123,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log.critical("cannot start: %s", exc.__class__.__name__, extra={"error": str(exc).splitlines()[0]})
         print(f"cannot start hotline-bot: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
+    log.info("stopped")
     return 0
+
+
+async def _stopping(_app: Any) -> None:
+    log.info("stopping: no new connections; the work under way finishes")
 
 
 async def _freeze_startup_objects(_app: object) -> None:

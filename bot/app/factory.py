@@ -48,7 +48,7 @@ def create_app(
     sandbox: bool = False,
 ) -> web.Application:
     app = web.Application(
-        middlewares=[ops.metrics_middleware, error_middleware],
+        middlewares=[ops.request_context, ops.metrics_middleware, error_middleware],
         client_max_size=config.hotline.max_body_bytes,
         handler_args={"logger": PROTOCOL_LOG},  # a malformed request is one WARNING line, not a traceback
     )
@@ -57,6 +57,7 @@ def create_app(
     app[CLOCK] = clock or SystemClock()
     app[CALENDAR] = calendar or build_calendar(config)
     app[METRICS] = ops.Metrics(app)
+    app.on_response_prepare.append(ops.answer_request_id)
     if sandbox:  # the WeCom sandbox, when no WeCom is configured: its fake's credentials from here on
         from bot.sandbox.web import attach as attach_sandbox  # only when it is on: production never loads it
 

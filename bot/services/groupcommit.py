@@ -14,6 +14,7 @@ error, a timeout): then every item of the batch fails at once, instead of each w
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
@@ -50,7 +51,8 @@ class GroupCommit(Generic[T, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain(), name=self.name)
+            # a context of its own: it serves every caller, and its log lines are none's (bot.logging.bound)
+            self._task = asyncio.create_task(self._drain(), name=self.name, context=contextvars.Context())
         return future
 
     @property

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -37,6 +38,7 @@ from datetime import datetime, timedelta
 from bot.domain.clock import Clock
 from bot.domain.events import InboundEvent, dedup_key
 from bot.domain.masking import mask_text
+from bot.logging import bound
 from bot.services.groupcommit import GroupCommit
 from bot.services.sinks import EventSink, PayloadReader, inbox_key
 from store import inbox as inbox_repo
@@ -153,6 +155,8 @@ class InboundProcessor:
         if inbox_id is None:
             log.info("wecom %s duplicate callback ignored", source, extra={"dedup_key": dedup_key(event)})
             return False
+        # the line that ties the request (its request_id) to the handling's lines (their event_id), wherever it runs
+        log.info("wecom %s callback accepted", source, extra={"event_id": inbox_id, "dedup_key": dedup_key(event)})
         self._enqueue([_Job(inbox_id, event)])
         return True
 
@@ -194,7 +198,9 @@ class InboundProcessor:
     def _start_workers(self) -> None:
         """A worker for each ready lane that no worker about to look at the queue will take, within the limit."""
         while len(self._workers) < self._concurrency and len(self._ready) > len(self._workers) - self._handling:
-            self._workers.add(asyncio.create_task(self._work(), name="wecom-inbound-worker"))
+            # started by a request, it serves the others too: a context of its own (bot.logging.bound)
+            worker = asyncio.create_task(self._work(), name="wecom-inbound-worker", context=contextvars.Context())
+            self._workers.add(worker)
 
     async def _work(self) -> None:
         """Handles the ready lanes' next events, one lane at a time, until none is ready."""
@@ -233,6 +239,10 @@ class InboundProcessor:
         return [task for task in self._workers if not task.done()]
 
     async def _process(self, job: _Job) -> None:
+        with bound(event_id=job.inbox_id):
+            await self._process_bound(job)
+
+    async def _process_bound(self, job: _Job) -> None:
         error = job.error
         try:
             if job.event is not None:

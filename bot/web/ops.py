@@ -7,7 +7,9 @@ import asyncio
 import hmac
 import logging
 import platform
+import re
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
@@ -29,6 +31,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 import bot
+from bot.logging import bound
 from bot.web.errors import Handler, json_error, json_response
 from bot.web.keys import (
     AIBOT_LEADER,
@@ -221,6 +224,26 @@ def _leads(app: web.Application, leader: web.AppKey[Any], task: web.AppKey[Any])
 
 
 METRICS = web.AppKey("metrics", Metrics)
+
+
+REQUEST_ID = web.RequestKey("request_id", str)
+_GIVEN_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")  # what a proxy's id looks like (nginx's $request_id: 32 hex)
+
+
+@web.middleware
+async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every line logged for the request carries its ``request_id``: the ``X-Request-Id`` the proxy gave it (nginx's
+    ``$request_id``, in its access log too), else a new one; the answer carries it back (:func:`answer_request_id`)."""
+    given = request.headers.get("X-Request-Id", "")
+    request_id = given if _GIVEN_ID.fullmatch(given) else uuid.uuid4().hex
+    request[REQUEST_ID] = request_id
+    with bound(request_id=request_id):
+        return await handler(request)
+
+
+async def answer_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    if REQUEST_ID in request:
+        response.headers["X-Request-Id"] = request[REQUEST_ID]
 
 
 @web.middleware

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,7 @@ def site_for(upstreams: tuple[int, int], https: int, http: int, cert: Path, key:
         "listen [::]:80;": "",
         "/etc/ssl/certs/hotline.example.gov.cn.pem": str(cert),
         "/etc/ssl/private/hotline.example.gov.cn.key": str(key),
+        "/var/log/nginx/hotline-bot.access.log": str(cert.parent / "hotline-bot.access.log"),
     }
     for old, new in swaps.items():
         assert old in text, f"the recipe no longer has {old!r}: update this test with it"
@@ -238,6 +240,15 @@ async def test_two_processes_behind_the_recipes_nginx_lose_nothing_when_the_lead
             assert lost == []
             assert doubled == []
             assert took_over <= TAKEOVER
+        # one request id from nginx's access log to the bot's answer (and its log lines)
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"https://127.0.0.1:{nginx.https}/api/openapi.json", ssl=False) as answer,
+        ):
+            assert answer.status == 200
+            request_id = answer.headers["X-Request-Id"]
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+        assert f"request_id={request_id}" in (nginx_files / "hotline-bot.access.log").read_text()
     finally:
         nginx.stop()
         for bot in bots:

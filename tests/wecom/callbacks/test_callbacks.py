@@ -9,8 +9,10 @@ for processing with ``drain()``, never by sleeping.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -26,6 +28,7 @@ from sqlalchemy.engine import Engine
 from bot.app import create_app
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.events import CardClick, InboundEvent, Sender, TextMessage
+from bot.logging import setup_logging
 from bot.services.inbox import InboundProcessor
 from bot.services.sinks import RecordingSink, inbox_key
 from bot.web.keys import STORE, WECOM_INBOUND
@@ -780,3 +783,43 @@ async def test_a_handler_oserror_is_its_failure_not_a_database_outage(
     assert by_key["app:msg:2"]["status"] == "done"
     assert not liveness.database.down
     assert not [r for r in caplog.records if "unreachable" in r.getMessage()]
+
+
+class LoggingSink(RecordingSink):
+    """Logs a line while it handles an event, as a handler would."""
+
+    async def handle(self, event: InboundEvent) -> None:
+        logging.getLogger("hotline-test.handler").info("handling %s", event.dedup_key)
+        await super().handle(event)
+
+
+async def test_a_callbacks_request_id_and_event_id_follow_it_into_the_log(client: Client) -> None:
+    """nginx's request id comes back on the answer and is on the line that accepts the callback, beside the
+    event id that every line of its handling carries (in whichever process handles it)."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    setup_logging("json", "INFO", stream)
+    try:
+        processor(client).sink = LoggingSink()
+        encrypt = APP.encrypt(app_xml(MsgType="text", Content="查询 2026112300123", MsgId="7002"))
+        request_id = "0f" * 16
+        response = await client.post(
+            f"/wecom/callback?{query(APP, encrypt)}", data=app_envelope(encrypt), headers={"X-Request-Id": request_id}
+        )
+        assert response.headers["X-Request-Id"] == request_id
+        await processor(client).drain()
+        forged = await client.post(f"/wecom/callback?{query(APP, encrypt)}", data=b"x" + app_envelope(encrypt))
+        assert re.fullmatch(r"[0-9a-f]{32}", forged.headers["X-Request-Id"])  # none given: one of its own
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    [accepted] = [line for line in lines if line["msg"] == "wecom wecom_app callback accepted"]
+    [handled] = [line for line in lines if line["msg"] == "handling app:msg:7002"]
+    assert accepted["request_id"] == request_id
+    assert handled["event_id"] == accepted["event_id"]
+    assert "request_id" not in handled  # the handling is not the request's: it may run later, elsewhere
+    [refused_line] = [line for line in lines if "callback refused" in line["msg"]]
+    assert refused_line["request_id"] == forged.headers["X-Request-Id"]
+    assert {"host", "pid"} <= set(accepted)
