@@ -4,9 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test bench lint typecheck install browser fonts nginx clean
+.PHONY: run test bench lint typecheck install browser fonts nginx promtool clean
 CHROMIUM := /usr/bin/chromium
 NGINX := /usr/sbin/nginx
+PROMTOOL := /usr/bin/promtool
 CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 
 $(STAMP): pyproject.toml
@@ -26,7 +27,7 @@ run: $(STAMP) fonts
 
 ## make test: lint, types, the import contracts and the whole suite (SQLite, PostgreSQL, Redis, and the sandbox
 ## page in Debian's Chromium)
-test: $(STAMP) fonts browser nginx
+test: $(STAMP) fonts browser nginx promtool
 	$(PY) -m ruff check .
 	$(PY) -m mypy bot config store notifiers handlers run_bot.py
 	$(VENV)/bin/lint-imports
@@ -57,6 +58,16 @@ nginx:
 		  apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; \
 		  { service nginx stop || true; } >/dev/null 2>&1; }; } || \
 		echo "nginx is not installed (apt-get install nginx-light): the deployment recipe's test is skipped"
+
+## the monitoring test checks deploy/prometheus/ (the alerts, their unit tests, the example config) and the dashboard's
+## queries with Debian's promtool (package prometheus), installed here when apt-get can (as root) and the server it
+## starts stopped: the test only runs promtool; without it those checks are skipped (and fail in CI)
+promtool:
+	@test -x $(PROMTOOL) || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
+		  apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+		  { service prometheus stop || true; } >/dev/null 2>&1; }; } || \
+		echo "promtool is not installed (apt-get install prometheus): the monitoring checks are skipped"
 
 ## the report charts draw Chinese text in Debian's WenQuanYi Micro Hei (package fonts-wqy-microhei), installed here when
 ## apt-get can (as root); without it (and without REPORT_FONT) no chart is drawn, and the chart tests are skipped

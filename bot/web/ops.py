@@ -362,6 +362,9 @@ def _engine_check(app: web.Application) -> dict[str, Any]:
     return {"status": "standby", "detail": "another process runs the deadline engine"}
 
 
+SCRAPE_READ_TIMEOUT = 5.0
+
+
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus' text format. With ``METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>``."""
@@ -378,11 +381,14 @@ async def metrics(request: web.Request) -> web.Response:
     now = app[CLOCK].now()
     inbound = app.get(WECOM_INBOUND)
     try:
-        async with app[STORE].reading() as conn:
+        # well within a scrape's timeout (Prometheus' default: 10 s), so that a slow database reads as down
+        async with asyncio.timeout(SCRAPE_READ_TIMEOUT), app[STORE].reading() as conn:
             outbox = await gauges.outbox_backlog(conn, now)
             inbox = await gauges.inbox_backlog(conn, inbound.sources if inbound is not None else ())
     except Exception:
-        m.database_up.set(0)  # the backlogs keep their last reading; the alert on this gauge tells
+        m.database_up.set(0)
+        for gauge in (m.outbox, m.outbox_age, m.inbox, m.inbox_age):
+            gauge.clear()  # no reading rather than an old one
         log.warning("metrics: could not read the outbox and the inbox", exc_info=True)
     else:
         m.database_up.set(1)
