@@ -1,4 +1,7 @@
-"""Deployment values from the environment (database, Redis, WeCom credentials, listen address).
+"""Deployment values (database, Redis, WeCom credentials, listen address), read with pydantic-settings from, in
+this order: the environment; a file named by ``<NAME>_FILE`` (a secret a container or systemd passes as a file);
+a ``.env`` file in the working directory; a file named ``<NAME>`` in systemd's credentials directory
+(``$CREDENTIALS_DIRECTORY``, ``LoadCredential=``) or in ``/run/secrets`` (Docker's and Compose's secrets).
 
 Nothing is read at import time: call :meth:`Settings.from_env`. Secrets never show in repr/str.
 """
@@ -12,7 +15,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasGenerator, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from config.durations import Duration
 from config.loader import ConfigError, ConfigIssue, describe_error
@@ -42,8 +47,57 @@ def normalize_database_url(url: str) -> str:
     raise ValueError(f'unsupported database "{scheme}": use sqlite:/// or postgresql://')
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+# each setting and the variable it is read from
+ENV_VARS: dict[str, str] = {
+    "database_url": "DATABASE_URL",
+    "redis_url": "REDIS_URL",
+    "config_path": "BOT_CONFIG",
+    "host": "BOT_HOST",
+    "port": "BOT_PORT",
+    "body_timeout": "HTTP_BODY_TIMEOUT",
+    "wecom_api_base": "WECOM_API_BASE",
+    "wecom_corp_id": "WECOM_CORP_ID",
+    "wecom_app_agent_id": "WECOM_APP_AGENT_ID",
+    "wecom_app_secret": "WECOM_APP_SECRET",
+    "wecom_app_token": "WECOM_APP_TOKEN",
+    "wecom_app_aes_key": "WECOM_APP_AES_KEY",
+    "wecom_aibot_token": "WECOM_AIBOT_TOKEN",
+    "wecom_aibot_aes_key": "WECOM_AIBOT_AES_KEY",
+    "wecom_aibot_bot_id": "WECOM_AIBOT_BOT_ID",
+    "wecom_aibot_secret": "WECOM_AIBOT_SECRET",
+    "wecom_aibot_ws_url": "WECOM_AIBOT_WS_URL",
+    "wecom_oauth_url": "WECOM_OAUTH_URL",
+    "wecom_sso_url": "WECOM_SSO_URL",
+    "board_secret": "BOARD_SECRET",
+    "public_url": "PUBLIC_URL",
+    "hotline_ingest_secret": "HOTLINE_INGEST_SECRET",
+    "api_token": "API_TOKEN",
+    "metrics_token": "METRICS_TOKEN",
+    "hotline_ingest_secret_previous": "HOTLINE_INGEST_SECRET_PREVIOUS",
+    "api_token_previous": "API_TOKEN_PREVIOUS",
+    "log_format": "LOG_FORMAT",
+    "log_level": "LOG_LEVEL",
+    "event_loop": "EVENT_LOOP",
+    "sandbox": "SANDBOX",
+    "sandbox_demo_every": "SANDBOX_DEMO_EVERY",
+    "sandbox_robot": "SANDBOX_ROBOT",
+}
+
+
+SECRETS_DIRS = ("/run/secrets",)  # Docker's and Compose's secrets; systemd's $CREDENTIALS_DIRECTORY comes first
+ENV_FILE = ".env"
+
+
+class Settings(BaseSettings):
+    # every field read under its variable's name (ENV_VARS); a .env file may hold other names (a compose file's)
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",
+        alias_generator=AliasGenerator(validation_alias=lambda name: ENV_VARS[name]),
+        populate_by_name=True,
+        env_ignore_empty=True,
+        case_sensitive=True,
+    )
 
     database_url: str = "sqlite+aiosqlite:///data/hotline.db"
     redis_url: str | None = None  # None = no Redis; in-process fallbacks
@@ -75,6 +129,9 @@ class Settings(BaseModel):
     hotline_ingest_secret: SecretStr | None = None
     api_token: SecretStr | None = None
     metrics_token: SecretStr | None = None  # /metrics only for "Authorization: Bearer <token>" when set
+    # the secret and the token being replaced, accepted beside the new ones while the callers switch (rotation)
+    hotline_ingest_secret_previous: SecretStr | None = None
+    api_token_previous: SecretStr | None = None
     log_format: Literal["json", "text"] = "json"
     log_level: str = "INFO"
     # uvloop (libuv) where it is installed, as it is on Linux and macOS: a faster event loop for the server, the
@@ -88,38 +145,7 @@ class Settings(BaseModel):
     # in production with it) or its callback URL (pushes into app chats, as markdown)
     sandbox_robot: Literal["long_connection", "callback"] = "long_connection"
 
-    ENV_VARS: ClassVar[dict[str, str]] = {
-        "database_url": "DATABASE_URL",
-        "redis_url": "REDIS_URL",
-        "config_path": "BOT_CONFIG",
-        "host": "BOT_HOST",
-        "port": "BOT_PORT",
-        "body_timeout": "HTTP_BODY_TIMEOUT",
-        "wecom_api_base": "WECOM_API_BASE",
-        "wecom_corp_id": "WECOM_CORP_ID",
-        "wecom_app_agent_id": "WECOM_APP_AGENT_ID",
-        "wecom_app_secret": "WECOM_APP_SECRET",
-        "wecom_app_token": "WECOM_APP_TOKEN",
-        "wecom_app_aes_key": "WECOM_APP_AES_KEY",
-        "wecom_aibot_token": "WECOM_AIBOT_TOKEN",
-        "wecom_aibot_aes_key": "WECOM_AIBOT_AES_KEY",
-        "wecom_aibot_bot_id": "WECOM_AIBOT_BOT_ID",
-        "wecom_aibot_secret": "WECOM_AIBOT_SECRET",
-        "wecom_aibot_ws_url": "WECOM_AIBOT_WS_URL",
-        "wecom_oauth_url": "WECOM_OAUTH_URL",
-        "wecom_sso_url": "WECOM_SSO_URL",
-        "board_secret": "BOARD_SECRET",
-        "public_url": "PUBLIC_URL",
-        "hotline_ingest_secret": "HOTLINE_INGEST_SECRET",
-        "api_token": "API_TOKEN",
-        "metrics_token": "METRICS_TOKEN",
-        "log_format": "LOG_FORMAT",
-        "log_level": "LOG_LEVEL",
-        "event_loop": "EVENT_LOOP",
-        "sandbox": "SANDBOX",
-        "sandbox_demo_every": "SANDBOX_DEMO_EVERY",
-        "sandbox_robot": "SANDBOX_ROBOT",
-    }
+    ENV_VARS: ClassVar[dict[str, str]] = ENV_VARS
 
     @field_validator("database_url")
     @classmethod
@@ -249,25 +275,46 @@ class Settings(BaseModel):
             raise ValueError(f'must be a duration such as 5m, 1h or 1d, or "off" (got "{value}")') from None
 
     @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            FileVariables(settings_cls, os.environ),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Settings from ``environ`` (default: os.environ, read now). Empty values count as unset.
+        """The settings of this process (``environ`` None: the environment, ``<NAME>_FILE`` files, ``.env``, the
+        secrets directories), or of exactly ``environ`` and the files its ``<NAME>_FILE`` variables name. Empty
+        values count as unset.
 
         Raises ConfigError naming each invalid variable.
         """
-        env = os.environ if environ is None else environ
-        values: dict[str, str] = {}
-        for field, var in cls.ENV_VARS.items():
-            raw = env.get(var)
-            if raw is not None and raw.strip():
-                values[field] = raw
         try:
-            return cls.model_validate(values)
+            if environ is None:
+                secrets = [
+                    d for d in (os.environ.get("CREDENTIALS_DIRECTORY"), *SECRETS_DIRS) if d and Path(d).is_dir()
+                ]
+                return cls(_env_file=ENV_FILE, _secrets_dir=secrets or None)  # type: ignore[call-arg]
+            values = {
+                var: raw for var in cls.ENV_VARS.values() if (raw := environ.get(var)) is not None and raw.strip()
+            }
+            return cls.model_validate({**FileVariables(cls, environ)(), **values})
         except ValidationError as exc:
             issues = []
             for error in exc.errors(include_url=False):
                 loc, message = describe_error(error)
-                field = str(loc[0]) if loc else ""
-                issues.append(ConfigIssue(cls.ENV_VARS.get(field, field), message))
+                name = str(loc[0]) if loc else ""
+                issues.append(ConfigIssue(cls.ENV_VARS.get(name, name), message))
             raise ConfigError("environment", issues) from None
 
     def wecom_given(self) -> list[str]:
@@ -311,3 +358,38 @@ class Settings(BaseModel):
                 yield name, redact_url(value)
             else:
                 yield name, value
+
+
+class FileVariables(PydanticBaseSettingsSource):
+    """``<NAME>_FILE=/path``: the setting ``<NAME>`` is the file's content, its final line break dropped (how Docker
+    images and systemd's ``LoadCredential=`` pass a secret without putting it in the environment). Setting both
+    ``<NAME>`` and ``<NAME>_FILE`` is a mistake, and so is a file that cannot be read."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.environ = environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ reads them all
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        issues: list[ConfigIssue] = []
+        for var in ENV_VARS.values():
+            path = (self.environ.get(f"{var}_FILE") or "").strip()
+            if not path:
+                continue
+            if (self.environ.get(var) or "").strip():
+                issues.append(ConfigIssue(f"{var}_FILE", f"{var} is set too: set one of them"))
+                continue
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                issues.append(ConfigIssue(f"{var}_FILE", f"cannot read {path}: {exc.__class__.__name__}"))
+                continue
+            text = text.removesuffix("\n").removesuffix("\r")
+            if text.strip():
+                values[var] = text
+        if issues:
+            raise ConfigError("environment", issues)
+        return values

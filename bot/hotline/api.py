@@ -55,16 +55,25 @@ def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
 
 
 def check_signature(request: web.Request, secret: str, body: bytes) -> None:
-    """A 401 (counted in the metrics) unless ``body`` carries the hotline's valid, fresh signature."""
+    """A 401 (counted in the metrics) unless ``body`` carries the hotline's valid, fresh signature, made with the
+    secret or, while it is being replaced, with ``HOTLINE_INGEST_SECRET_PREVIOUS``."""
+    previous = request.app[SETTINGS].hotline_ingest_secret_previous
+    secrets = [secret] if previous is None else [secret, previous.get_secret_value()]
     try:
-        verify(
-            secret,
-            request.headers.get(TIMESTAMP_HEADER),
-            request.headers.get(SIGNATURE_HEADER),
-            body,
-            now=request.app[CLOCK].now().timestamp(),
-            window=request.app[CONFIG].hotline.ingest_window_seconds,
-        )
+        for n, key in enumerate(secrets, 1):
+            try:
+                verify(
+                    key,
+                    request.headers.get(TIMESTAMP_HEADER),
+                    request.headers.get(SIGNATURE_HEADER),
+                    body,
+                    now=request.app[CLOCK].now().timestamp(),
+                    window=request.app[CONFIG].hotline.ingest_window_seconds,
+                )
+                break
+            except SignatureError as exc:
+                if exc.code != "bad_signature" or n == len(secrets):
+                    raise
     except SignatureError as exc:
         request.app[METRICS].rejected(exc.code)
         raise ApiError(401, exc.code, exc.message) from None
@@ -209,12 +218,17 @@ def _check_event(event: TicketEventPayload, max_days: int) -> None:
 
 
 def authorize(request: web.Request) -> None:
-    token = request.app[SETTINGS].api_token
+    """The API token (or, while it is being replaced, ``API_TOKEN_PREVIOUS``) as a bearer token, or a 401."""
+    settings = request.app[SETTINGS]
+    token = settings.api_token
     if token is None:
         raise ApiError(503, "api_disabled", "API_TOKEN is not configured: the read API is disabled")
     given = request.headers.get("Authorization", "")
     scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), token.get_secret_value().encode()):
+    tokens = [t.get_secret_value().encode() for t in (token, settings.api_token_previous) if t is not None]
+    # every token compared, so that the time taken does not tell which matched
+    matched = [hmac.compare_digest(value.strip().encode(), t) for t in tokens]
+    if scheme.lower() != "bearer" or not any(matched):
         raise ApiError(401, "unauthorized", "send the API token as 'Authorization: Bearer <API_TOKEN>'")
 
 

@@ -139,3 +139,71 @@ def test_event_loop_setting() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({"EVENT_LOOP": "trio"})
     assert [i.path for i in caught.value.issues] == ["EVENT_LOOP"]
+
+
+# -- where the values come from: the environment, <NAME>_FILE, .env, the secrets directories ----------------------
+
+
+def test_a_secret_from_a_file_named_by_its_file_variable(tmp_path: Path) -> None:
+    secret = tmp_path / "wecom_app_secret"
+    secret.write_text("s3cret-from-a-file\n", encoding="utf-8")  # as `echo … > file` leaves it
+    settings = Settings.from_env({"WECOM_APP_SECRET_FILE": str(secret), "WECOM_CORP_ID": "ww1"})
+    assert settings.wecom_app_secret == "s3cret-from-a-file"
+    assert settings.wecom_configured
+
+
+def test_a_value_and_its_file_both_set_or_an_unreadable_file_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("t", encoding="utf-8")
+    with pytest.raises(ConfigError) as both:
+        Settings.from_env({"API_TOKEN": "a", "API_TOKEN_FILE": str(secret)})
+    assert [(i.path, i.message) for i in both.value.issues] == [
+        ("API_TOKEN_FILE", "API_TOKEN is set too: set one of them")
+    ]
+    with pytest.raises(ConfigError) as missing:
+        Settings.from_env({"API_TOKEN_FILE": str(tmp_path / "nowhere")})
+    assert missing.value.issues[0].path == "API_TOKEN_FILE"
+    assert "cannot read" in missing.value.issues[0].message
+    # a value read from a file is checked as the variable's own would be
+    secret.write_text("short", encoding="utf-8")
+    with pytest.raises(ConfigError) as short:
+        Settings.from_env({"BOARD_SECRET_FILE": str(secret)})
+    assert short.value.issues[0].path == "BOARD_SECRET"
+
+
+def test_the_process_reads_the_environment_then_files_then_dotenv_then_the_secrets_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for var in Settings.ENV_VARS.values():
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(f"{var}_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "# the deployment's values\nBOT_PORT=8090\nLOG_LEVEL=debug\nAPI_TOKEN=from-dotenv\n"
+        "POSTGRES_PASSWORD=compose-only\n",  # another program's: ignored
+        encoding="utf-8",
+    )
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "HOTLINE_INGEST_SECRET").write_text("from-systemd", encoding="utf-8")
+    (credentials / "API_TOKEN").write_text("from-systemd-too", encoding="utf-8")
+    metrics = tmp_path / "metrics-token"
+    metrics.write_text("from-a-file", encoding="utf-8")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    monkeypatch.setenv("LOG_LEVEL", "warning")
+    monkeypatch.setenv("METRICS_TOKEN_FILE", str(metrics))
+
+    settings = Settings.from_env()
+    assert settings.port == 8090  # .env
+    assert settings.log_level == "WARNING"  # the environment over .env
+    assert settings.api_token is not None
+    assert settings.api_token.get_secret_value() == "from-dotenv"
+    assert settings.hotline_ingest_secret is not None
+    assert settings.hotline_ingest_secret.get_secret_value() == "from-systemd"
+    assert settings.metrics_token is not None
+    assert settings.metrics_token.get_secret_value() == "from-a-file"
+
+    (tmp_path / ".env").write_text("BOT_PORT=eighty\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as bad:
+        Settings.from_env()
+    assert [i.path for i in bad.value.issues] == ["BOT_PORT"]

@@ -450,3 +450,32 @@ async def test_an_approved_return_redispatched_by_the_platform(client: Client, c
     assert (approved.status, (await approved.json())["state"]) == (200, "dispatched")
     ticket = (await (await client.get(f"/api/tickets/{no}", headers=auth)).json())["ticket"]
     assert (ticket["unit"], ticket["returns"], ticket["redispatches"]) == ("HW", 1, 1)
+
+
+async def test_the_secret_and_the_token_being_replaced_are_accepted_beside_the_new_ones(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    sqlite_url: str,
+    settings_for: Callable[..., Settings],
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+) -> None:
+    """While the platform switches to the new secret (and readers to the new token), both work; nothing else does."""
+    settings = settings_for(
+        sqlite_url,
+        HOTLINE_INGEST_SECRET="the-new-secret",
+        HOTLINE_INGEST_SECRET_PREVIOUS=INGEST_SECRET,
+        API_TOKEN="the-new-token",
+        API_TOKEN_PREVIOUS=API_TOKEN,
+    )
+    client = await aiohttp_client(create_app(settings, sandbox_config, clock=clock, run_workers=False))
+    for n, secret in enumerate((INGEST_SECRET, "the-new-secret")):
+        body = json.dumps({**TICKET, "ticket_no": f"202611230012{n}"}, ensure_ascii=False).encode()
+        assert (await client.post("/api/tickets", data=body, headers=signed(body, clock, secret))).status == 201
+    body = json.dumps({**TICKET, "ticket_no": "2026112300129"}, ensure_ascii=False).encode()
+    refused = await client.post("/api/tickets", data=body, headers=signed(body, clock, "an-old-old-secret"))
+    assert (refused.status, (await refused.json())["error"]["code"]) == (401, "bad_signature")
+    stale = await client.post("/api/tickets", data=body, headers=signed(body, clock, INGEST_SECRET, skew=-3600))
+    assert (await stale.json())["error"]["code"] == "stale_timestamp"  # the old secret is no way round the window
+    for token, status in ((API_TOKEN, 200), ("the-new-token", 200), ("guess", 401)):
+        answer = await client.get("/api/tickets/2026112300120", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status == status, token
