@@ -2,18 +2,34 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+LOCK   := requirements/test.txt
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-12)
 
-.PHONY: run test bench lint typecheck install browser fonts nginx promtool clean
+.PHONY: run test bench lint typecheck install lock browser fonts nginx promtool clean
 CHROMIUM := /usr/bin/chromium
 NGINX := /usr/sbin/nginx
 PROMTOOL := /usr/bin/promtool
 CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 
-$(STAMP): pyproject.toml
+## the environment is installed from the lock file, every package checked against its hash (requirements/test.txt:
+## the bot's packages and the tests'; requirements/run.txt: the bot's only, for a deployment), then the bot itself
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*; touch $@
+
+## make lock: the lock files again, with the newest releases pyproject.toml's ranges admit (docs/operations.md says
+## when); then make test, and commit the three files together
+PIP_TOOLS := pip-tools==7.5.2
+LOCK_FLAGS := --quiet --upgrade --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+	--no-emit-find-links --no-emit-index-url
+lock:
+	@test -x $(VENV)-lock/bin/pip-compile || { $(PYTHON) -m venv $(VENV)-lock && \
+		$(VENV)-lock/bin/pip install --quiet $(PIP_TOOLS); }
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)-lock/bin/pip-compile $(LOCK_FLAGS) --extra test --output-file requirements/test.txt pyproject.toml
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)-lock/bin/pip-compile $(LOCK_FLAGS) --constraint requirements/test.txt --output-file requirements/run.txt \
+		pyproject.toml
 
 install: $(STAMP) fonts
 
@@ -85,4 +101,4 @@ typecheck: $(STAMP)
 	$(PY) -m mypy bot config store notifiers handlers run_bot.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .bench
+	rm -rf $(VENV) $(VENV)-lock .pytest_cache .mypy_cache .ruff_cache .hypothesis .bench
