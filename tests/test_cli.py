@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import bot
 import run_bot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,19 @@ def test_the_installed_command_says_its_version_and_every_argument_has_help() ->
         for action in parser._actions:
             if not isinstance(action, argparse._HelpAction):
                 assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_the_version_is_a_heading_of_the_changelog() -> None:
+    """A release moves the CHANGELOG's "Unreleased" under its version, which pyproject.toml carries and the tag
+    (vX.Y.Z) names: the installed version is always one the CHANGELOG describes."""
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    headings = [line[3:].strip() for line in (ROOT / "CHANGELOG.md").read_text(encoding="utf-8").splitlines()
+                if line.startswith("## ")]  # fmt: skip
+    assert headings[0] == "Unreleased"
+    assert version in headings
+    assert bot.version() == version  # installed from this checkout (make install)
 
 
 def test_a_deployment_does_not_start_without_its_own_configuration(

@@ -30,6 +30,7 @@ def _env_help() -> str:
         default = Settings.model_fields[field].default
         shown = "" if default is None else f" (default: {default})"
         lines.append(f"  {var:<24} {field}{shown}")
+    lines.append("each may also come from NAME_FILE=path, a .env file or systemd's credentials (docs/configuration.md)")
     return "\n".join(lines)
 
 

@@ -248,7 +248,8 @@ async def test_two_processes_behind_the_recipes_nginx_lose_nothing_when_the_lead
             assert answer.status == 200
             request_id = answer.headers["X-Request-Id"]
         assert re.fullmatch(r"[0-9a-f]{32}", request_id)
-        assert f"request_id={request_id}" in (nginx_files / "hotline-bot.access.log").read_text()
+        access_log = nginx_files / "hotline-bot.access.log"  # written once nginx has finished the request
+        await wait_for(lambda: f"request_id={request_id}" in access_log.read_text(), within=5, what="the access log")
     finally:
         nginx.stop()
         for bot in bots:
