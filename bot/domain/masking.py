@@ -153,7 +153,14 @@ _NUMBER_RULES = (
 )
 
 
+# every rule above needs a digit in the shadow, that is a digit or a Chinese numeral in the text: text without one
+# has no number to mask (most titles, once their citizen's address is masked)
+_DIGIT = re.compile(r"[\d〇零一幺二三四五六七八九]")
+
+
 def _numbers(text: str) -> str:
+    if _DIGIT.search(text) is None:
+        return text
     shadow = text.translate(_SHADOW)
     for pattern, mask in _NUMBER_RULES:
         masked = _replace_numbers(pattern, mask, text, shadow)

@@ -188,6 +188,25 @@ def test_mask_text_with_other_digits_is_idempotent(text: str) -> None:
         assert masked == text
 
 
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("市民来电：一三九一二三四五六七八", "市民来电：139****5678"),
+        ("幺三八 一二三四 五六七八", "138****5678"),
+        ("号码一三八-一二三四-五六七八", "号码138****5678"),
+        ("电话１３９１２３４５６７８", "电话139****5678"),
+        ("住一二〇三室", "住***室"),
+        ("三号楼五〇二", "三号楼***"),
+        ("身份证一一〇一〇五一九九〇〇一〇一一二三四", "身份证**************1234"),
+        ("路灯不亮，夜间出行不便", "路灯不亮，夜间出行不便"),
+    ],
+)
+def test_numbers_written_without_an_ascii_digit_are_masked_too(text: str, masked: str) -> None:
+    """Text with no digit at all is left as it is at once (most titles); a number written in Chinese numerals or
+    full-width digits is not such text."""
+    assert mask_text(text) == masked
+
+
 # --------------------------------------------------------------------------------------------------
 # MaskingFilter
 # --------------------------------------------------------------------------------------------------
