@@ -16,7 +16,7 @@ from bot.domain.clock import Clock, SystemClock
 from bot.domain.workcal import CalendarOverrides, WorkCalendar
 from bot.hotline import api as hotline_api
 from bot.hotline import imports_api, openapi, reports_api
-from bot.web import ops
+from bot.web import metrics, ops
 from bot.web.errors import error_middleware
 from bot.web.keys import (
     CALENDAR,
@@ -24,7 +24,7 @@ from bot.web.keys import (
     CONFIG,
     SETTINGS,
 )
-from bot.web.ops import METRICS
+from bot.web.metrics import METRICS
 from bot.web.protocol import PROTOCOL_LOG
 from bot.wecom import callbacks as wecom_callbacks
 from bot.wecom.callbacks import WECOM_CALLBACKS
@@ -48,7 +48,7 @@ def create_app(
     sandbox: bool = False,
 ) -> web.Application:
     app = web.Application(
-        middlewares=[ops.request_context, ops.metrics_middleware, error_middleware],
+        middlewares=[ops.request_context, metrics.metrics_middleware, error_middleware],
         client_max_size=config.hotline.max_body_bytes,
         handler_args={"logger": PROTOCOL_LOG},  # a malformed request is one WARNING line, not a traceback
     )
@@ -56,7 +56,7 @@ def create_app(
     app[CONFIG] = config
     app[CLOCK] = clock or SystemClock()
     app[CALENDAR] = calendar or build_calendar(config)
-    app[METRICS] = ops.Metrics(app)
+    app[METRICS] = metrics.Metrics(app)
     app.on_response_prepare.append(ops.answer_request_id)
     if sandbox:  # the WeCom sandbox, when no WeCom is configured: its fake's credentials from here on
         from bot.sandbox.web import attach as attach_sandbox  # only when it is on: production never loads it
@@ -82,6 +82,7 @@ def create_app(
     imports_api.setup(app)  # POST /api/imports
     app.add_routes(reports_api.routes)  # GET /api/reports
     app.add_routes(ops.routes)
+    app.add_routes(metrics.routes)
     app.add_routes(openapi.routes)
     # the board (/board/): signing in needs the app's credentials (the sandbox's fake ones, under make run)
     sign_in = (lambda code: userid_for_code(app, code)) if app_credentials(settings) else None

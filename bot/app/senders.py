@@ -25,7 +25,7 @@ from bot.web.keys import (
     STORE,
     TICKETS,
 )
-from bot.web.ops import METRICS
+from bot.web.metrics import METRICS
 from bot.wecom.client import ResponseUrlClient, WebhookClient, WeComClient
 from bot.wecom.longconn import AIBOT_CONNECTION
 from bot.wecom.tokens import MemoryTokenStore, RedisTokenStore, TokenStore

@@ -26,7 +26,7 @@ from bot.services.tickets import HOTLINE, TicketNotFound
 from bot.web.body import read_body
 from bot.web.errors import ApiError, json_response
 from bot.web.keys import CLOCK, CONFIG, INGEST, SETTINGS, TICKETS
-from bot.web.ops import METRICS
+from bot.web.metrics import METRICS
 
 routes = web.RouteTableDef()
 TICKET_NO_RE = re.compile(TICKET_NO)

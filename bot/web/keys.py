@@ -1,6 +1,6 @@
 """Typed keys for what the application holds (aiohttp ``AppKey``): the settings, the clock, the store and the
 services. A key whose value belongs to an adapter lives with it (``bot.wecom.callbacks.WECOM_CALLBACKS``,
-``bot.wecom.longconn.AIBOT_CONNECTION``, ``notifiers.keys.PUSHES``, ``bot.web.ops.METRICS``)."""
+``bot.wecom.longconn.AIBOT_CONNECTION``, ``notifiers.keys.PUSHES``, ``bot.web.metrics.METRICS``)."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from bot.domain.events import EnterChat, InboundEvent
 from bot.web.body import read_body
 from bot.web.errors import ApiError, json_error
 from bot.web.keys import CLOCK, CONFIG, WECOM_INBOUND
-from bot.web.ops import METRICS
+from bot.web.metrics import METRICS
 from bot.wecom.crypto import CallbackCrypto, CallbackCryptoError, raw_query_params
 from bot.wecom.parse import (
     AIBOT_SOURCE,

@@ -21,7 +21,7 @@ from bot.domain.clock import FrozenClock
 from bot.sandbox.fake import FakeWeCom
 from bot.services.ratelimit import MemoryRateLimiter
 from bot.web.keys import STORE
-from bot.web.ops import Metrics
+from bot.web.metrics import Metrics
 from bot.wecom.client import WebhookClient, WeComClient
 from bot.wecom.tokens import MemoryTokenStore
 from config.model import BotConfig

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.app import create_app
 from bot.domain.clock import FrozenClock
 from bot.web.keys import DEADLINE_ENGINE, DEADLINE_LEADER, STORE
-from bot.web.ops import Metrics
+from bot.web.metrics import Metrics
 from config.model import BotConfig
 from config.settings import Settings
 from notifiers.outbox import DeliveryError, OutboundMessage, OutboxWorker
