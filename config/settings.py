@@ -85,7 +85,33 @@ ENV_VARS: dict[str, str] = {
 
 
 SECRETS_DIRS = ("/run/secrets",)  # Docker's and Compose's secrets; systemd's $CREDENTIALS_DIRECTORY comes first
-ENV_FILE = ".env"
+ENV_FILE = ".env"  # in the working directory; ENV_FILE=/path names another, ENV_FILE=off reads none
+
+
+def _env_file(environ: Mapping[str, str]) -> Path | None:
+    """The .env file to read: ``ENV_FILE``'s, else ``.env`` in the working directory; None when it is off or there
+    is no such file. One that exists but cannot be read is a mistake, said as one."""
+    given = (environ.get("ENV_FILE") or "").strip()
+    if given.lower() in ("off", "none", "no"):
+        return None
+    path = Path(given or ENV_FILE)
+    try:
+        if not path.is_file():
+            if given:
+                raise ConfigError("environment", [ConfigIssue("ENV_FILE", f"{given} is not a file")])
+            return None
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        issue = ConfigIssue("ENV_FILE", f"cannot read {path}: {exc.__class__.__name__}")
+        raise ConfigError("environment", [issue]) from None
+    return path
+
+
+def _secrets_dirs(environ: Mapping[str, str]) -> list[str]:
+    """The directories of files named after settings, the one read last winning: /run/secrets, then systemd's."""
+    found = [*SECRETS_DIRS, environ.get("CREDENTIALS_DIRECTORY") or ""]
+    return [d for d in found if d and Path(d).is_dir()]
 
 
 class Settings(BaseSettings):
@@ -301,10 +327,8 @@ class Settings(BaseSettings):
         """
         try:
             if environ is None:
-                secrets = [
-                    d for d in (os.environ.get("CREDENTIALS_DIRECTORY"), *SECRETS_DIRS) if d and Path(d).is_dir()
-                ]
-                return cls(_env_file=ENV_FILE, _secrets_dir=secrets or None)  # type: ignore[call-arg]
+                secrets = _secrets_dirs(os.environ)
+                return cls(_env_file=_env_file(os.environ), _secrets_dir=secrets or None)  # type: ignore[call-arg]
             values = {
                 var: raw for var in cls.ENV_VARS.values() if (raw := environ.get(var)) is not None and raw.strip()
             }
@@ -316,6 +340,11 @@ class Settings(BaseSettings):
                 name = str(loc[0]) if loc else ""
                 issues.append(ConfigIssue(cls.ENV_VARS.get(name, name), message))
             raise ConfigError("environment", issues) from None
+
+    @property
+    def config_given(self) -> bool:
+        """Whether ``BOT_CONFIG`` was given, from any source (else the sandbox's configuration is the default)."""
+        return "config_path" in self.model_fields_set
 
     def wecom_given(self) -> list[str]:
         """The WeCom settings given (env var names): every ``wecom_*`` setting that is not its default (a credential,

@@ -57,6 +57,15 @@ def require_service(name: str, host: str, port: int) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_deployment_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from what a test gives, never from a .env or a secrets directory of the machine running it
+    (a test of those sources gives its own). Processes a test starts inherit ENV_FILE=off."""
+    monkeypatch.setenv("ENV_FILE", "off")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    monkeypatch.setattr("config.settings.SECRETS_DIRS", ())
+
+
+@pytest.fixture(autouse=True)
 def _no_outside_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests talk to loopback only: any other address is a bug in the test."""
     real_connect = socket.socket.connect

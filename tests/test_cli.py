@@ -54,6 +54,23 @@ def test_the_version_is_a_heading_of_the_changelog() -> None:
     assert bot.version() == version  # installed from this checkout (make install)
 
 
+def test_a_deployment_whose_configuration_is_named_in_its_env_file_is_not_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """BOT_CONFIG from the .env file counts as given (the check is not of the environment alone): serve goes on to
+    read it, and reports that it does not exist."""
+    monkeypatch.delenv("BOT_CONFIG")
+    monkeypatch.setenv("WECOM_CORP_ID", "ww-production")
+    env_file = tmp_path / "bot.env"
+    env_file.write_text(f"BOT_CONFIG={tmp_path / 'office.yaml'}\n", encoding="utf-8")
+    monkeypatch.setenv("ENV_FILE", str(env_file))
+    code = run_bot.main(["serve"])
+    err = capsys.readouterr().err
+    assert "BOT_CONFIG is not set" not in err
+    assert code != 0
+    assert "office.yaml" in err
+
+
 def test_a_deployment_does_not_start_without_its_own_configuration(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

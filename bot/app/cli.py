@@ -8,7 +8,6 @@ import asyncio
 import gc
 import json
 import logging
-import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -84,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = settings.model_copy(update={"port": args.port})
     setup_logging(settings.log_format, settings.log_level)
     deployed = settings.sandbox == "off" or settings.wecom_given()
-    if deployed and args.config is None and not os.environ.get("BOT_CONFIG"):
+    if deployed and args.config is None and not settings.config_given:
         # without it a deployment would silently run the sandbox's made-up organisation
         message = (
             "BOT_CONFIG is not set: a bot with WeCom settings (or SANDBOX=off) needs its own configuration "

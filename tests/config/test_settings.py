@@ -177,6 +177,7 @@ def test_the_process_reads_the_environment_then_files_then_dotenv_then_the_secre
     for var in Settings.ENV_VARS.values():
         monkeypatch.delenv(var, raising=False)
         monkeypatch.delenv(f"{var}_FILE", raising=False)
+    monkeypatch.delenv("ENV_FILE")  # the working directory's .env, as a deployment reads it
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".env").write_text(
         "# the deployment's values\nBOT_PORT=8090\nLOG_LEVEL=debug\nAPI_TOKEN=from-dotenv\n"
@@ -207,3 +208,38 @@ def test_the_process_reads_the_environment_then_files_then_dotenv_then_the_secre
     with pytest.raises(ConfigError) as bad:
         Settings.from_env()
     assert [i.path for i in bad.value.issues] == ["BOT_PORT"]
+
+
+def test_the_credentials_directory_wins_over_run_secrets_and_env_file_names_or_turns_off_the_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for var in Settings.ENV_VARS.values():
+        monkeypatch.delenv(var, raising=False)
+    docker, systemd = tmp_path / "run-secrets", tmp_path / "credentials"
+    for folder, token in ((docker, "from-docker"), (systemd, "from-systemd")):
+        folder.mkdir()
+        (folder / "API_TOKEN").write_text(token, encoding="utf-8")
+        (folder / "METRICS_TOKEN").write_text(token, encoding="utf-8")
+    (docker / "API_TOKEN_PREVIOUS").write_text("only-in-docker", encoding="utf-8")
+    monkeypatch.setattr("config.settings.SECRETS_DIRS", (str(docker),))
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(systemd))
+    monkeypatch.setenv("METRICS_TOKEN", "from-the-environment")
+    settings = Settings.from_env()
+    assert settings.api_token is not None
+    assert settings.api_token.get_secret_value() == "from-systemd"
+    assert settings.api_token_previous is not None
+    assert settings.api_token_previous.get_secret_value() == "only-in-docker"
+    assert settings.metrics_token is not None
+    assert settings.metrics_token.get_secret_value() == "from-the-environment"
+
+    elsewhere = tmp_path / "deployment.env"
+    elsewhere.write_text("BOT_PORT=8099\nBOT_CONFIG=/etc/hotline-bot/config.yaml\n", encoding="utf-8")
+    monkeypatch.setenv("ENV_FILE", str(elsewhere))
+    settings = Settings.from_env()
+    assert (settings.port, settings.config_given) == (8099, True)
+    monkeypatch.setenv("ENV_FILE", "off")
+    assert (Settings.from_env().port, Settings.from_env().config_given) == (8080, False)
+    monkeypatch.setenv("ENV_FILE", str(tmp_path / "missing.env"))
+    with pytest.raises(ConfigError) as missing:
+        Settings.from_env()
+    assert [i.path for i in missing.value.issues] == ["ENV_FILE"]
