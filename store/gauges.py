@@ -21,19 +21,12 @@ class Backlog:
 
 
 async def outbox_backlog(conn: Conn, now: datetime) -> dict[tuple[str, str], Backlog]:
-    """The pending and the dead messages by (channel, status). A pending message that has been tried waits since it
-    was queued; one not tried yet, since it became due (one held or paced until later does not wait yet). A dead
+    """The pending and the dead messages by (channel, status). A pending message waits from when it first became
+    due (``due_since``, kept through paced and failed attempts); one held until later does not wait yet. A dead
     letter waits since it was queued. One statement per status, each read through its partial index."""
-    tried = type_coerce(
-        case(
-            (outbox.c.attempts > 0, outbox.c.created_at),
-            (outbox.c.next_attempt_at <= now, outbox.c.next_attempt_at),
-            else_=None,
-        ),
-        TZDateTime(),
-    )
+    waiting = case((outbox.c.due_since <= now, outbox.c.due_since), else_=None)
     backlog: dict[tuple[str, str], Backlog] = {}
-    for status, since in (("pending", tried), ("dead", outbox.c.created_at)):
+    for status, since in (("pending", waiting), ("dead", outbox.c.created_at)):
         query = (
             select(outbox.c.channel, func.count(), type_coerce(func.min(since), TZDateTime()))
             .where(outbox.c.status == literal(status, literal_execute=True))  # a partial index's condition, as text

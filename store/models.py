@@ -349,6 +349,9 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(String(12), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime]
+    # when it first became due: kept through paced and failed attempts, so that /metrics can say how long a message
+    # has waited however often its next attempt moved (migration 0015); a replay makes it due again
+    due_since: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime]

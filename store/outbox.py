@@ -24,7 +24,8 @@ async def enqueue(conn: Conn, rows: Sequence[Mapping[str, Any]]) -> dict[str, in
     # one statement (the unique key decides), not a look-up and an insert: it runs inside the change's transaction
     statement = _ENQUEUE[conn.dialect.name]
     inserted: dict[str, int] = {}
-    values = [{**_OPTIONAL, **r} for r in rows]  # one set of keys for every row of the statement
+    # one set of keys for every row of the statement; a message first becomes due at its first attempt's time
+    values = [{**_OPTIONAL, "due_since": r["next_attempt_at"], **r} for r in rows]
     for start in range(0, len(values), CHUNK):
         result = await conn.execute(statement, values[start : start + CHUNK])
         inserted.update((str(key), int(id_)) for key, id_ in result)
@@ -253,5 +254,6 @@ async def replay(conn: Conn, ids: Sequence[int] | None, *, at: datetime) -> int:
     query = update(outbox).where(outbox.c.status == "dead")
     if ids is not None:
         query = query.where(outbox.c.id.in_(list(ids)))
-    result = await conn.execute(query.values(status="pending", next_attempt_at=at, attempts=0, last_error=None))
+    values = {"status": "pending", "next_attempt_at": at, "due_since": at, "attempts": 0, "last_error": None}
+    result = await conn.execute(query.values(**values))
     return int(result.rowcount)

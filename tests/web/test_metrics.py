@@ -20,11 +20,11 @@ from bot.web.keys import DEADLINE_ENGINE, DEADLINE_LEADER, STORE
 from bot.web.metrics import Metrics
 from config.model import BotConfig
 from config.settings import Settings
-from notifiers.outbox import DeliveryError, OutboundMessage, OutboxWorker
+from notifiers.outbox import Deferred, DeliveryError, OutboundMessage, OutboxWorker
 from store import inbox as inbox_repo
 from store import outbox as outbox_repo
 from store.core import Store
-from store.gauges import inbox_backlog
+from store.gauges import inbox_backlog, outbox_backlog
 from store.models import outbox
 from tests.notifiers.conftest import enqueue
 
@@ -52,8 +52,11 @@ async def scrape(client: Client, headers: Mapping[str, str] | None = None) -> Sa
     return samples(await response.text())
 
 
-def row(channel: str, *, status: str, attempts: int, created: datetime, due: datetime) -> dict[str, Any]:
+def row(
+    channel: str, *, status: str, attempts: int, created: datetime, due: datetime, since: datetime | None = None
+) -> dict[str, Any]:
     return {
+        **({"due_since": since} if since is not None else {}),  # else the queue's own: its first attempt's time
         "channel": channel,
         "destination": "d",
         "idempotency_key": f"{channel}:{uuid.uuid4().hex}",
@@ -85,7 +88,23 @@ async def test_the_outbox_backlog_by_channel_and_how_long_it_has_waited(
         # held until tomorrow morning (quiet hours): queued long ago, but it does not wait yet
         row("wecom_app", status="pending", attempts=0, created=minutes(180), due=now + timedelta(hours=10)),
         # failing since it was queued 45 minutes ago, its next try in 5 minutes: it has waited 45 minutes
-        row("wecom_webhook", status="pending", attempts=3, created=minutes(45), due=now + timedelta(minutes=5)),
+        row(
+            "wecom_webhook",
+            status="pending",
+            attempts=3,
+            created=minutes(45),
+            due=now + timedelta(minutes=5),
+            since=minutes(45),
+        ),
+        # due 30 minutes ago, never tried: its chat is at its rate limit, the next slot in a minute
+        row(
+            "wecom_appchat",
+            status="pending",
+            attempts=0,
+            created=minutes(30),
+            due=now + timedelta(minutes=1),
+            since=minutes(30),
+        ),  # fmt: skip
         row("wecom_webhook", status="dead", attempts=8, created=minutes(120), due=minutes(60)),
         row("wecom_webhook", status="sent", attempts=1, created=minutes(500), due=minutes(500)),
     ]
@@ -100,6 +119,7 @@ async def test_the_outbox_backlog_by_channel_and_how_long_it_has_waited(
     assert value(scraped, "hotline_outbox_messages", channel="wecom_webhook", status="dead") == 1
     assert value(scraped, "hotline_outbox_oldest_pending_age_seconds", channel="wecom_app") == 20 * 60
     assert value(scraped, "hotline_outbox_oldest_pending_age_seconds", channel="wecom_webhook") == 45 * 60
+    assert value(scraped, "hotline_outbox_oldest_pending_age_seconds", channel="wecom_appchat") == 30 * 60
 
     # ten hours on, the held message is due and the failing one has gone out: the queue has only its due message
     clock.advance(hours=10, minutes=1)
@@ -218,3 +238,29 @@ async def test_the_inbox_backlog_by_source(store: Store, clock: FrozenClock) -> 
     assert set(backlog) == {"wecom_app"}
     assert backlog["wecom_app"].count == 2
     assert backlog["wecom_app"].waiting_since == clock.now() - timedelta(minutes=30)
+
+
+async def test_a_message_paced_again_and_again_keeps_its_wait(store: Store, clock: FrozenClock) -> None:
+    """A chat at its rate limit moves its messages' next attempt on and on: the wait /metrics reports still counts
+    from when they first became due, so a queue that never drains is seen; a replayed dead letter starts again."""
+    metrics = Metrics()
+    senders = {"wecom_appchat": Scripted([Deferred("paced", retry_after=60)] * 5)}
+    worker = OutboxWorker(store, senders, clock, owner="w1", on_sent=metrics.sent_one, on_error=metrics.send_failed)
+    await enqueue(store, clock.now(), "wecom_appchat", "hw01", [{"text": "a"}])
+    for _ in range(5):
+        await worker.run_once()
+        clock.advance(seconds=61)
+    async with store.reading() as conn:
+        backlog = await outbox_backlog(conn, clock.now())
+    assert backlog[("wecom_appchat", "pending")].count == 1
+    assert backlog[("wecom_appchat", "pending")].waiting_since == clock.now() - timedelta(seconds=5 * 61)
+    scraped = samples(generate_latest(metrics.registry).decode())
+    assert not any(name == "hotline_outbox_send_errors_total" for name, _ in scraped)  # pacing is not an error
+
+    async with store.transaction() as conn:
+        await conn.execute(outbox.update().values(status="dead"))
+        clock.advance(hours=1)
+        await outbox_repo.replay(conn, None, at=clock.now())
+    async with store.reading() as conn:
+        backlog = await outbox_backlog(conn, clock.now())
+    assert backlog[("wecom_appchat", "pending")].waiting_since == clock.now()
