@@ -171,11 +171,17 @@ def delivery_error(exc: WeComError) -> DeliveryError:
     """The outbox's view of a WeCom error the client did not retry away."""
     if isinstance(exc, RateLimited):
         wait = exc.retry_after if exc.retry_after is not None else RATE_LIMITED_WAIT
-        return DeliveryError(f"RateLimited: {exc}", retry_after=wait, code=str(exc.errcode))
+        return DeliveryError(f"RateLimited: {exc}", retry_after=wait, code=_errcode(exc.errcode))
     # no answer although the request went out: WeCom may have carried it out
     maybe_sent = isinstance(exc, TransportError) and exc.may_have_taken_effect
-    code = "transport" if isinstance(exc, TransportError) else str(exc.errcode)
+    code = "transport" if isinstance(exc, TransportError) else _errcode(exc.errcode)
     return DeliveryError(f"{type(exc).__name__}: {exc}", permanent=exc.permanent, maybe_sent=maybe_sent, code=code)
+
+
+def _errcode(errcode: int) -> str:
+    """The metric's code of a WeCom errcode: the code itself, as WeCom's table has them (-1, four to six digits);
+    anything else an endpoint might answer is ``other`` (a new series per value would be without end)."""
+    return str(errcode) if errcode == -1 or 1_000 <= errcode <= 999_999 else "other"
 
 
 def _malformed(message: OutboundMessage, why: str) -> DeliveryError:

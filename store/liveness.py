@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import logging
 import os
@@ -123,7 +124,8 @@ class DatabaseWatch:
             "the database is unreachable (%s): requests that need it are answered 503 until it is back",
             _describe(exc),
         )
-        self._probe = asyncio.create_task(self._until_back(), name="database-watch")
+        # a context of its own: started by whichever request met the outage, its lines are not that request's
+        self._probe = asyncio.create_task(self._until_back(), name="database-watch", context=contextvars.Context())
 
     async def _until_back(self) -> None:
         while True:

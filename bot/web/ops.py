@@ -32,7 +32,9 @@ routes = web.RouteTableDef()
 
 
 REQUEST_ID = web.RequestKey("request_id", str)
-_GIVEN_ID = re.compile(r"[A-Za-z0-9._:-]{8,64}")  # what a proxy's id looks like (nginx's $request_id: 32 hex)
+# what a proxy's id looks like (nginx's $request_id: 32 hex digits); with a letter, so that it is never a number a
+# caller could make a citizen's phone
+_GIVEN_ID = re.compile(r"(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9._:-]{8,64}")
 
 
 @web.middleware
