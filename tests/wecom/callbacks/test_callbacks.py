@@ -789,7 +789,7 @@ class LoggingSink(RecordingSink):
     """Logs a line while it handles an event, as a handler would."""
 
     async def handle(self, event: InboundEvent) -> None:
-        logging.getLogger("hotline-test.handler").info("handling %s", event.dedup_key)
+        logging.getLogger(__name__).info("handling %s", event.dedup_key)
         await super().handle(event)
 
 
