@@ -3,10 +3,11 @@ clock, the sandbox config, and the application wired to them."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,14 +15,17 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 from sqlalchemy import make_url, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.app import create_app
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.workcal import WorkCalendar
 from bot.services.tickets import TicketService
+from bot.web.keys import DEADLINE_LEADER
 from config.loader import load_config
 from config.model import BotConfig
 from config.settings import Settings
@@ -211,3 +215,19 @@ async def redis() -> AsyncIterator[tuple[Redis, str]]:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@pytest.fixture
+async def leading_client(
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+    sqlite_url: str,
+    settings_for: Callable[..., Settings],
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+) -> TestClient[Any, Any]:
+    """One process with its workers and the sandbox's WeCom, leading the deadline engine (SQLite: it always does),
+    so that what only the leader reports is there too."""
+    app = create_app(settings_for(sqlite_url), sandbox_config, clock=clock, run_workers=True, sandbox=True)
+    client = await aiohttp_client(app)
+    await asyncio.wait_for(client.app[DEADLINE_LEADER].leading.wait(), timeout=30)
+    return client

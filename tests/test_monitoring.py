@@ -5,24 +5,18 @@ and fail in CI). Every metric the rules and the dashboard name must be one the b
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from bot.app import create_app
-from bot.domain.clock import FrozenClock
-from bot.web.keys import DEADLINE_LEADER
-from config.model import BotConfig
-from config.settings import Settings
 from tests.hotline.conftest import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -278,22 +272,6 @@ def exposed_names(text: str) -> set[str]:
             assert match is not None, line
             names.add(match.group())
     return names
-
-
-@pytest.fixture
-async def leading_client(
-    aiohttp_client: Callable[..., Awaitable[Client]],
-    sqlite_url: str,
-    settings_for: Callable[..., Settings],
-    sandbox_config: BotConfig,
-    clock: FrozenClock,
-) -> Client:
-    """One process with its workers and the sandbox's WeCom, leading the deadline engine (SQLite: it always does),
-    so that what only the leader reports is there too."""
-    app = create_app(settings_for(sqlite_url), sandbox_config, clock=clock, run_workers=True, sandbox=True)
-    client = await aiohttp_client(app)
-    await asyncio.wait_for(client.app[DEADLINE_LEADER].leading.wait(), timeout=30)
-    return client
 
 
 async def test_every_metric_the_rules_and_the_dashboard_use_is_exposed(leading_client: Client) -> None:

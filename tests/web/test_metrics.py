@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot.app import create_app
 from bot.domain.clock import FrozenClock
-from bot.web.keys import DEADLINE_ENGINE, DEADLINE_LEADER, STORE
+from bot.web.keys import DEADLINE_ENGINE, STORE
 from bot.web.metrics import Metrics
 from config.model import BotConfig
 from config.settings import Settings
@@ -170,16 +170,8 @@ async def test_metrics_behind_a_token(
     assert (await client.get("/livez")).status == 200  # the probes need no token
 
 
-async def test_the_leader_and_the_engines_last_tick(
-    aiohttp_client: Callable[..., Awaitable[Client]],
-    sqlite_url: str,
-    settings_for: Callable[..., Settings],
-    sandbox_config: BotConfig,
-    clock: FrozenClock,
-) -> None:
-    app = create_app(settings_for(sqlite_url), sandbox_config, clock=clock, run_workers=True, sandbox=True)
-    client = await aiohttp_client(app)
-    await client.app[DEADLINE_LEADER].leading.wait()  # SQLite: this process leads
+async def test_the_leader_and_the_engines_last_tick(leading_client: Client, clock: FrozenClock) -> None:
+    client = leading_client
     scraped = await scrape(client)
     assert value(scraped, "hotline_leader", role="deadline_engine") == 1
     assert value(scraped, "hotline_deadline_engine_last_tick_timestamp_seconds") == 0  # not ticked yet
