@@ -6,7 +6,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.board import api
-from bot.board.auth import SIGN_IN, SIGNED_OUT, UseridForCode, auth, login, logout, middleware, signed_out
+from bot.board.auth import (
+    API,
+    SIGN_IN,
+    SIGNED_OUT,
+    UseridForCode,
+    auth,
+    login,
+    logout,
+    middleware,
+    pages_in_chinese,
+    signed_out,
+)
 from config.settings import Settings
 
 __all__ = ["setup"]
@@ -16,6 +27,7 @@ def setup(app: web.Application, settings: Settings, userid_for_code: UseridForCo
     """Serves the board on ``app``; ``userid_for_code`` exchanges a sign-in's code for a userid (None: no WeCom app
     credentials, and nobody can sign in)."""
     app.middlewares.append(middleware(settings))
+    app.middlewares.append(pages_in_chinese)
     app[SIGN_IN] = userid_for_code
     app.router.add_get("/board/login", login)
     app.router.add_get("/board/auth", auth)
@@ -28,5 +40,5 @@ def setup(app: web.Application, settings: Settings, userid_for_code: UseridForCo
 async def _no_store(request: web.Request, response: web.StreamResponse) -> None:
     """No answer of the board's API is kept by a browser or a proxy: a ticket's page may carry the citizen's
     details."""
-    if request.path.startswith("/board/api/") and "Cache-Control" not in response.headers:
+    if request.path.startswith(API) and "Cache-Control" not in response.headers:
         response.headers["Cache-Control"] = "no-store"

@@ -36,7 +36,7 @@ from aiohttp_session import get_session, new_session, session_middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from bot.domain.permissions import Sight, sight_of
-from bot.web.errors import ApiError
+from bot.web.errors import ApiError, Handler
 from bot.web.keys import CONFIG, SETTINGS
 from config.settings import Settings
 
@@ -49,6 +49,7 @@ COOKIE = "hotline_board"
 SESSION_SECONDS = 12 * 3600
 CSRF_HEADER = "X-CSRF-Token"
 BOARD = "/board/"
+API = "/board/api/"  # the page's API: JSON, as every API of the bot
 SIGNED_OUT = "/board/signed-out"
 
 UseridForCode = Callable[[str], Awaitable[str | None]]
@@ -117,16 +118,37 @@ def sign_in_url(request: web.Request, state: str) -> str:
     return f"{settings.wecom_sso_url}?{urlencode(query)}"
 
 
-def _page(title: str, text: str, status: int) -> web.Response:
+def _page(title: str, text: str, status: int, link: tuple[str, str] = ("重新登录", "/board/login")) -> web.Response:
+    """A short page of the board's own in Chinese (a sign-in that failed, a page that does not exist), with a link
+    on."""
     from html import escape
 
+    label, href = link
     html = (
         '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<title>{escape(title)}</title></head><body style="font-family:sans-serif;margin:2em">'
-        f'<h1>{escape(title)}</h1><p>{escape(text)}</p><p><a href="/board/login">重新登录</a></p></body></html>'
+        f'<h1>{escape(title)}</h1><p>{escape(text)}</p><p><a href="{escape(href)}">{escape(label)}</a></p>'
+        "</body></html>"
     )
     return web.Response(text=html, content_type="text/html", status=status)
+
+
+@web.middleware
+async def pages_in_chinese(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A board address that is no page (a mistyped or an old link), or a page asked the wrong way, is answered with a
+    page in Chinese, not the API's JSON; the board's API (``/board/api/``) keeps its JSON."""
+    if not request.path.startswith(BOARD) or request.path.startswith(API):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        return _page("页面不存在", "看板上没有这个页面，链接可能有误或已过期。", 404, ("返回看板", BOARD))
+    except web.HTTPMethodNotAllowed as exc:
+        response = _page("无法打开", "这个页面不能这样打开，请从看板上的链接进入。", 405, ("返回看板", BOARD))
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
 
 NO_APP = "本系统尚未配置企业微信应用（WECOM_CORP_ID、WECOM_APP_SECRET、WECOM_APP_AGENT_ID），请联系管理员。"

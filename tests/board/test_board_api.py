@@ -296,3 +296,22 @@ async def test_a_sign_in_link_with_odd_input_is_refused_politely(board: Client) 
     started = await board.get("/board/login?next=/board/%0d%0aSet-Cookie:x=1", allow_redirects=False)
     assert started.status == 302
     assert (await board.get("/board/auth?code=abc&state=%C3%A9", allow_redirects=False)).status == 400
+
+
+async def test_a_board_address_that_is_no_page_answers_a_page_in_chinese_and_the_api_keeps_json(
+    board: Client,
+) -> None:
+    await sign_in(board, "wuhao")
+    missing = await board.get("/board/no-such-page")
+    assert (missing.status, missing.content_type) == (404, "text/html")
+    page = await missing.text()
+    assert "页面不存在" in page
+    assert 'href="/board/"' in page
+    wrong_way = await board.post("/board/ticket/2026112300001", headers={"Origin": str(board.make_url(""))})
+    assert (wrong_way.status, wrong_way.content_type) == (405, "text/html")
+    assert "GET" in wrong_way.headers["Allow"]
+    api = await board.get("/board/api/no-such-thing")
+    assert (api.status, api.content_type) == (404, "application/json")
+    assert (await api.json())["error"]["code"] == "not_found"
+    elsewhere = await board.get("/api/no-such-thing")
+    assert elsewhere.content_type == "application/json"
