@@ -45,6 +45,7 @@ run: $(STAMP) fonts
 ## page in Debian's Chromium)
 test: $(STAMP) fonts browser nginx promtool
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy bot config store notifiers handlers run_bot.py
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 -q
@@ -96,6 +97,7 @@ fonts:
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 typecheck: $(STAMP)
 	$(PY) -m mypy bot config store notifiers handlers run_bot.py

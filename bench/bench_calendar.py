@@ -90,9 +90,7 @@ def _best_time(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
-def _vectorised(
-    cal: WorkCalendar, starts: npt.NDArray[np.int64], ns: npt.NDArray[np.int64]
-) -> npt.NDArray[np.int64]:
+def _vectorised(cal: WorkCalendar, starts: npt.NDArray[np.int64], ns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     out = np.empty_like(starts)
     for n in POLICY_MIX:
         mask = ns == n

@@ -168,8 +168,10 @@ async def _all_handled(url: str) -> None:
     try:
         while True:
             async with engine.connect() as conn:
-                query = select(func.count()).select_from(inbox).where(
-                    inbox.c.source == APP_SOURCE, inbox.c.status == "pending"
+                query = (
+                    select(func.count())
+                    .select_from(inbox)
+                    .where(inbox.c.source == APP_SOURCE, inbox.c.status == "pending")
                 )
                 if int((await conn.execute(query)).scalar_one()) == 0:
                     return

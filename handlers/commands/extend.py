@@ -134,9 +134,7 @@ async def _decide_extension(ctx: Context, cmd: ParsedCommand, *, approve: bool) 
     req = request(ctx, action, note=reason, days=days)
     outcome, detail = await apply_action(ctx, cmd, req, ticket_no, history=True)
     # what was decided, as recorded: this event's entry (also when the event is a retry, already applied)
-    entry = next(
-        (h for h in reversed(detail.history) if h.id == outcome.audit_id or h.action == action.value), None
-    )
+    entry = next((h for h in reversed(detail.history) if h.id == outcome.audit_id or h.action == action.value), None)
     data: Mapping[str, Any] = entry.data if entry is not None else {}
     requester = data.get("requested_by") or requester
     facts = fmt.summary(detail.ticket, detail.deadlines, ctx.config, ctx.now)

@@ -18,8 +18,7 @@ def test_repeats_default_and_as_written() -> None:
         ["phone", "address"],
     )
     changed = load(
-        BASE + "repeats:\n  window: 60d\n  signals: [phone]\n  phone_similarity: 0.2\n"
-        "  ignore_phones: ['021-12345']\n"
+        BASE + "repeats:\n  window: 60d\n  signals: [phone]\n  phone_similarity: 0.2\n  ignore_phones: ['021-12345']\n"
     )
     assert changed.repeats.window == Duration(60, "d")
     assert changed.repeats.signals == ["phone"]

@@ -80,4 +80,3 @@ async def test_a_handler_may_not_ask(router: CommandRouter) -> None:
 async def test_bad_periods_are_answered_politely(router: CommandRouter, text: str, expected: str) -> None:
     answer = await ask(router, text, "zhangwei", "r1")
     assert answer.startswith(expected)
-
