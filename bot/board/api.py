@@ -44,7 +44,7 @@ from bot.messages.workbook import csv_text, workbook
 from bot.services.reports import ReportService
 from bot.services.ticket_model import TicketDetail, TicketNotFound
 from bot.services.tickets import TicketService
-from bot.web.body import read_body
+from bot.web.body import UPLOAD_SECONDS, read_body
 from bot.web.errors import ApiError, json_response
 from bot.web.keys import CLOCK, CONFIG, STORE, TICKETS
 from config.model import BotConfig
@@ -449,7 +449,6 @@ async def import_page(request: web.Request) -> web.StreamResponse:
     return await _page(request, "import.html")
 
 
-UPLOAD_SECONDS = 600.0  # a person's upload of a large export over an office or a mobile line
 # the import API's refusals of an upload, as the board's page says them
 UPLOAD_REFUSALS = {
     "body_too_large": "文件超过上限（{limit} MB），请分成几个文件导入",

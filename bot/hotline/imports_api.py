@@ -33,7 +33,7 @@ from aiohttp import web
 from bot.hotline.api import authorize, check_signature
 from bot.hotline.importer import CSV_SUFFIXES, EXCEL_SUFFIXES, ImportFormatError, ImportInterrupted, import_file
 from bot.hotline.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER
-from bot.web.body import read_body
+from bot.web.body import UPLOAD_SECONDS, read_body
 from bot.web.errors import ApiError, json_response
 from bot.web.keys import CONFIG, SETTINGS, TICKETS
 
@@ -76,7 +76,7 @@ async def _authenticated_body(request: web.Request, limit: int) -> bytes:
     settings = request.app[SETTINGS]
     if "Authorization" in request.headers:
         authorize(request)
-        return await read_body(request, limit)
+        return await read_body(request, limit, within=UPLOAD_SECONDS)
     signed = TIMESTAMP_HEADER in request.headers or SIGNATURE_HEADER in request.headers
     secret = settings.hotline_ingest_secret
     if not signed or secret is None:
@@ -88,7 +88,8 @@ async def _authenticated_body(request: web.Request, limit: int) -> bytes:
             "send the API token as 'Authorization: Bearer <API_TOKEN>', or sign the body "
             f"({TIMESTAMP_HEADER}, {SIGNATURE_HEADER})",
         )
-    body = await read_body(request, limit)
+    # the signature is checked once the body is read: an upload that says it is signed has the upload's time
+    body = await read_body(request, limit, within=UPLOAD_SECONDS)
     check_signature(request, secret.get_secret_value(), body)
     return body
 

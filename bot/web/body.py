@@ -17,6 +17,10 @@ from bot.web.keys import SETTINGS
 
 log = logging.getLogger(__name__)
 
+# an export's upload (the board's, the imports API's) by a caller who has said who it is: a large file over an
+# office's or a mobile line may take minutes
+UPLOAD_SECONDS = 600.0
+
 
 async def read_body(request: web.Request, limit: int, *, within: float | None = None) -> bytes:
     """The body; 413 once it exceeds ``limit`` (at once by its ``Content-Length``, else while reading), 408 when it

@@ -5,7 +5,7 @@ large, not a spreadsheet) is a proper status with a JSON error, and changes noth
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +161,29 @@ async def test_a_database_failure_part_way_is_503_with_what_was_committed(
     monkeypatch.setattr(service, "upsert", upsert)
     again = await client.post("/api/imports", data=form(path), headers=TOKEN)
     assert (await again.json())["created"] == 5
+
+
+async def test_an_export_uploaded_slowly_is_not_cut_off_by_the_callbacks_body_timeout(
+    aiohttp_client: Callable[..., Awaitable[Client]],
+    sqlite_url: str,
+    settings_for: Callable[..., Settings],
+    sandbox_config: BotConfig,
+    clock: FrozenClock,
+    tmp_path: Path,
+) -> None:
+    """A callback's or a hand-over's body must arrive within HTTP_BODY_TIMEOUT (here 0.3 s); an export uploaded by a
+    caller with the API token has an upload's time (as on the board), so a large file over a slow line arrives."""
+    settings = settings_for(sqlite_url, HTTP_BODY_TIMEOUT="0.3")
+    client = await aiohttp_client(create_app(settings, sandbox_config, clock=clock, run_workers=False))
+    body = write_csv(tmp_path / "export.csv", standard_rows(), "gb18030").read_bytes()
+
+    async def slowly() -> AsyncIterator[bytes]:
+        third = len(body) // 3 + 1
+        for at in range(0, len(body), third):
+            yield body[at : at + third]
+            await asyncio.sleep(0.2)  # the line's pace: the whole body takes longer than the body timeout
+
+    headers = {**TOKEN, "Content-Type": "text/csv"}
+    response = await client.post("/api/imports?filename=export.csv", data=slowly(), headers=headers)
+    assert response.status == 200, await response.text()
+    assert (await response.json())["created"] == 5
