@@ -40,12 +40,14 @@ from bot.web.keys import (
     DEADLINE_ENGINE,
     DEADLINE_LEADER,
     DEADLINE_LEADER_TASK,
+    LIVENESS,
     SETTINGS,
     STORE,
     WECOM_INBOUND,
 )
 from bot.web.protocol import CLIENT_CLOSED
 from store import gauges
+from store.liveness import unreachable
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -264,11 +266,14 @@ async def metrics(request: web.Request) -> web.Response:
         async with asyncio.timeout(SCRAPE_READ_TIMEOUT), app[STORE].reading() as conn:
             outbox = await gauges.outbox_backlog(conn, now)
             inbox = await gauges.inbox_backlog(conn, inbound.sources if inbound is not None else ())
-    except Exception:
+    except Exception as exc:
         m.database_up.set(0)
         for gauge in (m.outbox, m.outbox_age, m.inbox, m.inbox_age):
             gauge.clear()  # no reading rather than an old one
-        log.warning("metrics: could not read the outbox and the inbox", exc_info=True)
+        if LIVENESS in app and unreachable(exc):
+            app[LIVENESS].database.failed(exc)  # an outage: logged once when it begins and once when it ends
+        else:
+            log.warning("metrics: could not read the outbox and the inbox", exc_info=True)
     else:
         m.database_up.set(1)
         m.outbox.clear()

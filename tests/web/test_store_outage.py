@@ -136,12 +136,18 @@ async def test_a_database_outage_is_answered_503_and_logged_once_when_it_goes_an
     assert ready.status == 503
     assert (await ready.json())["checks"]["database"]["status"] == "fail"
     assert (await client.get("/livez")).status == 200  # alive: a restart would not bring the database back
+    metrics = await client.get("/metrics")  # answered, saying the database is away, with no old backlog
+    assert metrics.status == 200
+    scraped = await metrics.text()
+    assert "hotline_database_up 0.0" in scraped
+    assert "hotline_inbox_pending{" not in scraped
 
     await outage.up()
     await until(lambda: not app[LIVENESS].database.down)
     assert (await post_app(client, text_message(1))).status == 200  # WeCom's retry is taken
     assert (await post_json(client, clock, "/api/tickets", {**TICKET, "ticket_no": "2026112300101"})).status == 201
     assert (await client.get("/readyz")).status == 200
+    assert "hotline_database_up 1.0" in await (await client.get("/metrics")).text()
 
     went = [r for r in caplog.records if "database is unreachable" in r.getMessage()]
     back = [r for r in caplog.records if "database is reachable again" in r.getMessage()]
