@@ -47,3 +47,34 @@ def test_the_sandbox_link_and_the_address_end_the_start(tmp_path: Path) -> None:
     assert any("stopping: no new connections" in line for line in stop), stop[-5:]
     assert stop[-1].endswith("stopped"), stop[-5:]
     assert "version=" in next(line for line in lines if "starting hotline-bot" in line)
+
+
+def test_a_deployment_without_wecom_says_at_start_that_nothing_will_be_sent(tmp_path: Path) -> None:
+    """SANDBOX=off and no WeCom credentials: the bot serves (hand-overs are taken, deadlines kept), and its start says
+    plainly that no push, reminder or answer will reach anyone."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "SANDBOX"))}
+    env.update(
+        {
+            "BOT_CONFIG": str(ROOT / "config" / "example.yaml"),
+            "BOT_PORT": str(port),
+            "SANDBOX": "off",
+            "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/bot.db",
+            "LOG_FORMAT": "text",
+        }
+    )
+    log = tmp_path / "bot.log"
+    with log.open("wb") as out:
+        bot = subprocess.Popen(
+            [sys.executable, str(ROOT / "run_bot.py"), "serve"], cwd=ROOT, env=env, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "listening on" not in log.read_text() and time.monotonic() < deadline and bot.poll() is None:
+            time.sleep(0.05)  # a real process's start, polled with a bound
+    finally:
+        bot.terminate()
+        bot.wait(timeout=30)
+    text = log.read_text()
+    assert "listening on" in text, text[-2000:]
+    assert "WeCom is not configured and the sandbox is off" in text

@@ -29,6 +29,8 @@ def _env_help() -> str:
         default = Settings.model_fields[field].default
         shown = "" if default is None else f" (default: {default})"
         lines.append(f"  {var:<24} {field}{shown}")
+    lines.append(f"  {'ENV_FILE':<24} the .env file to read (default: .env in the working directory; off: none)")
+    lines.append(f"  {'REPORT_FONT':<24} a font file with Chinese glyphs for the report charts")
     lines.append("each may also come from NAME_FILE=path, a .env file or systemd's credentials (docs/configuration.md)")
     return "\n".join(lines)
 
@@ -103,6 +105,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "wecom": "configured" if settings.wecom_configured else "not configured",
         },
     )
+    if settings.sandbox == "off" and not settings.wecom_configured:
+        log.warning(
+            "WeCom is not configured and the sandbox is off: tickets are taken and deadlines kept, but no push, "
+            "reminder or answer reaches anyone; set the app's or the robot's credentials (docs/configuration.md)"
+        )
     # sandbox=True: with no WeCom settings, a fake WeCom and the /sandbox/ page (bot/sandbox)
     app = create_app(settings, config, calendar=_calendar(config), sandbox=True)
     app.on_startup.append(_freeze_startup_objects)
