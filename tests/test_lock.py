@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
 import pytest
@@ -69,3 +69,30 @@ def test_this_environment_was_installed_from_the_test_lock() -> None:
         if installed != pinned and not (name == "uvloop" and installed is None):
             differ[name] = (pinned, installed)
     assert differ == {}, "installed otherwise than requirements/test.txt: make install"
+
+
+@pytest.mark.parametrize("python", ["3.11.0", "3.11.2", "3.11.7", "3.11.14"])
+@pytest.mark.parametrize("lock", [RUN, TEST])
+def test_what_each_pinned_package_needs_on_any_python_3_11_is_pinned_too(lock: Path, python: str) -> None:
+    """A package may need another only on some Pythons (redis wants async-timeout before 3.11.3, and Debian 12's is
+    3.11.2): every requirement of every pinned package, on each 3.11 release and Linux, is in the lock as well."""
+    environment = {
+        "python_full_version": python,
+        "python_version": "3.11",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "os_name": "posix",
+        "extra": "",
+    }
+    pinned = pins(lock)
+    missing = {}
+    for name in pinned:
+        for spec in requires(name) or []:
+            requirement = Requirement(spec)
+            if requirement.marker is not None and not requirement.marker.evaluate(environment):
+                continue
+            if canonicalize_name(requirement.name) not in pinned:
+                missing[name] = spec
+    assert missing == {}, f"needed on Python {python} but not in {lock.name}: run make lock"
