@@ -1,5 +1,5 @@
-"""What ``/metrics`` reads of the database at a scrape: the outbox's and the inbox's backlogs. Each is one grouped
-statement over partial indexes that hold the rows waiting (pending, dead), never over what was sent or handled."""
+"""What ``/metrics`` reads of the database at a scrape: the outbox's and the inbox's backlogs, in grouped statements
+over the partial indexes that hold the rows waiting (pending, dead), never over what was sent or handled."""
 
 from __future__ import annotations
 

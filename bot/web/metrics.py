@@ -272,6 +272,8 @@ async def metrics(request: web.Request) -> web.Response:
             gauge.clear()  # no reading rather than an old one
         if LIVENESS in app and unreachable(exc):
             app[LIVENESS].database.failed(exc)  # an outage: logged once when it begins and once when it ends
+        elif isinstance(exc, TimeoutError):
+            log.warning("metrics: the database did not answer within %g s", SCRAPE_READ_TIMEOUT)
         else:
             log.warning("metrics: could not read the outbox and the inbox", exc_info=True)
     else:
