@@ -121,12 +121,27 @@ async def test_a_dispatcher_reads_the_months_report_its_chart_and_downloads_the_
     )
     context.set_default_timeout(WAIT_MS)
     page = await context.new_page()
+    # the page's first report (上月) answers only after the one the dispatcher then picks (本月) is shown: the late
+    # answer must not replace it
+    held: list[Any] = []
+
+    async def hold(route: Any) -> None:
+        held.append(route)
+
+    await page.route(lambda url: "/board/api/reports?" in url and "period=%E4%B8%8A%E6%9C%88" in url, hold)
     try:
         await sign_in_in_browser(page, board, "zhangwei")
         await page.locator("#nav-reports").click()
         await page.wait_for_url("**/board/reports**")
         await page.select_option("#r-period", "本月")
         await page.locator("#report tbody th", has_text="市容景观所").wait_for()
+        await page.locator("#report tfoot th", has_text="受理 2").wait_for()
+        assert [route.request.url for route in held] != []
+        await page.unroute("**/*")
+        for route in held:
+            await route.continue_()
+        await page.wait_for_load_state("networkidle")
+        assert "11月" in (await page.locator("#report-title").text_content() or "")
         await page.locator("#report tfoot th", has_text="受理 2").wait_for()
         assert "period=" in page.url
         await page.wait_for_function("() => document.getElementById('chart').complete")

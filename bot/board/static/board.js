@@ -3,6 +3,10 @@
 (function () {
   const REFRESH_MS = 10000;
   let me = null;
+  // each load of the board and of a report is numbered: an answer that comes back after a later request was made
+  // (a filter or a period changed meanwhile, a refresh) is dropped, never shown over the later one's
+  let boardLoads = 0;
+  let reportLoads = 0;
 
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
@@ -57,9 +61,11 @@
   }
 
   async function refresh() {
+    const load = ++boardLoads;
     try {
       const params = query();
       const data = await call("/board/api/board?" + params.toString());
+      if (load !== boardLoads) return;
       const tiles = document.getElementById("tiles");
       tiles.replaceChildren(...data.tiles.map((t) => el("li", {
         class: t.count && (t.key === "overdue" || t.key === "warning" || t.key === "due_soon") ? "hot" : "",
@@ -80,7 +86,7 @@
       document.getElementById("updated").textContent = "更新于 " + data.at.slice(11, 19);
       showError("");
     } catch (error) {
-      showError("刷新失败：" + error.message + "（稍后自动重试）");
+      if (load === boardLoads) showError("刷新失败：" + error.message + "（稍后自动重试）");
     }
   }
 
@@ -216,11 +222,13 @@
   }
 
   async function loadReport() {
+    const load = ++reportLoads;
     const params = reportQuery();
     history.replaceState(null, "", "?" + params.toString());
     document.getElementById("updated").textContent = "正在统计…";
     try {
       const data = await call("/board/api/reports?" + params.toString());
+      if (load !== reportLoads) return;
       document.getElementById("report-title").textContent = data.title;
       const table = document.getElementById("report");
       table.querySelector("thead").replaceChildren(el("tr", {}, el("th", { scope: "col" }, "单位"),
@@ -237,6 +245,7 @@
       document.getElementById("updated").textContent = "统计于 " + data.generated_at;
       showError("");
     } catch (error) {
+      if (load !== reportLoads) return;
       document.getElementById("updated").textContent = "";
       showError(error.message);
     }
