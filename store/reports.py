@@ -219,6 +219,10 @@ class Facts:
         """The rows of one kind of fact (one of :data:`KINDS`)."""
         return list(getattr(self, kind))
 
+    def pooled(self) -> Facts:
+        """The same facts with no unit: the office's, counted as one unit's."""
+        return Facts(**{kind: [(None, *row[1:]) for row in getattr(self, kind)] for kind in _KINDS})
+
     def add(self, kind: str, rows: list[Any]) -> None:
         """Adds rows of one kind (as kept: lists, which unpack as the tuples do)."""
         getattr(self, kind).extend(rows)

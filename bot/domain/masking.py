@@ -255,6 +255,8 @@ class Citizen:
 def _bare_name(name: str | None) -> str:
     """The name without a polite form after it: 李建国先生 → 李建国; 李先生 → 李 (nothing to mask)."""
     name = (name or "").strip()
+    if not name.endswith(_POLITE):  # most names: one test, not one per polite form
+        return name
     for polite in _POLITE:
         if name.endswith(polite):
             return name[: -len(polite)]
@@ -310,7 +312,7 @@ def mask_name(name: str | None) -> str:
     if not name:
         return ""
     name = name.strip()
-    for polite in _POLITE:
+    for polite in _POLITE if name.endswith(_POLITE) else ():
         if name.endswith(polite) and len(name) > len(polite):
             return _surname(name) + polite
     if name.isascii():

@@ -72,10 +72,12 @@ class ReportService:
                 periods = period.back(TREND)
                 rest = [r for r in _ranges(periods) if r not in figures]
                 more = await self.facts(conn, rest, now, units, only=rate, to_keep=to_keep)
-                figures.update(zip(rest, map(self._figures, more), strict=True))
-                series = [
-                    (p, total(figures[r].values()).rates[rate]) for p, r in zip(periods, _ranges(periods), strict=True)
-                ]
+                # the other periods' office totals only: their facts counted as one unit's
+                office = {r: total(f.values()) for r, f in figures.items()}
+                office.update(
+                    (r, self._figures(f.pooled()).get(None, Figures())) for r, f in zip(rest, more, strict=True)
+                )
+                series = [(p, office[r].rates[rate]) for p, r in zip(periods, _ranges(periods), strict=True)]
             return [figures[r] for r in wanted], series
 
         async def apart(read: Callable[[Conn], Awaitable[Any]]) -> Any:
@@ -328,9 +330,10 @@ _AUDITED = {
 
 
 def masked_title(row: dict[str, Any], limit: int = 60) -> str:
-    """A ticket row's title (else its text) for a report or a brief: masked whole, then cut to ``limit``."""
+    """A ticket row's title (the store reads its text where it has none) for a report or a brief: masked whole, then
+    cut to ``limit``."""
     citizen = Citizen(row.get("citizen_name") or None, row.get("address") or None)
-    return mask_text(row.get("title") or row.get("content") or "", citizen)[:limit]
+    return mask_text(row.get("title") or "", citizen)[:limit]
 
 
 def _returns(

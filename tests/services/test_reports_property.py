@@ -265,6 +265,17 @@ async def test_report_figures_match_a_plain_computation(
     for period in PERIODS:
         for units in (None, ["HW", "SRJG"], ["RXB"]):
             await _check(reports, rows, period, units, sandbox_config)
+    # each rate's trend: the rate of the units together in each of the 12 periods, counted or kept
+    satisfaction = sandbox_config.reports.satisfaction_weights
+    for period in (PERIODS[1], PERIODS[4]):
+        for units in (None, ["HW", "SRJG"]):
+            for rate in Rate:
+                trend = (await reports.report(period, now=NOW, units=units, details=False, chart_rate=rate)).trend
+                back = period.back(12)
+                want = [ref.total(ref.keep(ref.figures(rows, p, NOW, satisfaction), units).values()) for p in back]
+                assert [p for p, _ in trend] == list(back)
+                assert [(r.num, r.den) for _, r in trend] == [(pytest.approx(w.rates[rate].num), w.rates[rate].den)
+                                                              for w in want], f"{rate} {period.key} {units}"  # fmt: skip
     # the histories reach what the figures are about
     oct_rows = ref.figures(rows, PERIODS[3], NOW, sandbox_config.reports.satisfaction_weights)
     seen = ref.total(oct_rows.values())
