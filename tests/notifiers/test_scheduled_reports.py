@@ -9,6 +9,7 @@ Sandbox: RXB 热线办 (head zhangwei; its group created by the app here), SRJG 
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -139,6 +140,30 @@ async def test_the_bulletin_goes_out_once_on_the_first_working_day_after_the_per
     for text in (first, second):
         assert NAME not in text
         assert PHONE not in text
+
+
+async def test_a_chart_that_cannot_be_drawn_leaves_the_bulletin_without_it(
+    rig: Rig,
+    config: BotConfig,
+    calendar: WorkCalendar,
+    service: TicketService,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The chart is drawn in a process apart: its failure (no CJK font) comes back from there, is logged, and the
+    通报 goes with its texts and its workbook."""
+    await history(service, rig.clock)
+    monkeypatch.setenv("REPORT_FONT", "/nonexistent/font.ttc")
+    rig.clock.set(datetime(2026, 11, 2, 9, 37, tzinfo=TZ))
+    with caplog.at_level(logging.ERROR, logger="notifiers.reports"):
+        assert "bulletin:bimonth-2026-09" in await scheduled(rig, config, calendar).run()
+    assert "the chart could not be drawn" in caplog.text
+    assert "REPORT_FONT=/nonexistent/font.ttc" in caplog.text
+    await send_all(rig, [])
+    first, second, (kind, _) = shown(rig, chatid="rxbchat")[-3:]
+    assert first.startswith("**演示街道12345热线办 12345热线工单情况通报")
+    assert second.splitlines()[1].startswith("四、不满意工单情况")
+    assert kind == "file"  # the workbook, and no image before it
 
 
 async def test_a_bulletin_missed_is_sent_within_a_week_and_not_after(
