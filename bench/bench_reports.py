@@ -51,7 +51,6 @@ from bot.messages.reports import bulletin, chart  # noqa: E402
 from bot.messages.workbook import workbook  # noqa: E402
 from bot.services.reports import ReportService  # noqa: E402
 from config.model import BotConfig  # noqa: E402
-from notifiers.reports import bulletin_files  # noqa: E402
 from store import report_items  # noqa: E402
 from store import reports as counts_repo  # noqa: E402
 from store.core import Store  # noqa: E402
@@ -66,17 +65,9 @@ TARGET_ONE_UNIT_MS = 300.0
 
 
 def renderers() -> dict[str, Callable[[Report], Any]]:
-    """What the scheduled 通报 makes of the report besides its figures, each timed apart in this process: the chart
-    (PNG), the workbook (.xlsx) and the two messages' text. The whole report makes them as the notifier does
-    (notifiers.reports.bulletin_files: the chart in a process of its own beside the workbook)."""
+    """What the scheduled 通报 makes of the report besides its figures (notifiers.reports): the chart (PNG), the
+    workbook (.xlsx) and the two messages' text."""
     return {"chart": chart, "workbook": workbook, "text": bulletin}
-
-
-async def make_bulletin(report: Report) -> None:
-    """The 通报's files and text, as the scheduled report makes them."""
-    png, xlsx = await bulletin_files(report)
-    if not png or not xlsx or not bulletin(report):
-        raise RuntimeError("the 通报 lacks its chart, its workbook or its text")
 
 
 @contextlib.contextmanager
@@ -151,14 +142,13 @@ async def _measure(backend: str, url: str, count: int, config: BotConfig, on_tim
             began = time.perf_counter()
             report = await service.report(period, now=NOW)
             ready = time.perf_counter()
-            await make_bulletin(report)
-            whole = time.perf_counter() - began
             for name, make in render.items():
                 at = time.perf_counter()
                 made = make(report)
                 parts[name].append(time.perf_counter() - at)
                 if not made:
                     raise RuntimeError(f"the {name} is empty")
+            whole = time.perf_counter() - began
             _check(report, config, received, details=True)
             at = time.perf_counter()
             _check(await service.report(period, now=NOW, details=False), config, received, details=False)

@@ -30,10 +30,10 @@ from bot.domain.reports.periods import Period, PeriodKind, last_complete
 from bot.domain.reports.report import Report
 from bot.domain.workcal import WorkCalendar
 from bot.messages import reports as texts
-from bot.messages.charts import ChartFontMissing, report_chart
+from bot.messages.charts import ChartFontMissing
 from bot.messages.notice import Attachment, Notice
+from bot.messages.reports import chart
 from bot.messages.workbook import workbook
-from bot.services.apart import run_apart
 from bot.services.channels import Channels
 from bot.services.reports import ReportService, masked_title
 from config.model import BotConfig, minute_of_day
@@ -172,9 +172,13 @@ class ScheduledReports:
     async def _bulletin(self, key: str, report: Report) -> list[Notice]:
         office = self.config.office.unit
         name = f"{self.config.office.name}{report.period.label}通报"
-        png, xlsx = await bulletin_files(report)
-        attachments = [] if png is None else [Attachment("image", f"{name}.png", png)]
-        book = Attachment("file", f"{name}.xlsx", xlsx)
+        attachments = []
+        try:
+            png = await asyncio.to_thread(chart, report)
+            attachments.append(Attachment("image", f"{name}.png", png))
+        except (ChartFontMissing, ValueError):
+            log.exception("reports: the chart could not be drawn; the 通报 goes without it")
+        book = Attachment("file", f"{name}.xlsx", await asyncio.to_thread(workbook, report))
         first, second = texts.bulletin(report)
         leads = [m.userid for m in self.config.members_with_role(Role.CENTER_LEAD)]
         return [
@@ -227,27 +231,6 @@ class ScheduledReports:
             text = texts.brief(unit.name, items, misses=missed, limit=limit, period=label, now=now)
             notices.append(Notice(key=f"report:brief:{today.isoformat()}:{unit.code}", members=[unit.head], text=text))
         return notices
-
-
-async def bulletin_files(report: Report) -> tuple[bytes | None, bytes]:
-    """The 通报's chart (None if it could not be drawn: the 通报 goes without it) and workbook. The chart is drawn in a
-    process of its own while this one writes the workbook (bot.services.apart): each is most of a second of Python at
-    a large office, and the two side by side take as long as the workbook alone."""
-    drawing = asyncio.ensure_future(_chart(report))
-    try:
-        xlsx = await asyncio.to_thread(workbook, report)
-    except BaseException:
-        drawing.cancel()
-        raise
-    return await drawing, xlsx
-
-
-async def _chart(report: Report) -> bytes | None:
-    try:
-        return await run_apart(report_chart, **texts.chart_data(report))
-    except (ChartFontMissing, ValueError):
-        log.exception("reports: the chart could not be drawn; the 通报 goes without it")
-        return None
 
 
 def _at(day: date, hhmm: str) -> datetime:

@@ -150,8 +150,7 @@ async def test_a_chart_that_cannot_be_drawn_leaves_the_bulletin_without_it(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The chart is drawn in a process apart: its failure (no CJK font) comes back from there, is logged, and the
-    通报 goes with its texts and its workbook."""
+    """No CJK font: the failure is logged, and the 通报 goes with its texts and its workbook."""
     await history(service, rig.clock)
     monkeypatch.setenv("REPORT_FONT", "/nonexistent/font.ttc")
     rig.clock.set(datetime(2026, 11, 2, 9, 37, tzinfo=TZ))
