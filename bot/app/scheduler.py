@@ -17,6 +17,7 @@ from bot.app.leading import hold, lead
 from bot.app.senders import OUTBOX, push_channels
 from bot.domain.clock import Clock
 from bot.services import retention
+from bot.services.apart import Apart
 from bot.services.deadline_engine import DeadlineEngine, TickResult
 from bot.services.retention import Purged
 from bot.web.keys import (
@@ -133,6 +134,8 @@ async def run_deadline_engine(app: web.Application) -> AsyncIterator[None]:
         coalesce=True,
         max_instances=1,
     )
+    # the 通报's chart is drawn in a process beside this one, started at the first 通报 (bot.services.apart)
+    apart = Apart()
     reports = ScheduledReports(
         app[STORE],
         config,
@@ -140,6 +143,7 @@ async def run_deadline_engine(app: web.Application) -> AsyncIterator[None]:
         app[CLOCK],
         channels,
         wake=lambda: app[OUTBOX].wake() if OUTBOX in app else None,
+        apart=apart,
     )
     scheduler.add_job(
         partial(queue_reports, reports, leader),
@@ -162,6 +166,7 @@ async def run_deadline_engine(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await apart.close()
 
 
 async def flush_digests(pusher: Pusher, leader: Leader) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bot.domain.bulk import collector_paused
 from bot.domain.escaping import escape_md
@@ -286,6 +287,15 @@ def _brief(
 
 def chart(report: Report) -> bytes:
     """The 通报's chart: the chart rate per unit against its target, its trend, and the categories' shares."""
+    # drawn with the collector paused: its full passes, set off by the figure's many artists, would walk the report's
+    # ticket lines still alive beside it (the figure's own cycles are found at the next pass after)
+    with collector_paused():
+        return report_chart(**chart_data(report))
+
+
+def chart_data(report: Report) -> dict[str, Any]:
+    """What the chart shows, as :func:`bot.messages.charts.report_chart`'s arguments: plain values, which another
+    process can be handed (notifiers.reports draws the 通报's chart in one)."""
     rate = report.chart_rate
     bars = [
         Point(drawable(x.name), x.figures.rates[rate].value, ratio(x.figures.rates[rate]).split("（")[0])
@@ -294,15 +304,12 @@ def chart(report: Report) -> bytes:
     trend = [Point(p.short_label, r.value) for p, r in report.trend]
     # the largest categories by name, the rest together as 其他 (report_chart keeps 8)
     shares = [(drawable(name), n) for name, n in report.total.figures.counts.by_category.items()]
-    # drawn with the collector paused: its full passes, set off by the figure's many artists, would walk the report's
-    # ticket lines still alive beside it (the figure's own cycles are found at the next pass after)
-    with collector_paused():
-        return report_chart(
-            title=drawable(f"{report.office} {report.period.label}"),
-            rate_name=rate.label,
-            bars=bars,
-            target=report.targets.get(rate),
-            trend=trend,
-            shares_title="工单分类占比",
-            shares=shares,
-        )
+    return {
+        "title": drawable(f"{report.office} {report.period.label}"),
+        "rate_name": rate.label,
+        "bars": bars,
+        "target": report.targets.get(rate),
+        "trend": trend,
+        "shares_title": "工单分类占比",
+        "shares": shares,
+    }

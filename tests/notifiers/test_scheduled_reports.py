@@ -23,6 +23,7 @@ from bot.domain.lifecycle import Action, ActionRequest
 from bot.domain.ticket import TicketInput
 from bot.domain.workcal import WorkCalendar
 from bot.sandbox.fake import FakeWeCom, serve
+from bot.services.apart import Apart
 from bot.services.channels import Channels
 from bot.services.tickets import TicketService
 from bot.wecom.client import WeComClient
@@ -60,12 +61,23 @@ async def config(rig: Rig, sandbox_config: BotConfig) -> BotConfig:
     return BotConfig.model_validate(data)
 
 
-def scheduled(rig: Rig, config: BotConfig, calendar: WorkCalendar, **off: bool) -> ScheduledReports:
-    """The scheduled reports; ``brief=False`` … turns one off."""
+def scheduled(
+    rig: Rig, config: BotConfig, calendar: WorkCalendar, apart: Apart | None = None, **off: bool
+) -> ScheduledReports:
+    """The scheduled reports (the 通报's chart drawn in ``apart``, else in a thread); ``brief=False`` … turns one
+    off."""
     data = config.model_dump(by_alias=True)
     for name, enabled in off.items():
         data["reports"][name]["enabled"] = enabled
-    return ScheduledReports(rig.store, BotConfig.model_validate(data), calendar, rig.clock, Channels(app=True))
+    validated = BotConfig.model_validate(data)
+    return ScheduledReports(rig.store, validated, calendar, rig.clock, Channels(app=True), apart=apart)
+
+
+@pytest.fixture
+async def apart() -> AsyncIterator[Apart]:
+    kept = Apart()
+    yield kept
+    await kept.close()
 
 
 def shown(rig: Rig, **to: str) -> list[Any]:
@@ -103,10 +115,11 @@ async def history(service: TicketService, clock: FrozenClock) -> None:
 
 
 async def test_the_bulletin_goes_out_once_on_the_first_working_day_after_the_period(
-    rig: Rig, config: BotConfig, calendar: WorkCalendar, service: TicketService
+    rig: Rig, config: BotConfig, calendar: WorkCalendar, service: TicketService, apart: Apart
 ) -> None:
+    """As the scheduler makes it: the chart drawn in the process apart, which is kept for the next 通报."""
     await history(service, rig.clock)
-    reports = scheduled(rig, config, calendar)
+    reports = scheduled(rig, config, calendar, apart)
     rig.clock.set(datetime(2026, 11, 2, 9, 36, tzinfo=TZ))  # Monday: the first working day after 9-10月
     assert "bulletin:bimonth-2026-09" not in await reports.run()
     rig.clock.set(datetime(2026, 11, 2, 9, 37, tzinfo=TZ))
@@ -128,6 +141,7 @@ async def test_the_bulletin_goes_out_once_on_the_first_working_day_after_the_per
     assert "六、同比、环比" in second
     assert (kind, png_name, png[:4]) == ("image", "演示街道12345热线办2026年9-10月通报.png", b"\x89PNG")
     assert (book_kind, book_name) == ("file", "演示街道12345热线办2026年9-10月通报.xlsx")
+    assert apart.pid is not None  # the chart's process, kept
     sheets = load_workbook(io.BytesIO(book), read_only=True)
     assert sheets.sheetnames[0] == "汇总"
     cells = " ".join(str(c) for ws in sheets.worksheets for row in ws.iter_rows(values_only=True) for c in row)
@@ -149,13 +163,14 @@ async def test_a_chart_that_cannot_be_drawn_leaves_the_bulletin_without_it(
     service: TicketService,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    apart: Apart,
 ) -> None:
     """No CJK font: the failure is logged, and the 通报 goes with its texts and its workbook."""
     await history(service, rig.clock)
     monkeypatch.setenv("REPORT_FONT", "/nonexistent/font.ttc")
     rig.clock.set(datetime(2026, 11, 2, 9, 37, tzinfo=TZ))
     with caplog.at_level(logging.ERROR, logger="notifiers.reports"):
-        assert "bulletin:bimonth-2026-09" in await scheduled(rig, config, calendar).run()
+        assert "bulletin:bimonth-2026-09" in await scheduled(rig, config, calendar, apart).run()
     assert "the chart could not be drawn" in caplog.text
     assert "REPORT_FONT=/nonexistent/font.ttc" in caplog.text
     await send_all(rig, [])
