@@ -45,7 +45,7 @@ class ApartFailed(RuntimeError):
 
 
 class Apart:
-    """One process beside the bot's for pure work (:func:`run`); started at the first call, kept until :meth:`close`."""
+    """One process beside the bot's for pure work (:meth:`run`); started at the first call, kept until :meth:`close`."""
 
     def __init__(self) -> None:
         self._child: asyncio.subprocess.Process | None = None
