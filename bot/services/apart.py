@@ -6,10 +6,11 @@ bot, and then kept for the bot's life: later calls find the plotting library imp
 chart drawn in the bot's own process would. It ends when the bot closes it, or when the bot's process ends (its
 standard input then closes).
 
-The process is the same Python with the bot's module path (a checkout or an installed package alike), not started
-from the working directory (``-P``). Each call goes in on its standard input and its answer comes out on a pipe of its
-own, both pickled; whatever the work prints goes to the bot's standard error. ``multiprocessing`` is not used: its
-new processes import the bot's main script again, which imports the whole bot. Calls are taken one at a time.
+The process is the same Python with the bot's module path (a checkout or an installed package alike), not started from
+the working directory (``-P``). Each call goes in on its standard input and its answer comes out on a pipe of its own,
+both pickled and each after its length; whatever the work prints goes to the bot's standard error. ``multiprocessing``
+is not used: its new processes import the bot's main script again, which imports the whole bot. Calls are taken one at a
+time.
 
 Where no process can be started (a locked-down host), or it dies, the work is done in a thread instead and a warning
 says so: the result is the same, only later. The next call starts a new process.
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _OK, _RAISED = "ok", "raised"
-_SIZE = struct.Struct(">Q")  # an answer's length, before it
+_SIZE = struct.Struct(">Q")  # a call's or an answer's length, before it
 CLOSE_WAIT = 5.0  # seconds a closed process has to end before it is killed
 # the new process: the bot's module path first, then the calls
 _CHILD = (
@@ -121,7 +122,7 @@ class Apart:
     async def _call(child: asyncio.subprocess.Process, answers: asyncio.StreamReader, call: bytes) -> tuple[str, Any]:
         assert child.stdin is not None
         try:
-            child.stdin.write(call)
+            child.stdin.write(_SIZE.pack(len(call)) + call)
             await child.stdin.drain()
             (size,) = _SIZE.unpack(await answers.readexactly(_SIZE.size))
             data = await answers.readexactly(size)
@@ -162,14 +163,14 @@ def _has_fileno(stream: IO[str]) -> bool:
 
 def _serve() -> None:
     """In the new process: calls read from standard input until it closes, each answer (its result, or the exception
-    it raised) written to the answers' pipe."""
-    answers = os.fdopen(int(sys.argv[1]), "wb")
-    while True:
+    it raised, or the one raised taking the call in) written to the answers' pipe."""
+    calls, answers = sys.stdin.buffer, os.fdopen(int(sys.argv[1]), "wb")
+    while len(head := calls.read(_SIZE.size)) == _SIZE.size:
+        (size,) = _SIZE.unpack(head)
+        if len(call := calls.read(size)) < size:
+            break
         try:
-            function, args, kwargs = pickle.load(sys.stdin.buffer)
-        except EOFError:  # the bot closed it, or ended
-            return
-        try:
+            function, args, kwargs = pickle.loads(call)  # a module the call names may fail to import here
             answer: tuple[str, Any] = (_OK, function(*args, **kwargs))
         except Exception as raised:  # noqa: BLE001 - handed back to the caller, who raises it
             raised.add_note(f"in the process apart:\n{traceback.format_exc()}")

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import sys
+import types
 from collections.abc import AsyncIterator
 
 import pytest
@@ -70,6 +71,20 @@ async def test_an_exception_raised_apart_is_raised_here_with_where_it_came_from(
     assert raised.value.what == "字体缺失"
     assert any("in the process apart" in note and "refuses" in note for note in raised.value.__notes__)
     assert (await apart.run(where, "still there"))[1] == "still there"
+
+
+async def test_a_call_the_process_cannot_take_in_is_refused_there_and_the_process_goes_on(
+    apart: Apart, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A function of a module only this process has (the other cannot import it to unpickle the call)."""
+    first, _ = await apart.run(where, "before")
+    module = types.ModuleType("made_here_only")
+    exec("def hello():\n    return 'hello'\n", module.__dict__)  # noqa: S102 - a module that exists nowhere else
+    monkeypatch.setitem(sys.modules, "made_here_only", module)
+    with pytest.raises(ModuleNotFoundError) as raised:
+        await apart.run(module.hello)
+    assert any("in the process apart" in note for note in raised.value.__notes__)
+    assert await apart.run(where, "after") == (first, "after")  # the same process
 
 
 async def test_a_process_that_dies_leaves_the_work_to_a_thread_and_the_next_call_a_new_one(
