@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.app import create_app
 from bot.domain.clock import TZ, FrozenClock
 from bot.domain.workcal import WorkCalendar
+from bot.services.apart import Apart
 from bot.services.tickets import TicketService
 from bot.web.keys import DEADLINE_LEADER
 from config.loader import load_config
@@ -193,6 +194,14 @@ def settings_for() -> Callable[..., Settings]:
         return Settings.from_env(base)
 
     return make
+
+
+@pytest.fixture
+async def apart() -> AsyncIterator[Apart]:
+    """A helper process for pure work (bot.services.apart), ended after the test."""
+    kept = Apart()
+    yield kept
+    await kept.close()
 
 
 @pytest.fixture

@@ -72,8 +72,7 @@ class Apart:
                 log.warning("no process could be started for %s (%s): done in a thread", name, failed)
                 return await asyncio.to_thread(function, *args, **kwargs)
             try:
-                assert self._answers is not None
-                status, value = await self._call(child, self._answers, call)
+                status, value = await self._call(child, call)
             except (ApartFailed, OSError) as failed:
                 code = await self._stopped(CLOSE_WAIT)
                 log.warning("the process for %s failed (%s, exit %s): done in a thread", name, failed, code)
@@ -111,21 +110,20 @@ class Apart:
         finally:
             os.close(write)
         self._child, self._answers = child, asyncio.StreamReader()
-        loop = asyncio.get_running_loop()
         reader = asyncio.StreamReaderProtocol(self._answers)
-        self._pipe, _ = await loop.connect_read_pipe(lambda: reader, os.fdopen(read, "rb"))
+        self._pipe, _ = await asyncio.get_running_loop().connect_read_pipe(lambda: reader, os.fdopen(read, "rb"))
         assert child.stdin is not None
         child.stdin.write(pickle.dumps(sys.path))
         return child
 
-    @staticmethod
-    async def _call(child: asyncio.subprocess.Process, answers: asyncio.StreamReader, call: bytes) -> tuple[str, Any]:
-        assert child.stdin is not None
+    async def _call(self, child: asyncio.subprocess.Process, call: bytes) -> tuple[str, Any]:
+        assert child.stdin is not None  # set with the process, as the answers' reader is
+        assert self._answers is not None
         try:
             child.stdin.write(_SIZE.pack(len(call)) + call)
             await child.stdin.drain()
-            (size,) = _SIZE.unpack(await answers.readexactly(_SIZE.size))
-            data = await answers.readexactly(size)
+            (size,) = _SIZE.unpack(await self._answers.readexactly(_SIZE.size))
+            data = await self._answers.readexactly(size)
         except (asyncio.IncompleteReadError, ConnectionError) as ended:
             raise ApartFailed("it ended") from ended
         try:

@@ -73,13 +73,6 @@ def scheduled(
     return ScheduledReports(rig.store, validated, calendar, rig.clock, Channels(app=True), apart=apart)
 
 
-@pytest.fixture
-async def apart() -> AsyncIterator[Apart]:
-    kept = Apart()
-    yield kept
-    await kept.close()
-
-
 def shown(rig: Rig, **to: str) -> list[Any]:
     return [
         d.body["markdown"]["content"] if d.msgtype == "markdown" else (d.msgtype, rig.fake.media_of(d))

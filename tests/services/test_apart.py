@@ -9,7 +9,6 @@ import logging
 import os
 import sys
 import types
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -47,13 +46,6 @@ def slow(seconds: float) -> int:
 
     time.sleep(seconds)  # the work: a call under way when its caller gives up
     return os.getpid()
-
-
-@pytest.fixture
-async def apart() -> AsyncIterator[Apart]:
-    kept = Apart()
-    yield kept
-    await kept.close()
 
 
 async def test_the_work_runs_in_another_process_kept_for_the_next_call(apart: Apart) -> None:
