@@ -5,11 +5,12 @@ PY     := $(VENV)/bin/python
 LOCK   := requirements/test.txt
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha1sum | cut -c1-12)
 
-.PHONY: run test bench lint typecheck install lock browser fonts nginx promtool clean
+.PHONY: run test bench lint typecheck install lock browser fonts xlsxlib nginx promtool clean
 CHROMIUM := /usr/bin/chromium
 NGINX := /usr/sbin/nginx
 PROMTOOL := /usr/bin/promtool
 CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+XLSXLIB := xlsxwriter
 
 ## the environment is installed from the lock file, every package checked against its hash (requirements/test.txt:
 ## the bot's packages and the tests'; requirements/run.txt: the bot's only, for a deployment), then the bot itself
@@ -31,11 +32,11 @@ lock:
 	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)-lock/bin/pip-compile $(LOCK_FLAGS) --constraint requirements/test.txt --output-file requirements/run.txt \
 		pyproject.toml
 
-install: $(STAMP) fonts
+install: $(STAMP) fonts xlsxlib
 
 ## make run: the bot on the embedded default (SQLite, no Redis, sandbox config, sandbox secrets);
 ## without WeCom credentials also the WeCom sandbox page: open the link with its token from the log (bot/sandbox)
-run: $(STAMP) fonts
+run: $(STAMP) fonts xlsxlib
 	BOT_CONFIG=$${BOT_CONFIG:-config/sandbox.yaml} LOG_FORMAT=$${LOG_FORMAT:-text} \
 	HOTLINE_INGEST_SECRET=$${HOTLINE_INGEST_SECRET:-sandbox-secret} API_TOKEN=$${API_TOKEN:-sandbox-token} \
 	PUBLIC_URL=$${PUBLIC_URL:-http://127.0.0.1:$${BOT_PORT:-8080}} \
@@ -43,7 +44,7 @@ run: $(STAMP) fonts
 
 ## make test: lint, types, the import contracts and the whole suite (SQLite, PostgreSQL, Redis, and the sandbox
 ## page in Debian's Chromium)
-test: $(STAMP) fonts browser nginx promtool
+test: $(STAMP) fonts xlsxlib browser nginx promtool
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy bot config store notifiers handlers run_bot.py
@@ -52,7 +53,7 @@ test: $(STAMP) fonts browser nginx promtool
 
 ## make bench: the benchmarks, printed as one table; the callback benchmark's load comes from wrk (Debian's package,
 ## installed here when apt-get can; without it the benchmark falls back to its Python client and says so)
-bench: $(STAMP) fonts
+bench: $(STAMP) fonts xlsxlib
 	@command -v wrk >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
 		apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || \
 		echo "wrk is not installed (apt-get install wrk): the callback benchmark uses its Python client"
@@ -94,6 +95,16 @@ fonts:
 		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
 		  apt-get install -y -qq --no-install-recommends fonts-wqy-microhei >/dev/null; }; } || \
 		echo "WenQuanYi Micro Hei is not installed (apt-get install fonts-wqy-microhei): no report charts"
+
+## the report workbooks are written by libxlsxwriter, XlsxWriter's C library (Debian's package libxlsxwriter4), when
+## it is installed, here when apt-get can (as root); without it XlsxWriter writes them, slower, and the tests of the
+## library's workbooks are skipped (and fail in CI)
+xlsxlib:
+	@$(PYTHON) -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_library("$(XLSXLIB)") is None)' || \
+		{ command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
+		  apt-get install -y -qq --no-install-recommends libxlsxwriter4 >/dev/null; }; } || \
+		echo "libxlsxwriter is not installed (apt-get install libxlsxwriter4): workbooks are written in Python"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

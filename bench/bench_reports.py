@@ -7,15 +7,16 @@ Targets (issue 15): the whole bimonthly report at most 2 s with 1,000,000 ticket
 SQLite; ``/报表`` for one unit p99 at most 300 ms with that history. The one-unit figure is the report service's
 call; the chat command around it (parsing, rendering the markdown, the reply) adds little and is not measured here.
 
-The history (bench/report_history.py says the mix) is generated in the database, in a schema of its own on
-PostgreSQL, after migrating; its indexes are built after the load and the tables analysed. ``now`` is Monday
-2026-11-02 10:00, the first working day after 2026年9-10月, the period reported. The whole report is timed after one
-untimed warm-up, median and max of several runs, made as the scheduler makes it: the chart drawn in the process apart
-beside the workbook (bot.services.apart; started by the warm-up, as the bot starts it at its first 通报 and keeps
-it). Each of its parts is timed on its own too, in this process: the figures (with the trend), the ticket lines, the
-chart, the workbook. One more run, not timed, records each SQL statement's time (the slowest
-are named in the table). Every run checks the report: every unit's line, the tickets received as the database counts
-them, a full trend, ticket lines, so no figure counts work that was not done.
+The history (bench/report_history.py says the mix) is generated in the database, in a schema of its own on PostgreSQL,
+after migrating; its indexes are built after the load and the tables analysed. ``now`` is Monday 2026-11-02 10:00, the
+first working day after 2026年9-10月, the period reported. The whole report is timed after one untimed warm-up, median
+and max of several runs, made as the scheduler makes it: the chart drawn in the process apart beside the workbook
+(bot.services.apart; started by the warm-up, as the bot starts it at its first 通报 and keeps it), the workbook by
+libxlsxwriter where the machine has it (``make bench`` installs it; bot.messages.xlsx). Each of its parts is timed on
+its own too, in this process: the figures (with the trend), the ticket lines, the chart, the workbook. One more run,
+not timed, records each SQL statement's time (the slowest are named in the table). Every run checks the report: every
+unit's line, the tickets received as the database counts them, a full trend, ticket lines, so no figure counts work
+that was not done.
 
 The report reads the periods that ended more than a week ago from the counts kept of them (store.settled), as every
 report but the first does; the first, which counts them and keeps them, is timed apart (the warm-up).
@@ -51,6 +52,7 @@ from bot.domain.reports.periods import PeriodKind, last_complete  # noqa: E402
 from bot.domain.reports.report import Report  # noqa: E402
 from bot.messages.reports import bulletin, chart  # noqa: E402
 from bot.messages.workbook import workbook  # noqa: E402
+from bot.messages.xlsx import engines  # noqa: E402
 from bot.services.apart import Apart  # noqa: E402
 from bot.services.reports import ReportService  # noqa: E402
 from config.model import BotConfig  # noqa: E402
@@ -220,7 +222,7 @@ async def _measure(backend: str, url: str, count: int, config: BotConfig, on_tim
                 for name in ("figures", "items", "chart", "workbook", "text")
                 if parts.get(name)
             )
-            + " s (medians); slowest statements "
+            + f" s (medians; the workbook written by {engines()[0]}); slowest statements "
             + ", ".join(f"{name} {s * 1000:.0f} ms" for s, name in slowest),
         },
         {

@@ -13,21 +13,20 @@ CSV cells that could start a formula get a leading quote. Titles and reasons com
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import groupby
-
-import xlsxwriter
-from xlsxwriter.format import Format
-from xlsxwriter.worksheet import Worksheet
+from typing import Any
 
 from bot.domain.bulk import collector_paused
 from bot.domain.clock import local
 from bot.domain.lifecycle import Solved, VisitResult
 from bot.domain.reports.figures import Figures, Rate, Ratio
 from bot.domain.reports.report import LateItem, RepeatItem, Report, ReturnItem, UnitLine, VisitItem
+from bot.messages.xlsx import Book, Sheet, new_book
 from config.vocabulary import DEADLINE_LABELS, KIND_LABELS, DeadlineName
 
 # --- sheet and column names ----------------------------------------------------------------------------------------
@@ -114,6 +113,7 @@ HEADER = {"bold": True, "bg_color": "#D9E1F2", "border": 1, "align": "center", "
 HOT = {"bg_color": "#FFC7CE", "font_color": "#9C0006"}  # a unit at or over the accept-miss limit
 WIDTHS = {"date": 17, "note": 30, "pct": 8, "points": 8, "score": 7, "hours": 8, "int": 7, "num": 8}
 MAX_WIDTH = 60
+_WIDEST = MAX_WIDTH - 2  # a column this wide is as wide as it gets (_finish)
 CSV_UNSAFE = ("=", "+", "-", "@", "\t", "\r")
 
 _EPOCH = datetime(1899, 12, 30, tzinfo=UTC)  # Excel's day 0 (1900 date system), as a wall-clock time
@@ -129,22 +129,26 @@ Columns = Sequence[tuple[str, str]]  # (header, kind: text, note, int, num or a 
 _KEYS = ("text", "note", "int", "num", *NUMBER_FORMATS)
 
 
-def workbook(report: Report) -> bytes:
-    """The report as an .xlsx file: 汇总, 未按时接单, 未先行联系及逾期, 退单, 不满意及预警, 重复诉求, in that order."""
-    out = io.BytesIO()
+def workbook(report: Report, *, engine: str | None = None) -> bytes:
+    """The report as an .xlsx file: 汇总, 未按时接单, 未先行联系及逾期, 退单, 不满意及预警, 重复诉求, in that order.
+    ``engine``: which writes it (bot.messages.xlsx; None: the faster one this machine has)."""
     with collector_paused():  # a cell is an object: tens of thousands of them
-        book = xlsxwriter.Workbook(out, {"in_memory": True})
-        book.set_properties({"title": f"{report.office} {report.period.label}"})
-        writer = _Writer(book)
-        writer.summary(report)
-        writer.misses(report)
-        late = (_late_row(report, i) for i in report.late if i.deadline != DeadlineName.ACCEPT)
-        writer.tickets(LATE, LATE_COLUMNS, late)
-        writer.tickets(RETURNS, RETURN_COLUMNS, (_return_row(report, i) for i in report.returns))
-        writer.tickets(VISITS, VISIT_COLUMNS, (_visit_row(report, i) for i in report.visits))
-        writer.tickets(REPEATS, REPEAT_COLUMNS, (_repeat_row(report, i) for i in report.repeats))
-        book.close()
-    return out.getvalue()
+        book = new_book(engine)
+        try:
+            book.set_title(f"{report.office} {report.period.label}")
+            writer = _Writer(book)
+            writer.summary(report)
+            writer.misses(report)
+            late = (_late_row(report, i) for i in report.late if i.deadline != DeadlineName.ACCEPT)
+            writer.tickets(LATE, LATE_COLUMNS, late)
+            writer.tickets(RETURNS, RETURN_COLUMNS, (_return_row(report, i) for i in report.returns))
+            writer.tickets(VISITS, VISIT_COLUMNS, (_visit_row(report, i) for i in report.visits))
+            writer.tickets(REPEATS, REPEAT_COLUMNS, (_repeat_row(report, i) for i in report.repeats))
+        except BaseException:
+            with contextlib.suppress(Exception):  # what the writer holds is let go; the error stands
+                book.close()
+            raise
+        return book.close()
 
 
 def csv_text(report: Report) -> str:
@@ -239,7 +243,7 @@ def _repeat_row(report: Report, i: RepeatItem) -> Row:
 class _Writer:
     """The workbook's formats, and its sheets written from rows of cells."""
 
-    def __init__(self, book: xlsxwriter.Workbook) -> None:
+    def __init__(self, book: Book) -> None:
         self.book = book
         self.header = book.add_format(HEADER)
         self.title = book.add_format({"bold": True, "font_size": 14})
@@ -248,9 +252,9 @@ class _Writer:
         self.hot = self._formats(HOT)
         self.total = self._formats({"bold": True, "top": 1})
 
-    def _formats(self, props: Mapping[str, object]) -> dict[str, Format | None]:
+    def _formats(self, props: Mapping[str, object]) -> dict[str, Any]:
         """A format for each kind of cell (None: the default one) with ``props``."""
-        out: dict[str, Format | None] = {}
+        out: dict[str, Any] = {}
         for key in _KEYS:
             fmt = {**props, "num_format": NUMBER_FORMATS[key]} if key in NUMBER_FORMATS else props
             out[key] = self.book.add_format(fmt) if fmt else None
@@ -312,7 +316,7 @@ class _Writer:
 
     def _table(
         self,
-        ws: Worksheet,
+        ws: Sheet,
         top: int,
         columns: Columns,
         rows: Iterable[Row],
@@ -329,12 +333,12 @@ class _Writer:
 
     def _rows(
         self,
-        ws: Worksheet,
+        ws: Sheet,
         r: int,
         kinds: Sequence[str],
         rows: Iterable[Row],
         widths: list[int],
-        fmts: dict[str, Format | None],
+        fmts: dict[str, Any],
         hot: Callable[[Row], bool] | None = None,
     ) -> int:
         """``rows`` from row ``r`` on (``hot`` ones highlighted): text as text (never a formula), times as Excel
@@ -348,7 +352,12 @@ class _Writer:
                         blank(r, c, None, fmt)
                 elif isinstance(value, str):
                     string(r, c, value, f["text"])
-                    if (w := (len(value.encode()) + len(value)) // 2) > widths[c]:  # _width, inlined
+                    # _width, inlined, and only for text that could widen the column (at most two a character)
+                    if (
+                        widths[c] < _WIDEST
+                        and (n := len(value)) * 2 > widths[c]
+                        and (w := (len(value.encode()) + n) // 2) > widths[c]
+                    ):
                         widths[c] = w
                 elif isinstance(value, datetime):
                     number(r, c, (local(value).replace(tzinfo=UTC) - _EPOCH) / _DAY, f["date"])
@@ -358,7 +367,7 @@ class _Writer:
         return r
 
 
-def _finish(ws: Worksheet, widths: Sequence[int]) -> None:
+def _finish(ws: Sheet, widths: Sequence[int]) -> None:
     for c, w in enumerate(widths):
         ws.set_column(c, c, min(w + 2, MAX_WIDTH))
     ws.set_landscape()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from datetime import UTC, date, datetime
 
 import openpyxl
@@ -14,6 +15,7 @@ from bot.domain.reports.figures import Counts, Figures, Rate, Ratio
 from bot.domain.reports.periods import Period, PeriodKind
 from bot.domain.reports.report import LateItem, RepeatItem, Report, ReturnItem, UnitLine, VisitItem
 from bot.messages.workbook import csv_text, workbook
+from bot.messages.xlsx import ENGINES, engines
 from config.vocabulary import DeadlineName
 
 AT = datetime(2027, 1, 2, 8, 30, tzinfo=TZ)
@@ -123,9 +125,20 @@ FULL = {
 }
 
 
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each engine that writes workbooks (bot.messages.xlsx): the C library's must be there in CI."""
+    if request.param not in engines():
+        message = "libxlsxwriter is not installed (apt-get install libxlsxwriter4)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return str(request.param)
+
+
 @pytest.fixture
-def book() -> openpyxl.Workbook:
-    return openpyxl.load_workbook(io.BytesIO(workbook(report(**FULL))))
+def book(engine: str) -> openpyxl.Workbook:
+    return openpyxl.load_workbook(io.BytesIO(workbook(report(**FULL), engine=engine)))
 
 
 def rows(sheet: openpyxl.worksheet.worksheet.Worksheet, first: int = 1) -> list[tuple[object, ...]]:
@@ -244,12 +257,12 @@ def test_a_title_that_looks_like_a_formula_stays_text(book: openpyxl.Workbook) -
     assert book["退单"]["D2"].data_type == "s"
 
 
-def test_an_empty_report_is_still_a_workbook() -> None:
+def test_an_empty_report_is_still_a_workbook(engine: str) -> None:
     empty = report(units=[], total=UnitLine(
         code=None, name="合计", figures=Figures(), previous=Figures(), year_ago=Figures(),
         score=None, previous_score=None, year_ago_score=None,
     ))  # fmt: skip
-    book = openpyxl.load_workbook(io.BytesIO(workbook(empty)))
+    book = openpyxl.load_workbook(io.BytesIO(workbook(empty, engine=engine)))
     assert len(book.sheetnames) == 6
     summary = book["汇总"]
     assert summary.max_row == 4
@@ -295,3 +308,62 @@ def test_csv_cells_that_could_run_as_formulas_get_a_quote() -> None:
 
 def _fields(unit: UnitLine) -> dict[str, object]:
     return {name: getattr(unit, name) for name in UnitLine.__slots__}
+
+
+def looks(data: bytes) -> dict[str, object]:
+    """All that a spreadsheet shows of a workbook: each sheet's cells with their formats, merged ranges, widths,
+    heights, frozen panes, filter and page set-up; the title."""
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    out: dict[str, object] = {"title": book.properties.title, "sheets": book.sheetnames}
+    for ws in book.worksheets:
+        cells = {
+            c.coordinate: (
+                c.value,
+                c.data_type,
+                c.number_format,
+                c.font.b,
+                c.font.sz,
+                c.font.color and c.font.color.rgb,
+                c.fill.fill_type,
+                c.fill.fgColor.rgb,
+                c.border.top.style,
+                c.border.left.style,
+                c.alignment.horizontal,
+                c.alignment.vertical,
+                c.alignment.wrap_text,
+            )  # fmt: skip
+            for row in ws.iter_rows()
+            for c in row
+            if c.value is not None or c.has_style
+        }
+        out[ws.title] = {
+            "cells": cells,
+            "merged": sorted(str(r) for r in ws.merged_cells.ranges),
+            # one width per column (XlsxWriter writes neighbours of the same width as one range)
+            "widths": {i: d.width for d in ws.column_dimensions.values() for i in range(d.min, d.max + 1)},
+            "heights": {k: d.height for k, d in ws.row_dimensions.items() if d.height},
+            "frozen": ws.freeze_panes,
+            "filter": ws.auto_filter.ref,
+            "page": (ws.page_setup.orientation, ws.page_setup.fitToWidth, ws.page_setup.fitToHeight),
+            "fit": ws.sheet_properties.pageSetUpPr.fitToPage if ws.sheet_properties.pageSetUpPr else None,
+            "titles": ws.print_title_rows,
+        }
+    return out
+
+
+def test_both_engines_write_the_same_workbook() -> None:
+    """The C library's workbook and XlsxWriter's read back alike, cell by cell, format by format."""
+    if "libxlsxwriter" not in engines():
+        message = "libxlsxwriter is not installed (apt-get install libxlsxwriter4)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    full = report(**FULL)
+    c, python = looks(workbook(full, engine="libxlsxwriter")), looks(workbook(full, engine="xlsxwriter"))
+    assert c == python
+    assert c["title"] == "夏阳街道热线办 2026年11-12月"
+    summary = c["汇总"]
+    assert isinstance(summary, dict)
+    assert summary["titles"] == "$2:$3"
+    assert "A2:A3" in summary["merged"]
+    assert summary["page"] == ("landscape", None, 0)  # one page wide (the default, not written), as long as it runs
