@@ -72,7 +72,8 @@ async def return_entries(
     conn: Conn, start: datetime, end: datetime, units: Sequence[str] | None
 ) -> list[dict[str, Any]]:
     """Every return entry (asked, signed, declined, approved, rejected) of the tickets a return was asked for in
-    ``[start, end)``, from that request on, by ticket and time; ``unit`` is the unit the ticket was with."""
+    ``[start, end)``, from that request on, by ticket and time; ``unit`` is the unit the ticket was with, ``reason``
+    and ``suggested_unit`` what a request gave."""
     unit = _audit_unit().label("unit")
     asked = (
         select(audit_log.c.ticket_id)
@@ -86,7 +87,9 @@ async def return_entries(
             audit_log.c.action,
             audit_log.c.at,
             audit_log.c.note,
-            audit_log.c.data,
+            # what a request says, read by the database: the entries' JSON is not decoded whole
+            audit_log.c.data["reason"].as_string().label("reason"),
+            audit_log.c.data["suggested_unit"].as_string().label("suggested_unit"),
             unit,
             *_TICKET,
         )

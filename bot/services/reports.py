@@ -361,15 +361,14 @@ def _returns(
             close("pending", None)
             if not (start <= e["at"] < end and (units is None or e["unit"] in units)):
                 continue
-            data = e["data"] if isinstance(e["data"], dict) else {}
             open_item = {
                 "ticket_no": e["ticket_no"],
                 "unit": e["unit"],
                 "asked_at": e["at"],
                 "reason": mask_text(
-                    str(data.get("reason") or e["note"] or ""), Citizen(e.get("citizen_name"), e.get("address"))
+                    str(e["reason"] or e["note"] or ""), Citizen(e.get("citizen_name"), e.get("address"))
                 ),
-                "suggested": data.get("suggested_unit"),
+                "suggested": e["suggested_unit"],
             }
         elif action in ("approve_return", "reject_return", "decline_return"):
             close({"approve_return": "approved", "reject_return": "rejected"}.get(action, "declined"), e["at"])
