@@ -10,13 +10,13 @@ call; the chat command around it (parsing, rendering the markdown, the reply) ad
 The history (bench/report_history.py says the mix) is generated in the database, in a schema of its own on PostgreSQL,
 after migrating; its indexes are built after the load and the tables analysed. ``now`` is Monday 2026-11-02 10:00, the
 first working day after 2026年9-10月, the period reported. The whole report is timed after one untimed warm-up, median
-and max of several runs, made as the scheduler makes it: the chart drawn in the process apart beside the workbook
-(bot.services.apart; started by the warm-up, as the bot starts it at its first 通报 and keeps it), the workbook by
-libxlsxwriter where the machine has it (``make bench`` installs it; bot.messages.xlsx). Each of its parts is timed on
-its own too, in this process: the figures (with the trend), the ticket lines, the chart, the workbook. One more run,
-not timed, records each SQL statement's time (the slowest are named in the table). Every run checks the report: every
-unit's line, the tickets received as the database counts them, a full trend, ticket lines, so no figure counts work
-that was not done.
+and max of several runs, made as the scheduler makes it (notifiers.reports.bulletin): the chart drawn in the process
+apart as soon as the figures are counted (bot.services.apart; started by the warm-up, as the bot starts it at its
+first 通报 and keeps it), then beside the workbook, written by libxlsxwriter where the machine has it (``make bench``
+installs it; bot.messages.xlsx). Each of its parts is timed on its own too, in this process: the figures (with the
+trend), the ticket lines, the chart, the workbook. One more run, not timed, records each SQL statement's time (the
+slowest are named in the table). Every run checks the report: every unit's line, the tickets received as the database
+counts them, a full trend, ticket lines, so no figure counts work that was not done.
 
 The report reads the periods that ended more than a week ago from the counts kept of them (store.settled), as every
 report but the first does; the first, which counts them and keeps them, is timed apart (the warm-up).
@@ -48,7 +48,7 @@ from bench.common import ROOT, percentile, pg_available, pg_schema, print_table,
 from bench.report_history import ON_TIME, generate, office_config  # noqa: E402
 from bot.domain.bulk import collector_paused  # noqa: E402
 from bot.domain.clock import TZ  # noqa: E402
-from bot.domain.reports.periods import PeriodKind, last_complete  # noqa: E402
+from bot.domain.reports.periods import Period, PeriodKind, last_complete  # noqa: E402
 from bot.domain.reports.report import Report  # noqa: E402
 from bot.messages.reports import bulletin, chart  # noqa: E402
 from bot.messages.workbook import workbook  # noqa: E402
@@ -56,7 +56,7 @@ from bot.messages.xlsx import engines  # noqa: E402
 from bot.services.apart import Apart  # noqa: E402
 from bot.services.reports import ReportService  # noqa: E402
 from config.model import BotConfig  # noqa: E402
-from notifiers.reports import bulletin_files  # noqa: E402
+from notifiers.reports import bulletin as bulletin_report  # noqa: E402
 from store import report_items  # noqa: E402
 from store import reports as counts_repo  # noqa: E402
 from store.core import Store  # noqa: E402
@@ -73,20 +73,21 @@ TARGET_ONE_UNIT_MS = 300.0
 def renderers() -> dict[str, Callable[[Report], Any]]:
     """What the scheduled 通报 makes of the report besides its figures, each timed apart in this process: the chart
     (PNG), the workbook (.xlsx) and the two messages' text. The whole report makes them as the notifier does
-    (notifiers.reports.bulletin_files: the chart in the process apart, beside the workbook). Where the workbook is
-    written by libxlsxwriter, it is also timed as XlsxWriter writes it, the engine of a machine without the library
-    (bot.messages.xlsx)."""
+    (notifiers.reports.bulletin: the chart in the process apart, from the figures, beside the workbook). Where the
+    workbook is written by libxlsxwriter, it is also timed as XlsxWriter writes it, the engine of a machine without
+    the library (bot.messages.xlsx)."""
     made: dict[str, Callable[[Report], Any]] = {"chart": chart, "workbook": workbook, "text": bulletin}
     if engines()[0] != "xlsxwriter":
         made["workbook in XlsxWriter"] = functools.partial(workbook, engine="xlsxwriter")
     return made
 
 
-async def make_bulletin(report: Report, apart: Apart) -> None:
-    """The 通报's files and text, as the scheduled report makes them."""
-    png, xlsx = await bulletin_files(report, apart)
+async def make_bulletin(service: ReportService, period: Period, apart: Apart) -> Report:
+    """The 通报's report, files and text, as the scheduled report makes them."""
+    report, png, xlsx = await bulletin_report(service, period, NOW, apart)
     if not png or not xlsx or not bulletin(report):
         raise RuntimeError("the 通报 lacks its chart, its workbook or its text")
+    return report
 
 
 @contextlib.contextmanager
@@ -160,9 +161,7 @@ async def _measure(backend: str, url: str, count: int, config: BotConfig, on_tim
         first = 0.0
         for round_ in range(ROUNDS + 1):
             began = time.perf_counter()
-            report = await service.report(period, now=NOW)
-            ready = time.perf_counter()
-            await make_bulletin(report, apart)
+            report = await make_bulletin(service, period, apart)
             whole = time.perf_counter() - began
             for name, make in render.items():
                 at = time.perf_counter()
@@ -179,7 +178,6 @@ async def _measure(backend: str, url: str, count: int, config: BotConfig, on_tim
                 async with store.reading() as conn:
                     await service._items(conn, period, NOW, None)
             parts["items"].append(time.perf_counter() - at)
-            parts["report"].append(ready - began)
             parts["whole"].append(whole)
             if round_ == 0:  # the warm-up: the first report, which counts the settled periods and keeps them
                 first = whole

@@ -156,8 +156,7 @@ class ScheduledReports:
         if due.what == "weekly":
             report = await self.reports.report(due.period, now=now, details=False, trend=False)
             return self._weekly(due.key, report)
-        report = await self.reports.report(due.period, now=now)
-        return await self._bulletin(due.key, report)
+        return await self._bulletin(due.key, due.period, now)
 
     def _weekly(self, key: str, report: Report) -> list[Notice]:
         office = self.config.office.unit
@@ -171,10 +170,10 @@ class ScheduledReports:
             )
         return notices
 
-    async def _bulletin(self, key: str, report: Report) -> list[Notice]:
+    async def _bulletin(self, key: str, period: Period, now: datetime) -> list[Notice]:
         office = self.config.office.unit
-        name = f"{self.config.office.name}{report.period.label}通报"
-        png, xlsx = await bulletin_files(report, self.apart)
+        name = f"{self.config.office.name}{period.label}通报"
+        report, png, xlsx = await bulletin(self.reports, period, now, self.apart)
         attachments = [] if png is None else [Attachment("image", f"{name}.png", png)]
         book = Attachment("file", f"{name}.xlsx", xlsx)
         first, second = texts.bulletin(report)
@@ -231,17 +230,28 @@ class ScheduledReports:
         return notices
 
 
-async def bulletin_files(report: Report, apart: Apart | None) -> tuple[bytes | None, bytes]:
-    """The 通报's chart (None if it could not be drawn: the 通报 goes without it) and its workbook. Each is most of a
-    second of Python at a large office: the chart is drawn in the process ``apart`` (bot.services.apart) while this
-    one writes the workbook, so that the two take about as long as the workbook alone; without one, in a thread."""
-    drawing = asyncio.ensure_future(_chart(report, apart))
+async def bulletin(
+    reports: ReportService, period: Period, now: datetime, apart: Apart | None
+) -> tuple[Report, bytes | None, bytes]:
+    """The 通报: its report, its chart (None if it could not be drawn: the 通报 goes without it) and its workbook. At
+    a large office each is most of a second, so they are made side by side: the chart is drawn in the process
+    ``apart`` (bot.services.apart; without one, in a thread) from the figures as soon as they are counted, while the
+    ticket lines are still read, then beside the workbook, which this process writes once the report is whole."""
+    drawing: asyncio.Future[bytes | None] | None = None
+
+    def figures(report: Report) -> None:
+        nonlocal drawing
+        drawing = asyncio.ensure_future(_chart(report, apart))
+
     try:
+        report = await reports.report(period, now=now, on_figures=figures)
         xlsx = await asyncio.to_thread(workbook, report)
     except BaseException:
-        drawing.cancel()
+        if drawing is not None:
+            drawing.cancel()
         raise
-    return await drawing, xlsx
+    png = await (drawing if drawing is not None else _chart(report, apart))
+    return report, png, xlsx
 
 
 async def _chart(report: Report, apart: Apart | None) -> bytes | None:

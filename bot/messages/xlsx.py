@@ -93,7 +93,8 @@ class _PythonBook:
         self._book.set_properties({"title": title})
 
     def close(self) -> bytes:
-        self._book.close()
+        if not self._book.fileclosed:  # a second close (after an error) does nothing
+            self._book.close()
         return self._out.getvalue()
 
 
@@ -245,8 +246,11 @@ class _CBook:
         _check(self._lib, self._lib.workbook_set_properties(self._book, ctypes.byref(properties)), "properties")
 
     def close(self) -> bytes:
+        if self._book is None:  # closed already: the library has freed it
+            raise XlsxError("libxlsxwriter: the workbook is closed")
+        book, self._book = self._book, None
         try:
-            _check(self._lib, self._lib.workbook_close(self._book), "close")
+            _check(self._lib, self._lib.workbook_close(book), "close")
             with open(self._path, "rb") as f:
                 return f.read()
         finally:

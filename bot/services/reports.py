@@ -53,10 +53,13 @@ class ReportService:
         details: bool = True,
         trend: bool = True,
         chart_rate: Rate | None = None,
+        on_figures: Callable[[Report], None] | None = None,
     ) -> Report:
         """The report of ``period`` for ``units`` (None: every unit and the office's total of all) as of ``now``.
         ``details``: with the ticket lines (the workbook's); ``trend``: with the chart rate
-        over the last 12 periods."""
+        over the last 12 periods. ``on_figures`` is given the report without its ticket lines as soon as its figures
+        are counted, while the lines are still read: what is made of the figures alone can start (the 通报's chart,
+        notifiers.reports)."""
         rate = chart_rate or Rate(self.config.reports.bulletin.chart_rate)
         compared = [period, period.previous(), period.year_earlier()]
         to_keep = _ToKeep()
@@ -80,6 +83,50 @@ class ReportService:
                 series = [(p, office[r].rates[rate]) for p, r in zip(periods, _ranges(periods), strict=True)]
             return [figures[r] for r in wanted], series
 
+        def assemble(counted: Counted) -> Report:
+            """The report of the figures counted, without its ticket lines."""
+            (current, previous, year_ago), series = counted
+            # ranks are among all units: a report of some units (one unit's, from its own index) has none
+            ranked = self._lines(current, previous, year_ago, ranks=units is None)
+            lines = ranked if units is None else [x for x in ranked if x.code in units]
+            if units is None:
+                t, tp, ty = (total(d.values()) for d in (current, previous, year_ago))
+            else:
+                t, tp, ty = (total(d[u] for u in units if u in d) for d in (current, previous, year_ago))
+            office_total = UnitLine(
+                code=None,
+                name="合计",
+                figures=t,
+                previous=tp,
+                year_ago=ty,
+                score=t.score(self.weights),
+                previous_score=tp.score(self.weights),
+                year_ago_score=ty.score(self.weights),
+            )
+            made = Report(
+                period=period,
+                at=now,
+                office=self.config.office.name,
+                scope=None if units is None else tuple(units),
+                total=office_total,
+                units=lines,
+                ranked=sum(1 for x in ranked if x.rank is not None),
+                chart_rate=rate,
+                trend=series,
+                targets=self.targets,
+                miss_limit=self.config.nags.three_misses.count,
+                unit_names={u.code: u.name for u in self.config.units},
+            )
+            if on_figures is not None:
+                on_figures(made)
+            return made
+
+        async def figures(conn: Conn) -> Report:
+            return assemble(await counts(conn))
+
+        async def items(conn: Conn) -> dict[str, Any]:
+            return await self._items(conn, period, now, units)
+
         async def apart(read: Callable[[Conn], Awaitable[Any]]) -> Any:
             async with self.store.reading() as conn:
                 return await read(conn)
@@ -90,46 +137,13 @@ class ReportService:
             if details and not self.store.single_process:
                 # on PostgreSQL each statement reads as of its start anyway: the counts and the ticket lines on two
                 # connections, so that the database reads the one while the bot masks the other
-                ((current, previous, year_ago), series), items = await asyncio.gather(
-                    apart(counts), apart(lambda conn: self._items(conn, period, now, units))
-                )
+                report, lists = await asyncio.gather(apart(figures), apart(items))
             else:
                 async with self.store.reading() as conn:  # SQLite: one snapshot
-                    (current, previous, year_ago), series = await counts(conn)
-                    items = await self._items(conn, period, now, units) if details else {}
+                    report = await figures(conn)
+                    lists = await items(conn) if details else {}
         await self.keep(to_keep, now)
-        # ranks are among all units: a report of some units (one unit's, from its own index) has none
-        ranked = self._lines(current, previous, year_ago, ranks=units is None)
-        lines = ranked if units is None else [x for x in ranked if x.code in units]
-        if units is None:
-            t, tp, ty = (total(d.values()) for d in (current, previous, year_ago))
-        else:
-            t, tp, ty = (total(d[u] for u in units if u in d) for d in (current, previous, year_ago))
-        office_total = UnitLine(
-            code=None,
-            name="合计",
-            figures=t,
-            previous=tp,
-            year_ago=ty,
-            score=t.score(self.weights),
-            previous_score=tp.score(self.weights),
-            year_ago_score=ty.score(self.weights),
-        )
-        return Report(
-            period=period,
-            at=now,
-            office=self.config.office.name,
-            scope=None if units is None else tuple(units),
-            total=office_total,
-            units=lines,
-            ranked=sum(1 for x in ranked if x.rank is not None),
-            chart_rate=rate,
-            trend=series,
-            targets=self.targets,
-            miss_limit=self.config.nags.three_misses.count,
-            unit_names={u.code: u.name for u in self.config.units},
-            **items,
-        )
+        return replace(report, **lists) if lists else report
 
     def _lines(
         self,

@@ -148,3 +148,21 @@ async def test_a_text_is_masked_whole_before_it_is_cut(
     for title in titles:
         assert "1101011990" not in title
         assert "1381" not in title
+
+
+async def test_the_figures_are_given_before_the_ticket_lines_are_read(
+    service: TicketService, store: Store, clock: FrozenClock, sandbox_config: BotConfig
+) -> None:
+    """What is made of the figures alone (the 通报's chart) can start while the lines are read: ``on_figures`` gets
+    the report without its lines, the same figures as the whole report's."""
+    await service.upsert([ticket(f"20261123000{i}") for i in range(1, 3)])
+    clock.set(datetime(2026, 11, 25, 10, 0, tzinfo=TZ))  # every deadline so far missed
+    given = []
+    report = await ReportService(store, sandbox_config).report(
+        containing(PeriodKind.MONTH, clock.now().date()), now=clock.now(), on_figures=given.append
+    )
+    [early] = given
+    assert (early.late, early.returns, early.visits, early.repeats) == ((), (), (), ())
+    assert {(i.ticket_no, i.deadline) for i in report.late} >= {("202611230001", "accept"), ("202611230002", "accept")}
+    assert len(report.repeats) == 1  # the second repeats the first: the same citizen, phone and address
+    assert (early.units, early.total, early.trend) == (report.units, report.total, report.trend)
