@@ -2,8 +2,9 @@
 libxlsxwriter4, which ``make install`` installs), when it is on the machine; else XlsxWriter itself, in Python.
 
 The two make the same workbook: the same sheets, cells, formats, merged ranges, widths, filters, frozen panes and page
-set-up (tests/messages/test_workbook.py reads both back). The C library writes a cell in a tenth of XlsxWriter's time:
-the bimonthly 通报 of a large office has some 170,000 cells, 1.2 s in Python and about 0.4 s through the library.
+set-up (tests/messages/test_workbook.py reads both back). The C library takes about half XlsxWriter's time: the
+bimonthly 通报 of a large office has some 170,000 cells, 1.2-1.3 s in Python and 0.6-0.75 s through the library, most
+of it the bot's own rows and ctypes' calls (docs/benchmarks.md).
 
 It is called through ctypes: the few functions a workbook needs (:data:`_SIGNATURES`), checked against the library's
 version at loading (1.x). A function's error (a cell outside the sheet, say) raises :class:`XlsxError`.
