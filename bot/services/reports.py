@@ -93,16 +93,7 @@ class ReportService:
                 t, tp, ty = (total(d.values()) for d in (current, previous, year_ago))
             else:
                 t, tp, ty = (total(d[u] for u in units if u in d) for d in (current, previous, year_ago))
-            office_total = UnitLine(
-                code=None,
-                name="合计",
-                figures=t,
-                previous=tp,
-                year_ago=ty,
-                score=t.score(self.weights),
-                previous_score=tp.score(self.weights),
-                year_ago_score=ty.score(self.weights),
-            )
+            office_total = self._line(None, "合计", t, tp, ty)
             made = Report(
                 period=period,
                 at=now,
@@ -160,18 +151,8 @@ class ReportService:
         lines = []
         for code in codes:
             f, fp, fy = (d.get(code) or Figures() for d in (current, previous, year_ago))
-            lines.append(
-                UnitLine(
-                    code=code,
-                    name=unit.name if (unit := self.config.unit(code)) is not None else code,
-                    figures=f,
-                    previous=fp,
-                    year_ago=fy,
-                    score=f.score(self.weights),
-                    previous_score=fp.score(self.weights),
-                    year_ago_score=fy.score(self.weights),
-                )
-            )
+            name = unit.name if (unit := self.config.unit(code)) is not None else code
+            lines.append(self._line(code, name, f, fp, fy))
         # ranked by the score as shown (one decimal): units that read the same share a rank
         shown: dict[str | None, float] = {x.code: round(x.score, 1) for x in lines if x.score is not None}
         scored = sorted(shown, key=lambda code: -shown[code])
@@ -181,6 +162,19 @@ class ReportService:
             by_code[scored_code] = by_code[before] if i and shown[before] == shown[scored_code] else i + 1
         ranked = [replace(x, rank=by_code.get(x.code) if ranks else None) for x in lines]
         return sorted(ranked, key=lambda x: (x.rank is None, x.rank or 0, order.get(x.code or "", len(order))))
+
+    def _line(self, code: str | None, name: str, f: Figures, fp: Figures, fy: Figures) -> UnitLine:
+        """A unit's line (``code`` None: the office's total), its score and the scores it is compared with."""
+        return UnitLine(
+            code=code,
+            name=name,
+            figures=f,
+            previous=fp,
+            year_ago=fy,
+            score=f.score(self.weights),
+            previous_score=fp.score(self.weights),
+            year_ago_score=fy.score(self.weights),
+        )
 
     async def facts(
         self,
