@@ -238,15 +238,18 @@ async def bulletin(
     ``apart`` (bot.services.apart; without one, in a thread) from the figures as soon as they are counted, while the
     ticket lines are still read, then beside the workbook, which this process writes once the report is whole."""
     drawing: asyncio.Future[bytes | None] | None = None
+    failed = False
 
     def figures(report: Report) -> None:
         nonlocal drawing
-        drawing = asyncio.ensure_future(_chart(report, apart))
+        if not failed:  # the figures of a report whose lines failed come after it (asyncio.gather): no chart then
+            drawing = asyncio.ensure_future(_chart(report, apart))
 
     try:
         report = await reports.report(period, now=now, on_figures=figures)
         xlsx = await asyncio.to_thread(workbook, report)
     except BaseException:
+        failed = True
         if drawing is not None:
             drawing.cancel()
         raise
