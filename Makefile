@@ -11,6 +11,10 @@ NGINX := /usr/sbin/nginx
 PROMTOOL := /usr/bin/promtool
 CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 XLSXLIB := xlsxwriter
+## $(call apt,PACKAGE[,THEN]): PACKAGE installed from Debian's archive when apt-get can (as root), then THEN; fails
+## where it cannot, for the target's message to say what is missing
+apt = { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && { apt-get update -qq >/dev/null; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1) >/dev/null; $(2) }; }
 
 ## the environment is installed from the lock file, every package checked against its hash (requirements/test.txt:
 ## the bot's packages and the tests'; requirements/run.txt: the bot's only, for a deployment), then the bot itself
@@ -54,46 +58,35 @@ test: $(STAMP) fonts xlsxlib browser nginx promtool
 ## make bench: the benchmarks, printed as one table; the callback benchmark's load comes from wrk (Debian's package,
 ## installed here when apt-get can; without it the benchmark falls back to its Python client and says so)
 bench: $(STAMP) fonts xlsxlib
-	@command -v wrk >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-		apt-get install -y -qq --no-install-recommends wrk >/dev/null; } || \
+	@command -v wrk >/dev/null 2>&1 || $(call apt,wrk) || \
 		echo "wrk is not installed (apt-get install wrk): the callback benchmark uses its Python client"
 	$(PY) bench/run.py
 
 ## the browser tests drive Debian's Chromium (package chromium), installed here when apt-get can (as root); without it
 ## they are skipped (and fail in CI)
 browser:
-	@test -x $(CHROMIUM) || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
-		  apt-get install -y -qq --no-install-recommends chromium >/dev/null; }; } || \
+	@test -x $(CHROMIUM) || $(call apt,chromium) || \
 		echo "Chromium is not installed (apt-get install chromium): the browser tests are skipped"
 
 ## the deployment recipe's test runs deploy/nginx/hotline-bot.conf with Debian's nginx (package nginx-light), installed
 ## here when apt-get can (as root) and left stopped: the test starts its own; without it the test is skipped (and fails
 ## in CI)
 nginx:
-	@test -x $(NGINX) || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
-		  apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; \
-		  { service nginx stop || true; } >/dev/null 2>&1; }; } || \
+	@test -x $(NGINX) || $(call apt,nginx-light,{ service nginx stop || true; } >/dev/null 2>&1;) || \
 		echo "nginx is not installed (apt-get install nginx-light): the deployment recipe's test is skipped"
 
 ## the monitoring test checks deploy/prometheus/ (the alerts, their unit tests, the example config) and the dashboard's
 ## queries with Debian's promtool (package prometheus), installed here when apt-get can (as root) and the server it
 ## starts stopped: the test only runs promtool; without it those checks are skipped (and fail in CI)
 promtool:
-	@test -x $(PROMTOOL) || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
-		  apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
-		  { service prometheus stop || true; } >/dev/null 2>&1; }; } || \
+	@test -x $(PROMTOOL) || $(call apt,prometheus,{ service prometheus stop || true; } >/dev/null 2>&1;) || \
 		echo "promtool is not installed (apt-get install prometheus): the monitoring checks are skipped"
 
 ## the report charts draw Chinese text in Debian's WenQuanYi Micro Hei (package fonts-wqy-microhei), installed here when
 ## apt-get can (as root); without it (and without REPORT_FONT) no chart is drawn, and the chart tests are skipped
 ## (and fail in CI)
 fonts:
-	@test -f $(CJK_FONT) || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
-		  apt-get install -y -qq --no-install-recommends fonts-wqy-microhei >/dev/null; }; } || \
+	@test -f $(CJK_FONT) || $(call apt,fonts-wqy-microhei) || \
 		echo "WenQuanYi Micro Hei is not installed (apt-get install fonts-wqy-microhei): no report charts"
 
 ## the report workbooks are written by libxlsxwriter, XlsxWriter's C library (Debian's package libxlsxwriter4), when
@@ -101,10 +94,7 @@ fonts:
 ## library's workbooks are skipped (and fail in CI)
 xlsxlib:
 	@$(PYTHON) -c 'import ctypes.util, sys; sys.exit(ctypes.util.find_library("$(XLSXLIB)") is None)' || \
-		{ command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
-		{ apt-get update -qq >/dev/null; DEBIAN_FRONTEND=noninteractive \
-		  apt-get install -y -qq --no-install-recommends libxlsxwriter4 >/dev/null; }; } || \
-		echo "libxlsxwriter is not installed (apt-get install libxlsxwriter4): workbooks are written in Python"
+		$(call apt,libxlsxwriter4) || echo "libxlsxwriter is not installed (apt-get install libxlsxwriter4): workbooks are written in Python"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -253,8 +253,8 @@ async def bulletin(
         if drawing is not None:
             drawing.cancel()
         raise
-    png = await (drawing if drawing is not None else _chart(report, apart))
-    return report, png, xlsx
+    assert drawing is not None  # the report gives its figures before it returns
+    return report, await drawing, xlsx
 
 
 async def _chart(report: Report, apart: Apart | None) -> bytes | None:

@@ -205,7 +205,6 @@ class _CBook:
         if not self._book:
             os.unlink(self._path)
             raise XlsxError("libxlsxwriter: no workbook")
-        self._kept: list[Any] = []  # what the library points to until it closes
 
     def add_format(self, properties: Mapping[str, Any]) -> Any:
         lib = self._lib
@@ -242,8 +241,7 @@ class _CBook:
         return _CSheet(self._lib, sheet)
 
     def set_title(self, title: str) -> None:
-        properties = _Properties(title=title.encode())
-        self._kept.append(properties)
+        properties = _Properties(title=title.encode())  # copied by the library
         _check(self._lib, self._lib.workbook_set_properties(self._book, ctypes.byref(properties)), "properties")
 
     def close(self) -> bytes:
