@@ -327,7 +327,7 @@ async def get_ticket(request: web.Request) -> web.Response:
         if t.return_requested_at is None
         else {
             "reason": t.return_reason if full else mask_text(t.return_reason or "", citizen),
-            "suggested_unit": t.return_unit,
+            "suggested_unit": t.return_unit if full or not t.return_unit else mask_text(t.return_unit, citizen),
             "requested_by": t.return_requested_by,
             "requested_at": _iso(t.return_requested_at),
             "signed_by": t.return_signed_by,

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.domain.escaping import escape_md, group_text
+from bot.domain.escaping import group_text
 from bot.domain.records import Deadline, Ticket
 from bot.messages import format as fmt
 from config.model import BotConfig
@@ -24,12 +24,13 @@ def _reason(ticket: Ticket, text: object) -> str:
     return group_text(text, ticket) or "（未写明）"
 
 
-def _suggested(config: BotConfig, text: object) -> str:
-    """The suggested unit: its configured name when it is one of ours, else as the member wrote it."""
+def _suggested(config: BotConfig, ticket: Ticket, text: object) -> str:
+    """The suggested unit: its configured name when it is one of ours, else as the member wrote it (masked, escaped:
+    a member's text)."""
     if not text:
         return "（未提出）"
     unit = config.unit_for_label(str(text))
-    return unit.name if unit is not None else escape_md(" ".join(str(text).split()))
+    return unit.name if unit is not None else group_text(text, ticket)
 
 
 def signoff_request(config: BotConfig, ticket: Ticket, requester: str) -> str:
@@ -39,7 +40,7 @@ def signoff_request(config: BotConfig, ticket: Ticket, requester: str) -> str:
         f"**【退单待确认】工单 {no}**\n"
         f"{fmt.person(config, requester)} 申请退单：{_title(ticket)}\n"
         f"> 理由：{_reason(ticket, ticket.return_reason)}\n"
-        f"> 建议单位：{_suggested(config, ticket.return_unit)}\n"
+        f"> 建议单位：{_suggested(config, ticket, ticket.return_unit)}\n"
         f"请负责人回复「退单 {no} 确认」提交热线办审核，或「退单 {no} 驳回 理由」。"
     )
 
@@ -59,7 +60,7 @@ def review_request(config: BotConfig, ticket: Ticket, review: Deadline | None) -
         f"**【退单审核】工单 {no}（{fmt.kind_label(ticket.kind)}）**",
         f"{unit}申请退单：{_title(ticket)}",
         f"> 理由：{_reason(ticket, ticket.return_reason)}",
-        f"> 建议单位：{_suggested(config, ticket.return_unit)}",
+        f"> 建议单位：{_suggested(config, ticket, ticket.return_unit)}",
         f"> 申请人：{who}",
     ]
     if review is not None:
@@ -114,10 +115,10 @@ def to_assignment(config: BotConfig, ticket: Ticket, from_unit: str | None, data
         f"**【待签派】工单 {no}（{fmt.kind_label(ticket.kind)}）已退单 {data.get('returns', ticket.return_count)} 次**",
         _title(ticket),
         f"> 最近退单：{fmt.unit_name(config, from_unit)}，理由：{_reason(ticket, data.get('reason'))}",
-        f"> 建议单位：{_suggested(config, data.get('suggested_unit'))}",
+        f"> 建议单位：{_suggested(config, ticket, data.get('suggested_unit'))}",
     ]
     if named:
-        lines.append(f"> 派单员提出改派：{_suggested(config, named)}")
+        lines.append(f"> 派单员提出改派：{_suggested(config, ticket, named)}")
     lines.append(f"请中心领导回复「签派 {no} 单位」指定承办单位。")
     return "\n".join(lines)
 

@@ -263,6 +263,13 @@ class ReportService:
         if solved is not None:
             f.rates[Rate.SOLVED] = f.rates[Rate.SOLVED] + Ratio(n if solved == "solved" else 0, n)
 
+    def _suggested(self, text: str | None, citizen: Citizen) -> str | None:
+        """A return's suggested unit: the code of the unit it names, else the member's text masked."""
+        if not text:
+            return None
+        unit = self.config.unit_for_label(text)
+        return unit.code if unit is not None else mask_text(" ".join(text.split()), citizen)
+
     async def _items(self, conn: Conn, period: Period, now: datetime, units: Sequence[str] | None) -> dict[str, Any]:
         start, end = period.starts, period.ends
         titles: dict[str, str] = {}  # a ticket's title masked once, however many of its deadlines are listed
@@ -286,7 +293,8 @@ class ReportService:
             )
             for r in await report_items.late_deadlines(conn, start, end, now, COUNTED_DEADLINES, units)
         ]
-        returns = _returns(await report_items.return_entries(conn, start, end, units), start, end, units)
+        entries = await report_items.return_entries(conn, start, end, units)
+        returns = _returns(entries, start, end, units, self._suggested)
         visits = [
             VisitItem(
                 ticket_no=r["ticket_no"],
@@ -345,7 +353,11 @@ def masked_title(row: dict[str, Any], limit: int = 60) -> str:
 
 
 def _returns(
-    entries: Sequence[dict[str, Any]], start: datetime, end: datetime, units: Sequence[str] | None
+    entries: Sequence[dict[str, Any]],
+    start: datetime,
+    end: datetime,
+    units: Sequence[str] | None,
+    suggested: Callable[[str | None, Citizen], str | None],
 ) -> list[ReturnItem]:
     """Each request asked in ``[start, end)`` by one of ``units`` and what became of it: the entries of one ticket in
     time order, a request opening an item that the next decision closes. The entries also hold the ticket's later
@@ -369,14 +381,13 @@ def _returns(
             close("pending", None)
             if not (start <= e["at"] < end and (units is None or e["unit"] in units)):
                 continue
+            citizen = Citizen(e.get("citizen_name"), e.get("address"))
             open_item = {
                 "ticket_no": e["ticket_no"],
                 "unit": e["unit"],
                 "asked_at": e["at"],
-                "reason": mask_text(
-                    str(e["reason"] or e["note"] or ""), Citizen(e.get("citizen_name"), e.get("address"))
-                ),
-                "suggested": e["suggested_unit"],
+                "reason": mask_text(str(e["reason"] or e["note"] or ""), citizen),
+                "suggested": suggested(e["suggested_unit"], citizen),
             }
         elif action in ("approve_return", "reject_return", "decline_return"):
             close({"approve_return": "approved", "reject_return": "rejected"}.get(action, "declined"), e["at"])

@@ -305,3 +305,13 @@ async def test_the_timeline_says_where_an_approved_return_went(router: CommandRo
     await router.handle(message(f"/查 {NO}", "zhangwei", chat="sandbox-rxb", msgid="show"))
     [shown] = answers(await seen.new())
     assert "同意退单 张伟（→ 环卫所）" in shown
+
+
+async def test_a_suggestion_that_is_not_a_unit_of_ours_is_masked(router: CommandRouter) -> None:
+    """建议: is a member's text: where it names no unit of ours, the heads and the office read it masked."""
+    seen = await watching(router)
+    await router.handle(message(f"/退单 {NO} 非本所职责 建议:物业{NAME}{PHONE}", "chenjing", msgid="ask"))
+    rows = await seen.new()
+    [review] = [text for text in group(rows, "sandbox-rxb") if "建议单位" in text]
+    assert "> 建议单位：物业王某某138＊＊＊＊0013" in review
+    masked(rows)

@@ -414,13 +414,13 @@ async def test_return_events(client: Client, clock: FrozenClock) -> None:
     service = client.app[TICKETS]
     await service.act(
         no,
-        ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=clock.now(), note="非本所职责，联系13912345678", unit="环卫所"),
+        ActionRequest(action=Action.REQUEST_RETURN, actor="chenjing", at=clock.now(), note="非本所职责，联系13912345678", unit="环卫所 13912345678"),
     )  # fmt: skip
     body = await (await client.get(f"/api/tickets/{no}", headers=auth)).json()
     assert body["ticket"]["state"] == "return_requested"
     assert body["ticket"]["return"] == {
         "reason": "非本所职责，联系139****5678",
-        "suggested_unit": "环卫所",
+        "suggested_unit": "环卫所 139****5678",  # a member's text, masked as the reason is
         "requested_by": "chenjing",
         "requested_at": clock.now().isoformat(),
         "signed_by": "chenjing",  # a head's own return

@@ -166,3 +166,24 @@ async def test_the_figures_are_given_before_the_ticket_lines_are_read(
     assert {(i.ticket_no, i.deadline) for i in report.late} >= {("202611230001", "accept"), ("202611230002", "accept")}
     assert len(report.repeats) == 1  # the second repeats the first: the same citizen, phone and address
     assert (early.units, early.total, early.trend) == (report.units, report.total, report.trend)
+
+
+async def test_a_returns_suggested_unit_is_a_units_code_or_the_members_text_masked(
+    service: TicketService, store: Store, clock: FrozenClock, sandbox_config: BotConfig
+) -> None:
+    """The suggestion is a member's free text: a unit of ours is known by its code (the workbook shows its name);
+    anything else is masked as the reason is."""
+    await service.upsert([ticket("202611230301"), ticket("202611230302")])
+    for no, unit in (("202611230301", "市容景观所"), ("202611230302", "幸福里物业 张建国 138 1234 5678")):
+        await service.act(
+            no,
+            ActionRequest(
+                action=Action.REQUEST_RETURN, actor="huangqiang", at=clock.now(), note="非本所职责", unit=unit
+            ),
+        )
+    report = await ReportService(store, sandbox_config).report(
+        containing(PeriodKind.MONTH, clock.now().date()), now=clock.now()
+    )
+    suggested = {i.ticket_no: i.suggested for i in report.returns}
+    assert suggested["202611230301"] == "SRJG"
+    assert suggested["202611230302"] == "幸福里物业 张某某 138****5678"

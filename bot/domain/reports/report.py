@@ -60,7 +60,7 @@ class ReturnItem:
     unit: str | None  # the unit that returned it
     asked_at: datetime
     reason: str  # masked
-    suggested: str | None  # the unit it suggested
+    suggested: str | None  # the unit it suggested: its code, else the member's text masked
     outcome: str  # pending | approved | rejected | declined (by its own head)
     decided_at: datetime | None
 
