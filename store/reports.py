@@ -229,7 +229,7 @@ class Facts:
 
 
 # raised whenever what a kind of fact counts changes: facts kept by an earlier version are counted again
-FACTS_VERSION = 1
+FACTS_VERSION = 2
 _KINDS = ("deadlines", "received", "replies", "visits", "audits")
 KINDS = frozenset(_KINDS)
 

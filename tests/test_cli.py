@@ -208,15 +208,15 @@ def test_migrate_shows_a_dba_the_sql_first_and_the_current_revision(
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", database_url)
     assert run_bot.main(["migrate", "--current"]) == 0
-    assert capsys.readouterr().out.startswith("none (head: 0015)")
+    assert capsys.readouterr().out.startswith("none (head: 0016)")
     assert run_bot.main(["migrate", "--sql"]) == 0
     sql = capsys.readouterr().out
     assert "CREATE TABLE tickets" in sql
-    assert "UPDATE alembic_version SET version_num='0015'" in sql
+    assert "UPDATE alembic_version SET version_num='0016'" in sql
     assert run_bot.main(["migrate", "--current"]) == 0  # --sql changed nothing
     assert capsys.readouterr().out.startswith("none")
     assert run_bot.main(["migrate"]) == 0
-    assert "revision 0015" in capsys.readouterr().out
+    assert "revision 0016" in capsys.readouterr().out
     assert run_bot.main(["migrate", "--sql"]) == 0
     assert "nothing to do" in capsys.readouterr().out
 

@@ -120,6 +120,15 @@ def counted_deadlines(rows: Rows, period: Period, now: datetime) -> list[tuple[d
     return out
 
 
+def first_submission_times(rows: Rows) -> dict[int, datetime]:
+    """Each ticket's first submission (办结提交), from the audit log: a re-dispatch or a reopening does not undo it."""
+    first: dict[int, datetime] = {}
+    for e in rows.audit:
+        if e["action"] == "submit":
+            first.setdefault(e["ticket_id"], e["at"])
+    return first
+
+
 def latest_visits(rows: Rows) -> dict[int, dict[str, Any]]:
     """Each ticket's latest return visit (the one its results are), from the audit log; a reopening clears it."""
     latest: dict[int, dict[str, Any]] = {}
@@ -141,6 +150,7 @@ def figures(
         return out.setdefault(unit, Expected())
 
     by_id = rows.by_id
+    first_submissions = first_submission_times(rows)
     for d, on_time in counted_deadlines(rows, period, now):
         f = of(d["unit_code"])
         rate = DEADLINE_RATE[d["name"]]
@@ -160,7 +170,7 @@ def figures(
             f.counts["media"] += bool(t["is_media"])
         deadline = t["hotline_deadline"]
         if counted(t) and _within(deadline, period):
-            submitted = t["submitted_at"]
+            submitted = first_submissions.get(t["id"])
             if submitted is not None or deadline <= now:  # answered, or its deadline has passed
                 f = of(t["unit_code"])
                 f.rates[Rate.REPLY] = _add(f.rates[Rate.REPLY], int(submitted is not None and submitted <= deadline), 1)

@@ -187,3 +187,32 @@ async def test_a_returns_suggested_unit_is_a_units_code_or_the_members_text_mask
     suggested = {i.ticket_no: i.suggested for i in report.returns}
     assert suggested["202611230301"] == "SRJG"
     assert suggested["202611230302"] == "幸福里物业 张某某 138****5678"
+
+
+async def test_the_reply_counts_the_first_submission_through_a_reopening_and_a_redispatch(
+    service: TicketService, store: Store, clock: FrozenClock, sandbox_config: BotConfig
+) -> None:
+    """及时回复率: a ticket answered by its 办理时限 stays answered in time when it is reopened later, or moved by the
+    platform to a unit that answers late."""
+    due = datetime(2026, 11, 27, 17, 0, tzinfo=TZ)
+    await service.upsert([ticket("202611230401", hotline_deadline=due), ticket("202611230402", hotline_deadline=due)])
+
+    async def act(no: str, action: Action, actor: str, **kw: object) -> None:
+        await service.act(no, ActionRequest(action=action, actor=actor, at=clock.now(), **kw))  # type: ignore[arg-type]
+
+    clock.set(datetime(2026, 11, 24, 10, 0, tzinfo=TZ))
+    for no in ("202611230401", "202611230402"):
+        await act(no, Action.CLAIM, "wuhao")
+        await act(no, Action.SUBMIT, "wuhao", note="已清运")
+    await act("202611230401", Action.VISIT, "zhangwei", result=VisitResult.SATISFIED, solved=Solved.SOLVED)
+    await act("202611230402", Action.REDISPATCH, "hotline", unit="市容景观所", by_hotline=True)
+    clock.set(datetime(2026, 11, 30, 10, 0, tzinfo=TZ))  # after the 办理时限
+    await act("202611230401", Action.REOPEN, "zhangwei", note="市民再次反映")
+    await act("202611230402", Action.CLAIM, "zhouting")
+    await act("202611230402", Action.SUBMIT, "zhouting", note="已处理")
+    await act("202611230401", Action.CLAIM, "wuhao")
+    await act("202611230401", Action.SUBMIT, "wuhao", note="已再次清运")
+    report = await ReportService(store, sandbox_config).report(
+        containing(PeriodKind.MONTH, due.date()), now=clock.now()
+    )
+    assert report.total.figures.rates[Rate.REPLY] == Ratio(2, 2)

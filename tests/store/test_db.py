@@ -24,7 +24,7 @@ async def test_migrations_are_idempotent_and_complete(store: Store) -> None:
         names = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
         revision = await conn.run_sync(current_revision)
     assert {"tickets", "deadlines", "audit_log", "inbox", "outbox", "alembic_version"} <= names
-    assert revision == "0015"
+    assert revision == "0016"
     # and the migrations build exactly what the models declare (types aside: TZDateTime is a DateTime there)
     async with store.engine.connect() as conn:
         differences = await conn.run_sync(

@@ -119,7 +119,8 @@ def _submit(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) 
     require(text(req.note) is not None, "note_required", "办结需要填写处理结果。")
     solved = req.solved or Solved.SOLVED  # 实际解决, as the unit declares it
     changes: dict[str, Any] = {"solved": solved.value}
-    if t.state is not TicketState.WARNING:  # the reply the platform's 办理时限 is about: the first submission
+    if t.submitted_at is None and t.state is not TicketState.WARNING:
+        # the reply the platform's 办理时限 is about: the first submission, kept through a re-dispatch or a reopening
         changes["submitted_at"] = req.at
     if not t.handler_userid:
         changes["handler_userid"] = req.actor
@@ -290,7 +291,6 @@ def _reopen(t: Ticket, req: ActionRequest, _d: Mapping[DeadlineName, datetime]) 
             "solved": None,
             "visit_solved": None,
             "visit_note": None,
-            "submitted_at": None,
             "visited_at": None,
             "visit_unit": None,
             "handler_userid": None,

@@ -340,8 +340,7 @@ ALLOWED: list[Any] = [
                 "satisfaction": None,
                 "solved": None,
                 "visit_solved": None,
-                "visit_note": None,
-                "submitted_at": None,
+                "visit_note": None,  # the first submission's time stays (及时回复率)
                 "visited_at": None,
                 "visit_unit": None,
                 "handler_userid": None,
