@@ -201,7 +201,8 @@ def _summary_row(report: Report, line: UnitLine) -> list[Cell]:
 
 
 def _late_row(report: Report, i: LateItem, *, note: bool = True) -> Row:
-    end = i.met_at if i.met_at is not None else report.at
+    # overdue until it was met, or stopped being due unmet, else until the report's time
+    end = i.met_at or i.stopped_at or report.at
     hours = round(max((end - i.due_at).total_seconds(), 0) / 3600, 2)
     row = (
         i.ticket_no,

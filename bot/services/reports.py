@@ -290,6 +290,7 @@ class ReportService:
                 deadline=DeadlineName(r["name"]),
                 due_at=r["due_at"],
                 met_at=r["met_at"] if r["status"] == "met" else None,
+                stopped_at=r["met_at"] if r["status"] == "missed" else None,
             )
             for r in await report_items.late_deadlines(conn, start, end, now, COUNTED_DEADLINES, units)
         ]

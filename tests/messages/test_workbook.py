@@ -64,7 +64,7 @@ def report(**items: object) -> Report:
     return Report(**fields)  # type: ignore[arg-type]
 
 
-def late(no: str, deadline: DeadlineName, *, met: datetime | None = None) -> LateItem:
+def late(no: str, deadline: DeadlineName, *, met: datetime | None = None, stopped: datetime | None = None) -> LateItem:
     return LateItem(
         ticket_no=no,
         unit="u1",
@@ -74,6 +74,7 @@ def late(no: str, deadline: DeadlineName, *, met: datetime | None = None) -> Lat
         deadline=deadline,
         due_at=datetime(2026, 11, 23, 1, 0, tzinfo=UTC),  # 09:00 in Beijing
         met_at=met,
+        stopped_at=stopped,
     )
 
 
@@ -82,6 +83,8 @@ FULL = {
         late("T1", DeadlineName.ACCEPT),
         late("T2", DeadlineName.FIRST_CONTACT),
         late("T3", DeadlineName.HANDLE, met=datetime(2026, 11, 23, 12, 30, tzinfo=TZ)),
+        # closed unmet: the ticket was submitted without a first contact recorded
+        late("T7", DeadlineName.FIRST_CONTACT, stopped=datetime(2026, 11, 23, 11, 0, tzinfo=TZ)),
     ),
     "returns": (
         ReturnItem(
@@ -209,7 +212,7 @@ def test_late_deadlines_show_beijing_times_the_hours_over_and_room_for_an_explan
         "超时(小时)",
         "情况说明",
     )
-    assert [r[0] for r in lines] == ["T2", "T3"]
+    assert [r[0] for r in lines] == ["T2", "T3", "T7"]
     assert lines[0][1:6] == ("东村居委会", "常规", "市容环境", "路灯不亮", "先行联系")
     assert lines[0][6] == datetime(2026, 11, 23, 9, 0)  # naive Beijing time
     assert ws["G2"].number_format == "yyyy-mm-dd hh:mm"
@@ -218,8 +221,9 @@ def test_late_deadlines_show_beijing_times_the_hours_over_and_room_for_an_explan
     assert lines[1][5:9] == ("办结", datetime(2026, 11, 23, 9, 0), datetime(2026, 11, 23, 12, 30), 3.5)
     assert ws["I3"].data_type == "n"
     assert lines[1][9] is None
+    assert lines[2][7:9] == ("未完成", 2.0)  # overdue until it stopped being due, not until the report
     assert ws.freeze_panes == "B2"
-    assert ws.auto_filter.ref == "A1:J3"
+    assert ws.auto_filter.ref == "A1:J4"
     assert ws.column_dimensions["E"].width >= 10  # four CJK characters count as eight
 
 

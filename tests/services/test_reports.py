@@ -65,6 +65,9 @@ async def test_a_month_of_one_units_tickets(
     late = [(i.ticket_no, i.deadline.value, i.met_at is not None) for i in report.late if i.deadline == "accept"]
     assert sorted(late) == [("202611230002", "accept", False), ("202611230003", "accept", True)]
     assert all("张建国" not in i.title and "1203" not in i.title for i in report.late)
+    # submitted without a contact recorded: its first-contact deadline stopped being due, unmet, at the submission
+    [uncontacted] = [i for i in report.late if (i.ticket_no, i.deadline) == ("202611230003", "first_contact")]
+    assert (uncontacted.met_at, uncontacted.stopped_at) == (None, datetime(2026, 11, 24, 10, 0, tzinfo=TZ))
     assert [(v.ticket_no, v.result, v.warning) for v in report.visits] == [("202611230003", "dissatisfied", True)]
     # the trend ends with this month
     assert report.trend[-1][0] == report.period

@@ -50,6 +50,7 @@ class LateItem:
     deadline: DeadlineName
     due_at: datetime
     met_at: datetime | None  # None: still open (or closed without it), past due
+    stopped_at: datetime | None = None  # closed without being met: when it stopped being due (None: met or open)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
