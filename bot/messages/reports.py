@@ -16,9 +16,11 @@ from bot.domain.reports.figures import Figures, Rate, Ratio
 from bot.domain.reports.report import Report, UnitLine
 from bot.messages.charts import Point, drawable, report_chart
 from bot.messages.format import deadline_label, remaining, when
+from config.vocabulary import DeadlineName
 
 LIST_UNITS = 5  # units named in one item of a chat message; the workbook has them all
 # the rates a message shows, in this order (20-minute contact only where 三个二 units have any)
+_CONTACTS = (DeadlineName.FIRST_CONTACT, DeadlineName.CONTACT_20M)  # 未先行联系 in the 通报's item 二; the rest 逾期
 SHOWN = (Rate.ACCEPT, Rate.FIRST_CONTACT, Rate.CONTACT_20M, Rate.HANDLE, Rate.REPLY, Rate.SOLVED, Rate.SATISFACTION)
 
 
@@ -80,8 +82,8 @@ def unit_report(report: Report, line: UnitLine) -> str:
     title = line.name if line.code is not None else f"{report.office}（全部单位）"
     head = f"**{title} {report.period.label}**（截至 {when(report.at)}）"
     f = line.figures
-    if not f.counts.received and not any(r.den for r in f.rates.values()):
-        return f"{head}\n本期暂无数据：没有收到工单，也没有到期的时限或回访。"
+    if _nothing(f):
+        return f"{head}\n本期暂无数据：没有收到工单，也没有到期的时限、回访或退单。"
     rank = f"，第 {line.rank}/{report.ranked} 名" if line.rank else ""
     lines = [
         head,
@@ -91,6 +93,13 @@ def unit_report(report: Report, line: UnitLine) -> str:
         f"得分 {score(line.score)}{rank}，环比{_score_change(line)}。",
     ]
     return "\n".join(lines)
+
+
+def _nothing(f: Figures) -> bool:
+    """Whether the period holds nothing of the unit's: no ticket received, no deadline due, no visit, no return."""
+    c = f.counts
+    done = (c.received, c.returns_asked, c.returns_approved, c.returns_rejected, c.warnings, c.unreachable)
+    return not any(done) and not f.rehandled.den and not any(r.den for r in f.rates.values())
 
 
 def _score_change(line: UnitLine) -> str:
@@ -196,15 +205,16 @@ def _bulletin(report: Report, n: int) -> list[str]:
         + ("（已达上限，约谈）" if x.figures.counts.accept_misses >= limit else "")
         for x in misses
     ]
-    late_by_unit: dict[str | None, dict[str, int]] = {}
+    # the tickets (not the deadlines) of 未先行联系及逾期, the workbook's sheet: a ticket late twice is one
+    late_by_unit: dict[str | None, dict[str, set[str]]] = {}
     for item in report.late:
-        if item.deadline in ("first_contact", "handle", "rehandle"):
-            key = "未先行联系" if item.deadline == "first_contact" else "逾期"
-            late_by_unit.setdefault(item.unit, {}).setdefault(key, 0)
-            late_by_unit[item.unit][key] += 1
+        if item.deadline != DeadlineName.ACCEPT:
+            key = "未先行联系" if item.deadline in _CONTACTS else "逾期"
+            late_by_unit.setdefault(item.unit, {}).setdefault(key, set()).add(item.ticket_no)
     item2 = [
-        f"{report.unit_name(code)} " + "，".join(f"{k} {n} 件" for k, n in sorted(kinds.items(), reverse=True))
-        for code, kinds in sorted(late_by_unit.items(), key=lambda kv: -sum(kv[1].values()))
+        f"{report.unit_name(code)} "
+        + "，".join(f"{k} {len(kinds[k])} 件" for k in ("未先行联系", "逾期") if k in kinds)
+        for code, kinds in sorted(late_by_unit.items(), key=lambda kv: -sum(map(len, kv[1].values())))
     ]
     c = report.total.figures.counts
     returned = [x for x in units if x.figures.counts.returns_asked]

@@ -52,7 +52,7 @@ async def test_a_dispatcher_sees_the_office_and_any_unit(router: CommandRouter) 
     assert "未按时接单 1 次（上限 3 次）" in unit
     earlier = await ask(router, "/报表 2026-10 市容景观所", "lilei", "r3")
     assert earlier.startswith("**市容景观所 2026年10月**")
-    assert earlier.endswith("本期暂无数据：没有收到工单，也没有到期的时限或回访。")
+    assert earlier.endswith("本期暂无数据：没有收到工单，也没有到期的时限、回访或退单。")
 
 
 async def test_a_head_sees_the_units_they_lead_only(router: CommandRouter) -> None:

@@ -124,3 +124,36 @@ def test_a_bulletin_that_fits_no_name_says_how_many_units_and_points_to_the_work
     assert "共 20 个单位（见附件）" in second
     assert "前 0 名" not in second
     assert "：；" not in first + second
+
+
+def test_a_unit_whose_only_doing_was_a_return_has_data() -> None:
+    sample = report(3)
+    quiet = replace(unit(1), figures=Figures(counts=Counts(returns_asked=2, returns_approved=1)))
+    assert "暂无数据" in texts.unit_report(sample, replace(unit(1), figures=Figures()))
+    answer = texts.unit_report(sample, quiet)
+    assert "暂无数据" not in answer
+    assert "退单 2 件（同意 1，驳回 0）" in answer
+
+
+def test_the_bulletins_item_two_counts_tickets_as_the_workbooks_sheet_lists_them() -> None:
+    """A ticket late on its first contact and its 20-minute contact is one 未先行联系 ticket; one late on its handling
+    and its re-handling one 逾期 ticket."""
+
+    def late(no: str, deadline: DeadlineName) -> LateItem:
+        return LateItem(ticket_no=no, unit="U001", kind="regular", category="市容", title="店招破损",
+                        deadline=deadline, due_at=AT - timedelta(days=20), met_at=None)  # fmt: skip
+
+    sample = replace(
+        report(3),
+        late=[
+            late("T1", DeadlineName.FIRST_CONTACT),
+            late("T1", DeadlineName.CONTACT_20M),
+            late("T2", DeadlineName.CONTACT_20M),
+            late("T3", DeadlineName.HANDLE),
+            late("T3", DeadlineName.REHANDLE),
+            late("T4", DeadlineName.ACCEPT),  # item 一's
+        ],
+    )
+    first = texts.bulletin(sample)[0]
+    item2 = next(line for line in first.splitlines() if line.startswith("二、"))
+    assert item2.endswith(f"{unit(1).name} 未先行联系 2 件，逾期 1 件。")
