@@ -173,6 +173,30 @@ async def test_a_chart_that_cannot_be_drawn_leaves_the_bulletin_without_it(
     assert kind == "file"  # the workbook, and no image before it
 
 
+async def test_a_chart_that_fails_otherwise_leaves_the_bulletin_without_it_too(
+    rig: Rig,
+    config: BotConfig,
+    calendar: WorkCalendar,
+    service: TicketService,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whatever stops the chart (here drawn in a thread), the 通报 goes once, at its time, without it."""
+    await history(service, rig.clock)
+
+    def broken(_report: object) -> bytes:
+        raise RuntimeError("the plotting library failed")
+
+    monkeypatch.setattr("notifiers.reports.texts.chart", broken)
+    rig.clock.set(datetime(2026, 11, 2, 9, 37, tzinfo=TZ))
+    with caplog.at_level(logging.ERROR, logger="notifiers.reports"):
+        assert "bulletin:bimonth-2026-09" in await scheduled(rig, config, calendar).run()
+    assert "the plotting library failed" in caplog.text
+    await send_all(rig, [])
+    *_, (kind, _) = shown(rig, chatid="rxbchat")
+    assert kind == "file"
+
+
 async def test_a_bulletin_missed_is_sent_within_a_week_and_not_after(
     rig: Rig, config: BotConfig, calendar: WorkCalendar
 ) -> None:
