@@ -30,7 +30,6 @@ from bot.domain.reports.periods import Period, PeriodKind, last_complete
 from bot.domain.reports.report import Report
 from bot.domain.workcal import WorkCalendar
 from bot.messages import reports as texts
-from bot.messages.charts import report_chart
 from bot.messages.notice import Attachment, Notice
 from bot.messages.workbook import workbook
 from bot.services.apart import Apart
@@ -261,7 +260,7 @@ async def _chart(report: Report, apart: Apart | None) -> bytes | None:
     try:
         if apart is None:
             return await asyncio.to_thread(texts.chart, report)
-        return await apart.run(report_chart, **texts.chart_data(report))
+        return await apart.run(texts.named_chart, **texts.chart_data(report))
     except Exception:  # noqa: BLE001 - no font, a bug, a process that failed: the 通报 goes without its chart
         log.exception("reports: the chart could not be drawn; the 通报 goes without it")
         return None

@@ -6,7 +6,7 @@ changes in percentage points. Long lists name the first few units and point to t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -300,22 +300,21 @@ def chart(report: Report) -> bytes:
     # drawn with the collector paused: its full passes, set off by the figure's many artists, would walk the report's
     # ticket lines still alive beside it (the figure's own cycles are found at the next pass after)
     with collector_paused():
-        return report_chart(**chart_data(report))
+        return named_chart(**chart_data(report))
 
 
 def chart_data(report: Report) -> dict[str, Any]:
-    """What the chart shows, as :func:`bot.messages.charts.report_chart`'s arguments: plain values, which another
-    process can be handed (notifiers.reports draws the 通报's chart in one)."""
+    """What the chart shows, as :func:`named_chart`'s arguments: plain values, which another process can be handed
+    (notifiers.reports draws the 通报's chart in one)."""
     rate = report.chart_rate
     bars = [
-        Point(drawable(x.name), x.figures.rates[rate].value, ratio(x.figures.rates[rate]).split("（")[0])
-        for x in report.units
+        Point(x.name, x.figures.rates[rate].value, ratio(x.figures.rates[rate]).split("（")[0]) for x in report.units
     ]
     trend = [Point(p.short_label, r.value) for p, r in report.trend]
     # the largest categories by name, the rest together as 其他 (report_chart keeps 8)
-    shares = [(drawable(name), n) for name, n in report.total.figures.counts.by_category.items()]
+    shares = list(report.total.figures.counts.by_category.items())
     return {
-        "title": drawable(f"{report.office} {report.period.label}"),
+        "title": f"{report.office} {report.period.label}",
         "rate_name": rate.label,
         "bars": bars,
         "target": report.targets.get(rate),
@@ -323,3 +322,15 @@ def chart_data(report: Report) -> dict[str, Any]:
         "shares_title": "工单分类占比",
         "shares": shares,
     }
+
+
+def named_chart(*, title: str, bars: Sequence[Point], shares: Sequence[tuple[str, int]], **rest: Any) -> bytes:
+    """:func:`bot.messages.charts.report_chart` of :func:`chart_data`'s values, a character of the office's, a unit's
+    or a category's name that the font lacks drawn as "?" (the platform's names may hold a rare one). Done where the
+    chart is drawn: the process that only hands the values over need not load the plotting library and its font."""
+    return report_chart(
+        title=drawable(title),
+        bars=[replace(p, label=drawable(p.label)) for p in bars],
+        shares=[(drawable(name), n) for name, n in shares],
+        **rest,
+    )

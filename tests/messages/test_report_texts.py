@@ -3,8 +3,11 @@ numerator/denominator, texts from the platform escaped."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from bot.domain.clock import TZ
 from bot.domain.reports.figures import Counts, Figures, Rate, Ratio
@@ -16,6 +19,7 @@ from config.vocabulary import DeadlineName
 AT = datetime(2026, 11, 2, 9, 37, tzinfo=TZ)
 PERIOD = Period(PeriodKind.BIMONTH, date(2026, 9, 1), date(2026, 11, 1))
 LIMIT = 1900
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def unit(i: int, *, name: str | None = None) -> UnitLine:
@@ -157,3 +161,15 @@ def test_the_bulletins_item_two_counts_tickets_as_the_workbooks_sheet_lists_them
     first = texts.bulletin(sample)[0]
     item2 = next(line for line in first.splitlines() if line.startswith("二、"))
     assert item2.endswith(f"{unit(1).name} 未先行联系 2 件，逾期 1 件。")
+
+
+def test_handing_the_chart_over_loads_no_plotting_library() -> None:
+    """The 通报's chart is drawn in the process apart: the bot's own process makes its values without importing
+    matplotlib or loading the font (a fifth of a second on the event loop and tens of MB, once)."""
+    code = (
+        "import sys; from tests.messages.test_report_texts import report; from bot.messages import reports; "
+        "sample = report(3); sample.total.figures.counts.by_category['𠀀类'] = 5; reports.chart_data(sample); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'PIL')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert done.stdout.strip() == "[]"
