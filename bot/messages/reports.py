@@ -89,10 +89,15 @@ def unit_report(report: Report, line: UnitLine) -> str:
         head,
         *_rate_lines(line),
         _counts_line(line.figures),
-        f"未按时接单 {line.figures.counts.accept_misses} 次（上限 {report.miss_limit} 次）；"
+        f"未按时接单 {line.figures.counts.accept_misses} 次{_limit(report, line)}；"
         f"得分 {score(line.score)}{rank}，环比{_score_change(line)}。",
     ]
     return "\n".join(lines)
+
+
+def _limit(report: Report, line: UnitLine) -> str:
+    """A unit's limit of accept misses (not the office's total: the limit is each unit's), where it applies."""
+    return "" if report.miss_limit is None or line.code is None else f"（上限 {report.miss_limit} 次）"
 
 
 def _nothing(f: Figures) -> bool:
@@ -202,7 +207,7 @@ def _bulletin(report: Report, n: int) -> list[str]:
     misses.sort(key=lambda x: -x.figures.counts.accept_misses)
     item1 = [
         f"{x.name} {x.figures.counts.accept_misses} 次"
-        + ("（已达上限，约谈）" if x.figures.counts.accept_misses >= limit else "")
+        + ("（已达上限，约谈）" if limit is not None and x.figures.counts.accept_misses >= limit else "")
         for x in misses
     ]
     # the tickets (not the deadlines) of 未先行联系及逾期, the workbook's sheet: a ticket late twice is one
@@ -231,7 +236,9 @@ def _bulletin(report: Report, n: int) -> list[str]:
     head = f"**{report.office} 12345热线工单情况通报 {report.period.label}**"
     lines = [
         head,
-        f"一、未按时先行接单的单位（同一单位 {limit} 次由纪工委约谈）：{_named(n, item1)}",
+        "一、未按时先行接单的单位"
+        + ("" if limit is None else f"（同一单位 {limit} 次由纪工委约谈）")
+        + f"：{_named(n, item1)}",
         f"二、存在“未先行联系”或“逾期工单”的单位（须书面说明情况）：{_named(n, item2)}",
         f"三、退单情况：申请 {c.returns_asked} 件，同意 {c.returns_approved} 件，驳回 {c.returns_rejected} 件。"
         + (f"其中：{_named(n, item3)}" if item3 else ""),

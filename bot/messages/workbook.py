@@ -296,7 +296,10 @@ class _Writer:
         limit = report.miss_limit
         misses = [(u, u.figures.counts.accept_misses) for u in report.units if u.figures.counts.accept_misses > 0]
         misses.sort(key=lambda unit_misses: -unit_misses[1])  # stable: in rank order among equals
-        rows = [(report.unit_name(u.code), n, limit, SUMMONED if 0 < limit <= n else None) for u, n in misses]
+        rows = [
+            (report.unit_name(u.code), n, limit, SUMMONED if limit is not None and limit <= n else None)
+            for u, n in misses
+        ]
         widths = [0] * max(len(MISS_COLUMNS), len(LATE_COLUMNS) - 1)
         end = self._table(ws, 0, MISS_COLUMNS, rows, widths, hot=lambda r: r[3] == SUMMONED)
         ws.write_string(end + 1, 0, ACCEPT_LINES, self.heading)

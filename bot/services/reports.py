@@ -61,6 +61,7 @@ class ReportService:
         are counted, while the lines are still read: what is made of the figures alone can start (the 通报's chart,
         notifiers.reports)."""
         rate = chart_rate or Rate(self.config.reports.bulletin.chart_rate)
+        three = self.config.nags.three_misses
         compared = [period, period.previous(), period.year_earlier()]
         to_keep = _ToKeep()
         Counted = tuple[list[dict[str | None, Figures]], list[tuple[Period, Ratio]]]
@@ -105,7 +106,7 @@ class ReportService:
                 chart_rate=rate,
                 trend=series,
                 targets=self.targets,
-                miss_limit=self.config.nags.three_misses.count,
+                miss_limit=three.count if period.months == three.period_months else None,
                 unit_names={u.code: u.name for u in self.config.units},
             )
             if on_figures is not None:

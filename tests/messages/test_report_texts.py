@@ -173,3 +173,13 @@ def test_handing_the_chart_over_loads_no_plotting_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert done.stdout.strip() == "[]"
+
+
+def test_where_the_limit_does_not_apply_no_unit_is_marked_as_at_it() -> None:
+    """A quarter's 通报 where three misses count per two months: the misses, without the limit or a summons."""
+    sample = replace(report(12), miss_limit=None)
+    first = texts.bulletin(sample)[0]
+    assert first.splitlines()[1].startswith("一、未按时先行接单的单位：")
+    assert "约谈" not in first
+    assert "上限" not in texts.unit_report(sample, sample.units[2])
+    assert "（上限 3 次）" in texts.unit_report(report(12), report(12).units[2])

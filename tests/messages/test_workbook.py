@@ -353,3 +353,14 @@ def test_both_engines_write_the_same_workbook(c_engine: str) -> None:
     assert summary["titles"] == "$2:$3"
     assert "A2:A3" in summary["merged"]
     assert summary["page"] == ("landscape", None, 0)  # one page wide (the default, not written), as long as it runs
+
+
+def test_where_the_limit_does_not_apply_the_misses_stand_alone(engine: str) -> None:
+    """A quarter's workbook where three misses count per two months: no limit, no unit highlighted."""
+    made = openpyxl.load_workbook(io.BytesIO(workbook(report(miss_limit=None, **FULL), engine=engine)))
+    ws = made["未按时接单"]
+    assert rows(ws)[1:3] == [
+        ("城管中队", 3, None, None, None, None, None, None, None),
+        ("东村居委会", 1, None, None, None, None, None, None, None),
+    ]
+    assert not ws["A2"].fill.fgColor.rgb.endswith("FFC7CE")

@@ -219,3 +219,23 @@ async def test_the_reply_counts_the_first_submission_through_a_reopening_and_a_r
         containing(PeriodKind.MONTH, due.date()), now=clock.now()
     )
     assert report.total.figures.rates[Rate.REPLY] == Ratio(2, 2)
+
+
+async def test_the_accept_miss_limit_applies_to_the_period_it_counts_in(
+    service: TicketService, store: Store, clock: FrozenClock, sandbox_config: BotConfig
+) -> None:
+    """Three misses get a unit summoned within a two-month period (nags.three_misses): a report of two months carries
+    the limit; a week's, a quarter's or a year's, whose misses are no such count, does not."""
+    reports = ReportService(store, sandbox_config)
+    today = clock.now().date()
+    limits = {
+        kind: (await reports.report(containing(kind, today), now=clock.now(), details=False, trend=False)).miss_limit
+        for kind in PeriodKind
+    }
+    assert limits == {
+        PeriodKind.WEEK: None,
+        PeriodKind.MONTH: None,
+        PeriodKind.BIMONTH: 3,
+        PeriodKind.QUARTER: None,
+        PeriodKind.YEAR: None,
+    }

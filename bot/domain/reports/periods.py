@@ -53,6 +53,11 @@ class Period:
     end: date  # the day after its last
 
     @property
+    def months(self) -> int | None:
+        """How many calendar months it spans (None: a week)."""
+        return _MONTHS.get(self.kind)
+
+    @property
     def starts(self) -> datetime:
         return datetime.combine(self.start, time(), TZ)
 

@@ -106,7 +106,9 @@ class Report:
     chart_rate: Rate
     trend: Sequence[tuple[Period, Ratio]]  # the chart rate over up to 12 periods, oldest first, this one last
     targets: Mapping[Rate, float]
-    miss_limit: int  # accept misses in a period that get a unit summoned (three misses)
+    # accept misses in a period that get a unit summoned (three misses); None: the report's period is not the one the
+    # limit counts in (nags.three_misses.period_months), so no unit is marked as at it
+    miss_limit: int | None
     late: Sequence[LateItem] = ()
     returns: Sequence[ReturnItem] = ()
     visits: Sequence[VisitItem] = ()
