@@ -68,19 +68,24 @@ _SHADOW = str.maketrans(
     {
         **{chr(0xFF10 + i): str(i) for i in range(10)},  # ０-９
         **dict(zip("〇零一幺二三四五六七八九", "001123456789", strict=True)),
+        **dict(zip("壹贰叁肆伍陆柒捌玖", "123456789", strict=True)),  # the financial numerals
         **dict.fromkeys("\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u3000\t", " "),
-        **dict.fromkeys("－—–‒―−‐‑", "-"),
+        **dict.fromkeys("－—–‒―−‐‑~～、，", "-"),  # dashes; tildes and Chinese commas between digits as well
         **dict(zip("．·・／＿＋（）Ｘｘ", ".../_+()Xx", strict=True)),
     }
 )
-# between two digits of a phone number: nothing, or a space, a dash, a dot, an underscore or a slash (or two)
-_SEP = r"[ ]?[-._/]{0,2}[ ]?"
+# between two digits of a phone number: nothing, or a space, a dash, a dot, an underscore, a slash or a bracket (or
+# two): 138-1234-5678, (138)1234-5678
+_SEP = r"[ ]?[-._/()]{0,2}[ ]?"
 # an ID-card number: 6 digits of region, the birth date, 3 digits and the check character (X); or the old 15-digit
 # form (a 2-digit year). Never a part of a longer run of digits or letters (a ticket number)
 _ID_CARD = re.compile(
     r"(?<![0-9A-Za-z])(?P<n>[1-9]\d{5}(?:18|19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx]"
     r"|[1-9]\d{7}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3})(?![0-9A-Za-z])"
 )
+# an ID-card number written in groups: 310101 19800101 1234, 3101 0119 8001 0112 34 (its digits then checked as
+# :data:`_ID_CARD`'s)
+_ID_GROUPED = re.compile(rf"(?<![0-9A-Za-z])(?P<n>[1-9](?:{_SEP}\d){{16}}{_SEP}[\dXx])(?![0-9A-Za-z])")
 # a mainland mobile number, 11 digits from 13 to 19, with or without +86 / 86 / 0086 and separators anywhere
 _MOBILE = re.compile(rf"(?<!\d)(?=[+\d])(?P<n>(?:(?:\+|00)?86{_SEP})?1{_SEP}[3-9](?:{_SEP}\d){{9}})(?!\d)")
 # a landline with its area code (010 and 02x have 3 digits, the others 4): 021-62859811, (021)62859811,
@@ -98,9 +103,11 @@ _CALLED = re.compile(
 # a flat: 1203室, 502户, 1203房, A1203室 (two digits at least: 3室2厅 is a floor plan); after a building or unit
 # number also without 室: 3号1203, 5号楼2单元1203, 3栋502
 _FLAT = re.compile(
-    r"(?<![\dA-Za-z])(?P<n>[A-Za-z]?\d{2,5})(?=[室户]|房(?!间))"
-    r"|(?<=\d)(?:号楼?|栋|幢|座|单元)[ ]?(?P<m>[A-Za-z]?\d{3,4})(?![\d年月日时点分号元万%])"
+    r"(?<![\dA-Za-z])(?P<n>[A-Za-z]?\d{2,5})(?=[室户]|号?房(?!间))"
+    r"|(?<=[\dA-Za-z])(?:号楼?|栋|幢|座|单元)[ ]?(?P<m>[A-Za-z]?\d{3,4})(?![\d年月日时点分号元万%])"
 )
+# building-flat or building-unit-flat with dashes: 2-1203, 3-2-502 (not a date: its year has four digits)
+_DASHED_FLAT = re.compile(r"(?<![\d.-])\d{1,3}-(?:\d{1,2}-)?(?P<n>\d{3,4})(?![\d年月日时点分号元万%-])")
 # the most specific number of an address, when it has no flat (the last one): 光明路88弄5号 → 光明路88弄***号
 _LAST_HOUSE_NUMBER = re.compile(r"\d+(?=[ ]?[号弄栋幢座][^\d]*$)")
 
@@ -124,38 +131,49 @@ def _masked_id(match: re.Match[str]) -> str:
     return "*" * (len(number) - 4) + number[-4:]
 
 
+def _masked_grouped_id(match: re.Match[str]) -> str | None:
+    number = re.sub(r"[^\dXx]", "", match.group("n"))
+    return "*" * (len(number) - 4) + number[-4:] if _ID_CARD.fullmatch(number) else None
+
+
 def _masked_number(match: re.Match[str]) -> str:
     digits = _digits(match)
     return "*" * (len(digits) - 4) + digits[-4:]
 
 
 def _replace_numbers(
-    pattern: re.Pattern[str], mask: Callable[[re.Match[str]], str], text: str, shadow: str | None = None
+    pattern: re.Pattern[str], mask: Callable[[re.Match[str]], str | None], text: str, shadow: str | None = None
 ) -> str:
-    """``text`` with each match of ``pattern`` in its shadow (its group ``n``, or ``m``) replaced by ``mask``."""
+    """``text`` with each match of ``pattern`` in its shadow (its group ``n``, or ``m``) replaced by ``mask`` (None:
+    left as it is)."""
     shadow = text.translate(_SHADOW) if shadow is None else shadow
     parts: list[str] = []
     last = 0
     for match in pattern.finditer(shadow):
         group = "n" if match.group("n") is not None else "m"
+        masked = mask(match)
+        if masked is None:
+            continue
         start, end = match.span(group)
-        parts += [text[last:start], mask(match)]
+        parts += [text[last:start], masked]
         last = end
     return "".join(parts) + text[last:] if parts else text
 
 
-_NUMBER_RULES = (
+_NUMBER_RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]], ...] = (
     (_ID_CARD, _masked_id),
+    (_ID_GROUPED, _masked_grouped_id),
     (_MOBILE, _masked_mobile),
     (_LANDLINE, _masked_landline),
     (_CALLED, _masked_number),
     (_FLAT, lambda _: "***"),
+    (_DASHED_FLAT, lambda _: "***"),
 )
 
 
 # every rule above needs a digit in the shadow, that is a digit or a Chinese numeral in the text: text without one
 # has no number to mask (most titles, once their citizen's address is masked)
-_DIGIT = re.compile(r"[\d〇零一幺二三四五六七八九]")
+_DIGIT = re.compile(r"[\d〇零一幺二三四五六七八九壹贰叁肆伍陆柒捌玖]")
 
 
 def _numbers(text: str) -> str:
@@ -249,6 +267,10 @@ class Citizen:
                 parts += [text[last:at], surname if text.startswith(_POLITE, end) else masked]
                 last = start = end
             text = "".join(parts) + text[last:] if parts else text
+        if len(name) >= 2 and not name.isascii() and (" " in text or "\u3000" in text) and name[0] in text:
+            # written with spaces between its characters: 李 建国, 李　建　国
+            spaced = re.compile(r"[ \u3000]*".join(map(re.escape, name)))
+            text = spaced.sub(mask_name(name), text)
         return text
 
 

@@ -11,11 +11,46 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.domain.masking import MaskingFilter, mask_name, mask_phone, mask_text
+from bot.domain.masking import Citizen, MaskingFilter, mask_name, mask_phone, mask_text
 
 # an 11-digit mainland mobile number standing on its own (what must never reach a group or a log)
 MOBILE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
 DIGITS = re.compile(r"[0-9]")
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("身份证号 310101 19800101 1234", "身份证号 **************1234"),
+        ("3101 0119 8001 0112 34", "**************1234"),
+        ("310101-19800101-1234", "**************1234"),
+        ("电话(138)1234-5678", "电话(138****5678"),
+        ("138，1234，5678", "138****5678"),
+        ("138、1234、5678", "138****5678"),
+        ("138~1234~5678", "138****5678"),
+        ("138～1234～5678", "138****5678"),
+        ("壹叁捌壹贰叁肆伍陆柒捌", "138****5678"),
+        ("住2-1203", "住2-***"),
+        ("住3-2-502", "住3-2-***"),
+        ("住502号房", "住***号房"),
+        ("住B座1203", "住B座***"),
+        # left alone: a date, an amount, a list, a range, a number of 18 digits that is no ID
+        ("2026-12-03办理", "2026-12-03办理"),
+        ("金额1,380,000元", "金额1,380,000元"),
+        ("第1、2、3、4条", "第1、2、3、4条"),
+        ("共3-5人", "共3-5人"),
+        ("编号 1234 5678 9012 3456 78", "编号 1234 5678 9012 3456 78"),
+    ],
+)
+def test_numbers_written_in_groups_brackets_or_lists_are_masked(text: str, masked: str) -> None:
+    assert mask_text(text) == masked
+    assert mask_text(masked) == masked
+
+
+def test_the_citizens_own_name_written_with_spaces_is_masked() -> None:
+    citizen = Citizen("李建国", None)
+    assert mask_text("李 建国反映，李　建　国来电", citizen) == "李某某反映，李某某来电"
+
 
 # --------------------------------------------------------------------------------------------------
 # mask_phone
