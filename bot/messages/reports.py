@@ -317,7 +317,8 @@ def chart_data(report: Report) -> dict[str, Any]:
     bars = [
         Point(x.name, x.figures.rates[rate].value, ratio(x.figures.rates[rate]).split("（")[0]) for x in report.units
     ]
-    trend = [Point(p.short_label, r.value) for p, r in report.trend]
+    # each with its numerator and denominator beside it, as the bars: never a bare percentage
+    trend = [Point(p.short_label, r.value, ratio(r).split("（")[0]) for p, r in report.trend]
     # the largest categories by name, the rest together as 其他 (report_chart keeps 8)
     shares = list(report.total.figures.counts.by_category.items())
     return {

@@ -183,3 +183,10 @@ def test_where_the_limit_does_not_apply_no_unit_is_marked_as_at_it() -> None:
     assert "约谈" not in first
     assert "上限" not in texts.unit_report(sample, sample.units[2])
     assert "（上限 3 次）" in texts.unit_report(report(12), report(12).units[2])
+
+
+def test_the_charts_trend_shows_each_rate_with_its_numerator_and_denominator() -> None:
+    periods = [PERIOD.previous(), PERIOD]
+    sample = replace(report(3), trend=[(periods[0], Ratio(45, 50)), (periods[1], Ratio(0, 0))])
+    trend = texts.chart_data(sample)["trend"]
+    assert [(p.value, p.note) for p in trend] == [(0.9, "45/50"), (None, "0/0")]
