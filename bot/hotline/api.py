@@ -293,7 +293,7 @@ async def get_ticket(request: web.Request) -> web.Response:
         "state": t.state,
         "kind": t.kind,
         "request_type": t.request_type,
-        "category": t.category,
+        "category": t.category if full or not t.category else mask_text(t.category, citizen),
         "area": t.area,
         "title": t.title if full or not t.title else mask_text(t.title, citizen),
         "content": t.content if full else mask_text(t.content, citizen),

@@ -137,7 +137,7 @@ def ticket_page(
         ("状态", state_label(ticket.state)),
         ("承办单位", unit_name(config, ticket.unit_code)),
         ("承办人", person(config, ticket.handler_userid) if ticket.handler_userid else "未接单"),
-        ("诉求类别", ticket.category or ""),
+        ("诉求类别", text(ticket.category)),
         ("派单时间", local(ticket.dispatched_at).strftime("%Y-%m-%d %H:%M")),
     ]
     if ticket.is_repeat or ticket.repeat_count > 1:

@@ -196,7 +196,7 @@ def ticket_card(
         ("下一时限", due),
     ]
     if ticket.category:
-        fields.insert(1, ("类别", escape_md(ticket.category)))
+        fields.insert(1, ("类别", group_text(ticket.category, ticket)))
     return Card(
         task_id=task_id or task_id_for(ticket, tag or default_tag(now)),
         source=_clip(config.office.name, SOURCE_CHARS),

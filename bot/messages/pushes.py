@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from bot.domain.escaping import escape_md, group_text
+from bot.domain.escaping import group_text
 from bot.domain.lifecycle import Action, TicketState, VisitResult
 from bot.domain.records import Deadline, RepeatLink, Ticket
 from bot.messages import format as fmt
@@ -85,7 +85,7 @@ def markdown(
     lines.append(content)
     facts = [f"承办单位：{fmt.unit_name(config, ticket.unit_code)}"]
     if ticket.category:
-        facts.insert(0, f"类别：{escape_md(ticket.category)}")
+        facts.insert(0, f"类别：{group_text(ticket.category, ticket)}")
     lines.append("> " + "　".join(facts))
     deadline = fmt.next_deadline(deadlines, ticket.cycle)
     if remaining or deadline is None:

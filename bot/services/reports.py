@@ -6,6 +6,7 @@ reads as of its start); the only write keeps the counts of settled periods it ha
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -243,7 +244,7 @@ class ReportService:
             c = out[unit].counts
             c.received += received
             c.by_kind[kind] = c.by_kind.get(kind, 0) + received
-            category = category_ or _UNCATEGORISED
+            category = masked_category(category_) or _UNCATEGORISED
             c.by_category[category] = c.by_category.get(category, 0) + received
             c.repeats += repeats
             c.media += media
@@ -286,7 +287,7 @@ class ReportService:
                 ticket_no=r["ticket_no"],
                 unit=r["unit_code"],
                 kind=r["kind"],
-                category=r["category"],
+                category=masked_category(r["category"]),
                 title=title(r),
                 deadline=DeadlineName(r["name"]),
                 due_at=r["due_at"],
@@ -301,7 +302,7 @@ class ReportService:
             VisitItem(
                 ticket_no=r["ticket_no"],
                 unit=r["unit_code"],
-                category=r["category"],
+                category=masked_category(r["category"]),
                 title=title(r),
                 visited_at=r["visited_at"],
                 result=r["satisfaction"],
@@ -316,7 +317,7 @@ class ReportService:
             RepeatItem(
                 ticket_no=r["ticket_no"],
                 unit=r["unit_code"],
-                category=r["category"],
+                category=masked_category(r["category"]),
                 title=title(r),
                 dispatched_at=r["dispatched_at"],
                 count=max(r["repeat_count"], 2),
@@ -345,6 +346,13 @@ _AUDITED = {
     "reject_return": "returns_rejected",
     "warning": "warnings",
 }
+
+
+@functools.lru_cache(maxsize=4096)
+def masked_category(category: str | None) -> str | None:
+    """A ticket's category as the platform sent it, masked (a free-text field: it could hold a name or a number); an
+    office has a few dozen, each masked once."""
+    return mask_text(category) if category else category
 
 
 def masked_title(row: dict[str, Any], limit: int = 60) -> str:

@@ -313,6 +313,19 @@ async def test_read_api_needs_the_token_and_masks_contacts(client: Client, clock
     assert (await missing.json())["error"]["code"] == "ticket_not_found"
 
 
+async def test_the_masked_read_api_masks_the_category_too(client: Client, clock: FrozenClock) -> None:
+    """The category is the platform's free text, masked as the content is."""
+    no = "2026112300124"
+    await post_json(
+        client, clock, "/api/tickets", {**TICKET, "ticket_no": no, "category": "市容景观（联系13912345678）"}
+    )
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    body = await (await client.get(f"/api/tickets/{no}", headers=auth)).json()
+    assert body["ticket"]["category"] == "市容景观（联系139****5678）"
+    full = await (await client.get(f"/api/tickets/{no}?contact=full", headers=auth)).json()
+    assert full["ticket"]["category"] == "市容景观（联系13912345678）"
+
+
 async def test_overdue_flag_follows_the_clock(client: Client, clock: FrozenClock) -> None:
     await post_json(client, clock, "/api/tickets", TICKET)
     path = f"/api/tickets/{TICKET['ticket_no']}"

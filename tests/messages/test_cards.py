@@ -37,6 +37,7 @@ def test_a_card_shows_the_next_steps_masked(sandbox_config: BotConfig, make_tick
         title="张三反映路灯不亮",
         content="市民张三（13800000013）反映路灯不亮",
         citizen_name="张三",
+        category="市容景观-张三13800000013",  # the platform's field, free text like the rest
         unit_code="SRJG",
         handler_userid="zhouting",
     )
@@ -46,3 +47,4 @@ def test_a_card_shows_the_next_steps_masked(sandbox_config: BotConfig, make_tick
     assert "办结请发送：/办结 0123 处理结果" in card.subtitle
     shown = " ".join([card.title, card.subtitle, *(v for _, v in card.fields)])
     assert "张三" not in shown and "13800000013" not in shown  # noqa: PT018
+    assert ("类别", "市容景观-张某某138＊＊＊＊0013") in card.fields

@@ -239,3 +239,17 @@ async def test_the_accept_miss_limit_applies_to_the_period_it_counts_in(
         PeriodKind.QUARTER: None,
         PeriodKind.YEAR: None,
     }
+
+
+async def test_a_category_is_masked_as_the_platforms_other_texts_are(
+    service: TicketService, store: Store, clock: FrozenClock, sandbox_config: BotConfig
+) -> None:
+    """The category is the platform's free text: the figures by category and the ticket lines show it masked."""
+    await service.upsert([ticket("202611230501", category="环卫-业主王建国13912345678")])
+    clock.set(datetime(2026, 11, 25, 10, 0, tzinfo=TZ))  # its deadlines missed: a ticket line
+    report = await ReportService(store, sandbox_config).report(
+        containing(PeriodKind.MONTH, clock.now().date()), now=clock.now()
+    )
+    masked = "环卫-业主王某某139****5678"
+    assert report.total.figures.counts.by_category == {masked: 1}
+    assert {i.category for i in report.late} == {masked}
