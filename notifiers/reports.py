@@ -187,9 +187,25 @@ class ScheduledReports:
                 attachments=(*attachments, book),
                 ordering_key=f"report:{key}",
             ),
+            # each center lead privately: both parts and the workbook, in a lane of their own
             *(
-                Notice(key=f"report:{key}:lead:{userid}", members=[userid], text=first, attachments=(book,))
+                notice
                 for userid in leads
+                for notice in (
+                    Notice(
+                        key=f"report:{key}:lead:{userid}:1",
+                        members=[userid],
+                        text=first,
+                        ordering_key=f"report:{key}:lead:{userid}",
+                    ),
+                    Notice(
+                        key=f"report:{key}:lead:{userid}:2",
+                        members=[userid],
+                        text=second,
+                        attachments=(book,),
+                        ordering_key=f"report:{key}:lead:{userid}",
+                    ),
+                )
             ),
         ]
 

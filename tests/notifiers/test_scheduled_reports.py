@@ -141,9 +141,9 @@ async def test_the_bulletin_goes_out_once_on_the_first_working_day_after_the_per
     assert "202610120003" in cells
     assert NAME not in cells
     assert PHONE not in cells
-    # the center lead gets the workbook too, privately
+    # the center lead gets the whole 通报 and the workbook too, privately, in order
     lead = shown(rig, userid="lilei")
-    assert [x if isinstance(x, str) else x[0] for x in lead] == [first, "file"]
+    assert [x if isinstance(x, str) else x[0] for x in lead] == [first, second, "file"]
     for text in (first, second):
         assert NAME not in text
         assert PHONE not in text
