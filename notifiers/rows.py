@@ -161,7 +161,8 @@ def reply_rows(reply: Reply, channels: Channels, *, at: datetime) -> list[Row]:
         return [row(AIBOT_RESPONSE, event.response_url, part, payload, at=at, priority=REPLY_PRIORITY)]
     if event.source == "app":
         userid = event.sender.userid
-        payload = {"touser": [userid], "msgtype": "text", "content": {"content": body}}
+        # markdown, as the notices members get privately through the app: the answers are written in it
+        payload = {"touser": [userid], "msgtype": "markdown", "markdown": {"content": body}}
         return [row(WECOM_APP, userid, part, payload, at=at, priority=REPLY_PRIORITY)]
     # a robot event without a response_url: over the long connection, into the chat it came from
     chat = event.chat_id if event.chat_type == "group" and event.chat_id else event.sender.userid
@@ -172,7 +173,7 @@ def reply_rows(reply: Reply, channels: Channels, *, at: datetime) -> list[Row]:
 def _private(userid: str, part: str, text: str, channels: Channels, at: datetime) -> list[Row]:
     body = clip(text)
     if channels.app:
-        payload: dict[str, Any] = {"touser": [userid], "msgtype": "text", "content": {"content": body}}
+        payload: dict[str, Any] = {"touser": [userid], "msgtype": "markdown", "markdown": {"content": body}}
         return [row(WECOM_APP, userid, part, payload, at=at, priority=REPLY_PRIORITY)]
     if channels.aibot_ws:
         payload = {"chatid": userid, "msgtype": "markdown", "markdown": {"content": body}}

@@ -269,7 +269,7 @@ async def test_a_claim_in_the_group_claims_answers_and_changes_the_card_for_ever
     assert PHONE not in text_of(answer)
     # the contact details privately, by app message
     [private] = rig.fake.messages_to("zhouting")
-    assert PHONE in private.body["text"]["content"]
+    assert PHONE in private.body["markdown"]["content"]
     # and the card, for everyone in the group: who claimed it, when, and the next steps
     [update] = rig.of("aibot_update_card")
     assert (update.to["chatid"], update.to["userids"]) == (GROUP, None)  # no userids: everyone
@@ -364,9 +364,9 @@ async def test_a_claim_in_the_app_changes_the_card_with_the_clicks_one_use_code(
     code = await rig.app_click("zhouting", f"claim:{NO}", card["task_id"])
 
     assert (await rig.ticket()).handler_userid == "zhouting"
-    [answer] = [d for d in rig.fake.messages_to("zhouting") if d.msgtype == "text"]
-    assert "周婷 已接单" in answer.body["text"]["content"]
-    assert PHONE in answer.body["text"]["content"]  # the 1:1 chat with the app: the full details
+    [answer] = [d for d in rig.fake.messages_to("zhouting") if d.msgtype == "markdown"]
+    assert "周婷 已接单" in answer.body["markdown"]["content"]
+    assert PHONE in answer.body["markdown"]["content"]  # the 1:1 chat with the app: the full details
     [update] = rig.of("update_card")
     assert (update.to["task_id"], update.to["atall"]) == (card["task_id"], 1)  # every recipient of the card
     new = update.body["template_card"]
@@ -385,8 +385,8 @@ async def test_a_claim_in_the_app_changes_the_card_with_the_clicks_one_use_code(
     # the next step from the updated card: only the handler's click counts
     rig.clock.advance(minutes=7)
     await rig.app_click("sunlei", f"contact:{NO}", card["task_id"], second=600)
-    [refusal] = [d for d in rig.fake.messages_to("sunlei") if d.msgtype == "text"]
-    assert refusal.body["text"]["content"].startswith(f"工单 {NO} 由 周婷 承办，「已联系」请由承办人点击。")
+    [refusal] = [d for d in rig.fake.messages_to("sunlei") if d.msgtype == "markdown"]
+    assert refusal.body["markdown"]["content"].startswith(f"工单 {NO} 由 周婷 承办，「已联系」请由承办人点击。")
     assert (await rig.ticket()).state == TicketState.CLAIMED
     await rig.app_click("zhouting", f"contact:{NO}", card["task_id"], second=660)
     assert (await rig.ticket()).state == TicketState.CONTACTED
@@ -407,7 +407,7 @@ async def test_an_extension_through_signed_app_callbacks_is_applied_once(rig: Ri
         await rig.settle()
 
     def texts_to(userid: str) -> list[str]:
-        return [d.body["text"]["content"] for d in rig.fake.messages_to(userid) if d.msgtype == "text"]
+        return [d.body["markdown"]["content"] for d in rig.fake.messages_to(userid) if d.msgtype == "markdown"]
 
     await say("zhouting", f"接单 {NO}", "e1", 10)
     await say("zhouting", f"延期 {NO} 3 需协调物业，预计下周完成", "e2", 20)

@@ -80,3 +80,13 @@ async def test_a_handler_may_not_ask(router: CommandRouter) -> None:
 async def test_bad_periods_are_answered_politely(router: CommandRouter, text: str, expected: str) -> None:
     answer = await ask(router, text, "zhangwei", "r1")
     assert answer.startswith(expected)
+
+
+async def test_in_the_apps_own_chat_the_report_is_markdown_as_written(router: CommandRouter) -> None:
+    """The 1:1 chat with the app: the answer goes as the app's markdown message, so its bold shows as bold, not as
+    asterisks (the notices members get privately go the same way)."""
+    seen = await watching(router)
+    await router.handle(message("报表", "lilei", chat=None, msgid="app1", source="app"))
+    [row] = [r for r in await seen.new() if r["channel"] == "wecom_app"]
+    assert row["payload"]["msgtype"] == "markdown"
+    assert row["payload"]["markdown"]["content"].startswith("**演示街道12345热线办（全部单位） 2026年11月**")

@@ -184,7 +184,9 @@ async def test_the_robots_answers_in_a_group_keep_ticket_and_member_text_inert(
     assert_inert(returned + extended + submitted + looked + listed + echoed + unknown)
     # the heads asked to decide on the extension, privately (the app's text message: where <a href> is a link)
     [asked] = [d for d in rig.private("chenjing") if "申请工单" in str(d.body)]
-    assert "［不属于本所］(http：//evil.example/r) ＊＊请改派＊＊ ＜@all＞ ＜a href=" in asked.body["text"]["content"]
+    assert (
+        "［不属于本所］(http：//evil.example/r) ＊＊请改派＊＊ ＜@all＞ ＜a href=" in asked.body["markdown"]["content"]
+    )
     assert_inert([asked])
 
 
