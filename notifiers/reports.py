@@ -49,7 +49,18 @@ BULLETIN_LATE = timedelta(days=7)
 BRIEF_UNTIL = time(12, 0)  # a brief not sent by then (and an hour after its time) is left: it would be stale
 BRIEF_GRACE = timedelta(hours=1)
 RETRY_AFTER = timedelta(minutes=10)
-BRIEF_NAMES = ("accept", "first_contact", "contact_20m", "handle", "handle_internal", "rehandle")
+# every deadline of the unit's (三个二's too), not the office's own (退单审核) or a window (退单期限)
+BRIEF_NAMES = (
+    "accept",
+    "first_contact",
+    "contact_20m",
+    "on_site_2h",
+    "solve_24h",
+    "opinion_5d",
+    "handle",
+    "handle_internal",
+    "rehandle",
+)
 
 
 @dataclass(frozen=True, slots=True)

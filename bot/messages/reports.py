@@ -281,17 +281,16 @@ def brief(unit_name: str, items: Sequence[BriefItem], *, misses: int, limit: int
 def _brief(
     unit_name: str, items: Sequence[BriefItem], *, misses: int, limit: int, period: str, now: datetime, shown: int
 ) -> str:
-    overdue = [i for i in items if i.due_at <= now and not i.warning]
-    today = [i for i in items if i.due_at > now and not i.warning]
-    warnings = [i for i in items if i.warning]
+    overdue, today, warnings = _brief_tickets(items, now)
     lines = [f"**{unit_name} 今日提醒**（{when(now)}）"]
 
-    def section(title: str, group: Sequence[BriefItem]) -> None:
+    def section(title: str, group: Sequence[Sequence[BriefItem]]) -> None:
         lines.append(f"{title} {len(group)} 件" + ("：" if group else "。"))
-        for i in group[:shown]:
-            lines.append(
-                f"· {i.ticket_no} {escape_md(i.title)[:24]} {deadline_label(i.deadline)} {remaining(i.due_at, now)}"
-            )
+        for first, *more in group[:shown]:
+            title = escape_md(first.title)
+            title = title[:BRIEF_TITLE] + "…" if len(title) > BRIEF_TITLE else title
+            names = "、".join(deadline_label(i.deadline) for i in (first, *more))
+            lines.append(f"· {first.ticket_no} {title} {names} {remaining(first.due_at, now)}")
         if len(group) > shown:
             lines.append(f"……另有 {len(group) - shown} 件（/逾期、/待办 查看）")
 
@@ -300,6 +299,29 @@ def _brief(
     section("预警工单（再次处置）", warnings)
     lines.append(f"本期（{period}）未按时接单 {misses}/{limit}" + ("，已达上限。" if misses >= limit else "。"))
     return "\n".join(lines)
+
+
+BRIEF_TITLE = 24  # characters of a title in the brief
+
+
+def _brief_tickets(
+    items: Sequence[BriefItem], now: datetime
+) -> tuple[list[list[BriefItem]], list[list[BriefItem]], list[list[BriefItem]]]:
+    """The tickets (not the deadlines) the brief lists, each once, earliest first: overdue (its deadlines past due),
+    due today (the rest), warning tickets (their re-handling). Each ticket's deadlines of its section, the earliest
+    first."""
+    by_ticket: dict[str, list[BriefItem]] = {}
+    for item in sorted(items, key=lambda i: i.due_at):
+        by_ticket.setdefault(item.ticket_no, []).append(item)
+    overdue, today, warnings = [], [], []
+    for group in by_ticket.values():
+        if rehandle := [i for i in group if i.warning]:
+            warnings.append(rehandle)
+        elif late := [i for i in group if i.due_at <= now]:
+            overdue.append(late)
+        else:
+            today.append(group)
+    return overdue, today, warnings
 
 
 def chart(report: Report) -> bytes:

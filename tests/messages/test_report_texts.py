@@ -190,3 +190,29 @@ def test_the_charts_trend_shows_each_rate_with_its_numerator_and_denominator() -
     sample = replace(report(3), trend=[(periods[0], Ratio(45, 50)), (periods[1], Ratio(0, 0))])
     trend = texts.chart_data(sample)["trend"]
     assert [(p.value, p.note) for p in trend] == [(0.9, "45/50"), (None, "0/0")]
+
+
+def test_the_brief_lists_each_ticket_once_with_its_deadlines() -> None:
+    """A 三个二 ticket overdue on three deadlines is one ticket overdue; its title is cut with an ellipsis."""
+
+    def item(no: str, deadline: str, hours: float, *, warning: bool = False) -> texts.BriefItem:
+        title = "光明路幸福里小区北门店招破损严重有坠落风险请尽快处理并回复"
+        return texts.BriefItem(ticket_no=no, title=title, deadline=deadline, due_at=AT + timedelta(hours=hours),
+                               warning=warning)  # fmt: skip
+
+    items = [
+        item("T1", "first_contact", -3),
+        item("T1", "accept", -5),
+        item("T1", "contact_20m", -6),
+        item("T1", "on_site_2h", 2),  # later today: T1 is listed under 已逾期 only
+        item("T2", "solve_24h", 4),
+        item("T3", "rehandle", 30, warning=True),
+    ]
+    text = texts.brief("市容景观所", items, misses=0, limit=3, period="2026年11–12月", now=AT)
+    lines = text.splitlines()
+    assert lines[1] == "已逾期 1 件："
+    assert lines[2] == "· T1 光明路幸福里小区北门店招破损严重有坠落风险请尽快… 20分钟联系、接单、先行联系 已超时 6小时"
+    assert lines[3] == "今日到期 1 件："
+    assert lines[4].startswith("· T2 ")
+    assert "24小时解决" in lines[4]
+    assert lines[5] == "预警工单（再次处置） 1 件："
