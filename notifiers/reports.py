@@ -37,7 +37,7 @@ from bot.services.channels import Channels
 from bot.services.reports import ReportService, masked_title
 from config.model import BotConfig, minute_of_day
 from config.vocabulary import Role
-from notifiers.rows import Row, notice_rows
+from notifiers.rows import Row, group_channel, notice_rows, takes_files
 from store import outbox as outbox_repo
 from store import report_items, report_runs
 from store.core import Store
@@ -93,6 +93,19 @@ class ScheduledReports:
         self.apart = apart  # where the 通报's chart is drawn (None: in a thread)
         self.reports = ReportService(store, config)
         self._failed: dict[str, datetime] = {}  # when a report last failed (tried again RETRY_AFTER later)
+        office = config.unit(config.office.unit)
+        if (
+            config.reports.bulletin.enabled
+            and office is not None
+            and group_channel(office, channels) is not None
+            and not takes_files(office, channels)
+        ):
+            log.warning(
+                "reports: the 通报's chart and workbook cannot reach the office's group (%s): the robot's long "
+                "connection sends no files; give the group a webhook robot (units[].group.webhook_key) or make it "
+                "an app chat, else they are dead-lettered (the texts go)",
+                office.code,
+            )
 
     def due(self, now: datetime) -> list[Due]:
         """The scheduled reports whose time has come by ``now`` and has not passed too long ago."""

@@ -220,6 +220,15 @@ def group_channel(unit: Unit, channels: Channels, *, heads: bool = False) -> tup
     return None
 
 
+def takes_files(unit: Unit, channels: Channels) -> bool:
+    """Whether a notice's attachments (an image, a file) reach ``unit``'s group: the robot's long connection sends none,
+    so there they go by the group's webhook robot, where it has one."""
+    target = group_channel(unit, channels)
+    if target is None:
+        return False
+    return target[0] != AIBOT_WS or bool(channels.webhook and unit.group is not None and unit.group.webhook_key)
+
+
 def takes_cards(unit: Unit, channels: Channels) -> bool:
     """Whether ``unit``'s group is reached where a card's buttons work (the robot's long connection)."""
     target = group_channel(unit, channels)

@@ -276,3 +276,21 @@ def test_a_name_the_font_cannot_draw_still_gets_a_chart() -> None:
     sample.total.figures.counts.by_category["𠀀类"] = 5  # a character the font lacks
     png = chart(sample)
     assert png[:4] == b"\x89PNG"
+
+
+async def test_an_office_group_that_takes_no_files_is_told_at_the_start(
+    rig: Rig, sandbox_config: BotConfig, calendar: WorkCalendar, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The office's group reached by the robot's long connection only: the 通报's chart and workbook could not go,
+    and the operator reads so when the bot starts, not at the first 通报; with a webhook robot they go by it."""
+    with caplog.at_level(logging.WARNING, logger="notifiers.reports"):
+        ScheduledReports(rig.store, sandbox_config, calendar, rig.clock, Channels(aibot_ws=True))
+    assert "the 通报's chart and workbook cannot reach the office's group (RXB)" in caplog.text
+    caplog.clear()
+    data = sandbox_config.model_dump(by_alias=True)
+    for unit in data["units"]:
+        if unit["code"] == "RXB":
+            unit["group"]["webhook_key"] = "rxb-robot"
+    with caplog.at_level(logging.WARNING, logger="notifiers.reports"):
+        ScheduledReports(rig.store, BotConfig.model_validate(data), calendar, rig.clock, Channels(aibot_ws=True))
+    assert "cannot reach" not in caplog.text
