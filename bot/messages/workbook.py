@@ -4,7 +4,8 @@ The six sheets follow the six items the office reports on: every unit's figures 
 a year earlier (同比) with the office's total (汇总); the units that missed accepting tickets in time, those at the
 limit to be summoned (未按时接单); the deadlines not met, with an empty column for the unit's written explanation
 (未先行联系及逾期); the returns (退单); the visits not satisfied or that made a warning ticket (不满意及预警); the
-repeated requests (重复诉求). The sheet and column names below are the ones docs/reports.md cites.
+repeated requests (重复诉求); then the office's tickets received by kind and by category (收件统计). The sheet and
+column names below are the ones docs/reports.md cites.
 
 Cells hold what they mean: numbers and percentages as numbers with a number format, times as Excel date-times in
 Beijing time. Text is always written as text, never as a formula, so a title that starts with ``=`` stays a title;
@@ -48,7 +49,10 @@ SCORE_COLUMNS = (SCORE, *CHANGES)
 RATE_COLUMNS = ("分子", "分母", "比率", *CHANGES)
 RETURNS_GROUP = "退单"
 RETURN_COUNTS = ("申请", "同意", "驳回")
-COUNT_COLUMNS = ("预警", "不满意", "重复诉求", "未按时接单")
+REHANDLED = "按时再次处置"  # the warnings' re-handling: numerator, denominator, ratio
+COUNT_COLUMNS = ("预警", "不满意", "联系不上", "重复诉求", "媒体曝光", "未按时接单")
+RECEIVED = "收件统计"  # the tickets received, by kind and by category (the office's)
+RECEIVED_COLUMNS = (("件数", "int"), ("占比", "pct"))
 # the ticket sheets: (header, how its cells are written)
 MISS_COLUMNS = (("单位", "text"), ("未按时接单次数", "int"), ("上限", "int"), ("状态", "text"))
 SUMMONED = "已达上限，约谈"
@@ -144,6 +148,7 @@ def workbook(report: Report, *, engine: str | None = None) -> bytes:
             writer.tickets(RETURNS, RETURN_COLUMNS, (_return_row(report, i) for i in report.returns))
             writer.tickets(VISITS, VISIT_COLUMNS, (_visit_row(report, i) for i in report.visits))
             writer.tickets(REPEATS, REPEAT_COLUMNS, (_repeat_row(report, i) for i in report.repeats))
+            writer.received(report)
         except BaseException:
             with contextlib.suppress(Exception):  # what the writer holds is let go; the error stands
                 book.close()
@@ -177,6 +182,7 @@ def _summary_columns() -> list[tuple[str, str | None, str]]:
         kinds = ("num", "int", "pct", "points", "points")
         cols += [(rate.label, sub, kind) for sub, kind in zip(RATE_COLUMNS, kinds, strict=True)]
     cols += [(RETURNS_GROUP, sub, "int") for sub in RETURN_COUNTS]
+    cols += [(REHANDLED, sub, kind) for sub, kind in zip(RATE_COLUMNS[:3], ("int", "int", "pct"), strict=True)]
     cols += [(name, None, "int") for name in COUNT_COLUMNS]
     return cols
 
@@ -193,7 +199,8 @@ def _summary_row(report: Report, line: UnitLine) -> list[Cell]:
         ratio = f.rates.get(rate, Ratio())
         row += [ratio.num, ratio.den, ratio.value, line.change(rate), line.change(rate, year=True)]
     row += [c.returns_asked, c.returns_approved, c.returns_rejected]
-    row += [c.warnings, c.dissatisfied, c.repeats, c.accept_misses]
+    row += [f.rehandled.num, f.rehandled.den, f.rehandled.value]
+    row += [c.warnings, c.dissatisfied, c.unreachable, c.repeats, c.media, c.accept_misses]
     return row
 
 
@@ -307,6 +314,21 @@ class _Writer:
         lines = (_late_row(report, i, note=False) for i in report.late if i.deadline == DeadlineName.ACCEPT)
         end = self._table(ws, top, LATE_COLUMNS[:-1], lines, widths)
         ws.autofilter(top, 0, end - 1, len(LATE_COLUMNS) - 2)
+        ws.freeze_panes(1, 0)
+        _finish(ws, widths)
+
+    def received(self, report: Report) -> None:
+        """The office's tickets received in the period, by kind, then by category, each most first, with its share."""
+        ws = self.book.add_worksheet(RECEIVED)
+        counts = report.total.figures.counts
+        widths = [0] * (len(RECEIVED_COLUMNS) + 1)
+        top = 0
+        for heading, tally, labels in (("类型", counts.by_kind, _KINDS), ("分类", counts.by_category, {})):
+            rows = [
+                (labels.get(key, key), n, n / counts.received if counts.received else None)
+                for key, n in sorted(tally.items(), key=lambda item: -item[1])
+            ]
+            top = self._table(ws, top, ((heading, "text"), *RECEIVED_COLUMNS), rows, widths) + 1
         ws.freeze_panes(1, 0)
         _finish(ws, widths)
 

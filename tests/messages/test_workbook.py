@@ -13,7 +13,7 @@ from bot.domain.clock import TZ
 from bot.domain.reports.figures import Counts, Figures, Rate, Ratio
 from bot.domain.reports.periods import Period, PeriodKind
 from bot.domain.reports.report import LateItem, RepeatItem, Report, ReturnItem, UnitLine, VisitItem
-from bot.messages.workbook import csv_text, workbook
+from bot.messages.workbook import RECEIVED, csv_text, workbook
 from config.vocabulary import DeadlineName
 
 AT = datetime(2027, 1, 2, 8, 30, tzinfo=TZ)
@@ -136,7 +136,7 @@ def rows(sheet: openpyxl.worksheet.worksheet.Worksheet, first: int = 1) -> list[
 
 
 def test_the_sheets_come_in_the_bulletins_order(book: openpyxl.Workbook) -> None:
-    assert book.sheetnames == ["汇总", "未按时接单", "未先行联系及逾期", "退单", "不满意及预警", "重复诉求"]
+    assert book.sheetnames == ["汇总", "未按时接单", "未先行联系及逾期", "退单", "不满意及预警", "重复诉求", "收件统计"]
 
 
 def test_the_summary_has_a_title_two_header_rows_and_a_row_per_unit_then_the_total(book: openpyxl.Workbook) -> None:
@@ -151,8 +151,11 @@ def test_the_summary_has_a_title_two_header_rows_and_a_row_per_unit_then_the_tot
     headers = [ws.cell(2, c).value for c in range(1, ws.max_column + 1)]
     rate_headers = [h for h in headers if h and h.endswith("率")]
     assert rate_headers == [r.label for r in Rate]
-    assert headers[-7:] == ["退单", None, None, "预警", "不满意", "重复诉求", "未按时接单"]
-    assert [ws.cell(3, c).value for c in range(len(headers) - 6, len(headers) - 3)] == ["申请", "同意", "驳回"]
+    assert headers[-12:] == [
+        "退单", None, None, "按时再次处置", None, None, "预警", "不满意", "联系不上", "重复诉求", "媒体曝光", "未按时接单",
+    ]  # fmt: skip
+    subs = [ws.cell(3, c).value for c in range(len(headers) - 11, len(headers) - 5)]
+    assert subs == ["申请", "同意", "驳回", "分子", "分母", "比率"]
     assert [ws.cell(r, 2).value for r in range(4, 8)] == ["东村居委会", "城管中队", "=cmd|calc", "合计"]
     assert ws.cell(6, 2).data_type == "s"
     assert ws.max_row == 7
@@ -254,7 +257,7 @@ def test_an_empty_report_is_still_a_workbook(engine: str) -> None:
         score=None, previous_score=None, year_ago_score=None,
     ))  # fmt: skip
     book = openpyxl.load_workbook(io.BytesIO(workbook(empty, engine=engine)))
-    assert len(book.sheetnames) == 6
+    assert len(book.sheetnames) == 7
     summary = book["汇总"]
     assert summary.max_row == 4
     assert summary["B4"].value == "合计"
@@ -272,7 +275,10 @@ def test_the_csv_is_the_summary_table_with_decimal_ratios() -> None:
     assert header[at : at + 5] == [
         "按时接单率-分子", "按时接单率-分母", "按时接单率-比率", "按时接单率-环比(百分点)", "按时接单率-同比(百分点)",
     ]  # fmt: skip
-    assert header[-7:] == ["退单-申请", "退单-同意", "退单-驳回", "预警", "不满意", "重复诉求", "未按时接单"]
+    assert header[-12:] == [
+        "退单-申请", "退单-同意", "退单-驳回", "按时再次处置-分子", "按时再次处置-分母", "按时再次处置-比率",
+        "预警", "不满意", "联系不上", "重复诉求", "媒体曝光", "未按时接单",
+    ]  # fmt: skip
     assert len(lines) == 4
     first = dict(zip(header, lines[0], strict=True))
     assert first["排名"] == "1"
@@ -364,3 +370,19 @@ def test_where_the_limit_does_not_apply_the_misses_stand_alone(engine: str) -> N
         ("东村居委会", 1, None, None, None, None, None, None, None),
     ]
     assert not ws["A2"].fill.fgColor.rgb.endswith("FFC7CE")
+
+
+def test_the_tickets_received_by_kind_and_by_category_most_first(engine: str) -> None:
+    total = line(None, None)
+    total.figures.counts.by_kind.update({"regular": 9, "urgent": 3})
+    total.figures.counts.by_category.update({"噪音": 5, "市容环境": 7})
+    made = openpyxl.load_workbook(io.BytesIO(workbook(report(total=total), engine=engine)))
+    ws = made[RECEIVED]
+    table = rows(ws)
+    assert table[:3] == [("类型", "件数", "占比"), ("常规", 9, 0.75), ("紧急", 3, 0.25)]
+    assert table[4:7] == [
+        ("分类", "件数", "占比"),
+        ("市容环境", 7, pytest.approx(7 / 12)),
+        ("噪音", 5, pytest.approx(5 / 12)),
+    ]
+    assert ws["C2"].number_format == "0.0%"
