@@ -39,6 +39,7 @@ class ArgSpec:
     # colons are normalised to ":"), the others may be followed directly by the value.
     markers: tuple[str, ...] = ()
     placeholder: str | None = None  # what the usage shows instead of the label, e.g. "建议:单位"
+    hint: str | None = None  # what the help says of it, where its kind alone does not tell
 
     @property
     def usage(self) -> str:

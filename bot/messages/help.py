@@ -26,6 +26,8 @@ class ArgSpec(Protocol):
     def placeholder(self) -> str | None: ...
     @property
     def required(self) -> bool: ...
+    @property
+    def hint(self) -> str | None: ...
 
 
 class CommandSpec(Protocol):
@@ -115,7 +117,9 @@ def command_help(spec: CommandSpec) -> str:
     if others:
         lines.append("也可以写：" + " ".join(f"/{name}" for name in others))
     for arg in spec.args:
-        if arg.kind == "ticket":
+        if arg.hint:
+            lines.append(f"{arg.label}：{arg.hint}")
+        elif arg.kind == "ticket":
             lines.append(f"{arg.label}：完整工单号或末尾几位；引用工单消息时可不写。")
         elif arg.kind == "choice":
             lines.append(f"{arg.label}：{_choices(arg)}")

@@ -13,6 +13,7 @@ from handlers.errors import CommandError
 from handlers.spec import ArgSpec, ParsedCommand, command
 
 PERIOD_WORDS = "周、月、双月、季、年、上周、上月、上双月、上季、去年或年-月（如 2026-11）"
+USAGE = f"用法：/报表 [时段] [单位]，时段为{PERIOD_WORDS}。"
 
 
 @command(
@@ -20,7 +21,15 @@ PERIOD_WORDS = "周、月、双月、季、年、上周、上月、上双月、�
     zh="报表",
     aliases=("报告", "测评", "rates"),
     summary="各项比率（分子/分母）、环比同比和得分",
-    args=(ArgSpec(name="period", kind="text", label="时段 单位", required=False),),
+    args=(
+        ArgSpec(
+            name="period",
+            kind="text",
+            label="时段 单位",
+            required=False,
+            hint=f"时段为{PERIOD_WORDS}，不写为本月；单位写名称或代码，不写为您可查看的全部单位。两者可任意先后。",
+        ),
+    ),
     roles=frozenset({Role.UNIT_HEAD, Role.DISPATCHER, Role.CENTER_LEAD, Role.ADMIN}),
     scope="unit",
     example="/报表 双月 环卫所",
@@ -28,23 +37,23 @@ PERIOD_WORDS = "周、月、双月、季、年、上周、上月、上双月、�
 async def report(ctx: Context, cmd: ParsedCommand) -> None:
     words = (cmd.args.get("period") or "").split()
     if len(words) > 2:
-        raise CommandError(
-            "bad_period", f"抱歉，看不懂「{echo(' '.join(words))}」。用法：/报表 [时段] [单位]，时段为{PERIOD_WORDS}。"
-        )
+        raise CommandError("bad_period", f"抱歉，看不懂「{echo(' '.join(words))}」。{USAGE}")
     period = None
     named_unit = None
     for word in words:
         found = parse(word, ctx.now)
-        if found is not None and period is None:
-            period = found
-            continue
-        unit = ctx.config.unit_for_label(word) or ctx.config.unit(word)
-        if unit is None or named_unit is not None:
+        unit = None if found is not None else ctx.config.unit_for_label(word) or ctx.config.unit(word)
+        if found is not None and period is not None:
+            raise CommandError("bad_period", f"抱歉，只能写一个时段（「{echo(word)}」是第二个）。{USAGE}")
+        if unit is not None and named_unit is not None:
+            raise CommandError("bad_period", f"抱歉，只能写一个单位（「{echo(word)}」是第二个）。{USAGE}")
+        if found is None and unit is None:
             raise CommandError("bad_period", f"抱歉，「{echo(word)}」既不是时段也不是单位。时段可写{PERIOD_WORDS}。")
-        named_unit = unit
+        period = found or period
+        named_unit = unit or named_unit
     period = period or current(PeriodKind.MONTH, ctx.now)
     if period.start > ctx.now.date():
-        raise CommandError("future_period", f"{period.label}还没有开始。")
+        raise CommandError("future_period", f"抱歉，{period.label}还没有开始。")
     units = _scope(ctx, named_unit.code if named_unit is not None else None)
     service = ReportService(ctx.store, ctx.config)
     result = await service.report(period, units=units, details=False, trend=False, now=ctx.now)

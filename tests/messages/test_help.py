@@ -129,3 +129,8 @@ def test_command_help_details() -> None:
     for line in ("审批：同意（approve）、驳回（reject）", "天数：工作日数，如 3、3天、3个工作日；不写按默认天数。"):
         assert line in extend.splitlines()
     assert "仅限：承办人、负责人、派单员、中心领导、管理员" in extend
+    report = command_help(find("报表"))  # type: ignore[arg-type]
+    assert (
+        "时段 单位：时段为周、月、双月、季、年、上周、上月、上双月、上季、去年或年-月（如 2026-11），不写为本月"
+        in report
+    )
