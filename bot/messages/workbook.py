@@ -43,9 +43,9 @@ TOTAL = "合计"  # the office's row in 汇总
 GENERATED = "生成时间"
 # 汇总: 排名, 单位, 收到工单; 得分 and each rate (Rate order) as a group of columns; the counts
 LEAD_COLUMNS = ("排名", "单位", "收到工单")
-CHANGES = ("环比(百分点)", "同比(百分点)")  # percentage points (points of the score for 得分)
+CHANGES = ("环比(百分点)", "同比(百分点)")  # a rate's, in percentage points
 SCORE = "得分"
-SCORE_COLUMNS = (SCORE, *CHANGES)
+SCORE_COLUMNS = (SCORE, "环比(分)", "同比(分)")  # the score's, in points of the score
 RATE_COLUMNS = ("分子", "分母", "比率", *CHANGES)
 RETURNS_GROUP = "退单"
 RETURN_COUNTS = ("申请", "同意", "驳回")

@@ -146,7 +146,7 @@ def test_the_summary_has_a_title_two_header_rows_and_a_row_per_unit_then_the_tot
     assert "生成时间：2027-01-02 08:30" in ws["A1"].value
     assert [ws.cell(2, c).value for c in (1, 2, 3, 4, 7)] == ["排名", "单位", "收到工单", "得分", "按时接单率"]
     assert [ws.cell(3, c).value for c in range(4, 12)] == [
-        "得分", "环比(百分点)", "同比(百分点)", "分子", "分母", "比率", "环比(百分点)", "同比(百分点)",
+        "得分", "环比(分)", "同比(分)", "分子", "分母", "比率", "环比(百分点)", "同比(百分点)",
     ]  # fmt: skip
     headers = [ws.cell(2, c).value for c in range(1, ws.max_column + 1)]
     rate_headers = [h for h in headers if h and h.endswith("率")]
@@ -270,7 +270,7 @@ def test_an_empty_report_is_still_a_workbook(engine: str) -> None:
 def test_the_csv_is_the_summary_table_with_decimal_ratios() -> None:
     table = list(csv.reader(io.StringIO(csv_text(report(**FULL)))))
     header, *lines = table
-    assert header[:6] == ["排名", "单位", "收到工单", "得分", "得分-环比(百分点)", "得分-同比(百分点)"]
+    assert header[:6] == ["排名", "单位", "收到工单", "得分", "得分-环比(分)", "得分-同比(分)"]
     at = header.index("按时接单率-分子")
     assert header[at : at + 5] == [
         "按时接单率-分子", "按时接单率-分母", "按时接单率-比率", "按时接单率-环比(百分点)", "按时接单率-同比(百分点)",
@@ -297,7 +297,7 @@ def test_csv_cells_that_could_run_as_formulas_get_a_quote() -> None:
     lines = list(csv.reader(io.StringIO(text)))
     assert lines[1][1] == "'@SUM(A1)"
     assert lines[2][1] == "'=cmd|calc"
-    down = lines[0].index("得分-环比(百分点)")
+    down = lines[0].index("得分-环比(分)")
     lowered_down = csv_text(report(units=[UnitLine(**{**_fields(lowered), "previous_score": 85.0})]))
     assert list(csv.reader(io.StringIO(lowered_down)))[1][down] == "-5.00"  # a negative number stays a number
     assert lines[1][down] == "2.50"
