@@ -266,7 +266,7 @@ def document() -> dict[str, Any]:
                             "in": "query",
                             "required": False,
                             "description": "`true`: the JSON also lists the tickets behind the figures (masked)",
-                            "schema": {"enum": ["true", "false"]},
+                            "schema": {"enum": ["true", "false", "1", "0"]},
                         },
                     ],
                     "responses": {
@@ -278,7 +278,10 @@ def document() -> dict[str, Any]:
                                 REPORT_XLSX: {},
                             },
                         },
-                        "400": _error("A bad period or format (`details` names it), or a period not begun"),
+                        "400": _error(
+                            "A bad period, format or details flag (the error's `details` names it), or a period not "
+                            "begun"
+                        ),
                         "401": _error("Missing or wrong API token"),
                         "404": _error("No such unit"),
                         "503": _error("API_TOKEN is not configured"),

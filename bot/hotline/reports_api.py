@@ -123,7 +123,10 @@ async def get_report(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, "bad_format", "format: json, csv or xlsx", {"format": fmt})
-    details = fmt == "xlsx" or request.query.get("details") in ("true", "1")
+    flag = request.query.get("details", "false")
+    if flag not in ("true", "1", "false", "0"):
+        raise ApiError(400, "bad_details", "details: true or false", {"details": flag})
+    details = fmt == "xlsx" or flag in ("true", "1")
     service = ReportService(request.app[STORE], config)
     report = await service.report(period, now=now, units=units, details=details, trend=fmt != "csv")
     name = f"report-{period.key}{'-' + units[0] if units else ''}"

@@ -72,6 +72,7 @@ async def test_csv_and_the_workbook(client_with_history: Client) -> None:
         ("period=明年", 400, "bad_period"),
         ("period=2026-13", 400, "bad_period"),
         ("format=pdf", 400, "bad_format"),
+        ("details=maybe", 400, "bad_details"),
         ("period=2027-01", 400, "future_period"),
         ("unit=不存在的单位", 404, "unit_not_found"),
     ],
