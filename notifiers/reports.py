@@ -186,8 +186,8 @@ class ScheduledReports:
         notices = [Notice(key=f"report:{key}", unit=office, text=texts.weekly_office(report))]
         for line in report.units:
             unit = self.config.unit(line.code) if line.code else None
-            if unit is None:
-                continue
+            if unit is None or (unit.code == office and texts.nothing(line.figures)):
+                continue  # the office's own head reads the office's data in its group: no empty line besides
             notices.append(
                 Notice(key=f"report:{key}:{unit.code}", members=[unit.head], text=texts.weekly_unit(report, line))
             )

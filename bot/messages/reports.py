@@ -82,7 +82,7 @@ def unit_report(report: Report, line: UnitLine) -> str:
     title = line.name if line.code is not None else f"{report.office}（全部单位）"
     head = f"**{title} {report.period.label}**（截至 {when(report.at)}）"
     f = line.figures
-    if _nothing(f):
+    if nothing(f):
         return f"{head}\n本期暂无数据：没有收到工单，也没有到期的时限、回访或退单。"
     rank = f"，第 {line.rank}/{report.ranked} 名" if line.rank else ""
     lines = [
@@ -100,7 +100,7 @@ def _limit(report: Report, line: UnitLine) -> str:
     return "" if report.miss_limit is None or line.code is None else f"（上限 {report.miss_limit} 次）"
 
 
-def _nothing(f: Figures) -> bool:
+def nothing(f: Figures) -> bool:
     """Whether the period holds nothing of the unit's: no ticket received, no deadline due, no visit, no return."""
     c = f.counts
     done = (c.received, c.returns_asked, c.returns_approved, c.returns_rejected, c.warnings, c.unreachable)

@@ -225,6 +225,7 @@ async def test_the_weekly_data_on_wednesday_to_the_office_and_each_head(
     assert head.startswith("**市容景观所 上周数据 2026年第42周（10-12至10-18）**")
     assert "未按时接单 2 次；" in head  # a week's: the limit counts in two months
     assert shown(rig, userid="huangqiang")[0].startswith("**环卫所 上周数据")
+    assert shown(rig, userid="zhangwei") == []  # the office's head: the office's group has it, nothing of its own
     rig.clock.set(datetime(2026, 10, 22, 9, 8, tzinfo=TZ))  # a day and a minute after: too late for a new one
     assert await scheduled(rig, config, calendar, brief=False).run() == []
 
