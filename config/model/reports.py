@@ -3,15 +3,25 @@ targets the charts draw, the satisfaction weights and the unit score's weights."
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from config.model.fields import ClockTime, Model
 
 Answer = Literal["satisfied", "basically_satisfied", "dissatisfied"]
 DEFAULT_SATISFACTION_WEIGHTS: dict[Answer, float] = {"satisfied": 1.0, "basically_satisfied": 1.0, "dissatisfied": 0.0}
 RateKey = Literal["accept", "first_contact", "contact_20m", "handle", "reply", "solved", "satisfaction"]
+
+
+def _share(value: float) -> float:
+    if not 0 <= value <= 1:
+        raise ValueError(f"a share between 0 and 1 (0.95 = 95%), not {value}")
+    return value
+
+
+# a target or a satisfaction weight: checked key by key, so that every one amiss is told at once
+Share = Annotated[float, AfterValidator(_share)]
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
 _WEEKDAY_WORDS = dict(zip(("周一", "周二", "周三", "周四", "周五", "周六", "周日"), _WEEKDAYS, strict=True))
 
@@ -74,9 +84,9 @@ class Reports(Model):
     bulletin: Bulletin = Field(default_factory=Bulletin)
     brief: Brief = Field(default_factory=Brief)
     # the line a chart draws for each rate, as a share (0.95 = 95 %)
-    targets: dict[RateKey, float] = Field(default_factory=lambda: dict(DEFAULT_TARGETS))
+    targets: dict[RateKey, Share] = Field(default_factory=lambda: dict(DEFAULT_TARGETS))
     # 满意率's numerator weighs each answer; 联系不上 is never counted
-    satisfaction_weights: dict[Answer, float] = Field(default_factory=lambda: dict(DEFAULT_SATISFACTION_WEIGHTS))
+    satisfaction_weights: dict[Answer, Share] = Field(default_factory=lambda: dict(DEFAULT_SATISFACTION_WEIGHTS))
     # the unit score: 100 × the weighted mean of these rates (a rate with no denominator is left out); given, it
     # replaces the whole set
     score_weights: dict[RateKey, float] = Field(default_factory=lambda: dict(DEFAULT_SCORE_WEIGHTS))
@@ -91,12 +101,6 @@ class Reports(Model):
 
     @model_validator(mode="after")
     def _sane(self) -> Self:
-        for name, value in self.targets.items():
-            if not 0 <= value <= 1:
-                raise ValueError(f"reports.targets.{name}: a share between 0 and 1 (0.95 = 95%), not {value}")
-        for answer, weight in self.satisfaction_weights.items():
-            if not 0 <= weight <= 1:
-                raise ValueError(f"reports.satisfaction_weights.{answer}: between 0 and 1, not {weight}")
         if any(w < 0 for w in self.score_weights.values()) or not any(w > 0 for w in self.score_weights.values()):
             raise ValueError("reports.score_weights: weights of 0 or more, at least one above 0")
         return self

@@ -49,3 +49,12 @@ def test_chinese_weekdays() -> None:
 def test_nonsense_is_refused(data: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         Reports.model_validate(data)
+
+
+def test_every_target_amiss_is_told_at_once() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Reports.model_validate({"targets": {"accept": 1.5, "foo": 0.3}, "satisfaction_weights": {"satisfied": 2}})
+    errors = {".".join(map(str, e["loc"])): e["msg"] for e in refused.value.errors()}
+    assert "a share between 0 and 1 (0.95 = 95%), not 1.5" in errors["targets.accept"]
+    assert "targets.foo.[key]" in errors
+    assert "not 2" in errors["satisfaction_weights.satisfied"]
