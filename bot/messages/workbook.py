@@ -117,6 +117,7 @@ HEADER = {"bold": True, "bg_color": "#D9E1F2", "border": 1, "align": "center", "
 HOT = {"bg_color": "#FFC7CE", "font_color": "#9C0006"}  # a unit at or over the accept-miss limit
 WIDTHS = {"date": 17, "note": 30, "pct": 8, "points": 8, "score": 7, "hours": 8, "int": 7, "num": 8}
 MAX_WIDTH = 60
+LAST_ROW = 1_048_575  # a sheet's last row (from 0)
 _WIDEST = MAX_WIDTH - 2  # a column this wide is as wide as it gets (_finish)
 CSV_UNSAFE = ("=", "+", "-", "@", "\t", "\r")
 
@@ -371,6 +372,8 @@ class _Writer:
         date-times in Beijing time, numbers as numbers; the row after the last. Tight: it writes every cell."""
         string, number, blank = ws.write_string, ws.write_number, ws.write_blank
         for values in rows:
+            if r > LAST_ROW:  # XlsxWriter would skip the cell silently, libxlsxwriter refuse it: neither, told
+                raise ValueError(f"more rows than a sheet holds ({LAST_ROW + 1:,})")
             f = self.hot if hot is not None and hot(values) else fmts
             for c, value in enumerate(values):
                 if value is None:

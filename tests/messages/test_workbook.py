@@ -386,3 +386,12 @@ def test_the_tickets_received_by_kind_and_by_category_most_first(engine: str) ->
         ("噪音", 5, pytest.approx(5 / 12)),
     ]
     assert ws["C2"].number_format == "0.0%"
+
+
+def test_more_rows_than_a_sheet_holds_is_an_error_on_both_engines(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither engine drops a row: past the sheet's last row the workbook is refused (here with a sheet of 5 rows)."""
+    from bot.messages import workbook as module
+
+    monkeypatch.setattr(module, "LAST_ROW", 4)  # 汇总 needs 7 rows: its title, two header rows, three units, 合计
+    with pytest.raises(ValueError, match="more rows than a sheet holds"):
+        workbook(report(**FULL), engine=engine)
