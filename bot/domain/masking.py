@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 _COMPOUND_SURNAMES = (
@@ -64,19 +65,21 @@ _SURNAME = "(?:" + "|".join(_COMPOUND_SURNAMES) + f"|[{_SURNAMES}])"
 # separator is its plain form: full-width digits, Chinese numerals (一三八…, 幺 for one), non-breaking and other
 # spaces, full-width and long dashes. A match is then replaced in the text itself, by a masked plain form.
 
+_NUMERALS = "〇零一幺二三四五六七八九壹贰叁肆伍陆柒捌玖"  # the last nine: the financial numerals
 _SHADOW = str.maketrans(
     {
         **{chr(0xFF10 + i): str(i) for i in range(10)},  # ０-９
-        **dict(zip("〇零一幺二三四五六七八九", "001123456789", strict=True)),
-        **dict(zip("壹贰叁肆伍陆柒捌玖", "123456789", strict=True)),  # the financial numerals
+        **dict(zip(_NUMERALS, "001123456789123456789", strict=True)),
         **dict.fromkeys("\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u3000\t", " "),
-        **dict.fromkeys("－—–‒―−‐‑~～、，", "-"),  # dashes; tildes and Chinese commas between digits as well
+        **dict.fromkeys("－—–‒―−‐‑", "-"),
         **dict(zip("．·・／＿＋（）Ｘｘ", ".../_+()Xx", strict=True)),
     }
 )
-# between two digits of a phone number: nothing, or a space, a dash, a dot, an underscore, a slash or a bracket (or
-# two): 138-1234-5678, (138)1234-5678
-_SEP = r"[ ]?[-._/()]{0,2}[ ]?"
+# between two digits of a phone number: nothing, a space, or a dash, a dot, an underscore, a slash or a bracket (or
+# two) with a space either side or none: 138-1234-5678, (138)1234-5678. Written so that each text between two digits
+# matches it one way only: a number repeats it up to 17 times, and a separator that could match a space two ways
+# would have the pattern try 2^17 ways on a long run of spaced digits
+_SEP = r"(?:[ ]?[-._/()]{1,2}[ ]?|[ ])?"
 # an ID-card number: 6 digits of region, the birth date, 3 digits and the check character (X); or the old 15-digit
 # form (a 2-digit year). Never a part of a longer run of digits or letters (a ticket number)
 _ID_CARD = re.compile(
@@ -103,11 +106,14 @@ _CALLED = re.compile(
 # a flat: 1203室, 502户, 1203房, A1203室 (two digits at least: 3室2厅 is a floor plan); after a building or unit
 # number also without 室: 3号1203, 5号楼2单元1203, 3栋502
 _FLAT = re.compile(
-    r"(?<![\dA-Za-z])(?P<n>[A-Za-z]?\d{2,5})(?=[室户]|号?房(?!间))"
-    r"|(?<=[\dA-Za-z])(?:号楼?|栋|幢|座|单元)[ ]?(?P<m>[A-Za-z]?\d{3,4})(?![\d年月日时点分号元万%])"
+    r"(?<![\dA-Za-z])(?P<n>[A-Za-z]?\d{2,5})(?=[室户]|房(?!间)|号房(?![\u4e00-\u9fff]))"
+    r"|(?:(?<=\d)(?:号楼?|栋|幢|单元)|(?<=[\dA-Za-z])座)[ ]?(?P<m>[A-Za-z]?\d{3,4})(?![\d年月日时点分号元万%])"
 )
-# building-flat or building-unit-flat with dashes: 2-1203, 3-2-502 (not a date: its year has four digits)
-_DASHED_FLAT = re.compile(r"(?<![\d.-])\d{1,3}-(?:\d{1,2}-)?(?P<n>\d{3,4})(?![\d年月日时点分号元万%-])")
+# building-flat or building-unit-flat with dashes, where an address is given: 住2-1203, 地址：3-2-502 (on its own,
+# 80-120 is a range and 130-2011 a standard's number)
+_DASHED_FLAT = re.compile(
+    r"(?:(?<=住)|(?<=址)|(?<=址:)|(?<=址：))[ ]?\d{1,3}-(?:\d{1,2}-)?(?P<n>\d{3,4})(?![\d年月日时点分号元万%-])"
+)
 # the most specific number of an address, when it has no flat (the last one): 光明路88弄5号 → 光明路88弄***号
 _LAST_HOUSE_NUMBER = re.compile(r"\d+(?=[ ]?[号弄栋幢座][^\d]*$)")
 
@@ -173,17 +179,25 @@ _NUMBER_RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None
 
 # every rule above needs a digit in the shadow, that is a digit or a Chinese numeral in the text: text without one
 # has no number to mask (most titles, once their citizen's address is masked)
-_DIGIT = re.compile(r"[\d〇零一幺二三四五六七八九壹贰叁肆伍陆柒捌玖]")
+_DIGIT = re.compile(rf"[\d{_NUMERALS}]")
+
+
+# the shadow without the Chinese numerals: a number in digits right after one (张三13800000013, 十一13912345678) is
+# found in it, where the full shadow makes the two one longer number
+_ARABIC_SHADOW = str.maketrans({k: v for k, v in _SHADOW.items() if chr(k) not in _NUMERALS})
+_HAN_NUMERAL = re.compile(f"[{_NUMERALS}]")
 
 
 def _numbers(text: str) -> str:
     if _DIGIT.search(text) is None:
         return text
-    shadow = text.translate(_SHADOW)
-    for pattern, mask in _NUMBER_RULES:
-        masked = _replace_numbers(pattern, mask, text, shadow)
-        if masked is not text:
-            text, shadow = masked, masked.translate(_SHADOW)
+    shadows = (_SHADOW, _ARABIC_SHADOW) if _HAN_NUMERAL.search(text) else (_SHADOW,)
+    for table in shadows:
+        shadow = text.translate(table)
+        for pattern, mask in _NUMBER_RULES:
+            masked = _replace_numbers(pattern, mask, text, shadow)
+            if masked is not text:
+                text, shadow = masked, masked.translate(table)
     return text
 
 
@@ -268,10 +282,20 @@ class Citizen:
                 last = start = end
             text = "".join(parts) + text[last:] if parts else text
         if len(name) >= 2 and not name.isascii() and (" " in text or "\u3000" in text) and name[0] in text:
-            # written with spaces between its characters: 李 建国, 李　建　国
-            spaced = re.compile(r"[ \u3000]*".join(map(re.escape, name)))
-            text = spaced.sub(mask_name(name), text)
+            # written with spaces between its characters: 李 建国, 李　建　国 (as the plain name: not before a place
+            # word, its surname only before a polite form)
+            text = re.sub(r"[ \u3000]*".join(map(re.escape, name)), partial(_spaced, name), text)
         return text
+
+
+def _spaced(name: str, match: re.Match[str]) -> str:
+    """A citizen's name found with spaces between its characters, masked as :meth:`Citizen.mask` masks it plain."""
+    found = match.group()
+    after = match.string[match.end() :]
+    if found == name or (len(name) == 2 and after[:1] in _PLACE_WORDS):
+        return found  # the plain name: masked already, or a place's start (黄河路) left on purpose
+    surname = _surname(name) if not name.isascii() else name[:1]
+    return surname if after.startswith(_POLITE) else mask_name(name)
 
 
 def _bare_name(name: str | None) -> str:

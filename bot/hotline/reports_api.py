@@ -123,7 +123,7 @@ async def get_report(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "json")
     if fmt not in FORMATS:
         raise ApiError(400, "bad_format", "format: json, csv or xlsx", {"format": fmt})
-    flag = request.query.get("details", "false")
+    flag = request.query.get("details", "false").strip().lower() or "false"
     if flag not in ("true", "1", "false", "0"):
         raise ApiError(400, "bad_details", "details: true or false", {"details": flag})
     details = fmt == "xlsx" or flag in ("true", "1")

@@ -1,6 +1,7 @@
 """Help generated from the command specs: the list a member sees, and one command's card.
 
-Plain text for WeCom (no HTML, no markdown), under the text message's 2048-byte limit.
+Plain text (no HTML, no markdown markup), so that it reads the same wherever it goes, the markdown of a chat's
+answers included, under a message's 2048-byte limit.
 """
 
 from __future__ import annotations

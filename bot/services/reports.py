@@ -287,7 +287,7 @@ class ReportService:
                 ticket_no=r["ticket_no"],
                 unit=r["unit_code"],
                 kind=r["kind"],
-                category=masked_category(r["category"]),
+                category=_category(r),
                 title=title(r),
                 deadline=DeadlineName(r["name"]),
                 due_at=r["due_at"],
@@ -302,7 +302,7 @@ class ReportService:
             VisitItem(
                 ticket_no=r["ticket_no"],
                 unit=r["unit_code"],
-                category=masked_category(r["category"]),
+                category=_category(r),
                 title=title(r),
                 visited_at=r["visited_at"],
                 result=r["satisfaction"],
@@ -317,7 +317,7 @@ class ReportService:
             RepeatItem(
                 ticket_no=r["ticket_no"],
                 unit=r["unit_code"],
-                category=masked_category(r["category"]),
+                category=_category(r),
                 title=title(r),
                 dispatched_at=r["dispatched_at"],
                 count=max(r["repeat_count"], 2),
@@ -350,9 +350,20 @@ _AUDITED = {
 
 @functools.lru_cache(maxsize=4096)
 def masked_category(category: str | None) -> str | None:
-    """A ticket's category as the platform sent it, masked (a free-text field: it could hold a name or a number); an
-    office has a few dozen, each masked once."""
+    """A category as the platform sent it, masked (a free-text field: it could hold a name or a number) without a
+    ticket's citizen, as the figures by category have none: an office has a few dozen, each masked once."""
     return mask_text(category) if category else category
+
+
+def _category(row: dict[str, Any]) -> str | None:
+    """A ticket row's category masked, with its citizen where their name or address could be in it."""
+    category = row["category"]
+    if not category:
+        return category
+    name, address = row.get("citizen_name"), row.get("address")
+    if (name and name[0] in category) or (address and address in category):
+        return mask_text(category, Citizen(name or None, address or None))
+    return masked_category(category)
 
 
 def masked_title(row: dict[str, Any], limit: int = 60) -> str:

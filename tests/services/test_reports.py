@@ -253,3 +253,15 @@ async def test_a_category_is_masked_as_the_platforms_other_texts_are(
     masked = "环卫-业主王某某139****5678"
     assert report.total.figures.counts.by_category == {masked: 1}
     assert {i.category for i in report.late} == {masked}
+
+
+async def test_a_ticket_lines_category_is_masked_with_its_own_citizen(
+    service: TicketService, store: Store, clock: FrozenClock, sandbox_config: BotConfig
+) -> None:
+    """The citizen's own name, bare, is found in a ticket line's category as in its title."""
+    await service.upsert([ticket("202611230601", category="环卫-张建国反映")])
+    clock.set(datetime(2026, 11, 25, 10, 0, tzinfo=TZ))
+    report = await ReportService(store, sandbox_config).report(
+        containing(PeriodKind.MONTH, clock.now().date()), now=clock.now()
+    )
+    assert {i.category for i in report.late} == {"环卫-张某某反映"}

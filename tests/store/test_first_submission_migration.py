@@ -26,12 +26,14 @@ async def test_each_ticket_gets_its_first_submission(database_url: str) -> None:
         return f"{at:%Y-%m-%d %H:%M:%S}.000000"  # SQLite: as the store writes it
 
     first, second = t0 + timedelta(days=1), t0 + timedelta(days=8)
-    tickets = {  # ticket: (submitted_at kept before, its 办结 in the audit log)
-        "REOPENED": (None, [first]),
-        "MOVED": (second, [first, second]),
+    claimed, warning = "claimed", "warning"
+    tickets = {  # ticket: (submitted_at kept before, its 办结 in the audit log: when, from which state)
+        "REOPENED": (None, [(first, claimed)]),
+        "MOVED": (second, [(first, claimed), (second, claimed)]),
         "IMPORTED": (first, []),
-        "IMPORTED_THEN_SUBMITTED": (first, [second]),
+        "IMPORTED_THEN_SUBMITTED": (first, [(second, claimed)]),
         "OPEN": (None, []),
+        "REHANDLED_ONLY": (None, [(second, warning)]),  # imported as a warning ticket: its re-handling is no reply
     }
     try:
         async with engine.begin() as conn:
@@ -48,13 +50,13 @@ async def test_each_ticket_gets_its_first_submission(database_url: str) -> None:
                     {"no": no, "at": stamp(t0), "kept": stamp(kept)},
                 )
                 ticket_id = inserted.scalar_one()
-                for at in submits:
+                for at, state in submits:
                     await conn.execute(
                         text(
-                            "INSERT INTO audit_log (ticket_id, ticket_no, at, actor, action, data) "
-                            "VALUES (:id, :no, :at, 'wuhao', 'submit', '{}')"
+                            "INSERT INTO audit_log (ticket_id, ticket_no, at, actor, action, from_state, data) "
+                            "VALUES (:id, :no, :at, 'wuhao', 'submit', :state, '{}')"
                         ),
-                        {"id": ticket_id, "no": no, "at": stamp(at)},
+                        {"id": ticket_id, "no": no, "at": stamp(at), "state": state},
                     )
         await migrate(engine)
         async with engine.connect() as conn:
@@ -66,6 +68,7 @@ async def test_each_ticket_gets_its_first_submission(database_url: str) -> None:
             "IMPORTED": stamp(first),
             "IMPORTED_THEN_SUBMITTED": stamp(first),
             "OPEN": None,
+            "REHANDLED_ONLY": None,
         }
     finally:
         await engine.dispose()

@@ -21,11 +21,14 @@ branch_labels = None
 depends_on = None
 
 
+# a 办结 of the ticket, not a warning ticket's re-handling (as the submission rule: bot.domain.lifecycle.rules)
+_FIRST = "a.ticket_id = tickets.id AND a.action = 'submit' AND (a.from_state IS NULL OR a.from_state <> 'warning')"
+
+
 def upgrade() -> None:
     op.execute(
-        "UPDATE tickets SET submitted_at = "
-        "(SELECT min(a.at) FROM audit_log a WHERE a.ticket_id = tickets.id AND a.action = 'submit') "
-        "WHERE EXISTS (SELECT 1 FROM audit_log a WHERE a.ticket_id = tickets.id AND a.action = 'submit' "
+        f"UPDATE tickets SET submitted_at = (SELECT min(a.at) FROM audit_log a WHERE {_FIRST}) "
+        f"WHERE EXISTS (SELECT 1 FROM audit_log a WHERE {_FIRST} "
         "AND (tickets.submitted_at IS NULL OR a.at < tickets.submitted_at))"
     )
 
