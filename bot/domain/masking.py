@@ -107,13 +107,11 @@ _CALLED = re.compile(
 # number also without 室: 3号1203, 5号楼2单元1203, 3栋502
 _FLAT = re.compile(
     r"(?<![\dA-Za-z])(?P<n>[A-Za-z]?\d{2,5})(?=[室户]|房(?!间)|号房(?![\u4e00-\u9fff]))"
-    r"|(?:(?<=\d)(?:号楼?|栋|幢|单元)|(?<=[\dA-Za-z])座)[ ]?(?P<m>[A-Za-z]?\d{3,4})(?![\d年月日时点分号元万%])"
+    r"|(?<=[\dA-Za-z])(?:(?<=\d)(?:号楼?|栋|幢|单元)|座)[ ]?(?P<m>[A-Za-z]?\d{3,4})(?![\d年月日时点分号元万%])"
 )
 # building-flat or building-unit-flat with dashes, where an address is given: 住2-1203, 地址：3-2-502 (on its own,
 # 80-120 is a range and 130-2011 a standard's number)
-_DASHED_FLAT = re.compile(
-    r"(?:(?<=住)|(?<=址)|(?<=址:)|(?<=址：))[ ]?\d{1,3}-(?:\d{1,2}-)?(?P<n>\d{3,4})(?![\d年月日时点分号元万%-])"
-)
+_DASHED_FLAT = re.compile(r"(?:住|址[:：]?)[ ]?\d{1,3}-(?:\d{1,2}-)?(?P<n>\d{3,4})(?![\d年月日时点分号元万%-])")
 # the most specific number of an address, when it has no flat (the last one): 光明路88弄5号 → 光明路88弄***号
 _LAST_HOUSE_NUMBER = re.compile(r"\d+(?=[ ]?[号弄栋幢座][^\d]*$)")
 
@@ -185,7 +183,7 @@ _DIGIT = re.compile(rf"[\d{_NUMERALS}]")
 # the shadow without the Chinese numerals: a number in digits right after one (张三13800000013, 十一13912345678) is
 # found in it, where the full shadow makes the two one longer number
 _ARABIC_SHADOW = str.maketrans({k: v for k, v in _SHADOW.items() if chr(k) not in _NUMERALS})
-_HAN_NUMERAL = re.compile(f"[{_NUMERALS}]")
+_HAN_NUMERAL = re.compile(f"[{_NUMERALS}][0-9０-９]")  # such a place: only there is the second shadow needed
 
 
 def _numbers(text: str) -> str:
