@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import sys
 from collections.abc import Iterator, Mapping
@@ -20,6 +21,22 @@ from typing import IO, Any
 from bot.domain.masking import MaskingFilter, mask_text
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime", "taskName"}
+# the ids that follow a request or an event through the log, kept whole where they are generated ones (nginx's
+# $request_id, a uuid: 16 to 64 hex characters and dashes): the phone-number mask would cut one whose hex holds eleven
+# digits from 13 to 19, and with it the trail
+_TRACE_IDS = ("request_id", "event_id")
+_GENERATED = re.compile(r"[0-9A-Fa-f-]{16,64}")
+
+
+def _trace_ids(fields: dict[str, Any]) -> dict[str, str]:
+    """The generated trace ids taken out of ``fields`` (to be added to the line after it is masked)."""
+    return {
+        key: fields.pop(key)
+        for key in _TRACE_IDS
+        if isinstance(fields.get(key), str) and _GENERATED.fullmatch(fields[key])
+    }
+
+
 _HOST = socket.gethostname()
 _CONTEXT: ContextVar[Mapping[str, object] | None] = ContextVar("log_context", default=None)
 
@@ -62,8 +79,10 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        # the whole line, tracebacks included, passes the phone-number mask
-        return mask_text(json.dumps(entry, ensure_ascii=False, default=str))
+        ids = _trace_ids(entry)
+        # the whole line, tracebacks included, passes the phone-number mask; the generated ids are added after
+        line = mask_text(json.dumps(entry, ensure_ascii=False, default=str))
+        return line[:-1] + "".join(f", {json.dumps(k)}: {json.dumps(v)}" for k, v in ids.items()) + "}"
 
 
 class TextFormatter(logging.Formatter):
@@ -78,7 +97,9 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
         extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
-        return mask_text(base + ("  " + " ".join(f"{k}={v}" for k, v in extras.items()) if extras else ""))
+        ids = _trace_ids(extras)
+        line = mask_text(base + ("  " + " ".join(f"{k}={v}" for k, v in extras.items()) if extras else ""))
+        return line + "".join(f" {k}={v}" for k, v in ids.items())
 
 
 def setup_logging(fmt: str = "json", level: str = "INFO", stream: IO[str] | None = None) -> None:

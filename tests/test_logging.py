@@ -119,3 +119,18 @@ def test_a_text_line_gives_its_time_with_the_offset_and_the_scheduler_says_only_
     assert len(lines) == 2
     assert "missed" in lines[0]
     assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d ", lines[1]), lines[1]
+
+
+def test_a_generated_trace_id_stays_whole_and_any_other_is_masked(capture: tuple[logging.Logger, io.StringIO]) -> None:
+    """nginx's $request_id is hex: one may hold eleven digits from 13 to 19 (…5a13794564528), which the mask would
+    cut; such an id is kept whole, in JSON and in text. An id that is not a generated one is masked as any field."""
+    logger, stream = capture
+    hex_id = "da06e12fc0475a13794564528ab12cd3"
+    logger.info("callback", extra={"request_id": hex_id, "event_id": "13812345678", "note": hex_id})
+    entry = json.loads(stream.getvalue())
+    assert entry["request_id"] == hex_id
+    assert entry["event_id"] == "138****5678"
+    assert entry["note"] == "da06e12fc0475a137****4528ab12cd3"  # not a trace id: masked as any text
+    record = logging.LogRecord("hotline-test", logging.INFO, "", 0, "callback", None, None)
+    record.request_id = hex_id
+    assert TextFormatter().format(record).endswith(f" request_id={hex_id}")
