@@ -25,7 +25,7 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 # $request_id, a uuid: 16 to 64 hex characters and dashes): the phone-number mask would cut one whose hex holds eleven
 # digits from 13 to 19, and with it the trail
 _TRACE_IDS = ("request_id", "event_id")
-_GENERATED = re.compile(r"[0-9A-Fa-f-]{16,64}")
+_GENERATED = re.compile(r"(?=.*[A-Fa-f])[0-9A-Fa-f-]{16,64}")  # a letter in it: a run of digits is no generated id
 
 
 def _trace_ids(fields: dict[str, Any]) -> dict[str, str]:

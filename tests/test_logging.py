@@ -126,10 +126,11 @@ def test_a_generated_trace_id_stays_whole_and_any_other_is_masked(capture: tuple
     cut; such an id is kept whole, in JSON and in text. An id that is not a generated one is masked as any field."""
     logger, stream = capture
     hex_id = "da06e12fc0475a13794564528ab12cd3"
-    logger.info("callback", extra={"request_id": hex_id, "event_id": "13812345678", "note": hex_id})
+    dashed = "138-1234-5678-0000"  # hex characters and dashes, but no letter: a phone number, not a generated id
+    logger.info("callback", extra={"request_id": hex_id, "event_id": dashed, "note": hex_id})
     entry = json.loads(stream.getvalue())
     assert entry["request_id"] == hex_id
-    assert entry["event_id"] == "138****5678"
+    assert entry["event_id"] == "138****5678-0000"
     assert entry["note"] == "da06e12fc0475a137****4528ab12cd3"  # not a trace id: masked as any text
     record = logging.LogRecord("hotline-test", logging.INFO, "", 0, "callback", None, None)
     record.request_id = hex_id
